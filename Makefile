@@ -1,0 +1,43 @@
+# Pantau: `make run` starts everything on embedded defaults; `make test` installs
+# what the tests need (as root, from Debian's packages) and runs lint + tests.
+
+CARGO       ?= cargo
+CONFIG      ?= examples/pantau.yaml
+DEB_PACKAGES = nats-server postgresql
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: run build test deps lint fmt clippy unit help
+
+help:
+	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
+	@echo "make test   install test servers (as root), then fmt check, clippy, all tests"
+	@echo "make lint   fmt check + clippy -D warnings"
+
+build:
+	$(CARGO) build --release --bin pantau
+
+run: build
+	./target/release/pantau --config $(CONFIG) all
+
+# Installs the real servers the tests start (nats-server, PostgreSQL) when
+# missing. As root it runs apt-get; otherwise it says what to install.
+deps:
+	@missing=""; \
+	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then echo "deps: nats-server and postgresql present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
+	echo "deps: installing$$missing from Debian's packages"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --no-fail-fast
+
+test: deps lint unit

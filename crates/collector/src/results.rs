@@ -1,0 +1,53 @@
+//! The latest result of every target and a live feed of new results.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use pantau_proto::v1::CheckResult;
+use tokio::sync::broadcast;
+
+/// Results a slow feed subscriber may lag behind before it loses the oldest.
+const FEED: usize = 1024;
+
+/// Latest results and the feed.
+pub struct Results {
+    latest: RwLock<HashMap<String, CheckResult>>,
+    feed: broadcast::Sender<CheckResult>,
+}
+
+impl Default for Results {
+    fn default() -> Self {
+        Self {
+            latest: RwLock::default(),
+            feed: broadcast::channel(FEED).0,
+        }
+    }
+}
+
+impl Results {
+    /// Keeps `r` as its target's latest and sends it to feed subscribers.
+    pub fn record(&self, r: &CheckResult) {
+        self.latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(r.target_id.clone(), r.clone());
+        let _ = self.feed.send(r.clone());
+    }
+
+    /// The latest results of `ids` (every target when empty), by target id.
+    pub fn latest(&self, ids: &[String]) -> Vec<CheckResult> {
+        let map = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<CheckResult> = if ids.is_empty() {
+            map.values().cloned().collect()
+        } else {
+            ids.iter().filter_map(|id| map.get(id).cloned()).collect()
+        };
+        out.sort_by(|a, b| a.target_id.cmp(&b.target_id));
+        out
+    }
+
+    /// New results from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CheckResult> {
+        self.feed.subscribe()
+    }
+}

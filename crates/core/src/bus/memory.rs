@@ -1,0 +1,100 @@
+//! The in-process bus, for `pantau all` without NATS.
+//!
+//! Live subscribers get a bounded buffer each: a subscriber that falls behind
+//! misses messages (counted in `pantau_bus_dropped_total`) instead of slowing
+//! the publisher and everyone else. Durable subscribers are meant to see
+//! everything, so a full durable buffer makes the publisher wait. Nothing
+//! outlives the process: a durable name here does not resume after a restart.
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Bus, BusError, Headers, Message, MessageStream, Subscription, metric, subject};
+
+/// Buffered messages per subscriber.
+const BUFFER: usize = 4096;
+
+struct Subscriber {
+    pattern: String,
+    durable: bool,
+    tx: mpsc::Sender<Message>,
+}
+
+/// The in-process [`Bus`]; clones share subscribers.
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    subscribers: Arc<RwLock<Vec<Subscriber>>>,
+}
+
+impl MemoryBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
+        subject::validate_publish(subject)?;
+        let targets: Vec<(mpsc::Sender<Message>, bool)> = {
+            let subs = self.subscribers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            subs.iter()
+                .filter(|s| subject::matches(&s.pattern, subject))
+                .map(|s| (s.tx.clone(), s.durable))
+                .collect()
+        };
+        let mut closed = false;
+        for (tx, durable) in targets {
+            let msg = Message::new(subject, headers.clone(), payload.clone());
+            if durable {
+                closed |= tx.send(msg).await.is_err();
+            } else {
+                match tx.try_send(msg) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        metrics::counter!(metric::DROPPED, "family" => subject::family(subject)).increment(1);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                }
+            }
+        }
+        if closed {
+            self.subscribers
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|s| !s.tx.is_closed());
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
+        subject::validate_pattern(&sub.pattern)?;
+        if let Some(name) = &sub.durable
+            && !crate::config::is_token(name)
+        {
+            return Err(BusError::InvalidDurable(name.clone()));
+        }
+        let (tx, rx) = mpsc::channel(BUFFER);
+        self.subscribers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Subscriber {
+                pattern: sub.pattern,
+                durable: sub.durable.is_some(),
+                tx,
+            });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+}

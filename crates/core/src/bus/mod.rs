@@ -1,0 +1,216 @@
+//! The event bus: one [`Bus`] trait, two implementations.
+//!
+//! - [`nats::NatsBus`]: NATS JetStream. Everything under `pantau.>` is
+//!   captured by the stream (`nats.stream`, bounded by age and bytes); durable
+//!   subscriptions are JetStream pull consumers, so a restarted service resumes
+//!   where it stopped; the client reconnects on its own.
+//! - [`memory::MemoryBus`]: in-process, for `pantau all` without `nats.url`.
+//!
+//! Both honour the same subjects and the `*` (one token) and `>` (one or more
+//! trailing tokens) wildcards. Payloads are protobuf messages from
+//! `events.proto`; [`publish_proto`] writes the W3C trace context into the
+//! headers and [`decode`] counts (`pantau_bus_decode_errors_total`) and logs
+//! what does not decode, instead of failing the consumer.
+
+pub mod memory;
+pub mod nats;
+pub mod subject;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+pub use crate::telemetry::Headers;
+
+/// A received message.
+pub struct Message {
+    pub subject: String,
+    pub headers: Headers,
+    pub payload: Bytes,
+    acker: Option<Box<dyn Acker>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("subject", &self.subject)
+            .field("headers", &self.headers)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Message {
+    pub fn new(subject: impl Into<String>, headers: Headers, payload: Bytes) -> Self {
+        Self {
+            subject: subject.into(),
+            headers,
+            payload,
+            acker: None,
+        }
+    }
+
+    fn with_acker(mut self, acker: Box<dyn Acker>) -> Self {
+        self.acker = Some(acker);
+        self
+    }
+
+    /// Confirms a durable delivery so it is not redelivered; a no-op for live
+    /// subscriptions and the in-process bus.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Some(a) => a.ack().await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+trait Acker: Send + Sync {
+    async fn ack(&self) -> Result<(), BusError>;
+}
+
+/// A stream of received messages; dropping it unsubscribes.
+pub type MessageStream = Pin<Box<dyn Stream<Item = Message> + Send>>;
+
+/// What to subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Subject pattern, wildcards allowed.
+    pub pattern: String,
+    /// A durable consumer name: deliveries must be acknowledged, and a
+    /// restarted subscriber with the same name resumes after the last one it
+    /// acknowledged (NATS). `None` is a live subscription: what is published
+    /// while nobody listens is not replayed.
+    pub durable: Option<String>,
+}
+
+impl Subscription {
+    /// A live subscription to `pattern`.
+    pub fn live(pattern: impl Into<String>) -> Self {
+        Self {
+            pattern: pattern.into(),
+            durable: None,
+        }
+    }
+
+    /// A durable subscription to `pattern` named `name`.
+    pub fn durable(pattern: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            pattern: pattern.into(),
+            durable: Some(name.into()),
+        }
+    }
+}
+
+/// Why a bus operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid subject `{subject}`: {reason}")]
+    InvalidSubject { subject: String, reason: &'static str },
+    #[error("invalid durable name `{0}`: use letters, digits, `-` or `_`")]
+    InvalidDurable(String),
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error("NATS {op} failed: {source}")]
+    Nats {
+        op: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("NATS did not acknowledge the publish within {0:?}")]
+    AckTimeout(std::time::Duration),
+    #[error("the bus is closed")]
+    Closed,
+}
+
+impl BusError {
+    fn nats(op: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Nats {
+            op,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Publish and subscribe on `pantau.*` subjects.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes `payload` on `subject` (no wildcards). With NATS this waits
+    /// for JetStream's acknowledgement, so success means stored.
+    async fn publish(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError>;
+
+    /// Subscribes to a pattern.
+    async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError>;
+
+    /// `nats` or `memory`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether the bus can carry messages now.
+    async fn check(&self) -> Result<(), BusError>;
+}
+
+/// A readiness check over a bus.
+pub fn readiness(bus: std::sync::Arc<dyn Bus>) -> std::sync::Arc<dyn crate::health::ReadinessCheck> {
+    struct Check(std::sync::Arc<dyn Bus>);
+    #[async_trait]
+    impl crate::health::ReadinessCheck for Check {
+        async fn check(&self) -> Result<(), String> {
+            self.0.check().await.map_err(|e| e.to_string())
+        }
+    }
+    std::sync::Arc::new(Check(bus))
+}
+
+/// Metric names of the bus.
+pub mod metric {
+    pub const PUBLISHED: &str = "pantau_bus_published_total";
+    pub const PUBLISH_ERRORS: &str = "pantau_bus_publish_errors_total";
+    pub const DECODE_ERRORS: &str = "pantau_bus_decode_errors_total";
+    pub const DROPPED: &str = "pantau_bus_dropped_total";
+}
+
+pub(crate) fn describe_metrics() {
+    metrics::describe_counter!(metric::PUBLISHED, metrics::Unit::Count, "Messages published on the bus, by subject family");
+    metrics::describe_counter!(metric::PUBLISH_ERRORS, metrics::Unit::Count, "Publishes the bus refused or did not acknowledge");
+    metrics::describe_counter!(metric::DECODE_ERRORS, metrics::Unit::Count, "Received messages that did not decode and were skipped");
+    metrics::describe_counter!(metric::DROPPED, metrics::Unit::Count, "Messages a slow live subscriber of the in-process bus missed");
+}
+
+/// Encodes `msg`, adds the current trace context, publishes, and counts.
+pub async fn publish_proto<M: prost::Message>(bus: &dyn Bus, subject: &str, msg: &M) -> Result<(), BusError> {
+    let mut headers = Headers::new();
+    crate::telemetry::inject_context(&mut headers);
+    headers.insert("content-type".to_owned(), "application/protobuf".to_owned());
+    let family = subject::family(subject);
+    match bus.publish(subject, headers, Bytes::from(msg.encode_to_vec())).await {
+        Ok(()) => {
+            metrics::counter!(metric::PUBLISHED, "family" => family).increment(1);
+            Ok(())
+        }
+        Err(e) => {
+            metrics::counter!(metric::PUBLISH_ERRORS, "family" => family).increment(1);
+            Err(e)
+        }
+    }
+}
+
+/// Decodes a received message as `M`; a message that does not decode is
+/// counted in `pantau_bus_decode_errors_total`, logged, and `None`.
+pub fn decode<M: prost::Message + Default>(msg: &Message) -> Option<M> {
+    match M::decode(msg.payload.as_ref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            let family = subject::family(&msg.subject);
+            metrics::counter!(metric::DECODE_ERRORS, "family" => family).increment(1);
+            tracing::warn!(subject = %msg.subject, bytes = msg.payload.len(), error = %e, "skipping a bus message that does not decode");
+            None
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The NATS JetStream bus.
+//!
+//! On connect it makes sure the stream (`nats.stream`, default `PANTAU`)
+//! captures `pantau.>` with bounded age and size. Publishes wait for the
+//! stream's acknowledgement. Live subscriptions are core NATS subscriptions;
+//! durable ones are JetStream pull consumers whose pump re-attaches after
+//! errors. The client reconnects by itself, forever, with a capped backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Acker, Bus, BusError, Headers, Message, MessageStream, Subscription, subject};
+use crate::config::NatsConfig;
+
+/// Subjects the stream captures.
+pub const STREAM_SUBJECTS: &str = "pantau.>";
+
+/// The NATS [`Bus`].
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: String,
+    url: String,
+    publish_timeout: Duration,
+}
+
+impl NatsBus {
+    /// Connects (failing at once if the server cannot be reached) and ensures
+    /// the stream. `name` identifies this client in the server's monitoring.
+    pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Self, BusError> {
+        let url = cfg.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+        let shown = crate::config::mask_url_password(&url);
+        let mut opts = async_nats::ConnectOptions::new()
+            .name(name)
+            .max_reconnects(None::<usize>)
+            .connection_timeout(Duration::from_secs(5))
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
+            })
+            .event_callback({
+                let shown = shown.clone();
+                move |event| {
+                    let shown = shown.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => tracing::info!(url = %shown, "connected to nats"),
+                            async_nats::Event::Disconnected => tracing::warn!(url = %shown, "disconnected from nats; reconnecting"),
+                            other => tracing::info!(url = %shown, event = %other, "nats event"),
+                        }
+                    }
+                }
+            });
+        if let Some(token) = &cfg.token {
+            opts = opts.token(token.clone());
+        }
+        let client = opts.connect(url.as_str()).await.map_err(|source| BusError::Connect {
+            url: shown.clone(),
+            source,
+        })?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(cfg.publish_timeout);
+        js.get_or_create_stream(stream::Config {
+            name: cfg.stream.clone(),
+            subjects: vec![STREAM_SUBJECTS.to_owned()],
+            max_age: cfg.max_age,
+            max_bytes: cfg.max_bytes,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::nats("create stream", e))?;
+        tracing::info!(url = %shown, stream = %cfg.stream, "nats bus ready");
+        Ok(Self {
+            client,
+            js,
+            stream: cfg.stream.clone(),
+            url: shown,
+            publish_timeout: cfg.publish_timeout,
+        })
+    }
+
+    /// The underlying client, for tools that need plain NATS.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    async fn durable(&self, pattern: String, name: String) -> Result<MessageStream, BusError> {
+        let consumer = self.consumer(&pattern, &name).await?;
+        let (tx, rx) = mpsc::channel(1024);
+        let bus = self.clone();
+        tokio::spawn(async move { bus.pump(consumer, pattern, name, tx).await });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    async fn consumer(&self, pattern: &str, name: &str) -> Result<consumer::PullConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| BusError::nats("get stream", e))?;
+        stream
+            .get_or_create_consumer(
+                name,
+                consumer::pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    filter_subject: pattern.to_owned(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    deliver_policy: consumer::DeliverPolicy::New,
+                    ack_wait: Duration::from_secs(30),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| BusError::nats("create consumer", e))
+    }
+
+    /// Forwards the consumer's messages until the subscriber goes away,
+    /// re-attaching (with backoff) when the message stream breaks.
+    async fn pump(&self, mut consumer: consumer::PullConsumer, pattern: String, name: String, tx: mpsc::Sender<Message>) {
+        let mut failures: u32 = 0;
+        loop {
+            match consumer.messages().await {
+                Ok(mut messages) => loop {
+                    let next = tokio::select! {
+                        () = tx.closed() => return,
+                        next = messages.next() => next,
+                    };
+                    match next {
+                        Some(Ok(m)) => {
+                            failures = 0;
+                            if tx.send(from_jetstream(m)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(consumer = %name, error = %e, "durable consumer error; re-attaching");
+                            break;
+                        }
+                        None => break,
+                    }
+                },
+                Err(e) => tracing::warn!(consumer = %name, error = %e, "cannot read durable consumer"),
+            }
+            failures = failures.saturating_add(1);
+            let delay = Duration::from_millis(200u64.saturating_mul(1 << failures.min(4)));
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            match self.consumer(&pattern, &name).await {
+                Ok(c) => consumer = c,
+                Err(e) => tracing::warn!(consumer = %name, error = %e, "cannot re-attach durable consumer"),
+            }
+        }
+    }
+}
+
+fn to_nats_headers(headers: &Headers) -> async_nats::HeaderMap {
+    let mut map = async_nats::HeaderMap::new();
+    for (k, v) in headers {
+        map.insert(k.as_str(), v.as_str());
+    }
+    map
+}
+
+fn from_nats_headers(headers: Option<&async_nats::HeaderMap>) -> Headers {
+    let mut out = Headers::new();
+    if let Some(h) = headers {
+        for (k, values) in h.iter() {
+            if let Some(v) = values.first() {
+                out.insert(k.to_string(), v.as_str().to_owned());
+            }
+        }
+    }
+    out
+}
+
+struct JsAcker(jetstream::Message);
+
+#[async_trait]
+impl Acker for JsAcker {
+    async fn ack(&self) -> Result<(), BusError> {
+        self.0.ack().await.map_err(|e| BusError::Nats {
+            op: "ack",
+            source: e,
+        })
+    }
+}
+
+fn from_jetstream(m: jetstream::Message) -> Message {
+    let msg = Message::new(
+        m.subject.as_str(),
+        from_nats_headers(m.headers.as_ref()),
+        m.payload.clone(),
+    );
+    msg.with_acker(Box::new(JsAcker(m)))
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
+        subject::validate_publish(subject)?;
+        let ack = self
+            .js
+            .publish_with_headers(subject.to_owned(), to_nats_headers(&headers), payload)
+            .await
+            .map_err(|e| BusError::nats("publish", e))?;
+        match tokio::time::timeout(self.publish_timeout, ack).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(BusError::nats("publish acknowledgement", e)),
+            Err(_) => Err(BusError::AckTimeout(self.publish_timeout)),
+        }
+    }
+
+    async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
+        subject::validate_pattern(&sub.pattern)?;
+        match sub.durable {
+            Some(name) => {
+                if !crate::config::is_token(&name) {
+                    return Err(BusError::InvalidDurable(name));
+                }
+                self.durable(sub.pattern, name).await
+            }
+            None => {
+                let s = self
+                    .client
+                    .subscribe(sub.pattern)
+                    .await
+                    .map_err(|e| BusError::nats("subscribe", e))?;
+                Ok(Box::pin(s.map(|m| {
+                    Message::new(m.subject.as_str(), from_nats_headers(m.headers.as_ref()), m.payload)
+                })))
+            }
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn check(&self) -> Result<(), BusError> {
+        match self.client.connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(BusError::Nats {
+                op: "connection",
+                source: format!("{state} from {}", self.url).into(),
+            }),
+        }
+    }
+}
+
+/// Connects to NATS when `cfg.url` is set, else gives the in-process bus.
+pub async fn connect_or_memory(cfg: &NatsConfig, name: &str) -> Result<Arc<dyn Bus>, BusError> {
+    if cfg.url.is_some() {
+        Ok(Arc::new(NatsBus::connect(cfg, name).await?))
+    } else {
+        Ok(Arc::new(super::memory::MemoryBus::new()))
+    }
+}

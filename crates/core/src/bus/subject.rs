@@ -1,0 +1,126 @@
+//! Subjects: validation, wildcard matching, the subject families, and the
+//! builders of every subject Pantau publishes on.
+
+use super::BusError;
+
+/// Checks a subject to publish on: dot-separated, non-empty tokens, no
+/// whitespace, no wildcards.
+pub fn validate_publish(subject: &str) -> Result<(), BusError> {
+    validate(subject, false)
+}
+
+/// Checks a subscription pattern: like a subject, with `*` as a whole token
+/// anywhere and `>` as the last token.
+pub fn validate_pattern(pattern: &str) -> Result<(), BusError> {
+    validate(pattern, true)
+}
+
+fn validate(s: &str, wildcards: bool) -> Result<(), BusError> {
+    let bad = |reason| BusError::InvalidSubject { subject: s.to_owned(), reason };
+    if s.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let tokens: Vec<&str> = s.split('.').collect();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.is_empty() {
+            return Err(bad("it has an empty token"));
+        }
+        if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("it contains whitespace"));
+        }
+        let wild = *t == "*" || *t == ">";
+        if !wild && (t.contains('*') || t.contains('>')) {
+            return Err(bad("a wildcard must be a whole token"));
+        }
+        if wild && !wildcards {
+            return Err(bad("wildcards are only for subscriptions"));
+        }
+        if *t == ">" && i + 1 != tokens.len() {
+            return Err(bad("`>` must be the last token"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `subject` matches `pattern` (`*` one token, `>` one or more trailing).
+pub fn matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// The bounded "family" of a subject for metric labels: its first three
+/// tokens (`pantau.check.result`), never the ids after them.
+pub fn family(subject: &str) -> String {
+    subject.split('.').take(3).collect::<Vec<_>>().join(".")
+}
+
+/// `pantau.check.result.<location>.<target_id>`
+pub fn check_result(location: &str, target_id: &str) -> String {
+    format!("pantau.check.result.{location}.{target_id}")
+}
+
+/// Every check result, from every location.
+pub const ALL_CHECK_RESULTS: &str = "pantau.check.result.>";
+
+/// `pantau.iface.sample.<router_id>.<if_index>`
+pub fn iface_sample(router_id: &str, if_index: u32) -> String {
+    format!("pantau.iface.sample.{router_id}.{if_index}")
+}
+
+/// `pantau.event.<kind>.<source>`
+pub fn event(kind: &str, source: &str) -> String {
+    format!("pantau.event.{kind}.{source}")
+}
+
+/// `pantau.metric.<name>`
+pub fn metric(name: &str) -> String {
+    format!("pantau.metric.{name}")
+}
+
+/// `pantau.alert.<state>.<alert_id>`
+pub fn alert(state: &str, alert_id: &str) -> String {
+    format!("pantau.alert.{state}.{alert_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches("pantau.check.result.>", "pantau.check.result.jkt.web"));
+        assert!(!matches("pantau.check.result.>", "pantau.check.result"));
+        assert!(matches("pantau.*.result.*.web", "pantau.check.result.jkt.web"));
+        assert!(!matches("pantau.*.result", "pantau.check.result.jkt"));
+        assert!(matches("pantau.event.reboot.r1", "pantau.event.reboot.r1"));
+        assert!(!matches("pantau.event.reboot.r1", "pantau.event.reboot.r2"));
+        assert!(matches(">", "a"));
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate_publish("pantau.check.result.jkt.web").is_ok());
+        assert!(validate_publish("pantau.check.>").is_err());
+        assert!(validate_publish("pantau..x").is_err());
+        assert!(validate_publish("pantau.a b").is_err());
+        assert!(validate_pattern("pantau.>").is_ok());
+        assert!(validate_pattern("pantau.>.x").is_err());
+        assert!(validate_pattern("pantau.a*").is_err());
+        assert!(validate_pattern("").is_err());
+    }
+
+    #[test]
+    fn family_is_bounded() {
+        assert_eq!(family("pantau.check.result.jkt.web-1"), "pantau.check.result");
+        assert_eq!(family("pantau.metric.cpu"), "pantau.metric.cpu");
+    }
+}

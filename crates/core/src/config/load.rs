@@ -1,0 +1,303 @@
+//! Reading the configuration: YAML file, environment aliases, `PANTAU_` variables.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use figment::value::{Dict, Map, Value};
+use figment::providers::Format;
+use figment::{Figment, Metadata, Profile, Provider};
+
+use super::Config;
+
+/// Where the configuration comes from. The binary fills `env` from the
+/// process environment; tests pass their own, so none mutates the process.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The YAML file, if any.
+    pub file: Option<PathBuf>,
+    /// Environment variables to honour (`PANTAU_*` and the aliases).
+    pub env: Vec<(String, String)>,
+}
+
+impl LoadOptions {
+    /// `file` plus the process environment.
+    pub fn from_process(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// One wrong value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Dotted key, e.g. `collector.targets[0].url`.
+    pub key: String,
+    /// The value as given.
+    pub value: String,
+    /// What is allowed.
+    pub allowed: String,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` = `{}`: {}", self.key, self.value, self.allowed)
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration:\n{}", .0.join("\n"))]
+    Parse(Vec<String>),
+    #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Invalid>),
+}
+
+/// The original specification's names, honoured below the `PANTAU_` ones.
+const ALIASES: &[(&str, &str)] = &[
+    ("ENABLE_SYNC_API", "sync.enabled"),
+    ("SYNC_API_PORT", "sync.grpc_port"),
+    ("PRIMARY_SYNC_URL", "sync.primary_url"),
+    ("INSTANCE_NAME", "instance.name"),
+    ("INSTANCE_LOCATION", "instance.location"),
+    ("FAILOVER_ORDER", "sync.failover_order"),
+    ("SYNC_INTERVAL", "sync.sync_interval"),
+    ("HEARTBEAT_INTERVAL", "sync.heartbeat_interval"),
+    ("WORKER_LOAD_BALANCING_STRATEGY", "collector.workers.strategy"),
+    ("METRICS_ENABLED", "metrics.enabled"),
+    ("METRICS_COLLECTION_INTERVAL", "metrics.collection_interval"),
+    ("METRICS_BROADCAST_METRICS", "metrics.broadcast"),
+    ("DATABASE_PATH", "data_dir"),
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+];
+
+/// Alias families: `WORKER_CIRCUIT_BREAKER_FAILURE_THRESHOLD` → `collector.circuit_breaker.failure_threshold`.
+const ALIAS_PREFIXES: &[(&str, &str)] = &[
+    ("WORKER_CIRCUIT_BREAKER_", "collector.circuit_breaker"),
+    ("DASHBOARD_", "gateway.dashboard"),
+];
+
+/// Variables under the prefix that are not configuration keys.
+const NOT_KEYS: &[&str] = &["PANTAU_CONFIG"];
+
+pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(path) = &opts.file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if !text.trim().is_empty() {
+            figment = figment.merge(
+                figment::providers::Yaml::file_exact(path),
+            );
+        }
+    }
+    // In the given order, so a later duplicate (a command-line flag) wins.
+    let env = &opts.env;
+    for (name, value) in env {
+        if let Some(path) = alias_path(name) {
+            figment = figment.merge(EnvVar::new(name, path, value));
+        }
+    }
+    for (name, value) in env {
+        if let Some(path) = pantau_path(name) {
+            figment = figment.merge(EnvVar::new(name, path, value));
+        }
+    }
+    let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn alias_path(name: &str) -> Option<Vec<String>> {
+    if let Some((_, path)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
+        return Some(path.split('.').map(str::to_owned).collect());
+    }
+    ALIAS_PREFIXES.iter().find_map(|(prefix, section)| {
+        let key = name.strip_prefix(prefix)?;
+        let mut path: Vec<String> = section.split('.').map(str::to_owned).collect();
+        path.push(key.to_ascii_lowercase());
+        Some(path)
+    })
+}
+
+fn pantau_path(name: &str) -> Option<Vec<String>> {
+    if NOT_KEYS.contains(&name) {
+        return None;
+    }
+    let rest = name.strip_prefix("PANTAU_")?;
+    if rest.is_empty() {
+        return None;
+    }
+    Some(rest.split("__").map(str::to_ascii_lowercase).collect())
+}
+
+/// One environment variable as a figment provider, so errors name the variable.
+struct EnvVar {
+    name: String,
+    path: Vec<String>,
+    value: String,
+}
+
+impl EnvVar {
+    fn new(name: &str, path: Vec<String>, value: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            path,
+            value: value.to_owned(),
+        }
+    }
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let leaf: Value = self
+            .value
+            .parse()
+            .unwrap_or_else(|never: std::convert::Infallible| match never {});
+        let mut value = leaf;
+        for key in self.path.iter().skip(1).rev() {
+            let mut d = Dict::new();
+            d.insert(key.clone(), value);
+            value = Value::from(d);
+        }
+        let mut top = Dict::new();
+        top.insert(self.path[0].clone(), value);
+        Ok(Profile::Default.collect(top))
+    }
+}
+
+/// Each figment error as `key: problem (from source)`.
+fn describe(err: figment::Error) -> Vec<String> {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                "(top level)".to_owned()
+            } else {
+                e.path.join(".")
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("  `{key}`: {}{source}", e.kind)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::LoadBalancingStrategy;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn yaml(text: &str) -> (tempfile::NamedTempFile, PathBuf) {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        let p = f.path().to_owned();
+        (f, p)
+    }
+
+    #[test]
+    fn env_overrides_file_and_aliases() {
+        let (_f, path) = yaml("collector:\n  interval: 10s\ninstance:\n  name: from-file\n");
+        let c = Config::load(&LoadOptions {
+            file: Some(path),
+            env: env(&[
+                ("PANTAU_COLLECTOR__INTERVAL", "20s"),
+                ("INSTANCE_NAME", "from-alias"),
+                ("INSTANCE_LOCATION", "jakarta"),
+                ("PANTAU_INSTANCE__LOCATION", "bandung"),
+                ("WORKER_LOAD_BALANCING_STRATEGY", "least_connections"),
+                ("WORKER_CIRCUIT_BREAKER_FAILURE_THRESHOLD", "7"),
+                ("DASHBOARD_MAX_CONNECTIONS", "500"),
+                ("FAILOVER_ORDER", "jkt-1, bdg-1"),
+                ("SYNC_INTERVAL", "45"),
+                ("PANTAU_CONFIG", "ignored.yaml"),
+                ("HOME", "/root"),
+            ]),
+        })
+        .unwrap();
+        assert_eq!(c.collector.interval, Duration::from_secs(20));
+        assert_eq!(c.instance.name, "from-alias");
+        assert_eq!(c.instance.location, "bandung");
+        assert_eq!(c.collector.workers.strategy, LoadBalancingStrategy::LeastConnections);
+        assert_eq!(c.collector.circuit_breaker.failure_threshold, 7);
+        assert_eq!(c.gateway.dashboard.max_connections, 500);
+        assert_eq!(c.sync.failover_order, vec!["jkt-1", "bdg-1"]);
+        assert_eq!(c.sync.sync_interval, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn negative_interval_names_the_key() {
+        let (_f, path) = yaml("collector:\n  interval: -5s\n");
+        let err = Config::load(&LoadOptions { file: Some(path), env: vec![] }).unwrap_err().to_string();
+        assert!(err.contains("`collector.interval`"), "{err}");
+        assert!(err.contains("-5s"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let (_f, path) = yaml("collector:\n  intervall: 5s\n");
+        let err = Config::load(&LoadOptions { file: Some(path), env: vec![] }).unwrap_err().to_string();
+        assert!(err.contains("intervall"), "{err}");
+        let err = Config::load(&LoadOptions {
+            file: None,
+            env: env(&[("PANTAU_COLLECTOR__NOPE", "1")]),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("PANTAU_COLLECTOR__NOPE"), "{err}");
+    }
+
+    #[test]
+    fn wrong_enum_value_lists_choices() {
+        let err = Config::load(&LoadOptions {
+            file: None,
+            env: env(&[("WORKER_LOAD_BALANCING_STRATEGY", "fastest")]),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("collector.workers.strategy"), "{err}");
+        assert!(err.contains("least_connections"), "{err}");
+    }
+
+    #[test]
+    fn numeric_looking_names_stay_strings() {
+        let c = Config::load(&LoadOptions {
+            file: None,
+            env: env(&[("INSTANCE_NAME", "123")]),
+        })
+        .unwrap();
+        assert_eq!(c.instance.name, "123");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load(&LoadOptions {
+            file: Some("/nonexistent/pantau.yaml".into()),
+            env: vec![],
+        })
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

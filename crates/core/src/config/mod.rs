@@ -1,0 +1,167 @@
+//! Pantau's configuration: one YAML file with a section per service.
+//!
+//! Sources, later ones winning: built-in defaults → the YAML file → the
+//! original specification's environment aliases (`INSTANCE_NAME`, …) →
+//! `PANTAU_<SECTION>__<KEY>` environment variables. The result is validated
+//! once ([`Config::validate`]); every error names the key, the value and what
+//! is allowed. `examples/pantau.yaml` is the commented reference.
+
+pub mod duration;
+mod load;
+mod sections;
+mod validate;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Invalid, LoadOptions};
+pub use validate::is_subject_token as is_token;
+pub use sections::*;
+
+/// The whole configuration of one Pantau process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Who this instance is and where it watches from.
+    pub instance: InstanceConfig,
+    /// Directory for SQLite files and generated secrets (`DATABASE_PATH`).
+    pub data_dir: PathBuf,
+    /// Address every server binds to (gRPC, admin, gateway).
+    pub listen_host: String,
+    /// Admin port of `pantau all` (`/metrics`, `/healthz`, `/readyz`, webhooks).
+    pub admin_port: u16,
+    /// How long in-flight work may take to drain after SIGINT/SIGTERM.
+    #[serde(with = "duration")]
+    pub shutdown_grace: Duration,
+    /// Logging.
+    pub log: LogConfig,
+    /// Tracing export.
+    pub telemetry: TelemetryConfig,
+    /// The NATS bus; without `url`, `pantau all` uses the in-process bus.
+    pub nats: NatsConfig,
+    /// SQL storage; without `url`, one SQLite file per service in `data_dir`.
+    pub database: DatabaseConfig,
+    /// Host metrics collection.
+    pub metrics: MetricsConfig,
+    /// The collector service.
+    pub collector: CollectorConfig,
+    /// The gateway service.
+    pub gateway: GatewayConfig,
+    /// Multi-location sync (primary, dependent and standalone instances).
+    pub sync: SyncConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            instance: InstanceConfig::default(),
+            data_dir: PathBuf::from("./data"),
+            listen_host: "0.0.0.0".to_owned(),
+            admin_port: 9100,
+            shutdown_grace: Duration::from_secs(10),
+            log: LogConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            nats: NatsConfig::default(),
+            database: DatabaseConfig::default(),
+            metrics: MetricsConfig::default(),
+            collector: CollectorConfig::default(),
+            gateway: GatewayConfig::default(),
+            sync: SyncConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates: defaults, then `opts.file`, then the environment.
+    pub fn load(opts: &LoadOptions) -> Result<Self, ConfigError> {
+        load::load(opts)
+    }
+
+    /// Checks every value; the error lists each wrong key with its value and
+    /// what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let problems = validate::problems(self);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// A copy with every secret replaced by `***`, for printing and logging.
+    #[must_use]
+    pub fn masked(&self) -> Self {
+        let mut c = self.clone();
+        c.nats.url = c.nats.url.as_deref().map(mask_url_password);
+        if c.nats.token.is_some() {
+            c.nats.token = Some(MASK.to_owned());
+        }
+        c.database.url = c.database.url.as_deref().map(mask_url_password);
+        c.sync.primary_url = c.sync.primary_url.as_deref().map(mask_url_password);
+        if c.sync.token.is_some() {
+            c.sync.token = Some(MASK.to_owned());
+        }
+        c
+    }
+
+    /// The effective configuration as YAML, secrets masked.
+    pub fn to_masked_yaml(&self) -> String {
+        serde_yaml::to_string(&self.masked()).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+const MASK: &str = "***";
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`; other text unchanged.
+pub fn mask_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let masked = match userinfo.find(':') {
+        Some(colon) => format!("{}:{MASK}", &userinfo[..colon]),
+        None => MASK.to_owned(),
+    };
+    format!("{}://{masked}{}", &url[..scheme_end], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_passwords_in_urls() {
+        assert_eq!(
+            mask_url_password("postgres://pantau:s3cret@db:5432/pantau"),
+            "postgres://pantau:***@db:5432/pantau"
+        );
+        assert_eq!(mask_url_password("nats://tok@n:4222"), "nats://***@n:4222");
+        assert_eq!(mask_url_password("nats://n:4222"), "nats://n:4222");
+        assert_eq!(mask_url_password("not a url"), "not a url");
+    }
+
+    #[test]
+    fn masked_config_hides_every_secret() {
+        let mut c = Config::default();
+        c.database.url = Some("postgres://u:hunter2@h/db".into());
+        c.nats.token = Some("natstoken".into());
+        c.sync.token = Some("synctoken".into());
+        let yaml = c.to_masked_yaml();
+        for secret in ["hunter2", "natstoken", "synctoken"] {
+            assert!(!yaml.contains(secret), "{secret} leaked:\n{yaml}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+}

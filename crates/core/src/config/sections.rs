@@ -1,0 +1,398 @@
+//! The sections of [`super::Config`], one struct each.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::duration;
+
+/// Who this instance is and where it watches from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceConfig {
+    /// Instance name, unique across locations (`INSTANCE_NAME`).
+    pub name: String,
+    /// Location checks run from; the `<location>` of result subjects (`INSTANCE_LOCATION`).
+    pub location: String,
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        Self {
+            name: "pantau".to_owned(),
+            location: "local".to_owned(),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Pretty on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    Pretty,
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `auto`, `pretty` or `json`.
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, e.g. `info,pantau_collector=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Trace export.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC endpoint for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); unset means no export.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The NATS bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// `nats://host:4222`; unset means the in-process bus (only for `pantau all`).
+    pub url: Option<String>,
+    /// Authentication token, if the server wants one.
+    pub token: Option<String>,
+    /// JetStream stream that captures `pantau.>`.
+    pub stream: String,
+    /// Oldest message the stream keeps.
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    /// Most bytes the stream keeps.
+    pub max_bytes: i64,
+    /// How long a publish waits for the server's acknowledgement.
+    #[serde(with = "duration")]
+    pub publish_timeout: Duration,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            token: None,
+            stream: "PANTAU".to_owned(),
+            max_age: Duration::from_secs(24 * 3600),
+            max_bytes: 1 << 30,
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// SQL storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user:pass@host/db` for PostgreSQL (a schema per service);
+    /// `sqlite://dir` for SQLite files in `dir`; unset means SQLite in `data_dir`.
+    pub url: Option<String>,
+    /// Prefix of the PostgreSQL schema names (`<prefix>_<service>`).
+    pub schema_prefix: String,
+    /// Most connections in each service's pool.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            schema_prefix: "pantau".to_owned(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// Host metrics collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Collect host metrics (`METRICS_ENABLED`).
+    pub enabled: bool,
+    /// How often (`METRICS_COLLECTION_INTERVAL`).
+    #[serde(with = "duration")]
+    pub collection_interval: Duration,
+    /// Also publish them on the bus for dashboards (`METRICS_BROADCAST_METRICS`).
+    pub broadcast: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            collection_interval: Duration::from_secs(30),
+            broadcast: true,
+        }
+    }
+}
+
+/// The kind of check a target gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckType {
+    Http,
+    Tcp,
+}
+
+impl CheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// One thing the collector watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Stable id: lower-case letters, digits, `-` and `_` (it is a bus subject token).
+    pub id: String,
+    /// Human name; the id when unset.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `http` or `tcp`.
+    #[serde(rename = "type")]
+    pub check: CheckType,
+    /// HTTP: the URL to request.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// TCP: `host:port` to connect to.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// How often; `collector.interval` when unset.
+    #[serde(default, with = "duration::option")]
+    pub interval: Option<Duration>,
+    /// Longest a check may take; `collector.timeout` when unset.
+    #[serde(default, with = "duration::option")]
+    pub timeout: Option<Duration>,
+    /// HTTP: accepted status codes; empty means 200–399.
+    #[serde(default)]
+    pub expected_status: Vec<u16>,
+    /// Free-form labels (env, team, …) carried on every result.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How checks are spread over workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancingStrategy {
+    #[default]
+    RoundRobin,
+    LeastConnections,
+    Random,
+    WeightedRoundRobin,
+}
+
+/// The collector's worker pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Most checks in flight at once.
+    pub concurrency: usize,
+    /// `round_robin`, `least_connections`, `random` or `weighted_round_robin`
+    /// (`WORKER_LOAD_BALANCING_STRATEGY`).
+    pub strategy: LoadBalancingStrategy,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 256,
+            strategy: LoadBalancingStrategy::RoundRobin,
+        }
+    }
+}
+
+/// Per-target circuit breaker (`WORKER_CIRCUIT_BREAKER_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before trial calls.
+    #[serde(with = "duration")]
+    pub recovery_timeout: Duration,
+    /// Trial calls allowed while half-open.
+    pub half_open_max_calls: u32,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        Self {
+            failure_threshold: 5,
+            recovery_timeout: Duration::from_secs(60),
+            half_open_max_calls: 3,
+        }
+    }
+}
+
+/// The collector service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// gRPC port (`CollectorService`, health, reflection).
+    pub grpc_port: u16,
+    /// Admin port when run alone (`pantau collector`).
+    pub admin_port: u16,
+    /// Default check interval.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Default check timeout.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// The worker pool.
+    pub workers: WorkersConfig,
+    /// Per-target circuit breaker.
+    pub circuit_breaker: CircuitBreakerConfig,
+    /// What to watch.
+    pub targets: Vec<TargetConfig>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            grpc_port: 50051,
+            admin_port: 9101,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            workers: WorkersConfig::default(),
+            circuit_breaker: CircuitBreakerConfig::default(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Real-time dashboards (`DASHBOARD_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardConfig {
+    /// Most WebSocket clients at once (`DASHBOARD_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// How often the server pings each client.
+    #[serde(with = "duration")]
+    pub ping_interval: Duration,
+    /// A client silent this long is closed.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// Messages buffered per client; a slower client loses its oldest.
+    pub client_buffer: usize,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            client_buffer: 1024,
+        }
+    }
+}
+
+/// The gateway service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// REST, WebSocket, `/metrics` and `/health` port.
+    pub port: u16,
+    /// Real-time dashboards.
+    pub dashboard: DashboardConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            dashboard: DashboardConfig::default(),
+        }
+    }
+}
+
+/// The role of this instance among locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceRole {
+    #[default]
+    Standalone,
+    Primary,
+    Dependent,
+}
+
+/// Multi-location sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// Serve the sync API (`ENABLE_SYNC_API`).
+    pub enabled: bool,
+    /// `standalone`, `primary` or `dependent`.
+    pub role: InstanceRole,
+    /// gRPC port of the sync API (`SYNC_API_PORT`).
+    pub grpc_port: u16,
+    /// The primary's sync API, for a dependent (`PRIMARY_SYNC_URL`).
+    pub primary_url: Option<String>,
+    /// Instance token a dependent presents to its primary.
+    pub token: Option<String>,
+    /// Instances in the order they take over (`FAILOVER_ORDER`, comma-separated).
+    #[serde(deserialize_with = "comma_list")]
+    pub failover_order: Vec<String>,
+    /// How often configuration is synchronised (`SYNC_INTERVAL`).
+    #[serde(with = "duration")]
+    pub sync_interval: Duration,
+    /// How often instances send heartbeats (`HEARTBEAT_INTERVAL`).
+    #[serde(with = "duration")]
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            role: InstanceRole::Standalone,
+            grpc_port: 50055,
+            primary_url: None,
+            token: None,
+            failover_order: Vec::new(),
+            sync_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A list written as YAML sequence or as `a,b,c`.
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::List(l) => l,
+        Raw::Text(t) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}

@@ -1,0 +1,292 @@
+//! Every rule a configuration value must follow, each problem naming its key.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::duration::format as fmt_d;
+use super::{CheckType, Config, Invalid, InstanceRole};
+
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+struct Problems(Vec<Invalid>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, value: impl ToString, allowed: impl Into<String>) {
+        self.0.push(Invalid {
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        });
+    }
+
+    fn duration_at_least(&mut self, key: &str, d: Duration, min: Duration) {
+        if d < min {
+            self.add(key, fmt_d(d), format!("must be at least {}", fmt_d(min)));
+        }
+    }
+
+    fn positive<T: PartialOrd + Default + ToString>(&mut self, key: &str, v: T) {
+        if v <= T::default() {
+            self.add(key, v.to_string(), "must be greater than 0");
+        }
+    }
+}
+
+/// A token that can stand in a NATS subject: letters, digits, `-` and `_`.
+pub fn is_subject_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub(super) fn problems(c: &Config) -> Vec<Invalid> {
+    let mut p = Problems(Vec::new());
+    const TOKEN: &str = "must be 1–128 characters of letters, digits, `-` or `_`";
+    if !is_subject_token(&c.instance.name) {
+        p.add("instance.name", &c.instance.name, TOKEN);
+    }
+    if !is_subject_token(&c.instance.location) {
+        p.add("instance.location", &c.instance.location, TOKEN);
+    }
+    if c.listen_host.parse::<std::net::IpAddr>().is_err() {
+        p.add("listen_host", &c.listen_host, "must be an IP address such as 0.0.0.0 or 127.0.0.1");
+    }
+    if c.shutdown_grace.is_zero() || c.shutdown_grace > Duration::from_secs(600) {
+        p.add("shutdown_grace", fmt_d(c.shutdown_grace), "must be between 1ms and 10m");
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+        p.add("log.level", &c.log.level, format!("must be a filter such as `info` or `warn,pantau_collector=debug` ({e})"));
+    }
+    nats(c, &mut p);
+    database(c, &mut p);
+    p.duration_at_least("metrics.collection_interval", c.metrics.collection_interval, MIN_INTERVAL);
+    collector(c, &mut p);
+    gateway(c, &mut p);
+    sync(c, &mut p);
+    ports(c, &mut p);
+    p.0
+}
+
+fn nats(c: &Config, p: &mut Problems) {
+    if let Some(url) = &c.nats.url {
+        let ok = ["nats://", "tls://", "ws://", "wss://"].iter().any(|s| url.starts_with(s)) && url.len() > 7;
+        if !ok {
+            p.add("nats.url", super::mask_url_password(url), "must be a URL such as nats://127.0.0.1:4222 (schemes nats, tls, ws, wss)");
+        }
+    }
+    let s = &c.nats.stream;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        p.add("nats.stream", s, "must be a stream name of letters, digits, `-` or `_`");
+    }
+    p.duration_at_least("nats.max_age", c.nats.max_age, Duration::from_secs(60));
+    if c.nats.max_bytes != -1 && c.nats.max_bytes < 1 << 20 {
+        p.add("nats.max_bytes", c.nats.max_bytes, "must be at least 1048576 (1 MiB), or -1 for unlimited");
+    }
+    p.duration_at_least("nats.publish_timeout", c.nats.publish_timeout, Duration::from_millis(100));
+}
+
+fn database(c: &Config, p: &mut Problems) {
+    if let Some(url) = &c.database.url {
+        let ok = ["postgres://", "postgresql://", "sqlite://"].iter().any(|s| url.starts_with(s));
+        if !ok {
+            p.add("database.url", super::mask_url_password(url), "must start with postgres://, postgresql:// or sqlite://");
+        }
+    }
+    let prefix = &c.database.schema_prefix;
+    let ok = prefix.len() <= 40
+        && prefix.chars().next().is_some_and(|ch| ch.is_ascii_lowercase() || ch == '_')
+        && prefix.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+    if !ok {
+        p.add("database.schema_prefix", prefix, "must be up to 40 lower-case letters, digits or `_`, not starting with a digit");
+    }
+    p.positive("database.max_connections", c.database.max_connections);
+}
+
+fn collector(c: &Config, p: &mut Problems) {
+    let col = &c.collector;
+    p.duration_at_least("collector.interval", col.interval, MIN_INTERVAL);
+    p.duration_at_least("collector.timeout", col.timeout, Duration::from_millis(10));
+    p.positive("collector.workers.concurrency", col.workers.concurrency);
+    p.positive("collector.circuit_breaker.failure_threshold", col.circuit_breaker.failure_threshold);
+    p.positive("collector.circuit_breaker.half_open_max_calls", col.circuit_breaker.half_open_max_calls);
+    p.duration_at_least("collector.circuit_breaker.recovery_timeout", col.circuit_breaker.recovery_timeout, MIN_INTERVAL);
+    let mut seen = HashSet::new();
+    for (i, t) in col.targets.iter().enumerate() {
+        let key = |field: &str| format!("collector.targets[{i}].{field}");
+        if !is_subject_token(&t.id) {
+            p.add(key("id"), &t.id, "must be 1–128 characters of letters, digits, `-` or `_`");
+        } else if !seen.insert(t.id.as_str()) {
+            p.add(key("id"), &t.id, "must be unique: another target has this id");
+        }
+        match t.check {
+            CheckType::Http => {
+                match &t.url {
+                    None => p.add(key("url"), "", "is required for an http target"),
+                    Some(u) => {
+                        if let Err(why) = check_http_url(u) {
+                            p.add(key("url"), u, why);
+                        }
+                    }
+                }
+                if t.address.is_some() {
+                    p.add(key("address"), t.address.as_deref().unwrap_or_default(), "is for tcp targets; an http target takes `url`");
+                }
+                for s in &t.expected_status {
+                    if !(100..=599).contains(s) {
+                        p.add(key("expected_status"), s, "must hold HTTP status codes between 100 and 599");
+                    }
+                }
+            }
+            CheckType::Tcp => {
+                match &t.address {
+                    None => p.add(key("address"), "", "is required for a tcp target, as host:port"),
+                    Some(a) => {
+                        if let Err(why) = check_host_port(a) {
+                            p.add(key("address"), a, why);
+                        }
+                    }
+                }
+                if t.url.is_some() {
+                    p.add(key("url"), t.url.as_deref().unwrap_or_default(), "is for http targets; a tcp target takes `address`");
+                }
+                if !t.expected_status.is_empty() {
+                    p.add(key("expected_status"), format!("{:?}", t.expected_status), "is for http targets only");
+                }
+            }
+        }
+        let interval = t.interval.unwrap_or(col.interval);
+        let timeout = t.timeout.unwrap_or(col.timeout);
+        if let Some(iv) = t.interval {
+            p.duration_at_least(&key("interval"), iv, MIN_INTERVAL);
+        }
+        if let Some(to) = t.timeout {
+            p.duration_at_least(&key("timeout"), to, Duration::from_millis(10));
+        }
+        if timeout > interval {
+            p.add(key("timeout"), fmt_d(timeout), format!("must not exceed the target's interval ({})", fmt_d(interval)));
+        }
+    }
+}
+
+fn check_http_url(u: &str) -> Result<(), &'static str> {
+    let uri: axum::http::Uri = u.parse().map_err(|_| "must be an absolute http:// or https:// URL")?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err("must be an absolute http:// or https:// URL"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("must name a host");
+    }
+    Ok(())
+}
+
+fn check_host_port(a: &str) -> Result<(), &'static str> {
+    let (host, port) = a.rsplit_once(':').ok_or("must be host:port, e.g. 127.0.0.1:22")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("must be host:port with a host");
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err("must be host:port with a port between 1 and 65535"),
+    }
+}
+
+fn gateway(c: &Config, p: &mut Problems) {
+    let d = &c.gateway.dashboard;
+    p.positive("gateway.dashboard.max_connections", d.max_connections);
+    p.positive("gateway.dashboard.client_buffer", d.client_buffer);
+    p.duration_at_least("gateway.dashboard.ping_interval", d.ping_interval, MIN_INTERVAL);
+    if d.idle_timeout <= d.ping_interval {
+        p.add("gateway.dashboard.idle_timeout", fmt_d(d.idle_timeout), format!("must be longer than gateway.dashboard.ping_interval ({})", fmt_d(d.ping_interval)));
+    }
+}
+
+fn sync(c: &Config, p: &mut Problems) {
+    let s = &c.sync;
+    p.duration_at_least("sync.sync_interval", s.sync_interval, MIN_INTERVAL);
+    p.duration_at_least("sync.heartbeat_interval", s.heartbeat_interval, MIN_INTERVAL);
+    if s.role == InstanceRole::Dependent && s.primary_url.is_none() {
+        p.add("sync.primary_url", "", "is required when sync.role is `dependent` (PRIMARY_SYNC_URL)");
+    }
+    for (i, name) in s.failover_order.iter().enumerate() {
+        if !is_subject_token(name) {
+            p.add(format!("sync.failover_order[{i}]"), name, "must be an instance name: letters, digits, `-` or `_`");
+        }
+    }
+}
+
+fn ports(c: &Config, p: &mut Problems) {
+    let mut ports = vec![
+        ("admin_port", c.admin_port),
+        ("gateway.port", c.gateway.port),
+        ("collector.grpc_port", c.collector.grpc_port),
+        ("collector.admin_port", c.collector.admin_port),
+    ];
+    if c.sync.enabled {
+        ports.push(("sync.grpc_port", c.sync.grpc_port));
+    }
+    for (i, (key, port)) in ports.iter().enumerate() {
+        if *port == 0 {
+            continue;
+        }
+        if let Some((other, _)) = ports[..i].iter().find(|(_, q)| q == port) {
+            p.add(*key, port, format!("must differ from {other}, which uses the same port"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TargetConfig;
+
+    fn target(id: &str, check: CheckType) -> TargetConfig {
+        TargetConfig {
+            id: id.into(),
+            name: None,
+            check,
+            url: None,
+            address: None,
+            interval: None,
+            timeout: None,
+            expected_status: vec![],
+            labels: Default::default(),
+        }
+    }
+
+    fn keys(c: &Config) -> Vec<String> {
+        problems(c).into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn targets_need_their_address() {
+        let mut c = Config::default();
+        c.collector.targets = vec![target("web", CheckType::Http), target("ssh", CheckType::Tcp)];
+        assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
+        c.collector.targets[0].url = Some("ftp://x".into());
+        c.collector.targets[1].address = Some("localhost".into());
+        assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
+        c.collector.targets[0].url = Some("http://127.0.0.1:8080/healthz".into());
+        c.collector.targets[1].address = Some("127.0.0.1:22".into());
+        assert!(keys(&c).is_empty());
+    }
+
+    #[test]
+    fn duplicate_ids_and_bad_tokens() {
+        let mut c = Config::default();
+        let mut t = target("a.b", CheckType::Tcp);
+        t.address = Some("h:1".into());
+        c.collector.targets = vec![t.clone(), { let mut u = t; u.id = "x".into(); u }, { let mut v = target("x", CheckType::Tcp); v.address = Some("h:2".into()); v }];
+        assert_eq!(keys(&c), ["collector.targets[0].id", "collector.targets[2].id"]);
+    }
+
+    #[test]
+    fn timeout_beyond_interval_and_port_clash() {
+        let mut c = Config::default();
+        c.collector.timeout = Duration::from_secs(60);
+        let mut t = target("t", CheckType::Tcp);
+        t.address = Some("h:1".into());
+        c.collector.targets = vec![t];
+        c.gateway.port = 9100;
+        assert_eq!(keys(&c), ["collector.targets[0].timeout", "gateway.port"]);
+    }
+}

@@ -1,0 +1,28 @@
+//! The foundation every Pantau service stands on.
+//!
+//! Layout:
+//! - [`config`]: the one YAML file, `PANTAU_<SECTION>__<KEY>` overrides, the
+//!   original specification's aliases, and validation that names the key.
+//! - [`telemetry`]: `tracing` logs, OTLP trace export, the Prometheus recorder,
+//!   and W3C trace context for bus headers.
+//! - [`bus`]: the [`bus::Bus`] trait with a NATS JetStream and an in-process
+//!   implementation, plus typed protobuf publish/decode helpers.
+//! - [`store`]: sqlx pools for SQLite (default) and PostgreSQL (a schema per
+//!   service) with per-service embedded migrations.
+//! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, drain with a deadline.
+//! - [`health`]: readiness checks, the admin router (`/metrics`, `/healthz`,
+//!   `/readyz`) and the JSON error body.
+//! - [`grpc`]: serves a tonic service with `grpc.health.v1` and reflection.
+//! - [`service`]: what a service's `run` receives from its caller.
+
+pub mod bus;
+pub mod config;
+pub mod grpc;
+pub mod health;
+pub mod service;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+
+pub use config::Config;

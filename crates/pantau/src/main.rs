@@ -1,0 +1,72 @@
+//! `pantau`: run one Pantau service or all of them, and check configuration.
+//!
+//! The binary is thin: it parses the command line, loads the configuration,
+//! starts telemetry, and hands over to [`run`], which binds the listeners and
+//! runs the services until a signal.
+
+mod cli;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use pantau_core::config::{Config, LoadOptions};
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Config { command } => config_command(&cli, command),
+        Command::All(_) | Command::Collector(_) | Command::Gateway(_) => {
+            let config = match load(&cli, cli.config.clone()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run::run(&cli.command, config))
+        }
+    }
+}
+
+/// Loads and validates the configuration, printing what is wrong.
+fn load(cli: &Cli, file: Option<std::path::PathBuf>) -> Result<Config, ExitCode> {
+    let mut opts = LoadOptions::from_process(file);
+    cli.push_overrides(&mut opts.env);
+    Config::load(&opts).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn config_command(cli: &Cli, command: &ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Print => match load(cli, cli.config.clone()) {
+            Ok(c) => {
+                print!("{}", c.to_masked_yaml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        ConfigCommand::Check { file } => match load(cli, Some(file.clone())) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} target{}, bus: {}, store: {})",
+                    file.display(),
+                    c.collector.targets.len(),
+                    if c.collector.targets.len() == 1 { "" } else { "s" },
+                    if c.nats.url.is_some() { "nats" } else { "in-process" },
+                    if c.database.url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" },
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}

@@ -1,0 +1,78 @@
+//! [`TestkitError`]: why a test server could not be started or driven.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a test server could not be started or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum TestkitError {
+    /// A binary the server needs is not installed.
+    #[error(
+        "{binary} not found {looked}: install the Debian package {package} (apt-get install {package}), \
+         or run make test, which installs it"
+    )]
+    MissingBinary {
+        binary: &'static str,
+        /// Where it was looked for, e.g. "on PATH".
+        looked: String,
+        package: &'static str,
+    },
+    /// A system user the server must run as does not exist.
+    #[error(
+        "user `{user}` not found in /etc/passwd; {why}: install the Debian package {package} \
+         (apt-get install {package}), which creates it"
+    )]
+    MissingUser {
+        user: &'static str,
+        why: &'static str,
+        package: &'static str,
+    },
+    /// A file-system or process operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper command (initdb, pg_ctl, createdb) ran but failed.
+    #[error("`{command}` failed ({status}):\n{output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    /// The server process exited while it was expected to run.
+    #[error("{server} exited during start-up ({status}); log tail:\n{log_tail}")]
+    Exited {
+        server: &'static str,
+        status: String,
+        log_tail: String,
+    },
+    /// The server did not become ready before the deadline.
+    #[error("{server} was not ready within {after:?}; log tail:\n{log_tail}")]
+    NotReady {
+        server: &'static str,
+        after: Duration,
+        log_tail: String,
+    },
+    /// A name that cannot be used as a database name.
+    #[error(
+        "invalid database name `{0}`: use lowercase letters, digits and `_`, starting with a letter"
+    )]
+    InvalidName(String),
+}
+
+impl TestkitError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Real servers for Pantau's tests: `pantau-testkit` starts the actual
+//! `nats-server` and PostgreSQL binaries on free loopback ports, each in its
+//! own temporary directory, and stops them when the handle is dropped.
+//!
+//! Layout:
+//! - [`Nats`]: `nats-server` with JetStream, ready once `/healthz` answers
+//!   200; it can be stopped and started again on the same port with the same
+//!   store, to test a restart in the middle of a test.
+//! - [`Postgres`]: `initdb` + `pg_ctl start` on 127.0.0.1 (as the `postgres`
+//!   user when the tests run as root), stopped with `pg_ctl stop -m immediate`.
+//! - [`free_port`]: a loopback port nobody listens on right now.
+//! - [`TestkitError`]: why a server could not start. A missing binary is an
+//!   error naming the Debian package to install, never a silent skip.
+//!
+//! Everything that waits is async (tokio), so a test can restart a server
+//! while its other tasks keep running.
+
+mod binary;
+mod error;
+mod nats;
+mod postgres;
+
+pub use error::TestkitError;
+pub use nats::Nats;
+pub use postgres::Postgres;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
+/// the port the kernel chose, and releases it.
+///
+/// # Panics
+/// If the loopback interface cannot be bound at all.
+pub fn free_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("cannot bind a loopback port");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+        .port()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_port_is_bindable() {
+        let port = free_port();
+        assert_ne!(port, 0);
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+    }
+
+    #[test]
+    fn a_missing_binary_names_the_package() {
+        let e = TestkitError::MissingBinary {
+            binary: "nats-server",
+            looked: "on PATH".to_owned(),
+            package: "nats-server",
+        };
+        assert_eq!(
+            e.to_string(),
+            "nats-server not found on PATH: install the Debian package nats-server \
+             (apt-get install nats-server), or run make test, which installs it"
+        );
+    }
+}

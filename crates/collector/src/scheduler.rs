@@ -140,14 +140,16 @@ impl Collector {
 }
 
 fn log_transition(t: &Target, r: &CheckResult, tr: crate::state::Transition) {
-    let was = tr.previous.map(|p| {
-        let lasted = tr.current.since.duration_since(p.since).unwrap_or_default();
-        (if p.up { "up" } else { "down" }, pantau_core::config::duration::format(Duration::from_secs(lasted.as_secs())))
+    // How long the previous state lasted, to the second.
+    let lasted = tr.previous.map_or_else(String::new, |p| {
+        let d = tr.current.since.duration_since(p.since).unwrap_or_default();
+        pantau_core::config::duration::format(Duration::from_secs(d.as_secs()))
     });
+    let first = tr.previous.is_none();
     if tr.current.up {
-        tracing::info!(target_id = %t.id, address = %t.address(), previously = ?was, "target is up");
+        tracing::info!(target_id = %t.id, address = %t.address(), first, after_down_for = %lasted, "target is up");
     } else {
-        tracing::warn!(target_id = %t.id, address = %t.address(), reason = r.reason().as_str_name(), message = %r.message, previously = ?was, "target is down");
+        tracing::warn!(target_id = %t.id, address = %t.address(), first, after_up_for = %lasted, reason = r.reason().as_str_name(), message = %r.message, "target is down");
     }
 }
 

@@ -114,10 +114,14 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     let mut failure = None;
     // Run until a signal, or until a service stops on its own (a failure).
     tokio::select! {
+        biased;
         () = ctx.shutdown.cancelled() => {}
         Some(joined) = set.join_next() => {
-            failure = Some(describe(joined));
-            ctx.shutdown.cancel();
+            // A task that ends because shutdown began is no failure.
+            if !ctx.shutdown.is_cancelled() {
+                failure = Some(describe(joined));
+                ctx.shutdown.cancel();
+            }
         }
     }
     let grace = config.shutdown_grace;

@@ -1,0 +1,286 @@
+//! The store suite: the same tests for SQLite and PostgreSQL, plus what is
+//! particular to each (a file per service, a schema per service).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use pantau_core::config::DatabaseConfig;
+use pantau_core::store::{Migrations, Store};
+use pantau_testkit::Postgres;
+use sqlx::migrate::Migrator;
+use tempfile::TempDir;
+
+static SQLITE: Migrator = sqlx::migrate!("tests/it/migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("tests/it/migrations/postgres");
+
+const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// A database backend under test, with whatever keeps it alive.
+trait StoreFixture: Sized {
+    const KIND: &'static str;
+
+    async fn start() -> anyhow::Result<Self>;
+
+    /// The configuration of a test whose PostgreSQL schemas start with `prefix`.
+    fn config(&self, prefix: &str) -> DatabaseConfig;
+
+    /// The data directory handed to [`Store::connect`].
+    fn data_dir(&self) -> &Path;
+
+    async fn connect(&self, prefix: &str, service: &str) -> anyhow::Result<Store> {
+        let store = Store::connect(&self.config(prefix), self.data_dir(), service, MIGRATIONS)
+            .await
+            .with_context(|| format!("connect {service}"))?;
+        assert_eq!(store.kind(), Self::KIND);
+        Ok(store)
+    }
+}
+
+struct SqliteFixture {
+    dir: TempDir,
+}
+
+impl StoreFixture for SqliteFixture {
+    const KIND: &'static str = "sqlite";
+
+    async fn start() -> anyhow::Result<Self> {
+        Ok(Self { dir: tempfile::tempdir()? })
+    }
+
+    fn config(&self, prefix: &str) -> DatabaseConfig {
+        DatabaseConfig {
+            url: None,
+            schema_prefix: prefix.to_owned(),
+            ..DatabaseConfig::default()
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+struct PostgresFixture {
+    pg: Postgres,
+    /// Unused by PostgreSQL, but `Store::connect` takes one.
+    dir: TempDir,
+}
+
+impl StoreFixture for PostgresFixture {
+    const KIND: &'static str = "postgres";
+
+    async fn start() -> anyhow::Result<Self> {
+        Ok(Self {
+            pg: Postgres::start().await?,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    fn config(&self, prefix: &str) -> DatabaseConfig {
+        DatabaseConfig {
+            url: Some(self.pg.url()),
+            schema_prefix: prefix.to_owned(),
+            max_connections: 4,
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+async fn insert(store: &Store, name: &str) -> anyhow::Result<()> {
+    match store {
+        Store::Sqlite(pool) => {
+            sqlx::query("INSERT INTO items (name) VALUES (?)")
+                .bind(name)
+                .execute(pool)
+                .await?;
+        }
+        Store::Postgres { pool, .. } => {
+            sqlx::query("INSERT INTO items (name) VALUES ($1)")
+                .bind(name)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn names(store: &Store) -> anyhow::Result<Vec<String>> {
+    const SQL: &str = "SELECT name FROM items ORDER BY id";
+    Ok(match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+    })
+}
+
+/// Versions recorded in the service's `_sqlx_migrations`.
+async fn applied(store: &Store) -> anyhow::Result<Vec<i64>> {
+    const SQL: &str = "SELECT version FROM _sqlx_migrations ORDER BY version";
+    Ok(match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+    })
+}
+
+/// The tests every backend passes; `store_suite!` instantiates them.
+mod contract {
+    use super::{StoreFixture, applied, insert, names};
+
+    pub(super) async fn migrations_run(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
+        let store = f.connect(prefix, "testsvc").await?;
+        assert_eq!(applied(&store).await?, [1]);
+        insert(&store, "web-1").await?;
+        insert(&store, "web-2").await?;
+        assert_eq!(names(&store).await?, ["web-1", "web-2"]);
+        store.close().await;
+        Ok(())
+    }
+
+    pub(super) async fn ping_works(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
+        let store = f.connect(prefix, "testsvc").await?;
+        store.ping().await?;
+        store
+            .readiness()
+            .check()
+            .await
+            .map_err(anyhow::Error::msg)?;
+        store.close().await;
+        Ok(())
+    }
+
+    pub(super) async fn connecting_twice_is_idempotent(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
+        let first = f.connect(prefix, "testsvc").await?;
+        insert(&first, "kept").await?;
+        // Again while the first pool is open, and again after it is closed.
+        let second = f.connect(prefix, "testsvc").await?;
+        assert_eq!(applied(&second).await?, [1], "migrations ran once");
+        assert_eq!(names(&second).await?, ["kept"]);
+        insert(&second, "shared").await?;
+        assert_eq!(names(&first).await?, ["kept", "shared"]);
+        first.close().await;
+        second.close().await;
+        let third = f.connect(prefix, "testsvc").await?;
+        assert_eq!(applied(&third).await?, [1]);
+        assert_eq!(names(&third).await?, ["kept", "shared"]);
+        third.close().await;
+        Ok(())
+    }
+
+    pub(super) async fn services_do_not_share_rows(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
+        let a = f.connect(prefix, "svc_a").await?;
+        let b = f.connect(prefix, "svc_b").await?;
+        insert(&a, "only-in-a").await?;
+        assert_eq!(names(&a).await?, ["only-in-a"]);
+        assert!(names(&b).await?.is_empty());
+        assert_eq!(applied(&b).await?, [1]);
+        a.close().await;
+        b.close().await;
+        Ok(())
+    }
+}
+
+/// Generates one `#[tokio::test]` per store test for a fixture, each with
+/// its own schema prefix.
+macro_rules! store_suite {
+    ($module:ident, $fixture:ty) => {
+        mod $module {
+            store_suite!(@tests $fixture;
+                migrations_run,
+                ping_works,
+                connecting_twice_is_idempotent,
+                services_do_not_share_rows,
+            );
+        }
+    };
+    (@tests $fixture:ty; $($test:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() -> anyhow::Result<()> {
+                let fixture = <$fixture as super::StoreFixture>::start().await?;
+                super::contract::$test(&fixture, concat!("it_", stringify!($test))).await
+            }
+        )*
+    };
+}
+
+store_suite!(sqlite, super::SqliteFixture);
+store_suite!(postgres, super::PostgresFixture);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keeps_one_file_per_service() -> anyhow::Result<()> {
+    let f = SqliteFixture::start().await?;
+    let a = f.connect("unused", "svc-a").await?;
+    insert(&a, "x").await?;
+    a.close().await;
+    assert!(f.dir.path().join("svc_a.db").is_file(), "`svc-a` is stored in svc_a.db");
+
+    // A `sqlite://DIR` URL puts the files in DIR instead of the data directory.
+    let elsewhere = tempfile::tempdir()?;
+    let cfg = DatabaseConfig {
+        url: Some(format!("sqlite://{}", elsewhere.path().display())),
+        ..DatabaseConfig::default()
+    };
+    let b = Store::connect(&cfg, f.data_dir(), "svc_b", MIGRATIONS).await?;
+    assert_eq!(applied(&b).await?, [1]);
+    b.close().await;
+    assert!(elsewhere.path().join("svc_b.db").is_file());
+    assert!(!f.dir.path().join("svc_b.db").exists());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
+    let f = PostgresFixture::start().await?;
+    let prefix = "it_schemas";
+    let a = f.connect(prefix, "svc_a").await?;
+    let b = f.connect(prefix, "svc_b").await?;
+    let (Store::Postgres { pool: pool_a, schema: schema_a }, Store::Postgres { pool: pool_b, schema: schema_b }) = (&a, &b)
+    else {
+        anyhow::bail!("expected PostgreSQL stores, got {} and {}", a.kind(), b.kind());
+    };
+    assert_eq!(schema_a, "it_schemas_svc_a");
+    assert_eq!(schema_b, "it_schemas_svc_b");
+
+    // Each schema has its own tables and its own migration history.
+    let tables = |schema: &str| {
+        let schema = schema.to_owned();
+        let pool = pool_a.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name",
+            )
+            .bind(schema)
+            .fetch_all(&pool)
+            .await
+        }
+    };
+    assert_eq!(tables(schema_a).await?, ["_sqlx_migrations", "items"]);
+    assert_eq!(tables(schema_b).await?, ["_sqlx_migrations", "items"]);
+
+    // A table made in one service's schema is not visible to the other.
+    sqlx::query("CREATE TABLE only_in_a (id INT)").execute(pool_a).await?;
+    sqlx::query("SELECT count(*) FROM only_in_a").execute(pool_a).await?;
+    let err = sqlx::query("SELECT count(*) FROM only_in_a")
+        .execute(pool_b)
+        .await
+        .expect_err("svc_b must not see svc_a's table");
+    let code = err.as_database_error().and_then(|e| e.code().map(|c| c.into_owned()));
+    assert_eq!(code.as_deref(), Some("42P01"), "undefined_table, got {err}");
+    assert_eq!(tables(schema_a).await?, ["_sqlx_migrations", "items", "only_in_a"]);
+    assert_eq!(tables(schema_b).await?, ["_sqlx_migrations", "items"]);
+
+    // Rows stay with their service, also across a reconnect.
+    insert(&a, "a-row").await?;
+    assert!(names(&b).await?.is_empty());
+    a.close().await;
+    let a = f.connect(prefix, "svc_a").await?;
+    assert_eq!(names(&a).await?, ["a-row"]);
+    a.close().await;
+    b.close().await;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The command line: help, config check and print, bad values.
+
+use std::process::Command;
+
+use crate::support::BIN;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_every_command() {
+    let (code, out, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    for cmd in ["all", "collector", "gateway", "config", "PANTAU_<SECTION>__<KEY>"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+    let (code, out, _) = run(&["config", "check", "--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Validate a configuration file"), "{out}");
+}
+
+#[test]
+fn example_config_checks_ok() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pantau.yaml");
+    let (code, out, err) = run(&["config", "check", example], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok (2 targets"), "{out}");
+}
+
+#[test]
+fn negative_interval_exits_non_zero_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.yaml");
+    std::fs::write(&f, "collector:\n  interval: -5s\n").unwrap();
+    let (code, _, err) = run(&["config", "check", f.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`collector.interval`") && err.contains("-5s"), "{err}");
+    // The same file stops a service before it starts.
+    let (code, _, err) = run(&["--config", f.to_str().unwrap(), "all"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`collector.interval`"), "{err}");
+}
+
+#[test]
+fn environment_overrides_and_aliases_reach_the_config() {
+    let (code, out, err) = run(
+        &["config", "print"],
+        &[
+            ("PANTAU_COLLECTOR__INTERVAL", "15s"),
+            ("INSTANCE_LOCATION", "jakarta"),
+            ("PANTAU_DATABASE__URL", "postgres://pantau:hunter2@db/pantau"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("interval: 15s"), "{out}");
+    assert!(out.contains("location: jakarta"), "{out}");
+    assert!(out.contains("postgres://pantau:***@db/pantau"), "{out}");
+    assert!(!out.contains("hunter2"), "secret printed:\n{out}");
+}
+
+#[test]
+fn bad_env_value_names_the_variable() {
+    let (code, _, err) = run(&["config", "print"], &[("WORKER_LOAD_BALANCING_STRATEGY", "fastest")]);
+    assert_eq!(code, 2);
+    assert!(err.contains("collector.workers.strategy") && err.contains("WORKER_LOAD_BALANCING_STRATEGY"), "{err}");
+}

@@ -1,0 +1,196 @@
+//! Running the real `pantau` binary in tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pantau_testkit::free_port;
+use tokio::time::Instant;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pantau");
+
+/// Ports of one pantau configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub gateway: u16,
+    pub admin: u16,
+    pub collector_grpc: u16,
+    pub collector_admin: u16,
+}
+
+impl Ports {
+    pub fn free() -> Self {
+        Self {
+            gateway: free_port(),
+            admin: free_port(),
+            collector_grpc: free_port(),
+            collector_admin: free_port(),
+        }
+    }
+}
+
+/// A config that watches the gateway's /healthz (HTTP) and the collector's
+/// gRPC port (TCP), checking every second.
+pub fn config_yaml(ports: Ports, data_dir: &Path, nats_url: Option<&str>) -> String {
+    let nats = nats_url.map_or_else(String::new, |u| format!("nats:\n  url: {u}\n"));
+    format!(
+        "listen_host: 127.0.0.1
+data_dir: {data}
+admin_port: {admin}
+shutdown_grace: 5s
+log:
+  format: json
+  level: info,pantau=debug
+{nats}collector:
+  grpc_port: {grpc}
+  admin_port: {cadmin}
+  interval: 1s
+  timeout: 900ms
+  targets:
+    - id: gateway-healthz
+      type: http
+      url: http://127.0.0.1:{gw}/healthz
+    - id: collector-grpc
+      type: tcp
+      address: 127.0.0.1:{grpc}
+gateway:
+  port: {gw}
+",
+        data = data_dir.display(),
+        admin = ports.admin,
+        grpc = ports.collector_grpc,
+        cadmin = ports.collector_admin,
+        gw = ports.gateway,
+    )
+}
+
+/// A running `pantau` process, killed on drop; its stderr goes to a file.
+pub struct Pantau {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pantau {
+    pub fn start(dir: &Path, config: &str, args: &[&str]) -> Self {
+        let cfg = dir.join(format!("pantau-{}.yaml", args.join("-")));
+        std::fs::write(&cfg, config).unwrap();
+        let log = dir.join(format!("pantau-{}.log", args.join("-")));
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("pantau binary runs");
+        Self { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics (with the log) if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("pantau exited with {status}; log:\n{}", self.log());
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(std::time::Instant::now() < deadline, "pantau did not stop on SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pantau {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+}
+
+/// Polls `url` until `ok` accepts its JSON body, or panics after `within`.
+pub async fn wait_json(
+    url: &str,
+    within: Duration,
+    mut ok: impl FnMut(&serde_json::Value) -> bool,
+    p: &mut Pantau,
+) -> serde_json::Value {
+    let client = http();
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    loop {
+        p.assert_running();
+        match client.get(url).send().await {
+            Ok(r) => {
+                let text = r.text().await.unwrap_or_default();
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
+                    && ok(&v)
+                {
+                    return v;
+                }
+                last = text;
+            }
+            Err(e) => last = e.to_string(),
+        }
+        assert!(Instant::now() < deadline, "{url} never satisfied the test; last answer: {last}\nlog:\n{}", p.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Both example targets have a result that is `up`.
+pub fn both_up(v: &serde_json::Value) -> bool {
+    let Some(results) = v["results"].as_array() else { return false };
+    ["collector-grpc", "gateway-healthz"].iter().all(|id| {
+        results
+            .iter()
+            .any(|r| r["target_id"] == *id && r["status"] == "up")
+    })
+}
+
+/// Reads WebSocket text frames until one is a check result, within `within`.
+pub async fn next_ws_result(url: &str, within: Duration) -> serde_json::Value {
+    let (mut ws, _) = tokio::time::timeout(within, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("websocket connect in time")
+        .expect("websocket handshake");
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, ws.next())
+            .await
+            .expect("a websocket event in time")
+            .expect("websocket open")
+            .expect("websocket frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("event is JSON");
+            if v["type"] == "check_result" {
+                return v;
+            }
+        }
+    }
+}
+
+/// The value of a counter with the given label fragment in a /metrics text.
+pub fn metric_value(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}

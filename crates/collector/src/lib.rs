@@ -9,7 +9,7 @@
 //! - [`scheduler`]: one loop per target, start times spread, concurrency bounded.
 //! - [`results`]: the latest result per target and a live feed of new ones.
 //! - [`state`]: up/down transitions, persisted so a restart remembers them.
-//! - [`grpc`]: `pantau.v1.CollectorService`.
+//! - [`grpc`]: the gRPC service, `pantau.v1.CollectorService`.
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod checks;

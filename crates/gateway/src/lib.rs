@@ -51,7 +51,7 @@ impl AppState {
 }
 
 /// Every route of the gateway, with the trace layer.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: &AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(ws::router())
@@ -68,7 +68,7 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     feed::start(&state.feed, &ctx).await?;
     tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
     let stop = ctx.shutdown.clone();
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(&state))
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;
     Ok(())

@@ -223,24 +223,20 @@ impl Bus for NatsBus {
 
     async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
         subject::validate_pattern(&sub.pattern)?;
-        match sub.durable {
-            Some(name) => {
-                if !crate::config::is_token(&name) {
-                    return Err(BusError::InvalidDurable(name));
-                }
-                self.durable(sub.pattern, name).await
+        if let Some(name) = sub.durable {
+            if !crate::config::is_token(&name) {
+                return Err(BusError::InvalidDurable(name));
             }
-            None => {
-                let s = self
-                    .client
-                    .subscribe(sub.pattern)
-                    .await
-                    .map_err(|e| BusError::nats("subscribe", e))?;
-                Ok(Box::pin(s.map(|m| {
-                    Message::new(m.subject.as_str(), from_nats_headers(m.headers.as_ref()), m.payload)
-                })))
-            }
+            return self.durable(sub.pattern, name).await;
         }
+        let s = self
+            .client
+            .subscribe(sub.pattern)
+            .await
+            .map_err(|e| BusError::nats("subscribe", e))?;
+        Ok(Box::pin(s.map(|m| {
+            Message::new(m.subject.as_str(), from_nats_headers(m.headers.as_ref()), m.payload)
+        })))
     }
 
     fn kind(&self) -> &'static str {

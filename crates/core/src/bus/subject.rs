@@ -48,10 +48,9 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
     let mut s = subject.split('.');
     loop {
         match (p.next(), s.next()) {
-            (Some(">"), Some(_)) => return true,
+            (Some(">"), Some(_)) | (None, None) => return true,
             (Some("*"), Some(_)) => {}
             (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
             _ => return false,
         }
     }

@@ -11,6 +11,7 @@ const MIN_INTERVAL: Duration = Duration::from_secs(1);
 struct Problems(Vec<Invalid>);
 
 impl Problems {
+    #[allow(clippy::needless_pass_by_value)]
     fn add(&mut self, key: impl Into<String>, value: impl ToString, allowed: impl Into<String>) {
         self.0.push(Invalid {
             key: key.into(),
@@ -25,6 +26,7 @@ impl Problems {
         }
     }
 
+    #[allow(clippy::needless_pass_by_value)]
     fn positive<T: PartialOrd + Default + ToString>(&mut self, key: &str, v: T) {
         if v <= T::default() {
             self.add(key, v.to_string(), "must be greater than 0");
@@ -249,7 +251,7 @@ mod tests {
             interval: None,
             timeout: None,
             expected_status: vec![],
-            labels: Default::default(),
+            labels: std::collections::BTreeMap::default(),
         }
     }
 

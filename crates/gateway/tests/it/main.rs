@@ -1,0 +1,203 @@
+//! The gateway as a library over the in-process bus: REST, WebSocket,
+//! health, bad input, and undecodable bus messages.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use pantau_core::bus::memory::MemoryBus;
+use pantau_core::bus::{Bus, publish_proto, subject};
+use pantau_core::config::Config;
+use pantau_core::health::ReadinessCheck;
+use pantau_core::service::Context;
+use pantau_core::time::to_timestamp;
+use pantau_proto::v1;
+
+struct Gateway {
+    base: String,
+    ws: String,
+    bus: Arc<dyn Bus>,
+    ctx: Context,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.ctx.shutdown.cancel();
+    }
+}
+
+async fn start(edit: impl FnOnce(&mut Config)) -> Gateway {
+    pantau_core::telemetry::prometheus();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = Config::default();
+    edit(&mut config);
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let ctx = Context::new(Arc::new(config), Arc::clone(&bus));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let c = ctx.clone();
+    tokio::spawn(async move { pantau_gateway::run(c, l).await.expect("gateway runs") });
+    // The gateway subscribes before it serves: once it answers, it listens to the bus.
+    let base = format!("http://{addr}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Gateway {
+        ws: format!("ws://{addr}/api/v1/monitoring/events"),
+        base,
+        bus,
+        ctx,
+    }
+}
+
+fn result(id: &str, up: bool) -> v1::CheckResult {
+    v1::CheckResult {
+        target_id: id.into(),
+        target_name: id.into(),
+        kind: v1::CheckKind::Tcp.into(),
+        location: "jkt".into(),
+        instance: "test".into(),
+        status: if up { v1::CheckStatus::Up } else { v1::CheckStatus::Down }.into(),
+        checked_at: Some(to_timestamp(SystemTime::now())),
+        latency: Some(prost_types::Duration { seconds: 0, nanos: 2_000_000 }),
+        reason: if up { v1::FailureReason::Unspecified } else { v1::FailureReason::Refused }.into(),
+        message: if up { String::new() } else { "connection refused".into() },
+        ..Default::default()
+    }
+}
+
+async fn publish(g: &Gateway, r: &v1::CheckResult) {
+    publish_proto(g.bus.as_ref(), &subject::check_result(&r.location, &r.target_id), r)
+        .await
+        .unwrap();
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap())
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F) {
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition never held");
+}
+
+#[tokio::test]
+async fn latest_results_with_filters() {
+    let g = start(|_| {}).await;
+    publish(&g, &result("web", true)).await;
+    publish(&g, &result("db", false)).await;
+    let url = format!("{}/api/v1/results/latest", g.base);
+    eventually(|| async { get_json(&url).await.1["results"].as_array().is_some_and(|a| a.len() == 2) }).await;
+    let (code, v) = get_json(&format!("{url}?status=down")).await;
+    assert_eq!(code, 200);
+    let rs = v["results"].as_array().unwrap();
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0]["target_id"], "db");
+    assert_eq!(rs[0]["reason"], "refused");
+    assert_eq!(rs[0]["latency_ms"], 2.0);
+    // A newer result replaces the older one.
+    publish(&g, &result("db", true)).await;
+    eventually(|| async { get_json(&format!("{url}?target_id=db")).await.1["results"][0]["status"] == "up" }).await;
+}
+
+#[tokio::test]
+async fn bad_queries_and_unknown_paths_get_json_errors() {
+    let g = start(|_| {}).await;
+    let (code, v) = get_json(&format!("{}/api/v1/results/latest?bogus=1", g.base)).await;
+    assert_eq!(code, 400);
+    assert_eq!(v["error"]["code"], "invalid_query");
+    assert!(v["error"]["message"].as_str().unwrap().contains("bogus"), "{v}");
+    let (code, v) = get_json(&format!("{}/api/v1/results/latest?status=sideways", g.base)).await;
+    assert_eq!(code, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("sideways"), "{v}");
+    let (code, v) = get_json(&format!("{}/api/v1/nope", g.base)).await;
+    assert_eq!(code, 404);
+    assert_eq!(v["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn undecodable_messages_are_counted_and_skipped() {
+    let g = start(|_| {}).await;
+    let metric = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("pantau_bus_decode_errors_total") && l.contains("pantau.check.result"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let before = metric(&reqwest::get(format!("{}/metrics", g.base)).await.unwrap().text().await.unwrap());
+    g.bus
+        .publish("pantau.check.result.x.y", Default::default(), bytes_of(b"\xff\xff\xff garbage"))
+        .await
+        .unwrap();
+    publish(&g, &result("after-garbage", true)).await;
+    let url = format!("{}/api/v1/results/latest?target_id=after-garbage", g.base);
+    eventually(|| async { get_json(&url).await.1["results"].as_array().is_some_and(|a| a.len() == 1) }).await;
+    let after = metric(&reqwest::get(format!("{}/metrics", g.base)).await.unwrap().text().await.unwrap());
+    assert!(after >= before + 1.0, "decode errors {before} -> {after}");
+}
+
+fn bytes_of(b: &'static [u8]) -> bytes::Bytes {
+    bytes::Bytes::from_static(b)
+}
+
+#[tokio::test]
+async fn websocket_clients_receive_results_and_the_limit_holds() {
+    let g = start(|c| c.gateway.dashboard.max_connections = 1).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&g.ws).await.unwrap();
+    // The slot is taken: a second client is refused with 503.
+    match tokio_tungstenite::connect_async(&g.ws).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!("second client was not refused: {other:?}"),
+    }
+    // Results published after the client connected reach it.
+    let r = result("live", false);
+    let recv = async {
+        loop {
+            publish(&g, &r).await;
+            if let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+                return msg;
+            }
+        }
+    };
+    let msg = tokio::time::timeout(Duration::from_secs(10), recv).await.expect("an event arrives");
+    let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["type"], "check_result");
+    assert_eq!(v["data"]["target_id"], "live");
+    assert_eq!(v["data"]["status"], "down");
+    // Closing frees the slot.
+    ws.close(None).await.unwrap();
+    drop(ws);
+    eventually(|| async { tokio_tungstenite::connect_async(&g.ws).await.is_ok() }).await;
+}
+
+struct Down;
+
+#[async_trait::async_trait]
+impl ReadinessCheck for Down {
+    async fn check(&self) -> Result<(), String> {
+        Err("connection refused".into())
+    }
+}
+
+#[tokio::test]
+async fn health_is_503_naming_the_failing_component() {
+    let g = start(|_| {}).await;
+    let (code, v) = get_json(&format!("{}/health", g.base)).await;
+    assert_eq!(code, 200, "{v}");
+    g.ctx.health.register("store.collector", Arc::new(Down));
+    for path in ["/health", "/api/v1/health", "/readyz"] {
+        let (code, v) = get_json(&format!("{}{path}", g.base)).await;
+        assert_eq!(code, 503, "{path}: {v}");
+        assert_eq!(v["components"]["store.collector"]["error"], "connection refused");
+    }
+}

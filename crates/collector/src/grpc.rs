@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::Collector;
 
 /// The gRPC face of the collector.
-pub struct Service(Arc<Collector>);
+pub struct Service(Arc<Collector>, CancellationToken);
 
 /// Serves `CollectorService` with health and reflection until `shutdown`.
 pub async fn serve(
@@ -27,7 +27,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), pantau_core::grpc::GrpcError> {
-    let routes = tonic::service::Routes::new(CollectorServiceServer::new(Service(collector)));
+    let routes = tonic::service::Routes::new(CollectorServiceServer::new(Service(collector, shutdown.clone())));
     pantau_core::grpc::serve(
         listener,
         routes,
@@ -88,6 +88,8 @@ impl CollectorService for Service {
             };
             futures::future::ready(out)
         });
+        // Streams end at shutdown, so the server can drain.
+        let feed = feed.take_until(self.1.clone().cancelled_owned());
         Ok(Response::new(Box::pin(feed)))
     }
 }

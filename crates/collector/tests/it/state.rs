@@ -1,0 +1,60 @@
+//! Target state survives a restart, in SQLite and in PostgreSQL.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pantau_collector::MIGRATIONS;
+use pantau_collector::state::States;
+use pantau_core::config::DatabaseConfig;
+use pantau_core::store::Store;
+use pantau_proto::v1::{CheckResult, CheckStatus, FailureReason};
+
+fn result(up: bool) -> CheckResult {
+    CheckResult {
+        target_id: "web".into(),
+        status: if up { CheckStatus::Up } else { CheckStatus::Down }.into(),
+        reason: if up { FailureReason::Unspecified } else { FailureReason::Timeout }.into(),
+        message: if up { String::new() } else { "no answer".into() },
+        ..Default::default()
+    }
+}
+
+async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let store = Store::connect(&cfg, dir, "collector", MIGRATIONS).await.unwrap();
+    let states = States::load(store.clone()).await.unwrap();
+    let first = states.observe(&result(true), t0).await.unwrap().expect("first sight is a transition");
+    assert!(first.previous.is_none());
+    assert!(states.observe(&result(true), t0 + Duration::from_secs(1)).await.unwrap().is_none());
+    let down_at = t0 + Duration::from_secs(2);
+    let down = states.observe(&result(false), down_at).await.unwrap().expect("up -> down");
+    assert_eq!(down.previous.map(|p| p.up), Some(true));
+    store.close().await;
+
+    // A new process: the state and its start are remembered, so the same
+    // status is not a transition.
+    let store = Store::connect(&cfg, dir, "collector", MIGRATIONS).await.unwrap();
+    let states = States::load(store.clone()).await.unwrap();
+    let s = states.get("web").expect("persisted");
+    assert!(!s.up);
+    assert_eq!(s.since, down_at);
+    assert!(states.observe(&result(false), SystemTime::now()).await.unwrap().is_none());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    survives_restart(DatabaseConfig::default(), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    let pg = pantau_testkit::Postgres::start().await.expect("PostgreSQL starts");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DatabaseConfig {
+        url: Some(pg.url()),
+        schema_prefix: "collector_state_test".into(),
+        ..DatabaseConfig::default()
+    };
+    survives_restart(cfg, dir.path()).await;
+}

@@ -58,8 +58,8 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     ctx.health.register("collector.store", store.readiness());
     let collector = Arc::new(Collector::new(&ctx, store.clone()).await?);
     collector.start(&ctx);
-    let addr = grpc.local_addr().ok();
-    tracing::info!(grpc = ?addr, targets = collector.targets().len(), "collector running");
+    let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(grpc = %addr, targets = collector.targets().len(), "collector running");
     let served = grpc::serve(collector, grpc, ctx.shutdown.clone()).await;
     ctx.tasks.close();
     ctx.tasks.wait().await;

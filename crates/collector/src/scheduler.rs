@@ -99,6 +99,7 @@ impl Collector {
     }
 
     /// Checks `t` now, records and publishes the result, and returns it.
+    #[tracing::instrument(name = "collector.check", skip_all, fields(target_id = %t.id, kind = t.kind_label()))]
     pub async fn run_once(&self, t: &Target) -> CheckResult {
         let in_flight = metrics::gauge!(m::CHECKS_IN_FLIGHT);
         in_flight.increment(1.0);

@@ -66,7 +66,7 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     metrics::describe();
     let state = AppState::new(&ctx);
     feed::start(&state.feed, &ctx).await?;
-    tracing::info!(addr = ?listener.local_addr().ok(), "gateway listening");
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gateway listening");
     let stop = ctx.shutdown.clone();
     axum::serve(listener, router(&state))
         .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -47,8 +47,8 @@ async fn bind(config: &Config, key: &str, port: u16) -> Result<TcpListener, Stri
     let l = TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} ({key}): {e}"))?;
-    let local: Option<SocketAddr> = l.local_addr().ok();
-    tracing::info!(key, addr = ?local, "listening");
+    let local = l.local_addr().map_or(addr, |a: SocketAddr| a.to_string());
+    tracing::info!(key, addr = %local, "listening");
     Ok(l)
 }
 

@@ -214,3 +214,38 @@ pub fn decode<M: prost::Message + Default>(msg: &Message) -> Option<M> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn publish_proto_carries_the_trace_to_the_consumer() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let bus = memory::MemoryBus::new();
+        let mut sub = bus.subscribe(Subscription::live("pantau.metric.>")).await.unwrap();
+        let span = tracing::info_span!("producer");
+        let sent_trace = span.context().span().span_context().trace_id();
+        let sample = pantau_proto::v1::MetricSample {
+            name: "cpu".into(),
+            value: 0.5,
+            ..Default::default()
+        };
+        publish_proto(&bus, "pantau.metric.cpu", &sample).instrument(span).await.unwrap();
+        let msg = sub.next().await.unwrap();
+        assert_eq!(decode::<pantau_proto::v1::MetricSample>(&msg), Some(sample));
+        let consumer = tracing::info_span!("consumer");
+        crate::telemetry::set_parent_from(&consumer, &msg.headers);
+        assert_eq!(consumer.context().span().span_context().trace_id(), sent_trace);
+        assert_eq!(msg.headers.get("content-type").map(String::as_str), Some("application/protobuf"));
+    }
+}

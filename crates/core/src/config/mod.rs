@@ -9,6 +9,7 @@
 pub mod duration;
 mod load;
 mod sections;
+mod text;
 mod validate;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub struct Config {
     /// Who this instance is and where it watches from.
     pub instance: InstanceConfig,
     /// Directory for SQLite files and generated secrets (`DATABASE_PATH`).
+    #[serde(deserialize_with = "text::path")]
     pub data_dir: PathBuf,
     /// Address every server binds to (gRPC, admin, gateway).
     pub listen_host: String,

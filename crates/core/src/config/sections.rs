@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::duration;
+use super::{duration, text};
 
 /// Who this instance is and where it watches from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstanceConfig {
     /// Instance name, unique across locations (`INSTANCE_NAME`).
+    #[serde(deserialize_with = "text::deserialize")]
     pub name: String,
     /// Location checks run from; the `<location>` of result subjects (`INSTANCE_LOCATION`).
+    #[serde(deserialize_with = "text::deserialize")]
     pub location: String,
 }
 
@@ -44,6 +46,7 @@ pub struct LogConfig {
     /// `auto`, `pretty` or `json`.
     pub format: LogFormat,
     /// A `RUST_LOG`-style filter, e.g. `info,pantau_collector=debug`; `RUST_LOG` wins when set.
+    #[serde(deserialize_with = "text::deserialize")]
     pub level: String,
 }
 
@@ -71,8 +74,10 @@ pub struct NatsConfig {
     /// `nats://host:4222`; unset means the in-process bus (only for `pantau all`).
     pub url: Option<String>,
     /// Authentication token, if the server wants one.
+    #[serde(deserialize_with = "text::option")]
     pub token: Option<String>,
     /// JetStream stream that captures `pantau.>`.
+    #[serde(deserialize_with = "text::deserialize")]
     pub stream: String,
     /// Oldest message the stream keeps.
     #[serde(with = "duration")]
@@ -105,6 +110,7 @@ pub struct DatabaseConfig {
     /// `sqlite://dir` for SQLite files in `dir`; unset means SQLite in `data_dir`.
     pub url: Option<String>,
     /// Prefix of the PostgreSQL schema names (`<prefix>_<service>`).
+    #[serde(deserialize_with = "text::deserialize")]
     pub schema_prefix: String,
     /// Most connections in each service's pool.
     pub max_connections: u32,
@@ -164,10 +170,11 @@ impl CheckType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
-    /// Stable id: lower-case letters, digits, `-` and `_` (it is a bus subject token).
+    /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
+    #[serde(deserialize_with = "text::deserialize")]
     pub id: String,
     /// Human name; the id when unset.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text::option")]
     pub name: Option<String>,
     /// `http` or `tcp`.
     #[serde(rename = "type")]
@@ -351,6 +358,7 @@ pub struct SyncConfig {
     /// The primary's sync API, for a dependent (`PRIMARY_SYNC_URL`).
     pub primary_url: Option<String>,
     /// Instance token a dependent presents to its primary.
+    #[serde(deserialize_with = "text::option")]
     pub token: Option<String>,
     /// Instances in the order they take over (`FAILOVER_ORDER`, comma-separated).
     #[serde(deserialize_with = "comma_list")]

@@ -47,8 +47,14 @@ async fn durable_subscription_resumes_after_the_last_ack() -> anyhow::Result<()>
 
     let mut sub = f.bus.subscribe(spec).await?;
     for expected in ["2", "3"] {
-        let m = next(&mut sub).await.with_context(|| format!("waiting for {expected}"))?;
-        assert_eq!(text(&m), expected, "the resumed consumer must start after the acknowledged message");
+        let m = next(&mut sub)
+            .await
+            .with_context(|| format!("waiting for {expected}"))?;
+        assert_eq!(
+            text(&m),
+            expected,
+            "the resumed consumer must start after the acknowledged message"
+        );
         m.ack().await?;
     }
     assert_quiet(&mut sub).await
@@ -57,7 +63,10 @@ async fn durable_subscription_resumes_after_the_last_ack() -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
     let mut f = NatsFixture::start().await?;
-    let mut live = f.bus.subscribe(Subscription::live("pantau.event.>")).await?;
+    let mut live = f
+        .bus
+        .subscribe(Subscription::live("pantau.event.>"))
+        .await?;
     let mut durable = f
         .bus
         .subscribe(Subscription::durable(ALL_CHECK_RESULTS, "restart"))
@@ -73,12 +82,17 @@ async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
     assert_eq!(text(&m), "before");
     m.ack().await?;
     f.settle().await?;
-    f.bus.check().await.context("connected before the restart")?;
+    f.bus
+        .check()
+        .await
+        .context("connected before the restart")?;
 
     f.nats.stop().await;
-    eventually(Duration::from_secs(5), "the bus reports the lost connection", async || {
-        f.bus.check().await.is_err()
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the bus reports the lost connection",
+        async || f.bus.check().await.is_err(),
+    )
     .await?;
     f.nats.start_again().await?;
 
@@ -93,7 +107,11 @@ async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
                 note_retry(&e);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => return Err(e.context(format!("publishing still fails {RECOVERY:?} after the restart"))),
+            Err(e) => {
+                return Err(e.context(format!(
+                    "publishing still fails {RECOVERY:?} after the restart"
+                )));
+            }
         }
     }
     f.bus.check().await.context("connected after the restart")?;
@@ -128,7 +146,11 @@ fn note_retry(e: &anyhow::Error) {
 }
 
 /// Waits until `condition` holds, polling every 50 ms, for at most `within`.
-async fn eventually(within: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) -> anyhow::Result<()> {
+async fn eventually(
+    within: Duration,
+    what: &str,
+    mut condition: impl AsyncFnMut() -> bool,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     while !condition().await {
         ensure!(Instant::now() < deadline, "{what}: not within {within:?}");

@@ -13,7 +13,11 @@ pub const RESULT_DOWN: &str = "down";
 
 /// Describes every collector metric once.
 pub fn describe() {
-    describe_counter!(CHECKS_TOTAL, Unit::Count, "Checks run, by check type and result (up, down)");
+    describe_counter!(
+        CHECKS_TOTAL,
+        Unit::Count,
+        "Checks run, by check type and result (up, down)"
+    );
     describe_histogram!(CHECK_DURATION, Unit::Seconds, "How long checks took, by check type");
     describe_gauge!(CHECK_UP, "1 when the target's last check was up, 0 when down");
     describe_gauge!(CHECKS_IN_FLIGHT, Unit::Count, "Checks running right now");

@@ -169,11 +169,16 @@ mod tests {
 
     #[test]
     fn first_delays_are_spread_and_bounded() {
-        let delays: Vec<Duration> = (0..200).map(|i| first_delay(&format!("t{i}"), Duration::from_secs(30))).collect();
+        let delays: Vec<Duration> = (0..200)
+            .map(|i| first_delay(&format!("t{i}"), Duration::from_secs(30)))
+            .collect();
         assert!(delays.iter().all(|d| *d < MAX_FIRST_DELAY));
         let distinct: std::collections::HashSet<_> = delays.iter().map(Duration::as_millis).collect();
         assert!(distinct.len() > 150, "only {} distinct delays", distinct.len());
         assert!(first_delay("x", Duration::from_secs(1)) < Duration::from_secs(1));
-        assert_eq!(first_delay("x", Duration::from_secs(30)), first_delay("x", Duration::from_secs(30)));
+        assert_eq!(
+            first_delay("x", Duration::from_secs(30)),
+            first_delay("x", Duration::from_secs(30))
+        );
     }
 }

@@ -46,7 +46,13 @@ impl States {
             .into_iter()
             .map(|(id, status, since)| {
                 let since = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(since).unwrap_or(0));
-                (id, State { up: status == "up", since })
+                (
+                    id,
+                    State {
+                        up: status == "up",
+                        since,
+                    },
+                )
             })
             .collect();
         Ok(Self {
@@ -76,7 +82,11 @@ impl States {
             map.insert(r.target_id.clone(), State { up, since: now });
             previous
         };
-        let reason = r.reason().as_str_name().trim_start_matches("FAILURE_REASON_").to_lowercase();
+        let reason = r
+            .reason()
+            .as_str_name()
+            .trim_start_matches("FAILURE_REASON_")
+            .to_lowercase();
         with_pool!(&self.store, pool => sqlx::query(
             "INSERT INTO target_state (target_id, status, since_ms, reason, message, changed_ms)
              VALUES ($1, $2, $3, $4, $5, $3)

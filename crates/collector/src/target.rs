@@ -45,7 +45,11 @@ pub struct TargetError {
 impl Target {
     /// Builds every configured target; config validation has already run.
     pub fn from_config(cfg: &CollectorConfig) -> Result<Vec<Self>, TargetError> {
-        cfg.targets.iter().enumerate().map(|(i, t)| Self::one(i, t, cfg)).collect()
+        cfg.targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Self::one(i, t, cfg))
+            .collect()
     }
 
     fn one(index: usize, t: &TargetConfig, cfg: &CollectorConfig) -> Result<Self, TargetError> {

@@ -71,8 +71,14 @@ impl Health {
             .clone();
         let results = futures::future::join_all(checks.iter().map(|(name, c)| async move {
             let outcome = match tokio::time::timeout(CHECK_DEADLINE, c.check()).await {
-                Ok(Ok(())) => ComponentStatus { status: "ok", error: None },
-                Ok(Err(e)) => ComponentStatus { status: "failing", error: Some(e) },
+                Ok(Ok(())) => ComponentStatus {
+                    status: "ok",
+                    error: None,
+                },
+                Ok(Err(e)) => ComponentStatus {
+                    status: "failing",
+                    error: Some(e),
+                },
                 Err(_) => ComponentStatus {
                     status: "failing",
                     error: Some(format!("no answer within {}s", CHECK_DEADLINE.as_secs())),
@@ -92,7 +98,10 @@ impl Health {
 /// `/healthz` (alive), `/readyz` (dependencies) and `/metrics` (Prometheus).
 pub fn admin_router(health: Health) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "alive"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "alive"})) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(health)
@@ -100,7 +109,11 @@ pub fn admin_router(health: Health) -> Router {
 
 async fn readyz(axum::extract::State(health): axum::extract::State<Health>) -> Response {
     let report = health.report().await;
-    let code = if report.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if report.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(report)).into_response()
 }
 

@@ -51,7 +51,11 @@ pub async fn drain(tracker: &TaskTracker, grace: Duration) -> bool {
     if drained {
         tracing::info!("all tasks drained");
     } else {
-        tracing::warn!(grace_seconds = grace.as_secs_f64(), remaining = tracker.len(), "tasks still running after the grace period; exiting anyway");
+        tracing::warn!(
+            grace_seconds = grace.as_secs_f64(),
+            remaining = tracker.len(),
+            "tasks still running after the grace period; exiting anyway"
+        );
     }
     drained
 }

@@ -85,7 +85,16 @@ impl Store {
                 let dir = PathBuf::from(url.trim_start_matches("sqlite://"));
                 connect_sqlite(&dir, &service_token, cfg.max_connections, service, migrations.sqlite).await
             }
-            None => connect_sqlite(data_dir, &service_token, cfg.max_connections, service, migrations.sqlite).await,
+            None => {
+                connect_sqlite(
+                    data_dir,
+                    &service_token,
+                    cfg.max_connections,
+                    service,
+                    migrations.sqlite,
+                )
+                .await
+            }
         }
     }
 
@@ -168,10 +177,16 @@ async fn connect_postgres(
     service: &str,
     migrator: &Migrator,
 ) -> Result<Store, StoreError> {
-    let base = PgConnectOptions::from_str(url).map_err(|source| StoreError::Url { kind: "PostgreSQL", source })?;
+    let base = PgConnectOptions::from_str(url).map_err(|source| StoreError::Url {
+        kind: "PostgreSQL",
+        source,
+    })?;
     let what = || format!("PostgreSQL {}:{}", base.get_host(), base.get_port());
     // The schema must exist before connections select it.
-    let mut conn = base.connect().await.map_err(|source| StoreError::Connect { what: what(), source })?;
+    let mut conn = base
+        .connect()
+        .await
+        .map_err(|source| StoreError::Connect { what: what(), source })?;
     // `schema` is built from validated tokens (schema_prefix, the service name).
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
         .execute(&mut conn)

@@ -53,6 +53,9 @@ mod tests {
     fn negative_duration_is_rejected() {
         let d = prost_types::Duration { seconds: -1, nanos: 0 };
         assert_eq!(from_duration(&d), None);
-        assert_eq!(from_duration(&to_duration(Duration::from_millis(1500))), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            from_duration(&to_duration(Duration::from_millis(1500))),
+            Some(Duration::from_millis(1500))
+        );
     }
 }

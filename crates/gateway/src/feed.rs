@@ -57,7 +57,10 @@ impl Feed {
                 map.insert(key, view.clone());
             }
         }
-        match serde_json::to_string(&Event { kind: "check_result", data: &view }) {
+        match serde_json::to_string(&Event {
+            kind: "check_result",
+            data: &view,
+        }) {
             Ok(text) => {
                 let _ = self.events.send(Arc::from(text));
             }
@@ -68,7 +71,10 @@ impl Feed {
 
 /// Subscribes to every check result and spawns the pump on `ctx.tasks`.
 pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError> {
-    let stream = ctx.bus.subscribe(Subscription::live(subject::ALL_CHECK_RESULTS)).await?;
+    let stream = ctx
+        .bus
+        .subscribe(Subscription::live(subject::ALL_CHECK_RESULTS))
+        .await?;
     let feed = Arc::clone(feed);
     let ctx2 = ctx.clone();
     ctx.tasks.spawn(async move { pump(feed, ctx2, stream).await });

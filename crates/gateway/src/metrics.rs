@@ -13,6 +13,10 @@ pub fn describe() {
     describe_gauge!(WS_CONNECTIONS, Unit::Count, "WebSocket clients connected");
     describe_counter!(WS_SENT, Unit::Count, "Messages sent to WebSocket clients");
     describe_counter!(WS_DROPPED, Unit::Count, "Messages slow WebSocket clients missed");
-    describe_counter!(WS_REJECTED, Unit::Count, "WebSocket connections refused at the connection limit");
+    describe_counter!(
+        WS_REJECTED,
+        Unit::Count,
+        "WebSocket connections refused at the connection limit"
+    );
     describe_counter!(EVENTS, Unit::Count, "Bus events received, by type");
 }

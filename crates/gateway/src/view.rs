@@ -75,7 +75,11 @@ impl From<&v1::CheckResult> for CheckResultView {
             instance: r.instance.clone(),
             status: enum_name(r.status().as_str_name(), "CHECK_STATUS_"),
             checked_at: r.checked_at.as_ref().and_then(from_timestamp).map(rfc3339),
-            latency_ms: r.latency.as_ref().and_then(from_duration).map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            latency_ms: r
+                .latency
+                .as_ref()
+                .and_then(from_duration)
+                .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
             reason,
             message: r.message.clone(),
             labels: r.labels.clone().into_iter().collect(),
@@ -105,7 +109,10 @@ mod tests {
             status: v1::CheckStatus::Down.into(),
             reason: v1::FailureReason::Refused.into(),
             message: "connection refused".into(),
-            latency: Some(prost_types::Duration { seconds: 0, nanos: 1_500_000 }),
+            latency: Some(prost_types::Duration {
+                seconds: 0,
+                nanos: 1_500_000,
+            }),
             ..Default::default()
         };
         let v = CheckResultView::from(&r);

@@ -51,7 +51,12 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit) {
     let mut events = s.feed.subscribe();
     let mut ping = tokio::time::interval_at(Instant::now() + dash.ping_interval, dash.ping_interval);
     let mut last_heard = Instant::now();
-    let close = |code, reason: &'static str| Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let close = |code, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
     loop {
         tokio::select! {
             ev = events.recv() => match ev {

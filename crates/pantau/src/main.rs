@@ -62,7 +62,11 @@ fn config_command(cli: &Cli, command: &ConfigCommand) -> ExitCode {
                     c.collector.targets.len(),
                     if c.collector.targets.len() == 1 { "" } else { "s" },
                     if c.nats.url.is_some() { "nats" } else { "in-process" },
-                    if c.database.url.as_deref().is_some_and(|u| u.starts_with("postgres")) { "postgres" } else { "sqlite" },
+                    if c.database.url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+                        "postgres"
+                    } else {
+                        "sqlite"
+                    },
                 );
                 ExitCode::SUCCESS
             }

@@ -80,7 +80,9 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     };
 
     if config.nats.url.is_none() && name != "all" {
-        tracing::warn!("nats.url is not set: `pantau {name}` runs on an in-process bus and shares results with nobody; set nats.url (or --nats-url) to connect it to the other services");
+        tracing::warn!(
+            "nats.url is not set: `pantau {name}` runs on an in-process bus and shares results with nobody; set nats.url (or --nats-url) to connect it to the other services"
+        );
     }
     let bus = connect_or_memory(&config.nats, &format!("pantau-{name}-{}", config.instance.name))
         .await
@@ -96,7 +98,12 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     let mut set: JoinSet<ServiceResult> = JoinSet::new();
     if let Some(l) = collector_grpc {
         let c = ctx.clone();
-        set.spawn(async move { ("collector", pantau_collector::run(c, l).await.map_err(|e| e.to_string())) });
+        set.spawn(async move {
+            (
+                "collector",
+                pantau_collector::run(c, l).await.map_err(|e| e.to_string()),
+            )
+        });
     }
     if let Some(l) = gateway {
         let c = ctx.clone();

@@ -13,8 +13,7 @@ pub mod v1 {
 }
 
 /// Encoded `FileDescriptorSet` of every Pantau `.proto`, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/pantau_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pantau_descriptor.bin"));
 
 pub use prost;
 pub use prost_types;

@@ -10,13 +10,7 @@ use crate::TestkitError;
 
 /// Directories searched after `PATH`: Debian puts servers in `sbin`, which a
 /// non-login shell's `PATH` may lack.
-const EXTRA_DIRS: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/sbin",
-    "/sbin",
-    "/usr/local/bin",
-    "/usr/bin",
-];
+const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin"];
 
 /// The executable `name` from `PATH` (or a standard `sbin`/`bin` directory).
 pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -44,9 +38,7 @@ pub(crate) fn is_executable(path: &Path) -> bool {
 /// output.
 pub(crate) async fn run(mut command: Command) -> Result<String, TestkitError> {
     let shown = describe(&command);
-    command
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    command.stdin(std::process::Stdio::null()).kill_on_drop(true);
     let output = command
         .output()
         .await

@@ -57,22 +57,49 @@ pub enum TestkitError {
         log_tail: String,
     },
     /// A name that cannot be used as a database name.
-    #[error(
-        "invalid database name `{0}`: use lowercase letters, digits and `_`, starting with a letter"
-    )]
+    #[error("invalid database name `{0}`: use lowercase letters, digits and `_`, starting with a letter")]
     InvalidName(String),
 }
 
 impl TestkitError {
-    pub(crate) fn io(
-        action: &'static str,
-        path: impl Into<PathBuf>,
-        source: std::io::Error,
-    ) -> Self {
+    /// Whether the server failed because its port was taken meanwhile (a
+    /// port from [`crate::free_port`] is only free until someone binds it).
+    pub(crate) fn port_taken(&self) -> bool {
+        let text = match self {
+            Self::Exited { log_tail, .. } | Self::NotReady { log_tail, .. } => log_tail,
+            Self::Command { output, .. } => output,
+            _ => return false,
+        };
+        text.to_ascii_lowercase().contains("address already in use")
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             action,
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_a_taken_port() {
+        let nats = TestkitError::Exited {
+            server: "nats-server",
+            status: "exit status: 1".to_owned(),
+            log_tail: "[FTL] Error listening on port: 127.0.0.1:4222, \"listen tcp 127.0.0.1:4222: bind: address already in use\"".to_owned(),
+        };
+        assert!(nats.port_taken());
+        let postgres = TestkitError::Command {
+            command: "pg_ctl start".to_owned(),
+            status: "exit status: 1".to_owned(),
+            output: "LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use".to_owned(),
+        };
+        assert!(postgres.port_taken());
+        assert!(!TestkitError::InvalidName("X".to_owned()).port_taken());
     }
 }

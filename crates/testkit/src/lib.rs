@@ -30,12 +30,8 @@ pub use postgres::Postgres;
 /// # Panics
 /// If the loopback interface cannot be bound at all.
 pub fn free_port() -> u16 {
-    let listener =
-        std::net::TcpListener::bind(("127.0.0.1", 0)).expect("cannot bind a loopback port");
-    listener
-        .local_addr()
-        .expect("a bound listener has an address")
-        .port()
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("cannot bind a loopback port");
+    listener.local_addr().expect("a bound listener has an address").port()
 }
 
 #[cfg(test)]

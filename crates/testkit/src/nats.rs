@@ -15,6 +15,8 @@ use crate::{TestkitError, binary, free_port};
 
 /// How long `nats-server` gets to answer `/healthz` with 200.
 const READY_WITHIN: Duration = Duration::from_secs(10);
+/// Starts tried with fresh ports when another process took one meanwhile.
+const START_ATTEMPTS: u32 = 3;
 
 /// A running `nats-server` with JetStream, killed when dropped.
 ///
@@ -48,9 +50,7 @@ impl Nats {
         let dir = tempfile::Builder::new()
             .prefix("pantau-nats-")
             .tempdir()
-            .map_err(|e| {
-                TestkitError::io("create a temporary directory in", std::env::temp_dir(), e)
-            })?;
+            .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
         let mut nats = Self {
             binary,
             dir,
@@ -58,8 +58,17 @@ impl Nats {
             monitor_port: free_port(),
             child: None,
         };
-        nats.start_again().await?;
-        Ok(nats)
+        let mut attempt = 1;
+        loop {
+            match nats.start_again().await {
+                Err(e) if attempt < START_ATTEMPTS && e.port_taken() => {
+                    attempt += 1;
+                    nats.port = free_port();
+                    nats.monitor_port = free_port();
+                }
+                result => return result.map(|()| nats),
+            }
+        }
     }
 
     /// `nats://127.0.0.1:PORT`
@@ -117,9 +126,7 @@ impl Nats {
             .append(true)
             .open(&log)
             .map_err(|e| TestkitError::io("open", &log, e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| TestkitError::io("open", &log, e))?;
+        let err = out.try_clone().map_err(|e| TestkitError::io("open", &log, e))?;
         let mut command = Command::new(&self.binary);
         command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
@@ -206,9 +213,7 @@ mod tests {
 
     #[test]
     fn status_line() {
-        assert!(status_is_ok(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-        ));
+        assert!(status_is_ok(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"));
         assert!(!status_is_ok(b"HTTP/1.1 503 Service Unavailable\r\n\r\n"));
         assert!(!status_is_ok(b""));
     }
@@ -223,10 +228,6 @@ mod tests {
         assert!(!healthz(nats.monitor_port).await);
         nats.start_again().await.expect("nats-server starts again");
         assert!(healthz(nats.monitor_port).await);
-        assert!(
-            nats.store_dir().join("jetstream").is_dir(),
-            "{}",
-            nats.log_tail()
-        );
+        assert!(nats.store_dir().join("jetstream").is_dir(), "{}", nats.log_tail());
     }
 }

@@ -18,6 +18,8 @@ const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 const PACKAGE: &str = "postgresql";
 /// Seconds `pg_ctl start` waits for the server to accept connections.
 const START_TIMEOUT_SECS: &str = "30";
+/// Starts tried with a fresh port when another process took it meanwhile.
+const START_ATTEMPTS: u32 = 3;
 
 /// A running PostgreSQL cluster with trust authentication for the
 /// `postgres` superuser, stopped (`pg_ctl stop -m immediate`) when dropped.
@@ -55,9 +57,7 @@ impl Postgres {
         } else {
             builder.tempdir()
         };
-        let dir = made.map_err(|e| {
-            TestkitError::io("create a temporary directory in", std::env::temp_dir(), e)
-        })?;
+        let dir = made.map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
         let runuser = if as_root {
             let (uid, gid) = postgres_user()?;
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
@@ -84,8 +84,16 @@ impl Postgres {
             "--no-sync",
         ]);
         binary::run(initdb).await?;
-        pg.start_again().await?;
-        Ok(pg)
+        let mut attempt = 1;
+        loop {
+            match pg.start_again().await {
+                Err(e) if attempt < START_ATTEMPTS && e.port_taken() => {
+                    attempt += 1;
+                    pg.port = free_port();
+                }
+                result => return result.map(|()| pg),
+            }
+        }
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`
@@ -134,15 +142,7 @@ impl Postgres {
         };
         let mut command = Command::new(createdb);
         command
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                name,
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name])
             .current_dir(self.dir.path());
         binary::run(command).await?;
         Ok(self.url_for(name))
@@ -262,8 +262,7 @@ fn newest_debian_bin(root: &Path) -> Option<PathBuf> {
         .filter_map(|entry| {
             let version = parse_version(&entry.file_name().to_string_lossy())?;
             let bin = entry.path().join("bin");
-            let complete = binary::is_executable(&bin.join("initdb"))
-                && binary::is_executable(&bin.join("pg_ctl"));
+            let complete = binary::is_executable(&bin.join("initdb")) && binary::is_executable(&bin.join("pg_ctl"));
             complete.then_some((version, bin))
         })
         .max_by(|a, b| a.0.cmp(&b.0))
@@ -329,10 +328,7 @@ mod tests {
     async fn starts_creates_a_database_and_stops() {
         let mut pg = Postgres::start().await.expect("postgres starts");
         let url = pg.create_database("pantau_test").await.expect("createdb");
-        assert_eq!(
-            url,
-            format!("postgres://postgres@127.0.0.1:{}/pantau_test", pg.port())
-        );
+        assert_eq!(url, format!("postgres://postgres@127.0.0.1:{}/pantau_test", pg.port()));
         assert!(matches!(
             pg.create_database("Bad-Name").await,
             Err(TestkitError::InvalidName(_))

@@ -148,7 +148,14 @@ mod tests {
         let url = |p: &str| reqwest::Url::parse(&format!("{base}{p}")).unwrap();
         let ok = check(&c, &url("/ok"), &[], Instant::now()).await;
         assert!(ok.up, "{ok:?}");
-        assert!(matches!(ok.detail, Some(Detail::Http(HttpDetail { status_code: 200, body_bytes: 4, .. }))));
+        assert!(matches!(
+            ok.detail,
+            Some(Detail::Http(HttpDetail {
+                status_code: 200,
+                body_bytes: 4,
+                ..
+            }))
+        ));
         let broken = check(&c, &url("/broken"), &[], Instant::now()).await;
         assert!(!broken.up);
         assert_eq!(broken.reason, FailureReason::HttpStatus);
@@ -163,9 +170,21 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let c = client().unwrap();
-        let refused = check(&c, &reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), &[], Instant::now()).await;
+        let refused = check(
+            &c,
+            &reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+            &[],
+            Instant::now(),
+        )
+        .await;
         assert_eq!(refused.reason, FailureReason::Refused, "{refused:?}");
-        let dns = check(&c, &reqwest::Url::parse("http://no-such-host.invalid/").unwrap(), &[], Instant::now()).await;
+        let dns = check(
+            &c,
+            &reqwest::Url::parse("http://no-such-host.invalid/").unwrap(),
+            &[],
+            Instant::now(),
+        )
+        .await;
         assert_eq!(dns.reason, FailureReason::Dns, "{dns:?}");
     }
 }

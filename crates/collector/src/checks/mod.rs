@@ -57,9 +57,7 @@ pub struct Checker {
 
 impl Checker {
     pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            http: http::client()?,
-        })
+        Ok(Self { http: http::client()? })
     }
 
     /// Runs `target`'s check within its timeout.
@@ -76,7 +74,11 @@ impl Checker {
             Err(_) => Outcome::down(
                 started.elapsed(),
                 FailureReason::Timeout,
-                format!("no answer from {} within {}", target.address(), humantime_ms(target.timeout)),
+                format!(
+                    "no answer from {} within {}",
+                    target.address(),
+                    humantime_ms(target.timeout)
+                ),
             ),
         }
     }

@@ -13,11 +13,19 @@ pub async fn check(address: &str, started: Instant) -> Outcome {
     let addrs: Vec<_> = match tokio::net::lookup_host(address).await {
         Ok(a) => a.collect(),
         Err(e) => {
-            return Outcome::down(started.elapsed(), FailureReason::Dns, format!("cannot resolve {address}: {e}"));
+            return Outcome::down(
+                started.elapsed(),
+                FailureReason::Dns,
+                format!("cannot resolve {address}: {e}"),
+            );
         }
     };
     let Some(first) = addrs.first().copied() else {
-        return Outcome::down(started.elapsed(), FailureReason::Dns, format!("{address} resolves to no address"));
+        return Outcome::down(
+            started.elapsed(),
+            FailureReason::Dns,
+            format!("{address} resolves to no address"),
+        );
     };
     let mut last_err = None;
     for addr in addrs {

@@ -52,14 +52,20 @@ async fn grpc_service_and_bus_results() {
     ];
     config.validate().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-    let mut on_bus = bus.subscribe(Subscription::live("pantau.check.result.jkt.*")).await.unwrap();
+    let mut on_bus = bus
+        .subscribe(Subscription::live("pantau.check.result.jkt.*"))
+        .await
+        .unwrap();
     let ctx = Context::new(Arc::new(config), Arc::clone(&bus));
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let grpc_addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_collector::run(ctx.clone(), grpc));
 
     // Results arrive on the bus under the documented subject.
-    let msg = tokio::time::timeout(Duration::from_secs(5), on_bus.next()).await.unwrap().unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), on_bus.next())
+        .await
+        .unwrap()
+        .unwrap();
     let r: CheckResult = decode(&msg).expect("a CheckResult");
     assert_eq!(msg.subject, format!("pantau.check.result.jkt.{}", r.target_id));
     assert_eq!(r.labels["team"], "ops");
@@ -70,11 +76,21 @@ async fn grpc_service_and_bus_results() {
         .await
         .unwrap();
     let mut client = CollectorServiceClient::new(channel);
-    let targets = client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner().targets;
-    assert_eq!(targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["web", "closed"]);
+    let targets = client
+        .list_targets(ListTargetsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    assert_eq!(
+        targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["web", "closed"]
+    );
 
     let down = client
-        .run_check(RunCheckRequest { target_id: "closed".into() })
+        .run_check(RunCheckRequest {
+            target_id: "closed".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -82,13 +98,29 @@ async fn grpc_service_and_bus_results() {
     assert_eq!(down.reason(), FailureReason::Refused, "{down:?}");
     assert!(down.message.contains("connection refused"), "{}", down.message);
 
-    let up = client.run_check(RunCheckRequest { target_id: "web".into() }).await.unwrap().into_inner();
+    let up = client
+        .run_check(RunCheckRequest {
+            target_id: "web".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(up.status(), CheckStatus::Up, "{up:?}");
 
-    let missing = client.run_check(RunCheckRequest { target_id: "nope".into() }).await.unwrap_err();
+    let missing = client
+        .run_check(RunCheckRequest {
+            target_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     assert!(missing.message().contains("nope"));
-    let empty = client.run_check(RunCheckRequest { target_id: String::new() }).await.unwrap_err();
+    let empty = client
+        .run_check(RunCheckRequest {
+            target_id: String::new(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
 
     let latest = client
@@ -100,13 +132,23 @@ async fn grpc_service_and_bus_results() {
     assert_eq!(latest.len(), 2);
 
     let mut stream = client
-        .stream_results(StreamResultsRequest { target_ids: vec!["web".into()] })
+        .stream_results(StreamResultsRequest {
+            target_ids: vec!["web".into()],
+        })
         .await
         .unwrap()
         .into_inner();
-    let streamed = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+    let streamed = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(streamed.target_id, "web");
 
     ctx.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), run).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -41,7 +41,10 @@ impl Bus for MemoryBus {
     async fn publish(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
         subject::validate_publish(subject)?;
         let targets: Vec<(mpsc::Sender<Message>, bool)> = {
-            let subs = self.subscribers.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let subs = self
+                .subscribers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             subs.iter()
                 .filter(|s| subject::matches(&s.pattern, subject))
                 .map(|s| (s.tx.clone(), s.durable))

@@ -177,10 +177,26 @@ pub mod metric {
 }
 
 pub(crate) fn describe_metrics() {
-    metrics::describe_counter!(metric::PUBLISHED, metrics::Unit::Count, "Messages published on the bus, by subject family");
-    metrics::describe_counter!(metric::PUBLISH_ERRORS, metrics::Unit::Count, "Publishes the bus refused or did not acknowledge");
-    metrics::describe_counter!(metric::DECODE_ERRORS, metrics::Unit::Count, "Received messages that did not decode and were skipped");
-    metrics::describe_counter!(metric::DROPPED, metrics::Unit::Count, "Messages a slow live subscriber of the in-process bus missed");
+    metrics::describe_counter!(
+        metric::PUBLISHED,
+        metrics::Unit::Count,
+        "Messages published on the bus, by subject family"
+    );
+    metrics::describe_counter!(
+        metric::PUBLISH_ERRORS,
+        metrics::Unit::Count,
+        "Publishes the bus refused or did not acknowledge"
+    );
+    metrics::describe_counter!(
+        metric::DECODE_ERRORS,
+        metrics::Unit::Count,
+        "Received messages that did not decode and were skipped"
+    );
+    metrics::describe_counter!(
+        metric::DROPPED,
+        metrics::Unit::Count,
+        "Messages a slow live subscriber of the in-process bus missed"
+    );
 }
 
 /// Encodes `msg`, adds the current trace context, publishes, and counts.
@@ -240,12 +256,18 @@ mod tests {
             value: 0.5,
             ..Default::default()
         };
-        publish_proto(&bus, "pantau.metric.cpu", &sample).instrument(span).await.unwrap();
+        publish_proto(&bus, "pantau.metric.cpu", &sample)
+            .instrument(span)
+            .await
+            .unwrap();
         let msg = sub.next().await.unwrap();
         assert_eq!(decode::<pantau_proto::v1::MetricSample>(&msg), Some(sample));
         let consumer = tracing::info_span!("consumer");
         crate::telemetry::set_parent_from(&consumer, &msg.headers);
         assert_eq!(consumer.context().span().span_context().trace_id(), sent_trace);
-        assert_eq!(msg.headers.get("content-type").map(String::as_str), Some("application/protobuf"));
+        assert_eq!(
+            msg.headers.get("content-type").map(String::as_str),
+            Some("application/protobuf")
+        );
     }
 }

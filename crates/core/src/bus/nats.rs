@@ -52,7 +52,9 @@ impl NatsBus {
                     async move {
                         match event {
                             async_nats::Event::Connected => tracing::info!(url = %shown, "connected to nats"),
-                            async_nats::Event::Disconnected => tracing::warn!(url = %shown, "disconnected from nats; reconnecting"),
+                            async_nats::Event::Disconnected => {
+                                tracing::warn!(url = %shown, "disconnected from nats; reconnecting")
+                            }
                             other => tracing::info!(url = %shown, event = %other, "nats event"),
                         }
                     }
@@ -125,7 +127,13 @@ impl NatsBus {
 
     /// Forwards the consumer's messages until the subscriber goes away,
     /// re-attaching (with backoff) when the message stream breaks.
-    async fn pump(&self, mut consumer: consumer::PullConsumer, pattern: String, name: String, tx: mpsc::Sender<Message>) {
+    async fn pump(
+        &self,
+        mut consumer: consumer::PullConsumer,
+        pattern: String,
+        name: String,
+        tx: mpsc::Sender<Message>,
+    ) {
         let mut failures: u32 = 0;
         loop {
             match consumer.messages().await {
@@ -189,10 +197,7 @@ struct JsAcker(jetstream::Message);
 #[async_trait]
 impl Acker for JsAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        self.0.ack().await.map_err(|e| BusError::Nats {
-            op: "ack",
-            source: e,
-        })
+        self.0.ack().await.map_err(|e| BusError::Nats { op: "ack", source: e })
     }
 }
 

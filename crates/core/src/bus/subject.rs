@@ -16,7 +16,10 @@ pub fn validate_pattern(pattern: &str) -> Result<(), BusError> {
 }
 
 fn validate(s: &str, wildcards: bool) -> Result<(), BusError> {
-    let bad = |reason| BusError::InvalidSubject { subject: s.to_owned(), reason };
+    let bad = |reason| BusError::InvalidSubject {
+        subject: s.to_owned(),
+        reason,
+    };
     if s.is_empty() {
         return Err(bad("it is empty"));
     }

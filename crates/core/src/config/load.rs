@@ -3,8 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use figment::value::{Dict, Map, Value};
 use figment::providers::Format;
+use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use super::Config;
@@ -96,9 +96,7 @@ pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
             source,
         })?;
         if !text.trim().is_empty() {
-            figment = figment.merge(
-                figment::providers::Yaml::file_exact(path),
-            );
+            figment = figment.merge(figment::providers::Yaml::file_exact(path));
         }
     }
     // In the given order, so a later duplicate (a command-line flag) wins.
@@ -250,7 +248,12 @@ mod tests {
     #[test]
     fn negative_interval_names_the_key() {
         let (_f, path) = yaml("collector:\n  interval: -5s\n");
-        let err = Config::load(&LoadOptions { file: Some(path), env: vec![] }).unwrap_err().to_string();
+        let err = Config::load(&LoadOptions {
+            file: Some(path),
+            env: vec![],
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`collector.interval`"), "{err}");
         assert!(err.contains("-5s"), "{err}");
     }
@@ -258,7 +261,12 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error() {
         let (_f, path) = yaml("collector:\n  intervall: 5s\n");
-        let err = Config::load(&LoadOptions { file: Some(path), env: vec![] }).unwrap_err().to_string();
+        let err = Config::load(&LoadOptions {
+            file: Some(path),
+            env: vec![],
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("intervall"), "{err}");
         let err = Config::load(&LoadOptions {
             file: None,

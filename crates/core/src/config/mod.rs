@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Invalid, LoadOptions};
-pub use validate::is_subject_token as is_token;
 pub use sections::*;
+pub use validate::is_subject_token as is_token;
 
 /// The whole configuration of one Pantau process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::format as fmt_d;
-use super::{CheckType, Config, Invalid, InstanceRole};
+use super::{CheckType, Config, InstanceRole, Invalid};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -49,17 +49,29 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         p.add("instance.location", &c.instance.location, TOKEN);
     }
     if c.listen_host.parse::<std::net::IpAddr>().is_err() {
-        p.add("listen_host", &c.listen_host, "must be an IP address such as 0.0.0.0 or 127.0.0.1");
+        p.add(
+            "listen_host",
+            &c.listen_host,
+            "must be an IP address such as 0.0.0.0 or 127.0.0.1",
+        );
     }
     if c.shutdown_grace.is_zero() || c.shutdown_grace > Duration::from_secs(600) {
         p.add("shutdown_grace", fmt_d(c.shutdown_grace), "must be between 1ms and 10m");
     }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
-        p.add("log.level", &c.log.level, format!("must be a filter such as `info` or `warn,pantau_collector=debug` ({e})"));
+        p.add(
+            "log.level",
+            &c.log.level,
+            format!("must be a filter such as `info` or `warn,pantau_collector=debug` ({e})"),
+        );
     }
     nats(c, &mut p);
     database(c, &mut p);
-    p.duration_at_least("metrics.collection_interval", c.metrics.collection_interval, MIN_INTERVAL);
+    p.duration_at_least(
+        "metrics.collection_interval",
+        c.metrics.collection_interval,
+        MIN_INTERVAL,
+    );
     collector(c, &mut p);
     gateway(c, &mut p);
     sync(c, &mut p);
@@ -69,9 +81,16 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
 
 fn nats(c: &Config, p: &mut Problems) {
     if let Some(url) = &c.nats.url {
-        let ok = ["nats://", "tls://", "ws://", "wss://"].iter().any(|s| url.starts_with(s)) && url.len() > 7;
+        let ok = ["nats://", "tls://", "ws://", "wss://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+            && url.len() > 7;
         if !ok {
-            p.add("nats.url", super::mask_url_password(url), "must be a URL such as nats://127.0.0.1:4222 (schemes nats, tls, ws, wss)");
+            p.add(
+                "nats.url",
+                super::mask_url_password(url),
+                "must be a URL such as nats://127.0.0.1:4222 (schemes nats, tls, ws, wss)",
+            );
         }
     }
     let s = &c.nats.stream;
@@ -80,24 +99,47 @@ fn nats(c: &Config, p: &mut Problems) {
     }
     p.duration_at_least("nats.max_age", c.nats.max_age, Duration::from_secs(60));
     if c.nats.max_bytes != -1 && c.nats.max_bytes < 1 << 20 {
-        p.add("nats.max_bytes", c.nats.max_bytes, "must be at least 1048576 (1 MiB), or -1 for unlimited");
+        p.add(
+            "nats.max_bytes",
+            c.nats.max_bytes,
+            "must be at least 1048576 (1 MiB), or -1 for unlimited",
+        );
     }
-    p.duration_at_least("nats.publish_timeout", c.nats.publish_timeout, Duration::from_millis(100));
+    p.duration_at_least(
+        "nats.publish_timeout",
+        c.nats.publish_timeout,
+        Duration::from_millis(100),
+    );
 }
 
 fn database(c: &Config, p: &mut Problems) {
     if let Some(url) = &c.database.url {
-        let ok = ["postgres://", "postgresql://", "sqlite://"].iter().any(|s| url.starts_with(s));
+        let ok = ["postgres://", "postgresql://", "sqlite://"]
+            .iter()
+            .any(|s| url.starts_with(s));
         if !ok {
-            p.add("database.url", super::mask_url_password(url), "must start with postgres://, postgresql:// or sqlite://");
+            p.add(
+                "database.url",
+                super::mask_url_password(url),
+                "must start with postgres://, postgresql:// or sqlite://",
+            );
         }
     }
     let prefix = &c.database.schema_prefix;
     let ok = prefix.len() <= 40
-        && prefix.chars().next().is_some_and(|ch| ch.is_ascii_lowercase() || ch == '_')
-        && prefix.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+        && prefix
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_lowercase() || ch == '_')
+        && prefix
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
     if !ok {
-        p.add("database.schema_prefix", prefix, "must be up to 40 lower-case letters, digits or `_`, not starting with a digit");
+        p.add(
+            "database.schema_prefix",
+            prefix,
+            "must be up to 40 lower-case letters, digits or `_`, not starting with a digit",
+        );
     }
     p.positive("database.max_connections", c.database.max_connections);
 }
@@ -107,14 +149,28 @@ fn collector(c: &Config, p: &mut Problems) {
     p.duration_at_least("collector.interval", col.interval, MIN_INTERVAL);
     p.duration_at_least("collector.timeout", col.timeout, Duration::from_millis(10));
     p.positive("collector.workers.concurrency", col.workers.concurrency);
-    p.positive("collector.circuit_breaker.failure_threshold", col.circuit_breaker.failure_threshold);
-    p.positive("collector.circuit_breaker.half_open_max_calls", col.circuit_breaker.half_open_max_calls);
-    p.duration_at_least("collector.circuit_breaker.recovery_timeout", col.circuit_breaker.recovery_timeout, MIN_INTERVAL);
+    p.positive(
+        "collector.circuit_breaker.failure_threshold",
+        col.circuit_breaker.failure_threshold,
+    );
+    p.positive(
+        "collector.circuit_breaker.half_open_max_calls",
+        col.circuit_breaker.half_open_max_calls,
+    );
+    p.duration_at_least(
+        "collector.circuit_breaker.recovery_timeout",
+        col.circuit_breaker.recovery_timeout,
+        MIN_INTERVAL,
+    );
     let mut seen = HashSet::new();
     for (i, t) in col.targets.iter().enumerate() {
         let key = |field: &str| format!("collector.targets[{i}].{field}");
         if !is_subject_token(&t.id) {
-            p.add(key("id"), &t.id, "must be 1–128 characters of letters, digits, `-` or `_`");
+            p.add(
+                key("id"),
+                &t.id,
+                "must be 1–128 characters of letters, digits, `-` or `_`",
+            );
         } else if !seen.insert(t.id.as_str()) {
             p.add(key("id"), &t.id, "must be unique: another target has this id");
         }
@@ -129,11 +185,19 @@ fn collector(c: &Config, p: &mut Problems) {
                     }
                 }
                 if t.address.is_some() {
-                    p.add(key("address"), t.address.as_deref().unwrap_or_default(), "is for tcp targets; an http target takes `url`");
+                    p.add(
+                        key("address"),
+                        t.address.as_deref().unwrap_or_default(),
+                        "is for tcp targets; an http target takes `url`",
+                    );
                 }
                 for s in &t.expected_status {
                     if !(100..=599).contains(s) {
-                        p.add(key("expected_status"), s, "must hold HTTP status codes between 100 and 599");
+                        p.add(
+                            key("expected_status"),
+                            s,
+                            "must hold HTTP status codes between 100 and 599",
+                        );
                     }
                 }
             }
@@ -147,10 +211,18 @@ fn collector(c: &Config, p: &mut Problems) {
                     }
                 }
                 if t.url.is_some() {
-                    p.add(key("url"), t.url.as_deref().unwrap_or_default(), "is for http targets; a tcp target takes `address`");
+                    p.add(
+                        key("url"),
+                        t.url.as_deref().unwrap_or_default(),
+                        "is for http targets; a tcp target takes `address`",
+                    );
                 }
                 if !t.expected_status.is_empty() {
-                    p.add(key("expected_status"), format!("{:?}", t.expected_status), "is for http targets only");
+                    p.add(
+                        key("expected_status"),
+                        format!("{:?}", t.expected_status),
+                        "is for http targets only",
+                    );
                 }
             }
         }
@@ -163,7 +235,11 @@ fn collector(c: &Config, p: &mut Problems) {
             p.duration_at_least(&key("timeout"), to, Duration::from_millis(10));
         }
         if timeout > interval {
-            p.add(key("timeout"), fmt_d(timeout), format!("must not exceed the target's interval ({})", fmt_d(interval)));
+            p.add(
+                key("timeout"),
+                fmt_d(timeout),
+                format!("must not exceed the target's interval ({})", fmt_d(interval)),
+            );
         }
     }
 }
@@ -198,7 +274,14 @@ fn gateway(c: &Config, p: &mut Problems) {
     p.positive("gateway.dashboard.client_buffer", d.client_buffer);
     p.duration_at_least("gateway.dashboard.ping_interval", d.ping_interval, MIN_INTERVAL);
     if d.idle_timeout <= d.ping_interval {
-        p.add("gateway.dashboard.idle_timeout", fmt_d(d.idle_timeout), format!("must be longer than gateway.dashboard.ping_interval ({})", fmt_d(d.ping_interval)));
+        p.add(
+            "gateway.dashboard.idle_timeout",
+            fmt_d(d.idle_timeout),
+            format!(
+                "must be longer than gateway.dashboard.ping_interval ({})",
+                fmt_d(d.ping_interval)
+            ),
+        );
     }
 }
 
@@ -207,11 +290,19 @@ fn sync(c: &Config, p: &mut Problems) {
     p.duration_at_least("sync.sync_interval", s.sync_interval, MIN_INTERVAL);
     p.duration_at_least("sync.heartbeat_interval", s.heartbeat_interval, MIN_INTERVAL);
     if s.role == InstanceRole::Dependent && s.primary_url.is_none() {
-        p.add("sync.primary_url", "", "is required when sync.role is `dependent` (PRIMARY_SYNC_URL)");
+        p.add(
+            "sync.primary_url",
+            "",
+            "is required when sync.role is `dependent` (PRIMARY_SYNC_URL)",
+        );
     }
     for (i, name) in s.failover_order.iter().enumerate() {
         if !is_subject_token(name) {
-            p.add(format!("sync.failover_order[{i}]"), name, "must be an instance name: letters, digits, `-` or `_`");
+            p.add(
+                format!("sync.failover_order[{i}]"),
+                name,
+                "must be an instance name: letters, digits, `-` or `_`",
+            );
         }
     }
 }
@@ -231,7 +322,11 @@ fn ports(c: &Config, p: &mut Problems) {
             continue;
         }
         if let Some((other, _)) = ports[..i].iter().find(|(_, q)| q == port) {
-            p.add(*key, port, format!("must differ from {other}, which uses the same port"));
+            p.add(
+                *key,
+                port,
+                format!("must differ from {other}, which uses the same port"),
+            );
         }
     }
 }
@@ -277,7 +372,19 @@ mod tests {
         let mut c = Config::default();
         let mut t = target("a.b", CheckType::Tcp);
         t.address = Some("h:1".into());
-        c.collector.targets = vec![t.clone(), { let mut u = t; u.id = "x".into(); u }, { let mut v = target("x", CheckType::Tcp); v.address = Some("h:2".into()); v }];
+        c.collector.targets = vec![
+            t.clone(),
+            {
+                let mut u = t;
+                u.id = "x".into();
+                u
+            },
+            {
+                let mut v = target("x", CheckType::Tcp);
+                v.address = Some("h:2".into());
+                v
+            },
+        ];
         assert_eq!(keys(&c), ["collector.targets[0].id", "collector.targets[2].id"]);
     }
 

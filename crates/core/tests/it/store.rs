@@ -146,19 +146,12 @@ mod contract {
     pub(super) async fn ping_works(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
         let store = f.connect(prefix, "testsvc").await?;
         store.ping().await?;
-        store
-            .readiness()
-            .check()
-            .await
-            .map_err(anyhow::Error::msg)?;
+        store.readiness().check().await.map_err(anyhow::Error::msg)?;
         store.close().await;
         Ok(())
     }
 
-    pub(super) async fn connecting_twice_is_idempotent(
-        f: &impl StoreFixture,
-        prefix: &str,
-    ) -> anyhow::Result<()> {
+    pub(super) async fn connecting_twice_is_idempotent(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
         let first = f.connect(prefix, "testsvc").await?;
         insert(&first, "kept").await?;
         // Again while the first pool is open, and again after it is closed.
@@ -176,10 +169,7 @@ mod contract {
         Ok(())
     }
 
-    pub(super) async fn services_do_not_share_rows(
-        f: &impl StoreFixture,
-        prefix: &str,
-    ) -> anyhow::Result<()> {
+    pub(super) async fn services_do_not_share_rows(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
         let a = f.connect(prefix, "svc_a").await?;
         let b = f.connect(prefix, "svc_b").await?;
         insert(&a, "only-in-a").await?;
@@ -225,10 +215,7 @@ async fn sqlite_keeps_one_file_per_service() -> anyhow::Result<()> {
     let a = f.connect("unused", "svc-a").await?;
     insert(&a, "x").await?;
     a.close().await;
-    assert!(
-        f.dir.path().join("svc_a.db").is_file(),
-        "`svc-a` is stored in svc_a.db"
-    );
+    assert!(f.dir.path().join("svc_a.db").is_file(), "`svc-a` is stored in svc_a.db");
 
     // A `sqlite://DIR` URL puts the files in DIR instead of the data directory.
     let elsewhere = tempfile::tempdir()?;
@@ -261,11 +248,7 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
         },
     ) = (&a, &b)
     else {
-        anyhow::bail!(
-            "expected PostgreSQL stores, got {} and {}",
-            a.kind(),
-            b.kind()
-        );
+        anyhow::bail!("expected PostgreSQL stores, got {} and {}", a.kind(), b.kind());
     };
     assert_eq!(schema_a, "it_schemas_svc_a");
     assert_eq!(schema_b, "it_schemas_svc_b");
@@ -287,12 +270,8 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
     assert_eq!(tables(schema_b).await?, ["_sqlx_migrations", "items"]);
 
     // A table made in one service's schema is not visible to the other.
-    sqlx::query("CREATE TABLE only_in_a (id INT)")
-        .execute(pool_a)
-        .await?;
-    sqlx::query("SELECT count(*) FROM only_in_a")
-        .execute(pool_a)
-        .await?;
+    sqlx::query("CREATE TABLE only_in_a (id INT)").execute(pool_a).await?;
+    sqlx::query("SELECT count(*) FROM only_in_a").execute(pool_a).await?;
     let err = sqlx::query("SELECT count(*) FROM only_in_a")
         .execute(pool_b)
         .await
@@ -301,10 +280,7 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
         .as_database_error()
         .and_then(|e| e.code().map(std::borrow::Cow::into_owned));
     assert_eq!(code.as_deref(), Some("42P01"), "undefined_table, got {err}");
-    assert_eq!(
-        tables(schema_a).await?,
-        ["_sqlx_migrations", "items", "only_in_a"]
-    );
+    assert_eq!(tables(schema_a).await?, ["_sqlx_migrations", "items", "only_in_a"]);
     assert_eq!(tables(schema_b).await?, ["_sqlx_migrations", "items"]);
 
     // Rows stay with their service, also across a reconnect.

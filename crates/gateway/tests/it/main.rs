@@ -62,8 +62,16 @@ fn result(id: &str, up: bool) -> v1::CheckResult {
         instance: "test".into(),
         status: if up { v1::CheckStatus::Up } else { v1::CheckStatus::Down }.into(),
         checked_at: Some(to_timestamp(SystemTime::now())),
-        latency: Some(prost_types::Duration { seconds: 0, nanos: 2_000_000 }),
-        reason: if up { v1::FailureReason::Unspecified } else { v1::FailureReason::Refused }.into(),
+        latency: Some(prost_types::Duration {
+            seconds: 0,
+            nanos: 2_000_000,
+        }),
+        reason: if up {
+            v1::FailureReason::Unspecified
+        } else {
+            v1::FailureReason::Refused
+        }
+        .into(),
         message: if up { String::new() } else { "connection refused".into() },
         ..Default::default()
     }
@@ -97,7 +105,12 @@ async fn latest_results_with_filters() {
     publish(&g, &result("web", true)).await;
     publish(&g, &result("db", false)).await;
     let url = format!("{}/api/v1/results/latest", g.base);
-    eventually(|| async { get_json(&url).await.1["results"].as_array().is_some_and(|a| a.len() == 2) }).await;
+    eventually(|| async {
+        get_json(&url).await.1["results"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    })
+    .await;
     let (code, v) = get_json(&format!("{url}?status=down")).await;
     assert_eq!(code, 200);
     let rs = v["results"].as_array().unwrap();
@@ -134,15 +147,38 @@ async fn undecodable_messages_are_counted_and_skipped() {
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let before = metric(&reqwest::get(format!("{}/metrics", g.base)).await.unwrap().text().await.unwrap());
+    let before = metric(
+        &reqwest::get(format!("{}/metrics", g.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
     g.bus
-        .publish("pantau.check.result.x.y", Default::default(), bytes_of(b"\xff\xff\xff garbage"))
+        .publish(
+            "pantau.check.result.x.y",
+            Default::default(),
+            bytes_of(b"\xff\xff\xff garbage"),
+        )
         .await
         .unwrap();
     publish(&g, &result("after-garbage", true)).await;
     let url = format!("{}/api/v1/results/latest?target_id=after-garbage", g.base);
-    eventually(|| async { get_json(&url).await.1["results"].as_array().is_some_and(|a| a.len() == 1) }).await;
-    let after = metric(&reqwest::get(format!("{}/metrics", g.base)).await.unwrap().text().await.unwrap());
+    eventually(|| async {
+        get_json(&url).await.1["results"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+    let after = metric(
+        &reqwest::get(format!("{}/metrics", g.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
     assert!(after >= before + 1.0, "decode errors {before} -> {after}");
 }
 
@@ -169,7 +205,9 @@ async fn websocket_clients_receive_results_and_the_limit_holds() {
             }
         }
     };
-    let msg = tokio::time::timeout(Duration::from_secs(10), recv).await.expect("an event arrives");
+    let msg = tokio::time::timeout(Duration::from_secs(10), recv)
+        .await
+        .expect("an event arrives");
     let v: serde_json::Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
     assert_eq!(v["type"], "check_result");
     assert_eq!(v["data"]["target_id"], "live");

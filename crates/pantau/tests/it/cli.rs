@@ -73,5 +73,8 @@ fn environment_overrides_and_aliases_reach_the_config() {
 fn bad_env_value_names_the_variable() {
     let (code, _, err) = run(&["config", "print"], &[("WORKER_LOAD_BALANCING_STRATEGY", "fastest")]);
     assert_eq!(code, 2);
-    assert!(err.contains("collector.workers.strategy") && err.contains("WORKER_LOAD_BALANCING_STRATEGY"), "{err}");
+    assert!(
+        err.contains("collector.workers.strategy") && err.contains("WORKER_LOAD_BALANCING_STRATEGY"),
+        "{err}"
+    );
 }

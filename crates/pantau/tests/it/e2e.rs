@@ -8,10 +8,10 @@ use futures::StreamExt;
 use pantau_testkit::Nats;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use crate::support::{Pantau, Ports, both_up, config_yaml, http, metric_value, next_ws_result, wait_json};
 
@@ -47,7 +47,9 @@ async fn grpc_health(port: u16, service: &str) -> ServingStatus {
         .await
         .unwrap();
     let resp = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.into() })
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
         .await
         .expect("health answers")
         .into_inner();
@@ -58,30 +60,66 @@ async fn grpc_health(port: u16, service: &str) -> ServingStatus {
 async fn all_in_one_process_over_the_in_process_bus() {
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports::free();
-    let mut p = Pantau::start(dir.path(), &config_yaml(ports, &dir.path().join("data"), None), &["all"]);
+    let mut p = Pantau::start(
+        dir.path(),
+        &config_yaml(ports, &dir.path().join("data"), None),
+        &["all"],
+    );
     let latest = format!("http://127.0.0.1:{}/api/v1/results/latest", ports.gateway);
 
     // REST: both targets have results, each naming its check type.
     let v = wait_json(&latest, SOON, both_up, &mut p).await;
-    let kinds: Vec<_> = v["results"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap().to_owned()).collect();
-    assert!(kinds.contains(&"http".to_owned()) && kinds.contains(&"tcp".to_owned()), "{v}");
+    let kinds: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"http".to_owned()) && kinds.contains(&"tcp".to_owned()),
+        "{v}"
+    );
 
     // WebSocket: new results stream in.
-    let ev = next_ws_result(&format!("ws://127.0.0.1:{}/api/v1/monitoring/events", ports.gateway), SOON).await;
+    let ev = next_ws_result(
+        &format!("ws://127.0.0.1:{}/api/v1/monitoring/events", ports.gateway),
+        SOON,
+    )
+    .await;
     assert_eq!(ev["data"]["status"], "up", "{ev}");
 
     // gRPC: reflection lists the collector's service; health says SERVING.
     let services = grpc_services(ports.collector_grpc).await;
-    assert!(services.iter().any(|s| s == "pantau.v1.CollectorService"), "{services:?}");
+    assert!(
+        services.iter().any(|s| s == "pantau.v1.CollectorService"),
+        "{services:?}"
+    );
     assert!(services.iter().any(|s| s == "grpc.health.v1.Health"), "{services:?}");
-    assert_eq!(grpc_health(ports.collector_grpc, "pantau.v1.CollectorService").await, ServingStatus::Serving);
+    assert_eq!(
+        grpc_health(ports.collector_grpc, "pantau.v1.CollectorService").await,
+        ServingStatus::Serving
+    );
     assert_eq!(grpc_health(ports.collector_grpc, "").await, ServingStatus::Serving);
 
     // The admin port: ready, with the collector's metrics.
-    let ready = http().get(format!("http://127.0.0.1:{}/readyz", ports.admin)).send().await.unwrap();
+    let ready = http()
+        .get(format!("http://127.0.0.1:{}/readyz", ports.admin))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = http().get(format!("http://127.0.0.1:{}/metrics", ports.admin)).send().await.unwrap().text().await.unwrap();
-    assert!(metric_value(&metrics, "pantau_collector_checks_total", "result=\"up\"").is_some_and(|v| v >= 1.0), "{metrics}");
+    let metrics = http()
+        .get(format!("http://127.0.0.1:{}/metrics", ports.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metric_value(&metrics, "pantau_collector_checks_total", "result=\"up\"").is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
 
     // SIGTERM drains and exits 0.
     let status = p.terminate();
@@ -102,20 +140,40 @@ async fn collector_and_gateway_over_nats_survive_a_nats_restart() {
 
     wait_json(&latest, SOON, both_up, &mut gateway).await;
     collector.assert_running();
-    let ev = next_ws_result(&format!("ws://127.0.0.1:{}/api/v1/monitoring/events", ports.gateway), SOON).await;
+    let ev = next_ws_result(
+        &format!("ws://127.0.0.1:{}/api/v1/monitoring/events", ports.gateway),
+        SOON,
+    )
+    .await;
     assert_eq!(ev["data"]["location"], "local", "{ev}");
 
     // Garbage on a result subject is counted and skipped.
     let client = async_nats::connect(nats.url()).await.unwrap();
-    client.publish("pantau.check.result.x.y", "definitely not protobuf \u{1}\u{2}\u{ff}".into()).await.unwrap();
+    client
+        .publish(
+            "pantau.check.result.x.y",
+            "definitely not protobuf \u{1}\u{2}\u{ff}".into(),
+        )
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     let deadline = tokio::time::Instant::now() + SOON;
     loop {
-        let text = http().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = http()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if metric_value(&text, "pantau_bus_decode_errors_total", "pantau.check.result").is_some_and(|v| v >= 1.0) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "decode error never counted:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "decode error never counted:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     gateway.assert_running();
@@ -133,7 +191,10 @@ async fn collector_and_gateway_over_nats_survive_a_nats_restart() {
         Duration::from_secs(30),
         |v| {
             v["results"].as_array().is_some_and(|rs| {
-                rs.len() == 2 && rs.iter().all(|r| r["checked_at"].as_str().is_some_and(|t| t > restarted.as_str()))
+                rs.len() == 2
+                    && rs
+                        .iter()
+                        .all(|r| r["checked_at"].as_str().is_some_and(|t| t > restarted.as_str()))
             })
         },
         &mut gateway,
@@ -141,5 +202,9 @@ async fn collector_and_gateway_over_nats_survive_a_nats_restart() {
     .await;
     assert!(both_up(&v), "{v}");
     collector.assert_running();
-    assert!(collector.log().contains("reconnect") || collector.log().contains("disconnected"), "{}", collector.log());
+    assert!(
+        collector.log().contains("reconnect") || collector.log().contains("disconnected"),
+        "{}",
+        collector.log()
+    );
 }

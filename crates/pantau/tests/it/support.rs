@@ -102,13 +102,20 @@ impl Pantau {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(std::time::Instant::now() < deadline, "pantau did not stop on SIGTERM:\n{}", self.log());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pantau did not stop on SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -123,7 +130,10 @@ impl Drop for Pantau {
 
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
 }
 
 /// Polls `url` until `ok` accepts its JSON body, or panics after `within`.
@@ -150,19 +160,23 @@ pub async fn wait_json(
             }
             Err(e) => last = e.to_string(),
         }
-        assert!(Instant::now() < deadline, "{url} never satisfied the test; last answer: {last}\nlog:\n{}", p.log());
+        assert!(
+            Instant::now() < deadline,
+            "{url} never satisfied the test; last answer: {last}\nlog:\n{}",
+            p.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Both example targets have a result that is `up`.
 pub fn both_up(v: &serde_json::Value) -> bool {
-    let Some(results) = v["results"].as_array() else { return false };
-    ["collector-grpc", "gateway-healthz"].iter().all(|id| {
-        results
-            .iter()
-            .any(|r| r["target_id"] == *id && r["status"] == "up")
-    })
+    let Some(results) = v["results"].as_array() else {
+        return false;
+    };
+    ["collector-grpc", "gateway-healthz"]
+        .iter()
+        .all(|id| results.iter().any(|r| r["target_id"] == *id && r["status"] == "up"))
 }
 
 /// Reads WebSocket text frames until one is a check result, within `within`.

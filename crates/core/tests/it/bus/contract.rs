@@ -31,9 +31,7 @@ async fn subscribe(fixture: &impl BusFixture, sub: Subscription) -> anyhow::Resu
 
 /// Receives the next message and checks its subject and payload.
 async fn expect(stream: &mut MessageStream, subject: &str, payload: &str) -> anyhow::Result<()> {
-    let m = next(stream)
-        .await
-        .with_context(|| format!("waiting for {subject}"))?;
+    let m = next(stream).await.with_context(|| format!("waiting for {subject}"))?;
     ensure!(
         m.subject == subject && m.payload == payload.as_bytes(),
         "expected {subject} {payload:?}, got {} {:?}",
@@ -71,9 +69,7 @@ pub(super) async fn star_matches_exactly_one_token(f: &impl BusFixture) -> anyho
     assert_quiet(&mut sub).await
 }
 
-pub(super) async fn greater_than_matches_one_or_more_trailing_tokens(
-    f: &impl BusFixture,
-) -> anyhow::Result<()> {
+pub(super) async fn greater_than_matches_one_or_more_trailing_tokens(f: &impl BusFixture) -> anyhow::Result<()> {
     let mut sub = subscribe(f, Subscription::live(bus::subject::ALL_CHECK_RESULTS)).await?;
     for miss in [
         "pantau.check.result",
@@ -102,22 +98,13 @@ pub(super) async fn headers_round_trip(f: &impl BusFixture) -> anyhow::Result<()
     headers.insert("tracestate".to_owned(), "pantau=t61rcWkgMzE".to_owned());
     headers.insert("x-pantau-note".to_owned(), "value with spaces".to_owned());
     f.bus()
-        .publish(
-            "pantau.alert.firing.a1",
-            headers.clone(),
-            Bytes::from_static(b"alert"),
-        )
+        .publish("pantau.alert.firing.a1", headers.clone(), Bytes::from_static(b"alert"))
         .await?;
     let m = next(&mut sub).await?;
     assert_eq!(m.subject, "pantau.alert.firing.a1");
     assert_eq!(m.payload, "alert");
     for (key, value) in &headers {
-        assert_eq!(
-            m.headers.get(key),
-            Some(value),
-            "header {key} in {:?}",
-            m.headers
-        );
+        assert_eq!(m.headers.get(key), Some(value), "header {key} in {:?}", m.headers);
     }
     Ok(())
 }
@@ -140,14 +127,7 @@ pub(super) async fn invalid_subjects_are_rejected(f: &impl BusFixture) -> anyhow
             "publish on {subject:?} gave {result:?}"
         );
     }
-    for pattern in [
-        "",
-        "pantau..x",
-        "pantau.>.x",
-        "pantau.a*",
-        "pantau.>x",
-        "pantau.a b",
-    ] {
+    for pattern in ["", "pantau..x", "pantau.>.x", "pantau.a*", "pantau.>x", "pantau.a b"] {
         let result = f.bus().subscribe(Subscription::live(pattern)).await;
         assert!(
             matches!(result, Err(BusError::InvalidSubject { .. })),
@@ -155,10 +135,7 @@ pub(super) async fn invalid_subjects_are_rejected(f: &impl BusFixture) -> anyhow
             result.map(|_| "a subscription")
         );
     }
-    let result = f
-        .bus()
-        .subscribe(Subscription::durable("pantau.>", "bad name"))
-        .await;
+    let result = f.bus().subscribe(Subscription::durable("pantau.>", "bad name")).await;
     assert!(
         matches!(result, Err(BusError::InvalidDurable(_))),
         "a durable named `bad name` gave {:?}",
@@ -249,14 +226,8 @@ pub(super) async fn garbage_payload_does_not_decode(f: &impl BusFixture) -> anyh
     Ok(())
 }
 
-pub(super) async fn durable_subscription_receives_and_acks(
-    f: &impl BusFixture,
-) -> anyhow::Result<()> {
-    let mut sub = subscribe(
-        f,
-        Subscription::durable(bus::subject::ALL_CHECK_RESULTS, "contract"),
-    )
-    .await?;
+pub(super) async fn durable_subscription_receives_and_acks(f: &impl BusFixture) -> anyhow::Result<()> {
+    let mut sub = subscribe(f, Subscription::durable(bus::subject::ALL_CHECK_RESULTS, "contract")).await?;
     publish(f.bus(), "pantau.event.reboot.r1", "miss").await?;
     for i in 0..3 {
         publish(
@@ -269,8 +240,7 @@ pub(super) async fn durable_subscription_receives_and_acks(
     for i in 0..3 {
         let m = next(&mut sub).await?;
         ensure!(
-            m.subject == bus::subject::check_result("jkt", &format!("t{i}"))
-                && m.payload == i.to_string(),
+            m.subject == bus::subject::check_result("jkt", &format!("t{i}")) && m.payload == i.to_string(),
             "durable delivery {i} was {} {:?}",
             m.subject,
             m.payload

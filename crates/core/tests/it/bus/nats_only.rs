@@ -63,10 +63,7 @@ async fn durable_subscription_resumes_after_the_last_ack() -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
     let mut f = NatsFixture::start().await?;
-    let mut live = f
-        .bus
-        .subscribe(Subscription::live("pantau.event.>"))
-        .await?;
+    let mut live = f.bus.subscribe(Subscription::live("pantau.event.>")).await?;
     let mut durable = f
         .bus
         .subscribe(Subscription::durable(ALL_CHECK_RESULTS, "restart"))
@@ -82,10 +79,7 @@ async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
     assert_eq!(text(&m), "before");
     m.ack().await?;
     f.settle().await?;
-    f.bus
-        .check()
-        .await
-        .context("connected before the restart")?;
+    f.bus.check().await.context("connected before the restart")?;
 
     f.nats.stop().await;
     eventually(
@@ -108,9 +102,7 @@ async fn bus_recovers_from_a_server_restart() -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(e) => {
-                return Err(e.context(format!(
-                    "publishing still fails {RECOVERY:?} after the restart"
-                )));
+                return Err(e.context(format!("publishing still fails {RECOVERY:?} after the restart")));
             }
         }
     }
@@ -146,11 +138,7 @@ fn note_retry(e: &anyhow::Error) {
 }
 
 /// Waits until `condition` holds, polling every 50 ms, for at most `within`.
-async fn eventually(
-    within: Duration,
-    what: &str,
-    mut condition: impl AsyncFnMut() -> bool,
-) -> anyhow::Result<()> {
+async fn eventually(within: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     while !condition().await {
         ensure!(Instant::now() < deadline, "{what}: not within {within:?}");

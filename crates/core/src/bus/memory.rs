@@ -3,9 +3,13 @@
 //! Live subscribers get a bounded buffer each: a subscriber that falls behind
 //! misses messages (counted in `pantau_bus_dropped_total`) instead of slowing
 //! the publisher and everyone else. Durable subscribers are meant to see
-//! everything, so a full durable buffer makes the publisher wait. Nothing
-//! outlives the process: a durable name here does not resume after a restart.
+//! everything, so a full durable buffer makes the publisher wait. As on NATS,
+//! subscribers sharing a durable name share its messages: each goes to one of
+//! them, in turn. Nothing outlives the process: a durable name here does not
+//! resume after a restart.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -20,7 +24,7 @@ const BUFFER: usize = 4096;
 
 struct Subscriber {
     pattern: String,
-    durable: bool,
+    durable: Option<String>,
     tx: mpsc::Sender<Message>,
 }
 
@@ -28,6 +32,8 @@ struct Subscriber {
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     subscribers: Arc<RwLock<Vec<Subscriber>>>,
+    /// Turns among subscribers that share a durable name.
+    turn: Arc<AtomicUsize>,
 }
 
 impl MemoryBus {
@@ -45,10 +51,24 @@ impl Bus for MemoryBus {
                 .subscribers
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            subs.iter()
-                .filter(|s| subject::matches(&s.pattern, subject))
-                .map(|s| (s.tx.clone(), s.durable))
-                .collect()
+            let mut live = Vec::new();
+            let mut groups: BTreeMap<&str, Vec<mpsc::Sender<Message>>> = BTreeMap::new();
+            for s in subs
+                .iter()
+                .filter(|s| !s.tx.is_closed() && subject::matches(&s.pattern, subject))
+            {
+                match &s.durable {
+                    Some(name) => groups.entry(name.as_str()).or_default().push(s.tx.clone()),
+                    None => live.push((s.tx.clone(), false)),
+                }
+            }
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+            live.extend(
+                groups
+                    .into_values()
+                    .map(|members| (members[turn % members.len()].clone(), true)),
+            );
+            live
         };
         let mut closed = false;
         for (tx, durable) in targets {
@@ -87,7 +107,7 @@ impl Bus for MemoryBus {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Subscriber {
                 pattern: sub.pattern,
-                durable: sub.durable.is_some(),
+                durable: sub.durable,
                 tx,
             });
         Ok(Box::pin(ReceiverStream::new(rx)))

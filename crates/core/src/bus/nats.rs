@@ -103,24 +103,37 @@ impl NatsBus {
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
+    /// The durable consumer `name` filtered on `pattern`. An existing one
+    /// with another filter is replaced (its position is lost, with a warning):
+    /// a durable name means one subscription, not whatever it was before.
     async fn consumer(&self, pattern: &str, name: &str) -> Result<consumer::PullConsumer, BusError> {
         let stream = self
             .js
             .get_stream(&self.stream)
             .await
             .map_err(|e| BusError::nats("get stream", e))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            filter_subject: pattern.to_owned(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_wait: Duration::from_secs(30),
+            ..Default::default()
+        };
+        let existing = stream.get_consumer::<consumer::pull::Config>(name).await.ok();
+        if let Some(c) = existing {
+            let old = c.cached_info().config.filter_subject.clone();
+            if old == pattern {
+                return Ok(c);
+            }
+            tracing::warn!(consumer = %name, old = %old, new = %pattern, "durable consumer changes its subject; recreating it");
+            stream
+                .delete_consumer(name)
+                .await
+                .map_err(|e| BusError::nats("delete consumer", e))?;
+        }
         stream
-            .get_or_create_consumer(
-                name,
-                consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    filter_subject: pattern.to_owned(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::New,
-                    ack_wait: Duration::from_secs(30),
-                    ..Default::default()
-                },
-            )
+            .create_consumer(config)
             .await
             .map_err(|e| BusError::nats("create consumer", e))
     }

@@ -249,3 +249,44 @@ pub(super) async fn durable_subscription_receives_and_acks(f: &impl BusFixture) 
     }
     assert_quiet(&mut sub).await
 }
+
+pub(super) async fn subscribers_sharing_a_durable_name_share_its_messages(f: &impl BusFixture) -> anyhow::Result<()> {
+    let mut a = subscribe(f, Subscription::durable("pantau.metric.>", "shared")).await?;
+    let mut b = subscribe(f, Subscription::durable("pantau.metric.>", "shared")).await?;
+    for i in 0..10 {
+        publish(f.bus(), &format!("pantau.metric.m{i}"), &i.to_string()).await?;
+    }
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + super::WAIT;
+    while seen.len() < 10 && tokio::time::Instant::now() < deadline {
+        for sub in [&mut a, &mut b] {
+            if let Ok(Some(m)) =
+                tokio::time::timeout(std::time::Duration::from_millis(100), futures::StreamExt::next(sub)).await
+            {
+                m.ack().await.context("ack")?;
+                seen.push(String::from_utf8_lossy(&m.payload).into_owned());
+            }
+        }
+    }
+    seen.sort_by_key(|s| s.parse::<u32>().unwrap_or(u32::MAX));
+    let expected: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    ensure!(
+        seen == expected,
+        "each message exactly once across the group, got {seen:?}"
+    );
+    assert_quiet(&mut a).await?;
+    assert_quiet(&mut b).await
+}
+
+pub(super) async fn a_durable_name_follows_its_new_subject(f: &impl BusFixture) -> anyhow::Result<()> {
+    let first = subscribe(f, Subscription::durable("pantau.event.>", "moving")).await?;
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut moved = subscribe(f, Subscription::durable("pantau.metric.>", "moving")).await?;
+    publish(f.bus(), "pantau.event.reboot.r1", "old subject").await?;
+    publish(f.bus(), "pantau.metric.cpu", "new subject").await?;
+    let m = next(&mut moved).await?;
+    ensure!(m.payload == "new subject", "got {} {:?}", m.subject, m.payload);
+    m.ack().await.context("ack")?;
+    assert_quiet(&mut moved).await
+}

@@ -111,6 +111,8 @@ macro_rules! bus_contract {
                 proto_round_trip,
                 garbage_payload_does_not_decode,
                 durable_subscription_receives_and_acks,
+                subscribers_sharing_a_durable_name_share_its_messages,
+                a_durable_name_follows_its_new_subject,
             );
         }
     };

@@ -2,12 +2,15 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
+use pantau_core::time::{from_timestamp, to_timestamp};
 use pantau_proto::v1::collector_service_server::{CollectorService, CollectorServiceServer};
 use pantau_proto::v1::{
-    CheckResult, ListLatestResultsRequest, ListLatestResultsResponse, ListTargetsRequest, ListTargetsResponse,
-    RunCheckRequest, StreamResultsRequest,
+    CheckResult, DeleteTargetRequest, DeleteTargetResponse, GetHistoryRequest, GetHistoryResponse, GetTargetRequest,
+    HistoryPoint, ListLatestResultsRequest, ListLatestResultsResponse, ListTargetsRequest, ListTargetsResponse,
+    PushRequest, PushResponse, Resolution, RunCheckRequest, StreamResultsRequest, Target, UpsertTargetRequest,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::BroadcastStream;
@@ -16,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
-use crate::Collector;
+use crate::checks::push::Push;
+use crate::history;
+use crate::scheduler::{ChangeError, Collector};
 
 /// The gRPC face of the collector.
 pub struct Service(Arc<Collector>, CancellationToken);
@@ -39,12 +44,67 @@ pub async fn serve(
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<CheckResult, Status>> + Send>>;
 
+/// Ranges up to this long are answered in minutes by default.
+const MINUTES_UP_TO: Duration = Duration::from_secs(2 * 86_400);
+
+fn status_of(e: ChangeError) -> Status {
+    match e {
+        ChangeError::Invalid(_) | ChangeError::TokenTaken => Status::invalid_argument(e.to_string()),
+        ChangeError::FromConfig(_) => Status::failed_precondition(e.to_string()),
+        ChangeError::NotFound(_) => Status::not_found(e.to_string()),
+        ChangeError::Store(inner) => {
+            tracing::error!(error = %inner, "target store failed");
+            Status::unavailable("the collector's store is unavailable; try again")
+        }
+    }
+}
+
+impl Service {
+    fn entry(&self, id: &str) -> Result<Arc<crate::scheduler::Entry>, Status> {
+        if id.is_empty() {
+            return Err(Status::invalid_argument("a target id is required"));
+        }
+        self.0
+            .entry(id)
+            .ok_or_else(|| Status::not_found(format!("no target with id `{id}`")))
+    }
+}
+
 #[tonic::async_trait]
 impl CollectorService for Service {
     async fn list_targets(&self, _: Request<ListTargetsRequest>) -> Result<Response<ListTargetsResponse>, Status> {
         Ok(Response::new(ListTargetsResponse {
-            targets: self.0.targets().iter().map(|t| t.to_proto()).collect(),
+            targets: self
+                .0
+                .entries()
+                .iter()
+                .map(|e| e.target.to_proto(e.breaker_state()))
+                .collect(),
         }))
+    }
+
+    async fn get_target(&self, req: Request<GetTargetRequest>) -> Result<Response<Target>, Status> {
+        let e = self.entry(&req.into_inner().id)?;
+        Ok(Response::new(e.target.to_proto(e.breaker_state())))
+    }
+
+    async fn upsert_target(&self, req: Request<UpsertTargetRequest>) -> Result<Response<Target>, Status> {
+        let proto = req
+            .into_inner()
+            .target
+            .ok_or_else(|| Status::invalid_argument("`target` is required"))?;
+        let cfg = crate::convert::target_from_proto(&proto).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let e = self.0.upsert(cfg).await.map_err(status_of)?;
+        Ok(Response::new(e.target.to_proto(e.breaker_state())))
+    }
+
+    async fn delete_target(&self, req: Request<DeleteTargetRequest>) -> Result<Response<DeleteTargetResponse>, Status> {
+        let id = req.into_inner().id;
+        if id.is_empty() {
+            return Err(Status::invalid_argument("a target id is required"));
+        }
+        self.0.delete(&id).await.map_err(status_of)?;
+        Ok(Response::new(DeleteTargetResponse {}))
     }
 
     async fn list_latest_results(
@@ -52,7 +112,7 @@ impl CollectorService for Service {
         req: Request<ListLatestResultsRequest>,
     ) -> Result<Response<ListLatestResultsResponse>, Status> {
         let ids = req.into_inner().target_ids;
-        if let Some(unknown) = ids.iter().find(|id| self.0.target(id).is_none()) {
+        if let Some(unknown) = ids.iter().find(|id| self.0.entry(id).is_none()) {
             return Err(Status::not_found(format!("no target with id `{unknown}`")));
         }
         Ok(Response::new(ListLatestResultsResponse {
@@ -61,16 +121,8 @@ impl CollectorService for Service {
     }
 
     async fn run_check(&self, req: Request<RunCheckRequest>) -> Result<Response<CheckResult>, Status> {
-        let id = req.into_inner().target_id;
-        if id.is_empty() {
-            return Err(Status::invalid_argument("target_id is required"));
-        }
-        let target = self
-            .0
-            .target(&id)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no target with id `{id}`")))?;
-        Ok(Response::new(self.0.run_once(&target).await))
+        let entry = self.entry(&req.into_inner().target_id)?;
+        Ok(Response::new(self.0.execute(&entry, true).await.0))
     }
 
     type StreamResultsStream = ResultStream;
@@ -91,5 +143,94 @@ impl CollectorService for Service {
         // Streams end at shutdown, so the server can drain.
         let feed = feed.take_until(self.1.clone().cancelled_owned());
         Ok(Response::new(Box::pin(feed)))
+    }
+
+    async fn get_history(&self, req: Request<GetHistoryRequest>) -> Result<Response<GetHistoryResponse>, Status> {
+        let r = req.into_inner();
+        self.entry(&r.target_id)?;
+        let now = SystemTime::now();
+        let to = r.to.as_ref().and_then(from_timestamp).unwrap_or(now);
+        let from = match &r.from {
+            Some(ts) => from_timestamp(ts).ok_or_else(|| Status::invalid_argument("`from` is not a valid time"))?,
+            None => to
+                .checked_sub(Duration::from_secs(86_400))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        };
+        if from >= to {
+            return Err(Status::invalid_argument("`from` must be before `to`"));
+        }
+        let span = to.duration_since(from).unwrap_or_default();
+        let resolution = match r.resolution() {
+            Resolution::Hour => Resolution::Hour,
+            Resolution::Unspecified if span > MINUTES_UP_TO => Resolution::Hour,
+            Resolution::Minute | Resolution::Unspecified => Resolution::Minute,
+        };
+        let res = if resolution == Resolution::Minute {
+            history::Resolution::Minute
+        } else {
+            history::Resolution::Hour
+        };
+        let points = self.0.history().query(&r.target_id, from, to, res).await.map_err(|e| {
+            tracing::error!(error = %e, "history query failed");
+            Status::unavailable("the collector's store is unavailable; try again")
+        })?;
+        let checks: u64 = points.iter().map(|p| p.checks).sum();
+        let up: u64 = points.iter().map(|p| p.up).sum();
+        Ok(Response::new(GetHistoryResponse {
+            target_id: r.target_id,
+            resolution: resolution.into(),
+            checks,
+            up,
+            uptime_percent: if checks == 0 {
+                0.0
+            } else {
+                up as f64 * 100.0 / checks as f64
+            },
+            points: points
+                .into_iter()
+                .map(|p| HistoryPoint {
+                    start: Some(to_timestamp(p.start)),
+                    checks: p.checks,
+                    up: p.up,
+                    latency_min_ms: p.lat_min,
+                    latency_avg_ms: p.lat_avg,
+                    latency_max_ms: p.lat_max,
+                    latency_p95_ms: p.lat_p95,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
+        let r = req.into_inner();
+        if r.token.is_empty() {
+            return Err(Status::invalid_argument("a push token is required"));
+        }
+        let down = match r.status.as_str() {
+            "" | "up" => false,
+            "down" => true,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "status `{other}` is not allowed: use `up` or `down`"
+                )));
+            }
+        };
+        if !(r.latency_ms.is_finite() && r.latency_ms >= 0.0) {
+            return Err(Status::invalid_argument("latency_ms must be a non-negative number"));
+        }
+        let push = Push {
+            at: SystemTime::now(),
+            down,
+            message: r.message.chars().take(1024).collect(),
+            latency: (r.latency_ms > 0.0).then(|| Duration::from_secs_f64(r.latency_ms / 1e3)),
+        };
+        let result = self
+            .0
+            .push(&r.token, push)
+            .await
+            .ok_or_else(|| Status::not_found("no push target has this token"))?;
+        Ok(Response::new(PushResponse {
+            target_id: result.target_id,
+        }))
     }
 }

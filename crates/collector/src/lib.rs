@@ -1,27 +1,43 @@
 //! The collector: it checks targets on a schedule and publishes every
 //! [`CheckResult`](pantau_proto::v1::CheckResult) on the bus
-//! (`pantau.check.result.<location>.<target_id>`).
+//! (`pantau.check.result.<location>.<target_id>`), and a `target_up` /
+//! `target_down` event when a target changes state.
 //!
 //! Layout:
-//! - [`target`]: a validated target, built from the configuration.
-//! - [`checks`]: the checks themselves ([`checks::http`], [`checks::tcp`]),
-//!   each giving up/down, latency and a typed failure reason.
-//! - [`scheduler`]: one loop per target, start times spread, concurrency bounded.
-//! - [`results`]: the latest result per target and a live feed of new ones.
-//! - [`state`]: up/down transitions, persisted so a restart remembers them.
+//! - [`target`]: a validated target compiled for its check; [`convert`]:
+//!   protobuf targets to configuration; [`targets`]: targets added at run
+//!   time, persisted.
+//! - [`checks`]: HTTP(S), TCP, TLS, ICMP, DNS and push checks, each giving
+//!   up/down, latency and a typed failure reason.
+//! - [`scheduler`]: the timer queue, the [`Collector`] state, state changes.
+//! - [`pool`]: workers and their load-balancing strategies.
+//! - [`breaker`]: the per-target circuit breaker and backoff.
+//! - [`results`]: the latest result per target and a live feed.
+//! - [`state`]: up/down transitions, persisted.
+//! - [`history`]: per-minute and per-hour aggregates with retention.
+//! - [`health`]: the collector's health from its error rate.
+//! - [`host`]: CPU, memory, disk, network, load of the host.
 //! - [`grpc`]: the gRPC service, `pantau.v1.CollectorService`.
 //! - [`metrics`]: metric names and their descriptions.
 
+pub mod breaker;
 pub mod checks;
+pub mod convert;
 pub mod grpc;
+pub mod health;
+pub mod history;
+pub mod host;
 pub mod metrics;
+pub mod pool;
 pub mod results;
 pub mod scheduler;
 pub mod state;
 pub mod target;
+pub mod targets;
 
 use std::sync::Arc;
 
+use pantau_core::config::Invalid;
 use pantau_core::service::Context;
 use pantau_core::store::{Migrations, Store, StoreError};
 use tokio::net::TcpListener;
@@ -44,23 +60,25 @@ pub enum CollectorError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
-    #[error(transparent)]
-    Target(#[from] target::TargetError),
+    #[error("invalid targets: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Targets(Vec<Invalid>),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
 }
 
-/// Runs the collector until `ctx.shutdown`: connects its store, starts a
-/// loop per configured target (tracked in `ctx.tasks`), and serves gRPC on
-/// `grpc`.
+/// Runs the collector until `ctx.shutdown`: connects its store, starts the
+/// schedule, workers, history and host metrics (tracked in `ctx.tasks`), and
+/// serves gRPC on `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> {
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "collector", MIGRATIONS).await?;
     ctx.health.register("collector.store", store.readiness());
     let collector = Arc::new(Collector::new(&ctx, store.clone()).await?);
+    ctx.health.register("collector.checks", collector.error_rate());
     collector.start(&ctx);
+    host::start(&ctx);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(grpc = %addr, targets = collector.targets().len(), "collector running");
-    let served = grpc::serve(collector, grpc, ctx.shutdown.clone()).await;
+    tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
+    let served = grpc::serve(Arc::clone(&collector), grpc, ctx.shutdown.clone()).await;
     ctx.tasks.close();
     ctx.tasks.wait().await;
     store.close().await;

@@ -3,10 +3,16 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const CHECKS_TOTAL: &str = "pantau_collector_checks_total";
+pub const CHECKS_SKIPPED: &str = "pantau_collector_checks_skipped_total";
 pub const CHECK_DURATION: &str = "pantau_collector_check_duration_seconds";
 pub const CHECK_UP: &str = "pantau_collector_check_up";
+pub const CERT_EXPIRY: &str = "pantau_collector_cert_expiry_seconds";
+pub const BREAKER_STATE: &str = "pantau_collector_breaker_state";
+pub const QUEUE_DEPTH: &str = "pantau_collector_queue_depth";
 pub const CHECKS_IN_FLIGHT: &str = "pantau_collector_workers_busy";
 pub const TARGETS: &str = "pantau_collector_targets";
+pub const HEALTH_LEVEL: &str = "pantau_collector_health_level";
+pub const ERROR_RATIO: &str = "pantau_collector_check_error_ratio";
 
 pub const RESULT_UP: &str = "up";
 pub const RESULT_DOWN: &str = "down";
@@ -18,8 +24,28 @@ pub fn describe() {
         Unit::Count,
         "Checks run, by check type and result (up, down)"
     );
+    describe_counter!(
+        CHECKS_SKIPPED,
+        Unit::Count,
+        "Due checks skipped because every worker queue was full"
+    );
     describe_histogram!(CHECK_DURATION, Unit::Seconds, "How long checks took, by check type");
     describe_gauge!(CHECK_UP, "1 when the target's last check was up, 0 when down");
+    describe_gauge!(
+        CERT_EXPIRY,
+        Unit::Seconds,
+        "Time until the target's TLS certificate expires (whole days)"
+    );
+    describe_gauge!(
+        BREAKER_STATE,
+        "The target's circuit breaker: 0 closed, 1 half-open, 2 open"
+    );
+    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Due checks waiting for a worker");
     describe_gauge!(CHECKS_IN_FLIGHT, Unit::Count, "Checks running right now");
     describe_gauge!(TARGETS, Unit::Count, "Targets being checked");
+    describe_gauge!(
+        HEALTH_LEVEL,
+        "The collector's health from its check error rate: 0 healthy, 1 degraded, 2 critical"
+    );
+    describe_gauge!(ERROR_RATIO, "Share of checks that failed over the health window");
 }

@@ -46,6 +46,14 @@ impl Results {
         out
     }
 
+    /// Drops the latest result of a removed target.
+    pub fn forget(&self, id: &str) {
+        self.latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
+
     /// New results from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<CheckResult> {
         self.feed.subscribe()

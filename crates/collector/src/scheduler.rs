@@ -1,157 +1,500 @@
-//! The schedule: one loop per target. First runs are spread over up to two
-//! seconds by a hash of the target id (so a thousand targets do not start in
-//! the same instant, and a newcomer still sees results at once); concurrent
-//! checks are bounded by `collector.workers.concurrency`.
+//! The schedule and the collector's shared state.
+//!
+//! One scheduling task keeps every target in a timer queue (no task per
+//! target, so a hundred thousand idle targets cost little). A due target is
+//! handed to the worker [`Pool`]; its next run is queued at once, one
+//! interval later, or sooner while its breaker backs off to confirm a
+//! failure. First runs are spread over up to two seconds by a hash of the
+//! target id, so targets do not start in the same instant and a newcomer
+//! still sees results at once.
 
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use pantau_core::bus::{self, Bus, subject};
+use pantau_core::config::{Config, Invalid};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
-use pantau_proto::v1::{CheckResult, CheckStatus};
-use tokio::sync::Semaphore;
-use tokio::time::MissedTickBehavior;
+use pantau_proto::v1::{self, BreakerState, CheckResult, CheckStatus, FailureReason, TargetSource};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::time::DelayQueue;
 
 use crate::CollectorError;
-use crate::checks::Checker;
+use crate::breaker::{self, Admit, Breaker};
+use crate::checks::{Checker, Outcome, push};
+use crate::health::ErrorRate;
 use crate::metrics as m;
+use crate::pool::{Pool, Run};
 use crate::results::Results;
-use crate::state::States;
-use crate::target::Target;
+use crate::state::{States, Transition};
+use crate::target::{Spec, Target};
+use crate::{history::History, targets};
 
 /// Longest delay before a target's first check.
 const MAX_FIRST_DELAY: Duration = Duration::from_secs(2);
 
-/// Everything the collector's loops and its gRPC service share.
-pub struct Collector {
-    targets: Vec<Arc<Target>>,
-    checker: Checker,
-    results: Results,
-    states: States,
-    bus: Arc<dyn Bus>,
-    location: String,
-    instance: String,
-    limiter: Semaphore,
+/// A scheduled target and its breaker.
+pub struct Entry {
+    pub target: Target,
+    pub breaker: Mutex<Breaker>,
 }
 
-impl Collector {
-    /// Builds the collector from the configuration in `ctx`.
-    pub async fn new(ctx: &Context, store: Store) -> Result<Self, CollectorError> {
-        let cfg = &ctx.config;
-        let targets = Target::from_config(&cfg.collector)?;
-        m::describe();
-        Ok(Self {
-            targets: targets.into_iter().map(Arc::new).collect(),
-            checker: Checker::new()?,
-            results: Results::default(),
-            states: States::load(store).await?,
-            bus: ctx.bus.clone(),
-            location: cfg.instance.location.clone(),
-            instance: cfg.instance.name.clone(),
-            limiter: Semaphore::new(cfg.collector.workers.concurrency),
+impl Entry {
+    fn new(target: Target, cfg: &Config) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            breaker: Mutex::new(Breaker::new(cfg.collector.circuit_breaker.clone())),
         })
     }
 
-    pub fn targets(&self) -> &[Arc<Target>] {
-        &self.targets
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .state()
+    }
+}
+
+enum Command {
+    /// Run `id` after the delay (replacing its queued run).
+    Schedule(String, Duration),
+    Unschedule(String),
+}
+
+/// Why a target change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("invalid target: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Invalid>),
+    #[error("target `{0}` comes from the configuration file; change it there")]
+    FromConfig(String),
+    #[error("another target already uses this push token")]
+    TokenTaken,
+    #[error("no target with id `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] pantau_core::store::StoreError),
+}
+
+/// Everything the schedule, the workers and the gRPC service share.
+pub struct Collector {
+    entries: RwLock<BTreeMap<String, Arc<Entry>>>,
+    config: Arc<Config>,
+    checker: Checker,
+    results: Results,
+    states: States,
+    history: Arc<History>,
+    error_rate: Arc<ErrorRate>,
+    store: Store,
+    bus: Arc<dyn Bus>,
+    commands: mpsc::UnboundedSender<Command>,
+    command_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    pool: OnceLock<Pool<Arc<Entry>>>,
+}
+
+impl Collector {
+    /// Builds the collector: the configuration's targets plus those stored.
+    pub async fn new(ctx: &Context, store: Store) -> Result<Self, CollectorError> {
+        let cfg = Arc::clone(&ctx.config);
+        m::describe();
+        let mut entries = BTreeMap::new();
+        for t in Target::from_config(&cfg.collector).map_err(CollectorError::Targets)? {
+            entries.insert(t.id.clone(), Entry::new(t, &cfg));
+        }
+        let (stored, unreadable) = targets::load(&store).await?;
+        for u in unreadable {
+            tracing::error!(target_id = %u.id, error = %u.error, "a stored target cannot be read; it is not checked");
+        }
+        for t in stored {
+            if entries.contains_key(&t.id) {
+                tracing::warn!(target_id = %t.id, "a stored target has the id of a configured one; the configuration wins");
+                continue;
+            }
+            match Target::compile(
+                &t,
+                &format!("stored target {}", t.id),
+                &cfg.collector,
+                TargetSource::Api,
+            ) {
+                Ok(target) => {
+                    entries.insert(target.id.clone(), Entry::new(target, &cfg));
+                }
+                Err(problems) => {
+                    for p in problems {
+                        tracing::error!(problem = %p, "a stored target is no longer valid; it is not checked");
+                    }
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        Ok(Self {
+            entries: RwLock::new(entries),
+            checker: Checker::new()?,
+            results: Results::default(),
+            states: States::load(store.clone()).await?,
+            history: Arc::new(History::new(store.clone(), &cfg.collector.history)),
+            error_rate: Arc::new(ErrorRate::new(cfg.collector.health.clone())),
+            store,
+            bus: Arc::clone(&ctx.bus),
+            config: cfg,
+            commands: tx,
+            command_rx: Mutex::new(Some(rx)),
+            pool: OnceLock::new(),
+        })
     }
 
-    pub fn target(&self, id: &str) -> Option<&Arc<Target>> {
-        self.targets.iter().find(|t| t.id == id)
+    /// Every target, by id.
+    pub fn entries(&self) -> Vec<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn entry(&self, id: &str) -> Option<Arc<Entry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .cloned()
     }
 
     pub fn results(&self) -> &Results {
         &self.results
     }
 
-    /// Spawns one loop per target on `ctx.tasks`; they stop on `ctx.shutdown`
-    /// after finishing the check in hand.
-    pub fn start(self: &Arc<Self>, ctx: &Context) {
-        metrics::gauge!(m::TARGETS).set(self.targets.len() as f64);
-        for t in &self.targets {
-            let me = Arc::clone(self);
-            let t = Arc::clone(t);
-            let stop = ctx.shutdown.clone();
-            ctx.tasks.spawn(async move { me.target_loop(&t, stop).await });
-        }
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
-    async fn target_loop(&self, t: &Target, stop: CancellationToken) {
-        let first = tokio::time::Instant::now() + first_delay(&t.id, t.interval);
-        let mut ticker = tokio::time::interval_at(first, t.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// The check error rate, as a readiness component with detail.
+    pub fn error_rate(&self) -> Arc<ErrorRate> {
+        Arc::clone(&self.error_rate)
+    }
+
+    /// Starts the worker pool, the schedule and the history flusher on
+    /// `ctx.tasks`; they stop on `ctx.shutdown` after the checks in hand.
+    pub fn start(self: &Arc<Self>, ctx: &Context) {
+        let workers = &self.config.collector.workers;
+        let me: Weak<Self> = Arc::downgrade(self);
+        let run: Run<Arc<Entry>> = Arc::new(move |entry: Arc<Entry>| {
+            let me = me.clone();
+            Box::pin(async move {
+                match me.upgrade() {
+                    Some(c) => c.execute(&entry, false).await.1,
+                    None => Duration::ZERO,
+                }
+            })
+        });
+        let pool = Pool::start(
+            workers.strategy,
+            workers.count,
+            workers.concurrency,
+            run,
+            &ctx.tasks,
+            &ctx.shutdown,
+        );
+        let _ = self.pool.set(pool);
+        let rx = self
+            .command_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(rx) = rx {
+            let me = Arc::clone(self);
+            let stop = ctx.shutdown.clone();
+            ctx.tasks.spawn(async move { me.schedule(rx, stop).await });
+        }
+        self.history.start(ctx);
+    }
+
+    async fn schedule(&self, mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
+        let mut queue: DelayQueue<String> = DelayQueue::new();
+        let mut keys = HashMap::new();
+        for e in self.entries() {
+            let id = e.target.id.clone();
+            keys.insert(
+                id.clone(),
+                queue.insert(id.clone(), first_delay(&id, e.target.interval)),
+            );
+        }
+        self.set_target_gauge();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = ticker.tick() => {}
+                Some(cmd) = rx.recv() => match cmd {
+                    Command::Schedule(id, after) => match keys.get(&id) {
+                        Some(k) => queue.reset(k, after),
+                        None => {
+                            keys.insert(id.clone(), queue.insert(id, after));
+                        }
+                    },
+                    Command::Unschedule(id) => {
+                        if let Some(k) = keys.remove(&id) {
+                            queue.remove(&k);
+                        }
+                    }
+                },
+                Some(due) = queue.next() => {
+                    let id = due.into_inner();
+                    keys.remove(&id);
+                    let Some(entry) = self.entry(&id) else { continue };
+                    keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval));
+                    if let Some(pool) = self.pool.get()
+                        && pool.dispatch(entry).is_err()
+                    {
+                        metrics::counter!(m::CHECKS_SKIPPED).increment(1);
+                        tracing::warn!(target_id = %id, "every worker queue is full; skipping this check");
+                    }
+                }
             }
-            let permit = tokio::select! {
-                () = stop.cancelled() => return,
-                p = self.limiter.acquire() => p,
-            };
-            let Ok(_permit) = permit else { return };
-            self.run_once(t).await;
         }
     }
 
-    /// Checks `t` now, records and publishes the result, and returns it.
-    #[tracing::instrument(name = "collector.check", skip_all, fields(target_id = %t.id, kind = t.kind_label()))]
-    pub async fn run_once(&self, t: &Target) -> CheckResult {
-        let in_flight = metrics::gauge!(m::CHECKS_IN_FLIGHT);
-        in_flight.increment(1.0);
+    fn set_target_gauge(&self) {
+        metrics::gauge!(m::TARGETS).set(
+            self.entries
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len() as f64,
+        );
+    }
+
+    /// Runs `entry`'s check (through its breaker unless `force`), records and
+    /// publishes the result; returns it and how long the check took.
+    #[tracing::instrument(name = "collector.check", skip_all, fields(target_id = %entry.target.id, kind = entry.target.kind_label()))]
+    pub async fn execute(&self, entry: &Entry, force: bool) -> (CheckResult, Duration) {
+        let t = &entry.target;
+        let is_push = matches!(t.spec, Spec::Push { .. });
+        let admit = if force || is_push {
+            Admit::Probe
+        } else {
+            entry
+                .breaker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .admit(Instant::now())
+        };
         let checked_at = SystemTime::now();
-        let outcome = self.checker.check(t).await;
-        in_flight.decrement(1.0);
-        let status = if outcome.up { CheckStatus::Up } else { CheckStatus::Down };
+        let outcome = match admit {
+            Admit::Probe => self.checker.check(t).await,
+            Admit::Reject { retry_at } => self.circuit_open(t, retry_at),
+        };
+        if admit == Admit::Probe && !is_push {
+            let sooner = entry
+                .breaker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .record(outcome.up, Instant::now());
+            if let Some(after) = sooner.filter(|d| *d < t.interval) {
+                let _ = self.commands.send(Command::Schedule(t.id.clone(), after));
+            }
+        }
+        let breaker_state = if is_push {
+            BreakerState::Closed
+        } else {
+            entry.breaker_state()
+        };
         let result = CheckResult {
             target_id: t.id.clone(),
             target_name: t.name.clone(),
             kind: t.kind().into(),
-            location: self.location.clone(),
-            instance: self.instance.clone(),
-            status: status.into(),
+            location: self.config.instance.location.clone(),
+            instance: self.config.instance.name.clone(),
+            status: if outcome.up { CheckStatus::Up } else { CheckStatus::Down }.into(),
             checked_at: Some(to_timestamp(checked_at)),
             latency: Some(to_duration(outcome.latency)),
             reason: outcome.reason.into(),
-            message: outcome.message,
+            message: outcome.message.clone(),
             labels: t.labels.clone().into_iter().collect(),
-            detail: outcome.detail,
+            breaker: breaker_state.into(),
+            detail: outcome.detail.clone(),
         };
+        self.observe(t, &outcome, &result, breaker_state, checked_at).await;
+        (result, outcome.latency)
+    }
+
+    /// The DOWN result of a target whose breaker is open.
+    fn circuit_open(&self, t: &Target, retry_at: Instant) -> Outcome {
+        let previous = self.results.latest(std::slice::from_ref(&t.id)).pop();
+        let reason = previous.as_ref().map_or(FailureReason::Internal, CheckResult::reason);
+        let last = previous.map(|p| p.message).unwrap_or_default();
+        let wait = retry_at.saturating_duration_since(Instant::now());
+        Outcome::down(
+            Duration::ZERO,
+            reason,
+            format!(
+                "circuit open, not probing for {}s (last failure: {last})",
+                wait.as_secs()
+            ),
+        )
+    }
+
+    async fn observe(
+        &self,
+        t: &Target,
+        outcome: &Outcome,
+        result: &CheckResult,
+        breaker_state: BreakerState,
+        at: SystemTime,
+    ) {
         let kind = t.kind_label();
         let label = if outcome.up { m::RESULT_UP } else { m::RESULT_DOWN };
         metrics::counter!(m::CHECKS_TOTAL, "kind" => kind, "result" => label).increment(1);
         metrics::histogram!(m::CHECK_DURATION, "kind" => kind).record(outcome.latency.as_secs_f64());
         metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => kind).set(if outcome.up { 1.0 } else { 0.0 });
-        self.results.record(&result);
-        let subject = subject::check_result(&self.location, &t.id);
-        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject, &result).await {
+        metrics::gauge!(m::BREAKER_STATE, "target" => t.id.clone()).set(breaker::gauge(breaker_state));
+        if let Some(days) = cert_days(result) {
+            metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
+        }
+        self.history.record(&t.id, outcome.up, outcome.latency, at);
+        self.error_rate.record(outcome.up, Instant::now());
+        self.results.record(result);
+        let subject = subject::check_result(&self.config.instance.location, &t.id);
+        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject, result).await {
             tracing::warn!(target_id = %t.id, error = %e, "cannot publish check result; the next check will publish again");
         }
-        match self.states.observe(&result, checked_at).await {
-            Ok(Some(tr)) => log_transition(t, &result, tr),
+        match self.states.observe(result, at).await {
+            Ok(Some(tr)) => self.transition(t, result, tr).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(target_id = %t.id, error = %e, "cannot persist target state"),
         }
-        result
+    }
+
+    /// Logs a change of state and publishes `target_up` / `target_down`.
+    async fn transition(&self, t: &Target, r: &CheckResult, tr: Transition) {
+        let lasted = tr.previous.map_or_else(String::new, |p| {
+            let d = tr.current.since.duration_since(p.since).unwrap_or_default();
+            pantau_core::config::duration::format(Duration::from_secs(d.as_secs()))
+        });
+        let first = tr.previous.is_none();
+        let (kind, token) = if tr.current.up {
+            tracing::info!(target_id = %t.id, address = %t.address(), first, after_down_for = %lasted, "target is up");
+            (v1::EventKind::TargetUp, "target_up")
+        } else {
+            tracing::warn!(target_id = %t.id, address = %t.address(), first, after_up_for = %lasted,
+                reason = r.reason().as_str_name(), message = %r.message, "target is down");
+            (v1::EventKind::TargetDown, "target_down")
+        };
+        let event = v1::RouterEvent {
+            id: format!(
+                "{}-{}",
+                t.id,
+                tr.current
+                    .since
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+            kind: kind.into(),
+            source: t.id.clone(),
+            occurred_at: Some(to_timestamp(tr.current.since)),
+            severity: if tr.current.up {
+                v1::Severity::Info
+            } else {
+                v1::Severity::Critical
+            }
+            .into(),
+            message: if tr.current.up {
+                format!("{} is up", t.name)
+            } else {
+                format!("{} is down: {}", t.name, r.message)
+            },
+            attributes: [
+                ("location".to_owned(), r.location.clone()),
+                ("kind".to_owned(), t.kind_label().to_owned()),
+                (
+                    "reason".to_owned(),
+                    r.reason()
+                        .as_str_name()
+                        .trim_start_matches("FAILURE_REASON_")
+                        .to_lowercase(),
+                ),
+            ]
+            .into(),
+        };
+        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject::event(token, &t.id), &event).await {
+            tracing::warn!(target_id = %t.id, error = %e, "cannot publish the state change");
+        }
+    }
+
+    /// Validates, persists and schedules `t` (added or replaced).
+    pub async fn upsert(&self, t: pantau_core::config::TargetConfig) -> Result<Arc<Entry>, ChangeError> {
+        if let Some(e) = self.entry(&t.id)
+            && e.target.source == TargetSource::Config
+        {
+            return Err(ChangeError::FromConfig(t.id));
+        }
+        let target =
+            Target::compile(&t, "target", &self.config.collector, TargetSource::Api).map_err(ChangeError::Invalid)?;
+        if let Spec::Push { token, .. } = &target.spec
+            && self.entries().iter().any(|e| {
+                e.target.id != target.id && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
+            })
+        {
+            return Err(ChangeError::TokenTaken);
+        }
+        targets::save(&self.store, &t).await?;
+        let entry = Entry::new(target, &self.config);
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(t.id.clone(), Arc::clone(&entry));
+        let _ = self.commands.send(Command::Schedule(t.id.clone(), Duration::ZERO));
+        self.set_target_gauge();
+        tracing::info!(target_id = %t.id, kind = entry.target.kind_label(), "target saved");
+        Ok(entry)
+    }
+
+    /// Removes a target added through the API.
+    pub async fn delete(&self, id: &str) -> Result<(), ChangeError> {
+        match self.entry(id) {
+            None => return Err(ChangeError::NotFound(id.to_owned())),
+            Some(e) if e.target.source == TargetSource::Config => return Err(ChangeError::FromConfig(id.to_owned())),
+            Some(_) => {}
+        }
+        targets::delete(&self.store, id).await?;
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        let _ = self.commands.send(Command::Unschedule(id.to_owned()));
+        self.checker.push.forget(id);
+        self.results.forget(id);
+        self.set_target_gauge();
+        tracing::info!(target_id = %id, "target deleted");
+        Ok(())
+    }
+
+    /// Records a push for the push target with `token`, and publishes its
+    /// state at once; `None` when no push target has the token.
+    pub async fn push(&self, token: &str, p: push::Push) -> Option<CheckResult> {
+        let entry = self
+            .entries()
+            .into_iter()
+            .find(|e| matches!(&e.target.spec, Spec::Push { token: t, .. } if constant_time_eq(t.as_bytes(), token.as_bytes())))?;
+        self.checker.push.record(&entry.target.id, p);
+        Some(self.execute(&entry, true).await.0)
     }
 }
 
-fn log_transition(t: &Target, r: &CheckResult, tr: crate::state::Transition) {
-    // How long the previous state lasted, to the second.
-    let lasted = tr.previous.map_or_else(String::new, |p| {
-        let d = tr.current.since.duration_since(p.since).unwrap_or_default();
-        pantau_core::config::duration::format(Duration::from_secs(d.as_secs()))
-    });
-    let first = tr.previous.is_none();
-    if tr.current.up {
-        tracing::info!(target_id = %t.id, address = %t.address(), first, after_down_for = %lasted, "target is up");
-    } else {
-        tracing::warn!(target_id = %t.id, address = %t.address(), first, after_up_for = %lasted, reason = r.reason().as_str_name(), message = %r.message, "target is down");
+fn cert_days(r: &CheckResult) -> Option<i64> {
+    match r.detail.as_ref()? {
+        v1::check_result::Detail::Http(h) => h.certificate.as_ref().map(|c| c.days_to_expiry),
+        v1::check_result::Detail::Tls(t) => t.chain.first().map(|c| c.days_to_expiry),
+        _ => None,
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Where in `[0, min(interval, 2s))` a target's first check falls, stable per id.
@@ -180,5 +523,12 @@ mod tests {
             first_delay("x", Duration::from_secs(30)),
             first_delay("x", Duration::from_secs(30))
         );
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -1,28 +1,66 @@
-//! A target as the collector runs it, built from a validated [`TargetConfig`].
+//! A target as the collector runs it: a validated [`TargetConfig`] compiled
+//! into what the checks need, and its protobuf form.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use pantau_core::config::{CheckType, CollectorConfig, TargetConfig};
-use pantau_core::time::to_duration;
-use pantau_proto::v1;
+use pantau_core::config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, validate_target};
+use pantau_core::time::{from_duration, to_duration};
+use pantau_proto::v1::{self, TargetSource};
+
+use crate::checks::conditions::Condition;
+use crate::checks::{dns, tcp};
+
+/// HTTP request and what its answer must be.
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub url: reqwest::Url,
+    pub method: reqwest::Method,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Option<String>,
+    pub follow_redirects: bool,
+    pub verify_tls: bool,
+    /// Accepted status codes; empty means 200–399.
+    pub expected_status: Vec<u16>,
+    pub conditions: Vec<Condition>,
+    pub warn_days: u32,
+}
 
 /// What a check does, by type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Spec {
-    Http {
-        url: reqwest::Url,
-        /// Accepted status codes; empty means 200–399.
-        expected_status: Vec<u16>,
-    },
+    Http(Box<HttpSpec>),
     Tcp {
-        /// `host:port`.
         address: String,
+        send: Option<Vec<u8>>,
+        expect: Option<Vec<u8>>,
+    },
+    Tls {
+        address: String,
+        server_name: String,
+        verify: bool,
+        warn_days: u32,
+    },
+    Icmp {
+        host: String,
+        count: u16,
+        max_loss_percent: f64,
+    },
+    Dns {
+        name: String,
+        record_type: RecordType,
+        resolver: Option<SocketAddr>,
+        expected: Vec<String>,
+    },
+    Push {
+        token: String,
+        grace: Duration,
     },
 }
 
 /// One target to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub id: String,
     pub name: String,
@@ -30,51 +68,105 @@ pub struct Target {
     pub interval: Duration,
     pub timeout: Duration,
     pub labels: BTreeMap<String, String>,
+    pub source: TargetSource,
+    /// What it was built from, for persistence and the API.
+    pub config: TargetConfig,
 }
 
-/// A target the configuration describes but the collector cannot use.
-#[derive(Debug, thiserror::Error)]
-#[error("`collector.targets[{index}].{field}` = `{value}`: {reason}")]
-pub struct TargetError {
-    pub index: usize,
-    pub field: &'static str,
-    pub value: String,
-    pub reason: String,
-}
+/// Default certificate warning, in days.
+pub const WARN_DAYS: u32 = 14;
 
 impl Target {
-    /// Builds every configured target; config validation has already run.
-    pub fn from_config(cfg: &CollectorConfig) -> Result<Vec<Self>, TargetError> {
-        cfg.targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Self::one(i, t, cfg))
-            .collect()
-    }
-
-    fn one(index: usize, t: &TargetConfig, cfg: &CollectorConfig) -> Result<Self, TargetError> {
-        let missing = |field: &'static str| TargetError {
-            index,
-            field,
-            value: String::new(),
-            reason: format!("is required for a {} target", t.check.as_str()),
+    /// Validates and compiles `t`; errors carry keys under `prefix`.
+    pub fn compile(
+        t: &TargetConfig,
+        prefix: &str,
+        cfg: &CollectorConfig,
+        source: TargetSource,
+    ) -> Result<Self, Vec<Invalid>> {
+        let problems = validate_target(t, prefix, cfg.interval, cfg.timeout);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let bad = |field: &str, value: &str, why: String| {
+            vec![Invalid {
+                key: format!("{prefix}.{field}"),
+                value: value.to_owned(),
+                allowed: why,
+            }]
         };
         let spec = match t.check {
             CheckType::Http => {
-                let raw = t.url.as_deref().ok_or_else(|| missing("url"))?;
-                let url = reqwest::Url::parse(raw).map_err(|e| TargetError {
-                    index,
-                    field: "url",
-                    value: raw.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                Spec::Http {
-                    url,
-                    expected_status: t.expected_status.clone(),
+                let raw = t.url.as_deref().unwrap_or_default();
+                let url = reqwest::Url::parse(raw).map_err(|e| bad("url", raw, e.to_string()))?;
+                let method_text = t.method.as_deref().unwrap_or("GET");
+                let method = reqwest::Method::from_bytes(method_text.as_bytes())
+                    .map_err(|e| bad("method", method_text, e.to_string()))?;
+                let mut headers = reqwest::header::HeaderMap::new();
+                for (k, v) in &t.headers {
+                    let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                        .map_err(|e| bad("headers", k, format!("is not a header name: {e}")))?;
+                    let value = reqwest::header::HeaderValue::from_str(v)
+                        .map_err(|e| bad(&format!("headers.{k}"), "***", format!("is not a header value: {e}")))?;
+                    headers.insert(name, value);
                 }
+                let conditions = t
+                    .conditions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        Condition::compile(c).map_err(|e| bad(&format!("conditions[{i}]"), &format!("{c:?}"), e))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Spec::Http(Box::new(HttpSpec {
+                    url,
+                    method,
+                    headers,
+                    body: t.body.clone(),
+                    follow_redirects: t.follow_redirects.unwrap_or(true),
+                    verify_tls: t.verify_tls.unwrap_or(true),
+                    expected_status: t.expected_status.clone(),
+                    conditions,
+                    warn_days: t.warn_days.unwrap_or(WARN_DAYS),
+                }))
             }
             CheckType::Tcp => Spec::Tcp {
-                address: t.address.clone().ok_or_else(|| missing("address"))?,
+                address: t.address.clone().unwrap_or_default(),
+                send: t.send.as_deref().map(tcp::unescape),
+                expect: t.expect.as_deref().map(tcp::unescape),
+            },
+            CheckType::Tls => {
+                let address = t.address.clone().unwrap_or_default();
+                let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
+                Spec::Tls {
+                    server_name: t
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned()),
+                    address,
+                    verify: t.verify_tls.unwrap_or(true),
+                    warn_days: t.warn_days.unwrap_or(WARN_DAYS),
+                }
+            }
+            CheckType::Icmp => Spec::Icmp {
+                host: t.host.clone().unwrap_or_default(),
+                count: t.count.unwrap_or(3),
+                max_loss_percent: t.max_loss_percent.unwrap_or(0.0),
+            },
+            CheckType::Dns => Spec::Dns {
+                name: t.name_to_resolve.clone().unwrap_or_default(),
+                record_type: t.record_type.unwrap_or_default(),
+                resolver: match t.resolver.as_deref() {
+                    None => None,
+                    Some(r) => {
+                        Some(dns::resolver_addr(r).ok_or_else(|| bad("resolver", r, "must be ip or ip:port".into()))?)
+                    }
+                },
+                expected: t.expected_answers.clone(),
+            },
+            CheckType::Push => Spec::Push {
+                token: t.token.clone().unwrap_or_default(),
+                grace: t.grace.unwrap_or_default(),
             },
         };
         Ok(Self {
@@ -84,33 +176,95 @@ impl Target {
             interval: t.interval.unwrap_or(cfg.interval),
             timeout: t.timeout.unwrap_or(cfg.timeout),
             labels: t.labels.clone(),
+            source,
+            config: t.clone(),
         })
     }
 
+    /// Every target of the configuration file.
+    pub fn from_config(cfg: &CollectorConfig) -> Result<Vec<Self>, Vec<Invalid>> {
+        cfg.targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Self::compile(t, &format!("collector.targets[{i}]"), cfg, TargetSource::Config))
+            .collect()
+    }
+
+    pub fn check_type(&self) -> CheckType {
+        self.config.check
+    }
+
     pub fn kind(&self) -> v1::CheckKind {
-        match self.spec {
-            Spec::Http { .. } => v1::CheckKind::Http,
-            Spec::Tcp { .. } => v1::CheckKind::Tcp,
-        }
+        kind_of(self.config.check)
     }
 
-    /// `http` or `tcp`, for metric labels and logs.
+    /// `http`, `tcp`, …, for metric labels and logs.
     pub fn kind_label(&self) -> &'static str {
-        match self.spec {
-            Spec::Http { .. } => "http",
-            Spec::Tcp { .. } => "tcp",
-        }
+        self.config.check.as_str()
     }
 
-    /// The URL or `host:port` checked.
+    /// The URL, `host:port`, host or name checked; never a secret.
     pub fn address(&self) -> String {
         match &self.spec {
-            Spec::Http { url, .. } => url.to_string(),
-            Spec::Tcp { address } => address.clone(),
+            Spec::Http(h) => pantau_core::config::mask_url_password(h.url.as_str()),
+            Spec::Tcp { address, .. } | Spec::Tls { address, .. } => address.clone(),
+            Spec::Icmp { host, .. } => host.clone(),
+            Spec::Dns { name, .. } => name.clone(),
+            Spec::Push { .. } => "push".to_owned(),
         }
     }
 
-    pub fn to_proto(&self) -> v1::Target {
+    /// The protobuf form; secrets (push token, credential headers, URL
+    /// passwords) are masked.
+    pub fn to_proto(&self, breaker: v1::BreakerState) -> v1::Target {
+        let mut masked = pantau_core::config::CollectorConfig {
+            targets: vec![self.config.clone()],
+            ..CollectorConfig::default()
+        };
+        masked.mask();
+        let t = &masked.targets[0];
+        let spec = match t.check {
+            CheckType::Http => v1::target::Spec::Http(v1::HttpSpec {
+                url: t.url.clone().unwrap_or_default(),
+                method: t.method.clone().unwrap_or_default(),
+                headers: t.headers.clone().into_iter().collect(),
+                body: t.body.clone().unwrap_or_default(),
+                follow_redirects: t.follow_redirects,
+                verify_tls: t.verify_tls,
+                expected_status: t.expected_status.iter().map(|s| u32::from(*s)).collect(),
+                conditions: t.conditions.iter().map(crate::convert::condition_to_proto).collect(),
+                warn_days: t.warn_days,
+            }),
+            CheckType::Tcp => v1::target::Spec::Tcp(v1::TcpSpec {
+                address: t.address.clone().unwrap_or_default(),
+                send: t.send.clone().unwrap_or_default(),
+                expect: t.expect.clone().unwrap_or_default(),
+            }),
+            CheckType::Tls => v1::target::Spec::Tls(v1::TlsSpec {
+                address: t.address.clone().unwrap_or_default(),
+                server_name: t.server_name.clone().unwrap_or_default(),
+                verify_tls: t.verify_tls,
+                warn_days: t.warn_days,
+            }),
+            CheckType::Icmp => v1::target::Spec::Icmp(v1::IcmpSpec {
+                host: t.host.clone().unwrap_or_default(),
+                count: t.count.map(u32::from),
+                max_loss_percent: t.max_loss_percent,
+            }),
+            CheckType::Dns => v1::target::Spec::Dns(v1::DnsSpec {
+                name: t.name_to_resolve.clone().unwrap_or_default(),
+                record_type: t
+                    .record_type
+                    .map(|r| format!("{r:?}").to_uppercase())
+                    .unwrap_or_default(),
+                resolver: t.resolver.clone().unwrap_or_default(),
+                expected_answers: t.expected_answers.clone(),
+            }),
+            CheckType::Push => v1::target::Spec::Push(v1::PushSpec {
+                token: t.token.clone().unwrap_or_default(),
+                grace: t.grace.map(to_duration),
+            }),
+        };
         v1::Target {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -119,10 +273,25 @@ impl Target {
             interval: Some(to_duration(self.interval)),
             timeout: Some(to_duration(self.timeout)),
             labels: self.labels.clone().into_iter().collect(),
-            expected_status: match &self.spec {
-                Spec::Http { expected_status, .. } => expected_status.iter().map(|s| u32::from(*s)).collect(),
-                Spec::Tcp { .. } => Vec::new(),
-            },
+            source: self.source.into(),
+            breaker: breaker.into(),
+            spec: Some(spec),
         }
     }
+}
+
+pub fn kind_of(c: CheckType) -> v1::CheckKind {
+    match c {
+        CheckType::Http => v1::CheckKind::Http,
+        CheckType::Tcp => v1::CheckKind::Tcp,
+        CheckType::Tls => v1::CheckKind::Tls,
+        CheckType::Icmp => v1::CheckKind::Icmp,
+        CheckType::Dns => v1::CheckKind::Dns,
+        CheckType::Push => v1::CheckKind::Push,
+    }
+}
+
+/// A duration field of a proto target, `None` when unset or negative.
+pub fn opt_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
+    d.and_then(from_duration).filter(|d| !d.is_zero())
 }

@@ -21,6 +21,11 @@ use serde::Serialize;
 pub trait ReadinessCheck: Send + Sync {
     /// `Err` says what is wrong, for the operator.
     async fn check(&self) -> Result<(), String>;
+
+    /// Extra state worth showing even when ready (a health level, a count).
+    async fn detail(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The shared registry of readiness checks; cheap to clone.
@@ -35,6 +40,8 @@ pub struct ComponentStatus {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The answer of `/readyz`.
@@ -70,20 +77,16 @@ impl Health {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         let results = futures::future::join_all(checks.iter().map(|(name, c)| async move {
-            let outcome = match tokio::time::timeout(CHECK_DEADLINE, c.check()).await {
-                Ok(Ok(())) => ComponentStatus {
-                    status: "ok",
-                    error: None,
-                },
-                Ok(Err(e)) => ComponentStatus {
-                    status: "failing",
-                    error: Some(e),
-                },
-                Err(_) => ComponentStatus {
-                    status: "failing",
-                    error: Some(format!("no answer within {}s", CHECK_DEADLINE.as_secs())),
-                },
+            let detail = tokio::time::timeout(CHECK_DEADLINE, c.detail()).await.ok().flatten();
+            let (status, error) = match tokio::time::timeout(CHECK_DEADLINE, c.check()).await {
+                Ok(Ok(())) => ("ok", None),
+                Ok(Err(e)) => ("failing", Some(e)),
+                Err(_) => (
+                    "failing",
+                    Some(format!("no answer within {}s", CHECK_DEADLINE.as_secs())),
+                ),
             };
+            let outcome = ComponentStatus { status, error, detail };
             (name.clone(), outcome)
         }))
         .await;

@@ -26,22 +26,115 @@ pub struct CheckResultView {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub labels: BTreeMap<String, String>,
+    /// The target's circuit breaker: `closed`, `open` or `half_open`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tcp: Option<TcpView>,
+    pub breaker: Option<String>,
+    /// Kind-specific detail, under the kind's name (`"http": {...}`).
+    #[serde(flatten)]
+    pub detail: Option<DetailView>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct HttpView {
-    pub status_code: u32,
-    pub body_bytes: u64,
-    pub http_version: String,
+/// The kind-specific part of a result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum DetailView {
+    Http {
+        status_code: u32,
+        body_bytes: u64,
+        http_version: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        certificate: Option<CertView>,
+    },
+    Tcp {
+        peer: String,
+    },
+    Tls {
+        peer: String,
+        protocol_version: String,
+        chain: Vec<CertView>,
+    },
+    Icmp {
+        sent: u32,
+        received: u32,
+        loss_percent: f64,
+        rtt_min_ms: Option<f64>,
+        rtt_avg_ms: Option<f64>,
+        rtt_max_ms: Option<f64>,
+        jitter_ms: Option<f64>,
+        address: String,
+    },
+    Dns {
+        record_type: String,
+        answers: Vec<String>,
+        resolver: String,
+    },
+    Push {
+        last_push: Option<String>,
+        pushed_status: String,
+        pushed_message: String,
+    },
 }
 
+/// A TLS certificate.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct TcpView {
-    pub peer: String,
+pub struct CertView {
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: Option<String>,
+    pub days_to_expiry: i64,
+    pub dns_names: Vec<String>,
+}
+
+fn cert(c: &v1::CertificateInfo) -> CertView {
+    CertView {
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        not_after: c.not_after.as_ref().and_then(from_timestamp).map(rfc3339),
+        days_to_expiry: c.days_to_expiry,
+        dns_names: c.dns_names.clone(),
+    }
+}
+
+fn ms(d: Option<&prost_types::Duration>) -> Option<f64> {
+    d.and_then(from_duration)
+        .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0)
+}
+
+fn detail(d: &Detail) -> DetailView {
+    match d {
+        Detail::Http(h) => DetailView::Http {
+            status_code: h.status_code,
+            body_bytes: h.body_bytes,
+            http_version: h.http_version.clone(),
+            certificate: h.certificate.as_ref().map(cert),
+        },
+        Detail::Tcp(t) => DetailView::Tcp { peer: t.peer.clone() },
+        Detail::Tls(t) => DetailView::Tls {
+            peer: t.peer.clone(),
+            protocol_version: t.protocol_version.clone(),
+            chain: t.chain.iter().map(cert).collect(),
+        },
+        Detail::Icmp(i) => DetailView::Icmp {
+            sent: i.sent,
+            received: i.received,
+            loss_percent: i.loss_percent,
+            rtt_min_ms: ms(i.rtt_min.as_ref()),
+            rtt_avg_ms: ms(i.rtt_avg.as_ref()),
+            rtt_max_ms: ms(i.rtt_max.as_ref()),
+            jitter_ms: ms(i.jitter.as_ref()),
+            address: i.address.clone(),
+        },
+        Detail::Dns(x) => DetailView::Dns {
+            record_type: x.record_type.clone(),
+            answers: x.answers.clone(),
+            resolver: x.resolver.clone(),
+        },
+        Detail::Push(p) => DetailView::Push {
+            last_push: p.last_push.as_ref().and_then(from_timestamp).map(rfc3339),
+            pushed_status: p.pushed_status.clone(),
+            pushed_message: p.pushed_message.clone(),
+        },
+    }
 }
 
 /// `CHECK_KIND_HTTP` → `http`.
@@ -51,21 +144,13 @@ fn enum_name(full: &str, prefix: &str) -> String {
 
 impl From<&v1::CheckResult> for CheckResultView {
     fn from(r: &v1::CheckResult) -> Self {
-        let (http, tcp) = match &r.detail {
-            Some(Detail::Http(h)) => (
-                Some(HttpView {
-                    status_code: h.status_code,
-                    body_bytes: h.body_bytes,
-                    http_version: h.http_version.clone(),
-                }),
-                None,
-            ),
-            Some(Detail::Tcp(t)) => (None, Some(TcpView { peer: t.peer.clone() })),
-            None => (None, None),
-        };
         let reason = match r.reason() {
             v1::FailureReason::Unspecified => None,
             other => Some(enum_name(other.as_str_name(), "FAILURE_REASON_")),
+        };
+        let breaker = match r.breaker() {
+            v1::BreakerState::Unspecified => None,
+            other => Some(enum_name(other.as_str_name(), "BREAKER_STATE_")),
         };
         Self {
             target_id: r.target_id.clone(),
@@ -75,16 +160,12 @@ impl From<&v1::CheckResult> for CheckResultView {
             instance: r.instance.clone(),
             status: enum_name(r.status().as_str_name(), "CHECK_STATUS_"),
             checked_at: r.checked_at.as_ref().and_then(from_timestamp).map(rfc3339),
-            latency_ms: r
-                .latency
-                .as_ref()
-                .and_then(from_duration)
-                .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            latency_ms: ms(r.latency.as_ref()),
             reason,
             message: r.message.clone(),
             labels: r.labels.clone().into_iter().collect(),
-            http,
-            tcp,
+            breaker,
+            detail: r.detail.as_ref().map(detail),
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum Command {
     Collector(RunArgs),
     /// Run the gateway alone: REST API and WebSocket hub over results from NATS.
     Gateway(RunArgs),
+    /// Run the notifier alone: delivers alert events from NATS and Alertmanager
+    /// webhooks (POST /webhooks/alertmanager on notifier.admin_port) to channels.
+    Notifier(RunArgs),
     /// Show or check configuration.
     Config {
         #[command(subcommand)]
@@ -97,7 +100,7 @@ impl Cli {
         if let Some(d) = &self.data_dir {
             env.push(("PANTAU_DATA_DIR".into(), d.display().to_string()));
         }
-        if let Command::All(a) | Command::Collector(a) | Command::Gateway(a) = &self.command
+        if let Command::All(a) | Command::Collector(a) | Command::Gateway(a) | Command::Notifier(a) = &self.command
             && let Some(u) = &a.nats_url
         {
             env.push(("PANTAU_NATS__URL".into(), u.clone()));

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Config { command } => config_command(&cli, command),
-        Command::All(_) | Command::Collector(_) | Command::Gateway(_) => {
+        Command::All(_) | Command::Collector(_) | Command::Gateway(_) | Command::Notifier(_) => {
             let config = match load(&cli, cli.config.clone()) {
                 Ok(c) => c,
                 Err(code) => return code,

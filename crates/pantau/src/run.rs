@@ -18,9 +18,10 @@ type ServiceResult = (&'static str, Result<(), String>);
 
 pub async fn run(command: &Command, config: Config) -> ExitCode {
     let (name, services): (&str, &[&str]) = match command {
-        Command::All(_) => ("all", &["collector", "gateway"]),
+        Command::All(_) => ("all", &["collector", "gateway", "notifier"]),
         Command::Collector(_) => ("collector", &["collector"]),
         Command::Gateway(_) => ("gateway", &["gateway"]),
+        Command::Notifier(_) => ("notifier", &["notifier"]),
         Command::Config { .. } => unreachable!("config commands do not run services"),
     };
     let telemetry = match pantau_core::telemetry::init(name, &config.log, &config.telemetry) {
@@ -60,6 +61,8 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
         ("admin_port", config.admin_port)
     } else if wants("collector") {
         ("collector.admin_port", config.collector.admin_port)
+    } else if wants("notifier") {
+        ("notifier.admin_port", config.notifier.admin_port)
     } else {
         ("gateway.port", 0)
     };
@@ -70,6 +73,11 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     };
     let collector_grpc = if wants("collector") {
         Some(bind(&config, "collector.grpc_port", config.collector.grpc_port).await?)
+    } else {
+        None
+    };
+    let notifier_grpc = if wants("notifier") {
+        Some(bind(&config, "notifier.grpc_port", config.notifier.grpc_port).await?)
     } else {
         None
     };
@@ -105,12 +113,27 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
             )
         });
     }
+    // The notifier's webhook route rides on the admin port (9104 alone, 9100 in `all`).
+    let webhooks = pantau_notifier::Webhooks::default();
+    if let Some(l) = notifier_grpc {
+        let c = ctx.clone();
+        let hooks = webhooks.clone();
+        set.spawn(async move {
+            (
+                "notifier",
+                pantau_notifier::run(c, l, hooks).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
     if let Some(l) = gateway {
         let c = ctx.clone();
         set.spawn(async move { ("gateway", pantau_gateway::run(c, l).await.map_err(|e| e.to_string())) });
     }
     if let Some(l) = admin {
-        let router = pantau_core::health::admin_router(ctx.health.clone());
+        let mut router = pantau_core::health::admin_router(ctx.health.clone());
+        if wants("notifier") {
+            router = router.merge(webhooks.router());
+        }
         let stop = ctx.shutdown.clone();
         set.spawn(async move {
             let served = axum_serve(l, router, stop).await;

@@ -1,31 +1,68 @@
-//! HTTP and HTTPS: request the URL, read the body, judge the status code.
+//! HTTP and HTTPS: the configured request, then status code, conditions and,
+//! over HTTPS, the server certificate's expiry.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use pantau_proto::v1::{FailureReason, HttpDetail, check_result::Detail};
 use tokio::time::Instant;
 
-use super::Outcome;
+use super::{Outcome, cert};
+use crate::target::HttpSpec;
 
 /// Bodies are read (and timed) up to this size; the rest is not downloaded.
-const MAX_BODY: u64 = 4 << 20;
+const MAX_BODY: usize = 4 << 20;
 
-/// The shared client: rustls with the ring provider, up to 10 redirects.
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a default crypto provider; ring is ours.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .connect_timeout(Duration::from_secs(30))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
+/// One client per (verify TLS, follow redirects) pair, sharing nothing but
+/// settings; each keeps its own connection pool.
+#[derive(Clone)]
+pub struct Clients {
+    clients: [reqwest::Client; 4],
 }
 
-/// Requests `url`; the caller bounds the time.
-pub async fn check(client: &reqwest::Client, url: &reqwest::Url, expected: &[u16], started: Instant) -> Outcome {
-    let mut resp = match client.get(url.clone()).send().await {
+impl Clients {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        // reqwest is built without a default crypto provider; ring is ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let build = |verify: bool, follow: bool| {
+            reqwest::Client::builder()
+                .user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
+                .redirect(if follow {
+                    reqwest::redirect::Policy::limited(10)
+                } else {
+                    reqwest::redirect::Policy::none()
+                })
+                .tls_danger_accept_invalid_certs(!verify)
+                .tls_info(true)
+                .connect_timeout(Duration::from_secs(30))
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build()
+        };
+        Ok(Self {
+            clients: [
+                build(true, true)?,
+                build(true, false)?,
+                build(false, true)?,
+                build(false, false)?,
+            ],
+        })
+    }
+
+    fn get(&self, verify: bool, follow: bool) -> &reqwest::Client {
+        &self.clients[usize::from(!verify) * 2 + usize::from(!follow)]
+    }
+}
+
+/// Runs the request of `spec`; the caller bounds the time.
+pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outcome {
+    let client = clients.get(spec.verify_tls, spec.follow_redirects);
+    let mut req = client
+        .request(spec.method.clone(), spec.url.clone())
+        .headers(spec.headers.clone());
+    if let Some(b) = &spec.body {
+        req = req.body(b.clone());
+    }
+    let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
             let (reason, message) = classify(&e);
@@ -34,12 +71,21 @@ pub async fn check(client: &reqwest::Client, url: &reqwest::Url, expected: &[u16
     };
     let status = resp.status();
     let version = format!("{:?}", resp.version());
+    let certificate = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(reqwest::tls::TlsInfo::peer_certificate)
+        .and_then(|der| cert::info(der, SystemTime::now()));
+    let headers = resp.headers().clone();
+    let mut body = Vec::new();
     let mut body_bytes: u64 = 0;
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 body_bytes += chunk.len() as u64;
-                if body_bytes >= MAX_BODY {
+                if body.len() < MAX_BODY {
+                    body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]);
+                } else {
                     break;
                 }
             }
@@ -55,27 +101,42 @@ pub async fn check(client: &reqwest::Client, url: &reqwest::Url, expected: &[u16
         status_code: u32::from(status.as_u16()),
         body_bytes,
         http_version: version,
+        certificate: certificate.clone(),
     });
-    let accepted = if expected.is_empty() {
+    let accepted = if spec.expected_status.is_empty() {
         (200..400).contains(&status.as_u16())
     } else {
-        expected.contains(&status.as_u16())
+        spec.expected_status.contains(&status.as_u16())
     };
-    if accepted {
-        Outcome::up(latency, Some(detail))
-    } else {
-        let wanted = if expected.is_empty() {
+    if !accepted {
+        let wanted = if spec.expected_status.is_empty() {
             "200–399".to_owned()
         } else {
-            expected.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+            spec.expected_status
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        Outcome::down(
+        return Outcome::down(
             latency,
             FailureReason::HttpStatus,
-            format!("{url} answered {status}, expected {wanted}"),
+            format!("{} answered {status}, expected {wanted}", spec.url),
         )
-        .with_detail(detail)
+        .with_detail(detail);
     }
+    for c in &spec.conditions {
+        if let Err(why) = c.check(latency, &headers, &body) {
+            return Outcome::down(latency, FailureReason::Assertion, why).with_detail(detail);
+        }
+    }
+    if let Some(problem) = certificate
+        .as_ref()
+        .and_then(|c| cert::expiry_problem(c, spec.warn_days))
+    {
+        return Outcome::down(latency, FailureReason::Tls, problem).with_detail(detail);
+    }
+    Outcome::up(latency, Some(detail))
 }
 
 /// The typed reason and a readable message for a failed request.
@@ -111,7 +172,10 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
             FailureReason::Connect
         }
     });
-    let url = e.url().map(ToString::to_string).unwrap_or_default();
+    let url = e
+        .url()
+        .map(|u| pantau_core::config::mask_url_password(u.as_str()))
+        .unwrap_or_default();
     let cause = causes.last().cloned().unwrap_or_else(|| e.to_string());
     let message = match reason {
         FailureReason::Refused => format!("connection refused by {url}"),
@@ -121,70 +185,4 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
         _ => format!("request to {url} failed: {cause}"),
     };
     (reason, message)
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::StatusCode;
-    use axum::routing::get;
-
-    use super::*;
-
-    async fn serve() -> String {
-        let app = axum::Router::new()
-            .route("/ok", get(|| async { "fine" }))
-            .route("/broken", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
-            .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }));
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        format!("http://{addr}")
-    }
-
-    #[tokio::test]
-    async fn status_codes_decide() {
-        let base = serve().await;
-        let c = client().unwrap();
-        let url = |p: &str| reqwest::Url::parse(&format!("{base}{p}")).unwrap();
-        let ok = check(&c, &url("/ok"), &[], Instant::now()).await;
-        assert!(ok.up, "{ok:?}");
-        assert!(matches!(
-            ok.detail,
-            Some(Detail::Http(HttpDetail {
-                status_code: 200,
-                body_bytes: 4,
-                ..
-            }))
-        ));
-        let broken = check(&c, &url("/broken"), &[], Instant::now()).await;
-        assert!(!broken.up);
-        assert_eq!(broken.reason, FailureReason::HttpStatus);
-        assert!(broken.message.contains("503"), "{}", broken.message);
-        let teapot = check(&c, &url("/teapot"), &[418], Instant::now()).await;
-        assert!(teapot.up, "{teapot:?}");
-    }
-
-    #[tokio::test]
-    async fn refused_and_dns_are_typed() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        let c = client().unwrap();
-        let refused = check(
-            &c,
-            &reqwest::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
-            &[],
-            Instant::now(),
-        )
-        .await;
-        assert_eq!(refused.reason, FailureReason::Refused, "{refused:?}");
-        let dns = check(
-            &c,
-            &reqwest::Url::parse("http://no-such-host.invalid/").unwrap(),
-            &[],
-            Instant::now(),
-        )
-        .await;
-        assert_eq!(dns.reason, FailureReason::Dns, "{dns:?}");
-    }
 }

@@ -1,8 +1,14 @@
 //! The checks. Each gives an [`Outcome`]: up or down, how long it took, and
 //! for a failure a typed reason plus a message a person can act on.
 
+pub mod cert;
+pub mod conditions;
+pub mod dns;
 pub mod http;
+pub mod icmp;
+pub mod push;
 pub mod tcp;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -49,15 +55,25 @@ impl Outcome {
     }
 }
 
-/// Runs checks; holds what they share (the HTTP client and its pool).
-#[derive(Clone)]
+/// Runs checks; holds what they share (HTTP clients and pools, TLS
+/// connectors, ICMP sockets, the system resolver).
 pub struct Checker {
-    http: reqwest::Client,
+    http: http::Clients,
+    tls: tls::Tls,
+    icmp: icmp::Pinger,
+    dns: dns::Dns,
+    pub push: push::Pushes,
 }
 
 impl Checker {
     pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self { http: http::client()? })
+        Ok(Self {
+            http: http::Clients::new()?,
+            tls: tls::Tls::new(),
+            icmp: icmp::Pinger::default(),
+            dns: dns::Dns::default(),
+            push: push::Pushes::default(),
+        })
     }
 
     /// Runs `target`'s check within its timeout.
@@ -65,8 +81,36 @@ impl Checker {
         let started = Instant::now();
         let run = async {
             match &target.spec {
-                Spec::Http { url, expected_status } => http::check(&self.http, url, expected_status, started).await,
-                Spec::Tcp { address } => tcp::check(address, started).await,
+                Spec::Http(spec) => http::check(&self.http, spec, started).await,
+                Spec::Tcp { address, send, expect } => {
+                    tcp::check(address, send.as_deref(), expect.as_deref(), started).await
+                }
+                Spec::Tls {
+                    address,
+                    server_name,
+                    verify,
+                    warn_days,
+                } => self.tls.check(address, server_name, *verify, *warn_days, started).await,
+                Spec::Icmp {
+                    host,
+                    count,
+                    max_loss_percent,
+                } => {
+                    let per_packet = target.timeout.checked_div(u32::from(*count)).unwrap_or(target.timeout);
+                    self.icmp
+                        .check(host, *count, *max_loss_percent, per_packet, started)
+                        .await
+                }
+                Spec::Dns {
+                    name,
+                    record_type,
+                    resolver,
+                    expected,
+                } => self.dns.check(name, *record_type, *resolver, expected, started).await,
+                Spec::Push { grace, .. } => {
+                    self.push
+                        .evaluate(&target.id, target.interval, *grace, std::time::SystemTime::now())
+                }
             }
         };
         match tokio::time::timeout(target.timeout, run).await {
@@ -77,18 +121,14 @@ impl Checker {
                 format!(
                     "no answer from {} within {}",
                     target.address(),
-                    humantime_ms(target.timeout)
+                    pantau_core::config::duration::format(target.timeout)
                 ),
             ),
         }
     }
 }
 
-fn humantime_ms(d: Duration) -> String {
-    pantau_core::config::duration::format(d)
-}
-
-/// The kind-specific fields of a proto result.
+/// The kind-specific fields of a TCP result.
 pub(crate) fn tcp_detail(peer: std::net::SocketAddr) -> Detail {
     Detail::Tcp(v1::TcpDetail { peer: peer.to_string() })
 }

@@ -16,17 +16,11 @@ use pantau_proto::v1::{
 use tonic::Code;
 
 fn target(id: &str, check: CheckType, url: Option<String>, address: Option<String>) -> TargetConfig {
-    TargetConfig {
-        id: id.into(),
-        name: None,
-        check,
-        url,
-        address,
-        interval: None,
-        timeout: None,
-        expected_status: vec![],
-        labels: [("team".to_owned(), "ops".to_owned())].into(),
-    }
+    let mut t = TargetConfig::new(id, check);
+    t.url = url;
+    t.address = address;
+    t.labels = [("team".to_owned(), "ops".to_owned())].into();
+    t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +78,7 @@ async fn grpc_service_and_bus_results() {
         .targets;
     assert_eq!(
         targets.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-        ["web", "closed"]
+        ["closed", "web"]
     );
 
     let down = client

@@ -53,7 +53,7 @@ impl NatsBus {
                         match event {
                             async_nats::Event::Connected => tracing::info!(url = %shown, "connected to nats"),
                             async_nats::Event::Disconnected => {
-                                tracing::warn!(url = %shown, "disconnected from nats; reconnecting")
+                                tracing::warn!(url = %shown, "disconnected from nats; reconnecting");
                             }
                             other => tracing::info!(url = %shown, event = %other, "nats event"),
                         }

@@ -6,9 +6,12 @@
 //! once ([`Config::validate`]); every error names the key, the value and what
 //! is allowed. `examples/pantau.yaml` is the commented reference.
 
+mod alert_engine;
 pub mod duration;
 mod load;
+mod notifier;
 mod sections;
+mod target;
 mod text;
 mod validate;
 
@@ -17,8 +20,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
 pub use load::{ConfigError, Invalid, LoadOptions};
+pub use notifier::*;
 pub use sections::*;
+pub use target::*;
 pub use validate::is_subject_token as is_token;
 
 /// The whole configuration of one Pantau process.
@@ -53,6 +59,10 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Multi-location sync (primary, dependent and standalone instances).
     pub sync: SyncConfig,
+    /// The alert engine service: rules and alerts.
+    pub alert_engine: AlertEngineConfig,
+    /// The notifier service: channels, routes, retries.
+    pub notifier: NotifierConfig,
 }
 
 impl Default for Config {
@@ -71,6 +81,8 @@ impl Default for Config {
             collector: CollectorConfig::default(),
             gateway: GatewayConfig::default(),
             sync: SyncConfig::default(),
+            alert_engine: AlertEngineConfig::default(),
+            notifier: NotifierConfig::default(),
         }
     }
 }
@@ -105,6 +117,8 @@ impl Config {
         if c.sync.token.is_some() {
             c.sync.token = Some(MASK.to_owned());
         }
+        c.notifier.mask();
+        c.collector.mask();
         c
     }
 
@@ -156,8 +170,21 @@ mod tests {
         c.database.url = Some("postgres://u:hunter2@h/db".into());
         c.nats.token = Some("natstoken".into());
         c.sync.token = Some("synctoken".into());
+        let mut push = TargetConfig::new("cron", CheckType::Push);
+        push.token = Some("pushtoken-0123456789".into());
+        let mut api = TargetConfig::new("api", CheckType::Http);
+        api.url = Some("https://user:urlpass@api.example/".into());
+        api.headers.insert("Authorization".into(), "Bearer headertoken".into());
+        c.collector.targets = vec![push, api];
         let yaml = c.to_masked_yaml();
-        for secret in ["hunter2", "natstoken", "synctoken"] {
+        for secret in [
+            "hunter2",
+            "natstoken",
+            "synctoken",
+            "pushtoken",
+            "urlpass",
+            "headertoken",
+        ] {
             assert!(!yaml.contains(secret), "{secret} leaked:\n{yaml}");
         }
     }

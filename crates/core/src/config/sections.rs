@@ -1,11 +1,10 @@
 //! The sections of [`super::Config`], one struct each.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{duration, text};
+use super::{TargetConfig, duration, text};
 
 /// Who this instance is and where it watches from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,56 +148,6 @@ impl Default for MetricsConfig {
     }
 }
 
-/// The kind of check a target gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckType {
-    Http,
-    Tcp,
-}
-
-impl CheckType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Tcp => "tcp",
-        }
-    }
-}
-
-/// One thing the collector watches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
-    #[serde(deserialize_with = "text::deserialize")]
-    pub id: String,
-    /// Human name; the id when unset.
-    #[serde(default, deserialize_with = "text::option")]
-    pub name: Option<String>,
-    /// `http` or `tcp`.
-    #[serde(rename = "type")]
-    pub check: CheckType,
-    /// HTTP: the URL to request.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// TCP: `host:port` to connect to.
-    #[serde(default)]
-    pub address: Option<String>,
-    /// How often; `collector.interval` when unset.
-    #[serde(default, with = "duration::option")]
-    pub interval: Option<Duration>,
-    /// Longest a check may take; `collector.timeout` when unset.
-    #[serde(default, with = "duration::option")]
-    pub timeout: Option<Duration>,
-    /// HTTP: accepted status codes; empty means 200–399.
-    #[serde(default)]
-    pub expected_status: Vec<u16>,
-    /// Free-form labels (env, team, …) carried on every result.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
 /// How checks are spread over workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,7 +163,9 @@ pub enum LoadBalancingStrategy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
-    /// Most checks in flight at once.
+    /// Workers the due checks are spread over.
+    pub count: usize,
+    /// Most checks in flight at once, across all workers.
     pub concurrency: usize,
     /// `round_robin`, `least_connections`, `random` or `weighted_round_robin`
     /// (`WORKER_LOAD_BALANCING_STRATEGY`).
@@ -224,6 +175,7 @@ pub struct WorkersConfig {
 impl Default for WorkersConfig {
     fn default() -> Self {
         Self {
+            count: 4,
             concurrency: 256,
             strategy: LoadBalancingStrategy::RoundRobin,
         }
@@ -271,8 +223,60 @@ pub struct CollectorConfig {
     pub workers: WorkersConfig,
     /// Per-target circuit breaker.
     pub circuit_breaker: CircuitBreakerConfig,
+    /// Rolled-up history of check results.
+    pub history: HistoryConfig,
+    /// Error-rate thresholds of the collector's own health.
+    pub health: CollectorHealthConfig,
     /// What to watch.
     pub targets: Vec<TargetConfig>,
+}
+
+/// Per-minute and per-hour aggregates of check results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// How long per-minute aggregates are kept.
+    #[serde(with = "duration")]
+    pub minute_retention: Duration,
+    /// How long per-hour aggregates are kept.
+    #[serde(with = "duration")]
+    pub hour_retention: Duration,
+    /// How often finished minutes are written.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            minute_retention: Duration::from_secs(7 * 86_400),
+            hour_retention: Duration::from_secs(400 * 86_400),
+            flush_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The collector's health from its check error rate over a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorHealthConfig {
+    /// The window the error rate is measured over.
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// Below this error percentage the collector is healthy.
+    pub degraded_percent: f64,
+    /// Above this error percentage the collector is critical.
+    pub critical_percent: f64,
+}
+
+impl Default for CollectorHealthConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(300),
+            degraded_percent: 1.0,
+            critical_percent: 5.0,
+        }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -284,6 +288,8 @@ impl Default for CollectorConfig {
             timeout: Duration::from_secs(10),
             workers: WorkersConfig::default(),
             circuit_breaker: CircuitBreakerConfig::default(),
+            history: HistoryConfig::default(),
+            health: CollectorHealthConfig::default(),
             targets: Vec::new(),
         }
     }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::format as fmt_d;
-use super::{CheckType, Config, InstanceRole, Invalid};
+use super::{Config, InstanceRole, Invalid};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -75,6 +75,8 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     collector(c, &mut p);
     gateway(c, &mut p);
     sync(c, &mut p);
+    p.0.extend(super::notifier::problems(&c.notifier));
+    p.0.extend(super::alert_engine::problems(c));
     ports(c, &mut p);
     p.0
 }
@@ -149,6 +151,41 @@ fn collector(c: &Config, p: &mut Problems) {
     p.duration_at_least("collector.interval", col.interval, MIN_INTERVAL);
     p.duration_at_least("collector.timeout", col.timeout, Duration::from_millis(10));
     p.positive("collector.workers.concurrency", col.workers.concurrency);
+    p.positive("collector.workers.count", col.workers.count);
+    p.duration_at_least(
+        "collector.history.minute_retention",
+        col.history.minute_retention,
+        Duration::from_secs(3600),
+    );
+    p.duration_at_least(
+        "collector.history.hour_retention",
+        col.history.hour_retention,
+        Duration::from_secs(86_400),
+    );
+    p.duration_at_least(
+        "collector.history.flush_interval",
+        col.history.flush_interval,
+        MIN_INTERVAL,
+    );
+    p.duration_at_least("collector.health.window", col.health.window, Duration::from_secs(10));
+    let h = &col.health;
+    if !(0.0..=100.0).contains(&h.degraded_percent) || !(h.degraded_percent..=100.0).contains(&h.critical_percent) {
+        p.add(
+            "collector.health.critical_percent",
+            h.critical_percent,
+            format!(
+                "must be between collector.health.degraded_percent ({}) and 100",
+                h.degraded_percent
+            ),
+        );
+    }
+    if col.workers.count > col.workers.concurrency {
+        p.add(
+            "collector.workers.count",
+            col.workers.count,
+            "must not exceed collector.workers.concurrency",
+        );
+    }
     p.positive(
         "collector.circuit_breaker.failure_threshold",
         col.circuit_breaker.failure_threshold,
@@ -164,107 +201,24 @@ fn collector(c: &Config, p: &mut Problems) {
     );
     let mut seen = HashSet::new();
     for (i, t) in col.targets.iter().enumerate() {
-        let key = |field: &str| format!("collector.targets[{i}].{field}");
-        if !is_subject_token(&t.id) {
+        let prefix = format!("collector.targets[{i}]");
+        p.0.extend(super::validate_target(t, &prefix, col.interval, col.timeout));
+        if is_subject_token(&t.id) && !seen.insert(t.id.as_str()) {
             p.add(
-                key("id"),
+                format!("{prefix}.id"),
                 &t.id,
-                "must be 1–128 characters of letters, digits, `-` or `_`",
+                "must be unique: another target has this id",
             );
-        } else if !seen.insert(t.id.as_str()) {
-            p.add(key("id"), &t.id, "must be unique: another target has this id");
         }
-        match t.check {
-            CheckType::Http => {
-                match &t.url {
-                    None => p.add(key("url"), "", "is required for an http target"),
-                    Some(u) => {
-                        if let Err(why) = check_http_url(u) {
-                            p.add(key("url"), u, why);
-                        }
-                    }
-                }
-                if t.address.is_some() {
-                    p.add(
-                        key("address"),
-                        t.address.as_deref().unwrap_or_default(),
-                        "is for tcp targets; an http target takes `url`",
-                    );
-                }
-                for s in &t.expected_status {
-                    if !(100..=599).contains(s) {
-                        p.add(
-                            key("expected_status"),
-                            s,
-                            "must hold HTTP status codes between 100 and 599",
-                        );
-                    }
-                }
-            }
-            CheckType::Tcp => {
-                match &t.address {
-                    None => p.add(key("address"), "", "is required for a tcp target, as host:port"),
-                    Some(a) => {
-                        if let Err(why) = check_host_port(a) {
-                            p.add(key("address"), a, why);
-                        }
-                    }
-                }
-                if t.url.is_some() {
-                    p.add(
-                        key("url"),
-                        t.url.as_deref().unwrap_or_default(),
-                        "is for http targets; a tcp target takes `address`",
-                    );
-                }
-                if !t.expected_status.is_empty() {
-                    p.add(
-                        key("expected_status"),
-                        format!("{:?}", t.expected_status),
-                        "is for http targets only",
-                    );
-                }
-            }
-        }
-        let interval = t.interval.unwrap_or(col.interval);
-        let timeout = t.timeout.unwrap_or(col.timeout);
-        if let Some(iv) = t.interval {
-            p.duration_at_least(&key("interval"), iv, MIN_INTERVAL);
-        }
-        if let Some(to) = t.timeout {
-            p.duration_at_least(&key("timeout"), to, Duration::from_millis(10));
-        }
-        if timeout > interval {
+        if let Some(tok) = t.token.as_deref()
+            && col.targets[..i].iter().any(|o| o.token.as_deref() == Some(tok))
+        {
             p.add(
-                key("timeout"),
-                fmt_d(timeout),
-                format!("must not exceed the target's interval ({})", fmt_d(interval)),
+                format!("{prefix}.token"),
+                "***",
+                "must be unique: another push target has this token",
             );
         }
-    }
-}
-
-fn check_http_url(u: &str) -> Result<(), &'static str> {
-    let uri: axum::http::Uri = u.parse().map_err(|_| "must be an absolute http:// or https:// URL")?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err("must be an absolute http:// or https:// URL"),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("must name a host");
-    }
-    Ok(())
-}
-
-fn check_host_port(a: &str) -> Result<(), &'static str> {
-    let (host, port) = a.rsplit_once(':').ok_or("must be host:port, e.g. 127.0.0.1:22")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err("must be host:port with a host");
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err("must be host:port with a port between 1 and 65535"),
     }
 }
 
@@ -317,6 +271,10 @@ fn ports(c: &Config, p: &mut Problems) {
     if c.sync.enabled {
         ports.push(("sync.grpc_port", c.sync.grpc_port));
     }
+    ports.push(("notifier.grpc_port", c.notifier.grpc_port));
+    ports.push(("notifier.admin_port", c.notifier.admin_port));
+    ports.push(("alert_engine.grpc_port", c.alert_engine.grpc_port));
+    ports.push(("alert_engine.admin_port", c.alert_engine.admin_port));
     for (i, (key, port)) in ports.iter().enumerate() {
         if *port == 0 {
             continue;
@@ -334,21 +292,7 @@ fn ports(c: &Config, p: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TargetConfig;
-
-    fn target(id: &str, check: CheckType) -> TargetConfig {
-        TargetConfig {
-            id: id.into(),
-            name: None,
-            check,
-            url: None,
-            address: None,
-            interval: None,
-            timeout: None,
-            expected_status: vec![],
-            labels: std::collections::BTreeMap::default(),
-        }
-    }
+    use crate::config::{CheckType, ConditionConfig, JsonCondition, TargetConfig};
 
     fn keys(c: &Config) -> Vec<String> {
         problems(c).into_iter().map(|i| i.key).collect()
@@ -357,7 +301,10 @@ mod tests {
     #[test]
     fn targets_need_their_address() {
         let mut c = Config::default();
-        c.collector.targets = vec![target("web", CheckType::Http), target("ssh", CheckType::Tcp)];
+        c.collector.targets = vec![
+            TargetConfig::new("web", CheckType::Http),
+            TargetConfig::new("ssh", CheckType::Tcp),
+        ];
         assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
         c.collector.targets[0].url = Some("ftp://x".into());
         c.collector.targets[1].address = Some("localhost".into());
@@ -368,31 +315,77 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_ids_and_bad_tokens() {
+    fn fields_of_another_type_are_errors() {
         let mut c = Config::default();
-        let mut t = target("a.b", CheckType::Tcp);
-        t.address = Some("h:1".into());
-        c.collector.targets = vec![
-            t.clone(),
-            {
-                let mut u = t;
-                u.id = "x".into();
-                u
-            },
-            {
-                let mut v = target("x", CheckType::Tcp);
-                v.address = Some("h:2".into());
-                v
-            },
+        let mut t = TargetConfig::new("ping", CheckType::Icmp);
+        t.host = Some("127.0.0.1".into());
+        t.url = Some("http://x".into());
+        c.collector.targets = vec![t];
+        let p = problems(&c);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "collector.targets[0].url");
+        assert!(
+            p[0].allowed.contains("does not apply to a icmp target"),
+            "{}",
+            p[0].allowed
+        );
+    }
+
+    #[test]
+    fn conditions_are_checked() {
+        let mut c = Config::default();
+        let mut t = TargetConfig::new("api", CheckType::Http);
+        t.url = Some("http://127.0.0.1/".into());
+        t.conditions = vec![
+            ConditionConfig::BodyMatches("(unclosed".into()),
+            ConditionConfig::Json(JsonCondition {
+                path: "status".into(),
+                equals: Some("ok".into()),
+                ..Default::default()
+            }),
+            ConditionConfig::Json(JsonCondition {
+                path: "$.a".into(),
+                ..Default::default()
+            }),
+            ConditionConfig::BodyContains("fine".into()),
         ];
-        assert_eq!(keys(&c), ["collector.targets[0].id", "collector.targets[2].id"]);
+        c.collector.targets = vec![t];
+        assert_eq!(
+            keys(&c),
+            [
+                "collector.targets[0].conditions[0]",
+                "collector.targets[0].conditions[1]",
+                "collector.targets[0].conditions[2]"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_tokens_and_bad_tokens() {
+        let mut c = Config::default();
+        let mut a = TargetConfig::new("a.b", CheckType::Push);
+        a.token = Some("0123456789abcdef".into());
+        let mut b = TargetConfig::new("x", CheckType::Push);
+        b.token = Some("0123456789abcdef".into());
+        let mut d = TargetConfig::new("x", CheckType::Push);
+        d.token = Some("short".into());
+        c.collector.targets = vec![a, b, d];
+        assert_eq!(
+            keys(&c),
+            [
+                "collector.targets[0].id",
+                "collector.targets[1].token",
+                "collector.targets[2].token",
+                "collector.targets[2].id"
+            ]
+        );
     }
 
     #[test]
     fn timeout_beyond_interval_and_port_clash() {
         let mut c = Config::default();
         c.collector.timeout = Duration::from_secs(60);
-        let mut t = target("t", CheckType::Tcp);
+        let mut t = TargetConfig::new("t", CheckType::Tcp);
         t.address = Some("h:1".into());
         c.collector.targets = vec![t];
         c.gateway.port = 9100;

@@ -1,0 +1,99 @@
+//! Facts from the bus into the engine: durable subscriptions to check
+//! results, metrics, router events and interface samples, each message
+//! acknowledged once its transitions are stored; and the periodic sweep.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::StreamExt;
+use pantau_core::bus::{Bus, BusError, Message, Subscription, decode, subject};
+use pantau_proto::v1::{CheckResult, InterfaceSample, MetricSample, RouterEvent};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::facts::{self, Fact};
+use crate::metrics as m;
+
+/// The subscriptions: (pattern, durable name).
+pub const SUBSCRIPTIONS: [(&str, &str); 4] = [
+    (subject::ALL_CHECK_RESULTS, "alert-engine-checks"),
+    ("pantau.metric.>", "alert-engine-metrics"),
+    ("pantau.event.>", "alert-engine-events"),
+    ("pantau.iface.sample.>", "alert-engine-ifaces"),
+];
+
+/// The facts a bus message states, by its subject.
+pub fn facts_of(msg: &Message, now: SystemTime) -> (&'static str, Vec<Fact>) {
+    let s = msg.subject.as_str();
+    if s.starts_with("pantau.check.result.") {
+        ("check", decode::<CheckResult>(msg).map(|r| facts::from_check(&r, now)).unwrap_or_default())
+    } else if s.starts_with("pantau.metric.") {
+        (
+            "metric",
+            decode::<MetricSample>(msg)
+                .and_then(|r| facts::from_metric(&r, now))
+                .into_iter()
+                .collect(),
+        )
+    } else if s.starts_with("pantau.event.") {
+        ("event", decode::<RouterEvent>(msg).map(|r| facts::from_event(&r, now)).unwrap_or_default())
+    } else if s.starts_with("pantau.iface.sample.") {
+        ("iface", decode::<InterfaceSample>(msg).map(|r| facts::from_iface(&r, now)).unwrap_or_default())
+    } else {
+        ("other", Vec::new())
+    }
+}
+
+/// Subscribes (before returning, so nothing published afterwards is
+/// missed), then feeds every message to the engine until `shutdown`.
+pub async fn start(
+    engine: Arc<Engine>,
+    bus: &Arc<dyn Bus>,
+    shutdown: CancellationToken,
+) -> Result<impl Future<Output = ()> + Send + 'static, BusError> {
+    let mut streams = Vec::new();
+    for (pattern, durable) in SUBSCRIPTIONS {
+        streams.push(bus.subscribe(Subscription::durable(pattern, durable)).await?);
+    }
+    let mut all = futures::stream::select_all(streams);
+    Ok(async move {
+        loop {
+            let msg = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = all.next() => match next {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            let now = SystemTime::now();
+            let (family, facts) = facts_of(&msg, now);
+            metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
+            match engine.ingest(facts, now).await {
+                Ok(_) => {
+                    if let Err(e) = msg.ack().await {
+                        tracing::warn!(subject = %msg.subject, error = %e, "cannot acknowledge a bus message; it may be redelivered");
+                    }
+                }
+                // Not acknowledged: NATS redelivers it; the transitions are kept and retried.
+                Err(e) => tracing::warn!(subject = %msg.subject, error = %e, "cannot store alert transitions"),
+            }
+        }
+    })
+}
+
+/// Sweeps every `interval` until `shutdown`.
+pub async fn sweep_loop(engine: Arc<Engine>, interval: std::time::Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                if let Err(e) = engine.sweep(SystemTime::now()).await {
+                    tracing::warn!(error = %e, "alert sweep failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Evaluates a parsed condition over the [`SeriesStore`] at an instant.
+//!
+//! A condition yields the label sets it holds for (one alert each):
+//! - a selector is the latest sample of each matching series no older than
+//!   the staleness; as a bare fact it holds where its value is truthy;
+//! - a range function reduces each matching series' samples in `[range]`;
+//! - `x OP literal` keeps the series whose value compares true; two series
+//!   compare where their label sets are equal; two literals are a constant;
+//! - `a and b`: the label sets of `a` that agree with one of `b` on every
+//!   label they share; `a or b`: those of `a`, then those of `b` not in `a`;
+//! - `not a` holds (with no labels) exactly when `a` holds for nothing.
+
+use std::time::{Duration, SystemTime};
+
+use crate::lang::{CmpOp, Expr, RangeFn, Selector};
+use crate::series::{Labels, Sample, SeriesStore, Value};
+
+/// One label set a condition holds for, with the value that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    pub labels: Labels,
+    pub value: Value,
+}
+
+/// Where and when to evaluate.
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    pub store: &'a SeriesStore,
+    pub now: SystemTime,
+    pub staleness: Duration,
+}
+
+/// The label sets `cond` holds for at `at.now`.
+pub fn evaluate(cond: &Expr, at: At<'_>) -> Vec<Element> {
+    match cond {
+        Expr::Compare { op, lhs, rhs } => compare(*op, operand(lhs, at), operand(rhs, at)),
+        Expr::And(a, b) => {
+            let right = evaluate(b, at);
+            evaluate(a, at)
+                .into_iter()
+                .filter(|l| right.iter().any(|r| agree(&l.labels, &r.labels)))
+                .collect()
+        }
+        Expr::Or(a, b) => {
+            let mut out = evaluate(a, at);
+            for r in evaluate(b, at) {
+                if !out.iter().any(|l| l.labels == r.labels) {
+                    out.push(r);
+                }
+            }
+            out
+        }
+        Expr::Not(a) => {
+            if evaluate(a, at).is_empty() {
+                vec![Element {
+                    labels: Labels::new(),
+                    value: Value::Num(1.0),
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        Expr::Number(_) | Expr::Str(_) | Expr::Selector(_) | Expr::Range { .. } => match operand(cond, at) {
+            Operand::Scalar(v) => {
+                if v.truthy() {
+                    vec![Element {
+                        labels: Labels::new(),
+                        value: v,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+            Operand::Vector(v) => v.into_iter().filter(|e| e.value.truthy()).collect(),
+        },
+    }
+}
+
+enum Operand {
+    Scalar(Value),
+    Vector(Vec<Element>),
+}
+
+fn operand(e: &Expr, at: At<'_>) -> Operand {
+    match e {
+        Expr::Number(n) => Operand::Scalar(Value::Num(*n)),
+        Expr::Str(s) => Operand::Scalar(Value::Str(s.clone())),
+        Expr::Selector(sel) => Operand::Vector(instant(sel, at)),
+        Expr::Range { func, selector, range } => Operand::Vector(over_range(*func, selector, *range, at)),
+        // A nested condition used as an operand (the parser only allows
+        // this through parentheses it rejects, but stay total).
+        other => Operand::Vector(evaluate(other, at)),
+    }
+}
+
+fn selected<'a>(
+    sel: &'a Selector,
+    at: At<'a>,
+) -> impl Iterator<Item = (&'a Labels, &'a std::collections::VecDeque<Sample>)> + 'a {
+    at.store.series(&sel.name).filter(|(labels, _)| {
+        sel.matchers
+            .iter()
+            .all(|m| m.matches(labels.get(&m.label).map(String::as_str)))
+    })
+}
+
+fn instant(sel: &Selector, at: At<'_>) -> Vec<Element> {
+    let oldest = at.now.checked_sub(at.staleness).unwrap_or(SystemTime::UNIX_EPOCH);
+    selected(sel, at)
+        .filter_map(|(labels, samples)| {
+            let last = samples.iter().rev().find(|s| s.at <= at.now)?;
+            (last.at >= oldest).then(|| Element {
+                labels: labels.clone(),
+                value: last.value.clone(),
+            })
+        })
+        .collect()
+}
+
+fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec<Element> {
+    let start = at.now.checked_sub(range).unwrap_or(SystemTime::UNIX_EPOCH);
+    selected(sel, at)
+        .filter_map(|(labels, samples)| {
+            let window: Vec<&Sample> = samples.iter().filter(|s| s.at > start && s.at <= at.now).collect();
+            let value = reduce(func, &window)?;
+            Some(Element {
+                labels: labels.clone(),
+                value: Value::Num(value),
+            })
+        })
+        .collect()
+}
+
+fn reduce(func: RangeFn, window: &[&Sample]) -> Option<f64> {
+    if func == RangeFn::Count {
+        return (!window.is_empty()).then_some(window.len() as f64);
+    }
+    let nums: Vec<(SystemTime, f64)> = window
+        .iter()
+        .filter_map(|s| match s.value {
+            Value::Num(n) if n.is_finite() => Some((s.at, n)),
+            _ => None,
+        })
+        .collect();
+    let (first, last) = (nums.first()?, nums.last()?);
+    Some(match func {
+        RangeFn::Avg => nums.iter().map(|(_, n)| n).sum::<f64>() / nums.len() as f64,
+        RangeFn::Sum => nums.iter().map(|(_, n)| n).sum(),
+        RangeFn::Min => nums.iter().map(|(_, n)| *n).fold(f64::INFINITY, f64::min),
+        RangeFn::Max => nums.iter().map(|(_, n)| *n).fold(f64::NEG_INFINITY, f64::max),
+        RangeFn::Rate => {
+            let secs = last.0.duration_since(first.0).ok()?.as_secs_f64();
+            if nums.len() < 2 || secs <= 0.0 {
+                return None;
+            }
+            // A counter that went down was reset: count from zero again.
+            let increase: f64 = nums
+                .windows(2)
+                .map(|w| if w[1].1 >= w[0].1 { w[1].1 - w[0].1 } else { w[1].1 })
+                .sum();
+            increase / secs
+        }
+        RangeFn::Count => unreachable!("handled above"),
+    })
+}
+
+fn compare(op: CmpOp, lhs: Operand, rhs: Operand) -> Vec<Element> {
+    match (lhs, rhs) {
+        (Operand::Vector(v), Operand::Scalar(s)) => v.into_iter().filter(|e| holds(op, &e.value, &s)).collect(),
+        (Operand::Scalar(s), Operand::Vector(v)) => v.into_iter().filter(|e| holds(op, &s, &e.value)).collect(),
+        (Operand::Scalar(a), Operand::Scalar(b)) => {
+            if holds(op, &a, &b) {
+                vec![Element {
+                    labels: Labels::new(),
+                    value: a,
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+        (Operand::Vector(a), Operand::Vector(b)) => a
+            .into_iter()
+            .filter(|l| b.iter().any(|r| r.labels == l.labels && holds(op, &l.value, &r.value)))
+            .collect(),
+    }
+}
+
+fn holds(op: CmpOp, a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Num(x), Value::Num(y)) => op.holds(x, y),
+        (Value::Str(x), Value::Str(y)) if op.is_equality() => op.holds(x.as_str(), y.as_str()),
+        // A state against a number, or ordering strings: never true.
+        _ => false,
+    }
+}
+
+fn agree(a: &Labels, b: &Labels) -> bool {
+    b.iter().all(|(k, v)| a.get(k).is_none_or(|x| x == v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::parse;
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn put(s: &mut SeriesStore, name: &str, l: &[(&str, &str)], at: u64, v: Value) {
+        s.insert(name, labels(l), Sample { at: t(at), value: v }, t(at));
+    }
+
+    fn eval(s: &SeriesStore, expr: &str, now: u64) -> Vec<Labels> {
+        let r = parse(expr).unwrap();
+        let mut out: Vec<Labels> = evaluate(
+            &r.cond,
+            At {
+                store: s,
+                now: t(now),
+                staleness: Duration::from_secs(300),
+            },
+        )
+        .into_iter()
+        .map(|e| e.labels)
+        .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn comparisons_matchers_and_staleness() {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        put(&mut s, "check_up", &[("target", "api")], 0, Value::Num(0.0));
+        put(&mut s, "check_up", &[("target", "web")], 0, Value::Num(1.0));
+        assert_eq!(eval(&s, "check_up == 0", 10), [labels(&[("target", "api")])]);
+        assert_eq!(
+            eval(&s, r#"check_up{target!="api"} == 1"#, 10),
+            [labels(&[("target", "web")])]
+        );
+        assert_eq!(eval(&s, r#"check_up{target="nope"} == 0"#, 10), Vec::<Labels>::new());
+        assert_eq!(eval(&s, "0 == check_up", 10).len(), 1);
+        assert!(eval(&s, "check_up == 0", 301).is_empty(), "stale after 5m");
+        assert_eq!(
+            eval(&s, "check_up", 10),
+            [labels(&[("target", "web")])],
+            "bare fact: truthy"
+        );
+        assert!(eval(&s, "not check_up", 10).is_empty());
+        assert_eq!(eval(&s, "not missing_metric", 10), [Labels::new()]);
+        assert_eq!(eval(&s, "1 < 2", 10), [Labels::new()]);
+    }
+
+    #[test]
+    fn strings_and_boolean_logic() {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        put(
+            &mut s,
+            "health",
+            &[("component", "database")],
+            0,
+            Value::Str("unhealthy".into()),
+        );
+        put(
+            &mut s,
+            "health",
+            &[("component", "queue")],
+            0,
+            Value::Str("healthy".into()),
+        );
+        put(&mut s, "maintenance", &[("component", "queue")], 0, Value::Num(1.0));
+        let db = labels(&[("component", "database")]);
+        let q = labels(&[("component", "queue")]);
+        assert_eq!(
+            eval(&s, r#"health{component="database"} == "unhealthy""#, 1),
+            [db.clone()]
+        );
+        assert_eq!(eval(&s, r#"health != "unhealthy""#, 1), [q.clone()]);
+        assert!(eval(&s, "health == 1", 1).is_empty(), "a state is never a number");
+        assert_eq!(eval(&s, r#"health == "healthy" and maintenance == 1"#, 1), [q.clone()]);
+        assert!(eval(&s, r#"health == "unhealthy" and maintenance == 1"#, 1).is_empty());
+        assert_eq!(eval(&s, r#"health == "unhealthy" or health == "healthy""#, 1), [db, q]);
+    }
+
+    #[test]
+    fn range_functions() {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        for (i, v) in [1000.0, 2000.0, 3000.0, 4000.0].iter().enumerate() {
+            put(
+                &mut s,
+                "check_duration_ms",
+                &[("target", "api")],
+                i as u64 * 60,
+                Value::Num(*v),
+            );
+        }
+        let api = vec![labels(&[("target", "api")])];
+        // At 180s the last 5m hold all four: avg 2500.
+        assert_eq!(
+            eval(&s, r#"avg_over_time(check_duration_ms{target="api"}[5m]) > 2000"#, 180),
+            api
+        );
+        assert!(eval(&s, "avg_over_time(check_duration_ms[5m]) > 2600", 180).is_empty());
+        // The last 90s hold only 3000 and 4000.
+        assert_eq!(eval(&s, "min_over_time(check_duration_ms[90s]) >= 3000", 180), api);
+        assert_eq!(eval(&s, "max_over_time(check_duration_ms[5m]) == 4000", 180), api);
+        assert_eq!(eval(&s, "count_over_time(check_duration_ms[5m]) == 4", 180), api);
+        assert_eq!(eval(&s, "sum_over_time(check_duration_ms[5m]) == 10000", 180), api);
+        // 1000 per minute.
+        assert_eq!(
+            eval(
+                &s,
+                "rate(check_duration_ms[5m]) > 16.6 and rate(check_duration_ms[5m]) < 16.7",
+                180
+            ),
+            api
+        );
+        let mut c = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        for (i, v) in [100.0, 160.0, 10.0, 70.0].iter().enumerate() {
+            put(&mut c, "octets", &[], i as u64 * 10, Value::Num(*v));
+        }
+        // 60 + reset to 10 + 60 = 130 over 30s.
+        let r = parse("rate(octets[1m])").unwrap();
+        let got = evaluate(
+            &r.cond,
+            At {
+                store: &c,
+                now: t(30),
+                staleness: Duration::from_secs(300),
+            },
+        );
+        assert_eq!(got[0].value, Value::Num(130.0 / 30.0));
+    }
+}

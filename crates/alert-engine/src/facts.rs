@@ -1,0 +1,247 @@
+//! Facts from the bus: each message becomes named, labelled samples.
+//!
+//! | message | facts |
+//! |---|---|
+//! | `CheckResult` | `check_up{target,location,kind}` 1/0, `check_duration_ms{…}` (plus the result's labels) |
+//! | `MetricSample` | its name and labels (`source` added when set) |
+//! | `InterfaceSample` | `interface_up{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
+//! | `RouterEvent` interface_up/down | `interface_up{router,interface}` 1/0 |
+//! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1 |
+//! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
+//! | any `RouterEvent` with attributes `fact` and `value` | `<fact>{source,…other attributes}` = the value (a number when it parses, else a state such as `"unhealthy"`) |
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use pantau_core::time::from_timestamp;
+use pantau_proto::v1::{CheckResult, CheckStatus, EventKind, InterfaceSample, MetricSample, RouterEvent};
+
+use crate::series::{Labels, Value};
+
+/// One sample of a named series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub name: String,
+    pub labels: Labels,
+    pub value: Value,
+    pub at: SystemTime,
+}
+
+/// A metric or label name the language can select: `[A-Za-z_:][A-Za-z0-9_:]*`.
+pub fn is_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+        && s.len() <= 200
+}
+
+fn when(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> SystemTime {
+    // A sender's clock ahead of ours must not make a sample current forever.
+    ts.and_then(from_timestamp).map_or(now, |t| t.min(now))
+}
+
+fn labels<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+    pairs
+        .into_iter()
+        .filter(|(k, v)| is_name(k) && !v.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn fact(name: &str, labels: Labels, value: Value, at: SystemTime) -> Fact {
+    Fact {
+        name: name.to_owned(),
+        labels,
+        value,
+        at,
+    }
+}
+
+/// `check_up` and `check_duration_ms` of one check result.
+pub fn from_check(r: &CheckResult, now: SystemTime) -> Vec<Fact> {
+    let at = when(r.checked_at.as_ref(), now);
+    let kind = r
+        .kind()
+        .as_str_name()
+        .trim_start_matches("CHECK_KIND_")
+        .to_ascii_lowercase();
+    let mut l = labels(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    l.extend(labels([
+        ("target", r.target_id.as_str()),
+        ("location", r.location.as_str()),
+        ("kind", kind.as_str()),
+    ]));
+    let up = r.status() == CheckStatus::Up;
+    let mut out = vec![fact("check_up", l.clone(), Value::Num(if up { 1.0 } else { 0.0 }), at)];
+    if let Some(ms) = r.latency.as_ref().and_then(pantau_core::time::from_duration) {
+        out.push(fact("check_duration_ms", l, Value::Num(ms.as_secs_f64() * 1000.0), at));
+    }
+    out
+}
+
+/// A custom or system metric; `None` when its name cannot be selected.
+pub fn from_metric(m: &MetricSample, now: SystemTime) -> Option<Fact> {
+    if !is_name(&m.name) {
+        return None;
+    }
+    let mut l = labels(m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if !m.source.is_empty() {
+        l.entry("source".to_owned()).or_insert_with(|| m.source.clone());
+    }
+    Some(fact(&m.name, l, Value::Num(m.value), when(m.observed_at.as_ref(), now)))
+}
+
+/// Link state and rates of one interface poll.
+pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
+    let at = when(s.sampled_at.as_ref(), now);
+    let name = if s.if_name.is_empty() {
+        s.if_index.to_string()
+    } else {
+        s.if_name.clone()
+    };
+    let l = labels([("router", s.router_id.as_str()), ("interface", name.as_str())]);
+    vec![
+        fact(
+            "interface_up",
+            l.clone(),
+            Value::Num(if s.oper_up { 1.0 } else { 0.0 }),
+            at,
+        ),
+        fact("interface_in_bps", l.clone(), Value::Num(s.in_bits_per_second), at),
+        fact("interface_out_bps", l, Value::Num(s.out_bits_per_second), at),
+    ]
+}
+
+/// The facts a router or system event states.
+pub fn from_event(e: &RouterEvent, now: SystemTime) -> Vec<Fact> {
+    let at = when(e.occurred_at.as_ref(), now);
+    let attr = |k: &str| e.attributes.get(k).map_or("", String::as_str);
+    let iface = if attr("interface").is_empty() {
+        attr("if_name")
+    } else {
+        attr("interface")
+    };
+    let router_iface = labels([("router", e.source.as_str()), ("interface", iface)]);
+    let mut out = Vec::new();
+    match e.kind() {
+        EventKind::InterfaceUp => out.push(fact("interface_up", router_iface, Value::Num(1.0), at)),
+        EventKind::InterfaceDown => out.push(fact("interface_up", router_iface, Value::Num(0.0), at)),
+        EventKind::Reboot => out.push(fact(
+            "router_reboot",
+            labels([("router", e.source.as_str())]),
+            Value::Num(1.0),
+            at,
+        )),
+        EventKind::CounterReset => out.push(fact("counter_reset", router_iface, Value::Num(1.0), at)),
+        EventKind::WanDetected => out.push(fact("wan_detected", router_iface, Value::Num(1.0), at)),
+        EventKind::CertExpiring => {
+            if let Ok(days) = attr("days").trim().parse::<f64>() {
+                out.push(fact(
+                    "cert_expiry_days",
+                    labels([("target", e.source.as_str())]),
+                    Value::Num(days),
+                    at,
+                ));
+            }
+        }
+        _ => {}
+    }
+    let name = attr("fact");
+    if is_name(name) && e.attributes.contains_key("value") {
+        let raw = attr("value");
+        let value = raw
+            .trim()
+            .parse::<f64>()
+            .map_or_else(|_| Value::Str(raw.to_owned()), Value::Num);
+        let others: BTreeMap<&str, &str> = e
+            .attributes
+            .iter()
+            .filter(|(k, _)| k.as_str() != "fact" && k.as_str() != "value")
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut l = labels(others);
+        l.entry("source".to_owned()).or_insert_with(|| e.source.clone());
+        l.retain(|_, v| !v.is_empty());
+        out.push(fact(name, l, value, at));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pantau_proto::v1::CheckKind;
+
+    use super::*;
+
+    #[test]
+    fn check_results_become_check_up_and_duration() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let r = CheckResult {
+            target_id: "api".into(),
+            location: "jkt".into(),
+            kind: CheckKind::Http.into(),
+            status: CheckStatus::Down.into(),
+            latency: Some(pantau_core::time::to_duration(Duration::from_millis(1500))),
+            checked_at: Some(pantau_core::time::to_timestamp(now + Duration::from_secs(60))),
+            labels: [
+                ("env".to_owned(), "prod".to_owned()),
+                ("bad label".to_owned(), "x".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let f = from_check(&r, now);
+        assert_eq!(f[0].name, "check_up");
+        assert_eq!(f[0].value, Value::Num(0.0));
+        assert_eq!(f[0].at, now, "a future timestamp is clamped");
+        let keys: Vec<_> = f[0].labels.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["env", "kind", "location", "target"]);
+        assert_eq!(f[0].labels["kind"], "http");
+        assert_eq!(f[1].name, "check_duration_ms");
+        assert_eq!(f[1].value, Value::Num(1500.0));
+    }
+
+    #[test]
+    fn events_become_facts() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let down = RouterEvent {
+            kind: EventKind::InterfaceDown.into(),
+            source: "core1".into(),
+            attributes: [("interface".to_owned(), "ether1".to_owned())].into(),
+            ..Default::default()
+        };
+        let f = from_event(&down, now);
+        assert_eq!(f.len(), 1);
+        assert_eq!((f[0].name.as_str(), &f[0].value), ("interface_up", &Value::Num(0.0)));
+        assert_eq!(f[0].labels["interface"], "ether1");
+        let health = RouterEvent {
+            kind: EventKind::MetricsUpdate.into(),
+            source: "pantau-1".into(),
+            attributes: [
+                ("fact".to_owned(), "health".to_owned()),
+                ("value".to_owned(), "unhealthy".to_owned()),
+                ("component".to_owned(), "database".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let f = from_event(&health, now);
+        assert_eq!(f[0].name, "health");
+        assert_eq!(f[0].value, Value::Str("unhealthy".into()));
+        assert_eq!(f[0].labels["component"], "database");
+        assert_eq!(f[0].labels["source"], "pantau-1");
+        assert!(
+            from_metric(
+                &MetricSample {
+                    name: "bad name".into(),
+                    ..Default::default()
+                },
+                now
+            )
+            .is_none()
+        );
+    }
+}

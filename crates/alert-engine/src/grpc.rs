@@ -1,0 +1,322 @@
+//! `pantau.v1.AlertEngineService` over the [`Engine`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::{Stream, StreamExt};
+use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+use pantau_core::time::{from_duration, from_timestamp, to_duration, to_timestamp};
+use pantau_proto::v1 as pb;
+use pantau_proto::v1::alert_engine_service_server::{AlertEngineService, AlertEngineServiceServer};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Engine, EngineError, proto_severity};
+use crate::lifecycle::{Alert, LifecycleError, State, Transition};
+use crate::rule::Rule;
+use crate::store::{Filter, MAX_PAGE};
+
+/// The gRPC face of the engine.
+pub struct Service {
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+}
+
+/// Serves `AlertEngineService` with health and reflection until `shutdown`.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), pantau_core::grpc::GrpcError> {
+    let svc = Service {
+        engine,
+        shutdown: shutdown.clone(),
+    };
+    let routes = tonic::service::Routes::new(AlertEngineServiceServer::new(svc));
+    pantau_core::grpc::serve(
+        listener,
+        routes,
+        &[<AlertEngineServiceServer<Service> as NamedService>::NAME],
+        shutdown,
+    )
+    .await
+}
+
+/// Each engine error as a gRPC status; storage details stay in the log.
+pub fn status(e: EngineError) -> Status {
+    match e {
+        EngineError::Rule(e) => Status::invalid_argument(e.to_string()),
+        EngineError::Lifecycle(e @ LifecycleError::NotOpen(_)) => Status::not_found(e.to_string()),
+        EngineError::Lifecycle(e @ LifecycleError::AlreadyAcknowledged { .. }) => {
+            Status::failed_precondition(e.to_string())
+        }
+        e @ (EngineError::NotFound(_) | EngineError::NoRule(_)) => Status::not_found(e.to_string()),
+        e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => Status::failed_precondition(e.to_string()),
+        EngineError::Store(e) => {
+            tracing::error!(error = %e, "alert engine storage failed");
+            Status::unavailable("the alert store is unavailable; try again")
+        }
+    }
+}
+
+fn proto_state(s: State) -> i32 {
+    match s {
+        State::Firing => pb::AlertState::Firing,
+        State::Acknowledged => pb::AlertState::Acknowledged,
+        State::Resolved => pb::AlertState::Resolved,
+    }
+    .into()
+}
+
+/// The protobuf view of an alert.
+pub fn to_proto(a: &Alert, transitions: &[Transition]) -> pb::Alert {
+    pb::Alert {
+        id: a.id.clone(),
+        fingerprint: a.fingerprint.clone(),
+        rule_id: a.rule_id.clone(),
+        rule_name: a.rule_name.clone(),
+        state: proto_state(a.state),
+        severity: proto_severity(&a.severity).into(),
+        summary: a.summary.clone(),
+        labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        source: a.source.clone(),
+        resource: a.resource.clone(),
+        value: a.value.clone(),
+        started_at: Some(to_timestamp(a.started_at)),
+        updated_at: Some(to_timestamp(a.updated_at)),
+        acknowledged_at: a.acknowledged_at.map(to_timestamp),
+        acknowledged_by: a.acknowledged_by.clone(),
+        acknowledge_comment: a.acknowledge_comment.clone(),
+        resolved_at: a.resolved_at.map(to_timestamp),
+        resolved_by: a.resolved_by.clone(),
+        transitions: transitions
+            .iter()
+            .map(|t| pb::AlertTransition {
+                state: proto_state(t.state),
+                at: Some(to_timestamp(t.at)),
+                actor: t.actor.clone(),
+                comment: t.comment.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The protobuf view of a rule.
+pub fn rule_to_proto(r: &Rule) -> pb::AlertRule {
+    let c = &r.config;
+    pb::AlertRule {
+        id: c.id.clone(),
+        name: r.name().to_owned(),
+        expr: c.expr.clone(),
+        severity: match c.severity {
+            AlertSeverity::Info => pb::Severity::Info,
+            AlertSeverity::Warning => pb::Severity::Warning,
+            AlertSeverity::Critical => pb::Severity::Critical,
+        }
+        .into(),
+        message: c.message.clone(),
+        labels: c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        r#for: (!r.hold.is_zero()).then(|| to_duration(r.hold)),
+        cooldown: Some(to_duration(r.cooldown)),
+        enabled: Some(c.enabled),
+        origin: r.origin.as_str().to_owned(),
+    }
+}
+
+/// A rule as the API sends it; severity unset means warning.
+pub fn rule_from_proto(r: pb::AlertRule) -> Result<AlertRuleConfig, Status> {
+    let severity = match r.severity() {
+        pb::Severity::Unspecified | pb::Severity::Warning => AlertSeverity::Warning,
+        pb::Severity::Info => AlertSeverity::Info,
+        pb::Severity::Critical => AlertSeverity::Critical,
+    };
+    let duration = |d: Option<prost_types::Duration>, field: &str| -> Result<Option<std::time::Duration>, Status> {
+        match d {
+            None => Ok(None),
+            Some(d) => from_duration(&d)
+                .map(Some)
+                .ok_or_else(|| Status::invalid_argument(format!("rule.{field} must not be negative"))),
+        }
+    };
+    let for_ = duration(r.r#for, "for")?.filter(|d| !d.is_zero());
+    let cooldown = duration(r.cooldown, "cooldown")?;
+    Ok(AlertRuleConfig {
+        name: (!r.name.is_empty()).then_some(r.name),
+        id: r.id,
+        expr: r.expr,
+        severity,
+        message: r.message,
+        labels: r.labels.into_iter().collect(),
+        for_,
+        cooldown,
+        enabled: r.enabled.unwrap_or(true),
+    })
+}
+
+fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
+    let mut states = Vec::new();
+    for s in &req.states {
+        states.push(match pb::AlertState::try_from(*s) {
+            Ok(pb::AlertState::Firing) => State::Firing,
+            Ok(pb::AlertState::Acknowledged) => State::Acknowledged,
+            Ok(pb::AlertState::Resolved) => State::Resolved,
+            _ => return Err(Status::invalid_argument(format!("states holds {s}, which is not an alert state"))),
+        });
+    }
+    let mut severities = Vec::new();
+    for s in &req.severities {
+        severities.push(
+            match pb::Severity::try_from(*s) {
+                Ok(pb::Severity::Info) => "info",
+                Ok(pb::Severity::Warning) => "warning",
+                Ok(pb::Severity::Critical) => "critical",
+                _ => return Err(Status::invalid_argument(format!("severities holds {s}, which is not a severity"))),
+            }
+            .to_owned(),
+        );
+    }
+    let offset = if req.page_token.is_empty() {
+        0
+    } else {
+        req.page_token
+            .parse::<u64>()
+            .map_err(|_| Status::invalid_argument("page_token is not one this server handed out"))?
+    };
+    if req.page_size > MAX_PAGE {
+        return Err(Status::invalid_argument(format!("page_size must be at most {MAX_PAGE}")));
+    }
+    let time = |t: Option<prost_types::Timestamp>, field: &str| -> Result<Option<SystemTime>, Status> {
+        t.map(|t| from_timestamp(&t).ok_or_else(|| Status::invalid_argument(format!("{field} is not a valid time"))))
+            .transpose()
+    };
+    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+    Ok(Filter {
+        states,
+        severities,
+        source: nonempty(req.source),
+        resource: nonempty(req.resource),
+        rule_id: nonempty(req.rule_id),
+        acknowledged: req.acknowledged,
+        since: time(req.since, "since")?,
+        until: time(req.until, "until")?,
+        limit: req.page_size,
+        offset,
+    })
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
+
+fn required<'a>(v: &'a str, field: &str) -> Result<&'a str, Status> {
+    if v.trim().is_empty() {
+        Err(Status::invalid_argument(format!("{field} is required")))
+    } else {
+        Ok(v)
+    }
+}
+
+#[tonic::async_trait]
+impl AlertEngineService for Service {
+    async fn list_alerts(&self, req: Request<pb::ListAlertsRequest>) -> Result<Response<pb::ListAlertsResponse>, Status> {
+        let filter = filter_from(req.into_inner())?;
+        let (alerts, more) = self
+            .engine
+            .store()
+            .list(&filter)
+            .await
+            .map_err(|e| status(e.into()))?;
+        let next = if more {
+            (filter.offset + alerts.len() as u64).to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAlertsResponse {
+            alerts: alerts.iter().map(|a| to_proto(a, &[])).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn get_alert(&self, req: Request<pb::GetAlertRequest>) -> Result<Response<pb::Alert>, Status> {
+        let id = req.into_inner().id;
+        required(&id, "id")?;
+        let store = self.engine.store();
+        let alert = store
+            .get(&id)
+            .await
+            .map_err(|e| status(e.into()))?
+            .ok_or_else(|| Status::not_found(format!("no alert with id `{id}`")))?;
+        let transitions = store.transitions(&id).await.map_err(|e| status(e.into()))?;
+        Ok(Response::new(to_proto(&alert, &transitions)))
+    }
+
+    async fn acknowledge_alert(&self, req: Request<pb::AcknowledgeAlertRequest>) -> Result<Response<pb::Alert>, Status> {
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        required(&r.actor, "actor")?;
+        let a = self
+            .engine
+            .acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_proto(&a, &[])))
+    }
+
+    async fn resolve_alert(&self, req: Request<pb::ResolveAlertRequest>) -> Result<Response<pb::Alert>, Status> {
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        required(&r.actor, "actor")?;
+        let a = self
+            .engine
+            .resolve(&r.id, &r.actor, &r.comment, SystemTime::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(to_proto(&a, &[])))
+    }
+
+    async fn list_rules(&self, _: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+        let rules = self.engine.rules().await;
+        Ok(Response::new(pb::ListRulesResponse {
+            rules: rules.iter().map(rule_to_proto).collect(),
+        }))
+    }
+
+    async fn upsert_rule(&self, req: Request<pb::UpsertRuleRequest>) -> Result<Response<pb::AlertRule>, Status> {
+        let rule = req
+            .into_inner()
+            .rule
+            .ok_or_else(|| Status::invalid_argument("rule is required"))?;
+        let cfg = rule_from_proto(rule)?;
+        let rule = self.engine.upsert_rule(cfg, SystemTime::now()).await.map_err(status)?;
+        Ok(Response::new(rule_to_proto(&rule)))
+    }
+
+    async fn delete_rule(&self, req: Request<pb::DeleteRuleRequest>) -> Result<Response<pb::DeleteRuleResponse>, Status> {
+        let id = req.into_inner().id;
+        required(&id, "id")?;
+        self.engine.delete_rule(&id, SystemTime::now()).await.map_err(status)?;
+        Ok(Response::new(pb::DeleteRuleResponse {}))
+    }
+
+    type StreamAlertsStream = EventStream;
+
+    async fn stream_alerts(&self, req: Request<pb::StreamAlertsRequest>) -> Result<Response<EventStream>, Status> {
+        let states = req.into_inner().states;
+        let feed = BroadcastStream::new(self.engine.subscribe()).filter_map(move |item| {
+            let out = match item {
+                Ok(ev) if states.is_empty() || states.contains(&ev.state) => Some(Ok(ev)),
+                Ok(_) => None,
+                Err(BroadcastStreamRecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "a StreamAlerts client is too slow; it missed alert events");
+                    None
+                }
+            };
+            futures::future::ready(out)
+        });
+        let feed = feed.take_until(self.shutdown.clone().cancelled_owned());
+        Ok(Response::new(Box::pin(feed)))
+    }
+}

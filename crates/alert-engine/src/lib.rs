@@ -1,0 +1,88 @@
+//! The alert engine: it turns facts on the bus into alerts people can trust.
+//!
+//! Layout:
+//! - [`lang`]: the rule language (lexer, Pratt parser, syntax tree).
+//! - [`series`]: the in-memory window store of recent samples per series.
+//! - [`facts`]: bus messages (check results, metrics, interface samples,
+//!   router events) as named, labelled samples.
+//! - [`eval`]: evaluates a condition over the window store at an instant.
+//! - [`rule`]: rules, templates, fingerprints and the shipped defaults.
+//! - [`lifecycle`]: pending → firing → acknowledged → resolved, with `for`,
+//!   deduplication and cooldown, on an injected clock.
+//! - [`store`]: alerts, transitions (the audit trail) and API rules in SQL.
+//! - [`engine`]: rules + window store + lifecycle behind one lock; stores
+//!   then publishes every transition on `pantau.alert.<state>.<alert_id>`.
+//! - [`consume`]: durable bus subscriptions feeding the engine, and the sweep.
+//! - [`grpc`]: `pantau.v1.AlertEngineService`.
+//! - [`metrics`]: metric names and their descriptions.
+
+pub mod consume;
+pub mod engine;
+pub mod eval;
+pub mod facts;
+pub mod grpc;
+pub mod lang;
+pub mod lifecycle;
+pub mod metrics;
+pub mod rule;
+pub mod series;
+pub mod store;
+
+use std::sync::Arc;
+
+use pantau_core::bus::BusError;
+use pantau_core::service::Context;
+use pantau_core::store::{Migrations, Store, StoreError};
+use tokio::net::TcpListener;
+
+pub use engine::{Engine, EngineError};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The alert engine's migrations.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// Why the alert engine could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertEngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("alert_engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("cannot subscribe to the bus: {0}")]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Grpc(#[from] pantau_core::grpc::GrpcError),
+}
+
+/// Runs the alert engine until `ctx.shutdown`: connects its store, loads the
+/// rules, consumes facts from the bus, sweeps, and serves gRPC on `grpc`.
+pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError> {
+    metrics::describe();
+    let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "alert-engine", MIGRATIONS).await?;
+    ctx.health.register("alert_engine.store", store.readiness());
+    let cfg = ctx.config.alert_engine.clone();
+    let sweep = cfg.sweep_interval;
+    let engine = match Engine::new(cfg, store::AlertStore::new(store.clone()), Arc::clone(&ctx.bus)).await {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            store.close().await;
+            return Err(e.into());
+        }
+    };
+    let consumer = consume::start(Arc::clone(&engine), &ctx.bus, ctx.shutdown.clone()).await?;
+    ctx.tasks.spawn(consumer);
+    ctx.tasks
+        .spawn(consume::sweep_loop(Arc::clone(&engine), sweep, ctx.shutdown.clone()));
+    let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(grpc = %addr, rules = engine.rules().await.len(), "alert engine running");
+    let served = grpc::serve(engine, grpc, ctx.shutdown.clone()).await;
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
+    store.close().await;
+    served.map_err(Into::into)
+}

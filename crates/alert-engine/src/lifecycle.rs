@@ -1,0 +1,495 @@
+//! The alert lifecycle, kept in memory and driven by an injected clock (every
+//! method takes `now`), so `for`, cooldowns and re-firing are tested without
+//! waiting.
+//!
+//! pending → firing → acknowledged → resolved. A condition that starts to
+//! hold is *pending* (not published, not stored) until it has held for the
+//! rule's `for`, then the alert *fires*. One fingerprint (rule + labels) has
+//! at most one open alert. When the condition clears the alert resolves; a
+//! person may acknowledge or resolve it by hand. After a resolve, the same
+//! fingerprint fires again only once the rule's cooldown has passed, as a
+//! new alert, so a flapping condition pages once per cooldown.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::eval::Element;
+use crate::rule::{Rule, fingerprint};
+use crate::series::Labels;
+
+/// A stored alert's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Firing,
+    Acknowledged,
+    Resolved,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Firing => "firing",
+            State::Acknowledged => "acknowledged",
+            State::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "firing" => State::Firing,
+            "acknowledged" => State::Acknowledged,
+            "resolved" => State::Resolved,
+            _ => return None,
+        })
+    }
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub id: String,
+    pub fingerprint: String,
+    pub rule_id: String,
+    pub rule_name: String,
+    pub state: State,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub summary: String,
+    pub labels: Labels,
+    pub source: String,
+    pub resource: String,
+    pub value: String,
+    pub started_at: SystemTime,
+    pub updated_at: SystemTime,
+    pub acknowledged_at: Option<SystemTime>,
+    pub acknowledged_by: String,
+    pub acknowledge_comment: String,
+    pub resolved_at: Option<SystemTime>,
+    pub resolved_by: String,
+}
+
+/// One step of an alert's life, for the audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub alert_id: String,
+    pub state: State,
+    pub at: SystemTime,
+    /// Empty when the engine made the change.
+    pub actor: String,
+    pub comment: String,
+}
+
+/// An alert after a transition, and the transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub alert: Alert,
+    pub transition: Transition,
+}
+
+/// Why a person's request cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("no open alert with id `{0}`")]
+    NotOpen(String),
+    #[error("alert `{id}` is already acknowledged by {by}")]
+    AlreadyAcknowledged { id: String, by: String },
+}
+
+#[derive(Debug, Default)]
+struct RuleState {
+    open: HashMap<String, Alert>,
+    /// Since when a not-yet-firing condition holds.
+    pending: HashMap<String, SystemTime>,
+    /// When each fingerprint last resolved, while its cooldown runs.
+    resolved: HashMap<String, SystemTime>,
+}
+
+/// Every rule's open, pending and cooling alerts.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    rules: HashMap<String, RuleState>,
+    /// Alert id → (rule id, fingerprint) of open alerts.
+    index: HashMap<String, (String, String)>,
+}
+
+/// The label naming what an alert is about.
+const RESOURCE_LABELS: [&str; 5] = ["target", "router", "component", "instance", "host"];
+
+impl Lifecycle {
+    /// Restores open alerts (from the store, after a restart) and recent
+    /// resolves (so their cooldown still holds).
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = Alert>) {
+        for a in alerts {
+            let rs = self.rules.entry(a.rule_id.clone()).or_default();
+            if a.state == State::Resolved {
+                let at = a.resolved_at.unwrap_or(a.updated_at);
+                let e = rs.resolved.entry(a.fingerprint.clone()).or_insert(at);
+                *e = (*e).max(at);
+            } else {
+                self.index
+                    .insert(a.id.clone(), (a.rule_id.clone(), a.fingerprint.clone()));
+                rs.open.insert(a.fingerprint.clone(), a);
+            }
+        }
+    }
+
+    /// Applies one evaluation of `rule`: `holds` are the label sets its
+    /// condition holds for at `now`.
+    pub fn observe(&mut self, rule: &Rule, holds: Vec<Element>, now: SystemTime) -> Vec<Change> {
+        let rs = self.rules.entry(rule.id().to_owned()).or_default();
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(holds.len());
+        for el in holds {
+            let mut labels = el.labels;
+            for (k, v) in &rule.config.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+            let fp = fingerprint(rule.id(), &labels);
+            if !seen.insert(fp.clone()) {
+                continue;
+            }
+            if let Some(open) = rs.open.get_mut(&fp) {
+                open.value = el.value.to_string();
+                open.summary = rule.summary(&labels, &el.value);
+                continue;
+            }
+            let since = *rs.pending.entry(fp.clone()).or_insert(now);
+            let cooled = rs.resolved.get(&fp).map_or(since, |r| *r + rule.cooldown);
+            if now < (since + rule.hold).max(cooled) {
+                continue;
+            }
+            rs.pending.remove(&fp);
+            rs.resolved.remove(&fp);
+            let started = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            let id = format!("{fp}-{}", started.as_millis());
+            let alert = Alert {
+                id: id.clone(),
+                fingerprint: fp.clone(),
+                rule_id: rule.id().to_owned(),
+                rule_name: rule.name().to_owned(),
+                state: State::Firing,
+                severity: severity(rule).to_owned(),
+                summary: rule.summary(&labels, &el.value),
+                resource: RESOURCE_LABELS
+                    .iter()
+                    .find_map(|k| labels.get(*k))
+                    .cloned()
+                    .unwrap_or_default(),
+                labels,
+                source: rule.source(),
+                value: el.value.to_string(),
+                started_at: now,
+                updated_at: now,
+                acknowledged_at: None,
+                acknowledged_by: String::new(),
+                acknowledge_comment: String::new(),
+                resolved_at: None,
+                resolved_by: String::new(),
+            };
+            self.index.insert(id, (rule.id().to_owned(), fp.clone()));
+            changes.push(change(&alert, now, "", ""));
+            rs.open.insert(fp, alert);
+        }
+        rs.pending.retain(|fp, _| seen.contains(fp));
+        let cleared: Vec<String> = rs.open.keys().filter(|fp| !seen.contains(*fp)).cloned().collect();
+        for fp in cleared {
+            if let Some(c) = close(rs, &mut self.index, &fp, now, "", "") {
+                changes.push(c);
+            }
+        }
+        let cooldown = rule.cooldown;
+        rs.resolved.retain(|_, at| *at + cooldown > now);
+        changes
+    }
+
+    /// Resolves every open alert of a rule that was deleted or disabled.
+    pub fn drop_rule(&mut self, rule_id: &str, now: SystemTime, actor: &str) -> Vec<Change> {
+        let Some(mut rs) = self.rules.remove(rule_id) else {
+            return Vec::new();
+        };
+        let fps: Vec<String> = rs.open.keys().cloned().collect();
+        fps.iter()
+            .filter_map(|fp| {
+                close(
+                    &mut rs,
+                    &mut self.index,
+                    fp,
+                    now,
+                    actor,
+                    "the rule was removed or disabled",
+                )
+            })
+            .collect()
+    }
+
+    /// A person acknowledges an open alert.
+    pub fn acknowledge(
+        &mut self,
+        id: &str,
+        actor: &str,
+        comment: &str,
+        now: SystemTime,
+    ) -> Result<Change, LifecycleError> {
+        let (rule_id, fp) = self
+            .index
+            .get(id)
+            .ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))?;
+        let alert = self
+            .rules
+            .get_mut(rule_id)
+            .and_then(|rs| rs.open.get_mut(fp))
+            .ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))?;
+        if alert.state == State::Acknowledged {
+            return Err(LifecycleError::AlreadyAcknowledged {
+                id: id.to_owned(),
+                by: alert.acknowledged_by.clone(),
+            });
+        }
+        alert.state = State::Acknowledged;
+        alert.acknowledged_at = Some(now);
+        actor.clone_into(&mut alert.acknowledged_by);
+        comment.clone_into(&mut alert.acknowledge_comment);
+        alert.updated_at = now;
+        Ok(change(alert, now, actor, comment))
+    }
+
+    /// A person resolves an open alert; it can fire again after the cooldown.
+    pub fn resolve(&mut self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Change, LifecycleError> {
+        let (rule_id, fp) = self
+            .index
+            .get(id)
+            .cloned()
+            .ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))?;
+        let rs = self
+            .rules
+            .get_mut(&rule_id)
+            .ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))?;
+        close(rs, &mut self.index, &fp, now, actor, comment).ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))
+    }
+
+    /// Open alerts (firing or acknowledged).
+    pub fn open(&self) -> impl Iterator<Item = &Alert> {
+        self.rules.values().flat_map(|rs| rs.open.values())
+    }
+
+    /// Conditions waiting for their `for` or cooldown.
+    pub fn pending(&self) -> usize {
+        self.rules.values().map(|rs| rs.pending.len()).sum()
+    }
+}
+
+fn close(
+    rs: &mut RuleState,
+    index: &mut HashMap<String, (String, String)>,
+    fp: &str,
+    now: SystemTime,
+    actor: &str,
+    comment: &str,
+) -> Option<Change> {
+    let mut alert = rs.open.remove(fp)?;
+    index.remove(&alert.id);
+    alert.state = State::Resolved;
+    alert.resolved_at = Some(now);
+    actor.clone_into(&mut alert.resolved_by);
+    alert.updated_at = now;
+    rs.resolved.insert(fp.to_owned(), now);
+    rs.pending.remove(fp);
+    Some(change(&alert, now, actor, comment))
+}
+
+fn change(alert: &Alert, now: SystemTime, actor: &str, comment: &str) -> Change {
+    Change {
+        transition: Transition {
+            alert_id: alert.id.clone(),
+            state: alert.state,
+            at: now,
+            actor: actor.to_owned(),
+            comment: comment.to_owned(),
+        },
+        alert: alert.clone(),
+    }
+}
+
+fn severity(rule: &Rule) -> &'static str {
+    match rule.config.severity {
+        pantau_core::config::AlertSeverity::Info => "info",
+        pantau_core::config::AlertSeverity::Warning => "warning",
+        pantau_core::config::AlertSeverity::Critical => "critical",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+
+    use super::*;
+    use crate::rule::Origin;
+    use crate::series::Value;
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+    }
+
+    fn rule(expr: &str, cooldown: u64) -> Rule {
+        let cfg = AlertRuleConfig {
+            id: "down".into(),
+            name: Some("Down".into()),
+            expr: expr.into(),
+            severity: AlertSeverity::Critical,
+            message: "{{ $labels.target }} is down".into(),
+            labels: [("team".to_owned(), "ops".to_owned())].into(),
+            for_: None,
+            cooldown: Some(Duration::from_secs(cooldown)),
+            enabled: true,
+        };
+        Rule::new(cfg, Duration::ZERO, Origin::Api).unwrap()
+    }
+
+    fn holds(targets: &[&str]) -> Vec<Element> {
+        targets
+            .iter()
+            .map(|t| Element {
+                labels: [("target".to_owned(), (*t).to_owned())].into(),
+                value: Value::Num(0.0),
+            })
+            .collect()
+    }
+
+    fn states(c: &[Change]) -> Vec<(State, String)> {
+        c.iter()
+            .map(|c| (c.transition.state, c.alert.labels["target"].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn for_delays_firing_and_a_clear_before_it_drops_the_pending() {
+        let r = rule("check_up == 0 for 1m", 300);
+        let mut l = Lifecycle::default();
+        assert!(l.observe(&r, holds(&["api"]), t(0)).is_empty());
+        assert_eq!(l.pending(), 1);
+        assert!(l.observe(&r, holds(&["api"]), t(59)).is_empty());
+        // Cleared at 60s: the pending condition is forgotten.
+        assert!(l.observe(&r, holds(&[]), t(60)).is_empty());
+        assert_eq!(l.pending(), 0);
+        assert!(l.observe(&r, holds(&["api"]), t(61)).is_empty());
+        let c = l.observe(&r, holds(&["api"]), t(121));
+        assert_eq!(states(&c), [(State::Firing, "api".to_owned())]);
+        let a = &c[0].alert;
+        assert_eq!(a.started_at, t(121));
+        assert_eq!(a.summary, "api is down");
+        assert_eq!(a.labels["team"], "ops", "rule labels are added");
+        assert_eq!(
+            (a.severity.as_str(), a.resource.as_str(), a.source.as_str()),
+            ("critical", "api", "check_up")
+        );
+    }
+
+    #[test]
+    fn one_problem_is_one_alert() {
+        let r = rule("check_up == 0", 300);
+        let mut l = Lifecycle::default();
+        let c = l.observe(&r, holds(&["api", "web", "api"]), t(0));
+        assert_eq!(c.len(), 2, "duplicates in one evaluation collapse");
+        for s in 1..10 {
+            assert!(
+                l.observe(&r, holds(&["api", "web"]), t(s)).is_empty(),
+                "still firing is no new alert"
+            );
+        }
+        assert_eq!(l.open().count(), 2);
+        let ids: std::collections::HashSet<_> = c.iter().map(|c| c.alert.id.clone()).collect();
+        assert_eq!(ids.len(), 2);
+    }
+
+    #[test]
+    fn resolve_cooldown_and_refire() {
+        let r = rule("check_up == 0", 300);
+        let mut l = Lifecycle::default();
+        let first = l.observe(&r, holds(&["api"]), t(0)).remove(0).alert;
+        let c = l.observe(&r, holds(&[]), t(10));
+        assert_eq!(states(&c), [(State::Resolved, "api".to_owned())]);
+        assert_eq!(c[0].alert.id, first.id);
+        assert_eq!(c[0].alert.resolved_at, Some(t(10)));
+        assert_eq!(c[0].alert.resolved_by, "", "resolved by the engine");
+        // It holds again at once: within the cooldown it stays pending.
+        assert!(l.observe(&r, holds(&["api"]), t(20)).is_empty());
+        assert!(l.observe(&r, holds(&["api"]), t(309)).is_empty());
+        let c = l.observe(&r, holds(&["api"]), t(310));
+        assert_eq!(states(&c), [(State::Firing, "api".to_owned())]);
+        assert_ne!(c[0].alert.id, first.id, "a re-fire is a new alert");
+        assert_eq!(c[0].alert.fingerprint, first.fingerprint, "of the same fingerprint");
+    }
+
+    #[test]
+    fn acknowledge_then_resolve_by_hand() {
+        let r = rule("check_up == 0", 60);
+        let mut l = Lifecycle::default();
+        let id = l.observe(&r, holds(&["api"]), t(0)).remove(0).alert.id;
+        let c = l.acknowledge(&id, "dina", "looking", t(5)).unwrap();
+        assert_eq!(c.alert.state, State::Acknowledged);
+        assert_eq!(
+            (c.alert.acknowledged_by.as_str(), c.alert.acknowledged_at),
+            ("dina", Some(t(5)))
+        );
+        assert_eq!(
+            (c.transition.actor.as_str(), c.transition.comment.as_str()),
+            ("dina", "looking")
+        );
+        assert_eq!(
+            l.acknowledge(&id, "budi", "", t(6)),
+            Err(LifecycleError::AlreadyAcknowledged {
+                id: id.clone(),
+                by: "dina".into()
+            })
+        );
+        assert!(
+            l.observe(&r, holds(&["api"]), t(7)).is_empty(),
+            "acknowledged stays open while it holds"
+        );
+        let c = l.resolve(&id, "dina", "fixed the cable", t(8)).unwrap();
+        assert_eq!((c.alert.state, c.alert.resolved_by.as_str()), (State::Resolved, "dina"));
+        assert_eq!(
+            l.resolve(&id, "dina", "", t(9)),
+            Err(LifecycleError::NotOpen(id.clone()))
+        );
+        assert_eq!(
+            l.acknowledge("nope", "x", "", t(9)),
+            Err(LifecycleError::NotOpen("nope".into()))
+        );
+        // Still broken: fires again once the cooldown (60s) has passed.
+        assert!(l.observe(&r, holds(&["api"]), t(67)).is_empty());
+        assert_eq!(
+            states(&l.observe(&r, holds(&["api"]), t(68))),
+            [(State::Firing, "api".to_owned())]
+        );
+    }
+
+    #[test]
+    fn restore_keeps_open_alerts_and_cooldowns() {
+        let r = rule("check_up == 0", 300);
+        let mut l = Lifecycle::default();
+        let api = l.observe(&r, holds(&["api", "web"]), t(0));
+        let web_resolved = l.observe(&r, holds(&["api"]), t(10));
+        let mut restored = Lifecycle::default();
+        restored.restore(
+            api.iter()
+                .filter(|c| c.alert.labels["target"] == "api")
+                .map(|c| c.alert.clone()),
+        );
+        restored.restore(web_resolved.into_iter().map(|c| c.alert));
+        assert!(
+            restored.observe(&r, holds(&["api", "web"]), t(20)).is_empty(),
+            "no duplicate, web cooling"
+        );
+        assert_eq!(
+            states(&restored.observe(&r, holds(&["api", "web"]), t(310))),
+            [(State::Firing, "web".to_owned())]
+        );
+        let dropped = restored.drop_rule("down", t(311), "admin");
+        assert_eq!(dropped.len(), 2);
+        assert!(dropped.iter().all(|c| c.alert.state == State::Resolved));
+        assert_eq!(restored.open().count(), 0);
+    }
+}

@@ -1,0 +1,30 @@
+//! The alert engine's metric names and their descriptions.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+pub const FACTS_TOTAL: &str = "pantau_alert_engine_facts_total";
+pub const SERIES_DROPPED_TOTAL: &str = "pantau_alert_engine_series_dropped_total";
+pub const SERIES: &str = "pantau_alert_engine_series";
+pub const EVALUATION_DURATION: &str = "pantau_alert_engine_evaluation_duration_seconds";
+pub const TRANSITIONS_TOTAL: &str = "pantau_alert_engine_transitions_total";
+pub const OPEN_ALERTS: &str = "pantau_alert_engine_open_alerts";
+pub const RULES: &str = "pantau_alert_engine_rules";
+pub const PERSIST_ERRORS_TOTAL: &str = "pantau_alert_engine_persist_errors_total";
+pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_alert_engine_publish_errors_total";
+
+/// `trigger` label values of [`EVALUATION_DURATION`].
+pub const TRIGGER_EVENT: &str = "event";
+pub const TRIGGER_SWEEP: &str = "sweep";
+
+/// Describes every alert engine metric once.
+pub fn describe() {
+    describe_counter!(FACTS_TOTAL, Unit::Count, "Facts taken from the bus, by family (check, metric, event, iface)");
+    describe_counter!(SERIES_DROPPED_TOTAL, Unit::Count, "Samples of new series dropped because alert_engine.max_series was reached");
+    describe_gauge!(SERIES, Unit::Count, "Series held in the in-memory window store");
+    describe_histogram!(EVALUATION_DURATION, Unit::Seconds, "Time to evaluate rules, by trigger (event, sweep)");
+    describe_counter!(TRANSITIONS_TOTAL, Unit::Count, "Alert transitions, by state (firing, acknowledged, resolved)");
+    describe_gauge!(OPEN_ALERTS, Unit::Count, "Alerts firing or acknowledged");
+    describe_gauge!(RULES, Unit::Count, "Rules loaded, enabled or not");
+    describe_counter!(PERSIST_ERRORS_TOTAL, Unit::Count, "Transitions that could not be stored yet (retried)");
+    describe_counter!(PUBLISH_ERRORS_TOTAL, Unit::Count, "Alert events that could not be published on the bus");
+}

@@ -1,0 +1,2 @@
+//! Integration tests of the alert engine.
+mod fuzz;

@@ -1,0 +1,167 @@
+//! Protobuf targets to and from [`TargetConfig`].
+
+use pantau_core::config::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
+use pantau_core::time::{from_duration, to_duration};
+use pantau_proto::v1::{self, condition::Condition as C, target::Spec};
+
+use crate::target::opt_duration;
+
+/// Why a protobuf target cannot become a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("`{field}`: {reason}")]
+pub struct ConvertError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn err(field: &str, reason: impl Into<String>) -> ConvertError {
+    ConvertError {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub fn condition_to_proto(c: &ConditionConfig) -> v1::Condition {
+    let condition = match c {
+        ConditionConfig::ResponseTimeBelow(d) => C::ResponseTimeBelow(to_duration(*d)),
+        ConditionConfig::BodyContains(s) => C::BodyContains(s.clone()),
+        ConditionConfig::BodyMatches(s) => C::BodyMatches(s.clone()),
+        ConditionConfig::Json(j) => C::Json(v1::JsonCondition {
+            path: j.path.clone(),
+            equals: j.equals.clone(),
+            greater_than: j.greater_than,
+            less_than: j.less_than,
+            exists: j.exists,
+        }),
+        ConditionConfig::Header(h) => C::Header(v1::HeaderCondition {
+            name: h.name.clone(),
+            equals: h.equals.clone(),
+            contains: h.contains.clone(),
+        }),
+    };
+    v1::Condition {
+        condition: Some(condition),
+    }
+}
+
+fn condition_from_proto(i: usize, c: &v1::Condition) -> Result<ConditionConfig, ConvertError> {
+    let field = format!("spec.http.conditions[{i}]");
+    Ok(
+        match c
+            .condition
+            .as_ref()
+            .ok_or_else(|| err(&field, "is empty: set one condition"))?
+        {
+            C::ResponseTimeBelow(d) => ConditionConfig::ResponseTimeBelow(
+                from_duration(d).ok_or_else(|| err(&field, "response_time_below must not be negative"))?,
+            ),
+            C::BodyContains(s) => ConditionConfig::BodyContains(s.clone()),
+            C::BodyMatches(s) => ConditionConfig::BodyMatches(s.clone()),
+            C::Json(j) => ConditionConfig::Json(JsonCondition {
+                path: j.path.clone(),
+                equals: j.equals.clone(),
+                greater_than: j.greater_than,
+                less_than: j.less_than,
+                exists: j.exists,
+            }),
+            C::Header(h) => ConditionConfig::Header(HeaderCondition {
+                name: h.name.clone(),
+                equals: h.equals.clone(),
+                contains: h.contains.clone(),
+            }),
+        },
+    )
+}
+
+/// The configuration a protobuf target describes; validation comes after.
+pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
+    let spec = t
+        .spec
+        .as_ref()
+        .ok_or_else(|| err("spec", "is required: one of http, tcp, tls, icmp, dns, push"))?;
+    let check = match spec {
+        Spec::Http(_) => CheckType::Http,
+        Spec::Tcp(_) => CheckType::Tcp,
+        Spec::Tls(_) => CheckType::Tls,
+        Spec::Icmp(_) => CheckType::Icmp,
+        Spec::Dns(_) => CheckType::Dns,
+        Spec::Push(_) => CheckType::Push,
+    };
+    let mut c = TargetConfig::new(t.id.clone(), check);
+    c.name = nonempty(&t.name);
+    c.interval = opt_duration(t.interval.as_ref());
+    c.timeout = opt_duration(t.timeout.as_ref());
+    c.labels = t.labels.clone().into_iter().collect();
+    match spec {
+        Spec::Http(h) => {
+            c.url = Some(h.url.clone());
+            c.method = nonempty(&h.method);
+            c.headers = h.headers.clone().into_iter().collect();
+            c.body = nonempty(&h.body);
+            c.follow_redirects = h.follow_redirects;
+            c.verify_tls = h.verify_tls;
+            c.expected_status = h
+                .expected_status
+                .iter()
+                .map(|s| {
+                    u16::try_from(*s).map_err(|_| err("spec.http.expected_status", format!("{s} is not a status code")))
+                })
+                .collect::<Result<_, _>>()?;
+            c.conditions = h
+                .conditions
+                .iter()
+                .enumerate()
+                .map(|(i, x)| condition_from_proto(i, x))
+                .collect::<Result<_, _>>()?;
+            c.warn_days = h.warn_days;
+        }
+        Spec::Tcp(x) => {
+            c.address = Some(x.address.clone());
+            c.send = nonempty(&x.send);
+            c.expect = nonempty(&x.expect);
+        }
+        Spec::Tls(x) => {
+            c.address = Some(x.address.clone());
+            c.server_name = nonempty(&x.server_name);
+            c.verify_tls = x.verify_tls;
+            c.warn_days = x.warn_days;
+        }
+        Spec::Icmp(x) => {
+            c.host = Some(x.host.clone());
+            c.count = x
+                .count
+                .map(|n| u16::try_from(n).map_err(|_| err("spec.icmp.count", format!("{n} is too many"))))
+                .transpose()?;
+            c.max_loss_percent = x.max_loss_percent;
+        }
+        Spec::Dns(x) => {
+            c.name_to_resolve = Some(x.name.clone());
+            c.record_type = match x.record_type.to_ascii_uppercase().as_str() {
+                "" => None,
+                "A" => Some(RecordType::A),
+                "AAAA" => Some(RecordType::Aaaa),
+                "CNAME" => Some(RecordType::Cname),
+                "MX" => Some(RecordType::Mx),
+                "TXT" => Some(RecordType::Txt),
+                "NS" => Some(RecordType::Ns),
+                other => {
+                    return Err(err(
+                        "spec.dns.record_type",
+                        format!("`{other}` is not one of A, AAAA, CNAME, MX, TXT, NS"),
+                    ));
+                }
+            };
+            c.resolver = nonempty(&x.resolver);
+            c.expected_answers.clone_from(&x.expected_answers);
+        }
+        Spec::Push(x) => {
+            c.token = Some(x.token.clone());
+            c.grace = opt_duration(x.grace.as_ref());
+        }
+    }
+    Ok(c)
+}

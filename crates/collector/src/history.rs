@@ -1,0 +1,347 @@
+//! Rolled-up history: per-minute and per-hour aggregates of every target's
+//! results (checks, up, latency min/avg/max/p95), with retention; never a
+//! table of raw results.
+//!
+//! Results are folded into an in-memory bucket per target and minute. Every
+//! `flush_interval`, finished minutes are written as minute rows and merged
+//! into their hour rows in one transaction, and rows past retention are
+//! deleted. The p95 comes from a log-scale latency histogram (buckets 10 %
+//! apart, so within ±5 %); an hour row keeps its histogram so later minutes
+//! merge into it exactly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pantau_core::config::HistoryConfig;
+use pantau_core::service::Context;
+use pantau_core::store::{Store, StoreError};
+use pantau_core::with_pool;
+use sqlx::Row;
+
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Histogram: bucket i holds latencies in [0.1 ms · 1.1^i, 0.1 ms · 1.1^(i+1)).
+const BUCKETS: usize = 160;
+const BASE_MS: f64 = 0.1;
+const GROWTH: f64 = 1.1;
+
+fn bucket_of(ms: f64) -> usize {
+    if ms <= BASE_MS {
+        return 0;
+    }
+    ((ms / BASE_MS).ln() / GROWTH.ln())
+        .floor()
+        .clamp(0.0, (BUCKETS - 1) as f64) as usize
+}
+
+/// The geometric middle of a bucket, in ms.
+fn bucket_mid(i: usize) -> f64 {
+    BASE_MS * GROWTH.powf(i as f64 + 0.5)
+}
+
+/// The 95th percentile of a histogram, in ms.
+fn p95(hist: &BTreeMap<usize, u64>) -> f64 {
+    let total: u64 = hist.values().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = (total as f64 * 0.95).ceil() as u64;
+    let mut seen = 0;
+    for (i, n) in hist {
+        seen += n;
+        if seen >= rank {
+            return bucket_mid(*i);
+        }
+    }
+    0.0
+}
+
+/// One target's results in one minute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bucket {
+    pub checks: u64,
+    pub up: u64,
+    pub lat_min: f64,
+    pub lat_sum: f64,
+    pub lat_max: f64,
+    pub hist: BTreeMap<usize, u64>,
+}
+
+impl Bucket {
+    fn add(&mut self, up: bool, ms: f64) {
+        if self.checks == 0 || ms < self.lat_min {
+            self.lat_min = ms;
+        }
+        self.lat_max = self.lat_max.max(ms);
+        self.lat_sum += ms;
+        self.checks += 1;
+        self.up += u64::from(up);
+        *self.hist.entry(bucket_of(ms)).or_default() += 1;
+    }
+
+    fn merge(&mut self, o: &Bucket) {
+        if o.checks == 0 {
+            return;
+        }
+        if self.checks == 0 || o.lat_min < self.lat_min {
+            self.lat_min = o.lat_min;
+        }
+        self.lat_max = self.lat_max.max(o.lat_max);
+        self.lat_sum += o.lat_sum;
+        self.checks += o.checks;
+        self.up += o.up;
+        for (i, n) in &o.hist {
+            *self.hist.entry(*i).or_default() += n;
+        }
+    }
+}
+
+/// A point of a history query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub start: SystemTime,
+    pub checks: u64,
+    pub up: u64,
+    pub lat_min: f64,
+    pub lat_avg: f64,
+    pub lat_max: f64,
+    pub lat_p95: f64,
+}
+
+/// Per-minute or per-hour rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Minute,
+    Hour,
+}
+
+/// The history of all targets.
+pub struct History {
+    store: Store,
+    cfg: HistoryConfig,
+    open: Arc<Mutex<HashMap<(String, i64), Bucket>>>,
+}
+
+fn ms_of(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn time_of(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+impl History {
+    pub fn new(store: Store, cfg: &HistoryConfig) -> Self {
+        Self {
+            store,
+            cfg: cfg.clone(),
+            open: Arc::default(),
+        }
+    }
+
+    /// Folds one result into its minute.
+    pub fn record(&self, target_id: &str, up: bool, latency: Duration, at: SystemTime) {
+        let minute = ms_of(at).div_euclid(MINUTE_MS) * MINUTE_MS;
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry((target_id.to_owned(), minute))
+            .or_default()
+            .add(up, latency.as_secs_f64() * 1e3);
+    }
+
+    /// Flushes periodically on `ctx.tasks`, and once more at shutdown
+    /// (finished minutes only: a partial minute is not written).
+    pub fn start(self: &Arc<Self>, ctx: &Context) {
+        let me = Arc::clone(self);
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(me.cfg.flush_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let stopping = tokio::select! {
+                    () = stop.cancelled() => true,
+                    _ = tick.tick() => false,
+                };
+                if let Err(e) = me.flush(SystemTime::now()).await {
+                    tracing::warn!(error = %e, "cannot write history; it stays in memory for the next flush");
+                }
+                if stopping {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Writes every minute that ended before `now`; returns how many.
+    pub async fn flush(&self, now: SystemTime) -> Result<usize, StoreError> {
+        let current = ms_of(now).div_euclid(MINUTE_MS) * MINUTE_MS;
+        let done: Vec<((String, i64), Bucket)> = {
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<_> = open.keys().filter(|(_, m)| *m < current).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| open.remove(&k).map(|b| (k, b)))
+                .collect()
+        };
+        if done.is_empty() {
+            return Ok(0);
+        }
+        let n = done.len();
+        if let Err(e) = self.write(&done).await {
+            // Put them back so nothing accepted is lost.
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (k, b) in done {
+                open.entry(k).or_default().merge(&b);
+            }
+            return Err(e);
+        }
+        let now_ms = ms_of(now);
+        let minute_cut = now_ms - self.cfg.minute_retention.as_millis() as i64;
+        let hour_cut = now_ms - self.cfg.hour_retention.as_millis() as i64;
+        with_pool!(&self.store, pool => {
+            sqlx::query("DELETE FROM history_minute WHERE start_ms < $1").bind(minute_cut).execute(pool).await?;
+            sqlx::query("DELETE FROM history_hour WHERE start_ms < $1").bind(hour_cut).execute(pool).await?;
+        });
+        Ok(n)
+    }
+
+    async fn write(&self, done: &[((String, i64), Bucket)]) -> Result<(), StoreError> {
+        with_pool!(&self.store, pool => {
+            let mut tx = pool.begin().await?;
+            for ((id, minute), b) in done {
+                sqlx::query(
+                    "INSERT INTO history_minute (target_id, start_ms, checks, up, lat_min, lat_sum, lat_max, lat_p95)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (target_id, start_ms) DO UPDATE SET checks = history_minute.checks + $3,
+                       up = history_minute.up + $4,
+                       lat_min = CASE WHEN history_minute.lat_min < $5 THEN history_minute.lat_min ELSE $5 END,
+                       lat_sum = history_minute.lat_sum + $6,
+                       lat_max = CASE WHEN history_minute.lat_max > $7 THEN history_minute.lat_max ELSE $7 END,
+                       lat_p95 = $8",
+                )
+                .bind(id)
+                .bind(minute)
+                .bind(b.checks as i64)
+                .bind(b.up as i64)
+                .bind(b.lat_min)
+                .bind(b.lat_sum)
+                .bind(b.lat_max)
+                .bind(p95(&b.hist))
+                .execute(&mut *tx)
+                .await?;
+                let hour = minute.div_euclid(HOUR_MS) * HOUR_MS;
+                let existing = sqlx::query(
+                    "SELECT checks, up, lat_min, lat_sum, lat_max, hist FROM history_hour WHERE target_id = $1 AND start_ms = $2",
+                )
+                .bind(id)
+                .bind(hour)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let mut merged = match existing {
+                    Some(r) => Bucket {
+                        checks: r.get::<i64, _>(0) as u64,
+                        up: r.get::<i64, _>(1) as u64,
+                        lat_min: r.get(2),
+                        lat_sum: r.get(3),
+                        lat_max: r.get(4),
+                        hist: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or_default(),
+                    },
+                    None => Bucket::default(),
+                };
+                merged.merge(b);
+                sqlx::query(
+                    "INSERT INTO history_hour (target_id, start_ms, checks, up, lat_min, lat_sum, lat_max, lat_p95, hist)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (target_id, start_ms) DO UPDATE SET checks = $3, up = $4, lat_min = $5,
+                       lat_sum = $6, lat_max = $7, lat_p95 = $8, hist = $9",
+                )
+                .bind(id)
+                .bind(hour)
+                .bind(merged.checks as i64)
+                .bind(merged.up as i64)
+                .bind(merged.lat_min)
+                .bind(merged.lat_sum)
+                .bind(merged.lat_max)
+                .bind(p95(&merged.hist))
+                .bind(serde_json::to_string(&merged.hist).unwrap_or_else(|_| "{}".to_owned()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stored points of `target_id` with a start in `[from, to)`.
+    pub async fn query(
+        &self,
+        target_id: &str,
+        from: SystemTime,
+        to: SystemTime,
+        res: Resolution,
+    ) -> Result<Vec<Point>, StoreError> {
+        let table = match res {
+            Resolution::Minute => "history_minute",
+            Resolution::Hour => "history_hour",
+        };
+        let sql = format!(
+            "SELECT start_ms, checks, up, lat_min, lat_sum, lat_max, lat_p95 FROM {table}
+             WHERE target_id = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms"
+        );
+        let rows = with_pool!(&self.store, pool => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(target_id)
+            .bind(ms_of(from))
+            .bind(ms_of(to))
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let checks = r.get::<i64, _>(1) as u64;
+                Point {
+                    start: time_of(r.get(0)),
+                    checks,
+                    up: r.get::<i64, _>(2) as u64,
+                    lat_min: r.get(3),
+                    lat_avg: if checks == 0 { 0.0 } else { r.get::<f64, _>(4) / checks as f64 },
+                    lat_max: r.get(5),
+                    lat_p95: r.get(6),
+                }
+            })
+            .collect());
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_p95_is_within_five_percent() {
+        let mut b = Bucket::default();
+        for i in 1..=1000 {
+            b.add(true, f64::from(i));
+        }
+        let got = p95(&b.hist);
+        assert!((got - 950.0).abs() / 950.0 < 0.05, "p95 {got}");
+        assert_eq!(b.lat_min, 1.0);
+        assert_eq!(b.lat_max, 1000.0);
+        assert_eq!(b.checks, 1000);
+    }
+
+    #[test]
+    fn merge_adds_up() {
+        let mut a = Bucket::default();
+        a.add(true, 5.0);
+        let mut b = Bucket::default();
+        b.add(false, 2.0);
+        b.add(true, 9.0);
+        a.merge(&b);
+        assert_eq!(
+            (a.checks, a.up, a.lat_min, a.lat_max, a.lat_sum),
+            (3, 2, 2.0, 9.0, 16.0)
+        );
+        assert_eq!(a.hist.values().sum::<u64>(), 3);
+    }
+}

@@ -1,0 +1,209 @@
+//! `alert_engine`: the alert engine's ports, evaluation cadence, retention
+//! and rules (inline and from files). The rule expressions themselves are
+//! parsed by the alert engine at start-up, which names the rule and the
+//! position of a parse error.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use super::duration::format as fmt_d;
+use super::validate::is_subject_token;
+use super::{Config, Invalid};
+
+/// The alert engine service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertEngineConfig {
+    /// gRPC port of `AlertEngineService`.
+    pub grpc_port: u16,
+    /// Admin port (`/metrics`, `/healthz`, `/readyz`) when run alone.
+    pub admin_port: u16,
+    /// Period of the sweep that re-evaluates every rule (for `for` durations
+    /// and for data that stopped arriving).
+    #[serde(with = "duration")]
+    pub sweep_interval: Duration,
+    /// A sample older than this no longer counts as the current value of its series.
+    #[serde(with = "duration")]
+    pub staleness: Duration,
+    /// How long samples stay in the in-memory window store (the longest
+    /// `[range]` a rule can look back over).
+    #[serde(with = "duration")]
+    pub window: Duration,
+    /// Most series (metric + labels) kept in memory; new series beyond it are dropped and counted.
+    pub max_series: usize,
+    /// Most samples kept per series.
+    pub max_samples_per_series: usize,
+    /// Cooldown of rules that do not set their own.
+    #[serde(with = "duration")]
+    pub default_cooldown: Duration,
+    /// How long resolved alerts and their audit trail are kept.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// Whether the shipped default rules are loaded (a rule with the same id replaces one).
+    pub default_rules: bool,
+    /// YAML files, each a list of rules (the same shape as `rules`).
+    pub rules_files: Vec<PathBuf>,
+    /// Rules written inline.
+    pub rules: Vec<AlertRuleConfig>,
+}
+
+impl Default for AlertEngineConfig {
+    fn default() -> Self {
+        Self {
+            grpc_port: 50053,
+            admin_port: 9103,
+            sweep_interval: Duration::from_secs(30),
+            staleness: Duration::from_secs(300),
+            window: Duration::from_secs(3600),
+            max_series: 100_000,
+            max_samples_per_series: 1_000,
+            default_cooldown: Duration::from_secs(300),
+            retention: Duration::from_secs(30 * 86_400),
+            default_rules: true,
+            rules_files: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// Severity of a rule's alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertSeverity {
+    Info,
+    #[default]
+    Warning,
+    Critical,
+}
+
+/// One alert rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleConfig {
+    /// Unique id: letters, digits, `-` or `_`.
+    pub id: String,
+    /// Human name; the id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The condition, e.g. `check_up{target="api"} == 0 for 1m`.
+    pub expr: String,
+    /// info, warning or critical.
+    #[serde(default)]
+    pub severity: AlertSeverity,
+    /// Summary template: `{{ $labels.NAME }}` and `{{ $value }}` are filled in.
+    #[serde(default)]
+    pub message: String,
+    /// Labels added to every alert of the rule.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// How long the condition must hold before firing (a `for` in `expr` wins).
+    #[serde(default, rename = "for", with = "duration::option")]
+    pub for_: Option<Duration>,
+    /// Minimum time between a resolve and the next firing; `default_cooldown` when absent.
+    #[serde(default, with = "duration::option")]
+    pub cooldown: Option<Duration>,
+    /// Disabled rules are kept but not evaluated.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Every problem of the `alert_engine` section, each naming its key.
+pub(super) fn problems(c: &Config) -> Vec<Invalid> {
+    let a = &c.alert_engine;
+    let mut out = Vec::new();
+    let mut add = |key: String, value: String, allowed: &str| {
+        out.push(Invalid {
+            key,
+            value,
+            allowed: allowed.to_owned(),
+        });
+    };
+    if a.sweep_interval < Duration::from_secs(1) {
+        add(
+            "alert_engine.sweep_interval".into(),
+            fmt_d(a.sweep_interval),
+            "must be at least 1s",
+        );
+    }
+    if a.staleness < Duration::from_secs(1) {
+        add(
+            "alert_engine.staleness".into(),
+            fmt_d(a.staleness),
+            "must be at least 1s",
+        );
+    }
+    if a.window < Duration::from_secs(60) {
+        add("alert_engine.window".into(), fmt_d(a.window), "must be at least 1m");
+    }
+    if a.max_series == 0 {
+        add("alert_engine.max_series".into(), "0".into(), "must be greater than 0");
+    }
+    if a.max_samples_per_series < 2 {
+        add(
+            "alert_engine.max_samples_per_series".into(),
+            a.max_samples_per_series.to_string(),
+            "must be at least 2",
+        );
+    }
+    if a.retention < Duration::from_secs(3600) {
+        add(
+            "alert_engine.retention".into(),
+            fmt_d(a.retention),
+            "must be at least 1h",
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in a.rules.iter().enumerate() {
+        if !is_subject_token(&r.id) {
+            add(
+                format!("alert_engine.rules[{i}].id"),
+                r.id.clone(),
+                "must be 1–128 characters of letters, digits, `-` or `_`",
+            );
+        } else if !seen.insert(r.id.as_str()) {
+            add(
+                format!("alert_engine.rules[{i}].id"),
+                r.id.clone(),
+                "must be unique: another rule has this id",
+            );
+        }
+        if r.expr.trim().is_empty() {
+            add(
+                format!("alert_engine.rules[{i}].expr"),
+                String::new(),
+                "is required, e.g. `check_up == 0 for 1m`",
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_parse_from_yaml_and_bad_ids_are_named() {
+        let yaml = "alert_engine:\n  rules:\n    - id: down\n      expr: check_up == 0\n      for: 1m\n      severity: critical\n    - id: down\n      expr: ' '\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(c.alert_engine.rules[0].for_, Some(Duration::from_secs(60)));
+        assert_eq!(c.alert_engine.rules[0].severity, AlertSeverity::Critical);
+        assert!(c.alert_engine.rules[0].enabled);
+        let keys: Vec<String> = problems(&c).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["alert_engine.rules[1].id", "alert_engine.rules[1].expr"]);
+    }
+
+    #[test]
+    fn unknown_rule_keys_are_rejected() {
+        let yaml = "alert_engine:\n  rules:\n    - id: x\n      expr: a > 1\n      severty: info\n";
+        assert!(serde_yaml::from_str::<Config>(yaml).is_err());
+    }
+}

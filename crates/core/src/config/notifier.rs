@@ -1,0 +1,553 @@
+//! The notifier's section: channels, routes, retries and rate limits.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::format as fmt_d;
+use super::{Invalid, duration, text};
+
+/// The notifier service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// gRPC port of `NotifierService`.
+    pub grpc_port: u16,
+    /// Admin port of `pantau notifier` (`/metrics`, `/healthz`, `/readyz`,
+    /// `POST /webhooks/alertmanager`); `pantau all` uses the top-level `admin_port`.
+    pub admin_port: u16,
+    /// Deliveries attempted at once by this replica.
+    pub concurrency: usize,
+    /// How often pending deliveries are looked for when nothing new arrived.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// How long one attempt (HTTP request or SMTP session) may take.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Retries: exponential backoff with jitter, then give up.
+    pub retry: RetryConfig,
+    /// How long delivered and failed deliveries stay in the delivery log.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// Where notifications go.
+    pub channels: Vec<ChannelConfig>,
+    /// Which alerts go to which channels; every matching route applies.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            grpc_port: 50054,
+            admin_port: 9104,
+            concurrency: 16,
+            poll_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            retry: RetryConfig::default(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            channels: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Exponential backoff with full jitter between attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Wait before the first retry; doubled after each failure.
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Attempts before a delivery is given up (reported as failed).
+    pub max_attempts: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            max_attempts: 10,
+        }
+    }
+}
+
+/// The kind of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelType {
+    /// Generic JSON webhook, signed with HMAC-SHA256 when `secret` is set.
+    Webhook,
+    /// Slack incoming webhook (`url`).
+    Slack,
+    /// Discord webhook (`url`).
+    Discord,
+    /// Microsoft Teams incoming webhook / workflow (`url`), adaptive card.
+    Teams,
+    /// Telegram bot API (`token`, `chat_id`; `url` defaults to https://api.telegram.org).
+    Telegram,
+    /// WhatsApp Cloud API (`token`, `phone_number_id`, `to`; `url` defaults to https://graph.facebook.com/v21.0).
+    Whatsapp,
+    /// A local WhatsApp HTTP gateway (`url`, optional bearer `token`, `to`): `{"to", "message"}`.
+    WhatsappGateway,
+    /// PagerDuty Events API v2 (`routing_key`; `url` defaults to https://events.pagerduty.com).
+    Pagerduty,
+    /// Email over SMTP (`smtp`, `to`).
+    Email,
+}
+
+impl ChannelType {
+    /// The name used in configuration, metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::Slack => "slack",
+            Self::Discord => "discord",
+            Self::Teams => "teams",
+            Self::Telegram => "telegram",
+            Self::Whatsapp => "whatsapp",
+            Self::WhatsappGateway => "whatsapp_gateway",
+            Self::Pagerduty => "pagerduty",
+            Self::Email => "email",
+        }
+    }
+}
+
+/// One channel. Which fields apply depends on `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Unique name routes refer to.
+    #[serde(deserialize_with = "text::deserialize")]
+    pub name: String,
+    /// `webhook`, `slack`, `discord`, `teams`, `telegram`, `whatsapp`,
+    /// `whatsapp_gateway`, `pagerduty` or `email`.
+    #[serde(rename = "type")]
+    pub kind: ChannelType,
+    /// The webhook URL, or the API base URL of telegram, whatsapp and pagerduty
+    /// (secret: webhook URLs carry keys).
+    #[serde(default, deserialize_with = "text::option")]
+    pub url: Option<String>,
+    /// Webhook only: HMAC-SHA256 key of the `X-Pantau-Signature` header (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub secret: Option<String>,
+    /// Telegram bot token, WhatsApp access token or gateway bearer token (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub token: Option<String>,
+    /// Telegram chat id.
+    #[serde(default, deserialize_with = "text::option")]
+    pub chat_id: Option<String>,
+    /// WhatsApp Cloud API sender phone number id.
+    #[serde(default, deserialize_with = "text::option")]
+    pub phone_number_id: Option<String>,
+    /// PagerDuty integration (routing) key (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub routing_key: Option<String>,
+    /// Recipients: phone numbers (WhatsApp, one delivery each) or email addresses.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Email only: the SMTP server.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Most deliveries per `rate_limit_period`; 0 means unlimited. Deliveries
+    /// over the limit wait for the next free slot, they are not dropped.
+    #[serde(default)]
+    pub rate_limit: u32,
+    /// The window of `rate_limit`.
+    #[serde(default = "default_rate_period", with = "duration")]
+    pub rate_limit_period: Duration,
+    /// A minijinja template replacing the channel's default message text.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+fn default_rate_period() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a relay on loopback).
+    None,
+}
+
+/// An SMTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name or address.
+    #[serde(deserialize_with = "text::deserialize")]
+    pub host: String,
+    /// Port; defaults to 587 (starttls), 465 (tls) or 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls`, `tls` or `none`.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Login user, if the server wants authentication.
+    #[serde(default, deserialize_with = "text::option")]
+    pub username: Option<String>,
+    /// Login password (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub password: Option<String>,
+    /// The From address, e.g. `Pantau <pantau@example.org>`.
+    #[serde(deserialize_with = "text::deserialize")]
+    pub from: String,
+}
+
+/// A route: alerts matching every condition go to `channels`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Severities matched (`info`, `warning`, `critical`); empty means any.
+    #[serde(default)]
+    pub severity: Vec<String>,
+    /// Labels that must be present with exactly these values.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Channel names.
+    pub channels: Vec<String>,
+}
+
+const MASK: &str = "***";
+
+impl NotifierConfig {
+    /// Replaces every channel secret with `***`.
+    pub fn mask(&mut self) {
+        for c in &mut self.channels {
+            c.mask();
+        }
+    }
+}
+
+impl ChannelConfig {
+    /// Replaces every secret of the channel with `***`: tokens, keys,
+    /// passwords, and the URL of webhook channels (it carries the key).
+    pub fn mask(&mut self) {
+        for s in [&mut self.secret, &mut self.token, &mut self.routing_key] {
+            if s.is_some() {
+                *s = Some(MASK.to_owned());
+            }
+        }
+        if let Some(u) = &self.url {
+            self.url = Some(mask_channel_url(self.kind, u));
+        }
+        if let Some(smtp) = &mut self.smtp
+            && smtp.password.is_some()
+        {
+            smtp.password = Some(MASK.to_owned());
+        }
+    }
+}
+
+/// A channel URL safe to show: passwords masked, and for webhook-style
+/// channels (whose path or query is the key) everything after the host.
+pub fn mask_channel_url(kind: ChannelType, url: &str) -> String {
+    let url = super::mask_url_password(url);
+    let secret_path = matches!(
+        kind,
+        ChannelType::Webhook
+            | ChannelType::Slack
+            | ChannelType::Discord
+            | ChannelType::Teams
+            | ChannelType::WhatsappGateway
+    );
+    let Some(scheme_end) = url.find("://") else {
+        return MASK.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let cut = rest.find(['/', '?']).unwrap_or(rest.len());
+    if secret_path && cut < rest.len() {
+        format!("{}{}/{MASK}", &url[..scheme_end + 3], &rest[..cut])
+    } else {
+        url
+    }
+}
+
+const SEVERITIES: [&str; 3] = ["info", "warning", "critical"];
+
+/// Every problem of the notifier section, each naming its key.
+pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let mut add = |key: String, value: String, allowed: &str| {
+        out.push(Invalid {
+            key,
+            value,
+            allowed: allowed.to_owned(),
+        });
+    };
+    if n.concurrency == 0 || n.concurrency > 1024 {
+        add(
+            "notifier.concurrency".into(),
+            n.concurrency.to_string(),
+            "must be between 1 and 1024",
+        );
+    }
+    if n.poll_interval < Duration::from_millis(10) || n.poll_interval > Duration::from_secs(60) {
+        add(
+            "notifier.poll_interval".into(),
+            fmt_d(n.poll_interval),
+            "must be between 10ms and 1m",
+        );
+    }
+    if n.request_timeout < Duration::from_millis(100) || n.request_timeout > Duration::from_secs(300) {
+        add(
+            "notifier.request_timeout".into(),
+            fmt_d(n.request_timeout),
+            "must be between 100ms and 5m",
+        );
+    }
+    let r = &n.retry;
+    if r.initial_backoff < Duration::from_millis(1) {
+        add(
+            "notifier.retry.initial_backoff".into(),
+            fmt_d(r.initial_backoff),
+            "must be at least 1ms",
+        );
+    }
+    if r.max_backoff < r.initial_backoff {
+        add(
+            "notifier.retry.max_backoff".into(),
+            fmt_d(r.max_backoff),
+            "must be at least notifier.retry.initial_backoff",
+        );
+    }
+    if r.max_attempts == 0 || r.max_attempts > 1000 {
+        add(
+            "notifier.retry.max_attempts".into(),
+            r.max_attempts.to_string(),
+            "must be between 1 and 1000",
+        );
+    }
+    if n.retention < Duration::from_secs(60) {
+        add("notifier.retention".into(), fmt_d(n.retention), "must be at least 1m");
+    }
+    let mut names = HashSet::new();
+    for (i, c) in n.channels.iter().enumerate() {
+        let key = |f: &str| format!("notifier.channels[{i}].{f}");
+        if !super::is_token(&c.name) {
+            add(
+                key("name"),
+                c.name.clone(),
+                "must be 1–128 characters of letters, digits, `-` or `_`",
+            );
+        } else if !names.insert(c.name.as_str()) {
+            add(
+                key("name"),
+                c.name.clone(),
+                "must be unique: another channel has this name",
+            );
+        }
+        for (field, why) in channel_problems(c) {
+            let shown = match field {
+                "url" => c
+                    .url
+                    .as_deref()
+                    .map(|u| mask_channel_url(c.kind, u))
+                    .unwrap_or_default(),
+                "chat_id" => c.chat_id.clone().unwrap_or_default(),
+                "phone_number_id" => c.phone_number_id.clone().unwrap_or_default(),
+                "to" => c.to.join(","),
+                "smtp.from" => c.smtp.as_ref().map(|s| s.from.clone()).unwrap_or_default(),
+                "smtp.host" => c.smtp.as_ref().map(|s| s.host.clone()).unwrap_or_default(),
+                _ => String::new(), // secrets are never echoed
+            };
+            add(key(field), shown, &why);
+        }
+        if c.rate_limit > 0 && c.rate_limit_period < Duration::from_secs(1) {
+            add(
+                key("rate_limit_period"),
+                fmt_d(c.rate_limit_period),
+                "must be at least 1s",
+            );
+        }
+        if let Some(t) = &c.template
+            && t.trim().is_empty()
+        {
+            add(
+                key("template"),
+                String::new(),
+                "must not be empty; remove it to use the default",
+            );
+        }
+    }
+    for (i, r) in n.routes.iter().enumerate() {
+        for s in &r.severity {
+            if !SEVERITIES.contains(&s.as_str()) {
+                add(
+                    format!("notifier.routes[{i}].severity"),
+                    s.clone(),
+                    "must list info, warning or critical",
+                );
+            }
+        }
+        if r.channels.is_empty() {
+            add(
+                format!("notifier.routes[{i}].channels"),
+                String::new(),
+                "must name at least one channel",
+            );
+        }
+        for ch in &r.channels {
+            if !n.channels.iter().any(|c| &c.name == ch) {
+                add(
+                    format!("notifier.routes[{i}].channels"),
+                    ch.clone(),
+                    "must name a channel defined in notifier.channels",
+                );
+            }
+        }
+    }
+    out
+}
+
+fn http_url_ok(u: &str) -> bool {
+    (u.starts_with("http://") || u.starts_with("https://"))
+        && u.parse::<axum::http::Uri>()
+            .is_ok_and(|x| x.host().is_some_and(|h| !h.is_empty()))
+}
+
+fn channel_problems(c: &ChannelConfig) -> Vec<(&'static str, String)> {
+    use ChannelType as T;
+    let mut p: Vec<(&'static str, String)> = Vec::new();
+    let t = c.kind.as_str();
+    let needs_url = matches!(
+        c.kind,
+        T::Webhook | T::Slack | T::Discord | T::Teams | T::WhatsappGateway
+    );
+    match &c.url {
+        None if needs_url => p.push(("url", format!("is required for a {t} channel"))),
+        Some(u) if !http_url_ok(u) => p.push(("url", "must be an absolute http:// or https:// URL".into())),
+        _ => {}
+    }
+    let mut require = |field: &'static str, present: bool| {
+        if !present {
+            p.push((field, format!("is required for a {t} channel")));
+        }
+    };
+    match c.kind {
+        T::Telegram => {
+            require("token", c.token.is_some());
+            require("chat_id", c.chat_id.is_some());
+        }
+        T::Whatsapp => {
+            require("token", c.token.is_some());
+            require("phone_number_id", c.phone_number_id.is_some());
+            require("to", !c.to.is_empty());
+        }
+        T::WhatsappGateway => require("to", !c.to.is_empty()),
+        T::Pagerduty => require("routing_key", c.routing_key.is_some()),
+        T::Email => {
+            require("smtp", c.smtp.is_some());
+            require("to", !c.to.is_empty());
+        }
+        T::Webhook | T::Slack | T::Discord | T::Teams => {}
+    }
+    let mut forbid = |field: &'static str, present: bool| {
+        if present {
+            p.push((field, format!("does not apply to a {t} channel")));
+        }
+    };
+    forbid("secret", c.secret.is_some() && c.kind != T::Webhook);
+    forbid(
+        "token",
+        c.token.is_some() && !matches!(c.kind, T::Telegram | T::Whatsapp | T::WhatsappGateway),
+    );
+    forbid("chat_id", c.chat_id.is_some() && c.kind != T::Telegram);
+    forbid("phone_number_id", c.phone_number_id.is_some() && c.kind != T::Whatsapp);
+    forbid("routing_key", c.routing_key.is_some() && c.kind != T::Pagerduty);
+    forbid(
+        "to",
+        !c.to.is_empty() && !matches!(c.kind, T::Whatsapp | T::WhatsappGateway | T::Email),
+    );
+    forbid("smtp", c.smtp.is_some() && c.kind != T::Email);
+    if c.kind == T::Email {
+        for a in &c.to {
+            if !a.contains('@') {
+                p.push(("to", "must list email addresses such as ops@example.org".into()));
+                break;
+            }
+        }
+        if let Some(s) = &c.smtp {
+            if s.host.trim().is_empty() {
+                p.push(("smtp.host", "must name the SMTP server".into()));
+            }
+            if !s.from.contains('@') {
+                p.push((
+                    "smtp.from",
+                    "must be an address such as `Pantau <pantau@example.org>`".into(),
+                ));
+            }
+            if s.username.is_some() != s.password.is_some() {
+                p.push(("smtp.password", "smtp.username and smtp.password go together".into()));
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(kind: ChannelType) -> ChannelConfig {
+        ChannelConfig {
+            name: "c".into(),
+            kind,
+            url: None,
+            secret: None,
+            token: None,
+            chat_id: None,
+            phone_number_id: None,
+            routing_key: None,
+            to: vec![],
+            smtp: None,
+            rate_limit: 0,
+            rate_limit_period: default_rate_period(),
+            template: None,
+        }
+    }
+
+    #[test]
+    fn each_type_names_what_it_misses() {
+        let mut n = NotifierConfig::default();
+        n.channels = vec![channel(ChannelType::Telegram)];
+        let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["notifier.channels[0].token", "notifier.channels[0].chat_id"]);
+        n.channels[0].token = Some("123:abc".into());
+        n.channels[0].chat_id = Some("-100".into());
+        assert!(problems(&n).is_empty());
+        n.routes = vec![RouteConfig {
+            severity: vec!["fatal".into()],
+            labels: BTreeMap::new(),
+            channels: vec!["nope".into()],
+        }];
+        let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["notifier.routes[0].severity", "notifier.routes[0].channels"]);
+    }
+
+    #[test]
+    fn masking_hides_secrets_and_webhook_paths() {
+        let mut c = channel(ChannelType::Slack);
+        c.url = Some("https://hooks.slack.com/services/T0/B0/XYZSECRET".into());
+        c.mask();
+        assert_eq!(c.url.as_deref(), Some("https://hooks.slack.com/***"));
+        let mut t = channel(ChannelType::Telegram);
+        t.url = Some("https://api.telegram.org".into());
+        t.token = Some("123:abc".into());
+        t.mask();
+        assert_eq!(t.url.as_deref(), Some("https://api.telegram.org"));
+        assert_eq!(t.token.as_deref(), Some("***"));
+    }
+}

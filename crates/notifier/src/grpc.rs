@@ -1,0 +1,201 @@
+//! `pantau.v1.NotifierService`: the delivery log, the channels (secrets
+//! masked) and a test send.
+
+use std::sync::Arc;
+
+use pantau_core::config::ChannelConfig;
+use pantau_core::time::to_duration;
+use pantau_proto::v1::notifier_service_server::{NotifierService, NotifierServiceServer};
+use pantau_proto::v1::{
+    Channel, Delivery, DeliveryAttempt, DeliveryStatus, ListChannelsRequest, ListChannelsResponse,
+    ListDeliveriesRequest, ListDeliveriesResponse, TestChannelRequest, TestChannelResponse,
+};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::{Request, Response, Status};
+
+use crate::Notifier;
+use crate::channels::Outgoing;
+use crate::notification::Notification;
+use crate::store::{self, Filter};
+
+/// The gRPC face of the notifier.
+pub struct Service(Arc<Notifier>);
+
+/// Serves `NotifierService` with health and reflection until `shutdown`.
+pub async fn serve(
+    notifier: Arc<Notifier>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), pantau_core::grpc::GrpcError> {
+    let routes = tonic::service::Routes::new(NotifierServiceServer::new(Service(notifier)));
+    pantau_core::grpc::serve(
+        listener,
+        routes,
+        &[<NotifierServiceServer<Service> as NamedService>::NAME],
+        shutdown,
+    )
+    .await
+}
+
+fn ms_to_ts(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+fn status_of(s: &str) -> DeliveryStatus {
+    match s {
+        store::PENDING => DeliveryStatus::Pending,
+        store::DELIVERED => DeliveryStatus::Delivered,
+        store::FAILED => DeliveryStatus::Failed,
+        _ => DeliveryStatus::Unspecified,
+    }
+}
+
+/// A channel as the API shows it: every secret masked.
+pub fn channel_view(c: &ChannelConfig) -> Channel {
+    let mut m = c.clone();
+    m.mask();
+    let mut settings = std::collections::HashMap::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            settings.insert(k.to_owned(), v);
+        }
+    };
+    put("url", m.url.clone());
+    put("secret", m.secret.clone());
+    put("token", m.token.clone());
+    put("chat_id", m.chat_id.clone());
+    put("phone_number_id", m.phone_number_id.clone());
+    put("routing_key", m.routing_key.clone());
+    put("to", (!m.to.is_empty()).then(|| m.to.join(",")));
+    put("template", m.template.as_ref().map(|_| "custom".to_owned()));
+    if let Some(s) = &m.smtp {
+        put("smtp.host", Some(s.host.clone()));
+        put("smtp.port", s.port.map(|p| p.to_string()));
+        put("smtp.tls", Some(format!("{:?}", s.tls).to_lowercase()));
+        put("smtp.username", s.username.clone());
+        put("smtp.password", s.password.clone());
+        put("smtp.from", Some(s.from.clone()));
+    }
+    let target = match (&m.url, &m.smtp) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => format!("smtp://{}", s.host),
+        (None, None) => String::new(),
+    };
+    Channel {
+        name: m.name.clone(),
+        r#type: m.kind.as_str().to_owned(),
+        target,
+        settings,
+        rate_limit: m.rate_limit,
+        rate_limit_period: Some(to_duration(m.rate_limit_period)),
+    }
+}
+
+#[tonic::async_trait]
+impl NotifierService for Service {
+    async fn list_deliveries(
+        &self,
+        req: Request<ListDeliveriesRequest>,
+    ) -> Result<Response<ListDeliveriesResponse>, Status> {
+        let r = req.into_inner();
+        let status = match r.status() {
+            DeliveryStatus::Unspecified => None,
+            DeliveryStatus::Pending => Some(store::PENDING),
+            DeliveryStatus::Delivered => Some(store::DELIVERED),
+            DeliveryStatus::Failed => Some(store::FAILED),
+        };
+        if r.limit > 1000 {
+            return Err(Status::invalid_argument("limit must be at most 1000"));
+        }
+        let filter = Filter {
+            channel: (!r.channel.is_empty()).then_some(r.channel),
+            status,
+            alert_key: (!r.alert_key.is_empty()).then_some(r.alert_key),
+            limit: if r.limit == 0 { 100 } else { i64::from(r.limit) },
+        };
+        let rows = self.0.store().list(&filter).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot list deliveries");
+            Status::unavailable("the delivery log cannot be read now")
+        })?;
+        let deliveries = rows
+            .into_iter()
+            .map(|d| Delivery {
+                status: status_of(&d.status).into(),
+                id: d.id,
+                channel: d.channel,
+                channel_type: d.channel_type,
+                recipient: d.recipient,
+                alert_key: d.alert_key,
+                state: d.state,
+                source: d.source,
+                attempts: d.attempts as u32,
+                created_at: Some(ms_to_ts(d.created_at)),
+                next_attempt_at: Some(ms_to_ts(d.next_attempt_at)),
+                attempt_log: d
+                    .log
+                    .into_iter()
+                    .map(|a| DeliveryAttempt {
+                        attempt: a.attempt as u32,
+                        at: Some(ms_to_ts(a.at)),
+                        status_code: a.status_code as u32,
+                        error: a.error,
+                        latency: Some(to_duration(std::time::Duration::from_millis(a.latency_ms as u64))),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListDeliveriesResponse { deliveries }))
+    }
+
+    async fn list_channels(&self, _: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
+        let mut channels: Vec<Channel> = self.0.channels().values().map(|c| channel_view(&c.config)).collect();
+        channels.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(ListChannelsResponse { channels }))
+    }
+
+    async fn test_channel(&self, req: Request<TestChannelRequest>) -> Result<Response<TestChannelResponse>, Status> {
+        let r = req.into_inner();
+        if r.channel.is_empty() {
+            return Err(Status::invalid_argument("channel is required"));
+        }
+        let ch = self
+            .0
+            .channels()
+            .get(&r.channel)
+            .ok_or_else(|| Status::not_found(format!("no channel named `{}`", r.channel)))?;
+        let recipient = if r.recipient.is_empty() {
+            ch.recipients().into_iter().next().unwrap_or_default()
+        } else {
+            r.recipient
+        };
+        let n = Notification::test(&r.channel);
+        let text = self
+            .0
+            .templates
+            .render(&r.channel, ch.kind(), &n)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let key = n.delivery_id(&r.channel, &recipient);
+        let started = Instant::now();
+        let outcome = ch
+            .sender
+            .send(Outgoing {
+                idempotency_key: &key,
+                recipient: &recipient,
+                notification: &n,
+                text: &text,
+            })
+            .await;
+        Ok(Response::new(TestChannelResponse {
+            ok: outcome.result.is_ok(),
+            status_code: u32::from(outcome.status_code),
+            error: outcome.result.err().map(|e| e.to_string()).unwrap_or_default(),
+            latency: Some(to_duration(started.elapsed())),
+        }))
+    }
+}

@@ -1,0 +1,317 @@
+//! The notifier: it turns alerts into messages people read, on the channels
+//! they use, and makes sure each one arrives.
+//!
+//! Alerts come from the alert engine's `AlertEvent`s on the bus
+//! (`pantau.alert.<state>.<alert_id>`, one durable consumer `notifier` that
+//! replicas share) and from Alertmanager's webhook (`POST
+//! /webhooks/alertmanager`). Each is routed to channels, and one delivery per
+//! channel (and recipient) is persisted before anything is sent; the bus
+//! message is acknowledged only after that. Deliveries are then attempted,
+//! retried with backoff, given up and reported when hopeless, and logged.
+//!
+//! Layout:
+//! - [`notification`]: what is notified, from either source, and its idempotency key.
+//! - [`routing`]: routes from the configuration to channel names.
+//! - [`template`]: minijinja message templates with phone-friendly defaults.
+//! - [`channels`]: the [`channels::Channel`] trait and one sender per provider.
+//! - [`store`]: the delivery table, leases and the attempt log.
+//! - [`dispatch`]: attempting deliveries, rate limits, backoff, giving up.
+//! - [`alertmanager`]: the webhook payload and route; [`webhooks`]: its late-bound handle.
+//! - [`grpc`]: the gRPC service `pantau.v1.NotifierService`.
+//! - [`metrics`]: metric names and their descriptions.
+
+pub mod alertmanager;
+pub mod channels;
+pub mod dispatch;
+pub mod grpc;
+pub mod metrics;
+pub mod notification;
+pub mod routing;
+pub mod store;
+pub mod template;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use pantau_core::bus::{Bus, Subscription};
+use pantau_core::config::NotifierConfig;
+use pantau_core::service::Context;
+use pantau_core::store::{Migrations, Store, StoreError};
+use pantau_proto::v1::AlertEvent;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use webhooks::Webhooks;
+
+use crate::channels::Configured;
+use crate::notification::Notification;
+use crate::store::{DeliveryStore, NewDelivery};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The notifier's migrations.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// The bus subjects the notifier consumes, and its durable consumer name.
+pub const ALERTS: &str = "pantau.alert.>";
+pub const CONSUMER: &str = "notifier";
+
+/// Why the notifier could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Channel(#[from] channels::BuildError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    #[error(transparent)]
+    Grpc(#[from] pantau_core::grpc::GrpcError),
+}
+
+/// The running notifier; shared by its tasks, gRPC and the webhook route.
+pub struct Notifier {
+    cfg: NotifierConfig,
+    store: DeliveryStore,
+    channels: HashMap<String, Configured>,
+    templates: template::Templates,
+    routes: routing::Routes,
+    /// Who holds leases: stable across restarts of one replica.
+    owner: String,
+    wake: Notify,
+    limits: dispatch::RateLimits,
+    bus: Arc<dyn Bus>,
+    /// Whether the alert event consumer is subscribed (readiness).
+    subscribed: AtomicBool,
+}
+
+fn replica_name(instance: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".to_owned());
+    format!("{instance}@{host}")
+}
+
+impl Notifier {
+    /// Builds channels and templates from `ctx.config.notifier` over `store`.
+    pub fn new(ctx: &Context, store: Store) -> Result<Self, NotifierError> {
+        let cfg = ctx.config.notifier.clone();
+        Ok(Self {
+            channels: channels::build(&cfg)?,
+            templates: template::Templates::new(&cfg.channels)?,
+            routes: routing::Routes::new(cfg.routes.clone()),
+            store: DeliveryStore::new(store),
+            owner: replica_name(&ctx.config.instance.name),
+            wake: Notify::new(),
+            limits: dispatch::RateLimits::default(),
+            bus: Arc::clone(&ctx.bus),
+            subscribed: AtomicBool::new(false),
+            cfg,
+        })
+    }
+
+    /// The delivery store.
+    pub fn store(&self) -> &DeliveryStore {
+        &self.store
+    }
+
+    /// The configured channels by name.
+    pub fn channels(&self) -> &HashMap<String, Configured> {
+        &self.channels
+    }
+
+    /// Routes `n` and persists one delivery per channel and recipient
+    /// (existing ones are kept as they are). Returns how many deliveries the
+    /// notification has. Only after this returns `Ok` is it safe to
+    /// acknowledge the source.
+    pub async fn accept(&self, n: &Notification) -> Result<usize, StoreError> {
+        ::metrics::counter!(metrics::NOTIFICATIONS_TOTAL, "source" => n.source.clone()).increment(1);
+        let json = serde_json::to_string(n).unwrap_or_default();
+        let mut rows = Vec::new();
+        for name in self.routes.channels(n) {
+            let Some(ch) = self.channels.get(&name) else { continue };
+            for recipient in ch.recipients() {
+                rows.push(NewDelivery {
+                    id: n.delivery_id(&name, &recipient),
+                    channel: name.clone(),
+                    channel_type: ch.kind().as_str().to_owned(),
+                    recipient,
+                    alert_key: n.key.clone(),
+                    state: n.status.clone(),
+                    source: n.source.clone(),
+                    notification: json.clone(),
+                });
+            }
+        }
+        if rows.is_empty() {
+            tracing::info!(key = %n.key, severity = %n.severity, "no route matches; nothing to deliver");
+            return Ok(0);
+        }
+        let fresh = self.store.insert(&rows).await?;
+        tracing::debug!(key = %n.key, status = %n.status, deliveries = rows.len(), fresh, "notification accepted");
+        if fresh > 0 {
+            self.wake.notify_one();
+        }
+        Ok(rows.len())
+    }
+
+    /// Starts the bus consumer, the delivery loop and the purge loop, tracked
+    /// in `ctx.tasks` and stopped by `ctx.shutdown`.
+    pub fn start(self: &Arc<Self>, ctx: &Context) {
+        let me = Arc::clone(self);
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move { me.consume(stop).await });
+        let me = Arc::clone(self);
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move { me.deliver_loop(stop).await });
+        let me = Arc::clone(self);
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move { me.purge_loop(stop).await });
+    }
+
+    async fn consume(self: Arc<Self>, stop: CancellationToken) {
+        let mut wait = Duration::from_millis(200);
+        let mut stream = loop {
+            match self.bus.subscribe(Subscription::durable(ALERTS, CONSUMER)).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to alert events; retrying");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        self.subscribed.store(true, Ordering::Release);
+        tracing::info!(subjects = ALERTS, consumer = CONSUMER, "consuming alert events");
+        loop {
+            let msg = tokio::select! {
+                () = stop.cancelled() => return,
+                m = stream.next() => {
+                    let Some(m) = m else {
+                        self.subscribed.store(false, Ordering::Release);
+                        tracing::warn!("the alert event subscription ended");
+                        return;
+                    };
+                    m
+                }
+            };
+            let Some(event) = pantau_core::bus::decode::<AlertEvent>(&msg) else {
+                let _ = msg.ack().await; // counted and logged by decode; retrying cannot fix it
+                continue;
+            };
+            let n = match Notification::from_event(&event) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(subject = %msg.subject, error = %e, "skipping an alert event that cannot be notified");
+                    let _ = msg.ack().await;
+                    continue;
+                }
+            };
+            // Persist before acknowledging; keep trying while the store is down.
+            let mut wait = Duration::from_millis(100);
+            loop {
+                match self.accept(&n).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(alert = %n.key, error = %e, "cannot persist deliveries; retrying before acknowledging");
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            if let Err(e) = msg.ack().await {
+                tracing::warn!(subject = %msg.subject, error = %e, "cannot acknowledge an alert event; it will be redelivered and de-duplicated");
+            }
+        }
+    }
+
+    async fn deliver_loop(self: Arc<Self>, stop: CancellationToken) {
+        match self.store.release(&self.owner).await {
+            Ok(n) if n > 0 => tracing::info!(deliveries = n, "resuming deliveries this replica held before a restart"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot release earlier leases; they resume when they expire"),
+        }
+        loop {
+            if let Err(e) = self.drain_due().await {
+                tracing::error!(error = %e, "cannot read due deliveries");
+            }
+            if let Ok(n) = self.store.pending().await {
+                ::metrics::gauge!(metrics::PENDING).set(n as f64);
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.cfg.poll_interval) => {}
+            }
+        }
+    }
+
+    async fn purge_loop(self: Arc<Self>, stop: CancellationToken) {
+        let every = (self.cfg.retention / 24).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let before = store::now_ms() - self.cfg.retention.as_millis() as i64;
+            match self.store.purge(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "purged finished deliveries past notifier.retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge old deliveries"),
+            }
+        }
+    }
+}
+
+/// Runs the notifier until `ctx.shutdown`: connects its store, starts
+/// consuming and delivering, attaches itself to `webhooks` (whose router the
+/// caller serves on its admin port) and serves gRPC on `grpc`.
+pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<(), NotifierError> {
+    metrics::describe();
+    let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
+    ctx.health.register("notifier.store", store.readiness());
+    let notifier = Arc::new(Notifier::new(&ctx, store.clone())?);
+    ctx.health
+        .register("notifier.consumer", Arc::new(Subscribed(Arc::clone(&notifier))));
+    notifier.start(&ctx);
+    webhooks.attach(Arc::clone(&notifier));
+    let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(grpc = %addr, channels = notifier.channels.len(), routes = ctx.config.notifier.routes.len(), "notifier running");
+    let served = grpc::serve(notifier, grpc, ctx.shutdown.clone()).await;
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
+    store.close().await;
+    served.map_err(Into::into)
+}
+
+/// Ready once the alert event consumer is subscribed.
+struct Subscribed(Arc<Notifier>);
+
+#[async_trait::async_trait]
+impl pantau_core::health::ReadinessCheck for Subscribed {
+    async fn check(&self) -> Result<(), String> {
+        if self.0.subscribed.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(format!("not subscribed to {ALERTS} yet"))
+        }
+    }
+}

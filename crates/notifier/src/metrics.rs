@@ -1,0 +1,54 @@
+//! The notifier's metric names, label values and descriptions.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Attempts by `channel_type` and `result` (`delivered`, `retry`, `failed`).
+pub const DELIVERIES_TOTAL: &str = "pantau_notifier_deliveries_total";
+/// How long attempts took, by `channel_type`.
+pub const DELIVERY_DURATION: &str = "pantau_notifier_delivery_duration_seconds";
+/// Deliveries given up, by `channel_type`.
+pub const GIVEN_UP_TOTAL: &str = "pantau_notifier_deliveries_given_up_total";
+/// Deliveries held back by a channel's rate limit, by `channel_type`.
+pub const RATE_LIMITED_TOTAL: &str = "pantau_notifier_rate_limited_total";
+/// Notifications received, by `source` (`alert`, `alertmanager`).
+pub const NOTIFICATIONS_TOTAL: &str = "pantau_notifier_notifications_total";
+/// Deliveries waiting for an attempt.
+pub const PENDING: &str = "pantau_notifier_deliveries_pending";
+
+pub const RESULT_DELIVERED: &str = "delivered";
+pub const RESULT_RETRY: &str = "retry";
+pub const RESULT_FAILED: &str = "failed";
+
+/// Describes every notifier metric once.
+pub fn describe() {
+    describe_counter!(
+        DELIVERIES_TOTAL,
+        Unit::Count,
+        "Delivery attempts, by channel type and result (delivered, retry, failed)"
+    );
+    describe_histogram!(
+        DELIVERY_DURATION,
+        Unit::Seconds,
+        "How long delivery attempts took, by channel type"
+    );
+    describe_counter!(
+        GIVEN_UP_TOTAL,
+        Unit::Count,
+        "Deliveries given up after a permanent error or the last retry, by channel type"
+    );
+    describe_counter!(
+        RATE_LIMITED_TOTAL,
+        Unit::Count,
+        "Deliveries postponed by a channel's rate limit, by channel type"
+    );
+    describe_counter!(
+        NOTIFICATIONS_TOTAL,
+        Unit::Count,
+        "Notifications received, by source (alert, alertmanager)"
+    );
+    describe_gauge!(
+        PENDING,
+        Unit::Count,
+        "Deliveries waiting for their first or next attempt"
+    );
+}

@@ -1,0 +1,11 @@
+//! The notifier against real servers on loopback: local HTTP sinks that
+//! check each provider's request shape, a real SMTP server (aiosmtpd),
+//! nats-server with JetStream, and PostgreSQL.
+
+mod alertmanager;
+mod delivery;
+mod email;
+mod harness;
+mod nats;
+mod providers;
+mod store;

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test deps lint fmt clippy unit help
+.PHONY: run build test deps deps-smtp bench-notifier lint fmt clippy unit help
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -21,14 +21,27 @@ run: build
 
 # Installs the real servers the tests start (nats-server, PostgreSQL) when
 # missing. As root it runs apt-get; otherwise it says what to install.
-deps:
+deps: deps-smtp
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	if [ -z "$$missing" ]; then echo "deps: nats-server and postgresql present"; exit 0; fi; \
+	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
+	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing
+
+# aiosmtpd (PyPI), the SMTP server of the notifier's email test, in .venv-smtp
+# made with Debian's python3; fails loudly when it cannot be installed.
+deps-smtp:
+	@if .venv-smtp/bin/python -c 'import aiosmtpd' 2>/dev/null; then echo "deps: aiosmtpd present"; exit 0; fi; \
+	echo "deps: installing aiosmtpd into .venv-smtp"; \
+	/usr/bin/python3 -m venv .venv-smtp || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
+	.venv-smtp/bin/pip install -q aiosmtpd || { echo "deps: cannot install aiosmtpd from PyPI into .venv-smtp"; exit 1; }
+
+# Deliveries per second and p50/p99 latency of the notifier (release build).
+bench-notifier:
+	$(CARGO) bench -p pantau-notifier --bench deliveries
 
 fmt:
 	$(CARGO) fmt --all

@@ -26,7 +26,12 @@ pub const SUBSCRIPTIONS: [(&str, &str); 4] = [
 pub fn facts_of(msg: &Message, now: SystemTime) -> (&'static str, Vec<Fact>) {
     let s = msg.subject.as_str();
     if s.starts_with("pantau.check.result.") {
-        ("check", decode::<CheckResult>(msg).map(|r| facts::from_check(&r, now)).unwrap_or_default())
+        (
+            "check",
+            decode::<CheckResult>(msg)
+                .map(|r| facts::from_check(&r, now))
+                .unwrap_or_default(),
+        )
     } else if s.starts_with("pantau.metric.") {
         (
             "metric",
@@ -36,9 +41,19 @@ pub fn facts_of(msg: &Message, now: SystemTime) -> (&'static str, Vec<Fact>) {
                 .collect(),
         )
     } else if s.starts_with("pantau.event.") {
-        ("event", decode::<RouterEvent>(msg).map(|r| facts::from_event(&r, now)).unwrap_or_default())
+        (
+            "event",
+            decode::<RouterEvent>(msg)
+                .map(|r| facts::from_event(&r, now))
+                .unwrap_or_default(),
+        )
     } else if s.starts_with("pantau.iface.sample.") {
-        ("iface", decode::<InterfaceSample>(msg).map(|r| facts::from_iface(&r, now)).unwrap_or_default())
+        (
+            "iface",
+            decode::<InterfaceSample>(msg)
+                .map(|r| facts::from_iface(&r, now))
+                .unwrap_or_default(),
+        )
     } else {
         ("other", Vec::new())
     }

@@ -143,7 +143,9 @@ impl Engine {
             .map(|r| r.cooldown)
             .max()
             .unwrap_or(cfg.default_cooldown);
-        let since = SystemTime::now().checked_sub(longest_cooldown).unwrap_or(SystemTime::UNIX_EPOCH);
+        let since = SystemTime::now()
+            .checked_sub(longest_cooldown)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut life = Lifecycle::default();
         life.restore(store.load_for_restore(since).await?);
         let mut inner = Inner {
@@ -189,13 +191,17 @@ impl Engine {
                     }
                 }
             }
-            let sample = Sample { at: f.at, value: f.value };
+            let sample = Sample {
+                at: f.at,
+                value: f.value,
+            };
             if inner.series.insert(&f.name, f.labels, sample, now) == Inserted::TooManySeries {
                 metrics::counter!(m::SERIES_DROPPED_TOTAL).increment(1);
             }
         }
         let changes = inner.evaluate(&ids, now, self.cfg.staleness);
-        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT)
+            .record(started.elapsed().as_secs_f64());
         self.commit(&mut inner, changes).await
     }
 
@@ -208,7 +214,8 @@ impl Engine {
         metrics::gauge!(m::SERIES).set(inner.series.len() as f64);
         let ids: Vec<String> = inner.effective().map(|r| r.id().to_owned()).collect();
         let changes = inner.evaluate(&ids, now, self.cfg.staleness);
-        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_SWEEP).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_SWEEP)
+            .record(started.elapsed().as_secs_f64());
         let out = self.commit(&mut inner, changes).await;
         drop(inner);
         let cutoff = now.checked_sub(self.cfg.retention).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -254,7 +261,13 @@ impl Engine {
     }
 
     /// A person acknowledges an alert.
-    pub async fn acknowledge(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
+    pub async fn acknowledge(
+        &self,
+        id: &str,
+        actor: &str,
+        comment: &str,
+        now: SystemTime,
+    ) -> Result<Alert, EngineError> {
         let mut inner = self.inner.lock().await;
         let c = match inner.life.acknowledge(id, actor, comment, now) {
             Ok(c) => c,

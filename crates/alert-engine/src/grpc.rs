@@ -56,7 +56,9 @@ pub fn status(e: EngineError) -> Status {
             Status::failed_precondition(e.to_string())
         }
         e @ (EngineError::NotFound(_) | EngineError::NoRule(_)) => Status::not_found(e.to_string()),
-        e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => Status::failed_precondition(e.to_string()),
+        e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => {
+            Status::failed_precondition(e.to_string())
+        }
         EngineError::Store(e) => {
             tracing::error!(error = %e, "alert engine storage failed");
             Status::unavailable("the alert store is unavailable; try again")
@@ -165,7 +167,11 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
             Ok(pb::AlertState::Firing) => State::Firing,
             Ok(pb::AlertState::Acknowledged) => State::Acknowledged,
             Ok(pb::AlertState::Resolved) => State::Resolved,
-            _ => return Err(Status::invalid_argument(format!("states holds {s}, which is not an alert state"))),
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "states holds {s}, which is not an alert state"
+                )));
+            }
         });
     }
     let mut severities = Vec::new();
@@ -175,7 +181,11 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
                 Ok(pb::Severity::Info) => "info",
                 Ok(pb::Severity::Warning) => "warning",
                 Ok(pb::Severity::Critical) => "critical",
-                _ => return Err(Status::invalid_argument(format!("severities holds {s}, which is not a severity"))),
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "severities holds {s}, which is not a severity"
+                    )));
+                }
             }
             .to_owned(),
         );
@@ -188,7 +198,9 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
             .map_err(|_| Status::invalid_argument("page_token is not one this server handed out"))?
     };
     if req.page_size > MAX_PAGE {
-        return Err(Status::invalid_argument(format!("page_size must be at most {MAX_PAGE}")));
+        return Err(Status::invalid_argument(format!(
+            "page_size must be at most {MAX_PAGE}"
+        )));
     }
     let time = |t: Option<prost_types::Timestamp>, field: &str| -> Result<Option<SystemTime>, Status> {
         t.map(|t| from_timestamp(&t).ok_or_else(|| Status::invalid_argument(format!("{field} is not a valid time"))))
@@ -221,14 +233,12 @@ fn required<'a>(v: &'a str, field: &str) -> Result<&'a str, Status> {
 
 #[tonic::async_trait]
 impl AlertEngineService for Service {
-    async fn list_alerts(&self, req: Request<pb::ListAlertsRequest>) -> Result<Response<pb::ListAlertsResponse>, Status> {
+    async fn list_alerts(
+        &self,
+        req: Request<pb::ListAlertsRequest>,
+    ) -> Result<Response<pb::ListAlertsResponse>, Status> {
         let filter = filter_from(req.into_inner())?;
-        let (alerts, more) = self
-            .engine
-            .store()
-            .list(&filter)
-            .await
-            .map_err(|e| status(e.into()))?;
+        let (alerts, more) = self.engine.store().list(&filter).await.map_err(|e| status(e.into()))?;
         let next = if more {
             (filter.offset + alerts.len() as u64).to_string()
         } else {
@@ -253,7 +263,10 @@ impl AlertEngineService for Service {
         Ok(Response::new(to_proto(&alert, &transitions)))
     }
 
-    async fn acknowledge_alert(&self, req: Request<pb::AcknowledgeAlertRequest>) -> Result<Response<pb::Alert>, Status> {
+    async fn acknowledge_alert(
+        &self,
+        req: Request<pb::AcknowledgeAlertRequest>,
+    ) -> Result<Response<pb::Alert>, Status> {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
@@ -294,7 +307,10 @@ impl AlertEngineService for Service {
         Ok(Response::new(rule_to_proto(&rule)))
     }
 
-    async fn delete_rule(&self, req: Request<pb::DeleteRuleRequest>) -> Result<Response<pb::DeleteRuleResponse>, Status> {
+    async fn delete_rule(
+        &self,
+        req: Request<pb::DeleteRuleRequest>,
+    ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let id = req.into_inner().id;
         required(&id, "id")?;
         self.engine.delete_rule(&id, SystemTime::now()).await.map_err(status)?;

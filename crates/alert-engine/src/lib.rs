@@ -13,7 +13,7 @@
 //! - [`engine`]: rules + window store + lifecycle behind one lock; stores
 //!   then publishes every transition on `pantau.alert.<state>.<alert_id>`.
 //! - [`consume`]: durable bus subscriptions feeding the engine, and the sweep.
-//! - [`grpc`]: `pantau.v1.AlertEngineService`.
+//! - [`grpc`]: the gRPC service, `pantau.v1.AlertEngineService`.
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod consume;

@@ -18,13 +18,37 @@ pub const TRIGGER_SWEEP: &str = "sweep";
 
 /// Describes every alert engine metric once.
 pub fn describe() {
-    describe_counter!(FACTS_TOTAL, Unit::Count, "Facts taken from the bus, by family (check, metric, event, iface)");
-    describe_counter!(SERIES_DROPPED_TOTAL, Unit::Count, "Samples of new series dropped because alert_engine.max_series was reached");
+    describe_counter!(
+        FACTS_TOTAL,
+        Unit::Count,
+        "Facts taken from the bus, by family (check, metric, event, iface)"
+    );
+    describe_counter!(
+        SERIES_DROPPED_TOTAL,
+        Unit::Count,
+        "Samples of new series dropped because alert_engine.max_series was reached"
+    );
     describe_gauge!(SERIES, Unit::Count, "Series held in the in-memory window store");
-    describe_histogram!(EVALUATION_DURATION, Unit::Seconds, "Time to evaluate rules, by trigger (event, sweep)");
-    describe_counter!(TRANSITIONS_TOTAL, Unit::Count, "Alert transitions, by state (firing, acknowledged, resolved)");
+    describe_histogram!(
+        EVALUATION_DURATION,
+        Unit::Seconds,
+        "Time to evaluate rules, by trigger (event, sweep)"
+    );
+    describe_counter!(
+        TRANSITIONS_TOTAL,
+        Unit::Count,
+        "Alert transitions, by state (firing, acknowledged, resolved)"
+    );
     describe_gauge!(OPEN_ALERTS, Unit::Count, "Alerts firing or acknowledged");
     describe_gauge!(RULES, Unit::Count, "Rules loaded, enabled or not");
-    describe_counter!(PERSIST_ERRORS_TOTAL, Unit::Count, "Transitions that could not be stored yet (retried)");
-    describe_counter!(PUBLISH_ERRORS_TOTAL, Unit::Count, "Alert events that could not be published on the bus");
+    describe_counter!(
+        PERSIST_ERRORS_TOTAL,
+        Unit::Count,
+        "Transitions that could not be stored yet (retried)"
+    );
+    describe_counter!(
+        PUBLISH_ERRORS_TOTAL,
+        Unit::Count,
+        "Alert events that could not be published on the bus"
+    );
 }

@@ -8,6 +8,7 @@
 //!   store, to test a restart in the middle of a test.
 //! - [`Postgres`]: `initdb` + `pg_ctl start` on 127.0.0.1 (as the `postgres`
 //!   user when the tests run as root), stopped with `pg_ctl stop -m immediate`.
+//! - [`Dnsmasq`]: `dnsmasq` answering only the records a test gives it.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -16,10 +17,12 @@
 //! while its other tasks keep running.
 
 mod binary;
+mod dnsmasq;
 mod error;
 mod nats;
 mod postgres;
 
+pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;
 pub use postgres::Postgres;

@@ -1,5 +1,6 @@
 //! The collector as a library: its gRPC service and results on the bus over
 //! the in-process bus, and target state persisted in SQLite and PostgreSQL.
 
+mod checks;
 mod grpc;
 mod state;

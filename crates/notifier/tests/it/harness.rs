@@ -126,16 +126,21 @@ impl Sink {
 
 /// A configuration for tests: SQLite in `dir`, quick polling and retries.
 pub fn config(dir: &Path, notifier: serde_json::Value) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.to_owned();
-    c.listen_host = "127.0.0.1".into();
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        listen_host: "127.0.0.1".into(),
+        ..Config::default()
+    };
     let mut n = serde_json::to_value(&c.notifier).unwrap();
     n["poll_interval"] = "50ms".into();
     n["retry"]["initial_backoff"] = "50ms".into();
     n["retry"]["max_backoff"] = "200ms".into();
     n["request_timeout"] = "2s".into();
-    for (k, v) in notifier.as_object().expect("an object") {
-        n[k] = v.clone();
+    let serde_json::Value::Object(fields) = notifier else {
+        panic!("the notifier section is an object")
+    };
+    for (k, v) in fields {
+        n[k] = v;
     }
     c.notifier = serde_json::from_value(n).expect("a valid notifier section");
     c.validate().expect("a valid test config");
@@ -248,8 +253,10 @@ pub async fn publish(bus: &dyn Bus, e: &AlertEvent) {
 /// A webhook channel named `name` posting to `url`, and a route of every alert to it.
 pub fn one_webhook(url: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut ch = serde_json::json!({"name": "hook", "type": "webhook", "url": url, "secret": "hook-secret-1"});
-    for (k, v) in extra.as_object().unwrap() {
-        ch[k] = v.clone();
+    if let serde_json::Value::Object(fields) = extra {
+        for (k, v) in fields {
+            ch[k] = v;
+        }
     }
     serde_json::json!({
         "channels": [ch],

@@ -5,6 +5,7 @@
 mod alertmanager;
 mod delivery;
 mod email;
+mod example;
 mod harness;
 mod nats;
 mod providers;

@@ -52,7 +52,7 @@ async fn each_provider_gets_its_documented_shape() {
     for s in SECRETS {
         assert!(!yaml.contains(s), "config print leaks {s}:\n{yaml}");
     }
-    let n = Running::start(cfg, bus.clone()).await;
+    let running = Running::start(cfg, bus.clone()).await;
 
     publish(bus.as_ref(), &event("api-down", AlertState::Firing, Severity::Critical)).await;
     sink.wait_for(9, Duration::from_secs(15)).await;
@@ -171,7 +171,7 @@ async fn each_provider_gets_its_documented_shape() {
     assert!(resolve.get("payload").is_none());
 
     // The API shows channels with every secret masked.
-    let channels = n
+    let channels = running
         .client()
         .await
         .list_channels(ListChannelsRequest {})
@@ -186,7 +186,7 @@ async fn each_provider_gets_its_documented_shape() {
     let tg = channels.channels.iter().find(|c| c.name == "tg").unwrap();
     assert_eq!(tg.settings["token"], "***");
     assert_eq!(tg.settings["chat_id"], "-100200");
-    n.stop().await;
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

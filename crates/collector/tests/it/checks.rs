@@ -1,0 +1,231 @@
+//! Every check type against real local servers: HTTPS with a short-lived
+//! self-signed certificate, TLS, DNS from a real dnsmasq, ICMP to 127.0.0.1,
+//! HTTP options and conditions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use pantau_collector::checks::Checker;
+use pantau_collector::target::Target;
+use pantau_core::config::{
+    CheckType, CollectorConfig, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig,
+};
+use pantau_proto::v1::{FailureReason, TargetSource, check_result::Detail};
+use pantau_testkit::{DnsRecord, Dnsmasq};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn compile(t: &TargetConfig) -> Target {
+    let cfg = CollectorConfig { timeout: Duration::from_secs(5), ..CollectorConfig::default() };
+    Target::compile(t, "t", &cfg, TargetSource::Config).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+async fn run(t: &TargetConfig) -> pantau_collector::checks::Outcome {
+    Checker::new().unwrap().check(&compile(t)).await
+}
+
+/// An HTTPS server on 127.0.0.1 with a self-signed certificate for
+/// `localhost` valid for `days` more days; answers every request with 200 "ok".
+async fn https_server(days: i64) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "pantau-test");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(days) + time::Duration::hours(1);
+    let cert = params.self_signed(&key).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    format!("localhost:{}", addr.port())
+}
+
+#[tokio::test]
+async fn https_reports_the_certificate_and_its_expiry() {
+    let host = https_server(5).await;
+    let mut t = TargetConfig::new("https", CheckType::Http);
+    t.url = Some(format!("https://{host}/"));
+    // The self-signed chain fails verification.
+    let o = run(&t).await;
+    assert!(!o.up);
+    assert_eq!(o.reason, FailureReason::Tls, "{o:?}");
+    // Without verification the check reaches the server, and the
+    // certificate's 5 days are under the 14-day warning.
+    t.verify_tls = Some(false);
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Tls, "{o:?}");
+    assert!(o.message.contains("expires in 5 days"), "{}", o.message);
+    let Some(Detail::Http(h)) = &o.detail else { panic!("{o:?}") };
+    assert_eq!(h.status_code, 200);
+    let c = h.certificate.as_ref().expect("certificate reported");
+    assert_eq!(c.days_to_expiry, 5);
+    assert!(c.subject.contains("pantau-test"), "{}", c.subject);
+    assert_eq!(c.dns_names, ["localhost"]);
+    t.warn_days = Some(3);
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+}
+
+#[tokio::test]
+async fn tls_check_reads_the_chain_of_any_port() {
+    let host = https_server(10).await;
+    let mut t = TargetConfig::new("tls", CheckType::Tls);
+    t.address = Some(host.clone());
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Tls, "verification must fail on a self-signed chain: {o:?}");
+    t.verify_tls = Some(false);
+    t.warn_days = Some(7);
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+    let Some(Detail::Tls(d)) = &o.detail else { panic!("{o:?}") };
+    assert_eq!(d.chain.len(), 1);
+    assert_eq!(d.chain[0].days_to_expiry, 10);
+    assert!(d.protocol_version.contains("TLS"), "{}", d.protocol_version);
+    t.warn_days = Some(30);
+    let o = run(&t).await;
+    assert!(!o.up && o.message.contains("expires in 10 days"), "{o:?}");
+}
+
+#[tokio::test]
+async fn dns_against_a_real_server() {
+    let dns = Dnsmasq::start(&[
+        DnsRecord::Address("router.test".into(), "192.0.2.10".parse().unwrap()),
+        DnsRecord::Mx("router.test".into(), "mail.router.test".into(), 10),
+        DnsRecord::Txt("router.test".into(), "v=spf1 -all".into()),
+    ])
+    .await
+    .expect("dnsmasq starts");
+    let resolver = dns.addr().to_string();
+    let mut t = TargetConfig::new("dns", CheckType::Dns);
+    t.name_to_resolve = Some("router.test".into());
+    t.resolver = Some(resolver.clone());
+    t.expected_answers = vec!["192.0.2.10".into()];
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+    let Some(Detail::Dns(d)) = &o.detail else { panic!("{o:?}") };
+    assert_eq!(d.answers, ["192.0.2.10"]);
+    assert_eq!(d.record_type, "A");
+
+    t.expected_answers = vec!["192.0.2.99".into()];
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Assertion, "{o:?}");
+
+    t.expected_answers = vec!["mail.router.test".into()];
+    t.record_type = Some(RecordType::Mx);
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+
+    t.expected_answers = vec!["v=spf1 -all".into()];
+    t.record_type = Some(RecordType::Txt);
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+
+    t.name_to_resolve = Some("missing.test".into());
+    t.record_type = None;
+    t.expected_answers = vec![];
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Dns, "{o:?}");
+}
+
+#[tokio::test]
+async fn dns_for_localhost_through_the_system_resolver() {
+    let mut t = TargetConfig::new("localhost", CheckType::Dns);
+    t.name_to_resolve = Some("localhost".into());
+    t.expected_answers = vec!["127.0.0.1".into()];
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
+}
+
+#[tokio::test]
+async fn icmp_to_loopback() {
+    let mut t = TargetConfig::new("ping", CheckType::Icmp);
+    t.host = Some("127.0.0.1".into());
+    t.count = Some(3);
+    let o = run(&t).await;
+    assert!(o.up, "ICMP needs root or net.ipv4.ping_group_range: {o:?}");
+    let Some(Detail::Icmp(d)) = &o.detail else { panic!("{o:?}") };
+    assert_eq!((d.sent, d.received), (3, 3));
+    assert!(d.loss_percent.abs() < f64::EPSILON);
+    assert!(d.rtt_max.is_some() && d.jitter.is_some());
+}
+
+#[tokio::test]
+async fn http_options_and_conditions() {
+    let app = axum::Router::new()
+        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok", "db": {"latency_ms": 12}})) }))
+        .route("/old", get(|| async { axum::response::Redirect::to("/health") }))
+        .route(
+            "/echo",
+            post(|headers: axum::http::HeaderMap, body: String| async move {
+                let token = headers.get("x-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                if token == "s3cret" { (StatusCode::CREATED, body) } else { (StatusCode::FORBIDDEN, String::new()) }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+
+    let mut t = TargetConfig::new("api", CheckType::Http);
+    t.url = Some(format!("{base}/health"));
+    t.conditions = vec![
+        ConditionConfig::Json(JsonCondition { path: "$.status".into(), equals: Some("ok".into()), ..Default::default() }),
+        ConditionConfig::Json(JsonCondition { path: "$.db.latency_ms".into(), less_than: Some(100.0), ..Default::default() }),
+        ConditionConfig::Header(HeaderCondition { name: "content-type".into(), contains: Some("json".into()), equals: None }),
+        ConditionConfig::ResponseTimeBelow(Duration::from_secs(2)),
+        ConditionConfig::BodyMatches("\"status\":\\s*\"ok\"".into()),
+    ];
+    assert!(run(&t).await.up);
+    t.conditions.push(ConditionConfig::BodyContains("degraded".into()));
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Assertion);
+    assert!(o.message.contains("degraded"), "{}", o.message);
+
+    // Redirects: followed by default, or judged as they are.
+    let mut r = TargetConfig::new("old", CheckType::Http);
+    r.url = Some(format!("{base}/old"));
+    assert!(run(&r).await.up);
+    r.follow_redirects = Some(false);
+    r.expected_status = vec![200];
+    let o = run(&r).await;
+    assert_eq!(o.reason, FailureReason::HttpStatus, "{o:?}");
+    assert!(o.message.contains("303"), "{}", o.message);
+
+    // Method, headers and body are sent.
+    let mut p = TargetConfig::new("echo", CheckType::Http);
+    p.url = Some(format!("{base}/echo"));
+    p.method = Some("POST".into());
+    p.body = Some("hello".into());
+    p.expected_status = vec![201];
+    p.conditions = vec![ConditionConfig::BodyContains("hello".into())];
+    assert_eq!(run(&p).await.reason, FailureReason::HttpStatus);
+    p.headers.insert("X-Token".into(), "s3cret".into());
+    assert!(run(&p).await.up);
+}

@@ -1,2 +1,3 @@
 //! Integration tests of the alert engine.
 mod fuzz;
+mod store;

@@ -4,3 +4,4 @@
 mod checks;
 mod grpc;
 mod state;
+mod targets;

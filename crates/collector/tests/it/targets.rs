@@ -1,0 +1,270 @@
+//! Targets through gRPC: upsert and delete persisted across a restart, bad
+//! input rejected field by field, the breaker's cycle, push monitors and
+//! history.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pantau_core::bus::Bus;
+use pantau_core::bus::memory::MemoryBus;
+use pantau_core::config::{CheckType, Config, TargetConfig};
+use pantau_core::service::Context;
+use pantau_proto::v1::collector_service_client::CollectorServiceClient;
+use pantau_proto::v1::{
+    self, BreakerState, CheckStatus, DeleteTargetRequest, GetHistoryRequest, GetTargetRequest, ListLatestResultsRequest,
+    ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+struct Running {
+    ctx: Context,
+    task: tokio::task::JoinHandle<Result<(), pantau_collector::CollectorError>>,
+    client: CollectorServiceClient<Channel>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.ctx.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap().unwrap();
+    }
+}
+
+async fn start(config: Config) -> Running {
+    config.validate().unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let ctx = Context::new(Arc::new(config), bus);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(pantau_collector::run(ctx.clone(), l));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let mut tries = 0;
+    let channel = loop {
+        match channel.connect().await {
+            Ok(c) => break c,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("collector gRPC never came up: {e}"),
+        }
+    };
+    Running { ctx, task, client: CollectorServiceClient::new(channel) }
+}
+
+fn base_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.data_dir = dir.to_owned();
+    c.collector.interval = Duration::from_secs(1);
+    c.collector.timeout = Duration::from_millis(500);
+    c.metrics.enabled = false;
+    c
+}
+
+fn tcp_target(id: &str, address: &str) -> v1::Target {
+    v1::Target {
+        id: id.into(),
+        spec: Some(Spec::Tcp(v1::TcpSpec { address: address.into(), ..Default::default() })),
+        ..Default::default()
+    }
+}
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    drop(l);
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(dir.path());
+    let mut from_file = TargetConfig::new("from-file", CheckType::Tcp);
+    from_file.address = Some("127.0.0.1:1".into());
+    config.collector.targets = vec![from_file];
+    let mut c = start(config.clone()).await;
+
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap().to_string();
+    let saved = c
+        .client
+        .upsert_target(UpsertTargetRequest { target: Some(tcp_target("api-added", &open_addr)) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(saved.source(), TargetSource::Api);
+
+    // Bad input: each refusal names the field.
+    let cases: Vec<(v1::Target, &str)> = vec![
+        (v1::Target { id: "no-spec".into(), ..Default::default() }, "spec"),
+        (tcp_target("bad id!", &open_addr), "target.id"),
+        (tcp_target("no-port", "127.0.0.1"), "target.address"),
+        (
+            v1::Target {
+                id: "fast".into(),
+                interval: Some(prost_types::Duration { seconds: 0, nanos: 100_000_000 }),
+                ..tcp_target("fast", &open_addr)
+            },
+            "target.interval",
+        ),
+        (
+            v1::Target {
+                id: "web".into(),
+                spec: Some(Spec::Http(v1::HttpSpec { url: "ftp://x".into(), ..Default::default() })),
+                ..Default::default()
+            },
+            "target.url",
+        ),
+        (
+            v1::Target {
+                id: "dns".into(),
+                spec: Some(Spec::Dns(v1::DnsSpec { name: "x".into(), record_type: "SRV".into(), ..Default::default() })),
+                ..Default::default()
+            },
+            "spec.dns.record_type",
+        ),
+    ];
+    for (t, field) in cases {
+        let e = c.client.upsert_target(UpsertTargetRequest { target: Some(t) }).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+    }
+    let e = c.client.upsert_target(UpsertTargetRequest { target: Some(tcp_target("from-file", &open_addr)) }).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    let e = c.client.delete_target(DeleteTargetRequest { id: "from-file".into() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // The new target is checked at once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec!["api-added".into()] }).await;
+        if latest.is_ok_and(|r| r.into_inner().results.iter().any(|r| r.status() == CheckStatus::Up)) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "api-added never checked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.stop().await;
+
+    // A restart keeps it; a delete removes it for good.
+    let mut c = start(config.clone()).await;
+    let ids: Vec<String> = c.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner().targets.into_iter().map(|t| t.id).collect();
+    assert_eq!(ids, ["api-added", "from-file"]);
+    c.client.delete_target(DeleteTargetRequest { id: "api-added".into() }).await.unwrap();
+    let e = c.client.get_target(GetTargetRequest { id: "api-added".into() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    c.stop().await;
+    let mut c = start(config).await;
+    let n = c.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner().targets.len();
+    assert_eq!(n, 1);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_and_the_target_is_still_reported_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(dir.path());
+    config.collector.circuit_breaker.failure_threshold = 2;
+    let mut t = TargetConfig::new("closed", CheckType::Tcp);
+    t.address = Some(closed_port());
+    config.collector.targets = vec![t];
+    let mut c = start(config).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut saw_open_result = false;
+    while tokio::time::Instant::now() < deadline && !saw_open_result {
+        let target = c.client.get_target(GetTargetRequest { id: "closed".into() }).await.unwrap().into_inner();
+        if target.breaker() == BreakerState::Open {
+            let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+            let r = &latest.results[0];
+            if r.breaker() == BreakerState::Open {
+                assert_eq!(r.status(), CheckStatus::Down);
+                assert_eq!(r.reason(), v1::FailureReason::Refused, "the last failure's reason is kept: {r:?}");
+                saw_open_result |= r.message.contains("circuit open");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_open_result, "the breaker never opened with a DOWN result");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_monitors_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config(dir.path());
+    let mut t = TargetConfig::new("nightly-backup", CheckType::Push);
+    t.token = Some("push-token-0123456789".into());
+    t.interval = Some(Duration::from_secs(60));
+    config.collector.targets = vec![t];
+    let mut c = start(config).await;
+
+    let e = c.client.push(PushRequest { token: "wrong-token-0000000000".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(!e.message().contains("wrong-token"), "the token is echoed: {}", e.message());
+    let e = c.client.push(PushRequest { token: "push-token-0123456789".into(), status: "sideways".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let r = c.client.push(PushRequest { token: "push-token-0123456789".into(), ..Default::default() }).await.unwrap().into_inner();
+    assert_eq!(r.target_id, "nightly-backup");
+    let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+    assert_eq!(latest.results[0].status(), CheckStatus::Up);
+    c.client
+        .push(PushRequest { token: "push-token-0123456789".into(), status: "down".into(), message: "disk full".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+    assert_eq!(latest.results[0].status(), CheckStatus::Down);
+    assert_eq!(latest.results[0].message, "disk full");
+    // The token is never shown.
+    let shown = c.client.get_target(GetTargetRequest { id: "nightly-backup".into() }).await.unwrap().into_inner();
+    let Some(Spec::Push(p)) = shown.spec else { panic!("{shown:?}") };
+    assert_eq!(p.token, "***");
+
+    // Stopping flushes the finished minutes; the two pushes are history.
+    c.stop().await;
+    let store = pantau_core::store::Store::connect(
+        &pantau_core::config::DatabaseConfig::default(),
+        dir.path(),
+        "collector",
+        pantau_collector::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let h = pantau_collector::history::History::new(store, &pantau_core::config::HistoryConfig::default());
+    h.record("other", true, Duration::from_millis(10), SystemTime::now() - Duration::from_secs(120));
+    h.record("other", false, Duration::from_millis(30), SystemTime::now() - Duration::from_secs(120));
+    assert_eq!(h.flush(SystemTime::now()).await.unwrap(), 1);
+    let points = h
+        .query("other", SystemTime::now() - Duration::from_secs(3600), SystemTime::now(), pantau_collector::history::Resolution::Minute)
+        .await
+        .unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].checks, points[0].up), (2, 1));
+    assert!((points[0].lat_avg - 20.0).abs() < 1e-9);
+    let hours = h
+        .query("other", SystemTime::now() - Duration::from_secs(7200), SystemTime::now(), pantau_collector::history::Resolution::Hour)
+        .await
+        .unwrap();
+    assert_eq!(hours.iter().map(|p| p.checks).sum::<u64>(), 2);
+
+    // And through gRPC.
+    let c = start({
+        let mut cfg = base_config(dir.path());
+        let mut t = TargetConfig::new("other", CheckType::Tcp);
+        t.address = Some("127.0.0.1:1".into());
+        cfg.collector.targets = vec![t];
+        cfg
+    })
+    .await;
+    let mut client = c.client.clone();
+    let hist = client
+        .get_history(GetHistoryRequest { target_id: "other".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((hist.checks, hist.up), (2, 1));
+    assert!((hist.uptime_percent - 50.0).abs() < 1e-9);
+    c.stop().await;
+}

@@ -6,11 +6,13 @@
 //!   target, and fans events out to WebSocket clients.
 //! - [`api`]: REST routes under `/api/v1`, and `/health`.
 //! - [`ws`]: the real-time WebSocket hub, `/api/v1/monitoring/events`.
+//! - [`push`]: push (heartbeat) monitors, `/api/v1/push/{token}`.
 //! - [`metrics`]: metric names and descriptions.
 
 pub mod api;
 pub mod feed;
 pub mod metrics;
+pub mod push;
 pub mod view;
 pub mod ws;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub feed: Arc<feed::Feed>,
     pub ctx: Context,
     pub ws_slots: Arc<tokio::sync::Semaphore>,
+    /// The collector's gRPC channel (connected lazily, reconnecting).
+    pub collector: tonic::transport::Channel,
 }
 
 impl AppState {
@@ -46,8 +50,52 @@ impl AppState {
             feed: Arc::new(feed::Feed::new(dash.client_buffer)),
             ctx: ctx.clone(),
             ws_slots: Arc::new(tokio::sync::Semaphore::new(dash.max_connections)),
+            collector: lazy_channel(&ctx.config.gateway.collector_url),
         }
     }
+}
+
+/// A channel that connects on first use and reconnects after failures.
+fn lazy_channel(url: &str) -> tonic::transport::Channel {
+    // The URL was validated with the configuration.
+    tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://127.0.0.1:50051"))
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .connect_lazy()
+}
+
+/// The HTTP answer for a failed gRPC call to `service`: client errors keep
+/// their message; server-side failures are logged and hidden.
+pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::health::ApiError {
+    use axum::http::StatusCode;
+    use tonic::Code;
+    let (http, code) = match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "conflict"),
+        Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
+        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+            tracing::warn!(service, error = %status.message(), "backend unavailable");
+            return pantau_core::health::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("the {service} is unavailable; try again"),
+            );
+        }
+        Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
+            tracing::error!(service, code = ?status.code(), error = %status.message(), "backend failed");
+            return pantau_core::health::ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "backend_error",
+                format!("the {service} failed to answer"),
+            );
+        }
+    };
+    pantau_core::health::ApiError::new(http, code, status.message().to_owned())
 }
 
 /// Every route of the gateway, with the trace layer.
@@ -55,6 +103,7 @@ pub fn router(state: &AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(ws::router())
+        .merge(push::router())
         .with_state(state.clone())
         .merge(pantau_core::health::admin_router(state.ctx.health.clone()))
         .fallback(api::not_found)

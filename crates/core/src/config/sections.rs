@@ -328,6 +328,8 @@ impl Default for DashboardConfig {
 pub struct GatewayConfig {
     /// REST, WebSocket, `/metrics` and `/health` port.
     pub port: u16,
+    /// The collector's gRPC address, for push monitors and target calls.
+    pub collector_url: String,
     /// Real-time dashboards.
     pub dashboard: DashboardConfig,
 }
@@ -336,6 +338,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             port: 8080,
+            collector_url: "http://127.0.0.1:50051".to_owned(),
             dashboard: DashboardConfig::default(),
         }
     }

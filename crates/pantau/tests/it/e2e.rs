@@ -208,3 +208,51 @@ async fn collector_and_gateway_over_nats_survive_a_nats_restart() {
         collector.log()
     );
 }
+
+/// `examples/checks.yaml` (fixed ports 8080, 50051, 9100): every check type
+/// is up, each naming its type; the push monitor comes up when pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checks_example_shows_every_type_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/checks.yaml");
+    let data = dir.path().join("data");
+    let mut p = Pantau::start_with_file(dir.path(), &example, &["--data-dir", data.to_str().unwrap(), "all"]);
+    let latest = "http://127.0.0.1:8080/api/v1/results/latest";
+    let expect = [
+        ("gateway-healthz", "http"),
+        ("collector-grpc", "tcp"),
+        ("loopback-ping", "icmp"),
+        ("localhost-dns", "dns"),
+    ];
+    let v = wait_json(
+        latest,
+        SOON,
+        |v| {
+            let rs = v["results"].as_array().cloned().unwrap_or_default();
+            expect.iter().all(|(id, kind)| rs.iter().any(|r| r["target_id"] == *id && r["kind"] == *kind && r["status"] == "up"))
+        },
+        &mut p,
+    )
+    .await;
+    let ping = v["results"].as_array().unwrap().iter().find(|r| r["target_id"] == "loopback-ping").unwrap().clone();
+    assert_eq!(ping["icmp"]["received"], 3, "{ping}");
+    let push = v["results"].as_array().unwrap().iter().find(|r| r["target_id"] == "nightly-job").cloned();
+    assert!(push.is_none_or(|r| r["status"] == "down"), "not pushed yet");
+
+    // A push through the gateway brings it up; a wrong token is a 404.
+    let client = http();
+    let r = client.post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me").send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let r = client.post("http://127.0.0.1:8080/api/v1/push/not-the-token-0000000").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client.post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me?status=maybe").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    wait_json(
+        latest,
+        SOON,
+        |v| v["results"].as_array().is_some_and(|rs| rs.iter().any(|r| r["target_id"] == "nightly-job" && r["kind"] == "push" && r["status"] == "up")),
+        &mut p,
+    )
+    .await;
+    assert!(p.terminate().success(), "{}", p.log());
+}

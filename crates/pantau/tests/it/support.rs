@@ -75,10 +75,16 @@ impl Pantau {
     pub fn start(dir: &Path, config: &str, args: &[&str]) -> Self {
         let cfg = dir.join(format!("pantau-{}.yaml", args.join("-")));
         std::fs::write(&cfg, config).unwrap();
-        let log = dir.join(format!("pantau-{}.log", args.join("-")));
+        Self::start_with_file(dir, &cfg, args)
+    }
+
+    /// Runs with an existing config file.
+    pub fn start_with_file(dir: &Path, cfg: &Path, args: &[&str]) -> Self {
+        let command = args.last().copied().unwrap_or("pantau");
+        let log = dir.join(format!("pantau-{command}.log"));
         let child = Command::new(BIN)
             .arg("--config")
-            .arg(&cfg)
+            .arg(cfg)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -145,7 +151,7 @@ pub async fn wait_json(
 ) -> serde_json::Value {
     let client = http();
     let deadline = Instant::now() + within;
-    let mut last = String::new();
+    let mut last;
     loop {
         p.assert_running();
         match client.get(url).send().await {

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test deps deps-smtp bench-notifier lint fmt clippy unit help
+.PHONY: run build test deps deps-smtp bench-notifier bench-alert-engine bench-collector lint fmt clippy unit help
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -25,6 +25,7 @@ deps: deps-smtp
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
@@ -43,6 +44,11 @@ deps-smtp:
 bench-notifier:
 	$(CARGO) bench -p pantau-notifier --bench deliveries
 
+# Alert engine: threshold-crossing CheckResult on the bus -> AlertEvent on the
+# bus, p50/p99 (goal p99 < 50 ms), on the in-process bus and a real nats-server.
+bench-alert-engine:
+	$(CARGO) bench -p pantau-alert-engine --bench latency
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -54,3 +60,9 @@ unit:
 	$(CARGO) test --workspace --no-fail-fast
 
 test: deps lint unit
+
+# Benchmarks (not part of `make test`): each mode in its own process.
+bench-collector:
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode tcp
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode http

@@ -17,10 +17,11 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::eval::{At, evaluate};
 use crate::facts::Fact;
-use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, State};
+use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, State, Transition};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
-use crate::series::{Inserted, Sample, SeriesStore};
+use crate::series::{Inserted, Labels, Sample, SeriesStore};
+use crate::silence::{Silence, SilenceError, SilenceMatcher};
 use crate::store::AlertStore;
 
 /// What callers of the engine handle.
@@ -38,6 +39,10 @@ pub enum EngineError {
     NoRule(String),
     #[error("rule `{0}` comes from the configuration ({1}); disable it there or override it with enabled: false")]
     ConfigRule(String, &'static str),
+    #[error(transparent)]
+    Silence(#[from] SilenceError),
+    #[error("no silence with id `{0}`")]
+    NoSilence(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -53,6 +58,8 @@ struct Inner {
     life: Lifecycle,
     /// Transitions not stored yet (the store failed); retried first.
     unsaved: Vec<Change>,
+    /// Silences that have not ended.
+    silences: Vec<Silence>,
 }
 
 impl Inner {
@@ -65,6 +72,26 @@ impl Inner {
             .values()
             .filter(|r| !self.api.contains_key(r.id()))
             .chain(self.api.values())
+    }
+
+    /// Why an alert notifies no one right now: `silence:<id>` or
+    /// `depends:<parent alert id>`; empty when it notifies.
+    fn suppression(&self, a: &Alert, now: SystemTime) -> String {
+        if let Some(s) = self.silences.iter().find(|s| s.silences(&a.rule_id, &a.labels, now)) {
+            return format!("silence:{}", s.id);
+        }
+        if let Some(rule) = self.rule(&a.rule_id) {
+            for parent in &rule.config.depends_on {
+                if let Some(p) = self
+                    .life
+                    .open()
+                    .find(|p| &p.rule_id == parent && shared_agree(&a.labels, &p.labels))
+                {
+                    return format!("depends:{}", p.id);
+                }
+            }
+        }
+        String::new()
     }
 
     fn reindex(&mut self) {
@@ -105,6 +132,7 @@ pub struct Engine {
     bus: Arc<dyn Bus>,
     inner: Mutex<Inner>,
     feed: broadcast::Sender<AlertEvent>,
+    alertmanager: Option<crate::alertmanager::Pusher>,
 }
 
 impl Engine {
@@ -118,13 +146,20 @@ impl Engine {
                 base.insert(rule.id().to_owned(), rule);
             }
         }
-        let mut configured = Vec::new();
         for path in &cfg.rules_files {
-            configured.extend(crate::rule::load_file(path)?);
+            for r in crate::rule::load_file(path)? {
+                let rule = Rule::new(r, cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
+                    path: format!("rules file {}", path.display()),
+                    reason: e.to_string(),
+                })?;
+                base.insert(rule.id().to_owned(), rule);
+            }
         }
-        configured.extend(cfg.rules.iter().cloned());
-        for r in configured {
-            let rule = Rule::new(r, cfg.default_cooldown, Origin::File)?;
+        for (i, r) in cfg.rules.iter().enumerate() {
+            let rule = Rule::new(r.clone(), cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
+                path: format!("alert_engine.rules[{i}]"),
+                reason: e.to_string(),
+            })?;
             base.insert(rule.id().to_owned(), rule);
         }
         let mut api = BTreeMap::new();
@@ -155,6 +190,7 @@ impl Engine {
             series: SeriesStore::new(cfg.window, cfg.max_series, cfg.max_samples_per_series),
             life,
             unsaved: Vec::new(),
+            silences: store.silences(SystemTime::now()).await?,
         };
         inner.reindex();
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open().count() as f64);
@@ -164,7 +200,15 @@ impl Engine {
             bus,
             inner: Mutex::new(inner),
             feed: broadcast::channel(1024).0,
+            alertmanager: None,
         })
+    }
+
+    /// Also pushes alerts to Alertmanager.
+    #[must_use]
+    pub fn with_alertmanager(mut self, pusher: Option<crate::alertmanager::Pusher>) -> Self {
+        self.alertmanager = pusher;
+        self
     }
 
     pub fn store(&self) -> &AlertStore {
@@ -202,7 +246,7 @@ impl Engine {
         let changes = inner.evaluate(&ids, now, self.cfg.staleness);
         metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT)
             .record(started.elapsed().as_secs_f64());
-        self.commit(&mut inner, changes).await
+        self.commit(&mut inner, changes, now).await
     }
 
     /// Evaluates every rule (for `for` durations and data that stopped
@@ -216,7 +260,16 @@ impl Engine {
         let changes = inner.evaluate(&ids, now, self.cfg.staleness);
         metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_SWEEP)
             .record(started.elapsed().as_secs_f64());
-        let out = self.commit(&mut inner, changes).await;
+        let out = self.commit(&mut inner, changes, now).await;
+        inner.silences.retain(|s| s.ends_at > now);
+        if let Err(e) = self.release(&mut inner, now).await {
+            tracing::warn!(error = %e, "cannot record alerts whose silence or parent ended");
+        }
+        if let Some(am) = &self.alertmanager {
+            for a in inner.life.open().filter(|a| a.notified) {
+                am.push(a);
+            }
+        }
         drop(inner);
         let cutoff = now.checked_sub(self.cfg.retention).unwrap_or(SystemTime::UNIX_EPOCH);
         match self.store.prune(cutoff).await {
@@ -224,16 +277,35 @@ impl Engine {
             Ok(n) => tracing::info!(deleted = n, "deleted resolved alerts past retention"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old resolved alerts"),
         }
+        if let Err(e) = self.store.prune_silences(cutoff).await {
+            tracing::warn!(error = %e, "cannot delete old silences");
+        }
         out
     }
 
-    /// Stores then publishes `changes` (after any left unsaved before).
-    async fn commit(&self, inner: &mut Inner, changes: Vec<Change>) -> Result<Vec<Change>, EngineError> {
+    /// Stores then publishes `changes` (after any left unsaved before). A
+    /// firing alert that is silenced or whose parent fires is stored but not
+    /// published; its acknowledge and resolve follow its firing.
+    async fn commit(
+        &self,
+        inner: &mut Inner,
+        changes: Vec<Change>,
+        now: SystemTime,
+    ) -> Result<Vec<Change>, EngineError> {
         let mut pending = std::mem::take(&mut inner.unsaved);
         pending.extend(changes);
         let mut done = Vec::with_capacity(pending.len());
         let mut iter = pending.into_iter();
-        for c in iter.by_ref() {
+        let mut resolved_any = false;
+        while let Some(mut c) = iter.next() {
+            if c.transition.state == State::Firing {
+                let why = inner.suppression(&c.alert, now);
+                c.alert.notified = why.is_empty();
+                c.alert.suppressed_by = why;
+                inner
+                    .life
+                    .set_delivery(&c.alert.id, &c.alert.suppressed_by, c.alert.notified);
+            }
             if let Err(e) = self.store.record(&c).await {
                 metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
                 inner.unsaved.push(c);
@@ -241,23 +313,66 @@ impl Engine {
                 tracing::error!(error = %e, waiting = inner.unsaved.len(), "cannot store alert transitions; retrying with the next evaluation");
                 return Err(e.into());
             }
+            resolved_any |= c.transition.state == State::Resolved;
             self.publish(&c).await;
             done.push(c);
+        }
+        if resolved_any {
+            self.release(inner, now).await?;
         }
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open().count() as f64);
         Ok(done)
     }
 
+    /// Publishes the firing of open alerts whose silence or parent has ended.
+    async fn release(&self, inner: &mut Inner, now: SystemTime) -> Result<(), EngineError> {
+        let waiting: Vec<Alert> = inner.life.open().filter(|a| !a.notified).cloned().collect();
+        for a in waiting {
+            let why = inner.suppression(&a, now);
+            if why == a.suppressed_by && !why.is_empty() {
+                continue;
+            }
+            let notify = why.is_empty();
+            let Some(updated) = inner.life.set_delivery(&a.id, &why, notify) else {
+                continue;
+            };
+            self.store.set_delivery(&updated).await?;
+            if notify {
+                let state = updated.state;
+                self.publish(&Change {
+                    alert: updated,
+                    transition: Transition {
+                        alert_id: a.id.clone(),
+                        state,
+                        at: now,
+                        actor: String::new(),
+                        comment: "notified after its silence or parent alert ended".into(),
+                    },
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
     async fn publish(&self, c: &Change) {
         let ev = to_event(c);
-        metrics::counter!(m::TRANSITIONS_TOTAL, "state" => c.transition.state.as_str()).increment(1);
-        let subject = subject::alert(c.transition.state.as_str(), &c.alert.id);
+        let state = c.transition.state.as_str();
+        metrics::counter!(m::TRANSITIONS_TOTAL, "state" => state).increment(1);
+        let _ = self.feed.send(ev.clone());
+        if !c.alert.notified {
+            tracing::info!(alert = %c.alert.id, rule = %c.alert.rule_id, state, suppressed_by = %c.alert.suppressed_by, "alert transition (suppressed: not published)");
+            return;
+        }
+        let subject = subject::alert(state, &c.alert.id);
         if let Err(e) = publish_proto(self.bus.as_ref(), &subject, &ev).await {
             metrics::counter!(m::PUBLISH_ERRORS_TOTAL).increment(1);
-            tracing::warn!(alert = %c.alert.id, state = c.transition.state.as_str(), error = %e, "cannot publish an alert event; the alert is stored");
+            tracing::warn!(alert = %c.alert.id, state, error = %e, "cannot publish an alert event; the alert is stored");
         }
-        tracing::info!(alert = %c.alert.id, rule = %c.alert.rule_id, state = c.transition.state.as_str(), actor = %c.transition.actor, "alert transition");
-        let _ = self.feed.send(ev);
+        tracing::info!(alert = %c.alert.id, rule = %c.alert.rule_id, state, actor = %c.transition.actor, "alert transition");
+        if let Some(am) = &self.alertmanager {
+            am.push(&c.alert);
+        }
     }
 
     /// A person acknowledges an alert.
@@ -275,7 +390,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c]).await?;
+        self.commit(&mut inner, vec![c], now).await?;
         Ok(alert)
     }
 
@@ -288,7 +403,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c]).await?;
+        self.commit(&mut inner, vec![c], now).await?;
         Ok(alert)
     }
 
@@ -298,6 +413,70 @@ impl Engine {
             Ok(_) => EngineError::NotFound(id.to_owned()),
             Err(e) => e.into(),
         }
+    }
+
+    /// Resolves open alerts (restored from the store) whose rule is gone or
+    /// disabled, so none stays open forever.
+    pub async fn retire_orphans(&self, now: SystemTime) -> Result<Vec<Change>, EngineError> {
+        let mut inner = self.inner.lock().await;
+        let mut orphaned: Vec<String> = inner
+            .life
+            .open()
+            .filter(|a| inner.rule(&a.rule_id).is_none_or(|r| !r.config.enabled))
+            .map(|a| a.rule_id.clone())
+            .collect();
+        orphaned.sort();
+        orphaned.dedup();
+        let mut changes = Vec::new();
+        for id in orphaned {
+            changes.extend(inner.life.drop_rule(&id, now, ""));
+        }
+        self.commit(&mut inner, changes, now).await
+    }
+
+    /// Silences alerts matching `matchers` from `starts_at` to `ends_at`.
+    pub async fn create_silence(
+        &self,
+        matchers: Vec<SilenceMatcher>,
+        starts_at: SystemTime,
+        ends_at: SystemTime,
+        created_by: &str,
+        comment: &str,
+        now: SystemTime,
+    ) -> Result<Silence, EngineError> {
+        let s = Silence::new(matchers, starts_at, ends_at, created_by, comment, now)?;
+        self.store.put_silence(&s).await?;
+        self.inner.lock().await.silences.push(s.clone());
+        tracing::info!(silence = %s.id, by = %s.created_by, "silence created");
+        Ok(s)
+    }
+
+    /// Silences not ended (or all stored ones).
+    pub async fn silences(&self, include_expired: bool, now: SystemTime) -> Result<Vec<Silence>, EngineError> {
+        let since = if include_expired { SystemTime::UNIX_EPOCH } else { now };
+        Ok(self.store.silences(since).await?)
+    }
+
+    /// Ends a silence now; alerts it held back are published.
+    pub async fn expire_silence(&self, id: &str, now: SystemTime) -> Result<Silence, EngineError> {
+        let mut inner = self.inner.lock().await;
+        let mut s = match inner.silences.iter().find(|s| s.id == id) {
+            Some(s) => s.clone(),
+            None => self
+                .store
+                .silences(SystemTime::UNIX_EPOCH)
+                .await?
+                .into_iter()
+                .find(|s| s.id == id)
+                .ok_or_else(|| EngineError::NoSilence(id.to_owned()))?,
+        };
+        if s.ends_at > now {
+            s.ends_at = now.max(s.starts_at);
+            self.store.put_silence(&s).await?;
+        }
+        inner.silences.retain(|x| x.id != id);
+        self.release(&mut inner, now).await?;
+        Ok(s)
     }
 
     /// Every effective rule.
@@ -319,7 +498,7 @@ impl Engine {
         inner.api.insert(id.clone(), rule.clone());
         inner.reindex();
         changes.extend(inner.evaluate(&[id], now, self.cfg.staleness));
-        self.commit(&mut inner, changes).await?;
+        self.commit(&mut inner, changes, now).await?;
         Ok(rule)
     }
 
@@ -337,9 +516,14 @@ impl Engine {
         inner.api.remove(id);
         let changes = inner.life.drop_rule(id, now, "api");
         inner.reindex();
-        self.commit(&mut inner, changes).await?;
+        self.commit(&mut inner, changes, now).await?;
         Ok(())
     }
+}
+
+/// Whether two label sets agree on every label both have.
+fn shared_agree(a: &Labels, b: &Labels) -> bool {
+    a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
 }
 
 fn proto_state(s: State) -> AlertState {

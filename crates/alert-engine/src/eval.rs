@@ -281,7 +281,10 @@ mod tests {
         );
         assert_eq!(eval(&s, r#"health != "unhealthy""#, 1), vec![q.clone()]);
         assert!(eval(&s, "health == 1", 1).is_empty(), "a state is never a number");
-        assert_eq!(eval(&s, r#"health == "healthy" and maintenance == 1"#, 1), vec![q.clone()]);
+        assert_eq!(
+            eval(&s, r#"health == "healthy" and maintenance == 1"#, 1),
+            vec![q.clone()]
+        );
         assert!(eval(&s, r#"health == "unhealthy" and maintenance == 1"#, 1).is_empty());
         assert_eq!(eval(&s, r#"health == "unhealthy" or health == "healthy""#, 1), [db, q]);
     }

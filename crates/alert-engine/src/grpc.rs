@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::{Engine, EngineError, proto_severity};
 use crate::lifecycle::{Alert, LifecycleError, State, Transition};
 use crate::rule::Rule;
+use crate::silence::{Silence, SilenceMatcher};
 use crate::store::{Filter, MAX_PAGE};
 
 /// The gRPC face of the engine.
@@ -55,7 +56,10 @@ pub fn status(e: EngineError) -> Status {
         EngineError::Lifecycle(e @ LifecycleError::AlreadyAcknowledged { .. }) => {
             Status::failed_precondition(e.to_string())
         }
-        e @ (EngineError::NotFound(_) | EngineError::NoRule(_)) => Status::not_found(e.to_string()),
+        EngineError::Silence(e) => Status::invalid_argument(e.to_string()),
+        e @ (EngineError::NotFound(_) | EngineError::NoRule(_) | EngineError::NoSilence(_)) => {
+            Status::not_found(e.to_string())
+        }
         e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => {
             Status::failed_precondition(e.to_string())
         }
@@ -96,6 +100,7 @@ pub fn to_proto(a: &Alert, transitions: &[Transition]) -> pb::Alert {
         acknowledge_comment: a.acknowledge_comment.clone(),
         resolved_at: a.resolved_at.map(to_timestamp),
         resolved_by: a.resolved_by.clone(),
+        suppressed_by: a.suppressed_by.clone(),
         transitions: transitions
             .iter()
             .map(|t| pb::AlertTransition {
@@ -127,6 +132,7 @@ pub fn rule_to_proto(r: &Rule) -> pb::AlertRule {
         cooldown: Some(to_duration(r.cooldown)),
         enabled: Some(c.enabled),
         origin: r.origin.as_str().to_owned(),
+        depends_on: c.depends_on.clone(),
     }
 }
 
@@ -157,7 +163,29 @@ pub fn rule_from_proto(r: pb::AlertRule) -> Result<AlertRuleConfig, Status> {
         for_,
         cooldown,
         enabled: r.enabled.unwrap_or(true),
+        depends_on: r.depends_on,
     })
+}
+
+/// The protobuf view of a silence.
+pub fn silence_to_proto(s: &Silence) -> pb::Silence {
+    pb::Silence {
+        id: s.id.clone(),
+        matchers: s
+            .matchers
+            .iter()
+            .map(|m| pb::SilenceMatcher {
+                label: m.label.clone(),
+                value: m.value.clone(),
+                negate: m.negate,
+            })
+            .collect(),
+        starts_at: Some(to_timestamp(s.starts_at)),
+        ends_at: Some(to_timestamp(s.ends_at)),
+        created_by: s.created_by.clone(),
+        comment: s.comment.clone(),
+        created_at: Some(to_timestamp(s.created_at)),
+    }
 }
 
 fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
@@ -315,6 +343,57 @@ impl AlertEngineService for Service {
         required(&id, "id")?;
         self.engine.delete_rule(&id, SystemTime::now()).await.map_err(status)?;
         Ok(Response::new(pb::DeleteRuleResponse {}))
+    }
+
+    async fn create_silence(&self, req: Request<pb::CreateSilenceRequest>) -> Result<Response<pb::Silence>, Status> {
+        let r = req.into_inner();
+        let now = SystemTime::now();
+        let starts = match r.starts_at {
+            Some(t) => from_timestamp(&t).ok_or_else(|| Status::invalid_argument("starts_at is not a valid time"))?,
+            None => now,
+        };
+        let ends = r
+            .ends_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .ok_or_else(|| Status::invalid_argument("ends_at is required"))?;
+        let matchers = r
+            .matchers
+            .into_iter()
+            .map(|m| SilenceMatcher {
+                label: m.label,
+                value: m.value,
+                negate: m.negate,
+            })
+            .collect();
+        let s = self
+            .engine
+            .create_silence(matchers, starts, ends, &r.created_by, &r.comment, now)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(silence_to_proto(&s)))
+    }
+
+    async fn list_silences(
+        &self,
+        req: Request<pb::ListSilencesRequest>,
+    ) -> Result<Response<pb::ListSilencesResponse>, Status> {
+        let all = req.into_inner().include_expired;
+        let list = self.engine.silences(all, SystemTime::now()).await.map_err(status)?;
+        Ok(Response::new(pb::ListSilencesResponse {
+            silences: list.iter().map(silence_to_proto).collect(),
+        }))
+    }
+
+    async fn expire_silence(&self, req: Request<pb::ExpireSilenceRequest>) -> Result<Response<pb::Silence>, Status> {
+        let id = req.into_inner().id;
+        required(&id, "id")?;
+        let s = self
+            .engine
+            .expire_silence(&id, SystemTime::now())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(silence_to_proto(&s)))
     }
 
     type StreamAlertsStream = EventStream;

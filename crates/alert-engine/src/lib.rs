@@ -9,13 +9,16 @@
 //! - [`rule`]: rules, templates, fingerprints and the shipped defaults.
 //! - [`lifecycle`]: pending → firing → acknowledged → resolved, with `for`,
 //!   deduplication and cooldown, on an injected clock.
+//! - [`silence`]: silences (matchers and a time window).
 //! - [`store`]: alerts, transitions (the audit trail) and API rules in SQL.
 //! - [`engine`]: rules + window store + lifecycle behind one lock; stores
 //!   then publishes every transition on `pantau.alert.<state>.<alert_id>`.
 //! - [`consume`]: durable bus subscriptions feeding the engine, and the sweep.
+//! - [`alertmanager`]: optional push of alerts to Alertmanager's API v2.
 //! - [`grpc`]: the gRPC service, `pantau.v1.AlertEngineService`.
 //! - [`metrics`]: metric names and their descriptions.
 
+pub mod alertmanager;
 pub mod consume;
 pub mod engine;
 pub mod eval;
@@ -26,6 +29,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod rule;
 pub mod series;
+pub mod silence;
 pub mod store;
 
 use std::sync::Arc;
@@ -67,19 +71,34 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
     ctx.health.register("alert_engine.store", store.readiness());
     let cfg = ctx.config.alert_engine.clone();
     let sweep = cfg.sweep_interval;
-    let engine = match Engine::new(cfg, store::AlertStore::new(store.clone()), Arc::clone(&ctx.bus)).await {
+    let pusher = cfg
+        .alertmanager_url
+        .as_deref()
+        .map(|url| alertmanager::Pusher::start(url, &ctx.tasks, ctx.shutdown.clone()));
+    let engine = Engine::new(cfg, store::AlertStore::new(store.clone()), Arc::clone(&ctx.bus))
+        .await
+        .map(|e| e.with_alertmanager(pusher));
+    let engine = match engine {
         Ok(e) => Arc::new(e),
         Err(e) => {
             store.close().await;
             return Err(e.into());
         }
     };
+    let retired = engine.retire_orphans(std::time::SystemTime::now()).await?;
+    if !retired.is_empty() {
+        tracing::info!(
+            alerts = retired.len(),
+            "resolved open alerts whose rule is gone or disabled"
+        );
+    }
     let consumer = consume::start(Arc::clone(&engine), &ctx.bus, ctx.shutdown.clone()).await?;
     ctx.tasks.spawn(consumer);
     ctx.tasks
         .spawn(consume::sweep_loop(Arc::clone(&engine), sweep, ctx.shutdown.clone()));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(grpc = %addr, rules = engine.rules().await.len(), "alert engine running");
+    let rules = engine.rules().await.len();
+    tracing::info!(grpc = %addr, rules, "alert engine running");
     let served = grpc::serve(engine, grpc, ctx.shutdown.clone()).await;
     ctx.tasks.close();
     ctx.tasks.wait().await;

@@ -66,6 +66,10 @@ pub struct Alert {
     pub acknowledge_comment: String,
     pub resolved_at: Option<SystemTime>,
     pub resolved_by: String,
+    /// `silence:<id>` or `depends:<alert id>` while nobody is notified.
+    pub suppressed_by: String,
+    /// Whether its firing was published (then its later transitions are too).
+    pub notified: bool,
 }
 
 /// One step of an alert's life, for the audit trail.
@@ -185,6 +189,8 @@ impl Lifecycle {
                 acknowledge_comment: String::new(),
                 resolved_at: None,
                 resolved_by: String::new(),
+                suppressed_by: String::new(),
+                notified: false,
             };
             self.index.insert(id, (rule.id().to_owned(), fp.clone()));
             changes.push(change(&alert, now, "", ""));
@@ -267,6 +273,16 @@ impl Lifecycle {
         close(rs, &mut self.index, &fp, now, actor, comment).ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))
     }
 
+    /// Records whether an open alert's notifications are suppressed and
+    /// whether its firing was published; the updated alert.
+    pub fn set_delivery(&mut self, id: &str, suppressed_by: &str, notified: bool) -> Option<Alert> {
+        let (rule_id, fp) = self.index.get(id)?;
+        let a = self.rules.get_mut(rule_id)?.open.get_mut(fp)?;
+        suppressed_by.clone_into(&mut a.suppressed_by);
+        a.notified = notified;
+        Some(a.clone())
+    }
+
     /// Open alerts (firing or acknowledged).
     pub fn open(&self) -> impl Iterator<Item = &Alert> {
         self.rules.values().flat_map(|rs| rs.open.values())
@@ -343,6 +359,7 @@ mod tests {
             for_: None,
             cooldown: Some(Duration::from_secs(cooldown)),
             enabled: true,
+            depends_on: Vec::new(),
         };
         Rule::new(cfg, Duration::ZERO, Origin::Api).unwrap()
     }

@@ -11,6 +11,7 @@ pub const OPEN_ALERTS: &str = "pantau_alert_engine_open_alerts";
 pub const RULES: &str = "pantau_alert_engine_rules";
 pub const PERSIST_ERRORS_TOTAL: &str = "pantau_alert_engine_persist_errors_total";
 pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_alert_engine_publish_errors_total";
+pub const ALERTMANAGER_PUSHES_TOTAL: &str = "pantau_alert_engine_alertmanager_pushes_total";
 
 /// `trigger` label values of [`EVALUATION_DURATION`].
 pub const TRIGGER_EVENT: &str = "event";
@@ -45,6 +46,11 @@ pub fn describe() {
         PERSIST_ERRORS_TOTAL,
         Unit::Count,
         "Transitions that could not be stored yet (retried)"
+    );
+    describe_counter!(
+        ALERTMANAGER_PUSHES_TOTAL,
+        Unit::Count,
+        "Alerts pushed to Alertmanager, by result (ok, failed, dropped)"
     );
     describe_counter!(
         PUBLISH_ERRORS_TOTAL,

@@ -59,7 +59,8 @@ pub enum RuleError {
         in_expr: String,
         in_field: String,
     },
-    #[error("rules file {path}: {reason}")]
+    #[error("{path}: {reason}")]
+    /// A rule of a file or of the configuration (`path` says which).
     File { path: String, reason: String },
 }
 
@@ -146,7 +147,7 @@ pub fn render(template: &str, labels: &Labels, value: &Value) -> String {
 /// Reads a YAML file holding a list of rules.
 pub fn load_file(path: &Path) -> Result<Vec<AlertRuleConfig>, RuleError> {
     let file = |reason: String| RuleError::File {
-        path: path.display().to_string(),
+        path: format!("rules file {}", path.display()),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file(format!("cannot be read: {e}")))?;
@@ -164,6 +165,7 @@ fn rule(id: &str, name: &str, expr: &str, severity: AlertSeverity, message: &str
         for_: None,
         cooldown: None,
         enabled: true,
+        depends_on: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use pantau_core::with_pool;
 use sqlx::Row;
 
 use crate::lifecycle::{Alert, Change, State, Transition};
+use crate::silence::Silence;
 
 /// Which alerts to list.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -78,7 +79,8 @@ impl Where {
 }
 
 const COLUMNS: &str = "id, fingerprint, rule_id, rule_name, state, severity, summary, labels, source, resource, value, \
-     started_ms, updated_ms, acknowledged_ms, acknowledged_by, acknowledge_comment, resolved_ms, resolved_by";
+     started_ms, updated_ms, acknowledged_ms, acknowledged_by, acknowledge_comment, resolved_ms, resolved_by, \
+     suppressed_by, notified";
 
 macro_rules! alert_from_row {
     ($r:expr) => {{
@@ -104,6 +106,8 @@ macro_rules! alert_from_row {
             acknowledge_comment: r.try_get("acknowledge_comment")?,
             resolved_at: r.try_get::<Option<i64>, _>("resolved_ms")?.map(time),
             resolved_by: r.try_get("resolved_by")?,
+            suppressed_by: r.try_get("suppressed_by")?,
+            notified: r.try_get::<i64, _>("notified")? != 0,
         }
     }};
 }
@@ -122,11 +126,12 @@ impl AlertStore {
         let a = &c.alert;
         let labels = serde_json::to_string(&a.labels).unwrap_or_else(|_| "{}".to_owned());
         let sql = format!(
-            "INSERT INTO alerts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+            "INSERT INTO alerts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, summary = excluded.summary, value = excluded.value, \
              updated_ms = excluded.updated_ms, acknowledged_ms = excluded.acknowledged_ms, \
              acknowledged_by = excluded.acknowledged_by, acknowledge_comment = excluded.acknowledge_comment, \
-             resolved_ms = excluded.resolved_ms, resolved_by = excluded.resolved_by"
+             resolved_ms = excluded.resolved_ms, resolved_by = excluded.resolved_by, \
+             suppressed_by = excluded.suppressed_by, notified = excluded.notified"
         );
         let t = &c.transition;
         with_pool!(&self.store, pool => {
@@ -150,6 +155,8 @@ impl AlertStore {
                 .bind(&a.acknowledge_comment)
                 .bind(a.resolved_at.map(ms))
                 .bind(&a.resolved_by)
+                .bind(&a.suppressed_by)
+                .bind(i64::from(a.notified))
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("INSERT INTO alert_transitions (alert_id, state, at_ms, actor, comment) VALUES ($1, $2, $3, $4, $5)")
@@ -339,5 +346,79 @@ impl AlertStore {
             .await?
             .rows_affected());
         Ok(n > 0)
+    }
+}
+
+impl AlertStore {
+    /// Records whether an open alert notifies, without a transition.
+    pub async fn set_delivery(&self, a: &Alert) -> Result<(), StoreError> {
+        with_pool!(&self.store, pool => {
+            sqlx::query("UPDATE alerts SET suppressed_by = $1, notified = $2 WHERE id = $3")
+                .bind(&a.suppressed_by)
+                .bind(i64::from(a.notified))
+                .bind(&a.id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a new or changed silence.
+    pub async fn put_silence(&self, s: &Silence) -> Result<(), StoreError> {
+        let matchers = serde_json::to_string(&s.matchers).unwrap_or_else(|_| "[]".to_owned());
+        with_pool!(&self.store, pool => {
+            sqlx::query(
+                "INSERT INTO alert_silences (id, matchers, starts_ms, ends_ms, created_by, comment, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms",
+            )
+            .bind(&s.id)
+            .bind(&matchers)
+            .bind(ms(s.starts_at))
+            .bind(ms(s.ends_at))
+            .bind(&s.created_by)
+            .bind(&s.comment)
+            .bind(ms(s.created_at))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Silences that end at or after `ends_after`, soonest start first.
+    pub async fn silences(&self, ends_after: SystemTime) -> Result<Vec<Silence>, StoreError> {
+        let rows = with_pool!(&self.store, pool => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT id, matchers, starts_ms, ends_ms, created_by, comment, created_ms FROM alert_silences \
+                 WHERE ends_ms >= $1 ORDER BY starts_ms, id",
+            )
+            .bind(ms(ends_after))
+            .fetch_all(pool)
+            .await?
+            {
+                let matchers: String = r.try_get("matchers")?;
+                out.push(Silence {
+                    id: r.try_get("id")?,
+                    matchers: serde_json::from_str(&matchers).unwrap_or_default(),
+                    starts_at: time(r.try_get("starts_ms")?),
+                    ends_at: time(r.try_get("ends_ms")?),
+                    created_by: r.try_get("created_by")?,
+                    comment: r.try_get("comment")?,
+                    created_at: time(r.try_get("created_ms")?),
+                });
+            }
+            out
+        });
+        Ok(rows)
+    }
+
+    /// Deletes silences that ended before `cutoff`.
+    pub async fn prune_silences(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        let n = with_pool!(&self.store, pool => sqlx::query("DELETE FROM alert_silences WHERE ends_ms < $1")
+            .bind(ms(cutoff))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(n)
     }
 }

@@ -4,6 +4,7 @@ use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const CHECKS_TOTAL: &str = "pantau_collector_checks_total";
 pub const CHECKS_SKIPPED: &str = "pantau_collector_checks_skipped_total";
+pub const SCHEDULE_LAG: &str = "pantau_collector_schedule_lag_seconds";
 pub const CHECK_DURATION: &str = "pantau_collector_check_duration_seconds";
 pub const CHECK_UP: &str = "pantau_collector_check_up";
 pub const CERT_EXPIRY: &str = "pantau_collector_cert_expiry_seconds";
@@ -29,6 +30,7 @@ pub fn describe() {
         Unit::Count,
         "Due checks skipped because every worker queue was full"
     );
+    describe_histogram!(SCHEDULE_LAG, Unit::Seconds, "How late checks start after they were due");
     describe_histogram!(CHECK_DURATION, Unit::Seconds, "How long checks took, by check type");
     describe_gauge!(CHECK_UP, "1 when the target's last check was up, 0 when down");
     describe_gauge!(

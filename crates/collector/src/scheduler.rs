@@ -36,8 +36,11 @@ use crate::state::{States, Transition};
 use crate::target::{Spec, Target};
 use crate::{history::History, targets};
 
-/// Longest delay before a target's first check.
+/// Longest delay before a target's first check, for small target sets.
 const MAX_FIRST_DELAY: Duration = Duration::from_secs(2);
+/// First checks started per second at most when many targets start at once
+/// (their spread window grows with their number, up to their interval).
+const FIRST_CHECKS_PER_SECOND: f64 = 2000.0;
 
 /// A scheduled target and its breaker.
 pub struct Entry {
@@ -95,7 +98,7 @@ pub struct Collector {
     bus: Arc<dyn Bus>,
     commands: mpsc::UnboundedSender<Command>,
     command_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
-    pool: OnceLock<Pool<Arc<Entry>>>,
+    pool: OnceLock<Pool<(Arc<Entry>, Instant)>>,
 }
 
 impl Collector {
@@ -185,9 +188,11 @@ impl Collector {
     pub fn start(self: &Arc<Self>, ctx: &Context) {
         let workers = &self.config.collector.workers;
         let me: Weak<Self> = Arc::downgrade(self);
-        let run: Run<Arc<Entry>> = Arc::new(move |entry: Arc<Entry>| {
+        let run: Run<(Arc<Entry>, Instant)> = Arc::new(move |(entry, due): (Arc<Entry>, Instant)| {
             let me = me.clone();
             Box::pin(async move {
+                metrics::histogram!(m::SCHEDULE_LAG)
+                    .record(Instant::now().saturating_duration_since(due).as_secs_f64());
                 match me.upgrade() {
                     Some(c) => c.execute(&entry, false).await.1,
                     None => Duration::ZERO,
@@ -214,16 +219,38 @@ impl Collector {
             ctx.tasks.spawn(async move { me.schedule(rx, stop).await });
         }
         self.history.start(ctx);
+        let me = Arc::clone(self);
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move { me.write_states(stop).await });
+    }
+
+    /// Writes state changes every 250 ms, and once more at shutdown.
+    async fn write_states(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            let stopping = tokio::select! {
+                () = stop.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            if let Err(e) = self.states.write_pending().await {
+                tracing::warn!(error = %e, "cannot persist target states; they stay queued");
+            }
+            if stopping {
+                return;
+            }
+        }
     }
 
     async fn schedule(&self, mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
         let mut queue: DelayQueue<String> = DelayQueue::new();
         let mut keys = HashMap::new();
-        for e in self.entries() {
+        let entries = self.entries();
+        let window = spread_window(entries.len());
+        for e in entries {
             let id = e.target.id.clone();
             keys.insert(
                 id.clone(),
-                queue.insert(id.clone(), first_delay(&id, e.target.interval)),
+                queue.insert(id.clone(), first_delay(&id, e.target.interval, window)),
             );
         }
         self.set_target_gauge();
@@ -244,12 +271,13 @@ impl Collector {
                     }
                 },
                 Some(due) = queue.next() => {
+                    let deadline = due.deadline();
                     let id = due.into_inner();
                     keys.remove(&id);
                     let Some(entry) = self.entry(&id) else { continue };
                     keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval));
                     if let Some(pool) = self.pool.get()
-                        && pool.dispatch(entry).is_err()
+                        && pool.dispatch((entry, deadline)).is_err()
                     {
                         metrics::counter!(m::CHECKS_SKIPPED).increment(1);
                         tracing::warn!(target_id = %id, "every worker queue is full; skipping this check");
@@ -362,10 +390,8 @@ impl Collector {
         if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject, result).await {
             tracing::warn!(target_id = %t.id, error = %e, "cannot publish check result; the next check will publish again");
         }
-        match self.states.observe(result, at).await {
-            Ok(Some(tr)) => self.transition(t, result, tr).await,
-            Ok(None) => {}
-            Err(e) => tracing::warn!(target_id = %t.id, error = %e, "cannot persist target state"),
+        if let Some(tr) = self.states.observe(result, at) {
+            self.transition(t, result, tr).await;
         }
     }
 
@@ -497,11 +523,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Where in `[0, min(interval, 2s))` a target's first check falls, stable per id.
-pub fn first_delay(id: &str, interval: Duration) -> Duration {
+/// How long first checks of `targets` targets are spread over: 2 s for a
+/// few, longer for many, so no more than about 2000 start per second.
+pub fn spread_window(targets: usize) -> Duration {
+    MAX_FIRST_DELAY.max(Duration::from_secs_f64(targets as f64 / FIRST_CHECKS_PER_SECOND))
+}
+
+/// Where in `[0, min(interval, window))` a target's first check falls, stable per id.
+pub fn first_delay(id: &str, interval: Duration, window: Duration) -> Duration {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
-    let span = interval.min(MAX_FIRST_DELAY);
+    let span = interval.min(window);
     let frac = (h.finish() % 10_000) as f64 / 10_000.0;
     span.mul_f64(frac)
 }
@@ -512,17 +544,21 @@ mod tests {
 
     #[test]
     fn first_delays_are_spread_and_bounded() {
+        let w = spread_window(200);
+        assert_eq!(w, MAX_FIRST_DELAY);
         let delays: Vec<Duration> = (0..200)
-            .map(|i| first_delay(&format!("t{i}"), Duration::from_secs(30)))
+            .map(|i| first_delay(&format!("t{i}"), Duration::from_secs(30), w))
             .collect();
         assert!(delays.iter().all(|d| *d < MAX_FIRST_DELAY));
         let distinct: std::collections::HashSet<_> = delays.iter().map(Duration::as_millis).collect();
         assert!(distinct.len() > 150, "only {} distinct delays", distinct.len());
-        assert!(first_delay("x", Duration::from_secs(1)) < Duration::from_secs(1));
+        assert!(first_delay("x", Duration::from_secs(1), w) < Duration::from_secs(1));
         assert_eq!(
-            first_delay("x", Duration::from_secs(30)),
-            first_delay("x", Duration::from_secs(30))
+            first_delay("x", Duration::from_secs(30), w),
+            first_delay("x", Duration::from_secs(30), w)
         );
+        // Many targets spread wider: 100,000 over 50 s.
+        assert_eq!(spread_window(100_000), Duration::from_secs(50));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Up/down state per target. A transition is logged and persisted (one row
-//! per target, rewritten only on change), so a restarted collector knows
-//! since when a target has been down.
+//! Up/down state per target. A transition is kept in memory at once and
+//! persisted by [`States::write_pending`] (one row per target, rewritten only
+//! on change, many changes per transaction), so a restarted collector knows
+//! since when a target has been down and checks never wait on the disk.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +30,16 @@ pub struct Transition {
 pub struct States {
     store: Store,
     current: Mutex<HashMap<String, State>>,
+    /// Changes not yet written, by target (the newest wins).
+    pending: Mutex<HashMap<String, Pending>>,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    up: bool,
+    since_ms: i64,
+    reason: String,
+    message: String,
 }
 
 fn ms(t: SystemTime) -> i64 {
@@ -58,6 +69,7 @@ impl States {
         Ok(Self {
             store,
             current: Mutex::new(current),
+            pending: Mutex::default(),
         })
     }
 
@@ -70,14 +82,15 @@ impl States {
             .copied()
     }
 
-    /// Records `r`; on a change of state, persists it and returns the transition.
-    pub async fn observe(&self, r: &CheckResult, now: SystemTime) -> Result<Option<Transition>, StoreError> {
+    /// Records `r`; on a change of state, queues it for writing and returns
+    /// the transition.
+    pub fn observe(&self, r: &CheckResult, now: SystemTime) -> Option<Transition> {
         let up = r.status() == CheckStatus::Up;
         let previous = {
             let mut map = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let previous = map.get(&r.target_id).copied();
             if previous.is_some_and(|p| p.up == up) {
-                return Ok(None);
+                return None;
             }
             map.insert(r.target_id.clone(), State { up, since: now });
             previous
@@ -87,22 +100,61 @@ impl States {
             .as_str_name()
             .trim_start_matches("FAILURE_REASON_")
             .to_lowercase();
-        with_pool!(&self.store, pool => sqlx::query(
-            "INSERT INTO target_state (target_id, status, since_ms, reason, message, changed_ms)
-             VALUES ($1, $2, $3, $4, $5, $3)
-             ON CONFLICT (target_id) DO UPDATE SET status = $2, since_ms = $3, reason = $4, message = $5, changed_ms = $3",
-        )
-        .bind(&r.target_id)
-        .bind(if up { "up" } else { "down" })
-        .bind(ms(now))
-        .bind(reason)
-        .bind(&r.message)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(Some(Transition {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                r.target_id.clone(),
+                Pending {
+                    up,
+                    since_ms: ms(now),
+                    reason,
+                    message: r.message.clone(),
+                },
+            );
+        Some(Transition {
             previous,
             current: State { up, since: now },
-        }))
+        })
+    }
+
+    /// Writes the queued changes in one transaction; on failure they stay
+    /// queued (newer changes of the same target replace them). Returns how
+    /// many were written.
+    pub async fn write_pending(&self) -> Result<usize, StoreError> {
+        let batch: Vec<(String, Pending)> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                .into_iter()
+                .collect();
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let written: Result<(), sqlx::Error> = with_pool!(&self.store, pool => async {
+            let mut tx = pool.begin().await?;
+            for (id, p) in &batch {
+                sqlx::query(
+                    "INSERT INTO target_state (target_id, status, since_ms, reason, message, changed_ms)
+                     VALUES ($1, $2, $3, $4, $5, $3)
+                     ON CONFLICT (target_id) DO UPDATE SET status = $2, since_ms = $3, reason = $4, message = $5, changed_ms = $3",
+                )
+                .bind(id)
+                .bind(if p.up { "up" } else { "down" })
+                .bind(p.since_ms)
+                .bind(&p.reason)
+                .bind(&p.message)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await);
+        if let Err(e) = written {
+            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (id, p) in batch {
+                pending.entry(id).or_insert(p);
+            }
+            return Err(e.into());
+        }
+        Ok(batch.len())
     }
 }

@@ -5,10 +5,12 @@
 //! - [`feed`]: consumes check results from the bus, keeps the latest per
 //!   target, and fans events out to WebSocket clients.
 //! - [`api`]: REST routes under `/api/v1`, and `/health`.
+//! - [`alerts`]: alert and rule routes, answered by the alert engine over gRPC.
 //! - [`ws`]: the real-time WebSocket hub, `/api/v1/monitoring/events`.
 //! - [`push`]: push (heartbeat) monitors, `/api/v1/push/{token}`.
 //! - [`metrics`]: metric names and descriptions.
 
+pub mod alerts;
 pub mod api;
 pub mod feed;
 pub mod metrics;
@@ -102,6 +104,7 @@ pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::health:
 pub fn router(state: &AppState) -> Router {
     Router::new()
         .merge(api::router())
+        .merge(alerts::router(&state.ctx))
         .merge(ws::router())
         .merge(push::router())
         .with_state(state.clone())

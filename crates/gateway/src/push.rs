@@ -54,7 +54,9 @@ async fn push(
     };
     let mut client = CollectorServiceClient::new(s.collector.clone());
     match client.push(req).await {
-        Ok(r) => Ok(Json(serde_json::json!({"ok": true, "target_id": r.into_inner().target_id}))),
+        Ok(r) => Ok(Json(
+            serde_json::json!({"ok": true, "target_id": r.into_inner().target_id}),
+        )),
         Err(status) => Err(crate::grpc_error(&status, "collector")),
     }
 }

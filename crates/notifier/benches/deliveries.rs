@@ -3,7 +3,9 @@
 //! loopback. Prints deliveries per second and the p50/p99 latency from
 //! publish to the sink's receipt.
 //!
-//! `BENCH_EVENTS` (default 2000) events; the run stops after 120 s whatever
+//! Two phases: `BENCH_EVENTS` (default 2000) events published at once
+//! (throughput, and latency with a backlog), then a quarter as many at 50 per
+//! second (latency without one). Each phase stops after 120 s whatever
 //! happened, and reports what arrived by then.
 
 use std::collections::HashMap;
@@ -37,6 +39,79 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+struct Stats {
+    delivered: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn print(&self, title: &str) {
+        println!("  {title}");
+        println!("    delivered:   {}", self.delivered);
+        println!("    elapsed:     {:.3} s", self.elapsed.as_secs_f64());
+        println!(
+            "    throughput:  {:.0} deliveries/s",
+            self.delivered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        );
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("    latency p50: {:.1} ms", ms(percentile(&self.latencies, 0.50)));
+        println!("    latency p99: {:.1} ms", ms(percentile(&self.latencies, 0.99)));
+        println!(
+            "    latency max: {:.1} ms",
+            ms(self.latencies.last().copied().unwrap_or_default())
+        );
+    }
+}
+
+/// Publishes `events` alerts (all at once, or `rate` per second) and waits
+/// until they arrive, at most 120 s.
+async fn phase(bus: &MemoryBus, seen: &Seen, name: &str, events: usize, rate: Option<u32>) -> Stats {
+    let mut published: HashMap<String, Instant> = HashMap::with_capacity(events);
+    let start = Instant::now();
+    for i in 0..events {
+        if let Some(r) = rate {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / f64::from(r))).await;
+        }
+        let mut e = AlertEvent {
+            alert_id: format!("{name}-{i}"),
+            rule_name: "Bench".into(),
+            summary: format!("bench alert {i}"),
+            ..Default::default()
+        };
+        e.set_state(AlertState::Firing);
+        e.set_severity(Severity::Warning);
+        published.insert(e.alert_id.clone(), Instant::now());
+        let subject = pantau_core::bus::subject::alert("firing", &e.alert_id);
+        pantau_core::bus::publish_proto(bus, &subject, &e).await.unwrap();
+    }
+    let deadline = start + Duration::from_secs(120);
+    let arrived = |seen: &HashMap<String, Instant>| published.keys().filter(|k| seen.contains_key(*k)).count();
+    loop {
+        if arrived(&seen.lock().unwrap()) >= events || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let mut latencies: Vec<Duration> = published
+        .iter()
+        .filter_map(|(k, p)| seen.get(k).map(|at| at.duration_since(*p)))
+        .collect();
+    latencies.sort();
+    let last = published
+        .keys()
+        .filter_map(|k| seen.get(k))
+        .max()
+        .copied()
+        .unwrap_or(start);
+    Stats {
+        delivered: latencies.len(),
+        elapsed: last.duration_since(start),
+        latencies,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -86,48 +161,12 @@ async fn main() {
     .await;
     assert!(ready.is_ok(), "the notifier did not become ready");
 
-    let mut published: HashMap<String, Instant> = HashMap::with_capacity(events);
-    let start = Instant::now();
-    for i in 0..events {
-        let mut e = AlertEvent {
-            alert_id: format!("bench-{i}"),
-            rule_name: "Bench".into(),
-            summary: format!("bench alert {i}"),
-            ..Default::default()
-        };
-        e.set_state(AlertState::Firing);
-        e.set_severity(Severity::Warning);
-        published.insert(e.alert_id.clone(), Instant::now());
-        let subject = pantau_core::bus::subject::alert("firing", &e.alert_id);
-        pantau_core::bus::publish_proto(bus.as_ref(), &subject, &e).await.unwrap();
-    }
-    let deadline = start + Duration::from_secs(120);
-    loop {
-        let n = seen.lock().unwrap().len();
-        if n >= events || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let seen = seen.lock().unwrap().clone();
-    let last = seen.values().max().copied().unwrap_or(start);
-    let mut latencies: Vec<Duration> = seen
-        .iter()
-        .filter_map(|(k, at)| published.get(k).map(|p| at.duration_since(*p)))
-        .collect();
-    latencies.sort();
-    let elapsed = last.duration_since(start);
-    println!("notifier delivery benchmark (SQLite store, webhook to a loopback sink, concurrency 32)");
-    println!("  events published:   {events}");
-    println!("  delivered:          {}", seen.len());
-    println!("  elapsed:            {:.3} s", elapsed.as_secs_f64());
-    println!(
-        "  throughput:         {:.0} deliveries/s",
-        seen.len() as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
-    println!("  latency p50:        {:.1} ms", percentile(&latencies, 0.50).as_secs_f64() * 1e3);
-    println!("  latency p99:        {:.1} ms", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
-    println!("  latency max:        {:.1} ms", latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3);
+    println!("notifier delivery benchmark (SQLite store, signed webhook to a loopback sink, concurrency 32)");
+    let burst = phase(bus.as_ref(), &seen, "burst", events, None).await;
+    burst.print(&format!("burst: {events} events published at once"));
+    let paced_n = (events / 4).max(1);
+    let paced = phase(bus.as_ref(), &seen, "paced", paced_n, Some(50)).await;
+    paced.print(&format!("paced: {paced_n} events at 50/s"));
     ctx.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
 }

@@ -144,9 +144,10 @@ impl Payload {
             .or_else(|| self.group_labels.get("alertname"))
             .cloned()
             .unwrap_or_else(|| "alerts".to_owned());
-        let title = match self.common_annotations.get("summary") {
-            Some(s) if alerts.len() == 1 => s.clone(),
-            _ if alerts.len() == 1 => name,
+        let title = match alerts.as_slice() {
+            [one] if !one.summary.is_empty() => one.summary.clone(),
+            [one] if !one.name.is_empty() => one.name.clone(),
+            [_] => name,
             _ => format!("{name} ({} alerts)", alerts.len() as u64 + self.truncated_alerts),
         };
         // The same group in the same state with the same alerts is the same notification.

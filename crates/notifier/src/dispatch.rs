@@ -4,20 +4,21 @@
 //! then (or at once on a permanent error) the delivery is given up, counted
 //! and reported on the bus (`pantau.event.instance.notifier`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use pantau_core::config::RetryConfig;
 use pantau_proto::v1::{EventKind, RouterEvent, Severity};
 use rand::Rng;
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::Notifier;
 use crate::channels::{Outcome, Outgoing};
 use crate::metrics as m;
 use crate::notification::Notification;
-use crate::store::{Attempt, Claimed, DELIVERED, FAILED, PENDING, now_ms};
+use crate::store::{Attempt, Claimed, DELIVERED, FAILED, PENDING, Record, now_ms};
 
 /// The wait before retry number `attempt` (1 after the first failure):
 /// `initial · 2^(attempt-1)` capped at `max_backoff`, of which the upper half
@@ -29,6 +30,16 @@ pub fn backoff(r: &RetryConfig, attempt: u32) -> Duration {
     let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
     half + Duration::from_millis(jitter)
 }
+
+/// An attempt's result, to record.
+struct Settled {
+    claimed: Claimed,
+    kind: &'static str,
+    record: Record,
+}
+
+/// Most deliveries sent as one grouped message.
+const MAX_GROUP: i64 = 100;
 
 /// A sliding-window limit per channel: at most `limit` sends per `period`.
 #[derive(Default)]
@@ -60,7 +71,7 @@ impl Notifier {
     pub(crate) async fn drain_due(&self) -> Result<usize, pantau_core::store::StoreError> {
         let mut total = 0;
         loop {
-            let lease = now_ms() + (self.cfg.request_timeout + Duration::from_secs(30)).as_millis() as i64;
+            let lease = self.lease_until();
             let batch = self
                 .store
                 .claim(&self.owner, lease, self.cfg.concurrency as i64)
@@ -69,50 +80,110 @@ impl Notifier {
                 return Ok(total);
             }
             total += batch.len();
-            futures::future::join_all(batch.into_iter().map(|c| self.attempt(c))).await;
+            // Grouping channels get one send per recipient for everything due.
+            let mut sends: Vec<Vec<Claimed>> = Vec::new();
+            let mut groups: BTreeMap<(String, String), Vec<Claimed>> = BTreeMap::new();
+            for c in batch {
+                if self.channels.get(&c.channel).is_some_and(|ch| ch.config.group) {
+                    groups
+                        .entry((c.channel.clone(), c.recipient.clone()))
+                        .or_default()
+                        .push(c);
+                } else {
+                    sends.push(vec![c]);
+                }
+            }
+            for ((channel, recipient), mut members) in groups {
+                match self
+                    .store
+                    .claim_for(&self.owner, lease, MAX_GROUP, &channel, &recipient)
+                    .await
+                {
+                    Ok(more) => {
+                        total += more.len();
+                        members.extend(more);
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %channel, error = %e, "cannot gather a group; sending what is leased");
+                    }
+                }
+                sends.push(members);
+            }
+            let settled = futures::future::join_all(sends.into_iter().map(|members| self.attempt(members))).await;
+            self.record(settled.into_iter().flatten().collect()).await;
         }
     }
 
-    async fn attempt(&self, c: Claimed) {
-        let Some(ch) = self.channels.get(&c.channel) else {
-            let why = format!("channel `{}` is no longer configured", c.channel);
-            self.finish(&c, "unknown", 0, Err((true, why)), Duration::ZERO).await;
-            return;
+    fn lease_until(&self) -> i64 {
+        now_ms() + (self.cfg.request_timeout + Duration::from_secs(30)).as_millis() as i64
+    }
+
+    /// One send: a single delivery, or a group for one channel and recipient.
+    /// Returns what to record for each member.
+    async fn attempt(&self, members: Vec<Claimed>) -> Vec<Settled> {
+        let mut done = Vec::new();
+        let Some(first) = members.first() else { return done };
+        let Some(ch) = self.channels.get(&first.channel) else {
+            let why = format!("channel `{}` is no longer configured", first.channel);
+            for c in members {
+                done.push(self.settle(c, "unknown", 0, Err((true, why.clone())), Duration::ZERO));
+            }
+            return done;
         };
         let kind = ch.kind().as_str();
         if let Err(wait) = self.limits.acquire(
-            &c.channel,
+            &first.channel,
             ch.config.rate_limit,
             ch.config.rate_limit_period,
             Instant::now(),
         ) {
-            metrics::counter!(m::RATE_LIMITED_TOTAL, "channel_type" => kind).increment(1);
+            metrics::counter!(m::RATE_LIMITED_TOTAL, "channel_type" => kind).increment(members.len() as u64);
             let at = now_ms() + wait.as_millis() as i64 + 1;
-            if let Err(e) = self.store.postpone(c.seq, &self.owner, at).await {
-                tracing::warn!(delivery = %c.id, error = %e, "cannot postpone a rate-limited delivery; its lease will expire");
+            for c in &members {
+                if let Err(e) = self.store.postpone(c.seq, &self.owner, at).await {
+                    tracing::warn!(delivery = %c.id, error = %e, "cannot postpone a rate-limited delivery; its lease will expire");
+                }
             }
-            return;
+            return done;
         }
-        let n: Notification = match serde_json::from_str(&c.notification) {
-            Ok(n) => n,
-            Err(e) => {
-                let why = format!("stored notification does not decode: {e}");
-                self.finish(&c, kind, 0, Err((true, why)), Duration::ZERO).await;
-                return;
+        let mut parts = Vec::with_capacity(members.len());
+        let mut sent = Vec::with_capacity(members.len());
+        for c in members {
+            match serde_json::from_str::<Notification>(&c.notification) {
+                Ok(n) => {
+                    parts.push(n);
+                    sent.push(c);
+                }
+                Err(e) => {
+                    let why = format!("stored notification does not decode: {e}");
+                    done.push(self.settle(c, kind, 0, Err((true, why)), Duration::ZERO));
+                }
+            }
+        }
+        let (n, key) = match sent.as_slice() {
+            [] => return done,
+            [one] => (parts.swap_remove(0), one.id.clone()),
+            many => {
+                let mut h = Sha256::new();
+                for c in many {
+                    h.update(c.id.as_bytes());
+                }
+                (Notification::digest(&parts), hex::encode(&h.finalize()[..16]))
             }
         };
-        let text = match self.templates.render(&c.channel, ch.kind(), &n) {
+        let text = match self.templates.render(&sent[0].channel, ch.kind(), &n) {
             Ok(t) => t,
             Err(e) => {
-                self.finish(&c, kind, 0, Err((true, e.to_string())), Duration::ZERO)
-                    .await;
-                return;
+                for c in sent {
+                    done.push(self.settle(c, kind, 0, Err((true, e.to_string())), Duration::ZERO));
+                }
+                return done;
             }
         };
         let started = Instant::now();
         let out = Outgoing {
-            idempotency_key: &c.id,
-            recipient: &c.recipient,
+            idempotency_key: &key,
+            recipient: &sent[0].recipient,
             notification: &n,
             text: &text,
         };
@@ -123,57 +194,82 @@ impl Notifier {
         let latency = started.elapsed();
         metrics::histogram!(m::DELIVERY_DURATION, "channel_type" => kind).record(latency.as_secs_f64());
         let result = outcome.result.map_err(|e| (e.is_permanent(), e.to_string()));
-        self.finish(&c, kind, outcome.status_code, result, latency).await;
+        for c in sent {
+            done.push(self.settle(c, kind, outcome.status_code, result.clone(), latency));
+        }
+        done
     }
 
-    /// Records an attempt's result: delivered, retry later, or given up.
-    async fn finish(
+    /// What an attempt's result means: delivered, retry later, or given up.
+    fn settle(
         &self,
-        c: &Claimed,
+        c: Claimed,
         kind: &'static str,
         status_code: u16,
         result: Result<(), (bool, String)>,
         latency: Duration,
-    ) {
+    ) -> Settled {
         let attempt_no = c.attempts + 1;
         let max = i64::from(self.cfg.retry.max_attempts);
         let now = now_ms();
-        let (status, next, label, error) = match &result {
+        let (status, next, label, error) = match result {
             Ok(()) => (DELIVERED, now, m::RESULT_DELIVERED, String::new()),
-            Err((permanent, why)) if *permanent || attempt_no >= max => (FAILED, now, m::RESULT_FAILED, why.clone()),
+            Err((permanent, why)) if permanent || attempt_no >= max => (FAILED, now, m::RESULT_FAILED, why),
             Err((_, why)) => {
                 let wait = backoff(&self.cfg.retry, attempt_no as u32);
-                (PENDING, now + wait.as_millis() as i64, m::RESULT_RETRY, why.clone())
+                (PENDING, now + wait.as_millis() as i64, m::RESULT_RETRY, why)
             }
         };
         metrics::counter!(m::DELIVERIES_TOTAL, "channel_type" => kind, "result" => label).increment(1);
-        let attempt = Attempt {
-            attempt: attempt_no,
-            at: now,
-            status_code: i64::from(status_code),
-            error: error.clone(),
-            latency_ms: latency.as_millis() as i64,
-        };
-        match self.store.record(c.seq, &self.owner, &attempt, status, next).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(delivery = %c.id, channel = %c.channel, "lost the lease of a delivery while attempting it; another replica owns it now");
-                return;
-            }
-            Err(e) => {
-                // The lease expires and the delivery is attempted again: at least once.
-                tracing::error!(delivery = %c.id, channel = %c.channel, error = %e, "cannot record a delivery attempt");
-                return;
-            }
+        Settled {
+            record: Record {
+                seq: c.seq,
+                attempt: Attempt {
+                    attempt: attempt_no,
+                    at: now,
+                    status_code: i64::from(status_code),
+                    error,
+                    latency_ms: latency.as_millis() as i64,
+                },
+                status,
+                next_attempt_at: next,
+            },
+            claimed: c,
+            kind,
         }
-        match status {
-            DELIVERED => {
-                tracing::debug!(delivery = %c.id, channel = %c.channel, attempt = attempt_no, status_code, "delivered");
+    }
+
+    /// Records a batch of results in one transaction, then logs them and
+    /// reports the given-up ones.
+    async fn record(&self, settled: Vec<Settled>) {
+        if settled.is_empty() {
+            return;
+        }
+        let records: Vec<Record> = settled.iter().map(|s| s.record.clone()).collect();
+        let kept = match self.store.record_many(&self.owner, &records).await {
+            Ok(k) => k,
+            Err(e) => {
+                // The leases expire and the deliveries are attempted again: at least once.
+                tracing::error!(deliveries = settled.len(), error = %e, "cannot record delivery attempts");
+                return;
             }
-            PENDING => {
-                tracing::info!(delivery = %c.id, channel = %c.channel, attempt = attempt_no, status_code, error = %error, "delivery failed; will retry");
+        };
+        for (s, kept) in settled.iter().zip(kept) {
+            let c = &s.claimed;
+            let a = &s.record.attempt;
+            if !kept {
+                tracing::warn!(delivery = %c.id, channel = %c.channel, "lost the lease of a delivery while attempting it; another replica owns it now");
+                continue;
             }
-            _ => self.give_up(c, kind, attempt_no, &error).await,
+            match s.record.status {
+                DELIVERED => {
+                    tracing::debug!(delivery = %c.id, channel = %c.channel, attempt = a.attempt, status_code = a.status_code, "delivered");
+                }
+                PENDING => {
+                    tracing::info!(delivery = %c.id, channel = %c.channel, attempt = a.attempt, status_code = a.status_code, error = %a.error, "delivery failed; will retry");
+                }
+                _ => self.give_up(c, s.kind, a.attempt, &a.error).await,
+            }
         }
     }
 

@@ -152,6 +152,11 @@ impl Notifier {
                     state: n.status.clone(),
                     source: n.source.clone(),
                     notification: json.clone(),
+                    delay_ms: if ch.config.group {
+                        ch.config.group_wait.as_millis() as i64
+                    } else {
+                        0
+                    },
                 });
             }
         }

@@ -170,6 +170,53 @@ impl Notification {
         }
     }
 
+    /// Several notifications for one recipient as one message: every alert,
+    /// the highest severity, a title counting them by status. Each alert keeps
+    /// its own status; the message's status is `firing` while any is.
+    pub fn digest(parts: &[Notification]) -> Self {
+        let count = |s: &str| parts.iter().filter(|n| n.status == s).count();
+        let (firing, acked, resolved) = (count("firing"), count("acknowledged"), count("resolved"));
+        let status = if firing > 0 {
+            "firing"
+        } else if acked > 0 {
+            "acknowledged"
+        } else {
+            "resolved"
+        };
+        let severity = parts
+            .iter()
+            .map(|n| n.severity.as_str())
+            .max_by_key(|s| severity_rank(s))
+            .unwrap_or("info")
+            .to_owned();
+        let mut counts = Vec::new();
+        for (n, what) in [(firing, "firing"), (acked, "acknowledged"), (resolved, "resolved")] {
+            if n > 0 {
+                counts.push(format!("{n} {what}"));
+            }
+        }
+        let mut h = Sha256::new();
+        for n in parts {
+            h.update(n.key.as_bytes());
+            h.update([0u8]);
+            h.update(n.revision.as_bytes());
+            h.update([0u8]);
+        }
+        Self {
+            source: parts
+                .first()
+                .map_or_else(|| SOURCE_ALERT.to_owned(), |n| n.source.clone()),
+            status: status.to_owned(),
+            key: "group".to_owned(),
+            severity,
+            title: format!("{} notifications: {}", parts.len(), counts.join(", ")),
+            alerts: parts.iter().flat_map(|n| n.alerts.iter().cloned()).collect(),
+            common_labels: BTreeMap::new(),
+            external_url: String::new(),
+            revision: hex::encode(&h.finalize()[..16]),
+        }
+    }
+
     /// The stable idempotency key of this notification sent to `channel`
     /// (and `recipient`): the same event routed again gives the same key.
     pub fn delivery_id(&self, channel: &str, recipient: &str) -> String {

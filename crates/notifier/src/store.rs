@@ -32,6 +32,8 @@ pub struct NewDelivery {
     pub source: String,
     /// The notification as JSON.
     pub notification: String,
+    /// Milliseconds before the first attempt (a grouping channel's `group_wait`).
+    pub delay_ms: i64,
 }
 
 /// A delivery this replica holds the lease of.
@@ -53,6 +55,16 @@ pub struct Attempt {
     pub status_code: i64,
     pub error: String,
     pub latency_ms: i64,
+}
+
+/// An attempt to record with the delivery's new status.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub seq: i64,
+    pub attempt: Attempt,
+    /// `pending` (retry at `next_attempt_at`), `delivered` or `failed`.
+    pub status: &'static str,
+    pub next_attempt_at: i64,
 }
 
 /// A delivery with its log, for the API.
@@ -87,7 +99,7 @@ pub struct DeliveryStore {
 }
 
 const INSERT: &str = "INSERT INTO deliveries (id, channel, channel_type, recipient, alert_key, state, source, notification, status, attempts, next_attempt_at, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) ON CONFLICT (id) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $10, $9, $9) ON CONFLICT (id) DO NOTHING";
 
 // Due, not leased, and not behind an earlier pending delivery of the same
 // alert to the same channel and recipient (a resolved waits for its firing).
@@ -96,6 +108,18 @@ const INSERT: &str = "INSERT INTO deliveries (id, channel, channel_type, recipie
 const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
      WHERE seq IN (SELECT d.seq FROM deliveries d \
         WHERE d.status = 'pending' AND d.next_attempt_at <= $3 AND d.lease_until <= $3 \
+        AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' AND e.channel = d.channel \
+            AND e.recipient = d.recipient AND e.alert_key = d.alert_key AND e.seq < d.seq) \
+        ORDER BY d.seq LIMIT $4) \
+     AND status = 'pending' AND lease_until <= $3 \
+     RETURNING seq, id, channel, recipient, notification, attempts";
+
+// The same for one channel and recipient, due or not: a grouping channel's
+// companions ride along with the send that is happening now.
+const CLAIM_FOR: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
+     WHERE seq IN (SELECT d.seq FROM deliveries d \
+        WHERE d.status = 'pending' AND d.lease_until <= $3 \
+        AND d.channel = $5 AND d.recipient = $6 \
         AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.status = 'pending' AND e.channel = d.channel \
             AND e.recipient = d.recipient AND e.alert_key = d.alert_key AND e.seq < d.seq) \
         ORDER BY d.seq LIMIT $4) \
@@ -123,7 +147,7 @@ impl DeliveryStore {
             for r in rows {
                 n += sqlx::query(INSERT)
                     .bind(&r.id).bind(&r.channel).bind(&r.channel_type).bind(&r.recipient)
-                    .bind(&r.alert_key).bind(&r.state).bind(&r.source).bind(&r.notification).bind(now)
+                    .bind(&r.alert_key).bind(&r.state).bind(&r.source).bind(&r.notification).bind(now).bind(now + r.delay_ms)
                     .execute(&mut *tx).await?.rows_affected();
             }
             tx.commit().await?;
@@ -147,6 +171,28 @@ impl DeliveryStore {
         Ok(rows)
     }
 
+    /// Like [`Self::claim`], for deliveries to `channel` and `recipient`, and
+    /// including those not due yet (waiting for `group_wait` or a retry).
+    pub async fn claim_for(
+        &self,
+        owner: &str,
+        lease_until: i64,
+        limit: i64,
+        channel: &str,
+        recipient: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_ms();
+        let mut rows = with_pool!(&self.store, pool => {
+            sqlx::query(CLAIM_FOR).bind(owner).bind(lease_until).bind(now).bind(limit).bind(channel).bind(recipient)
+                .fetch_all(pool).await?
+                .into_iter()
+                .map(|r| claimed(&r))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        rows.sort_by_key(|c| c.seq);
+        Ok(rows)
+    }
+
     /// Frees the leases `owner` held before a restart, so its deliveries resume now.
     pub async fn release(&self, owner: &str) -> Result<u64, StoreError> {
         let n = with_pool!(&self.store, pool => {
@@ -163,6 +209,31 @@ impl DeliveryStore {
                 .bind(at).bind(seq).bind(owner).execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// [`Self::record`] for many deliveries in one transaction; one `bool`
+    /// per record, in order.
+    pub async fn record_many(&self, owner: &str, records: &[Record]) -> Result<Vec<bool>, StoreError> {
+        let now = now_ms();
+        let kept = with_pool!(&self.store, pool => {
+            let mut tx = pool.begin().await?;
+            let mut kept = Vec::with_capacity(records.len());
+            for r in records {
+                let a = &r.attempt;
+                let n = sqlx::query(RECORD)
+                    .bind(r.status).bind(a.attempt).bind(r.next_attempt_at).bind(now).bind(r.seq).bind(owner)
+                    .execute(&mut *tx).await?.rows_affected();
+                if n == 1 {
+                    sqlx::query(LOG)
+                        .bind(r.seq).bind(a.attempt).bind(a.at).bind(a.status_code).bind(&a.error).bind(a.latency_ms)
+                        .execute(&mut *tx).await?;
+                }
+                kept.push(n == 1);
+            }
+            tx.commit().await?;
+            kept
+        });
+        Ok(kept)
     }
 
     /// Records an attempt and the delivery's new status; `false` when the

@@ -11,7 +11,7 @@ use crate::notification::Notification;
 /// `**` on Discord and Teams, nothing on plain-text channels).
 pub const DEFAULT: &str = r#"{% if status == "resolved" %}✅ {{ b }}RESOLVED{{ b }}{% elif status == "acknowledged" %}👀 {{ b }}ACKNOWLEDGED{{ b }}{% else %}{{ "🔴" if severity == "critical" else ("🟠" if severity == "warning" else "🔵") }} {{ b }}{{ severity | upper }}{{ b }}{% endif %} {{ title }}
 {% for a in alerts[:10] %}{% if not loop.first %}
-{% endif %}{% if alerts | length > 1 %}• {% endif %}{{ a.summary or a.name }}
+{% endif %}{% if alerts | length > 1 %}• {% endif %}{% if a.status != status %}[{{ a.status | upper }}] {% endif %}{{ a.summary or a.name }}
 {% if a.description %}{{ a.description }}
 {% endif %}{% if a.labels.instance %}on {{ a.labels.instance }}
 {% endif %}{% if status == "resolved" and a.ends_at %}resolved {{ a.ends_at }}

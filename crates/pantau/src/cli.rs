@@ -57,6 +57,9 @@ pub enum Command {
     /// Run the notifier alone: delivers alert events from NATS and Alertmanager
     /// webhooks (POST /webhooks/alertmanager on notifier.admin_port) to channels.
     Notifier(RunArgs),
+    /// Run the alert engine alone: evaluates rules over facts from NATS and
+    /// publishes alert events; gRPC AlertEngineService on alert_engine.grpc_port.
+    AlertEngine(RunArgs),
     /// Show or check configuration.
     Config {
         #[command(subcommand)]
@@ -100,7 +103,11 @@ impl Cli {
         if let Some(d) = &self.data_dir {
             env.push(("PANTAU_DATA_DIR".into(), d.display().to_string()));
         }
-        if let Command::All(a) | Command::Collector(a) | Command::Gateway(a) | Command::Notifier(a) = &self.command
+        if let Command::All(a)
+        | Command::Collector(a)
+        | Command::Gateway(a)
+        | Command::Notifier(a)
+        | Command::AlertEngine(a) = &self.command
             && let Some(u) = &a.nats_url
         {
             env.push(("PANTAU_NATS__URL".into(), u.clone()));

@@ -18,7 +18,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Config { command } => config_command(&cli, command),
-        Command::All(_) | Command::Collector(_) | Command::Gateway(_) | Command::Notifier(_) => {
+        Command::All(_)
+        | Command::Collector(_)
+        | Command::Gateway(_)
+        | Command::Notifier(_)
+        | Command::AlertEngine(_) => {
             let config = match load(&cli, cli.config.clone()) {
                 Ok(c) => c,
                 Err(code) => return code,

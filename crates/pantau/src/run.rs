@@ -18,10 +18,11 @@ type ServiceResult = (&'static str, Result<(), String>);
 
 pub async fn run(command: &Command, config: Config) -> ExitCode {
     let (name, services): (&str, &[&str]) = match command {
-        Command::All(_) => ("all", &["collector", "gateway", "notifier"]),
+        Command::All(_) => ("all", &["collector", "gateway", "notifier", "alert-engine"]),
         Command::Collector(_) => ("collector", &["collector"]),
         Command::Gateway(_) => ("gateway", &["gateway"]),
         Command::Notifier(_) => ("notifier", &["notifier"]),
+        Command::AlertEngine(_) => ("alert-engine", &["alert-engine"]),
         Command::Config { .. } => unreachable!("config commands do not run services"),
     };
     let telemetry = match pantau_core::telemetry::init(name, &config.log, &config.telemetry) {
@@ -63,6 +64,8 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
         ("collector.admin_port", config.collector.admin_port)
     } else if wants("notifier") {
         ("notifier.admin_port", config.notifier.admin_port)
+    } else if wants("alert-engine") {
+        ("alert_engine.admin_port", config.alert_engine.admin_port)
     } else {
         ("gateway.port", 0)
     };
@@ -78,6 +81,11 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     };
     let notifier_grpc = if wants("notifier") {
         Some(bind(&config, "notifier.grpc_port", config.notifier.grpc_port).await?)
+    } else {
+        None
+    };
+    let alert_engine_grpc = if wants("alert-engine") {
+        Some(bind(&config, "alert_engine.grpc_port", config.alert_engine.grpc_port).await?)
     } else {
         None
     };
@@ -122,6 +130,15 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
             (
                 "notifier",
                 pantau_notifier::run(c, l, hooks).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    if let Some(l) = alert_engine_grpc {
+        let c = ctx.clone();
+        set.spawn(async move {
+            (
+                "alert-engine",
+                pantau_alert_engine::run(c, l).await.map_err(|e| e.to_string()),
             )
         });
     }

@@ -20,7 +20,9 @@ pub struct Dnsmasq {
 
 impl std::fmt::Debug for Dnsmasq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dnsmasq").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Dnsmasq")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,11 @@ impl Dnsmasq {
         // still gets a reply.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(status) = me.child.try_wait().map_err(|e| TestkitError::io("wait for", PathBuf::from("dnsmasq"), e))? {
+            if let Some(status) = me
+                .child
+                .try_wait()
+                .map_err(|e| TestkitError::io("wait for", PathBuf::from("dnsmasq"), e))?
+            {
                 let log = std::fs::read_to_string(me._dir.path().join("log")).unwrap_or_default();
                 return Err(TestkitError::Command {
                     command: format!("dnsmasq {}", args.join(" ")),
@@ -112,11 +118,16 @@ impl Dnsmasq {
 
 /// Sends a minimal DNS query (`. IN A`) and waits briefly for any answer.
 async fn probe(addr: SocketAddr) -> bool {
-    let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else { return false };
+    let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
+        return false;
+    };
     let query = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
     if sock.send_to(&query, addr).await.is_err() {
         return false;
     }
     let mut buf = [0u8; 512];
-    matches!(tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await, Ok(Ok(_)))
+    matches!(
+        tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await,
+        Ok(Ok(_))
+    )
 }

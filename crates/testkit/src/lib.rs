@@ -9,6 +9,8 @@
 //! - [`Postgres`]: `initdb` + `pg_ctl start` on 127.0.0.1 (as the `postgres`
 //!   user when the tests run as root), stopped with `pg_ctl stop -m immediate`.
 //! - [`Dnsmasq`]: `dnsmasq` answering only the records a test gives it.
+//! - [`Alertmanager`]: Debian's `prometheus-alertmanager` with a given
+//!   configuration, HA gossip off, ready once `/-/ready` answers 200.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -16,12 +18,14 @@
 //! Everything that waits is async (tokio), so a test can restart a server
 //! while its other tasks keep running.
 
+mod alertmanager;
 mod binary;
 mod dnsmasq;
 mod error;
 mod nats;
 mod postgres;
 
+pub use alertmanager::Alertmanager;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;

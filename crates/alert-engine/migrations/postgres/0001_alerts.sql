@@ -19,7 +19,11 @@ CREATE TABLE alerts (
     acknowledged_by     TEXT NOT NULL,
     acknowledge_comment TEXT NOT NULL,
     resolved_ms         BIGINT,
-    resolved_by         TEXT NOT NULL
+    resolved_by         TEXT NOT NULL,
+    -- `silence:<id>` or `depends:<alert id>` while nobody is notified.
+    suppressed_by       TEXT NOT NULL,
+    -- 1 once the firing event was published (so the resolve is published too).
+    notified            BIGINT NOT NULL
 );
 CREATE INDEX alerts_started ON alerts (started_ms);
 CREATE INDEX alerts_state ON alerts (state);
@@ -35,6 +39,19 @@ CREATE TABLE alert_transitions (
     comment  TEXT NOT NULL
 );
 CREATE INDEX alert_transitions_alert ON alert_transitions (alert_id);
+
+-- Silences: alerts matching every matcher notify no one between starts_ms
+-- and ends_ms; ended silences are deleted after alert_engine.retention.
+CREATE TABLE alert_silences (
+    id         TEXT PRIMARY KEY NOT NULL,
+    matchers   TEXT NOT NULL,
+    starts_ms  BIGINT NOT NULL,
+    ends_ms    BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX alert_silences_ends ON alert_silences (ends_ms);
 
 -- Rules created through the API; `config` is the rule as JSON. Rules from
 -- files and the defaults are not stored.

@@ -1,3 +1,9 @@
 //! Integration tests of the alert engine.
+mod alertmanager;
+mod engine;
 mod fuzz;
+mod gateway;
+mod nats;
+mod service;
 mod store;
+mod suppress;

@@ -27,6 +27,7 @@ fn rule(id: &str, severity: AlertSeverity) -> Rule {
         for_: None,
         cooldown: Some(Duration::from_secs(300)),
         enabled: true,
+        depends_on: Vec::new(),
     };
     Rule::new(cfg, Duration::ZERO, Origin::Api).unwrap()
 }
@@ -70,32 +71,73 @@ async fn contract(cfg: DatabaseConfig, dir: &std::path::Path) {
     assert_eq!(all.len(), 3);
     assert!(!more);
     assert_eq!(all[0].resource, "db", "newest first");
-    let (firing, _) = list(Filter { states: vec![State::Firing], ..Filter::default() }).await;
+    let (firing, _) = list(Filter {
+        states: vec![State::Firing],
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(ids(&firing), ["db"]);
-    let (acked, _) = list(Filter { acknowledged: Some(true), ..Filter::default() }).await;
+    let (acked, _) = list(Filter {
+        acknowledged: Some(true),
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(ids(&acked), ["api"]);
     assert_eq!(acked[0].acknowledged_by, "dina");
     assert_eq!(acked[0].state, State::Acknowledged);
-    let (resolved, _) = list(Filter { states: vec![State::Resolved], ..Filter::default() }).await;
+    let (resolved, _) = list(Filter {
+        states: vec![State::Resolved],
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(ids(&resolved), ["web"]);
     assert_eq!(resolved[0].resolved_at, Some(t(30)));
-    let (crit_only, _) = list(Filter { severities: vec!["critical".into()], ..Filter::default() }).await;
+    let (crit_only, _) = list(Filter {
+        severities: vec!["critical".into()],
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(crit_only.len(), 2);
-    let (by_resource, _) = list(Filter { resource: Some("web".into()), source: Some("check_up".into()), ..Filter::default() }).await;
+    let (by_resource, _) = list(Filter {
+        resource: Some("web".into()),
+        source: Some("check_up".into()),
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(ids(&by_resource), ["web"]);
-    let (recent, _) = list(Filter { since: Some(t(5)), ..Filter::default() }).await;
+    let (recent, _) = list(Filter {
+        since: Some(t(5)),
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(ids(&recent), ["db"]);
-    let (early, _) = list(Filter { until: Some(t(5)), ..Filter::default() }).await;
+    let (early, _) = list(Filter {
+        until: Some(t(5)),
+        ..Filter::default()
+    })
+    .await;
     assert_eq!(early.len(), 2);
-    let (page1, more) = list(Filter { limit: 2, ..Filter::default() }).await;
+    let (page1, more) = list(Filter {
+        limit: 2,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!((page1.len(), more), (2, true));
-    let (page2, more) = list(Filter { limit: 2, offset: 2, ..Filter::default() }).await;
+    let (page2, more) = list(Filter {
+        limit: 2,
+        offset: 2,
+        ..Filter::default()
+    })
+    .await;
     assert_eq!((page2.len(), more), (1, false));
     assert!(!page1.iter().any(|a| a.id == page2[0].id));
 
     // The audit trail.
     let trail = store.transitions(&api).await.unwrap();
-    let steps: Vec<(State, &str, &str)> = trail.iter().map(|t| (t.state, t.actor.as_str(), t.comment.as_str())).collect();
+    let steps: Vec<(State, &str, &str)> = trail
+        .iter()
+        .map(|t| (t.state, t.actor.as_str(), t.comment.as_str()))
+        .collect();
     assert_eq!(steps, [(State::Firing, "", ""), (State::Acknowledged, "dina", "on it")]);
     let got = store.get(&api).await.unwrap().unwrap();
     assert_eq!(got.labels["target"], "api");
@@ -118,8 +160,15 @@ async fn contract(cfg: DatabaseConfig, dir: &std::path::Path) {
     let mut restored = Lifecycle::default();
     restored.restore(store.load_for_restore(t(0)).await.unwrap());
     assert_eq!(restored.open().count(), 2);
-    assert!(restored.observe(&crit, holds(&["api", "web"]), t(40)).is_empty(), "no duplicate api, web cooling");
-    assert_eq!(store.prune(t(31)).await.unwrap(), 1, "web was resolved before the cutoff");
+    assert!(
+        restored.observe(&crit, holds(&["api", "web"]), t(40)).is_empty(),
+        "no duplicate api, web cooling"
+    );
+    assert_eq!(
+        store.prune(t(31)).await.unwrap(),
+        1,
+        "web was resolved before the cutoff"
+    );
     assert!(store.get(&resolved[0].id).await.unwrap().is_none());
     assert!(store.transitions(&resolved[0].id).await.unwrap().is_empty());
     db.close().await;

@@ -17,7 +17,10 @@ use pantau_testkit::{DnsRecord, Dnsmasq};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn compile(t: &TargetConfig) -> Target {
-    let cfg = CollectorConfig { timeout: Duration::from_secs(5), ..CollectorConfig::default() };
+    let cfg = CollectorConfig {
+        timeout: Duration::from_secs(5),
+        ..CollectorConfig::default()
+    };
     Target::compile(t, "t", &cfg, TargetSource::Config).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
@@ -51,7 +54,9 @@ async fn https_server(days: i64) -> String {
             let Ok((tcp, _)) = l.accept().await else { return };
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut buf = vec![0u8; 4096];
                 let mut got = Vec::new();
                 while !got.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -60,7 +65,9 @@ async fn https_server(days: i64) -> String {
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                 }
-                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .await;
                 let _ = tls.shutdown().await;
             });
         }
@@ -83,7 +90,9 @@ async fn https_reports_the_certificate_and_its_expiry() {
     let o = run(&t).await;
     assert_eq!(o.reason, FailureReason::Tls, "{o:?}");
     assert!(o.message.contains("expires in 5 days"), "{}", o.message);
-    let Some(Detail::Http(h)) = &o.detail else { panic!("{o:?}") };
+    let Some(Detail::Http(h)) = &o.detail else {
+        panic!("{o:?}")
+    };
     assert_eq!(h.status_code, 200);
     let c = h.certificate.as_ref().expect("certificate reported");
     assert_eq!(c.days_to_expiry, 5);
@@ -100,12 +109,18 @@ async fn tls_check_reads_the_chain_of_any_port() {
     let mut t = TargetConfig::new("tls", CheckType::Tls);
     t.address = Some(host.clone());
     let o = run(&t).await;
-    assert_eq!(o.reason, FailureReason::Tls, "verification must fail on a self-signed chain: {o:?}");
+    assert_eq!(
+        o.reason,
+        FailureReason::Tls,
+        "verification must fail on a self-signed chain: {o:?}"
+    );
     t.verify_tls = Some(false);
     t.warn_days = Some(7);
     let o = run(&t).await;
     assert!(o.up, "{o:?}");
-    let Some(Detail::Tls(d)) = &o.detail else { panic!("{o:?}") };
+    let Some(Detail::Tls(d)) = &o.detail else {
+        panic!("{o:?}")
+    };
     assert_eq!(d.chain.len(), 1);
     assert_eq!(d.chain[0].days_to_expiry, 10);
     assert!(d.protocol_version.contains("TLS"), "{}", d.protocol_version);
@@ -130,7 +145,9 @@ async fn dns_against_a_real_server() {
     t.expected_answers = vec!["192.0.2.10".into()];
     let o = run(&t).await;
     assert!(o.up, "{o:?}");
-    let Some(Detail::Dns(d)) = &o.detail else { panic!("{o:?}") };
+    let Some(Detail::Dns(d)) = &o.detail else {
+        panic!("{o:?}")
+    };
     assert_eq!(d.answers, ["192.0.2.10"]);
     assert_eq!(d.record_type, "A");
 
@@ -171,7 +188,9 @@ async fn icmp_to_loopback() {
     t.count = Some(3);
     let o = run(&t).await;
     assert!(o.up, "ICMP needs root or net.ipv4.ping_group_range: {o:?}");
-    let Some(Detail::Icmp(d)) = &o.detail else { panic!("{o:?}") };
+    let Some(Detail::Icmp(d)) = &o.detail else {
+        panic!("{o:?}")
+    };
     assert_eq!((d.sent, d.received), (3, 3));
     assert!(d.loss_percent.abs() < f64::EPSILON);
     assert!(d.rtt_max.is_some() && d.jitter.is_some());
@@ -180,13 +199,24 @@ async fn icmp_to_loopback() {
 #[tokio::test]
 async fn http_options_and_conditions() {
     let app = axum::Router::new()
-        .route("/health", get(|| async { axum::Json(serde_json::json!({"status": "ok", "db": {"latency_ms": 12}})) }))
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok", "db": {"latency_ms": 12}})) }),
+        )
         .route("/old", get(|| async { axum::response::Redirect::to("/health") }))
         .route(
             "/echo",
             post(|headers: axum::http::HeaderMap, body: String| async move {
-                let token = headers.get("x-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-                if token == "s3cret" { (StatusCode::CREATED, body) } else { (StatusCode::FORBIDDEN, String::new()) }
+                let token = headers
+                    .get("x-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if token == "s3cret" {
+                    (StatusCode::CREATED, body)
+                } else {
+                    (StatusCode::FORBIDDEN, String::new())
+                }
             }),
         );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -196,9 +226,21 @@ async fn http_options_and_conditions() {
     let mut t = TargetConfig::new("api", CheckType::Http);
     t.url = Some(format!("{base}/health"));
     t.conditions = vec![
-        ConditionConfig::Json(JsonCondition { path: "$.status".into(), equals: Some("ok".into()), ..Default::default() }),
-        ConditionConfig::Json(JsonCondition { path: "$.db.latency_ms".into(), less_than: Some(100.0), ..Default::default() }),
-        ConditionConfig::Header(HeaderCondition { name: "content-type".into(), contains: Some("json".into()), equals: None }),
+        ConditionConfig::Json(JsonCondition {
+            path: "$.status".into(),
+            equals: Some("ok".into()),
+            ..Default::default()
+        }),
+        ConditionConfig::Json(JsonCondition {
+            path: "$.db.latency_ms".into(),
+            less_than: Some(100.0),
+            ..Default::default()
+        }),
+        ConditionConfig::Header(HeaderCondition {
+            name: "content-type".into(),
+            contains: Some("json".into()),
+            equals: None,
+        }),
         ConditionConfig::ResponseTimeBelow(Duration::from_secs(2)),
         ConditionConfig::BodyMatches("\"status\":\\s*\"ok\"".into()),
     ];

@@ -27,26 +27,15 @@ async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let store = Store::connect(&cfg, dir, "collector", MIGRATIONS).await.unwrap();
     let states = States::load(store.clone()).await.unwrap();
-    let first = states
-        .observe(&result(true), t0)
-        .await
-        .unwrap()
-        .expect("first sight is a transition");
+    let first = states.observe(&result(true), t0).expect("first sight is a transition");
     assert!(first.previous.is_none());
-    assert!(
-        states
-            .observe(&result(true), t0 + Duration::from_secs(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(states.observe(&result(true), t0 + Duration::from_secs(1)).is_none());
     let down_at = t0 + Duration::from_secs(2);
-    let down = states
-        .observe(&result(false), down_at)
-        .await
-        .unwrap()
-        .expect("up -> down");
+    let down = states.observe(&result(false), down_at).expect("up -> down");
     assert_eq!(down.previous.map(|p| p.up), Some(true));
+    // Both changes of the one target are written as its latest state.
+    assert_eq!(states.write_pending().await.unwrap(), 1);
+    assert_eq!(states.write_pending().await.unwrap(), 0);
     store.close().await;
 
     // A new process: the state and its start are remembered, so the same
@@ -56,13 +45,7 @@ async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
     let s = states.get("web").expect("persisted");
     assert!(!s.up);
     assert_eq!(s.since, down_at);
-    assert!(
-        states
-            .observe(&result(false), SystemTime::now())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(states.observe(&result(false), SystemTime::now()).is_none());
     store.close().await;
 }
 

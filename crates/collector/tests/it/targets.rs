@@ -11,8 +11,8 @@ use pantau_core::config::{CheckType, Config, TargetConfig};
 use pantau_core::service::Context;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::{
-    self, BreakerState, CheckStatus, DeleteTargetRequest, GetHistoryRequest, GetTargetRequest, ListLatestResultsRequest,
-    ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
+    self, BreakerState, CheckStatus, DeleteTargetRequest, GetHistoryRequest, GetTargetRequest,
+    ListLatestResultsRequest, ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -26,7 +26,11 @@ struct Running {
 impl Running {
     async fn stop(self) {
         self.ctx.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -50,7 +54,11 @@ async fn start(config: Config) -> Running {
             Err(e) => panic!("collector gRPC never came up: {e}"),
         }
     };
-    Running { ctx, task, client: CollectorServiceClient::new(channel) }
+    Running {
+        ctx,
+        task,
+        client: CollectorServiceClient::new(channel),
+    }
 }
 
 fn base_config(dir: &std::path::Path) -> Config {
@@ -65,7 +73,10 @@ fn base_config(dir: &std::path::Path) -> Config {
 fn tcp_target(id: &str, address: &str) -> v1::Target {
     v1::Target {
         id: id.into(),
-        spec: Some(Spec::Tcp(v1::TcpSpec { address: address.into(), ..Default::default() })),
+        spec: Some(Spec::Tcp(v1::TcpSpec {
+            address: address.into(),
+            ..Default::default()
+        })),
         ..Default::default()
     }
 }
@@ -90,7 +101,9 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
     let open_addr = open.local_addr().unwrap().to_string();
     let saved = c
         .client
-        .upsert_target(UpsertTargetRequest { target: Some(tcp_target("api-added", &open_addr)) })
+        .upsert_target(UpsertTargetRequest {
+            target: Some(tcp_target("api-added", &open_addr)),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -98,13 +111,22 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
 
     // Bad input: each refusal names the field.
     let cases: Vec<(v1::Target, &str)> = vec![
-        (v1::Target { id: "no-spec".into(), ..Default::default() }, "spec"),
+        (
+            v1::Target {
+                id: "no-spec".into(),
+                ..Default::default()
+            },
+            "spec",
+        ),
         (tcp_target("bad id!", &open_addr), "target.id"),
         (tcp_target("no-port", "127.0.0.1"), "target.address"),
         (
             v1::Target {
                 id: "fast".into(),
-                interval: Some(prost_types::Duration { seconds: 0, nanos: 100_000_000 }),
+                interval: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: 100_000_000,
+                }),
                 ..tcp_target("fast", &open_addr)
             },
             "target.interval",
@@ -112,7 +134,10 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
         (
             v1::Target {
                 id: "web".into(),
-                spec: Some(Spec::Http(v1::HttpSpec { url: "ftp://x".into(), ..Default::default() })),
+                spec: Some(Spec::Http(v1::HttpSpec {
+                    url: "ftp://x".into(),
+                    ..Default::default()
+                })),
                 ..Default::default()
             },
             "target.url",
@@ -120,26 +145,49 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
         (
             v1::Target {
                 id: "dns".into(),
-                spec: Some(Spec::Dns(v1::DnsSpec { name: "x".into(), record_type: "SRV".into(), ..Default::default() })),
+                spec: Some(Spec::Dns(v1::DnsSpec {
+                    name: "x".into(),
+                    record_type: "SRV".into(),
+                    ..Default::default()
+                })),
                 ..Default::default()
             },
             "spec.dns.record_type",
         ),
     ];
     for (t, field) in cases {
-        let e = c.client.upsert_target(UpsertTargetRequest { target: Some(t) }).await.unwrap_err();
+        let e = c
+            .client
+            .upsert_target(UpsertTargetRequest { target: Some(t) })
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().contains(field), "{field}: {}", e.message());
     }
-    let e = c.client.upsert_target(UpsertTargetRequest { target: Some(tcp_target("from-file", &open_addr)) }).await.unwrap_err();
+    let e = c
+        .client
+        .upsert_target(UpsertTargetRequest {
+            target: Some(tcp_target("from-file", &open_addr)),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
-    let e = c.client.delete_target(DeleteTargetRequest { id: "from-file".into() }).await.unwrap_err();
+    let e = c
+        .client
+        .delete_target(DeleteTargetRequest { id: "from-file".into() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
 
     // The new target is checked at once.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec!["api-added".into()] }).await;
+        let latest = c
+            .client
+            .list_latest_results(ListLatestResultsRequest {
+                target_ids: vec!["api-added".into()],
+            })
+            .await;
         if latest.is_ok_and(|r| r.into_inner().results.iter().any(|r| r.status() == CheckStatus::Up)) {
             break;
         }
@@ -150,14 +198,37 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
 
     // A restart keeps it; a delete removes it for good.
     let mut c = start(config.clone()).await;
-    let ids: Vec<String> = c.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner().targets.into_iter().map(|t| t.id).collect();
+    let ids: Vec<String> = c
+        .client
+        .list_targets(ListTargetsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .targets
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
     assert_eq!(ids, ["api-added", "from-file"]);
-    c.client.delete_target(DeleteTargetRequest { id: "api-added".into() }).await.unwrap();
-    let e = c.client.get_target(GetTargetRequest { id: "api-added".into() }).await.unwrap_err();
+    c.client
+        .delete_target(DeleteTargetRequest { id: "api-added".into() })
+        .await
+        .unwrap();
+    let e = c
+        .client
+        .get_target(GetTargetRequest { id: "api-added".into() })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     c.stop().await;
     let mut c = start(config).await;
-    let n = c.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner().targets.len();
+    let n = c
+        .client
+        .list_targets(ListTargetsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .targets
+        .len();
     assert_eq!(n, 1);
     c.stop().await;
 }
@@ -174,13 +245,27 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut saw_open_result = false;
     while tokio::time::Instant::now() < deadline && !saw_open_result {
-        let target = c.client.get_target(GetTargetRequest { id: "closed".into() }).await.unwrap().into_inner();
+        let target = c
+            .client
+            .get_target(GetTargetRequest { id: "closed".into() })
+            .await
+            .unwrap()
+            .into_inner();
         if target.breaker() == BreakerState::Open {
-            let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+            let latest = c
+                .client
+                .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+                .await
+                .unwrap()
+                .into_inner();
             let r = &latest.results[0];
             if r.breaker() == BreakerState::Open {
                 assert_eq!(r.status(), CheckStatus::Down);
-                assert_eq!(r.reason(), v1::FailureReason::Refused, "the last failure's reason is kept: {r:?}");
+                assert_eq!(
+                    r.reason(),
+                    v1::FailureReason::Refused,
+                    "the last failure's reason is kept: {r:?}"
+                );
                 saw_open_result |= r.message.contains("circuit open");
             }
         }
@@ -200,26 +285,77 @@ async fn push_monitors_and_history() {
     config.collector.targets = vec![t];
     let mut c = start(config).await;
 
-    let e = c.client.push(PushRequest { token: "wrong-token-0000000000".into(), ..Default::default() }).await.unwrap_err();
+    let e = c
+        .client
+        .push(PushRequest {
+            token: "wrong-token-0000000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert!(!e.message().contains("wrong-token"), "the token is echoed: {}", e.message());
-    let e = c.client.push(PushRequest { token: "push-token-0123456789".into(), status: "sideways".into(), ..Default::default() }).await.unwrap_err();
+    assert!(
+        !e.message().contains("wrong-token"),
+        "the token is echoed: {}",
+        e.message()
+    );
+    let e = c
+        .client
+        .push(PushRequest {
+            token: "push-token-0123456789".into(),
+            status: "sideways".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
-    let r = c.client.push(PushRequest { token: "push-token-0123456789".into(), ..Default::default() }).await.unwrap().into_inner();
+    let r = c
+        .client
+        .push(PushRequest {
+            token: "push-token-0123456789".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.target_id, "nightly-backup");
-    let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+    let latest = c
+        .client
+        .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(latest.results[0].status(), CheckStatus::Up);
     c.client
-        .push(PushRequest { token: "push-token-0123456789".into(), status: "down".into(), message: "disk full".into(), ..Default::default() })
+        .push(PushRequest {
+            token: "push-token-0123456789".into(),
+            status: "down".into(),
+            message: "disk full".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    let latest = c.client.list_latest_results(ListLatestResultsRequest { target_ids: vec![] }).await.unwrap().into_inner();
+    let latest = c
+        .client
+        .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(latest.results[0].status(), CheckStatus::Down);
     assert_eq!(latest.results[0].message, "disk full");
     // The token is never shown.
-    let shown = c.client.get_target(GetTargetRequest { id: "nightly-backup".into() }).await.unwrap().into_inner();
-    let Some(Spec::Push(p)) = shown.spec else { panic!("{shown:?}") };
+    let shown = c
+        .client
+        .get_target(GetTargetRequest {
+            id: "nightly-backup".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(Spec::Push(p)) = shown.spec else {
+        panic!("{shown:?}")
+    };
     assert_eq!(p.token, "***");
 
     // Stopping flushes the finished minutes; the two pushes are history.
@@ -233,18 +369,38 @@ async fn push_monitors_and_history() {
     .await
     .unwrap();
     let h = pantau_collector::history::History::new(store, &pantau_core::config::HistoryConfig::default());
-    h.record("other", true, Duration::from_millis(10), SystemTime::now() - Duration::from_secs(120));
-    h.record("other", false, Duration::from_millis(30), SystemTime::now() - Duration::from_secs(120));
+    h.record(
+        "other",
+        true,
+        Duration::from_millis(10),
+        SystemTime::now() - Duration::from_secs(120),
+    );
+    h.record(
+        "other",
+        false,
+        Duration::from_millis(30),
+        SystemTime::now() - Duration::from_secs(120),
+    );
     assert_eq!(h.flush(SystemTime::now()).await.unwrap(), 1);
     let points = h
-        .query("other", SystemTime::now() - Duration::from_secs(3600), SystemTime::now(), pantau_collector::history::Resolution::Minute)
+        .query(
+            "other",
+            SystemTime::now() - Duration::from_secs(3600),
+            SystemTime::now(),
+            pantau_collector::history::Resolution::Minute,
+        )
         .await
         .unwrap();
     assert_eq!(points.len(), 1);
     assert_eq!((points[0].checks, points[0].up), (2, 1));
     assert!((points[0].lat_avg - 20.0).abs() < 1e-9);
     let hours = h
-        .query("other", SystemTime::now() - Duration::from_secs(7200), SystemTime::now(), pantau_collector::history::Resolution::Hour)
+        .query(
+            "other",
+            SystemTime::now() - Duration::from_secs(7200),
+            SystemTime::now(),
+            pantau_collector::history::Resolution::Hour,
+        )
         .await
         .unwrap();
     assert_eq!(hours.iter().map(|p| p.checks).sum::<u64>(), 2);
@@ -260,7 +416,10 @@ async fn push_monitors_and_history() {
     .await;
     let mut client = c.client.clone();
     let hist = client
-        .get_history(GetHistoryRequest { target_id: "other".into(), ..Default::default() })
+        .get_history(GetHistoryRequest {
+            target_id: "other".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

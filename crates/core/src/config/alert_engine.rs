@@ -49,6 +49,10 @@ pub struct AlertEngineConfig {
     pub rules_files: Vec<PathBuf>,
     /// Rules written inline.
     pub rules: Vec<AlertRuleConfig>,
+    /// A Prometheus Alertmanager to push firing and resolved alerts to (API
+    /// v2, `POST /api/v2/alerts`), e.g. `http://127.0.0.1:9093`; open alerts
+    /// are re-sent every sweep so Alertmanager does not time them out.
+    pub alertmanager_url: Option<String>,
 }
 
 impl Default for AlertEngineConfig {
@@ -66,6 +70,7 @@ impl Default for AlertEngineConfig {
             default_rules: true,
             rules_files: Vec::new(),
             rules: Vec::new(),
+            alertmanager_url: None,
         }
     }
 }
@@ -109,13 +114,18 @@ pub struct AlertRuleConfig {
     /// Disabled rules are kept but not evaluated.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Rule ids this rule depends on: while an alert of one of them is open
+    /// with the same values of the labels both share, this rule's alerts are
+    /// recorded but notify no one (one page per root cause).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 fn yes() -> bool {
     true
 }
 
-/// Every problem of the `alert_engine` section, each naming its key.
+/// Every problem of the `alert_engine` section (and `gateway.alert_engine_url`), each naming its key.
 pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     let a = &c.alert_engine;
     let mut out = Vec::new();
@@ -158,6 +168,23 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
             "alert_engine.retention".into(),
             fmt_d(a.retention),
             "must be at least 1h",
+        );
+    }
+    let u = &c.gateway.alert_engine_url;
+    if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
+        add(
+            "gateway.alert_engine_url".into(),
+            u.clone(),
+            "must be an http:// or https:// URL such as http://127.0.0.1:50053",
+        );
+    }
+    if let Some(u) = &a.alertmanager_url
+        && (!(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err())
+    {
+        add(
+            "alert_engine.alertmanager_url".into(),
+            super::mask_url_password(u),
+            "must be an http:// or https:// URL such as http://127.0.0.1:9093",
         );
     }
     let mut seen = HashSet::new();

@@ -118,6 +118,7 @@ impl Config {
             c.sync.token = Some(MASK.to_owned());
         }
         c.notifier.mask();
+        c.alert_engine.alertmanager_url = c.alert_engine.alertmanager_url.as_deref().map(mask_url_password);
         c.collector.mask();
         c
     }

@@ -163,6 +163,13 @@ pub struct ChannelConfig {
     /// A minijinja template replacing the channel's default message text.
     #[serde(default)]
     pub template: Option<String>,
+    /// Send the notifications due together for one recipient as one message
+    /// (a storm becomes one message per `group_wait`), for phone channels.
+    #[serde(default)]
+    pub group: bool,
+    /// With `group`: how long a new notification waits for others to join it.
+    #[serde(default, with = "duration")]
+    pub group_wait: Duration,
 }
 
 fn default_rate_period() -> Duration {
@@ -372,6 +379,20 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
                 "must be at least 1s",
             );
         }
+        if c.group && c.kind == ChannelType::Pagerduty {
+            add(
+                key("group"),
+                "true".into(),
+                "must be false for pagerduty: each alert needs its own dedup_key",
+            );
+        }
+        if c.group_wait > Duration::from_secs(600) || (!c.group && !c.group_wait.is_zero()) {
+            add(
+                key("group_wait"),
+                fmt_d(c.group_wait),
+                "must be at most 10m, and only set together with group: true",
+            );
+        }
         if let Some(t) = &c.template
             && t.trim().is_empty()
         {
@@ -516,13 +537,17 @@ mod tests {
             rate_limit: 0,
             rate_limit_period: default_rate_period(),
             template: None,
+            group: false,
+            group_wait: Duration::ZERO,
         }
     }
 
     #[test]
     fn each_type_names_what_it_misses() {
-        let mut n = NotifierConfig::default();
-        n.channels = vec![channel(ChannelType::Telegram)];
+        let mut n = NotifierConfig {
+            channels: vec![channel(ChannelType::Telegram)],
+            ..NotifierConfig::default()
+        };
         let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
         assert_eq!(keys, ["notifier.channels[0].token", "notifier.channels[0].chat_id"]);
         n.channels[0].token = Some("123:abc".into());
@@ -535,6 +560,26 @@ mod tests {
         }];
         let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
         assert_eq!(keys, ["notifier.routes[0].severity", "notifier.routes[0].channels"]);
+    }
+
+    #[test]
+    fn grouping_is_checked() {
+        let mut pd = channel(ChannelType::Pagerduty);
+        pd.routing_key = Some("key".into());
+        pd.group = true;
+        let mut slack = channel(ChannelType::Slack);
+        slack.name = "s".into();
+        slack.url = Some("https://hooks.slack.com/services/x".into());
+        slack.group_wait = Duration::from_secs(5);
+        let mut n = NotifierConfig {
+            channels: vec![pd, slack],
+            ..NotifierConfig::default()
+        };
+        let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["notifier.channels[0].group", "notifier.channels[1].group_wait"]);
+        n.channels[1].group = true;
+        n.channels[0].group = false;
+        assert!(problems(&n).is_empty());
     }
 
     #[test]

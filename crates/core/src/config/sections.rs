@@ -330,6 +330,8 @@ pub struct GatewayConfig {
     pub port: u16,
     /// The collector's gRPC address, for push monitors and target calls.
     pub collector_url: String,
+    /// The alert engine's gRPC address, for the alert routes.
+    pub alert_engine_url: String,
     /// Real-time dashboards.
     pub dashboard: DashboardConfig,
 }
@@ -339,6 +341,7 @@ impl Default for GatewayConfig {
         Self {
             port: 8080,
             collector_url: "http://127.0.0.1:50051".to_owned(),
+            alert_engine_url: "http://127.0.0.1:50053".to_owned(),
             dashboard: DashboardConfig::default(),
         }
     }

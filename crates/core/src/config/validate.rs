@@ -225,7 +225,11 @@ fn collector(c: &Config, p: &mut Problems) {
 fn gateway(c: &Config, p: &mut Problems) {
     let u = &c.gateway.collector_url;
     if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
-        p.add("gateway.collector_url", u, "must be an http:// or https:// URL such as http://127.0.0.1:50051");
+        p.add(
+            "gateway.collector_url",
+            u,
+            "must be an http:// or https:// URL such as http://127.0.0.1:50051",
+        );
     }
     let d = &c.gateway.dashboard;
     p.positive("gateway.dashboard.max_connections", d.max_connections);

@@ -121,3 +121,66 @@ async fn grouped_payloads_are_routed_and_bad_ones_named() {
     }
     n.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_alertmanager_delivers_through_the_notifier() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let n = Running::start(config(dir.path(), routes(&sink.url)), Arc::new(MemoryBus::new())).await;
+    let am_config = format!(
+        "route:\n  receiver: pantau\n  group_by: [alertname]\n  group_wait: 100ms\n  group_interval: 1s\n  repeat_interval: 1h\n\
+         receivers:\n  - name: pantau\n    webhook_configs:\n      - url: {}/webhooks/alertmanager\n        send_resolved: true\n",
+        n.admin
+    );
+    let am = pantau_testkit::Alertmanager::start(&am_config)
+        .await
+        .expect("prometheus-alertmanager for the test");
+    let http = reqwest::Client::new();
+    let alert = |ends: Option<&str>| {
+        let mut a = json!({
+            "labels": {"alertname": "LinkDown", "severity": "critical", "job": "node", "instance": "r1:9100"},
+            "annotations": {"summary": "uplink of r1 is down"},
+            "generatorURL": "http://127.0.0.1:9090/graph",
+        });
+        if let Some(e) = ends {
+            a["endsAt"] = json!(e);
+        }
+        json!([a])
+    };
+    let r = http
+        .post(format!("{}/api/v2/alerts", am.url()))
+        .json(&alert(None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", am.log_tail());
+    let got = sink.wait_for(2, Duration::from_secs(20)).await;
+    let hook = got
+        .iter()
+        .find(|r| r.path == "/hook")
+        .expect("the webhook got the firing group");
+    let b = hook.json();
+    assert_eq!(b["status"], "firing");
+    assert_eq!(b["notification"]["source"], "alertmanager");
+    assert_eq!(b["title"], "uplink of r1 is down");
+    assert!(got.iter().any(|r| r.path == "/gw"), "the critical route matched");
+
+    // Resolve it: Alertmanager sends the resolved group, which follows the firing one.
+    let past = pantau_core::time::rfc3339(std::time::SystemTime::now() - Duration::from_secs(1));
+    let r = http
+        .post(format!("{}/api/v2/alerts", am.url()))
+        .json(&alert(Some(&past)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = sink.wait_for(4, Duration::from_secs(20)).await;
+    let statuses: Vec<String> = got
+        .iter()
+        .filter(|r| r.path == "/hook")
+        .map(|r| r.json()["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(statuses, ["firing", "resolved"], "{}", am.log_tail());
+    n.stop().await;
+}

@@ -187,3 +187,55 @@ async fn rate_limit_holds_back_without_dropping() {
     wait_status(&n, DeliveryStatus::Delivered, 5).await;
     n.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_is_grouped_into_one_message_per_recipient() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(MemoryBus::new());
+    let cfg = config(
+        dir.path(),
+        json!({
+            "channels": [{"name": "phone", "type": "whatsapp_gateway", "url": format!("{}/gw", sink.url),
+                "to": ["6281100000001", "6281100000002"], "group": true, "group_wait": "400ms"}],
+            "routes": [{"channels": ["phone"]}],
+        }),
+    );
+    let n = Running::start(cfg, bus.clone()).await;
+    for i in 0..6 {
+        publish(
+            bus.as_ref(),
+            &event(&format!("g{i}"), AlertState::Firing, Severity::Warning),
+        )
+        .await;
+    }
+    let got = sink.wait_for(2, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.requests().len(), 2, "one message per recipient");
+    let mut to: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["to"].as_str().unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["6281100000001", "6281100000002"]);
+    let text = got[0].json()["message"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("🟠 WARNING 6 notifications: 6 firing"), "{text}");
+    for i in 0..6 {
+        assert!(text.contains(&format!("• g{i} is down")), "{text}");
+    }
+    let done = wait_status(&n, DeliveryStatus::Delivered, 12).await;
+    assert!(done.iter().all(|d| d.attempts == 1));
+
+    // Mixed: two resolve while one more fires; each alert shows its own status.
+    publish(bus.as_ref(), &event("g0", AlertState::Resolved, Severity::Warning)).await;
+    publish(bus.as_ref(), &event("g1", AlertState::Resolved, Severity::Warning)).await;
+    publish(bus.as_ref(), &event("g9", AlertState::Firing, Severity::Critical)).await;
+    let got = sink.wait_for(4, Duration::from_secs(15)).await;
+    let text = got[2].json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("🔴 CRITICAL 3 notifications: 1 firing, 2 resolved"),
+        "{text}"
+    );
+    assert!(text.contains("• [RESOLVED] g0 is down"), "{text}");
+    n.stop().await;
+}

@@ -35,7 +35,15 @@ class Handler:
         (out / f'{n}.eml.tmp').rename(out / f'{n}.eml')
         (out / f'{n}.rcpt').write_text(','.join(envelope.rcpt_tos))
         return '250 OK stored'
-c = Controller(Handler(), hostname='127.0.0.1', port=int(sys.argv[1]))
+kw = {}
+if len(sys.argv) > 3:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    user, password = sys.argv[3].encode(), sys.argv[4].encode()
+    def auth(server, session, envelope, mechanism, data):
+        ok = isinstance(data, LoginPassword) and data.login == user and data.password == password
+        return AuthResult(success=ok, handled=False)
+    kw = dict(authenticator=auth, auth_required=True, auth_require_tls=False)
+c = Controller(Handler(), hostname='127.0.0.1', port=int(sys.argv[1]), **kw)
 c.start()
 print('ready', flush=True)
 import time
@@ -50,7 +58,8 @@ struct Smtp {
 }
 
 impl Smtp {
-    async fn start() -> Self {
+    /// `auth`: a user and password the server requires.
+    async fn start(auth: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = pantau_testkit::free_port();
         let mut child = tokio::process::Command::new(python())
@@ -58,6 +67,7 @@ impl Smtp {
             .arg(SERVER)
             .arg(port.to_string())
             .arg(dir.path())
+            .args(auth.map(|(u, p)| [u.to_owned(), p.to_owned()]).into_iter().flatten())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -96,7 +106,7 @@ impl Smtp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_reaches_a_real_smtp_server() {
-    let mut smtp = Smtp::start().await;
+    let mut smtp = Smtp::start(None).await;
     let dir = tempfile::tempdir().unwrap();
     let bus = Arc::new(MemoryBus::new());
     let cfg = config(
@@ -122,6 +132,67 @@ async fn email_reaches_a_real_smtp_server() {
     assert!(msg.contains("Message-ID: <"), "{msg}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!smtp.dir.path().join("1.eml").exists(), "the warning went to email");
+    n.stop().await;
+    smtp.child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_authenticates_and_a_wrong_password_is_given_up() {
+    let mut smtp = Smtp::start(Some(("pantau", "s3cret-smtp"))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(MemoryBus::new());
+    let channel = |name: &str, password: &str| {
+        json!({"name": name, "type": "email", "to": ["ops@example.org"],
+            "smtp": {"host": "127.0.0.1", "port": smtp.port, "tls": "none", "username": "pantau",
+                     "password": password, "from": "pantau@example.org"}})
+    };
+    let cfg = config(
+        dir.path(),
+        json!({
+            "channels": [channel("good", "s3cret-smtp"), channel("bad", "wrong-password")],
+            "routes": [{"channels": ["good", "bad"]}],
+        }),
+    );
+    assert!(!cfg.to_masked_yaml().contains("s3cret-smtp"));
+    let n = Running::start(cfg, bus.clone()).await;
+    publish(bus.as_ref(), &event("auth", AlertState::Firing, Severity::Critical)).await;
+    let got = smtp.messages(1).await;
+    assert!(got[0].0.contains("auth is down"), "{}", got[0].0);
+    // The wrong password is a permanent SMTP error (535): given up at once.
+    let failed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let d = n
+                .client()
+                .await
+                .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
+                    channel: "bad".into(),
+                    status: pantau_proto::v1::DeliveryStatus::Failed.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .deliveries;
+            if let Some(d) = d.into_iter().next() {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await;
+    let Ok(failed) = failed else {
+        let all = n
+            .client()
+            .await
+            .list_deliveries(pantau_proto::v1::ListDeliveriesRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        panic!("the bad channel's delivery did not fail: {all:?}");
+    };
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(failed.attempt_log[0].status_code, 535, "{:?}", failed.attempt_log);
+    assert!(!failed.attempt_log[0].error.contains("wrong-password"));
     n.stop().await;
     smtp.child.kill().await.unwrap();
 }

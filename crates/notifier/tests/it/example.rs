@@ -24,7 +24,14 @@ fn alerts_example_routes_everything_to_the_local_webhook() {
     for severity in ["info", "warning", "critical"] {
         let mut n = Notification::test("x");
         n.severity = severity.into();
-        assert!(routes.channels(&n).contains(&hook.name), "{severity} does not reach {}", hook.name);
+        assert!(
+            routes.channels(&n).contains(&hook.name),
+            "{severity} does not reach {}",
+            hook.name
+        );
     }
-    assert!(!c.to_masked_yaml().contains("change-me"), "the webhook secret is printed");
+    assert!(
+        !c.to_masked_yaml().contains("change-me"),
+        "the webhook secret is printed"
+    );
 }

@@ -16,6 +16,7 @@ fn row(id: &str, key: &str, state: &str) -> NewDelivery {
         state: state.into(),
         source: "alert".into(),
         notification: "{}".into(),
+        delay_ms: 0,
     }
 }
 
@@ -123,6 +124,23 @@ async fn contract(store: Store) {
     // Purge removes finished deliveries and their logs, never pending ones.
     assert_eq!(s.purge(now_ms() + 1).await.unwrap(), 2);
     assert_eq!(s.pending().await.unwrap(), 1);
+
+    // A grouping channel's waiting deliveries are not due, but ride along.
+    let waiting = |id: &str, key: &str| NewDelivery {
+        delay_ms: 60_000,
+        recipient: "6281".into(),
+        ..row(id, key, "firing")
+    };
+    s.insert(&[waiting("w1", "c"), waiting("w2", "d")]).await.unwrap();
+    assert!(s.claim("replica-1", far, 10).await.unwrap().is_empty());
+    let group = s.claim_for("replica-1", far, 10, "hook", "6281").await.unwrap();
+    assert_eq!(group.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["w1", "w2"]);
+    assert!(
+        s.claim_for("replica-2", far, 10, "hook", "6281")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,28 +229,59 @@ async fn the_checks_example_shows_every_type_up() {
         SOON,
         |v| {
             let rs = v["results"].as_array().cloned().unwrap_or_default();
-            expect.iter().all(|(id, kind)| rs.iter().any(|r| r["target_id"] == *id && r["kind"] == *kind && r["status"] == "up"))
+            expect.iter().all(|(id, kind)| {
+                rs.iter()
+                    .any(|r| r["target_id"] == *id && r["kind"] == *kind && r["status"] == "up")
+            })
         },
         &mut p,
     )
     .await;
-    let ping = v["results"].as_array().unwrap().iter().find(|r| r["target_id"] == "loopback-ping").unwrap().clone();
+    let ping = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target_id"] == "loopback-ping")
+        .unwrap()
+        .clone();
     assert_eq!(ping["icmp"]["received"], 3, "{ping}");
-    let push = v["results"].as_array().unwrap().iter().find(|r| r["target_id"] == "nightly-job").cloned();
+    let push = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target_id"] == "nightly-job")
+        .cloned();
     assert!(push.is_none_or(|r| r["status"] == "down"), "not pushed yet");
 
     // A push through the gateway brings it up; a wrong token is a 404.
     let client = http();
-    let r = client.post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me").send().await.unwrap();
+    let r = client
+        .post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-    let r = client.post("http://127.0.0.1:8080/api/v1/push/not-the-token-0000000").send().await.unwrap();
+    let r = client
+        .post("http://127.0.0.1:8080/api/v1/push/not-the-token-0000000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = client.post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me?status=maybe").send().await.unwrap();
+    let r = client
+        .post("http://127.0.0.1:8080/api/v1/push/example-push-token-change-me?status=maybe")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     wait_json(
         latest,
         SOON,
-        |v| v["results"].as_array().is_some_and(|rs| rs.iter().any(|r| r["target_id"] == "nightly-job" && r["kind"] == "push" && r["status"] == "up")),
+        |v| {
+            v["results"].as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r["target_id"] == "nightly-job" && r["kind"] == "push" && r["status"] == "up")
+            })
+        },
         &mut p,
     )
     .await;

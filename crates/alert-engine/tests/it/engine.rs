@@ -1,0 +1,195 @@
+//! The engine on an injected clock: `for` is honoured by the sweep when no
+//! new sample arrives, data that stops arriving resolves its alert after the
+//! staleness, and a restarted engine neither duplicates open alerts nor
+//! forgets them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use pantau_alert_engine::Engine;
+use pantau_alert_engine::facts::Fact;
+use pantau_alert_engine::lifecycle::State;
+use pantau_alert_engine::series::Value;
+use pantau_alert_engine::store::AlertStore;
+use pantau_core::bus::memory::MemoryBus;
+use pantau_core::bus::{Bus, Subscription};
+use pantau_core::config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
+use pantau_core::store::Store;
+
+fn t(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
+}
+
+fn cpu(host: &str, v: f64, at: u64) -> Fact {
+    Fact {
+        name: "cpu_usage".into(),
+        labels: [("host".to_owned(), host.to_owned())].into(),
+        value: Value::Num(v),
+        at: t(at),
+    }
+}
+
+fn cfg() -> AlertEngineConfig {
+    AlertEngineConfig {
+        default_rules: false,
+        rules: vec![AlertRuleConfig {
+            id: "high-cpu".into(),
+            name: None,
+            expr: "cpu_usage > 80 for 5m".into(),
+            severity: AlertSeverity::Warning,
+            message: "CPU {{ $value }}% on {{ $labels.host }}".into(),
+            labels: std::collections::BTreeMap::new(),
+            for_: None,
+            cooldown: None,
+            enabled: true,
+            depends_on: Vec::new(),
+        }],
+        ..AlertEngineConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_staleness_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut events = bus.subscribe(Subscription::live("pantau.alert.>")).await.unwrap();
+    let engine = Engine::new(cfg(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+
+    assert!(
+        engine.ingest(vec![cpu("a", 95.0, 0)], t(0)).await.unwrap().is_empty(),
+        "pending"
+    );
+    assert!(
+        engine
+            .ingest(vec![cpu("a", 96.0, 200)], t(200))
+            .await
+            .unwrap()
+            .is_empty(),
+        "still pending"
+    );
+    assert!(engine.sweep(t(299)).await.unwrap().is_empty(), "not yet 5m");
+    let fired = engine.sweep(t(300)).await.unwrap();
+    assert_eq!(
+        fired.len(),
+        1,
+        "the sweep fires it once `for` has passed, with no new sample"
+    );
+    assert_eq!(fired[0].alert.summary, "CPU 96% on a");
+    let msg = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(msg.subject.starts_with("pantau.alert.firing."), "{}", msg.subject);
+    let id = fired[0].alert.id.clone();
+    drop(engine);
+
+    // A restart keeps the open alert and does not fire it again.
+    let engine = Engine::new(cfg(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    let again = engine.ingest(vec![cpu("a", 97.0, 302)], t(302)).await.unwrap();
+    assert!(again.is_empty(), "still the same alert: {again:?}");
+    // No sample for longer than the staleness (5m): the condition no longer
+    // holds, the alert resolves.
+    assert!(
+        engine.sweep(t(302 + 299)).await.unwrap().is_empty(),
+        "the last sample is still current"
+    );
+    let resolved = engine.sweep(t(302 + 301)).await.unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(
+        (resolved[0].alert.id.as_str(), resolved[0].alert.state),
+        (id.as_str(), State::Resolved)
+    );
+    let stored = engine.store().get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.state, State::Resolved);
+
+    // An alert left open by a rule that is now disabled is resolved at start.
+    let open = engine.ingest(vec![cpu("b", 99.0, 700)], t(700)).await.unwrap();
+    assert!(open.is_empty(), "pending for 5m");
+    let open = engine.sweep(t(1000)).await.unwrap();
+    assert_eq!(
+        open.len(),
+        1,
+        "b fires; a (no sample since 302) stays resolved: {open:?}"
+    );
+    drop(engine);
+    let mut off = cfg();
+    off.rules[0].enabled = false;
+    let engine = Engine::new(off, AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    let retired = engine.retire_orphans(t(1001)).await.unwrap();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(retired[0].alert.state, State::Resolved);
+    assert!(engine.retire_orphans(t(1002)).await.unwrap().is_empty());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn rules_files_load_and_bad_ones_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "- id: disk\n  expr: disk_usage > 95\n  severity: critical\n- id: high-cpu\n  expr: cpu_usage > 99\n",
+    )
+    .unwrap();
+    let mut c = cfg();
+    c.default_rules = true;
+    c.rules_files = vec![good];
+    let engine = Engine::new(c.clone(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    let rules = engine.rules().await;
+    let disk = rules.iter().find(|r| r.id() == "disk").expect("the file's rule");
+    assert_eq!(disk.config.severity, AlertSeverity::Critical);
+    let cpu = rules.iter().find(|r| r.id() == "high-cpu").unwrap();
+    assert_eq!(
+        cpu.config.expr, "cpu_usage > 80 for 5m",
+        "inline rules come after files and win"
+    );
+    assert!(rules.iter().any(|r| r.id() == "endpoint-down"), "defaults are loaded");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "- id: broken\n  expr: disk_usage >\n").unwrap();
+    c.rules_files = vec![bad];
+    let e = Engine::new(c.clone(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .err()
+        .expect("a rule that does not parse stops the engine");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "rules file {}: rule `broken` does not parse at column 13: expected a condition, found the end of the expression",
+            dir.path().join("bad.yaml").display()
+        )
+    );
+    c.rules_files = vec![dir.path().join("missing.yaml")];
+    let e = Engine::new(c, AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("missing.yaml: cannot be read"), "{e}");
+    db.close().await;
+}

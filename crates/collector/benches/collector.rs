@@ -1,0 +1,232 @@
+//! `make bench-collector`: the collector against its own loopback targets.
+//!
+//! Modes (one per process, so each starts clean):
+//! - `tcp`: N TCP targets (default 20,000) every second against local listeners;
+//! - `http`: N HTTP targets (default 10,000) every second against a local server;
+//! - `idle`: N targets (default 100,000) every hour: memory of a large, idle schedule.
+//!
+//! Prints sustained checks per second, scheduling lag p50/p99 (how late
+//! checks start after they were due), CPU time per check and peak RSS.
+//! Every run is bounded: `--seconds` of measurement after the warm-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use pantau_core::bus::Bus;
+use pantau_core::bus::memory::MemoryBus;
+use pantau_core::config::{CheckType, Config, TargetConfig};
+use pantau_core::service::Context;
+
+struct Args {
+    mode: String,
+    targets: usize,
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        mode: "tcp".into(),
+        targets: 0,
+        seconds: 10,
+        concurrency: 512,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--mode" => a.mode = it.next().expect("--mode tcp|http|idle"),
+            "--targets" => a.targets = it.next().and_then(|v| v.parse().ok()).expect("--targets N"),
+            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
+            "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).expect("--concurrency N"),
+            "--bench" => {}
+            other => {
+                panic!("unknown argument {other}; use --mode tcp|http|idle --targets N --seconds N --concurrency N")
+            }
+        }
+    }
+    assert!(a.seconds <= 120, "--seconds is capped at 120");
+    if a.targets == 0 {
+        a.targets = match a.mode.as_str() {
+            "http" => 10_000,
+            "idle" => 100_000,
+            _ => 20_000,
+        };
+    }
+    a
+}
+
+fn proc_status(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let hz: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0);
+    ticks / hz
+}
+
+/// (checks up, checks down, schedule lag samples in seconds) since the last call.
+fn read(snap: &Snapshotter) -> (u64, u64, Vec<f64>) {
+    let (mut up, mut down, mut lag) = (0, 0, Vec::new());
+    for (key, _, _, value) in snap.snapshot().into_vec() {
+        let name = key.key().name().to_owned();
+        match (name.as_str(), value) {
+            ("pantau_collector_checks_total", DebugValue::Counter(n)) => {
+                if key.key().labels().any(|l| l.key() == "result" && l.value() == "up") {
+                    up += n;
+                } else {
+                    down += n;
+                }
+            }
+            ("pantau_collector_schedule_lag_seconds", DebugValue::Histogram(v)) => {
+                lag.extend(v.into_iter().map(|x| x.into_inner()));
+            }
+            _ => {}
+        }
+    }
+    (up, down, lag)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+async fn tcp_listeners(n: usize) -> Vec<String> {
+    let mut addrs = Vec::new();
+    for _ in 0..n {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(l.local_addr().unwrap().to_string());
+        tokio::spawn(async move {
+            loop {
+                if let Ok((s, _)) = l.accept().await {
+                    drop(s);
+                }
+            }
+        });
+    }
+    addrs
+}
+
+async fn http_server() -> String {
+    let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    format!("http://{addr}/health")
+}
+
+fn main() {
+    let a = args();
+    let recorder = DebuggingRecorder::new();
+    let snap = recorder.snapshotter();
+    recorder.install().expect("a metrics recorder");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(a, snap));
+}
+
+async fn run(a: Args, snap: Snapshotter) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.data_dir = dir.path().to_owned();
+    config.metrics.enabled = false;
+    config.collector.workers.concurrency = a.concurrency;
+    config.collector.timeout = Duration::from_secs(1);
+    config.collector.interval = if a.mode == "idle" {
+        Duration::from_secs(3600)
+    } else {
+        Duration::from_secs(1)
+    };
+    let tcp = tcp_listeners(16).await;
+    let http = if a.mode == "http" {
+        Some(http_server().await)
+    } else {
+        None
+    };
+    config.collector.targets = (0..a.targets)
+        .map(|i| match &http {
+            Some(url) => {
+                let mut t = TargetConfig::new(format!("h{i}"), CheckType::Http);
+                t.url = Some(url.clone());
+                t
+            }
+            None => {
+                let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
+                t.address = Some(tcp[i % tcp.len()].clone());
+                t
+            }
+        })
+        .collect();
+    let rss_before = proc_status("VmRSS:");
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let ctx = Context::new(Arc::new(config), bus);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let task = tokio::spawn(pantau_collector::run(ctx.clone(), l));
+    let window = pantau_collector::scheduler::spread_window(a.targets).min(ctx.config.collector.interval);
+    let warmup = window + Duration::from_secs(2);
+    println!(
+        "collector bench: mode={} targets={} concurrency={} warm-up={}s measure={}s",
+        a.mode,
+        a.targets,
+        a.concurrency,
+        warmup.as_secs(),
+        a.seconds
+    );
+    tokio::time::sleep(warmup).await;
+    let _ = read(&snap);
+    let cpu0 = cpu_seconds();
+    let t0 = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.seconds)).await;
+    let (up, down, mut lag) = read(&snap);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    lag.sort_by(f64::total_cmp);
+    let checks = up + down;
+    println!(
+        "  checks: {checks} in {elapsed:.1}s = {:.0} checks/s ({up} up, {down} down)",
+        checks as f64 / elapsed
+    );
+    println!(
+        "  scheduling lag: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} samples)",
+        pct(&lag, 0.5) * 1e3,
+        pct(&lag, 0.99) * 1e3,
+        lag.last().copied().unwrap_or(0.0) * 1e3,
+        lag.len()
+    );
+    if checks > 0 {
+        println!(
+            "  CPU: {cpu:.2}s = {:.1} µs per check (whole process, targets included)",
+            cpu * 1e6 / checks as f64
+        );
+    }
+    println!(
+        "  memory: RSS {} MiB (before start {} MiB), peak {} MiB",
+        proc_status("VmRSS:") / 1024,
+        rss_before / 1024,
+        proc_status("VmHWM:") / 1024
+    );
+    ctx.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+}

@@ -96,12 +96,16 @@ fn read(snap: &Snapshotter) -> (u64, u64, Vec<f64>) {
                 }
             }
             ("pantau_collector_schedule_lag_seconds", DebugValue::Histogram(v)) => {
-                lag.extend(v.into_iter().map(|x| x.into_inner()));
+                lag.extend(v.into_iter().map(ordered_float_inner));
             }
             _ => {}
         }
     }
     (up, down, lag)
+}
+
+fn ordered_float_inner<T: Into<f64>>(x: T) -> f64 {
+    x.into()
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -149,8 +153,10 @@ fn main() {
 
 async fn run(a: Args, snap: Snapshotter) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_owned();
+    let mut config = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     config.metrics.enabled = false;
     config.collector.workers.concurrency = a.concurrency;
     config.collector.timeout = Duration::from_secs(1);
@@ -166,13 +172,12 @@ async fn run(a: Args, snap: Snapshotter) {
         None
     };
     config.collector.targets = (0..a.targets)
-        .map(|i| match &http {
-            Some(url) => {
+        .map(|i| {
+            if let Some(url) = &http {
                 let mut t = TargetConfig::new(format!("h{i}"), CheckType::Http);
                 t.url = Some(url.clone());
                 t
-            }
-            None => {
+            } else {
                 let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
                 t.address = Some(tcp[i % tcp.len()].clone());
                 t

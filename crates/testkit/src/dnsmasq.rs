@@ -13,7 +13,7 @@ use crate::{TestkitError, binary, free_port};
 
 /// A running `dnsmasq`, killed when dropped.
 pub struct Dnsmasq {
-    _dir: TempDir,
+    dir: TempDir,
     port: u16,
     child: Child,
 }
@@ -78,7 +78,7 @@ impl Dnsmasq {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| TestkitError::io("start", bin.clone(), e))?;
-        let mut me = Self { _dir: dir, port, child };
+        let mut me = Self { dir, port, child };
         // Ready once it answers on UDP: a query for a name it does not know
         // still gets a reply.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -88,7 +88,7 @@ impl Dnsmasq {
                 .try_wait()
                 .map_err(|e| TestkitError::io("wait for", PathBuf::from("dnsmasq"), e))?
             {
-                let log = std::fs::read_to_string(me._dir.path().join("log")).unwrap_or_default();
+                let log = std::fs::read_to_string(me.dir.path().join("log")).unwrap_or_default();
                 return Err(TestkitError::Command {
                     command: format!("dnsmasq {}", args.join(" ")),
                     status: status.to_string(),
@@ -103,7 +103,7 @@ impl Dnsmasq {
                 return Err(TestkitError::Command {
                     command: "dnsmasq".into(),
                     status: "no answer within 10s".into(),
-                    output: std::fs::read_to_string(me._dir.path().join("log")).unwrap_or_default(),
+                    output: std::fs::read_to_string(me.dir.path().join("log")).unwrap_or_default(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,6 +1,12 @@
 //! The collector as a library: its gRPC service and results on the bus over
 //! the in-process bus, and target state persisted in SQLite and PostgreSQL.
 
+#![allow(
+    clippy::many_single_char_names,
+    clippy::field_reassign_with_default,
+    clippy::assigning_clones
+)]
+
 mod checks;
 mod grpc;
 mod state;

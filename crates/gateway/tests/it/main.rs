@@ -158,7 +158,7 @@ async fn undecodable_messages_are_counted_and_skipped() {
     g.bus
         .publish(
             "pantau.check.result.x.y",
-            Default::default(),
+            pantau_core::bus::Headers::default(),
             bytes_of(b"\xff\xff\xff garbage"),
         )
         .await

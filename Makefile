@@ -26,6 +26,7 @@ deps: deps-smtp
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
@@ -66,3 +67,4 @@ bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode tcp
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode http
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode history

@@ -139,29 +139,7 @@ impl Engine {
     /// Loads the rules (defaults, configuration, files, then the stored API
     /// rules) and restores open alerts and running cooldowns from the store.
     pub async fn new(cfg: AlertEngineConfig, store: AlertStore, bus: Arc<dyn Bus>) -> Result<Self, EngineError> {
-        let mut base = BTreeMap::new();
-        if cfg.default_rules {
-            for r in crate::rule::defaults() {
-                let rule = Rule::new(r, cfg.default_cooldown, Origin::Default)?;
-                base.insert(rule.id().to_owned(), rule);
-            }
-        }
-        for path in &cfg.rules_files {
-            for r in crate::rule::load_file(path)? {
-                let rule = Rule::new(r, cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
-                    path: format!("rules file {}", path.display()),
-                    reason: e.to_string(),
-                })?;
-                base.insert(rule.id().to_owned(), rule);
-            }
-        }
-        for (i, r) in cfg.rules.iter().enumerate() {
-            let rule = Rule::new(r.clone(), cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
-                path: format!("alert_engine.rules[{i}]"),
-                reason: e.to_string(),
-            })?;
-            base.insert(rule.id().to_owned(), rule);
-        }
+        let base = crate::rule::load_configured(&cfg)?;
         let mut api = BTreeMap::new();
         for r in store.rules().await? {
             let id = r.id.clone();
@@ -170,6 +148,20 @@ impl Engine {
                     api.insert(id, rule);
                 }
                 Err(e) => tracing::warn!(rule = %id, error = %e, "skipping a stored rule that no longer parses"),
+            }
+        }
+        for r in base.values().chain(api.values()) {
+            if let Some(parent) = r
+                .config
+                .depends_on
+                .iter()
+                .find(|p| !base.contains_key(*p) && !api.contains_key(*p))
+            {
+                return Err(RuleError::UnknownParent {
+                    rule: r.id().to_owned(),
+                    parent: parent.clone(),
+                }
+                .into());
             }
         }
         let longest_cooldown = base
@@ -261,7 +253,7 @@ impl Engine {
         metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_SWEEP)
             .record(started.elapsed().as_secs_f64());
         let out = self.commit(&mut inner, changes, now).await;
-        inner.silences.retain(|s| s.ends_at > now);
+        inner.silences.retain(|s| !s.is_over(now));
         if let Err(e) = self.release(&mut inner, now).await {
             tracing::warn!(error = %e, "cannot record alerts whose silence or parent ended");
         }
@@ -445,6 +437,11 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Silence, EngineError> {
         let s = Silence::new(matchers, starts_at, ends_at, created_by, comment, now)?;
+        self.add_silence(s).await
+    }
+
+    /// Stores and applies a silence built by the caller (e.g. a recurring one).
+    pub async fn add_silence(&self, s: Silence) -> Result<Silence, EngineError> {
         self.store.put_silence(&s).await?;
         self.inner.lock().await.silences.push(s.clone());
         tracing::info!(silence = %s.id, by = %s.created_by, "silence created");
@@ -470,8 +467,8 @@ impl Engine {
                 .find(|s| s.id == id)
                 .ok_or_else(|| EngineError::NoSilence(id.to_owned()))?,
         };
-        if s.ends_at > now {
-            s.ends_at = now.max(s.starts_at);
+        if !s.is_over(now) {
+            s.expire(now);
             self.store.put_silence(&s).await?;
         }
         inner.silences.retain(|x| x.id != id);
@@ -487,8 +484,15 @@ impl Engine {
     /// Creates or replaces an API rule (persisted), then evaluates it.
     pub async fn upsert_rule(&self, config: AlertRuleConfig, now: SystemTime) -> Result<Rule, EngineError> {
         let rule = Rule::new(config, self.cfg.default_cooldown, Origin::Api)?;
-        self.store.put_rule(&rule.config, now).await?;
         let mut inner = self.inner.lock().await;
+        if let Some(parent) = rule.config.depends_on.iter().find(|p| inner.rule(p).is_none()) {
+            return Err(RuleError::UnknownParent {
+                rule: rule.id().to_owned(),
+                parent: parent.clone(),
+            }
+            .into());
+        }
+        self.store.put_rule(&rule.config, now).await?;
         let id = rule.id().to_owned();
         let mut changes = Vec::new();
         let replaced_expr = inner.rule(&id).is_some_and(|old| old.config.expr != rule.config.expr);

@@ -185,6 +185,8 @@ pub fn silence_to_proto(s: &Silence) -> pb::Silence {
         created_by: s.created_by.clone(),
         comment: s.comment.clone(),
         created_at: Some(to_timestamp(s.created_at)),
+        repeat_every: s.repeat_every.map(to_duration),
+        repeat_until: s.repeat_until.map(to_timestamp),
     }
 }
 
@@ -366,11 +368,20 @@ impl AlertEngineService for Service {
                 negate: m.negate,
             })
             .collect();
-        let s = self
-            .engine
-            .create_silence(matchers, starts, ends, &r.created_by, &r.comment, now)
-            .await
-            .map_err(status)?;
+        let mut s =
+            Silence::new(matchers, starts, ends, &r.created_by, &r.comment, now).map_err(|e| status(e.into()))?;
+        if let Some(every) = r.repeat_every {
+            let every =
+                from_duration(&every).ok_or_else(|| Status::invalid_argument("repeat_every must not be negative"))?;
+            let until = match r.repeat_until {
+                Some(t) => Some(
+                    from_timestamp(&t).ok_or_else(|| Status::invalid_argument("repeat_until is not a valid time"))?,
+                ),
+                None => None,
+            };
+            s = s.repeating(every, until).map_err(|e| status(e.into()))?;
+        }
+        let s = self.engine.add_silence(s).await.map_err(status)?;
         Ok(Response::new(silence_to_proto(&s)))
     }
 

@@ -158,8 +158,8 @@ impl Lifecycle {
                 continue;
             }
             let since = *rs.pending.entry(fp.clone()).or_insert(now);
-            let cooled = rs.resolved.get(&fp).map_or(since, |r| *r + rule.cooldown);
-            if now < (since + rule.hold).max(cooled) {
+            let cooled = rs.resolved.get(&fp).map_or(since, |r| later(*r, rule.cooldown));
+            if now < later(since, rule.hold).max(cooled) {
                 continue;
             }
             rs.pending.remove(&fp);
@@ -204,7 +204,7 @@ impl Lifecycle {
             }
         }
         let cooldown = rule.cooldown;
-        rs.resolved.retain(|_, at| *at + cooldown > now);
+        rs.resolved.retain(|_, at| later(*at, cooldown) > now);
         changes
     }
 
@@ -292,6 +292,12 @@ impl Lifecycle {
     pub fn pending(&self) -> usize {
         self.rules.values().map(|rs| rs.pending.len()).sum()
     }
+}
+
+/// `t + d`, saturating far in the future instead of overflowing.
+pub fn later(t: SystemTime, d: std::time::Duration) -> SystemTime {
+    t.checked_add(d)
+        .unwrap_or_else(|| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 40))
 }
 
 fn close(
@@ -400,6 +406,19 @@ mod tests {
         assert_eq!(
             (a.severity.as_str(), a.resource.as_str(), a.source.as_str()),
             ("critical", "api", "check_up")
+        );
+    }
+
+    #[test]
+    fn huge_durations_do_not_overflow() {
+        let mut cfg = rule("check_up == 0 for 9999999999w", 0).config;
+        cfg.cooldown = Some(Duration::MAX);
+        let r = Rule::new(cfg, Duration::ZERO, Origin::Api).unwrap();
+        let mut l = Lifecycle::default();
+        assert!(l.observe(&r, holds(&["api"]), t(0)).is_empty());
+        assert!(
+            l.observe(&r, holds(&["api"]), t(1_000_000)).is_empty(),
+            "pending, no panic"
         );
     }
 

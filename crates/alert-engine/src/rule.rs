@@ -2,10 +2,11 @@
 //! `for` and cooldown; loading them from configuration and files; and the
 //! default rules shipped with Pantau.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+use pantau_core::config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
 
 use crate::lang::{self, ParseError, RuleExpr};
 use crate::series::{Labels, Value};
@@ -59,8 +60,12 @@ pub enum RuleError {
         in_expr: String,
         in_field: String,
     },
-    #[error("{path}: {reason}")]
+    #[error("rule `{0}` depends on itself")]
+    SelfParent(String),
+    #[error("rule `{rule}` depends on `{parent}`, which is not a rule")]
+    UnknownParent { rule: String, parent: String },
     /// A rule of a file or of the configuration (`path` says which).
+    #[error("{path}: {reason}")]
     File { path: String, reason: String },
 }
 
@@ -69,6 +74,9 @@ impl Rule {
     pub fn new(config: AlertRuleConfig, default_cooldown: Duration, origin: Origin) -> Result<Self, RuleError> {
         if !pantau_core::config::is_token(&config.id) {
             return Err(RuleError::Id(config.id));
+        }
+        if config.depends_on.contains(&config.id) {
+            return Err(RuleError::SelfParent(config.id));
         }
         let expr = lang::parse(&config.expr).map_err(|source| RuleError::Parse {
             rule: config.id.clone(),
@@ -142,6 +150,36 @@ pub fn render(template: &str, labels: &Labels, value: &Value) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The default rules (when enabled), then the files', then the inline ones,
+/// each parsed; a later rule with the same id replaces an earlier one. An
+/// error names the file or the `alert_engine.rules[i]` entry.
+pub fn load_configured(cfg: &AlertEngineConfig) -> Result<BTreeMap<String, Rule>, RuleError> {
+    let mut base = BTreeMap::new();
+    if cfg.default_rules {
+        for r in defaults() {
+            let rule = Rule::new(r, cfg.default_cooldown, Origin::Default)?;
+            base.insert(rule.id().to_owned(), rule);
+        }
+    }
+    for path in &cfg.rules_files {
+        for r in load_file(path)? {
+            let rule = Rule::new(r, cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
+                path: format!("rules file {}", path.display()),
+                reason: e.to_string(),
+            })?;
+            base.insert(rule.id().to_owned(), rule);
+        }
+    }
+    for (i, r) in cfg.rules.iter().enumerate() {
+        let rule = Rule::new(r.clone(), cfg.default_cooldown, Origin::File).map_err(|e| RuleError::File {
+            path: format!("alert_engine.rules[{i}]"),
+            reason: e.to_string(),
+        })?;
+        base.insert(rule.id().to_owned(), rule);
+    }
+    Ok(base)
 }
 
 /// Reads a YAML file holding a list of rules.
@@ -330,8 +368,13 @@ mod tests {
         ));
         c.for_ = Some(Duration::from_secs(300));
         assert_eq!(
-            Rule::new(c, Duration::ZERO, Origin::Api).unwrap().hold,
+            Rule::new(c.clone(), Duration::ZERO, Origin::Api).unwrap().hold,
             Duration::from_secs(300)
+        );
+        c.depends_on = vec!["x".into()];
+        assert_eq!(
+            Rule::new(c, Duration::ZERO, Origin::Api),
+            Err(RuleError::SelfParent("x".into()))
         );
     }
 

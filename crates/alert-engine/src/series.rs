@@ -75,7 +75,7 @@ impl SeriesStore {
 
     /// Adds a sample, keeping each series ordered by time.
     pub fn insert(&mut self, name: &str, labels: Labels, sample: Sample, now: SystemTime) -> Inserted {
-        if sample.at + self.window < now {
+        if crate::lifecycle::later(sample.at, self.window) < now {
             return Inserted::TooOld;
         }
         let full = self.series >= self.max_series;

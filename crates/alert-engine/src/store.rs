@@ -368,8 +368,9 @@ impl AlertStore {
         let matchers = serde_json::to_string(&s.matchers).unwrap_or_else(|_| "[]".to_owned());
         with_pool!(&self.store, pool => {
             sqlx::query(
-                "INSERT INTO alert_silences (id, matchers, starts_ms, ends_ms, created_by, comment, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms",
+                "INSERT INTO alert_silences (id, matchers, starts_ms, ends_ms, created_by, comment, created_ms, repeat_ms, repeat_until_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms, repeat_until_ms = excluded.repeat_until_ms",
             )
             .bind(&s.id)
             .bind(&matchers)
@@ -378,6 +379,8 @@ impl AlertStore {
             .bind(&s.created_by)
             .bind(&s.comment)
             .bind(ms(s.created_at))
+            .bind(s.repeat_every.map_or(0, |d| d.as_millis() as i64))
+            .bind(s.repeat_until.map(ms))
             .execute(pool)
             .await?;
         });
@@ -389,8 +392,9 @@ impl AlertStore {
         let rows = with_pool!(&self.store, pool => {
             let mut out = Vec::new();
             for r in sqlx::query(
-                "SELECT id, matchers, starts_ms, ends_ms, created_by, comment, created_ms FROM alert_silences \
-                 WHERE ends_ms >= $1 ORDER BY starts_ms, id",
+                "SELECT id, matchers, starts_ms, ends_ms, created_by, comment, created_ms, repeat_ms, repeat_until_ms \
+                 FROM alert_silences WHERE (repeat_ms = 0 AND ends_ms >= $1) \
+                 OR (repeat_ms > 0 AND (repeat_until_ms IS NULL OR repeat_until_ms >= $1)) ORDER BY starts_ms, id",
             )
             .bind(ms(ends_after))
             .fetch_all(pool)
@@ -405,6 +409,11 @@ impl AlertStore {
                     created_by: r.try_get("created_by")?,
                     comment: r.try_get("comment")?,
                     created_at: time(r.try_get("created_ms")?),
+                    repeat_every: match r.try_get::<i64, _>("repeat_ms")? {
+                        0 => None,
+                        n => Some(Duration::from_millis(u64::try_from(n).unwrap_or(0))),
+                    },
+                    repeat_until: r.try_get::<Option<i64>, _>("repeat_until_ms")?.map(time),
                 });
             }
             out
@@ -414,7 +423,9 @@ impl AlertStore {
 
     /// Deletes silences that ended before `cutoff`.
     pub async fn prune_silences(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
-        let n = with_pool!(&self.store, pool => sqlx::query("DELETE FROM alert_silences WHERE ends_ms < $1")
+        let n = with_pool!(&self.store, pool => sqlx::query(
+            "DELETE FROM alert_silences WHERE (repeat_ms = 0 AND ends_ms < $1) OR (repeat_ms > 0 AND repeat_until_ms < $1)",
+        )
             .bind(ms(cutoff))
             .execute(pool)
             .await?

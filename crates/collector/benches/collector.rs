@@ -3,7 +3,9 @@
 //! Modes (one per process, so each starts clean):
 //! - `tcp`: N TCP targets (default 20,000) every second against local listeners;
 //! - `http`: N HTTP targets (default 10,000) every second against a local server;
-//! - `idle`: N targets (default 100,000) every hour: memory of a large, idle schedule.
+//! - `idle`: N targets (default 100,000) every hour: memory of a large, idle schedule;
+//! - `history`: a year of hourly history for N targets (default 20): bytes per
+//!   stored row and the time of a one-year uptime query.
 //!
 //! Prints sustained checks per second, scheduling lag p50/p99 (how late
 //! checks start after they were due), CPU time per check and peak RSS.
@@ -50,6 +52,7 @@ fn args() -> Args {
         a.targets = match a.mode.as_str() {
             "http" => 10_000,
             "idle" => 100_000,
+            "history" => 20,
             _ => 20_000,
         };
     }
@@ -139,6 +142,85 @@ async fn http_server() -> String {
     format!("http://{addr}/health")
 }
 
+/// A year of one check per hour for `targets` targets, flushed as history.
+async fn history(a: &Args) {
+    use pantau_collector::history::{History, Resolution};
+    use std::time::SystemTime;
+    let dir = tempfile::tempdir().unwrap();
+    let store = pantau_core::store::Store::connect(
+        &pantau_core::config::DatabaseConfig::default(),
+        dir.path(),
+        "collector",
+        pantau_collector::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let h = History::new(store.clone(), &pantau_core::config::HistoryConfig::default());
+    let now = SystemTime::now();
+    let hours = 24 * 365;
+    let t0 = tokio::time::Instant::now();
+    for hour in 0..hours {
+        let at = now - Duration::from_secs(3600 * (hours - hour));
+        for t in 0..a.targets {
+            h.record(
+                &format!("target-{t:05}"),
+                hour % 97 != 0,
+                Duration::from_micros(500 + (hour * 37 % 4000)),
+                at,
+            );
+        }
+        if hour % 720 == 719 {
+            h.flush(now).await.unwrap();
+        }
+    }
+    h.flush(now).await.unwrap();
+    let wrote = t0.elapsed();
+    let rows = (hours * a.targets as u64) as f64;
+    let db = dir.path().join("collector.db");
+    // Checkpoint the WAL so the file holds every row.
+    if let pantau_core::store::Store::Sqlite(pool) = &store {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("VACUUM").execute(pool).await.unwrap();
+    }
+    let bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64;
+    let per_row = bytes / rows;
+    println!("collector history bench: {} targets x {hours} hours", a.targets);
+    println!(
+        "  wrote {rows:.0} hour rows in {:.1}s; database {:.1} MiB = {per_row:.0} bytes per target-hour",
+        wrote.as_secs_f64(),
+        bytes / 1048576.0
+    );
+    println!(
+        "  a year for 10,000 targets: about {:.1} GiB of hour rows, plus 7 days of minute rows for targets checked every minute: {:.1} GiB",
+        per_row * 8760.0 * 10_000.0 / 1073741824.0,
+        per_row * 7.0 * 1440.0 * 10_000.0 / 1073741824.0
+    );
+    let mut times = Vec::new();
+    for t in 0..a.targets {
+        let q0 = tokio::time::Instant::now();
+        let pts = h
+            .query(
+                &format!("target-{t:05}"),
+                now - Duration::from_secs(3600 * (hours + 1)),
+                now,
+                Resolution::Hour,
+            )
+            .await
+            .unwrap();
+        times.push(q0.elapsed().as_secs_f64());
+        assert_eq!(pts.len() as u64, hours);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  one-year uptime query (8,760 hour rows): p50 {:.1} ms, max {:.1} ms",
+        pct(&times, 0.5) * 1e3,
+        times.last().copied().unwrap_or(0.0) * 1e3
+    );
+}
+
 fn main() {
     let a = args();
     let recorder = DebuggingRecorder::new();
@@ -148,7 +230,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(a, snap));
+    if a.mode == "history" {
+        rt.block_on(history(&a));
+    } else {
+        rt.block_on(run(a, snap));
+    }
 }
 
 async fn run(a: Args, snap: Snapshotter) {

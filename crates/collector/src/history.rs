@@ -6,8 +6,8 @@
 //! `flush_interval`, finished minutes are written as minute rows and merged
 //! into their hour rows in one transaction, and rows past retention are
 //! deleted. The p95 comes from a log-scale latency histogram (buckets 10 %
-//! apart, so within ±5 %); an hour row keeps its histogram so later minutes
-//! merge into it exactly.
+//! apart, so within ±5 %); an hour row keeps its histogram while later
+//! minutes may still merge into it, and drops it once the hour is over.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -199,9 +199,16 @@ impl History {
         let now_ms = ms_of(now);
         let minute_cut = now_ms - self.cfg.minute_retention.as_millis() as i64;
         let hour_cut = now_ms - self.cfg.hour_retention.as_millis() as i64;
+        // A histogram is only needed while minutes may still merge into its
+        // hour; a finished hour keeps its p95 and drops the histogram.
+        let finished_hours = current.div_euclid(HOUR_MS) * HOUR_MS - HOUR_MS;
         with_pool!(&self.store, pool => {
             sqlx::query("DELETE FROM history_minute WHERE start_ms < $1").bind(minute_cut).execute(pool).await?;
             sqlx::query("DELETE FROM history_hour WHERE start_ms < $1").bind(hour_cut).execute(pool).await?;
+            sqlx::query("UPDATE history_hour SET hist = '' WHERE start_ms < $1 AND hist <> ''")
+                .bind(finished_hours)
+                .execute(pool)
+                .await?;
         });
         Ok(n)
     }

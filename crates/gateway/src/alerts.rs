@@ -436,6 +436,10 @@ pub struct SilenceBody {
     pub created_by: String,
     #[serde(default)]
     pub comment: String,
+    /// A recurring window: the window comes back every this long (`1d`, `7d`).
+    pub repeat_every: Option<String>,
+    /// RFC 3339: when a recurring window stops; until expired when absent.
+    pub repeat_until: Option<String>,
 }
 
 /// A silence as JSON.
@@ -448,6 +452,10 @@ pub struct SilenceView {
     pub created_by: String,
     pub comment: String,
     pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_every: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_until: Option<String>,
 }
 
 impl From<pb::Silence> for SilenceView {
@@ -468,6 +476,12 @@ impl From<pb::Silence> for SilenceView {
             created_by: s.created_by,
             comment: s.comment,
             created_at: when(s.created_at.as_ref()),
+            repeat_every: s
+                .repeat_every
+                .as_ref()
+                .and_then(from_duration)
+                .map(pantau_core::config::duration::format),
+            repeat_until: when(s.repeat_until.as_ref()),
         }
     }
 }
@@ -523,6 +537,16 @@ async fn create_silence(
         ends_at: Some(at("ends_at", &b.ends_at)?),
         created_by: b.created_by,
         comment: b.comment,
+        repeat_every: b
+            .repeat_every
+            .as_deref()
+            .map(|d| {
+                pantau_core::config::duration::parse(d)
+                    .map(to_duration)
+                    .map_err(|e| bad("invalid_body", format!("repeat_every: {e}")))
+            })
+            .transpose()?,
+        repeat_until: b.repeat_until.as_deref().map(|t| at("repeat_until", t)).transpose()?,
     };
     let s = c.create_silence(req).await.map_err(|s| backend(&s))?.into_inner();
     Ok(Json(s.into()))

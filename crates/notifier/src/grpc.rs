@@ -81,6 +81,7 @@ pub fn channel_view(c: &ChannelConfig) -> Channel {
         put("smtp.username", s.username.clone());
         put("smtp.password", s.password.clone());
         put("smtp.from", Some(s.from.clone()));
+        put("smtp.ca_file", s.ca_file.clone());
     }
     let target = match (&m.url, &m.smtp) {
         (Some(u), _) => u.clone(),

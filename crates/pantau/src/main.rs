@@ -60,6 +60,11 @@ fn config_command(cli: &Cli, command: &ConfigCommand) -> ExitCode {
         },
         ConfigCommand::Check { file } => match load(cli, Some(file.clone())) {
             Ok(c) => {
+                // Alert rules are parsed too: a bad expression names the rule, column and reason.
+                if let Err(e) = pantau_alert_engine::rule::load_configured(&c.alert_engine) {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
                 println!(
                     "{}: ok ({} target{}, bus: {}, store: {})",
                     file.display(),

@@ -210,6 +210,80 @@ async fn alert_routes_through_the_gateway() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
+    // Silences.
+    let v = api
+        .post(
+            "/api/v1/monitoring/silences",
+            &json!({"matchers": [], "ends_at": "2099-01-01T00:00:00Z", "created_by": "dina"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert_eq!(v["error"]["message"], "a silence needs at least one matcher");
+    let v = api
+        .post(
+            "/api/v1/monitoring/silences",
+            &json!({"matchers": [{"label": "target", "value": "closed"}], "ends_at": "soon", "created_by": "dina"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("ends_at `soon`"),
+        "{v}"
+    );
+    let s = api
+        .post(
+            "/api/v1/monitoring/silences",
+            &json!({"matchers": [{"label": "target", "value": "closed"}], "ends_at": "2099-01-01T00:00:00Z", "created_by": "dina", "comment": "maintenance"}),
+            StatusCode::OK,
+        )
+        .await;
+    let sid = s["id"].as_str().unwrap().to_owned();
+    assert_eq!(s["matchers"][0]["label"], "target");
+    let v = api.get("/api/v1/monitoring/silences", StatusCode::OK).await;
+    assert_eq!(v["silences"].as_array().unwrap().len(), 1);
+    let r = api
+        .http
+        .delete(format!("{}/api/v1/monitoring/silences/{sid}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = api.get("/api/v1/monitoring/silences", StatusCode::OK).await;
+    assert_eq!(v["silences"], json!([]));
+    let v = api
+        .get("/api/v1/monitoring/silences?include_expired=true", StatusCode::OK)
+        .await;
+    assert_eq!(v["silences"][0]["id"], sid.as_str());
+    let v = api
+        .post(
+            "/api/v1/monitoring/silences",
+            &json!({"matchers": [{"label": "alertname", "value": "closed-port"}], "ends_at": "2099-01-01T01:00:00Z",
+                    "starts_at": "2099-01-01T00:00:00Z", "created_by": "dina", "repeat_every": "1d"}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["repeat_every"], "1day");
+    let v = api
+        .post(
+            "/api/v1/monitoring/silences",
+            &json!({"matchers": [{"label": "alertname", "value": "x"}], "ends_at": "2099-01-01T01:00:00Z",
+                    "starts_at": "2099-01-01T00:00:00Z", "created_by": "dina", "repeat_every": "30m"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("repeat_every must be at least 1m and at least as long as the window"),
+        "{v}"
+    );
+    let r = api
+        .http
+        .delete(format!("{}/api/v1/monitoring/silences/nope", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
     // Both stop on shutdown.
     ctx.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), engine)
@@ -217,6 +291,39 @@ async fn alert_routes_through_the_gateway() {
         .unwrap()
         .unwrap()
         .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), gateway)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_alert_engine_is_a_503() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut cfg = config(dir.path());
+    cfg.gateway.alert_engine_url = format!("http://{closed_addr}");
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let ctx = Context::new(Arc::new(cfg), bus);
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", web.local_addr().unwrap()),
+    };
+    let gateway = tokio::spawn(pantau_gateway::run(ctx.clone(), web));
+    let v = tokio::time::timeout(
+        Duration::from_secs(15),
+        api.get("/api/v1/monitoring/alerts", StatusCode::SERVICE_UNAVAILABLE),
+    )
+    .await
+    .expect("an answer, not a hang");
+    assert_eq!(v["error"]["code"], "unavailable");
+    assert_eq!(v["error"]["message"], "the alert engine is unavailable; try again");
+    ctx.shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), gateway)
         .await
         .unwrap()

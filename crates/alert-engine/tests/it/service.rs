@@ -13,7 +13,8 @@ use pantau_core::service::Context;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use pantau_proto::v1::{
     AcknowledgeAlertRequest, AlertEvent, AlertRule, AlertState, CheckResult, CheckStatus, DeleteRuleRequest,
-    GetAlertRequest, ListAlertsRequest, ListRulesRequest, ResolveAlertRequest, Severity, UpsertRuleRequest,
+    GetAlertRequest, ListAlertsRequest, ListRulesRequest, ResolveAlertRequest, Severity, StreamAlertsRequest,
+    UpsertRuleRequest,
 };
 use tonic::Code;
 
@@ -78,6 +79,13 @@ async fn fire_list_acknowledge_resolve_and_rules() {
     let addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
     let mut client = ready(addr).await;
+    let mut stream = client
+        .stream_alerts(StreamAlertsRequest {
+            states: vec![AlertState::Acknowledged.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
 
     // An up result fires nothing; a down one fires at once (no `for`).
     publish_proto(
@@ -154,6 +162,15 @@ async fn fire_list_acknowledge_resolve_and_rules() {
         .unwrap();
     assert_eq!(msg.subject, format!("pantau.alert.acknowledged.{}", ev.alert_id));
     assert_eq!(decode::<AlertEvent>(&msg).unwrap().actor, "dina");
+    let streamed = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("StreamAlerts delivers")
+        .unwrap()
+        .expect("an event");
+    assert_eq!(
+        (streamed.state(), streamed.alert_id.as_str()),
+        (AlertState::Acknowledged, ev.alert_id.as_str())
+    );
     let again = client
         .acknowledge_alert(AcknowledgeAlertRequest {
             id: ev.alert_id.clone(),

@@ -8,6 +8,7 @@ use pantau_alert_engine::eval::Element;
 use pantau_alert_engine::lifecycle::{Change, Lifecycle, State};
 use pantau_alert_engine::rule::{Origin, Rule};
 use pantau_alert_engine::series::Value;
+use pantau_alert_engine::silence::{Silence, SilenceMatcher};
 use pantau_alert_engine::store::{AlertStore, Filter};
 use pantau_core::config::{AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::store::Store;
@@ -152,6 +153,34 @@ async fn contract(cfg: DatabaseConfig, dir: &std::path::Path) {
     assert_eq!(store.rules().await.unwrap(), [changed.clone()]);
     assert!(store.delete_rule("down").await.unwrap());
     assert!(!store.delete_rule("down").await.unwrap());
+    // Silences, one-off and recurring.
+    let matcher = || {
+        vec![SilenceMatcher {
+            label: "target".into(),
+            value: "web".into(),
+            negate: true,
+        }]
+    };
+    let once = Silence::new(matcher(), t(0), t(100), "dina", "upgrade", t(0)).unwrap();
+    let weekly = Silence::new(matcher(), t(0), t(3600), "dina", "backups", t(0))
+        .unwrap()
+        .repeating(Duration::from_secs(7 * 86_400), None)
+        .unwrap();
+    store.put_silence(&once).await.unwrap();
+    store.put_silence(&weekly).await.unwrap();
+    assert_eq!(store.silences(t(50)).await.unwrap(), [once.clone(), weekly.clone()]);
+    assert_eq!(
+        store.silences(t(200)).await.unwrap(),
+        vec![weekly.clone()],
+        "the one-off ended"
+    );
+    let mut ended = weekly.clone();
+    ended.expire(t(300));
+    store.put_silence(&ended).await.unwrap();
+    assert!(store.silences(t(400)).await.unwrap().is_empty());
+    assert_eq!(store.silences(t(0)).await.unwrap()[1].repeat_until, Some(t(300)));
+    assert_eq!(store.prune_silences(t(301)).await.unwrap(), 2);
+
     db.close().await;
 
     // A restart: open alerts come back and web's cooldown still holds.

@@ -184,3 +184,39 @@ async fn children_of_a_firing_parent_page_no_one() {
         (AlertState::Firing, child2[0].alert.id.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_parent_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let cfg = AlertEngineConfig {
+        default_rules: false,
+        rules: vec![rule("child", "check_up == 0", &["nope"])],
+        ..AlertEngineConfig::default()
+    };
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let e = Engine::new(cfg, AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.to_string(), "rule `child` depends on `nope`, which is not a rule");
+    let cfg = AlertEngineConfig {
+        default_rules: false,
+        ..AlertEngineConfig::default()
+    };
+    let engine = Engine::new(cfg, AlertStore::new(db), bus).await.unwrap();
+    let e = engine
+        .upsert_rule(rule("child", "check_up == 0", &["nope"]), t(0))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, pantau_alert_engine::EngineError::Rule(_)), "{e}");
+    assert!(engine.rules().await.is_empty(), "nothing stored");
+}

@@ -211,6 +211,10 @@ pub struct SmtpConfig {
     /// The From address, e.g. `Pantau <pantau@example.org>`.
     #[serde(deserialize_with = "text::deserialize")]
     pub from: String,
+    /// A PEM file of a CA to trust besides the public ones (a relay with a
+    /// private or self-signed certificate).
+    #[serde(default, deserialize_with = "text::option")]
+    pub ca_file: Option<String>,
 }
 
 /// A route: alerts matching every condition go to `channels`.
@@ -509,6 +513,9 @@ fn channel_problems(c: &ChannelConfig) -> Vec<(&'static str, String)> {
                     "smtp.from",
                     "must be an address such as `Pantau <pantau@example.org>`".into(),
                 ));
+            }
+            if s.ca_file.is_some() && s.tls == SmtpTls::None {
+                p.push(("smtp.ca_file", "applies to tls: starttls or tls only".into()));
             }
             if s.username.is_some() != s.password.is_some() {
                 p.push(("smtp.password", "smtp.username and smtp.password go together".into()));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use pantau_core::config::{ChannelConfig, SmtpTls};
 
@@ -22,13 +23,23 @@ pub struct Email {
 impl Email {
     pub fn new(c: &ChannelConfig, timeout: Duration) -> Result<Self, String> {
         let smtp = c.smtp.as_ref().ok_or("smtp is required")?;
+        let tls = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(smtp.host.clone());
+            if let Some(path) = &smtp.ca_file {
+                let pem = std::fs::read(path).map_err(|e| format!("smtp.ca_file `{path}`: {e}"))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| format!("smtp.ca_file `{path}`: {e}"))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls().map_err(|e| format!("smtp TLS settings: {e}"))
+        };
+        // `builder_dangerous` only means "no TLS unless told": `.tls(..)` requires it.
         let builder = match smtp.tls {
-            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-                .map_err(|e| format!("smtp.host: {e}"))?
-                .port(smtp.port.unwrap_or(587)),
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-                .map_err(|e| format!("smtp.host: {e}"))?
-                .port(smtp.port.unwrap_or(465)),
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                .port(smtp.port.unwrap_or(587))
+                .tls(Tls::Required(tls()?)),
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+                .port(smtp.port.unwrap_or(465))
+                .tls(Tls::Wrapper(tls()?)),
             SmtpTls::None => {
                 AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port.unwrap_or(25))
             }

@@ -219,3 +219,69 @@ async fn resolved_waits_for_its_firing() {
     );
     n.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_channel_sends_now_and_reports() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), channels(&sink.url));
+    let running = Running::start(cfg, Arc::new(MemoryBus::new())).await;
+    let mut client = running.client().await;
+    let ok = client
+        .test_channel(pantau_proto::v1::TestChannelRequest {
+            channel: "wa".into(),
+            recipient: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok.ok, "{ok:?}");
+    assert_eq!(ok.status_code, 200);
+    let got = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].path, "/wa/105500/messages");
+    assert_eq!(got[0].json()["to"], "6281100000001", "the first recipient by default");
+    assert!(
+        got[0].json()["text"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Test notification for channel wa")
+    );
+
+    sink.fail_next(1, 401);
+    let failed = client
+        .test_channel(pantau_proto::v1::TestChannelRequest {
+            channel: "hook".into(),
+            recipient: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!failed.ok);
+    assert_eq!(failed.status_code, 401);
+    assert!(failed.error.starts_with("HTTP 401"), "{}", failed.error);
+
+    let missing = client
+        .test_channel(pantau_proto::v1::TestChannelRequest {
+            channel: "nope".into(),
+            recipient: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let too_many = client
+        .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
+            limit: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    // A test send is not a delivery: the log stays empty.
+    let log = client
+        .list_deliveries(pantau_proto::v1::ListDeliveriesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(log.deliveries.is_empty());
+    running.stop().await;
+}

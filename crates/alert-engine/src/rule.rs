@@ -379,6 +379,26 @@ mod tests {
     }
 
     #[test]
+    fn configured_rules_override_defaults_and_errors_name_the_entry() {
+        let mut cfg = AlertEngineConfig::default();
+        let mut mine = rule("high-cpu", "CPU", "cpu_usage > 95", AlertSeverity::Critical, "");
+        cfg.rules = vec![mine.clone()];
+        let rules = load_configured(&cfg).unwrap();
+        assert_eq!(rules.len(), defaults().len());
+        assert_eq!(rules["high-cpu"].config.expr, "cpu_usage > 95");
+        assert_eq!(rules["high-cpu"].origin, Origin::File);
+        mine.expr = "cpu_usage >> 95".into();
+        cfg.rules = vec![mine];
+        assert_eq!(
+            load_configured(&cfg).unwrap_err().to_string(),
+            "alert_engine.rules[0]: rule `high-cpu` does not parse at column 12: expected a number, a string, a metric, `not` or `(`, found `>`"
+        );
+        cfg.default_rules = false;
+        cfg.rules.clear();
+        assert!(load_configured(&cfg).unwrap().is_empty());
+    }
+
+    #[test]
     fn templates_and_fingerprints() {
         let l: Labels = [("target".to_owned(), "api".to_owned())].into();
         assert_eq!(

@@ -216,7 +216,15 @@ async fn the_checks_example_shows_every_type_up() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/checks.yaml");
     let data = dir.path().join("data");
-    let mut p = Pantau::start_with_file(dir.path(), &example, &["--data-dir", data.to_str().unwrap(), "all"]);
+    // The example's own ports (8080, 50051, 9100) as documented; the other
+    // services move to free ports so tests running at the same time do not clash.
+    let env = Ports::free().other_services_env();
+    let mut p = Pantau::start_with_env(
+        dir.path(),
+        &example,
+        &["--data-dir", data.to_str().unwrap(), "all"],
+        &env,
+    );
     let latest = "http://127.0.0.1:8080/api/v1/results/latest";
     let expect = [
         ("gateway-healthz", "http"),

@@ -17,6 +17,10 @@ pub struct Ports {
     pub admin: u16,
     pub collector_grpc: u16,
     pub collector_admin: u16,
+    pub alert_engine_grpc: u16,
+    pub alert_engine_admin: u16,
+    pub notifier_grpc: u16,
+    pub notifier_admin: u16,
 }
 
 impl Ports {
@@ -26,7 +30,26 @@ impl Ports {
             admin: free_port(),
             collector_grpc: free_port(),
             collector_admin: free_port(),
+            alert_engine_grpc: free_port(),
+            alert_engine_admin: free_port(),
+            notifier_grpc: free_port(),
+            notifier_admin: free_port(),
         }
+    }
+
+    /// Environment overrides moving every service but the gateway, the
+    /// collector and the admin port off their fixed defaults.
+    pub fn other_services_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PANTAU_ALERT_ENGINE__GRPC_PORT", self.alert_engine_grpc.to_string()),
+            ("PANTAU_ALERT_ENGINE__ADMIN_PORT", self.alert_engine_admin.to_string()),
+            (
+                "PANTAU_GATEWAY__ALERT_ENGINE_URL",
+                format!("http://127.0.0.1:{}", self.alert_engine_grpc),
+            ),
+            ("PANTAU_NOTIFIER__GRPC_PORT", self.notifier_grpc.to_string()),
+            ("PANTAU_NOTIFIER__ADMIN_PORT", self.notifier_admin.to_string()),
+        ]
     }
 }
 
@@ -56,12 +79,24 @@ log:
       address: 127.0.0.1:{grpc}
 gateway:
   port: {gw}
+  collector_url: http://127.0.0.1:{grpc}
+  alert_engine_url: http://127.0.0.1:{aegrpc}
+alert_engine:
+  grpc_port: {aegrpc}
+  admin_port: {aeadmin}
+notifier:
+  grpc_port: {ngrpc}
+  admin_port: {nadmin}
 ",
         data = data_dir.display(),
         admin = ports.admin,
         grpc = ports.collector_grpc,
         cadmin = ports.collector_admin,
         gw = ports.gateway,
+        aegrpc = ports.alert_engine_grpc,
+        aeadmin = ports.alert_engine_admin,
+        ngrpc = ports.notifier_grpc,
+        nadmin = ports.notifier_admin,
     )
 }
 
@@ -80,6 +115,11 @@ impl Pantau {
 
     /// Runs with an existing config file.
     pub fn start_with_file(dir: &Path, cfg: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, cfg, args, &[])
+    }
+
+    /// Runs with an existing config file and environment overrides.
+    pub fn start_with_env(dir: &Path, cfg: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
         let command = args.last().copied().unwrap_or("pantau");
         let log = dir.join(format!("pantau-{command}.log"));
         let child = Command::new(BIN)
@@ -88,6 +128,7 @@ impl Pantau {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

@@ -185,18 +185,18 @@ async fn history(a: &Args) {
             .unwrap();
         sqlx::query("VACUUM").execute(pool).await.unwrap();
     }
-    let bytes = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64;
+    let bytes = std::fs::metadata(&db).map_or(0, |m| m.len()) as f64;
     let per_row = bytes / rows;
     println!("collector history bench: {} targets x {hours} hours", a.targets);
     println!(
         "  wrote {rows:.0} hour rows in {:.1}s; database {:.1} MiB = {per_row:.0} bytes per target-hour",
         wrote.as_secs_f64(),
-        bytes / 1048576.0
+        bytes / 1_048_576.0
     );
     println!(
         "  a year for 10,000 targets: about {:.1} GiB of hour rows, plus 7 days of minute rows for targets checked every minute: {:.1} GiB",
-        per_row * 8760.0 * 10_000.0 / 1073741824.0,
-        per_row * 7.0 * 1440.0 * 10_000.0 / 1073741824.0
+        per_row * 8760.0 * 10_000.0 / 1_073_741_824.0,
+        per_row * 7.0 * 1440.0 * 10_000.0 / 1_073_741_824.0
     );
     let mut times = Vec::new();
     for t in 0..a.targets {

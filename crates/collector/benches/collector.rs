@@ -269,6 +269,7 @@ async fn run(a: Args, snap: Snapshotter) {
                 t
             }
         })
+        .map(Arc::new)
         .collect();
     let rss_before = proc_status("VmRSS:");
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

@@ -46,6 +46,10 @@ const FIRST_CHECKS_PER_SECOND: f64 = 2000.0;
 pub struct Entry {
     pub target: Target,
     pub breaker: Mutex<Breaker>,
+    /// The breaker state last exported as a metric: the gauge is set on
+    /// changes only, so a target whose breaker never left `closed` has no
+    /// series (absent means closed; a hundred thousand targets, no cost).
+    exported: Mutex<BreakerState>,
 }
 
 impl Entry {
@@ -53,6 +57,7 @@ impl Entry {
         Arc::new(Self {
             target,
             breaker: Mutex::new(Breaker::new(cfg.collector.circuit_breaker.clone())),
+            exported: Mutex::new(BreakerState::Closed),
         })
     }
 
@@ -119,6 +124,7 @@ impl Collector {
                 tracing::warn!(target_id = %t.id, "a stored target has the id of a configured one; the configuration wins");
                 continue;
             }
+            let t = Arc::new(t);
             match Target::compile(
                 &t,
                 &format!("stored target {}", t.id),
@@ -331,6 +337,13 @@ impl Collector {
         } else {
             entry.breaker_state()
         };
+        {
+            let mut exported = entry.exported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *exported != breaker_state {
+                *exported = breaker_state;
+                metrics::gauge!(m::BREAKER_STATE, "target" => t.id.clone()).set(breaker::gauge(breaker_state));
+            }
+        }
         let result = CheckResult {
             target_id: t.id.clone(),
             target_name: t.name.clone(),
@@ -346,7 +359,7 @@ impl Collector {
             breaker: breaker_state.into(),
             detail: outcome.detail.clone(),
         };
-        self.observe(t, &outcome, &result, breaker_state, checked_at).await;
+        self.observe(t, &outcome, &result, checked_at).await;
         (result, outcome.latency)
     }
 
@@ -366,20 +379,12 @@ impl Collector {
         )
     }
 
-    async fn observe(
-        &self,
-        t: &Target,
-        outcome: &Outcome,
-        result: &CheckResult,
-        breaker_state: BreakerState,
-        at: SystemTime,
-    ) {
+    async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
         let kind = t.kind_label();
         let label = if outcome.up { m::RESULT_UP } else { m::RESULT_DOWN };
         metrics::counter!(m::CHECKS_TOTAL, "kind" => kind, "result" => label).increment(1);
         metrics::histogram!(m::CHECK_DURATION, "kind" => kind).record(outcome.latency.as_secs_f64());
         metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => kind).set(if outcome.up { 1.0 } else { 0.0 });
-        metrics::gauge!(m::BREAKER_STATE, "target" => t.id.clone()).set(breaker::gauge(breaker_state));
         if let Some(days) = cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }
@@ -458,6 +463,7 @@ impl Collector {
         {
             return Err(ChangeError::FromConfig(t.id));
         }
+        let t = Arc::new(t);
         let target =
             Target::compile(&t, "target", &self.config.collector, TargetSource::Api).map_err(ChangeError::Invalid)?;
         if let Spec::Push { token, .. } = &target.spec

@@ -69,8 +69,9 @@ pub struct Target {
     pub timeout: Duration,
     pub labels: BTreeMap<String, String>,
     pub source: TargetSource,
-    /// What it was built from, for persistence and the API.
-    pub config: TargetConfig,
+    /// What it was built from, for persistence and the API (shared with the
+    /// configuration, not copied).
+    pub config: std::sync::Arc<TargetConfig>,
 }
 
 /// Default certificate warning, in days.
@@ -79,7 +80,7 @@ pub const WARN_DAYS: u32 = 14;
 impl Target {
     /// Validates and compiles `t`; errors carry keys under `prefix`.
     pub fn compile(
-        t: &TargetConfig,
+        t: &std::sync::Arc<TargetConfig>,
         prefix: &str,
         cfg: &CollectorConfig,
         source: TargetSource,
@@ -177,7 +178,7 @@ impl Target {
             timeout: t.timeout.unwrap_or(cfg.timeout),
             labels: t.labels.clone(),
             source,
-            config: t.clone(),
+            config: std::sync::Arc::clone(t),
         })
     }
 
@@ -218,7 +219,7 @@ impl Target {
     /// passwords) are masked.
     pub fn to_proto(&self, breaker: v1::BreakerState) -> v1::Target {
         let mut masked = pantau_core::config::CollectorConfig {
-            targets: vec![self.config.clone()],
+            targets: vec![std::sync::Arc::clone(&self.config)],
             ..CollectorConfig::default()
         };
         masked.mask();

@@ -21,7 +21,7 @@ fn compile(t: &TargetConfig) -> Target {
         timeout: Duration::from_secs(5),
         ..CollectorConfig::default()
     };
-    Target::compile(t, "t", &cfg, TargetSource::Config).unwrap_or_else(|e| panic!("{e:?}"))
+    Target::compile(&Arc::new(t.clone()), "t", &cfg, TargetSource::Config).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 async fn run(t: &TargetConfig) -> pantau_collector::checks::Outcome {

@@ -41,8 +41,8 @@ async fn grpc_service_and_bus_results() {
     config.collector.interval = Duration::from_secs(1);
     config.collector.timeout = Duration::from_millis(500);
     config.collector.targets = vec![
-        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None),
-        target("closed", CheckType::Tcp, None, Some(closed_addr.to_string())),
+        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None).into(),
+        target("closed", CheckType::Tcp, None, Some(closed_addr.to_string())).into(),
     ];
     config.validate().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

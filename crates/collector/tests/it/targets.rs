@@ -94,7 +94,7 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
     let mut config = base_config(dir.path());
     let mut from_file = TargetConfig::new("from-file", CheckType::Tcp);
     from_file.address = Some("127.0.0.1:1".into());
-    config.collector.targets = vec![from_file];
+    config.collector.targets = vec![from_file.into()];
     let mut c = start(config.clone()).await;
 
     let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -240,7 +240,7 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
     config.collector.circuit_breaker.failure_threshold = 2;
     let mut t = TargetConfig::new("closed", CheckType::Tcp);
     t.address = Some(closed_port());
-    config.collector.targets = vec![t];
+    config.collector.targets = vec![t.into()];
     let mut c = start(config).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut saw_open_result = false;
@@ -282,7 +282,7 @@ async fn push_monitors_and_history() {
     let mut t = TargetConfig::new("nightly-backup", CheckType::Push);
     t.token = Some("push-token-0123456789".into());
     t.interval = Some(Duration::from_secs(60));
-    config.collector.targets = vec![t];
+    config.collector.targets = vec![t.into()];
     let mut c = start(config).await;
 
     let e = c
@@ -410,7 +410,7 @@ async fn push_monitors_and_history() {
         let mut cfg = base_config(dir.path());
         let mut t = TargetConfig::new("other", CheckType::Tcp);
         t.address = Some("127.0.0.1:1".into());
-        cfg.collector.targets = vec![t];
+        cfg.collector.targets = vec![t.into()];
         cfg
     })
     .await;

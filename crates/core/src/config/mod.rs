@@ -176,7 +176,7 @@ mod tests {
         let mut api = TargetConfig::new("api", CheckType::Http);
         api.url = Some("https://user:urlpass@api.example/".into());
         api.headers.insert("Authorization".into(), "Bearer headertoken".into());
-        c.collector.targets = vec![push, api];
+        c.collector.targets = vec![push.into(), api.into()];
         let yaml = c.to_masked_yaml();
         for secret in [
             "hunter2",

@@ -227,8 +227,8 @@ pub struct CollectorConfig {
     pub history: HistoryConfig,
     /// Error-rate thresholds of the collector's own health.
     pub health: CollectorHealthConfig,
-    /// What to watch.
-    pub targets: Vec<TargetConfig>,
+    /// What to watch (shared with the collector's running targets, not copied).
+    pub targets: Vec<std::sync::Arc<TargetConfig>>,
 }
 
 /// Per-minute and per-hour aggregates of check results.

@@ -272,6 +272,7 @@ impl super::CollectorConfig {
     /// credential headers) by `***`.
     pub fn mask(&mut self) {
         for t in &mut self.targets {
+            let t = std::sync::Arc::make_mut(t);
             t.url = t.url.as_deref().map(super::mask_url_password);
             if t.token.is_some() {
                 t.token = Some("***".to_owned());

@@ -309,16 +309,17 @@ mod tests {
     #[test]
     fn targets_need_their_address() {
         let mut c = Config::default();
-        c.collector.targets = vec![
-            TargetConfig::new("web", CheckType::Http),
-            TargetConfig::new("ssh", CheckType::Tcp),
-        ];
+        let mut web = TargetConfig::new("web", CheckType::Http);
+        let mut ssh = TargetConfig::new("ssh", CheckType::Tcp);
+        c.collector.targets = vec![web.clone().into(), ssh.clone().into()];
         assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
-        c.collector.targets[0].url = Some("ftp://x".into());
-        c.collector.targets[1].address = Some("localhost".into());
+        web.url = Some("ftp://x".into());
+        ssh.address = Some("localhost".into());
+        c.collector.targets = vec![web.clone().into(), ssh.clone().into()];
         assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
-        c.collector.targets[0].url = Some("http://127.0.0.1:8080/healthz".into());
-        c.collector.targets[1].address = Some("127.0.0.1:22".into());
+        web.url = Some("http://127.0.0.1:8080/healthz".into());
+        ssh.address = Some("127.0.0.1:22".into());
+        c.collector.targets = vec![web.into(), ssh.into()];
         assert!(keys(&c).is_empty());
     }
 
@@ -328,7 +329,7 @@ mod tests {
         let mut t = TargetConfig::new("ping", CheckType::Icmp);
         t.host = Some("127.0.0.1".into());
         t.url = Some("http://x".into());
-        c.collector.targets = vec![t];
+        c.collector.targets = vec![t.into()];
         let p = problems(&c);
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "collector.targets[0].url");
@@ -357,7 +358,7 @@ mod tests {
             }),
             ConditionConfig::BodyContains("fine".into()),
         ];
-        c.collector.targets = vec![t];
+        c.collector.targets = vec![t.into()];
         assert_eq!(
             keys(&c),
             [
@@ -377,7 +378,7 @@ mod tests {
         b.token = Some("0123456789abcdef".into());
         let mut d = TargetConfig::new("x", CheckType::Push);
         d.token = Some("short".into());
-        c.collector.targets = vec![a, b, d];
+        c.collector.targets = vec![a.into(), b.into(), d.into()];
         assert_eq!(
             keys(&c),
             [
@@ -395,7 +396,7 @@ mod tests {
         c.collector.timeout = Duration::from_secs(60);
         let mut t = TargetConfig::new("t", CheckType::Tcp);
         t.address = Some("h:1".into());
-        c.collector.targets = vec![t];
+        c.collector.targets = vec![t.into()];
         c.gateway.port = 9100;
         assert_eq!(keys(&c), ["collector.targets[0].timeout", "gateway.port"]);
     }

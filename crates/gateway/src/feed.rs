@@ -1,27 +1,60 @@
 //! From the bus to clients: the latest result per target, and every event
-//! serialised once and fanned out to WebSocket clients through a bounded
-//! broadcast ring (a slow client loses its oldest messages, never slowing
-//! the others).
+//! (check results, alerts, router/target/instance events) serialised once and
+//! fanned out to WebSocket clients through a bounded broadcast ring (a slow
+//! client loses its oldest messages, never slowing the others).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pantau_core::bus::{self, MessageStream, Subscription, subject};
+use pantau_core::bus::{self, Message, MessageStream, Subscription, subject};
 use pantau_core::service::Context;
 use pantau_core::telemetry::set_parent_from;
-use pantau_proto::v1::CheckResult;
+use pantau_proto::v1::{AlertEvent, CheckResult, RouterEvent};
+use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::metrics as m;
-use crate::view::{CheckResultView, Event};
+use crate::view::{AlertView, CheckResultView, Event, RouterEventView};
+
+/// The bus subjects the hub listens to.
+pub const PATTERNS: [&str; 3] = [subject::ALL_CHECK_RESULTS, "pantau.alert.>", "pantau.event.>"];
+
+/// Event types a WebSocket client can subscribe to.
+pub const TYPES: &[&str] = &[
+    "check_result",
+    "alert",
+    "traffic",
+    "counter_reset",
+    "reboot",
+    "wan_detected",
+    "interface_up",
+    "interface_down",
+    "metrics_update",
+    "cert_expiring",
+    "instance",
+    "target_up",
+    "target_down",
+];
+
+/// One event on its way to clients: what filters look at, and the JSON.
+#[derive(Debug)]
+pub struct HubEvent {
+    /// One of [`TYPES`].
+    pub kind: String,
+    /// The target, router or instance it is about.
+    pub resource: String,
+    /// `info`, `warning`, `critical`, or empty.
+    pub severity: String,
+    pub json: Arc<str>,
+}
 
 /// Latest results and the event fan-out.
 pub struct Feed {
     latest: RwLock<HashMap<String, CheckResultView>>,
-    events: broadcast::Sender<Arc<str>>,
+    events: broadcast::Sender<Arc<HubEvent>>,
 }
 
 impl Feed {
@@ -40,9 +73,24 @@ impl Feed {
         v
     }
 
-    /// Events from now on, as JSON text.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.events.subscribe()
+    }
+
+    fn send<T: Serialize>(&self, kind: &str, resource: &str, severity: &str, data: &T) {
+        match serde_json::to_string(&Event { kind, data }) {
+            Ok(text) => {
+                ::metrics::counter!(m::EVENTS, "type" => kind.to_owned()).increment(1);
+                let _ = self.events.send(Arc::new(HubEvent {
+                    kind: kind.to_owned(),
+                    resource: resource.to_owned(),
+                    severity: severity.to_owned(),
+                    json: Arc::from(text),
+                }));
+            }
+            Err(e) => tracing::warn!(error = %e, kind, "cannot serialise an event"),
+        }
     }
 
     /// Takes in one result: keeps it if it is the newest of its target and
@@ -57,24 +105,58 @@ impl Feed {
                 map.insert(key, view.clone());
             }
         }
-        match serde_json::to_string(&Event {
-            kind: "check_result",
-            data: &view,
-        }) {
-            Ok(text) => {
-                let _ = self.events.send(Arc::from(text));
+        self.send("check_result", &view.target_id, "", &view);
+    }
+
+    /// Takes in an alert lifecycle event.
+    pub fn accept_alert(&self, a: &AlertEvent) {
+        let view = AlertView::from(a);
+        let resource = ["target", "router", "instance", "resource"]
+            .iter()
+            .find_map(|k| view.labels.get(*k))
+            .cloned()
+            .unwrap_or_default();
+        self.send("alert", &resource, &view.severity, &view);
+    }
+
+    /// Takes in a router, target or instance event.
+    pub fn accept_event(&self, e: &RouterEvent) {
+        let view = RouterEventView::from(e);
+        if !TYPES.contains(&view.kind.as_str()) {
+            tracing::debug!(kind = %view.kind, "skipping an event of no known kind");
+            return;
+        }
+        self.send(&view.kind.clone(), &view.source, &view.severity, &view);
+    }
+
+    fn dispatch(&self, msg: &Message) {
+        if msg.subject.starts_with("pantau.check.result.") {
+            if let Some(r) = bus::decode::<CheckResult>(msg) {
+                self.accept(&r);
             }
-            Err(e) => tracing::warn!(error = %e, "cannot serialise a check result"),
+        } else if msg.subject.starts_with("pantau.alert.") {
+            if let Some(a) = bus::decode::<AlertEvent>(msg) {
+                self.accept_alert(&a);
+            }
+        } else if msg.subject.starts_with("pantau.event.")
+            && let Some(e) = bus::decode::<RouterEvent>(msg)
+        {
+            self.accept_event(&e);
         }
     }
 }
 
-/// Subscribes to every check result and spawns the pump on `ctx.tasks`.
+async fn subscribe_all(ctx: &Context) -> Result<MessageStream, bus::BusError> {
+    let mut streams = Vec::new();
+    for p in PATTERNS {
+        streams.push(ctx.bus.subscribe(Subscription::live(p)).await?);
+    }
+    Ok(Box::pin(futures::stream::select_all(streams)))
+}
+
+/// Subscribes to every event the hub carries and spawns the pump on `ctx.tasks`.
 pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError> {
-    let stream = ctx
-        .bus
-        .subscribe(Subscription::live(subject::ALL_CHECK_RESULTS))
-        .await?;
+    let stream = subscribe_all(ctx).await?;
     let feed = Arc::clone(feed);
     let ctx2 = ctx.clone();
     ctx.tasks.spawn(async move { pump(feed, ctx2, stream).await });
@@ -88,28 +170,21 @@ async fn pump(feed: Arc<Feed>, ctx: Context, mut stream: MessageStream) {
             next = stream.next() => next,
         };
         let Some(msg) = next else {
-            tracing::warn!("check result subscription ended; subscribing again");
+            tracing::warn!("event subscription ended; subscribing again");
             stream = loop {
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                match ctx.bus.subscribe(Subscription::live(subject::ALL_CHECK_RESULTS)).await {
+                match subscribe_all(&ctx).await {
                     Ok(s) => break s,
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to check results"),
+                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to events"),
                 }
             };
             continue;
         };
-        let span = tracing::debug_span!("gateway.check_result", subject = %msg.subject);
+        let span = tracing::debug_span!("gateway.event", subject = %msg.subject);
         set_parent_from(&span, &msg.headers);
-        async {
-            if let Some(r) = bus::decode::<CheckResult>(&msg) {
-                ::metrics::counter!(m::EVENTS, "type" => "check_result").increment(1);
-                feed.accept(&r);
-            }
-        }
-        .instrument(span)
-        .await;
+        async { feed.dispatch(&msg) }.instrument(span).await;
     }
 }

@@ -170,6 +170,74 @@ impl From<&v1::CheckResult> for CheckResultView {
     }
 }
 
+/// An alert lifecycle event as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertView {
+    pub alert_id: String,
+    pub rule_id: String,
+    pub rule_name: String,
+    /// `firing`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub summary: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub labels: BTreeMap<String, String>,
+    pub starts_at: Option<String>,
+    pub ends_at: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    pub fingerprint: String,
+}
+
+impl From<&v1::AlertEvent> for AlertView {
+    fn from(a: &v1::AlertEvent) -> Self {
+        Self {
+            alert_id: a.alert_id.clone(),
+            rule_id: a.rule_id.clone(),
+            rule_name: a.rule_name.clone(),
+            state: enum_name(a.state().as_str_name(), "ALERT_STATE_"),
+            severity: enum_name(a.severity().as_str_name(), "SEVERITY_"),
+            summary: a.summary.clone(),
+            description: a.description.clone(),
+            labels: a.labels.clone().into_iter().collect(),
+            starts_at: a.starts_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            ends_at: a.ends_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            actor: a.actor.clone(),
+            fingerprint: a.fingerprint.clone(),
+        }
+    }
+}
+
+/// A router, target or instance event as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RouterEventView {
+    pub id: String,
+    /// `reboot`, `interface_down`, `target_down`, …
+    pub kind: String,
+    /// The router, target or instance it is about.
+    pub source: String,
+    pub occurred_at: Option<String>,
+    pub severity: String,
+    pub message: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl From<&v1::RouterEvent> for RouterEventView {
+    fn from(e: &v1::RouterEvent) -> Self {
+        Self {
+            id: e.id.clone(),
+            kind: enum_name(e.kind().as_str_name(), "EVENT_KIND_"),
+            source: e.source.clone(),
+            occurred_at: e.occurred_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            severity: enum_name(e.severity().as_str_name(), "SEVERITY_"),
+            message: e.message.clone(),
+            attributes: e.attributes.clone().into_iter().collect(),
+        }
+    }
+}
+
 /// One event as sent to WebSocket clients: `{"type": "check_result", "data": {...}}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event<'a, T: Serialize> {

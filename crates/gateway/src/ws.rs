@@ -1,33 +1,163 @@
 //! The WebSocket hub: `/api/v1/monitoring/events`.
 //!
-//! Each client gets every event as a JSON text frame
-//! (`{"type": "check_result", "data": {...}}`), a ping every
-//! `gateway.dashboard.ping_interval`, and is closed after
-//! `gateway.dashboard.idle_timeout` without a frame from it. Beyond
+//! Each client gets the events it subscribed to as JSON text frames
+//! (`{"type": "check_result", "data": {...}}`; types in [`feed::TYPES`]).
+//! It chooses at connect time with query parameters (browsers cannot set
+//! headers): `?types=check_result,alert&target=web,r1&severity=critical`, and
+//! at any time by sending `{"subscribe": ["alert"], "filters": {"target":
+//! ["web"], "severity": ["critical"]}}` (answered `{"type": "subscribed"}`, or
+//! `{"type": "error", ...}` naming what is wrong). `target`, `router` and
+//! `resource` all filter on what an event is about. Without a choice a
+//! client gets everything. A ping goes out every
+//! `gateway.dashboard.ping_interval`; a client silent for
+//! `gateway.dashboard.idle_timeout` is closed; beyond
 //! `gateway.dashboard.max_connections` new clients get 503.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
 use pantau_core::health::ApiError;
+use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::AppState;
+use crate::feed::{HubEvent, TYPES};
 use crate::metrics as m;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/monitoring/events", get(upgrade))
 }
 
-async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
+/// What a client receives; `None` means everything.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub types: Option<HashSet<String>>,
+    pub resources: Option<HashSet<String>>,
+    pub severities: Option<HashSet<String>>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &HubEvent) -> bool {
+        self.types.as_ref().is_none_or(|t| t.contains(&e.kind))
+            && self.resources.as_ref().is_none_or(|r| r.contains(&e.resource))
+            && self.severities.as_ref().is_none_or(|s| s.contains(&e.severity))
+    }
+
+    fn build(
+        types: Option<Vec<String>>,
+        resources: Option<Vec<String>>,
+        severities: Option<Vec<String>>,
+    ) -> Result<Self, String> {
+        if let Some(unknown) = types.iter().flatten().find(|t| !TYPES.contains(&t.as_str())) {
+            return Err(format!(
+                "unknown event type `{unknown}`; known types: {}",
+                TYPES.join(", ")
+            ));
+        }
+        if let Some(bad) = severities
+            .iter()
+            .flatten()
+            .find(|s| !["info", "warning", "critical"].contains(&s.as_str()))
+        {
+            return Err(format!("unknown severity `{bad}`; use info, warning or critical"));
+        }
+        let set = |v: Option<Vec<String>>| v.filter(|v| !v.is_empty()).map(|v| v.into_iter().collect());
+        Ok(Self {
+            types: set(types),
+            resources: set(resources),
+            severities: set(severities),
+        })
+    }
+}
+
+/// Query parameters at connect time, comma-separated.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectQuery {
+    pub types: Option<String>,
+    pub target: Option<String>,
+    pub router: Option<String>,
+    pub resource: Option<String>,
+    pub severity: Option<String>,
+    /// Reserved for the bearer token (browsers cannot set headers).
+    pub token: Option<String>,
+}
+
+fn split(v: Option<&String>) -> Option<Vec<String>> {
+    v.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
+impl ConnectQuery {
+    fn filter(&self) -> Result<Filter, String> {
+        let resources: Vec<String> = [&self.target, &self.router, &self.resource]
+            .into_iter()
+            .filter_map(|v| split(v.as_ref()))
+            .flatten()
+            .collect();
+        Filter::build(
+            split(self.types.as_ref()),
+            Some(resources),
+            split(self.severity.as_ref()),
+        )
+    }
+}
+
+/// A client's message: `{"subscribe": [...], "filters": {...}}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeMessage {
+    subscribe: Option<Vec<String>>,
+    #[serde(default)]
+    filters: Filters,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Filters {
+    target: Option<Vec<String>>,
+    router: Option<Vec<String>>,
+    resource: Option<Vec<String>>,
+    severity: Option<Vec<String>>,
+}
+
+fn parse_subscribe(text: &str) -> Result<Filter, String> {
+    let m: SubscribeMessage = serde_json::from_str(text).map_err(|e| format!("not a subscribe message: {e}"))?;
+    let resources: Vec<String> = [m.filters.target, m.filters.router, m.filters.resource]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    Filter::build(m.subscribe, Some(resources), m.filters.severity)
+}
+
+async fn upgrade(
+    State(s): State<AppState>,
+    q: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription", e.body_text()).into_response(),
+    };
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription", e).into_response(),
+    };
     let Ok(slot) = Arc::clone(&s.ws_slots).try_acquire_owned() else {
         ::metrics::counter!(m::WS_REJECTED).increment(1);
         return ApiError::new(
@@ -40,10 +170,10 @@ async fn upgrade(State(s): State<AppState>, ws: WebSocketUpgrade) -> Response {
         )
         .into_response();
     };
-    ws.on_upgrade(move |socket| client(socket, s, slot))
+    ws.on_upgrade(move |socket| client(socket, s, slot, filter))
 }
 
-async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit) {
+async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut filter: Filter) {
     let dash = &s.ctx.config.gateway.dashboard;
     let connected = ::metrics::gauge!(m::WS_CONNECTIONS);
     connected.increment(1.0);
@@ -60,8 +190,11 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit) {
     loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(text) => {
-                    if tx.send(Message::Text(text.as_ref().into())).await.is_err() {
+                Ok(e) => {
+                    if !filter.matches(&e) {
+                        continue;
+                    }
+                    if tx.send(Message::Text(e.json.as_ref().into())).await.is_err() {
                         break;
                     }
                     ::metrics::counter!(m::WS_SENT).increment(1);
@@ -73,6 +206,19 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit) {
             },
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = Instant::now();
+                    let reply = match parse_subscribe(&text) {
+                        Ok(f) => {
+                            filter = f;
+                            serde_json::json!({"type": "subscribed"})
+                        }
+                        Err(e) => serde_json::json!({"type": "error", "error": {"code": "invalid_subscription", "message": e}}),
+                    };
+                    if tx.send(Message::Text(reply.to_string().into())).await.is_err() {
+                        break;
+                    }
+                }
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
             _ = ping.tick() => {
@@ -92,4 +238,63 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit) {
         }
     }
     connected.decrement(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, resource: &str, severity: &str) -> HubEvent {
+        HubEvent {
+            kind: kind.into(),
+            resource: resource.into(),
+            severity: severity.into(),
+            json: Arc::from("{}"),
+        }
+    }
+
+    #[test]
+    fn filters_match_type_resource_and_severity() {
+        let f = parse_subscribe(
+            r#"{"subscribe": ["alert", "reboot"], "filters": {"router": ["r1"], "severity": ["critical"]}}"#,
+        )
+        .unwrap();
+        assert!(f.matches(&ev("alert", "r1", "critical")));
+        assert!(!f.matches(&ev("alert", "r1", "warning")));
+        assert!(!f.matches(&ev("check_result", "r1", "critical")));
+        assert!(!f.matches(&ev("reboot", "r2", "critical")));
+        assert!(Filter::default().matches(&ev("check_result", "web", "")));
+    }
+
+    #[test]
+    fn bad_subscriptions_name_the_problem() {
+        assert!(
+            parse_subscribe(r#"{"subscribe": ["alerts"]}"#)
+                .unwrap_err()
+                .contains("unknown event type `alerts`")
+        );
+        assert!(
+            parse_subscribe(r#"{"subscribe": ["alert"], "filters": {"severity": ["high"]}}"#)
+                .unwrap_err()
+                .contains("high")
+        );
+        assert!(
+            parse_subscribe(r#"{"subscribe": ["alert"], "bogus": 1}"#)
+                .unwrap_err()
+                .contains("bogus")
+        );
+        assert!(
+            parse_subscribe("not json")
+                .unwrap_err()
+                .contains("not a subscribe message")
+        );
+        let q = ConnectQuery {
+            types: Some("check_result, alert".into()),
+            target: Some("web".into()),
+            ..Default::default()
+        };
+        let f = q.filter().unwrap();
+        assert!(f.matches(&ev("check_result", "web", "")));
+        assert!(!f.matches(&ev("check_result", "db", "")));
+    }
 }

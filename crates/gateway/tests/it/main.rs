@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, publish_proto, subject};
 use pantau_core::config::Config;
@@ -238,4 +238,103 @@ async fn health_is_503_naming_the_failing_component() {
         assert_eq!(code, 503, "{path}: {v}");
         assert_eq!(v["components"]["store.collector"]["error"], "connection refused");
     }
+}
+
+#[tokio::test]
+async fn websocket_clients_get_what_they_subscribed_to() {
+    let g = start(|_| {}).await;
+    // Connect-time filter: alerts only.
+    let (mut alerts_only, _) = tokio_tungstenite::connect_async(format!("{}?types=alert", g.ws))
+        .await
+        .unwrap();
+    // A bad filter is refused before the upgrade.
+    match tokio_tungstenite::connect_async(format!("{}?types=alerts", g.ws)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 400),
+        other => panic!("a bad filter was accepted: {other:?}"),
+    }
+    // Message filter: reboots of r1.
+    let (mut reboots, _) = tokio_tungstenite::connect_async(&g.ws).await.unwrap();
+    reboots
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"subscribe": ["reboot"], "filters": {"router": ["r1"]}}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(5), reboots.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(ack.to_text().unwrap()).unwrap()["type"],
+        "subscribed"
+    );
+    reboots
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"subscribe": ["nope"]}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), reboots.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let err: serde_json::Value = serde_json::from_str(err.to_text().unwrap()).unwrap();
+    assert_eq!(err["type"], "error");
+    assert!(err["error"]["message"].as_str().unwrap().contains("nope"), "{err}");
+
+    let alert = v1::AlertEvent {
+        alert_id: "a1".into(),
+        rule_id: "endpoint_down".into(),
+        state: v1::AlertState::Firing.into(),
+        severity: v1::Severity::Critical.into(),
+        summary: "web is down".into(),
+        labels: [("target".to_owned(), "web".to_owned())].into(),
+        ..Default::default()
+    };
+    let reboot = |router: &str| v1::RouterEvent {
+        id: format!("{router}-boot"),
+        kind: v1::EventKind::Reboot.into(),
+        source: router.into(),
+        severity: v1::Severity::Warning.into(),
+        message: "uptime went backwards".into(),
+        ..Default::default()
+    };
+    // Keep publishing until both clients have theirs (the subscription of
+    // the second is asynchronous); each must get only what it asked for.
+    let got = async {
+        let (mut a, mut r) = (None, None);
+        while a.is_none() || r.is_none() {
+            publish(&g, &result("web", false)).await;
+            publish_proto(g.bus.as_ref(), "pantau.alert.firing.a1", &alert)
+                .await
+                .unwrap();
+            publish_proto(g.bus.as_ref(), "pantau.event.reboot.r2", &reboot("r2"))
+                .await
+                .unwrap();
+            publish_proto(g.bus.as_ref(), "pantau.event.reboot.r1", &reboot("r1"))
+                .await
+                .unwrap();
+            for (ws, slot) in [(&mut alerts_only, &mut a), (&mut reboots, &mut r)] {
+                while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(100), ws.next()).await {
+                    let v: serde_json::Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+                    slot.get_or_insert_with(Vec::new).push(v);
+                }
+            }
+        }
+        (a.unwrap(), r.unwrap())
+    };
+    let (a, r) = tokio::time::timeout(Duration::from_secs(10), got)
+        .await
+        .expect("both clients get events");
+    assert!(
+        a.iter()
+            .all(|v| v["type"] == "alert" && v["data"]["severity"] == "critical"),
+        "{a:?}"
+    );
+    assert!(
+        r.iter().all(|v| v["type"] == "reboot" && v["data"]["source"] == "r1"),
+        "{r:?}"
+    );
 }

@@ -40,21 +40,59 @@ fn bucket_mid(i: usize) -> f64 {
     BASE_MS * GROWTH.powf(i as f64 + 0.5)
 }
 
-/// The 95th percentile of a histogram, in ms.
-fn p95(hist: &BTreeMap<usize, u64>) -> f64 {
-    let total: u64 = hist.values().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = (total as f64 * 0.95).ceil() as u64;
-    let mut seen = 0;
-    for (i, n) in hist {
-        seen += n;
-        if seen >= rank {
-            return bucket_mid(*i);
+/// A sparse latency histogram: (bucket, count) pairs sorted by bucket, a
+/// few bytes per bucket in use (most minutes use one or two).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hist(Vec<(u16, u32)>);
+
+impl Hist {
+    fn add_n(&mut self, bucket: usize, n: u32) {
+        let b = bucket as u16;
+        match self.0.binary_search_by_key(&b, |(i, _)| *i) {
+            Ok(at) => self.0[at].1 = self.0[at].1.saturating_add(n),
+            Err(at) => self.0.insert(at, (b, n)),
         }
     }
-    0.0
+
+    fn merge(&mut self, o: &Hist) {
+        for (i, n) in &o.0 {
+            self.add_n(usize::from(*i), *n);
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, n)| u64::from(*n)).sum()
+    }
+
+    /// The 95th percentile, in ms.
+    pub fn p95(&self) -> f64 {
+        let total = self.total();
+        if total == 0 {
+            return 0.0;
+        }
+        let rank = (total as f64 * 0.95).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in &self.0 {
+            seen += u64::from(*n);
+            if seen >= rank {
+                return bucket_mid(usize::from(*i));
+            }
+        }
+        0.0
+    }
+
+    /// `{"bucket": count}`, as stored.
+    fn to_json(&self) -> String {
+        let map: BTreeMap<u16, u32> = self.0.iter().copied().collect();
+        serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// What [`Hist::to_json`] wrote; empty when the text is empty (a
+    /// finished hour) or unreadable.
+    fn from_json(text: &str) -> Self {
+        let map: BTreeMap<u16, u32> = serde_json::from_str(text).unwrap_or_default();
+        Self(map.into_iter().collect())
+    }
 }
 
 /// One target's results in one minute.
@@ -65,7 +103,7 @@ pub struct Bucket {
     pub lat_min: f64,
     pub lat_sum: f64,
     pub lat_max: f64,
-    pub hist: BTreeMap<usize, u64>,
+    pub hist: Hist,
 }
 
 impl Bucket {
@@ -77,7 +115,7 @@ impl Bucket {
         self.lat_sum += ms;
         self.checks += 1;
         self.up += u64::from(up);
-        *self.hist.entry(bucket_of(ms)).or_default() += 1;
+        self.hist.add_n(bucket_of(ms), 1);
     }
 
     fn merge(&mut self, o: &Bucket) {
@@ -91,9 +129,7 @@ impl Bucket {
         self.lat_sum += o.lat_sum;
         self.checks += o.checks;
         self.up += o.up;
-        for (i, n) in &o.hist {
-            *self.hist.entry(*i).or_default() += n;
-        }
+        self.hist.merge(&o.hist);
     }
 }
 
@@ -234,7 +270,7 @@ impl History {
                 .bind(b.lat_min)
                 .bind(b.lat_sum)
                 .bind(b.lat_max)
-                .bind(p95(&b.hist))
+                .bind(b.hist.p95())
                 .execute(&mut *tx)
                 .await?;
                 let hour = minute.div_euclid(HOUR_MS) * HOUR_MS;
@@ -252,7 +288,7 @@ impl History {
                         lat_min: r.get(2),
                         lat_sum: r.get(3),
                         lat_max: r.get(4),
-                        hist: serde_json::from_str(&r.get::<String, _>(5)).unwrap_or_default(),
+                        hist: Hist::from_json(&r.get::<String, _>(5)),
                     },
                     None => Bucket::default(),
                 };
@@ -270,8 +306,8 @@ impl History {
                 .bind(merged.lat_min)
                 .bind(merged.lat_sum)
                 .bind(merged.lat_max)
-                .bind(p95(&merged.hist))
-                .bind(serde_json::to_string(&merged.hist).unwrap_or_else(|_| "{}".to_owned()))
+                .bind(merged.hist.p95())
+                .bind(merged.hist.to_json())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -331,7 +367,7 @@ mod tests {
         for i in 1..=1000 {
             b.add(true, f64::from(i));
         }
-        let got = p95(&b.hist);
+        let got = b.hist.p95();
         assert!((got - 950.0).abs() / 950.0 < 0.05, "p95 {got}");
         assert_eq!(b.lat_min, 1.0);
         assert_eq!(b.lat_max, 1000.0);
@@ -350,6 +386,7 @@ mod tests {
             (a.checks, a.up, a.lat_min, a.lat_max, a.lat_sum),
             (3, 2, 2.0, 9.0, 16.0)
         );
-        assert_eq!(a.hist.values().sum::<u64>(), 3);
+        assert_eq!(a.hist.total(), 3);
+        assert_eq!(Hist::from_json(&a.hist.to_json()), a.hist);
     }
 }

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test deps deps-smtp bench-notifier bench-alert-engine bench-collector lint fmt clippy unit help
+.PHONY: run build test deps deps-smtp deps-deploy bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -21,17 +21,28 @@ run: build
 
 # Installs the real servers the tests start (nats-server, PostgreSQL) when
 # missing. As root it runs apt-get; otherwise it says what to install.
-deps: deps-smtp
+deps: deps-smtp deps-deploy
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
+	command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || missing="$$missing snmpd"; \
+	command -v snmpbulkwalk >/dev/null 2>&1 || missing="$$missing snmp"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing
+
+# kubernetes-validate and check-jsonschema (PyPI), the offline validators of
+# k8s/ and docker-compose.yml (crates/pantau/tests/deploy), in .venv-deploy.
+deps-deploy:
+	@if [ -x .venv-deploy/bin/kubernetes-validate ] && [ -x .venv-deploy/bin/check-jsonschema ]; then echo "deps: kubernetes-validate, check-jsonschema present"; exit 0; fi; \
+	echo "deps: installing kubernetes-validate and check-jsonschema into .venv-deploy"; \
+	/usr/bin/python3 -m venv .venv-deploy || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
+	.venv-deploy/bin/pip install -q kubernetes-validate check-jsonschema || { echo "deps: cannot install kubernetes-validate, check-jsonschema from PyPI into .venv-deploy"; exit 1; }
 
 # aiosmtpd (PyPI), the SMTP server of the notifier's email test, in .venv-smtp
 # made with Debian's python3; fails loudly when it cannot be installed.
@@ -63,6 +74,11 @@ unit:
 test: deps lint unit
 
 # Benchmarks (not part of `make test`): each mode in its own process.
+# Interfaces polled per second against a loopback snmpd (v2c, v3, several
+# routers at once) beside snmpbulkwalk on the same agent (release build).
+bench-routers:
+	$(CARGO) run --release -p pantau-collector --example bench_routers
+
 bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode tcp

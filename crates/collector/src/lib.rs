@@ -30,6 +30,7 @@ pub mod host;
 pub mod metrics;
 pub mod pool;
 pub mod results;
+pub mod routers;
 pub mod scheduler;
 pub mod state;
 pub mod target;
@@ -76,6 +77,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     ctx.health.register("collector.checks", collector.error_rate());
     collector.start(&ctx);
     host::start(&ctx);
+    routers::start(&ctx);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
     let served = grpc::serve(Arc::clone(&collector), grpc, ctx.shutdown.clone()).await;

@@ -11,6 +11,8 @@
 //! - [`Dnsmasq`]: `dnsmasq` answering only the records a test gives it.
 //! - [`Alertmanager`]: Debian's `prometheus-alertmanager` with a given
 //!   configuration, HA gossip off, ready once `/-/ready` answers 200.
+//! - [`Snmpd`]: Debian's `snmpd` on a free UDP port with a v2c community and
+//!   an SNMPv3 authPriv (SHA/AES) user, serving this machine's interfaces.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -24,12 +26,14 @@ mod dnsmasq;
 mod error;
 mod nats;
 mod postgres;
+mod snmpd;
 
 pub use alertmanager::Alertmanager;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;
 pub use postgres::Postgres;
+pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
 /// the port the kernel chose, and releases it.

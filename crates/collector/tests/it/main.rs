@@ -9,5 +9,6 @@
 
 mod checks;
 mod grpc;
+mod routers;
 mod state;
 mod targets;

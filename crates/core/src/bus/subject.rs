@@ -78,6 +78,12 @@ pub fn iface_sample(router_id: &str, if_index: u32) -> String {
     format!("pantau.iface.sample.{router_id}.{if_index}")
 }
 
+/// `pantau.router.info.<router_id>`: a router's identity, uptime, default
+/// routes and interfaces after each poll (`RouterInfo`).
+pub fn router_info(router_id: &str) -> String {
+    format!("pantau.router.info.{router_id}")
+}
+
 /// `pantau.event.<kind>.<source>`
 pub fn event(kind: &str, source: &str) -> String {
     format!("pantau.event.{kind}.{source}")

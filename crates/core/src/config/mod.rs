@@ -10,6 +10,7 @@ mod alert_engine;
 pub mod duration;
 mod load;
 mod notifier;
+mod routers;
 mod sections;
 mod target;
 mod text;
@@ -23,6 +24,9 @@ use serde::{Deserialize, Serialize};
 pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;
+pub use routers::{
+    DEFAULT_RETRIES, DEFAULT_SNMP_PORT, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
+};
 pub use sections::*;
 pub use target::*;
 pub use validate::is_subject_token as is_token;

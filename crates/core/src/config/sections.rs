@@ -229,6 +229,8 @@ pub struct CollectorConfig {
     pub health: CollectorHealthConfig,
     /// What to watch (shared with the collector's running targets, not copied).
     pub targets: Vec<std::sync::Arc<TargetConfig>>,
+    /// Routers polled over SNMP (interfaces, counters, default routes).
+    pub routers: Vec<super::RouterConfig>,
 }
 
 /// Per-minute and per-hour aggregates of check results.
@@ -291,6 +293,7 @@ impl Default for CollectorConfig {
             history: HistoryConfig::default(),
             health: CollectorHealthConfig::default(),
             targets: Vec::new(),
+            routers: Vec::new(),
         }
     }
 }

@@ -271,6 +271,7 @@ impl super::CollectorConfig {
     /// Replaces the targets' credentials (push tokens, URL passwords,
     /// credential headers) by `***`.
     pub fn mask(&mut self) {
+        self.mask_routers();
         for t in &mut self.targets {
             let t = std::sync::Arc::make_mut(t);
             t.url = t.url.as_deref().map(super::mask_url_password);

@@ -73,6 +73,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         MIN_INTERVAL,
     );
     collector(c, &mut p);
+    p.0.extend(super::routers::router_problems(&c.collector));
     gateway(c, &mut p);
     sync(c, &mut p);
     p.0.extend(super::notifier::problems(&c.notifier));

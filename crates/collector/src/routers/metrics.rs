@@ -1,0 +1,47 @@
+//! Metric names of router polling, and their descriptions.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+pub const IN_BPS: &str = "pantau_collector_interface_in_bits_per_second";
+pub const OUT_BPS: &str = "pantau_collector_interface_out_bits_per_second";
+pub const IF_OPER_UP: &str = "pantau_collector_interface_up";
+pub const ROUTER_UP: &str = "pantau_collector_router_up";
+pub const POLL_DURATION: &str = "pantau_collector_router_poll_duration_seconds";
+pub const POLLS_TOTAL: &str = "pantau_collector_router_polls_total";
+pub const COUNTER_RESETS: &str = "pantau_collector_interface_counter_resets_total";
+
+pub const RESULT_OK: &str = "ok";
+pub const RESULT_ERROR: &str = "error";
+pub const RESULT_CIRCUIT_OPEN: &str = "circuit_open";
+
+/// Describes every router metric once.
+pub fn describe() {
+    describe_gauge!(
+        IN_BPS,
+        "Received bits per second of a router interface over the last poll interval"
+    );
+    describe_gauge!(
+        OUT_BPS,
+        "Sent bits per second of a router interface over the last poll interval"
+    );
+    describe_gauge!(
+        IF_OPER_UP,
+        "1 when the router interface is operationally up, 0 otherwise"
+    );
+    describe_gauge!(ROUTER_UP, "1 when the router answered its last SNMP poll, 0 when not");
+    describe_histogram!(
+        POLL_DURATION,
+        Unit::Seconds,
+        "How long a whole SNMP poll of a router took"
+    );
+    describe_counter!(
+        POLLS_TOTAL,
+        Unit::Count,
+        "Router polls, by result (ok, error, circuit_open)"
+    );
+    describe_counter!(
+        COUNTER_RESETS,
+        Unit::Count,
+        "Interface counters that went backwards without a reboot, by router"
+    );
+}

@@ -1,0 +1,164 @@
+//! Router polling: every router in `collector.routers` is polled over SNMP
+//! on its interval by one task, behind the same circuit breaker and backoff
+//! as endpoint checks (`collector.circuit_breaker`).
+//!
+//! Each poll publishes one `InterfaceSample` per interface
+//! (`pantau.iface.sample.<router_id>.<if_index>`), one `RouterInfo`
+//! (`pantau.router.info.<router_id>`: identity, uptime, default-route
+//! ifIndexes, interfaces; for the WAN detector) and the events the change
+//! since the previous poll implies (`pantau.event.{reboot,counter_reset,
+//! interface_up,interface_down}.<router_id>`; `target_down` / `target_up`
+//! with `kind: router` when it stops or starts answering).
+//!
+//! Layout:
+//! - [`snmp`]: one SNMP poll → a [`snmp::Reading`].
+//! - [`counters`]: wrap vs reset vs gap, reboot vs the 497-day uptime wrap.
+//! - [`track`]: consecutive readings → samples, info and events; publishing.
+//! - [`metrics`]: metric names.
+
+pub mod counters;
+pub mod metrics;
+pub mod snmp;
+pub mod track;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use pantau_core::bus::Bus;
+use pantau_core::config::{CollectorConfig, RouterConfig};
+use pantau_core::service::Context;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::breaker::{self, Admit, Breaker};
+use metrics as m;
+use snmp::{PollError, Session};
+use track::{Observed, Tracker};
+
+/// Starts one polling task per configured router on `ctx.tasks`.
+pub fn start(ctx: &Context) {
+    let routers = &ctx.config.collector.routers;
+    if routers.is_empty() {
+        return;
+    }
+    m::describe();
+    for r in routers {
+        let mut poller = RouterPoller::new(r, &ctx.config.collector, Arc::clone(&ctx.bus));
+        let stop = ctx.shutdown.clone();
+        ctx.tasks.spawn(async move { poller.run(stop).await });
+    }
+    tracing::info!(routers = routers.len(), "router polling started");
+}
+
+/// One router's poller: its SNMP session, breaker and memory of the last poll.
+pub struct RouterPoller {
+    cfg: RouterConfig,
+    interval: Duration,
+    timeout: Duration,
+    tracker: Tracker,
+    breaker: Breaker,
+    session: Option<Session>,
+    bus: Arc<dyn Bus>,
+}
+
+impl RouterPoller {
+    /// A poller for `r`, with the collector's defaults and breaker settings.
+    pub fn new(r: &RouterConfig, col: &CollectorConfig, bus: Arc<dyn Bus>) -> Self {
+        let interval = r.interval.unwrap_or(col.interval);
+        Self {
+            cfg: r.clone(),
+            interval,
+            timeout: r.timeout.unwrap_or(col.timeout),
+            tracker: Tracker::new(&r.id, r.display_name(), r.labels.clone(), interval),
+            breaker: Breaker::new(col.circuit_breaker.clone()),
+            session: None,
+            bus,
+        }
+    }
+
+    /// Polls every interval (sooner while the breaker backs off) until `stop`.
+    async fn run(&mut self, stop: CancellationToken) {
+        loop {
+            let next = self.poll_once().await.1;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(next) => {}
+            }
+        }
+    }
+
+    /// Polls once (through the breaker), publishes what it found, and returns
+    /// it with the delay until the next poll.
+    pub async fn poll_once(&mut self) -> (Observed, Duration) {
+        let id = self.cfg.id.clone();
+        if let Admit::Reject { retry_at } = self.breaker.admit(Instant::now()) {
+            ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_CIRCUIT_OPEN).increment(1);
+            let wait = retry_at.saturating_duration_since(Instant::now());
+            return (
+                Observed::default(),
+                wait.clamp(Duration::from_millis(100), self.interval),
+            );
+        }
+        let started = Instant::now();
+        // A whole poll never takes longer than the interval.
+        let polled = tokio::time::timeout(self.interval, self.poll()).await;
+        ::metrics::histogram!(m::POLL_DURATION, "router" => id.clone()).record(started.elapsed().as_secs_f64());
+        let observed = match polled {
+            Ok(Ok(reading)) => {
+                ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_OK).increment(1);
+                self.tracker.observe(reading)
+            }
+            Ok(Err(e)) => self.failed(&e.to_string()),
+            Err(_) => self.failed(&format!(
+                "the poll took longer than the interval ({})",
+                pantau_core::config::duration::format(self.interval)
+            )),
+        };
+        let sooner = self.breaker.record(observed.up, Instant::now());
+        export(&id, &observed);
+        track::publish(self.bus.as_ref(), &id, &observed).await;
+        let next = sooner.filter(|d| *d < self.interval).unwrap_or(self.interval);
+        ::metrics::gauge!(crate::metrics::BREAKER_STATE, "target" => id).set(breaker::gauge(self.breaker.state()));
+        (observed, next)
+    }
+
+    fn failed(&mut self, why: &str) -> Observed {
+        ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_ERROR).increment(1);
+        if self.tracker.reachable() != Some(false) {
+            tracing::warn!(router = %self.cfg.id, address = %self.cfg.address, error = %why, "router does not answer SNMP");
+        }
+        // Start over (new socket, v3 engine discovery) on the next poll.
+        self.session = None;
+        self.tracker.unreachable(SystemTime::now(), why)
+    }
+
+    async fn poll(&mut self) -> Result<snmp::Reading, PollError> {
+        let session = match self.session.take() {
+            Some(s) => s,
+            None => Session::connect(&self.cfg, self.timeout).await?,
+        };
+        let reading = session.poll().await;
+        self.session = Some(session);
+        reading
+    }
+}
+
+/// Sets the router's gauges from what a poll found.
+fn export(router: &str, o: &Observed) {
+    ::metrics::gauge!(m::ROUTER_UP, "router" => router.to_owned()).set(if o.up { 1.0 } else { 0.0 });
+    for s in &o.samples {
+        let labels = [("router", router.to_owned()), ("interface", s.if_name.clone())];
+        ::metrics::gauge!(m::IF_OPER_UP, &labels).set(if s.oper_up { 1.0 } else { 0.0 });
+        if s.rates_valid {
+            ::metrics::gauge!(m::IN_BPS, &labels).set(s.in_bits_per_second);
+            ::metrics::gauge!(m::OUT_BPS, &labels).set(s.out_bits_per_second);
+        }
+    }
+    let resets = o.events.iter().filter(|(k, _)| *k == "counter_reset").count();
+    if resets > 0 {
+        ::metrics::counter!(m::COUNTER_RESETS, "router" => router.to_owned()).increment(resets as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+//! `collector.routers`: the routers the collector polls over SNMP (v2c or
+//! v3), their credentials, cadence and labels, with validation naming each
+//! key and masking of the community and USM passwords.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::{self, format as fmt_d};
+use super::validate::is_subject_token;
+use super::{CollectorConfig, Invalid, text};
+
+/// The SNMP port when `address` has none.
+pub const DEFAULT_SNMP_PORT: u16 = 161;
+/// Retries per request when a router does not set its own.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Most retries a router may ask for.
+pub const MAX_RETRIES: u32 = 10;
+
+/// SNMP protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnmpVersion {
+    /// Community-based v2c (`community`).
+    #[default]
+    V2c,
+    /// User-based v3 (`user`, and auth/priv protocols and passwords).
+    V3,
+}
+
+/// SNMPv3 authentication protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnmpAuthProtocol {
+    Md5,
+    /// SHA-1 (net-snmp's `SHA`).
+    Sha,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// SNMPv3 privacy (encryption) protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnmpPrivProtocol {
+    Des,
+    /// AES-128 (net-snmp's `AES`).
+    Aes,
+    Aes192,
+    Aes256,
+}
+
+/// How to speak SNMP to one router.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnmpConfig {
+    /// `v2c` or `v3`.
+    pub version: SnmpVersion,
+    /// v2c: the community (a secret; masked when printed).
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub community: Option<String>,
+    /// v3: the USM user name.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub user: Option<String>,
+    /// v3: `md5`, `sha`, `sha224`, `sha256`, `sha384` or `sha512`; unset means noAuthNoPriv.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_protocol: Option<SnmpAuthProtocol>,
+    /// v3: the authentication password, at least 8 characters (a secret).
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub auth_password: Option<String>,
+    /// v3: `des`, `aes`, `aes192` or `aes256`; unset means no privacy (authNoPriv).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priv_protocol: Option<SnmpPrivProtocol>,
+    /// v3: the privacy password, at least 8 characters (a secret).
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub priv_password: Option<String>,
+}
+
+/// One router the collector polls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
+    #[serde(deserialize_with = "text::deserialize")]
+    pub id: String,
+    /// Human name; the id when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub name: Option<String>,
+    /// `host:port` or `host` (port 161) of the SNMP agent.
+    #[serde(deserialize_with = "text::deserialize")]
+    pub address: String,
+    /// SNMP version and credentials.
+    #[serde(default)]
+    pub snmp: SnmpConfig,
+    /// How often the router is polled; `collector.interval` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
+    pub interval: Option<Duration>,
+    /// How long one SNMP request waits for an answer; `collector.timeout` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
+    pub timeout: Option<Duration>,
+    /// Times an unanswered request is sent again; 2 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Free-form labels carried on the router's info messages.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RouterConfig {
+    /// A v2c router at `address` with community `public` and nothing else set.
+    pub fn new(id: impl Into<String>, address: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            address: address.into(),
+            snmp: SnmpConfig {
+                community: Some("public".to_owned()),
+                ..SnmpConfig::default()
+            },
+            interval: None,
+            timeout: None,
+            retries: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The host and port of `address` (port 161 when it names none).
+    pub fn host_port(&self) -> Result<(String, u16), &'static str> {
+        split_address(&self.address)
+    }
+
+    /// The name shown to people: `name`, or the id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` → host and port.
+fn split_address(a: &str) -> Result<(String, u16), &'static str> {
+    const SHAPE: &str = "must be host or host:port, e.g. 192.0.2.1:161 or router.lan";
+    let a = a.trim();
+    if a.is_empty() {
+        return Err(SHAPE);
+    }
+    let port = |p: &str| match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must end in a port between 1 and 65535 when it has one"),
+    };
+    if let Some(rest) = a.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(SHAPE)?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("must hold an IPv6 address between [ and ]");
+        }
+        return match after {
+            "" => Ok((host.to_owned(), DEFAULT_SNMP_PORT)),
+            p => Ok((host.to_owned(), port(p.strip_prefix(':').ok_or(SHAPE)?)?)),
+        };
+    }
+    if a.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((a.to_owned(), DEFAULT_SNMP_PORT));
+    }
+    let (host, p) = match a.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (a, None),
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+        return Err(SHAPE);
+    }
+    Ok((host.to_owned(), p.map(port).transpose()?.unwrap_or(DEFAULT_SNMP_PORT)))
+}
+
+impl CollectorConfig {
+    /// Replaces the routers' SNMP community and USM passwords by `***`.
+    pub fn mask_routers(&mut self) {
+        for r in &mut self.routers {
+            for secret in [
+                &mut r.snmp.community,
+                &mut r.snmp.auth_password,
+                &mut r.snmp.priv_password,
+            ] {
+                if secret.is_some() {
+                    *secret = Some("***".to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// Every problem of `collector.routers`, each naming its key.
+pub(super) fn router_problems(col: &CollectorConfig) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in col.routers.iter().enumerate() {
+        let prefix = format!("collector.routers[{i}]");
+        let mut add = |field: &str, value: String, allowed: &str| {
+            out.push(Invalid {
+                key: format!("{prefix}.{field}"),
+                value,
+                allowed: allowed.to_owned(),
+            });
+        };
+        if !is_subject_token(&r.id) {
+            add(
+                "id",
+                r.id.clone(),
+                "must be 1–128 characters of letters, digits, `-` or `_`",
+            );
+        } else if !seen.insert(r.id.as_str()) {
+            add("id", r.id.clone(), "must be unique: another router has this id");
+        }
+        if let Err(why) = r.host_port() {
+            add("address", r.address.clone(), why);
+        }
+        let s = &r.snmp;
+        match s.version {
+            SnmpVersion::V2c => {
+                if s.community.as_deref().is_none_or(str::is_empty) {
+                    add("snmp.community", String::new(), "is required for SNMP v2c");
+                }
+                for (set, field) in [
+                    (s.user.is_some(), "snmp.user"),
+                    (s.auth_protocol.is_some(), "snmp.auth_protocol"),
+                    (s.auth_password.is_some(), "snmp.auth_password"),
+                    (s.priv_protocol.is_some(), "snmp.priv_protocol"),
+                    (s.priv_password.is_some(), "snmp.priv_password"),
+                ] {
+                    if set {
+                        add(field, String::new(), "applies to SNMP v3 only (set snmp.version: v3)");
+                    }
+                }
+            }
+            SnmpVersion::V3 => {
+                if s.community.is_some() {
+                    add(
+                        "snmp.community",
+                        "***".to_owned(),
+                        "applies to SNMP v2c only; v3 uses snmp.user",
+                    );
+                }
+                if s.user.as_deref().is_none_or(str::is_empty) {
+                    add("snmp.user", String::new(), "is required for SNMP v3");
+                }
+                let short = |p: &Option<String>| p.as_ref().is_some_and(|p| p.len() < 8);
+                match (s.auth_protocol, &s.auth_password) {
+                    (Some(_), None) => add(
+                        "snmp.auth_password",
+                        String::new(),
+                        "is required with snmp.auth_protocol",
+                    ),
+                    (None, Some(_)) => add(
+                        "snmp.auth_protocol",
+                        String::new(),
+                        "is required with snmp.auth_password: md5, sha, sha224, sha256, sha384 or sha512",
+                    ),
+                    _ if short(&s.auth_password) => add(
+                        "snmp.auth_password",
+                        "***".to_owned(),
+                        "must be at least 8 characters (RFC 3414)",
+                    ),
+                    _ => {}
+                }
+                match (s.priv_protocol, &s.priv_password) {
+                    (Some(_), None) => add(
+                        "snmp.priv_password",
+                        String::new(),
+                        "is required with snmp.priv_protocol",
+                    ),
+                    (None, Some(_)) => add(
+                        "snmp.priv_protocol",
+                        String::new(),
+                        "is required with snmp.priv_password: des, aes, aes192 or aes256",
+                    ),
+                    _ if short(&s.priv_password) => add(
+                        "snmp.priv_password",
+                        "***".to_owned(),
+                        "must be at least 8 characters (RFC 3414)",
+                    ),
+                    _ => {}
+                }
+                if s.priv_protocol.is_some() && s.auth_protocol.is_none() {
+                    add(
+                        "snmp.priv_protocol",
+                        String::new(),
+                        "needs snmp.auth_protocol too: SNMP v3 has no privacy without authentication",
+                    );
+                }
+            }
+        }
+        let interval = r.interval.unwrap_or(col.interval);
+        let timeout = r.timeout.unwrap_or(col.timeout);
+        if interval < Duration::from_secs(1) {
+            add("interval", fmt_d(interval), "must be at least 1s");
+        }
+        if timeout < Duration::from_millis(10) {
+            add("timeout", fmt_d(timeout), "must be at least 10ms");
+        } else if timeout > interval {
+            add(
+                "timeout",
+                fmt_d(timeout),
+                &format!("must not exceed the router's interval ({})", fmt_d(interval)),
+            );
+        }
+        if let Some(n) = r.retries
+            && n > MAX_RETRIES
+        {
+            add("retries", n.to_string(), "must be between 0 and 10");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(c: &CollectorConfig) -> Vec<String> {
+        router_problems(c).into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_address("10.0.0.1").unwrap(), ("10.0.0.1".into(), 161));
+        assert_eq!(split_address("10.0.0.1:1161").unwrap(), ("10.0.0.1".into(), 1161));
+        assert_eq!(split_address("router.lan").unwrap(), ("router.lan".into(), 161));
+        assert_eq!(split_address("[::1]:1161").unwrap(), ("::1".into(), 1161));
+        assert_eq!(split_address("::1").unwrap(), ("::1".into(), 161));
+        assert!(split_address("10.0.0.1:0").is_err());
+        assert!(split_address("10.0.0.1:x").is_err());
+        assert!(split_address("").is_err());
+        assert!(split_address("udp://x").is_err());
+    }
+
+    #[test]
+    fn v2c_and_v3_need_their_credentials() {
+        let mut c = CollectorConfig::default();
+        let mut r = RouterConfig::new("r1", "127.0.0.1:1161");
+        c.routers = vec![r.clone()];
+        assert!(keys(&c).is_empty(), "{:?}", router_problems(&c));
+        r.snmp.community = None;
+        r.snmp.user = Some("u".into());
+        c.routers = vec![r.clone()];
+        assert_eq!(
+            keys(&c),
+            ["collector.routers[0].snmp.community", "collector.routers[0].snmp.user"]
+        );
+        let mut v3 = RouterConfig::new("r2", "h");
+        v3.snmp = SnmpConfig {
+            version: SnmpVersion::V3,
+            user: Some("mon".into()),
+            auth_protocol: Some(SnmpAuthProtocol::Sha),
+            auth_password: Some("short".into()),
+            priv_protocol: Some(SnmpPrivProtocol::Aes),
+            priv_password: None,
+            community: None,
+        };
+        c.routers = vec![v3.clone()];
+        let p = router_problems(&c);
+        assert_eq!(
+            p.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+            [
+                "collector.routers[0].snmp.auth_password",
+                "collector.routers[0].snmp.priv_password"
+            ]
+        );
+        assert!(p.iter().all(|p| !p.value.contains("short")), "a password leaked: {p:?}");
+        v3.snmp.auth_password = Some("authpass123".into());
+        v3.snmp.priv_password = Some("privpass123".into());
+        c.routers = vec![v3];
+        assert!(keys(&c).is_empty());
+    }
+
+    #[test]
+    fn ids_timing_and_address() {
+        let mut c = CollectorConfig::default();
+        let mut a = RouterConfig::new("a", "h:99999");
+        a.timeout = Some(Duration::from_secs(60));
+        a.retries = Some(11);
+        let b = RouterConfig::new("a", "h");
+        let d = RouterConfig::new("bad id", "h");
+        c.routers = vec![a, b, d];
+        assert_eq!(
+            keys(&c),
+            [
+                "collector.routers[0].address",
+                "collector.routers[0].timeout",
+                "collector.routers[0].retries",
+                "collector.routers[1].id",
+                "collector.routers[2].id"
+            ]
+        );
+    }
+
+    #[test]
+    fn config_validation_and_masking_include_routers() {
+        let mut c = super::super::Config::default();
+        let mut r = RouterConfig::new("edge", "127.0.0.1:1161");
+        r.snmp.community = None;
+        c.collector.routers = vec![r.clone()];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("collector.routers[0].snmp.community"), "{err}");
+        r.snmp.community = Some("s3cretcommunity".into());
+        c.collector.routers = vec![r];
+        c.validate().unwrap();
+        let yaml = c.to_masked_yaml();
+        assert!(!yaml.contains("s3cretcommunity"), "{yaml}");
+        assert!(yaml.contains("address: 127.0.0.1:1161"), "{yaml}");
+    }
+
+    #[test]
+    fn yaml_parses_and_secrets_are_masked() {
+        let yaml = "
+routers:
+  - id: edge
+    address: 127.0.0.1:1161
+    snmp: { version: v3, user: mon, auth_protocol: sha, auth_password: authsecret1, priv_protocol: aes, priv_password: privsecret1 }
+    interval: 10s
+    labels: { site: jkt }
+  - id: core
+    address: 10.0.0.1
+    snmp: { community: commsecret }
+";
+        let mut c: CollectorConfig = serde_yaml::from_str(yaml).unwrap();
+        assert_eq!(c.routers.len(), 2);
+        assert_eq!(c.routers[0].snmp.priv_protocol, Some(SnmpPrivProtocol::Aes));
+        assert_eq!(c.routers[0].interval, Some(Duration::from_secs(10)));
+        assert_eq!(c.routers[1].host_port().unwrap(), ("10.0.0.1".into(), 161));
+        assert!(router_problems(&c).is_empty(), "{:?}", router_problems(&c));
+        c.mask();
+        let out = serde_yaml::to_string(&c).unwrap();
+        for s in ["authsecret1", "privsecret1", "commsecret"] {
+            assert!(!out.contains(s), "{s} leaked:\n{out}");
+        }
+        assert!(out.contains("user: mon"));
+        let typo: Result<CollectorConfig, _> =
+            serde_yaml::from_str("routers: [{id: x, address: h, snmp: {comunity: public}}]");
+        assert!(typo.unwrap_err().to_string().contains("comunity"));
+    }
+}

@@ -1,0 +1,398 @@
+//! A real Prometheus scraping a real `pantau all`, with the repository's
+//! recording and alert rules loaded: every rule and dashboard expression runs
+//! through Prometheus' query API without error, and every `pantau_*` metric
+//! they name is one Pantau exports.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use pantau_testkit::free_port;
+use tokio::time::Instant;
+
+use crate::support::{Killed, all_exprs, base_name, pantau_metrics, repo, spawn, tool};
+
+/// Metrics Pantau exports only after a fault this test does not cause (a
+/// message that does not decode, a slow subscriber, full worker queues, a
+/// failed store write, a TLS target, a rate limit, a counter going backwards): they are checked to be
+/// declared in the services' source instead of seen on /metrics.
+const AFTER_A_FAULT: &[(&str, &str)] = &[
+    ("pantau_bus_decode_errors_total", "crates/core/src/bus/mod.rs"),
+    ("pantau_bus_dropped_total", "crates/core/src/bus/mod.rs"),
+    ("pantau_bus_publish_errors_total", "crates/core/src/bus/mod.rs"),
+    (
+        "pantau_collector_cert_expiry_seconds",
+        "crates/collector/src/metrics.rs",
+    ),
+    (
+        "pantau_collector_checks_skipped_total",
+        "crates/collector/src/metrics.rs",
+    ),
+    (
+        "pantau_alert_engine_series_dropped_total",
+        "crates/alert-engine/src/metrics.rs",
+    ),
+    (
+        "pantau_alert_engine_persist_errors_total",
+        "crates/alert-engine/src/metrics.rs",
+    ),
+    (
+        "pantau_alert_engine_publish_errors_total",
+        "crates/alert-engine/src/metrics.rs",
+    ),
+    (
+        "pantau_gateway_ws_messages_dropped_total",
+        "crates/gateway/src/metrics.rs",
+    ),
+    ("pantau_notifier_rate_limited_total", "crates/notifier/src/metrics.rs"),
+    (
+        "pantau_collector_interface_counter_resets_total",
+        "crates/collector/src/routers/metrics.rs",
+    ),
+];
+
+/// An HTTP sink standing in for a webhook receiver and Alertmanager:
+/// `/fail` answers 500, everything else 200.
+async fn sink() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = axum::Router::new()
+        .route(
+            "/fail",
+            axum::routing::post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "no") }),
+        )
+        .fallback(|| async { "ok" });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+fn pantau_config(dir: &Path, p: &Ports, sink: u16) -> String {
+    // The router is a real snmpd on loopback (see `snmpd`).
+    format!(
+        "listen_host: 127.0.0.1
+data_dir: {data}
+admin_port: {admin}
+shutdown_grace: 2s
+log: {{ format: json, level: info }}
+metrics: {{ enabled: true, collection_interval: 1s }}
+collector:
+  grpc_port: {cgrpc}
+  admin_port: {cadmin}
+  interval: 1s
+  timeout: 900ms
+  targets:
+    - {{ id: gateway-healthz, type: http, url: 'http://127.0.0.1:{gw}/healthz' }}
+    - {{ id: closed-port, type: tcp, address: '127.0.0.1:{closed}', timeout: 500ms }}
+  routers:
+    - {{ id: loopback-router, address: '127.0.0.1:{snmp}', snmp: {{ version: v2c, community: public }}, interval: 1s, timeout: 900ms }}
+gateway:
+  port: {gw}
+  alert_engine_url: http://127.0.0.1:{agrpc}
+  dashboard: {{ max_connections: 1 }}
+alert_engine:
+  grpc_port: {agrpc}
+  admin_port: {aadmin}
+  sweep_interval: 1s
+  alertmanager_url: http://127.0.0.1:{sink}
+  rules:
+    - {{ id: closed-port, name: Closed port, expr: 'check_up{{target=\"closed-port\"}} == 0', severity: critical, message: down }}
+notifier:
+  grpc_port: {ngrpc}
+  admin_port: {nadmin}
+  poll_interval: 200ms
+  retry: {{ initial_backoff: 100ms, max_attempts: 1 }}
+  channels:
+    - {{ name: ok, type: webhook, url: 'http://127.0.0.1:{sink}/ok' }}
+    - {{ name: broken, type: webhook, url: 'http://127.0.0.1:{sink}/fail' }}
+  routes:
+    - channels: [ok, broken]
+",
+        data = dir.join("data").display(),
+        admin = p.admin,
+        cgrpc = p.cgrpc,
+        cadmin = p.cadmin,
+        gw = p.gateway,
+        closed = p.closed,
+        snmp = p.snmp,
+        agrpc = p.agrpc,
+        aadmin = p.aadmin,
+        ngrpc = p.ngrpc,
+        nadmin = p.nadmin,
+    )
+}
+
+struct Ports {
+    admin: u16,
+    cgrpc: u16,
+    cadmin: u16,
+    gateway: u16,
+    closed: u16,
+    snmp: u16,
+    agrpc: u16,
+    aadmin: u16,
+    ngrpc: u16,
+    nadmin: u16,
+    prometheus: u16,
+}
+
+/// Debian's snmpd on 127.0.0.1:`port` (UDP), community `public`: the router
+/// the collector polls, with this machine's real interfaces and counters.
+fn snmpd(dir: &Path, port: u16) -> Killed {
+    let bin = tool("snmpd", "snmpd");
+    let conf = dir.join("snmpd.conf");
+    std::fs::write(&conf, "rocommunity public 127.0.0.1\n").unwrap();
+    std::fs::create_dir_all(dir.join("snmp-persist")).unwrap();
+    spawn(
+        "snmpd",
+        Command::new(bin)
+            .args(["-f", "-Le", "-C", "-c"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.join("snmpd.pid"))
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", dir.join("snmp-persist"))
+            .env("MIBS", ""),
+        dir,
+    )
+}
+
+/// The metric names in a Prometheus text exposition.
+fn exported(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(|n| base_name(n).to_owned())
+        .collect()
+}
+
+/// `/api/v1/query?query=<expr, percent-encoded>` of the Prometheus on `port`.
+fn query_url(port: u16, expr: &str) -> String {
+    let mut q = String::new();
+    for b in expr.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            q.push(char::from(b));
+        } else {
+            let _ = write!(q, "%{b:02X}");
+        }
+    }
+    format!("http://127.0.0.1:{port}/api/v1/query?query={q}")
+}
+
+async fn query(client: &reqwest::Client, port: u16, expr: &str) -> serde_json::Value {
+    client
+        .get(query_url(port, expr))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("query {expr}: {e}"))
+        .json()
+        .await
+        .unwrap()
+}
+
+fn non_empty(v: &serde_json::Value) -> bool {
+    v["status"] == "success" && v["data"]["result"].as_array().is_some_and(|r| !r.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_and_panel_query_runs_against_pantau_all() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let prometheus_bin = tool("prometheus", "prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let p = Ports {
+        admin: free_port(),
+        cgrpc: free_port(),
+        cadmin: free_port(),
+        gateway: free_port(),
+        closed: free_port(),
+        snmp: free_port(),
+        agrpc: free_port(),
+        aadmin: free_port(),
+        ngrpc: free_port(),
+        nadmin: free_port(),
+        prometheus: free_port(),
+    };
+    let sink = sink().await;
+    let _snmpd = snmpd(dir.path(), p.snmp);
+    let cfg = dir.path().join("pantau.yaml");
+    std::fs::write(&cfg, pantau_config(dir.path(), &p, sink)).unwrap();
+    let mut pantau = spawn(
+        "pantau",
+        Command::new(env!("CARGO_BIN_EXE_pantau"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("all")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default()),
+        dir.path(),
+    );
+
+    // Prometheus with the repository's rules, scraping the admin port every second.
+    let rules = repo().join("prometheus/rules");
+    let prom_cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}
+rule_files: ['{r}/recording.yml', '{r}/alerts.yml']
+scrape_configs:
+  - job_name: pantau
+    static_configs:
+      - targets: ['127.0.0.1:{admin}']
+        labels: {{ service: all, location: local }}
+",
+            r = rules.display(),
+            admin = p.admin
+        ),
+    )
+    .unwrap();
+    let mut prometheus = spawn(
+        "prometheus",
+        Command::new(prometheus_bin)
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", p.prometheus)),
+        dir.path(),
+    );
+
+    // A WebSocket client (and one over max_connections) so the gateway's gauges exist.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let ws_url = format!("ws://127.0.0.1:{}/api/v1/monitoring/events", p.gateway);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ws = loop {
+        pantau.assert_running();
+        if let Ok(Ok((ws, _))) =
+            tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(&ws_url)).await
+        {
+            break ws;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never accepted a WebSocket:\n{}",
+            pantau.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let second = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(&ws_url)).await;
+    assert!(
+        !matches!(second, Ok(Ok(_))),
+        "a second WebSocket client over max_connections 1 was accepted"
+    );
+
+    // Wait for data: checks scraped, recording rules evaluated, the alert raised
+    // and its deliveries attempted (one ok, one failing and given up).
+    let wanted = [
+        "pantau_collector_check_up",
+        "kind_location:pantau_collector_checks:rate5m",
+        "target_location:pantau_collector_check_up:avg5m",
+        r#"pantau_notifier_deliveries_total{result="delivered"}"#,
+        "pantau_notifier_deliveries_given_up_total",
+        r#"pantau_alert_engine_alertmanager_pushes_total{result="ok"}"#,
+        "pantau_gateway_ws_rejected_total",
+        "pantau_collector_router_up == 1",
+        "pantau_collector_interface_in_bits_per_second",
+        "router:pantau_collector_interface_in_bits_per_second:sum",
+        "rate(pantau_notifier_deliveries_total[5m])",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for w in wanted {
+        loop {
+            pantau.assert_running();
+            prometheus.assert_running();
+            if let Ok(r) = client.get(query_url(p.prometheus, w)).send().await
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && non_empty(&v)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus never had {w}\npantau log:\n{}\nprometheus log:\n{}",
+                pantau.log(),
+                prometheus.log()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    drop(ws);
+
+    // The collector's health level is computed when readiness is asked.
+    let ready = client
+        .get(format!("http://127.0.0.1:{}/readyz", p.admin))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        ready.status().is_success() || ready.status().as_u16() == 503,
+        "{}",
+        ready.status()
+    );
+
+    let metrics = client
+        .get(format!("http://127.0.0.1:{}/metrics", p.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names = exported(&metrics);
+    for (name, file) in AFTER_A_FAULT {
+        let src = std::fs::read_to_string(repo().join(file)).unwrap();
+        assert!(src.contains(&format!("\"{name}\"")), "{name} is not declared in {file}");
+    }
+    let after_fault: BTreeSet<&str> = AFTER_A_FAULT.iter().map(|(n, _)| *n).collect();
+
+    let mut failures = Vec::new();
+    let exprs = all_exprs();
+    assert!(exprs.len() > 40, "only {} expressions found", exprs.len());
+    for e in &exprs {
+        let v = query(&client, p.prometheus, &e.expr).await;
+        if v["status"] != "success" {
+            failures.push(format!("{}: `{}` fails: {v}", e.origin, e.expr));
+        }
+        for m in pantau_metrics(&e.expr) {
+            if !names.contains(&m) && !after_fault.contains(m.as_str()) {
+                failures.push(format!(
+                    "{}: `{}` reads {m}, which pantau all does not export",
+                    e.origin, e.expr
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n/metrics names: {names:?}",
+        failures.join("\n")
+    );
+
+    // The alert rules evaluate without errors against real data.
+    let rules: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{}/api/v1/rules", p.prometheus))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for g in rules["data"]["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            assert_eq!(r["health"], "ok", "rule {} is unhealthy: {r}", r["name"]);
+        }
+    }
+    // The endpoint that is down from the only location trips the per-location alert as pending or firing.
+    let alerts = query(
+        &client,
+        p.prometheus,
+        r#"ALERTS{alertname="PantauEndpointDownFromLocation", target="closed-port"}"#,
+    )
+    .await;
+    assert!(
+        non_empty(&alerts),
+        "closed-port raised no alert in Prometheus: {alerts}"
+    );
+}

@@ -1,0 +1,237 @@
+//! [`Snmpd`]: Debian's net-snmp agent (`snmpd`) on a free UDP loopback port,
+//! serving this machine's real interfaces, counters and routes, with a v2c
+//! community and an SNMPv3 authPriv (SHA/AES) user.
+//!
+//! It runs with `-C` (no system configuration), its own config file, and its
+//! persistent state (`SNMP_PERSISTENT_DIR`) in a temporary directory; the
+//! listen address goes only on the command line (with `agentaddress` in the
+//! file too, snmpd exits with "Error opening specified endpoint").
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use crate::{TestkitError, binary};
+
+/// How long snmpd gets to answer its first GET.
+const READY_WITHIN: Duration = Duration::from_secs(15);
+
+/// The v2c community snmpd answers (read-only, from 127.0.0.1).
+pub const COMMUNITY: &str = "public";
+/// The SNMPv3 user (authPriv, SHA-1 authentication, AES-128 privacy).
+pub const V3_USER: &str = "pantau";
+/// [`V3_USER`]'s authentication password.
+pub const V3_AUTH_PASSWORD: &str = "authpass123";
+/// [`V3_USER`]'s privacy password.
+pub const V3_PRIV_PASSWORD: &str = "privpass123";
+
+/// A running `snmpd`, killed when dropped.
+pub struct Snmpd {
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl std::fmt::Debug for Snmpd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snmpd")
+            .field("addr", &self.addr())
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snmpd {
+    /// Starts snmpd on 127.0.0.1 with [`COMMUNITY`] and [`V3_USER`], and
+    /// waits until it answers a v2c GET of `sysUpTime.0`.
+    pub async fn start() -> Result<Self, TestkitError> {
+        let bin = binary::require("snmpd", "snmpd")?;
+        let dir = tempfile::Builder::new()
+            .prefix("pantau-snmpd-")
+            .tempdir()
+            .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+        let conf = dir.path().join("snmpd.conf");
+        let text = format!(
+            "rocommunity {COMMUNITY} 127.0.0.1\n\
+             createUser {V3_USER} SHA \"{V3_AUTH_PASSWORD}\" AES \"{V3_PRIV_PASSWORD}\"\n\
+             rouser {V3_USER} priv\n"
+        );
+        std::fs::write(&conf, text).map_err(|e| TestkitError::io("write", &conf, e))?;
+        let persist = dir.path().join("persist");
+        std::fs::create_dir_all(&persist).map_err(|e| TestkitError::io("create", &persist, e))?;
+        let log = dir.path().join("log");
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| TestkitError::io("open", &log, e))?;
+        let err = out.try_clone().map_err(|e| TestkitError::io("open", &log, e))?;
+        let port = free_udp_port();
+        let child = Command::new(&bin)
+            .arg("-f")
+            .arg("-Lo")
+            .arg("-C")
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(dir.path().join("snmpd.pid"))
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", &persist)
+            .env("MIBS", "")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| TestkitError::io("start", &bin, e))?;
+        let mut me = Self {
+            dir,
+            port,
+            child: Some(child),
+        };
+        me.wait_ready().await?;
+        Ok(me)
+    }
+
+    /// `127.0.0.1:PORT` (UDP).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The agent's UDP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        binary::log_tail(&self.log_path(), 40)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), TestkitError> {
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(TestkitError::Exited {
+                    server: "snmpd",
+                    status: status.to_string(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            if answers(self.addr()).await {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(TestkitError::NotReady {
+                    server: "snmpd",
+                    after: READY_WITHIN,
+                    log_tail: self.log_tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+///
+/// # Panics
+/// If the loopback interface cannot be bound at all.
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("cannot bind a loopback UDP port");
+    s.local_addr().expect("a bound socket has an address").port()
+}
+
+/// A v2c GET of `sysUpTime.0` with [`COMMUNITY`], BER-encoded by hand.
+fn get_sys_uptime() -> Vec<u8> {
+    let oid = [0x2b, 6, 1, 2, 1, 1, 3, 0];
+    let mut varbind = vec![0x06, oid.len() as u8];
+    varbind.extend(oid);
+    varbind.extend([0x05, 0x00]);
+    // request-id 42, error-status 0, error-index 0, then the varbind list.
+    let mut pdu_body = vec![0x02, 0x01, 0x2a, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00];
+    pdu_body.extend(list_wrapped(&varbind));
+    let mut pdu = vec![0xa0, pdu_body.len() as u8];
+    pdu.extend(&pdu_body);
+    let mut body = vec![0x02, 0x01, 0x01, 0x04, COMMUNITY.len() as u8];
+    body.extend(COMMUNITY.as_bytes());
+    body.extend(&pdu);
+    let mut msg = vec![0x30, body.len() as u8];
+    msg.extend(&body);
+    msg
+}
+
+/// `SEQUENCE { varbind }` (the varbind list) around one encoded varbind.
+fn list_wrapped(varbind: &[u8]) -> Vec<u8> {
+    let mut inner = vec![0x30, varbind.len() as u8];
+    inner.extend(varbind);
+    let mut outer = vec![0x30, inner.len() as u8];
+    outer.extend(&inner);
+    outer
+}
+
+/// Whether an SNMP agent at `addr` answers a v2c GET.
+async fn answers(addr: SocketAddr) -> bool {
+    let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
+        return false;
+    };
+    if sock.send_to(&get_sys_uptime(), addr).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 1500];
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await,
+        Ok(Ok((n, _))) if n > 0 && buf[0] == 0x30
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_is_well_formed_ber() {
+        let m = get_sys_uptime();
+        assert_eq!(m[0], 0x30);
+        assert_eq!(m[1] as usize, m.len() - 2);
+        // version 1 (v2c), then the community.
+        assert_eq!(&m[2..5], &[0x02, 0x01, 0x01]);
+        assert_eq!(&m[7..7 + COMMUNITY.len()], COMMUNITY.as_bytes());
+        let pdu = 7 + COMMUNITY.len();
+        assert_eq!(m[pdu], 0xa0);
+        assert_eq!(m[pdu + 1] as usize, m.len() - pdu - 2);
+        assert!(m.ends_with(&[0x2b, 6, 1, 2, 1, 1, 3, 0, 0x05, 0x00]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_answers_and_stops() {
+        let agent = Snmpd::start().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(answers(agent.addr()).await, "{}", agent.log_tail());
+        let addr = agent.addr();
+        drop(agent);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!answers(addr).await, "snmpd still answers after drop");
+    }
+}

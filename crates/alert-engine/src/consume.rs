@@ -9,6 +9,7 @@ use futures::StreamExt;
 use pantau_core::bus::{Bus, BusError, Message, Subscription, decode, subject};
 use pantau_proto::v1::{CheckResult, InterfaceSample, MetricSample, RouterEvent};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::engine::Engine;
 use crate::facts::{self, Fact};
@@ -83,7 +84,11 @@ pub async fn start(
             let now = SystemTime::now();
             let (family, facts) = facts_of(&msg, now);
             metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
-            match engine.ingest(facts, now).await {
+            // The publisher's trace continues here, and into the alert
+            // events this message causes.
+            let span = tracing::info_span!("alert_engine.ingest", subject = %msg.subject, facts = facts.len());
+            pantau_core::telemetry::set_parent_from(&span, &msg.headers);
+            match engine.ingest(facts, now).instrument(span).await {
                 Ok(_) => {
                     if let Err(e) = msg.ack().await {
                         tracing::warn!(subject = %msg.subject, error = %e, "cannot acknowledge a bus message; it may be redelivered");

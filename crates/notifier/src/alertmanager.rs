@@ -169,6 +169,7 @@ impl Payload {
             common_labels: self.common_labels,
             external_url: self.external_url,
             revision: hex::encode(&h.finalize()[..16]),
+            trace_parent: String::new(),
         }
     }
 }

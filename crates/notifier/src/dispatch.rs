@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
+use tracing::Instrument;
 
 use pantau_core::config::RetryConfig;
 use pantau_proto::v1::{EventKind, RouterEvent, Severity};
@@ -188,7 +189,14 @@ impl Notifier {
             text: &text,
         };
         let deadline = self.cfg.request_timeout + Duration::from_secs(5);
+        // The delivery joins the trace of the alert event it notifies.
+        let span = tracing::info_span!("notifier.deliver", channel = %sent[0].channel, channel_type = kind);
+        if !n.trace_parent.is_empty() {
+            let headers = pantau_core::bus::Headers::from([("traceparent".to_owned(), n.trace_parent.clone())]);
+            pantau_core::telemetry::set_parent_from(&span, &headers);
+        }
         let outcome = tokio::time::timeout(deadline, ch.sender.send(out))
+            .instrument(span)
             .await
             .unwrap_or_else(|_| Outcome::temporary(0, "timed out"));
         let latency = started.elapsed();

@@ -220,7 +220,10 @@ impl Notifier {
                 continue;
             };
             let n = match Notification::from_event(&event) {
-                Ok(n) => n,
+                Ok(mut n) => {
+                    n.trace_parent = msg.headers.get("traceparent").cloned().unwrap_or_default();
+                    n
+                }
                 Err(e) => {
                     tracing::warn!(subject = %msg.subject, error = %e, "skipping an alert event that cannot be notified");
                     let _ = msg.ack().await;

@@ -35,6 +35,9 @@ pub struct Notification {
     pub external_url: String,
     /// What makes this notification distinct (state and times); part of the idempotency key.
     pub revision: String,
+    /// W3C `traceparent` of the alert event, so the delivery joins its trace.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_parent: String,
 }
 
 /// One alert of a notification.
@@ -135,6 +138,7 @@ impl Notification {
             alerts: vec![item],
             external_url: String::new(),
             revision,
+            trace_parent: String::new(),
         })
     }
 
@@ -167,6 +171,7 @@ impl Notification {
             common_labels: labels,
             external_url: String::new(),
             revision: now,
+            trace_parent: String::new(),
         }
     }
 
@@ -214,6 +219,8 @@ impl Notification {
             common_labels: BTreeMap::new(),
             external_url: String::new(),
             revision: hex::encode(&h.finalize()[..16]),
+            // A group answers to many traces; it follows the first.
+            trace_parent: parts.first().map(|n| n.trace_parent.clone()).unwrap_or_default(),
         }
     }
 

@@ -112,14 +112,25 @@ impl Collector {
         let cfg = Arc::clone(&ctx.config);
         m::describe();
         let mut entries = BTreeMap::new();
+        let shard = &cfg.collector.shard;
         for t in Target::from_config(&cfg.collector).map_err(CollectorError::Targets)? {
-            entries.insert(t.id.clone(), Entry::new(t, &cfg));
+            if shard.owns(&t.id) {
+                entries.insert(t.id.clone(), Entry::new(t, &cfg));
+            }
+        }
+        if shard.count > 1 {
+            tracing::info!(
+                shard = shard.index,
+                of = shard.count,
+                targets = entries.len(),
+                "checking this shard's targets"
+            );
         }
         let (stored, unreadable) = targets::load(&store).await?;
         for u in unreadable {
             tracing::error!(target_id = %u.id, error = %u.error, "a stored target cannot be read; it is not checked");
         }
-        for t in stored {
+        for t in stored.into_iter().filter(|t| shard.owns(&t.id)) {
             if entries.contains_key(&t.id) {
                 tracing::warn!(target_id = %t.id, "a stored target has the id of a configured one; the configuration wins");
                 continue;
@@ -228,6 +239,89 @@ impl Collector {
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
         ctx.tasks.spawn(async move { me.write_states(stop).await });
+        if self.config.collector.shard.count > 1 {
+            let me = Arc::clone(self);
+            let stop = ctx.shutdown.clone();
+            ctx.tasks.spawn(async move { me.reload_loop(stop).await });
+        }
+    }
+
+    /// A sharded replica picks up its targets that other replicas added or
+    /// removed through the API (they share the store).
+    async fn reload_loop(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.collector.shard.reload_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.reload().await {
+                tracing::warn!(error = %e, "cannot reload stored targets");
+            }
+        }
+    }
+
+    /// Adds this shard's stored targets it lacks and drops API targets no
+    /// longer stored; returns (added, removed).
+    pub async fn reload(&self) -> Result<(usize, usize), pantau_core::store::StoreError> {
+        let shard = &self.config.collector.shard;
+        let (stored, _) = targets::load(&self.store).await?;
+        let stored: Vec<_> = stored.into_iter().filter(|t| shard.owns(&t.id)).collect();
+        let ids: std::collections::HashSet<&str> = stored.iter().map(|t| t.id.as_str()).collect();
+        let mut added = 0;
+        for t in &stored {
+            let known = self.entry(&t.id).is_some_and(|e| *e.target.config == *t);
+            if known
+                || self
+                    .entry(&t.id)
+                    .is_some_and(|e| e.target.source == TargetSource::Config)
+            {
+                continue;
+            }
+            let t = Arc::new(t.clone());
+            match Target::compile(
+                &t,
+                &format!("stored target {}", t.id),
+                &self.config.collector,
+                TargetSource::Api,
+            ) {
+                Ok(target) => {
+                    let entry = Entry::new(target, &self.config);
+                    self.entries
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(t.id.clone(), entry);
+                    let _ = self.commands.send(Command::Schedule(t.id.clone(), Duration::ZERO));
+                    added += 1;
+                }
+                Err(problems) => {
+                    for p in problems {
+                        tracing::error!(problem = %p, "a stored target is no longer valid; it is not checked");
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .entries()
+            .into_iter()
+            .filter(|e| e.target.source == TargetSource::Api && !ids.contains(e.target.id.as_str()))
+            .map(|e| e.target.id.clone())
+            .collect();
+        for id in &gone {
+            self.entries
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(id);
+            let _ = self.commands.send(Command::Unschedule(id.clone()));
+            self.checker.push.forget(id);
+            self.results.forget(id);
+        }
+        if added + gone.len() > 0 {
+            self.set_target_gauge();
+            tracing::info!(added, removed = gone.len(), "reloaded this shard's targets");
+        }
+        Ok((added, gone.len()))
     }
 
     /// Writes state changes every 250 ms, and once more at shutdown.
@@ -475,6 +569,10 @@ impl Collector {
         }
         targets::save(&self.store, &t).await?;
         let entry = Entry::new(target, &self.config);
+        if !self.config.collector.shard.owns(&t.id) {
+            tracing::info!(target_id = %t.id, "target saved; another shard checks it");
+            return Ok(entry);
+        }
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -488,7 +586,15 @@ impl Collector {
     /// Removes a target added through the API.
     pub async fn delete(&self, id: &str) -> Result<(), ChangeError> {
         match self.entry(id) {
-            None => return Err(ChangeError::NotFound(id.to_owned())),
+            None if self.config.collector.shard.owns(id) => return Err(ChangeError::NotFound(id.to_owned())),
+            // Another shard's target: the store decides (its owner drops it at its next reload).
+            None => {
+                return if targets::delete(&self.store, id).await? {
+                    Ok(())
+                } else {
+                    Err(ChangeError::NotFound(id.to_owned()))
+                };
+            }
             Some(e) if e.target.source == TargetSource::Config => return Err(ChangeError::FromConfig(id.to_owned())),
             Some(_) => {}
         }

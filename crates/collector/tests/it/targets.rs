@@ -427,3 +427,82 @@ async fn push_monitors_and_history() {
     assert!((hist.uptime_percent - 50.0).abs() < 1e-9);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_targets_through_shards() {
+    let pg = pantau_testkit::Postgres::start().await.expect("PostgreSQL starts");
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = open.local_addr().unwrap().to_string();
+    let config = |index: u32, dir: &std::path::Path| {
+        let mut c = base_config(dir);
+        c.database.url = Some(pg.url());
+        c.database.schema_prefix = "shard_test".into();
+        c.collector.shard.index = index;
+        c.collector.shard.count = 2;
+        c.collector.shard.reload_interval = Duration::from_secs(1);
+        c.collector.targets = (0..20)
+            .map(|i| {
+                let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
+                t.address = Some(addr.clone());
+                t.into()
+            })
+            .collect();
+        c
+    };
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = start(config(0, d0.path())).await;
+    let mut b = start(config(1, d1.path())).await;
+    let ids = |r: v1::ListTargetsResponse| r.targets.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let ta = ids(a.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner());
+    let tb = ids(b.client.list_targets(ListTargetsRequest {}).await.unwrap().into_inner());
+    assert!(!ta.is_empty() && !tb.is_empty(), "{ta:?} {tb:?}");
+    assert_eq!(ta.len() + tb.len(), 20, "every target exactly once: {ta:?} {tb:?}");
+    assert!(ta.iter().all(|t| !tb.contains(t)));
+
+    // A target added through one replica is checked by its owner.
+    let second = pantau_core::config::ShardConfig {
+        index: 1,
+        count: 2,
+        ..Default::default()
+    };
+    let (mut via, mut owner) = if second.owns("added") {
+        (a.client.clone(), b.client.clone())
+    } else {
+        (b.client.clone(), a.client.clone())
+    };
+    via.upsert_target(UpsertTargetRequest {
+        target: Some(tcp_target("added", &addr)),
+    })
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = ids(owner.list_targets(ListTargetsRequest {}).await.unwrap().into_inner());
+        if t.iter().any(|t| t == "added") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner never picked up the added target"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And deleted through either, the owner drops it.
+    via.delete_target(DeleteTargetRequest { id: "added".into() })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = ids(owner.list_targets(ListTargetsRequest {}).await.unwrap().into_inner());
+        if !t.iter().any(|t| t == "added") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the owner kept a deleted target"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}

@@ -227,10 +227,54 @@ pub struct CollectorConfig {
     pub history: HistoryConfig,
     /// Error-rate thresholds of the collector's own health.
     pub health: CollectorHealthConfig,
+    /// Which share of the targets this replica checks.
+    pub shard: ShardConfig,
     /// What to watch (shared with the collector's running targets, not copied).
     pub targets: Vec<std::sync::Arc<TargetConfig>>,
     /// Routers polled over SNMP (interfaces, counters, default routes).
     pub routers: Vec<super::RouterConfig>,
+}
+
+/// Targets sharded among collector replicas: a replica checks the targets
+/// whose id hashes (FNV-1a) to its `index` modulo `count`. Every replica must
+/// have the same targets and `count`; with PostgreSQL, targets added through
+/// the API reach their owner within `reload_interval`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardConfig {
+    /// This replica's shard, from 0 (in Kubernetes, the StatefulSet pod index).
+    pub index: u32,
+    /// How many replicas share the targets; 1 means no sharding.
+    pub count: u32,
+    /// How often a sharded replica reloads targets added through the API.
+    #[serde(with = "duration")]
+    pub reload_interval: Duration,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            index: 0,
+            count: 1,
+            reload_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+impl ShardConfig {
+    /// Whether this replica checks `target_id`.
+    pub fn owns(&self, target_id: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        // FNV-1a: stable across versions and platforms, unlike std's hasher.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in target_id.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// Per-minute and per-hour aggregates of check results.
@@ -292,6 +336,7 @@ impl Default for CollectorConfig {
             circuit_breaker: CircuitBreakerConfig::default(),
             history: HistoryConfig::default(),
             health: CollectorHealthConfig::default(),
+            shard: ShardConfig::default(),
             targets: Vec::new(),
             routers: Vec::new(),
         }
@@ -418,4 +463,38 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
             .map(str::to_owned)
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::ShardConfig;
+
+    #[test]
+    fn every_target_has_exactly_one_owner_and_shares_are_even() {
+        let shards: Vec<ShardConfig> = (0..3)
+            .map(|index| ShardConfig {
+                index,
+                count: 3,
+                ..ShardConfig::default()
+            })
+            .collect();
+        let mut per = [0usize; 3];
+        for i in 0..3000 {
+            let id = format!("target-{i}");
+            let owners: Vec<usize> = (0..3).filter(|s| shards[*s].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id}");
+            per[owners[0]] += 1;
+        }
+        assert!(per.iter().all(|&n| (850..1150).contains(&n)), "{per:?}");
+        // Stable across builds: FNV-1a of "web" is fixed.
+        assert!(
+            ShardConfig {
+                index: 1,
+                count: 2,
+                ..ShardConfig::default()
+            }
+            .owns("web")
+        );
+        assert!(ShardConfig::default().owns("anything"));
+    }
 }

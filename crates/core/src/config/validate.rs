@@ -153,6 +153,19 @@ fn collector(c: &Config, p: &mut Problems) {
     p.duration_at_least("collector.timeout", col.timeout, Duration::from_millis(10));
     p.positive("collector.workers.concurrency", col.workers.concurrency);
     p.positive("collector.workers.count", col.workers.count);
+    p.positive("collector.shard.count", col.shard.count);
+    if col.shard.index >= col.shard.count.max(1) {
+        p.add(
+            "collector.shard.index",
+            col.shard.index,
+            format!("must be below collector.shard.count ({})", col.shard.count),
+        );
+    }
+    p.duration_at_least(
+        "collector.shard.reload_interval",
+        col.shard.reload_interval,
+        MIN_INTERVAL,
+    );
     p.duration_at_least(
         "collector.history.minute_retention",
         col.history.minute_retention,

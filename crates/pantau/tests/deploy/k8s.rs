@@ -70,7 +70,15 @@ fn the_base_renders_and_every_object_validates_strictly() {
         ("notifier", 9104, Some(50054)),
         ("gateway", 8080, None),
     ] {
-        let d = named("Deployment", svc);
+        // The collector is a StatefulSet: its pod index is its shard.
+        let d = named(
+            if svc == "collector" {
+                "StatefulSet"
+            } else {
+                "Deployment"
+            },
+            svc,
+        );
         assert_eq!(d["metadata"]["namespace"], "pantau", "{svc}");
         let pod = &d["spec"]["template"];
         let ann = &pod["metadata"]["annotations"];
@@ -154,7 +162,10 @@ fn kubernetes_validate_rejects_an_unknown_field() {
 #[test]
 fn each_deployment_configuration_passes_config_check() {
     let objs = objects(&kustomize("k8s/"));
-    let deployments: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "Deployment").collect();
+    let deployments: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" || (o["kind"] == "StatefulSet" && o["metadata"]["name"] == "collector"))
+        .collect();
     assert_eq!(deployments.len(), 4);
     for d in deployments {
         let name = d["metadata"]["name"].as_str().unwrap();
@@ -164,6 +175,12 @@ fn each_deployment_configuration_passes_config_check() {
             let key = e["name"].as_str().unwrap().to_owned();
             let mut val = match e["value"].as_str() {
                 Some(v) => v.to_owned(),
+                None if e["valueFrom"]["fieldRef"]["fieldPath"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("pod-index")) =>
+                {
+                    "0".to_owned()
+                }
                 None if e["valueFrom"]["fieldRef"].is_mapping() => "pod-0".to_owned(),
                 None => "secret".to_owned(),
             };

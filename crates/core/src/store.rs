@@ -191,9 +191,20 @@ async fn connect_postgres(
         .await
         .map_err(|source| StoreError::Connect { what: what(), source })?;
     // `schema` is built from validated tokens (schema_prefix, the service name).
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+    // Replicas starting together race here: `IF NOT EXISTS` is not atomic
+    // in PostgreSQL, so the loser gets a unique violation, which means done.
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
         .execute(&mut conn)
-        .await?;
+        .await;
+    if let Err(e) = created {
+        let raced = e
+            .as_database_error()
+            .and_then(sqlx::error::DatabaseError::code)
+            .is_some_and(|c| c == "23505" || c == "42P06");
+        if !raced {
+            return Err(e.into());
+        }
+    }
     conn.close().await?;
     let opts = base.clone().options([("search_path", schema)]);
     let pool = PgPoolOptions::new()

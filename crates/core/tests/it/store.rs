@@ -169,6 +169,23 @@ mod contract {
         Ok(())
     }
 
+    /// Replicas start together: every one of several simultaneous connects
+    /// to a new schema succeeds, and migrations run once.
+    pub(super) async fn replicas_connecting_at_once(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
+        let (first, second, third, fourth) = tokio::join!(
+            f.connect(prefix, "testsvc"),
+            f.connect(prefix, "testsvc"),
+            f.connect(prefix, "testsvc"),
+            f.connect(prefix, "testsvc")
+        );
+        let stores = [first?, second?, third?, fourth?];
+        assert_eq!(applied(&stores[0]).await?, [1], "migrations ran once");
+        for s in stores {
+            s.close().await;
+        }
+        Ok(())
+    }
+
     pub(super) async fn services_do_not_share_rows(f: &impl StoreFixture, prefix: &str) -> anyhow::Result<()> {
         let a = f.connect(prefix, "svc_a").await?;
         let b = f.connect(prefix, "svc_b").await?;
@@ -191,6 +208,7 @@ macro_rules! store_suite {
                 migrations_run,
                 ping_works,
                 connecting_twice_is_idempotent,
+                replicas_connecting_at_once,
                 services_do_not_share_rows,
             );
         }

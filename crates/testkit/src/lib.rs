@@ -36,18 +36,33 @@ pub use postgres::Postgres;
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
-/// the port the kernel chose, and releases it.
+/// the port the kernel chose, and releases it. A port is never handed out
+/// twice in one process (the kernel may offer a just-released port again),
+/// so the ports of one test never collide with each other.
 ///
 /// # Panics
 /// If the loopback interface cannot be bound at all.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("cannot bind a loopback port");
-    listener.local_addr().expect("a bound listener has an address").port()
+    static GIVEN: std::sync::Mutex<Option<std::collections::HashSet<u16>>> = std::sync::Mutex::new(None);
+    loop {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("cannot bind a loopback port");
+        let port = listener.local_addr().expect("a bound listener has an address").port();
+        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.get_or_insert_with(Default::default).insert(port) {
+            return port;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_never_repeated() {
+        let ports: std::collections::HashSet<u16> = (0..300).map(|_| free_port()).collect();
+        assert_eq!(ports.len(), 300);
+    }
 
     #[test]
     fn free_port_is_bindable() {

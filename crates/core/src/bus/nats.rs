@@ -69,7 +69,7 @@ impl NatsBus {
         })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(cfg.publish_timeout);
-        js.get_or_create_stream(stream::Config {
+        let config = stream::Config {
             name: cfg.stream.clone(),
             subjects: vec![STREAM_SUBJECTS.to_owned()],
             max_age: cfg.max_age,
@@ -77,9 +77,22 @@ impl NatsBus {
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| BusError::nats("create stream", e))?;
+        };
+        // Services starting together race to create the stream: the loser's
+        // create fails ("subjects overlap") although the stream now exists,
+        // so look again before giving up.
+        let mut attempt: u64 = 0;
+        loop {
+            match js.get_or_create_stream(config.clone()).await {
+                Ok(_) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "stream not ready; looking again");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(BusError::nats("create stream", e)),
+            }
+        }
         tracing::info!(url = %shown, stream = %cfg.stream, "nats bus ready");
         Ok(Self {
             client,

@@ -166,3 +166,20 @@ async fn receive_until(
         m.ack().await?;
     }
 }
+
+/// Services starting together race to create the stream; every one of them
+/// connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_connecting_at_once_share_the_stream() -> anyhow::Result<()> {
+    let nats = pantau_testkit::Nats::start().await?;
+    let cfg = super::NatsFixture::config(&nats);
+    let (first, second, third) = tokio::join!(
+        pantau_core::bus::nats::NatsBus::connect(&cfg, "first"),
+        pantau_core::bus::nats::NatsBus::connect(&cfg, "second"),
+        pantau_core::bus::nats::NatsBus::connect(&cfg, "third")
+    );
+    first?;
+    second?;
+    third?;
+    Ok(())
+}

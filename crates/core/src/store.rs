@@ -165,10 +165,16 @@ async fn connect_sqlite(
             what: format!("SQLite database {}", path.display()),
             source,
         })?;
-    migrator.run(&pool).await.map_err(|source| StoreError::Migrate {
-        service: service.to_owned(),
-        source,
-    })?;
+    {
+        // SQLite has no advisory lock for migrations: pools of one process
+        // opening the same file at once take turns (PostgreSQL locks itself).
+        static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = MIGRATING.lock().await;
+        migrator.run(&pool).await.map_err(|source| StoreError::Migrate {
+            service: service.to_owned(),
+            source,
+        })?;
+    }
     tracing::info!(service, path = %path.display(), "sqlite store ready");
     Ok(Store::Sqlite(pool))
 }

@@ -54,7 +54,7 @@ enum Bind {
     Int(i64),
 }
 
-/// A WHERE clause under construction, with `$n` placeholders.
+/// A WHERE clause under construction, with `$n` bind parameters.
 #[derive(Default)]
 struct Where {
     clauses: Vec<String>,

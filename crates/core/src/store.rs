@@ -233,7 +233,7 @@ async fn connect_postgres(
 /// Runs `$body` with `$pool` bound to the store's concrete pool, so one
 /// piece of portable SQL serves both backends:
 /// `with_pool!(&store, pool => sqlx::query(SQL).bind(x).execute(pool).await)`.
-/// Use `$1`-style placeholders, which SQLite and PostgreSQL both accept.
+/// Use `$1`-style bind parameters, which SQLite and PostgreSQL both accept.
 #[macro_export]
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {

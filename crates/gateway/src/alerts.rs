@@ -16,8 +16,8 @@
 
 use std::time::SystemTime;
 
-use axum::Json;
 use axum::Router;
+use axum::{Extension, Json};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -29,6 +29,15 @@ use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
+
+use crate::auth::Principal;
+
+fn anonymous() -> Principal {
+    Principal {
+        subject: "anonymous".to_owned(),
+        scopes: crate::auth::Scopes::default(),
+    }
+}
 
 /// The alert routes, with their own client of the alert engine.
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
@@ -47,6 +56,13 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
 
 type Client = AlertEngineServiceClient<Channel>;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, get_one, acknowledge, resolve, list_rules, upsert_rule, delete_rule, list_silences, create_silence, expire_silence),
+    components(schemas(AlertView, TransitionView, ListResponse, ActBody, RuleView, MatcherBody, SilenceBody, SilenceView))
+)]
+pub struct Doc;
+
 fn backend(status: &tonic::Status) -> ApiError {
     crate::grpc_error(status, "alert engine")
 }
@@ -56,7 +72,7 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// One transition of an alert.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransitionView {
     pub state: &'static str,
     pub at: Option<String>,
@@ -65,7 +81,7 @@ pub struct TransitionView {
 }
 
 /// An alert as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AlertView {
     pub id: String,
     pub fingerprint: String,
@@ -152,7 +168,8 @@ impl From<pb::Alert> for AlertView {
 }
 
 /// Filters of `GET /api/v1/monitoring/alerts`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Comma-separated: firing, acknowledged, resolved.
@@ -172,7 +189,7 @@ pub struct ListQuery {
     pub page_token: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListResponse {
     pub alerts: Vec<AlertView>,
     /// Pass as `page_token` for the next page; absent on the last.
@@ -217,6 +234,7 @@ fn time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Timestamp>
     .transpose()
 }
 
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts", tag = "alerts", params(ListQuery), responses((status = 200, body = ListResponse), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn list(
     State(mut c): State<Client>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -271,6 +289,7 @@ async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "The alert id")), responses((status = 200, body = AlertView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn get_one(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<AlertView>, ApiError> {
     let a = c
         .get_alert(pb::GetAlertRequest { id })
@@ -280,54 +299,59 @@ async fn get_one(State(mut c): State<Client>, Path(id): Path<String>) -> Result<
     Ok(Json(a.into()))
 }
 
-/// Body of acknowledge and resolve.
-#[derive(Debug, Deserialize)]
+/// Body of acknowledge and resolve (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActBody {
-    /// Who acts (required until the gateway authenticates people).
-    pub actor: String,
+    /// Who acts. With authentication on, the token's subject is recorded
+    /// instead; with it off, this name (default `anonymous`).
+    #[serde(default)]
+    pub actor: Option<String>,
     #[serde(default)]
     pub comment: String,
 }
 
-fn act_body(body: Result<Json<ActBody>, JsonRejection>) -> Result<ActBody, ApiError> {
-    let Json(b) = body.map_err(|e| bad("invalid_body", e.body_text()))?;
-    if b.actor.trim().is_empty() {
-        return Err(bad("invalid_body", "actor is required: who acknowledges or resolves"));
-    }
-    Ok(b)
+/// The body, if any, and who acts: the authenticated principal wins.
+fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
+    let b: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("the body is not valid: {e}")))?
+    };
+    let actor = if principal.subject == "anonymous" {
+        b.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "anonymous".to_owned())
+    } else {
+        principal.subject.clone()
+    };
+    Ok((actor, b.comment))
 }
 
+#[utoipa::path(post, path = "/api/v1/monitoring/alerts/{id}/acknowledge", tag = "alerts", params(("id" = String, Path, description = "The alert id")), request_body(content = Option<ActBody>, description = "optional"), responses((status = 200, body = AlertView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn acknowledge(
     State(mut c): State<Client>,
     Path(id): Path<String>,
-    body: Result<Json<ActBody>, JsonRejection>,
+    principal: Option<Extension<Principal>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
-    let b = act_body(body)?;
+    let (actor, comment) = act_body(&principal.map(|e| e.0).unwrap_or_else(anonymous), &body)?;
     let a = c
-        .acknowledge_alert(pb::AcknowledgeAlertRequest {
-            id,
-            actor: b.actor,
-            comment: b.comment,
-        })
+        .acknowledge_alert(pb::AcknowledgeAlertRequest { id, actor, comment })
         .await
         .map_err(|s| backend(&s))?
         .into_inner();
     Ok(Json(a.into()))
 }
 
+#[utoipa::path(post, path = "/api/v1/monitoring/alerts/{id}/resolve", tag = "alerts", params(("id" = String, Path, description = "The alert id")), request_body(content = Option<ActBody>, description = "optional"), responses((status = 200, body = AlertView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn resolve(
     State(mut c): State<Client>,
     Path(id): Path<String>,
-    body: Result<Json<ActBody>, JsonRejection>,
+    principal: Option<Extension<Principal>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
-    let b = act_body(body)?;
+    let (actor, comment) = act_body(&principal.map(|e| e.0).unwrap_or_else(anonymous), &body)?;
     let a = c
-        .resolve_alert(pb::ResolveAlertRequest {
-            id,
-            actor: b.actor,
-            comment: b.comment,
-        })
+        .resolve_alert(pb::ResolveAlertRequest { id, actor, comment })
         .await
         .map_err(|s| backend(&s))?
         .into_inner();
@@ -335,9 +359,10 @@ async fn resolve(
 }
 
 /// A rule as JSON: the same shape as `alert_engine.rules` in the configuration.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub rule: AlertRuleConfig,
     /// default, file or api.
     pub origin: String,
@@ -365,6 +390,7 @@ fn rule_view(r: pb::AlertRule) -> RuleView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts/rules", tag = "rules", responses((status = 200, body = Object), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn list_rules(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
     let rules = c
         .list_rules(pb::ListRulesRequest {})
@@ -376,11 +402,12 @@ async fn list_rules(State(mut c): State<Client>) -> Result<Json<serde_json::Valu
     Ok(Json(serde_json::json!({ "rules": views })))
 }
 
+#[utoipa::path(post, path = "/api/v1/monitoring/alerts/rules", tag = "rules", request_body(content = Object, description = "A rule, the same shape as alert_engine.rules[] in the configuration"), responses((status = 200, body = RuleView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn upsert_rule(
     State(mut c): State<Client>,
     body: Result<Json<AlertRuleConfig>, JsonRejection>,
 ) -> Result<Json<RuleView>, ApiError> {
-    let Json(r) = body.map_err(|e| bad("invalid_body", e.body_text()))?;
+    let Json(r) = body.map_err(|e| crate::api::invalid_body(&e))?;
     let rule = pb::AlertRule {
         id: r.id,
         name: r.name.unwrap_or_default(),
@@ -407,6 +434,7 @@ async fn upsert_rule(
     Ok(Json(rule_view(made)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/monitoring/alerts/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 204), (status = 404), (status = 401), (status = 403)))]
 async fn delete_rule(State(mut c): State<Client>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     c.delete_rule(pb::DeleteRuleRequest { id })
         .await
@@ -415,7 +443,7 @@ async fn delete_rule(State(mut c): State<Client>, Path(id): Path<String>) -> Res
 }
 
 /// A silence matcher as JSON.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatcherBody {
     pub label: String,
@@ -425,7 +453,7 @@ pub struct MatcherBody {
 }
 
 /// Body of `POST /api/v1/monitoring/silences`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
     pub matchers: Vec<MatcherBody>,
@@ -443,7 +471,7 @@ pub struct SilenceBody {
 }
 
 /// A silence as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SilenceView {
     pub id: String,
     pub matchers: Vec<MatcherBody>,
@@ -487,12 +515,14 @@ impl From<pb::Silence> for SilenceView {
 }
 
 /// Filter of `GET /api/v1/monitoring/silences`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SilencesQuery {
     pub include_expired: Option<bool>,
 }
 
+#[utoipa::path(get, path = "/api/v1/monitoring/silences", tag = "silences", params(SilencesQuery), responses((status = 200, body = Object), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn list_silences(
     State(mut c): State<Client>,
     q: Result<Query<SilencesQuery>, QueryRejection>,
@@ -510,11 +540,12 @@ async fn list_silences(
     Ok(Json(serde_json::json!({ "silences": views })))
 }
 
+#[utoipa::path(post, path = "/api/v1/monitoring/silences", tag = "silences", request_body = SilenceBody, responses((status = 200, body = SilenceView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn create_silence(
     State(mut c): State<Client>,
     body: Result<Json<SilenceBody>, JsonRejection>,
 ) -> Result<Json<SilenceView>, ApiError> {
-    let Json(b) = body.map_err(|e| bad("invalid_body", e.body_text()))?;
+    let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
     let at = |field: &str, t: &str| {
         humantime::parse_rfc3339_weak(t).map(to_timestamp).map_err(|_| {
             bad(
@@ -552,6 +583,7 @@ async fn create_silence(
     Ok(Json(s.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/monitoring/silences/{id}", tag = "silences", params(("id" = String, Path)), responses((status = 200, body = SilenceView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn expire_silence(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<SilenceView>, ApiError> {
     let s = c
         .expire_silence(pb::ExpireSilenceRequest { id })

@@ -1,5 +1,7 @@
 //! REST routes under `/api/v1`, and `/health`.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -20,8 +22,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/health", get(health))
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(latest, health),
+    components(schemas(LatestResponse, CheckResultView, HealthView, ComponentView))
+)]
+pub struct Doc;
+
 /// Filters of `GET /api/v1/results/latest`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LatestQuery {
     /// Only this target.
@@ -32,11 +42,14 @@ pub struct LatestQuery {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LatestResponse {
     pub results: Vec<CheckResultView>,
 }
 
+/// The latest result of each target, optionally filtered.
+#[utoipa::path(get, path = "/api/v1/results/latest", tag = "results", params(LatestQuery),
+    responses((status = 200, body = LatestResponse), (status = 400, description = "bad filter, naming it"), (status = 401), (status = 403)))]
 async fn latest(
     State(s): State<AppState>,
     q: Result<Query<LatestQuery>, QueryRejection>,
@@ -64,14 +77,80 @@ async fn latest(
 }
 
 /// Overall status and each component's: 200 when every dependency answers, 503 otherwise.
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", security(()),
+    responses((status = 200, body = HealthView, description = "healthy or degraded"), (status = 503, body = HealthView, description = "unhealthy")))]
 async fn health(State(s): State<AppState>) -> Response {
-    let report = s.ctx.health.report().await;
-    let code = if report.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let (report, backends) = tokio::join!(s.ctx.health.report(), crate::backends::check_all(&s.backends));
+    let mut components: BTreeMap<String, ComponentView> = report
+        .components
+        .into_iter()
+        .map(|(name, c)| {
+            let view = ComponentView {
+                status: if c.error.is_none() { "ok" } else { "failing" },
+                error: c.error,
+                detail: c.detail,
+                critical: true,
+            };
+            (name, view)
+        })
+        .collect();
+    for (name, error) in backends {
+        components.insert(
+            name.to_owned(),
+            ComponentView {
+                status: if error.is_none() { "ok" } else { "failing" },
+                error,
+                detail: None,
+                critical: false,
+            },
+        );
+    }
+    let unhealthy = components.values().any(|c| c.critical && c.error.is_some());
+    let degraded = components.values().any(|c| c.error.is_some());
+    let (code, status) = match (unhealthy, degraded) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+        (false, true) => (StatusCode::OK, "degraded"),
+        (false, false) => (StatusCode::OK, "healthy"),
     };
-    (code, Json(report)).into_response()
+    (code, Json(HealthView { status, components })).into_response()
+}
+
+/// The gateway's health: `healthy`, `degraded` (a backend service is down;
+/// 200) or `unhealthy` (the bus or a store is down; 503).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    pub status: &'static str,
+    pub components: BTreeMap<String, ComponentView>,
+}
+
+/// One component: the bus, a store, or a backend service over gRPC health.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ComponentView {
+    /// `ok` or `failing`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Whether its failure makes the whole unhealthy (the bus, stores) rather than degraded.
+    pub critical: bool,
+}
+
+/// The 400 (or 413, for a body over the limit) of a body that is not the
+/// expected JSON; serde's message names the field and what was wrong.
+pub fn invalid_body(e: &axum::extract::rejection::JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text());
+    }
+    if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.body_text());
+    }
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+}
+
+/// The 400 of a query string that does not parse, naming the parameter.
+pub fn bad_query(e: &QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
 }
 
 /// JSON 404 for every unknown path.

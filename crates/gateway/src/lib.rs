@@ -6,24 +6,36 @@
 //!   target, and fans events out to WebSocket clients.
 //! - [`api`]: REST routes under `/api/v1`, and `/health`.
 //! - [`alerts`]: alert and rule routes, answered by the alert engine over gRPC.
+//! - [`sync`]: the multi-location routes `/sync/api/…`, answered by the sync-api.
 //! - [`ws`]: the real-time WebSocket hub, `/api/v1/monitoring/events`.
+//! - [`routers`]: router, interface and WAN routes, answered by the WAN detector.
 //! - [`push`]: push (heartbeat) monitors, `/api/v1/push/{token}`.
 //! - [`metrics`]: metric names and descriptions.
+//! - [`auth`]: tokens, API keys, users, rate limits and the audit log.
+//! - [`openapi`]: the OpenAPI document, `/api/v1/openapi.json`.
 
 pub mod alerts;
 pub mod api;
+pub mod auth;
+pub mod backends;
 pub mod feed;
 pub mod metrics;
+pub mod openapi;
 pub mod push;
+pub mod routers;
+pub mod sync;
 pub mod view;
 pub mod ws;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use pantau_core::bus::BusError;
 use pantau_core::service::Context;
+use pantau_core::store::{Store, StoreError};
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 /// Why the gateway could not run.
@@ -33,6 +45,10 @@ pub enum GatewayError {
     Subscribe(#[from] BusError),
     #[error("the HTTP server failed: {0}")]
     Serve(#[from] std::io::Error),
+    #[error("the gateway's store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the gateway's signing keys: {0}")]
+    Keys(#[from] auth::KeyError),
 }
 
 /// Cheap handles shared by every route.
@@ -43,18 +59,32 @@ pub struct AppState {
     pub ws_slots: Arc<tokio::sync::Semaphore>,
     /// The collector's gRPC channel (connected lazily, reconnecting).
     pub collector: tonic::transport::Channel,
+    /// Tokens, keys, users, rate limits and audit.
+    pub auth: Arc<auth::Auth>,
+    /// The services behind the gateway, for `/health`.
+    pub backends: backends::Backends,
 }
 
 impl AppState {
-    pub fn new(ctx: &Context) -> Self {
+    pub fn new(ctx: &Context, auth: Arc<auth::Auth>) -> Self {
         let dash = &ctx.config.gateway.dashboard;
         Self {
             feed: Arc::new(feed::Feed::new(dash.client_buffer)),
             ctx: ctx.clone(),
             ws_slots: Arc::new(tokio::sync::Semaphore::new(dash.max_connections)),
             collector: lazy_channel(&ctx.config.gateway.collector_url),
+            backends: backends::Backends::from_config(&ctx.config.gateway),
+            auth,
         }
     }
+}
+
+/// Opens the gateway's store and keys: what `run` and the CLI's user and
+/// token commands share.
+pub async fn open_auth(config: &pantau_core::config::Config) -> Result<auth::Auth, GatewayError> {
+    let store = Store::connect(&config.database, &config.data_dir, "gateway", auth::store::MIGRATIONS).await?;
+    let keys = auth::Keys::load(&config.gateway.auth, &config.data_dir)?;
+    Ok(auth::Auth::new(config, keys, auth::AuthStore::new(store)))
 }
 
 /// A channel that connects on first use and reconnects after failures.
@@ -100,28 +130,88 @@ pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::health:
     pantau_core::health::ApiError::new(http, code, status.message().to_owned())
 }
 
-/// Every route of the gateway, with the trace layer.
+/// Every route of the gateway, behind the auth guard, body limit, CORS and
+/// the trace layer (which logs paths with push tokens hidden, never queries).
 pub fn router(state: &AppState) -> Router {
-    Router::new()
+    let g = &state.ctx.config.gateway;
+    let routes = Router::new()
         .merge(api::router())
-        .merge(alerts::router(&state.ctx))
         .merge(ws::router())
         .merge(push::router())
         .with_state(state.clone())
+        .merge(alerts::router(&state.ctx))
+        .merge(routers::router(&state.ctx))
+        .merge(sync::router(&state.ctx))
+        .merge(auth::routes::router(Arc::clone(&state.auth)))
+        .merge(openapi::router())
         .merge(pantau_core::health::admin_router(state.ctx.health.clone()))
         .fallback(api::not_found)
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.auth), auth::guard))
+        .layer(DefaultBodyLimit::max(g.max_body_bytes));
+    let routes = match cors(&g.cors) {
+        Some(c) => routes.layer(c),
+        None => routes,
+    };
+    routes.layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+        tracing::info_span!("http", method = %req.method(), path = %auth::redact(req.uri().path()))
+    }))
+}
+
+fn cors(c: &pantau_core::config::CorsConfig) -> Option<CorsLayer> {
+    use axum::http::{HeaderValue, Method, header};
+    if c.allowed_origins.is_empty() {
+        return None;
+    }
+    let origin = if c.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Validated with the configuration.
+        AllowOrigin::list(c.allowed_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(c.max_age),
+    )
 }
 
 /// Runs the gateway on `listener` until `ctx.shutdown`.
 pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError> {
     metrics::describe();
-    let state = AppState::new(&ctx);
+    let auth = Arc::new(open_auth(&ctx.config).await?);
+    ctx.health.register("gateway-store", auth.store.store().readiness());
+    let state = AppState::new(&ctx, Arc::clone(&auth));
     feed::start(&state.feed, &ctx).await?;
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "gateway listening");
+    ctx.tasks.spawn(housekeeping(Arc::clone(&auth), ctx.clone()));
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(%addr, auth = auth.enabled, "gateway listening");
     let stop = ctx.shutdown.clone();
-    axum::serve(listener, router(&state))
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+    axum::serve(
+        listener,
+        router(&state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await?;
     Ok(())
+}
+
+/// Prunes the audit log past its retention and forgets idle rate-limit buckets.
+async fn housekeeping(auth: Arc<auth::Auth>, ctx: Context) {
+    let retention = ctx.config.gateway.auth.audit_retention;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        auth.forget_idle_clients();
+        let before = auth::store::now_ms() - retention.as_millis() as i64;
+        match auth.store.prune_audit(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "pruned the audit log past gateway.auth.audit_retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+        }
+    }
 }

@@ -1,12 +1,17 @@
 //! The gateway's metric names and descriptions.
 
-use metrics::{Unit, describe_counter, describe_gauge};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const WS_CONNECTIONS: &str = "pantau_gateway_ws_connections";
 pub const WS_SENT: &str = "pantau_gateway_ws_messages_sent_total";
 pub const WS_DROPPED: &str = "pantau_gateway_ws_messages_dropped_total";
 pub const WS_REJECTED: &str = "pantau_gateway_ws_rejected_total";
 pub const EVENTS: &str = "pantau_gateway_events_received_total";
+pub const WS_LATENCY: &str = "pantau_gateway_ws_delivery_latency_seconds";
+pub const AUTH_FAILURES: &str = "pantau_gateway_auth_failures_total";
+pub const RATE_LIMITED: &str = "pantau_gateway_rate_limited_total";
+pub const AUDIT_FAILURES: &str = "pantau_gateway_audit_failures_total";
+pub const CUSTOM_METRICS: &str = "pantau_gateway_custom_metrics_total";
 
 /// Describes every gateway metric once.
 pub fn describe() {
@@ -19,4 +24,13 @@ pub fn describe() {
         "WebSocket connections refused at the connection limit"
     );
     describe_counter!(EVENTS, Unit::Count, "Bus events received, by type");
+    describe_histogram!(
+        WS_LATENCY,
+        Unit::Seconds,
+        "From an event's arrival from the bus to its send to a WebSocket client"
+    );
+    describe_counter!(AUTH_FAILURES, Unit::Count, "Requests refused for their token, by reason");
+    describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by the per-client rate limit");
+    describe_counter!(AUDIT_FAILURES, Unit::Count, "Writes whose audit entry could not be stored");
+    describe_counter!(CUSTOM_METRICS, Unit::Count, "Custom metric samples accepted and published");
 }

@@ -21,8 +21,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/push/{token}", post(push).get(push))
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(push), components(schemas(PushFields)))]
+pub struct Doc;
+
 /// The optional fields of a push.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PushFields {
     /// `up` (default) or `down`.
@@ -33,6 +38,12 @@ pub struct PushFields {
     pub ping: Option<f64>,
 }
 
+/// Records a push (heartbeat) for the target whose token this is.
+#[utoipa::path(post, path = "/api/v1/push/{token}", tag = "push", security(()),
+    params(("token" = String, Path, description = "The push target's token"), PushFields),
+    request_body(content = Option<PushFields>, description = "optional; the same fields as the query"),
+    responses((status = 200, description = "recorded"), (status = 400, description = "bad field, naming it"),
+        (status = 404, description = "no push target has this token")))]
 async fn push(
     State(s): State<AppState>,
     Path(token): Path<String>,

@@ -7,7 +7,7 @@ use pantau_proto::v1::{self, check_result::Detail};
 use serde::Serialize;
 
 /// A check result as JSON.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CheckResultView {
     pub target_id: String,
     pub target_name: String,
@@ -35,7 +35,7 @@ pub struct CheckResultView {
 }
 
 /// The kind-specific part of a result.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DetailView {
     Http {
@@ -76,7 +76,7 @@ pub enum DetailView {
 }
 
 /// A TLS certificate.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CertView {
     pub subject: String,
     pub issuer: String,
@@ -171,7 +171,7 @@ impl From<&v1::CheckResult> for CheckResultView {
 }
 
 /// An alert lifecycle event as JSON.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AlertView {
     pub alert_id: String,
     pub rule_id: String,
@@ -211,7 +211,7 @@ impl From<&v1::AlertEvent> for AlertView {
 }
 
 /// A router, target or instance event as JSON.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RouterEventView {
     pub id: String,
     /// `reboot`, `interface_down`, `target_down`, …

@@ -80,17 +80,22 @@ impl Filter {
 }
 
 /// Query parameters at connect time, comma-separated.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectQuery {
+    /// Event types: traffic, counter_reset, reboot, wan_detected, interface_up,
+    /// interface_down, metrics_update, alert, check_result, …
     pub types: Option<String>,
     pub target: Option<String>,
     pub router: Option<String>,
     pub resource: Option<String>,
     pub severity: Option<String>,
-    /// Reserved for the bearer token (browsers cannot set headers).
-    pub token: Option<String>,
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(upgrade))]
+pub struct Doc;
 
 fn split(v: Option<&String>) -> Option<Vec<String>> {
     v.map(|s| {
@@ -145,6 +150,13 @@ fn parse_subscribe(text: &str) -> Result<Filter, String> {
     Filter::build(m.subscribe, Some(resources), m.filters.severity)
 }
 
+/// The real-time event stream (WebSocket). Authenticate with the bearer
+/// header or `?token=`; subscribe with these parameters or later with
+/// `{"subscribe": [...], "filters": {...}}` messages.
+#[utoipa::path(get, path = "/api/v1/monitoring/events", tag = "events", params(ConnectQuery),
+    security(("bearer" = []), ("query_token" = [])),
+    responses((status = 101, description = "switching to WebSocket"), (status = 400, description = "bad subscription, naming it"),
+        (status = 401), (status = 403), (status = 503, description = "at gateway.dashboard.max_connections")))]
 async fn upgrade(
     State(s): State<AppState>,
     q: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,

@@ -60,11 +60,90 @@ pub enum Command {
     /// Run the alert engine alone: evaluates rules over facts from NATS and
     /// publishes alert events; gRPC AlertEngineService on alert_engine.grpc_port.
     AlertEngine(RunArgs),
+    /// Run the WAN detector alone: judges which router interfaces are WAN
+    /// uplinks (and their ISPs) from router data on NATS; gRPC
+    /// WanDetectorService on wan_detector.grpc_port.
+    WanDetector(RunArgs),
+    /// Run the sync-api alone: multi-location instances, config sync,
+    /// consensus and failover; gRPC SyncService on sync.grpc_port. Needs
+    /// sync.enabled (ENABLE_SYNC_API) or sync.primary_url (PRIMARY_SYNC_URL).
+    SyncApi(RunArgs),
     /// Show or check configuration.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage the gateway's users (run where the gateway's data directory or
+    /// database is; every change is audited).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Mint tokens and manage API keys for the REST and WebSocket API.
+    ///
+    /// `pantau token create --scope monitoring:read --ttl 1h` prints a JWT
+    /// signed with the gateway's key; add `--api-key --name ci` for a
+    /// revocable API key instead (stored hashed, shown once).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// monitoring:read.
+    Viewer,
+    /// monitoring:read and monitoring:write.
+    Editor,
+    /// Every scope, users and keys included.
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password is read from standard input with
+    /// --password-stdin; otherwise one is generated and printed once.
+    Add {
+        username: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: RoleArg,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users and their roles.
+    List,
+    /// Delete a user (tokens already issued live until they expire).
+    Delete { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new token (or, with --api-key, a new API key) on standard output.
+    Create {
+        /// A scope: monitoring:read, monitoring:write or admin (repeatable).
+        #[arg(long = "scope", required = true, value_name = "SCOPE")]
+        scope: Vec<String>,
+        /// Lifetime, e.g. 1h or 90d (default: gateway.auth.login_ttl for a
+        /// token; no expiry for an API key). At most gateway.auth.max_token_ttl.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Who the token speaks for (default cli:<your user name>).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Create a revocable API key instead of a JWT.
+        #[arg(long)]
+        api_key: bool,
+        /// The API key's name (with --api-key).
+        #[arg(long, requires = "api_key")]
+        name: Option<String>,
+    },
+    /// List API keys (never the keys themselves).
+    List,
+    /// Revoke an API key at once.
+    Revoke { id: String },
 }
 
 /// Options of the commands that run services.
@@ -107,7 +186,9 @@ impl Cli {
         | Command::Collector(a)
         | Command::Gateway(a)
         | Command::Notifier(a)
-        | Command::AlertEngine(a) = &self.command
+        | Command::AlertEngine(a)
+        | Command::WanDetector(a)
+        | Command::SyncApi(a) = &self.command
             && let Some(u) = &a.nats_url
         {
             env.push(("PANTAU_NATS__URL".into(), u.clone()));

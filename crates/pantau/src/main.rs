@@ -4,6 +4,7 @@
 //! starts telemetry, and hands over to [`run`], which binds the listeners and
 //! runs the services until a signal.
 
+mod admin;
 mod cli;
 mod run;
 
@@ -18,11 +19,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Config { command } => config_command(&cli, command),
+        Command::User { command } => with_runtime(&cli, |c| async move { admin::user(&c, command).await }),
+        Command::Token { command } => with_runtime(&cli, |c| async move { admin::token(&c, command).await }),
         Command::All(_)
         | Command::Collector(_)
         | Command::Gateway(_)
         | Command::Notifier(_)
-        | Command::AlertEngine(_) => {
+        | Command::AlertEngine(_)
+        | Command::WanDetector(_)
+        | Command::SyncApi(_) => {
             let config = match load(&cli, cli.config.clone()) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -35,6 +40,21 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(run::run(&cli.command, config))
+        }
+    }
+}
+
+/// Loads the configuration and runs an administrative command on a small runtime.
+fn with_runtime<F: std::future::Future<Output = ExitCode>>(cli: &Cli, f: impl FnOnce(Config) -> F) -> ExitCode {
+    let config = match load(cli, cli.config.clone()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f(config)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -18,12 +18,19 @@ type ServiceResult = (&'static str, Result<(), String>);
 
 pub async fn run(command: &Command, config: Config) -> ExitCode {
     let (name, services): (&str, &[&str]) = match command {
-        Command::All(_) => ("all", &["collector", "gateway", "notifier", "alert-engine"]),
+        Command::All(_) => (
+            "all",
+            &["collector", "gateway", "notifier", "alert-engine", "wan-detector", "sync-api"],
+        ),
         Command::Collector(_) => ("collector", &["collector"]),
         Command::Gateway(_) => ("gateway", &["gateway"]),
         Command::Notifier(_) => ("notifier", &["notifier"]),
         Command::AlertEngine(_) => ("alert-engine", &["alert-engine"]),
-        Command::Config { .. } => unreachable!("config commands do not run services"),
+        Command::WanDetector(_) => ("wan-detector", &["wan-detector"]),
+        Command::SyncApi(_) => ("sync-api", &["sync-api"]),
+        Command::Config { .. } | Command::User { .. } | Command::Token { .. } => {
+            unreachable!("config, user and token commands do not run services")
+        }
     };
     let telemetry = match pantau_core::telemetry::init(name, &config.log, &config.telemetry) {
         Ok(t) => t,
@@ -66,6 +73,10 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
         ("notifier.admin_port", config.notifier.admin_port)
     } else if wants("alert-engine") {
         ("alert_engine.admin_port", config.alert_engine.admin_port)
+    } else if wants("wan-detector") {
+        ("wan_detector.admin_port", config.wan_detector.admin_port)
+    } else if wants("sync-api") {
+        ("sync.admin_port", config.sync.admin_port)
     } else {
         ("gateway.port", 0)
     };
@@ -86,6 +97,23 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     };
     let alert_engine_grpc = if wants("alert-engine") {
         Some(bind(&config, "alert_engine.grpc_port", config.alert_engine.grpc_port).await?)
+    } else {
+        None
+    };
+    let wan_detector_grpc = if wants("wan-detector") {
+        Some(bind(&config, "wan_detector.grpc_port", config.wan_detector.grpc_port).await?)
+    } else {
+        None
+    };
+    // A standalone instance (neither sync.enabled nor sync.primary_url) runs
+    // no sync-api; `pantau sync-api` alone refuses to start.
+    if name == "sync-api" && !config.sync.active() {
+        return Err(
+            "sync is not enabled: set sync.enabled (ENABLE_SYNC_API) for a primary or sync.primary_url (PRIMARY_SYNC_URL) for a dependent".to_owned(),
+        );
+    }
+    let sync_grpc = if wants("sync-api") && config.sync.active() {
+        Some(bind(&config, "sync.grpc_port", config.sync.grpc_port).await?)
     } else {
         None
     };
@@ -139,6 +167,19 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
             (
                 "alert-engine",
                 pantau_alert_engine::run(c, l).await.map_err(|e| e.to_string()),
+            )
+        });
+    }
+    if let Some(l) = sync_grpc {
+        let c = ctx.clone();
+        set.spawn(async move { ("sync-api", pantau_sync_api::run(c, l).await.map_err(|e| e.to_string())) });
+    }
+    if let Some(l) = wan_detector_grpc {
+        let c = ctx.clone();
+        set.spawn(async move {
+            (
+                "wan-detector",
+                pantau_wan_detector::run(c, l).await.map_err(|e| e.to_string()),
             )
         });
     }

@@ -123,6 +123,7 @@ impl Tracker {
                 in_bits_per_second: sample.in_bits_per_second,
                 out_bits_per_second: sample.out_bits_per_second,
                 if_type: i.if_type,
+                ..RouterInterface::default()
             });
             out.samples.push(sample);
         }

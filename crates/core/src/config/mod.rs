@@ -7,14 +7,17 @@
 //! is allowed. `examples/pantau.yaml` is the commented reference.
 
 mod alert_engine;
+mod auth;
 pub mod duration;
 mod load;
 mod notifier;
 mod routers;
 mod sections;
+mod sync;
 mod target;
 mod text;
 mod validate;
+mod wan_detector;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,14 +25,20 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
+pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;
 pub use routers::{
     DEFAULT_RETRIES, DEFAULT_SNMP_PORT, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
 };
 pub use sections::*;
+pub use sync::{InstanceRole, SyncConfig};
 pub use target::*;
 pub use validate::is_subject_token as is_token;
+pub use wan_detector::{
+    DEFAULT_PATTERNS as DEFAULT_WAN_PATTERNS, ManualWan, WanDetectorConfig, WanTrafficConfig, compile_pattern,
+    parse_cidr,
+};
 
 /// The whole configuration of one Pantau process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +76,8 @@ pub struct Config {
     pub alert_engine: AlertEngineConfig,
     /// The notifier service: channels, routes, retries.
     pub notifier: NotifierConfig,
+    /// The WAN detector service: WAN interfaces and ISPs per router.
+    pub wan_detector: WanDetectorConfig,
 }
 
 impl Default for Config {
@@ -87,6 +98,7 @@ impl Default for Config {
             sync: SyncConfig::default(),
             alert_engine: AlertEngineConfig::default(),
             notifier: NotifierConfig::default(),
+            wan_detector: WanDetectorConfig::default(),
         }
     }
 }
@@ -124,6 +136,7 @@ impl Config {
         c.notifier.mask();
         c.alert_engine.alertmanager_url = c.alert_engine.alertmanager_url.as_deref().map(mask_url_password);
         c.collector.mask();
+        c.gateway.auth.mask();
         c
     }
 

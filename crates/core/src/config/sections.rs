@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::{TargetConfig, duration, text};
 
@@ -380,8 +380,22 @@ pub struct GatewayConfig {
     pub collector_url: String,
     /// The alert engine's gRPC address, for the alert routes.
     pub alert_engine_url: String,
+    /// The local sync-api's gRPC address, for the `/sync/api/…` routes.
+    pub sync_url: String,
+    /// The notifier's gRPC address, for the channel and delivery routes.
+    pub notifier_url: String,
+    /// The WAN detector's gRPC address, for the router and WAN routes.
+    pub wan_detector_url: String,
     /// Real-time dashboards.
     pub dashboard: DashboardConfig,
+    /// Who may call the API.
+    pub auth: super::AuthConfig,
+    /// Requests per client.
+    pub rate_limit: super::RateLimitConfig,
+    /// Browser origins allowed to call the API.
+    pub cors: super::CorsConfig,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -390,79 +404,16 @@ impl Default for GatewayConfig {
             port: 8080,
             collector_url: "http://127.0.0.1:50051".to_owned(),
             alert_engine_url: "http://127.0.0.1:50053".to_owned(),
+            sync_url: "http://127.0.0.1:50055".to_owned(),
+            notifier_url: "http://127.0.0.1:50054".to_owned(),
+            wan_detector_url: "http://127.0.0.1:50052".to_owned(),
             dashboard: DashboardConfig::default(),
+            auth: super::AuthConfig::default(),
+            rate_limit: super::RateLimitConfig::default(),
+            cors: super::CorsConfig::default(),
+            max_body_bytes: 1 << 20,
         }
     }
-}
-
-/// The role of this instance among locations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InstanceRole {
-    #[default]
-    Standalone,
-    Primary,
-    Dependent,
-}
-
-/// Multi-location sync.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyncConfig {
-    /// Serve the sync API (`ENABLE_SYNC_API`).
-    pub enabled: bool,
-    /// `standalone`, `primary` or `dependent`.
-    pub role: InstanceRole,
-    /// gRPC port of the sync API (`SYNC_API_PORT`).
-    pub grpc_port: u16,
-    /// The primary's sync API, for a dependent (`PRIMARY_SYNC_URL`).
-    pub primary_url: Option<String>,
-    /// Instance token a dependent presents to its primary.
-    #[serde(deserialize_with = "text::option")]
-    pub token: Option<String>,
-    /// Instances in the order they take over (`FAILOVER_ORDER`, comma-separated).
-    #[serde(deserialize_with = "comma_list")]
-    pub failover_order: Vec<String>,
-    /// How often configuration is synchronised (`SYNC_INTERVAL`).
-    #[serde(with = "duration")]
-    pub sync_interval: Duration,
-    /// How often instances send heartbeats (`HEARTBEAT_INTERVAL`).
-    #[serde(with = "duration")]
-    pub heartbeat_interval: Duration,
-}
-
-impl Default for SyncConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            role: InstanceRole::Standalone,
-            grpc_port: 50055,
-            primary_url: None,
-            token: None,
-            failover_order: Vec::new(),
-            sync_interval: Duration::from_secs(60),
-            heartbeat_interval: Duration::from_secs(10),
-        }
-    }
-}
-
-/// A list written as YAML sequence or as `a,b,c`.
-fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Raw::deserialize(d)? {
-        Raw::List(l) => l,
-        Raw::Text(t) => t
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
 }
 
 #[cfg(test)]

@@ -124,6 +124,10 @@ pub struct TargetConfig {
     /// Free-form labels (env, team, location, …) carried on every result.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Multi-location consensus: how many locations must see the target down
+    /// for the consensus to be DOWN (N of M); a majority when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
 
     /// http: the URL to request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +212,7 @@ impl TargetConfig {
             interval: None,
             timeout: None,
             labels: BTreeMap::new(),
+            quorum: None,
             url: None,
             method: None,
             headers: BTreeMap::new(),
@@ -479,6 +484,13 @@ pub fn validate_target(
             "timeout",
             fmt_d(timeout),
             format!("must not exceed the target's interval ({})", fmt_d(interval)),
+        );
+    }
+    if t.quorum == Some(0) {
+        add(
+            "quorum",
+            "0".into(),
+            "must be at least 1 (locations that must agree)".into(),
         );
     }
     out

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::duration::format as fmt_d;
-use super::{Config, InstanceRole, Invalid};
+use super::{Config, Invalid};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -75,9 +75,16 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     collector(c, &mut p);
     p.0.extend(super::routers::router_problems(&c.collector));
     gateway(c, &mut p);
-    sync(c, &mut p);
+    p.0.extend(super::auth::problems(
+        &c.gateway.auth,
+        &c.gateway.rate_limit,
+        &c.gateway.cors,
+        c.gateway.max_body_bytes,
+    ));
+    p.0.extend(super::sync::config_problems(c));
     p.0.extend(super::notifier::problems(&c.notifier));
     p.0.extend(super::alert_engine::problems(c));
+    p.0.extend(super::wan_detector::problems(c));
     ports(c, &mut p);
     p.0
 }
@@ -237,13 +244,13 @@ fn collector(c: &Config, p: &mut Problems) {
 }
 
 fn gateway(c: &Config, p: &mut Problems) {
-    let u = &c.gateway.collector_url;
-    if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
-        p.add(
-            "gateway.collector_url",
-            u,
-            "must be an http:// or https:// URL such as http://127.0.0.1:50051",
-        );
+    for (key, u, example) in [
+        ("gateway.collector_url", &c.gateway.collector_url, "http://127.0.0.1:50051"),
+        ("gateway.notifier_url", &c.gateway.notifier_url, "http://127.0.0.1:50054"),
+    ] {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
+            p.add(key, u, format!("must be an http:// or https:// URL such as {example}"));
+        }
     }
     let d = &c.gateway.dashboard;
     p.positive("gateway.dashboard.max_connections", d.max_connections);
@@ -261,28 +268,6 @@ fn gateway(c: &Config, p: &mut Problems) {
     }
 }
 
-fn sync(c: &Config, p: &mut Problems) {
-    let s = &c.sync;
-    p.duration_at_least("sync.sync_interval", s.sync_interval, MIN_INTERVAL);
-    p.duration_at_least("sync.heartbeat_interval", s.heartbeat_interval, MIN_INTERVAL);
-    if s.role == InstanceRole::Dependent && s.primary_url.is_none() {
-        p.add(
-            "sync.primary_url",
-            "",
-            "is required when sync.role is `dependent` (PRIMARY_SYNC_URL)",
-        );
-    }
-    for (i, name) in s.failover_order.iter().enumerate() {
-        if !is_subject_token(name) {
-            p.add(
-                format!("sync.failover_order[{i}]"),
-                name,
-                "must be an instance name: letters, digits, `-` or `_`",
-            );
-        }
-    }
-}
-
 fn ports(c: &Config, p: &mut Problems) {
     let mut ports = vec![
         ("admin_port", c.admin_port),
@@ -290,13 +275,16 @@ fn ports(c: &Config, p: &mut Problems) {
         ("collector.grpc_port", c.collector.grpc_port),
         ("collector.admin_port", c.collector.admin_port),
     ];
-    if c.sync.enabled {
+    if c.sync.active() {
         ports.push(("sync.grpc_port", c.sync.grpc_port));
+        ports.push(("sync.admin_port", c.sync.admin_port));
     }
     ports.push(("notifier.grpc_port", c.notifier.grpc_port));
     ports.push(("notifier.admin_port", c.notifier.admin_port));
     ports.push(("alert_engine.grpc_port", c.alert_engine.grpc_port));
     ports.push(("alert_engine.admin_port", c.alert_engine.admin_port));
+    ports.push(("wan_detector.grpc_port", c.wan_detector.grpc_port));
+    ports.push(("wan_detector.admin_port", c.wan_detector.admin_port));
     for (i, (key, port)) in ports.iter().enumerate() {
         if *port == 0 {
             continue;

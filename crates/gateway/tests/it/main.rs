@@ -13,11 +13,14 @@ use pantau_core::service::Context;
 use pantau_core::time::to_timestamp;
 use pantau_proto::v1;
 
+mod auth;
+
 struct Gateway {
     base: String,
     ws: String,
     bus: Arc<dyn Bus>,
     ctx: Context,
+    _data: tempfile::TempDir,
 }
 
 impl Drop for Gateway {
@@ -26,10 +29,24 @@ impl Drop for Gateway {
     }
 }
 
+/// A gateway with authentication off (the routes' own behaviour is under
+/// test); `auth::start_secured` starts one with it on.
 async fn start(edit: impl FnOnce(&mut Config)) -> Gateway {
+    start_with(|c| {
+        c.gateway.auth.enabled = false;
+        edit(c);
+    })
+    .await
+}
+
+async fn start_with(edit: impl FnOnce(&mut Config)) -> Gateway {
     pantau_core::telemetry::prometheus();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = Config::default();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
     edit(&mut config);
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let ctx = Context::new(Arc::new(config), Arc::clone(&bus));
@@ -50,6 +67,7 @@ async fn start(edit: impl FnOnce(&mut Config)) -> Gateway {
         base,
         bus,
         ctx,
+        _data: data,
     }
 }
 
@@ -231,11 +249,21 @@ impl ReadinessCheck for Down {
 async fn health_is_503_naming_the_failing_component() {
     let g = start(|_| {}).await;
     let (code, v) = get_json(&format!("{}/health", g.base)).await;
+    // No backend service runs here: degraded (200), each named, none critical.
     assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "degraded", "{v}");
+    for backend in ["collector", "alert-engine", "notifier"] {
+        assert_eq!(v["components"][backend]["status"], "failing", "{v}");
+        assert_eq!(v["components"][backend]["critical"], false, "{v}");
+    }
+    assert_eq!(v["components"]["gateway-store"]["status"], "ok", "{v}");
     g.ctx.health.register("store.collector", Arc::new(Down));
     for path in ["/health", "/api/v1/health", "/readyz"] {
         let (code, v) = get_json(&format!("{}{path}", g.base)).await;
         assert_eq!(code, 503, "{path}: {v}");
+        if path != "/readyz" {
+            assert_eq!(v["status"], "unhealthy", "{v}");
+        }
         assert_eq!(v["components"]["store.collector"]["error"], "connection refused");
     }
 }

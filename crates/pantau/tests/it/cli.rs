@@ -78,3 +78,60 @@ fn bad_env_value_names_the_variable() {
         "{err}"
     );
 }
+
+/// `pantau user` and `pantau token` on a data directory: users with roles,
+/// API keys shown once and revocable, errors naming what is wrong, each
+/// change in the audit log.
+#[test]
+fn users_and_tokens_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = Command::new(BIN)
+        .args(["--data-dir", d, "user", "add", "ana", "--role", "editor", "--password-stdin"])
+        .env_clear()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"a long enough password\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, out, _) = run(&["--data-dir", d, "user", "add", "bo", "--role", "viewer"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("password: "), "a generated password is shown once: {out}");
+    let (code, _, err) = run(&["--data-dir", d, "user", "add", "ana"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    let (_, out, _) = run(&["--data-dir", d, "user", "list"], &[]);
+    assert!(out.contains("ana\teditor") && out.contains("bo\tviewer"), "{out}");
+
+    let (code, _, err) = run(&["--data-dir", d, "token", "create", "--scope", "monitoring:all"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("monitoring:all"), "{err}");
+    let (code, _, err) = run(&["--data-dir", d, "token", "create", "--scope", "admin", "--ttl", "5s"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--ttl"), "{err}");
+    let (code, jwt, _) = run(&["--data-dir", d, "token", "create", "--scope", "monitoring:read"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(jwt.trim().split('.').count(), 3, "a JWT: {jwt}");
+    let (code, key, err) = run(
+        &["--data-dir", d, "token", "create", "--scope", "monitoring:read", "--api-key", "--name", "ci"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(key.starts_with("pk_"), "{key}");
+    let id = key.trim().split('_').nth(1).unwrap().to_owned();
+    let (_, list, _) = run(&["--data-dir", d, "token", "list"], &[]);
+    assert!(list.contains(&format!("{id}\tci\tmonitoring:read\tactive")), "{list}");
+    assert!(!list.contains(key.trim()), "the key itself is never listed");
+    let (code, _, _) = run(&["--data-dir", d, "token", "revoke", &id], &[]);
+    assert_eq!(code, 0);
+    let (_, list, _) = run(&["--data-dir", d, "token", "list"], &[]);
+    assert!(list.contains("revoked"), "{list}");
+    let (code, _, err) = run(&["--data-dir", d, "token", "revoke", "nope"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nope"), "{err}");
+}

@@ -13,7 +13,9 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use crate::support::{Pantau, Ports, both_up, config_yaml, http, metric_value, next_ws_result, wait_json};
+use crate::support::{
+    JWT_SECRET, Pantau, Ports, both_up, config_yaml, http, metric_value, next_ws_result, wait_json,
+};
 
 const SOON: Duration = Duration::from_secs(15);
 
@@ -218,7 +220,8 @@ async fn the_checks_example_shows_every_type_up() {
     let data = dir.path().join("data");
     // The example's own ports (8080, 50051, 9100) as documented; the other
     // services move to free ports so tests running at the same time do not clash.
-    let env = Ports::free().other_services_env();
+    let mut env = Ports::free().other_services_env();
+    env.push(("PANTAU_GATEWAY__AUTH__JWT_SECRET", JWT_SECRET.to_owned()));
     let mut p = Pantau::start_with_env(
         dir.path(),
         &example,

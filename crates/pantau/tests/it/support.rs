@@ -81,6 +81,8 @@ gateway:
   port: {gw}
   collector_url: http://127.0.0.1:{grpc}
   alert_engine_url: http://127.0.0.1:{aegrpc}
+  auth:
+    jwt_secret: {secret}
 alert_engine:
   grpc_port: {aegrpc}
   admin_port: {aeadmin}
@@ -97,6 +99,7 @@ notifier:
         aeadmin = ports.alert_engine_admin,
         ngrpc = ports.notifier_grpc,
         nadmin = ports.notifier_admin,
+        secret = JWT_SECRET,
     )
 }
 
@@ -175,10 +178,39 @@ impl Drop for Pantau {
     }
 }
 
+/// The gateway's signing secret in every test configuration (and passed to
+/// the examples as `PANTAU_GATEWAY__AUTH__JWT_SECRET`).
+pub const JWT_SECRET: &str = "the-e2e-tests-shared-signing-secret-0123456789";
+
+/// An admin token signed with [`JWT_SECRET`], minted once by the real
+/// `pantau token create`.
+pub fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(BIN)
+            .args(["--data-dir", dir.path().to_str().unwrap(), "token", "create"])
+            .args(["--scope", "admin", "--ttl", "2h", "--subject", "e2e"])
+            .env_clear()
+            .env("PANTAU_GATEWAY__AUTH__JWT_SECRET", JWT_SECRET)
+            .output()
+            .expect("pantau token create runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    })
+}
+
+/// A client that presents [`token`] on every request.
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token()).parse().unwrap(),
+    );
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .default_headers(headers)
         .build()
         .unwrap()
 }
@@ -228,7 +260,10 @@ pub fn both_up(v: &serde_json::Value) -> bool {
 
 /// Reads WebSocket text frames until one is a check result, within `within`.
 pub async fn next_ws_result(url: &str, within: Duration) -> serde_json::Value {
-    let (mut ws, _) = tokio::time::timeout(within, tokio_tungstenite::connect_async(url))
+    // Browsers cannot set headers on a WebSocket: the token rides in the query.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}token={}", token());
+    let (mut ws, _) = tokio::time::timeout(within, tokio_tungstenite::connect_async(url.as_str()))
         .await
         .expect("websocket connect in time")
         .expect("websocket handshake");

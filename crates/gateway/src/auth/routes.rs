@@ -1,0 +1,390 @@
+//! Routes of authentication and administration:
+//!
+//! - `POST /api/v1/auth/login` `{"username", "password"}` → a short-lived JWT;
+//! - `GET  /api/v1/auth/whoami`: the caller's subject and scopes;
+//! - `POST /api/v1/auth/tokens` `{"subject", "scopes", "ttl"}` (admin): a JWT;
+//! - `GET|POST /api/v1/auth/keys`, `DELETE /api/v1/auth/keys/{id}` (admin):
+//!   API keys for scripts, shown once, stored hashed, revocable;
+//! - `GET|POST /api/v1/users`, `DELETE /api/v1/users/{username}` (admin);
+//! - `GET /api/v1/audit?actor=&limit=&offset=` (admin): the audit log, newest first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use pantau_core::health::ApiError;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::store::{ApiKey, AuditEntry, AuthStoreError, User};
+use super::{Auth, AuditNote, Principal, Role, Scope, Scopes};
+use crate::api::{bad_query, invalid_body};
+
+pub fn router(auth: Arc<Auth>) -> Router {
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/whoami", get(whoami))
+        .route("/api/v1/auth/tokens", post(mint))
+        .route("/api/v1/auth/keys", get(list_keys).post(create_key))
+        .route("/api/v1/auth/keys/{id}", delete(revoke_key))
+        .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{username}", delete(delete_user))
+        .route("/api/v1/audit", get(audit))
+        .with_state(auth)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(login, whoami, mint, list_keys, create_key, revoke_key, list_users, add_user, delete_user, audit),
+    components(schemas(
+        LoginBody, TokenView, WhoAmI, MintBody, KeyBody, CreatedKey, ApiKey, UserBody, User, AuditEntry, Scope, Role
+    ))
+)]
+pub struct Doc;
+
+fn store_error(e: &AuthStoreError) -> ApiError {
+    match e {
+        AuthStoreError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        AuthStoreError::NoUser(_) | AuthStoreError::NoKey(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        AuthStoreError::Hash(_) | AuthStoreError::Store(_) => {
+            tracing::error!(error = %e, "auth store failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the gateway's store is unavailable; try again",
+            )
+        }
+    }
+}
+
+fn with_note<T: IntoResponse>(body: T, note: AuditNote) -> Response {
+    let mut r = body.into_response();
+    r.extensions_mut().insert(note);
+    r
+}
+
+/// Login credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+/// A signed token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds since the Unix epoch.
+    pub expires_at: u64,
+    pub scopes: Vec<Scope>,
+    pub subject: String,
+}
+
+/// Exchanges a user's name and password for a short-lived JWT.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
+    responses((status = 200, body = TokenView), (status = 400, description = "malformed body"),
+        (status = 401, description = "wrong name or password")))]
+async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, JsonRejection>) -> Response {
+    let Json(b) = match body {
+        Ok(b) => b,
+        Err(e) => return invalid_body(&e).into_response(),
+    };
+    let note = AuditNote {
+        actor: Some(b.username.clone()),
+        detail: "login".to_owned(),
+    };
+    let role = match auth.store.check_login(&b.username, &b.password).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "wrong username or password");
+            return with_note(e, note);
+        }
+        Err(e) => return with_note(store_error(&e), note),
+    };
+    match auth.keys.mint(&b.username, role.scopes(), auth.login_ttl) {
+        Ok((token, claims)) => with_note(
+            Json(TokenView {
+                token,
+                token_type: "Bearer",
+                expires_at: claims.exp,
+                scopes: role.scopes().list(),
+                subject: claims.sub,
+            }),
+            note,
+        ),
+        Err(e) => with_note(
+            ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()),
+            note,
+        ),
+    }
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    pub subject: String,
+    pub scopes: Vec<Scope>,
+}
+
+/// The caller's subject and scopes.
+#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, description = "no valid token")))]
+async fn whoami(Extension(p): Extension<Principal>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        subject: p.subject,
+        scopes: p.scopes.list(),
+    })
+}
+
+fn parse_ttl(field: &str, raw: Option<&str>, default: Duration, max: Duration) -> Result<Duration, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    let ttl = humantime::parse_duration(raw)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("{field} `{raw}`: {e}")))?;
+    if ttl < Duration::from_secs(60) || ttl > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "{field} `{raw}` must be between 1m and {} (gateway.auth.max_token_ttl)",
+                humantime::format_duration(max)
+            ),
+        ));
+    }
+    Ok(ttl)
+}
+
+fn parse_scopes(raw: &[String]) -> Result<Scopes, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "scopes must name at least one of monitoring:read, monitoring:write, admin",
+        ));
+    }
+    Scopes::parse(&raw.join(" ")).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("scopes: {e}")))
+}
+
+/// A token to mint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    /// Who the token speaks for; default `cli:<caller>`.
+    pub subject: Option<String>,
+    pub scopes: Vec<Scope>,
+    /// Lifetime such as `1h` or `30d`; default gateway.auth.login_ttl.
+    pub ttl: Option<String>,
+}
+
+/// Mints a JWT with the given scopes (admin).
+#[utoipa::path(post, path = "/api/v1/auth/tokens", tag = "auth", request_body = MintBody, security(("bearer" = [])),
+    responses((status = 200, body = TokenView), (status = 400), (status = 403)))]
+async fn mint(
+    State(auth): State<Arc<Auth>>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<MintBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|e| invalid_body(&e))?;
+    let names: Vec<String> = b.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let scopes = parse_scopes(&names)?;
+    let ttl = parse_ttl("ttl", b.ttl.as_deref(), auth.login_ttl, auth.max_token_ttl)?;
+    let subject = b.subject.unwrap_or_else(|| format!("cli:{}", p.subject));
+    let (token, claims) = auth
+        .keys
+        .mint(&subject, scopes, ttl)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()))?;
+    Ok(with_note(
+        Json(TokenView {
+            token,
+            token_type: "Bearer",
+            expires_at: claims.exp,
+            scopes: scopes.list(),
+            subject,
+        }),
+        AuditNote {
+            actor: None,
+            detail: format!("minted a token for {} with {scopes}", claims.sub),
+        },
+    ))
+}
+
+/// An API key to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// Lifetime such as `90d`; default: until revoked.
+    pub ttl: Option<String>,
+}
+
+/// A new key: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    /// The key; keep it, it cannot be shown again.
+    pub key: String,
+    #[serde(flatten)]
+    pub record: ApiKey,
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKey>), (status = 403)))]
+async fn list_keys(State(auth): State<Arc<Auth>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let keys = auth.store.keys().await.map_err(|e| store_error(&e))?;
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+/// Creates an API key (admin); the answer is the only time the key is shown.
+#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = KeyBody, security(("bearer" = [])),
+    responses((status = 201, body = CreatedKey), (status = 400), (status = 403)))]
+async fn create_key(
+    State(auth): State<Arc<Auth>>,
+    Extension(p): Extension<Principal>,
+    body: Result<Json<KeyBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|e| invalid_body(&e))?;
+    if b.name.trim().is_empty() || b.name.len() > 128 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "name must be 1–128 characters"));
+    }
+    let names: Vec<String> = b.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    let scopes = parse_scopes(&names)?;
+    let expires_at = match b.ttl.as_deref() {
+        None => None,
+        Some(raw) => {
+            let ttl = parse_ttl("ttl", Some(raw), auth.max_token_ttl, auth.max_token_ttl)?;
+            Some(super::store::now_ms() + ttl.as_millis() as i64)
+        }
+    };
+    let (key, record) = auth
+        .store
+        .create_key(&b.name, scopes, &p.subject, expires_at)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let detail = format!("created API key {} ({}) with {scopes}", record.id, record.name);
+    Ok(with_note(
+        (StatusCode::CREATED, Json(CreatedKey { key, record })),
+        AuditNote { actor: None, detail },
+    ))
+}
+
+/// Revokes an API key at once (admin).
+#[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", tag = "auth", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 204), (status = 404)))]
+async fn revoke_key(State(auth): State<Arc<Auth>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    auth.store.revoke_key(&id).await.map_err(|e| store_error(&e))?;
+    Ok(with_note(
+        StatusCode::NO_CONTENT,
+        AuditNote {
+            actor: None,
+            detail: format!("revoked API key {id}"),
+        },
+    ))
+}
+
+/// A user to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserBody {
+    pub username: String,
+    /// At least 8 characters.
+    pub password: String,
+    pub role: Role,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Vec<User>), (status = 403)))]
+async fn list_users(State(auth): State<Arc<Auth>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let users = auth.store.users().await.map_err(|e| store_error(&e))?;
+    Ok(Json(serde_json::json!({ "users": users })))
+}
+
+/// Checks a new user's name and password.
+pub fn check_new_user(username: &str, password: &str) -> Result<(), String> {
+    let name_ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if !name_ok {
+        return Err(format!(
+            "username `{username}` must be 1–64 letters, digits, `-`, `_`, `.` or `@`"
+        ));
+    }
+    if password.chars().count() < 8 {
+        return Err("password must be at least 8 characters".to_owned());
+    }
+    Ok(())
+}
+
+/// Adds a user (admin).
+#[utoipa::path(post, path = "/api/v1/users", tag = "auth", request_body = UserBody, security(("bearer" = [])),
+    responses((status = 201, body = User), (status = 400), (status = 409, description = "the name is taken")))]
+async fn add_user(State(auth): State<Arc<Auth>>, body: Result<Json<UserBody>, JsonRejection>) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|e| invalid_body(&e))?;
+    check_new_user(&b.username, &b.password).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m))?;
+    let user = auth
+        .store
+        .add_user(&b.username, &b.password, b.role)
+        .await
+        .map_err(|e| store_error(&e))?;
+    let detail = format!("added user {} as {}", user.username, user.role.as_str());
+    Ok(with_note((StatusCode::CREATED, Json(user)), AuditNote { actor: None, detail }))
+}
+
+/// Deletes a user (admin). Tokens already issued to them live until they expire.
+#[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "auth", params(("username" = String, Path)),
+    security(("bearer" = [])), responses((status = 204), (status = 404)))]
+async fn delete_user(State(auth): State<Arc<Auth>>, Path(username): Path<String>) -> Result<Response, ApiError> {
+    auth.store.delete_user(&username).await.map_err(|e| store_error(&e))?;
+    Ok(with_note(
+        StatusCode::NO_CONTENT,
+        AuditNote {
+            actor: None,
+            detail: format!("deleted user {username}"),
+        },
+    ))
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// At most this many entries (1–1000, default 100).
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// The audit log, newest first (admin).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "auth", params(AuditQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 400), (status = 403)))]
+async fn audit(
+    State(auth): State<Arc<Auth>>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "limit must be between 1 and 1000"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "offset must not be negative"));
+    }
+    let entries = auth
+        .store
+        .audit_log(q.actor.as_deref(), limit, offset)
+        .await
+        .map_err(|e| store_error(&e))?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}

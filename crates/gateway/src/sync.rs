@@ -1,0 +1,575 @@
+//! The original specification's sync REST contract under `/sync/api/…`,
+//! answered by the local sync-api over gRPC (`gateway.sync_url`):
+//!
+//! - `GET  /sync/api/status`: id, name, location, role, epoch, the primary;
+//!   a standalone instance (no sync-api) answers with role `standalone`;
+//! - `GET  /sync/api/instances`, `GET /sync/api/failover-order`;
+//! - `POST /sync/api/register`, `POST /sync/api/heartbeat` and
+//!   `GET /sync/api/config`: instance-to-instance calls; the caller's
+//!   `Authorization: Bearer` (join token or instance token) is passed on to
+//!   the sync-api, which checks it;
+//! - `POST /sync/api/promote` (this instance) and `POST /sync/api/demote/{id}`.
+//!
+//! Admin calls (instances, promote, demote) are authorised by the gateway's
+//! auth layer; the gateway then presents the join token (`sync.token`).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use pantau_core::health::ApiError;
+use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration};
+use pantau_proto::v1 as pb;
+use pantau_proto::v1::sync_service_client::SyncServiceClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+struct SyncState {
+    client: SyncServiceClient<Channel>,
+    active: bool,
+    join_token: Option<String>,
+    id: String,
+    location: String,
+}
+
+/// The sync routes, with their own client of the local sync-api.
+pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
+    let c = &ctx.config;
+    let state = SyncState {
+        client: SyncServiceClient::new(crate::lazy_channel(&c.gateway.sync_url)),
+        active: c.sync.active(),
+        join_token: c.sync.token.clone(),
+        id: c.instance.name.clone(),
+        location: c.instance.location.clone(),
+    };
+    Router::new()
+        .route("/sync/api/status", get(status))
+        .route("/sync/api/instances", get(instances))
+        .route("/sync/api/failover-order", get(failover_order))
+        .route("/sync/api/register", post(register))
+        .route("/sync/api/heartbeat", post(heartbeat))
+        .route("/sync/api/config", get(config))
+        .route("/sync/api/promote", post(promote))
+        .route("/sync/api/demote/{id}", post(demote))
+        .with_state(state)
+}
+
+fn backend(status: &tonic::Status) -> ApiError {
+    crate::grpc_error(status, "sync API")
+}
+
+fn role_name(r: i32) -> &'static str {
+    match pb::SyncRole::try_from(r) {
+        Ok(pb::SyncRole::Primary) => "primary",
+        Ok(pb::SyncRole::Dependent) => "dependent",
+        _ => "standalone",
+    }
+}
+
+fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
+    t.and_then(from_timestamp).map(rfc3339)
+}
+
+/// A request carrying `bearer` as its authorization.
+fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    if let Some(t) = bearer
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        req.metadata_mut().insert("authorization", v);
+    }
+    req
+}
+
+/// The caller's own bearer token, passed through.
+fn caller_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+impl SyncState {
+    fn admin<T>(&self, msg: T) -> tonic::Request<T> {
+        with_token(msg, self.join_token.as_deref())
+    }
+}
+
+/// This instance among locations.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    /// `primary`, `dependent` or `standalone`.
+    pub role: &'static str,
+    /// The fencing epoch of the current primary, as this instance knows it.
+    pub epoch: u64,
+    pub primary_id: String,
+    pub primary_endpoint: String,
+    pub primary_reachable: bool,
+    pub buffered_results: u64,
+    pub config_hash: String,
+    pub last_sync_success: Option<String>,
+}
+
+#[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")), security(("bearer" = [])))]
+async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
+    if !s.active {
+        return Ok(Json(StatusView {
+            name: s.id.clone(),
+            id: s.id,
+            location: s.location,
+            role: "standalone",
+            epoch: 0,
+            primary_id: String::new(),
+            primary_endpoint: String::new(),
+            primary_reachable: false,
+            buffered_results: 0,
+            config_hash: String::new(),
+            last_sync_success: None,
+        }));
+    }
+    let r = s
+        .client
+        .clone()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    Ok(Json(StatusView {
+        role: role_name(r.role),
+        last_sync_success: when(r.last_sync_success.as_ref()),
+        id: r.id,
+        name: r.name,
+        location: r.location,
+        epoch: r.epoch,
+        primary_id: r.primary_id,
+        primary_endpoint: r.primary_endpoint,
+        primary_reachable: r.primary_reachable,
+        buffered_results: r.buffered_results,
+        config_hash: r.config_hash,
+    }))
+}
+
+/// An instance as the primary knows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub location: String,
+    pub version: String,
+    pub capabilities: Vec<String>,
+    pub failover_order: u32,
+    pub public_endpoint: String,
+    /// `active`, `inactive` or `failed`.
+    pub state: &'static str,
+    /// `healthy`, `degraded`, `failing` or `unknown`.
+    pub health: &'static str,
+    pub registered_at: Option<String>,
+    pub last_heartbeat: Option<String>,
+    pub token_expires_at: Option<String>,
+    pub revoked: bool,
+    pub platform: String,
+    pub arch: String,
+    pub memory_bytes: u64,
+    pub cpu_count: u32,
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub disk_percent: f64,
+    pub active_endpoints: u32,
+    pub primary_reachable: bool,
+    pub sync_errors: u64,
+    pub acked_seq: u64,
+    pub results_received: u64,
+    pub config_hash: String,
+    pub config_synced_at: Option<String>,
+}
+
+impl From<pb::Instance> for InstanceView {
+    fn from(i: pb::Instance) -> Self {
+        let sys = i.system.unwrap_or_default();
+        let m = i.metrics.unwrap_or_default();
+        let c = i.connection.unwrap_or_default();
+        Self {
+            state: match pb::InstanceState::try_from(i.state) {
+                Ok(pb::InstanceState::Active) => "active",
+                Ok(pb::InstanceState::Inactive) => "inactive",
+                _ => "failed",
+            },
+            health: match pb::InstanceHealth::try_from(i.health) {
+                Ok(pb::InstanceHealth::Healthy) => "healthy",
+                Ok(pb::InstanceHealth::Degraded) => "degraded",
+                Ok(pb::InstanceHealth::Failing) => "failing",
+                _ => "unknown",
+            },
+            registered_at: when(i.registered_at.as_ref()),
+            last_heartbeat: when(i.last_heartbeat.as_ref()),
+            token_expires_at: when(i.token_expires_at.as_ref()),
+            config_synced_at: when(i.config_synced_at.as_ref()),
+            revoked: i.revoked,
+            platform: sys.platform,
+            arch: sys.arch,
+            memory_bytes: sys.memory_bytes,
+            cpu_count: sys.cpu_count,
+            cpu_percent: m.cpu_percent,
+            memory_percent: m.memory_percent,
+            disk_percent: m.disk_percent,
+            active_endpoints: m.active_endpoints,
+            primary_reachable: c.primary_reachable,
+            sync_errors: c.sync_errors,
+            acked_seq: i.acked_seq,
+            results_received: i.results_received,
+            config_hash: i.config_hash,
+            id: i.id,
+            name: i.name,
+            location: i.location,
+            version: i.version,
+            capabilities: i.capabilities,
+            failover_order: i.failover_order,
+            public_endpoint: i.public_endpoint,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InstancesView {
+    pub instances: Vec<InstanceView>,
+}
+
+#[utoipa::path(get, path = "/sync/api/instances", tag = "sync", responses((status = 200, body = InstancesView), (status = 409, description = "this instance is not the primary"), (status = 503)), security(("bearer" = [])))]
+async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, ApiError> {
+    let r = s
+        .client
+        .clone()
+        .list_instances(s.admin(pb::ListInstancesRequest {}))
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    Ok(Json(InstancesView {
+        instances: r.instances.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CandidateView {
+    pub id: String,
+    pub position: u32,
+    pub primary: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FailoverOrderView {
+    pub candidates: Vec<CandidateView>,
+}
+
+#[utoipa::path(get, path = "/sync/api/failover-order", tag = "sync", responses((status = 200, body = FailoverOrderView), (status = 503)), security(("bearer" = [])))]
+async fn failover_order(State(s): State<SyncState>) -> Result<Json<FailoverOrderView>, ApiError> {
+    let r = s
+        .client
+        .clone()
+        .get_failover_order(pb::GetFailoverOrderRequest {})
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    Ok(Json(FailoverOrderView {
+        candidates: r
+            .candidates
+            .into_iter()
+            .map(|c| CandidateView {
+                id: c.id,
+                position: c.position,
+                primary: c.primary,
+            })
+            .collect(),
+    }))
+}
+
+/// `POST /sync/api/register`; `Authorization: Bearer <join token>`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    pub instance_id: String,
+    #[serde(default)]
+    pub name: String,
+    pub location: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub failover_order: u32,
+    #[serde(default)]
+    pub public_endpoint: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub arch: String,
+    #[serde(default)]
+    pub memory_bytes: u64,
+    #[serde(default)]
+    pub cpu_count: u32,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredView {
+    /// The instance token; shown once.
+    pub token: String,
+    pub expires_at: Option<String>,
+    pub permissions: Vec<String>,
+    pub epoch: u64,
+    pub primary_id: String,
+}
+
+#[utoipa::path(post, path = "/sync/api/register", tag = "sync", request_body = RegisterBody, responses((status = 200, body = RegisteredView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "wrong join token"), (status = 403, description = "the instance was removed"), (status = 409, description = "this instance is not the primary")), security(("bearer" = [])))]
+async fn register(
+    State(s): State<SyncState>,
+    headers: HeaderMap,
+    body: Result<Json<RegisterBody>, JsonRejection>,
+) -> Result<Json<RegisteredView>, ApiError> {
+    let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    let req = pb::RegisterRequest {
+        instance_id: b.instance_id,
+        name: b.name,
+        location: b.location,
+        version: b.version,
+        capabilities: b.capabilities,
+        failover_order: b.failover_order,
+        public_endpoint: b.public_endpoint,
+        system: Some(pb::SystemInfo {
+            platform: b.platform,
+            arch: b.arch,
+            memory_bytes: b.memory_bytes,
+            cpu_count: b.cpu_count,
+        }),
+    };
+    let r = s
+        .client
+        .clone()
+        .register(with_token(req, caller_token(&headers)))
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    Ok(Json(RegisteredView {
+        expires_at: when(r.expires_at.as_ref()),
+        token: r.token,
+        permissions: r.permissions,
+        epoch: r.epoch,
+        primary_id: r.primary_id,
+    }))
+}
+
+/// `POST /sync/api/heartbeat`; `Authorization: Bearer <instance token>`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatBody {
+    pub instance_id: String,
+    /// `healthy`, `degraded` or `failing`.
+    pub status: String,
+    #[serde(default)]
+    pub uptime_seconds: f64,
+    #[serde(default)]
+    pub results_since_last: u64,
+    #[serde(default)]
+    pub cpu_percent: f64,
+    #[serde(default)]
+    pub memory_percent: f64,
+    #[serde(default)]
+    pub disk_percent: f64,
+    #[serde(default)]
+    pub active_endpoints: u32,
+    #[serde(default)]
+    pub primary_reachable: bool,
+    #[serde(default)]
+    pub sync_errors: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeartbeatView {
+    pub epoch: u64,
+    pub primary_id: String,
+    pub config_hash: String,
+}
+
+#[utoipa::path(post, path = "/sync/api/heartbeat", tag = "sync", request_body = HeartbeatBody, responses((status = 200, body = HeartbeatView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "unknown, expired or revoked instance token")), security(("bearer" = [])))]
+async fn heartbeat(
+    State(s): State<SyncState>,
+    headers: HeaderMap,
+    body: Result<Json<HeartbeatBody>, JsonRejection>,
+) -> Result<Json<HeartbeatView>, ApiError> {
+    let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    let status = match b.status.as_str() {
+        "healthy" => pb::InstanceHealth::Healthy,
+        "degraded" => pb::InstanceHealth::Degraded,
+        "failing" => pb::InstanceHealth::Failing,
+        other => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("status `{other}` must be healthy, degraded or failing"),
+            ));
+        }
+    };
+    if !b.uptime_seconds.is_finite() || b.uptime_seconds < 0.0 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "uptime_seconds must be a number of seconds, 0 or more",
+        ));
+    }
+    let req = pb::HeartbeatRequest {
+        instance_id: b.instance_id,
+        status: status as i32,
+        uptime: Some(to_duration(std::time::Duration::from_secs_f64(b.uptime_seconds))),
+        results_since_last: b.results_since_last,
+        metrics: Some(pb::SystemMetrics {
+            cpu_percent: b.cpu_percent,
+            memory_percent: b.memory_percent,
+            disk_percent: b.disk_percent,
+            active_endpoints: b.active_endpoints,
+        }),
+        connection: Some(pb::ConnectionStatus {
+            primary_reachable: b.primary_reachable,
+            last_sync_success: None,
+            sync_errors: b.sync_errors,
+        }),
+        buffered_results: 0,
+    };
+    let r = s
+        .client
+        .clone()
+        .heartbeat(with_token(req, caller_token(&headers)))
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    Ok(Json(HeartbeatView {
+        epoch: r.epoch,
+        primary_id: r.primary_id,
+        config_hash: r.config_hash,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigQuery {
+    pub instance_id: String,
+    /// The hash the caller holds; an unchanged configuration is not resent.
+    #[serde(default)]
+    pub if_none_match: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TargetView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub interval_seconds: Option<f64>,
+    pub timeout_seconds: Option<f64>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelView {
+    pub id: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConfigView {
+    pub version: u64,
+    pub hash: String,
+    pub unchanged: bool,
+    pub targets: Vec<TargetView>,
+    pub channels: Vec<ChannelView>,
+}
+
+#[utoipa::path(get, path = "/sync/api/config", tag = "sync", params(ConfigQuery), responses((status = 200, body = ConfigView), (status = 400, description = "bad query, naming the parameter"), (status = 401, description = "unknown, expired or revoked instance token")), security(("bearer" = [])))]
+async fn config(
+    State(s): State<SyncState>,
+    headers: HeaderMap,
+    q: Result<Query<ConfigQuery>, QueryRejection>,
+) -> Result<Json<ConfigView>, ApiError> {
+    let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
+    let req = pb::GetConfigRequest {
+        instance_id: q.instance_id,
+        if_none_match: q.if_none_match,
+    };
+    let r = s
+        .client
+        .clone()
+        .get_config(with_token(req, caller_token(&headers)))
+        .await
+        .map_err(|e| backend(&e))?
+        .into_inner();
+    let c = r.config.unwrap_or_default();
+    let secs = |d: Option<&prost_types::Duration>| d.and_then(from_duration).map(|d| d.as_secs_f64());
+    Ok(Json(ConfigView {
+        version: r.version,
+        hash: r.hash,
+        unchanged: r.unchanged,
+        targets: c
+            .targets
+            .into_iter()
+            .map(|t| TargetView {
+                kind: pb::CheckKind::try_from(t.kind)
+                    .map(|k| k.as_str_name().trim_start_matches("CHECK_KIND_").to_lowercase())
+                    .unwrap_or_default(),
+                interval_seconds: secs(t.interval.as_ref()),
+                timeout_seconds: secs(t.timeout.as_ref()),
+                labels: t.labels.into_iter().collect(),
+                id: t.id,
+                name: t.name,
+            })
+            .collect(),
+        channels: c
+            .channels
+            .into_iter()
+            .map(|ch| ChannelView { id: ch.id, kind: ch.kind })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/sync/api/promote", tag = "sync", responses((status = 200, body = StatusView), (status = 409, description = "the lease changed meanwhile, or no NATS lease is configured")), security(("bearer" = [])))]
+async fn promote(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
+    s.client
+        .clone()
+        .promote(s.admin(pb::PromoteRequest {}))
+        .await
+        .map_err(|e| backend(&e))?;
+    status(State(s)).await
+}
+
+#[utoipa::path(post, path = "/sync/api/demote/{id}", tag = "sync", params(("id" = String, Path, description = "the primary's instance id")), responses((status = 200, body = StatusView), (status = 409, description = "that instance is not the primary")), security(("bearer" = [])))]
+async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Json<StatusView>, ApiError> {
+    s.client
+        .clone()
+        .demote(s.admin(pb::DemoteRequest { instance_id: id }))
+        .await
+        .map_err(|e| backend(&e))?;
+    status(State(s)).await
+}
+
+/// The sync routes' OpenAPI paths and schemas.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(status, instances, failover_order, register, heartbeat, config, promote, demote),
+    components(schemas(
+        StatusView,
+        InstanceView,
+        InstancesView,
+        CandidateView,
+        FailoverOrderView,
+        RegisterBody,
+        RegisteredView,
+        HeartbeatBody,
+        HeartbeatView,
+        TargetView,
+        ChannelView,
+        ConfigView
+    ))
+)]
+pub struct Doc;

@@ -1,0 +1,502 @@
+//! `pantau.v1.SyncService`.
+//!
+//! Authentication, from the `authorization: Bearer …` metadata:
+//! - instance calls (Heartbeat, GetConfig, PushResults) need the instance
+//!   token Register returned; the primary keeps its SHA-256 hash, with an
+//!   expiry; a removed (revoked) instance is UNAUTHENTICATED, on this primary
+//!   and every later one (revocations live in the NATS registry bucket);
+//! - Register and the admin calls (ListInstances, RemoveInstance, Promote,
+//!   Demote) need the join token `sync.token` when one is configured;
+//! - GetStatus and GetFailoverOrder are open.
+//!
+//! Calls carry `x-pantau-epoch`; a primary that sees a higher epoch than its
+//! own was replaced: it re-reads the lease and refuses (FAILED_PRECONDITION).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pantau_core::service::Context;
+use pantau_core::store::{Store, StoreError};
+use pantau_core::time::{to_duration, to_timestamp};
+use pantau_proto::v1 as pb;
+use pantau_proto::v1::sync_service_server::{SyncService, SyncServiceServer};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tonic::{Request, Response, Status};
+
+use crate::configsync::ConfigSource;
+use crate::dependent::SharedLink;
+use crate::lease::now_ms;
+use crate::node::{Command, Node};
+use crate::outbox::Counters;
+use crate::{primary, store};
+
+/// Permissions of an instance token.
+pub const PERMISSIONS: [&str; 3] = ["heartbeat", "config:read", "results:push"];
+
+/// The gRPC service.
+pub struct Service {
+    pub ctx: Context,
+    pub node: Arc<Node>,
+    pub db: Store,
+    pub source: Arc<ConfigSource>,
+    pub counters: Arc<Counters>,
+    pub link: SharedLink,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+fn internal(e: &StoreError) -> Status {
+    tracing::error!(error = %e, "sync store failed");
+    Status::internal("the sync store failed")
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn bearer<T>(req: &Request<T>) -> Option<&str> {
+    req.metadata()
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+    (ms > 0).then(|| to_timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)))
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Service {
+    /// Join-token check for Register and admin calls.
+    fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        match &self.ctx.config.sync.token {
+            None => Ok(()),
+            Some(t) if bearer(req).is_some_and(|b| constant_eq(b, t)) => Ok(()),
+            Some(_) => Err(Status::unauthenticated("this call needs the join token (sync.token) as a bearer token")),
+        }
+    }
+
+    /// A higher epoch in the request means this instance was replaced.
+    fn fence<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let theirs: u64 = req
+            .metadata()
+            .get("x-pantau-epoch")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        let mine = self.node.state().epoch;
+        if theirs > mine {
+            self.node.recheck();
+            return Err(Status::failed_precondition(format!(
+                "stale primary: epoch {mine} is older than {theirs}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn require_primary(&self) -> Result<(), Status> {
+        let s = self.node.state();
+        if s.role == pb::SyncRole::Primary {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "this instance is not the primary; the primary is `{}` at {}",
+            s.primary_id, s.primary_endpoint
+        )))
+    }
+
+    /// Instance-token check: the instance id it belongs to.
+    async fn instance<T>(&self, req: &Request<T>, claimed: &str) -> Result<store::InstanceRow, Status> {
+        let token = bearer(req).ok_or_else(|| Status::unauthenticated("missing bearer instance token"))?;
+        let row = store::instance(&self.db, claimed)
+            .await
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| Status::unauthenticated("unknown instance; register first"))?;
+        if row.revoked || row.reg.token_hash.is_empty() {
+            return Err(Status::unauthenticated(format!("instance `{claimed}` is revoked")));
+        }
+        if !constant_eq(&row.reg.token_hash, &token_hash(token)) {
+            return Err(Status::unauthenticated("the instance token does not match"));
+        }
+        if row.reg.token_expires_ms <= now_ms() {
+            return Err(Status::unauthenticated("the instance token expired; register again"));
+        }
+        if let Some(l) = self.node.lease()
+            && l.revoked(claimed).await.unwrap_or(false)
+        {
+            return Err(Status::unauthenticated(format!("instance `{claimed}` is revoked")));
+        }
+        Ok(row)
+    }
+
+    fn status(&self) -> pb::SyncStatus {
+        let s = self.node.state();
+        let link = self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let primary = s.role == pb::SyncRole::Primary;
+        pb::SyncStatus {
+            id: self.node.id.clone(),
+            name: self.node.id.clone(),
+            location: self.node.location.clone(),
+            role: s.role as i32,
+            epoch: s.epoch,
+            primary_id: s.primary_id,
+            primary_endpoint: s.primary_endpoint,
+            primary_reachable: primary || link.reachable,
+            buffered_results: self.counters.buffered.load(Ordering::Relaxed),
+            config_hash: link.config_hash,
+            last_sync_success: ts(link.last_success_ms),
+        }
+    }
+
+    fn state_of(&self, last_ms: i64) -> pb::InstanceState {
+        let s = &self.ctx.config.sync;
+        let missed = (now_ms() - last_ms).max(0) as u128 / s.heartbeat_interval.as_millis().max(1);
+        if missed >= u128::from(s.failed_after) {
+            pb::InstanceState::Failed
+        } else if missed >= u128::from(s.inactive_after) {
+            pb::InstanceState::Inactive
+        } else {
+            pb::InstanceState::Active
+        }
+    }
+
+    fn view(&self, r: store::InstanceRow) -> pb::Instance {
+        let system = serde_json::from_value::<SystemJson>(r.reg.system.clone()).unwrap_or_default();
+        let metrics: MetricsJson = serde_json::from_value(r.metrics.clone()).unwrap_or_default();
+        let conn: ConnJson = serde_json::from_value(r.connection.clone()).unwrap_or_default();
+        let own = r.reg.id == self.node.id;
+        pb::Instance {
+            state: if own { pb::InstanceState::Active } else { self.state_of(r.last_heartbeat_ms) } as i32,
+            health: r.health,
+            registered_at: ts(r.registered_ms),
+            last_heartbeat: ts(r.last_heartbeat_ms),
+            token_expires_at: ts(r.reg.token_expires_ms),
+            revoked: r.revoked,
+            system: Some(pb::SystemInfo {
+                platform: system.platform,
+                arch: system.arch,
+                memory_bytes: system.memory_bytes,
+                cpu_count: system.cpu_count,
+            }),
+            metrics: Some(pb::SystemMetrics {
+                cpu_percent: metrics.cpu,
+                memory_percent: metrics.memory,
+                disk_percent: metrics.disk,
+                active_endpoints: metrics.endpoints,
+            }),
+            connection: Some(pb::ConnectionStatus {
+                primary_reachable: conn.reachable,
+                last_sync_success: ts(conn.last_success_ms),
+                sync_errors: conn.errors,
+            }),
+            acked_seq: r.acked_seq as u64,
+            results_received: r.results_received as u64,
+            config_hash: r.config_hash,
+            config_synced_at: ts(r.config_synced_ms),
+            uptime: Some(to_duration(Duration::from_millis(r.uptime_ms.max(0) as u64))),
+            id: r.reg.id,
+            name: r.reg.name,
+            location: r.reg.location,
+            version: r.reg.version,
+            capabilities: r.reg.capabilities,
+            failover_order: r.reg.failover_order,
+            public_endpoint: r.reg.public_endpoint,
+        }
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct SystemJson {
+    platform: String,
+    arch: String,
+    memory_bytes: u64,
+    cpu_count: u32,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct MetricsJson {
+    cpu: f64,
+    memory: f64,
+    disk: f64,
+    endpoints: u32,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct ConnJson {
+    reachable: bool,
+    last_success_ms: i64,
+    errors: u64,
+}
+
+fn check_id(field: &str, v: &str) -> Result<(), Status> {
+    if pantau_core::config::is_token(v) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{field} `{v}` must be 1–128 letters, digits, `-` or `_`"
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl SyncService for Service {
+    async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        self.admin(&req)?;
+        self.fence(&req)?;
+        self.require_primary()?;
+        let r = req.into_inner();
+        check_id("instance_id", &r.instance_id)?;
+        check_id("location", &r.location)?;
+        if let Some(l) = self.node.lease()
+            && l.revoked(&r.instance_id).await.unwrap_or(false)
+        {
+            return Err(Status::permission_denied(format!("instance `{}` was removed", r.instance_id)));
+        }
+        if let Some(old) = store::instance(&self.db, &r.instance_id).await.map_err(|e| internal(&e))?
+            && old.revoked
+        {
+            return Err(Status::permission_denied(format!("instance `{}` was removed", r.instance_id)));
+        }
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = hex::encode(raw);
+        let expires_ms = now_ms() + self.ctx.config.sync.token_ttl.as_millis() as i64;
+        let sys = r.system.unwrap_or_default();
+        let reg = store::Registration {
+            name: if r.name.is_empty() { r.instance_id.clone() } else { r.name },
+            id: r.instance_id,
+            location: r.location,
+            version: r.version,
+            capabilities: r.capabilities,
+            failover_order: r.failover_order,
+            public_endpoint: r.public_endpoint,
+            system: serde_json::to_value(SystemJson {
+                platform: sys.platform,
+                arch: sys.arch,
+                memory_bytes: sys.memory_bytes,
+                cpu_count: sys.cpu_count,
+            })
+            .unwrap_or_default(),
+            token_hash: token_hash(&token),
+            token_expires_ms: expires_ms,
+            permissions: PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        store::register(&self.db, &reg, now_ms()).await.map_err(|e| internal(&e))?;
+        tracing::info!(instance = %reg.id, location = %reg.location, "instance registered");
+        let s = self.node.state();
+        Ok(Response::new(pb::RegisterResponse {
+            token,
+            expires_at: ts(expires_ms),
+            permissions: reg.permissions,
+            epoch: s.epoch,
+            primary_id: s.primary_id,
+        }))
+    }
+
+    async fn heartbeat(&self, req: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        self.fence(&req)?;
+        self.require_primary()?;
+        let id = req.get_ref().instance_id.clone();
+        self.instance(&req, &id).await?;
+        let r = req.into_inner();
+        let m = r.metrics.unwrap_or_default();
+        let c = r.connection.unwrap_or_default();
+        let beat = store::Beat {
+            health: r.status,
+            metrics: serde_json::to_value(MetricsJson {
+                cpu: m.cpu_percent,
+                memory: m.memory_percent,
+                disk: m.disk_percent,
+                endpoints: m.active_endpoints,
+            })
+            .unwrap_or_default(),
+            connection: serde_json::to_value(ConnJson {
+                reachable: c.primary_reachable,
+                last_success_ms: c
+                    .last_sync_success
+                    .as_ref()
+                    .and_then(pantau_core::time::from_timestamp)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64),
+                errors: c.sync_errors,
+            })
+            .unwrap_or_default(),
+            uptime_ms: r
+                .uptime
+                .as_ref()
+                .and_then(pantau_core::time::from_duration)
+                .map_or(0, |d| d.as_millis() as i64),
+        };
+        store::heartbeat(&self.db, &id, &beat, now_ms()).await.map_err(|e| internal(&e))?;
+        let s = self.node.state();
+        let hash = self.source.cached().await.map(|v| v.hash).unwrap_or_default();
+        Ok(Response::new(pb::HeartbeatResponse {
+            epoch: s.epoch,
+            primary_id: s.primary_id,
+            config_hash: hash,
+        }))
+    }
+
+    async fn list_instances(
+        &self,
+        req: Request<pb::ListInstancesRequest>,
+    ) -> Result<Response<pb::ListInstancesResponse>, Status> {
+        self.admin(&req)?;
+        let rows = store::instances(&self.db).await.map_err(|e| internal(&e))?;
+        let mut instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
+        let states = [
+            (pb::InstanceState::Active, "active"),
+            (pb::InstanceState::Inactive, "inactive"),
+            (pb::InstanceState::Failed, "failed"),
+        ];
+        for (state, name) in states {
+            let n = instances.iter().filter(|i| i.state == state as i32).count();
+            metrics::gauge!(crate::metrics::INSTANCES, "state" => name).set(n as f64);
+        }
+        instances.retain(|i| !i.revoked || i.id != self.node.id);
+        Ok(Response::new(pb::ListInstancesResponse { instances }))
+    }
+
+    async fn remove_instance(
+        &self,
+        req: Request<pb::RemoveInstanceRequest>,
+    ) -> Result<Response<pb::RemoveInstanceResponse>, Status> {
+        self.admin(&req)?;
+        let id = req.into_inner().instance_id;
+        check_id("instance_id", &id)?;
+        if id == self.node.id {
+            return Err(Status::failed_precondition("an instance cannot remove itself"));
+        }
+        let known = store::revoke(&self.db, &id).await.map_err(|e| internal(&e))?;
+        if let Some(l) = self.node.lease() {
+            l.revoke(&id)
+                .await
+                .map_err(|e| Status::unavailable(format!("cannot record the revocation: {e}")))?;
+        } else if !known {
+            return Err(Status::not_found(format!("no instance `{id}`")));
+        }
+        tracing::info!(instance = %id, "instance removed and its token revoked");
+        Ok(Response::new(pb::RemoveInstanceResponse {}))
+    }
+
+    async fn get_config(&self, req: Request<pb::GetConfigRequest>) -> Result<Response<pb::GetConfigResponse>, Status> {
+        self.fence(&req)?;
+        self.require_primary()?;
+        let id = req.get_ref().instance_id.clone();
+        self.instance(&req, &id).await?;
+        let r = req.into_inner();
+        let v = self.source.refresh(&self.ctx.config, &self.db).await?;
+        store::config_synced(&self.db, &id, &v.hash, now_ms())
+            .await
+            .map_err(|e| internal(&e))?;
+        let unchanged = r.if_none_match == v.hash;
+        Ok(Response::new(pb::GetConfigResponse {
+            version: v.version,
+            hash: v.hash,
+            unchanged,
+            config: (!unchanged).then_some(v.config),
+        }))
+    }
+
+    async fn push_results(
+        &self,
+        req: Request<pb::PushResultsRequest>,
+    ) -> Result<Response<pb::PushResultsResponse>, Status> {
+        self.fence(&req)?;
+        self.require_primary()?;
+        let id = req.get_ref().instance_id.clone();
+        let row = self.instance(&req, &id).await?;
+        let r = req.into_inner();
+        if r.results.len() > 10_000 {
+            return Err(Status::invalid_argument("results: at most 10000 per push"));
+        }
+        let batch = primary::incoming(&r.results, self.ctx.config.sync.consensus_window)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let done = primary::ingest(&self.db, &id, &row.reg.location, &batch)
+            .await
+            .map_err(|e| internal(&e))?;
+        // Checked again after the write: a primary replaced meanwhile must
+        // not acknowledge (the dependent resends to the new one).
+        self.require_primary()?;
+        Ok(Response::new(pb::PushResultsResponse {
+            acked_seq: done.acked_seq,
+            accepted: done.accepted,
+            duplicates: done.duplicates,
+            epoch: self.node.state().epoch,
+        }))
+    }
+
+    async fn get_status(&self, _req: Request<pb::GetStatusRequest>) -> Result<Response<pb::SyncStatus>, Status> {
+        Ok(Response::new(self.status()))
+    }
+
+    async fn promote(&self, req: Request<pb::PromoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
+        self.admin(&req)?;
+        self.node
+            .command(Command::Promote)
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(self.status()))
+    }
+
+    async fn demote(&self, req: Request<pb::DemoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
+        self.admin(&req)?;
+        let mut id = req.into_inner().instance_id;
+        if id.is_empty() {
+            id.clone_from(&self.node.id);
+        }
+        check_id("instance_id", &id)?;
+        self.node
+            .command(|reply| Command::Demote(id, reply))
+            .await
+            .map_err(Status::failed_precondition)?;
+        Ok(Response::new(self.status()))
+    }
+
+    async fn get_failover_order(
+        &self,
+        _req: Request<pb::GetFailoverOrderRequest>,
+    ) -> Result<Response<pb::FailoverOrder>, Status> {
+        let s = self.node.state();
+        let order = &self.ctx.config.sync.failover_order;
+        let mut candidates: Vec<pb::FailoverCandidate> = order
+            .iter()
+            .enumerate()
+            .map(|(i, id)| pb::FailoverCandidate {
+                id: id.clone(),
+                position: i as u32,
+                primary: *id == s.primary_id,
+            })
+            .collect();
+        if order.is_empty()
+            && let Some(p) = self.node.position()
+        {
+            candidates.push(pb::FailoverCandidate {
+                id: self.node.id.clone(),
+                position: p,
+                primary: s.role == pb::SyncRole::Primary,
+            });
+        }
+        Ok(Response::new(pb::FailoverOrder { candidates }))
+    }
+}
+
+/// Serves the service with health and reflection until `ctx.shutdown`.
+pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> Result<(), pantau_core::grpc::GrpcError> {
+    let stop = service.ctx.shutdown.clone();
+    let routes = tonic::service::Routes::new(SyncServiceServer::new(service));
+    pantau_core::grpc::serve(listener, routes, &["pantau.v1.SyncService"], stop).await
+}

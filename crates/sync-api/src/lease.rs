@@ -1,0 +1,240 @@
+//! The primary lease in a NATS JetStream key-value bucket.
+//!
+//! One key, `primary`, holds `{holder, endpoint, location, epoch,
+//! expires_ms}`. Every write is a compare-and-set on the key's revision
+//! (`create` when absent, `update(rev)` otherwise), so two contenders can
+//! never both win. The fencing epoch is the revision of the write that
+//! acquired the lease: JetStream sequences only grow, so a newer primary
+//! always has a higher epoch, even after the bucket's `max_age` (the TTL,
+//! three lease lengths) purged a dead holder's key. Renewals keep the epoch.
+//!
+//! A second bucket, `<bucket>_registry` (no TTL), holds revocations
+//! (`revoked.<id>`), shared by every primary, and demotion holds
+//! (`hold.<id>`: the instance may not take the lease before then).
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Why a lease operation failed (not a lost race, which is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("NATS key-value {op} failed: {message}")]
+    Kv { op: &'static str, message: String },
+}
+
+fn kv_err(op: &'static str, e: impl std::fmt::Display) -> LeaseError {
+    LeaseError::Kv {
+        op,
+        message: e.to_string(),
+    }
+}
+
+const KEY: &str = "primary";
+
+/// Who holds the lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub holder: String,
+    pub endpoint: String,
+    pub location: String,
+    /// 0 in the acquiring write (its revision is the epoch), then the epoch.
+    pub epoch: u64,
+    pub expires_ms: i64,
+}
+
+/// The lease as read: its holder (none when vacant), the key's revision (0
+/// when the key never existed or was purged) and the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub holder: Option<Holder>,
+    pub revision: u64,
+    pub epoch: u64,
+}
+
+impl Observed {
+    /// The holder while the lease is unexpired at `now_ms`.
+    pub fn live(&self, now_ms: i64) -> Option<&Holder> {
+        self.holder.as_ref().filter(|h| h.expires_ms > now_ms)
+    }
+}
+
+/// Handle on the lease and registry buckets.
+#[derive(Clone)]
+pub struct Lease {
+    kv: kv::Store,
+    registry: kv::Store,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    max_age: Duration,
+) -> Result<kv::Store, LeaseError> {
+    if let Ok(kv) = js.get_key_value(name).await {
+        return Ok(kv);
+    }
+    let created = js
+        .create_key_value(kv::Config {
+            bucket: name.to_owned(),
+            description: "pantau sync: primary lease and registry".to_owned(),
+            history: 1,
+            max_age,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(kv) => Ok(kv),
+        // Another instance created it first.
+        Err(e) => js.get_key_value(name).await.map_err(|_| kv_err("create bucket", e)),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Lease {
+    /// Opens (creating when missing) `<bucket>_lease` and `<bucket>_registry`;
+    /// a lease lasts `ttl`.
+    pub async fn open(client: async_nats::Client, bucket_name: &str, ttl: Duration) -> Result<Self, LeaseError> {
+        let js = async_nats::jetstream::new(client);
+        let kv = bucket(&js, &format!("{bucket_name}_lease"), ttl * 3).await?;
+        let registry = bucket(&js, &format!("{bucket_name}_registry"), Duration::ZERO).await?;
+        Ok(Self { kv, registry, ttl })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Reads the lease.
+    pub async fn read(&self) -> Result<Observed, LeaseError> {
+        let entry = self.kv.entry(KEY).await.map_err(|e| kv_err("read", e))?;
+        Ok(match entry {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let holder: Option<Holder> = serde_json::from_slice(&e.value).ok();
+                let epoch = holder.as_ref().map_or(e.revision, |h| if h.epoch == 0 { e.revision } else { h.epoch });
+                Observed {
+                    holder,
+                    revision: e.revision,
+                    epoch,
+                }
+            }
+            Some(e) => Observed {
+                holder: None,
+                revision: e.revision,
+                epoch: 0,
+            },
+            None => Observed {
+                holder: None,
+                revision: 0,
+                epoch: 0,
+            },
+        })
+    }
+
+    fn value(&self, me: &Holder, epoch: u64) -> Bytes {
+        let h = Holder {
+            epoch,
+            expires_ms: now_ms() + self.ttl.as_millis() as i64,
+            ..me.clone()
+        };
+        Bytes::from(serde_json::to_vec(&h).unwrap_or_default())
+    }
+
+    /// Takes the lease if it is still as `seen` (vacant or expired, or any
+    /// state when `force`): returns `(epoch, revision)`, or `None` when
+    /// someone else wrote first.
+    pub async fn acquire(&self, me: &Holder, seen: &Observed, force: bool) -> Result<Option<(u64, u64)>, LeaseError> {
+        if !force && seen.live(now_ms()).is_some() {
+            return Ok(None);
+        }
+        let value = self.value(me, 0);
+        let written = if seen.revision == 0 {
+            self.kv.create(KEY, value).await.map(Some).or_else(|e| match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => Ok(None),
+                _ => Err(kv_err("create", e)),
+            })?
+        } else {
+            self.kv
+                .update(KEY, value, seen.revision)
+                .await
+                .map(Some)
+                .or_else(|e| match e.kind() {
+                    kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                    _ => Err(kv_err("update", e)),
+                })?
+        };
+        Ok(written.map(|rev| (rev, rev)))
+    }
+
+    /// Extends a held lease: the new revision, or `None` when it was lost
+    /// (someone wrote after `revision`).
+    pub async fn renew(&self, me: &Holder, epoch: u64, revision: u64) -> Result<Option<u64>, LeaseError> {
+        match self.kv.update(KEY, self.value(me, epoch), revision).await {
+            Ok(rev) => Ok(Some(rev)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(kv_err("renew", e)),
+        }
+    }
+
+    /// Gives the lease up if still at `revision` (a demotion).
+    pub async fn release(&self, revision: u64) -> Result<bool, LeaseError> {
+        match self.kv.delete_expect_revision(KEY, Some(revision)).await {
+            Ok(()) => Ok(true),
+            // A compare-and-set miss: someone wrote after `revision`.
+            Err(_) if self.read().await?.revision != revision => Ok(false),
+            Err(e) => Err(kv_err("release", e)),
+        }
+    }
+
+    /// Keeps `id` from taking the lease until `until_ms`.
+    pub async fn hold(&self, id: &str, until_ms: i64) -> Result<(), LeaseError> {
+        self.registry
+            .put(format!("hold.{id}"), Bytes::from(until_ms.to_string()))
+            .await
+            .map(|_| ())
+            .map_err(|e| kv_err("hold", e))
+    }
+
+    /// Whether `id` is held off the lease now.
+    pub async fn held(&self, id: &str) -> Result<bool, LeaseError> {
+        let v = self
+            .registry
+            .get(format!("hold.{id}"))
+            .await
+            .map_err(|e| kv_err("read hold", e))?;
+        Ok(v.and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok())
+            .is_some_and(|until| until > now_ms()))
+    }
+
+    /// Records that `id` is revoked, for every primary to come.
+    pub async fn revoke(&self, id: &str) -> Result<(), LeaseError> {
+        self.registry
+            .put(format!("revoked.{id}"), Bytes::from_static(b"1"))
+            .await
+            .map(|_| ())
+            .map_err(|e| kv_err("revoke", e))
+    }
+
+    pub async fn revoked(&self, id: &str) -> Result<bool, LeaseError> {
+        Ok(self
+            .registry
+            .get(format!("revoked.{id}"))
+            .await
+            .map_err(|e| kv_err("read revocation", e))?
+            .is_some())
+    }
+}

@@ -1,0 +1,58 @@
+//! The WAN detector: for every router the collector polls, which interfaces
+//! are WAN uplinks, with what confidence and by which methods, and which ISP
+//! each one is. It consumes `RouterInfo` (`pantau.router.info.<router_id>`),
+//! `InterfaceSample`s (`pantau.iface.sample.<router_id>.<if_index>`) and the
+//! collector's router reachability events from the bus, keeps the latest
+//! state per router in memory (rebuilt from the next poll after a restart),
+//! publishes `wan_detected` (`pantau.event.wan_detected.<router_id>`) when a
+//! router's WAN set changes, and answers `pantau.v1.WanDetectorService`
+//! (also the gateway's `/api/v1/routers…` routes).
+//!
+//! Layout:
+//! - [`detect`]: the methods (route 0.9, traffic 0.7, name 0.5, manual 1.0)
+//!   and the hybrid score (noisy-OR capped at 0.99; manual overrides).
+//! - [`isp`]: ISP recognition from words and addresses.
+//! - [`state`]: the [`Detector`]: per-router state, the cache, `wan_detected`.
+//! - [`consume`]: the durable bus subscriptions.
+//! - [`grpc`]: the gRPC service.
+//! - [`metrics`]: metric names and descriptions.
+
+pub mod consume;
+pub mod detect;
+pub mod grpc;
+pub mod isp;
+pub mod metrics;
+pub mod state;
+
+use std::sync::Arc;
+
+use pantau_core::service::Context;
+use tokio::net::TcpListener;
+
+pub use state::Detector;
+
+/// Why the WAN detector could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WanError {
+    #[error("{key} is not a valid regex: {error}")]
+    Pattern { key: String, error: String },
+    #[error("cannot subscribe to router data on the bus: {0}")]
+    Subscribe(#[from] pantau_core::bus::BusError),
+    #[error(transparent)]
+    Grpc(#[from] pantau_core::grpc::GrpcError),
+}
+
+/// Runs the WAN detector until `ctx.shutdown`: subscribes to router data on
+/// the bus (tracked in `ctx.tasks`) and serves gRPC on `grpc`.
+pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
+    metrics::describe();
+    let detector = Arc::new(Detector::new(&ctx.config.wan_detector, Arc::clone(&ctx.bus))?);
+    let pump = consume::start(Arc::clone(&detector), &ctx.bus, ctx.shutdown.clone()).await?;
+    ctx.tasks.spawn(pump);
+    let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(grpc = %addr, cache_ttl = %pantau_core::config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");
+    let served = grpc::serve(detector, grpc, ctx.shutdown.clone()).await;
+    ctx.tasks.close();
+    ctx.tasks.wait().await;
+    served.map_err(Into::into)
+}

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test deps deps-smtp deps-deploy bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help
+.PHONY: run build test deps deps-smtp deps-snmpsim deps-deploy bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -21,7 +21,7 @@ run: build
 
 # Installs the real servers the tests start (nats-server, PostgreSQL) when
 # missing. As root it runs apt-get; otherwise it says what to install.
-deps: deps-smtp deps-deploy
+deps: deps-smtp deps-snmpsim deps-deploy
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -36,13 +36,14 @@ deps: deps-smtp deps-deploy
 	echo "deps: installing$$missing from Debian's packages"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing
 
-# kubernetes-validate and check-jsonschema (PyPI), the offline validators of
-# k8s/ and docker-compose.yml (crates/pantau/tests/deploy), in .venv-deploy.
+# kubernetes-validate, check-jsonschema and openapi-spec-validator (PyPI), the
+# offline validators of k8s/, docker-compose.yml and the gateway's OpenAPI
+# document (crates/pantau/tests/deploy), in .venv-deploy.
 deps-deploy:
-	@if [ -x .venv-deploy/bin/kubernetes-validate ] && [ -x .venv-deploy/bin/check-jsonschema ]; then echo "deps: kubernetes-validate, check-jsonschema present"; exit 0; fi; \
-	echo "deps: installing kubernetes-validate and check-jsonschema into .venv-deploy"; \
+	@if [ -x .venv-deploy/bin/kubernetes-validate ] && [ -x .venv-deploy/bin/check-jsonschema ] && [ -x .venv-deploy/bin/openapi-spec-validator ]; then echo "deps: kubernetes-validate, check-jsonschema, openapi-spec-validator present"; exit 0; fi; \
+	echo "deps: installing kubernetes-validate, check-jsonschema and openapi-spec-validator into .venv-deploy"; \
 	/usr/bin/python3 -m venv .venv-deploy || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
-	.venv-deploy/bin/pip install -q kubernetes-validate check-jsonschema || { echo "deps: cannot install kubernetes-validate, check-jsonschema from PyPI into .venv-deploy"; exit 1; }
+	.venv-deploy/bin/pip install -q kubernetes-validate check-jsonschema openapi-spec-validator || { echo "deps: cannot install kubernetes-validate, check-jsonschema, openapi-spec-validator from PyPI into .venv-deploy"; exit 1; }
 
 # aiosmtpd (PyPI), the SMTP server of the notifier's email test, in .venv-smtp
 # made with Debian's python3; fails loudly when it cannot be installed.
@@ -51,6 +52,17 @@ deps-smtp:
 	echo "deps: installing aiosmtpd into .venv-smtp"; \
 	/usr/bin/python3 -m venv .venv-smtp || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
 	.venv-smtp/bin/pip install -q aiosmtpd || { echo "deps: cannot install aiosmtpd from PyPI into .venv-smtp"; exit 1; }
+
+# snmpsim (PyPI), the SNMP agent serving recorded device data (a MikroTik-like
+# .snmprec under crates/testkit/data) to the collector's tests, in .venv-snmpsim
+# made with Debian's python3 (as root snmpsim drops privileges to nobody, who
+# cannot read pyenv's Python under /root); fails loudly when it cannot be installed.
+deps-snmpsim:
+	@if [ -x .venv-snmpsim/bin/snmpsim-command-responder ]; then echo "deps: snmpsim present"; exit 0; fi; \
+	echo "deps: installing snmpsim into .venv-snmpsim"; \
+	/usr/bin/python3 -m venv .venv-snmpsim || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
+	.venv-snmpsim/bin/pip install -q snmpsim || { echo "deps: cannot install snmpsim from PyPI into .venv-snmpsim"; exit 1; }; \
+	chmod -R a+rX .venv-snmpsim
 
 # Deliveries per second and p50/p99 latency of the notifier (release build).
 bench-notifier:
@@ -78,6 +90,18 @@ test: deps lint unit
 # routers at once) beside snmpbulkwalk on the same agent (release build).
 bench-routers:
 	$(CARGO) run --release -p pantau-collector --example bench_routers
+
+# WAN detector: judging latency per router for N routers x M interfaces
+# (release build, in-process bus).
+bench-wan-detector:
+	$(CARGO) bench -p pantau-wan-detector --bench detect
+
+# Multi-location failover soak: kills the primary of a three-instance cluster
+# (separate processes, real nats-server) SOAK_ROUNDS times (default 50) at
+# random moments, within SOAK_SECONDS (default 900); prints promotions,
+# split-brain samples and lost results (both must be 0). Not part of `make test`.
+soak-failover:
+	$(CARGO) test -p pantau --test soak -- --nocapture
 
 bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle

@@ -351,8 +351,68 @@ impl History {
                     lat_p95: r.get(6),
                 }
             })
-            .collect());
-        Ok(rows)
+            .collect::<Vec<_>>());
+        Ok(self.with_open(target_id, from, to, res, rows))
+    }
+
+    /// Adds the minutes not yet flushed (the current one, at least), so a
+    /// query sees results as soon as they are checked.
+    fn with_open(
+        &self,
+        target_id: &str,
+        from: SystemTime,
+        to: SystemTime,
+        res: Resolution,
+        mut rows: Vec<Point>,
+    ) -> Vec<Point> {
+        let (lo, hi) = (ms_of(from), ms_of(to));
+        let step = match res {
+            Resolution::Minute => MINUTE_MS,
+            Resolution::Hour => HOUR_MS,
+        };
+        let mut extra: BTreeMap<i64, Bucket> = BTreeMap::new();
+        {
+            let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((id, minute), b) in open.iter() {
+                if id == target_id && *minute >= lo && *minute < hi {
+                    extra.entry(minute.div_euclid(step) * step).or_default().merge(b);
+                }
+            }
+        }
+        for (start, b) in extra {
+            let at = time_of(start);
+            match rows.iter_mut().find(|p| p.start == at) {
+                // An hour already written: fold the open minutes in (p95 as the larger).
+                Some(p) => {
+                    let sum = p.lat_avg * p.checks as f64 + b.lat_sum;
+                    p.lat_min = if p.checks == 0 {
+                        b.lat_min
+                    } else {
+                        p.lat_min.min(b.lat_min)
+                    };
+                    p.lat_max = p.lat_max.max(b.lat_max);
+                    p.checks += b.checks;
+                    p.up += b.up;
+                    p.lat_avg = if p.checks == 0 { 0.0 } else { sum / p.checks as f64 };
+                    p.lat_p95 = p.lat_p95.max(b.hist.p95());
+                }
+                None => rows.push(Point {
+                    start: at,
+                    checks: b.checks,
+                    up: b.up,
+                    lat_min: b.lat_min,
+                    lat_avg: if b.checks == 0 {
+                        0.0
+                    } else {
+                        b.lat_sum / b.checks as f64
+                    },
+                    lat_max: b.lat_max,
+                    lat_p95: b.hist.p95(),
+                }),
+            }
+        }
+        rows.sort_by_key(|p| p.start);
+        rows
     }
 }
 

@@ -22,7 +22,6 @@
 
 pub mod breaker;
 pub mod checks;
-pub mod convert;
 pub mod grpc;
 pub mod health;
 pub mod history;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use pantau_core::config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, validate_target};
-use pantau_core::time::{from_duration, to_duration};
+use pantau_core::time::to_duration;
 use pantau_proto::v1::{self, TargetSource};
 
 use crate::checks::conditions::Condition;
@@ -223,49 +223,7 @@ impl Target {
             ..CollectorConfig::default()
         };
         masked.mask();
-        let t = &masked.targets[0];
-        let spec = match t.check {
-            CheckType::Http => v1::target::Spec::Http(v1::HttpSpec {
-                url: t.url.clone().unwrap_or_default(),
-                method: t.method.clone().unwrap_or_default(),
-                headers: t.headers.clone().into_iter().collect(),
-                body: t.body.clone().unwrap_or_default(),
-                follow_redirects: t.follow_redirects,
-                verify_tls: t.verify_tls,
-                expected_status: t.expected_status.iter().map(|s| u32::from(*s)).collect(),
-                conditions: t.conditions.iter().map(crate::convert::condition_to_proto).collect(),
-                warn_days: t.warn_days,
-            }),
-            CheckType::Tcp => v1::target::Spec::Tcp(v1::TcpSpec {
-                address: t.address.clone().unwrap_or_default(),
-                send: t.send.clone().unwrap_or_default(),
-                expect: t.expect.clone().unwrap_or_default(),
-            }),
-            CheckType::Tls => v1::target::Spec::Tls(v1::TlsSpec {
-                address: t.address.clone().unwrap_or_default(),
-                server_name: t.server_name.clone().unwrap_or_default(),
-                verify_tls: t.verify_tls,
-                warn_days: t.warn_days,
-            }),
-            CheckType::Icmp => v1::target::Spec::Icmp(v1::IcmpSpec {
-                host: t.host.clone().unwrap_or_default(),
-                count: t.count.map(u32::from),
-                max_loss_percent: t.max_loss_percent,
-            }),
-            CheckType::Dns => v1::target::Spec::Dns(v1::DnsSpec {
-                name: t.name_to_resolve.clone().unwrap_or_default(),
-                record_type: t
-                    .record_type
-                    .map(|r| format!("{r:?}").to_uppercase())
-                    .unwrap_or_default(),
-                resolver: t.resolver.clone().unwrap_or_default(),
-                expected_answers: t.expected_answers.clone(),
-            }),
-            CheckType::Push => v1::target::Spec::Push(v1::PushSpec {
-                token: t.token.clone().unwrap_or_default(),
-                grace: t.grace.map(to_duration),
-            }),
-        };
+        let spec = pantau_core::target_proto::spec_to_proto(&masked.targets[0]);
         v1::Target {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -293,6 +251,4 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
 }
 
 /// A duration field of a proto target, `None` when unset or negative.
-pub fn opt_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
-    d.and_then(from_duration).filter(|d| !d.is_zero())
-}
+pub use pantau_core::target_proto::opt_duration;

@@ -22,6 +22,7 @@ pub mod health;
 pub mod service;
 pub mod shutdown;
 pub mod store;
+pub mod target_proto;
 pub mod telemetry;
 pub mod time;
 

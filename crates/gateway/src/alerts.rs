@@ -17,11 +17,11 @@
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::{Extension, Json};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
+use axum::{Extension, Json};
 use pantau_core::config::{AlertRuleConfig, AlertSeverity};
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration, to_timestamp};
@@ -58,8 +58,28 @@ type Client = AlertEngineServiceClient<Channel>;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, get_one, acknowledge, resolve, list_rules, upsert_rule, delete_rule, list_silences, create_silence, expire_silence),
-    components(schemas(AlertView, TransitionView, ListResponse, ActBody, RuleView, MatcherBody, SilenceBody, SilenceView))
+    paths(
+        list,
+        get_one,
+        acknowledge,
+        resolve,
+        list_rules,
+        upsert_rule,
+        delete_rule,
+        list_silences,
+        create_silence,
+        expire_silence
+    ),
+    components(schemas(
+        AlertView,
+        TransitionView,
+        ListResponse,
+        ActBody,
+        RuleView,
+        MatcherBody,
+        SilenceBody,
+        SilenceView
+    ))
 )]
 pub struct Doc;
 
@@ -319,7 +339,9 @@ fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, 
         serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("the body is not valid: {e}")))?
     };
     let actor = if principal.subject == "anonymous" {
-        b.actor.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "anonymous".to_owned())
+        b.actor
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or_else(|| "anonymous".to_owned())
     } else {
         principal.subject.clone()
     };

@@ -143,7 +143,11 @@ pub fn invalid_body(e: &axum::extract::rejection::JsonRejection) -> ApiError {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text());
     }
     if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", e.body_text());
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            e.body_text(),
+        );
     }
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
 }

@@ -11,16 +11,25 @@ use futures::StreamExt;
 use pantau_core::bus::{self, Message, MessageStream, Subscription, subject};
 use pantau_core::service::Context;
 use pantau_core::telemetry::set_parent_from;
-use pantau_proto::v1::{AlertEvent, CheckResult, RouterEvent};
+use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tracing::Instrument;
 
 use crate::metrics as m;
-use crate::view::{AlertView, CheckResultView, Event, RouterEventView};
+use crate::view::{AlertView, CheckResultView, Event, MetricView, RouterEventView};
 
 /// The bus subjects the hub listens to.
-pub const PATTERNS: [&str; 3] = [subject::ALL_CHECK_RESULTS, "pantau.alert.>", "pantau.event.>"];
+pub const PATTERNS: [&str; 4] = [
+    subject::ALL_CHECK_RESULTS,
+    "pantau.alert.>",
+    "pantau.event.>",
+    "pantau.metric.>",
+];
+
+/// Most metric series kept for `GET /api/v1/monitoring/metrics`; samples of
+/// further series are still streamed but not kept.
+pub const MAX_SERIES: usize = 10_000;
 
 /// Event types a WebSocket client can subscribe to.
 pub const TYPES: &[&str] = &[
@@ -49,11 +58,14 @@ pub struct HubEvent {
     /// `info`, `warning`, `critical`, or empty.
     pub severity: String,
     pub json: Arc<str>,
+    /// When the gateway took it from the bus, for the delivery latency.
+    pub received: std::time::Instant,
 }
 
 /// Latest results and the event fan-out.
 pub struct Feed {
     latest: RwLock<HashMap<String, CheckResultView>>,
+    metrics: RwLock<HashMap<String, MetricView>>,
     events: broadcast::Sender<Arc<HubEvent>>,
 }
 
@@ -61,6 +73,7 @@ impl Feed {
     pub fn new(buffer: usize) -> Self {
         Self {
             latest: RwLock::default(),
+            metrics: RwLock::default(),
             events: broadcast::channel(buffer.max(1)).0,
         }
     }
@@ -71,6 +84,36 @@ impl Feed {
         let mut v: Vec<_> = map.values().cloned().collect();
         v.sort_by(|a, b| a.target_id.cmp(&b.target_id).then_with(|| a.location.cmp(&b.location)));
         v
+    }
+
+    /// The latest sample of every metric series, by name then labels.
+    pub fn metrics(&self) -> Vec<MetricView> {
+        let map = self.metrics.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut v: Vec<_> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.labels.cmp(&b.labels)));
+        v
+    }
+
+    /// How many metric series are kept.
+    pub fn metric_series(&self) -> usize {
+        self.metrics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Takes in a metric sample: keeps it as its series' latest and streams
+    /// it as `metrics_update`.
+    pub fn accept_metric(&self, m: &MetricSample) {
+        let view = MetricView::from(m);
+        let key = format!("{}{:?}", view.name, view.labels);
+        {
+            let mut map = self.metrics.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if map.len() < MAX_SERIES || map.contains_key(&key) {
+                map.insert(key, view.clone());
+            }
+        }
+        self.send("metrics_update", &view.source, "", &view);
     }
 
     /// Events from now on.
@@ -87,6 +130,7 @@ impl Feed {
                     resource: resource.to_owned(),
                     severity: severity.to_owned(),
                     json: Arc::from(text),
+                    received: std::time::Instant::now(),
                 }));
             }
             Err(e) => tracing::warn!(error = %e, kind, "cannot serialise an event"),
@@ -138,10 +182,14 @@ impl Feed {
             if let Some(a) = bus::decode::<AlertEvent>(msg) {
                 self.accept_alert(&a);
             }
-        } else if msg.subject.starts_with("pantau.event.")
-            && let Some(e) = bus::decode::<RouterEvent>(msg)
+        } else if msg.subject.starts_with("pantau.event.") {
+            if let Some(e) = bus::decode::<RouterEvent>(msg) {
+                self.accept_event(&e);
+            }
+        } else if msg.subject.starts_with("pantau.metric.")
+            && let Some(m) = bus::decode::<MetricSample>(msg)
         {
-            self.accept_event(&e);
+            self.accept_metric(&m);
         }
     }
 }

@@ -20,10 +20,13 @@ pub mod auth;
 pub mod backends;
 pub mod feed;
 pub mod metrics;
+pub mod monitoring;
+pub mod notify;
 pub mod openapi;
 pub mod push;
 pub mod routers;
 pub mod sync;
+pub mod targets;
 pub mod view;
 pub mod ws;
 
@@ -138,15 +141,21 @@ pub fn router(state: &AppState) -> Router {
         .merge(api::router())
         .merge(ws::router())
         .merge(push::router())
+        .merge(monitoring::router())
         .with_state(state.clone())
         .merge(alerts::router(&state.ctx))
+        .merge(targets::router(&state.ctx))
+        .merge(notify::router(&state.ctx))
         .merge(routers::router(&state.ctx))
         .merge(sync::router(&state.ctx))
         .merge(auth::routes::router(Arc::clone(&state.auth)))
         .merge(openapi::router())
         .merge(pantau_core::health::admin_router(state.ctx.health.clone()))
         .fallback(api::not_found)
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.auth), auth::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(g.max_body_bytes));
     let routes = match cors(&g.cors) {
         Some(c) => routes.layer(c),
@@ -180,6 +189,7 @@ fn cors(c: &pantau_core::config::CorsConfig) -> Option<CorsLayer> {
 /// Runs the gateway on `listener` until `ctx.shutdown`.
 pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError> {
     metrics::describe();
+    monitoring::mark_start();
     let auth = Arc::new(open_auth(&ctx.config).await?);
     ctx.health.register("gateway-store", auth.store.store().readiness());
     let state = AppState::new(&ctx, Arc::clone(&auth));

@@ -29,8 +29,24 @@ pub fn describe() {
         Unit::Seconds,
         "From an event's arrival from the bus to its send to a WebSocket client"
     );
-    describe_counter!(AUTH_FAILURES, Unit::Count, "Requests refused for their token, by reason");
-    describe_counter!(RATE_LIMITED, Unit::Count, "Requests refused by the per-client rate limit");
-    describe_counter!(AUDIT_FAILURES, Unit::Count, "Writes whose audit entry could not be stored");
-    describe_counter!(CUSTOM_METRICS, Unit::Count, "Custom metric samples accepted and published");
+    describe_counter!(
+        AUTH_FAILURES,
+        Unit::Count,
+        "Requests refused for their token, by reason"
+    );
+    describe_counter!(
+        RATE_LIMITED,
+        Unit::Count,
+        "Requests refused by the per-client rate limit"
+    );
+    describe_counter!(
+        AUDIT_FAILURES,
+        Unit::Count,
+        "Writes whose audit entry could not be stored"
+    );
+    describe_counter!(
+        CUSTOM_METRICS,
+        Unit::Count,
+        "Custom metric samples accepted and published"
+    );
 }

@@ -60,10 +60,41 @@ pub fn document() -> Document {
         crate::auth::routes::Doc::openapi(),
         crate::push::Doc::openapi(),
         crate::ws::Doc::openapi(),
+        crate::targets::Doc::openapi(),
+        crate::monitoring::Doc::openapi(),
+        crate::notify::Doc::openapi(),
     ] {
         doc.merge(part);
     }
+    unique_operation_ids(&mut doc);
     doc
+}
+
+/// Operation ids from method and path (`get_api_v1_targets_id`): handler
+/// names repeat across modules, and clients generate method names from these.
+fn unique_operation_ids(doc: &mut Document) {
+    for (path, item) in &mut doc.paths.paths {
+        let slug: String = path
+            .trim_start_matches('/')
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+            .split('_')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("_");
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            if let Some(op) = op {
+                op.operation_id = Some(format!("{method}_{slug}"));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,5 +119,9 @@ mod tests {
         }
         assert_eq!(json["openapi"], "3.1.0");
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
+        assert_eq!(
+            json["paths"]["/api/v1/targets/{id}"]["get"]["operationId"],
+            "get_api_v1_targets_id"
+        );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - `GET  /sync/api/status`: id, name, location, role, epoch, the primary;
 //!   a standalone instance (no sync-api) answers with role `standalone`;
-//! - `GET  /sync/api/instances`, `GET /sync/api/failover-order`;
+//! - `GET  /sync/api/instances`, `DELETE /sync/api/instances/{id}` (revokes
+//!   its token), `GET /sync/api/failover-order`;
 //! - `POST /sync/api/register`, `POST /sync/api/heartbeat` and
 //!   `GET /sync/api/config`: instance-to-instance calls; the caller's
 //!   `Authorization: Bearer` (join token or instance token) is passed on to
@@ -48,6 +49,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
     Router::new()
         .route("/sync/api/status", get(status))
         .route("/sync/api/instances", get(instances))
+        .route("/sync/api/instances/{id}", axum::routing::delete(remove_instance))
         .route("/sync/api/failover-order", get(failover_order))
         .route("/sync/api/register", post(register))
         .route("/sync/api/heartbeat", post(heartbeat))
@@ -115,6 +117,8 @@ pub struct StatusView {
     pub buffered_results: u64,
     pub config_hash: String,
     pub last_sync_success: Option<String>,
+    /// Highest sequence number this instance gave one of its own results.
+    pub produced_seq: u64,
 }
 
 #[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")), security(("bearer" = [])))]
@@ -132,6 +136,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
             buffered_results: 0,
             config_hash: String::new(),
             last_sync_success: None,
+            produced_seq: 0,
         }));
     }
     let r = s
@@ -153,6 +158,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
         primary_reachable: r.primary_reachable,
         buffered_results: r.buffered_results,
         config_hash: r.config_hash,
+        produced_seq: r.produced_seq,
     }))
 }
 
@@ -253,6 +259,19 @@ async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, Ap
     Ok(Json(InstancesView {
         instances: r.instances.into_iter().map(Into::into).collect(),
     }))
+}
+
+#[utoipa::path(delete, path = "/sync/api/instances/{id}", tag = "sync", params(("id" = String, Path, description = "the instance id")), responses((status = 204, description = "removed; its token no longer authenticates"), (status = 404), (status = 409, description = "an instance cannot remove itself")), security(("bearer" = [])))]
+async fn remove_instance(
+    State(s): State<SyncState>,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    s.client
+        .clone()
+        .remove_instance(s.admin(pb::RemoveInstanceRequest { instance_id: id }))
+        .await
+        .map_err(|e| backend(&e))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -528,7 +547,10 @@ async fn config(
         channels: c
             .channels
             .into_iter()
-            .map(|ch| ChannelView { id: ch.id, kind: ch.kind })
+            .map(|ch| ChannelView {
+                id: ch.id,
+                kind: ch.kind,
+            })
             .collect(),
     }))
 }
@@ -556,7 +578,17 @@ async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Js
 /// The sync routes' OpenAPI paths and schemas.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(status, instances, failover_order, register, heartbeat, config, promote, demote),
+    paths(
+        status,
+        instances,
+        remove_instance,
+        failover_order,
+        register,
+        heartbeat,
+        config,
+        promote,
+        demote
+    ),
     components(schemas(
         StatusView,
         InstanceView,

@@ -273,3 +273,27 @@ mod tests {
         assert_eq!(json["reason"], "refused");
     }
 }
+
+/// A metric sample as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct MetricView {
+    pub name: String,
+    pub value: f64,
+    pub labels: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub observed_at: Option<String>,
+    /// The host, instance or `api:<subject>` that reported it.
+    pub source: String,
+}
+
+impl From<&v1::MetricSample> for MetricView {
+    fn from(m: &v1::MetricSample) -> Self {
+        Self {
+            name: m.name.clone(),
+            value: m.value,
+            labels: m.labels.clone().into_iter().collect(),
+            observed_at: m.observed_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            source: m.source.clone(),
+        }
+    }
+}

@@ -21,7 +21,9 @@ fn role(r: RoleArg) -> Role {
 }
 
 fn actor() -> String {
-    let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "local".into());
+    let who = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "local".into());
     format!("cli:{who}")
 }
 
@@ -86,7 +88,12 @@ async fn run_user(config: &Config, command: &UserCommand) -> Result<(), String> 
                 .add_user(username, &pw, role(*r))
                 .await
                 .map_err(|e| e.to_string())?;
-            audit(&auth, "pantau user add", &format!("added user {} as {}", u.username, u.role.as_str())).await;
+            audit(
+                &auth,
+                "pantau user add",
+                &format!("added user {} as {}", u.username, u.role.as_str()),
+            )
+            .await;
             println!("added user {} ({})", u.username, u.role.as_str());
             if generated {
                 println!("password: {pw}");
@@ -169,7 +176,10 @@ async fn run_token(config: &Config, command: &TokenCommand) -> Result<(), String
                     &format!("created API key {} ({name}) with {scopes}", rec.id),
                 )
                 .await;
-                eprintln!("API key {} ({name}) with {scopes}; shown once, revoke with `pantau token revoke {}`", rec.id, rec.id);
+                eprintln!(
+                    "API key {} ({name}) with {scopes}; shown once, revoke with `pantau token revoke {}`",
+                    rec.id, rec.id
+                );
                 println!("{key}");
             } else {
                 let subject = subject.clone().unwrap_or_else(actor);
@@ -178,7 +188,10 @@ async fn run_token(config: &Config, command: &TokenCommand) -> Result<(), String
                 audit(
                     &auth,
                     "pantau token create",
-                    &format!("minted a token for {subject} with {scopes}, valid {}", humantime::format_duration(ttl)),
+                    &format!(
+                        "minted a token for {subject} with {scopes}, valid {}",
+                        humantime::format_duration(ttl)
+                    ),
                 )
                 .await;
                 eprintln!(
@@ -191,7 +204,10 @@ async fn run_token(config: &Config, command: &TokenCommand) -> Result<(), String
         TokenCommand::List => {
             for k in auth.store.keys().await.map_err(|e| e.to_string())? {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{state}\tcreated by {}", k.id, k.name, k.scopes, k.created_by);
+                println!(
+                    "{}\t{}\t{}\t{state}\tcreated by {}",
+                    k.id, k.name, k.scopes, k.created_by
+                );
             }
         }
         TokenCommand::Revoke { id } => {

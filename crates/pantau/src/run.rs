@@ -20,7 +20,14 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
     let (name, services): (&str, &[&str]) = match command {
         Command::All(_) => (
             "all",
-            &["collector", "gateway", "notifier", "alert-engine", "wan-detector", "sync-api"],
+            &[
+                "collector",
+                "gateway",
+                "notifier",
+                "alert-engine",
+                "wan-detector",
+                "sync-api",
+            ],
         ),
         Command::Collector(_) => ("collector", &["collector"]),
         Command::Gateway(_) => ("gateway", &["gateway"]),

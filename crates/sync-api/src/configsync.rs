@@ -166,14 +166,18 @@ pub async fn apply(
     let mut now = BTreeSet::new();
     for t in &config.targets {
         match collector
-            .upsert_target(pb::UpsertTargetRequest { target: Some(t.clone()) })
+            .upsert_target(pb::UpsertTargetRequest {
+                target: Some(t.clone()),
+            })
             .await
         {
             Ok(_) => {
                 now.insert(t.id.clone());
             }
             Err(e) if matches!(e.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => return Err(e),
-            Err(e) => tracing::warn!(target = %t.id, error = %e.message(), "the local collector refused a synced target"),
+            Err(e) => {
+                tracing::warn!(target = %t.id, error = %e.message(), "the local collector refused a synced target")
+            }
         }
     }
     for gone in before.difference(&now) {
@@ -207,8 +211,14 @@ mod tests {
             source: 1,
             ..Default::default()
         };
-        let first = build(&config, vec![target("web", pb::CheckKind::Http), target("b", pb::CheckKind::Tcp)]);
-        let reordered = build(&config, vec![target("b", pb::CheckKind::Tcp), target("web", pb::CheckKind::Http)]);
+        let first = build(
+            &config,
+            vec![target("web", pb::CheckKind::Http), target("b", pb::CheckKind::Tcp)],
+        );
+        let reordered = build(
+            &config,
+            vec![target("b", pb::CheckKind::Tcp), target("web", pb::CheckKind::Http)],
+        );
         assert_eq!(hash(&first), hash(&reordered), "order does not matter");
         assert_eq!(first.targets[0].address, "");
         let with_push = build(

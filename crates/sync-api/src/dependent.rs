@@ -127,7 +127,9 @@ impl Link {
     }
 
     async fn register(&mut self) -> bool {
-        let Some(mut client) = self.client.clone() else { return false };
+        let Some(mut client) = self.client.clone() else {
+            return false;
+        };
         let cfg = &self.ctx.config;
         let memory_bytes = self.system.as_mut().map_or(0, |s| {
             s.refresh_memory();
@@ -173,7 +175,9 @@ impl Link {
     }
 
     async fn heartbeat(&mut self) {
-        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else { return };
+        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else {
+            return;
+        };
         let (cpu, mem) = self.system.as_mut().map_or((0.0, 0.0), |s| {
             s.refresh_memory();
             s.refresh_cpu_usage();
@@ -205,9 +209,8 @@ impl Link {
             }),
             connection: Some(pb::ConnectionStatus {
                 primary_reachable: link.reachable,
-                last_sync_success: (link.last_success_ms > 0).then(|| {
-                    to_timestamp(std::time::UNIX_EPOCH + Duration::from_millis(link.last_success_ms as u64))
-                }),
+                last_sync_success: (link.last_success_ms > 0)
+                    .then(|| to_timestamp(std::time::UNIX_EPOCH + Duration::from_millis(link.last_success_ms as u64))),
                 sync_errors: link.errors,
             }),
             buffered_results: buffered,
@@ -227,7 +230,9 @@ impl Link {
     }
 
     async fn fetch_config(&mut self) {
-        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else { return };
+        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else {
+            return;
+        };
         let held = self.lock().config_hash.clone();
         let req = pb::GetConfigRequest {
             instance_id: self.node.id.clone(),
@@ -245,7 +250,11 @@ impl Link {
         let Some(config) = resp.config else { return };
         match configsync::apply(&mut self.collector, &self.db, &config).await {
             Ok(n) => {
-                tracing::info!(version = resp.version, targets = n, "applied configuration from the primary");
+                tracing::info!(
+                    version = resp.version,
+                    targets = n,
+                    "applied configuration from the primary"
+                );
                 let _ = store::set_fact(&self.db, "config_hash", &resp.hash).await;
                 let mut s = self.lock();
                 s.config_hash = resp.hash;
@@ -257,7 +266,9 @@ impl Link {
 
     /// Delivers outbox batches until it is empty or a call fails.
     async fn push(&mut self) {
-        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else { return };
+        let (Some(mut client), Some(token)) = (self.client.clone(), self.token.clone()) else {
+            return;
+        };
         loop {
             let (batch, last) = match outbox::batch(&self.db, self.ctx.config.sync.batch_size).await {
                 Ok(b) => b,
@@ -282,7 +293,9 @@ impl Link {
                         return tracing::warn!(error = %e, "cannot trim the result buffer");
                     }
                     metrics::counter!(m::RESULTS_PUSHED).increment(u64::from(r.accepted));
-                    self.counters.delivered.fetch_add(u64::from(r.accepted), Ordering::Relaxed);
+                    self.counters
+                        .delivered
+                        .fetch_add(u64::from(r.accepted), Ordering::Relaxed);
                     if upto < last || n < u64::from(self.ctx.config.sync.batch_size) {
                         return;
                     }
@@ -316,7 +329,10 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store, counters: Arc<Counters>,
         let s = ctx2.config.sync.clone();
         let collector = CollectorServiceClient::new(lazy_channel(&s.collector_url));
         let held_hash = store::fact(&db, "config_hash").await.ok().flatten().unwrap_or_default();
-        status.lock().unwrap_or_else(std::sync::PoisonError::into_inner).config_hash = held_hash;
+        status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .config_hash = held_hash;
         let mut link = Link {
             ctx: ctx2.clone(),
             node: Arc::clone(&node),

@@ -47,7 +47,9 @@ pub struct Service {
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").field("node", &self.node).finish_non_exhaustive()
+        f.debug_struct("Service")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,7 +85,9 @@ impl Service {
         match &self.ctx.config.sync.token {
             None => Ok(()),
             Some(t) if bearer(req).is_some_and(|b| constant_eq(b, t)) => Ok(()),
-            Some(_) => Err(Status::unauthenticated("this call needs the join token (sync.token) as a bearer token")),
+            Some(_) => Err(Status::unauthenticated(
+                "this call needs the join token (sync.token) as a bearer token",
+            )),
         }
     }
 
@@ -139,10 +143,17 @@ impl Service {
         Ok(row)
     }
 
-    fn status(&self) -> pb::SyncStatus {
+    async fn status(&self) -> pb::SyncStatus {
         let s = self.node.state();
-        let link = self.link.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mut link = self
+            .link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let primary = s.role == pb::SyncRole::Primary;
+        if primary && let Some(v) = self.source.cached().await {
+            link.config_hash = v.hash;
+        }
         pb::SyncStatus {
             id: self.node.id.clone(),
             name: self.node.id.clone(),
@@ -155,6 +166,7 @@ impl Service {
             buffered_results: self.counters.buffered.load(Ordering::Relaxed),
             config_hash: link.config_hash,
             last_sync_success: ts(link.last_success_ms),
+            produced_seq: self.counters.produced.load(Ordering::Relaxed),
         }
     }
 
@@ -176,7 +188,11 @@ impl Service {
         let conn: ConnJson = serde_json::from_value(r.connection.clone()).unwrap_or_default();
         let own = r.reg.id == self.node.id;
         pb::Instance {
-            state: if own { pb::InstanceState::Active } else { self.state_of(r.last_heartbeat_ms) } as i32,
+            state: if own {
+                pb::InstanceState::Active
+            } else {
+                self.state_of(r.last_heartbeat_ms)
+            } as i32,
             health: r.health,
             registered_at: ts(r.registered_ms),
             last_heartbeat: ts(r.last_heartbeat_ms),
@@ -263,12 +279,20 @@ impl SyncService for Service {
         if let Some(l) = self.node.lease()
             && l.revoked(&r.instance_id).await.unwrap_or(false)
         {
-            return Err(Status::permission_denied(format!("instance `{}` was removed", r.instance_id)));
+            return Err(Status::permission_denied(format!(
+                "instance `{}` was removed",
+                r.instance_id
+            )));
         }
-        if let Some(old) = store::instance(&self.db, &r.instance_id).await.map_err(|e| internal(&e))?
+        if let Some(old) = store::instance(&self.db, &r.instance_id)
+            .await
+            .map_err(|e| internal(&e))?
             && old.revoked
         {
-            return Err(Status::permission_denied(format!("instance `{}` was removed", r.instance_id)));
+            return Err(Status::permission_denied(format!(
+                "instance `{}` was removed",
+                r.instance_id
+            )));
         }
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -276,7 +300,11 @@ impl SyncService for Service {
         let expires_ms = now_ms() + self.ctx.config.sync.token_ttl.as_millis() as i64;
         let sys = r.system.unwrap_or_default();
         let reg = store::Registration {
-            name: if r.name.is_empty() { r.instance_id.clone() } else { r.name },
+            name: if r.name.is_empty() {
+                r.instance_id.clone()
+            } else {
+                r.name
+            },
             id: r.instance_id,
             location: r.location,
             version: r.version,
@@ -294,7 +322,9 @@ impl SyncService for Service {
             token_expires_ms: expires_ms,
             permissions: PERMISSIONS.iter().map(|p| (*p).to_owned()).collect(),
         };
-        store::register(&self.db, &reg, now_ms()).await.map_err(|e| internal(&e))?;
+        store::register(&self.db, &reg, now_ms())
+            .await
+            .map_err(|e| internal(&e))?;
         tracing::info!(instance = %reg.id, location = %reg.location, "instance registered");
         let s = self.node.state();
         Ok(Response::new(pb::RegisterResponse {
@@ -340,7 +370,9 @@ impl SyncService for Service {
                 .and_then(pantau_core::time::from_duration)
                 .map_or(0, |d| d.as_millis() as i64),
         };
-        store::heartbeat(&self.db, &id, &beat, now_ms()).await.map_err(|e| internal(&e))?;
+        store::heartbeat(&self.db, &id, &beat, now_ms())
+            .await
+            .map_err(|e| internal(&e))?;
         let s = self.node.state();
         let hash = self.source.cached().await.map(|v| v.hash).unwrap_or_default();
         Ok(Response::new(pb::HeartbeatResponse {
@@ -440,7 +472,7 @@ impl SyncService for Service {
     }
 
     async fn get_status(&self, _req: Request<pb::GetStatusRequest>) -> Result<Response<pb::SyncStatus>, Status> {
-        Ok(Response::new(self.status()))
+        Ok(Response::new(self.status().await))
     }
 
     async fn promote(&self, req: Request<pb::PromoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
@@ -449,7 +481,7 @@ impl SyncService for Service {
             .command(Command::Promote)
             .await
             .map_err(Status::failed_precondition)?;
-        Ok(Response::new(self.status()))
+        Ok(Response::new(self.status().await))
     }
 
     async fn demote(&self, req: Request<pb::DemoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
@@ -463,7 +495,7 @@ impl SyncService for Service {
             .command(|reply| Command::Demote(id, reply))
             .await
             .map_err(Status::failed_precondition)?;
-        Ok(Response::new(self.status()))
+        Ok(Response::new(self.status().await))
     }
 
     async fn get_failover_order(

@@ -75,28 +75,32 @@ impl std::fmt::Debug for Lease {
     }
 }
 
-async fn bucket(
-    js: &async_nats::jetstream::Context,
-    name: &str,
-    max_age: Duration,
-) -> Result<kv::Store, LeaseError> {
+async fn bucket(js: &async_nats::jetstream::Context, name: &str, max_age: Duration) -> Result<kv::Store, LeaseError> {
+    use async_nats::jetstream::stream;
     if let Ok(kv) = js.get_key_value(name).await {
         return Ok(kv);
     }
-    let created = js
-        .create_key_value(kv::Config {
-            bucket: name.to_owned(),
-            description: "pantau sync: primary lease and registry".to_owned(),
-            history: 1,
-            max_age,
-            ..Default::default()
-        })
-        .await;
-    match created {
-        Ok(kv) => Ok(kv),
-        // Another instance created it first.
-        Err(e) => js.get_key_value(name).await.map_err(|_| kv_err("create bucket", e)),
+    // The bucket's stream, as `create_key_value` would make it; created
+    // directly because that call's account query does not parse the
+    // answers of older servers (nats-server 2.9).
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("pantau sync: primary lease and registry".to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    };
+    // Another instance may create it at the same moment: then it exists.
+    if let Err(e) = js.get_or_create_stream(config).await {
+        tracing::debug!(bucket = name, error = %e, "creating the bucket's stream failed; reading it");
     }
+    js.get_key_value(name).await.map_err(|e| kv_err("open bucket", e))
 }
 
 pub fn now_ms() -> i64 {
@@ -125,7 +129,9 @@ impl Lease {
         Ok(match entry {
             Some(e) if e.operation == kv::Operation::Put => {
                 let holder: Option<Holder> = serde_json::from_slice(&e.value).ok();
-                let epoch = holder.as_ref().map_or(e.revision, |h| if h.epoch == 0 { e.revision } else { h.epoch });
+                let epoch = holder
+                    .as_ref()
+                    .map_or(e.revision, |h| if h.epoch == 0 { e.revision } else { h.epoch });
                 Observed {
                     holder,
                     revision: e.revision,

@@ -72,7 +72,9 @@ async fn open_lease(ctx: &Context) -> Result<Option<lease::Lease>, SyncError> {
             message: e.to_string(),
         })?;
     let s = &ctx.config.sync;
-    Ok(Some(lease::Lease::open(client, &s.lease_bucket, s.heartbeat_interval).await?))
+    Ok(Some(
+        lease::Lease::open(client, &s.lease_bucket, s.heartbeat_interval).await?,
+    ))
 }
 
 /// Runs the sync-api until `ctx.shutdown`, serving gRPC on `grpc`.
@@ -90,7 +92,13 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     let source = Arc::new(configsync::ConfigSource::new(&ctx.config));
     outbox::consume(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&counters)).await?;
     primary::start(&ctx, Arc::clone(&node), db.clone());
-    dependent::start(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&counters), Arc::clone(&link));
+    dependent::start(
+        &ctx,
+        Arc::clone(&node),
+        db.clone(),
+        Arc::clone(&counters),
+        Arc::clone(&link),
+    );
     refresh_config(&ctx, Arc::clone(&node), Arc::clone(&source), db.clone());
 
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -21,20 +21,48 @@ pub fn describe() {
     describe_gauge!(ROLE_PRIMARY, Unit::Count, "1 while this instance is the primary");
     describe_gauge!(EPOCH, Unit::Count, "The fencing epoch this instance knows");
     describe_counter!(PROMOTIONS, Unit::Count, "Times this instance took the primary lease");
-    describe_counter!(RESULTS_RECEIVED, Unit::Count, "Check results accepted by the primary, by location");
-    describe_counter!(RESULTS_DUPLICATE, Unit::Count, "Check results the primary already had, dropped");
-    describe_counter!(RESULTS_PUSHED, Unit::Count, "Check results a dependent delivered to the primary");
+    describe_counter!(
+        RESULTS_RECEIVED,
+        Unit::Count,
+        "Check results accepted by the primary, by location"
+    );
+    describe_counter!(
+        RESULTS_DUPLICATE,
+        Unit::Count,
+        "Check results the primary already had, dropped"
+    );
+    describe_counter!(
+        RESULTS_PUSHED,
+        Unit::Count,
+        "Check results a dependent delivered to the primary"
+    );
     describe_gauge!(BUFFERED, Unit::Count, "Check results waiting in the on-disk buffer");
-    describe_counter!(BUFFER_DROPPED, Unit::Count, "Buffered results dropped because the buffer was full");
+    describe_counter!(
+        BUFFER_DROPPED,
+        Unit::Count,
+        "Buffered results dropped because the buffer was full"
+    );
     describe_counter!(SYNC_ERRORS, Unit::Count, "Failed calls to the primary, by operation");
-    describe_gauge!(LOCATION_UP, Unit::Count, "1 when the location saw the target up in the last window");
-    describe_gauge!(LOCATION_LATENCY, Unit::Seconds, "The target's latency from the location");
+    describe_gauge!(
+        LOCATION_UP,
+        Unit::Count,
+        "1 when the location saw the target up in the last window"
+    );
+    describe_gauge!(
+        LOCATION_LATENCY,
+        Unit::Seconds,
+        "The target's latency from the location"
+    );
     describe_gauge!(
         CONSENSUS_STATUS,
         Unit::Count,
         "Consensus of the last window: 1 up, 0.5 partial, 0 down"
     );
-    describe_gauge!(CONSENSUS_LOCATIONS, Unit::Count, "Locations in the last window, total and successful");
+    describe_gauge!(
+        CONSENSUS_LOCATIONS,
+        Unit::Count,
+        "Locations in the last window, total and successful"
+    );
     describe_gauge!(INSTANCES, Unit::Count, "Known instances by state");
 }
 

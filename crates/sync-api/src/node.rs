@@ -127,7 +127,10 @@ impl Node {
     }
 
     /// Sends a manual promotion or demotion to the election.
-    pub async fn command(&self, make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command) -> Result<(), String> {
+    pub async fn command(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command,
+    ) -> Result<(), String> {
         if self.lease.is_none() {
             return Err("manual failover needs the NATS lease: set nats.url".to_owned());
         }
@@ -160,7 +163,11 @@ impl Node {
             }
         });
         if changed {
-            let name = if role == SyncRole::Primary { "primary" } else { "dependent" };
+            let name = if role == SyncRole::Primary {
+                "primary"
+            } else {
+                "dependent"
+            };
             tracing::info!(role = name, epoch, primary = %primary, "sync role");
             metrics::role(role == SyncRole::Primary, epoch);
         }

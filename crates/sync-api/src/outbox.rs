@@ -36,6 +36,8 @@ pub struct Counters {
     pub buffered: AtomicU64,
     /// Results delivered (to the primary or, as primary, to consensus).
     pub delivered: AtomicU64,
+    /// Highest sequence number given so far.
+    pub produced: AtomicU64,
 }
 
 /// Whether a local result can travel (the primary would refuse it otherwise).
@@ -142,6 +144,9 @@ pub async fn drain_locally(ctx: &Context, node: &Node, db: &Store) -> Result<u64
 pub async fn refresh_buffered(db: &Store, counters: &Counters) -> u64 {
     let n = store::outbox_len(db).await.unwrap_or(0);
     counters.buffered.store(n, Ordering::Relaxed);
+    if let Ok(high) = store::outbox_high(db).await {
+        counters.produced.store(high, Ordering::Relaxed);
+    }
     metrics::gauge!(m::BUFFERED).set(n as f64);
     n
 }

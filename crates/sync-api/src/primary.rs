@@ -191,9 +191,15 @@ async fn publish_due(ctx: &Context, node: &Node, db: &Store, quorums: &HashMap<S
         metrics::gauge!(m::CONSENSUS_LOCATIONS, "target_id" => target.clone(), "kind" => "successful")
             .set(f64::from(a.successful));
         tracing::debug!(target = %target, window_ms, status = ?a.status, total = a.total, "consensus published");
-        store::mark_published(db, &target, window_ms, (a.status as i32, a.total, a.successful), state.epoch)
-            .await
-            .map_err(|e| e.to_string())?;
+        store::mark_published(
+            db,
+            &target,
+            window_ms,
+            (a.status as i32, a.total, a.successful),
+            state.epoch,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -73,11 +73,13 @@ pub struct Ingested {
 }
 
 pub async fn fact(store: &Store, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(with_pool!(store, pool => sqlx::query("SELECT value FROM facts WHERE key = $1")
+    Ok(
+        with_pool!(store, pool => sqlx::query("SELECT value FROM facts WHERE key = $1")
         .bind(key)
         .fetch_optional(pool)
         .await?
-        .map(|r| r.get::<String, _>(0))))
+        .map(|r| r.get::<String, _>(0))),
+    )
 }
 
 pub async fn set_fact(store: &Store, key: &str, value: &str) -> Result<(), StoreError> {
@@ -125,22 +127,41 @@ pub async fn outbox_push(store: &Store, payload: &[u8], now_ms: i64, max: u64) -
 
 /// The oldest `limit` buffered results, in order.
 pub async fn outbox_peek(store: &Store, limit: u32) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-    Ok(with_pool!(store, pool => sqlx::query("SELECT seq, payload FROM outbox ORDER BY seq LIMIT $1")
+    Ok(
+        with_pool!(store, pool => sqlx::query("SELECT seq, payload FROM outbox ORDER BY seq LIMIT $1")
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?
         .into_iter()
         .map(|r| (r.get::<i64, _>(0) as u64, r.get::<Vec<u8>, _>(1)))
-        .collect()))
+        .collect()),
+    )
 }
 
 /// Forgets buffered results up to `seq`, once delivered.
 pub async fn outbox_ack(store: &Store, seq: u64) -> Result<u64, StoreError> {
-    Ok(with_pool!(store, pool => sqlx::query("DELETE FROM outbox WHERE seq <= $1")
+    Ok(
+        with_pool!(store, pool => sqlx::query("DELETE FROM outbox WHERE seq <= $1")
         .bind(seq as i64)
         .execute(pool)
         .await?
-        .rows_affected()))
+        .rows_affected()),
+    )
+}
+
+/// The highest sequence number ever given (the outbox may be empty).
+pub async fn outbox_high(store: &Store) -> Result<u64, StoreError> {
+    let v: Option<i64> = match store {
+        Store::Sqlite(pool) => sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+            .fetch_optional(pool)
+            .await?
+            .map(|r| r.get(0)),
+        Store::Postgres { pool, .. } => sqlx::query("SELECT last_value, is_called FROM outbox_seq_seq")
+            .fetch_optional(pool)
+            .await?
+            .and_then(|r| r.get::<bool, _>(1).then(|| r.get(0))),
+    };
+    Ok(v.unwrap_or(0).max(0) as u64)
 }
 
 pub async fn outbox_len(store: &Store) -> Result<u64, StoreError> {
@@ -265,12 +286,14 @@ pub async fn heartbeat(store: &Store, id: &str, b: &Beat, now_ms: i64) -> Result
 
 /// Revokes an instance: its token no longer authenticates.
 pub async fn revoke(store: &Store, id: &str) -> Result<bool, StoreError> {
-    Ok(with_pool!(store, pool => sqlx::query("UPDATE instances SET revoked = 1, token_hash = '' WHERE id = $1")
+    Ok(
+        with_pool!(store, pool => sqlx::query("UPDATE instances SET revoked = 1, token_hash = '' WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?
         .rows_affected()
-        > 0))
+        > 0),
+    )
 }
 
 pub async fn config_synced(store: &Store, id: &str, hash: &str, now_ms: i64) -> Result<(), StoreError> {

@@ -13,6 +13,9 @@
 //!   configuration, HA gossip off, ready once `/-/ready` answers 200.
 //! - [`Snmpd`]: Debian's `snmpd` on a free UDP port with a v2c community and
 //!   an SNMPv3 authPriv (SHA/AES) user, serving this machine's interfaces.
+//! - [`RouterOsSim`]: a MikroTik RouterOS simulator speaking the API word
+//!   protocol (and optionally the v7 REST API) from one state a test changes:
+//!   counters, counter resets, reboots, link state, unreachability.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -26,6 +29,7 @@ mod dnsmasq;
 mod error;
 mod nats;
 mod postgres;
+mod routeros;
 mod snmpd;
 
 pub use alertmanager::Alertmanager;
@@ -33,6 +37,7 @@ pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;
 pub use postgres::Postgres;
+pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads

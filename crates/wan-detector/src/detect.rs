@@ -113,12 +113,7 @@ impl Rules {
             .collect()
     }
 
-    fn judge_one(
-        &self,
-        info: &RouterInfo,
-        i: &RouterInterface,
-        window: Option<&VecDeque<InterfaceSample>>,
-    ) -> Judged {
+    fn judge_one(&self, info: &RouterInfo, i: &RouterInterface, window: Option<&VecDeque<InterfaceSample>>) -> Judged {
         let mut isp = self.isp.recognise(i);
         if let Some(m) = self.manual_for(&info.router_id, i) {
             if let Some(name) = &m.isp {

@@ -20,10 +20,16 @@ use regex::Regex;
 /// other words.
 pub const BUILTIN: &[(&str, &str)] = &[
     ("telkom", r"telkom|indi-?home|speedy"),
-    ("indosat", r"indosat|ooredoo|(?:^|[^a-z0-9])(?:im3|im2|isat)(?:[^a-z0-9]|$)"),
+    (
+        "indosat",
+        r"indosat|ooredoo|(?:^|[^a-z0-9])(?:im3|im2|isat)(?:[^a-z0-9]|$)",
+    ),
     ("xl", r"axiata|xl-?home|(?:^|[^a-z0-9])xl(?:[^a-z0-9]|$)"),
     ("smartfren", r"smart-?fren"),
-    ("three", r"hutchison|(?:^|[^a-z0-9])(?:tri|three|3id|h3i)(?:[^a-z0-9]|$)"),
+    (
+        "three",
+        r"hutchison|(?:^|[^a-z0-9])(?:tri|three|3id|h3i)(?:[^a-z0-9]|$)",
+    ),
     ("biznet", r"biznet"),
     ("firstmedia", r"first[-_ .]?media|link-?net"),
     ("myrepublic", r"my[-_ .]?republic"),
@@ -176,7 +182,11 @@ fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
             u32::from(n) & mask == u32::from(a) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             u128::from(n) & mask == u128::from(a) & mask
         }
         _ => false,
@@ -226,7 +236,16 @@ mod tests {
     #[test]
     fn short_names_do_not_match_inside_other_words() {
         let m = matcher();
-        for text in ["ether1", "bridge-lan", "pixl", "xlan", "triangle", "im30", "distribution", ""] {
+        for text in [
+            "ether1",
+            "bridge-lan",
+            "pixl",
+            "xlan",
+            "triangle",
+            "im30",
+            "distribution",
+            "",
+        ] {
             assert_eq!(m.in_text(text), None, "{text}");
         }
     }

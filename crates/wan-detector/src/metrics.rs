@@ -43,16 +43,16 @@ pub fn describe() {
         Unit::Count,
         "DetectWan requests, by cache outcome (hit, miss, bypass)"
     );
-    describe_histogram!(DETECTION_DURATION, Unit::Seconds, "Time to judge one router's interfaces");
+    describe_histogram!(
+        DETECTION_DURATION,
+        Unit::Seconds,
+        "Time to judge one router's interfaces"
+    );
     describe_gauge!(ROUTERS, Unit::Count, "Routers seen on the bus");
     describe_counter!(
         MESSAGES_TOTAL,
         Unit::Count,
         "Bus messages taken in, by family (info, sample, event)"
     );
-    describe_counter!(
-        PUBLISH_ERRORS_TOTAL,
-        Unit::Count,
-        "wan_detected events the bus refused"
-    );
+    describe_counter!(PUBLISH_ERRORS_TOTAL, Unit::Count, "wan_detected events the bus refused");
 }

@@ -212,28 +212,26 @@ impl Detector {
             cached: false,
         })
     }
-
 }
 
 fn gauge(id: &str, st: &mut RouterState, judged: &[Judged]) {
-        let mut counts: BTreeMap<String, u32> = BTreeMap::new();
-        for j in judged.iter().filter(|j| j.is_wan) {
-            let isp = j.isp.as_ref().map_or(m::ISP_UNKNOWN.to_owned(), |i| i.name.clone());
-            *counts.entry(isp).or_default() += 1;
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    for j in judged.iter().filter(|j| j.is_wan) {
+        let isp = j.isp.as_ref().map_or(m::ISP_UNKNOWN.to_owned(), |i| i.name.clone());
+        *counts.entry(isp).or_default() += 1;
+    }
+    for old in &st.gauged {
+        if !counts.contains_key(old) {
+            ::metrics::gauge!(m::WAN_INTERFACES, "router" => id.to_owned(), "isp" => old.clone()).set(0.0);
         }
-        for old in &st.gauged {
-            if !counts.contains_key(old) {
-                ::metrics::gauge!(m::WAN_INTERFACES, "router" => id.to_owned(), "isp" => old.clone()).set(0.0);
-            }
-        }
-        for (isp, n) in &counts {
-            ::metrics::gauge!(m::WAN_INTERFACES, "router" => id.to_owned(), "isp" => isp.clone()).set(f64::from(*n));
-        }
-        st.gauged = counts.into_keys().collect();
+    }
+    for (isp, n) in &counts {
+        ::metrics::gauge!(m::WAN_INTERFACES, "router" => id.to_owned(), "isp" => isp.clone()).set(f64::from(*n));
+    }
+    st.gauged = counts.into_keys().collect();
 }
 
 impl Detector {
-
     async fn publish(&self, id: &str, event: Option<(String, RouterEvent)>) {
         let Some((sig, ev)) = event else { return };
         let subj = subject::event("wan_detected", id);
@@ -254,7 +252,12 @@ impl Detector {
     }
 
     /// `DetectWan`: the router's judgement with its links' current state.
-    pub async fn detect(&self, router_id: &str, force: bool, now: SystemTime) -> Result<DetectWanResponse, LookupError> {
+    pub async fn detect(
+        &self,
+        router_id: &str,
+        force: bool,
+        now: SystemTime,
+    ) -> Result<DetectWanResponse, LookupError> {
         if router_id.is_empty() {
             return Err(LookupError::Empty);
         }
@@ -337,64 +340,63 @@ impl Detector {
             reachable,
         }
     }
-
 }
 
 /// One interface's current state from the latest info and samples.
 fn iface_state(st: &RouterState, if_index: u32, reachable: bool) -> InterfaceState {
-        let info_if = st
-            .info
-            .as_ref()
-            .and_then(|i| i.interfaces.iter().find(|x| x.if_index == if_index));
-        let window = st.samples.get(&if_index);
-        let latest = window.and_then(|w| w.back());
-        let rated = window.and_then(|w| w.iter().rev().find(|s| s.rates_valid));
-        let (oper, admin) = match (latest, info_if) {
-            (Some(s), _) => (s.oper_up, s.admin_up),
-            (None, Some(i)) => (i.oper_up, i.admin_up),
-            (None, None) => (false, false),
-        };
-        let status = if !reachable {
-            LinkStatus::Unknown
-        } else if !admin {
-            LinkStatus::AdminDown
-        } else if oper {
-            LinkStatus::Up
-        } else {
-            LinkStatus::Down
-        };
-        let mut out = InterfaceState {
-            if_index,
-            name: latest
-                .map(|s| s.if_name.clone())
-                .or_else(|| info_if.map(|i| i.if_name.clone()))
-                .unwrap_or_default(),
-            status: status.into(),
-            sampled_at: latest.and_then(|s| s.sampled_at),
-            ..InterfaceState::default()
-        };
-        if let Some(i) = info_if {
-            out.alias.clone_from(&i.if_alias);
-            out.descr.clone_from(&i.if_descr);
-            out.comment.clone_from(&i.comment);
-            out.if_type = i.if_type;
-            out.speed_bits_per_second = i.speed_bits_per_second;
-            out.addresses.clone_from(&i.addresses);
-        } else if let Some(s) = latest {
-            out.alias.clone_from(&s.if_alias);
-            out.speed_bits_per_second = s.speed_bits_per_second;
-        }
-        if let Some(s) = rated {
-            out.in_bits_per_second = s.in_bits_per_second;
-            out.out_bits_per_second = s.out_bits_per_second;
-            out.in_packets_per_second = s.in_packets_per_second;
-            out.out_packets_per_second = s.out_packets_per_second;
-            out.in_errors = s.in_errors;
-            out.out_errors = s.out_errors;
-            out.in_discards = s.in_discards;
-            out.out_discards = s.out_discards;
-        }
-        out
+    let info_if = st
+        .info
+        .as_ref()
+        .and_then(|i| i.interfaces.iter().find(|x| x.if_index == if_index));
+    let window = st.samples.get(&if_index);
+    let latest = window.and_then(|w| w.back());
+    let rated = window.and_then(|w| w.iter().rev().find(|s| s.rates_valid));
+    let (oper, admin) = match (latest, info_if) {
+        (Some(s), _) => (s.oper_up, s.admin_up),
+        (None, Some(i)) => (i.oper_up, i.admin_up),
+        (None, None) => (false, false),
+    };
+    let status = if !reachable {
+        LinkStatus::Unknown
+    } else if !admin {
+        LinkStatus::AdminDown
+    } else if oper {
+        LinkStatus::Up
+    } else {
+        LinkStatus::Down
+    };
+    let mut out = InterfaceState {
+        if_index,
+        name: latest
+            .map(|s| s.if_name.clone())
+            .or_else(|| info_if.map(|i| i.if_name.clone()))
+            .unwrap_or_default(),
+        status: status.into(),
+        sampled_at: latest.and_then(|s| s.sampled_at),
+        ..InterfaceState::default()
+    };
+    if let Some(i) = info_if {
+        out.alias.clone_from(&i.if_alias);
+        out.descr.clone_from(&i.if_descr);
+        out.comment.clone_from(&i.comment);
+        out.if_type = i.if_type;
+        out.speed_bits_per_second = i.speed_bits_per_second;
+        out.addresses.clone_from(&i.addresses);
+    } else if let Some(s) = latest {
+        out.alias.clone_from(&s.if_alias);
+        out.speed_bits_per_second = s.speed_bits_per_second;
+    }
+    if let Some(s) = rated {
+        out.in_bits_per_second = s.in_bits_per_second;
+        out.out_bits_per_second = s.out_bits_per_second;
+        out.in_packets_per_second = s.in_packets_per_second;
+        out.out_packets_per_second = s.out_packets_per_second;
+        out.in_errors = s.in_errors;
+        out.out_errors = s.out_errors;
+        out.in_discards = s.in_discards;
+        out.out_discards = s.out_discards;
+    }
+    out
 }
 
 impl Detector {
@@ -416,7 +418,8 @@ impl Detector {
                     wan_count: st
                         .cache
                         .as_ref()
-                        .map_or(0, |c| c.judged.iter().filter(|j| j.is_wan).count()) as u32,
+                        .map_or(0, |c| c.judged.iter().filter(|j| j.is_wan).count())
+                        as u32,
                     uptime: info.and_then(|i| i.uptime),
                     labels: info.map(|i| i.labels.clone()).unwrap_or_default(),
                 }
@@ -443,10 +446,7 @@ impl Detector {
         indexes.sort_unstable();
         indexes.dedup();
         Ok((
-            indexes
-                .into_iter()
-                .map(|i| iface_state(st, i, reachable))
-                .collect(),
+            indexes.into_iter().map(|i| iface_state(st, i, reachable)).collect(),
             reachable,
         ))
     }
@@ -510,10 +510,7 @@ fn wan_event(id: &str, info: &RouterInfo, judged: &[Judged], previous: &str, now
     attributes.insert("wan_count".to_owned(), wans.len().to_string());
     attributes.insert("isps".to_owned(), isps.join(","));
     attributes.insert("methods".to_owned(), methods.join(","));
-    let previous_names: Vec<&str> = previous
-        .split(',')
-        .filter_map(|p| p.split(':').nth(1))
-        .collect();
+    let previous_names: Vec<&str> = previous.split(',').filter_map(|p| p.split(':').nth(1)).collect();
     attributes.insert("previous_wan_interfaces".to_owned(), previous_names.join(","));
     if let Some(first) = wans.first() {
         attributes.insert("interface".to_owned(), first.name.clone());

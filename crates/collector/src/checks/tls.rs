@@ -112,7 +112,7 @@ impl Default for Tls {
 
 /// For `verify_tls: false`: accepts any chain, still checks handshake signatures.
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AcceptAny(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(

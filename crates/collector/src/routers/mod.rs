@@ -1,6 +1,7 @@
-//! Router polling: every router in `collector.routers` is polled over SNMP
-//! on its interval by one task, behind the same circuit breaker and backoff
-//! as endpoint checks (`collector.circuit_breaker`).
+//! Router polling: every router in `collector.routers` is polled with its
+//! driver (SNMP, the MikroTik RouterOS API or RouterOS v7 REST) on its
+//! interval by one task, behind the same circuit breaker and backoff as
+//! endpoint checks (`collector.circuit_breaker`).
 //!
 //! Each poll publishes one `InterfaceSample` per interface
 //! (`pantau.iface.sample.<router_id>.<if_index>`), one `RouterInfo`
@@ -11,13 +12,19 @@
 //! with `kind: router` when it stops or starts answering).
 //!
 //! Layout:
-//! - [`snmp`]: one SNMP poll → a [`snmp::Reading`].
+//! - [`driver`]: the driver a router is polled with → a [`reading::Reading`].
+//! - [`snmp`]: one SNMP poll.
+//! - [`routeros`]: one RouterOS poll over the API ([`routeros::api`], with
+//!   its word codec [`routeros::word`]) or REST ([`routeros::rest`]).
 //! - [`counters`]: wrap vs reset vs gap, reboot vs the 497-day uptime wrap.
 //! - [`track`]: consecutive readings → samples, info and events; publishing.
 //! - [`metrics`]: metric names.
 
 pub mod counters;
+pub mod driver;
 pub mod metrics;
+pub mod reading;
+pub mod routeros;
 pub mod snmp;
 pub mod track;
 
@@ -31,8 +38,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{self, Admit, Breaker};
+use driver::{Driver, PollError};
 use metrics as m;
-use snmp::{PollError, Session};
 use track::{Observed, Tracker};
 
 /// Starts one polling task per configured router on `ctx.tasks`.
@@ -50,14 +57,14 @@ pub fn start(ctx: &Context) {
     tracing::info!(routers = routers.len(), "router polling started");
 }
 
-/// One router's poller: its SNMP session, breaker and memory of the last poll.
+/// One router's poller: its driver session, breaker and memory of the last poll.
 pub struct RouterPoller {
     cfg: RouterConfig,
     interval: Duration,
     timeout: Duration,
     tracker: Tracker,
     breaker: Breaker,
-    session: Option<Session>,
+    session: Option<Driver>,
     bus: Arc<dyn Bus>,
 }
 
@@ -69,7 +76,10 @@ impl RouterPoller {
             cfg: r.clone(),
             interval,
             timeout: r.timeout.unwrap_or(col.timeout),
-            tracker: Tracker::new(&r.id, r.display_name(), r.labels.clone(), interval),
+            tracker: {
+                let (protocol, reason) = driver::protocol(r.driver);
+                Tracker::new(&r.id, r.display_name(), r.labels.clone(), interval).with_protocol(protocol, reason)
+            },
             breaker: Breaker::new(col.circuit_breaker.clone()),
             session: None,
             bus,
@@ -125,17 +135,17 @@ impl RouterPoller {
     fn failed(&mut self, why: &str) -> Observed {
         ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_ERROR).increment(1);
         if self.tracker.reachable() != Some(false) {
-            tracing::warn!(router = %self.cfg.id, address = %self.cfg.address, error = %why, "router does not answer SNMP");
+            tracing::warn!(router = %self.cfg.id, address = %self.cfg.address, driver = self.cfg.driver.as_str(), error = %why, "router does not answer");
         }
-        // Start over (new socket, v3 engine discovery) on the next poll.
+        // Start over (new socket, v3 engine discovery, new login) on the next poll.
         self.session = None;
         self.tracker.unreachable(SystemTime::now(), why)
     }
 
-    async fn poll(&mut self) -> Result<snmp::Reading, PollError> {
-        let session = match self.session.take() {
+    async fn poll(&mut self) -> Result<reading::Reading, PollError> {
+        let mut session = match self.session.take() {
             Some(s) => s,
-            None => Session::connect(&self.cfg, self.timeout).await?,
+            None => Driver::connect(&self.cfg, self.timeout).await?,
         };
         let reading = session.poll().await;
         self.session = Some(session);

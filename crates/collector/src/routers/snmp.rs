@@ -13,6 +13,7 @@ use async_snmp::{Auth, AuthProtocol, Client, Oid, PrivProtocol, Retry, UsmConfig
 use pantau_core::config::{DEFAULT_RETRIES, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
 
 use super::counters::{Width, uptime_centis};
+pub use super::reading::{IfReading, Reading};
 
 const SYS_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
 const SYS_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
@@ -62,47 +63,6 @@ pub enum PollError {
     },
     #[error("the agent answered without sysUpTime; it is not a usable SNMP agent")]
     NoUptime,
-}
-
-/// One interface as one poll read it.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct IfReading {
-    pub index: u32,
-    /// `ifName`, else `ifDescr`.
-    pub name: String,
-    pub descr: String,
-    pub alias: String,
-    pub if_type: i32,
-    pub oper_up: bool,
-    pub admin_up: bool,
-    /// `ifHighSpeed` × 10^6 when set, else `ifSpeed`; 0 when unknown.
-    pub speed_bps: u64,
-    pub width: Option<Width>,
-    pub in_octets: u64,
-    pub out_octets: u64,
-    pub in_ucast: u64,
-    pub out_ucast: u64,
-    pub in_errors: u64,
-    pub out_errors: u64,
-    pub in_discards: u64,
-    pub out_discards: u64,
-    /// `ifCounterDiscontinuityTime` (sysUpTime when the counters last
-    /// became discontinuous), when the agent has it.
-    pub discontinuity: Option<u32>,
-}
-
-/// One poll of one router.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    pub at: SystemTime,
-    pub sys_name: String,
-    pub sys_descr: String,
-    /// Hundredths of a second, the largest uptime source.
-    pub uptime_centis: u64,
-    pub interfaces: BTreeMap<u32, IfReading>,
-    pub default_route_if_indexes: Vec<u32>,
-    /// Which table the default routes came from; empty when none had one.
-    pub route_table: &'static str,
 }
 
 /// An SNMP session with one router.

@@ -20,7 +20,7 @@ use pantau_core::time::{to_duration, to_timestamp};
 use pantau_proto::v1::{EventKind, InterfaceSample, RouterEvent, RouterInfo, RouterInterface, Severity};
 
 use super::counters::{self, Step, Uptime, Width};
-use super::snmp::{IfReading, Reading};
+use super::reading::{IfReading, Reading};
 
 /// Everything one poll produced, ready to publish.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -43,6 +43,10 @@ pub struct Tracker {
     prev: Option<Reading>,
     /// Whether the router answered its last poll; `None` before the first.
     reachable: Option<bool>,
+    /// What the router is polled with, for messages: `SNMP`, `the RouterOS API`, …
+    protocol: &'static str,
+    /// The `reason` attribute of `target_down`: `snmp`, `routeros`, `routeros_rest`.
+    reason: &'static str,
 }
 
 impl Tracker {
@@ -54,7 +58,18 @@ impl Tracker {
             interval,
             prev: None,
             reachable: None,
+            protocol: "SNMP",
+            reason: "snmp",
         }
+    }
+
+    /// Names the protocol in messages (`router x does not answer <protocol>`)
+    /// and the `reason` attribute of `target_down`.
+    #[must_use]
+    pub fn with_protocol(mut self, protocol: &'static str, reason: &'static str) -> Self {
+        self.protocol = protocol;
+        self.reason = reason;
+        self
     }
 
     /// Whether the router answered its last poll.
@@ -74,7 +89,7 @@ impl Tracker {
                 EventKind::TargetUp,
                 r.at,
                 Severity::Info,
-                format!("router {} answers SNMP again", self.name),
+                format!("router {} answers {} again", self.name, self.protocol),
                 vec![("kind", "router".to_owned())],
             ));
         }
@@ -123,7 +138,9 @@ impl Tracker {
                 in_bits_per_second: sample.in_bits_per_second,
                 out_bits_per_second: sample.out_bits_per_second,
                 if_type: i.if_type,
-                ..RouterInterface::default()
+                comment: i.comment.clone(),
+                pppoe_user: i.pppoe_user.clone(),
+                addresses: i.addresses.clone(),
             });
             out.samples.push(sample);
         }
@@ -153,8 +170,8 @@ impl Tracker {
                 EventKind::TargetDown,
                 at,
                 Severity::Critical,
-                format!("router {} does not answer SNMP: {why}", self.name),
-                vec![("kind", "router".to_owned()), ("reason", "snmp".to_owned())],
+                format!("router {} does not answer {}: {why}", self.name, self.protocol),
+                vec![("kind", "router".to_owned()), ("reason", self.reason.to_owned())],
             ));
         }
         self.reachable = Some(false);

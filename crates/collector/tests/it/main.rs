@@ -9,6 +9,7 @@
 
 mod checks;
 mod grpc;
+mod routeros;
 mod routers;
 mod state;
 mod targets;

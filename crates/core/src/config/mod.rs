@@ -29,7 +29,8 @@ pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;
 pub use routers::{
-    DEFAULT_RETRIES, DEFAULT_SNMP_PORT, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
+    DEFAULT_RETRIES, DEFAULT_ROUTEROS_PORT, DEFAULT_ROUTEROS_TLS_PORT, DEFAULT_SNMP_PORT, RouterConfig, RouterDriver,
+    SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
 };
 pub use sections::*;
 pub use sync::{InstanceRole, SyncConfig};

@@ -1,8 +1,10 @@
-//! `collector.routers`: the routers the collector polls over SNMP (v2c or
-//! v3), their credentials, cadence and labels, with validation naming each
-//! key and masking of the community and USM passwords.
+//! `collector.routers`: the routers the collector polls, over SNMP (v2c or
+//! v3), the MikroTik RouterOS API (8728, or 8729 over TLS) or the RouterOS v7
+//! REST API; their credentials, cadence and labels, with validation naming
+//! each key and masking of the community, USM and RouterOS passwords.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -13,10 +15,38 @@ use super::{CollectorConfig, Invalid, text};
 
 /// The SNMP port when `address` has none.
 pub const DEFAULT_SNMP_PORT: u16 = 161;
+/// The RouterOS API port when `address` has none.
+pub const DEFAULT_ROUTEROS_PORT: u16 = 8728;
+/// The RouterOS API-SSL port when `address` has none and `tls` is on.
+pub const DEFAULT_ROUTEROS_TLS_PORT: u16 = 8729;
 /// Retries per request when a router does not set its own.
 pub const DEFAULT_RETRIES: u32 = 2;
 /// Most retries a router may ask for.
 pub const MAX_RETRIES: u32 = 10;
+
+/// How a router is polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouterDriver {
+    /// SNMP v2c or v3 (`snmp`), port 161.
+    #[default]
+    Snmp,
+    /// The MikroTik RouterOS API (`username`, `password`), port 8728, or 8729 with `tls`.
+    Routeros,
+    /// The RouterOS v7 REST API (`username`, `password`), port 80, or 443 with `tls`.
+    RouterosRest,
+}
+
+impl RouterDriver {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snmp => "snmp",
+            Self::Routeros => "routeros",
+            Self::RouterosRest => "routeros_rest",
+        }
+    }
+}
 
 /// SNMP protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -89,12 +119,34 @@ pub struct RouterConfig {
     /// Human name; the id when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
-    /// `host:port` or `host` (port 161) of the SNMP agent.
+    /// `host:port` or `host` of the router (port 161 for SNMP, 8728 for the
+    /// RouterOS API, 8729 with `tls`, 80 for REST, 443 for REST with `tls`).
     #[serde(deserialize_with = "text::deserialize")]
     pub address: String,
-    /// SNMP version and credentials.
+    /// `snmp` (default), `routeros` (the API) or `routeros_rest` (RouterOS v7 REST).
     #[serde(default)]
+    pub driver: RouterDriver,
+    /// SNMP version and credentials (driver `snmp` only).
+    #[serde(default, skip_serializing_if = "is_default_snmp")]
     pub snmp: SnmpConfig,
+    /// RouterOS user name (drivers `routeros` and `routeros_rest`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub username: Option<String>,
+    /// RouterOS password (a secret; masked when printed).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub password: Option<String>,
+    /// RouterOS: API-SSL (8729) instead of the plain API, or HTTPS for REST.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+    /// With `tls`: verify the router's certificate (against `ca_file`, else
+    /// the public web roots). RouterOS ships self-signed certificates, so
+    /// `false` is common; the traffic is still encrypted.
+    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    pub tls_verify: bool,
+    /// With `tls` and `tls_verify`: a PEM file of the CA that signed the
+    /// router's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// How often the router is polled; `collector.interval` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
     pub interval: Option<Duration>,
@@ -116,10 +168,16 @@ impl RouterConfig {
             id: id.into(),
             name: None,
             address: address.into(),
+            driver: RouterDriver::Snmp,
             snmp: SnmpConfig {
                 community: Some("public".to_owned()),
                 ..SnmpConfig::default()
             },
+            username: None,
+            password: None,
+            tls: false,
+            tls_verify: true,
+            ca_file: None,
             interval: None,
             timeout: None,
             retries: None,
@@ -127,9 +185,37 @@ impl RouterConfig {
         }
     }
 
-    /// The host and port of `address` (port 161 when it names none).
+    /// A RouterOS router polled with `driver` as `username`/`password`.
+    pub fn routeros(
+        id: impl Into<String>,
+        address: impl Into<String>,
+        driver: RouterDriver,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            driver,
+            snmp: SnmpConfig::default(),
+            username: Some(username.into()),
+            password: Some(password.into()),
+            ..Self::new(id, address)
+        }
+    }
+
+    /// The port used when `address` names none, by driver and `tls`.
+    pub fn default_port(&self) -> u16 {
+        match (self.driver, self.tls) {
+            (RouterDriver::Snmp, _) => DEFAULT_SNMP_PORT,
+            (RouterDriver::Routeros, false) => DEFAULT_ROUTEROS_PORT,
+            (RouterDriver::Routeros, true) => DEFAULT_ROUTEROS_TLS_PORT,
+            (RouterDriver::RouterosRest, false) => 80,
+            (RouterDriver::RouterosRest, true) => 443,
+        }
+    }
+
+    /// The host and port of `address` ([`Self::default_port`] when it names none).
     pub fn host_port(&self) -> Result<(String, u16), &'static str> {
-        split_address(&self.address)
+        split_address(&self.address).map(|(h, p)| (h, p.unwrap_or_else(|| self.default_port())))
     }
 
     /// The name shown to people: `name`, or the id.
@@ -138,8 +224,16 @@ impl RouterConfig {
     }
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port` → host and port.
-fn split_address(a: &str) -> Result<(String, u16), &'static str> {
+fn yes() -> bool {
+    true
+}
+
+fn is_default_snmp(s: &SnmpConfig) -> bool {
+    *s == SnmpConfig::default()
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port` → host and port, if named.
+fn split_address(a: &str) -> Result<(String, Option<u16>), &'static str> {
     const SHAPE: &str = "must be host or host:port, e.g. 192.0.2.1:161 or router.lan";
     let a = a.trim();
     if a.is_empty() {
@@ -155,12 +249,12 @@ fn split_address(a: &str) -> Result<(String, u16), &'static str> {
             return Err("must hold an IPv6 address between [ and ]");
         }
         return match after {
-            "" => Ok((host.to_owned(), DEFAULT_SNMP_PORT)),
-            p => Ok((host.to_owned(), port(p.strip_prefix(':').ok_or(SHAPE)?)?)),
+            "" => Ok((host.to_owned(), None)),
+            p => Ok((host.to_owned(), Some(port(p.strip_prefix(':').ok_or(SHAPE)?)?))),
         };
     }
     if a.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok((a.to_owned(), DEFAULT_SNMP_PORT));
+        return Ok((a.to_owned(), None));
     }
     let (host, p) = match a.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
@@ -169,14 +263,15 @@ fn split_address(a: &str) -> Result<(String, u16), &'static str> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
         return Err(SHAPE);
     }
-    Ok((host.to_owned(), p.map(port).transpose()?.unwrap_or(DEFAULT_SNMP_PORT)))
+    Ok((host.to_owned(), p.map(port).transpose()?))
 }
 
 impl CollectorConfig {
-    /// Replaces the routers' SNMP community and USM passwords by `***`.
+    /// Replaces the routers' SNMP community, USM and RouterOS passwords by `***`.
     pub fn mask_routers(&mut self) {
         for r in &mut self.routers {
             for secret in [
+                &mut r.password,
                 &mut r.snmp.community,
                 &mut r.snmp.auth_password,
                 &mut r.snmp.priv_password,
@@ -213,6 +308,27 @@ pub(super) fn router_problems(col: &CollectorConfig) -> Vec<Invalid> {
         }
         if let Err(why) = r.host_port() {
             add("address", r.address.clone(), why);
+        }
+        if r.driver == RouterDriver::Snmp {
+            for (set, field) in [
+                (r.username.is_some(), "username"),
+                (r.password.is_some(), "password"),
+                (r.tls, "tls"),
+                (!r.tls_verify, "tls_verify"),
+                (r.ca_file.is_some(), "ca_file"),
+            ] {
+                if set {
+                    add(
+                        field,
+                        String::new(),
+                        "applies to the RouterOS drivers only (driver: routeros or routeros_rest)",
+                    );
+                }
+            }
+        } else {
+            routeros_problems(r, &mut add);
+            interval_problems(r, col, &mut add);
+            continue;
         }
         let s = &r.snmp;
         match s.version {
@@ -289,20 +405,7 @@ pub(super) fn router_problems(col: &CollectorConfig) -> Vec<Invalid> {
                 }
             }
         }
-        let interval = r.interval.unwrap_or(col.interval);
-        let timeout = r.timeout.unwrap_or(col.timeout);
-        if interval < Duration::from_secs(1) {
-            add("interval", fmt_d(interval), "must be at least 1s");
-        }
-        if timeout < Duration::from_millis(10) {
-            add("timeout", fmt_d(timeout), "must be at least 10ms");
-        } else if timeout > interval {
-            add(
-                "timeout",
-                fmt_d(timeout),
-                &format!("must not exceed the router's interval ({})", fmt_d(interval)),
-            );
-        }
+        interval_problems(r, col, &mut add);
         if let Some(n) = r.retries
             && n > MAX_RETRIES
         {
@@ -310,6 +413,62 @@ pub(super) fn router_problems(col: &CollectorConfig) -> Vec<Invalid> {
         }
     }
     out
+}
+
+/// The keys of a RouterOS router (`driver: routeros | routeros_rest`).
+fn routeros_problems(r: &RouterConfig, add: &mut impl FnMut(&str, String, &str)) {
+    let driver = r.driver.as_str();
+    if r.username.as_deref().is_none_or(str::is_empty) {
+        add("username", String::new(), &format!("is required for driver {driver}"));
+    }
+    if r.password.is_none() {
+        add(
+            "password",
+            String::new(),
+            &format!("is required for driver {driver} (an empty password is written \"\")"),
+        );
+    }
+    if !is_default_snmp(&r.snmp) {
+        add("snmp", String::new(), "applies to driver snmp only");
+    }
+    if r.retries.is_some() {
+        add(
+            "retries",
+            String::new(),
+            "applies to driver snmp only (TCP retransmits itself)",
+        );
+    }
+    if !r.tls && (!r.tls_verify || r.ca_file.is_some()) {
+        let field = if r.ca_file.is_some() { "ca_file" } else { "tls_verify" };
+        add(field, String::new(), "applies only with tls: true");
+    }
+    if let Some(ca) = &r.ca_file
+        && !r.tls_verify
+    {
+        add(
+            "ca_file",
+            ca.display().to_string(),
+            "is not used with tls_verify: false; remove one of them",
+        );
+    }
+}
+
+/// `interval` and `timeout` of any router.
+fn interval_problems(r: &RouterConfig, col: &CollectorConfig, add: &mut impl FnMut(&str, String, &str)) {
+    let interval = r.interval.unwrap_or(col.interval);
+    let timeout = r.timeout.unwrap_or(col.timeout);
+    if interval < Duration::from_secs(1) {
+        add("interval", fmt_d(interval), "must be at least 1s");
+    }
+    if timeout < Duration::from_millis(10) {
+        add("timeout", fmt_d(timeout), "must be at least 10ms");
+    } else if timeout > interval {
+        add(
+            "timeout",
+            fmt_d(timeout),
+            &format!("must not exceed the router's interval ({})", fmt_d(interval)),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -322,11 +481,11 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(split_address("10.0.0.1").unwrap(), ("10.0.0.1".into(), 161));
-        assert_eq!(split_address("10.0.0.1:1161").unwrap(), ("10.0.0.1".into(), 1161));
-        assert_eq!(split_address("router.lan").unwrap(), ("router.lan".into(), 161));
-        assert_eq!(split_address("[::1]:1161").unwrap(), ("::1".into(), 1161));
-        assert_eq!(split_address("::1").unwrap(), ("::1".into(), 161));
+        assert_eq!(split_address("10.0.0.1").unwrap(), ("10.0.0.1".into(), None));
+        assert_eq!(split_address("10.0.0.1:1161").unwrap(), ("10.0.0.1".into(), Some(1161)));
+        assert_eq!(split_address("router.lan").unwrap(), ("router.lan".into(), None));
+        assert_eq!(split_address("[::1]:1161").unwrap(), ("::1".into(), Some(1161)));
+        assert_eq!(split_address("::1").unwrap(), ("::1".into(), None));
         assert!(split_address("10.0.0.1:0").is_err());
         assert!(split_address("10.0.0.1:x").is_err());
         assert!(split_address("").is_err());
@@ -370,6 +529,93 @@ mod tests {
         v3.snmp.priv_password = Some("privpass123".into());
         c.routers = vec![v3];
         assert!(keys(&c).is_empty());
+    }
+
+    #[test]
+    fn routeros_drivers_keys_ports_and_masking() {
+        let yaml = "
+routers:
+  - id: mt
+    address: 192.0.2.1
+    driver: routeros
+    username: monitor
+    password: rospass1
+  - id: mts
+    address: 192.0.2.1
+    driver: routeros
+    tls: true
+    tls_verify: false
+    username: monitor
+    password: rospass2
+  - id: rest
+    address: 192.0.2.1
+    driver: routeros_rest
+    tls: true
+    ca_file: /etc/pantau/mikrotik-ca.pem
+    username: monitor
+    password: rospass3
+  - id: rest80
+    address: 192.0.2.1:8080
+    driver: routeros_rest
+    username: monitor
+    password: ''
+";
+        let mut c: CollectorConfig = serde_yaml::from_str(yaml).unwrap();
+        assert!(router_problems(&c).is_empty(), "{:?}", router_problems(&c));
+        let ports: Vec<u16> = c.routers.iter().map(|r| r.host_port().unwrap().1).collect();
+        assert_eq!(ports, [8728, 8729, 443, 8080]);
+        assert_eq!(c.routers[0].driver, RouterDriver::Routeros);
+        assert!(c.routers[0].tls_verify && !c.routers[1].tls_verify);
+        assert_eq!(RouterConfig::new("s", "h").host_port().unwrap().1, 161);
+        let mut plain = c.routers[3].clone();
+        plain.address = "h".into();
+        assert_eq!(plain.host_port().unwrap().1, 80);
+        c.mask();
+        let out = serde_yaml::to_string(&c).unwrap();
+        for s in ["rospass1", "rospass2", "rospass3"] {
+            assert!(!out.contains(s), "{s} leaked:\n{out}");
+        }
+        assert!(out.contains("driver: routeros_rest"), "{out}");
+        assert!(!out.contains("snmp:"), "no snmp section for RouterOS routers:\n{out}");
+        let back: CollectorConfig = serde_yaml::from_str(&out).unwrap();
+        assert!(!back.routers[1].tls_verify && back.routers[1].tls);
+
+        let typo: Result<CollectorConfig, _> = serde_yaml::from_str("routers: [{id: x, address: h, driver: mikrotik}]");
+        let e = typo.unwrap_err().to_string();
+        assert!(e.contains("mikrotik") && e.contains("routeros_rest"), "{e}");
+    }
+
+    #[test]
+    fn routeros_validation_names_each_key() {
+        let mut c = CollectorConfig::default();
+        let mut missing = RouterConfig::routeros("a", "h", RouterDriver::Routeros, "", "x");
+        missing.username = None;
+        missing.password = None;
+        missing.snmp.community = Some("public".into());
+        missing.retries = Some(1);
+        let mut verify = RouterConfig::routeros("b", "h", RouterDriver::RouterosRest, "u", "p");
+        verify.tls_verify = false;
+        let mut both = RouterConfig::routeros("c", "h", RouterDriver::Routeros, "u", "p");
+        both.tls = true;
+        both.tls_verify = false;
+        both.ca_file = Some("/ca.pem".into());
+        let mut snmp = RouterConfig::new("d", "h");
+        snmp.username = Some("u".into());
+        snmp.tls = true;
+        c.routers = vec![missing, verify, both, snmp];
+        assert_eq!(
+            keys(&c),
+            [
+                "collector.routers[0].username",
+                "collector.routers[0].password",
+                "collector.routers[0].snmp",
+                "collector.routers[0].retries",
+                "collector.routers[1].tls_verify",
+                "collector.routers[2].ca_file",
+                "collector.routers[3].username",
+                "collector.routers[3].tls",
+            ]
+        );
     }
 
     #[test]

@@ -245,8 +245,16 @@ fn collector(c: &Config, p: &mut Problems) {
 
 fn gateway(c: &Config, p: &mut Problems) {
     for (key, u, example) in [
-        ("gateway.collector_url", &c.gateway.collector_url, "http://127.0.0.1:50051"),
-        ("gateway.notifier_url", &c.gateway.notifier_url, "http://127.0.0.1:50054"),
+        (
+            "gateway.collector_url",
+            &c.gateway.collector_url,
+            "http://127.0.0.1:50051",
+        ),
+        (
+            "gateway.notifier_url",
+            &c.gateway.notifier_url,
+            "http://127.0.0.1:50054",
+        ),
     ] {
         if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
             p.add(key, u, format!("must be an http:// or https:// URL such as {example}"));

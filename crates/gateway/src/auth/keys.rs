@@ -253,14 +253,19 @@ mod tests {
     fn secret_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let a = hs(dir.path());
-        let (token, _) = a.mint("ana", Scopes::of(&[Scope::Read]), Duration::from_secs(60)).unwrap();
+        let (token, _) = a
+            .mint("ana", Scopes::of(&[Scope::Read]), Duration::from_secs(60))
+            .unwrap();
         // A second process on the same data directory accepts the first one's tokens.
         let b = hs(dir.path());
         assert_eq!(b.verify(&token).unwrap().sub, "ana");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -306,6 +311,9 @@ mod tests {
         )
         .unwrap();
         let e = keys.verify(&token).unwrap_err();
-        assert!(matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature), "{e:?}");
+        assert!(
+            matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature),
+            "{e:?}"
+        );
     }
 }

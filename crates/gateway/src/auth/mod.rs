@@ -191,7 +191,12 @@ pub enum Access {
 pub fn access(method: &Method, path: &str) -> Access {
     let read = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     match path {
-        "/health" | "/api/v1/health" | "/api/v1/openapi.json" | "/metrics" | "/healthz" | "/readyz"
+        "/health"
+        | "/api/v1/health"
+        | "/api/v1/openapi.json"
+        | "/metrics"
+        | "/healthz"
+        | "/readyz"
         | "/api/v1/auth/login" => return Access::Public,
         "/api/v1/auth/whoami" => return Access::Authenticated,
         _ => {}
@@ -201,15 +206,23 @@ pub fn access(method: &Method, path: &str) -> Access {
     }
     if let Some(rest) = path.strip_prefix("/sync/api/") {
         // Instance-to-instance calls carry the instance token, checked by the sync API.
-        if ["register", "heartbeat", "config", "results"].iter().any(|p| rest == *p) {
+        if ["register", "heartbeat", "config", "results"]
+            .iter()
+            .any(|p| rest == *p)
+        {
             return Access::Public;
         }
         // Promote, demote and removing instances are admin's.
         return Access::Need(if read { Scope::Read } else { Scope::Admin });
     }
-    if ["/api/v1/users", "/api/v1/auth/keys", "/api/v1/auth/tokens", "/api/v1/audit"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    if [
+        "/api/v1/users",
+        "/api/v1/auth/keys",
+        "/api/v1/auth/tokens",
+        "/api/v1/audit",
+    ]
+    .iter()
+    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
     {
         return Access::Need(Scope::Admin);
     }
@@ -403,7 +416,13 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
 }
 
 /// Everything before the route: size, token, rate, scope.
-async fn check(auth: &Auth, req: &mut Request, method: &Method, path: &str, remote: &str) -> Result<Principal, Response> {
+async fn check(
+    auth: &Auth,
+    req: &mut Request,
+    method: &Method,
+    path: &str,
+    remote: &str,
+) -> Result<Principal, Response> {
     let too_big = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -414,7 +433,10 @@ async fn check(auth: &Auth, req: &mut Request, method: &Method, path: &str, remo
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the request body is larger than gateway.max_body_bytes ({} bytes)", auth.max_body),
+            format!(
+                "the request body is larger than gateway.max_body_bytes ({} bytes)",
+                auth.max_body
+            ),
         ));
     }
     let rule = access(method, path);
@@ -467,7 +489,11 @@ async fn check(auth: &Auth, req: &mut Request, method: &Method, path: &str, remo
             Err(error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("this needs the `{}` scope; the token has `{}`", scope.as_str(), p.scopes),
+                format!(
+                    "this needs the `{}` scope; the token has `{}`",
+                    scope.as_str(),
+                    p.scopes
+                ),
             ))
         }
         (_, Some(p)) => Ok(p),
@@ -494,8 +520,10 @@ fn reason_label(why: &str) -> &'static str {
 
 fn unauthorized(why: &str) -> Response {
     let mut r = error(StatusCode::UNAUTHORIZED, "unauthenticated", why);
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pantau\""));
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"pantau\""),
+    );
     r
 }
 
@@ -516,8 +544,15 @@ mod tests {
         let s = Scopes::parse("monitoring:read,monitoring:write").unwrap();
         assert_eq!(s.to_string(), "monitoring:read monitoring:write");
         assert!(s.allows(Scope::Write) && !s.allows(Scope::Admin));
-        assert!(Scopes::of(&[Scope::Admin]).allows(Scope::Read), "admin holds every scope");
-        assert!(Scopes::parse("monitoring:delete").unwrap_err().contains("monitoring:delete"));
+        assert!(
+            Scopes::of(&[Scope::Admin]).allows(Scope::Read),
+            "admin holds every scope"
+        );
+        assert!(
+            Scopes::parse("monitoring:delete")
+                .unwrap_err()
+                .contains("monitoring:delete")
+        );
         assert!(Role::Editor.scopes().contains_all(Role::Viewer.scopes()));
         assert!(!Role::Viewer.scopes().contains_all(Role::Editor.scopes()));
     }
@@ -532,7 +567,10 @@ mod tests {
         assert_eq!(access(&p, "/api/v1/push/abc"), Public);
         assert_eq!(access(&g, "/api/v1/monitoring/alerts"), Need(Scope::Read));
         assert_eq!(access(&g, "/api/v1/monitoring/events"), Need(Scope::Read));
-        assert_eq!(access(&p, "/api/v1/monitoring/alerts/a/acknowledge"), Need(Scope::Write));
+        assert_eq!(
+            access(&p, "/api/v1/monitoring/alerts/a/acknowledge"),
+            Need(Scope::Write)
+        );
         assert_eq!(access(&Method::DELETE, "/api/v1/targets/web"), Need(Scope::Write));
         assert_eq!(access(&g, "/api/v1/audit"), Need(Scope::Admin));
         assert_eq!(access(&p, "/api/v1/auth/keys"), Need(Scope::Admin));
@@ -552,7 +590,10 @@ mod tests {
             .body(axum::body::Body::empty())
             .unwrap();
         assert_eq!(take_token(&mut req).as_deref(), Some("abc.def.ghi"));
-        assert_eq!(req.uri().to_string(), "/api/v1/monitoring/events?types=alert&severity=critical");
+        assert_eq!(
+            req.uri().to_string(),
+            "/api/v1/monitoring/events?types=alert&severity=critical"
+        );
         assert_eq!(redact("/api/v1/push/s3cret"), "/api/v1/push/***");
     }
 }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::store::{ApiKey, AuditEntry, AuthStoreError, User};
-use super::{Auth, AuditNote, Principal, Role, Scope, Scopes};
+use super::{AuditNote, Auth, Principal, Role, Scope, Scopes};
 use crate::api::{bad_query, invalid_body};
 
 pub fn router(auth: Arc<Auth>) -> Router {
@@ -40,7 +40,18 @@ pub fn router(auth: Arc<Auth>) -> Router {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(login, whoami, mint, list_keys, create_key, revoke_key, list_users, add_user, delete_user, audit),
+    paths(
+        login,
+        whoami,
+        mint,
+        list_keys,
+        create_key,
+        revoke_key,
+        list_users,
+        add_user,
+        delete_user,
+        audit
+    ),
     components(schemas(
         LoginBody, TokenView, WhoAmI, MintBody, KeyBody, CreatedKey, ApiKey, UserBody, User, AuditEntry, Scope, Role
     ))
@@ -106,7 +117,11 @@ async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, Json
     let role = match auth.store.check_login(&b.username, &b.password).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            let e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "wrong username or password");
+            let e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "wrong username or password",
+            );
             return with_note(e, note);
         }
         Err(e) => return with_note(store_error(&e), note),
@@ -122,10 +137,7 @@ async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, Json
             }),
             note,
         ),
-        Err(e) => with_note(
-            ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()),
-            note,
-        ),
+        Err(e) => with_note(ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()), note),
     }
 }
 
@@ -171,7 +183,8 @@ fn parse_scopes(raw: &[String]) -> Result<Scopes, ApiError> {
             "scopes must name at least one of monitoring:read, monitoring:write, admin",
         ));
     }
-    Scopes::parse(&raw.join(" ")).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("scopes: {e}")))
+    Scopes::parse(&raw.join(" "))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("scopes: {e}")))
 }
 
 /// A token to mint.
@@ -253,7 +266,11 @@ async fn create_key(
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|e| invalid_body(&e))?;
     if b.name.trim().is_empty() || b.name.len() > 128 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "name must be 1–128 characters"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "name must be 1–128 characters",
+        ));
     }
     let names: Vec<String> = b.scopes.iter().map(|s| s.as_str().to_owned()).collect();
     let scopes = parse_scopes(&names)?;
@@ -328,7 +345,10 @@ pub fn check_new_user(username: &str, password: &str) -> Result<(), String> {
 /// Adds a user (admin).
 #[utoipa::path(post, path = "/api/v1/users", tag = "auth", request_body = UserBody, security(("bearer" = [])),
     responses((status = 201, body = User), (status = 400), (status = 409, description = "the name is taken")))]
-async fn add_user(State(auth): State<Arc<Auth>>, body: Result<Json<UserBody>, JsonRejection>) -> Result<Response, ApiError> {
+async fn add_user(
+    State(auth): State<Arc<Auth>>,
+    body: Result<Json<UserBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|e| invalid_body(&e))?;
     check_new_user(&b.username, &b.password).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m))?;
     let user = auth
@@ -337,7 +357,10 @@ async fn add_user(State(auth): State<Arc<Auth>>, body: Result<Json<UserBody>, Js
         .await
         .map_err(|e| store_error(&e))?;
     let detail = format!("added user {} as {}", user.username, user.role.as_str());
-    Ok(with_note((StatusCode::CREATED, Json(user)), AuditNote { actor: None, detail }))
+    Ok(with_note(
+        (StatusCode::CREATED, Json(user)),
+        AuditNote { actor: None, detail },
+    ))
 }
 
 /// Deletes a user (admin). Tokens already issued to them live until they expire.
@@ -356,6 +379,7 @@ async fn delete_user(State(auth): State<Arc<Auth>>, Path(username): Path<String>
 
 /// Filters of the audit log.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this actor.
@@ -375,11 +399,19 @@ async fn audit(
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "limit must be between 1 and 1000"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "offset must not be negative"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "offset must not be negative",
+        ));
     }
     let entries = auth
         .store

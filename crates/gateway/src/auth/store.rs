@@ -2,8 +2,8 @@
 //! of the key; the key itself is shown once) and the audit log (pruned after
 //! `gateway.auth.audit_retention`).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use pantau_core::store::{Migrations, Store, StoreError};
 use pantau_core::with_pool;
 use rand::RngCore;
@@ -378,7 +378,12 @@ impl AuthStore {
     }
 
     /// Entries newest first, optionally of one actor.
-    pub async fn audit_log(&self, actor: Option<&str>, limit: i64, offset: i64) -> Result<Vec<AuditEntry>, AuthStoreError> {
+    pub async fn audit_log(
+        &self,
+        actor: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AuditEntry>, AuthStoreError> {
         Ok(with_pool!(&self.store, pool => {
             sqlx::query(
                 "SELECT seq, at, actor, method, path, action, status, remote, detail FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",

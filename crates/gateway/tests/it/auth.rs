@@ -24,7 +24,13 @@ async fn start_secured(edit: impl FnOnce(&mut Config)) -> (Gateway, String) {
     (g, admin)
 }
 
-async fn call(g: &Gateway, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    g: &Gateway,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut r = reqwest::Client::new().request(method, format!("{}{path}", g.base));
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -47,7 +53,13 @@ async fn requests_without_a_valid_token_are_refused_and_public_routes_are_open()
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unauthenticated");
 
-    for path in ["/health", "/api/v1/health", "/api/v1/openapi.json", "/healthz", "/metrics"] {
+    for path in [
+        "/health",
+        "/api/v1/health",
+        "/api/v1/openapi.json",
+        "/healthz",
+        "/metrics",
+    ] {
         let r = reqwest::get(format!("{}{path}", g.base)).await.unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
     }
@@ -140,14 +152,23 @@ async fn users_log_in_and_roles_decide_scopes() {
     let (code, _) = call(&g, Method::GET, "/api/v1/results/latest", Some(&viewer), None).await;
     assert_eq!(code, 200);
     // A viewer cannot write, nor administer.
-    let (code, v) = call(&g, Method::POST, "/api/v1/monitoring/alerts/a1/acknowledge", Some(&viewer), None).await;
+    let (code, v) = call(
+        &g,
+        Method::POST,
+        "/api/v1/monitoring/alerts/a1/acknowledge",
+        Some(&viewer),
+        None,
+    )
+    .await;
     assert_eq!(code, 403, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("monitoring:write"));
     let (code, _) = call(&g, Method::GET, "/api/v1/audit", Some(&viewer), None).await;
     assert_eq!(code, 403);
     // The WebSocket takes the token as a query parameter, and refuses without one.
     let ws = format!("{}?types=alert&token={viewer}", g.ws);
-    let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str()).await.expect("connects with ?token=");
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str())
+        .await
+        .expect("connects with ?token=");
     socket.close(None).await.ok();
     let _ = socket.next().await;
     let refused = tokio_tungstenite::connect_async(g.ws.as_str()).await;
@@ -186,10 +207,20 @@ async fn api_keys_are_shown_once_stored_hashed_and_revocable() {
     let wal = std::fs::read(g.ctx.config.data_dir.join("gateway.db-wal")).unwrap_or_default();
     let secret = key.rsplit('_').next().unwrap().as_bytes();
     for file in [&db, &wal] {
-        assert!(!file.windows(secret.len()).any(|w| w == secret), "the key is stored in clear");
+        assert!(
+            !file.windows(secret.len()).any(|w| w == secret),
+            "the key is stored in clear"
+        );
     }
 
-    let (code, _) = call(&g, Method::DELETE, &format!("/api/v1/auth/keys/{id}"), Some(&admin), None).await;
+    let (code, _) = call(
+        &g,
+        Method::DELETE,
+        &format!("/api/v1/auth/keys/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(code, 204);
     let (code, v) = call(&g, Method::GET, "/api/v1/results/latest", Some(&key), None).await;
     assert_eq!(code, 401, "a revoked key: {v}");
@@ -210,11 +241,21 @@ async fn api_keys_are_shown_once_stored_hashed_and_revocable() {
 async fn every_write_is_audited_with_who_what_and_from_where() {
     let (g, admin) = start_secured(|_| {}).await;
     let body = json!({"username": "eve", "password": "a long password", "role": "editor"});
-    assert_eq!(call(&g, Method::POST, "/api/v1/users", Some(&admin), Some(body)).await.0, 201);
-    let login = json!({"username": "eve", "password": "wrong password"});
-    assert_eq!(call(&g, Method::POST, "/api/v1/auth/login", None, Some(login)).await.0, 401);
     assert_eq!(
-        call(&g, Method::POST, "/api/v1/monitoring/alerts/a1/resolve", None, None).await.0,
+        call(&g, Method::POST, "/api/v1/users", Some(&admin), Some(body))
+            .await
+            .0,
+        201
+    );
+    let login = json!({"username": "eve", "password": "wrong password"});
+    assert_eq!(
+        call(&g, Method::POST, "/api/v1/auth/login", None, Some(login)).await.0,
+        401
+    );
+    assert_eq!(
+        call(&g, Method::POST, "/api/v1/monitoring/alerts/a1/resolve", None, None)
+            .await
+            .0,
         401
     );
     let (code, v) = call(&g, Method::GET, "/api/v1/audit?limit=10", Some(&admin), None).await;
@@ -252,7 +293,12 @@ async fn clients_over_their_rate_get_429_and_big_bodies_get_413() {
     assert_eq!(v["error"]["code"], "body_too_large");
     let mut codes = Vec::new();
     for _ in 0..4 {
-        codes.push(call(&g, Method::GET, "/api/v1/results/latest", Some(&admin), None).await.0.as_u16());
+        codes.push(
+            call(&g, Method::GET, "/api/v1/results/latest", Some(&admin), None)
+                .await
+                .0
+                .as_u16(),
+        );
     }
     assert_eq!(codes.last(), Some(&429), "{codes:?}");
     let r = reqwest::Client::new()
@@ -281,7 +327,10 @@ async fn cors_answers_only_configured_origins() {
             .send()
     };
     let ok = preflight("https://grafana.example.net").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://grafana.example.net");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://grafana.example.net"
+    );
     let other = preflight("https://evil.example.com").await.unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
@@ -325,7 +374,9 @@ async fn minted_tokens_carry_the_asked_scopes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auth_store_works_on_postgres() {
-    let pg = pantau_testkit::Postgres::start().await.expect("postgres (Debian package postgresql)");
+    let pg = pantau_testkit::Postgres::start()
+        .await
+        .expect("postgres (Debian package postgresql)");
     let url = pg.create_database("gateway_auth").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
@@ -337,10 +388,16 @@ async fn the_auth_store_works_on_postgres() {
     let s = &auth.store;
     s.add_user("ana", "a long password", Role::Editor).await.unwrap();
     assert!(s.add_user("ana", "x", Role::Viewer).await.is_err());
-    assert_eq!(s.check_login("ana", "a long password").await.unwrap(), Some(Role::Editor));
+    assert_eq!(
+        s.check_login("ana", "a long password").await.unwrap(),
+        Some(Role::Editor)
+    );
     assert_eq!(s.check_login("ana", "wrong").await.unwrap(), None);
     assert_eq!(s.check_login("nobody", "wrong").await.unwrap(), None);
-    let (key, rec) = s.create_key("ci", Scopes::of(&[Scope::Read]), "ana", None).await.unwrap();
+    let (key, rec) = s
+        .create_key("ci", Scopes::of(&[Scope::Read]), "ana", None)
+        .await
+        .unwrap();
     assert_eq!(s.check_key(&key).await.unwrap().map(|k| k.0), Some(rec.id.clone()));
     s.revoke_key(&rec.id).await.unwrap();
     assert_eq!(s.check_key(&key).await.unwrap(), None);

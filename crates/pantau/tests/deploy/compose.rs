@@ -79,6 +79,7 @@ fn compose_services_are_complete_and_consistent() {
         "notifier",
         "postgres",
         "prometheus",
+        "wan-detector",
     ];
     assert_eq!(services.keys().map(String::as_str).collect::<Vec<_>>(), expected);
     let volumes: BTreeSet<String> = v["volumes"]
@@ -132,6 +133,7 @@ fn compose_services_are_complete_and_consistent() {
     let admin = BTreeMap::from([
         ("collector", "9101"),
         ("alert-engine", "9103"),
+        ("wan-detector", "9102"),
         ("notifier", "9104"),
         ("gateway", "8080"),
     ]);
@@ -156,7 +158,13 @@ fn compose_services_are_complete_and_consistent() {
     }
     // Prometheus scrapes exactly these services on those ports.
     let prom = crate::support::read("prometheus/prometheus.yml");
-    for t in ["collector:9101", "alert-engine:9103", "notifier:9104", "gateway:8080"] {
+    for t in [
+        "collector:9101",
+        "alert-engine:9103",
+        "wan-detector:9102",
+        "notifier:9104",
+        "gateway:8080",
+    ] {
         assert!(prom.contains(t), "prometheus.yml does not scrape {t}");
     }
     assert!(
@@ -177,7 +185,9 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     assert!(df.contains("USER 10001"), "non-root user");
     assert!(df.contains("HEALTHCHECK"), "healthcheck");
     assert!(df.contains("ENTRYPOINT [\"/usr/local/bin/pantau\"]"), "entrypoint");
-    for port in ["8080", "9101", "9103", "9104", "50051", "50053", "50054"] {
+    for port in [
+        "8080", "9101", "9102", "9103", "9104", "50051", "50052", "50053", "50054",
+    ] {
         assert!(
             df.lines().any(|l| l.starts_with("EXPOSE") && l.contains(port)),
             "EXPOSE {port}"
@@ -219,7 +229,7 @@ fn each_pantau_container_configuration_passes_config_check() {
     let services: BTreeMap<String, Value> = services(&v).into_iter().map(|(k, s)| (k, merged(&s))).collect();
     let image_env = dockerfile_env();
     assert!(image_env.iter().any(|(k, _)| k == "PANTAU_CONFIG"), "{image_env:?}");
-    for svc in ["collector", "alert-engine", "notifier", "gateway"] {
+    for svc in ["collector", "alert-engine", "wan-detector", "notifier", "gateway"] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pantau"));
         cmd.args(["config", "check"])
             .arg(repo().join("deploy/pantau.yaml"))

@@ -67,6 +67,7 @@ fn the_base_renders_and_every_object_validates_strictly() {
     for (svc, admin, grpc) in [
         ("collector", 9101, Some(50051)),
         ("alert-engine", 9103, Some(50053)),
+        ("wan-detector", 9102, Some(50052)),
         ("notifier", 9104, Some(50054)),
         ("gateway", 8080, None),
     ] {

@@ -87,7 +87,16 @@ fn users_and_tokens_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let out = Command::new(BIN)
-        .args(["--data-dir", d, "user", "add", "ana", "--role", "editor", "--password-stdin"])
+        .args([
+            "--data-dir",
+            d,
+            "user",
+            "add",
+            "ana",
+            "--role",
+            "editor",
+            "--password-stdin",
+        ])
         .env_clear()
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -111,14 +120,27 @@ fn users_and_tokens_are_managed_from_the_command_line() {
     let (code, _, err) = run(&["--data-dir", d, "token", "create", "--scope", "monitoring:all"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("monitoring:all"), "{err}");
-    let (code, _, err) = run(&["--data-dir", d, "token", "create", "--scope", "admin", "--ttl", "5s"], &[]);
+    let (code, _, err) = run(
+        &["--data-dir", d, "token", "create", "--scope", "admin", "--ttl", "5s"],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("--ttl"), "{err}");
     let (code, jwt, _) = run(&["--data-dir", d, "token", "create", "--scope", "monitoring:read"], &[]);
     assert_eq!(code, 0);
     assert_eq!(jwt.trim().split('.').count(), 3, "a JWT: {jwt}");
     let (code, key, err) = run(
-        &["--data-dir", d, "token", "create", "--scope", "monitoring:read", "--api-key", "--name", "ci"],
+        &[
+            "--data-dir",
+            d,
+            "token",
+            "create",
+            "--scope",
+            "monitoring:read",
+            "--api-key",
+            "--name",
+            "ci",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");

@@ -13,9 +13,7 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-use crate::support::{
-    JWT_SECRET, Pantau, Ports, both_up, config_yaml, http, metric_value, next_ws_result, wait_json,
-};
+use crate::support::{JWT_SECRET, Pantau, Ports, both_up, config_yaml, http, metric_value, next_ws_result, wait_json};
 
 const SOON: Duration = Duration::from_secs(15);
 

@@ -1,7 +1,10 @@
 //! End-to-end tests of the `pantau` binary: the real process, real ports,
 //! a real nats-server.
 
+mod api;
 mod cli;
+mod cluster;
 mod e2e;
 mod support;
+mod sync;
 mod traces;

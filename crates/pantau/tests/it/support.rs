@@ -81,6 +81,7 @@ gateway:
   port: {gw}
   collector_url: http://127.0.0.1:{grpc}
   alert_engine_url: http://127.0.0.1:{aegrpc}
+  notifier_url: http://127.0.0.1:{ngrpc}
   auth:
     jwt_secret: {secret}
 alert_engine:

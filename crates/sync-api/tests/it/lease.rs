@@ -42,7 +42,11 @@ async fn only_one_contender_wins_and_the_epoch_only_grows() {
 
     // Renewals keep the epoch; a live lease cannot be taken.
     for _ in 0..3 {
-        rev = lease_w.renew(&me(winner), epoch1, rev).await.unwrap().expect("still ours");
+        rev = lease_w
+            .renew(&me(winner), epoch1, rev)
+            .await
+            .unwrap()
+            .expect("still ours");
         let seen = lease_l.read().await.unwrap();
         assert_eq!(seen.epoch, epoch1);
         assert_eq!(lease_l.acquire(&me(loser), &seen, false).await.unwrap(), None);
@@ -53,7 +57,11 @@ async fn only_one_contender_wins_and_the_epoch_only_grows() {
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let seen = lease_l.read().await.unwrap();
     assert!(seen.live(now_ms()).is_none());
-    let (epoch2, _) = lease_l.acquire(&me(loser), &seen, false).await.unwrap().expect("expired lease is free");
+    let (epoch2, _) = lease_l
+        .acquire(&me(loser), &seen, false)
+        .await
+        .unwrap()
+        .expect("expired lease is free");
     assert!(epoch2 > epoch1);
     assert_eq!(lease_w.renew(&me(winner), epoch1, rev).await.unwrap(), None);
     let seen = lease_w.read().await.unwrap();
@@ -74,7 +82,11 @@ async fn forced_takeover_release_hold_and_revocation() {
     let seen = b.read().await.unwrap();
     let (e2, rev_b) = b.acquire(&me("b"), &seen, true).await.unwrap().unwrap();
     assert!(e2 > e1);
-    assert_eq!(a.renew(&me("a"), e1, rev_a).await.unwrap(), None, "the old holder is fenced off");
+    assert_eq!(
+        a.renew(&me("a"), e1, rev_a).await.unwrap(),
+        None,
+        "the old holder is fenced off"
+    );
 
     // Releasing with a stale revision does nothing; with the right one it frees the lease.
     assert!(!b.release(rev_a).await.unwrap());

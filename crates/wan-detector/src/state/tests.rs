@@ -119,7 +119,12 @@ async fn the_cache_answers_until_its_ttl_and_force_refresh_bypasses_it() {
     let r = d.detect("r1", false, t(10)).await.unwrap();
     assert!(r.cached);
     assert_eq!(r.router_name, "Gedung A");
-    let wans: Vec<&str> = r.interfaces.iter().filter(|i| i.is_wan).map(|i| i.name.as_str()).collect();
+    let wans: Vec<&str> = r
+        .interfaces
+        .iter()
+        .filter(|i| i.is_wan)
+        .map(|i| i.name.as_str())
+        .collect();
     assert_eq!(wans, ["ether1", "ether2"], "WAN first, strongest first");
     assert_eq!(r.interfaces[0].evidence[0].method(), WanMethod::Route);
     assert_eq!(r.interfaces[0].isp.as_ref().unwrap().source, "comment");
@@ -253,15 +258,24 @@ async fn metrics_count_cache_hits_and_wan_interfaces_by_isp() {
     let find = |name: &str, label: (&str, &str)| {
         snap.iter()
             .find(|(k, _)| {
-                k.key().name() == name
-                    && k.key()
-                        .labels()
-                        .any(|l| l.key() == label.0 && l.value() == label.1)
+                k.key().name() == name && k.key().labels().any(|l| l.key() == label.0 && l.value() == label.1)
             })
             .map(|(_, (_, _, v))| format!("{v:?}"))
     };
-    assert_eq!(find(m::CACHE_REQUESTS_TOTAL, ("cache", "hit")).as_deref(), Some("Counter(1)"));
-    assert_eq!(find(m::CACHE_REQUESTS_TOTAL, ("cache", "bypass")).as_deref(), Some("Counter(1)"));
-    assert_eq!(find(m::WAN_INTERFACES, ("isp", "telkom")).as_deref(), Some("Gauge(1.0)"));
-    assert_eq!(find(m::WAN_INTERFACES, ("isp", "biznet")).as_deref(), Some("Gauge(1.0)"));
+    assert_eq!(
+        find(m::CACHE_REQUESTS_TOTAL, ("cache", "hit")).as_deref(),
+        Some("Counter(1)")
+    );
+    assert_eq!(
+        find(m::CACHE_REQUESTS_TOTAL, ("cache", "bypass")).as_deref(),
+        Some("Counter(1)")
+    );
+    assert_eq!(
+        find(m::WAN_INTERFACES, ("isp", "telkom")).as_deref(),
+        Some("Gauge(1.0)")
+    );
+    assert_eq!(
+        find(m::WAN_INTERFACES, ("isp", "biznet")).as_deref(),
+        Some("Gauge(1.0)")
+    );
 }

@@ -60,8 +60,8 @@ pub async fn ready(addr: SocketAddr) {
     use tonic_health::pb::health_client::HealthClient;
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(mut c) = HealthClient::connect(format!("http://{addr}")).await
-                && let Ok(r) = c
+            if let Ok(ch) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+                && let Ok(r) = HealthClient::new(ch)
                     .check(HealthCheckRequest {
                         service: "pantau.v1.WanDetectorService".into(),
                     })

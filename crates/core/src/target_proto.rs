@@ -1,10 +1,17 @@
-//! Protobuf targets to and from [`TargetConfig`].
+//! Protobuf targets to and from [`TargetConfig`]: the collector's gRPC
+//! contract and the gateway's REST bodies share this one mapping.
 
-use pantau_core::config::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
-use pantau_core::time::{from_duration, to_duration};
+use std::time::Duration;
+
 use pantau_proto::v1::{self, condition::Condition as C, target::Spec};
 
-use crate::target::opt_duration;
+use crate::config::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
+use crate::time::{from_duration, to_duration};
+
+/// A set, non-zero protobuf duration.
+pub fn opt_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
+    d.and_then(from_duration).filter(|d| !d.is_zero())
+}
 
 /// Why a protobuf target cannot become a configuration.
 #[derive(Debug, thiserror::Error)]
@@ -164,4 +171,51 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
         }
     }
     Ok(c)
+}
+
+/// The check-specific part of a target, as protobuf. Secrets are copied as
+/// they are: mask the configuration first where the answer leaves the process.
+pub fn spec_to_proto(t: &TargetConfig) -> Spec {
+    match t.check {
+        CheckType::Http => Spec::Http(v1::HttpSpec {
+            url: t.url.clone().unwrap_or_default(),
+            method: t.method.clone().unwrap_or_default(),
+            headers: t.headers.clone().into_iter().collect(),
+            body: t.body.clone().unwrap_or_default(),
+            follow_redirects: t.follow_redirects,
+            verify_tls: t.verify_tls,
+            expected_status: t.expected_status.iter().map(|s| u32::from(*s)).collect(),
+            conditions: t.conditions.iter().map(condition_to_proto).collect(),
+            warn_days: t.warn_days,
+        }),
+        CheckType::Tcp => Spec::Tcp(v1::TcpSpec {
+            address: t.address.clone().unwrap_or_default(),
+            send: t.send.clone().unwrap_or_default(),
+            expect: t.expect.clone().unwrap_or_default(),
+        }),
+        CheckType::Tls => Spec::Tls(v1::TlsSpec {
+            address: t.address.clone().unwrap_or_default(),
+            server_name: t.server_name.clone().unwrap_or_default(),
+            verify_tls: t.verify_tls,
+            warn_days: t.warn_days,
+        }),
+        CheckType::Icmp => Spec::Icmp(v1::IcmpSpec {
+            host: t.host.clone().unwrap_or_default(),
+            count: t.count.map(u32::from),
+            max_loss_percent: t.max_loss_percent,
+        }),
+        CheckType::Dns => Spec::Dns(v1::DnsSpec {
+            name: t.name_to_resolve.clone().unwrap_or_default(),
+            record_type: t
+                .record_type
+                .map(|r| format!("{r:?}").to_uppercase())
+                .unwrap_or_default(),
+            resolver: t.resolver.clone().unwrap_or_default(),
+            expected_answers: t.expected_answers.clone(),
+        }),
+        CheckType::Push => Spec::Push(v1::PushSpec {
+            token: t.token.clone().unwrap_or_default(),
+            grace: t.grace.map(to_duration),
+        }),
+    }
 }

@@ -1,0 +1,246 @@
+//! Channel and delivery routes, answered by the notifier over gRPC
+//! (`gateway.notifier_url`):
+//!
+//! - `GET  /api/v1/channels`: the configured channels, secrets masked;
+//! - `POST /api/v1/channels/{name}/test[?recipient=…]`: send a test notification now;
+//! - `GET  /api/v1/deliveries?channel=&status=pending|delivered|failed&alert_key=&limit=`:
+//!   deliveries, newest first, with every attempt.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pantau_core::health::ApiError;
+use pantau_core::time::{from_duration, from_timestamp, rfc3339};
+use pantau_proto::v1 as pb;
+use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::api::bad_query;
+
+type Client = NotifierServiceClient<Channel>;
+
+pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
+    let client = Client::new(crate::lazy_channel(&ctx.config.gateway.notifier_url));
+    Router::new()
+        .route("/api/v1/channels", get(channels))
+        .route("/api/v1/channels/{name}/test", post(test))
+        .route("/api/v1/deliveries", get(deliveries))
+        .with_state(client)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(channels, test, deliveries),
+    components(schemas(ChannelView, TestView, DeliveryView, AttemptView))
+)]
+pub struct Doc;
+
+fn backend(status: &tonic::Status) -> ApiError {
+    crate::grpc_error(status, "notifier")
+}
+
+fn ms(d: Option<&prost_types::Duration>) -> Option<f64> {
+    d.and_then(from_duration).map(|d| d.as_secs_f64() * 1000.0)
+}
+
+fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
+    t.and_then(from_timestamp).map(rfc3339)
+}
+
+/// A channel, secrets masked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Deliveries allowed per `rate_limit_period`; 0 is unlimited.
+    pub rate_limit: u32,
+    pub rate_limit_period_seconds: Option<f64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/channels", tag = "notifications",
+    responses((status = 200, body = Vec<ChannelView>), (status = 401), (status = 403), (status = 503)))]
+async fn channels(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = c
+        .list_channels(pb::ListChannelsRequest {})
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner()
+        .channels;
+    let views: Vec<ChannelView> = list
+        .into_iter()
+        .map(|ch| ChannelView {
+            rate_limit_period_seconds: ms(ch.rate_limit_period.as_ref()).map(|m| m / 1000.0),
+            name: ch.name,
+            kind: ch.r#type,
+            target: ch.target,
+            settings: ch.settings.into_iter().collect(),
+            rate_limit: ch.rate_limit,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "channels": views })))
+}
+
+/// Parameters of a test.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TestQuery {
+    /// For channels with several recipients; default the first.
+    pub recipient: Option<String>,
+}
+
+/// The outcome of a test notification.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TestView {
+    pub ok: bool,
+    pub status_code: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    pub latency_ms: Option<f64>,
+}
+
+/// Sends a test notification through the channel now.
+#[utoipa::path(post, path = "/api/v1/channels/{name}/test", tag = "notifications", params(("name" = String, Path), TestQuery),
+    responses((status = 200, body = TestView), (status = 404), (status = 401), (status = 403)))]
+async fn test(
+    State(mut c): State<Client>,
+    Path(name): Path<String>,
+    q: Result<Query<TestQuery>, QueryRejection>,
+) -> Result<Json<TestView>, ApiError> {
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let r = c
+        .test_channel(pb::TestChannelRequest {
+            channel: name,
+            recipient: q.recipient.unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(TestView {
+        ok: r.ok,
+        status_code: r.status_code,
+        error: r.error,
+        latency_ms: ms(r.latency.as_ref()),
+    }))
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    pub channel: Option<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    pub alert_key: Option<String>,
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub at: Option<String>,
+    pub status_code: u32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    pub latency_ms: Option<f64>,
+}
+
+/// A delivery with its attempts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub channel: String,
+    pub channel_type: String,
+    pub recipient: String,
+    pub alert_key: String,
+    pub state: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: &'static str,
+    pub attempts: u32,
+    pub created_at: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub source: String,
+    pub attempt_log: Vec<AttemptView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/deliveries", tag = "notifications", params(DeliveriesQuery),
+    responses((status = 200, body = Vec<DeliveryView>), (status = 400), (status = 401), (status = 403)))]
+async fn deliveries(
+    State(mut c): State<Client>,
+    q: Result<Query<DeliveriesQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let status = match q.status.as_deref() {
+        None => pb::DeliveryStatus::Unspecified,
+        Some("pending") => pb::DeliveryStatus::Pending,
+        Some("delivered") => pb::DeliveryStatus::Delivered,
+        Some("failed") => pb::DeliveryStatus::Failed,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("status `{other}` is not allowed: use pending, delivered or failed"),
+            ));
+        }
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let list = c
+        .list_deliveries(pb::ListDeliveriesRequest {
+            channel: q.channel.unwrap_or_default(),
+            status: status.into(),
+            limit,
+            alert_key: q.alert_key.unwrap_or_default(),
+        })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner()
+        .deliveries;
+    let views: Vec<DeliveryView> = list
+        .into_iter()
+        .map(|d| DeliveryView {
+            status: match pb::DeliveryStatus::try_from(d.status) {
+                Ok(pb::DeliveryStatus::Delivered) => "delivered",
+                Ok(pb::DeliveryStatus::Failed) => "failed",
+                _ => "pending",
+            },
+            created_at: when(d.created_at.as_ref()),
+            next_attempt_at: when(d.next_attempt_at.as_ref()),
+            attempt_log: d
+                .attempt_log
+                .iter()
+                .map(|a| AttemptView {
+                    attempt: a.attempt,
+                    at: when(a.at.as_ref()),
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    latency_ms: ms(a.latency.as_ref()),
+                })
+                .collect(),
+            id: d.id,
+            channel: d.channel,
+            channel_type: d.channel_type,
+            recipient: d.recipient,
+            alert_key: d.alert_key,
+            state: d.state,
+            attempts: d.attempts,
+            source: d.source,
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "deliveries": views })))
+}

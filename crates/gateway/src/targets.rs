@@ -1,0 +1,332 @@
+//! Target routes, answered by the collector over gRPC (`gateway.collector_url`):
+//!
+//! - `GET    /api/v1/targets`, `GET /api/v1/targets/{id}`: targets in the shape
+//!   of `collector.targets[]`, secrets masked, with `source` and `breaker`;
+//! - `POST   /api/v1/targets`: create or replace (body: one `collector.targets[]`
+//!   entry; a bad field is a 400 naming it); `PUT /api/v1/targets/{id}` the same
+//!   with the id from the path;
+//! - `DELETE /api/v1/targets/{id}`: API-made targets only (configured ones
+//!   belong to the file: 409);
+//! - `POST   /api/v1/targets/{id}/check`: run the check now;
+//! - `GET    /api/v1/targets/{id}/history?period=24h&resolution=minute|hour`:
+//!   the rolled-up history with uptime.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pantau_core::config::TargetConfig;
+use pantau_core::health::ApiError;
+use pantau_core::target_proto::{spec_to_proto, target_from_proto};
+use pantau_core::time::{from_timestamp, rfc3339, to_duration, to_timestamp};
+use pantau_proto::v1 as pb;
+use pantau_proto::v1::collector_service_client::CollectorServiceClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::api::{bad_query, invalid_body};
+use crate::view::CheckResultView;
+
+type Client = CollectorServiceClient<Channel>;
+
+pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
+    let client = Client::new(crate::lazy_channel(&ctx.config.gateway.collector_url));
+    Router::new()
+        .route("/api/v1/targets", get(list).post(create))
+        .route("/api/v1/targets/{id}", get(get_one).put(replace).delete(remove))
+        .route("/api/v1/targets/{id}/check", post(run_check))
+        .route("/api/v1/targets/{id}/history", get(history))
+        .with_state(client)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, get_one, create, replace, remove, run_check, history),
+    components(schemas(TargetView, HistoryView, HistoryPointView))
+)]
+pub struct Doc;
+
+fn backend(status: &tonic::Status) -> ApiError {
+    crate::grpc_error(status, "collector")
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// A target: its configuration (as in `collector.targets[]`, secrets masked)
+/// and its state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TargetView {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub config: TargetConfig,
+    /// `config` (from the file) or `api`.
+    pub source: &'static str,
+    /// The circuit breaker: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+}
+
+fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
+    let config = target_from_proto(t).map_err(|e| {
+        tracing::error!(error = %e, target = %t.id, "the collector sent a target that does not convert");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "backend_error",
+            "the collector sent a malformed target",
+        )
+    })?;
+    Ok(TargetView {
+        config,
+        source: match pb::TargetSource::try_from(t.source) {
+            Ok(pb::TargetSource::Api) => "api",
+            _ => "config",
+        },
+        breaker: match pb::BreakerState::try_from(t.breaker) {
+            Ok(pb::BreakerState::Open) => "open",
+            Ok(pb::BreakerState::HalfOpen) => "half_open",
+            _ => "closed",
+        },
+    })
+}
+
+/// The protobuf form of a target from a request body; the collector checks
+/// it as it checks configured targets, and a bad field comes back as a 400
+/// naming it.
+fn to_proto(t: &TargetConfig) -> pb::Target {
+    pb::Target {
+        id: t.id.clone(),
+        name: t.name.clone().unwrap_or_default(),
+        interval: t.interval.map(to_duration),
+        timeout: t.timeout.map(to_duration),
+        labels: t.labels.clone().into_iter().collect(),
+        spec: Some(spec_to_proto(t)),
+        ..pb::Target::default()
+    }
+}
+
+/// Every target.
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets",
+    responses((status = 200, body = Vec<TargetView>), (status = 401), (status = 403), (status = 503)))]
+async fn list(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
+    let ts = c
+        .list_targets(pb::ListTargetsRequest {})
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner()
+        .targets;
+    let views = ts.iter().map(view).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(serde_json::json!({ "targets": views })))
+}
+
+#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
+    responses((status = 200, body = TargetView), (status = 404), (status = 401), (status = 403)))]
+async fn get_one(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<TargetView>, ApiError> {
+    let t = c
+        .get_target(pb::GetTargetRequest { id })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(view(&t)?))
+}
+
+async fn upsert(c: &mut Client, t: &TargetConfig) -> Result<Json<TargetView>, ApiError> {
+    let proto = to_proto(t);
+    let t = c
+        .upsert_target(pb::UpsertTargetRequest { target: Some(proto) })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(view(&t)?))
+}
+
+/// Creates or replaces a target; the body is one `collector.targets[]` entry.
+#[utoipa::path(post, path = "/api/v1/targets", tag = "targets",
+    request_body(content = Object, description = "One collector.targets[] entry, e.g. {\"id\": \"web\", \"type\": \"http\", \"url\": \"https://example.net\"}"),
+    responses((status = 200, body = TargetView), (status = 400, description = "a bad field, named"),
+        (status = 409, description = "the id belongs to a configured target"), (status = 401), (status = 403)))]
+async fn create(
+    State(mut c): State<Client>,
+    body: Result<Json<TargetConfig>, JsonRejection>,
+) -> Result<Json<TargetView>, ApiError> {
+    let Json(t) = body.map_err(|e| invalid_body(&e))?;
+    upsert(&mut c, &t).await
+}
+
+/// Replaces the target `id`; the body's `id`, if any, must match.
+#[utoipa::path(put, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
+    request_body(content = Object, description = "One collector.targets[] entry"),
+    responses((status = 200, body = TargetView), (status = 400), (status = 409), (status = 401), (status = 403)))]
+async fn replace(
+    State(mut c): State<Client>,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<TargetView>, ApiError> {
+    let Json(mut v) = body.map_err(|e| invalid_body(&e))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(bad(
+            "invalid_body",
+            "the body must be a JSON object: one collector.targets[] entry",
+        ));
+    };
+    match obj.get("id") {
+        Some(serde_json::Value::String(b)) if *b != id => {
+            return Err(bad(
+                "invalid_body",
+                format!("`id` `{b}` differs from the path's `{id}`"),
+            ));
+        }
+        _ => {
+            obj.insert("id".into(), serde_json::Value::String(id));
+        }
+    }
+    let t: TargetConfig = serde_json::from_value(v).map_err(|e| bad("invalid_body", e.to_string()))?;
+    upsert(&mut c, &t).await
+}
+
+/// Deletes an API-made target.
+#[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
+    responses((status = 204), (status = 404), (status = 409, description = "a configured target"), (status = 401), (status = 403)))]
+async fn remove(State(mut c): State<Client>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    c.delete_target(pb::DeleteTargetRequest { id })
+        .await
+        .map_err(|s| backend(&s))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs the target's check now and answers its result.
+#[utoipa::path(post, path = "/api/v1/targets/{id}/check", tag = "targets", params(("id" = String, Path)),
+    responses((status = 200, body = CheckResultView), (status = 404), (status = 401), (status = 403)))]
+async fn run_check(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<CheckResultView>, ApiError> {
+    let r = c
+        .run_check(pb::RunCheckRequest { target_id: id })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(CheckResultView::from(&r)))
+}
+
+/// Filters of a history query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How far back, e.g. `1h`, `24h`, `30d` (default 24h, at most 400d).
+    pub period: Option<String>,
+    /// `minute` or `hour` (default: minutes up to 2 days, hours beyond).
+    pub resolution: Option<String>,
+}
+
+/// A target's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryView {
+    pub target_id: String,
+    pub resolution: &'static str,
+    pub checks: u64,
+    pub up: u64,
+    pub uptime_percent: f64,
+    pub points: Vec<HistoryPointView>,
+}
+
+/// One minute or hour.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryPointView {
+    /// RFC 3339.
+    pub start: Option<String>,
+    pub checks: u64,
+    pub up: u64,
+    pub latency_min_ms: f64,
+    pub latency_avg_ms: f64,
+    pub latency_max_ms: f64,
+    pub latency_p95_ms: f64,
+}
+
+/// Parses `period` (default 24h).
+pub fn period(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(Duration::from_secs(86_400));
+    };
+    let d = humantime::parse_duration(raw).map_err(|e| {
+        bad(
+            "invalid_query",
+            format!("period `{raw}` is not a duration such as 1h or 30d: {e}"),
+        )
+    })?;
+    if d < Duration::from_secs(60) || d > Duration::from_secs(400 * 86_400) {
+        return Err(bad(
+            "invalid_query",
+            format!("period `{raw}` must be between 1m and 400d"),
+        ));
+    }
+    Ok(d)
+}
+
+/// The history of one target over `period`.
+pub async fn fetch_history(
+    c: &mut Client,
+    target_id: String,
+    period: Duration,
+    resolution: Option<&str>,
+) -> Result<HistoryView, ApiError> {
+    let res = match resolution {
+        None => pb::Resolution::Unspecified,
+        Some("minute") => pb::Resolution::Minute,
+        Some("hour") => pb::Resolution::Hour,
+        Some(other) => {
+            return Err(bad(
+                "invalid_query",
+                format!("resolution `{other}` is not allowed: use minute or hour"),
+            ));
+        }
+    };
+    let now = SystemTime::now();
+    let h = c
+        .get_history(pb::GetHistoryRequest {
+            target_id,
+            from: Some(to_timestamp(now - period)),
+            to: Some(to_timestamp(now)),
+            resolution: res.into(),
+        })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(HistoryView {
+        resolution: if h.resolution == pb::Resolution::Hour as i32 {
+            "hour"
+        } else {
+            "minute"
+        },
+        target_id: h.target_id,
+        checks: h.checks,
+        up: h.up,
+        uptime_percent: h.uptime_percent,
+        points: h
+            .points
+            .into_iter()
+            .map(|p| HistoryPointView {
+                start: p.start.as_ref().and_then(from_timestamp).map(rfc3339),
+                checks: p.checks,
+                up: p.up,
+                latency_min_ms: p.latency_min_ms,
+                latency_avg_ms: p.latency_avg_ms,
+                latency_max_ms: p.latency_max_ms,
+                latency_p95_ms: p.latency_p95_ms,
+            })
+            .collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/targets/{id}/history", tag = "targets", params(("id" = String, Path), HistoryQuery),
+    responses((status = 200, body = HistoryView), (status = 400), (status = 404), (status = 401), (status = 403)))]
+async fn history(
+    State(mut c): State<Client>,
+    Path(id): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryView>, ApiError> {
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let p = period(q.period.as_deref())?;
+    Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?))
+}

@@ -1,0 +1,276 @@
+//! The REST API of a real `pantau all`, route by route, happy and bad input,
+//! with a token minted by `pantau token create`; and its OpenAPI document,
+//! checked by openapi-spec-validator.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Pantau, Ports, both_up, config_yaml, http, wait_json};
+
+const SOON: Duration = Duration::from_secs(20);
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let code = resp.status();
+        let text = resp.text().await.unwrap();
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    /// A 400 whose message names `field`.
+    async fn bad(&self, method: Method, path: &str, body: Option<Value>, field: &str) {
+        let (code, v) = self.call(method, path, body).await;
+        assert_eq!(code, 400, "{path}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(field), "{path}: the error does not name `{field}`: {v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_and_bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = config_yaml(ports, &dir.path().join("data"), None).replacen(
+        "  interval: 1s\n",
+        "  interval: 1s\n  history:\n    flush_interval: 1s\n",
+        1,
+    );
+    let mut p = Pantau::start(dir.path(), &config, &["all"]);
+    let api = Api {
+        base: format!("http://127.0.0.1:{}", ports.gateway),
+        client: http(),
+    };
+    wait_json(&format!("{}/api/v1/results/latest", api.base), SOON, both_up, &mut p).await;
+
+    // Health: every backend answers gRPC health in `pantau all`.
+    let (code, v) = api.get("/api/v1/health").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "healthy", "{v}");
+    for c in ["collector", "alert-engine", "notifier", "bus", "gateway-store"] {
+        assert_eq!(v["components"][c]["status"], "ok", "{c}: {v}");
+    }
+
+    // Targets: create, read, run, replace, delete; configured ones are the file's.
+    let addr = format!("127.0.0.1:{}", ports.collector_grpc);
+    let (code, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/targets",
+            Some(json!({"id": "api-tcp", "type": "tcp", "address": addr, "labels": {"team": "net"}})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["source"].as_str(), v["type"].as_str()),
+        (Some("api"), Some("tcp")),
+        "{v}"
+    );
+    let (_, v) = api.get("/api/v1/targets").await;
+    let ids: Vec<_> = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert!(
+        ids.contains(&json!("api-tcp")) && ids.contains(&json!("collector-grpc")),
+        "{v}"
+    );
+    let (code, v) = api.call(Method::POST, "/api/v1/targets/api-tcp/check", None).await;
+    assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
+    let (code, v) = api
+        .call(
+            Method::PUT,
+            "/api/v1/targets/api-tcp",
+            Some(json!({"type": "tcp", "address": addr, "interval": "5s"})),
+        )
+        .await;
+    assert_eq!((code.as_u16(), v["interval"].as_str()), (200, Some("5s")), "{v}");
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(json!({"id": "x", "type": "tcp"})),
+        "address",
+    )
+    .await;
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(json!({"id": "x", "type": "tcp", "address": addr, "colour": "red"})),
+        "colour",
+    )
+    .await;
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(json!({"id": "x", "type": "gopher"})),
+        "gopher",
+    )
+    .await;
+    api.bad(
+        Method::PUT,
+        "/api/v1/targets/api-tcp",
+        Some(json!({"id": "other", "type": "tcp", "address": addr})),
+        "other",
+    )
+    .await;
+    let (code, v) = api.call(Method::DELETE, "/api/v1/targets/collector-grpc", None).await;
+    assert_eq!(code, 409, "a configured target cannot be deleted here: {v}");
+    let (code, _) = api.call(Method::DELETE, "/api/v1/targets/api-tcp", None).await;
+    assert_eq!(code, 204);
+    let (code, v) = api.get("/api/v1/targets/api-tcp").await;
+    assert_eq!(code, 404, "{v}");
+    assert_eq!(v["error"]["code"], "not_found");
+
+    // History and performance, from the rolled-up history.
+    let v = wait_json(
+        &format!("{}/api/v1/targets/collector-grpc/history?period=1h", api.base),
+        SOON,
+        |v| v["checks"].as_u64().is_some_and(|c| c > 0),
+        &mut p,
+    )
+    .await;
+    assert_eq!(v["resolution"], "minute", "{v}");
+    assert!(v["uptime_percent"].as_f64().unwrap() > 0.0, "{v}");
+    api.bad(
+        Method::GET,
+        "/api/v1/targets/collector-grpc/history?period=soon",
+        None,
+        "period",
+    )
+    .await;
+    api.bad(
+        Method::GET,
+        "/api/v1/targets/collector-grpc/history?resolution=second",
+        None,
+        "second",
+    )
+    .await;
+    let (code, v) = api.get("/api/v1/monitoring/performance?period=1h&metric=uptime").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["unit"].as_str(), v["targets"].as_u64()),
+        (Some("percent"), Some(2)),
+        "{v}"
+    );
+    assert_eq!(
+        v["timestamps"].as_array().unwrap().len(),
+        v["values"].as_array().unwrap().len()
+    );
+    assert!(!v["values"].as_array().unwrap().is_empty(), "{v}");
+    let (code, v) = api
+        .get("/api/v1/monitoring/performance?period=1h&metric=response_time&target=collector-grpc")
+        .await;
+    assert_eq!((code.as_u16(), v["targets"].as_u64()), (200, Some(1)), "{v}");
+    api.bad(
+        Method::GET,
+        "/api/v1/monitoring/performance?metric=happiness",
+        None,
+        "happiness",
+    )
+    .await;
+
+    // Custom metrics: published on the bus, and back in the current metrics.
+    let sample = json!({"metric_name": "queue_depth", "value": 7.5, "labels": {"queue": "billing"}});
+    let (code, v) = api.call(Method::POST, "/api/v1/monitoring/metrics", Some(sample)).await;
+    assert_eq!((code.as_u16(), v["accepted"].as_u64()), (202, Some(1)), "{v}");
+    let v = wait_json(
+        &format!("{}/api/v1/monitoring/metrics", api.base),
+        SOON,
+        |v| {
+            v["custom"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|m| m["name"] == "queue_depth"))
+        },
+        &mut p,
+    )
+    .await;
+    let m = v["custom"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "queue_depth")
+        .unwrap();
+    assert_eq!(
+        (m["value"].as_f64(), m["source"].as_str()),
+        (Some(7.5), Some("api:e2e")),
+        "{v}"
+    );
+    assert!(v["business"]["results"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["application"]["uptime_seconds"].is_u64(), "{v}");
+    api.bad(
+        Method::POST,
+        "/api/v1/monitoring/metrics",
+        Some(json!({"metric_name": "9lives", "value": 1})),
+        "metric_name",
+    )
+    .await;
+    api.bad(
+        Method::POST,
+        "/api/v1/monitoring/metrics",
+        Some(json!({"metric_name": "ok", "value": 1, "labels": {"bad-label": "x"}})),
+        "bad-label",
+    )
+    .await;
+
+    // Alerts, channels and deliveries through their services.
+    let (code, v) = api.get("/api/v1/monitoring/alerts?state=firing&limit=10").await;
+    assert_eq!(code, 200, "{v}");
+    api.bad(
+        Method::GET,
+        "/api/v1/monitoring/alerts?severity=apocalyptic",
+        None,
+        "apocalyptic",
+    )
+    .await;
+    let (code, v) = api.get("/api/v1/channels").await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api
+        .call(Method::POST, "/api/v1/channels/no-such-channel/test", None)
+        .await;
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = api.get("/api/v1/deliveries?limit=5").await;
+    assert_eq!(code, 200, "{v}");
+    api.bad(Method::GET, "/api/v1/deliveries?status=lost", None, "lost")
+        .await;
+
+    // The OpenAPI document is public and valid.
+    let doc = reqwest::get(format!("{}/api/v1/openapi.json", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let validator =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-deploy/bin/openapi-spec-validator");
+    assert!(
+        validator.exists(),
+        "{} is missing: run `make deps-deploy` (PyPI package openapi-spec-validator)",
+        validator.display()
+    );
+    let out = std::process::Command::new(&validator).arg(&file).output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenAPI document does not validate:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.assert_running();
+}

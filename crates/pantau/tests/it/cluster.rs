@@ -1,0 +1,161 @@
+//! A cluster of `pantau all` instances for the multi-location tests (and
+//! the failover soak): each instance's ports, directory and config.
+
+// Some fields serve only the soak (`tests/soak`), which includes this file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pantau_testkit::free_port;
+
+use crate::support::{Pantau, http};
+
+pub const HB: Duration = Duration::from_secs(1);
+
+/// One instance: its ports, directory and config file.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub name: &'static str,
+    pub location: &'static str,
+    pub dir: PathBuf,
+    pub gateway: u16,
+    pub admin: u16,
+    pub sync: u16,
+    pub collector: u16,
+    pub cfg: PathBuf,
+}
+
+impl Instance {
+    /// Writes the config of an instance; `primary_url` makes it a dependent,
+    /// `targets` (YAML list items) are its own.
+    pub fn new(
+        root: &Path,
+        name: &'static str,
+        location: &'static str,
+        nats: &str,
+        primary_url: Option<&str>,
+        failover: &str,
+        targets: &str,
+    ) -> Self {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (gateway, admin, sync, collector) = (free_port(), free_port(), free_port(), free_port());
+        let p = || free_port();
+        let role = primary_url.map_or_else(
+            || "  enabled: true\n  role: primary\n".to_owned(),
+            |u| format!("  primary_url: {u}\n"),
+        );
+        let (wg, wa, ag, aa, ng, na, ca, sa) = (p(), p(), p(), p(), p(), p(), p(), p());
+        let yaml = format!(
+            "listen_host: 127.0.0.1
+data_dir: {data}
+admin_port: {admin}
+shutdown_grace: 3s
+instance:
+  name: {name}
+  location: {location}
+log:
+  format: json
+  level: info,pantau_sync_api=debug
+nats:
+  url: {nats}
+collector:
+  grpc_port: {collector}
+  admin_port: {ca}
+  interval: 1s
+  timeout: 500ms
+{targets}wan_detector:
+  grpc_port: {wg}
+  admin_port: {wa}
+alert_engine:
+  grpc_port: {ag}
+  admin_port: {aa}
+notifier:
+  grpc_port: {ng}
+  admin_port: {na}
+gateway:
+  port: {gateway}
+  collector_url: http://127.0.0.1:{collector}
+  wan_detector_url: http://127.0.0.1:{wg}
+  alert_engine_url: http://127.0.0.1:{ag}
+  notifier_url: http://127.0.0.1:{ng}
+  sync_url: http://127.0.0.1:{sync}
+  auth:
+    enabled: false
+sync:
+{role}  grpc_port: {sync}
+  admin_port: {sa}
+  public_url: http://127.0.0.1:{sync}
+  collector_url: http://127.0.0.1:{collector}
+  token: join-token-for-the-tests
+  failover_order: {failover}
+  heartbeat_interval: 1s
+  sync_interval: 1s
+  consensus_window: 2s
+  consensus_delay: 1s
+",
+            data = dir.join("data").display(),
+        );
+        let cfg = dir.join("pantau.yaml");
+        std::fs::write(&cfg, yaml).unwrap();
+        Self {
+            name,
+            location,
+            dir,
+            gateway,
+            admin,
+            sync,
+            collector,
+            cfg,
+        }
+    }
+
+    pub fn sync_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sync)
+    }
+
+    pub fn status_url(&self) -> String {
+        format!("http://127.0.0.1:{}/sync/api/status", self.gateway)
+    }
+
+    pub fn start(&self) -> Pantau {
+        Pantau::start_with_file(&self.dir, &self.cfg, &["all"])
+    }
+}
+
+/// The sync status of an instance, or `None` while it does not answer.
+pub async fn status(i: &Instance) -> Option<serde_json::Value> {
+    let r = http().get(i.status_url()).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// A TCP port that accepts connections for as long as the test runs.
+pub fn listening_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            drop(conn);
+        }
+    });
+    port
+}
+
+/// Two TCP targets, one up and one down (quorum 2), as YAML.
+pub fn targets(up: u16, down: u16) -> String {
+    format!(
+        "  targets:
+    - id: web-up
+      type: tcp
+      address: 127.0.0.1:{up}
+    - id: web-down
+      type: tcp
+      address: 127.0.0.1:{down}
+      quorum: 2
+"
+    )
+}

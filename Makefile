@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test deps deps-smtp deps-snmpsim deps-deploy bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover
+.PHONY: run build test fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -56,17 +56,37 @@ deps-smtp:
 # snmpsim (PyPI), the SNMP agent serving recorded device data (a MikroTik-like
 # .snmprec under crates/testkit/data) to the collector's tests, in .venv-snmpsim
 # made with Debian's python3 (as root snmpsim drops privileges to nobody, who
-# cannot read pyenv's Python under /root); fails loudly when it cannot be installed.
+# cannot read pyenv's Python under /root). snmpsim 1.2.2 imports pysmi without
+# declaring it, so pysmi is named too. Fails loudly when it cannot be installed.
 deps-snmpsim:
-	@if [ -x .venv-snmpsim/bin/snmpsim-command-responder ]; then echo "deps: snmpsim present"; exit 0; fi; \
+	@if [ -x .venv-snmpsim/bin/snmpsim-command-responder ] && .venv-snmpsim/bin/python -c 'import snmpsim, pysmi' 2>/dev/null; then echo "deps: snmpsim present"; exit 0; fi; \
 	echo "deps: installing snmpsim into .venv-snmpsim"; \
 	/usr/bin/python3 -m venv .venv-snmpsim || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
-	.venv-snmpsim/bin/pip install -q snmpsim || { echo "deps: cannot install snmpsim from PyPI into .venv-snmpsim"; exit 1; }; \
+	.venv-snmpsim/bin/pip install -q snmpsim pysmi || { echo "deps: cannot install snmpsim, pysmi from PyPI into .venv-snmpsim"; exit 1; }; \
 	chmod -R a+rX .venv-snmpsim
 
 # Deliveries per second and p50/p99 latency of the notifier (release build).
 bench-notifier:
 	$(CARGO) bench -p pantau-notifier --bench deliveries
+
+# schemathesis (PyPI), the API fuzzer of `make fuzz-api`, in .venv-fuzz.
+deps-fuzz:
+	@if [ -x .venv-fuzz/bin/schemathesis ]; then echo "deps: schemathesis present"; exit 0; fi; \
+	echo "deps: installing schemathesis into .venv-fuzz"; \
+	/usr/bin/python3 -m venv .venv-fuzz || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
+	.venv-fuzz/bin/pip install -q schemathesis || { echo "deps: cannot install schemathesis from PyPI into .venv-fuzz"; exit 1; }
+
+# Property-based fuzzing of the REST API from its OpenAPI document against a
+# real `pantau all`: fails on any 5xx (scripts/fuzz-api.sh).
+fuzz-api: deps-fuzz
+	$(CARGO) build --bin pantau
+	scripts/fuzz-api.sh
+
+# Gateway: 10,000 WebSocket clients (in child processes) receiving 1,000
+# events/s, publish-to-client p50/p99; and authenticated GET
+# /api/v1/monitoring/alerts p50/p99 with a JWT and with an API key.
+bench-gateway:
+	$(CARGO) bench -p pantau --bench gateway
 
 # Alert engine: threshold-crossing CheckResult on the bus -> AlertEvent on the
 # bus, p50/p99 (goal p99 < 50 ms), on the in-process bus and a real nats-server.

@@ -10,21 +10,28 @@
 //!
 //! Phases: v2c sequential, v3 authPriv sequential, v2c with `--routers`
 //! (default 8) pollers at once against the one agent, and `snmpbulkwalk`
-//! (one process per walk, as an operator's script would run it).
+//! (one process per walk, as an operator's script would run it); then the
+//! RouterOS API and the RouterOS REST API against pantau-testkit's
+//! simulator with `--sim-interfaces` (default 48) interfaces.
+//! `--mode snmp|routeros|all` (default all) picks the phases.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pantau_collector::routers::RouterPoller;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::{CollectorConfig, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
-use pantau_testkit::Snmpd;
+use pantau_core::config::{
+    CollectorConfig, RouterConfig, RouterDriver, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
+};
+use pantau_testkit::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, Snmpd};
 use tokio::time::Instant;
 
 struct Args {
     polls: usize,
     seconds: u64,
     routers: usize,
+    sim_interfaces: usize,
+    mode: String,
 }
 
 fn args() -> Args {
@@ -32,6 +39,8 @@ fn args() -> Args {
         polls: 2000,
         seconds: 15,
         routers: 8,
+        sim_interfaces: 48,
+        mode: "all".to_owned(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -44,11 +53,20 @@ fn args() -> Args {
             "--polls" => a.polls = num("--polls"),
             "--seconds" => a.seconds = num("--seconds") as u64,
             "--routers" => a.routers = num("--routers"),
-            other => panic!("unknown argument {other}; use --polls N --seconds N --routers N"),
+            "--sim-interfaces" => a.sim_interfaces = num("--sim-interfaces"),
+            "--mode" => a.mode = it.next().unwrap_or_default(),
+            other => panic!(
+                "unknown argument {other}; use --polls N --seconds N --routers N --sim-interfaces N --mode snmp|routeros|all"
+            ),
         }
     }
     assert!(a.seconds <= 60, "--seconds is capped at 60");
     assert!((1..=64).contains(&a.routers), "--routers is 1..=64");
+    assert!((1..=4096).contains(&a.sim_interfaces), "--sim-interfaces is 1..=4096");
+    assert!(
+        ["snmp", "routeros", "all"].contains(&a.mode.as_str()),
+        "--mode is snmp, routeros or all"
+    );
     a
 }
 
@@ -102,14 +120,16 @@ impl Phase {
 }
 
 async fn sequential(agent: &Snmpd, v3: bool, a: &Args) -> Phase {
+    sequential_with(&router("bench", agent, v3), a, &agent.log_tail()).await
+}
+
+async fn sequential_with(r: &RouterConfig, a: &Args, log: &str) -> Phase {
     let bus = Arc::new(MemoryBus::new());
-    let mut p = RouterPoller::new(&router("bench", agent, v3), &CollectorConfig::default(), bus);
-    // Warm-up: the client's socket and, for v3, engine discovery.
-    assert!(
-        p.poll_once().await.0.up,
-        "the warm-up poll failed:\n{}",
-        agent.log_tail()
-    );
+    let mut p = RouterPoller::new(r, &CollectorConfig::default(), bus);
+    // Warm-up: the client's socket and, for v3, engine discovery; the
+    // RouterOS login.
+    let (o, _) = p.poll_once().await;
+    assert!(o.up, "the warm-up poll failed: {:?}\n{log}", o.events);
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let started = Instant::now();
     let mut phase = Phase {
@@ -213,9 +233,48 @@ fn tempfile_dir() -> std::path::PathBuf {
     d
 }
 
+/// The RouterOS API and REST drivers against the simulator.
+async fn routeros(a: &Args) {
+    let sim = RouterOsSim::start_with_rest().await.unwrap_or_else(|e| panic!("{e}"));
+    sim.with_state(|s| {
+        let have = s.interfaces.len();
+        for n in have..a.sim_interfaces {
+            let id = u32::try_from(n).expect("at most 4096") + 0x100;
+            let mut i = SimInterface::new(id, &format!("vlan{n}"), "vlan", "");
+            i.rx_byte = 1_000_000 * id as u64;
+            s.interfaces.push(i);
+        }
+    });
+    println!(
+        "RouterOS simulator: API at {}, REST at {}, {} interfaces",
+        sim.api_addr(),
+        sim.rest_addr().expect("REST is served"),
+        a.sim_interfaces.max(4)
+    );
+    for (driver, addr, name) in [
+        (RouterDriver::Routeros, sim.api_addr(), "pantau RouterOS API, 1 router"),
+        (
+            RouterDriver::RouterosRest,
+            sim.rest_addr().expect("REST is served"),
+            "pantau RouterOS REST, 1 router",
+        ),
+    ] {
+        let mut r = RouterConfig::routeros("bench", addr.to_string(), driver, ROUTEROS_USER, ROUTEROS_PASSWORD);
+        r.interval = Some(Duration::from_secs(60));
+        r.timeout = Some(Duration::from_secs(2));
+        sequential_with(&r, a, "").await.print(name);
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let a = args();
+    if a.mode != "snmp" {
+        routeros(&a).await;
+    }
+    if a.mode == "routeros" {
+        return;
+    }
     let agent = Snmpd::start().await.unwrap_or_else(|e| panic!("{e}"));
     println!(
         "snmpd at {} (this machine's interfaces); at most {} polls or {} s per phase",

@@ -216,8 +216,13 @@ impl CollectorService for Service {
                 )));
             }
         };
-        if !(r.latency_ms.is_finite() && r.latency_ms >= 0.0) {
-            return Err(Status::invalid_argument("latency_ms must be a non-negative number"));
+        // A day is far beyond any check's latency; larger values are typos
+        // (and would overflow a Duration).
+        if !(r.latency_ms.is_finite() && (0.0..=86_400_000.0).contains(&r.latency_ms)) {
+            return Err(Status::invalid_argument(format!(
+                "latency_ms `{}` must be a number of milliseconds between 0 and 86400000",
+                r.latency_ms
+            )));
         }
         let push = Push {
             at: SystemTime::now(),

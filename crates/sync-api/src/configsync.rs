@@ -176,7 +176,7 @@ pub async fn apply(
             }
             Err(e) if matches!(e.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => return Err(e),
             Err(e) => {
-                tracing::warn!(target = %t.id, error = %e.message(), "the local collector refused a synced target")
+                tracing::warn!(target = %t.id, error = %e.message(), "the local collector refused a synced target");
             }
         }
     }

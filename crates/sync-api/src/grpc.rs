@@ -170,18 +170,6 @@ impl Service {
         }
     }
 
-    fn state_of(&self, last_ms: i64) -> pb::InstanceState {
-        let s = &self.ctx.config.sync;
-        let missed = (now_ms() - last_ms).max(0) as u128 / s.heartbeat_interval.as_millis().max(1);
-        if missed >= u128::from(s.failed_after) {
-            pb::InstanceState::Failed
-        } else if missed >= u128::from(s.inactive_after) {
-            pb::InstanceState::Inactive
-        } else {
-            pb::InstanceState::Active
-        }
-    }
-
     fn view(&self, r: store::InstanceRow) -> pb::Instance {
         let system = serde_json::from_value::<SystemJson>(r.reg.system.clone()).unwrap_or_default();
         let metrics: MetricsJson = serde_json::from_value(r.metrics.clone()).unwrap_or_default();
@@ -191,7 +179,7 @@ impl Service {
             state: if own {
                 pb::InstanceState::Active
             } else {
-                self.state_of(r.last_heartbeat_ms)
+                crate::instances::state_of(&self.ctx.config.sync, r.last_heartbeat_ms, now_ms())
             } as i32,
             health: r.health,
             registered_at: ts(r.registered_ms),
@@ -388,17 +376,7 @@ impl SyncService for Service {
     ) -> Result<Response<pb::ListInstancesResponse>, Status> {
         self.admin(&req)?;
         let rows = store::instances(&self.db).await.map_err(|e| internal(&e))?;
-        let mut instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
-        let states = [
-            (pb::InstanceState::Active, "active"),
-            (pb::InstanceState::Inactive, "inactive"),
-            (pb::InstanceState::Failed, "failed"),
-        ];
-        for (state, name) in states {
-            let n = instances.iter().filter(|i| i.state == state as i32).count();
-            metrics::gauge!(crate::metrics::INSTANCES, "state" => name).set(n as f64);
-        }
-        instances.retain(|i| !i.revoked || i.id != self.node.id);
+        let instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
         Ok(Response::new(pb::ListInstancesResponse { instances }))
     }
 
@@ -457,9 +435,13 @@ impl SyncService for Service {
         }
         let batch = primary::incoming(&r.results, self.ctx.config.sync.consensus_window)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let done = primary::ingest(&self.db, &id, &row.reg.location, &batch)
+        let done = primary::ingest(&self.node, &self.db, &id, &row.reg.location, &batch, None)
             .await
-            .map_err(|e| internal(&e))?;
+            .map_err(|e| match e {
+                primary::IngestError::Store(e) => internal(&e),
+                primary::IngestError::Stale { .. } => Status::failed_precondition(e.to_string()),
+                primary::IngestError::Lease(e) => Status::unavailable(e.to_string()),
+            })?;
         // Checked again after the write: a primary replaced meanwhile must
         // not acknowledge (the dependent resends to the new one).
         self.require_primary()?;

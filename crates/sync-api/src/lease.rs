@@ -61,6 +61,14 @@ impl Observed {
     }
 }
 
+/// An instance's acknowledged sequence as shared by the primaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acked {
+    pub seq: u64,
+    pub epoch: u64,
+    pub revision: u64,
+}
+
 /// Handle on the lease and registry buckets.
 #[derive(Clone)]
 pub struct Lease {
@@ -224,6 +232,61 @@ impl Lease {
             .map_err(|e| kv_err("read hold", e))?;
         Ok(v.and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok())
             .is_some_and(|until| until > now_ms()))
+    }
+
+    /// The sequence of `id`'s results acknowledged by any primary, the epoch
+    /// of the primary that wrote it, and the key's revision (0: none yet).
+    pub async fn acked(&self, id: &str) -> Result<Acked, LeaseError> {
+        let e = self
+            .registry
+            .entry(format!("acked.{id}"))
+            .await
+            .map_err(|e| kv_err("read acknowledged sequence", e))?;
+        Ok(match e {
+            Some(e) if e.operation == kv::Operation::Put => {
+                let (seq, epoch) = std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.split_once(':'))
+                    .and_then(|(s, ep)| Some((s.parse().ok()?, ep.parse().ok()?)))
+                    .unwrap_or((0, 0));
+                Acked {
+                    seq,
+                    epoch,
+                    revision: e.revision,
+                }
+            }
+            Some(e) => Acked {
+                seq: 0,
+                epoch: 0,
+                revision: e.revision,
+            },
+            None => Acked::default(),
+        })
+    }
+
+    /// Raises `id`'s acknowledged sequence to `seq` under `epoch`, if the key
+    /// is still at `revision`; `false` when someone wrote meanwhile.
+    pub async fn advance(&self, id: &str, seq: u64, epoch: u64, revision: u64) -> Result<bool, LeaseError> {
+        let key = format!("acked.{id}");
+        let value = Bytes::from(format!("{seq}:{epoch}"));
+        let written = if revision == 0 {
+            self.registry
+                .create(&key, value)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists)
+        } else {
+            self.registry
+                .update(&key, value, revision)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision)
+        };
+        match written {
+            Ok(()) => Ok(true),
+            Err(true) => Ok(false),
+            Err(false) => Err(kv_err("advance acknowledged sequence", "publish failed")),
+        }
     }
 
     /// Records that `id` is revoked, for every primary to come.

@@ -12,13 +12,15 @@
 //!   consensus or the primary; [`dependent`]: the link to the primary.
 //! - [`primary`]: ingesting results and publishing consensus;
 //!   [`consensus`]: the aggregate and UP/DOWN/PARTIAL.
-//! - [`configsync`]: the configuration dependents apply.
+//! - [`configsync`]: the configuration dependents apply; [`instances`]:
+//!   heartbeat liveness (active, inactive, failed) and its events.
 //! - [`grpc`]: `pantau.v1.SyncService`; [`store`]: tables; [`metrics`].
 
 pub mod configsync;
 pub mod consensus;
 pub mod dependent;
 pub mod grpc;
+pub mod instances;
 pub mod lease;
 pub mod metrics;
 pub mod node;
@@ -92,6 +94,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     let source = Arc::new(configsync::ConfigSource::new(&ctx.config));
     outbox::consume(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&counters)).await?;
     primary::start(&ctx, Arc::clone(&node), db.clone());
+    instances::watch(&ctx, Arc::clone(&node), db.clone());
     dependent::start(
         &ctx,
         Arc::clone(&node),

@@ -132,10 +132,8 @@ pub async fn drain_locally(ctx: &Context, node: &Node, db: &Store) -> Result<u64
         return Ok(0);
     }
     let incoming = primary::incoming(&batch, ctx.config.sync.consensus_window).map_err(|e| e.to_string())?;
-    let done = primary::ingest(db, &node.id, &node.location, &incoming)
-        .await
-        .map_err(|e| e.to_string())?;
-    store::outbox_ack(db, last.max(done.acked_seq))
+    // Ingested and forgotten from the outbox in one transaction.
+    let done = primary::ingest(node, db, &node.id, &node.location, &incoming, Some(last))
         .await
         .map_err(|e| e.to_string())?;
     Ok(u64::from(done.accepted))

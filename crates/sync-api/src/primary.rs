@@ -71,9 +71,62 @@ pub fn incoming(batch: &[pb::SequencedResult], window: Duration) -> Result<Vec<I
     Ok(out)
 }
 
-/// Ingests a validated batch of `instance` and counts it.
-pub async fn ingest(db: &Store, instance: &str, location: &str, batch: &[Incoming]) -> Result<Ingested, StoreError> {
-    let done = store::ingest(db, instance, batch).await?;
+/// Why an ingest did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
+    #[error("stale primary: epoch {mine} is older than {newer}")]
+    Stale { mine: u64, newer: u64 },
+}
+
+/// Ingests a validated batch of `instance` and counts it (see
+/// [`store::ingest`] for `outbox_upto`).
+///
+/// With the lease, the instance's acknowledged sequence is shared by every
+/// primary in the registry bucket (`acked.<instance>`): sequences another
+/// primary already acknowledged are dropped here too, and the write carries
+/// this primary's fencing epoch: a primary that finds a newer epoch there
+/// was replaced and refuses.
+pub async fn ingest(
+    node: &Node,
+    db: &Store,
+    instance: &str,
+    location: &str,
+    batch: &[Incoming],
+    outbox_upto: Option<u64>,
+) -> Result<Ingested, IngestError> {
+    let epoch = node.state().epoch;
+    let shared = match node.lease() {
+        Some(l) => Some((l, l.acked(instance).await?)),
+        None => None,
+    };
+    if let Some((_, a)) = &shared
+        && a.epoch > epoch
+    {
+        node.recheck();
+        return Err(IngestError::Stale {
+            mine: epoch,
+            newer: a.epoch,
+        });
+    }
+    let floor = shared.as_ref().map_or(0, |(_, a)| a.seq);
+    let done = store::ingest(db, instance, batch, floor, outbox_upto).await?;
+    if let Some((l, a)) = shared
+        && done.acked_seq > a.seq
+        && !l.advance(instance, done.acked_seq, epoch, a.revision).await?
+    {
+        let now = l.acked(instance).await?;
+        if now.epoch > epoch {
+            node.recheck();
+            return Err(IngestError::Stale {
+                mine: epoch,
+                newer: now.epoch,
+            });
+        }
+    }
     metrics::counter!(m::RESULTS_RECEIVED, "location" => location.to_owned()).increment(u64::from(done.accepted));
     metrics::counter!(m::RESULTS_DUPLICATE).increment(u64::from(done.duplicates));
     Ok(done)

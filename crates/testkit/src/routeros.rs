@@ -15,6 +15,10 @@
 //!   `/quit`: `!fatal session terminated on request` and a close;
 //!   [`RouterOsSim::fatal_next`] makes the next command `!fatal`.
 //!
+//! API-SSL ([`RouterOsSim::start_tls`]): the same over TLS with a
+//! self-signed certificate for `localhost` and 127.0.0.1, whose PEM is at
+//! [`RouterOsSim::ca_file`].
+//!
 //! REST ([`RouterOsSim::start_with_rest`]): `GET /rest/<menu>` with basic
 //! auth (401 otherwise), all values as strings, `?key=value` filters and
 //! `.proplist`.
@@ -29,9 +33,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::TestkitError;
 
@@ -273,6 +278,8 @@ pub struct RouterOsSim {
     api_port: u16,
     rest_port: Option<u16>,
     servers: Vec<JoinHandle<()>>,
+    /// API-SSL: the acceptor and the directory holding `ca.pem`.
+    tls: Option<(TlsAcceptor, tempfile::TempDir)>,
 }
 
 impl std::fmt::Debug for RouterOsSim {
@@ -287,23 +294,36 @@ impl std::fmt::Debug for RouterOsSim {
 impl RouterOsSim {
     /// The API on a free loopback port, with [`SimState::default`].
     pub async fn start() -> Result<Self, TestkitError> {
-        Self::start_inner(false).await
+        Self::start_inner(false, None).await
     }
 
     /// The API and the REST API (plain HTTP), each on a free loopback port.
     pub async fn start_with_rest() -> Result<Self, TestkitError> {
-        Self::start_inner(true).await
+        Self::start_inner(true, None).await
     }
 
-    async fn start_inner(rest: bool) -> Result<Self, TestkitError> {
+    /// API-SSL only: the API over TLS with a fresh self-signed certificate
+    /// (see [`Self::ca_file`]).
+    pub async fn start_tls() -> Result<Self, TestkitError> {
+        Self::start_inner(false, Some(self_signed()?)).await
+    }
+
+    async fn start_inner(rest: bool, tls: Option<(TlsAcceptor, tempfile::TempDir)>) -> Result<Self, TestkitError> {
         let mut me = Self {
             state: Arc::new(Mutex::new(SimState::default())),
             api_port: crate::free_port(),
             rest_port: rest.then(crate::free_port),
             servers: Vec::new(),
+            tls,
         };
         me.restart().await?;
         Ok(me)
+    }
+
+    /// API-SSL: the PEM of the simulator's self-signed certificate (a CA
+    /// for `ca_file`).
+    pub fn ca_file(&self) -> Option<std::path::PathBuf> {
+        self.tls.as_ref().map(|(_, dir)| dir.path().join("ca.pem"))
     }
 
     /// `127.0.0.1:<api port>`.
@@ -390,7 +410,9 @@ impl RouterOsSim {
     pub async fn restart(&mut self) -> Result<(), TestkitError> {
         self.stop();
         let api = bind(self.api_port).await?;
-        self.servers.push(tokio::spawn(serve_api(api, Arc::clone(&self.state))));
+        let acceptor = self.tls.as_ref().map(|(a, _)| a.clone());
+        self.servers
+            .push(tokio::spawn(serve_api(api, Arc::clone(&self.state), acceptor)));
         if let Some(port) = self.rest_port {
             let l = bind(port).await?;
             self.servers.push(tokio::spawn(rest::serve(l, Arc::clone(&self.state))));
@@ -421,15 +443,60 @@ async fn bind(port: u16) -> Result<TcpListener, TestkitError> {
     }
 }
 
-async fn serve_api(listener: TcpListener, state: Shared) {
+/// A self-signed certificate for `localhost` and 127.0.0.1: the acceptor,
+/// and a directory with its PEM as `ca.pem`.
+fn self_signed() -> Result<(TlsAcceptor, tempfile::TempDir), TestkitError> {
+    let bad = |what: &'static str, e: &dyn std::fmt::Display| {
+        TestkitError::io(
+            what,
+            "the simulator's certificate",
+            std::io::Error::other(e.to_string()),
+        )
+    };
+    let key = rcgen::KeyPair::generate().map_err(|e| bad("generate a key for", &e))?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).map_err(|e| bad("make", &e))?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pantau RouterOS simulator");
+    let cert = params.self_signed(&key).map_err(|e| bad("sign", &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad("configure TLS with", &e))?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .map_err(|e| bad("configure TLS with", &e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("pantau-routeros-")
+        .tempdir()
+        .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, cert.pem()).map_err(|e| TestkitError::io("write", &pem, e))?;
+    Ok((TlsAcceptor::from(Arc::new(config)), dir))
+}
+
+async fn serve_api(listener: TcpListener, state: Shared, tls: Option<TlsAcceptor>) {
     // Connections live in this set: aborting the server drops them all.
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    conns.spawn(api_connection(stream, Arc::clone(&state)));
-                }
+                let Ok((stream, _)) = accepted else { continue };
+                let state = Arc::clone(&state);
+                match tls.clone() {
+                    Some(acceptor) => conns.spawn(async move {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            api_connection(s, state).await;
+                        }
+                    }),
+                    None => conns.spawn(api_connection(stream, state)),
+                };
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -463,7 +530,7 @@ fn sentence(words: &[String]) -> Vec<u8> {
 }
 
 /// Reads one length (1–5 bytes); `None` at a reserved control byte.
-async fn read_len(s: &mut TcpStream) -> std::io::Result<Option<usize>> {
+async fn read_len<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<usize>> {
     let b = s.read_u8().await?;
     let (more, first) = match b {
         0x00..=0x7F => (0, u32::from(b)),
@@ -481,7 +548,7 @@ async fn read_len(s: &mut TcpStream) -> std::io::Result<Option<usize>> {
 }
 
 /// Reads one sentence; `None` on a protocol error.
-async fn read_sentence(s: &mut TcpStream) -> std::io::Result<Option<Vec<String>>> {
+async fn read_sentence<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<Vec<String>>> {
     let mut words = Vec::new();
     loop {
         let Some(len) = read_len(s).await? else { return Ok(None) };
@@ -497,7 +564,7 @@ async fn read_sentence(s: &mut TcpStream) -> std::io::Result<Option<Vec<String>>
     }
 }
 
-async fn api_connection(mut stream: TcpStream, state: Shared) {
+async fn api_connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Shared) {
     let mut logged_in = false;
     while let Ok(Some(words)) = read_sentence(&mut stream).await {
         let Some(command) = words.first().cloned() else {
@@ -532,6 +599,7 @@ async fn api_connection(mut stream: TcpStream, state: Shared) {
         });
         if let Some(reason) = fatal {
             let _ = stream.write_all(&sentence(&["!fatal".to_owned(), reason])).await;
+            let _ = stream.shutdown().await;
             return;
         }
         let mut out = Vec::new();
@@ -563,7 +631,7 @@ async fn api_connection(mut stream: TcpStream, state: Shared) {
             }
         }
         out.extend(tagged(vec!["!done".into()]));
-        if stream.write_all(&out).await.is_err() {
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             return;
         }
     }
@@ -572,6 +640,7 @@ async fn api_connection(mut stream: TcpStream, state: Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     #[test]
     fn uptimes_are_written_like_routeros() {

@@ -165,7 +165,13 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// A v2c GET of `sysUpTime.0` with [`COMMUNITY`], BER-encoded by hand.
+#[cfg(test)]
 fn get_sys_uptime() -> Vec<u8> {
+    get_sys_uptime_as(COMMUNITY)
+}
+
+/// A v2c GET of `sysUpTime.0` with `community` (under 100 bytes).
+fn get_sys_uptime_as(community: &str) -> Vec<u8> {
     let oid = [0x2b, 6, 1, 2, 1, 1, 3, 0];
     let mut varbind = vec![0x06, oid.len() as u8];
     varbind.extend(oid);
@@ -175,8 +181,8 @@ fn get_sys_uptime() -> Vec<u8> {
     pdu_body.extend(list_wrapped(&varbind));
     let mut pdu = vec![0xa0, pdu_body.len() as u8];
     pdu.extend(&pdu_body);
-    let mut body = vec![0x02, 0x01, 0x01, 0x04, COMMUNITY.len() as u8];
-    body.extend(COMMUNITY.as_bytes());
+    let mut body = vec![0x02, 0x01, 0x01, 0x04, community.len() as u8];
+    body.extend(community.as_bytes());
     body.extend(&pdu);
     let mut msg = vec![0x30, body.len() as u8];
     msg.extend(&body);
@@ -194,10 +200,15 @@ fn list_wrapped(varbind: &[u8]) -> Vec<u8> {
 
 /// Whether an SNMP agent at `addr` answers a v2c GET.
 async fn answers(addr: SocketAddr) -> bool {
+    answers_as(addr, COMMUNITY).await
+}
+
+/// Whether an SNMP agent at `addr` answers a v2c GET with `community`.
+pub(crate) async fn answers_as(addr: SocketAddr, community: &str) -> bool {
     let Ok(sock) = tokio::net::UdpSocket::bind("127.0.0.1:0").await else {
         return false;
     };
-    if sock.send_to(&get_sys_uptime(), addr).await.is_err() {
+    if sock.send_to(&get_sys_uptime_as(community), addr).await.is_err() {
         return false;
     }
     let mut buf = [0u8; 1500];

@@ -11,5 +11,6 @@ mod checks;
 mod grpc;
 mod routeros;
 mod routers;
+mod snmpsim;
 mod state;
 mod targets;

@@ -352,3 +352,31 @@ async fn a_routeros_router_from_yaml_polls_through_start() {
         .await
         .expect("the pollers stop on shutdown");
 }
+
+/// API-SSL (8729): with the router's CA as `ca_file`, and with
+/// `tls_verify: false`; verification against the web roots refuses the
+/// self-signed certificate, naming TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_ssl_polls_with_ca_file_or_without_verification() {
+    let s = RouterOsSim::start_tls().await.unwrap_or_else(|e| panic!("{e}"));
+    let bus = Arc::new(MemoryBus::new());
+    let col = CollectorConfig::default();
+    let mut r = router(RouterDriver::Routeros, &s, ROUTEROS_PASSWORD);
+    r.tls = true;
+    r.ca_file = s.ca_file();
+    let (o, _) = RouterPoller::new(&r, &col, bus.clone()).poll_once().await;
+    assert!(o.up, "{:?}", o.events);
+    assert_eq!(o.info.unwrap().default_route_if_indexes, [1]);
+    r.ca_file = None;
+    r.tls_verify = false;
+    let (o, _) = RouterPoller::new(&r, &col, bus.clone()).poll_once().await;
+    assert!(o.up, "{:?}", o.events);
+    r.tls_verify = true;
+    let (o, _) = RouterPoller::new(&r, &col, bus.clone()).poll_once().await;
+    assert!(!o.up);
+    assert!(o.events[0].1.message.contains("TLS"), "{}", o.events[0].1.message);
+    // Plain API against the API-SSL port: no answer a RouterOS API speaks.
+    r.tls = false;
+    let (o, _) = RouterPoller::new(&r, &col, bus).poll_once().await;
+    assert!(!o.up);
+}

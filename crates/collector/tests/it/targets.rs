@@ -309,6 +309,20 @@ async fn push_monitors_and_history() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+    // A latency too large for a Duration (found by the API fuzzer) is refused, not a panic.
+    for latency_ms in [3.987e223, -1.0, f64::NAN] {
+        let e = c
+            .client
+            .push(PushRequest {
+                token: "push-token-0123456789".into(),
+                latency_ms,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{latency_ms}");
+        assert!(e.message().contains("latency_ms"), "{}", e.message());
+    }
 
     let r = c
         .client

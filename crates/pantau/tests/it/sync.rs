@@ -444,6 +444,24 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     assert_eq!(dep["platform"], std::env::consts::OS);
     assert_eq!(dep["config_hash"], hash.as_str());
 
+    // An instance that stops sending heartbeats turns inactive: an event.
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut events = client.subscribe("pantau.event.instance.zz-2").await.unwrap();
+    let body2 = serde_json::json!({"instance_id": "zz-2", "location": "zz"});
+    let r = c.post(api("register")).bearer_auth("join-token-for-the-tests").json(&body2).send().await.unwrap();
+    let token2 = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let beat2 = serde_json::json!({"instance_id": "zz-2", "status": "degraded"});
+    let r = c.post(api("heartbeat")).bearer_auth(&token2).json(&beat2).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let msg = tokio::time::timeout(Duration::from_secs(15), events.next())
+        .await
+        .expect("an instance event in time")
+        .unwrap();
+    let e = pb::RouterEvent::decode(msg.payload.as_ref()).unwrap();
+    assert_eq!(e.kind, pb::EventKind::Instance as i32);
+    assert_eq!(e.attributes["state"], "inactive");
+    assert_eq!(e.severity, pb::Severity::Warning as i32);
+
     // By hand: promote the dependent, then demote it; the primary returns.
     let epoch1 = status(&p).await.unwrap()["epoch"].as_u64().unwrap();
     let promote = format!("http://127.0.0.1:{}/sync/api/promote", a.gateway);

@@ -105,4 +105,18 @@ async fn forced_takeover_release_hold_and_revocation() {
     assert!(!b.revoked("c").await.unwrap());
     a.revoke("c").await.unwrap();
     assert!(b.revoked("c").await.unwrap());
+
+    // The acknowledged sequence every primary shares: compare-and-set, with
+    // the writer's epoch.
+    let none = b.acked("d").await.unwrap();
+    assert_eq!((none.seq, none.epoch, none.revision), (0, 0, 0));
+    assert!(a.advance("d", 10, e3, 0).await.unwrap());
+    assert!(
+        !b.advance("d", 5, e2, 0).await.unwrap(),
+        "a stale revision does not overwrite"
+    );
+    let seen = b.acked("d").await.unwrap();
+    assert_eq!((seen.seq, seen.epoch), (10, e3));
+    assert!(b.advance("d", 12, e3, seen.revision).await.unwrap());
+    assert_eq!(a.acked("d").await.unwrap().seq, 12);
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# `make fuzz-api`: schemathesis (PyPI, in .venv-fuzz) generates requests from
+# the gateway's own OpenAPI document against a real `pantau all` on loopback
+# ports, authenticated with an admin token from `pantau token create`, and
+# fails on any 5xx answer. FUZZ_EXAMPLES (default 100) bounds the cases per
+# operation, FUZZ_SECONDS (default 600) the whole run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${PANTAU_BIN:-target/debug/pantau}
+SCHEMATHESIS=.venv-fuzz/bin/schemathesis
+[ -x "$BIN" ] || { echo "fuzz-api: $BIN is missing: run cargo build --bin pantau"; exit 1; }
+[ -x "$SCHEMATHESIS" ] || { echo "fuzz-api: $SCHEMATHESIS is missing: run make deps-fuzz (PyPI package schemathesis)"; exit 1; }
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true
+  mkdir -p target/fuzz-api && cp -r "$work/pantau.log" "$work/report" target/fuzz-api/ 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ports=($(/usr/bin/python3 - <<'PY'
+import socket
+socks = []
+for _ in range(13):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+))
+secret="fuzz-api-secret-of-more-than-32-characters"
+cat > "$work/pantau.yaml" <<YAML
+listen_host: 127.0.0.1
+data_dir: $work/data
+admin_port: ${ports[0]}
+log:
+  level: warn
+collector:
+  grpc_port: ${ports[1]}
+  admin_port: ${ports[2]}
+  interval: 2s
+  timeout: 1s
+  targets:
+    - id: gateway-health
+      type: http
+      url: http://127.0.0.1:${ports[3]}/healthz
+    - id: collector-grpc
+      type: tcp
+      address: 127.0.0.1:${ports[1]}
+gateway:
+  port: ${ports[3]}
+  collector_url: http://127.0.0.1:${ports[1]}
+  alert_engine_url: http://127.0.0.1:${ports[4]}
+  notifier_url: http://127.0.0.1:${ports[6]}
+  wan_detector_url: http://127.0.0.1:${ports[8]}
+  rate_limit:
+    requests_per_second: 0
+  auth:
+    jwt_secret: $secret
+alert_engine:
+  grpc_port: ${ports[4]}
+  admin_port: ${ports[5]}
+notifier:
+  grpc_port: ${ports[6]}
+  admin_port: ${ports[7]}
+wan_detector:
+  grpc_port: ${ports[8]}
+  admin_port: ${ports[9]}
+sync:
+  grpc_port: ${ports[10]}
+  admin_port: ${ports[11]}
+YAML
+"$BIN" --config "$work/pantau.yaml" all 2> "$work/pantau.log" &
+pid=$!
+base="http://127.0.0.1:${ports[3]}"
+for _ in $(seq 1 100); do
+  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+  kill -0 "$pid" 2>/dev/null || { echo "fuzz-api: pantau exited:"; cat "$work/pantau.log"; exit 1; }
+  sleep 0.2
+done
+token=$("$BIN" --config "$work/pantau.yaml" token create --scope admin --ttl 2h --subject fuzz 2>/dev/null)
+echo "fuzz-api: pantau all on $base; running schemathesis"
+status=0
+"$SCHEMATHESIS" run "$base/api/v1/openapi.json" \
+  -H "Authorization: Bearer $token" \
+  --checks not_a_server_error \
+  --max-examples "${FUZZ_EXAMPLES:-100}" \
+  --max-time "${FUZZ_SECONDS:-600}" \
+  --workers 2 \
+  --seed "${FUZZ_SEED:-1}" \
+  --report junit,pytest --report-dir "$work/report" || status=$?
+echo "fuzz-api: the server's log and the reports are kept in target/fuzz-api/"
+if ! kill -0 "$pid" 2>/dev/null; then
+  echo "fuzz-api: pantau died during the run:"; tail -50 "$work/pantau.log"; exit 1
+fi
+if grep -q '"level":"ERROR"\|panicked' "$work/pantau.log"; then
+  echo "fuzz-api: pantau logged errors during the run:"; grep '"level":"ERROR"\|panicked' "$work/pantau.log" | head -20
+fi
+exit $status

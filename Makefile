@@ -17,6 +17,7 @@ build:
 	$(CARGO) build --release --bin pantau
 
 run: build
+	@echo "pantau: the API needs a token; in another terminal: ./target/release/pantau --config $(CONFIG) token create --scope admin --ttl 1h"
 	./target/release/pantau --config $(CONFIG) all
 
 # Installs the real servers the tests start (nats-server, PostgreSQL) when

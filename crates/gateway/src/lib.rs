@@ -197,6 +197,13 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.tasks.spawn(housekeeping(Arc::clone(&auth), ctx.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, auth = auth.enabled, "gateway listening");
+    if auth.enabled && auth.store.users().await.map(|u| u.is_empty()).unwrap_or(false) {
+        tracing::info!(
+            "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
+             (same --config), or add a user with `pantau user add NAME --role admin` and \
+             POST /api/v1/auth/login"
+        );
+    }
     let stop = ctx.shutdown.clone();
     axum::serve(
         listener,

@@ -5,9 +5,10 @@
 //! With `nats.url` the election runs over the [`Lease`]: the holder renews
 //! every third of a lease and steps down by itself after 0.8 of a lease
 //! without a successful renewal (before anyone else may take it); the others
-//! follow the holder, and when the lease is vacant or expired each eligible
-//! instance waits a tenth of a lease per failover position, reads again and
-//! tries a compare-and-set. Without NATS the configured role is fixed.
+//! follow the holder (reading it every tenth of a lease), and when the lease
+//! is vacant or expired each eligible instance waits until a fifth of a lease
+//! per failover position has passed since it lapsed, reads again and tries a
+//! compare-and-set. Without NATS the configured role is fixed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,7 +206,7 @@ impl Node {
             return;
         };
         let ttl = lease.ttl();
-        let tick = ttl / 5;
+        let tick = ttl / 10;
         let started = Instant::now();
         let grace = if self.config.sync.effective_role() == InstanceRole::Primary {
             Duration::ZERO
@@ -288,8 +289,14 @@ impl Node {
         if started.elapsed() < grace || lease.held(&self.id).await? {
             return Ok(None);
         }
-        // The first in the failover order tries first.
-        let wait = lease.ttl() / 10 * position;
+        // The first in the failover order tries first: position k tries k
+        // fifths of a lease after the lease lapsed (by the holder's expiry,
+        // which every contender reads alike, so their polling phases do not
+        // reorder them).
+        let step = (lease.ttl() / 5).as_millis() as i64;
+        let base = seen.holder.as_ref().map_or_else(now_ms, |h| h.expires_ms);
+        let at = base + step * i64::from(position);
+        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
         tokio::select! {
             () = stop.cancelled() => return Ok(None),
             () = tokio::time::sleep(wait) => {}

@@ -157,6 +157,7 @@ log: {{ format: json, level: info }}
 collector: {{ grpc_port: {cgrpc}, admin_port: {cadmin} }}
 gateway: {{ port: {gw}, alert_engine_url: 'http://127.0.0.1:{agrpc}' }}
 alert_engine: {{ grpc_port: {agrpc}, admin_port: {aadmin} }}
+wan_detector: {{ grpc_port: {wgrpc}, admin_port: {wadmin} }}
 notifier:
   grpc_port: {ngrpc}
   admin_port: {nadmin}
@@ -174,6 +175,8 @@ notifier:
             aadmin = free_port(),
             ngrpc = free_port(),
             nadmin = free_port(),
+            wgrpc = free_port(),
+            wadmin = free_port(),
         ),
     )
     .unwrap();

@@ -98,6 +98,7 @@ alert_engine:
   alertmanager_url: http://127.0.0.1:{sink}
   rules:
     - {{ id: closed-port, name: Closed port, expr: 'check_up{{target=\"closed-port\"}} == 0', severity: critical, message: down }}
+wan_detector: {{ grpc_port: {wgrpc}, admin_port: {wadmin} }}
 notifier:
   grpc_port: {ngrpc}
   admin_port: {nadmin}
@@ -120,6 +121,8 @@ notifier:
         aadmin = p.aadmin,
         ngrpc = p.ngrpc,
         nadmin = p.nadmin,
+        wgrpc = p.wgrpc,
+        wadmin = p.wadmin,
     )
 }
 
@@ -134,6 +137,8 @@ struct Ports {
     aadmin: u16,
     ngrpc: u16,
     nadmin: u16,
+    wgrpc: u16,
+    wadmin: u16,
     prometheus: u16,
 }
 
@@ -211,6 +216,8 @@ async fn every_rule_and_panel_query_runs_against_pantau_all() {
         aadmin: free_port(),
         ngrpc: free_port(),
         nadmin: free_port(),
+        wgrpc: free_port(),
+        wadmin: free_port(),
         prometheus: free_port(),
     };
     let sink = sink().await;
@@ -296,6 +303,8 @@ scrape_configs:
         "pantau_collector_router_up == 1",
         "pantau_collector_interface_in_bits_per_second",
         "router:pantau_collector_interface_in_bits_per_second:sum",
+        // The WAN detector judged the polled router's default-route interface.
+        "pantau_wan_detector_wan_interfaces > 0",
         "rate(pantau_notifier_deliveries_total[5m])",
     ];
     let deadline = Instant::now() + Duration::from_secs(90);

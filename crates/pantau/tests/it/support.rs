@@ -21,6 +21,8 @@ pub struct Ports {
     pub alert_engine_admin: u16,
     pub notifier_grpc: u16,
     pub notifier_admin: u16,
+    pub wan_detector_grpc: u16,
+    pub wan_detector_admin: u16,
 }
 
 impl Ports {
@@ -34,6 +36,8 @@ impl Ports {
             alert_engine_admin: free_port(),
             notifier_grpc: free_port(),
             notifier_admin: free_port(),
+            wan_detector_grpc: free_port(),
+            wan_detector_admin: free_port(),
         }
     }
 
@@ -49,6 +53,12 @@ impl Ports {
             ),
             ("PANTAU_NOTIFIER__GRPC_PORT", self.notifier_grpc.to_string()),
             ("PANTAU_NOTIFIER__ADMIN_PORT", self.notifier_admin.to_string()),
+            ("PANTAU_WAN_DETECTOR__GRPC_PORT", self.wan_detector_grpc.to_string()),
+            ("PANTAU_WAN_DETECTOR__ADMIN_PORT", self.wan_detector_admin.to_string()),
+            (
+                "PANTAU_GATEWAY__WAN_DETECTOR_URL",
+                format!("http://127.0.0.1:{}", self.wan_detector_grpc),
+            ),
         ]
     }
 }
@@ -82,6 +92,7 @@ gateway:
   collector_url: http://127.0.0.1:{grpc}
   alert_engine_url: http://127.0.0.1:{aegrpc}
   notifier_url: http://127.0.0.1:{ngrpc}
+  wan_detector_url: http://127.0.0.1:{wgrpc}
   auth:
     jwt_secret: {secret}
 alert_engine:
@@ -90,6 +101,9 @@ alert_engine:
 notifier:
   grpc_port: {ngrpc}
   admin_port: {nadmin}
+wan_detector:
+  grpc_port: {wgrpc}
+  admin_port: {wadmin}
 ",
         data = data_dir.display(),
         admin = ports.admin,
@@ -100,6 +114,8 @@ notifier:
         aeadmin = ports.alert_engine_admin,
         ngrpc = ports.notifier_grpc,
         nadmin = ports.notifier_admin,
+        wgrpc = ports.wan_detector_grpc,
+        wadmin = ports.wan_detector_admin,
         secret = JWT_SECRET,
     )
 }

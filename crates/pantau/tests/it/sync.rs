@@ -448,10 +448,25 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut events = client.subscribe("pantau.event.instance.zz-2").await.unwrap();
     let body2 = serde_json::json!({"instance_id": "zz-2", "location": "zz"});
-    let r = c.post(api("register")).bearer_auth("join-token-for-the-tests").json(&body2).send().await.unwrap();
-    let token2 = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let r = c
+        .post(api("register"))
+        .bearer_auth("join-token-for-the-tests")
+        .json(&body2)
+        .send()
+        .await
+        .unwrap();
+    let token2 = r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let beat2 = serde_json::json!({"instance_id": "zz-2", "status": "degraded"});
-    let r = c.post(api("heartbeat")).bearer_auth(&token2).json(&beat2).send().await.unwrap();
+    let r = c
+        .post(api("heartbeat"))
+        .bearer_auth(&token2)
+        .json(&beat2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let msg = tokio::time::timeout(Duration::from_secs(15), events.next())
         .await

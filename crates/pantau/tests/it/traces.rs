@@ -111,6 +111,7 @@ alert_engine:
   default_rules: false
   rules:
     - {{ id: closed-port, name: Closed port, expr: 'check_up{{target="closed-port"}} == 0', severity: critical, message: down }}
+wan_detector: {{ grpc_port: {wgrpc}, admin_port: {wadmin} }}
 notifier:
   grpc_port: {ngrpc}
   admin_port: {nadmin}
@@ -128,6 +129,8 @@ notifier:
         aeadmin = p.alert_engine_admin,
         ngrpc = p.notifier_grpc,
         nadmin = p.notifier_admin,
+        wgrpc = p.wan_detector_grpc,
+        wadmin = p.wan_detector_admin,
     );
     let mut pantau = Pantau::start(dir.path(), &config, &["all"]);
 

@@ -108,7 +108,9 @@ test: deps lint unit
 
 # Benchmarks (not part of `make test`): each mode in its own process.
 # Interfaces polled per second against a loopback snmpd (v2c, v3, several
-# routers at once) beside snmpbulkwalk on the same agent (release build).
+# routers at once) beside snmpbulkwalk on the same agent, and over the
+# RouterOS API and REST against the RouterOS simulator (release build;
+# one half: cargo run --release -p pantau-collector --example bench_routers -- --mode routeros).
 bench-routers:
 	$(CARGO) run --release -p pantau-collector --example bench_routers
 

@@ -123,13 +123,13 @@ async fn sequential(agent: &Snmpd, v3: bool, a: &Args) -> Phase {
     sequential_with(&router("bench", agent, v3), a, &agent.log_tail()).await
 }
 
-async fn sequential_with(r: &RouterConfig, a: &Args, log: &str) -> Phase {
+async fn sequential_with(cfg: &RouterConfig, a: &Args, log: &str) -> Phase {
     let bus = Arc::new(MemoryBus::new());
-    let mut p = RouterPoller::new(r, &CollectorConfig::default(), bus);
+    let mut p = RouterPoller::new(cfg, &CollectorConfig::default(), bus);
     // Warm-up: the client's socket and, for v3, engine discovery; the
     // RouterOS login.
-    let (o, _) = p.poll_once().await;
-    assert!(o.up, "the warm-up poll failed: {:?}\n{log}", o.events);
+    let (warm, _) = p.poll_once().await;
+    assert!(warm.up, "the warm-up poll failed: {:?}\n{log}", warm.events);
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let started = Instant::now();
     let mut phase = Phase {
@@ -241,7 +241,7 @@ async fn routeros(a: &Args) {
         for n in have..a.sim_interfaces {
             let id = u32::try_from(n).expect("at most 4096") + 0x100;
             let mut i = SimInterface::new(id, &format!("vlan{n}"), "vlan", "");
-            i.rx_byte = 1_000_000 * id as u64;
+            i.rx_byte = 1_000_000 * u64::from(id);
             s.interfaces.push(i);
         }
     });

@@ -3,7 +3,7 @@
 //!
 //! - `GET  /api/v1/monitoring/alerts` with filters `state`, `severity` (each
 //!   comma-separated), `source`, `resource`, `rule_id`, `acknowledged`,
-//!   `since`/`until` (RFC 3339), `limit` and `page_token`;
+//!   `since`/`until` (RFC 3339), `limit`, and `offset` or `page_token`;
 //! - `GET  /api/v1/monitoring/alerts/{id}`, with the audit trail;
 //! - `POST /api/v1/monitoring/alerts/{id}/acknowledge` and `…/resolve`, body
 //!   `{"actor": "…", "comment": "…"}`;
@@ -207,6 +207,8 @@ pub struct ListQuery {
     /// Page size, 1–500 (default 50).
     pub limit: Option<u32>,
     pub page_token: Option<String>,
+    /// Skip this many alerts (the original design's paging; `page_token` is the same offset, opaque).
+    pub offset: Option<u32>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -300,7 +302,14 @@ async fn list(
         since: time("since", q.since.as_deref())?,
         until: time("until", q.until.as_deref())?,
         page_size: q.limit.unwrap_or_default(),
-        page_token: q.page_token.unwrap_or_default(),
+        page_token: match (q.page_token, q.offset) {
+            (Some(_), Some(_)) => {
+                return Err(bad("invalid_query", "give page_token or offset, not both"));
+            }
+            (Some(t), None) => t,
+            (None, Some(o)) => o.to_string(),
+            (None, None) => String::new(),
+        },
     };
     let r = c.list_alerts(req).await.map_err(|s| backend(&s))?.into_inner();
     Ok(Json(ListResponse {
@@ -483,7 +492,9 @@ pub struct SilenceBody {
     pub starts_at: Option<String>,
     /// RFC 3339.
     pub ends_at: String,
-    pub created_by: String,
+    /// Who; with authentication on, the token's subject is recorded instead.
+    #[serde(default)]
+    pub created_by: Option<String>,
     #[serde(default)]
     pub comment: String,
     /// A recurring window: the window comes back every this long (`1d`, `7d`).
@@ -565,9 +576,17 @@ async fn list_silences(
 #[utoipa::path(post, path = "/api/v1/monitoring/silences", tag = "silences", request_body = SilenceBody, responses((status = 200, body = SilenceView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
 async fn create_silence(
     State(mut c): State<Client>,
+    principal: Option<Extension<Principal>>,
     body: Result<Json<SilenceBody>, JsonRejection>,
 ) -> Result<Json<SilenceView>, ApiError> {
     let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    let created_by = match principal.map(|p| p.0.subject) {
+        Some(who) if who != "anonymous" => who,
+        _ => b
+            .created_by
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| "anonymous".to_owned()),
+    };
     let at = |field: &str, t: &str| {
         humantime::parse_rfc3339_weak(t).map(to_timestamp).map_err(|_| {
             bad(
@@ -588,7 +607,7 @@ async fn create_silence(
             .collect(),
         starts_at: b.starts_at.as_deref().map(|t| at("starts_at", t)).transpose()?,
         ends_at: Some(at("ends_at", &b.ends_at)?),
-        created_by: b.created_by,
+        created_by,
         comment: b.comment,
         repeat_every: b
             .repeat_every

@@ -13,12 +13,19 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct Backends(pub Vec<(&'static str, Channel)>);
 
 impl Backends {
-    pub fn from_config(g: &pantau_core::config::GatewayConfig) -> Self {
-        Self(vec![
+    pub fn from_config(c: &pantau_core::config::Config) -> Self {
+        let g = &c.gateway;
+        let mut list = vec![
             ("collector", crate::lazy_channel(&g.collector_url)),
             ("alert-engine", crate::lazy_channel(&g.alert_engine_url)),
             ("notifier", crate::lazy_channel(&g.notifier_url)),
-        ])
+            ("wan-detector", crate::lazy_channel(&g.wan_detector_url)),
+        ];
+        // A standalone instance runs no sync-api.
+        if c.sync.active() {
+            list.push(("sync-api", crate::lazy_channel(&g.sync_url)));
+        }
+        Self(list)
     }
 }
 

@@ -1,7 +1,7 @@
 //! From the bus to clients: the latest result per target, and every event
-//! (check results, alerts, router/target/instance events) serialised once and
-//! fanned out to WebSocket clients through a bounded broadcast ring (a slow
-//! client loses its oldest messages, never slowing the others).
+//! (check results, alerts, router/target/instance events, metrics)
+//! serialised once and handed to the [`Hub`], which offers it to the
+//! interested WebSocket clients only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,9 +13,9 @@ use pantau_core::service::Context;
 use pantau_core::telemetry::set_parent_from;
 use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
 use serde::Serialize;
-use tokio::sync::broadcast;
 use tracing::Instrument;
 
+use crate::hub::Hub;
 use crate::metrics as m;
 use crate::view::{AlertView, CheckResultView, Event, MetricView, RouterEventView};
 
@@ -66,7 +66,7 @@ pub struct HubEvent {
 pub struct Feed {
     latest: RwLock<HashMap<String, CheckResultView>>,
     metrics: RwLock<HashMap<String, MetricView>>,
-    events: broadcast::Sender<Arc<HubEvent>>,
+    hub: Arc<Hub>,
 }
 
 impl Feed {
@@ -74,7 +74,7 @@ impl Feed {
         Self {
             latest: RwLock::default(),
             metrics: RwLock::default(),
-            events: broadcast::channel(buffer.max(1)).0,
+            hub: Arc::new(Hub::new(buffer.max(1))),
         }
     }
 
@@ -116,16 +116,16 @@ impl Feed {
         self.send("metrics_update", &view.source, "", &view);
     }
 
-    /// Events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
-        self.events.subscribe()
+    /// The WebSocket clients' hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     fn send<T: Serialize>(&self, kind: &str, resource: &str, severity: &str, data: &T) {
         match serde_json::to_string(&Event { kind, data }) {
             Ok(text) => {
                 ::metrics::counter!(m::EVENTS, "type" => kind.to_owned()).increment(1);
-                let _ = self.events.send(Arc::new(HubEvent {
+                self.hub.publish(&Arc::new(HubEvent {
                     kind: kind.to_owned(),
                     resource: resource.to_owned(),
                     severity: severity.to_owned(),

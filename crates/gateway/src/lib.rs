@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod backends;
 pub mod feed;
+pub mod hub;
 pub mod metrics;
 pub mod monitoring;
 pub mod notify;
@@ -76,7 +77,7 @@ impl AppState {
             ctx: ctx.clone(),
             ws_slots: Arc::new(tokio::sync::Semaphore::new(dash.max_connections)),
             collector: lazy_channel(&ctx.config.gateway.collector_url),
-            backends: backends::Backends::from_config(&ctx.config.gateway),
+            backends: backends::Backends::from_config(&ctx.config),
             auth,
         }
     }

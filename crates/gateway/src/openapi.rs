@@ -63,6 +63,8 @@ pub fn document() -> Document {
         crate::targets::Doc::openapi(),
         crate::monitoring::Doc::openapi(),
         crate::notify::Doc::openapi(),
+        crate::routers::Doc::openapi(),
+        crate::sync::Doc::openapi(),
     ] {
         doc.merge(part);
     }

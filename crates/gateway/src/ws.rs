@@ -26,7 +26,6 @@ use futures::{SinkExt, StreamExt};
 use pantau_core::health::ApiError;
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use crate::AppState;
@@ -185,7 +184,7 @@ async fn upgrade(
     ws.on_upgrade(move |socket| client(socket, s, slot, filter))
 }
 
-async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut filter: Filter) {
+async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, filter: Filter) {
     let dash = &s.ctx.config.gateway.dashboard;
     let connected = ::metrics::gauge!(m::WS_CONNECTIONS);
     let sent = ::metrics::counter!(m::WS_SENT);
@@ -194,7 +193,7 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut
     let mut n_sent: u64 = 0;
     connected.increment(1.0);
     let (mut tx, mut rx) = socket.split();
-    let mut events = s.feed.subscribe();
+    let member = s.feed.hub().join(filter);
     let mut ping = tokio::time::interval_at(Instant::now() + dash.ping_interval, dash.ping_interval);
     let mut last_heard = Instant::now();
     let close = |code, reason: &'static str| {
@@ -203,22 +202,21 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut
             reason: reason.into(),
         }))
     };
-    loop {
+    let mut batch = Vec::new();
+    'client: loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                Ok(e) => {
-                    if !filter.matches(&e) {
-                        continue;
-                    }
+            () = member.queue.ready.notified() => {
+                member.queue.drain(&mut batch);
+                for e in batch.drain(..) {
                     // A client whose socket takes nothing for the idle timeout is
                     // stuck, not slow: it is closed and what it missed counted.
-                    match tokio::time::timeout(dash.idle_timeout, tx.send(Message::Text(e.json.as_ref().into()))).await {
+                    match tokio::time::timeout(dash.idle_timeout, tx.feed(Message::Text(e.json.as_ref().into()))).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => break,
+                        Ok(Err(_)) => break 'client,
                         Err(_) => {
-                            dropped.increment(1 + events.len() as u64);
+                            dropped.increment(1 + member.queue.len() as u64 + member.queue.take_dropped());
                             tracing::debug!("closing a websocket client that takes nothing");
-                            break;
+                            break 'client;
                         }
                     }
                     sent.increment(1);
@@ -228,10 +226,19 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut
                         latency.record(e.received.elapsed().as_secs_f64());
                     }
                 }
-                Err(RecvError::Lagged(n)) => {
-                    dropped.increment(n);
+                match tokio::time::timeout(dash.idle_timeout, tx.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        dropped.increment(1 + member.queue.len() as u64 + member.queue.take_dropped());
+                        tracing::debug!("closing a websocket client that takes nothing");
+                        break;
+                    }
                 }
-                Err(RecvError::Closed) => break,
+                let lost = member.queue.take_dropped();
+                if lost > 0 {
+                    dropped.increment(lost);
+                }
             },
             incoming = rx.next() => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -239,7 +246,7 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, mut
                     last_heard = Instant::now();
                     let reply = match parse_subscribe(&text) {
                         Ok(f) => {
-                            filter = f;
+                            member.set_filter(f);
                             serde_json::json!({"type": "subscribed"})
                         }
                         Err(e) => serde_json::json!({"type": "error", "error": {"code": "invalid_subscription", "message": e}}),

@@ -12,10 +12,41 @@ use axum::routing::get;
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::{ROUTEROS_PASSWORD, ROUTEROS_USER, Shared, lock, select};
 
-pub(super) async fn serve(listener: TcpListener, state: Shared) {
+/// HTTPS: a TCP listener whose connections pass a TLS handshake first
+/// (a failed handshake is dropped and the next connection accepted).
+pub(super) struct TlsListener {
+    pub(super) inner: TcpListener,
+    pub(super) acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.inner.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+pub(super) async fn serve<L: axum::serve::Listener>(listener: L, state: Shared)
+where
+    L::Addr: std::fmt::Debug,
+{
     let app = axum::Router::new().route("/rest/{*menu}", get(menu)).with_state(state);
     let _ = axum::serve(listener, app).await;
 }

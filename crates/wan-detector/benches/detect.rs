@@ -78,7 +78,7 @@ fn us(d: Duration) -> String {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    println!("wan-detector: judging latency per router (debug/release: see the cargo profile)");
+    println!("wan-detector: judging latency per router (cargo bench: optimized build, in-process bus)");
     println!(
         "{:>8} {:>7} | {:>28} | {:>20} | {:>10}",
         "routers", "ifaces", "detect p50 / p99 / max", "ingest p50 / p99", "cached p50"

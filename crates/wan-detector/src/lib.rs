@@ -3,7 +3,8 @@
 //! each one is. It consumes `RouterInfo` (`pantau.router.info.<router_id>`),
 //! `InterfaceSample`s (`pantau.iface.sample.<router_id>.<if_index>`) and the
 //! collector's router reachability events from the bus, keeps the latest
-//! state per router in memory (rebuilt from the next poll after a restart),
+//! state per router in memory (rebuilt from the next poll after a restart;
+//! only the last published answer per router is stored in SQL),
 //! publishes `wan_detected` (`pantau.event.wan_detected.<router_id>`) when a
 //! router's WAN set changes, and answers `pantau.v1.WanDetectorService`
 //! (also the gateway's `/api/v1/routers…` routes).
@@ -13,6 +14,8 @@
 //!   and the hybrid score (noisy-OR capped at 0.99; manual overrides).
 //! - [`isp`]: ISP recognition from words and addresses.
 //! - [`state`]: the [`Detector`]: per-router state, the cache, `wan_detected`.
+//! - [`store`]: the last published answer per router, across restarts
+//!   (SQLite or PostgreSQL).
 //! - [`consume`]: the durable bus subscriptions.
 //! - [`grpc`]: the gRPC service.
 //! - [`metrics`]: metric names and descriptions.
@@ -23,6 +26,7 @@ pub mod grpc;
 pub mod isp;
 pub mod metrics;
 pub mod state;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -40,13 +44,26 @@ pub enum WanError {
     Subscribe(#[from] pantau_core::bus::BusError),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Store(#[from] pantau_core::store::StoreError),
 }
 
 /// Runs the WAN detector until `ctx.shutdown`: subscribes to router data on
 /// the bus (tracked in `ctx.tasks`) and serves gRPC on `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     metrics::describe();
-    let detector = Arc::new(Detector::new(&ctx.config.wan_detector, Arc::clone(&ctx.bus))?);
+    let sql = pantau_core::store::Store::connect(
+        &ctx.config.database,
+        &ctx.config.data_dir,
+        "wan-detector",
+        store::MIGRATIONS,
+    )
+    .await?;
+    ctx.health.register("wan_detector.store", sql.readiness());
+    let wan_store = store::WanStore::new(sql.clone());
+    let published = wan_store.load().await?;
+    let detector =
+        Arc::new(Detector::new(&ctx.config.wan_detector, Arc::clone(&ctx.bus))?.with_store(wan_store, published));
     let pump = consume::start(Arc::clone(&detector), &ctx.bus, ctx.shutdown.clone()).await?;
     ctx.tasks.spawn(pump);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -54,5 +71,6 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     let served = grpc::serve(detector, grpc, ctx.shutdown.clone()).await;
     ctx.tasks.close();
     ctx.tasks.wait().await;
+    sql.close().await;
     served.map_err(Into::into)
 }

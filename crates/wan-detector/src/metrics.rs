@@ -17,6 +17,8 @@ pub const ROUTERS: &str = "pantau_wan_detector_routers";
 pub const MESSAGES_TOTAL: &str = "pantau_wan_detector_messages_total";
 /// `wan_detected` events that could not be published.
 pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_wan_detector_publish_errors_total";
+/// Published answers that could not be recorded in the store.
+pub const PERSIST_ERRORS_TOTAL: &str = "pantau_wan_detector_persist_errors_total";
 
 pub const RESULT_CHANGED: &str = "changed";
 pub const RESULT_UNCHANGED: &str = "unchanged";
@@ -55,4 +57,9 @@ pub fn describe() {
         "Bus messages taken in, by family (info, sample, event)"
     );
     describe_counter!(PUBLISH_ERRORS_TOTAL, Unit::Count, "wan_detected events the bus refused");
+    describe_counter!(
+        PERSIST_ERRORS_TOTAL,
+        Unit::Count,
+        "Published WAN answers the store could not record"
+    );
 }

@@ -85,6 +85,10 @@ pub struct Detector {
     window: usize,
     routers: Mutex<HashMap<String, RouterState>>,
     bus: Arc<dyn Bus>,
+    /// Where published answers are kept across restarts, if anywhere.
+    store: Option<crate::store::WanStore>,
+    /// Answers published before a restart, by router, until the router is seen.
+    seeds: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -111,6 +115,32 @@ impl Detector {
             window: cfg.traffic.window.max(1),
             routers: Mutex::default(),
             bus,
+            store: None,
+            seeds: Mutex::default(),
+        })
+    }
+
+    /// Keeps published answers in `store`, starting from those it holds.
+    #[must_use]
+    pub fn with_store(mut self, store: crate::store::WanStore, published: HashMap<String, String>) -> Self {
+        self.store = Some(store);
+        self.seeds = Mutex::new(published);
+        self
+    }
+
+    /// The state of `id`, created (with its answer from before a restart) when new.
+    fn entry<'m>(&self, map: &'m mut HashMap<String, RouterState>, id: &str) -> &'m mut RouterState {
+        map.entry(id.to_owned()).or_insert_with(|| {
+            let published = self
+                .seeds
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id)
+                .unwrap_or_default();
+            RouterState {
+                published,
+                ..RouterState::default()
+            }
         })
     }
 
@@ -124,7 +154,7 @@ impl Detector {
         let id = info.router_id.clone();
         let outcome = {
             let mut map = self.lock();
-            let st = map.entry(id.clone()).or_default();
+            let st = self.entry(&mut map, &id);
             // Interfaces that vanished take their samples with them.
             st.samples
                 .retain(|idx, _| info.interfaces.iter().any(|i| i.if_index == *idx));
@@ -144,7 +174,7 @@ impl Detector {
     /// Takes in one interface sample.
     pub fn on_sample(&self, s: InterfaceSample, now: SystemTime) {
         let mut map = self.lock();
-        let st = map.entry(s.router_id.clone()).or_default();
+        let st = self.entry(&mut map, &s.router_id);
         st.last_seen = Some(now);
         st.reported_down = false;
         let w = st.samples.entry(s.if_index).or_default();
@@ -157,7 +187,7 @@ impl Detector {
     /// The collector reported the router unreachable (`false`) or answering again.
     pub fn on_reachability(&self, router_id: &str, reachable: bool, now: SystemTime) {
         let mut map = self.lock();
-        let st = map.entry(router_id.to_owned()).or_default();
+        let st = self.entry(&mut map, router_id);
         st.reported_down = !reachable;
         if reachable {
             st.last_seen = Some(now);
@@ -248,6 +278,12 @@ impl Detector {
             }
         } else {
             tracing::info!(router = %id, wan = %ev.attributes.get("wan_interfaces").map_or("", String::as_str), "wan interfaces changed");
+            if let Some(store) = &self.store
+                && let Err(e) = store.save(id, &sig, SystemTime::now()).await
+            {
+                ::metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
+                tracing::warn!(router = %id, error = %e, "cannot record the published WAN answer; a restart may publish it again");
+            }
         }
     }
 

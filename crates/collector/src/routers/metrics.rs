@@ -28,11 +28,14 @@ pub fn describe() {
         IF_OPER_UP,
         "1 when the router interface is operationally up, 0 otherwise"
     );
-    describe_gauge!(ROUTER_UP, "1 when the router answered its last SNMP poll, 0 when not");
+    describe_gauge!(
+        ROUTER_UP,
+        "1 when the router answered its last poll (SNMP, RouterOS API or REST), 0 when not"
+    );
     describe_histogram!(
         POLL_DURATION,
         Unit::Seconds,
-        "How long a whole SNMP poll of a router took"
+        "How long a whole poll of a router took, whatever its driver"
     );
     describe_counter!(
         POLLS_TOTAL,

@@ -293,6 +293,21 @@ async fn api_login_failure_is_a_clear_error() {
     login_failure(RouterDriver::Routeros, "invalid user name or password").await;
 }
 
+/// A router that closes the connection right after the `!trap`: the
+/// message still names the refused login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_login_failure_then_close_is_still_a_clear_error() {
+    let mut r = rig_with(RouterDriver::Routeros, "wrong-password", CollectorConfig::default()).await;
+    r.sim.with_state(|s| s.login_failure_closes = true);
+    let (o, _) = r.poller.poll_once().await;
+    assert!(!o.up);
+    let msg = &o.events[0].1.message;
+    assert!(
+        msg.contains("login as `pantau` refused: invalid user name or password"),
+        "{msg}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_login_failure_is_a_clear_error() {
     login_failure(RouterDriver::RouterosRest, "HTTP 401 Unauthorized").await;
@@ -379,4 +394,52 @@ async fn api_ssl_polls_with_ca_file_or_without_verification() {
     r.tls = false;
     let (o, _) = RouterPoller::new(&r, &col, bus).poll_once().await;
     assert!(!o.up);
+}
+
+/// The API client on its own: a command the router does not know is a
+/// `!trap` naming it, and the session goes on with the next command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_trap_names_the_command_and_the_session_goes_on() {
+    use pantau_collector::routers::routeros::api::Session;
+    let s = sim(RouterDriver::Routeros).await;
+    let r = router(RouterDriver::Routeros, &s, ROUTEROS_PASSWORD);
+    let mut session = Session::connect(&r, Duration::from_secs(2)).await.unwrap();
+    let e = session.command(&["/no/such/print"]).await.unwrap_err().to_string();
+    assert_eq!(e, "`/no/such/print` failed (!trap): no such command");
+    let rows = session
+        .command(&["/interface/print", "?name=ether2", "=.proplist=name,comment"])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get("comment").map(String::as_str), Some("LAN"));
+    assert_eq!(rows[0].len(), 2, "only the .proplist properties: {:?}", rows[0]);
+}
+
+/// REST over HTTPS: with the router's CA as `ca_file`, and with
+/// `tls_verify: false`; the web roots refuse the self-signed certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_over_https_with_ca_file_or_without_verification() {
+    let s = RouterOsSim::start_tls_with_rest()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bus = Arc::new(MemoryBus::new());
+    let col = CollectorConfig::default();
+    let mut r = router(RouterDriver::RouterosRest, &s, ROUTEROS_PASSWORD);
+    r.tls = true;
+    r.ca_file = s.ca_file();
+    let (o, _) = RouterPoller::new(&r, &col, bus.clone()).poll_once().await;
+    assert!(o.up, "{:?}", o.events);
+    assert_eq!(o.info.unwrap().default_route_if_indexes, [1]);
+    r.ca_file = None;
+    r.tls_verify = false;
+    let (o, _) = RouterPoller::new(&r, &col, bus.clone()).poll_once().await;
+    assert!(o.up, "{:?}", o.events);
+    r.tls_verify = true;
+    let (o, _) = RouterPoller::new(&r, &col, bus).poll_once().await;
+    assert!(!o.up);
+    let msg = &o.events[0].1.message;
+    assert!(
+        msg.contains("https://127.0.0.1") && msg.to_lowercase().contains("certificate"),
+        "{msg}"
+    );
 }

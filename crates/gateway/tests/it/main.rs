@@ -253,7 +253,7 @@ async fn health_is_503_naming_the_failing_component() {
     // No backend service runs here: degraded (200), each named, none critical.
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "degraded", "{v}");
-    for backend in ["collector", "alert-engine", "notifier"] {
+    for backend in ["collector", "alert-engine", "notifier", "wan-detector"] {
         assert_eq!(v["components"][backend]["status"], "failing", "{v}");
         assert_eq!(v["components"][backend]["critical"], false, "{v}");
     }

@@ -167,7 +167,7 @@ fn each_deployment_configuration_passes_config_check() {
         .iter()
         .filter(|o| o["kind"] == "Deployment" || (o["kind"] == "StatefulSet" && o["metadata"]["name"] == "collector"))
         .collect();
-    assert_eq!(deployments.len(), 4);
+    assert_eq!(deployments.len(), 5);
     for d in deployments {
         let name = d["metadata"]["name"].as_str().unwrap();
         let c = &d["spec"]["template"]["spec"]["containers"][0];

@@ -91,6 +91,7 @@ gateway:
   port: {gw}
   alert_engine_url: http://127.0.0.1:{agrpc}
   dashboard: {{ max_connections: 1 }}
+  auth: {{ enabled: false }}
 alert_engine:
   grpc_port: {agrpc}
   admin_port: {aadmin}

@@ -61,7 +61,14 @@ async fn every_route_answers_and_bad_input_is_named() {
     let (code, v) = api.get("/api/v1/health").await;
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["status"], "healthy", "{v}");
-    for c in ["collector", "alert-engine", "notifier", "bus", "gateway-store"] {
+    for c in [
+        "collector",
+        "alert-engine",
+        "notifier",
+        "wan-detector",
+        "bus",
+        "gateway-store",
+    ] {
         assert_eq!(v["components"][c]["status"], "ok", "{c}: {v}");
     }
 

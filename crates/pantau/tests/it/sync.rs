@@ -526,3 +526,28 @@ fn the_multi_location_examples_pass_config_check() {
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn sync_api_alone_refuses_a_standalone_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("standalone.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen_host: 127.0.0.1\ndata_dir: {}\nsync:\n  admin_port: {}\n",
+            dir.path().join("data").display(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("sync-api")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sync is not enabled"), "{err}");
+}

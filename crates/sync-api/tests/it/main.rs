@@ -4,6 +4,7 @@
 
 mod lease;
 mod node;
+mod store;
 
 /// A client of `nats`.
 pub async fn client(nats: &pantau_testkit::Nats) -> async_nats::Client {

@@ -5,4 +5,5 @@
 mod gateway;
 mod grpc;
 mod snmpd;
+mod store;
 mod support;

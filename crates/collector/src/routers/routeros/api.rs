@@ -129,12 +129,24 @@ impl Session {
         let mut reply = Reply::default();
         let mut trap: Option<String> = None;
         loop {
-            let sentence = self.read_sentence().await?;
+            // A router that closes the session right after a `!trap` (some
+            // do after a refused login) still gets its message reported.
+            let as_trap = |trap: Option<String>, e: Error| match trap {
+                Some(message) => Error::Trap {
+                    command: command.to_owned(),
+                    message,
+                },
+                None => e,
+            };
+            let sentence = match self.read_sentence().await {
+                Ok(s) => s,
+                Err(e) => return Err(as_trap(trap, e)),
+            };
             let Some((kind, rest)) = sentence.split_first() else {
                 continue;
             };
             if kind == "!fatal" {
-                return Err(Error::Fatal(rest.join(" ")));
+                return Err(as_trap(trap, Error::Fatal(rest.join(" "))));
             }
             let attrs = attributes(rest);
             match attrs.get(".tag") {

@@ -134,9 +134,14 @@ mod tests {
             assert_eq!(len_bytes(n), want, "encoding {n:#x}");
         }
         // Decoding: lengths up to MAX_WORD come back; longer are refused.
-        for (n, bytes) in cases.iter().take(8) {
+        for (n, bytes) in cases.iter().take(7) {
             assert_eq!(decode_len(bytes), Ok(Some((*n, bytes.len()))), "decoding {n:#x}");
         }
+        assert_eq!(decode_len(&[0xE1, 0x00, 0x00, 0x00]), Ok(Some((MAX_WORD, 4))));
+        assert_eq!(
+            decode_len(&[0xEF, 0xFF, 0xFF, 0xFF]),
+            Err(WordError::TooLong(0x0FFF_FFFF))
+        );
         assert_eq!(
             decode_len(&[0xF0, 0x10, 0x00, 0x00, 0x00]),
             Err(WordError::TooLong(0x1000_0000))

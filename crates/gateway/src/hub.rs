@@ -1,0 +1,294 @@
+//! The fan-out of events to WebSocket clients, indexed by what each client
+//! watches: an event is offered only to the clients of its resource (and to
+//! those that watch every resource), so 10,000 dashboards each watching a few
+//! targets cost per event what the few interested ones cost, not 10,000 wake-ups.
+//!
+//! Each client has a bounded queue (`gateway.dashboard.client_buffer`): when
+//! it is full the oldest event goes (counted), so a slow client never holds
+//! back the publisher or the other clients.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::Notify;
+
+use crate::feed::HubEvent;
+use crate::ws::Filter;
+
+/// One client's queue.
+#[derive(Debug)]
+pub struct Queue {
+    items: Mutex<VecDeque<Arc<HubEvent>>>,
+    cap: usize,
+    dropped: AtomicU64,
+    /// Signalled when events arrive (a permit is kept if nobody waits).
+    pub ready: Notify,
+}
+
+impl Queue {
+    fn new(cap: usize) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::with_capacity(cap.min(64))),
+            cap: cap.max(1),
+            dropped: AtomicU64::new(0),
+            ready: Notify::new(),
+        }
+    }
+
+    fn push(&self, e: Arc<HubEvent>) {
+        {
+            let mut q = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if q.len() >= self.cap {
+                q.pop_front();
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(e);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Takes every queued event, oldest first.
+    pub fn drain(&self, into: &mut Vec<Arc<HubEvent>>) {
+        let mut q = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        into.extend(q.drain(..));
+    }
+
+    /// Events lost to a full queue since the last call.
+    pub fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+
+    /// Events waiting.
+    pub fn len(&self) -> usize {
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Slot {
+    filter: Filter,
+    queue: Arc<Queue>,
+}
+
+#[derive(Default)]
+struct Index {
+    clients: HashMap<u64, Slot>,
+    by_resource: HashMap<String, HashSet<u64>>,
+    every_resource: HashSet<u64>,
+}
+
+impl Index {
+    fn link(&mut self, id: u64, filter: &Filter) {
+        match &filter.resources {
+            None => {
+                self.every_resource.insert(id);
+            }
+            Some(set) => {
+                for r in set {
+                    self.by_resource.entry(r.clone()).or_default().insert(id);
+                }
+            }
+        }
+    }
+
+    fn unlink(&mut self, id: u64, filter: &Filter) {
+        match &filter.resources {
+            None => {
+                self.every_resource.remove(&id);
+            }
+            Some(set) => {
+                for r in set {
+                    if let Some(ids) = self.by_resource.get_mut(r) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.by_resource.remove(r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every connected client, indexed by resource.
+pub struct Hub {
+    index: RwLock<Index>,
+    next: AtomicU64,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client's membership; leaving the hub on drop.
+pub struct Member {
+    id: u64,
+    hub: Arc<Hub>,
+    pub queue: Arc<Queue>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Member {
+    /// Replaces what the client receives from now on.
+    pub fn set_filter(&self, filter: Filter) {
+        let mut ix = self
+            .hub
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(old) = ix.clients.get(&self.id).map(|s| s.filter.clone()) else {
+            return;
+        };
+        ix.unlink(self.id, &old);
+        ix.link(self.id, &filter);
+        if let Some(slot) = ix.clients.get_mut(&self.id) {
+            slot.filter = filter;
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let mut ix = self
+            .hub
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = ix.clients.remove(&self.id) {
+            ix.unlink(self.id, &slot.filter);
+        }
+    }
+}
+
+impl Hub {
+    /// A hub whose clients each buffer `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            index: RwLock::default(),
+            next: AtomicU64::new(1),
+            capacity,
+        }
+    }
+
+    /// Adds a client receiving what `filter` matches.
+    pub fn join(self: &Arc<Self>, filter: Filter) -> Member {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let queue = Arc::new(Queue::new(self.capacity));
+        let mut ix = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ix.link(id, &filter);
+        ix.clients.insert(
+            id,
+            Slot {
+                filter,
+                queue: Arc::clone(&queue),
+            },
+        );
+        Member {
+            id,
+            hub: Arc::clone(self),
+            queue,
+        }
+    }
+
+    /// Offers `e` to the clients of its resource and of every resource.
+    pub fn publish(&self, e: &Arc<HubEvent>) {
+        let ix = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let targeted = ix.by_resource.get(&e.resource).into_iter().flatten();
+        for id in targeted.chain(ix.every_resource.iter()) {
+            if let Some(slot) = ix.clients.get(id)
+                && slot.filter.matches(e)
+            {
+                slot.queue.push(Arc::clone(e));
+            }
+        }
+    }
+
+    /// Clients connected.
+    pub fn len(&self) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clients
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, resource: &str) -> Arc<HubEvent> {
+        Arc::new(HubEvent {
+            kind: kind.into(),
+            resource: resource.into(),
+            severity: String::new(),
+            json: Arc::from("{}"),
+            received: std::time::Instant::now(),
+        })
+    }
+
+    fn only(resources: &[&str]) -> Filter {
+        Filter {
+            resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
+            ..Filter::default()
+        }
+    }
+
+    #[test]
+    fn events_reach_only_interested_clients() {
+        let hub = Arc::new(Hub::new(8));
+        let web = hub.join(only(&["web"]));
+        let all = hub.join(Filter::default());
+        hub.publish(&ev("check_result", "web"));
+        hub.publish(&ev("check_result", "db"));
+        assert_eq!((web.queue.len(), all.queue.len()), (1, 2));
+        web.set_filter(only(&["db"]));
+        hub.publish(&ev("check_result", "web"));
+        hub.publish(&ev("check_result", "db"));
+        assert_eq!(web.queue.len(), 2);
+        drop(all);
+        assert_eq!(hub.len(), 1);
+        drop(web);
+        assert!(hub.is_empty());
+        assert!(
+            hub.index.read().unwrap().by_resource.is_empty(),
+            "the index forgets departed clients"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_loses_its_oldest_and_counts_them() {
+        let hub = Arc::new(Hub::new(2));
+        let m = hub.join(Filter::default());
+        for r in ["a", "b", "c", "d"] {
+            hub.publish(&ev("check_result", r));
+        }
+        let mut got = Vec::new();
+        m.queue.drain(&mut got);
+        let kept: Vec<_> = got.iter().map(|e| e.resource.as_str()).collect();
+        assert_eq!(kept, ["c", "d"]);
+        assert_eq!(m.queue.take_dropped(), 2);
+        assert_eq!(m.queue.take_dropped(), 0);
+    }
+}

@@ -364,7 +364,7 @@ async fn acknowledge(
     principal: Option<Extension<Principal>>,
     body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
-    let (actor, comment) = act_body(&principal.map(|e| e.0).unwrap_or_else(anonymous), &body)?;
+    let (actor, comment) = act_body(&principal.map_or_else(anonymous, |e| e.0), &body)?;
     let a = c
         .acknowledge_alert(pb::AcknowledgeAlertRequest { id, actor, comment })
         .await
@@ -380,7 +380,7 @@ async fn resolve(
     principal: Option<Extension<Principal>>,
     body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
-    let (actor, comment) = act_body(&principal.map(|e| e.0).unwrap_or_else(anonymous), &body)?;
+    let (actor, comment) = act_body(&principal.map_or_else(anonymous, |e| e.0), &body)?;
     let a = c
         .resolve_alert(pb::ResolveAlertRequest { id, actor, comment })
         .await

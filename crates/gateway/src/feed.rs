@@ -57,7 +57,8 @@ pub struct HubEvent {
     pub resource: String,
     /// `info`, `warning`, `critical`, or empty.
     pub severity: String,
-    pub json: Arc<str>,
+    /// The JSON text, shared by every client's frame (no copy per client).
+    pub json: axum::extract::ws::Utf8Bytes,
     /// When the gateway took it from the bus, for the delivery latency.
     pub received: std::time::Instant,
 }
@@ -129,7 +130,7 @@ impl Feed {
                     kind: kind.to_owned(),
                     resource: resource.to_owned(),
                     severity: severity.to_owned(),
-                    json: Arc::from(text),
+                    json: text.into(),
                     received: std::time::Instant::now(),
                 }));
             }

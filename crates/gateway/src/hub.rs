@@ -243,7 +243,7 @@ mod tests {
             kind: kind.into(),
             resource: resource.into(),
             severity: String::new(),
-            json: Arc::from("{}"),
+            json: "{}".into(),
             received: std::time::Instant::now(),
         })
     }

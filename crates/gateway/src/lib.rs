@@ -198,7 +198,7 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.tasks.spawn(housekeeping(Arc::clone(&auth), ctx.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, auth = auth.enabled, "gateway listening");
-    if auth.enabled && auth.store.users().await.map(|u| u.is_empty()).unwrap_or(false) {
+    if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
         tracing::info!(
             "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
              (same --config), or add a user with `pantau user add NAME --role admin` and \
@@ -206,6 +206,12 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
         );
     }
     let stop = ctx.shutdown.clone();
+    // Small WebSocket frames and API answers go out at once (no Nagle delay).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(
         listener,
         router(&state).into_make_service_with_connect_info::<std::net::SocketAddr>(),

@@ -309,10 +309,10 @@ fn add(acc: &mut Acc, h: &HistoryView) {
 #[utoipa::path(get, path = "/api/v1/monitoring/performance", tag = "monitoring", params(PerformanceQuery),
     responses((status = 200, body = Series), (status = 400, description = "a bad parameter, named"), (status = 404), (status = 401), (status = 403)))]
 async fn performance(
-    State(s): State<AppState>,
-    q: Result<Query<PerformanceQuery>, QueryRejection>,
+    State(state): State<AppState>,
+    query: Result<Query<PerformanceQuery>, QueryRejection>,
 ) -> Result<Json<Series>, ApiError> {
-    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let Query(q) = query.map_err(|e| bad_query(&e))?;
     let metric = q.metric.unwrap_or_else(|| "response_time".to_owned());
     let Some(&(_, unit)) = METRICS.iter().find(|(m, _)| *m == metric) else {
         let names: Vec<_> = METRICS.iter().map(|(m, _)| *m).collect();
@@ -321,8 +321,8 @@ async fn performance(
             format!("metric `{metric}` is not known; use {}", names.join(", ")),
         ));
     };
-    let p = period(q.period.as_deref())?;
-    let mut c = CollectorServiceClient::new(s.collector.clone());
+    let span = period(q.period.as_deref())?;
+    let mut c = CollectorServiceClient::new(state.collector.clone());
     let ids = match q.target {
         Some(t) => vec![t],
         None => c
@@ -343,7 +343,7 @@ async fn performance(
         let futs = chunk.iter().map(|id| {
             let mut c = c.clone();
             let res = q.resolution.clone();
-            async move { fetch_history(&mut c, id.clone(), p, res.as_deref()).await }
+            async move { fetch_history(&mut c, id.clone(), span, res.as_deref()).await }
         });
         for h in futures::future::join_all(futs).await {
             let h = h?;
@@ -354,7 +354,7 @@ async fn performance(
     let mut series = Series {
         metric,
         unit,
-        period: humantime::format_duration(p).to_string(),
+        period: humantime::format_duration(span).to_string(),
         resolution,
         timestamps: Vec::with_capacity(acc.len()),
         values: Vec::with_capacity(acc.len()),

@@ -261,7 +261,7 @@ fn client_process(url: &str, count: usize, targets: usize, first: usize) {
                 let permit = gate.acquire_owned().await.expect("gate");
                 let mut ws = None;
                 for _ in 0..20 {
-                    match tokio_tungstenite::connect_async(url.as_str()).await {
+                    match tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await {
                         Ok((s, _)) => {
                             ws = Some(s);
                             break;

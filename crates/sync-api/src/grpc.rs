@@ -361,11 +361,19 @@ impl SyncService for Service {
         store::heartbeat(&self.db, &id, &beat, now_ms())
             .await
             .map_err(|e| internal(&e))?;
-        let s = self.node.state();
-        let hash = self.source.cached().await.map(|v| v.hash).unwrap_or_default();
+        let state = self.node.state();
+        let hash = match self.source.cached().await {
+            Some(current) => current.hash,
+            None => self
+                .source
+                .refresh(&self.ctx.config, &self.db)
+                .await
+                .map(|fresh| fresh.hash)
+                .unwrap_or_default(),
+        };
         Ok(Response::new(pb::HeartbeatResponse {
-            epoch: s.epoch,
-            primary_id: s.primary_id,
+            epoch: state.epoch,
+            primary_id: state.primary_id,
             config_hash: hash,
         }))
     }

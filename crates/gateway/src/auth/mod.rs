@@ -15,8 +15,9 @@
 //!
 //! Public: `/health`, `/api/v1/health`, `/api/v1/openapi.json`,
 //! `POST /api/v1/auth/login`, push URLs (their token is the credential),
-//! `/metrics`, `/healthz`, `/readyz`, and the instance-to-instance sync
-//! calls, which the sync API authenticates with the instance token.
+//! `/metrics`, `/healthz`, `/readyz`, `GET /sync/api/status`, and the
+//! instance-to-instance sync calls, which the sync API authenticates with
+//! the instance token.
 
 pub mod keys;
 pub mod routes;
@@ -206,10 +207,8 @@ pub fn access(method: &Method, path: &str) -> Access {
     }
     if let Some(rest) = path.strip_prefix("/sync/api/") {
         // Instance-to-instance calls carry the instance token, checked by the sync API.
-        if ["register", "heartbeat", "config", "results"]
-            .iter()
-            .any(|p| rest == *p)
-        {
+        // `status` (id, name, location, role, epoch) is public: every instance answers it.
+        if ["register", "heartbeat", "config", "status"].contains(&rest) {
             return Access::Public;
         }
         // Promote, demote and removing instances are admin's.
@@ -441,12 +440,7 @@ async fn check(
     }
     let rule = access(method, path);
     let token = take_token(req);
-    let principal = if !auth.enabled {
-        Some(Principal {
-            subject: "anonymous".to_owned(),
-            scopes: Scopes::all(),
-        })
-    } else {
+    let principal = if auth.enabled {
         match (&token, rule) {
             (Some(t), _) => match auth.authenticate(t).await {
                 Ok(p) => Some(p),
@@ -464,6 +458,11 @@ async fn check(
                 ));
             }
         }
+    } else {
+        Some(Principal {
+            subject: "anonymous".to_owned(),
+            scopes: Scopes::all(),
+        })
     };
     let exempt = matches!(path, "/metrics" | "/healthz" | "/readyz" | "/health" | "/api/v1/health");
     if !exempt {
@@ -576,7 +575,8 @@ mod tests {
         assert_eq!(access(&p, "/api/v1/auth/keys"), Need(Scope::Admin));
         assert_eq!(access(&Method::DELETE, "/api/v1/users/ana"), Need(Scope::Admin));
         assert_eq!(access(&p, "/sync/api/promote"), Need(Scope::Admin));
-        assert_eq!(access(&g, "/sync/api/status"), Need(Scope::Read));
+        assert_eq!(access(&g, "/sync/api/status"), Public);
+        assert_eq!(access(&g, "/sync/api/instances"), Need(Scope::Read));
         assert_eq!(access(&p, "/sync/api/heartbeat"), Public);
         assert!(audited(&p, "/api/v1/monitoring/alerts/a/resolve"));
         assert!(!audited(&p, "/api/v1/push/secret"));

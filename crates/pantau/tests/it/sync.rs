@@ -280,6 +280,7 @@ async fn a_cut_off_dependent_keeps_checking_and_backfills_without_loss_or_duplic
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::many_single_char_names)] // p and a: the primary and the dependent, as in the other tests
 async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     let nats = Nats::start().await.unwrap();
     let root = tempfile::tempdir().unwrap();

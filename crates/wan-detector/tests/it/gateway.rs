@@ -1,6 +1,5 @@
 //! The gateway's router routes against the real detector over gRPC, and the
-//! gateway's event hub carrying `wan_detected` from the bus to WebSocket
-//! clients.
+//! gateway's WebSocket stream carrying `wan_detected` from the bus.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,32 +167,48 @@ async fn router_routes_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_gateway_hub_forwards_wan_detected_to_websocket_clients() {
+async fn the_gateway_websocket_streams_wan_detected() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as Ws;
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
-    let cfg = config(dir.path());
-    let ctx = Context::new(Arc::new(cfg.clone()), Arc::clone(&bus));
-    let feed = Arc::new(pantau_gateway::feed::Feed::new(64));
-    pantau_gateway::feed::start(&feed, &ctx).await.unwrap();
-    let mut hub = feed.subscribe();
-    let detector = Running::start(cfg, Arc::clone(&bus)).await;
+    let ctx = Context::new(Arc::new(config(dir.path())), Arc::clone(&bus));
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "ws://{}/api/v1/monitoring/events?types=wan_detected",
+        web.local_addr().unwrap()
+    );
+    let gateway = tokio::spawn(pantau_gateway::run(ctx.clone(), web));
+    let (mut ws, _) = eventually("the gateway's WebSocket", || {
+        let url = url.clone();
+        async move { tokio_tungstenite::connect_async(url).await.ok() }
+    })
+    .await;
+    let detector = Running::start(config(dir.path()), Arc::clone(&bus)).await;
     publish_proto(bus.as_ref(), &subject::router_info("gw"), &mikrotik("gw"))
         .await
         .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), async {
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let e = hub.recv().await.unwrap();
-            if e.kind == "wan_detected" {
-                break e;
+            match ws.next().await.expect("the socket stays open").unwrap() {
+                Ws::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == "wan_detected" {
+                        break v;
+                    }
+                }
+                Ws::Ping(p) => ws.send(Ws::Pong(p)).await.unwrap(),
+                _ => {}
             }
         }
     })
     .await
-    .expect("wan_detected reaches the hub");
-    assert_eq!(ev.resource, "gw");
-    let json: Value = serde_json::from_str(&ev.json).unwrap();
-    assert_eq!(json["type"], "wan_detected", "{json}");
-    assert!(ev.json.contains("ether1,pppoe-out1"), "{}", ev.json);
+    .expect("wan_detected reaches the WebSocket client");
+    let data = &event["data"];
+    assert_eq!(data["source"], "gw", "{event}");
+    assert!(event.to_string().contains("ether1,pppoe-out1"), "{event}");
     ctx.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), gateway).await;
     detector.stop().await;
 }

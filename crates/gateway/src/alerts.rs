@@ -345,7 +345,9 @@ fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, 
     let b: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActBody::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| bad("invalid_body", format!("the body is not valid: {e}")))?
+        Json::<ActBody>::from_bytes(body)
+            .map_err(|e| crate::api::invalid_body(&e))?
+            .0
     };
     let actor = if principal.subject == "anonymous" {
         b.actor

@@ -55,7 +55,9 @@ async fn push(
     let b: PushFields = if body.iter().all(u8::is_ascii_whitespace) {
         PushFields::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not a valid push: {e}")))?
+        Json::<PushFields>::from_bytes(&body)
+            .map_err(|e| bad(format!("the body is not a valid push: {}", e.body_text())))?
+            .0
     };
     let req = PushRequest {
         token,

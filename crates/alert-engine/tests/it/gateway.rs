@@ -113,11 +113,12 @@ async fn alert_routes_through_the_gateway() {
     let v = api
         .post(
             &format!("/api/v1/monitoring/alerts/{id}/acknowledge"),
-            &json!({"comment": "x"}),
+            &json!({"comment": 5}),
             StatusCode::BAD_REQUEST,
         )
         .await;
     assert_eq!(v["error"]["code"], "invalid_body");
+    assert!(v["error"]["message"].as_str().unwrap().contains("comment"), "{v}");
     let v = api
         .post(
             &format!("/api/v1/monitoring/alerts/{id}/acknowledge"),

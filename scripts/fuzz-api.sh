@@ -93,7 +93,8 @@ echo "fuzz-api: the server's log and the reports are kept in target/fuzz-api/"
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "fuzz-api: pantau died during the run:"; tail -50 "$work/pantau.log"; exit 1
 fi
-if grep -q '"level":"ERROR"\|panicked' "$work/pantau.log"; then
-  echo "fuzz-api: pantau logged errors during the run:"; grep '"level":"ERROR"\|panicked' "$work/pantau.log" | head -20
+if grep -q 'panicked' "$work/pantau.log"; then
+  echo "fuzz-api: pantau panicked during the run:"; grep -A3 'panicked' "$work/pantau.log" | head -40 || true
+  status=1
 fi
 exit $status

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::engine::Engine;
-use crate::facts::{self, Fact};
+use crate::facts::{self, Fact, WanRoles};
 use crate::metrics as m;
 
 /// The subscriptions: (pattern, durable name).
@@ -23,8 +23,15 @@ pub const SUBSCRIPTIONS: [(&str, &str); 4] = [
     ("pantau.iface.sample.>", "alert-engine-ifaces"),
 ];
 
-/// The facts a bus message states, by its subject.
-pub fn facts_of(msg: &Message, now: SystemTime) -> (&'static str, Vec<Fact>) {
+/// The facts a bus message states, by its subject; interface facts of WAN
+/// interfaces get `role="wan"`.
+pub fn facts_of(msg: &Message, now: SystemTime, roles: &WanRoles) -> (&'static str, Vec<Fact>) {
+    let (family, mut facts) = facts_of_message(msg, now, roles);
+    roles.label(&mut facts);
+    (family, facts)
+}
+
+fn facts_of_message(msg: &Message, now: SystemTime, roles: &WanRoles) -> (&'static str, Vec<Fact>) {
     let s = msg.subject.as_str();
     if s.starts_with("pantau.check.result.") {
         (
@@ -45,7 +52,10 @@ pub fn facts_of(msg: &Message, now: SystemTime) -> (&'static str, Vec<Fact>) {
         (
             "event",
             decode::<RouterEvent>(msg)
-                .map(|r| facts::from_event(&r, now))
+                .map(|r| {
+                    roles.learn(&r);
+                    facts::from_event(&r, now)
+                })
                 .unwrap_or_default(),
         )
     } else if s.starts_with("pantau.iface.sample.") {
@@ -72,6 +82,7 @@ pub async fn start(
         streams.push(bus.subscribe(Subscription::durable(pattern, durable)).await?);
     }
     let mut all = futures::stream::select_all(streams);
+    let roles = WanRoles::default();
     Ok(async move {
         loop {
             let msg = tokio::select! {
@@ -82,7 +93,7 @@ pub async fn start(
                 },
             };
             let now = SystemTime::now();
-            let (family, facts) = facts_of(&msg, now);
+            let (family, facts) = facts_of(&msg, now, &roles);
             metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
             // The publisher's trace continues here, and into the alert
             // events this message causes.

@@ -6,7 +6,7 @@
 //! | `MetricSample` | its name and labels (`source` added when set) |
 //! | `InterfaceSample` | `interface_up{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
 //! | `RouterEvent` interface_up/down | `interface_up{router,interface}` 1/0 |
-//! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1 |
+//! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1; interface facts of the WAN set learnt from `wan_detected` also get `role="wan"` |
 //! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
 //! | any `RouterEvent` with attributes `fact` and `value` | `<fact>{source,…other attributes}` = the value (a number when it parses, else a state such as `"unhealthy"`) |
 
@@ -111,6 +111,52 @@ pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
         fact("interface_in_bps", l.clone(), Value::Num(s.in_bits_per_second), at),
         fact("interface_out_bps", l, Value::Num(s.out_bits_per_second), at),
     ]
+}
+
+/// Which interfaces the WAN detector judged WAN, per router, learnt from
+/// `wan_detected` events (their `wan_interfaces` attribute), so that
+/// interface facts carry `role="wan"` and the `wan-down` rule can fire. Kept
+/// in memory: after a restart it is learnt again from the next change.
+#[derive(Debug, Default)]
+pub struct WanRoles(std::sync::RwLock<std::collections::HashMap<String, std::collections::HashSet<String>>>);
+
+impl WanRoles {
+    /// Learns a router's WAN set from a `wan_detected` event.
+    pub fn learn(&self, e: &RouterEvent) {
+        if e.kind() != EventKind::WanDetected {
+            return;
+        }
+        let Some(list) = e.attributes.get("wan_interfaces") else {
+            return;
+        };
+        let set = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(e.source.clone(), set);
+    }
+
+    /// Adds `role="wan"` to the interface facts of WAN interfaces.
+    pub fn label(&self, facts: &mut [Fact]) {
+        let map = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.is_empty() {
+            return;
+        }
+        for f in facts.iter_mut().filter(|f| f.name.starts_with("interface_")) {
+            let wan = match (f.labels.get("router"), f.labels.get("interface")) {
+                (Some(r), Some(i)) => map.get(r).is_some_and(|set| set.contains(i)),
+                _ => false,
+            };
+            if wan {
+                f.labels.insert("role".to_owned(), "wan".to_owned());
+            }
+        }
+    }
 }
 
 /// The facts a router or system event states.
@@ -243,5 +289,29 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn wan_interfaces_get_the_wan_role() {
+        let roles = WanRoles::default();
+        let mut wan = RouterEvent {
+            source: "r1".into(),
+            kind: EventKind::WanDetected.into(),
+            ..RouterEvent::default()
+        };
+        wan.attributes
+            .insert("wan_interfaces".into(), "ether1,pppoe-out1".into());
+        roles.learn(&wan);
+        let down = |iface: &str| RouterEvent {
+            source: "r1".into(),
+            kind: EventKind::InterfaceDown.into(),
+            attributes: [("interface".to_owned(), iface.to_owned())].into_iter().collect(),
+            ..RouterEvent::default()
+        };
+        let mut f = from_event(&down("ether1"), SystemTime::now());
+        f.extend(from_event(&down("ether5"), SystemTime::now()));
+        roles.label(&mut f);
+        assert_eq!(f[0].labels.get("role").map(String::as_str), Some("wan"));
+        assert_eq!(f[1].labels.get("role"), None, "a LAN port stays unlabelled");
     }
 }

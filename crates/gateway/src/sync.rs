@@ -46,8 +46,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         id: c.instance.name.clone(),
         location: c.instance.location.clone(),
     };
-    Router::new()
-        .route("/sync/api/status", get(status))
+    let active = state.active;
+    let others = Router::new()
         .route("/sync/api/instances", get(instances))
         .route("/sync/api/instances/{id}", axum::routing::delete(remove_instance))
         .route("/sync/api/failover-order", get(failover_order))
@@ -55,8 +55,27 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         .route("/sync/api/heartbeat", post(heartbeat))
         .route("/sync/api/config", get(config))
         .route("/sync/api/promote", post(promote))
-        .route("/sync/api/demote/{id}", post(demote))
+        .route("/sync/api/demote/{id}", post(demote));
+    // A standalone instance runs no sync-api: say so, rather than "unavailable".
+    let others = if active {
+        others
+    } else {
+        others.route_layer(axum::middleware::from_fn(standalone))
+    };
+    Router::new()
+        .route("/sync/api/status", get(status))
+        .merge(others)
         .with_state(state)
+}
+
+async fn standalone(_req: axum::extract::Request, _next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "sync_disabled",
+        "this instance is standalone: sync is not enabled (set sync.enabled for a primary or sync.primary_url for a dependent)",
+    )
+    .into_response()
 }
 
 fn backend(status: &tonic::Status) -> ApiError {

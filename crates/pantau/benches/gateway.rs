@@ -375,6 +375,21 @@ async fn rest_bench() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let shown: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(&tok)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .unwrap_or_default();
+    let body = serde_json::to_string(&shown).unwrap_or_default();
+    println!(
+        "rest: each answer lists {} firing alerts ({} bytes of JSON)",
+        shown["alerts"].as_array().map_or(0, Vec::len),
+        body.len()
+    );
     let key: serde_json::Value = http
         .post(format!("{base}/api/v1/auth/keys"))
         .bearer_auth(&tok)

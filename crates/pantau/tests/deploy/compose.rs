@@ -79,6 +79,7 @@ fn compose_services_are_complete_and_consistent() {
         "notifier",
         "postgres",
         "prometheus",
+        "sync-api",
         "wan-detector",
     ];
     assert_eq!(services.keys().map(String::as_str).collect::<Vec<_>>(), expected);
@@ -136,6 +137,7 @@ fn compose_services_are_complete_and_consistent() {
         ("wan-detector", "9102"),
         ("notifier", "9104"),
         ("gateway", "8080"),
+        ("sync-api", "9105"),
     ]);
     for (svc, port) in admin {
         let s = &services[svc];
@@ -156,6 +158,12 @@ fn compose_services_are_complete_and_consistent() {
             "{svc}: healthcheck {hc}"
         );
     }
+    // The sync-api runs as the primary, and the gateway calls it.
+    assert_eq!(services["sync-api"]["environment"]["ENABLE_SYNC_API"], "true");
+    assert_eq!(
+        services["gateway"]["environment"]["PANTAU_GATEWAY__SYNC_URL"],
+        "http://sync-api:50055"
+    );
     // Prometheus scrapes exactly these services on those ports.
     let prom = crate::support::read("prometheus/prometheus.yml");
     for t in [
@@ -164,6 +172,7 @@ fn compose_services_are_complete_and_consistent() {
         "wan-detector:9102",
         "notifier:9104",
         "gateway:8080",
+        "sync-api:9105",
     ] {
         assert!(prom.contains(t), "prometheus.yml does not scrape {t}");
     }
@@ -186,7 +195,7 @@ fn the_dockerfile_is_multi_stage_non_root_with_a_healthcheck() {
     assert!(df.contains("HEALTHCHECK"), "healthcheck");
     assert!(df.contains("ENTRYPOINT [\"/usr/local/bin/pantau\"]"), "entrypoint");
     for port in [
-        "8080", "9101", "9102", "9103", "9104", "50051", "50052", "50053", "50054",
+        "8080", "9101", "9102", "9103", "9104", "9105", "50051", "50052", "50053", "50054", "50055",
     ] {
         assert!(
             df.lines().any(|l| l.starts_with("EXPOSE") && l.contains(port)),
@@ -229,7 +238,14 @@ fn each_pantau_container_configuration_passes_config_check() {
     let services: BTreeMap<String, Value> = services(&v).into_iter().map(|(k, s)| (k, merged(&s))).collect();
     let image_env = dockerfile_env();
     assert!(image_env.iter().any(|(k, _)| k == "PANTAU_CONFIG"), "{image_env:?}");
-    for svc in ["collector", "alert-engine", "wan-detector", "notifier", "gateway"] {
+    for svc in [
+        "collector",
+        "alert-engine",
+        "wan-detector",
+        "notifier",
+        "gateway",
+        "sync-api",
+    ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pantau"));
         cmd.args(["config", "check"])
             .arg(repo().join("deploy/pantau.yaml"))

@@ -70,6 +70,7 @@ fn the_base_renders_and_every_object_validates_strictly() {
         ("wan-detector", 9102, Some(50052)),
         ("notifier", 9104, Some(50054)),
         ("gateway", 8080, None),
+        ("sync-api", 9105, Some(50055)),
     ] {
         // The collector is a StatefulSet: its pod index is its shard.
         let d = named(
@@ -167,7 +168,7 @@ fn each_deployment_configuration_passes_config_check() {
         .iter()
         .filter(|o| o["kind"] == "Deployment" || (o["kind"] == "StatefulSet" && o["metadata"]["name"] == "collector"))
         .collect();
-    assert_eq!(deployments.len(), 5);
+    assert_eq!(deployments.len(), 6);
     for d in deployments {
         let name = d["metadata"]["name"].as_str().unwrap();
         let c = &d["spec"]["template"]["spec"]["containers"][0];

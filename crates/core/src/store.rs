@@ -157,6 +157,12 @@ async fn connect_sqlite(
         .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
+    // SQLite has no advisory lock for migrations, and switching a new file to
+    // WAL needs it alone (a concurrent first connect can fail with "database
+    // is locked" despite the busy timeout): pools of one process opening the
+    // same file take turns to connect and migrate (PostgreSQL locks itself).
+    static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let turn = OPENING.lock().await;
     let pool = SqlitePoolOptions::new()
         .max_connections(max)
         .connect_with(opts)
@@ -165,16 +171,11 @@ async fn connect_sqlite(
             what: format!("SQLite database {}", path.display()),
             source,
         })?;
-    {
-        // SQLite has no advisory lock for migrations: pools of one process
-        // opening the same file at once take turns (PostgreSQL locks itself).
-        static MIGRATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _turn = MIGRATING.lock().await;
-        migrator.run(&pool).await.map_err(|source| StoreError::Migrate {
-            service: service.to_owned(),
-            source,
-        })?;
-    }
+    migrator.run(&pool).await.map_err(|source| StoreError::Migrate {
+        service: service.to_owned(),
+        source,
+    })?;
+    drop(turn);
     tracing::info!(service, path = %path.display(), "sqlite store ready");
     Ok(Store::Sqlite(pool))
 }

@@ -314,21 +314,9 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
 
     // Registration needs the join token; the instance token comes back once.
     let body = serde_json::json!({"instance_id": "zz-1", "location": "zz", "platform": "linux", "cpu_count": 2});
-    let r = c
-        .post(api("register"))
-        .bearer_auth("wrong-token-wrong")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("register"), "wrong-token-wrong", &body).await;
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(api("register"))
-        .bearer_auth("join-token-for-the-tests")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("register"), "join-token-for-the-tests", &body).await;
     assert_eq!(r.status(), 200);
     let reg: serde_json::Value = r.json().await.unwrap();
     let token = reg["token"].as_str().unwrap().to_owned();
@@ -343,36 +331,18 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
 
     let beat =
         serde_json::json!({"instance_id": "zz-1", "status": "healthy", "uptime_seconds": 3.5, "active_endpoints": 2});
-    let r = c
-        .post(api("heartbeat"))
-        .bearer_auth(&token)
-        .json(&beat)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("heartbeat"), &token, &beat).await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["primary_id"], "jkt-1");
     let hash = v["config_hash"].as_str().unwrap().to_owned();
     // Bad input names the field.
     let bad = serde_json::json!({"instance_id": "zz-1", "status": "sleepy"});
-    let r = c
-        .post(api("heartbeat"))
-        .bearer_auth(&token)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("heartbeat"), &token, &bad).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("status `sleepy`"));
     let bad = serde_json::json!({"instance_id": "zz-1", "status": "healthy", "colour": 1});
-    let r = c
-        .post(api("heartbeat"))
-        .bearer_auth(&token)
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("heartbeat"), &token, &bad).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("colour"));
 
@@ -410,21 +380,9 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     // Removing the instance revokes its token: refused, and it cannot re-register.
     let r = c.delete(api("instances/zz-1")).send().await.unwrap();
     assert_eq!(r.status(), 204);
-    let r = c
-        .post(api("heartbeat"))
-        .bearer_auth(&token)
-        .json(&beat)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("heartbeat"), &token, &beat).await;
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(api("register"))
-        .bearer_auth("join-token-for-the-tests")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("register"), "join-token-for-the-tests", &body).await;
     assert_eq!(r.status(), 403);
     let v = wait_json(&api("instances"), Duration::from_secs(5), |_| true, &mut pp).await;
     let zz = v["instances"]
@@ -449,25 +407,13 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut events = client.subscribe("pantau.event.instance.zz-2").await.unwrap();
     let body2 = serde_json::json!({"instance_id": "zz-2", "location": "zz"});
-    let r = c
-        .post(api("register"))
-        .bearer_auth("join-token-for-the-tests")
-        .json(&body2)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("register"), "join-token-for-the-tests", &body2).await;
     let token2 = r.json::<serde_json::Value>().await.unwrap()["token"]
         .as_str()
         .unwrap()
         .to_owned();
     let beat2 = serde_json::json!({"instance_id": "zz-2", "status": "degraded"});
-    let r = c
-        .post(api("heartbeat"))
-        .bearer_auth(&token2)
-        .json(&beat2)
-        .send()
-        .await
-        .unwrap();
+    let r = post(&c, api("heartbeat"), &token2, &beat2).await;
     assert_eq!(r.status(), 200);
     let msg = tokio::time::timeout(Duration::from_secs(15), events.next())
         .await
@@ -551,4 +497,14 @@ fn sync_api_alone_refuses_a_standalone_instance() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sync is not enabled"), "{err}");
+}
+
+/// POSTs `body` as JSON with a bearer token.
+async fn post(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    token: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    c.post(url).bearer_auth(token).json(body).send().await.unwrap()
 }

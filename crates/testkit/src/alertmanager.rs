@@ -10,7 +10,6 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 use crate::{TestkitError, binary, free_port};
 
@@ -95,30 +94,12 @@ impl Alertmanager {
     }
 
     async fn wait_ready(&mut self) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(TestkitError::Exited {
-                    server: "prometheus-alertmanager",
-                    status: status.to_string(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            if ready(self.port).await {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TestkitError::NotReady {
-                    server: "prometheus-alertmanager",
-                    after: READY_WITHIN,
-                    log_tail: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = self.log_path();
+        let port = self.port;
+        binary::wait_until_ready("prometheus-alertmanager", &mut self.child, &log, READY_WITHIN, || {
+            ready(port)
+        })
+        .await
     }
 }
 

@@ -77,3 +77,42 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
         Err(e) => format!("(no log at {}: {e})", path.display()),
     }
 }
+
+/// Waits until `probe` says the server answers; fails with the log's tail if
+/// the process exits first (and forgets it) or `within` passes.
+pub(crate) async fn wait_until_ready<F, Fut>(
+    server: &'static str,
+    child: &mut Option<tokio::process::Child>,
+    log: &Path,
+    within: std::time::Duration,
+    mut probe: F,
+) -> Result<(), TestkitError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            *child = None;
+            return Err(TestkitError::Exited {
+                server,
+                status: status.to_string(),
+                log_tail: log_tail(log, 40),
+            });
+        }
+        if probe().await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(TestkitError::NotReady {
+                server,
+                after: within,
+                log_tail: log_tail(log, 40),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

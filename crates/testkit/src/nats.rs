@@ -9,7 +9,6 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 use crate::{TestkitError, binary, free_port};
 
@@ -148,30 +147,9 @@ impl Nats {
     }
 
     async fn wait_healthy(&mut self) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(TestkitError::Exited {
-                    server: "nats-server",
-                    status: status.to_string(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            if healthz(self.monitor_port).await {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TestkitError::NotReady {
-                    server: "nats-server",
-                    after: READY_WITHIN,
-                    log_tail: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = self.log_path();
+        let port = self.monitor_port;
+        binary::wait_until_ready("nats-server", &mut self.child, &log, READY_WITHIN, || healthz(port)).await
     }
 }
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 use crate::{TestkitError, binary};
 
@@ -120,30 +119,9 @@ impl Snmpd {
     }
 
     async fn wait_ready(&mut self) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(TestkitError::Exited {
-                    server: "snmpd",
-                    status: status.to_string(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            if answers(self.addr()).await {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TestkitError::NotReady {
-                    server: "snmpd",
-                    after: READY_WITHIN,
-                    log_tail: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = self.log_path();
+        let addr = self.addr();
+        binary::wait_until_ready("snmpd", &mut self.child, &log, READY_WITHIN, || answers(addr)).await
     }
 }
 

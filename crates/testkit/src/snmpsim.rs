@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
-use tokio::time::Instant;
 
 use crate::{TestkitError, binary};
 
@@ -161,30 +160,12 @@ impl SnmpSim {
     }
 
     async fn wait_ready(&mut self, community: &str) -> Result<(), TestkitError> {
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                self.child = None;
-                return Err(TestkitError::Exited {
-                    server: "snmpsim",
-                    status: status.to_string(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            if crate::snmpd::answers_as(self.addr(), community).await {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TestkitError::NotReady {
-                    server: "snmpsim",
-                    after: READY_WITHIN,
-                    log_tail: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let log = self.dir.path().join("log");
+        let addr = self.addr();
+        binary::wait_until_ready("snmpsim", &mut self.child, &log, READY_WITHIN, || {
+            crate::snmpd::answers_as(addr, community)
+        })
+        .await
     }
 }
 

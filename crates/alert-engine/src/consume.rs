@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use pantau_core::bus::{Bus, BusError, Message, Subscription, decode, subject};
-use pantau_proto::v1::{CheckResult, InterfaceSample, MetricSample, RouterEvent};
+use pantau_proto::v1::{CheckResult, ConsensusResult, InterfaceSample, MetricSample, RouterEvent};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -47,6 +47,14 @@ fn facts_of_message(msg: &Message, now: SystemTime, roles: &WanRoles) -> (&'stat
                 .and_then(|r| facts::from_metric(&r, now))
                 .into_iter()
                 .collect(),
+        )
+    } else if s.starts_with("pantau.event.consensus.") {
+        // Consensus events carry a ConsensusResult, not a RouterEvent.
+        (
+            "consensus",
+            decode::<ConsensusResult>(msg)
+                .map(|r| facts::from_consensus(&r, now))
+                .unwrap_or_default(),
         )
     } else if s.starts_with("pantau.event.") {
         (

@@ -7,6 +7,7 @@
 //! | `InterfaceSample` | `interface_up{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
 //! | `RouterEvent` interface_up/down | `interface_up{router,interface}` 1/0 |
 //! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1; interface facts of the WAN set learnt from `wan_detected` also get `role="wan"` |
+//! | `ConsensusResult` (`pantau.event.consensus.<target>`) | `consensus_up{target}` 1 / 0.5 (partial) / 0 (down by quorum), `consensus_locations_down{target}` |
 //! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
 //! | any `RouterEvent` with attributes `fact` and `value` | `<fact>{source,…other attributes}` = the value (a number when it parses, else a state such as `"unhealthy"`) |
 
@@ -14,7 +15,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use pantau_core::time::from_timestamp;
-use pantau_proto::v1::{CheckResult, CheckStatus, EventKind, InterfaceSample, MetricSample, RouterEvent};
+use pantau_proto::v1::{
+    CheckResult, CheckStatus, ConsensusResult, ConsensusStatus, EventKind, InterfaceSample, MetricSample, RouterEvent,
+};
 
 use crate::series::{Labels, Value};
 
@@ -110,6 +113,33 @@ pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
         ),
         fact("interface_in_bps", l.clone(), Value::Num(s.in_bits_per_second), at),
         fact("interface_out_bps", l, Value::Num(s.out_bits_per_second), at),
+    ]
+}
+
+/// The facts of a cross-location consensus (`pantau.event.consensus.<target>`):
+/// `consensus_up{target}` is 1 (UP), 0.5 (PARTIAL) or 0 (DOWN, the quorum
+/// agrees), and `consensus_locations_down{target}` how many saw it down.
+pub fn from_consensus(c: &ConsensusResult, now: SystemTime) -> Vec<Fact> {
+    let at = when(c.window_start.as_ref(), now);
+    let value = match c.status() {
+        ConsensusStatus::Up => 1.0,
+        ConsensusStatus::Partial => 0.5,
+        ConsensusStatus::Down => 0.0,
+        ConsensusStatus::Unspecified => return Vec::new(),
+    };
+    vec![
+        fact(
+            "consensus_up",
+            labels([("target", c.target_id.as_str())]),
+            Value::Num(value),
+            at,
+        ),
+        fact(
+            "consensus_locations_down",
+            labels([("target", c.target_id.as_str())]),
+            Value::Num(f64::from(c.locations_total.saturating_sub(c.locations_successful))),
+            at,
+        ),
     ]
 }
 
@@ -313,5 +343,23 @@ mod tests {
         roles.label(&mut f);
         assert_eq!(f[0].labels.get("role").map(String::as_str), Some("wan"));
         assert_eq!(f[1].labels.get("role"), None, "a LAN port stays unlabelled");
+    }
+
+    #[test]
+    fn a_consensus_becomes_consensus_up() {
+        let mut c = ConsensusResult {
+            target_id: "web".into(),
+            locations_total: 3,
+            locations_successful: 1,
+            down_locations: vec!["jkt".into(), "sby".into()],
+            ..ConsensusResult::default()
+        };
+        c.set_status(ConsensusStatus::Down);
+        let f = from_consensus(&c, SystemTime::now());
+        assert_eq!((f[0].name.as_str(), &f[0].value), ("consensus_up", &Value::Num(0.0)));
+        assert_eq!(f[0].labels.get("target").map(String::as_str), Some("web"));
+        assert_eq!(f[1].value, Value::Num(2.0));
+        c.set_status(ConsensusStatus::Partial);
+        assert_eq!(from_consensus(&c, SystemTime::now())[0].value, Value::Num(0.5));
     }
 }

@@ -311,6 +311,13 @@ pub fn defaults() -> Vec<AlertRuleConfig> {
             "counters of {{ $labels.interface }} on {{ $labels.router }} were reset",
         ),
         rule(
+            "endpoint-down-majority",
+            "Endpoint down from the majority of locations",
+            "consensus_up == 0",
+            Critical,
+            "{{ $labels.target }} is down from the majority (the quorum) of locations",
+        ),
+        rule(
             "cert-expiring",
             "Certificate expiring",
             "cert_expiry_days < 14",

@@ -11,13 +11,13 @@ use futures::StreamExt;
 use pantau_core::bus::{self, Message, MessageStream, Subscription, subject};
 use pantau_core::service::Context;
 use pantau_core::telemetry::set_parent_from;
-use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
+use pantau_proto::v1::{AlertEvent, CheckResult, ConsensusResult, MetricSample, RouterEvent};
 use serde::Serialize;
 use tracing::Instrument;
 
 use crate::hub::Hub;
 use crate::metrics as m;
-use crate::view::{AlertView, CheckResultView, Event, MetricView, RouterEventView};
+use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
 
 /// The bus subjects the hub listens to.
 pub const PATTERNS: [&str; 4] = [
@@ -46,6 +46,7 @@ pub const TYPES: &[&str] = &[
     "instance",
     "target_up",
     "target_down",
+    "consensus",
 ];
 
 /// One event on its way to clients: what filters look at, and the JSON.
@@ -182,6 +183,17 @@ impl Feed {
         } else if msg.subject.starts_with("pantau.alert.") {
             if let Some(a) = bus::decode::<AlertEvent>(msg) {
                 self.accept_alert(&a);
+            }
+        } else if msg.subject.starts_with("pantau.event.consensus.") {
+            // Consensus events carry a ConsensusResult, not a RouterEvent.
+            if let Some(c) = bus::decode::<ConsensusResult>(msg) {
+                let view = ConsensusView::from(&c);
+                let severity = match view.status {
+                    "down" => "critical",
+                    "partial" => "warning",
+                    _ => "info",
+                };
+                self.send("consensus", &view.target_id.clone(), severity, &view);
             }
         } else if msg.subject.starts_with("pantau.event.") {
             if let Some(e) = bus::decode::<RouterEvent>(msg) {

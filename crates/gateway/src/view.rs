@@ -297,3 +297,49 @@ impl From<&v1::MetricSample> for MetricView {
         }
     }
 }
+
+/// A cross-location consensus as JSON.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ConsensusView {
+    pub target_id: String,
+    /// `up`, `down` (the quorum of locations agrees) or `partial`.
+    pub status: &'static str,
+    /// RFC 3339: the check window's start.
+    pub window_start: Option<String>,
+    pub locations_total: u32,
+    pub locations_successful: u32,
+    pub quorum: u32,
+    pub down_locations: Vec<String>,
+    pub latency_avg_ms: Option<f64>,
+    pub latency_min_ms: Option<f64>,
+    pub latency_max_ms: Option<f64>,
+    /// The primary's fencing epoch.
+    pub epoch: u64,
+    /// The primary that computed it.
+    pub instance: String,
+}
+
+impl From<&v1::ConsensusResult> for ConsensusView {
+    fn from(c: &v1::ConsensusResult) -> Self {
+        let ms = |d: Option<&prost_types::Duration>| d.and_then(from_duration).map(|d| d.as_secs_f64() * 1e3);
+        Self {
+            target_id: c.target_id.clone(),
+            status: match c.status() {
+                v1::ConsensusStatus::Up => "up",
+                v1::ConsensusStatus::Down => "down",
+                v1::ConsensusStatus::Partial => "partial",
+                v1::ConsensusStatus::Unspecified => "unknown",
+            },
+            window_start: c.window_start.as_ref().and_then(from_timestamp).map(rfc3339),
+            locations_total: c.locations_total,
+            locations_successful: c.locations_successful,
+            quorum: c.quorum,
+            down_locations: c.down_locations.clone(),
+            latency_avg_ms: ms(c.latency_avg.as_ref()),
+            latency_min_ms: ms(c.latency_min.as_ref()),
+            latency_max_ms: ms(c.latency_max.as_ref()),
+            epoch: c.epoch,
+            instance: c.instance.clone(),
+        }
+    }
+}

@@ -116,3 +116,41 @@ async fn a_slow_client_loses_its_oldest_events_and_never_slows_the_others() {
     );
     drop(stalled);
 }
+
+/// A consensus (`pantau.event.consensus.<target>`, a ConsensusResult, not a
+/// RouterEvent) reaches the clients of its target as `consensus`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consensus_events_reach_the_clients_of_their_target() {
+    use pantau_core::bus::publish_proto;
+    use pantau_proto::v1;
+    let g = start(|_| {}).await;
+    let url = format!("{}?types=consensus&target=web", g.ws);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let mut c = v1::ConsensusResult {
+        target_id: "web".into(),
+        locations_total: 3,
+        locations_successful: 1,
+        quorum: 2,
+        down_locations: vec!["jkt".into(), "sby".into()],
+        epoch: 7,
+        ..Default::default()
+    };
+    c.set_status(v1::ConsensusStatus::Down);
+    let got = async {
+        loop {
+            publish_proto(g.bus.as_ref(), "pantau.event.consensus.web", &c)
+                .await
+                .unwrap();
+            if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await {
+                return serde_json::from_str::<serde_json::Value>(&t).unwrap();
+            }
+        }
+    };
+    let v = tokio::time::timeout(Duration::from_secs(10), got)
+        .await
+        .expect("a consensus event");
+    assert_eq!(v["type"], "consensus", "{v}");
+    assert_eq!(v["data"]["status"], "down", "{v}");
+    assert_eq!(v["data"]["down_locations"], serde_json::json!(["jkt", "sby"]), "{v}");
+    assert_eq!(v["data"]["epoch"], 7, "{v}");
+}

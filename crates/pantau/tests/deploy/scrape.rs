@@ -387,15 +387,30 @@ scrape_configs:
         failures.join("\n")
     );
 
-    // The alert rules evaluate without errors against real data.
-    let rules: serde_json::Value = client
-        .get(format!("http://127.0.0.1:{}/api/v1/rules", p.prometheus))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The alert rules evaluate without errors against real data. Prometheus
+    // staggers the groups' first evaluations: wait (bounded) until every rule
+    // has been evaluated once, then every one must be healthy.
+    let mut rules = serde_json::Value::Null;
+    for _ in 0..120 {
+        rules = client
+            .get(format!("http://127.0.0.1:{}/api/v1/rules", p.prometheus))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pending = rules["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .any(|r| r["health"] == "unknown");
+        if !pending {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     for g in rules["data"]["groups"].as_array().unwrap() {
         for r in g["rules"].as_array().unwrap() {
             assert_eq!(r["health"], "ok", "rule {} is unhealthy: {r}", r["name"]);

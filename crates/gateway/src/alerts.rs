@@ -261,7 +261,7 @@ async fn list(
     State(mut c): State<Client>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let Query(q) = q.map_err(|e| bad("invalid_query", e.body_text()))?;
+    let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
     let states = list_of(
         "state",
         q.state.as_deref(),
@@ -562,7 +562,7 @@ async fn list_silences(
     State(mut c): State<Client>,
     q: Result<Query<SilencesQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = q.map_err(|e| bad("invalid_query", e.body_text()))?;
+    let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
     let list = c
         .list_silences(pb::ListSilencesRequest {
             include_expired: q.include_expired.unwrap_or(false),

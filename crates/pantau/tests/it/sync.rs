@@ -14,7 +14,7 @@ use pantau_testkit::{Nats, free_port};
 use tokio::time::Instant;
 
 use crate::cluster::{HB, Instance, listening_port, status, targets};
-use crate::support::{http, wait_json};
+use crate::support::{Pantau, http, wait_json};
 
 /// Waits for a consensus on `target` satisfying `ok`.
 async fn consensus(
@@ -60,13 +60,7 @@ async fn primary_and_two_dependents_consensus_failover_and_step_down() {
     let mut sub = client.subscribe("pantau.event.consensus.>").await.unwrap();
 
     let mut pp = p.start();
-    let first = wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| v["role"] == "primary",
-        &mut pp,
-    )
-    .await;
+    let first = wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
     let epoch1 = first["epoch"].as_u64().unwrap();
     assert!(epoch1 > 0);
     let mut pa = a.start();
@@ -74,12 +68,9 @@ async fn primary_and_two_dependents_consensus_failover_and_step_down() {
 
     // Configuration flows down: both dependents hold the primary's hash and
     // their collectors check the primary's targets.
-    let hash = wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| !v["config_hash"].as_str().unwrap_or("").is_empty(),
-        &mut pp,
-    )
+    let hash = wait_status(&p.status_url(), &mut pp, |v| {
+        !v["config_hash"].as_str().unwrap_or("").is_empty()
+    })
     .await["config_hash"]
         .clone();
     for (i, proc_) in [(&a, &mut pa), (&b, &mut pb_)] {
@@ -157,12 +148,9 @@ async fn primary_and_two_dependents_consensus_failover_and_step_down() {
 
     // The old primary returns, sees the newer epoch and follows.
     let mut pp = p.start();
-    let back = wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| v["role"] == "dependent" && v["primary_id"] == "bdg-1",
-        &mut pp,
-    )
+    let back = wait_status(&p.status_url(), &mut pp, |v| {
+        v["role"] == "dependent" && v["primary_id"] == "bdg-1"
+    })
     .await;
     assert_eq!(back["epoch"].as_u64(), Some(epoch2));
     for _ in 0..20 {
@@ -211,41 +199,23 @@ async fn a_cut_off_dependent_keeps_checking_and_backfills_without_loss_or_duplic
         "",
     );
     let mut pp = p.start();
-    wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| v["role"] == "primary",
-        &mut pp,
-    )
-    .await;
+    wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
     let mut pa = a.start();
-    wait_json(
-        &a.status_url(),
-        Duration::from_secs(20),
-        |v| v["produced_seq"].as_u64() > Some(2) && v["buffered_results"] == 0 && v["primary_reachable"] == true,
-        &mut pa,
-    )
+    wait_status(&a.status_url(), &mut pa, |v| {
+        v["produced_seq"].as_u64() > Some(2) && v["buffered_results"] == 0 && v["primary_reachable"] == true
+    })
     .await;
 
     drop(pp);
     // Cut off, it keeps checking: results pile up in its buffer.
-    let cut = wait_json(
-        &a.status_url(),
-        Duration::from_secs(20),
-        |v| v["buffered_results"].as_u64() >= Some(8) && v["primary_reachable"] == false,
-        &mut pa,
-    )
+    let cut = wait_status(&a.status_url(), &mut pa, |v| {
+        v["buffered_results"].as_u64() >= Some(8) && v["primary_reachable"] == false
+    })
     .await;
     let produced_while_cut = cut["produced_seq"].as_u64().unwrap();
 
     let mut pp = p.start();
-    wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| v["role"] == "primary",
-        &mut pp,
-    )
-    .await;
+    wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
     wait_json(
         &a.status_url(),
         Duration::from_secs(30),
@@ -289,21 +259,9 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     let p = Instance::new(root.path(), "jkt-1", "jkt", &nats.url(), None, order, &targets);
     let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "");
     let mut pp = p.start();
-    wait_json(
-        &p.status_url(),
-        Duration::from_secs(20),
-        |v| v["role"] == "primary",
-        &mut pp,
-    )
-    .await;
+    wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
     let mut pa = a.start();
-    wait_json(
-        &a.status_url(),
-        Duration::from_secs(20),
-        |v| v["primary_reachable"] == true,
-        &mut pa,
-    )
-    .await;
+    wait_status(&a.status_url(), &mut pa, |v| v["primary_reachable"] == true).await;
     let api = |path: &str| format!("http://127.0.0.1:{}/sync/api/{path}", p.gateway);
     let c = http();
 
@@ -507,4 +465,9 @@ async fn post(
     body: &serde_json::Value,
 ) -> reqwest::Response {
     c.post(url).bearer_auth(token).json(body).send().await.unwrap()
+}
+
+/// Waits (20 s at most) until an instance's `/sync/api/status` satisfies `ok`.
+async fn wait_status(url: &str, p: &mut Pantau, ok: impl FnMut(&serde_json::Value) -> bool) -> serde_json::Value {
+    wait_json(url, Duration::from_secs(20), ok, p).await
 }

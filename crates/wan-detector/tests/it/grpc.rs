@@ -74,9 +74,17 @@ async fn detect_list_and_errors_over_grpc() {
     publish_proto(bus.as_ref(), &subject::router_info("gw"), &mikrotik("gw"))
         .await
         .unwrap();
-    let r = eventually("a judgement of gw", || {
+    // Samples and infos come on separate subscriptions: judge again until all
+    // five samples have arrived (the traffic method needs the window).
+    let r = eventually("a judgement of gw with its traffic", || {
         let mut c = c.clone();
-        async move { detect(&mut c, "gw", false).await.ok() }
+        async move {
+            detect(&mut c, "gw", true).await.ok().filter(|r| {
+                r.interfaces
+                    .iter()
+                    .any(|i| i.name == "pppoe-out1" && i.evidence.iter().any(|e| e.method() == WanMethod::Traffic))
+            })
+        }
     })
     .await;
     assert_eq!(r.router_name, "gw name");

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover
+.PHONY: run build test fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -90,9 +90,12 @@ bench-gateway:
 	$(CARGO) bench -p pantau --bench gateway
 
 # Alert engine: threshold-crossing CheckResult on the bus -> AlertEvent on the
-# bus, p50/p99 (goal p99 < 50 ms), on the in-process bus and a real nats-server.
+# bus, p50/p99 (goal p99 < 50 ms), on the in-process bus and a real nats-server;
+# then CPU per check result with the default rules at 1k, 10k and 100k targets
+# (BENCH_SERIES=1000,10000,100000), which must stay flat.
 bench-alert-engine:
 	$(CARGO) bench -p pantau-alert-engine --bench latency
+	$(CARGO) bench -p pantau-alert-engine --bench cost
 
 fmt:
 	$(CARGO) fmt --all
@@ -125,6 +128,17 @@ bench-wan-detector:
 # split-brain samples and lost results (both must be 0). Not part of `make test`.
 soak-failover:
 	$(CARGO) test -p pantau --test soak -- --nocapture
+
+# The whole system as a user runs it (not part of `make test`): the release
+# `pantau all` watching N HTTP targets (served by a child process) per N in
+# BENCH_TARGETS (1000,10000,50000), default rules BENCH_RULES (on|off|both),
+# every BENCH_INTERVAL (1s), measured over BENCH_SECONDS (20, at most 120):
+# checks/s, CPU-s per 1,000 checks, RSS, schedule lag p99, WebSocket events/s,
+# check-down -> webhook latency. BENCH_MODE=memory: RSS with 100,000 idle
+# targets. BENCH_* come from the environment or the make command line.
+bench-system:
+	$(CARGO) build --release --bin pantau
+	$(CARGO) bench -p pantau --bench system
 
 bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle

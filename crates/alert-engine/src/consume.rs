@@ -120,17 +120,25 @@ pub async fn start(
     })
 }
 
-/// Sweeps every `interval` until `shutdown`.
+/// Sweeps every `interval`, and evaluates the batched rules every
+/// [`crate::engine::BATCH_INTERVAL`], until `shutdown`.
 pub async fn sweep_loop(engine: Arc<Engine>, interval: std::time::Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut batch = tokio::time::interval(crate::engine::BATCH_INTERVAL);
+    batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
                 if let Err(e) = engine.sweep(SystemTime::now()).await {
                     tracing::warn!(error = %e, "alert sweep failed");
+                }
+            }
+            _ = batch.tick() => {
+                if let Err(e) = engine.evaluate_batched(SystemTime::now()).await {
+                    tracing::warn!(error = %e, "batched alert evaluation failed");
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! one lock; facts in, transitions persisted, then published on
 //! `pantau.alert.<state>.<alert_id>`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,7 +15,7 @@ use pantau_core::time::to_timestamp;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};
 use tokio::sync::{Mutex, broadcast};
 
-use crate::eval::{At, evaluate};
+use crate::eval::{At, evaluate, evaluate_one, is_local};
 use crate::facts::Fact;
 use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, State, Transition};
 use crate::metrics as m;
@@ -54,6 +54,14 @@ struct Inner {
     api: BTreeMap<String, Rule>,
     /// Metric name → ids of the rules reading it.
     readers: HashMap<String, Vec<String>>,
+    /// Ids of the enabled rules whose condition is local ([`is_local`]): a
+    /// fact re-evaluates them for its own label set only.
+    local: HashSet<String>,
+    /// Rules over many series that a fact touched since their last full
+    /// evaluation; evaluated by [`Engine::evaluate_batched`].
+    dirty: HashSet<String>,
+    /// Whether any rule has `depends_on` (then a resolve may release a child).
+    any_depends: bool,
     series: SeriesStore,
     life: Lifecycle,
     /// Transitions not stored yet (the store failed); retried first.
@@ -96,34 +104,98 @@ impl Inner {
 
     fn reindex(&mut self) {
         let mut readers: HashMap<String, Vec<String>> = HashMap::new();
+        let mut local = HashSet::new();
         for r in self.effective().filter(|r| r.config.enabled) {
             for name in r.expr.metric_names() {
                 readers.entry(name).or_default().push(r.id().to_owned());
             }
+            if is_local(&r.expr.cond) {
+                local.insert(r.id().to_owned());
+            }
         }
+        // Samples are kept as far back as an enabled rule looks (rules
+        // added later look back over what has arrived since).
+        let mut horizons: HashMap<String, std::time::Duration> = HashMap::new();
+        for r in self.effective().filter(|r| r.config.enabled) {
+            for (name, range) in r.expr.ranges() {
+                let h = horizons.entry(name).or_default();
+                *h = (*h).max(range);
+            }
+        }
+        self.series.set_horizons(horizons);
+        let any_depends = self.effective().any(|r| !r.config.depends_on.is_empty());
+        self.any_depends = any_depends;
         self.readers = readers;
+        self.local = local;
         metrics::gauge!(m::RULES).set(self.effective().count() as f64);
     }
 
+    /// Evaluates the rules `ids` over every series.
     fn evaluate(&mut self, ids: &[String], now: SystemTime, staleness: std::time::Duration) -> Vec<Change> {
         let mut changes = Vec::new();
         for id in ids {
-            let Some(rule) = self.rule(id).filter(|r| r.config.enabled).cloned() else {
+            let Inner {
+                base,
+                api,
+                series,
+                life,
+                dirty,
+                ..
+            } = self;
+            let Some(rule) = api.get(id).or_else(|| base.get(id)).filter(|r| r.config.enabled) else {
                 continue;
             };
+            dirty.remove(id);
             let holds = evaluate(
                 &rule.expr.cond,
                 At {
-                    store: &self.series,
+                    store: series,
                     now,
                     staleness,
                 },
             );
-            changes.extend(self.life.observe(&rule, holds, now));
+            changes.extend(life.observe(rule, holds, now));
         }
         changes
     }
+
+    /// Evaluates the local rule `id` for the one label set `labels`.
+    fn evaluate_one(
+        &mut self,
+        id: &str,
+        labels: &Labels,
+        now: SystemTime,
+        staleness: std::time::Duration,
+    ) -> Option<Change> {
+        let Inner {
+            base,
+            api,
+            series,
+            life,
+            ..
+        } = self;
+        let rule = api.get(id).or_else(|| base.get(id)).filter(|r| r.config.enabled)?;
+        let at = At {
+            store: series,
+            now,
+            staleness,
+        };
+        let held = evaluate_one(&rule.expr.cond, at, labels);
+        life.observe_one(rule, labels, held, now)
+    }
+
+    /// How many series the rule `id` reads.
+    fn series_read(&self, id: &str) -> usize {
+        self.rule(id)
+            .map_or(0, |r| r.expr.metric_names().iter().map(|n| self.series.count(n)).sum())
+    }
 }
+
+/// A rule that is not local and reads more series than this is evaluated
+/// at most once per [`BATCH_INTERVAL`]; a smaller one at once.
+pub const BATCH_ABOVE_SERIES: usize = 1024;
+/// How often rules waiting in the batch are evaluated.
+pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The alert engine.
 pub struct Engine {
@@ -175,17 +247,23 @@ impl Engine {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut life = Lifecycle::default();
         life.restore(store.load_for_restore(since).await?);
+        // Until every series has had time to report again, only data about
+        // a restored alert's own series resolves it.
+        life.set_trust_absence_from(crate::lifecycle::later(SystemTime::now(), cfg.staleness));
         let mut inner = Inner {
             base,
             api,
             readers: HashMap::new(),
+            local: HashSet::new(),
+            dirty: HashSet::new(),
+            any_depends: false,
             series: SeriesStore::new(cfg.window, cfg.max_series, cfg.max_samples_per_series),
             life,
             unsaved: Vec::new(),
             silences: store.silences(SystemTime::now()).await?,
         };
         inner.reindex();
-        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open().count() as f64);
+        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
         Ok(Self {
             cfg,
             store,
@@ -212,18 +290,26 @@ impl Engine {
         self.feed.subscribe()
     }
 
-    /// Takes facts in and re-evaluates the rules that read them, at `now`.
-    /// Returns the transitions made. An error means they are kept and
-    /// stored again on the next call; the facts themselves are taken.
+    /// Takes facts in and re-evaluates the rules that read them, at `now`:
+    /// a local rule for the label set of each fact only; another rule over
+    /// every series, at once when it reads few series, else in the next
+    /// batch ([`Engine::evaluate_batched`]). Returns the transitions made.
+    /// An error means they are kept and stored again on the next call; the
+    /// facts themselves are taken.
     pub async fn ingest(&self, facts: Vec<Fact>, now: SystemTime) -> Result<Vec<Change>, EngineError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
-        let mut ids: Vec<String> = Vec::new();
+        let mut touched: Vec<(String, Labels)> = Vec::new();
+        let mut global: Vec<String> = Vec::new();
         for f in facts {
             if let Some(readers) = inner.readers.get(&f.name) {
                 for id in readers {
-                    if !ids.contains(id) {
-                        ids.push(id.clone());
+                    if inner.local.contains(id) {
+                        if !touched.iter().any(|(r, l)| r == id && *l == f.labels) {
+                            touched.push((id.clone(), f.labels.clone()));
+                        }
+                    } else if !global.contains(id) {
+                        global.push(id.clone());
                     }
                 }
             }
@@ -235,8 +321,32 @@ impl Engine {
                 metrics::counter!(m::SERIES_DROPPED_TOTAL).increment(1);
             }
         }
-        let changes = inner.evaluate(&ids, now, self.cfg.staleness);
+        let staleness = self.cfg.staleness;
+        let mut changes: Vec<Change> = touched
+            .iter()
+            .filter_map(|(id, labels)| inner.evaluate_one(id, labels, now, staleness))
+            .collect();
+        let (now_ids, later_ids): (Vec<String>, Vec<String>) = global
+            .into_iter()
+            .partition(|id| inner.series_read(id) <= BATCH_ABOVE_SERIES);
+        inner.dirty.extend(later_ids);
+        changes.extend(inner.evaluate(&now_ids, now, staleness));
         metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT)
+            .record(started.elapsed().as_secs_f64());
+        self.commit(&mut inner, changes, now).await
+    }
+
+    /// Evaluates the rules that facts touched since their last evaluation
+    /// and that read too many series to evaluate at every fact.
+    pub async fn evaluate_batched(&self, now: SystemTime) -> Result<Vec<Change>, EngineError> {
+        let mut inner = self.inner.lock().await;
+        if inner.dirty.is_empty() && inner.unsaved.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let ids: Vec<String> = inner.dirty.drain().collect();
+        let changes = inner.evaluate(&ids, now, self.cfg.staleness);
+        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_BATCH)
             .record(started.elapsed().as_secs_f64());
         self.commit(&mut inner, changes, now).await
     }
@@ -309,10 +419,10 @@ impl Engine {
             self.publish(&c).await;
             done.push(c);
         }
-        if resolved_any {
+        if resolved_any && inner.any_depends {
             self.release(inner, now).await?;
         }
-        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open().count() as f64);
+        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
         Ok(done)
     }
 

@@ -9,11 +9,19 @@
 //! - `a and b`: the label sets of `a` that agree with one of `b` on every
 //!   label they share; `a or b`: those of `a`, then those of `b` not in `a`;
 //! - `not a` holds (with no labels) exactly when `a` holds for nothing.
+//!
+//! Most rules are *local* ([`is_local`]): each label set they hold for
+//! depends only on the series with exactly those labels (`check_up == 0`,
+//! `avg_over_time(x[5m]) > 2000`, `a > 1 or b > 2`). A new sample of one
+//! series then re-evaluates that one label set ([`evaluate_one`]), so the
+//! cost of a fact does not grow with the number of series. `and`, `not`
+//! and conditions without a selector relate label sets to each other and are
+//! evaluated over every series ([`evaluate`]).
 
 use std::time::{Duration, SystemTime};
 
 use crate::lang::{CmpOp, Expr, RangeFn, Selector};
-use crate::series::{Labels, Sample, SeriesStore, Value};
+use crate::series::{Labels, Series, SeriesStore, Value};
 
 /// One label set a condition holds for, with the value that matched.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +84,79 @@ pub fn evaluate(cond: &Expr, at: At<'_>) -> Vec<Element> {
     }
 }
 
+/// Whether every label set `cond` holds for depends only on the series of
+/// exactly those labels: selectors and ranges, compared with a literal or
+/// with each other, joined by `or`.
+pub fn is_local(cond: &Expr) -> bool {
+    fn vector(e: &Expr) -> bool {
+        matches!(e, Expr::Selector(_) | Expr::Range { .. })
+    }
+    fn scalar(e: &Expr) -> bool {
+        matches!(e, Expr::Number(_) | Expr::Str(_))
+    }
+    match cond {
+        Expr::Selector(_) | Expr::Range { .. } => true,
+        Expr::Compare { lhs, rhs, .. } => (vector(lhs) && (vector(rhs) || scalar(rhs))) || (scalar(lhs) && vector(rhs)),
+        Expr::Or(a, b) => is_local(a) && is_local(b),
+        Expr::Number(_) | Expr::Str(_) | Expr::And(..) | Expr::Not(_) => false,
+    }
+}
+
+/// What `cond` holds for among the label set `labels` alone: the same as
+/// the element of [`evaluate`] with exactly these labels, computed from
+/// those series only when `cond` [`is_local`].
+pub fn evaluate_one(cond: &Expr, at: At<'_>, labels: &Labels) -> Option<Element> {
+    if !is_local(cond) {
+        return evaluate(cond, at).into_iter().find(|e| &e.labels == labels);
+    }
+    let value = one(cond, at, labels)?;
+    Some(Element {
+        labels: labels.clone(),
+        value,
+    })
+}
+
+/// The value a local condition holds with for `labels`, if it holds.
+fn one(cond: &Expr, at: At<'_>, labels: &Labels) -> Option<Value> {
+    match cond {
+        Expr::Compare { op, lhs, rhs } => {
+            let (a, b) = (scalar_or_one(lhs, at, labels)?, scalar_or_one(rhs, at, labels)?);
+            // The value is the series' (the left one when both are).
+            let literal_first = matches!(**lhs, Expr::Number(_) | Expr::Str(_));
+            holds(*op, &a, &b).then_some(if literal_first { b } else { a })
+        }
+        Expr::Or(a, b) => one(a, at, labels).or_else(|| one(b, at, labels)),
+        Expr::Selector(_) | Expr::Range { .. } => scalar_or_one(cond, at, labels).filter(Value::truthy),
+        Expr::Number(_) | Expr::Str(_) | Expr::And(..) | Expr::Not(_) => None,
+    }
+}
+
+/// A literal, or the value of the selected series with exactly `labels`.
+fn scalar_or_one(e: &Expr, at: At<'_>, labels: &Labels) -> Option<Value> {
+    let matches = |sel: &Selector| {
+        sel.matchers
+            .iter()
+            .all(|m| m.matches(labels.get(&m.label).map(String::as_str)))
+    };
+    match e {
+        Expr::Number(n) => Some(Value::Num(*n)),
+        Expr::Str(s) => Some(Value::Str(s.clone())),
+        Expr::Selector(sel) if matches(sel) => latest(at.store.get(&sel.name, labels)?, at),
+        Expr::Range { func, selector, range } if matches(selector) => {
+            let start = at.now.checked_sub(*range).unwrap_or(SystemTime::UNIX_EPOCH);
+            reduce(*func, &at.store.get(&selector.name, labels)?.window(start, at.now)).map(Value::Num)
+        }
+        _ => None,
+    }
+}
+
+/// The latest sample at or before `at.now`, unless it is stale.
+fn latest(series: &Series, at: At<'_>) -> Option<Value> {
+    let oldest = at.now.checked_sub(at.staleness).unwrap_or(SystemTime::UNIX_EPOCH);
+    let last = series.latest(at.now)?;
+    (last.at >= oldest).then_some(last.value)
+}
+
 enum Operand {
     Scalar(Value),
     Vector(Vec<Element>),
@@ -93,10 +174,7 @@ fn operand(e: &Expr, at: At<'_>) -> Operand {
     }
 }
 
-fn selected<'a>(
-    sel: &'a Selector,
-    at: At<'a>,
-) -> impl Iterator<Item = (&'a Labels, &'a std::collections::VecDeque<Sample>)> + 'a {
+fn selected<'a>(sel: &'a Selector, at: At<'a>) -> impl Iterator<Item = (&'a Labels, &'a Series)> + 'a {
     at.store.series(&sel.name).filter(|(labels, _)| {
         sel.matchers
             .iter()
@@ -105,13 +183,11 @@ fn selected<'a>(
 }
 
 fn instant(sel: &Selector, at: At<'_>) -> Vec<Element> {
-    let oldest = at.now.checked_sub(at.staleness).unwrap_or(SystemTime::UNIX_EPOCH);
     selected(sel, at)
         .filter_map(|(labels, samples)| {
-            let last = samples.iter().rev().find(|s| s.at <= at.now)?;
-            (last.at >= oldest).then(|| Element {
+            latest(samples, at).map(|value| Element {
                 labels: labels.clone(),
-                value: last.value.clone(),
+                value,
             })
         })
         .collect()
@@ -120,9 +196,8 @@ fn instant(sel: &Selector, at: At<'_>) -> Vec<Element> {
 fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec<Element> {
     let start = at.now.checked_sub(range).unwrap_or(SystemTime::UNIX_EPOCH);
     selected(sel, at)
-        .filter_map(|(labels, samples)| {
-            let window: Vec<&Sample> = samples.iter().filter(|s| s.at > start && s.at <= at.now).collect();
-            let value = reduce(func, &window)?;
+        .filter_map(|(labels, series)| {
+            let value = reduce(func, &series.window(start, at.now))?;
             Some(Element {
                 labels: labels.clone(),
                 value: Value::Num(value),
@@ -131,17 +206,12 @@ fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec
         .collect()
 }
 
-fn reduce(func: RangeFn, window: &[&Sample]) -> Option<f64> {
+/// Reduces a window of samples (time, finite number or `None`).
+fn reduce(func: RangeFn, window: &[(SystemTime, Option<f64>)]) -> Option<f64> {
     if func == RangeFn::Count {
         return (!window.is_empty()).then_some(window.len() as f64);
     }
-    let nums: Vec<(SystemTime, f64)> = window
-        .iter()
-        .filter_map(|s| match s.value {
-            Value::Num(n) if n.is_finite() => Some((s.at, n)),
-            _ => None,
-        })
-        .collect();
+    let nums: Vec<(SystemTime, f64)> = window.iter().filter_map(|&(t, n)| Some((t, n?))).collect();
     let (first, last) = (nums.first()?, nums.last()?);
     Some(match func {
         RangeFn::Avg => nums.iter().map(|(_, n)| n).sum::<f64>() / nums.len() as f64,
@@ -202,6 +272,27 @@ fn agree(a: &Labels, b: &Labels) -> bool {
 mod tests {
     use super::*;
     use crate::lang::parse;
+    use crate::series::Sample;
+
+    /// A store keeping an hour of every metric the tests use.
+    fn store() -> SeriesStore {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 1000, 100);
+        s.set_horizons(
+            [
+                "check_up",
+                "check_duration_ms",
+                "octets",
+                "health",
+                "maintenance",
+                "a",
+                "b",
+            ]
+            .iter()
+            .map(|n| ((*n).to_owned(), Duration::from_secs(3600)))
+            .collect(),
+        );
+        s
+    }
 
     fn t(s: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
@@ -234,7 +325,7 @@ mod tests {
 
     #[test]
     fn comparisons_matchers_and_staleness() {
-        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        let mut s = store();
         put(&mut s, "check_up", &[("target", "api")], 0, Value::Num(0.0));
         put(&mut s, "check_up", &[("target", "web")], 0, Value::Num(1.0));
         assert_eq!(eval(&s, "check_up == 0", 10), [labels(&[("target", "api")])]);
@@ -257,7 +348,7 @@ mod tests {
 
     #[test]
     fn strings_and_boolean_logic() {
-        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        let mut s = store();
         put(
             &mut s,
             "health",
@@ -291,7 +382,7 @@ mod tests {
 
     #[test]
     fn range_functions() {
-        let mut s = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        let mut s = store();
         for (i, v) in [1000.0, 2000.0, 3000.0, 4000.0].iter().enumerate() {
             put(
                 &mut s,
@@ -322,7 +413,7 @@ mod tests {
             ),
             api
         );
-        let mut c = SeriesStore::new(Duration::from_secs(3600), 100, 100);
+        let mut c = store();
         for (i, v) in [100.0, 160.0, 10.0, 70.0].iter().enumerate() {
             put(&mut c, "octets", &[], i as u64 * 10, Value::Num(*v));
         }
@@ -337,5 +428,70 @@ mod tests {
             },
         );
         assert_eq!(got[0].value, Value::Num(130.0 / 30.0));
+    }
+
+    #[test]
+    fn which_conditions_are_local() {
+        for (expr, local) in [
+            ("check_up == 0", true),
+            ("0 == check_up", true),
+            ("check_up", true),
+            ("avg_over_time(check_duration_ms[5m]) > 2000", true),
+            ("check_up == 0 or check_duration_ms > 100", true),
+            ("check_duration_ms > other_ms", true),
+            ("check_up == 0 and maintenance == 0", false),
+            ("not check_up", false),
+            ("1 < 2", false),
+            ("check_up == 0 or 1 < 2", false),
+        ] {
+            assert_eq!(is_local(&parse(expr).unwrap().cond), local, "{expr}");
+        }
+    }
+
+    proptest::proptest! {
+        /// For every label set, a local evaluation of one series gives what
+        /// the evaluation over every series gives for that label set.
+        #[test]
+        fn one_label_set_agrees_with_every_series(
+            samples in proptest::collection::vec((0u8..2, 0u8..6, 0u8..3, 0u64..400, -5i32..5), 1..60),
+            now in 0u64..700,
+        ) {
+            let names = ["a", "b"];
+            let mut s = store();
+            for (n, target, loc, at, v) in &samples {
+                let l = if *loc == 2 {
+                    labels(&[("target", &target.to_string())])
+                } else {
+                    labels(&[("target", &target.to_string()), ("loc", &loc.to_string())])
+                };
+                let value = if *v == 4 { Value::Str("down".into()) } else { Value::Num(f64::from(*v)) };
+                s.insert(names[usize::from(*n)], l, Sample { at: t(*at), value }, t(*at));
+            }
+            for expr in [
+                "a == 0",
+                "a",
+                "0 < a",
+                r#"a{loc="1"} > 0"#,
+                r#"a{loc!="1"} != 2"#,
+                r#"a == "down""#,
+                "a > b",
+                "a >= 1 or b < 0",
+                "avg_over_time(a[2m]) > 0",
+                "rate(b[5m]) > 0.01",
+                "count_over_time(a[1m]) >= 2 or max_over_time(b[3m]) == 4",
+            ] {
+                let cond = parse(expr).unwrap().cond;
+                assert!(is_local(&cond), "{expr}");
+                let at = At { store: &s, now: t(now), staleness: Duration::from_secs(120) };
+                let all = evaluate(&cond, at);
+                let mut sets: Vec<&Labels> = names.iter().flat_map(|n| s.series(n).map(|(l, _)| l)).collect();
+                sets.sort();
+                sets.dedup();
+                for l in sets {
+                    let want = all.iter().find(|e| &e.labels == l).cloned();
+                    proptest::prop_assert_eq!(evaluate_one(&cond, at, l), want, "{} for {:?}", expr, l);
+                }
+            }
+        }
     }
 }

@@ -70,6 +70,8 @@ pub struct Alert {
     pub suppressed_by: String,
     /// Whether its firing was published (then its later transitions are too).
     pub notified: bool,
+    /// Loaded from the store at start and not yet confirmed by new data.
+    pub restored: bool,
 }
 
 /// One step of an alert's life, for the audit trail.
@@ -114,6 +116,8 @@ pub struct Lifecycle {
     rules: HashMap<String, RuleState>,
     /// Alert id → (rule id, fingerprint) of open alerts.
     index: HashMap<String, (String, String)>,
+    /// Before this instant, a full evaluation does not resolve restored alerts.
+    trust_absence_from: Option<SystemTime>,
 }
 
 /// The label naming what an alert is about.
@@ -132,72 +136,38 @@ impl Lifecycle {
             } else {
                 self.index
                     .insert(a.id.clone(), (a.rule_id.clone(), a.fingerprint.clone()));
+                let mut a = a;
+                a.restored = true;
                 rs.open.insert(a.fingerprint.clone(), a);
             }
         }
     }
 
-    /// Applies one evaluation of `rule`: `holds` are the label sets its
-    /// condition holds for at `now`.
+    /// Applies one evaluation of `rule` over every series: `holds` are the
+    /// label sets its condition holds for at `now`; every other open alert
+    /// of the rule resolves (but an alert restored from the store waits
+    /// until [`Lifecycle::trust_absence_from`], so a restart resolves
+    /// nothing before its data has arrived).
     pub fn observe(&mut self, rule: &Rule, holds: Vec<Element>, now: SystemTime) -> Vec<Change> {
         let rs = self.rules.entry(rule.id().to_owned()).or_default();
         let mut changes = Vec::new();
         let mut seen = std::collections::HashSet::with_capacity(holds.len());
         for el in holds {
-            let mut labels = el.labels;
-            for (k, v) in &rule.config.labels {
-                labels.insert(k.clone(), v.clone());
-            }
+            let labels = with_rule_labels(rule, el.labels);
             let fp = fingerprint(rule.id(), &labels);
             if !seen.insert(fp.clone()) {
                 continue;
             }
-            if let Some(open) = rs.open.get_mut(&fp) {
-                open.value = el.value.to_string();
-                open.summary = rule.summary(&labels, &el.value);
-                continue;
-            }
-            let since = *rs.pending.entry(fp.clone()).or_insert(now);
-            let cooled = rs.resolved.get(&fp).map_or(since, |r| later(*r, rule.cooldown));
-            if now < later(since, rule.hold).max(cooled) {
-                continue;
-            }
-            rs.pending.remove(&fp);
-            rs.resolved.remove(&fp);
-            let started = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-            let id = format!("{fp}-{}", started.as_millis());
-            let alert = Alert {
-                id: id.clone(),
-                fingerprint: fp.clone(),
-                rule_id: rule.id().to_owned(),
-                rule_name: rule.name().to_owned(),
-                state: State::Firing,
-                severity: severity(rule).to_owned(),
-                summary: rule.summary(&labels, &el.value),
-                resource: RESOURCE_LABELS
-                    .iter()
-                    .find_map(|k| labels.get(*k))
-                    .cloned()
-                    .unwrap_or_default(),
-                labels,
-                source: rule.source(),
-                value: el.value.to_string(),
-                started_at: now,
-                updated_at: now,
-                acknowledged_at: None,
-                acknowledged_by: String::new(),
-                acknowledge_comment: String::new(),
-                resolved_at: None,
-                resolved_by: String::new(),
-                suppressed_by: String::new(),
-                notified: false,
-            };
-            self.index.insert(id, (rule.id().to_owned(), fp.clone()));
-            changes.push(change(&alert, now, "", ""));
-            rs.open.insert(fp, alert);
+            changes.extend(hold(rs, &mut self.index, rule, fp, labels, &el.value, now));
         }
         rs.pending.retain(|fp, _| seen.contains(fp));
-        let cleared: Vec<String> = rs.open.keys().filter(|fp| !seen.contains(*fp)).cloned().collect();
+        let trusted = self.trust_absence_from.is_none_or(|t| now >= t);
+        let cleared: Vec<String> = rs
+            .open
+            .iter()
+            .filter(|(fp, a)| !seen.contains(*fp) && (trusted || !a.restored))
+            .map(|(fp, _)| fp.clone())
+            .collect();
         for fp in cleared {
             if let Some(c) = close(rs, &mut self.index, &fp, now, "", "") {
                 changes.push(c);
@@ -206,6 +176,44 @@ impl Lifecycle {
         let cooldown = rule.cooldown;
         rs.resolved.retain(|_, at| later(*at, cooldown) > now);
         changes
+    }
+
+    /// Applies one evaluation of `rule` for the one label set `labels`
+    /// (the series just updated): `held` is what the condition holds for
+    /// there, if anything. Other label sets are left as they are.
+    pub fn observe_one(
+        &mut self,
+        rule: &Rule,
+        labels: &Labels,
+        held: Option<Element>,
+        now: SystemTime,
+    ) -> Option<Change> {
+        let full = with_rule_labels(rule, labels.clone());
+        let fp = fingerprint(rule.id(), &full);
+        if !self.rules.contains_key(rule.id()) {
+            if held.is_none() {
+                return None;
+            }
+            self.rules.insert(rule.id().to_owned(), RuleState::default());
+        }
+        let rs = self.rules.get_mut(rule.id())?;
+        if rs.resolved.get(&fp).is_some_and(|at| later(*at, rule.cooldown) <= now) {
+            rs.resolved.remove(&fp);
+        }
+        match held {
+            Some(el) => hold(rs, &mut self.index, rule, fp, full, &el.value, now),
+            None => {
+                rs.pending.remove(&fp);
+                close(rs, &mut self.index, &fp, now, "", "")
+            }
+        }
+    }
+
+    /// From `at` on, a full evaluation that no longer finds a restored
+    /// alert's condition resolves it; before, only data about its own
+    /// series does. The engine sets this to its start plus the staleness.
+    pub fn set_trust_absence_from(&mut self, at: SystemTime) {
+        self.trust_absence_from = Some(at);
     }
 
     /// Resolves every open alert of a rule that was deleted or disabled.
@@ -288,10 +296,82 @@ impl Lifecycle {
         self.rules.values().flat_map(|rs| rs.open.values())
     }
 
+    /// How many alerts are open.
+    pub fn open_count(&self) -> usize {
+        self.index.len()
+    }
+
     /// Conditions waiting for their `for` or cooldown.
     pub fn pending(&self) -> usize {
         self.rules.values().map(|rs| rs.pending.len()).sum()
     }
+}
+
+/// The element's labels with the rule's labels added (the rule's win).
+fn with_rule_labels(rule: &Rule, mut labels: Labels) -> Labels {
+    for (k, v) in &rule.config.labels {
+        labels.insert(k.clone(), v.clone());
+    }
+    labels
+}
+
+/// The condition holds for `fp`: an open alert takes the new value; else
+/// it is pending until its `for` and cooldown have passed, then fires.
+fn hold(
+    rs: &mut RuleState,
+    index: &mut HashMap<String, (String, String)>,
+    rule: &Rule,
+    fp: String,
+    labels: Labels,
+    value: &crate::series::Value,
+    now: SystemTime,
+) -> Option<Change> {
+    if let Some(open) = rs.open.get_mut(&fp) {
+        open.value = value.to_string();
+        open.summary = rule.summary(&labels, value);
+        open.restored = false;
+        return None;
+    }
+    let since = *rs.pending.entry(fp.clone()).or_insert(now);
+    let cooled = rs.resolved.get(&fp).map_or(since, |r| later(*r, rule.cooldown));
+    if now < later(since, rule.hold).max(cooled) {
+        return None;
+    }
+    rs.pending.remove(&fp);
+    rs.resolved.remove(&fp);
+    let started = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let id = format!("{fp}-{}", started.as_millis());
+    let alert = Alert {
+        id: id.clone(),
+        fingerprint: fp.clone(),
+        rule_id: rule.id().to_owned(),
+        rule_name: rule.name().to_owned(),
+        state: State::Firing,
+        severity: severity(rule).to_owned(),
+        summary: rule.summary(&labels, value),
+        resource: RESOURCE_LABELS
+            .iter()
+            .find_map(|k| labels.get(*k))
+            .cloned()
+            .unwrap_or_default(),
+        labels,
+        source: rule.source(),
+        value: value.to_string(),
+        started_at: now,
+        updated_at: now,
+        acknowledged_at: None,
+        acknowledged_by: String::new(),
+        acknowledge_comment: String::new(),
+        resolved_at: None,
+        resolved_by: String::new(),
+        suppressed_by: String::new(),
+        notified: false,
+        restored: false,
+    };
+    index.insert(id, (rule.id().to_owned(), fp.clone()));
+    let c = change(&alert, now, "", "");
+    rs.open.insert(fp, alert);
+    Some(c)
 }
 
 /// `t + d`, saturating far in the future instead of overflowing.
@@ -527,5 +607,62 @@ mod tests {
         assert_eq!(dropped.len(), 2);
         assert!(dropped.iter().all(|c| c.alert.state == State::Resolved));
         assert_eq!(restored.open().count(), 0);
+    }
+
+    #[test]
+    fn restored_alerts_wait_for_their_data_before_resolving() {
+        let r = rule("check_up == 0", 300);
+        let mut before = Lifecycle::default();
+        let fired: Vec<Alert> = before
+            .observe(&r, holds(&["api", "web", "db"]), t(0))
+            .into_iter()
+            .map(|c| c.alert)
+            .collect();
+        let mut l = Lifecycle::default();
+        l.restore(fired);
+        l.set_trust_absence_from(t(400));
+        // Right after a restart the window store is empty: a full evaluation
+        // finds nothing, and must not take that as a recovery.
+        assert!(l.observe(&r, holds(&[]), t(100)).is_empty());
+        assert_eq!(l.open_count(), 3);
+        // Data about `web` shows it recovered: that resolves it.
+        let web: Labels = [("target".to_owned(), "web".to_owned())].into();
+        let c = l.observe_one(&r, &web, None, t(101)).expect("web resolves");
+        assert_eq!(c.alert.state, State::Resolved);
+        // `api` still holds: confirmed, and then an ordinary open alert.
+        let api: Labels = [("target".to_owned(), "api".to_owned())].into();
+        let still = holds(&["api"]).remove(0);
+        assert!(l.observe_one(&r, &api, Some(still), t(102)).is_none());
+        assert!(
+            l.observe(&r, holds(&[]), t(103))
+                .iter()
+                .any(|c| c.alert.labels["target"] == "api")
+        );
+        // `db` never reported again: resolved once absence can be trusted.
+        assert_eq!(l.open_count(), 1);
+        assert!(l.observe(&r, holds(&[]), t(399)).is_empty());
+        let c = l.observe(&r, holds(&[]), t(400));
+        assert_eq!(states(&c), [(State::Resolved, "db".to_owned())]);
+    }
+
+    #[test]
+    fn one_label_set_at_a_time() {
+        let r = rule("check_up == 0 for 1m", 300);
+        let mut l = Lifecycle::default();
+        let api: Labels = [("target".to_owned(), "api".to_owned())].into();
+        let el = || holds(&["api"]).remove(0);
+        assert!(l.observe_one(&r, &api, None, t(0)).is_none(), "nothing to clear");
+        assert!(l.observe_one(&r, &api, Some(el()), t(0)).is_none(), "pending");
+        assert_eq!(l.pending(), 1);
+        let c = l.observe_one(&r, &api, Some(el()), t(60)).expect("fires after its for");
+        assert_eq!(c.alert.labels["team"], "ops", "rule labels are added");
+        assert_eq!(l.open_count(), 1);
+        let c = l.observe_one(&r, &api, None, t(61)).expect("resolves");
+        assert_eq!(c.alert.state, State::Resolved);
+        assert!(l.observe_one(&r, &api, Some(el()), t(62)).is_none(), "cooling down");
+        assert!(
+            l.observe_one(&r, &api, Some(el()), t(361)).is_some(),
+            "fires again after the cooldown"
+        );
     }
 }

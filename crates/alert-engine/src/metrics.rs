@@ -16,6 +16,7 @@ pub const ALERTMANAGER_PUSHES_TOTAL: &str = "pantau_alert_engine_alertmanager_pu
 /// `trigger` label values of [`EVALUATION_DURATION`].
 pub const TRIGGER_EVENT: &str = "event";
 pub const TRIGGER_SWEEP: &str = "sweep";
+pub const TRIGGER_BATCH: &str = "batch";
 
 /// Describes every alert engine metric once.
 pub fn describe() {

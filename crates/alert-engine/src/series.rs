@@ -42,14 +42,141 @@ pub struct Sample {
     pub value: Value,
 }
 
+/// Milliseconds since the epoch (negative before it), saturating.
+fn to_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+fn from_ms(ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(d)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(d)
+    }
+    .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// One series' recent samples, oldest first, at millisecond precision. A
+/// series of numbers (nearly all) takes 16 bytes a sample; one that has
+/// held a state (`"unhealthy"`) keeps its values as they are.
+#[derive(Debug)]
+pub enum Series {
+    Num(VecDeque<(i64, f64)>),
+    Any(VecDeque<(i64, Value)>),
+}
+
+impl Series {
+    fn new(value: &Value) -> Self {
+        match value {
+            Value::Num(_) => Series::Num(VecDeque::with_capacity(1)),
+            Value::Str(_) => Series::Any(VecDeque::with_capacity(1)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Series::Num(v) => v.len(),
+            Series::Any(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn front_ms(&self) -> Option<i64> {
+        match self {
+            Series::Num(v) => v.front().map(|p| p.0),
+            Series::Any(v) => v.front().map(|p| p.0),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Series::Num(v) => {
+                v.pop_front();
+            }
+            Series::Any(v) => {
+                v.pop_front();
+            }
+        }
+    }
+
+    /// Inserts in time order (after samples of the same instant).
+    fn insert(&mut self, at: i64, value: Value) {
+        if let (Series::Num(v), Value::Str(_)) = (&*self, &value) {
+            *self = Series::Any(v.iter().map(|&(t, n)| (t, Value::Num(n))).collect());
+        }
+        match (self, value) {
+            (Series::Num(v), Value::Num(n)) => {
+                let pos = v.partition_point(|p| p.0 <= at);
+                v.insert(pos, (at, n));
+            }
+            (Series::Any(v), value) => {
+                let pos = v.partition_point(|p| p.0 <= at);
+                v.insert(pos, (at, value));
+            }
+            (Series::Num(_), Value::Str(_)) => unreachable!("converted above"),
+        }
+    }
+
+    /// The latest sample at or before `now`.
+    pub fn latest(&self, now: SystemTime) -> Option<Sample> {
+        let now = to_ms(now);
+        match self {
+            Series::Num(v) => v.iter().rev().find(|p| p.0 <= now).map(|&(t, n)| Sample {
+                at: from_ms(t),
+                value: Value::Num(n),
+            }),
+            Series::Any(v) => v.iter().rev().find(|p| p.0 <= now).map(|(t, value)| Sample {
+                at: from_ms(*t),
+                value: value.clone(),
+            }),
+        }
+    }
+
+    /// The samples in `(start, end]`: their time and, when a finite number,
+    /// their value.
+    pub fn window(&self, start: SystemTime, end: SystemTime) -> Vec<(SystemTime, Option<f64>)> {
+        let (start, end) = (to_ms(start), to_ms(end));
+        let inside = |t: i64| t > start && t <= end;
+        let num = |n: f64| n.is_finite().then_some(n);
+        match self {
+            Series::Num(v) => v
+                .iter()
+                .filter(|p| inside(p.0))
+                .map(|&(t, n)| (from_ms(t), num(n)))
+                .collect(),
+            Series::Any(v) => v
+                .iter()
+                .filter(|p| inside(p.0))
+                .map(|(t, value)| {
+                    let n = match value {
+                        Value::Num(n) => num(*n),
+                        Value::Str(_) => None,
+                    };
+                    (from_ms(*t), n)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Bounded recent history of every series.
 #[derive(Debug)]
 pub struct SeriesStore {
-    by_name: HashMap<String, HashMap<Labels, VecDeque<Sample>>>,
+    by_name: HashMap<String, HashMap<Labels, Series>>,
     series: usize,
     window: Duration,
     max_series: usize,
     max_samples: usize,
+    /// How far back the rules reading a metric look (its longest `[range]`);
+    /// a metric not listed keeps its latest sample only.
+    horizons: HashMap<String, Duration>,
 }
 
 /// What happened to an inserted sample.
@@ -70,44 +197,73 @@ impl SeriesStore {
             window,
             max_series,
             max_samples: max_samples.max(2),
+            horizons: HashMap::new(),
         }
     }
 
-    /// Adds a sample, keeping each series ordered by time.
+    /// Sets how far back each metric's samples are kept (the longest range
+    /// a rule reads it over); a metric not listed keeps only its latest
+    /// sample, which is all a current value needs. Never past the window.
+    pub fn set_horizons(&mut self, horizons: HashMap<String, Duration>) {
+        self.horizons = horizons;
+    }
+
+    /// Adds a sample, keeping each series ordered by time, and drops the
+    /// samples no rule looks back to.
     pub fn insert(&mut self, name: &str, labels: Labels, sample: Sample, now: SystemTime) -> Inserted {
         if crate::lifecycle::later(sample.at, self.window) < now {
             return Inserted::TooOld;
         }
         let full = self.series >= self.max_series;
-        let by_labels = self.by_name.entry(name.to_owned()).or_default();
+        let horizon = self
+            .horizons
+            .get(name)
+            .copied()
+            .unwrap_or(Duration::ZERO)
+            .min(self.window);
+        let by_labels = match self.by_name.get_mut(name) {
+            Some(m) => m,
+            None => self.by_name.entry(name.to_owned()).or_default(),
+        };
         let samples = match by_labels.get_mut(&labels) {
             Some(s) => s,
             None if full => return Inserted::TooManySeries,
             None => {
                 self.series += 1;
-                by_labels.entry(labels).or_default()
+                by_labels.entry(labels).or_insert_with(|| Series::new(&sample.value))
             }
         };
-        let pos = samples.partition_point(|s| s.at <= sample.at);
-        samples.insert(pos, sample);
-        while samples.len() > self.max_samples {
+        samples.insert(to_ms(sample.at), sample.value);
+        let oldest = to_ms(now.checked_sub(horizon).unwrap_or(SystemTime::UNIX_EPOCH));
+        while samples.len() > self.max_samples || (samples.len() > 1 && samples.front_ms().is_some_and(|t| t < oldest))
+        {
             samples.pop_front();
         }
         Inserted::Stored
     }
 
-    /// Every series of `name` with its samples, oldest first.
-    pub fn series<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a Labels, &'a VecDeque<Sample>)> + 'a {
+    /// Every series of `name` with its samples.
+    pub fn series<'a>(&'a self, name: &str) -> impl Iterator<Item = (&'a Labels, &'a Series)> + 'a {
         self.by_name.get(name).into_iter().flat_map(|m| m.iter())
+    }
+
+    /// The samples of one series.
+    pub fn get(&self, name: &str, labels: &Labels) -> Option<&Series> {
+        self.by_name.get(name)?.get(labels)
+    }
+
+    /// Number of series of `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.by_name.get(name).map_or(0, HashMap::len)
     }
 
     /// Drops samples older than the window, and series left empty.
     pub fn prune(&mut self, now: SystemTime) {
-        let cutoff = now.checked_sub(self.window).unwrap_or(SystemTime::UNIX_EPOCH);
+        let cutoff = to_ms(now.checked_sub(self.window).unwrap_or(SystemTime::UNIX_EPOCH));
         let mut removed = 0;
         self.by_name.retain(|_, by_labels| {
             by_labels.retain(|_, samples| {
-                while samples.front().is_some_and(|s| s.at < cutoff) {
+                while samples.front_ms().is_some_and(|t| t < cutoff) {
                     samples.pop_front();
                 }
                 let keep = !samples.is_empty();
@@ -146,6 +302,7 @@ mod tests {
     #[test]
     fn bounded_in_series_samples_and_age() {
         let mut s = SeriesStore::new(Duration::from_secs(60), 2, 3);
+        s.set_horizons([("m".to_owned(), Duration::from_secs(600))].into());
         let put = |s: &mut SeriesStore, l: &str, t: u64, v: f64| {
             s.insert(
                 "m",
@@ -163,9 +320,11 @@ mod tests {
         for t in 1..=5 {
             put(&mut s, "a", t, t as f64);
         }
-        let (_, a) = s.series("m").find(|(l, _)| l["target"] == "a").unwrap();
-        let values: Vec<_> = a.iter().map(|x| x.value.clone()).collect();
-        assert_eq!(values, [Value::Num(3.0), Value::Num(4.0), Value::Num(5.0)]);
+        let values = |s: &SeriesStore| -> Vec<Option<f64>> {
+            let (_, a) = s.series("m").find(|(l, _)| l["target"] == "a").unwrap();
+            a.window(at(0), at(100)).into_iter().map(|(_, v)| v).collect()
+        };
+        assert_eq!(values(&s), [Some(3.0), Some(4.0), Some(5.0)]);
         // Out of order samples land in time order.
         s.insert(
             "m",
@@ -176,9 +335,7 @@ mod tests {
             },
             at(5),
         );
-        let (_, a) = s.series("m").find(|(l, _)| l["target"] == "a").unwrap();
-        assert_eq!(a[1].value, Value::Num(9.0));
-        assert_eq!(a.len(), 3);
+        assert_eq!(values(&s), [Some(4.0), Some(9.0), Some(5.0)]);
         assert_eq!(
             s.insert(
                 "m",
@@ -196,5 +353,42 @@ mod tests {
         s.prune(at(200));
         assert!(s.is_empty());
         assert_eq!(put(&mut s, "c", 200, 1.0), Inserted::Stored, "room again");
+    }
+
+    #[test]
+    fn a_metric_no_rule_looks_back_on_keeps_its_latest_sample() {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 10, 100);
+        s.set_horizons([("ranged".to_owned(), Duration::from_secs(30))].into());
+        for t in 0..100 {
+            for name in ["ranged", "instant"] {
+                s.insert(
+                    name,
+                    labels("a"),
+                    Sample {
+                        at: at(t),
+                        value: Value::Num(t as f64),
+                    },
+                    at(t),
+                );
+            }
+        }
+        let (_, instant) = s.series("instant").next().unwrap();
+        assert_eq!(instant.len(), 1);
+        assert_eq!(instant.latest(at(100)).unwrap().value, Value::Num(99.0));
+        let (_, ranged) = s.series("ranged").next().unwrap();
+        assert_eq!(ranged.len(), 31, "the last 30 s and the instant they start");
+        // A state turns a series of numbers into one of values, in order.
+        s.insert(
+            "ranged",
+            labels("a"),
+            Sample {
+                at: at(100),
+                value: Value::Str("down".into()),
+            },
+            at(100),
+        );
+        let (_, ranged) = s.series("ranged").next().unwrap();
+        assert_eq!(ranged.latest(at(100)).unwrap().value, Value::Str("down".into()));
+        assert_eq!(ranged.window(at(98), at(100)), [(at(99), Some(99.0)), (at(100), None)]);
     }
 }

@@ -108,6 +108,7 @@ macro_rules! alert_from_row {
             resolved_by: r.try_get("resolved_by")?,
             suppressed_by: r.try_get("suppressed_by")?,
             notified: r.try_get::<i64, _>("notified")? != 0,
+            restored: false,
         }
     }};
 }

@@ -55,6 +55,27 @@ pub struct RuleExpr {
 }
 
 impl RuleExpr {
+    /// Each metric the rule reads over a range, with the longest range.
+    pub fn ranges(&self) -> Vec<(String, Duration)> {
+        fn walk(e: &Expr, out: &mut Vec<(String, Duration)>) {
+            match e {
+                Expr::Range { selector, range, .. } => match out.iter_mut().find(|(n, _)| *n == selector.name) {
+                    Some((_, r)) => *r = (*r).max(*range),
+                    None => out.push((selector.name.clone(), *range)),
+                },
+                Expr::Compare { lhs, rhs, .. } | Expr::And(lhs, rhs) | Expr::Or(lhs, rhs) => {
+                    walk(lhs, out);
+                    walk(rhs, out);
+                }
+                Expr::Not(e) => walk(e, out),
+                Expr::Number(_) | Expr::Str(_) | Expr::Selector(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.cond, &mut out);
+        out
+    }
+
     /// The metric names the rule reads, for event-driven evaluation.
     pub fn metric_names(&self) -> Vec<String> {
         let mut out = Vec::new();

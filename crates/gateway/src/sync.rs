@@ -452,17 +452,18 @@ async fn heartbeat(
             ));
         }
     };
-    if !b.uptime_seconds.is_finite() || b.uptime_seconds < 0.0 {
+    // Negative, NaN, infinite or too large for a duration: refused, never a panic.
+    let Ok(uptime) = std::time::Duration::try_from_secs_f64(b.uptime_seconds) else {
         return Err(ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_body",
             "uptime_seconds must be a number of seconds, 0 or more",
         ));
-    }
+    };
     let req = pb::HeartbeatRequest {
         instance_id: b.instance_id,
         status: status as i32,
-        uptime: Some(to_duration(std::time::Duration::from_secs_f64(b.uptime_seconds))),
+        uptime: Some(to_duration(uptime)),
         results_since_last: b.results_since_last,
         metrics: Some(pb::SystemMetrics {
             cpu_percent: b.cpu_percent,

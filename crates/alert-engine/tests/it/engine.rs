@@ -193,3 +193,49 @@ async fn rules_files_load_and_bad_ones_are_named() {
     assert!(e.to_string().contains("missing.yaml: cannot be read"), "{e}");
     db.close().await;
 }
+
+/// A rule with `and` over many series is not evaluated at every fact (that
+/// would cost every series per fact) but in the next batch; one over few
+/// series still at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_over_many_series_are_batched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut c = cfg();
+    c.rules[0].id = "busy-not-in-maintenance".into();
+    c.rules[0].expr = "cpu_usage > 80 and maintenance == 0".into();
+    let engine = Engine::new(c, AlertStore::new(db.clone()), bus).await.unwrap();
+    let maintenance = Fact {
+        name: "maintenance".into(),
+        labels: std::collections::BTreeMap::new(),
+        value: Value::Num(0.0),
+        at: t(0),
+    };
+    // Few series: at once.
+    let fired = engine
+        .ingest(vec![maintenance.clone(), cpu("h0", 95.0, 0)], t(0))
+        .await
+        .unwrap();
+    assert_eq!(fired.len(), 1, "one host, evaluated at once");
+    // Past the batching threshold: the facts are taken, the rule waits.
+    let many: Vec<Fact> = (1..=pantau_alert_engine::engine::BATCH_ABOVE_SERIES)
+        .map(|i| cpu(&format!("h{i}"), if i % 400 == 0 { 90.0 } else { 10.0 }, 1))
+        .collect();
+    engine.ingest(many, t(1)).await.unwrap();
+    let waiting = engine.ingest(vec![cpu("h1", 99.0, 2)], t(2)).await.unwrap();
+    assert!(waiting.is_empty(), "batched, not evaluated per fact: {waiting:?}");
+    let batch = engine.evaluate_batched(t(2)).await.unwrap();
+    let mut hosts: Vec<&str> = batch.iter().map(|c| c.alert.labels["host"].as_str()).collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, ["h1", "h400", "h800"]);
+    assert!(engine.evaluate_batched(t(3)).await.unwrap().is_empty(), "nothing new");
+    db.close().await;
+}

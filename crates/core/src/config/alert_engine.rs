@@ -63,7 +63,7 @@ impl Default for AlertEngineConfig {
             sweep_interval: Duration::from_secs(30),
             staleness: Duration::from_secs(300),
             window: Duration::from_secs(3600),
-            max_series: 100_000,
+            max_series: 1_000_000,
             max_samples_per_series: 1_000,
             default_cooldown: Duration::from_secs(300),
             retention: Duration::from_secs(30 * 86_400),

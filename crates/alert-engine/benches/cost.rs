@@ -9,7 +9,10 @@
 //! target in 500 is down, so alerts open as they would. Prints the thread's
 //! CPU time per result (the engine runs on this thread alone: `ingest` is
 //! called directly, as the bus consumer does) and the series held. The goal
-//! is a flat line: the cost of a result must not grow with N.
+//! is a flat line: the cost of a result must not grow with N. The RSS growth
+//! while the first result of every target is taken, per series, approximates
+//! the window store's memory per series (measured in increasing N, so the
+//! allocator's reuse of an earlier run's memory does not hide it).
 //! Then one sweep (every rule over every series, as the engine does every
 //! `alert_engine.sweep_interval`, 30 s) is timed on its own.
 
@@ -27,6 +30,17 @@ use pantau_proto::v1::{CheckKind, CheckResult, CheckStatus};
 
 /// Rounds of one result per target that are measured.
 const ROUNDS_PER_TARGET: u64 = 5;
+
+/// Resident memory of this process, KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 
 /// CPU time of this thread.
 fn thread_cpu() -> Duration {
@@ -67,11 +81,13 @@ async fn measure(targets: usize) -> anyhow::Result<()> {
     };
     let engine = Engine::new(cfg, AlertStore::new(db), bus).await?;
     let start = SystemTime::now();
+    let rss0 = rss_kib();
     let mut fired = 0usize;
     for i in 0..targets {
         let now = start + Duration::from_micros(i as u64);
         fired += engine.ingest(from_check(&result(i, now), now), now).await?.len();
     }
+    let grew = rss_kib().saturating_sub(rss0);
     let cpu0 = thread_cpu();
     let wall0 = std::time::Instant::now();
     let mut n = 0u64;
@@ -86,9 +102,10 @@ async fn measure(targets: usize) -> anyhow::Result<()> {
     let cpu = thread_cpu().saturating_sub(cpu0);
     let per = cpu.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "| {targets:>7} | {:>7} | {n:>8} | {per:>8.2} | {:>6.2} | {fired:>5} |",
+        "| {targets:>7} | {:>7} | {n:>8} | {per:>8.2} | {:>6.2} | {fired:>5} | {:.0} |",
         targets * 2,
         wall0.elapsed().as_secs_f64(),
+        grew as f64 * 1024.0 / (targets * 2) as f64,
     );
     // A sweep over every series, timed on its own.
     let s0 = thread_cpu();
@@ -109,8 +126,8 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!("alert engine cost per check result, default rules on, engine on one thread");
-    println!("| targets | series  | results  | µs CPU/result | wall s | transitions |");
-    println!("|---|---|---|---|---|---|");
+    println!("| targets | series  | results  | µs CPU/result | wall s | transitions | RSS growth per series, bytes |");
+    println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         anyhow::ensure!(n <= 200_000, "BENCH_SERIES is capped at 200000 targets");
         rt.block_on(measure(n))?;

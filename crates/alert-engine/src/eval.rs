@@ -21,7 +21,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::lang::{CmpOp, Expr, RangeFn, Selector};
-use crate::series::{Labels, Series, SeriesStore, Value};
+use crate::series::{Key, Labels, Series, SeriesStore, Value};
 
 /// One label set a condition holds for, with the value that matched.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,19 +174,17 @@ fn operand(e: &Expr, at: At<'_>) -> Operand {
     }
 }
 
-fn selected<'a>(sel: &'a Selector, at: At<'a>) -> impl Iterator<Item = (&'a Labels, &'a Series)> + 'a {
-    at.store.series(&sel.name).filter(|(labels, _)| {
-        sel.matchers
-            .iter()
-            .all(|m| m.matches(labels.get(&m.label).map(String::as_str)))
-    })
+fn selected<'a>(sel: &'a Selector, at: At<'a>) -> impl Iterator<Item = (&'a Key, &'a Series)> + 'a {
+    at.store
+        .series(&sel.name)
+        .filter(|(labels, _)| sel.matchers.iter().all(|m| m.matches(labels.get(&m.label))))
 }
 
 fn instant(sel: &Selector, at: At<'_>) -> Vec<Element> {
     selected(sel, at)
         .filter_map(|(labels, samples)| {
             latest(samples, at).map(|value| Element {
-                labels: labels.clone(),
+                labels: labels.to_labels(),
                 value,
             })
         })
@@ -199,7 +197,7 @@ fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec
         .filter_map(|(labels, series)| {
             let value = reduce(func, &series.window(start, at.now))?;
             Some(Element {
-                labels: labels.clone(),
+                labels: labels.to_labels(),
                 value: Value::Num(value),
             })
         })
@@ -484,10 +482,10 @@ mod tests {
                 assert!(is_local(&cond), "{expr}");
                 let at = At { store: &s, now: t(now), staleness: Duration::from_secs(120) };
                 let all = evaluate(&cond, at);
-                let mut sets: Vec<&Labels> = names.iter().flat_map(|n| s.series(n).map(|(l, _)| l)).collect();
+                let mut sets: Vec<Labels> = names.iter().flat_map(|n| s.series(n).map(|(l, _)| l.to_labels())).collect();
                 sets.sort();
                 sets.dedup();
-                for l in sets {
+                for l in &sets {
                     let want = all.iter().find(|e| &e.labels == l).cloned();
                     proptest::prop_assert_eq!(evaluate_one(&cond, at, l), want, "{} for {:?}", expr, l);
                 }

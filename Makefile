@@ -144,4 +144,5 @@ bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode tcp
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode http
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode http --new-connections
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode history

@@ -302,6 +302,13 @@ impl Engine {
         let mut touched: Vec<(String, Labels)> = Vec::new();
         let mut global: Vec<String> = Vec::new();
         for f in facts {
+            let sample = Sample {
+                at: f.at,
+                value: f.value,
+            };
+            if inner.series.insert(&f.name, &f.labels, sample, now) == Inserted::TooManySeries {
+                metrics::counter!(m::SERIES_DROPPED_TOTAL).increment(1);
+            }
             if let Some(readers) = inner.readers.get(&f.name) {
                 for id in readers {
                     if inner.local.contains(id) {
@@ -312,13 +319,6 @@ impl Engine {
                         global.push(id.clone());
                     }
                 }
-            }
-            let sample = Sample {
-                at: f.at,
-                value: f.value,
-            };
-            if inner.series.insert(&f.name, f.labels, sample, now) == Inserted::TooManySeries {
-                metrics::counter!(m::SERIES_DROPPED_TOTAL).increment(1);
             }
         }
         let staleness = self.cfg.staleness;

@@ -301,7 +301,7 @@ mod tests {
     }
 
     fn put(s: &mut SeriesStore, name: &str, l: &[(&str, &str)], at: u64, v: Value) {
-        s.insert(name, labels(l), Sample { at: t(at), value: v }, t(at));
+        s.insert(name, &labels(l), Sample { at: t(at), value: v }, t(at));
     }
 
     fn eval(s: &SeriesStore, expr: &str, now: u64) -> Vec<Labels> {
@@ -463,7 +463,7 @@ mod tests {
                     labels(&[("target", &target.to_string()), ("loc", &loc.to_string())])
                 };
                 let value = if *v == 4 { Value::Str("down".into()) } else { Value::Num(f64::from(*v)) };
-                s.insert(names[usize::from(*n)], l, Sample { at: t(*at), value }, t(*at));
+                s.insert(names[usize::from(*n)], &l, Sample { at: t(*at), value }, t(*at));
             }
             for expr in [
                 "a == 0",

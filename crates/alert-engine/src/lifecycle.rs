@@ -191,22 +191,19 @@ impl Lifecycle {
         let full = with_rule_labels(rule, labels.clone());
         let fp = fingerprint(rule.id(), &full);
         if !self.rules.contains_key(rule.id()) {
-            if held.is_none() {
-                return None;
-            }
+            // Nothing open or pending for this rule: only a holding condition matters.
+            held.as_ref()?;
             self.rules.insert(rule.id().to_owned(), RuleState::default());
         }
         let rs = self.rules.get_mut(rule.id())?;
         if rs.resolved.get(&fp).is_some_and(|at| later(*at, rule.cooldown) <= now) {
             rs.resolved.remove(&fp);
         }
-        match held {
-            Some(el) => hold(rs, &mut self.index, rule, fp, full, &el.value, now),
-            None => {
-                rs.pending.remove(&fp);
-                close(rs, &mut self.index, &fp, now, "", "")
-            }
+        if let Some(el) = held {
+            return hold(rs, &mut self.index, rule, fp, full, &el.value, now);
         }
+        rs.pending.remove(&fp);
+        close(rs, &mut self.index, &fp, now, "", "")
     }
 
     /// From `at` on, a full evaluation that no longer finds a restored

@@ -267,7 +267,7 @@ impl SeriesStore {
 
     /// Adds a sample, keeping each series ordered by time, and drops the
     /// samples no rule looks back to.
-    pub fn insert(&mut self, name: &str, labels: Labels, sample: Sample, now: SystemTime) -> Inserted {
+    pub fn insert(&mut self, name: &str, labels: &Labels, sample: Sample, now: SystemTime) -> Inserted {
         if crate::lifecycle::later(sample.at, self.window) < now {
             return Inserted::TooOld;
         }
@@ -278,7 +278,7 @@ impl SeriesStore {
             .copied()
             .unwrap_or(Duration::ZERO)
             .min(self.window);
-        let existing = self.strings.lookup(&labels);
+        let existing = self.strings.lookup(labels);
         let by_labels = match self.by_name.get_mut(name) {
             Some(m) => m,
             None => self.by_name.entry(name.to_owned()).or_default(),
@@ -288,7 +288,7 @@ impl SeriesStore {
             None if full => return Inserted::TooManySeries,
             None => {
                 self.series += 1;
-                let key = self.strings.key(&labels);
+                let key = self.strings.key(labels);
                 by_labels.entry(key).or_insert_with(|| Series::new(&sample.value))
             }
         };
@@ -368,7 +368,7 @@ mod tests {
         let put = |s: &mut SeriesStore, l: &str, t: u64, v: f64| {
             s.insert(
                 "m",
-                labels(l),
+                &labels(l),
                 Sample {
                     at: at(t),
                     value: Value::Num(v),
@@ -390,7 +390,7 @@ mod tests {
         // Out of order samples land in time order.
         s.insert(
             "m",
-            labels("a"),
+            &labels("a"),
             Sample {
                 at: at(4) + Duration::from_millis(1),
                 value: Value::Num(9.0),
@@ -401,7 +401,7 @@ mod tests {
         assert_eq!(
             s.insert(
                 "m",
-                labels("a"),
+                &labels("a"),
                 Sample {
                     at: at(0),
                     value: Value::Num(0.0)
@@ -425,7 +425,7 @@ mod tests {
             for name in ["ranged", "instant"] {
                 s.insert(
                     name,
-                    labels("a"),
+                    &labels("a"),
                     Sample {
                         at: at(t),
                         value: Value::Num(t as f64),
@@ -442,7 +442,7 @@ mod tests {
         // A state turns a series of numbers into one of values, in order.
         s.insert(
             "ranged",
-            labels("a"),
+            &labels("a"),
             Sample {
                 at: at(100),
                 value: Value::Str("down".into()),

@@ -2,7 +2,10 @@
 //!
 //! Modes (one per process, so each starts clean):
 //! - `tcp`: N TCP targets (default 20,000) every second against local listeners;
-//! - `http`: N HTTP targets (default 10,000) every second against a local server;
+//! - `http`: N HTTP targets (default 10,000) every second against a local server
+//!   (keep-alive; with `--new-connections`, `reuse_connection: false`; with
+//!   `--url`, a loopback server of one's own such as nginx, whose CPU is then
+//!   not counted);
 //! - `idle`: N targets (default 100,000) every hour: memory of a large, idle schedule;
 //! - `history`: a year of hourly history for N targets (default 20): bytes per
 //!   stored row and the time of a one-year uptime query.
@@ -13,6 +16,10 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The `pantau` binary's allocator, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use pantau_core::bus::Bus;
@@ -25,6 +32,11 @@ struct Args {
     targets: usize,
     seconds: u64,
     concurrency: usize,
+    /// HTTP: `reuse_connection: false` (a new connection every check).
+    new_connections: bool,
+    /// HTTP: a loopback server of one's own (e.g. nginx) instead of the
+    /// one this process serves, so its CPU is not counted as the collector's.
+    url: Option<String>,
 }
 
 fn args() -> Args {
@@ -33,6 +45,8 @@ fn args() -> Args {
         targets: 0,
         seconds: 10,
         concurrency: 512,
+        new_connections: false,
+        url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -41,9 +55,22 @@ fn args() -> Args {
             "--targets" => a.targets = it.next().and_then(|v| v.parse().ok()).expect("--targets N"),
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).expect("--concurrency N"),
+            "--new-connections" => a.new_connections = true,
+            "--url" => {
+                let url = it.next().expect("--url http://127.0.0.1:PORT/PATH");
+                assert!(
+                    url.starts_with("http://127.")
+                        || url.starts_with("http://[::1]")
+                        || url.starts_with("http://localhost"),
+                    "--url must be a loopback address"
+                );
+                a.url = Some(url);
+            }
             "--bench" => {}
             other => {
-                panic!("unknown argument {other}; use --mode tcp|http|idle --targets N --seconds N --concurrency N")
+                panic!(
+                    "unknown argument {other}; use --mode tcp|http|idle --targets N --seconds N --concurrency N [--new-connections] [--url http://127.0.0.1:PORT/]"
+                )
             }
         }
     }
@@ -252,16 +279,17 @@ async fn run(a: Args, snap: Snapshotter) {
         Duration::from_secs(1)
     };
     let tcp = tcp_listeners(16).await;
-    let http = if a.mode == "http" {
-        Some(http_server().await)
-    } else {
-        None
+    let http = match (&a.mode[..], &a.url) {
+        ("http", Some(url)) => Some(url.clone()),
+        ("http", None) => Some(http_server().await),
+        _ => None,
     };
     config.collector.targets = (0..a.targets)
         .map(|i| {
             if let Some(url) = &http {
                 let mut t = TargetConfig::new(format!("h{i}"), CheckType::Http);
                 t.url = Some(url.clone());
+                t.reuse_connection = a.new_connections.then_some(false);
                 t
             } else {
                 let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
@@ -279,8 +307,13 @@ async fn run(a: Args, snap: Snapshotter) {
     let window = pantau_collector::scheduler::spread_window(a.targets).min(ctx.config.collector.interval);
     let warmup = window + Duration::from_secs(2);
     println!(
-        "collector bench: mode={} targets={} concurrency={} warm-up={}s measure={}s",
+        "collector bench: mode={}{} targets={} concurrency={} warm-up={}s measure={}s",
         a.mode,
+        if a.new_connections {
+            " (a new connection every check)"
+        } else {
+            ""
+        },
         a.targets,
         a.concurrency,
         warmup.as_secs(),

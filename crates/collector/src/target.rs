@@ -21,6 +21,8 @@ pub struct HttpSpec {
     pub body: Option<String>,
     pub follow_redirects: bool,
     pub verify_tls: bool,
+    /// Keep-alive between checks; `false` opens a new connection each time.
+    pub reuse_connection: bool,
     /// Accepted status codes; empty means 200–399.
     pub expected_status: Vec<u16>,
     pub conditions: Vec<Condition>,
@@ -126,6 +128,7 @@ impl Target {
                     body: t.body.clone(),
                     follow_redirects: t.follow_redirects.unwrap_or(true),
                     verify_tls: t.verify_tls.unwrap_or(true),
+                    reuse_connection: t.reuse_connection.unwrap_or(true),
                     expected_status: t.expected_status.clone(),
                     conditions,
                     warn_days: t.warn_days.unwrap_or(WARN_DAYS),

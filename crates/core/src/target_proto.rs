@@ -111,6 +111,7 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
             c.body = nonempty(&h.body);
             c.follow_redirects = h.follow_redirects;
             c.verify_tls = h.verify_tls;
+            c.reuse_connection = h.reuse_connection;
             c.expected_status = h
                 .expected_status
                 .iter()
@@ -184,6 +185,7 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             body: t.body.clone().unwrap_or_default(),
             follow_redirects: t.follow_redirects,
             verify_tls: t.verify_tls,
+            reuse_connection: t.reuse_connection,
             expected_status: t.expected_status.iter().map(|s| u32::from(*s)).collect(),
             conditions: t.conditions.iter().map(condition_to_proto).collect(),
             warn_days: t.warn_days,

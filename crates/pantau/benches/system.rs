@@ -20,8 +20,10 @@
 //! arrival − T0. One markdown table at the end.
 //!
 //! BENCH_MODE=memory: N idle HTTP targets (default 100,000) every 300 s; once
-//! every target has been checked (at most 180 s), prints RSS and every
-//! `/metrics` line whose name contains `memory`, `bytes` or `series`.
+//! every target has been checked (at most 180 s) and the alert engine has
+//! swept once more (at most 45 s; it sets its series gauge then), prints RSS
+//! and every `/metrics` gauge whose name contains `memory`, `bytes` or `series`
+//! (the machine's `pantau_host_*` left out).
 //!
 //! Environment: BENCH_MODE (throughput|memory), BENCH_TARGETS (1000,10000,50000;
 //! memory: 100000), BENCH_RULES (on|off|both; on), BENCH_INTERVAL (1s; memory:
@@ -48,6 +50,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 const CHECKS: &str = "pantau_collector_checks_total";
 const LAG: &str = "pantau_collector_schedule_lag_seconds";
+const SWEEPS: &str = r#"pantau_alert_engine_evaluation_duration_seconds_count{trigger="sweep"}"#;
 const DOWN_TARGETS: usize = 20;
 
 struct Settings {
@@ -352,27 +355,38 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Warnings and errors in pantau's JSON log: each distinct message with its count.
+/// Warnings and errors in pantau's log (JSON, or plain text such as a panic):
+/// each distinct message, with `/t/<i>` for every target, and its count.
 fn log_summary(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for line in text.lines().take(1_000_000) {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
+        let key = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => {
+                let msg = v["fields"]["message"]
+                    .as_str()
+                    .or(v["message"].as_str())
+                    .unwrap_or(line);
+                let (level, target) = (v["level"].as_str().unwrap_or("?"), v["target"].as_str().unwrap_or("?"));
+                format!("{level} {target}: {msg}")
+            }
+            Err(_) => format!("(plain) {line}"),
         };
-        let level = v["level"].as_str().unwrap_or("?");
-        let msg = v["fields"]["message"]
-            .as_str()
-            .or(v["message"].as_str())
-            .unwrap_or(line);
-        let short: String = msg.chars().take(160).collect();
-        *seen
-            .entry(format!("{level} {}: {short}", v["target"].as_str().unwrap_or("?")))
-            .or_default() += 1;
+        let (mut shape, mut rest) = (String::new(), key.as_str());
+        while let Some(at) = rest.find("/t/") {
+            shape.push_str(&rest[..at + 3]);
+            shape.push_str("<i>");
+            rest = rest[at + 3..].trim_start_matches(|c: char| c.is_ascii_digit());
+        }
+        shape.push_str(rest);
+        *seen.entry(shape.chars().take(200).collect()).or_default() += 1;
     }
     let mut out = String::new();
     for (m, n) in seen.iter().take(12) {
         let _ = write!(out, "\n    {n:>6} × {m}");
+    }
+    if seen.len() > 12 {
+        let _ = write!(out, "\n    … and {} more kinds", seen.len() - 12);
     }
     if seen.is_empty() { " none".to_owned() } else { out }
 }
@@ -390,50 +404,85 @@ fn free_ports() -> Result<[u16; 11], String> {
     Ok(ports)
 }
 
+/// The extra rule: a down bench target pages at once (no `for`).
 const RULES: &str = r#"  rules:
     - id: bench-down
       name: bench-down
       expr: 'check_up{bench="yes"} == 0'
       severity: critical
-      message: "{{ $labels.target }} is down"
-"#;
+      message: "{{ $labels.target }} is down""#;
 
 struct Ports {
     gateway: u16,
     admin: u16,
 }
 
+/// `pantau all` on free loopback ports (as crates/pantau/tests/it/support.rs
+/// does), N HTTP targets, the webhook channel, auth off.
 fn config_yaml(
     dir: &std::path::Path,
     n: usize,
     rules: bool,
     s: &Settings,
-    target_port: u16,
-    hook_port: u16,
+    targets: u16,
+    hook: u16,
 ) -> Result<(String, Ports), String> {
     let [gw, admin, cg, ca, aeg, aea, ng, na, wg, wa, sg] = free_ports()?;
     let iv = s.interval.as_millis();
     let timeout = (iv * 9 / 10).min(5000);
     let mut y = format!(
-        "listen_host: 127.0.0.1\ndata_dir: {data}\nadmin_port: {admin}\nshutdown_grace: 5s\nlog:\n  format: json\n  level: warn\n\
-         collector:\n  grpc_port: {cg}\n  admin_port: {ca}\n  interval: {iv}ms\n  timeout: {timeout}ms\n  workers:\n    concurrency: 1024\n  targets:\n",
+        "listen_host: 127.0.0.1
+data_dir: {data}
+admin_port: {admin}
+shutdown_grace: 5s
+log:
+  format: json
+  level: warn
+gateway:
+  port: {gw}
+  collector_url: http://127.0.0.1:{cg}
+  alert_engine_url: http://127.0.0.1:{aeg}
+  notifier_url: http://127.0.0.1:{ng}
+  wan_detector_url: http://127.0.0.1:{wg}
+  sync_url: http://127.0.0.1:{sg}
+  auth:
+    enabled: false
+sync:
+  grpc_port: {sg}
+wan_detector:
+  grpc_port: {wg}
+  admin_port: {wa}
+alert_engine:
+  grpc_port: {aeg}
+  admin_port: {aea}
+  default_rules: {rules}
+{RULES}
+notifier:
+  grpc_port: {ng}
+  admin_port: {na}
+  channels:
+    - name: bench
+      type: webhook
+      url: http://127.0.0.1:{hook}/hook
+  routes:
+    - channels: [bench]
+collector:
+  grpc_port: {cg}
+  admin_port: {ca}
+  interval: {iv}ms
+  timeout: {timeout}ms
+  workers:
+    concurrency: 1024
+  targets:
+",
         data = dir.display()
     );
     for i in 0..n {
         let _ = writeln!(
             y,
-            "    - {{id: h{i}, type: http, url: \"http://127.0.0.1:{target_port}/t/{i}\", labels: {{bench: \"yes\"}}}}"
+            r#"    - {{id: h{i}, type: http, url: "http://127.0.0.1:{targets}/t/{i}", labels: {{bench: "yes"}}}}"#
         );
     }
-    let _ = write!(
-        y,
-        "gateway:\n  port: {gw}\n  collector_url: http://127.0.0.1:{cg}\n  alert_engine_url: http://127.0.0.1:{aeg}\n  \
-         notifier_url: http://127.0.0.1:{ng}\n  wan_detector_url: http://127.0.0.1:{wg}\n  sync_url: http://127.0.0.1:{sg}\n  \
-         auth:\n    enabled: false\nsync:\n  grpc_port: {sg}\nwan_detector:\n  grpc_port: {wg}\n  admin_port: {wa}\n\
-         alert_engine:\n  grpc_port: {aeg}\n  admin_port: {aea}\n  default_rules: {rules}\n{RULES}\
-         notifier:\n  grpc_port: {ng}\n  admin_port: {na}\n  channels:\n    - name: bench\n      type: webhook\n      \
-         url: http://127.0.0.1:{hook_port}/hook\n  routes:\n    - channels: [bench]\n"
-    );
     Ok((y, Ports { gateway: gw, admin }))
 }
 
@@ -650,14 +699,31 @@ async fn measure(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pid = pantau.pid();
     if set.memory {
+        // The alert engine sets its series gauge at each sweep (every 30 s): wait for one.
+        let first = metric_sum(&metrics(http, admin).await?, SWEEPS);
+        for _ in 0..45 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if metric_sum(&metrics(http, admin).await?, SWEEPS) > first {
+                break;
+            }
+        }
         let (rss, hwm) = memory_mib(pid);
         println!(
-            "  memory: N={n}, every {:?}: RSS {rss:.1} MiB (peak {hwm:.1} MiB)",
+            "  memory: N={n}, every {:?}: RSS {rss:.1} MiB (peak {hwm:.1} MiB); gauges named memory, bytes or series \
+             (pantau_host_*, the machine's, left out):",
             set.interval
         );
-        for l in metrics(http, admin).await?.lines().filter(|l| !l.starts_with('#')) {
+        let text = metrics(http, admin).await?;
+        let gauges: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" gauge"))
+            .collect();
+        for l in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with("pantau_host_"))
+        {
             let name = l.split(['{', ' ']).next().unwrap_or("");
-            if ["memory", "bytes", "series"].iter().any(|w| name.contains(w)) {
+            if gauges.contains(&name) && ["memory", "bytes", "series"].iter().any(|w| name.contains(w)) {
                 println!("    {l}");
             }
         }

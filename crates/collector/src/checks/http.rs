@@ -13,20 +13,23 @@ use crate::target::HttpSpec;
 /// Bodies are read (and timed) up to this size; the rest is not downloaded.
 const MAX_BODY: usize = 4 << 20;
 
-/// One client per (verify TLS, follow redirects) pair, sharing nothing but
-/// settings; each keeps its own connection pool.
+/// One client per (verify TLS, follow redirects, reuse connections)
+/// combination, sharing nothing but settings; each keeps its own connection
+/// pool (the ones that do not reuse connections keep none).
 #[derive(Clone)]
 pub struct Clients {
-    clients: [reqwest::Client; 4],
+    clients: [reqwest::Client; 8],
 }
 
 impl Clients {
     pub fn new() -> Result<Self, reqwest::Error> {
         // reqwest is built without a default crypto provider; ring is ours.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let build = |verify: bool, follow: bool| {
-            reqwest::Client::builder()
-                .user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
+        let build = |verify: bool, follow: bool, reuse: bool| {
+            let b = reqwest::Client::builder();
+            // No idle connection kept: each check connects anew.
+            let b = if reuse { b } else { b.pool_max_idle_per_host(0) };
+            b.user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
                 .redirect(if follow {
                     reqwest::redirect::Policy::limited(10)
                 } else {
@@ -40,22 +43,28 @@ impl Clients {
         };
         Ok(Self {
             clients: [
-                build(true, true)?,
-                build(true, false)?,
-                build(false, true)?,
-                build(false, false)?,
+                build(true, true, true)?,
+                build(true, false, true)?,
+                build(false, true, true)?,
+                build(false, false, true)?,
+                build(true, true, false)?,
+                build(true, false, false)?,
+                build(false, true, false)?,
+                build(false, false, false)?,
             ],
         })
     }
 
-    fn get(&self, verify: bool, follow: bool) -> &reqwest::Client {
-        &self.clients[usize::from(!verify) * 2 + usize::from(!follow)]
+    fn get(&self, spec: &HttpSpec) -> &reqwest::Client {
+        &self.clients[usize::from(!spec.reuse_connection) * 4
+            + usize::from(!spec.verify_tls) * 2
+            + usize::from(!spec.follow_redirects)]
     }
 }
 
 /// Runs the request of `spec`; the caller bounds the time.
 pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outcome {
-    let client = clients.get(spec.verify_tls, spec.follow_redirects);
+    let client = clients.get(spec);
     let mut req = client
         .request(spec.method.clone(), spec.url.clone())
         .headers(spec.headers.clone());

@@ -271,3 +271,62 @@ async fn http_options_and_conditions() {
     p.headers.insert("X-Token".into(), "s3cret".into());
     assert!(run(&p).await.up);
 }
+
+/// Keep-alive by default: three checks of one target use one connection;
+/// `reuse_connection: false` opens one per check.
+#[tokio::test]
+async fn http_reuses_connections_unless_told_not_to() {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let app = axum::Router::new().route("/", get(|| async { "ok" }));
+        let listener = CountingListener {
+            inner: l,
+            accepted: counter,
+        };
+        axum::serve(listener, app).await.unwrap();
+    });
+    let checker = Checker::new().unwrap();
+    for (reuse, want) in [(None, 1), (Some(false), 3)] {
+        accepted.store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut t = TargetConfig::new(format!("reuse-{want}"), CheckType::Http);
+        t.url = Some(format!("http://{addr}/"));
+        t.reuse_connection = reuse;
+        let target = compile(&t);
+        for _ in 0..3 {
+            let o = checker.check(&target).await;
+            assert!(o.up, "{reuse:?}: {}", o.message);
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            want,
+            "connections for reuse_connection = {reuse:?}"
+        );
+    }
+}
+
+/// A listener that counts the connections it accepts.
+struct CountingListener {
+    inner: tokio::net::TcpListener,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            if let Ok(conn) = self.inner.accept().await {
+                self.accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return conn;
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}

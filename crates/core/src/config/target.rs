@@ -147,6 +147,11 @@ pub struct TargetConfig {
     /// http, tls: verify the certificate chain and name; true when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_tls: Option<bool>,
+    /// http: keep the connection open between checks (keep-alive); true when
+    /// unset. `false` opens a new connection (DNS, connect, TLS) every check,
+    /// measuring what a new visitor sees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_connection: Option<bool>,
     /// http: accepted status codes; empty means 200–399.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expected_status: Vec<u16>,
@@ -219,6 +224,7 @@ impl TargetConfig {
             body: None,
             follow_redirects: None,
             verify_tls: None,
+            reuse_connection: None,
             expected_status: Vec::new(),
             conditions: Vec::new(),
             address: None,
@@ -252,6 +258,7 @@ impl TargetConfig {
         mark(self.body.is_some(), "body");
         mark(self.follow_redirects.is_some(), "follow_redirects");
         mark(self.verify_tls.is_some(), "verify_tls");
+        mark(self.reuse_connection.is_some(), "reuse_connection");
         mark(!self.expected_status.is_empty(), "expected_status");
         mark(!self.conditions.is_empty(), "conditions");
         mark(self.address.is_some(), "address");
@@ -310,6 +317,7 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
             "body",
             "follow_redirects",
             "verify_tls",
+            "reuse_connection",
             "expected_status",
             "conditions",
             "warn_days",

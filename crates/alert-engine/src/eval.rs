@@ -144,7 +144,7 @@ fn scalar_or_one(e: &Expr, at: At<'_>, labels: &Labels) -> Option<Value> {
         Expr::Selector(sel) if matches(sel) => latest(at.store.get(&sel.name, labels)?, at),
         Expr::Range { func, selector, range } if matches(selector) => {
             let start = at.now.checked_sub(*range).unwrap_or(SystemTime::UNIX_EPOCH);
-            reduce(*func, &at.store.get(&selector.name, labels)?.window(start, at.now)).map(Value::Num)
+            reduce(*func, at.store.get(&selector.name, labels)?, start, at.now).map(Value::Num)
         }
         _ => None,
     }
@@ -195,7 +195,7 @@ fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec
     let start = at.now.checked_sub(range).unwrap_or(SystemTime::UNIX_EPOCH);
     selected(sel, at)
         .filter_map(|(labels, series)| {
-            let value = reduce(func, &series.window(start, at.now))?;
+            let value = reduce(func, series, start, at.now)?;
             Some(Element {
                 labels: labels.to_labels(),
                 value: Value::Num(value),
@@ -204,28 +204,40 @@ fn over_range(func: RangeFn, sel: &Selector, range: Duration, at: At<'_>) -> Vec
         .collect()
 }
 
-/// Reduces a window of samples (time, finite number or `None`).
-fn reduce(func: RangeFn, window: &[(SystemTime, Option<f64>)]) -> Option<f64> {
+/// Reduces one series' samples in `(start, end]` in a single pass.
+fn reduce(func: RangeFn, series: &Series, start: SystemTime, end: SystemTime) -> Option<f64> {
+    let (mut count, mut nums, mut sum) = (0usize, 0usize, 0.0);
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut first, mut last): (Option<i64>, Option<(i64, f64)>) = (None, None);
+    let mut increase = 0.0;
+    series.each_in(start, end, |t, n| {
+        count += 1;
+        let Some(n) = n else { return };
+        nums += 1;
+        sum += n;
+        min = min.min(n);
+        max = max.max(n);
+        first.get_or_insert(t);
+        if let Some((_, prev)) = last {
+            // A counter that went down was reset: count from zero again.
+            increase += if n >= prev { n - prev } else { n };
+        }
+        last = Some((t, n));
+    });
     if func == RangeFn::Count {
-        return (!window.is_empty()).then_some(window.len() as f64);
+        return (count > 0).then_some(count as f64);
     }
-    let nums: Vec<(SystemTime, f64)> = window.iter().filter_map(|&(t, n)| Some((t, n?))).collect();
-    let (first, last) = (nums.first()?, nums.last()?);
+    let (first, (last_t, _)) = (first?, last?);
     Some(match func {
-        RangeFn::Avg => nums.iter().map(|(_, n)| n).sum::<f64>() / nums.len() as f64,
-        RangeFn::Sum => nums.iter().map(|(_, n)| n).sum(),
-        RangeFn::Min => nums.iter().map(|(_, n)| *n).fold(f64::INFINITY, f64::min),
-        RangeFn::Max => nums.iter().map(|(_, n)| *n).fold(f64::NEG_INFINITY, f64::max),
+        RangeFn::Avg => sum / nums as f64,
+        RangeFn::Sum => sum,
+        RangeFn::Min => min,
+        RangeFn::Max => max,
         RangeFn::Rate => {
-            let secs = last.0.duration_since(first.0).ok()?.as_secs_f64();
-            if nums.len() < 2 || secs <= 0.0 {
+            let secs = (last_t - first) as f64 / 1000.0;
+            if nums < 2 || secs <= 0.0 {
                 return None;
             }
-            // A counter that went down was reset: count from zero again.
-            let increase: f64 = nums
-                .windows(2)
-                .map(|w| if w[1].1 >= w[0].1 { w[1].1 - w[0].1 } else { w[1].1 })
-                .sum();
             increase / secs
         }
         RangeFn::Count => unreachable!("handled above"),

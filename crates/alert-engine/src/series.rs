@@ -140,30 +140,40 @@ impl Series {
         }
     }
 
+    /// Calls `f` with each sample in `(start, end]`, oldest first: its time
+    /// in milliseconds and, when a finite number, its value. No allocation:
+    /// a range function over a long window runs once per fact.
+    pub fn each_in(&self, start: SystemTime, end: SystemTime, mut f: impl FnMut(i64, Option<f64>)) {
+        let (start, end) = (to_ms(start), to_ms(end));
+        let num = |n: f64| n.is_finite().then_some(n);
+        match self {
+            Series::Num(v) => {
+                let from = v.partition_point(|p| p.0 <= start);
+                for &(t, n) in v.range(from..).take_while(|p| p.0 <= end) {
+                    f(t, num(n));
+                }
+            }
+            Series::Any(v) => {
+                let from = v.partition_point(|p| p.0 <= start);
+                for (t, value) in v.range(from..).take_while(|p| p.0 <= end) {
+                    f(
+                        *t,
+                        match value {
+                            Value::Num(n) => num(*n),
+                            Value::Str(_) => None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// The samples in `(start, end]`: their time and, when a finite number,
     /// their value.
     pub fn window(&self, start: SystemTime, end: SystemTime) -> Vec<(SystemTime, Option<f64>)> {
-        let (start, end) = (to_ms(start), to_ms(end));
-        let inside = |t: i64| t > start && t <= end;
-        let num = |n: f64| n.is_finite().then_some(n);
-        match self {
-            Series::Num(v) => v
-                .iter()
-                .filter(|p| inside(p.0))
-                .map(|&(t, n)| (from_ms(t), num(n)))
-                .collect(),
-            Series::Any(v) => v
-                .iter()
-                .filter(|p| inside(p.0))
-                .map(|(t, value)| {
-                    let n = match value {
-                        Value::Num(n) => num(*n),
-                        Value::Str(_) => None,
-                    };
-                    (from_ms(*t), n)
-                })
-                .collect(),
-        }
+        let mut out = Vec::new();
+        self.each_in(start, end, |t, n| out.push((from_ms(t), n)));
+        out
     }
 }
 

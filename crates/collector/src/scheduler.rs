@@ -36,6 +36,11 @@ use crate::state::{States, Transition};
 use crate::target::{Spec, Target};
 use crate::{history::History, targets};
 
+/// Longest delay the timer queue is given. Validation bounds intervals far
+/// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past
+/// about 795 days, safe whatever reaches it.
+const MAX_DELAY: Duration = Duration::from_secs(365 * 86_400);
+
 /// Longest delay before a target's first check, for small target sets.
 const MAX_FIRST_DELAY: Duration = Duration::from_secs(2);
 /// First checks started per second at most when many targets start at once
@@ -350,7 +355,7 @@ impl Collector {
             let id = e.target.id.clone();
             keys.insert(
                 id.clone(),
-                queue.insert(id.clone(), first_delay(&id, e.target.interval, window)),
+                queue.insert(id.clone(), first_delay(&id, e.target.interval, window).min(MAX_DELAY)),
             );
         }
         self.set_target_gauge();
@@ -359,9 +364,9 @@ impl Collector {
                 () = stop.cancelled() => return,
                 Some(cmd) = rx.recv() => match cmd {
                     Command::Schedule(id, after) => match keys.get(&id) {
-                        Some(k) => queue.reset(k, after),
+                        Some(k) => queue.reset(k, after.min(MAX_DELAY)),
                         None => {
-                            keys.insert(id.clone(), queue.insert(id, after));
+                            keys.insert(id.clone(), queue.insert(id, after.min(MAX_DELAY)));
                         }
                     },
                     Command::Unschedule(id) => {
@@ -375,7 +380,7 @@ impl Collector {
                     let id = due.into_inner();
                     keys.remove(&id);
                     let Some(entry) = self.entry(&id) else { continue };
-                    keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval));
+                    keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval.min(MAX_DELAY)));
                     if let Some(pool) = self.pool.get()
                         && pool.dispatch((entry, deadline)).is_err()
                     {

@@ -132,6 +132,19 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
             "target.interval",
         ),
         (
+            // 10^11 s: accepted before, then the scheduler panicked and no
+            // target was checked again.
+            v1::Target {
+                id: "far".into(),
+                interval: Some(prost_types::Duration {
+                    seconds: 100_000_000_000,
+                    nanos: 0,
+                }),
+                ..tcp_target("far", &open_addr)
+            },
+            "target.interval",
+        ),
+        (
             v1::Target {
                 id: "web".into(),
                 spec: Some(Spec::Http(v1::HttpSpec {

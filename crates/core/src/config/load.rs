@@ -259,6 +259,41 @@ mod tests {
     }
 
     #[test]
+    fn an_interval_past_the_maximum_names_the_key_and_the_maximum() {
+        for (yaml_text, key) in [
+            (
+                "collector:\n  targets:\n    - {id: far, type: tcp, address: '127.0.0.1:1', interval: 3000d}\n",
+                "`collector.targets[0].interval`",
+            ),
+            ("collector:\n  interval: 800d\n", "`collector.interval`"),
+            (
+                "collector:\n  targets:\n    - {id: p, type: push, token: abcdefghijklmnopq, grace: 100d}\n",
+                "`collector.targets[0].grace`",
+            ),
+        ] {
+            let (_f, path) = yaml(yaml_text);
+            let err = Config::load(&LoadOptions {
+                file: Some(path),
+                env: vec![],
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(err.contains("30d"), "names the maximum: {err}");
+        }
+        let (_f, path) =
+            yaml("collector:\n  targets:\n    - {id: ok, type: tcp, address: '127.0.0.1:1', interval: 30d}\n");
+        assert!(
+            Config::load(&LoadOptions {
+                file: Some(path),
+                env: vec![]
+            })
+            .is_ok(),
+            "30 days is the longest interval allowed"
+        );
+    }
+
+    #[test]
     fn unknown_key_is_an_error() {
         let (_f, path) = yaml("collector:\n  intervall: 5s\n");
         let err = Config::load(&LoadOptions {

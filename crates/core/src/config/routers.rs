@@ -459,6 +459,12 @@ fn interval_problems(r: &RouterConfig, col: &CollectorConfig, add: &mut impl FnM
     let timeout = r.timeout.unwrap_or(col.timeout);
     if interval < Duration::from_secs(1) {
         add("interval", fmt_d(interval), "must be at least 1s");
+    } else if interval > super::target::MAX_INTERVAL {
+        add(
+            "interval",
+            fmt_d(interval),
+            &format!("must be at most {}", fmt_d(super::target::MAX_INTERVAL)),
+        );
     }
     if timeout < Duration::from_millis(10) {
         add("timeout", fmt_d(timeout), "must be at least 10ms");

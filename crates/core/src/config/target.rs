@@ -332,6 +332,11 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
 
 /// Shortest interval a target may have.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest interval (and push grace) a target or router may have: 30 days.
+/// The scheduler's timer wheel cannot hold a delay past about 795 days;
+/// before this bound, `interval: 3000d` passed validation and stopped every
+/// check.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 86_400);
 /// Shortest timeout a target may have.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 
@@ -474,13 +479,18 @@ pub fn validate_target(
     let interval = t.interval.unwrap_or(default_interval);
     let timeout = t.timeout.unwrap_or(default_timeout);
     if let Some(iv) = t.interval
-        && iv < MIN_INTERVAL
+        && !(MIN_INTERVAL..=MAX_INTERVAL).contains(&iv)
     {
         add(
             "interval",
             fmt_d(iv),
-            format!("must be at least {}", fmt_d(MIN_INTERVAL)),
+            format!("must be between {} and {}", fmt_d(MIN_INTERVAL), fmt_d(MAX_INTERVAL)),
         );
+    }
+    if let Some(g) = t.grace
+        && g > MAX_INTERVAL
+    {
+        add("grace", fmt_d(g), format!("must be at most {}", fmt_d(MAX_INTERVAL)));
     }
     if let Some(to) = t.timeout
         && to < MIN_TIMEOUT

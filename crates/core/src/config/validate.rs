@@ -26,6 +26,16 @@ impl Problems {
         }
     }
 
+    fn duration_between(&mut self, key: &str, d: Duration, min: Duration, max: Duration) {
+        if !(min..=max).contains(&d) {
+            self.add(
+                key,
+                fmt_d(d),
+                format!("must be between {} and {}", fmt_d(min), fmt_d(max)),
+            );
+        }
+    }
+
     #[allow(clippy::needless_pass_by_value)]
     fn positive<T: PartialOrd + Default + ToString>(&mut self, key: &str, v: T) {
         if v <= T::default() {
@@ -156,7 +166,12 @@ fn database(c: &Config, p: &mut Problems) {
 
 fn collector(c: &Config, p: &mut Problems) {
     let col = &c.collector;
-    p.duration_at_least("collector.interval", col.interval, MIN_INTERVAL);
+    p.duration_between(
+        "collector.interval",
+        col.interval,
+        MIN_INTERVAL,
+        super::target::MAX_INTERVAL,
+    );
     p.duration_at_least("collector.timeout", col.timeout, Duration::from_millis(10));
     p.positive("collector.workers.concurrency", col.workers.concurrency);
     p.positive("collector.workers.count", col.workers.count);

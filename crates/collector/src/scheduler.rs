@@ -36,6 +36,38 @@ use crate::state::{States, Transition};
 use crate::target::{Spec, Target};
 use crate::{history::History, targets};
 
+/// Longest message a result carries, in characters; longer ones are cut
+/// with an ellipsis.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `message` cut to [`MAX_MESSAGE`] characters.
+fn bounded(message: &str) -> String {
+    match message.char_indices().nth(MAX_MESSAGE) {
+        None => message.to_owned(),
+        Some((end, _)) => format!("{}…", &message[..end]),
+    }
+}
+
+/// The DOWN result of a target whose breaker is open: the last real
+/// failure's reason, and its message quoted once.
+fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
+    let last = entry
+        .last_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let (reason, last) = last.unwrap_or((FailureReason::Internal, String::new()));
+    let wait = retry_at.saturating_duration_since(Instant::now());
+    Outcome::down(
+        Duration::ZERO,
+        reason,
+        format!(
+            "circuit open, not probing for {}s (last failure: {last})",
+            wait.as_secs()
+        ),
+    )
+}
+
 /// Longest delay the timer queue is given. Validation bounds intervals far
 /// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past
 /// about 795 days, safe whatever reaches it.
@@ -55,6 +87,10 @@ pub struct Entry {
     /// changes only, so a target whose breaker never left `closed` has no
     /// series (absent means closed; a hundred thousand targets, no cost).
     exported: Mutex<BreakerState>,
+    /// The reason and message of the last check that really ran and failed,
+    /// quoted while the breaker is open (never a message that itself quotes
+    /// an earlier one).
+    last_failure: Mutex<Option<(FailureReason, String)>>,
 }
 
 impl Entry {
@@ -63,6 +99,7 @@ impl Entry {
             target,
             breaker: Mutex::new(Breaker::new(cfg.collector.circuit_breaker.clone())),
             exported: Mutex::new(BreakerState::Closed),
+            last_failure: Mutex::new(None),
         })
     }
 
@@ -419,8 +456,14 @@ impl Collector {
         let checked_at = SystemTime::now();
         let outcome = match admit {
             Admit::Probe => self.checker.check(t).await,
-            Admit::Reject { retry_at } => self.circuit_open(t, retry_at),
+            Admit::Reject { retry_at } => circuit_open(entry, retry_at),
         };
+        if admit == Admit::Probe && !outcome.up {
+            *entry
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((outcome.reason, outcome.message.clone()));
+        }
         if admit == Admit::Probe && !is_push {
             let sooner = entry
                 .breaker
@@ -453,29 +496,13 @@ impl Collector {
             checked_at: Some(to_timestamp(checked_at)),
             latency: Some(to_duration(outcome.latency)),
             reason: outcome.reason.into(),
-            message: outcome.message.clone(),
+            message: bounded(&outcome.message),
             labels: t.labels.clone().into_iter().collect(),
             breaker: breaker_state.into(),
             detail: outcome.detail.clone(),
         };
         self.observe(t, &outcome, &result, checked_at).await;
         (result, outcome.latency)
-    }
-
-    /// The DOWN result of a target whose breaker is open.
-    fn circuit_open(&self, t: &Target, retry_at: Instant) -> Outcome {
-        let previous = self.results.latest(std::slice::from_ref(&t.id)).pop();
-        let reason = previous.as_ref().map_or(FailureReason::Internal, CheckResult::reason);
-        let last = previous.map(|p| p.message).unwrap_or_default();
-        let wait = retry_at.saturating_duration_since(Instant::now());
-        Outcome::down(
-            Duration::ZERO,
-            reason,
-            format!(
-                "circuit open, not probing for {}s (last failure: {last})",
-                wait.as_secs()
-            ),
-        )
     }
 
     async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
@@ -658,6 +685,15 @@ pub fn first_delay(id: &str, interval: Duration, window: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(MAX_MESSAGE + 10);
+        let cut = bounded(&long);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE + 1, "the limit plus the ellipsis");
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn first_delays_are_spread_and_bounded() {

@@ -285,6 +285,23 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(saw_open_result, "the breaker never opened with a DOWN result");
+    // Rejected checks keep coming while it is open: each quotes the last
+    // real failure once, never the previous rejection (which nested without
+    // bound before).
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let latest = c
+            .client
+            .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+            .await
+            .unwrap()
+            .into_inner();
+        let m = &latest.results[0].message;
+        assert!(m.matches("circuit open").count() <= 1, "nested: {m}");
+        assert!(m.matches("last failure").count() <= 1, "nested: {m}");
+        assert!(m.len() < 400, "bounded: {m}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     c.stop().await;
 }
 

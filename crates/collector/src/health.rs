@@ -87,6 +87,14 @@ impl pantau_core::health::ReadinessCheck for ErrorRate {
         Ok(())
     }
 
+    async fn level(&self) -> pantau_core::health::Level {
+        match self.level(Instant::now()).1 {
+            Level::Healthy => pantau_core::health::Level::Ok,
+            Level::Degraded => pantau_core::health::Level::Degraded,
+            Level::Critical => pantau_core::health::Level::Critical,
+        }
+    }
+
     async fn detail(&self) -> Option<String> {
         let (pct, level) = self.level(Instant::now());
         let word = match level {

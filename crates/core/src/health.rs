@@ -26,6 +26,23 @@ pub trait ReadinessCheck: Send + Sync {
     async fn detail(&self) -> Option<String> {
         None
     }
+
+    /// How well the component works while it is ready: a collector whose
+    /// checks mostly fail is ready but `critical`.
+    async fn level(&self) -> Level {
+        Level::Ok
+    }
+}
+
+/// How well a ready component works; the gateway's `/health` is `degraded`
+/// when any component is not [`Level::Ok`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    #[default]
+    Ok,
+    Degraded,
+    Critical,
 }
 
 /// The shared registry of readiness checks; cheap to clone.
@@ -42,6 +59,8 @@ pub struct ComponentStatus {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `ok`, `degraded` or `critical`: how well it works while ready.
+    pub level: Level,
 }
 
 /// The answer of `/readyz`.
@@ -78,6 +97,9 @@ impl Health {
             .clone();
         let results = futures::future::join_all(checks.iter().map(|(name, c)| async move {
             let detail = tokio::time::timeout(CHECK_DEADLINE, c.detail()).await.ok().flatten();
+            let level = tokio::time::timeout(CHECK_DEADLINE, c.level())
+                .await
+                .unwrap_or(Level::Ok);
             let (status, error) = match tokio::time::timeout(CHECK_DEADLINE, c.check()).await {
                 Ok(Ok(())) => ("ok", None),
                 Ok(Err(e)) => ("failing", Some(e)),
@@ -86,7 +108,12 @@ impl Health {
                     Some(format!("no answer within {}s", CHECK_DEADLINE.as_secs())),
                 ),
             };
-            let outcome = ComponentStatus { status, error, detail };
+            let outcome = ComponentStatus {
+                status,
+                error,
+                detail,
+                level,
+            };
             (name.clone(), outcome)
         }))
         .await;

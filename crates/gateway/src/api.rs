@@ -9,7 +9,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pantau_core::health::ApiError;
+use pantau_core::health::{ApiError, Level};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -89,6 +89,7 @@ async fn health(State(s): State<AppState>) -> Response {
                 status: if c.error.is_none() { "ok" } else { "failing" },
                 error: c.error,
                 detail: c.detail,
+                level: c.level,
                 critical: true,
             };
             (name, view)
@@ -99,24 +100,68 @@ async fn health(State(s): State<AppState>) -> Response {
             name.to_owned(),
             ComponentView {
                 status: if error.is_none() { "ok" } else { "failing" },
+                level: if error.is_none() { Level::Ok } else { Level::Critical },
                 error,
                 detail: None,
                 critical: false,
             },
         );
     }
-    let unhealthy = components.values().any(|c| c.critical && c.error.is_some());
-    let degraded = components.values().any(|c| c.error.is_some());
-    let (code, status) = match (unhealthy, degraded) {
-        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
-        (false, true) => (StatusCode::OK, "degraded"),
-        (false, false) => (StatusCode::OK, "healthy"),
-    };
+    let (code, status) = overall(&components);
     (code, Json(HealthView { status, components })).into_response()
 }
 
-/// The gateway's health: `healthy`, `degraded` (a backend service is down;
-/// 200) or `unhealthy` (the bus or a store is down; 503).
+/// The whole from its parts: `unhealthy` (503) when a critical dependency
+/// fails; `degraded` (200) when a backend fails or a component works badly
+/// (a collector whose checks mostly fail); else `healthy`.
+fn overall(components: &BTreeMap<String, ComponentView>) -> (StatusCode, &'static str) {
+    let unhealthy = components.values().any(|c| c.critical && c.error.is_some());
+    let degraded = components.values().any(|c| c.error.is_some() || c.level != Level::Ok);
+    match (unhealthy, degraded) {
+        (true, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+        (false, true) => (StatusCode::OK, "degraded"),
+        (false, false) => (StatusCode::OK, "healthy"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn component(error: Option<&str>, level: Level, critical: bool) -> ComponentView {
+        ComponentView {
+            status: if error.is_none() { "ok" } else { "failing" },
+            error: error.map(str::to_owned),
+            detail: None,
+            level,
+            critical,
+        }
+    }
+
+    #[test]
+    fn a_component_that_works_badly_degrades_the_whole() {
+        let mut c = BTreeMap::new();
+        c.insert("bus".to_owned(), component(None, Level::Ok, true));
+        assert_eq!(overall(&c), (StatusCode::OK, "healthy"));
+        // Ready, but half its checks fail: before, this said `healthy`.
+        c.insert("collector.health".to_owned(), component(None, Level::Critical, true));
+        assert_eq!(overall(&c), (StatusCode::OK, "degraded"));
+        c.insert(
+            "alert-engine".to_owned(),
+            component(Some("refused"), Level::Critical, false),
+        );
+        assert_eq!(overall(&c), (StatusCode::OK, "degraded"));
+        c.insert(
+            "store.collector".to_owned(),
+            component(Some("refused"), Level::Critical, true),
+        );
+        assert_eq!(overall(&c), (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"));
+    }
+}
+
+/// The gateway's health: `healthy`, `degraded` (a backend service is down,
+/// or a component's level is degraded or critical; 200) or `unhealthy` (the
+/// bus or a store is down; 503).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthView {
     pub status: &'static str,
@@ -132,6 +177,9 @@ pub struct ComponentView {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// `ok`, `degraded` or `critical`: how well it works (a failing one is critical).
+    #[schema(value_type = String)]
+    pub level: Level,
     /// Whether its failure makes the whole unhealthy (the bus, stores) rather than degraded.
     pub critical: bool,
 }

@@ -48,6 +48,25 @@ fn bounded(message: &str) -> String {
     }
 }
 
+/// When a target added at run time is first checked: at once, but a push
+/// monitor only once its interval and grace have passed with no push (it
+/// was DOWN "no push received yet" at once before).
+fn added_delay(t: &Target) -> Duration {
+    match &t.spec {
+        Spec::Push { grace, .. } => t.interval.saturating_add(*grace),
+        _ => Duration::ZERO,
+    }
+}
+
+/// When a target is first checked at start: spread over `window`, but a
+/// push monitor only once its interval and grace have passed.
+fn start_delay(t: &Target, window: Duration) -> Duration {
+    match &t.spec {
+        Spec::Push { .. } => added_delay(t),
+        _ => first_delay(&t.id, t.interval, window),
+    }
+}
+
 /// The DOWN result of a target whose breaker is open: the last real
 /// failure's reason, and its message quoted once.
 fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
@@ -330,11 +349,12 @@ impl Collector {
             ) {
                 Ok(target) => {
                     let entry = Entry::new(target, &self.config);
+                    let delay = added_delay(&entry.target);
                     self.entries
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .insert(t.id.clone(), entry);
-                    let _ = self.commands.send(Command::Schedule(t.id.clone(), Duration::ZERO));
+                    let _ = self.commands.send(Command::Schedule(t.id.clone(), delay));
                     added += 1;
                 }
                 Err(problems) => {
@@ -392,7 +412,7 @@ impl Collector {
             let id = e.target.id.clone();
             keys.insert(
                 id.clone(),
-                queue.insert(id.clone(), first_delay(&id, e.target.interval, window).min(MAX_DELAY)),
+                queue.insert(id.clone(), start_delay(&e.target, window).min(MAX_DELAY)),
             );
         }
         self.set_target_gauge();
@@ -609,7 +629,9 @@ impl Collector {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(t.id.clone(), Arc::clone(&entry));
-        let _ = self.commands.send(Command::Schedule(t.id.clone(), Duration::ZERO));
+        let _ = self
+            .commands
+            .send(Command::Schedule(t.id.clone(), added_delay(&entry.target)));
         self.set_target_gauge();
         tracing::info!(target_id = %t.id, kind = entry.target.kind_label(), "target saved");
         Ok(entry)

@@ -314,6 +314,16 @@ async fn push_monitors_and_history() {
     t.interval = Some(Duration::from_secs(60));
     config.collector.targets = vec![t.into()];
     let mut c = start(config).await;
+    // No push yet, but interval + grace has not passed: no DOWN result (it
+    // was "no push received yet" within about a second before).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let early = c
+        .client
+        .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(early.results.is_empty(), "judged before interval + grace: {early:?}");
 
     let e = c
         .client

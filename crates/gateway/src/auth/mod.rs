@@ -334,14 +334,22 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
     ApiError::new(status, code, message).into_response()
 }
 
-/// Takes the bearer token from the header, or from `?token=` (which is then
-/// removed from the URI so routes and logs never see it).
+/// Takes the bearer token from the header, or from `?token=`. A `?token=`
+/// is always removed from the URI, so routes and logs never see it, also
+/// when the header is sent too (as proxies and client libraries often do):
+/// then the header wins.
 fn take_token(req: &mut Request) -> Option<String> {
+    let from_query = strip_query_token(req);
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let v = h.to_str().ok()?;
         let (scheme, token) = v.split_once(' ')?;
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
+    from_query
+}
+
+/// Removes every `token=` parameter from the URI; the last one's value.
+fn strip_query_token(req: &mut Request) -> Option<String> {
     let query = req.uri().query()?;
     let mut token = None;
     let rest: Vec<&str> = query

@@ -171,6 +171,16 @@ async fn users_log_in_and_roles_decide_scopes() {
         .expect("connects with ?token=");
     socket.close(None).await.ok();
     let _ = socket.next().await;
+    // Both the header and `?token=` (what proxies and client libraries often
+    // send): accepted, the header wins (this was a 400 `unknown field token`).
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws.as_str()).unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
+    let (mut both, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connects with the header and ?token=");
+    both.close(None).await.ok();
+    let _ = both.next().await;
     let refused = tokio_tungstenite::connect_async(g.ws.as_str()).await;
     assert!(
         matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),

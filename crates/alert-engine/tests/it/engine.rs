@@ -239,3 +239,84 @@ async fn rules_over_many_series_are_batched() {
     assert!(engine.evaluate_batched(t(3)).await.unwrap().is_empty(), "nothing new");
     db.close().await;
 }
+
+/// A restart (or a rolling update) resolves nothing that still holds and
+/// forgets no acknowledgement: right after start the window store is empty,
+/// and a sweep that finds no data for an open alert is not a recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resolves_nothing_and_keeps_acknowledgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut c = cfg();
+    c.rules[0].expr = "cpu_usage > 80".into();
+    // Real time: the restarted engine trusts missing data only `staleness` after its start.
+    let now = SystemTime::now();
+    let at = |s: u64| now + Duration::from_secs(s);
+    let fact = |host: &str, v: f64, s: u64| Fact {
+        at: at(s),
+        ..cpu(host, v, 0)
+    };
+    let engine = Engine::new(c.clone(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    let fired = engine
+        .ingest(vec![fact("a", 95.0, 0), fact("b", 96.0, 0), fact("c", 97.0, 0)], at(0))
+        .await
+        .unwrap();
+    assert_eq!(fired.len(), 3);
+    let a = fired
+        .iter()
+        .find(|c| c.alert.labels["host"] == "a")
+        .unwrap()
+        .alert
+        .id
+        .clone();
+    engine.acknowledge(&a, "dina", "on it", at(1)).await.unwrap();
+    drop(engine);
+
+    let mut events = bus.subscribe(Subscription::live("pantau.alert.>")).await.unwrap();
+    let engine = Engine::new(c, AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    assert!(engine.retire_orphans(at(2)).await.unwrap().is_empty());
+    assert!(
+        engine.sweep(at(3)).await.unwrap().is_empty(),
+        "a sweep with no data yet resolves nothing"
+    );
+    // Data arrives: `a` still holds (and keeps its acknowledgement), `b` recovered.
+    let changes = engine
+        .ingest(vec![fact("a", 99.0, 4), fact("b", 10.0, 4)], at(4))
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        (changes[0].alert.labels["host"].as_str(), changes[0].alert.state),
+        ("b", State::Resolved)
+    );
+    let stored = engine.store().get(&a).await.unwrap().unwrap();
+    assert_eq!(stored.state, State::Acknowledged);
+    assert_eq!(stored.acknowledged_by, "dina");
+    // `c` sent nothing since the restart: still open until the staleness has passed.
+    assert!(engine.sweep(at(5)).await.unwrap().is_empty());
+    // The only event after the restart is b's real resolve.
+    let msg = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(msg.subject.starts_with("pantau.alert.resolved."), "{}", msg.subject);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.next())
+            .await
+            .is_err(),
+        "no other alert event"
+    );
+    db.close().await;
+}

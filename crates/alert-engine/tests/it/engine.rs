@@ -49,8 +49,8 @@ fn cfg() -> AlertEngineConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn for_staleness_and_restart() {
+/// A SQLite store in a temp dir (kept while the dir lives).
+async fn sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let db = Store::connect(
         &DatabaseConfig::default(),
@@ -60,6 +60,12 @@ async fn for_staleness_and_restart() {
     )
     .await
     .unwrap();
+    (dir, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_staleness_and_restart() {
+    let (_dir, db) = sqlite().await;
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let mut events = bus.subscribe(Subscription::live("pantau.alert.>")).await.unwrap();
     let engine = Engine::new(cfg(), AlertStore::new(db.clone()), Arc::clone(&bus))
@@ -139,15 +145,7 @@ async fn for_staleness_and_restart() {
 
 #[tokio::test]
 async fn rules_files_load_and_bad_ones_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Store::connect(
-        &DatabaseConfig::default(),
-        dir.path(),
-        "alert-engine",
-        pantau_alert_engine::MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let (dir, db) = sqlite().await;
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let good = dir.path().join("good.yaml");
     std::fs::write(
@@ -199,15 +197,7 @@ async fn rules_files_load_and_bad_ones_are_named() {
 /// series still at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_over_many_series_are_batched() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Store::connect(
-        &DatabaseConfig::default(),
-        dir.path(),
-        "alert-engine",
-        pantau_alert_engine::MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let (_dir, db) = sqlite().await;
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let mut c = cfg();
     c.rules[0].id = "busy-not-in-maintenance".into();
@@ -245,15 +235,7 @@ async fn rules_over_many_series_are_batched() {
 /// and a sweep that finds no data for an open alert is not a recovery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resolves_nothing_and_keeps_acknowledgements() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Store::connect(
-        &DatabaseConfig::default(),
-        dir.path(),
-        "alert-engine",
-        pantau_alert_engine::MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let (_dir, db) = sqlite().await;
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let mut c = cfg();
     c.rules[0].expr = "cpu_usage > 80".into();

@@ -105,6 +105,9 @@ impl Inner {
     fn reindex(&mut self) {
         let mut readers: HashMap<String, Vec<String>> = HashMap::new();
         let mut local = HashSet::new();
+        // Samples are kept as far back as an enabled rule looks (rules
+        // added later look back over what has arrived since).
+        let mut horizons: HashMap<String, std::time::Duration> = HashMap::new();
         for r in self.effective().filter(|r| r.config.enabled) {
             for name in r.expr.metric_names() {
                 readers.entry(name).or_default().push(r.id().to_owned());
@@ -112,11 +115,6 @@ impl Inner {
             if is_local(&r.expr.cond) {
                 local.insert(r.id().to_owned());
             }
-        }
-        // Samples are kept as far back as an enabled rule looks (rules
-        // added later look back over what has arrived since).
-        let mut horizons: HashMap<String, std::time::Duration> = HashMap::new();
-        for r in self.effective().filter(|r| r.config.enabled) {
             for (name, range) in r.expr.ranges() {
                 let h = horizons.entry(name).or_default();
                 *h = (*h).max(range);

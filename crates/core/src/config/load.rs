@@ -294,6 +294,29 @@ mod tests {
     }
 
     #[test]
+    fn reuse_connection_is_a_bool_of_http_targets_only() {
+        for (yaml_text, want) in [
+            (
+                "collector:\n  targets:\n    - {id: w, type: http, url: 'http://127.0.0.1/', reuse_connection: sometimes}\n",
+                "reuse_connection",
+            ),
+            (
+                "collector:\n  targets:\n    - {id: t, type: tcp, address: '127.0.0.1:1', reuse_connection: false}\n",
+                "does not apply to a tcp target",
+            ),
+        ] {
+            let (_f, path) = yaml(yaml_text);
+            let err = Config::load(&LoadOptions {
+                file: Some(path),
+                env: vec![],
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_an_error() {
         let (_f, path) = yaml("collector:\n  intervall: 5s\n");
         let err = Config::load(&LoadOptions {

@@ -303,6 +303,13 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
     let r = post(&c, api("heartbeat"), &token, &bad).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("colour"));
+    // An uptime no duration can hold, or a negative one: refused by name, not a panic.
+    for uptime in [1e300, -1.0] {
+        let bad = serde_json::json!({"instance_id": "zz-1", "status": "healthy", "uptime_seconds": uptime});
+        let r = post(&c, api("heartbeat"), &token, &bad).await;
+        assert_eq!(r.status(), 400, "{uptime}");
+        assert!(r.text().await.unwrap().contains("uptime_seconds"), "{uptime}");
+    }
 
     // Config: sent, then not resent while the hash holds.
     let v: serde_json::Value = c

@@ -22,9 +22,9 @@ use std::time::{Duration, SystemTime};
 use pantau_alert_engine::Engine;
 use pantau_alert_engine::facts::from_check;
 use pantau_alert_engine::store::AlertStore;
+use pantau_config::{AlertEngineConfig, DatabaseConfig};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::{AlertEngineConfig, DatabaseConfig};
 use pantau_core::store::Store;
 use pantau_proto::v1::{CheckKind, CheckResult, CheckStatus};
 

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use pantau_config::{AlertRuleConfig, AlertSeverity, Config, NatsConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::nats::NatsBus;
 use pantau_core::bus::{Bus, Subscription, decode, publish_proto, subject};
-use pantau_core::config::{AlertRuleConfig, AlertSeverity, Config, NatsConfig};
 use pantau_core::service::Context;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use pantau_proto::v1::{AlertEvent, CheckResult, CheckStatus, ListRulesRequest};

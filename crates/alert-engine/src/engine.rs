@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+use pantau_config::{AlertEngineConfig, AlertRuleConfig};
 use pantau_core::bus::{Bus, publish_proto, subject};
-use pantau_core::config::{AlertEngineConfig, AlertRuleConfig};
 use pantau_core::store::StoreError;
 use pantau_core::time::to_timestamp;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};

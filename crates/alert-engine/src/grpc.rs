@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::{Stream, StreamExt};
-use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+use pantau_config::{AlertRuleConfig, AlertSeverity};
 use pantau_core::time::{from_duration, from_timestamp, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_server::{AlertEngineService, AlertEngineServiceServer};

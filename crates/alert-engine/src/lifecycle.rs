@@ -411,9 +411,9 @@ fn change(alert: &Alert, now: SystemTime, actor: &str, comment: &str) -> Change 
 
 fn severity(rule: &Rule) -> &'static str {
     match rule.config.severity {
-        pantau_core::config::AlertSeverity::Info => "info",
-        pantau_core::config::AlertSeverity::Warning => "warning",
-        pantau_core::config::AlertSeverity::Critical => "critical",
+        pantau_config::AlertSeverity::Info => "info",
+        pantau_config::AlertSeverity::Warning => "warning",
+        pantau_config::AlertSeverity::Critical => "critical",
     }
 }
 
@@ -421,7 +421,7 @@ fn severity(rule: &Rule) -> &'static str {
 mod tests {
     use std::time::Duration;
 
-    use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+    use pantau_config::{AlertRuleConfig, AlertSeverity};
 
     use super::*;
     use crate::rule::Origin;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use pantau_core::config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
+use pantau_config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
 
 use crate::lang::{self, ParseError, RuleExpr};
 use crate::series::{Labels, Value};
@@ -72,7 +72,7 @@ pub enum RuleError {
 impl Rule {
     /// Parses and checks `config`.
     pub fn new(config: AlertRuleConfig, default_cooldown: Duration, origin: Origin) -> Result<Self, RuleError> {
-        if !pantau_core::config::is_token(&config.id) {
+        if !pantau_config::is_token(&config.id) {
             return Err(RuleError::Id(config.id));
         }
         if config.depends_on.contains(&config.id) {

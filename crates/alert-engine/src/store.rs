@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pantau_core::config::AlertRuleConfig;
+use pantau_config::AlertRuleConfig;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::with_pool;
 use sqlx::Row;

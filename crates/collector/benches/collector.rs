@@ -22,9 +22,9 @@ use std::time::Duration;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::{CheckType, Config, TargetConfig};
 use pantau_core::service::Context;
 
 struct Args {
@@ -175,14 +175,14 @@ async fn history(a: &Args) {
     use std::time::SystemTime;
     let dir = tempfile::tempdir().unwrap();
     let store = pantau_core::store::Store::connect(
-        &pantau_core::config::DatabaseConfig::default(),
+        &pantau_config::DatabaseConfig::default(),
         dir.path(),
         "collector",
         pantau_collector::MIGRATIONS,
     )
     .await
     .unwrap();
-    let h = History::new(store.clone(), &pantau_core::config::HistoryConfig::default());
+    let h = History::new(store.clone(), &pantau_config::HistoryConfig::default());
     let now = SystemTime::now();
     let hours = 24 * 365;
     let t0 = tokio::time::Instant::now();

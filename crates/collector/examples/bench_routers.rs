@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pantau_collector::routers::RouterPoller;
-use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::{
+use pantau_config::{
     CollectorConfig, RouterConfig, RouterDriver, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion,
 };
+use pantau_core::bus::memory::MemoryBus;
 use pantau_testkit::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, Snmpd};
 use tokio::time::Instant;
 

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use pantau_core::config::CircuitBreakerConfig;
+use pantau_config::CircuitBreakerConfig;
 use pantau_proto::v1::BreakerState;
 use tokio::time::Instant;
 

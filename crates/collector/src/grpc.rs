@@ -93,8 +93,8 @@ impl CollectorService for Service {
             .into_inner()
             .target
             .ok_or_else(|| Status::invalid_argument("`target` is required"))?;
-        let cfg = pantau_core::target_proto::target_from_proto(&proto)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cfg =
+            pantau_config::proto::target_from_proto(&proto).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let e = self.0.upsert(cfg).await.map_err(status_of)?;
         Ok(Response::new(e.target.to_proto(e.breaker_state())))
     }

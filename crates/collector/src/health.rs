@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pantau_core::config::CollectorHealthConfig;
+use pantau_config::CollectorHealthConfig;
 use tokio::time::Instant;
 
 use crate::metrics as m;

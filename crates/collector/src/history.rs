@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pantau_core::config::HistoryConfig;
+use pantau_config::HistoryConfig;
 use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::with_pool;

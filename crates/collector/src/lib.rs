@@ -37,7 +37,7 @@ pub mod targets;
 
 use std::sync::Arc;
 
-use pantau_core::config::Invalid;
+use pantau_config::Invalid;
 use pantau_core::service::Context;
 use pantau_core::store::{Migrations, Store, StoreError};
 use tokio::net::TcpListener;

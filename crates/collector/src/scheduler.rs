@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
+use pantau_config::{Config, Invalid};
 use pantau_core::bus::{self, Bus, subject};
-use pantau_core::config::{Config, Invalid};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
@@ -550,7 +550,7 @@ impl Collector {
     async fn transition(&self, t: &Target, r: &CheckResult, tr: Transition) {
         let lasted = tr.previous.map_or_else(String::new, |p| {
             let d = tr.current.since.duration_since(p.since).unwrap_or_default();
-            pantau_core::config::duration::format(Duration::from_secs(d.as_secs()))
+            pantau_config::duration::format(Duration::from_secs(d.as_secs()))
         });
         let first = tr.previous.is_none();
         let (kind, token) = if tr.current.up {
@@ -603,7 +603,7 @@ impl Collector {
     }
 
     /// Validates, persists and schedules `t` (added or replaced).
-    pub async fn upsert(&self, t: pantau_core::config::TargetConfig) -> Result<Arc<Entry>, ChangeError> {
+    pub async fn upsert(&self, t: pantau_config::TargetConfig) -> Result<Arc<Entry>, ChangeError> {
         if let Some(e) = self.entry(&t.id)
             && e.target.source == TargetSource::Config
         {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pantau_core::config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, validate_target};
+use pantau_config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, validate_target};
 use pantau_core::time::to_duration;
 use pantau_proto::v1::{self, TargetSource};
 
@@ -210,7 +210,7 @@ impl Target {
     /// The URL, `host:port`, host or name checked; never a secret.
     pub fn address(&self) -> String {
         match &self.spec {
-            Spec::Http(h) => pantau_core::config::mask_url_password(h.url.as_str()),
+            Spec::Http(h) => pantau_config::mask_url_password(h.url.as_str()),
             Spec::Tcp { address, .. } | Spec::Tls { address, .. } => address.clone(),
             Spec::Icmp { host, .. } => host.clone(),
             Spec::Dns { name, .. } => name.clone(),
@@ -221,12 +221,12 @@ impl Target {
     /// The protobuf form; secrets (push token, credential headers, URL
     /// passwords) are masked.
     pub fn to_proto(&self, breaker: v1::BreakerState) -> v1::Target {
-        let mut masked = pantau_core::config::CollectorConfig {
+        let mut masked = pantau_config::CollectorConfig {
             targets: vec![std::sync::Arc::clone(&self.config)],
             ..CollectorConfig::default()
         };
         masked.mask();
-        let spec = pantau_core::target_proto::spec_to_proto(&masked.targets[0]);
+        let spec = pantau_config::proto::spec_to_proto(&masked.targets[0]);
         v1::Target {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -254,4 +254,4 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
 }
 
 /// A duration field of a proto target, `None` when unset or negative.
-pub use pantau_core::target_proto::opt_duration;
+pub use pantau_config::proto::opt_duration;

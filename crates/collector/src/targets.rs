@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pantau_core::config::TargetConfig;
+use pantau_config::TargetConfig;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::with_pool;
 use sqlx::Row;

@@ -1,8 +1,6 @@
 //! The foundation every Pantau service stands on.
 //!
 //! Layout:
-//! - [`config`]: the one YAML file, `PANTAU_<SECTION>__<KEY>` overrides, the
-//!   original specification's aliases, and validation that names the key.
 //! - [`telemetry`]: `tracing` logs, OTLP trace export, the Prometheus recorder,
 //!   and W3C trace context for bus headers.
 //! - [`bus`]: the [`bus::Bus`] trait with a NATS JetStream and an in-process
@@ -16,14 +14,10 @@
 //! - [`service`]: what a service's `run` receives from its caller.
 
 pub mod bus;
-pub mod config;
 pub mod grpc;
 pub mod health;
 pub mod service;
 pub mod shutdown;
 pub mod store;
-pub mod target_proto;
 pub mod telemetry;
 pub mod time;
-
-pub use config::Config;

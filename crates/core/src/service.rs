@@ -6,8 +6,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
-use crate::config::Config;
 use crate::health::Health;
+use pantau_config::Config;
 
 /// Cheap handles shared by every service of one process.
 #[derive(Clone)]

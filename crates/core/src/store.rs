@@ -19,8 +19,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
-use crate::config::DatabaseConfig;
 use crate::health::ReadinessCheck;
+use pantau_config::DatabaseConfig;
 
 /// Why storage is unavailable.
 #[derive(Debug, thiserror::Error)]

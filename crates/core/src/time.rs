@@ -26,20 +26,7 @@ pub fn from_timestamp(ts: &prost_types::Timestamp) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
-/// A protobuf `Duration` for `d`.
-pub fn to_duration(d: Duration) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
-}
-
-/// The `Duration` of a protobuf `Duration`; `None` when negative or malformed.
-pub fn from_duration(d: &prost_types::Duration) -> Option<Duration> {
-    let secs = u64::try_from(d.seconds).ok()?;
-    let nanos = u32::try_from(d.nanos).ok()?;
-    Some(Duration::new(secs, nanos))
-}
+pub use pantau_proto::duration::{from_duration, to_duration};
 
 /// RFC 3339 with milliseconds, UTC (`2026-11-23T16:51:27.123Z`); an instant
 /// after year 9999 (which RFC 3339 cannot write) is written as the last

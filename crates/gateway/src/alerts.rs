@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
-use pantau_core::config::{AlertRuleConfig, AlertSeverity};
+use pantau_config::{AlertRuleConfig, AlertSeverity};
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
@@ -543,7 +543,7 @@ impl From<pb::Silence> for SilenceView {
                 .repeat_every
                 .as_ref()
                 .and_then(from_duration)
-                .map(pantau_core::config::duration::format),
+                .map(pantau_config::duration::format),
             repeat_until: when(s.repeat_until.as_ref()),
         }
     }
@@ -615,7 +615,7 @@ async fn create_silence(
             .repeat_every
             .as_deref()
             .map(|d| {
-                pantau_core::config::duration::parse(d)
+                pantau_config::duration::parse(d)
                     .map(to_duration)
                     .map_err(|e| bad("invalid_body", format!("repeat_every: {e}")))
             })

@@ -13,7 +13,7 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct Backends(pub Vec<(&'static str, Channel)>);
 
 impl Backends {
-    pub fn from_config(c: &pantau_core::config::Config) -> Self {
+    pub fn from_config(c: &pantau_config::Config) -> Self {
         let g = &c.gateway;
         let mut list = vec![
             ("collector", crate::lazy_channel(&g.collector_url)),

@@ -85,7 +85,7 @@ impl AppState {
 
 /// Opens the gateway's store and keys: what `run` and the CLI's user and
 /// token commands share.
-pub async fn open_auth(config: &pantau_core::config::Config) -> Result<auth::Auth, GatewayError> {
+pub async fn open_auth(config: &pantau_config::Config) -> Result<auth::Auth, GatewayError> {
     let store = Store::connect(&config.database, &config.data_dir, "gateway", auth::store::MIGRATIONS).await?;
     let keys = auth::Keys::load(&config.gateway.auth, &config.data_dir)?;
     Ok(auth::Auth::new(config, keys, auth::AuthStore::new(store)))
@@ -167,7 +167,7 @@ pub fn router(state: &AppState) -> Router {
     }))
 }
 
-fn cors(c: &pantau_core::config::CorsConfig) -> Option<CorsLayer> {
+fn cors(c: &pantau_config::CorsConfig) -> Option<CorsLayer> {
     use axum::http::{HeaderValue, Method, header};
     if c.allowed_origins.is_empty() {
         return None;

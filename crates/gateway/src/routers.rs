@@ -63,7 +63,7 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
 
 /// A router id as the path gives it: letters, digits, `-` or `_`.
 fn router_id(id: String) -> Result<String, ApiError> {
-    if pantau_core::config::is_token(&id) {
+    if pantau_config::is_token(&id) {
         Ok(id)
     } else {
         Err(ApiError::new(

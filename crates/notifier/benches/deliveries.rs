@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use pantau_config::Config;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::Config;
 use pantau_core::service::Context;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};
 use tokio::net::TcpListener;

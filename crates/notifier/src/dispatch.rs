@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tracing::Instrument;
 
-use pantau_core::config::RetryConfig;
+use pantau_config::RetryConfig;
 use pantau_proto::v1::{EventKind, RouterEvent, Severity};
 use rand::Rng;
 use sha2::{Digest, Sha256};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pantau_core::config::ChannelConfig;
+use pantau_config::ChannelConfig;
 use pantau_core::time::to_duration;
 use pantau_proto::v1::notifier_service_server::{NotifierService, NotifierServiceServer};
 use pantau_proto::v1::{

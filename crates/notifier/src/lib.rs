@@ -37,8 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use pantau_config::NotifierConfig;
 use pantau_core::bus::{Bus, Subscription};
-use pantau_core::config::NotifierConfig;
 use pantau_core::service::Context;
 use pantau_core::store::{Migrations, Store, StoreError};
 use pantau_proto::v1::AlertEvent;

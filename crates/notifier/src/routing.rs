@@ -3,7 +3,7 @@
 //! is a route without conditions beside the severity routes); a channel
 //! named by several routes is used once.
 
-use pantau_core::config::RouteConfig;
+use pantau_config::RouteConfig;
 
 use crate::notification::Notification;
 

@@ -3,7 +3,7 @@
 //! block per alert, at most ten).
 
 use minijinja::{Environment, UndefinedBehavior};
-use pantau_core::config::{ChannelConfig, ChannelType};
+use pantau_config::{ChannelConfig, ChannelType};
 
 use crate::notification::Notification;
 

@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use pantau_config::{AlertRuleConfig, AlertSeverity, Config};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, publish_proto, subject};
-use pantau_core::config::{AlertRuleConfig, AlertSeverity, Config};
 use pantau_core::service::Context;
 use pantau_core::time::to_timestamp;
 use pantau_gateway::auth::{Keys, Scopes};

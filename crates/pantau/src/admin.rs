@@ -6,7 +6,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pantau_core::config::Config;
+use pantau_config::Config;
 use pantau_gateway::auth::routes::check_new_user;
 use pantau_gateway::auth::{Auth, NewAudit, Role, Scopes};
 

@@ -11,7 +11,7 @@ mod run;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pantau_core::config::{Config, LoadOptions};
+use pantau_config::{Config, LoadOptions};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use pantau_config::Config;
 use pantau_core::bus::{self, nats::connect_or_memory};
-use pantau_core::config::Config;
 use pantau_core::service::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -234,7 +234,7 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     if drained {
         tracing::info!("stopped cleanly");
     } else {
-        tracing::warn!(grace = %pantau_core::config::duration::format(grace), "services did not stop within shutdown_grace; exiting anyway");
+        tracing::warn!(grace = %pantau_config::duration::format(grace), "services did not stop within shutdown_grace; exiting anyway");
     }
     match failure {
         Some(f) if !f.is_empty() => Err(f),

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use pantau_core::config::Config;
+use pantau_config::Config;
 use pantau_core::store::Store;
 use pantau_core::time::to_duration;
 use pantau_proto::v1 as pb;

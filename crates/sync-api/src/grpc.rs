@@ -246,7 +246,7 @@ struct ConnJson {
 }
 
 fn check_id(field: &str, v: &str) -> Result<(), Status> {
-    if pantau_core::config::is_token(v) {
+    if pantau_config::is_token(v) {
         Ok(())
     } else {
         Err(Status::invalid_argument(format!(

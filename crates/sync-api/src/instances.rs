@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use pantau_config::SyncConfig;
 use pantau_core::bus::{publish_proto, subject};
-use pantau_core::config::SyncConfig;
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::to_timestamp;

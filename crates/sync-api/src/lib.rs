@@ -70,7 +70,7 @@ async fn open_lease(ctx: &Context) -> Result<Option<lease::Lease>, SyncError> {
         .connect(url)
         .await
         .map_err(|e| SyncError::Nats {
-            url: pantau_core::config::mask_url_password(url),
+            url: pantau_config::mask_url_password(url),
             message: e.to_string(),
         })?;
     let s = &ctx.config.sync;

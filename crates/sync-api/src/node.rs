@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pantau_core::config::{Config, InstanceRole};
+use pantau_config::{Config, InstanceRole};
 use pantau_proto::v1::SyncRole;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;

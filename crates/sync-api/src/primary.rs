@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pantau_config::is_token;
 use pantau_core::bus::{publish_proto, subject};
-use pantau_core::config::is_token;
 use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::time::{from_duration, from_timestamp, to_duration};

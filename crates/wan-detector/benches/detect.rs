@@ -13,9 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pantau_config::WanDetectorConfig;
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::WanDetectorConfig;
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface};
 use pantau_wan_detector::Detector;
 use tokio::time::Instant;

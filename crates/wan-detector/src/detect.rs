@@ -31,7 +31,7 @@
 
 use std::collections::VecDeque;
 
-use pantau_core::config::{ManualWan, WanDetectorConfig, WanTrafficConfig, compile_pattern};
+use pantau_config::{ManualWan, WanDetectorConfig, WanTrafficConfig, compile_pattern};
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface, WanMethod};
 use regex::Regex;
 

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use pantau_core::config::{WanDetectorConfig, compile_pattern, parse_cidr};
+use pantau_config::{WanDetectorConfig, compile_pattern, parse_cidr};
 use pantau_proto::v1::RouterInterface;
 use regex::Regex;
 

@@ -67,7 +67,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     let pump = consume::start(Arc::clone(&detector), &ctx.bus, ctx.shutdown.clone()).await?;
     ctx.tasks.spawn(pump);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(grpc = %addr, cache_ttl = %pantau_core::config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");
+    tracing::info!(grpc = %addr, cache_ttl = %pantau_config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");
     let served = grpc::serve(detector, grpc, ctx.shutdown.clone()).await;
     ctx.tasks.close();
     ctx.tasks.wait().await;

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use pantau_config::WanDetectorConfig;
 use pantau_core::bus::{self, Bus, subject};
-use pantau_core::config::WanDetectorConfig;
 use pantau_core::time::to_timestamp;
 use pantau_proto::v1::{
     DetectWanResponse, EventKind, InterfaceSample, InterfaceState, Isp, LinkStatus, RouterEvent, RouterInfo,

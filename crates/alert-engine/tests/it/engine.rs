@@ -12,9 +12,9 @@ use pantau_alert_engine::facts::Fact;
 use pantau_alert_engine::lifecycle::State;
 use pantau_alert_engine::series::Value;
 use pantau_alert_engine::store::AlertStore;
+use pantau_config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription};
-use pantau_core::config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::store::Store;
 
 fn t(s: u64) -> SystemTime {

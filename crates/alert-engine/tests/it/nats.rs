@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use pantau_config::NatsConfig;
 use pantau_core::bus::nats::NatsBus;
 use pantau_core::bus::{Bus, Subscription, decode, publish_proto, subject};
-use pantau_core::config::NatsConfig;
 use pantau_core::service::Context;
 use pantau_proto::v1::{AlertEvent, AlertState};
 

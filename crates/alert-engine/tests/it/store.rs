@@ -10,7 +10,7 @@ use pantau_alert_engine::rule::{Origin, Rule};
 use pantau_alert_engine::series::Value;
 use pantau_alert_engine::silence::{Silence, SilenceMatcher};
 use pantau_alert_engine::store::{AlertStore, Filter};
-use pantau_core::config::{AlertRuleConfig, AlertSeverity, DatabaseConfig};
+use pantau_config::{AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::store::Store;
 
 fn t(s: u64) -> SystemTime {

@@ -12,9 +12,9 @@ use pantau_alert_engine::lifecycle::State;
 use pantau_alert_engine::series::Value;
 use pantau_alert_engine::silence::SilenceMatcher;
 use pantau_alert_engine::store::AlertStore;
+use pantau_config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, MessageStream, Subscription, decode};
-use pantau_core::config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::store::Store;
 use pantau_proto::v1::{AlertEvent, AlertState};
 

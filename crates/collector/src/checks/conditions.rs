@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pantau_core::config::{ConditionConfig, HeaderCondition, JsonCondition};
+use pantau_config::{ConditionConfig, HeaderCondition, JsonCondition};
 use regex::Regex;
 use serde_json_path::JsonPath;
 

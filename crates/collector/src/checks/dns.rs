@@ -8,7 +8,7 @@ use hickory_resolver::config::{NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RecordType as Rt;
 use hickory_resolver::{Resolver, TokioResolver};
-use pantau_core::config::RecordType;
+use pantau_config::RecordType;
 use pantau_proto::v1::{DnsDetail, FailureReason, check_result::Detail};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;

@@ -183,7 +183,7 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
     });
     let url = e
         .url()
-        .map(|u| pantau_core::config::mask_url_password(u.as_str()))
+        .map(|u| pantau_config::mask_url_password(u.as_str()))
         .unwrap_or_default();
     let cause = causes.last().cloned().unwrap_or_else(|| e.to_string());
     let message = match reason {

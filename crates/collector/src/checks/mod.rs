@@ -121,7 +121,7 @@ impl Checker {
                 format!(
                     "no answer from {} within {}",
                     target.address(),
-                    pantau_core::config::duration::format(target.timeout)
+                    pantau_config::duration::format(target.timeout)
                 ),
             ),
         }

@@ -62,8 +62,8 @@ impl Pushes {
                 FailureReason::Timeout,
                 format!(
                     "last push {} ago, expected one every {}",
-                    pantau_core::config::duration::format(Duration::from_secs(age.as_secs())),
-                    pantau_core::config::duration::format(deadline)
+                    pantau_config::duration::format(Duration::from_secs(age.as_secs())),
+                    pantau_config::duration::format(deadline)
                 ),
             )
             .with_detail(d)

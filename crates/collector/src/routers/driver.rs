@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use pantau_core::config::{RouterConfig, RouterDriver};
+use pantau_config::{RouterConfig, RouterDriver};
 
 use super::reading::Reading;
 use super::routeros::{self, api, rest};

@@ -31,8 +31,8 @@ pub mod track;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pantau_config::{CollectorConfig, RouterConfig};
 use pantau_core::bus::Bus;
-use pantau_core::config::{CollectorConfig, RouterConfig};
 use pantau_core::service::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -121,7 +121,7 @@ impl RouterPoller {
             Ok(Err(e)) => self.failed(&e.to_string()),
             Err(_) => self.failed(&format!(
                 "the poll took longer than the interval ({})",
-                pantau_core::config::duration::format(self.interval)
+                pantau_config::duration::format(self.interval)
             )),
         };
         let sooner = self.breaker.record(observed.up, Instant::now());

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_snmp::{Auth, AuthProtocol, Client, Oid, PrivProtocol, Retry, UsmConfig, Value, VarBind};
-use pantau_core::config::{DEFAULT_RETRIES, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
+use pantau_config::{DEFAULT_RETRIES, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
 
 use super::counters::{Width, uptime_centis};
 pub use super::reading::{IfReading, Reading};

@@ -334,7 +334,7 @@ impl Tracker {
 }
 
 fn fmt_centis(c: u64) -> String {
-    pantau_core::config::duration::format(Duration::from_secs(c / 100))
+    pantau_config::duration::format(Duration::from_secs(c / 100))
 }
 
 /// Publishes what a poll produced: samples on `pantau.iface.sample.<router>.<ifIndex>`,

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use pantau_collector::checks::Checker;
 use pantau_collector::target::Target;
-use pantau_core::config::{
+use pantau_config::{
     CheckType, CollectorConfig, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig,
 };
 use pantau_proto::v1::{FailureReason, TargetSource, check_result::Detail};

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription, decode};
-use pantau_core::config::{CheckType, Config, TargetConfig};
 use pantau_core::service::Context;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::{

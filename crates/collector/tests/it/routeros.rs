@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pantau_collector::routers::RouterPoller;
+use pantau_config::{CollectorConfig, RouterConfig, RouterDriver};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{self, Bus, Message, MessageStream, Subscription};
-use pantau_core::config::{CollectorConfig, RouterConfig, RouterDriver};
 use pantau_proto::v1::{EventKind, InterfaceSample, RouterEvent, RouterInfo};
 use pantau_testkit::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim};
 
@@ -340,7 +340,7 @@ async fn a_routeros_router_from_yaml_polls_through_start() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("routers.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let cfg = pantau_core::config::Config::load(&pantau_core::config::LoadOptions {
+    let cfg = pantau_config::Config::load(&pantau_config::LoadOptions {
         file: Some(file),
         env: Vec::new(),
     })

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pantau_collector::routers::RouterPoller;
+use pantau_config::{CollectorConfig, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{self, Bus, MessageStream, Subscription};
-use pantau_core::config::{CollectorConfig, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
 use pantau_proto::v1::{EventKind, InterfaceSample, RouterEvent, RouterInfo};
 use pantau_testkit::Snmpd;
 
@@ -206,7 +206,7 @@ async fn a_wrong_community_is_one_router_down_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_file_polls_through_start() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/routers.yaml");
-    let mut cfg = pantau_core::config::Config::load(&pantau_core::config::LoadOptions {
+    let mut cfg = pantau_config::Config::load(&pantau_config::LoadOptions {
         file: Some(file.into()),
         env: Vec::new(),
     })

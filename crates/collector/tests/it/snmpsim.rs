@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pantau_collector::routers::RouterPoller;
+use pantau_config::{CollectorConfig, RouterConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{self, Bus, Subscription};
-use pantau_core::config::{CollectorConfig, RouterConfig};
 use pantau_proto::v1::{InterfaceSample, RouterInfo};
 use pantau_testkit::{MIKROTIK_COMMUNITY, MIKROTIK_IPCIDR_COMMUNITY, SnmpSim};
 

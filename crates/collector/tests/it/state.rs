@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pantau_collector::MIGRATIONS;
 use pantau_collector::state::States;
-use pantau_core::config::DatabaseConfig;
+use pantau_config::DatabaseConfig;
 use pantau_core::store::Store;
 use pantau_proto::v1::{CheckResult, CheckStatus, FailureReason};
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::config::{CheckType, Config, TargetConfig};
 use pantau_core::service::Context;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::{
@@ -415,14 +415,14 @@ async fn push_monitors_and_history() {
     // Stopping flushes the finished minutes; the two pushes are history.
     c.stop().await;
     let store = pantau_core::store::Store::connect(
-        &pantau_core::config::DatabaseConfig::default(),
+        &pantau_config::DatabaseConfig::default(),
         dir.path(),
         "collector",
         pantau_collector::MIGRATIONS,
     )
     .await
     .unwrap();
-    let h = pantau_collector::history::History::new(store, &pantau_core::config::HistoryConfig::default());
+    let h = pantau_collector::history::History::new(store, &pantau_config::HistoryConfig::default());
     h.record(
         "other",
         true,
@@ -514,7 +514,7 @@ async fn replicas_share_the_targets_through_shards() {
     assert!(ta.iter().all(|t| !tb.contains(t)));
 
     // A target added through one replica is checked by its owner.
-    let second = pantau_core::config::ShardConfig {
+    let second = pantau_config::ShardConfig {
         index: 1,
         count: 2,
         ..Default::default()

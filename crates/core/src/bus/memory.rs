@@ -97,7 +97,7 @@ impl Bus for MemoryBus {
     async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
         subject::validate_pattern(&sub.pattern)?;
         if let Some(name) = &sub.durable
-            && !crate::config::is_token(name)
+            && !pantau_config::is_token(name)
         {
             return Err(BusError::InvalidDurable(name.clone()));
         }

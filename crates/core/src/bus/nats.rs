@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{Acker, Bus, BusError, Headers, Message, MessageStream, Subscription, subject};
-use crate::config::NatsConfig;
+use pantau_config::NatsConfig;
 
 /// Subjects the stream captures.
 pub const STREAM_SUBJECTS: &str = "pantau.>";
@@ -37,7 +37,7 @@ impl NatsBus {
     /// the stream. `name` identifies this client in the server's monitoring.
     pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Self, BusError> {
         let url = cfg.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-        let shown = crate::config::mask_url_password(&url);
+        let shown = pantau_config::mask_url_password(&url);
         let mut opts = async_nats::ConnectOptions::new()
             .name(name)
             .max_reconnects(None::<usize>)
@@ -255,7 +255,7 @@ impl Bus for NatsBus {
     async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
         subject::validate_pattern(&sub.pattern)?;
         if let Some(name) = sub.durable {
-            if !crate::config::is_token(&name) {
+            if !pantau_config::is_token(&name) {
                 return Err(BusError::InvalidDurable(name));
             }
             return self.durable(sub.pattern, name).await;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use pantau_core::config::DatabaseConfig;
+use pantau_config::DatabaseConfig;
 use pantau_core::store::{Migrations, Store};
 use pantau_testkit::Postgres;
 use sqlx::migrate::Migrator;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use pantau_core::config::{AuthConfig, JwtAlgorithm};
+use pantau_config::{AuthConfig, JwtAlgorithm};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 

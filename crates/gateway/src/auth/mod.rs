@@ -34,7 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use pantau_core::config::Config;
+use pantau_config::Config;
 use pantau_core::health::ApiError;
 use serde::{Deserialize, Serialize};
 

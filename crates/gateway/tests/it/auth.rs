@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use pantau_core::config::Config;
+use pantau_config::Config;
 use pantau_gateway::auth::{Keys, Role, Scope, Scopes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{SinkExt, StreamExt};
+use pantau_config::Config;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, publish_proto, subject};
-use pantau_core::config::Config;
 use pantau_core::health::ReadinessCheck;
 use pantau_core::service::Context;
 use pantau_core::time::to_timestamp;

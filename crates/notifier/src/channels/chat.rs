@@ -8,7 +8,7 @@
 //!   characters; success is `{"ok": true}`.
 
 use async_trait::async_trait;
-use pantau_core::config::{ChannelConfig, ChannelType};
+use pantau_config::{ChannelConfig, ChannelType};
 use serde_json::json;
 
 use super::{Channel, Outcome, Outgoing};

@@ -9,7 +9,7 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use pantau_core::config::{ChannelConfig, SmtpTls};
+use pantau_config::{ChannelConfig, SmtpTls};
 
 use super::{Channel, Outcome, Outgoing};
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pantau_core::config::{ChannelConfig, ChannelType, NotifierConfig};
+use pantau_config::{ChannelConfig, ChannelType, NotifierConfig};
 use serde::Serialize;
 
 use crate::notification::Notification;

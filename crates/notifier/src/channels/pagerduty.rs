@@ -3,7 +3,7 @@
 //! the alert key is the dedup key, so the resolve closes the incident the trigger opened.
 
 use async_trait::async_trait;
-use pantau_core::config::ChannelConfig;
+use pantau_config::ChannelConfig;
 use serde_json::json;
 
 use super::{Channel, Outcome, Outgoing};

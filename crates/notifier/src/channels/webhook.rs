@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use hmac::{KeyInit, Mac};
-use pantau_core::config::ChannelConfig;
+use pantau_config::ChannelConfig;
 use serde::Serialize;
 
 use super::{Channel, Outcome, Outgoing};

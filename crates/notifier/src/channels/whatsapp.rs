@@ -6,7 +6,7 @@
 //!   `Authorization: Bearer <token>` when a token is set.
 
 use async_trait::async_trait;
-use pantau_core::config::{ChannelConfig, ChannelType};
+use pantau_config::{ChannelConfig, ChannelType};
 use serde_json::json;
 
 use super::{Channel, Outcome, Outgoing};

@@ -1,7 +1,7 @@
 //! `examples/alerts.yaml` loads, validates, and routes every alert to the
 //! generic webhook at http://127.0.0.1:9999/hook.
 
-use pantau_core::config::{ChannelType, Config, LoadOptions};
+use pantau_config::{ChannelType, Config, LoadOptions};
 use pantau_notifier::notification::Notification;
 use pantau_notifier::routing::Routes;
 

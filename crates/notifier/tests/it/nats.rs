@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pantau_config::NatsConfig;
 use pantau_core::bus::Bus;
 use pantau_core::bus::nats::NatsBus;
-use pantau_core::config::NatsConfig;
 use pantau_proto::v1::{AlertState, Severity};
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 //! The delivery store on SQLite and PostgreSQL: idempotent inserts, leases
 //! that exclude other replicas, ordering per alert, the attempt log, purge.
 
-use pantau_core::config::DatabaseConfig;
+use pantau_config::DatabaseConfig;
 use pantau_core::store::Store;
 use pantau_notifier::MIGRATIONS;
 use pantau_notifier::store::{Attempt, DELIVERED, DeliveryStore, Filter, NewDelivery, PENDING, now_ms};

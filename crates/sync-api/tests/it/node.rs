@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pantau_core::config::{Config, InstanceRole};
+use pantau_config::{Config, InstanceRole};
 use pantau_proto::v1::SyncRole;
 use pantau_sync_api::lease::Lease;
 use pantau_sync_api::node::{Command, Node};

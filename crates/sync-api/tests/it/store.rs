@@ -2,7 +2,7 @@
 //! and its sequence, instances and revocation, ingest with deduplication,
 //! consensus windows and retention.
 
-use pantau_core::config::DatabaseConfig;
+use pantau_config::DatabaseConfig;
 use pantau_core::store::Store;
 use pantau_sync_api::store::{self, Incoming, Registration};
 

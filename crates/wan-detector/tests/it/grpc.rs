@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pantau_config::{ManualWan, NatsConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::nats::NatsBus;
 use pantau_core::bus::{Bus, publish_proto, subject};
-use pantau_core::config::{ManualWan, NatsConfig};
 use pantau_proto::v1::{
     DetectWanRequest, EventKind, LinkStatus, ListInterfacesRequest, ListRoutersRequest, RouterEvent, Severity,
     WanMethod,

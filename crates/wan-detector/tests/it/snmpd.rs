@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pantau_collector::routers::RouterPoller;
+use pantau_config::{CollectorConfig, RouterConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{self, Bus, Subscription};
-use pantau_core::config::{CollectorConfig, RouterConfig};
 use pantau_proto::v1::{DetectWanRequest, EventKind, LinkStatus, ListInterfacesRequest, RouterEvent, WanMethod};
 use pantau_testkit::Snmpd;
 
@@ -131,7 +131,7 @@ async fn the_default_route_interface_of_this_machine_is_detected_as_wan() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_file_detects_this_machines_wan() {
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/routers.yaml");
-    let mut cfg = pantau_core::config::Config::load(&pantau_core::config::LoadOptions {
+    let mut cfg = pantau_config::Config::load(&pantau_config::LoadOptions {
         file: Some(file.into()),
         env: Vec::new(),
     })

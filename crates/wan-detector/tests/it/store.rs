@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
+use pantau_config::DatabaseConfig;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription, publish_proto, subject};
-use pantau_core::config::DatabaseConfig;
 use pantau_core::store::Store;
 use pantau_wan_detector::store::{MIGRATIONS, WanStore};
 

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pantau_config::Config;
 use pantau_core::bus::Bus;
-use pantau_core::config::Config;
 use pantau_core::service::Context;
 use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface};

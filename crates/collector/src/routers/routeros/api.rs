@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BytesMut};
-use pantau_core::config::RouterConfig;
+use pantau_config::RouterConfig;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;

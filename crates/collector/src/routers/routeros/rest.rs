@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use pantau_core::config::RouterConfig;
+use pantau_config::RouterConfig;
 
 use super::{Error, INTERFACE_PROPS, Menus, Row};
 use crate::routers::reading::Reading;

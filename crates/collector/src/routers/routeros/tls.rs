@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pantau_core::config::RouterConfig;
+use pantau_config::RouterConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 

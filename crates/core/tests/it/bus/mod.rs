@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use pantau_config::NatsConfig;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::nats::NatsBus;
 use pantau_core::bus::{Bus, Message, MessageStream};
-use pantau_core::config::NatsConfig;
 use pantau_testkit::Nats;
 
 /// The longest a test waits for a message that should arrive.

@@ -542,15 +542,7 @@ fn check_condition(c: &ConditionConfig) -> Option<String> {
 }
 
 fn check_http_url(u: &str) -> Result<(), &'static str> {
-    let uri: axum::http::Uri = u.parse().map_err(|_| "must be an absolute http:// or https:// URL")?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err("must be an absolute http:// or https:// URL"),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("must name a host");
-    }
-    Ok(())
+    crate::types::check_http_url(u).map(drop)
 }
 
 fn check_host_port(a: &str) -> Result<(), &'static str> {

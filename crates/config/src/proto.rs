@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use pantau_proto::v1::{self, condition::Condition as C, target::Spec};
 
-use crate::config::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
-use crate::time::{from_duration, to_duration};
+use crate::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
+use pantau_proto::duration::{from_duration, to_duration};
 
 /// A set, non-zero protobuf duration.
 pub fn opt_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {

@@ -438,9 +438,7 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
 }
 
 fn http_url_ok(u: &str) -> bool {
-    (u.starts_with("http://") || u.starts_with("https://"))
-        && u.parse::<axum::http::Uri>()
-            .is_ok_and(|x| x.host().is_some_and(|h| !h.is_empty()))
+    crate::types::check_http_url(u).is_ok()
 }
 
 fn channel_problems(c: &ChannelConfig) -> Vec<(&'static str, String)> {

@@ -259,7 +259,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         }
     }
     let u = &c.gateway.wan_detector_url;
-    if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
+    if crate::types::check_http_url(u).is_err() {
         add(
             "gateway.wan_detector_url".into(),
             u.clone(),

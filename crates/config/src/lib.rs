@@ -11,11 +11,13 @@ mod auth;
 pub mod duration;
 mod load;
 mod notifier;
+pub mod proto;
 mod routers;
 mod sections;
 mod sync;
 mod target;
 mod text;
+pub mod types;
 mod validate;
 mod wan_detector;
 

@@ -171,7 +171,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         );
     }
     let u = &c.gateway.alert_engine_url;
-    if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
+    if crate::types::check_http_url(u).is_err() {
         add(
             "gateway.alert_engine_url".into(),
             u.clone(),
@@ -179,7 +179,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         );
     }
     if let Some(u) = &a.alertmanager_url
-        && (!(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err())
+        && crate::types::check_http_url(u).is_err()
     {
         add(
             "alert_engine.alertmanager_url".into(),

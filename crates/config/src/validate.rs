@@ -271,7 +271,7 @@ fn gateway(c: &Config, p: &mut Problems) {
             "http://127.0.0.1:50054",
         ),
     ] {
-        if !(u.starts_with("http://") || u.starts_with("https://")) || u.parse::<axum::http::Uri>().is_err() {
+        if crate::types::check_http_url(u).is_err() {
             p.add(key, u, format!("must be an http:// or https:// URL such as {example}"));
         }
     }
@@ -325,7 +325,7 @@ fn ports(c: &Config, p: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CheckType, ConditionConfig, JsonCondition, TargetConfig};
+    use crate::{CheckType, ConditionConfig, JsonCondition, TargetConfig};
 
     fn keys(c: &Config) -> Vec<String> {
         problems(c).into_iter().map(|i| i.key).collect()

@@ -103,7 +103,10 @@ impl Breaker {
                     self.failures = 0;
                     return None;
                 }
-                self.failures += 1;
+                self.failures = self.failures.saturating_add(1);
+                if !self.cfg.enabled {
+                    return None;
+                }
                 if self.failures >= self.cfg.failure_threshold {
                     self.open(now);
                     None
@@ -149,6 +152,7 @@ mod tests {
 
     fn cfg() -> CircuitBreakerConfig {
         CircuitBreakerConfig {
+            enabled: true,
             failure_threshold: 5,
             recovery_timeout: Duration::from_secs(60),
             half_open_max_calls: 3,
@@ -159,6 +163,21 @@ mod tests {
     fn backoff_doubles_and_caps() {
         let b: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(b, [1, 2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn a_disabled_breaker_never_opens_nor_backs_off() {
+        let mut b = Breaker::new(CircuitBreakerConfig {
+            enabled: false,
+            ..cfg()
+        });
+        let now = Instant::now();
+        for _ in 0..50 {
+            assert_eq!(b.admit(now), Admit::Probe);
+            assert_eq!(b.record(false, now), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.consecutive_failures(), 50);
     }
 
     #[tokio::test(start_paused = true)]

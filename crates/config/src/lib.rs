@@ -143,6 +143,28 @@ impl Config {
         c
     }
 
+    /// Settings that are accepted for the original specification's sake but
+    /// change nothing in Pantau, each with why; the binary logs them once at start.
+    pub fn notices(&self) -> Vec<String> {
+        let d = &self.gateway.dashboard;
+        let mut out = Vec::new();
+        if !d.enabled {
+            out.push(
+                "gateway.dashboard.enabled (DASHBOARD_ENABLED) = false has no effect: the WebSocket hub also serves \
+                 the API, so it stays on"
+                    .to_owned(),
+            );
+        }
+        if let Some(i) = d.real_time_update_interval {
+            out.push(format!(
+                "gateway.dashboard.real_time_update_interval (DASHBOARD_REAL_TIME_UPDATE_INTERVAL) = {} has no \
+                 effect: events are pushed to clients as they happen",
+                duration::format(i)
+            ));
+        }
+        out
+    }
+
     /// The effective configuration as YAML, secrets masked.
     pub fn to_masked_yaml(&self) -> String {
         serde_yaml::to_string(&self.masked()).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

@@ -102,7 +102,7 @@ pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     // In the given order, so a later duplicate (a command-line flag) wins.
     let env = &opts.env;
     for (name, value) in env {
-        if let Some(path) = alias_path(name) {
+        if let Some(path) = alias_path(name, value) {
             figment = figment.merge(EnvVar::new(name, path, value));
         }
     }
@@ -116,7 +116,12 @@ pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-fn alias_path(name: &str) -> Option<Vec<String>> {
+fn alias_path(name: &str, value: &str) -> Option<Vec<String>> {
+    // The original specification gives an instance its place as a number
+    // (`FAILOVER_ORDER=2`); Pantau also takes the whole order as names.
+    if name == "FAILOVER_ORDER" && !value.trim().is_empty() && value.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Some(vec!["sync".to_owned(), "failover_rank".to_owned()]);
+    }
     if let Some((_, path)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
         return Some(path.split('.').map(str::to_owned).collect());
     }
@@ -243,6 +248,79 @@ mod tests {
         assert_eq!(c.gateway.dashboard.max_connections, 500);
         assert_eq!(c.sync.failover_order, vec!["jkt-1", "bdg-1"]);
         assert_eq!(c.sync.sync_interval, Duration::from_secs(45));
+    }
+
+    /// Every variable of the original specification's compose file, with its values.
+    #[test]
+    fn the_original_compose_environment_loads() {
+        let c = Config::load(&LoadOptions {
+            file: None,
+            env: env(&[
+                ("ENABLE_SYNC_API", "true"),
+                ("SYNC_API_PORT", "50055"),
+                ("PRIMARY_SYNC_URL", "http://127.0.0.1:50055"),
+                ("INSTANCE_NAME", "bandung-1"),
+                ("INSTANCE_LOCATION", "bandung"),
+                ("FAILOVER_ORDER", "2"),
+                ("SYNC_INTERVAL", "30"),
+                ("HEARTBEAT_INTERVAL", "10"),
+                ("WORKER_LOAD_BALANCING_STRATEGY", "round_robin"),
+                ("WORKER_CIRCUIT_BREAKER_ENABLED", "false"),
+                ("WORKER_CIRCUIT_BREAKER_FAILURE_THRESHOLD", "5"),
+                ("WORKER_CIRCUIT_BREAKER_RECOVERY_TIMEOUT", "60"),
+                ("METRICS_ENABLED", "true"),
+                ("METRICS_COLLECTION_INTERVAL", "15"),
+                ("METRICS_BROADCAST_METRICS", "true"),
+                ("DASHBOARD_ENABLED", "true"),
+                ("DASHBOARD_REAL_TIME_UPDATE_INTERVAL", "5"),
+                ("DASHBOARD_MAX_CONNECTIONS", "100"),
+                ("DATABASE_PATH", "/tmp/pantau-data"),
+            ]),
+        })
+        .unwrap();
+        assert_eq!(c.sync.failover_rank, Some(2));
+        let (_f, path) = yaml("collector:\n  targets:\n    - {id: p, type: ping, host: 127.0.0.1}\n");
+        let pinged = Config::load(&LoadOptions {
+            file: Some(path),
+            env: vec![],
+        })
+        .unwrap();
+        assert_eq!(
+            pinged.collector.targets[0].check,
+            crate::CheckType::Icmp,
+            "`ping` is `icmp`"
+        );
+        assert!(c.sync.failover_order.is_empty());
+        assert!(!c.collector.circuit_breaker.enabled);
+        assert_eq!(
+            c.gateway.dashboard.real_time_update_interval,
+            Some(Duration::from_secs(5))
+        );
+        let notices = c.notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0].contains("DASHBOARD_REAL_TIME_UPDATE_INTERVAL"),
+            "{notices:?}"
+        );
+    }
+
+    #[test]
+    fn a_refused_variable_names_itself_and_what_it_expected() {
+        for (name, value, want) in [
+            ("FAILOVER_ORDER", "-1", "instance names"),
+            ("WORKER_CIRCUIT_BREAKER_ENABLED", "perhaps", "bool"),
+            ("DASHBOARD_REAL_TIME_UPDATE_INTERVAL", "soon", "duration"),
+            ("SYNC_API_PORT", "70000", "u16"),
+        ] {
+            let err = Config::load(&LoadOptions {
+                file: None,
+                env: env(&[(name, value)]),
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(&format!("environment variable {name}")), "{err}");
+            assert!(err.contains(want), "{name}: {err}");
+        }
     }
 
     #[test]

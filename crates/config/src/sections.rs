@@ -186,6 +186,9 @@ impl Default for WorkersConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
+    /// Whether failing targets are backed off at all (`WORKER_CIRCUIT_BREAKER_ENABLED`);
+    /// when false every target is checked at its interval however often it fails.
+    pub enabled: bool,
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
     /// How long it stays open before trial calls.
@@ -198,6 +201,7 @@ pub struct CircuitBreakerConfig {
 impl Default for CircuitBreakerConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             failure_threshold: 5,
             recovery_timeout: Duration::from_secs(60),
             half_open_max_calls: 3,
@@ -347,6 +351,15 @@ impl Default for CollectorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DashboardConfig {
+    /// `DASHBOARD_ENABLED` of the original specification. The WebSocket hub
+    /// serves the API as well as dashboards, so `false` has no effect here;
+    /// it is accepted and reported once at start.
+    pub enabled: bool,
+    /// `DASHBOARD_REAL_TIME_UPDATE_INTERVAL` of the original specification.
+    /// Events are pushed to clients as they happen, so an interval has no
+    /// effect here; it is accepted and reported once at start.
+    #[serde(with = "duration::option")]
+    pub real_time_update_interval: Option<Duration>,
     /// Most WebSocket clients at once (`DASHBOARD_MAX_CONNECTIONS`).
     pub max_connections: usize,
     /// How often the server pings each client.
@@ -362,6 +375,8 @@ pub struct DashboardConfig {
 impl Default for DashboardConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
+            real_time_update_interval: None,
             max_connections: 10_000,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),

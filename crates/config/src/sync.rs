@@ -47,6 +47,10 @@ pub struct SyncConfig {
     /// When set, only listed instances may become primary; the first waits least.
     #[serde(deserialize_with = "comma_list")]
     pub failover_order: Vec<String>,
+    /// This instance's own place in the failover order, 0 first (`FAILOVER_ORDER`
+    /// given as a number, as the original specification does); used when
+    /// `failover_order` does not name this instance.
+    pub failover_rank: Option<u32>,
     /// How often a dependent checks for new configuration (`SYNC_INTERVAL`).
     #[serde(with = "duration")]
     pub sync_interval: Duration,
@@ -92,6 +96,7 @@ impl Default for SyncConfig {
             public_url: None,
             token: None,
             failover_order: Vec::new(),
+            failover_rank: None,
             sync_interval: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(10),
             collector_url: "http://127.0.0.1:50051".to_owned(),
@@ -133,21 +138,31 @@ impl SyncConfig {
 
 /// A list written as YAML sequence or as `a,b,c`.
 fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
+    struct Names;
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("instance names as a list or as `a,b,c` (a number is `sync.failover_rank`)")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Self::Value, E> {
+            Ok(t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect())
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                out.push(name);
+            }
+            Ok(out)
+        }
     }
-    Ok(match Raw::deserialize(d)? {
-        Raw::List(l) => l,
-        Raw::Text(t) => t
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
+    d.deserialize_any(Names)
 }
 
 fn is_url(u: &str) -> bool {

@@ -20,7 +20,8 @@ pub enum CheckType {
     Tcp,
     /// A TLS handshake and the certificate's expiry (`address`).
     Tls,
-    /// ICMP echo (`host`).
+    /// ICMP echo (`host`); `ping`, the original specification's name, is an alias.
+    #[serde(alias = "ping")]
     Icmp,
     /// A DNS query (`name`, `record_type`).
     Dns,

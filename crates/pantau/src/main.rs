@@ -91,6 +91,9 @@ fn config_command(cli: &Cli, command: &ConfigCommand) -> ExitCode {
                     eprintln!("error: {e}");
                     return ExitCode::from(2);
                 }
+                for notice in c.notices() {
+                    eprintln!("note: {notice}");
+                }
                 println!(
                     "{}: ok ({} target{}, bus: {}, store: {})",
                     file.display(),

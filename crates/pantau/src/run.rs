@@ -47,6 +47,9 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
         }
     };
     pantau_core::telemetry::prometheus();
+    for notice in config.notices() {
+        tracing::warn!("{notice}");
+    }
     let code = match start(name, services, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

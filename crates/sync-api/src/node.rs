@@ -121,6 +121,7 @@ impl Node {
         let primary = s.effective_role() == InstanceRole::Primary;
         match s.failover_order.iter().position(|n| *n == self.id) {
             Some(i) => Some(i as u32),
+            None if s.failover_rank.is_some() => s.failover_rank,
             None if primary => Some(0),
             None if s.failover_order.is_empty() => Some(1),
             None => None,

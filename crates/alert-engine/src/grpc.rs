@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use futures::{Stream, StreamExt};
 use pantau_config::{AlertRuleConfig, AlertSeverity};
+use pantau_core::error::quote;
 use pantau_core::time::{from_duration, from_timestamp, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_server::{AlertEngineService, AlertEngineServiceServer};
@@ -138,7 +139,7 @@ pub fn rule_to_proto(r: &Rule) -> pb::AlertRule {
 
 /// A rule as the API sends it; severity unset means warning.
 pub fn rule_from_proto(r: pb::AlertRule) -> Result<AlertRuleConfig, Status> {
-    let severity = match r.severity() {
+    let severity = match pantau_core::error::enum_arg("rule.severity", r.severity)? {
         pb::Severity::Unspecified | pb::Severity::Warning => AlertSeverity::Warning,
         pb::Severity::Info => AlertSeverity::Info,
         pb::Severity::Critical => AlertSeverity::Critical,
@@ -146,9 +147,8 @@ pub fn rule_from_proto(r: pb::AlertRule) -> Result<AlertRuleConfig, Status> {
     let duration = |d: Option<prost_types::Duration>, field: &str| -> Result<Option<std::time::Duration>, Status> {
         match d {
             None => Ok(None),
-            Some(d) => from_duration(&d)
-                .map(Some)
-                .ok_or_else(|| Status::invalid_argument(format!("rule.{field} must not be negative"))),
+            Some(d) => pantau_config::proto::duration_field(&format!("rule.{field}"), Some(&d))
+                .map_err(|e| pantau_core::error::status_of(pantau_core::error::ErrorCode::InvalidArgument, e)),
         }
     };
     let for_ = duration(r.r#for, "for")?.filter(|d| !d.is_zero());
@@ -288,7 +288,7 @@ impl AlertEngineService for Service {
             .get(&id)
             .await
             .map_err(|e| status(e.into()))?
-            .ok_or_else(|| Status::not_found(format!("no alert with id `{id}`")))?;
+            .ok_or_else(|| Status::not_found(format!("no alert with id `{}`", quote(&id))))?;
         let transitions = store.transitions(&id).await.map_err(|e| status(e.into()))?;
         Ok(Response::new(to_proto(&alert, &transitions)))
     }
@@ -411,6 +411,13 @@ impl AlertEngineService for Service {
 
     async fn stream_alerts(&self, req: Request<pb::StreamAlertsRequest>) -> Result<Response<EventStream>, Status> {
         let states = req.into_inner().states;
+        for s in pantau_core::error::enum_args::<pb::AlertState>("states", &states)? {
+            if s == pb::AlertState::Unspecified {
+                return Err(Status::invalid_argument(
+                    "`states`: 0 (unspecified) is not an alert state",
+                ));
+            }
+        }
         let feed = BroadcastStream::new(self.engine.subscribe()).filter_map(move |item| {
             let out = match item {
                 Ok(ev) if states.is_empty() || states.contains(&ev.state) => Some(Ok(ev)),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
+use pantau_core::error::quote;
 use pantau_core::time::{from_timestamp, to_timestamp};
 use pantau_proto::v1::collector_service_server::{CollectorService, CollectorServiceServer};
 use pantau_proto::v1::{
@@ -66,7 +67,7 @@ impl Service {
         }
         self.0
             .entry(id)
-            .ok_or_else(|| Status::not_found(format!("no target with id `{id}`")))
+            .ok_or_else(|| Status::not_found(format!("no target with id `{}`", quote(id))))
     }
 }
 
@@ -114,7 +115,7 @@ impl CollectorService for Service {
     ) -> Result<Response<ListLatestResultsResponse>, Status> {
         let ids = req.into_inner().target_ids;
         if let Some(unknown) = ids.iter().find(|id| self.0.entry(id).is_none()) {
-            return Err(Status::not_found(format!("no target with id `{unknown}`")));
+            return Err(Status::not_found(format!("no target with id `{}`", quote(unknown))));
         }
         Ok(Response::new(ListLatestResultsResponse {
             results: self.0.results().latest(&ids),
@@ -161,7 +162,7 @@ impl CollectorService for Service {
             return Err(Status::invalid_argument("`from` must be before `to`"));
         }
         let span = to.duration_since(from).unwrap_or_default();
-        let resolution = match r.resolution() {
+        let resolution = match pantau_core::error::enum_arg("resolution", r.resolution)? {
             Resolution::Hour => Resolution::Hour,
             Resolution::Unspecified if span > MINUTES_UP_TO => Resolution::Hour,
             Resolution::Minute | Resolution::Unspecified => Resolution::Minute,

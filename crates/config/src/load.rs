@@ -42,7 +42,13 @@ pub struct Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` = `{}`: {}", self.key, self.value, self.allowed)
+        write!(
+            f,
+            "`{}` = `{}`: {}",
+            crate::types::quote(&self.key),
+            crate::types::quote(&self.value),
+            self.allowed
+        )
     }
 }
 

@@ -13,9 +13,44 @@ pub fn opt_duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
     d.and_then(from_duration).filter(|d| !d.is_zero())
 }
 
+/// A duration field as sent: unset stays unset; a set one must be a valid,
+/// non-negative duration (negative seconds or nanos, or nanos of a second or
+/// more, are refused rather than replaced by a default). Zero is passed on,
+/// for validation to refuse where a field needs more.
+pub fn duration_field(field: &str, d: Option<&prost_types::Duration>) -> Result<Option<Duration>, ConvertError> {
+    let Some(d) = d else { return Ok(None) };
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(err(field, format!("{}s {}ns must not be negative", d.seconds, d.nanos)));
+    }
+    if d.nanos >= 1_000_000_000 {
+        return Err(err(field, format!("nanos {} must be below 1000000000", d.nanos)));
+    }
+    from_duration(d)
+        .map(Some)
+        .ok_or_else(|| err(field, "is not a valid duration"))
+}
+
+/// An enum field as sent: a value this version does not know is refused,
+/// naming the field and the value.
+pub fn enum_field<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, ConvertError> {
+    E::try_from(value).map_err(|_| err(field, format!("{value} is not one of its values")))
+}
+
+/// The check kind of a spec.
+fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
+    match spec {
+        Spec::Http(_) => (CheckType::Http, v1::CheckKind::Http),
+        Spec::Tcp(_) => (CheckType::Tcp, v1::CheckKind::Tcp),
+        Spec::Tls(_) => (CheckType::Tls, v1::CheckKind::Tls),
+        Spec::Icmp(_) => (CheckType::Icmp, v1::CheckKind::Icmp),
+        Spec::Dns(_) => (CheckType::Dns, v1::CheckKind::Dns),
+        Spec::Push(_) => (CheckType::Push, v1::CheckKind::Push),
+    }
+}
+
 /// Why a protobuf target cannot become a configuration.
 #[derive(Debug, thiserror::Error)]
-#[error("`{field}`: {reason}")]
+#[error("`{}`: {}", crate::types::quote(field), crate::types::quote(reason))]
 pub struct ConvertError {
     pub field: String,
     pub reason: String,
@@ -64,7 +99,7 @@ fn condition_from_proto(i: usize, c: &v1::Condition) -> Result<ConditionConfig, 
             .ok_or_else(|| err(&field, "is empty: set one condition"))?
         {
             C::ResponseTimeBelow(d) => ConditionConfig::ResponseTimeBelow(
-                from_duration(d).ok_or_else(|| err(&field, "response_time_below must not be negative"))?,
+                duration_field(&format!("{field}.response_time_below"), Some(d))?.unwrap_or_default(),
             ),
             C::BodyContains(s) => ConditionConfig::BodyContains(s.clone()),
             C::BodyMatches(s) => ConditionConfig::BodyMatches(s.clone()),
@@ -90,18 +125,25 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
         .spec
         .as_ref()
         .ok_or_else(|| err("spec", "is required: one of http, tcp, tls, icmp, dns, push"))?;
-    let check = match spec {
-        Spec::Http(_) => CheckType::Http,
-        Spec::Tcp(_) => CheckType::Tcp,
-        Spec::Tls(_) => CheckType::Tls,
-        Spec::Icmp(_) => CheckType::Icmp,
-        Spec::Dns(_) => CheckType::Dns,
-        Spec::Push(_) => CheckType::Push,
-    };
+    let (check, spec_kind) = kind_of_spec(spec);
+    let kind: v1::CheckKind = enum_field("kind", t.kind)?;
+    if kind != v1::CheckKind::Unspecified && kind != spec_kind {
+        return Err(err(
+            "kind",
+            format!(
+                "is {} but the spec is {}: leave kind unset or make them agree",
+                kind.as_str_name(),
+                spec_kind.as_str_name()
+            ),
+        ));
+    }
+    // Output-only fields are ignored on input, but an unknown value is still refused.
+    let _: v1::TargetSource = enum_field("source", t.source)?;
+    let _: v1::BreakerState = enum_field("breaker", t.breaker)?;
     let mut c = TargetConfig::new(t.id.clone(), check);
     c.name = nonempty(&t.name);
-    c.interval = opt_duration(t.interval.as_ref());
-    c.timeout = opt_duration(t.timeout.as_ref());
+    c.interval = duration_field("interval", t.interval.as_ref())?;
+    c.timeout = duration_field("timeout", t.timeout.as_ref())?;
     c.labels = t.labels.clone().into_iter().collect();
     match spec {
         Spec::Http(h) => {
@@ -168,7 +210,7 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
         }
         Spec::Push(x) => {
             c.token = Some(x.token.clone());
-            c.grace = opt_duration(x.grace.as_ref());
+            c.grace = duration_field("spec.push.grace", x.grace.as_ref())?;
         }
     }
     Ok(c)

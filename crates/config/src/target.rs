@@ -365,6 +365,7 @@ pub fn validate_target(
             "must be 1–128 characters of letters, digits, `-` or `_`".into(),
         );
     }
+    bounds(t, &mut add);
     let own = allowed(t.check);
     for field in t.set_fields() {
         if !own.contains(&field) {
@@ -555,5 +556,93 @@ fn check_host_port(a: &str) -> Result<(), &'static str> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
         _ => Err("must be host:port with a port between 1 and 65535"),
+    }
+}
+
+/// The size limits of [`crate::types::limits`], for every text and list of a target.
+fn bounds(t: &TargetConfig, add: &mut dyn FnMut(&str, String, String)) {
+    use crate::types::limits as l;
+    fn text(add: &mut dyn FnMut(&str, String, String), field: &str, v: Option<&str>, max: usize) {
+        if let Some(v) = v
+            && v.len() > max
+        {
+            add(field, v.to_owned(), format!("must be at most {max} bytes"));
+        }
+    }
+    text(add, "name", t.name.as_deref(), l::NAME);
+    text(add, "url", t.url.as_deref(), l::URL);
+    text(add, "body", t.body.as_deref(), l::BODY);
+    text(add, "address", t.address.as_deref(), l::HOST + 6);
+    text(add, "send", t.send.as_deref(), l::PAYLOAD);
+    text(add, "expect", t.expect.as_deref(), l::PAYLOAD);
+    text(add, "server_name", t.server_name.as_deref(), l::HOST);
+    text(add, "host", t.host.as_deref(), l::HOST);
+    text(add, "name_to_resolve", t.name_to_resolve.as_deref(), l::HOST);
+    text(add, "resolver", t.resolver.as_deref(), l::HOST);
+    for (k, v) in &t.labels {
+        text(add, "labels", Some(k), l::LABEL_KEY);
+        text(
+            add,
+            &format!("labels.{}", crate::types::quote(k)),
+            Some(v),
+            l::LABEL_VALUE,
+        );
+    }
+    for (k, v) in &t.headers {
+        text(add, "headers", Some(k), l::HEADER_NAME);
+        if v.len() > l::HEADER_VALUE {
+            // A header may carry a credential: never quoted.
+            add(
+                &format!("headers.{}", crate::types::quote(k)),
+                "***".into(),
+                format!("must be at most {} bytes", l::HEADER_VALUE),
+            );
+        }
+    }
+    for a in &t.expected_answers {
+        text(add, "expected_answers", Some(a), l::HOST);
+    }
+    for (i, c) in t.conditions.iter().enumerate() {
+        let field = format!("conditions[{i}]");
+        match c {
+            ConditionConfig::BodyContains(v) | ConditionConfig::BodyMatches(v) => {
+                text(add, &field, Some(v), l::PAYLOAD);
+            }
+            ConditionConfig::Json(j) => {
+                text(add, &format!("{field}.json.path"), Some(&j.path), l::PAYLOAD);
+                text(add, &format!("{field}.json.equals"), j.equals.as_deref(), l::PAYLOAD);
+            }
+            ConditionConfig::Header(h) => {
+                text(add, &format!("{field}.header.name"), Some(&h.name), l::HEADER_NAME);
+                text(add, &format!("{field}.header.equals"), h.equals.as_deref(), l::PAYLOAD);
+                text(
+                    add,
+                    &format!("{field}.header.contains"),
+                    h.contains.as_deref(),
+                    l::PAYLOAD,
+                );
+            }
+            ConditionConfig::ResponseTimeBelow(_) => {}
+        }
+    }
+    if let Some(tok) = &t.token
+        && tok.len() > l::TOKEN
+    {
+        add("token", "***".into(), format!("must be at most {} bytes", l::TOKEN));
+    }
+    for (field, n) in [
+        ("labels", t.labels.len()),
+        ("headers", t.headers.len()),
+        ("conditions", t.conditions.len()),
+        ("expected_status", t.expected_status.len()),
+        ("expected_answers", t.expected_answers.len()),
+    ] {
+        if n > l::ENTRIES {
+            add(
+                field,
+                format!("{n} entries"),
+                format!("must have at most {} entries", l::ENTRIES),
+            );
+        }
     }
 }

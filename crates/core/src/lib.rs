@@ -10,10 +10,13 @@
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, drain with a deadline.
 //! - [`health`]: readiness checks, the admin router (`/metrics`, `/healthz`,
 //!   `/readyz`) and the JSON error body.
+//! - [`error`]: one error vocabulary ([`error::ErrorCode`]): gRPC code, HTTP
+//!   status and stable string per code; bounded messages; strict enum arguments.
 //! - [`grpc`]: serves a tonic service with `grpc.health.v1` and reflection.
 //! - [`service`]: what a service's `run` receives from its caller.
 
 pub mod bus;
+pub mod error;
 pub mod grpc;
 pub mod health;
 pub mod service;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use pantau_config::ChannelConfig;
+use pantau_core::error::quote;
 use pantau_core::time::to_duration;
 use pantau_proto::v1::notifier_service_server::{NotifierService, NotifierServiceServer};
 use pantau_proto::v1::{
@@ -105,7 +106,7 @@ impl NotifierService for Service {
         req: Request<ListDeliveriesRequest>,
     ) -> Result<Response<ListDeliveriesResponse>, Status> {
         let r = req.into_inner();
-        let status = match r.status() {
+        let status = match pantau_core::error::enum_arg("status", r.status)? {
             DeliveryStatus::Unspecified => None,
             DeliveryStatus::Pending => Some(store::PENDING),
             DeliveryStatus::Delivered => Some(store::DELIVERED),
@@ -169,7 +170,7 @@ impl NotifierService for Service {
             .0
             .channels()
             .get(&r.channel)
-            .ok_or_else(|| Status::not_found(format!("no channel named `{}`", r.channel)))?;
+            .ok_or_else(|| Status::not_found(format!("no channel named `{}`", quote(&r.channel))))?;
         let recipient = if r.recipient.is_empty() {
             ch.recipients().into_iter().next().unwrap_or_default()
         } else {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use pantau_core::error::quote;
 use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::time::{to_duration, to_timestamp};
@@ -127,7 +128,10 @@ impl Service {
             .map_err(|e| internal(&e))?
             .ok_or_else(|| Status::unauthenticated("unknown instance; register first"))?;
         if row.revoked || row.reg.token_hash.is_empty() {
-            return Err(Status::unauthenticated(format!("instance `{claimed}` is revoked")));
+            return Err(Status::unauthenticated(format!(
+                "instance `{}` is revoked",
+                quote(claimed)
+            )));
         }
         if !constant_eq(&row.reg.token_hash, &token_hash(token)) {
             return Err(Status::unauthenticated("the instance token does not match"));
@@ -138,7 +142,10 @@ impl Service {
         if let Some(l) = self.node.lease()
             && l.revoked(claimed).await.unwrap_or(false)
         {
-            return Err(Status::unauthenticated(format!("instance `{claimed}` is revoked")));
+            return Err(Status::unauthenticated(format!(
+                "instance `{}` is revoked",
+                quote(claimed)
+            )));
         }
         Ok(row)
     }
@@ -330,6 +337,7 @@ impl SyncService for Service {
         let id = req.get_ref().instance_id.clone();
         self.instance(&req, &id).await?;
         let r = req.into_inner();
+        let _: pb::InstanceHealth = pantau_core::error::enum_arg("status", r.status)?;
         let m = r.metrics.unwrap_or_default();
         let c = r.connection.unwrap_or_default();
         let beat = store::Beat {
@@ -404,7 +412,7 @@ impl SyncService for Service {
                 .await
                 .map_err(|e| Status::unavailable(format!("cannot record the revocation: {e}")))?;
         } else if !known {
-            return Err(Status::not_found(format!("no instance `{id}`")));
+            return Err(Status::not_found(format!("no instance `{}`", quote(&id))));
         }
         tracing::info!(instance = %id, "instance removed and its token revoked");
         Ok(Response::new(pb::RemoveInstanceResponse {}))

@@ -168,7 +168,67 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
             "spec.dns.record_type",
         ),
     ];
-    for (t, field) in cases {
+    // Values that used to be replaced by a default are refused, naming the field.
+    let d = |seconds, nanos| Some(prost_types::Duration { seconds, nanos });
+    let mut hostile: Vec<(v1::Target, &str)> = vec![
+        (
+            v1::Target {
+                interval: d(-5, 0),
+                ..tcp_target("neg", &open_addr)
+            },
+            "interval",
+        ),
+        (
+            v1::Target {
+                timeout: d(-1, 0),
+                ..tcp_target("neg-timeout", &open_addr)
+            },
+            "timeout",
+        ),
+        (
+            v1::Target {
+                interval: d(5, -3),
+                ..tcp_target("neg-nanos", &open_addr)
+            },
+            "interval",
+        ),
+        (
+            v1::Target {
+                kind: 99,
+                ..tcp_target("kind-99", &open_addr)
+            },
+            "kind",
+        ),
+        (
+            v1::Target {
+                kind: v1::CheckKind::Http.into(),
+                ..tcp_target("kind-mismatch", &open_addr)
+            },
+            "kind",
+        ),
+        (
+            v1::Target {
+                name: "n".repeat(1 << 20),
+                ..tcp_target("huge-name", &open_addr)
+            },
+            "target.name",
+        ),
+        (
+            v1::Target {
+                labels: (0..100).map(|i| (format!("k{i}"), "v".to_owned())).collect(),
+                ..tcp_target("many-labels", &open_addr)
+            },
+            "target.labels",
+        ),
+    ];
+    hostile.push((
+        v1::Target {
+            labels: [("team".to_owned(), "v".repeat(1 << 20))].into(),
+            ..tcp_target("huge-label", &open_addr)
+        },
+        "target.labels.team",
+    ));
+    for (t, field) in cases.into_iter().chain(hostile) {
         let e = c
             .client
             .upsert_target(UpsertTargetRequest { target: Some(t) })
@@ -176,7 +236,39 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().contains(field), "{field}: {}", e.message());
+        assert!(
+            e.message().len() < 1024,
+            "{field}: the error quotes a little: {}",
+            e.message().len()
+        );
     }
+    // A 1 MB id is NOT_FOUND, not echoed whole into the status (which a
+    // grpcio client saw as RESOURCE_EXHAUSTED: metadata too large).
+    let e = c
+        .client
+        .get_target(GetTargetRequest {
+            id: "x".repeat(1 << 20),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::NotFound,
+        "{}",
+        &e.message()[..e.message().len().min(200)]
+    );
+    assert!(e.message().len() < 300, "{}", e.message().len());
+    let e = c
+        .client
+        .get_history(GetHistoryRequest {
+            target_id: "api-added".into(),
+            resolution: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("`resolution`"), "{}", e.message());
     let e = c
         .client
         .upsert_target(UpsertTargetRequest {

@@ -8,6 +8,7 @@
 )]
 
 mod checks;
+mod contract;
 mod grpc;
 mod routeros;
 mod routers;

@@ -17,14 +17,14 @@ use pantau_proto::v1::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-struct Running {
-    ctx: Context,
+pub(crate) struct Running {
+    pub(crate) ctx: Context,
     task: tokio::task::JoinHandle<Result<(), pantau_collector::CollectorError>>,
-    client: CollectorServiceClient<Channel>,
+    pub(crate) client: CollectorServiceClient<Channel>,
 }
 
 impl Running {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.ctx.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
@@ -34,7 +34,7 @@ impl Running {
     }
 }
 
-async fn start(config: Config) -> Running {
+pub(crate) async fn start(config: Config) -> Running {
     config.validate().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let ctx = Context::new(Arc::new(config), bus);
@@ -61,7 +61,7 @@ async fn start(config: Config) -> Running {
     }
 }
 
-fn base_config(dir: &std::path::Path) -> Config {
+pub(crate) fn base_config(dir: &std::path::Path) -> Config {
     let mut c = Config::default();
     c.data_dir = dir.to_owned();
     c.collector.interval = Duration::from_secs(1);

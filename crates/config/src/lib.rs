@@ -38,10 +38,7 @@ pub use sections::*;
 pub use sync::{InstanceRole, SyncConfig};
 pub use target::*;
 pub use validate::is_subject_token as is_token;
-pub use wan_detector::{
-    DEFAULT_PATTERNS as DEFAULT_WAN_PATTERNS, ManualWan, WanDetectorConfig, WanTrafficConfig, compile_pattern,
-    parse_cidr,
-};
+pub use wan_detector::{ManualWan, WanDetectorConfig, WanTrafficConfig};
 
 /// The whole configuration of one Pantau process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! `wan_detector`: ports, the per-router cache, the WAN name patterns, ISP
 //! recognition (patterns and address prefixes), traffic analysis thresholds
-//! and manual WAN assignments. Every regex is compiled here at validation, so
-//! a bad one stops start-up with its key and the regex error.
+//! and manual WAN assignments. Regexes, prefixes and ISP names are typed
+//! ([`Pattern`], [`Cidr`], [`IspName`]): a bad one is refused where it is read,
+//! with its key and the reason.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use super::duration;
 use super::duration::format as fmt_d;
 use super::validate::is_subject_token;
 use super::{Config, Invalid};
+use crate::types::{Cidr, IspName, Pattern};
 
 /// The WAN detector service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,13 +35,16 @@ pub struct WanDetectorConfig {
     pub threshold: f64,
     /// Regexes (matched case-insensitively) on interface names, comments,
     /// aliases and descriptions that suggest a WAN uplink (confidence 0.5).
-    pub patterns: Vec<String>,
+    /// Unset: the detector's built-in set (`^ether1$`, `wan`, `^pppoe-out`,
+    /// `^lte`, `^sfp`, `uplink`, `internet`); `[]`: no name patterns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patterns: Option<Vec<Pattern>>,
     /// Extra ISP recognition: regex (case-insensitive) → ISP name, tried
     /// before the built-in ISPs on comments, PPPoE user names, aliases and names.
-    pub isp_map: BTreeMap<String, String>,
+    pub isp_map: BTreeMap<Pattern, IspName>,
     /// Address hints: CIDR prefix → ISP name, for interface addresses
     /// (`36.64.0.0/11: telkom`). Longest prefix wins.
-    pub isp_prefixes: BTreeMap<String, String>,
+    pub isp_prefixes: BTreeMap<Cidr, IspName>,
     /// Traffic analysis.
     pub traffic: WanTrafficConfig,
     /// Interfaces the operator declares WAN (or not WAN), overriding detection.
@@ -54,7 +59,7 @@ impl Default for WanDetectorConfig {
             cache_ttl: Duration::from_secs(300),
             stale_after: Duration::from_secs(300),
             threshold: 0.5,
-            patterns: DEFAULT_PATTERNS.iter().map(|p| (*p).to_owned()).collect(),
+            patterns: None,
             isp_map: BTreeMap::new(),
             isp_prefixes: BTreeMap::new(),
             traffic: WanTrafficConfig::default(),
@@ -62,9 +67,6 @@ impl Default for WanDetectorConfig {
         }
     }
 }
-
-/// The WAN name patterns used when `wan_detector.patterns` is not set.
-pub const DEFAULT_PATTERNS: &[&str] = &["^ether1$", "wan", "^pppoe-out", "^lte", "^sfp", "uplink", "internet"];
 
 /// Traffic analysis: an interface whose traffic is, over most of the recent
 /// samples, both voluminous and download-heavy (received ≫ sent) looks like
@@ -109,30 +111,12 @@ pub struct ManualWan {
     pub wan: bool,
     /// The ISP of this link; recognised from names when absent.
     #[serde(default)]
-    pub isp: Option<String>,
+    pub isp: Option<IspName>,
 }
 
 fn yes() -> bool {
     true
 }
-
-/// Compiles a configured pattern the way the detector uses it.
-pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .case_insensitive(true)
-        .size_limit(1 << 20)
-        .build()
-}
-
-/// Whether an ISP name can be a metric label and a JSON value.
-fn isp_name_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 40
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-const ISP_NAME: &str = "must be 1–40 lower-case letters, digits, `-` or `_` (it becomes a metric label)";
 
 /// Every problem of the `wan_detector` section (and `gateway.wan_detector_url`).
 pub(super) fn problems(c: &Config) -> Vec<Invalid> {
@@ -152,43 +136,6 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
             w.threshold.to_string(),
             "must be greater than 0 and at most 1".into(),
         );
-    }
-    for (i, p) in w.patterns.iter().enumerate() {
-        if let Err(e) = compile_pattern(p) {
-            add(
-                format!("wan_detector.patterns[{i}]"),
-                p.clone(),
-                format!("must be a valid regex: {e}"),
-            );
-        }
-    }
-    for (pattern, isp) in &w.isp_map {
-        if let Err(e) = compile_pattern(pattern) {
-            add(
-                format!("wan_detector.isp_map.{pattern}"),
-                pattern.clone(),
-                format!("must be a valid regex: {e}"),
-            );
-        }
-        if !isp_name_ok(isp) {
-            add(format!("wan_detector.isp_map.{pattern}"), isp.clone(), ISP_NAME.into());
-        }
-    }
-    for (prefix, isp) in &w.isp_prefixes {
-        if parse_cidr(prefix).is_none() {
-            add(
-                format!("wan_detector.isp_prefixes.{prefix}"),
-                prefix.clone(),
-                "must be a CIDR prefix such as 36.64.0.0/11 or 2001:db8::/32".into(),
-            );
-        }
-        if !isp_name_ok(isp) {
-            add(
-                format!("wan_detector.isp_prefixes.{prefix}"),
-                isp.clone(),
-                ISP_NAME.into(),
-            );
-        }
     }
     let t = &w.traffic;
     if t.window == 0 || t.window > 1000 {
@@ -242,11 +189,6 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
                 "must name an interface, or give its ifIndex".into(),
             );
         }
-        if let Some(isp) = &m.isp
-            && !isp_name_ok(isp)
-        {
-            add(format!("{key}.isp"), isp.clone(), ISP_NAME.into());
-        }
         if w.manual[..i]
             .iter()
             .any(|o| o.router == m.router && o.interface == m.interface)
@@ -269,15 +211,6 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     out
 }
 
-/// `addr/len` → (address, prefix length), when well-formed.
-pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
-    let (addr, len) = s.trim().split_once('/')?;
-    let addr: std::net::IpAddr = addr.parse().ok()?;
-    let len: u8 = len.parse().ok()?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (len <= max).then_some((addr, len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,26 +229,32 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_regex_names_its_key_and_the_regex_error() {
-        let mut c = Config::default();
-        c.wan_detector.patterns = vec!["wan".into(), "(unclosed".into()];
-        c.wan_detector.isp_map.insert("[a-".into(), "acme".into());
-        c.wan_detector.isp_map.insert("ok".into(), "Not A Label".into());
-        let p = keys(&c);
-        assert_eq!(p.len(), 3, "{p:?}");
-        assert_eq!(p[0].0, "wan_detector.patterns[1]");
-        assert!(p[0].1.contains("unclosed group"), "{}", p[0].1);
-        assert_eq!(p[1].0, "wan_detector.isp_map.[a-");
-        assert!(p[1].1.contains("valid regex"), "{}", p[1].1);
-        assert_eq!(p[2].0, "wan_detector.isp_map.ok");
+    fn a_bad_regex_prefix_or_isp_name_is_refused_where_it_is_read() {
+        for (yaml, want) in [
+            ("patterns: [wan, '(unclosed']\n", "unclosed group"),
+            ("isp_map: {'[a-': acme}\n", "valid regex"),
+            ("isp_map: {ok: Not A Label}\n", "lower-case"),
+            ("isp_prefixes: {36.64.0.0/33: telkom}\n", "CIDR prefix"),
+            ("manual: [{router: r1, interface: e1, isp: Telkom}]\n", "lower-case"),
+        ] {
+            let err = serde_yaml::from_str::<WanDetectorConfig>(yaml).unwrap_err().to_string();
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
+        let ok: WanDetectorConfig =
+            serde_yaml::from_str("patterns: []\nisp_prefixes: {36.64.1.0/11: telkom}\nisp_map: {'^cbn': cbn}\n")
+                .unwrap();
+        assert_eq!(
+            ok.patterns,
+            Some(vec![]),
+            "`[]` is no name patterns, not the built-in set"
+        );
+        assert_eq!(ok.isp_prefixes.keys().next().unwrap().to_string(), "36.64.0.0/11");
+        assert!(ok.isp_map.keys().next().unwrap().is_match("CBN-backup"));
     }
 
     #[test]
-    fn prefixes_traffic_manual_and_url_are_checked() {
+    fn traffic_manual_and_url_are_checked() {
         let mut c = Config::default();
-        c.wan_detector
-            .isp_prefixes
-            .insert("36.64.0.0/33".into(), "telkom".into());
         c.wan_detector.traffic.min_samples = 11;
         c.wan_detector.threshold = 0.0;
         c.wan_detector.manual = vec![
@@ -329,7 +268,7 @@ mod tests {
                 router: "r1".into(),
                 interface: String::new(),
                 wan: true,
-                isp: Some("Telkom".into()),
+                isp: None,
             },
         ];
         c.gateway.wan_detector_url = "127.0.0.1:50052".into();
@@ -338,11 +277,9 @@ mod tests {
             got,
             [
                 "wan_detector.threshold",
-                "wan_detector.isp_prefixes.36.64.0.0/33",
                 "wan_detector.traffic.min_samples",
                 "wan_detector.manual[0].router",
                 "wan_detector.manual[1].interface",
-                "wan_detector.manual[1].isp",
                 "gateway.wan_detector_url",
             ]
         );
@@ -356,13 +293,5 @@ mod tests {
             serde_yaml::from_str("cache_ttl: 1m\nmanual: [{router: r1, interface: ether2, isp: biznet}]\n").unwrap();
         assert_eq!(ok.cache_ttl, Duration::from_secs(60));
         assert!(ok.manual[0].wan);
-    }
-
-    #[test]
-    fn cidr_parsing() {
-        assert!(parse_cidr("36.64.0.0/11").is_some());
-        assert!(parse_cidr("2001:db8::/32").is_some());
-        assert!(parse_cidr("36.64.0.0").is_none());
-        assert!(parse_cidr("2001:db8::/129").is_none());
     }
 }

@@ -31,9 +31,12 @@
 
 use std::collections::VecDeque;
 
-use pantau_config::{ManualWan, WanDetectorConfig, WanTrafficConfig, compile_pattern};
+use pantau_config::types::Pattern;
+use pantau_config::{ManualWan, WanDetectorConfig, WanTrafficConfig};
+
+/// The WAN name patterns used when `wan_detector.patterns` is not set.
+pub const DEFAULT_PATTERNS: &[&str] = &["^ether1$", "wan", "^pppoe-out", "^lte", "^sfp", "uplink", "internet"];
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface, WanMethod};
-use regex::Regex;
 
 use crate::isp::{IspMatcher, Recognised, Source};
 
@@ -67,7 +70,7 @@ pub struct Judged {
 /// The detection rules compiled from `wan_detector`.
 #[derive(Debug)]
 pub struct Rules {
-    patterns: Vec<(String, Regex)>,
+    patterns: Vec<Pattern>,
     pub isp: IspMatcher,
     pub traffic: WanTrafficConfig,
     manual: Vec<ManualWan>,
@@ -76,14 +79,18 @@ pub struct Rules {
 
 impl Rules {
     pub fn new(cfg: &WanDetectorConfig) -> Result<Self, crate::WanError> {
-        let mut patterns = Vec::with_capacity(cfg.patterns.len());
-        for (i, p) in cfg.patterns.iter().enumerate() {
-            let re = compile_pattern(p).map_err(|e| crate::WanError::Pattern {
-                key: format!("wan_detector.patterns[{i}]"),
-                error: e.to_string(),
-            })?;
-            patterns.push((p.clone(), re));
-        }
+        let patterns = match &cfg.patterns {
+            Some(configured) => configured.clone(),
+            None => DEFAULT_PATTERNS
+                .iter()
+                .map(|p| {
+                    Pattern::new(p).map_err(|e| crate::WanError::Pattern {
+                        key: format!("built-in WAN pattern {p}"),
+                        error: e.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Self {
             patterns,
             isp: IspMatcher::new(cfg)?,
@@ -118,9 +125,9 @@ impl Rules {
         if let Some(m) = self.manual_for(&info.router_id, i) {
             if let Some(name) = &m.isp {
                 isp = Some(Recognised {
-                    name: name.clone(),
+                    name: name.to_string(),
                     source: Source::Manual,
-                    matched: name.clone(),
+                    matched: name.to_string(),
                 });
             }
             let (confidence, detail) = if m.wan {
@@ -172,8 +179,8 @@ impl Rules {
             }
             self.patterns
                 .iter()
-                .find(|(_, re)| re.is_match(text))
-                .map(|(p, _)| format!("{what} `{text}` matches {p}"))
+                .find(|p| p.is_match(text))
+                .map(|p| format!("{what} `{text}` matches {p}"))
         });
         let detail = hit
             .or_else(|| (!i.pppoe_user.is_empty()).then(|| "a PPPoE client".to_owned()))
@@ -383,7 +390,7 @@ mod tests {
         }
         // Configured patterns replace the defaults.
         let cfg = WanDetectorConfig {
-            patterns: vec!["^uplink-".into()],
+            patterns: Some(vec![Pattern::new("^uplink-").unwrap()]),
             ..WanDetectorConfig::default()
         };
         let r = rules(&cfg);
@@ -399,7 +406,7 @@ mod tests {
                 router: "r1".into(),
                 interface: "ether7".into(),
                 wan: true,
-                isp: Some("biznet".into()),
+                isp: Some("biznet".try_into().unwrap()),
             },
             ManualWan {
                 router: "r1".into(),

@@ -10,9 +10,9 @@
 
 use std::net::IpAddr;
 
-use pantau_config::{WanDetectorConfig, compile_pattern, parse_cidr};
+use pantau_config::WanDetectorConfig;
+use pantau_config::types::{Cidr, Pattern};
 use pantau_proto::v1::RouterInterface;
-use regex::Regex;
 
 /// The built-in ISPs: canonical name and the regex that recognises it.
 /// Short names (`xl`, `im3`, `tri`) must stand alone between non-alphanumeric
@@ -79,38 +79,29 @@ pub struct Recognised {
 #[derive(Debug)]
 pub struct IspMatcher {
     /// Configured first, then built-in.
-    patterns: Vec<(String, Regex)>,
-    prefixes: Vec<(IpAddr, u8, String)>,
+    patterns: Vec<(String, Pattern)>,
+    /// Longest prefix first.
+    prefixes: Vec<(Cidr, String)>,
 }
 
 impl IspMatcher {
-    /// Compiles the configured map and prefixes with the built-in ISPs.
+    /// The configured map and prefixes (compiled when the configuration was
+    /// read) with the built-in ISPs.
     pub fn new(cfg: &WanDetectorConfig) -> Result<Self, crate::WanError> {
-        let mut patterns = Vec::new();
-        for (pattern, isp) in &cfg.isp_map {
-            let re = compile_pattern(pattern).map_err(|e| crate::WanError::Pattern {
-                key: format!("wan_detector.isp_map.{pattern}"),
-                error: e.to_string(),
-            })?;
-            patterns.push((isp.clone(), re));
-        }
+        let mut patterns: Vec<(String, Pattern)> = cfg
+            .isp_map
+            .iter()
+            .map(|(pattern, isp)| (isp.to_string(), pattern.clone()))
+            .collect();
         for (isp, pattern) in BUILTIN {
-            let re = compile_pattern(pattern).map_err(|e| crate::WanError::Pattern {
+            let re = Pattern::new(pattern).map_err(|e| crate::WanError::Pattern {
                 key: format!("built-in ISP {isp}"),
                 error: e.to_string(),
             })?;
             patterns.push(((*isp).to_owned(), re));
         }
-        let mut prefixes = Vec::new();
-        for (prefix, isp) in &cfg.isp_prefixes {
-            let (addr, len) = parse_cidr(prefix).ok_or_else(|| crate::WanError::Pattern {
-                key: format!("wan_detector.isp_prefixes.{prefix}"),
-                error: "not a CIDR prefix".to_owned(),
-            })?;
-            prefixes.push((addr, len, isp.clone()));
-        }
-        // Longest prefix first.
-        prefixes.sort_by_key(|p| std::cmp::Reverse(p.1));
+        let mut prefixes: Vec<(Cidr, String)> = cfg.isp_prefixes.iter().map(|(c, isp)| (*c, isp.to_string())).collect();
+        prefixes.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
         Ok(Self { patterns, prefixes })
     }
 
@@ -130,8 +121,8 @@ impl IspMatcher {
         let ip: IpAddr = addr.split('/').next()?.trim().parse().ok()?;
         self.prefixes
             .iter()
-            .find(|(net, len, _)| contains(*net, *len, ip))
-            .map(|(_, _, isp)| isp.as_str())
+            .find(|(net, _)| net.contains(&ip))
+            .map(|(_, isp)| isp.as_str())
     }
 
     /// The ISP of one interface, from its texts then its addresses.
@@ -167,29 +158,11 @@ impl IspMatcher {
             .patterns
             .iter()
             .map(|(n, _)| n.clone())
-            .chain(self.prefixes.iter().map(|(_, _, n)| n.clone()))
+            .chain(self.prefixes.iter().map(|(_, n)| n.clone()))
             .collect();
         v.sort();
         v.dedup();
         v
-    }
-}
-
-fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(a)) => {
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(a)) => {
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
     }
 }
 
@@ -253,7 +226,8 @@ mod tests {
     #[test]
     fn the_configured_map_wins_over_the_builtin_list() {
         let mut cfg = WanDetectorConfig::default();
-        cfg.isp_map.insert("^cbn|telkom-backup".into(), "cbn".into());
+        cfg.isp_map
+            .insert(Pattern::new("^cbn|telkom-backup").unwrap(), "cbn".try_into().unwrap());
         let m = IspMatcher::new(&cfg).unwrap();
         assert_eq!(m.in_text("telkom-backup"), Some("cbn"));
         assert_eq!(m.in_text("CBN fiber"), Some("cbn"));
@@ -264,9 +238,12 @@ mod tests {
     #[test]
     fn sources_are_tried_in_order_and_addresses_last() {
         let mut cfg = WanDetectorConfig::default();
-        cfg.isp_prefixes.insert("36.64.0.0/11".into(), "telkom".into());
-        cfg.isp_prefixes.insert("36.70.0.0/16".into(), "acme".into());
-        cfg.isp_prefixes.insert("2001:db8::/32".into(), "biznet".into());
+        cfg.isp_prefixes
+            .insert("36.64.0.0/11".parse().unwrap(), "telkom".try_into().unwrap());
+        cfg.isp_prefixes
+            .insert("36.70.0.0/16".parse().unwrap(), "acme".try_into().unwrap());
+        cfg.isp_prefixes
+            .insert("2001:db8::/32".parse().unwrap(), "biznet".try_into().unwrap());
         let m = IspMatcher::new(&cfg).unwrap();
         let mut i = RouterInterface {
             if_name: "pppoe-out1".into(),

@@ -155,7 +155,7 @@ async fn the_cache_answers_until_its_ttl_and_force_refresh_bypasses_it() {
 #[tokio::test]
 async fn a_moved_default_route_is_judged_at_once_despite_the_cache() {
     let mut cfg = WanDetectorConfig::default();
-    cfg.patterns.clear();
+    cfg.patterns = Some(Vec::new());
     let (d, mut events) = setup(cfg).await;
     let mut plain = info(&[1]);
     for i in &mut plain.interfaces {

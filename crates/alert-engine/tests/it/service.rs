@@ -237,6 +237,55 @@ async fn fire_list_acknowledge_resolve_and_rules() {
     );
     assert_eq!(full.transitions[2].comment, "opened the port");
 
+    // Unknown enum values are refused naming the field, never defaulted:
+    // StreamAlerts used to wait forever on states=[99] and a rule of
+    // severity 99 was stored as a warning.
+    let e = client
+        .stream_alerts(StreamAlertsRequest { states: vec![99] })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("`states`"), "{}", e.message());
+    for req in [
+        ListAlertsRequest {
+            states: vec![99],
+            ..Default::default()
+        },
+        ListAlertsRequest {
+            severities: vec![-1],
+            ..Default::default()
+        },
+    ] {
+        let e = client.list_alerts(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    }
+    let e = client
+        .upsert_rule(UpsertRuleRequest {
+            rule: Some(AlertRule {
+                id: "sev".into(),
+                expr: "cpu_usage > 80".into(),
+                severity: 99,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("`rule.severity`"), "{}", e.message());
+    let e = client
+        .upsert_rule(UpsertRuleRequest {
+            rule: Some(AlertRule {
+                id: "neg".into(),
+                expr: "cpu_usage > 80".into(),
+                r#for: Some(prost_types::Duration { seconds: 5, nanos: -1 }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("rule.for"), "{}", e.message());
+
     // Rules: a bad expression is refused with position and reason.
     let bad = client
         .upsert_rule(UpsertRuleRequest {

@@ -53,6 +53,18 @@ async fn retries_with_backoff_and_one_idempotency_key() {
     let keys: HashSet<&str> = got.iter().map(|r| r.header("idempotency-key")).collect();
     assert_eq!(keys.len(), 1, "the key changed across retries");
     let done = wait_status(&n, DeliveryStatus::Delivered, 1).await;
+    // An unknown status is refused naming the field, not read as "any".
+    let e = n
+        .client()
+        .await
+        .list_deliveries(ListDeliveriesRequest {
+            status: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("`status`"), "{}", e.message());
     let d = &done[0];
     assert_eq!(d.attempts, 3);
     assert_eq!(d.id, *keys.iter().next().unwrap());

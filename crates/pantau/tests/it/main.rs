@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod cluster;
+mod contract;
 mod e2e;
 mod support;
 mod sync;

@@ -1,0 +1,141 @@
+//! One contract, three doors: the same bad target is refused with the same
+//! reason whether it comes as YAML (`pantau config check`), as REST JSON
+//! through the gateway, or as protobuf straight to the collector's gRPC.
+
+use std::process::Command;
+use std::time::Duration;
+
+use pantau_proto::v1::collector_service_client::CollectorServiceClient;
+use pantau_proto::v1::{self, UpsertTargetRequest, target::Spec};
+use serde_json::json;
+
+use crate::support::{BIN, Pantau, Ports, both_up, config_yaml, http, wait_json};
+
+/// A bad target in each form, and the reason all three must give.
+struct Case {
+    yaml: &'static str,
+    json: serde_json::Value,
+    proto: v1::Target,
+    field: &'static str,
+    reason: &'static str,
+}
+
+fn tcp(id: &str, interval: Option<prost_types::Duration>, timeout: Option<prost_types::Duration>) -> v1::Target {
+    v1::Target {
+        id: id.into(),
+        interval,
+        timeout,
+        spec: Some(Spec::Tcp(v1::TcpSpec {
+            address: "127.0.0.1:1".into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn secs(s: i64) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds: s, nanos: 0 })
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            yaml: "{id: far, type: tcp, address: '127.0.0.1:1', interval: 3000d}",
+            json: json!({"id": "far", "type": "tcp", "address": "127.0.0.1:1", "interval": "3000d"}),
+            proto: tcp("far", secs(3000 * 86_400), None),
+            field: "interval",
+            reason: "must be between 1s and 30days",
+        },
+        Case {
+            yaml: "{id: slow, type: tcp, address: '127.0.0.1:1', interval: 2s, timeout: 5s}",
+            json: json!({"id": "slow", "type": "tcp", "address": "127.0.0.1:1", "interval": "2s", "timeout": "5s"}),
+            proto: tcp("slow", secs(2), secs(5)),
+            field: "timeout",
+            reason: "must not exceed the target's interval (2s)",
+        },
+        Case {
+            yaml: "{id: web, type: http, url: 'ftp://127.0.0.1/'}",
+            json: json!({"id": "web", "type": "http", "url": "ftp://127.0.0.1/"}),
+            proto: v1::Target {
+                id: "web".into(),
+                spec: Some(Spec::Http(v1::HttpSpec {
+                    url: "ftp://127.0.0.1/".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+            field: "url",
+            reason: "must be an absolute http:// or https:// URL",
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yaml_rest_and_grpc_refuse_a_bad_target_with_the_same_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = config_yaml(ports, &dir.path().join("data"), None);
+    let mut p = Pantau::start(dir.path(), &config, &["all"]);
+    let base = format!("http://127.0.0.1:{}", ports.gateway);
+    wait_json(
+        &format!("{base}/api/v1/results/latest"),
+        Duration::from_secs(20),
+        both_up,
+        &mut p,
+    )
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports.collector_grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = CollectorServiceClient::new(channel);
+
+    for case in cases() {
+        // YAML.
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(&file, format!("collector:\n  targets:\n    - {}\n", case.yaml)).unwrap();
+        let out = Command::new(BIN)
+            .args(["config", "check", file.to_str().unwrap()])
+            .env_clear()
+            .output()
+            .unwrap();
+        let yaml_err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{yaml_err}");
+
+        // REST.
+        let resp = http()
+            .post(format!("{base}/api/v1/targets"))
+            .json(&case.json)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{}", case.field);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let rest_err = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+
+        // gRPC.
+        let status = grpc
+            .upsert_target(UpsertTargetRequest {
+                target: Some(case.proto.clone()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        let grpc_err = status.message().to_owned();
+
+        for (door, err) in [("YAML", &yaml_err), ("REST", &rest_err), ("gRPC", &grpc_err)] {
+            assert!(
+                err.contains(&format!(".{}`", case.field)),
+                "{door} does not name `{}`: {err}",
+                case.field
+            );
+            assert!(
+                err.contains(case.reason),
+                "{door} gives another reason for `{}`: {err}",
+                case.field
+            );
+        }
+    }
+    p.assert_running();
+}

@@ -33,8 +33,8 @@ fn tcp(id: &str, interval: Option<prost_types::Duration>, timeout: Option<prost_
     }
 }
 
-fn secs(s: i64) -> Option<prost_types::Duration> {
-    Some(prost_types::Duration { seconds: s, nanos: 0 })
+fn secs(s: i64) -> prost_types::Duration {
+    prost_types::Duration { seconds: s, nanos: 0 }
 }
 
 fn cases() -> Vec<Case> {
@@ -42,14 +42,14 @@ fn cases() -> Vec<Case> {
         Case {
             yaml: "{id: far, type: tcp, address: '127.0.0.1:1', interval: 3000d}",
             json: json!({"id": "far", "type": "tcp", "address": "127.0.0.1:1", "interval": "3000d"}),
-            proto: tcp("far", secs(3000 * 86_400), None),
+            proto: tcp("far", Some(secs(3000 * 86_400)), None),
             field: "interval",
             reason: "must be between 1s and 30days",
         },
         Case {
             yaml: "{id: slow, type: tcp, address: '127.0.0.1:1', interval: 2s, timeout: 5s}",
             json: json!({"id": "slow", "type": "tcp", "address": "127.0.0.1:1", "interval": "2s", "timeout": "5s"}),
-            proto: tcp("slow", secs(2), secs(5)),
+            proto: tcp("slow", Some(secs(2)), Some(secs(5))),
             field: "timeout",
             reason: "must not exceed the target's interval (2s)",
         },

@@ -30,14 +30,8 @@ pub async fn serve(
     for name in names {
         reporter.set_service_status(*name, ServingStatus::Serving).await;
     }
-    let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pantau_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pantau_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    let v1 = reflection(names).build_v1()?;
+    let v1alpha = reflection(names).build_v1alpha()?;
     let routes = routes.add_service(health).add_service(v1).add_service(v1alpha);
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     let stop = async move {
@@ -52,4 +46,19 @@ pub async fn serve(
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop)
         .await?;
     Ok(())
+}
+
+/// Reflection that lists exactly what this port serves: its `names`, health
+/// and reflection itself (not every Pantau service in the descriptor set).
+fn reflection<'b>(names: &[&str]) -> tonic_reflection::server::Builder<'b> {
+    let mut b = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pantau_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    for name in names.iter().filter(|n| !n.is_empty()) {
+        b = b.with_service_name(*name);
+    }
+    b
 }

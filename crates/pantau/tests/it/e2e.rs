@@ -95,6 +95,18 @@ async fn all_in_one_process_over_the_in_process_bus() {
         "{services:?}"
     );
     assert!(services.iter().any(|s| s == "grpc.health.v1.Health"), "{services:?}");
+    // Reflection lists what this port serves, not every Pantau service.
+    for elsewhere in [
+        "pantau.v1.AlertEngineService",
+        "pantau.v1.NotifierService",
+        "pantau.v1.WanDetectorService",
+        "pantau.v1.SyncService",
+    ] {
+        assert!(
+            !services.iter().any(|s| s == elsewhere),
+            "{elsewhere} is not served here: {services:?}"
+        );
+    }
     assert_eq!(
         grpc_health(ports.collector_grpc, "pantau.v1.CollectorService").await,
         ServingStatus::Serving

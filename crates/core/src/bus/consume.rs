@@ -13,7 +13,8 @@
 //!   panics its handler, or fails transiently [`RetryPolicy::max_attempts`]
 //!   times is published on `pantau.deadletter.<consumer>` (payload and
 //!   headers as received, plus the [`header`]s saying why), acknowledged,
-//!   counted in `pantau_bus_dead_letters_total{consumer}` and logged once
+//!   counted in `pantau_bus_dead_letters_total{consumer}` (and one that
+//!   does not decode in `pantau_bus_decode_errors_total{family}`) and logged once
 //!   with a short excerpt. It never stops the consumer.
 //! - **Re-subscription.** A subscription that fails or ends is made again,
 //!   with a bounded backoff, until shutdown.
@@ -94,6 +95,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// For handlers that write to a store: 30 attempts over about four and a
+    /// half minutes, enough to ride out a database restart.
+    pub const fn patient() -> Self {
+        Self {
+            max_attempts: 30,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+
     /// The wait after `failures` consecutive failures (1 or more).
     pub fn backoff(&self, failures: u32) -> Duration {
         let doublings = failures.saturating_sub(1).min(20);
@@ -322,6 +333,8 @@ impl Consumer {
             let mut first = match BusEvent::decode(&msg) {
                 Ok(event) => Some(event),
                 Err(e) => {
+                    let family = subject::family(&msg.subject);
+                    metrics::counter!(metric::DECODE_ERRORS, "family" => family).increment(1);
                     self.dead_letter(&msg, &e.to_string(), 0).await;
                     return Continue(());
                 }

@@ -223,7 +223,7 @@ pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         metric::DECODE_ERRORS,
         metrics::Unit::Count,
-        "Received messages that did not decode and were skipped"
+        "Received messages that did not decode (a consumer dead-letters them)"
     );
     metrics::describe_counter!(
         metric::DROPPED,

@@ -7,7 +7,7 @@
 //! | `InterfaceSample` | `interface_up{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
 //! | `RouterEvent` interface_up/down | `interface_up{router,interface}` 1/0 |
 //! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1; interface facts of the WAN set learnt from `wan_detected` also get `role="wan"` |
-//! | `ConsensusResult` (`pantau.event.consensus.<target>`) | `consensus_up{target}` 1 / 0.5 (partial) / 0 (down by quorum), `consensus_locations_down{target}` |
+//! | `ConsensusResult` (`pantau.consensus.<target>`) | `consensus_up{target}` 1 / 0.5 (partial) / 0 (down by quorum), `consensus_locations_down{target}` |
 //! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
 //! | any `RouterEvent` with attributes `fact` and `value` | `<fact>{source,…other attributes}` = the value (a number when it parses, else a state such as `"unhealthy"`) |
 
@@ -116,7 +116,7 @@ pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
     ]
 }
 
-/// The facts of a cross-location consensus (`pantau.event.consensus.<target>`):
+/// The facts of a cross-location consensus (`pantau.consensus.<target>`):
 /// `consensus_up{target}` is 1 (UP), 0.5 (PARTIAL) or 0 (DOWN, the quorum
 /// agrees), and `consensus_locations_down{target}` how many saw it down.
 pub fn from_consensus(c: &ConsensusResult, now: SystemTime) -> Vec<Fact> {

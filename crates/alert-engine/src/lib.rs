@@ -92,7 +92,9 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
             "resolved open alerts whose rule is gone or disabled"
         );
     }
-    let consumer = consume::start(Arc::clone(&engine), &ctx.bus, ctx.shutdown.clone()).await?;
+    let (consumer, ready) = consume::consumer(&ctx.bus);
+    ctx.health.register("alert_engine.consumer", ready);
+    let consumer = consume::start(Arc::clone(&engine), consumer, ctx.shutdown.clone()).await?;
     ctx.tasks.spawn(consumer);
     ctx.tasks
         .spawn(consume::sweep_loop(Arc::clone(&engine), sweep, ctx.shutdown.clone()));

@@ -5,27 +5,27 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use futures::StreamExt;
-use pantau_core::bus::{self, Message, MessageStream, Subscription, subject};
+use pantau_core::bus::{self, BusEvent, Consumer, Delivery, HandleError, Subscription, subject};
 use pantau_core::service::Context;
-use pantau_core::telemetry::set_parent_from;
-use pantau_proto::v1::{AlertEvent, CheckResult, ConsensusResult, MetricSample, RouterEvent};
+use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::hub::Hub;
 use crate::metrics as m;
 use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
 
 /// The bus subjects the hub listens to.
-pub const PATTERNS: [&str; 4] = [
+pub const PATTERNS: [&str; 5] = [
     subject::ALL_CHECK_RESULTS,
-    "pantau.alert.>",
-    "pantau.event.>",
-    "pantau.metric.>",
+    subject::ALL_ALERTS,
+    subject::ALL_EVENTS,
+    subject::ALL_CONSENSUS,
+    subject::ALL_METRICS,
 ];
+
+/// The feed's consumer name (its dead letters go to `pantau.deadletter.gateway-feed`).
+pub const CONSUMER: &str = "gateway-feed";
 
 /// Most metric series kept for `GET /api/v1/monitoring/metrics`; samples of
 /// further series are still streamed but not kept.
@@ -187,18 +187,11 @@ impl Feed {
         self.send(&view.kind.clone(), &view.source, &view.severity, &view);
     }
 
-    fn dispatch(&self, msg: &Message) {
-        if msg.subject.starts_with("pantau.check.result.") {
-            if let Some(r) = bus::decode::<CheckResult>(msg) {
-                self.accept(&r);
-            }
-        } else if msg.subject.starts_with("pantau.alert.") {
-            if let Some(a) = bus::decode::<AlertEvent>(msg) {
-                self.accept_alert(&a);
-            }
-        } else if msg.subject.starts_with("pantau.event.consensus.") {
-            // Consensus events carry a ConsensusResult, not a RouterEvent.
-            if let Some(c) = bus::decode::<ConsensusResult>(msg) {
+    fn dispatch(&self, event: BusEvent) {
+        match event {
+            BusEvent::CheckResult(r) => self.accept(&r),
+            BusEvent::Alert { alert, .. } => self.accept_alert(&alert),
+            BusEvent::Consensus(c) => {
                 let view = ConsensusView::from(&c);
                 let severity = match view.status {
                     "down" => "critical",
@@ -207,57 +200,27 @@ impl Feed {
                 };
                 self.send("consensus", &view.target_id.clone(), severity, &view);
             }
-        } else if msg.subject.starts_with("pantau.event.") {
-            if let Some(e) = bus::decode::<RouterEvent>(msg) {
-                self.accept_event(&e);
-            }
-        } else if msg.subject.starts_with("pantau.metric.")
-            && let Some(m) = bus::decode::<MetricSample>(msg)
-        {
-            self.accept_metric(&m);
+            BusEvent::Event { event, .. } => self.accept_event(&event),
+            BusEvent::Metric(m) => self.accept_metric(&m),
+            BusEvent::InterfaceSample(_) | BusEvent::RouterInfo(_) => {}
         }
     }
 }
 
-async fn subscribe_all(ctx: &Context) -> Result<MessageStream, bus::BusError> {
-    let mut streams = Vec::new();
-    for p in PATTERNS {
-        streams.push(ctx.bus.subscribe(Subscription::live(p)).await?);
-    }
-    Ok(Box::pin(futures::stream::select_all(streams)))
-}
-
-/// Subscribes to every event the hub carries and spawns the pump on `ctx.tasks`.
+/// Subscribes to every event the hub carries (failing if the bus refuses),
+/// registers the subscription's readiness as `gateway.feed`, and spawns the
+/// consumer on `ctx.tasks`; it subscribes again whenever a subscription ends.
 pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError> {
-    let stream = subscribe_all(ctx).await?;
+    let consumer = Consumer::new(Arc::clone(&ctx.bus), CONSUMER, PATTERNS.map(Subscription::live));
+    ctx.health.register("gateway.feed", consumer.readiness());
     let feed = Arc::clone(feed);
-    let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move { pump(feed, ctx2, stream).await });
+    let run = consumer
+        .start(ctx.shutdown.clone(), move |d: Delivery| {
+            let span = tracing::debug_span!("gateway.event", subject = %d.subject);
+            span.in_scope(|| feed.dispatch(d.event));
+            std::future::ready(Ok::<(), HandleError>(()))
+        })
+        .await?;
+    ctx.tasks.spawn(run);
     Ok(())
-}
-
-async fn pump(feed: Arc<Feed>, ctx: Context, mut stream: MessageStream) {
-    loop {
-        let next = tokio::select! {
-            () = ctx.shutdown.cancelled() => return,
-            next = stream.next() => next,
-        };
-        let Some(msg) = next else {
-            tracing::warn!("event subscription ended; subscribing again");
-            stream = loop {
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                match subscribe_all(&ctx).await {
-                    Ok(s) => break s,
-                    Err(e) => tracing::warn!(error = %e, "cannot subscribe to events"),
-                }
-            };
-            continue;
-        };
-        let span = tracing::debug_span!("gateway.event", subject = %msg.subject);
-        set_parent_from(&span, &msg.headers);
-        async { feed.dispatch(&msg) }.instrument(span).await;
-    }
 }

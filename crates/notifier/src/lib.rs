@@ -33,15 +33,12 @@ pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use pantau_config::NotifierConfig;
-use pantau_core::bus::{Bus, Subscription};
+use pantau_core::bus::{Bus, BusEvent, Consumer, Delivery, HandleError, RetryPolicy, Subscription};
 use pantau_core::service::Context;
 use pantau_core::store::{Migrations, Store, StoreError};
-use pantau_proto::v1::AlertEvent;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -90,8 +87,6 @@ pub struct Notifier {
     wake: Notify,
     limits: dispatch::RateLimits,
     bus: Arc<dyn Bus>,
-    /// Whether the alert event consumer is subscribed (readiness).
-    subscribed: AtomicBool,
 }
 
 fn replica_name(instance: &str) -> String {
@@ -117,7 +112,6 @@ impl Notifier {
             wake: Notify::new(),
             limits: dispatch::RateLimits::default(),
             bus: Arc::clone(&ctx.bus),
-            subscribed: AtomicBool::new(false),
             cfg,
         })
     }
@@ -173,11 +167,27 @@ impl Notifier {
     }
 
     /// Starts the bus consumer, the delivery loop and the purge loop, tracked
-    /// in `ctx.tasks` and stopped by `ctx.shutdown`.
+    /// in `ctx.tasks` and stopped by `ctx.shutdown`; the consumer's
+    /// readiness is registered as `notifier.consumer`.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
+        let consumer = Consumer::new(
+            Arc::clone(&self.bus),
+            CONSUMER,
+            [Subscription::durable(ALERTS, CONSUMER)],
+        )
+        .with_retry(RetryPolicy::patient());
+        ctx.health.register("notifier.consumer", consumer.readiness());
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.consume(stop).await });
+        ctx.tasks.spawn(async move {
+            tracing::info!(subjects = ALERTS, consumer = CONSUMER, "consuming alert events");
+            consumer
+                .run(stop, move |d: Delivery| {
+                    let me = Arc::clone(&me);
+                    async move { me.take(d).await }
+                })
+                .await;
+        });
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
         ctx.tasks.spawn(async move { me.deliver_loop(stop).await });
@@ -186,67 +196,20 @@ impl Notifier {
         ctx.tasks.spawn(async move { me.purge_loop(stop).await });
     }
 
-    async fn consume(self: Arc<Self>, stop: CancellationToken) {
-        let mut wait = Duration::from_millis(200);
-        let mut stream = loop {
-            match self.bus.subscribe(Subscription::durable(ALERTS, CONSUMER)).await {
-                Ok(s) => break s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot subscribe to alert events; retrying");
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
+    /// Takes in one alert event from the bus: its deliveries are persisted
+    /// before the consumer acknowledges it. An event that cannot be notified
+    /// is dead-lettered; a store failure is retried.
+    async fn take(&self, d: Delivery) -> Result<(), HandleError> {
+        let BusEvent::Alert { alert, .. } = d.event else {
+            return Err(HandleError::permanent(format!("`{}` is not an alert event", d.subject)));
         };
-        self.subscribed.store(true, Ordering::Release);
-        tracing::info!(subjects = ALERTS, consumer = CONSUMER, "consuming alert events");
-        loop {
-            let msg = tokio::select! {
-                () = stop.cancelled() => return,
-                m = stream.next() => {
-                    let Some(m) = m else {
-                        self.subscribed.store(false, Ordering::Release);
-                        tracing::warn!("the alert event subscription ended");
-                        return;
-                    };
-                    m
-                }
-            };
-            let Some(event) = pantau_core::bus::decode::<AlertEvent>(&msg) else {
-                let _ = msg.ack().await; // counted and logged by decode; retrying cannot fix it
-                continue;
-            };
-            let n = match Notification::from_event(&event) {
-                Ok(mut n) => {
-                    n.trace_parent = msg.headers.get("traceparent").cloned().unwrap_or_default();
-                    n
-                }
-                Err(e) => {
-                    tracing::warn!(subject = %msg.subject, error = %e, "skipping an alert event that cannot be notified");
-                    let _ = msg.ack().await;
-                    continue;
-                }
-            };
-            // Persist before acknowledging; keep trying while the store is down.
-            let mut wait = Duration::from_millis(100);
-            loop {
-                match self.accept(&n).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(alert = %n.key, error = %e, "cannot persist deliveries; retrying before acknowledging");
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                        wait = (wait * 2).min(Duration::from_secs(5));
-                    }
-                }
-            }
-            if let Err(e) = msg.ack().await {
-                tracing::warn!(subject = %msg.subject, error = %e, "cannot acknowledge an alert event; it will be redelivered and de-duplicated");
+        let mut n = Notification::from_event(&alert).map_err(HandleError::permanent)?;
+        n.trace_parent = d.headers.get("traceparent").cloned().unwrap_or_default();
+        match self.accept(&n).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(alert = %n.key, attempt = d.attempt, error = %e, "cannot persist deliveries; retrying before acknowledging");
+                Err(HandleError::transient(e))
             }
         }
     }
@@ -297,8 +260,6 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
     let notifier = Arc::new(Notifier::new(&ctx, store.clone())?);
-    ctx.health
-        .register("notifier.consumer", Arc::new(Subscribed(Arc::clone(&notifier))));
     notifier.start(&ctx);
     webhooks.attach(Arc::clone(&notifier));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -308,18 +269,4 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     ctx.tasks.wait().await;
     store.close().await;
     served.map_err(Into::into)
-}
-
-/// Ready once the alert event consumer is subscribed.
-struct Subscribed(Arc<Notifier>);
-
-#[async_trait::async_trait]
-impl pantau_core::health::ReadinessCheck for Subscribed {
-    async fn check(&self) -> Result<(), String> {
-        if self.0.subscribed.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(format!("not subscribed to {ALERTS} yet"))
-        }
-    }
 }

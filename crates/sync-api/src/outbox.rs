@@ -1,9 +1,10 @@
 //! This instance's own check results on their way to the primary.
 //!
-//! A durable bus consumer takes the local collector's results
+//! A durable bus consumer ([`CONSUMER`]) takes the local collector's results
 //! (`pantau.check.result.<location>.>`, only those this instance made),
 //! appends each to the on-disk outbox (a sequence number per result, never
-//! reused) and only then acknowledges it. The drain loop delivers the
+//! reused) and only then acknowledges it; a result it cannot buffer after
+//! [`RetryPolicy::patient`] attempts goes to `pantau.deadletter.sync-outbox`. The drain loop delivers the
 //! outbox in order: straight into the consensus store while this instance is
 //! primary, or over gRPC to the primary while it is a dependent. A batch is
 //! forgotten only once the primary acknowledged its sequence, and the
@@ -14,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use pantau_core::bus::{Subscription, decode};
+use pantau_core::bus::{BusEvent, Consumer, Delivery, HandleError, RetryPolicy, Subscription};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_proto::v1 as pb;
@@ -26,6 +26,9 @@ use crate::metrics as m;
 use crate::node::Node;
 use crate::primary;
 use crate::store;
+
+/// The consumer's name; its durable is `sync-outbox-<instance id>`.
+pub const CONSUMER: &str = "sync-outbox";
 
 /// Counters shared with heartbeats and status.
 #[derive(Debug, Default)]
@@ -49,7 +52,8 @@ fn deliverable(r: &pb::CheckResult, window: Duration) -> bool {
     primary::incoming(std::slice::from_ref(&s), window).is_ok()
 }
 
-/// Starts the consumer of local results.
+/// Subscribes to local results (before returning, so nothing published
+/// afterwards is missed), registers the consumer's readiness and spawns it.
 pub async fn consume(
     ctx: &Context,
     node: Arc<Node>,
@@ -57,50 +61,40 @@ pub async fn consume(
     counters: Arc<Counters>,
 ) -> Result<(), pantau_core::bus::BusError> {
     let pattern = format!("pantau.check.result.{}.>", node.location);
-    let mut stream = ctx
-        .bus
-        .subscribe(Subscription::durable(pattern, format!("sync-outbox-{}", node.id)))
-        .await?;
-    let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
-        let s = &ctx2.config.sync;
-        loop {
-            let msg = tokio::select! {
-                () = ctx2.shutdown.cancelled() => break,
-                m = stream.next() => match m { Some(m) => m, None => break },
-            };
-            let Some(r) = decode::<pb::CheckResult>(&msg) else {
-                let _ = msg.ack().await;
-                continue;
-            };
-            let mine = r.instance.is_empty() || r.instance == node.id;
-            if mine && deliverable(&r, s.consensus_window) {
-                loop {
-                    match store::outbox_push(&db, &r.encode_to_vec(), now_ms(), s.buffer_max).await {
-                        Ok(dropped) => {
-                            if dropped > 0 {
-                                metrics::counter!(m::BUFFER_DROPPED).increment(dropped);
-                                tracing::warn!(dropped, max = s.buffer_max, "result buffer full: dropped the oldest");
-                            }
-                            counters.made.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                        Err(e) => {
-                            // Not acknowledged: keep trying, the bus keeps it meanwhile.
-                            tracing::warn!(error = %e, "cannot buffer a result; retrying");
-                            tokio::select! {
-                                () = ctx2.shutdown.cancelled() => return,
-                                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                            }
-                        }
-                    }
+    let consumer = Consumer::new(
+        Arc::clone(&ctx.bus),
+        CONSUMER,
+        [Subscription::durable(pattern, format!("{CONSUMER}-{}", node.id))],
+    )
+    .with_retry(RetryPolicy::patient());
+    ctx.health.register("sync_api.outbox", consumer.readiness());
+    let window = ctx.config.sync.consensus_window;
+    let buffer_max = ctx.config.sync.buffer_max;
+    let run = consumer
+        .start(ctx.shutdown.clone(), move |d: Delivery| {
+            let (node, db, counters) = (Arc::clone(&node), db.clone(), Arc::clone(&counters));
+            async move {
+                let BusEvent::CheckResult(r) = d.event else {
+                    return Err(HandleError::permanent(format!("`{}` is not a check result", d.subject)));
+                };
+                let mine = r.instance.is_empty() || r.instance == node.id;
+                if !mine || !deliverable(&r, window) {
+                    return Ok(());
                 }
+                // Acknowledged only once buffered: a store failure is retried.
+                let dropped = store::outbox_push(&db, &r.encode_to_vec(), now_ms(), buffer_max)
+                    .await
+                    .map_err(HandleError::transient)?;
+                if dropped > 0 {
+                    metrics::counter!(m::BUFFER_DROPPED).increment(dropped);
+                    tracing::warn!(dropped, max = buffer_max, "result buffer full: dropped the oldest");
+                }
+                counters.made.fetch_add(1, Ordering::Relaxed);
+                Ok(())
             }
-            if let Err(e) = msg.ack().await {
-                tracing::warn!(error = %e, "cannot acknowledge a result");
-            }
-        }
-    });
+        })
+        .await?;
+    ctx.tasks.spawn(run);
     Ok(())
 }
 

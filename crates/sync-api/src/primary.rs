@@ -1,6 +1,6 @@
 //! The primary's work: ingesting results from every location (its own and
 //! the dependents'), publishing each window's consensus on
-//! `pantau.event.consensus.<target_id>` (with the fencing epoch) and as
+//! `pantau.consensus.<target_id>` (with the fencing epoch) and as
 //! metrics with a `location` label, and pruning by retention.
 
 use std::collections::HashMap;
@@ -225,7 +225,7 @@ async fn publish_due(ctx: &Context, node: &Node, db: &Store, quorums: &HashMap<S
             epoch: state.epoch,
             instance: node.id.clone(),
         };
-        publish_proto(&*ctx.bus, &subject::event("consensus", &target), &msg)
+        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg)
             .await
             .map_err(|e| e.to_string())?;
         for r in &results {

@@ -64,7 +64,9 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     let published = wan_store.load().await?;
     let detector =
         Arc::new(Detector::new(&ctx.config.wan_detector, Arc::clone(&ctx.bus))?.with_store(wan_store, published));
-    let pump = consume::start(Arc::clone(&detector), &ctx.bus, ctx.shutdown.clone()).await?;
+    let (consumer, ready) = consume::consumer(&ctx.bus);
+    ctx.health.register("wan_detector.consumer", ready);
+    let pump = consume::start(Arc::clone(&detector), consumer, ctx.shutdown.clone()).await?;
     ctx.tasks.spawn(pump);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, cache_ttl = %pantau_config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");

@@ -1,17 +1,25 @@
-//! The event bus: one [`Bus`] trait, two implementations.
+//! The event bus: one [`Bus`] trait, two implementations, one typed contract
+//! and one consumer loop.
 //!
 //! - [`nats::NatsBus`]: NATS JetStream. Everything under `pantau.>` is
 //!   captured by the stream (`nats.stream`, bounded by age and bytes); durable
 //!   subscriptions are JetStream pull consumers, so a restarted service resumes
 //!   where it stopped; the client reconnects on its own.
 //! - [`memory::MemoryBus`]: in-process, for `pantau all` without `nats.url`.
+//! - [`subject`]: the subjects, their builders and wildcard matching.
+//! - [`event`]: [`BusEvent::decode`], from subject and protobuf payload to
+//!   one typed variant, or a [`DecodeError`] naming what was wrong.
+//! - [`consume`]: the [`Consumer`] every service runs: re-subscription,
+//!   trace context, ack after handling, bounded retries, dead letters
+//!   (`pantau.deadletter.<consumer>`) and readiness.
 //!
-//! Both honour the same subjects and the `*` (one token) and `>` (one or more
+//! Both buses honour the same subjects and the `*` (one token) and `>` (one or more
 //! trailing tokens) wildcards. Payloads are protobuf messages from
 //! `events.proto`; [`publish_proto`] writes the W3C trace context into the
-//! headers and [`decode`] counts (`pantau_bus_decode_errors_total`) and logs
-//! what does not decode, instead of failing the consumer.
+//! headers.
 
+pub mod consume;
+pub mod event;
 pub mod memory;
 pub mod nats;
 pub mod subject;
@@ -21,6 +29,9 @@ use std::pin::Pin;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
+
+pub use consume::{Consumer, Delivery, HandleError, RetryPolicy, consume};
+pub use event::{BusEvent, DecodeError};
 
 pub use crate::telemetry::Headers;
 
@@ -65,11 +76,31 @@ impl Message {
             None => Ok(()),
         }
     }
+
+    /// Asks for a redelivery (after `delay`, if given) instead of waiting
+    /// for the ack deadline; a no-op where nothing is redelivered.
+    pub async fn nak(&self, delay: Option<std::time::Duration>) -> Result<(), BusError> {
+        match &self.acker {
+            Some(a) => a.nak(delay).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Says the message is still being worked on, extending its ack
+    /// deadline; a no-op where nothing is redelivered.
+    pub async fn in_progress(&self) -> Result<(), BusError> {
+        match &self.acker {
+            Some(a) => a.in_progress().await,
+            None => Ok(()),
+        }
+    }
 }
 
 #[async_trait]
 trait Acker: Send + Sync {
     async fn ack(&self) -> Result<(), BusError>;
+    async fn nak(&self, delay: Option<std::time::Duration>) -> Result<(), BusError>;
+    async fn in_progress(&self) -> Result<(), BusError>;
 }
 
 /// A stream of received messages; dropping it unsubscribes.
@@ -174,6 +205,8 @@ pub mod metric {
     pub const PUBLISH_ERRORS: &str = "pantau_bus_publish_errors_total";
     pub const DECODE_ERRORS: &str = "pantau_bus_decode_errors_total";
     pub const DROPPED: &str = "pantau_bus_dropped_total";
+    pub const DEAD_LETTERS: &str = "pantau_bus_dead_letters_total";
+    pub const HANDLER_RETRIES: &str = "pantau_bus_handler_retries_total";
 }
 
 pub(crate) fn describe_metrics() {
@@ -190,12 +223,22 @@ pub(crate) fn describe_metrics() {
     metrics::describe_counter!(
         metric::DECODE_ERRORS,
         metrics::Unit::Count,
-        "Received messages that did not decode and were skipped"
+        "Received messages that did not decode (a consumer dead-letters them)"
     );
     metrics::describe_counter!(
         metric::DROPPED,
         metrics::Unit::Count,
         "Messages a slow live subscriber of the in-process bus missed"
+    );
+    metrics::describe_counter!(
+        metric::DEAD_LETTERS,
+        metrics::Unit::Count,
+        "Messages a consumer could not decode or handle and published on pantau.deadletter.<consumer>"
+    );
+    metrics::describe_counter!(
+        metric::HANDLER_RETRIES,
+        metrics::Unit::Count,
+        "Transient handling failures a consumer retried"
     );
 }
 
@@ -217,8 +260,10 @@ pub async fn publish_proto<M: prost::Message>(bus: &dyn Bus, subject: &str, msg:
     }
 }
 
-/// Decodes a received message as `M`; a message that does not decode is
-/// counted in `pantau_bus_decode_errors_total`, logged, and `None`.
+/// Decodes a received message as `M`, for tools and tests that know what
+/// they subscribed to (services use [`BusEvent::decode`] through a
+/// [`Consumer`]); a message that does not decode is counted in
+/// `pantau_bus_decode_errors_total`, logged, and `None`.
 pub fn decode<M: prost::Message + Default>(msg: &Message) -> Option<M> {
     match M::decode(msg.payload.as_ref()) {
         Ok(m) => Some(m),

@@ -225,6 +225,23 @@ impl Acker for JsAcker {
     async fn ack(&self) -> Result<(), BusError> {
         self.0.ack().await.map_err(|e| BusError::Nats { op: "ack", source: e })
     }
+
+    async fn nak(&self, delay: Option<Duration>) -> Result<(), BusError> {
+        self.0
+            .ack_with(jetstream::AckKind::Nak(delay))
+            .await
+            .map_err(|e| BusError::Nats { op: "nak", source: e })
+    }
+
+    async fn in_progress(&self) -> Result<(), BusError> {
+        self.0
+            .ack_with(jetstream::AckKind::Progress)
+            .await
+            .map_err(|e| BusError::Nats {
+                op: "ack progress",
+                source: e,
+            })
+    }
 }
 
 fn from_jetstream(m: jetstream::Message) -> Message {

@@ -99,6 +99,43 @@ pub fn alert(state: &str, alert_id: &str) -> String {
     format!("pantau.alert.{state}.{alert_id}")
 }
 
+/// `pantau.consensus.<target_id>`: a target's cross-location consensus
+/// (`ConsensusResult`), on a subject of its own so that `pantau.event.>`
+/// carries `RouterEvent`s only.
+pub fn consensus(target_id: &str) -> String {
+    format!("pantau.consensus.{target_id}")
+}
+
+/// `pantau.deadletter.<consumer>`: what the consumer `consumer` could not
+/// decode or handle, with the original subject in the
+/// [`ORIGINAL_SUBJECT`](crate::bus::consume::header::ORIGINAL_SUBJECT) header.
+pub fn dead_letter(consumer: &str) -> String {
+    format!("{DEAD_LETTER_PREFIX}{consumer}")
+}
+
+/// Subject prefixes, one per message family (each ends with a dot).
+pub const CHECK_RESULT_PREFIX: &str = "pantau.check.result.";
+pub const IFACE_SAMPLE_PREFIX: &str = "pantau.iface.sample.";
+pub const ROUTER_INFO_PREFIX: &str = "pantau.router.info.";
+pub const EVENT_PREFIX: &str = "pantau.event.";
+pub const METRIC_PREFIX: &str = "pantau.metric.";
+pub const ALERT_PREFIX: &str = "pantau.alert.";
+pub const CONSENSUS_PREFIX: &str = "pantau.consensus.";
+pub const DEAD_LETTER_PREFIX: &str = "pantau.deadletter.";
+
+/// Every interface sample.
+pub const ALL_IFACE_SAMPLES: &str = "pantau.iface.sample.>";
+/// Every router's info.
+pub const ALL_ROUTER_INFO: &str = "pantau.router.info.>";
+/// Every router, target or instance event.
+pub const ALL_EVENTS: &str = "pantau.event.>";
+/// Every metric sample.
+pub const ALL_METRICS: &str = "pantau.metric.>";
+/// Every alert lifecycle event.
+pub const ALL_ALERTS: &str = "pantau.alert.>";
+/// Every consensus result.
+pub const ALL_CONSENSUS: &str = "pantau.consensus.>";
+
 #[cfg(test)]
 mod tests {
     use super::*;

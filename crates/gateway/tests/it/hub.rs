@@ -117,8 +117,8 @@ async fn a_slow_client_loses_its_oldest_events_and_never_slows_the_others() {
     drop(stalled);
 }
 
-/// A consensus (`pantau.event.consensus.<target>`, a ConsensusResult, not a
-/// RouterEvent) reaches the clients of its target as `consensus`.
+/// A consensus (`pantau.consensus.<target>`, a ConsensusResult) reaches the
+/// clients of its target as `consensus`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consensus_events_reach_the_clients_of_their_target() {
     use pantau_core::bus::publish_proto;
@@ -138,7 +138,7 @@ async fn consensus_events_reach_the_clients_of_their_target() {
     c.set_status(v1::ConsensusStatus::Down);
     let got = async {
         loop {
-            publish_proto(g.bus.as_ref(), "pantau.event.consensus.web", &c)
+            publish_proto(g.bus.as_ref(), &pantau_core::bus::subject::consensus("web"), &c)
                 .await
                 .unwrap();
             if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_millis(200), ws.next()).await {

@@ -96,3 +96,54 @@ async fn two_replicas_share_one_consumer() {
     ra.stop().await;
     rb.stop().await;
 }
+
+/// A message on the alert subject that is not an `AlertEvent` goes to the
+/// notifier's dead-letter subject; the alert after it is still delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_alert_is_dead_lettered_and_the_next_one_delivered() {
+    use futures::StreamExt;
+    use pantau_core::bus::Subscription;
+    use pantau_core::bus::consume::header;
+
+    let nats = pantau_testkit::Nats::start().await.expect("nats-server for the test");
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), one_webhook(&sink.url, json!({})));
+    let publisher = bus(&nats.url(), "engine").await;
+    let mut dead = publisher
+        .subscribe(Subscription::live("pantau.deadletter.>"))
+        .await
+        .unwrap();
+    let running = Running::start(cfg, bus(&nats.url(), "notifier").await).await;
+
+    let bad = pantau_core::bus::subject::alert("firing", "bad");
+    publisher
+        .publish(
+            &bad,
+            pantau_core::bus::Headers::new(),
+            pantau_proto::prost::bytes::Bytes::from_static(b"\xffnot protobuf"),
+        )
+        .await
+        .unwrap();
+    publish(
+        publisher.as_ref(),
+        &event("good", AlertState::Firing, Severity::Critical),
+    )
+    .await;
+
+    let got = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].json()["notification"]["key"], "good");
+    let d = tokio::time::timeout(Duration::from_secs(10), dead.next())
+        .await
+        .expect("a dead letter")
+        .expect("the subscription is open");
+    assert_eq!(d.subject, "pantau.deadletter.notifier");
+    assert_eq!(d.headers[header::ORIGINAL_SUBJECT], bad);
+    assert_eq!(&d.payload[..], b"\xffnot protobuf");
+    assert!(
+        d.headers[header::REASON].contains("AlertEvent"),
+        "{:?}",
+        d.headers[header::REASON]
+    );
+    running.stop().await;
+}

@@ -57,7 +57,7 @@ async fn primary_and_two_dependents_consensus_failover_and_step_down() {
     let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "");
     let b = Instance::new(root.path(), "sby-1", "sby", &nats.url(), Some(&p.sync_url()), order, "");
     let client = async_nats::connect(nats.url()).await.unwrap();
-    let mut sub = client.subscribe("pantau.event.consensus.>").await.unwrap();
+    let mut sub = client.subscribe("pantau.consensus.>").await.unwrap();
 
     let mut pp = p.start();
     let first = wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;

@@ -290,3 +290,8 @@ pub(super) async fn a_durable_name_follows_its_new_subject(f: &impl BusFixture) 
     m.ack().await.context("ack")?;
     assert_quiet(&mut moved).await
 }
+
+pub(super) use super::consume::{
+    consumer_dead_letters_a_permanent_failure_at_once, consumer_dead_letters_garbage_and_handles_the_next,
+    consumer_handles_every_family_it_subscribes_to, consumer_retries_a_transient_failure_then_dead_letters_it,
+};

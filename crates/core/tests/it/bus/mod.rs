@@ -3,9 +3,11 @@
 //! Each test gets a fresh bus (and, for NATS, its own `nats-server`), so the
 //! tests run in parallel without sharing subjects or the stream.
 
+mod consume;
 mod contract;
 mod nats_only;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,8 +29,15 @@ trait BusFixture: Sized {
 
     fn bus(&self) -> &dyn Bus;
 
+    /// The same bus, shared, for a [`pantau_core::bus::Consumer`].
+    fn shared(&self) -> Arc<dyn Bus>;
+
     /// Returns once the subscriptions made so far are in effect.
     async fn settle(&self) -> anyhow::Result<()>;
+
+    /// Deliveries of the durable consumer `name` not acknowledged yet, where
+    /// the bus keeps count (NATS).
+    async fn unacknowledged(&self, name: &str) -> anyhow::Result<Option<usize>>;
 }
 
 struct MemoryFixture(MemoryBus);
@@ -42,8 +51,16 @@ impl BusFixture for MemoryFixture {
         &self.0
     }
 
+    fn shared(&self) -> Arc<dyn Bus> {
+        Arc::new(self.0.clone())
+    }
+
     async fn settle(&self) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    async fn unacknowledged(&self, _: &str) -> anyhow::Result<Option<usize>> {
+        Ok(None)
     }
 }
 
@@ -73,10 +90,29 @@ impl BusFixture for NatsFixture {
         &self.bus
     }
 
+    fn shared(&self) -> Arc<dyn Bus> {
+        Arc::new(self.bus.clone())
+    }
+
     async fn settle(&self) -> anyhow::Result<()> {
         // A PING/PONG round trip: the server has processed every SUB before it.
         self.bus.client().flush().await.context("flush")?;
         Ok(())
+    }
+
+    async fn unacknowledged(&self, name: &str) -> anyhow::Result<Option<usize>> {
+        use async_nats::jetstream::consumer::pull;
+        let js = async_nats::jetstream::new(self.bus.client().clone());
+        let stream = js
+            .get_stream(NatsConfig::default().stream)
+            .await
+            .context("get stream")?;
+        let mut consumer = stream
+            .get_consumer::<pull::Config>(name)
+            .await
+            .map_err(|e| anyhow::anyhow!("get consumer {name}: {e}"))?;
+        let info = consumer.info().await.context("consumer info")?;
+        Ok(Some(info.num_ack_pending))
     }
 }
 
@@ -113,6 +149,10 @@ macro_rules! bus_contract {
                 durable_subscription_receives_and_acks,
                 subscribers_sharing_a_durable_name_share_its_messages,
                 a_durable_name_follows_its_new_subject,
+                consumer_dead_letters_garbage_and_handles_the_next,
+                consumer_retries_a_transient_failure_then_dead_letters_it,
+                consumer_dead_letters_a_permanent_failure_at_once,
+                consumer_handles_every_family_it_subscribes_to,
             );
         }
     };

@@ -183,3 +183,75 @@ async fn services_connecting_at_once_share_the_stream() -> anyhow::Result<()> {
     third?;
     Ok(())
 }
+
+/// A consumer rides out a server restart: readiness fails while the server
+/// is gone, comes back, and what is published afterwards is handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_resubscribes_after_a_server_restart() -> anyhow::Result<()> {
+    use pantau_core::bus::{BusEvent, Consumer, Delivery};
+    use pantau_proto::v1::MetricSample;
+
+    let mut f = NatsFixture::start().await?;
+    let (tx, mut handled) = tokio::sync::mpsc::unbounded_channel();
+    let consumer = Consumer::new(
+        f.shared(),
+        "restarting",
+        [Subscription::durable("pantau.metric.>", "restarting")],
+    );
+    let ready = consumer.readiness();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    tokio::spawn(
+        consumer
+            .start(shutdown, move |d: Delivery| {
+                if let BusEvent::Metric(m) = d.event {
+                    let _ = tx.send(m.name);
+                }
+                std::future::ready(Ok(()))
+            })
+            .await?,
+    );
+    let sample = |name: &str| MetricSample {
+        name: name.to_owned(),
+        ..Default::default()
+    };
+    pantau_core::bus::publish_proto(&f.bus, "pantau.metric.before", &sample("before")).await?;
+    let got = tokio::time::timeout(super::WAIT, handled.recv()).await?;
+    ensure!(got.as_deref() == Some("before"), "{got:?}");
+    ensure!(ready.check().await.is_ok(), "{:?}", ready.check().await);
+
+    f.nats.stop().await;
+    eventually(
+        Duration::from_secs(5),
+        "readiness fails without the server",
+        async || ready.check().await.is_err(),
+    )
+    .await?;
+    f.nats.start_again().await?;
+    eventually(RECOVERY, "readiness recovers with the server", async || {
+        ready.check().await.is_ok()
+    })
+    .await?;
+
+    // Publish until one arrives: the first attempts may land while the
+    // consumer re-attaches; anything they stored is delivered too.
+    let deadline = Instant::now() + RECOVERY;
+    let mut n = 0;
+    loop {
+        n += 1;
+        match pantau_core::bus::publish_proto(&f.bus, "pantau.metric.after", &sample("after")).await {
+            Ok(()) => {}
+            Err(e) if Instant::now() < deadline => note_retry(&anyhow::Error::from(e)),
+            Err(e) => return Err(e).context("publishing after the restart"),
+        }
+        match tokio::time::timeout(Duration::from_millis(500), handled.recv()).await {
+            Ok(Some(name)) if name == "after" => break,
+            Ok(Some(name)) if name == "before" => {} // its ack may have been lost with the server
+            Ok(other) => bail!("unexpected {other:?} after the restart"),
+            Err(_) if Instant::now() < deadline => {}
+            Err(_) => bail!("nothing handled {RECOVERY:?} after the restart ({n} publishes)"),
+        }
+    }
+    ensure!(ready.check().await.is_ok(), "{:?}", ready.check().await);
+    Ok(())
+}

@@ -1,0 +1,810 @@
+//! The one consumer loop every service uses.
+//!
+//! A [`Consumer`] subscribes to its [`Subscription`]s and hands each message,
+//! decoded into a [`BusEvent`], to an async handler inside a span that
+//! continues the publisher's trace. What the loop promises:
+//!
+//! - **Ack after handling.** A message is acknowledged once its handler
+//!   returned `Ok`, or once it was dead-lettered; never before.
+//! - **Bounded retries.** A [`HandleError::Transient`] failure is retried
+//!   with backoff ([`RetryPolicy`]); on JetStream the ack deadline is extended
+//!   meanwhile, so the server does not redeliver it behind the consumer's back.
+//! - **Dead letters.** A message that does not decode, fails permanently,
+//!   panics its handler, or fails transiently [`RetryPolicy::max_attempts`]
+//!   times is published on `pantau.deadletter.<consumer>` (payload and
+//!   headers as received, plus the [`header`]s saying why), acknowledged,
+//!   counted in `pantau_bus_dead_letters_total{consumer}` (and one that
+//!   does not decode in `pantau_bus_decode_errors_total{family}`) and logged once
+//!   with a short excerpt. It never stops the consumer.
+//! - **Re-subscription.** A subscription that fails or ends is made again,
+//!   with a bounded backoff, until shutdown.
+//! - **Readiness.** [`Consumer::readiness`] fails while a subscription is
+//!   missing or the bus is disconnected.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::stream::SelectAll;
+use futures::{FutureExt as _, StreamExt as _};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use super::event::{BusEvent, clip, excerpt};
+use super::{Bus, BusError, Headers, Message, Subscription, metric, subject};
+use crate::health::ReadinessCheck;
+
+/// Headers a dead letter carries besides the original ones.
+pub mod header {
+    /// The subject the message was received on.
+    pub const ORIGINAL_SUBJECT: &str = "pantau-original-subject";
+    /// The consumer that gave up on it.
+    pub const CONSUMER: &str = "pantau-consumer";
+    /// Why, in at most a few hundred bytes.
+    pub const REASON: &str = "pantau-dead-letter-reason";
+    /// How many times the handler ran (0 when it did not decode).
+    pub const ATTEMPTS: &str = "pantau-attempts";
+}
+
+/// An error a boxed handler returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a handler did not take a message in.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// It may work later (a store is down): retried, then dead-lettered.
+    #[error("{0}")]
+    Transient(BoxError),
+    /// It will never work (the message is wrong): dead-lettered at once.
+    #[error("{0}")]
+    Permanent(BoxError),
+}
+
+impl HandleError {
+    pub fn transient(e: impl Into<BoxError>) -> Self {
+        Self::Transient(e.into())
+    }
+
+    pub fn permanent(e: impl Into<BoxError>) -> Self {
+        Self::Permanent(e.into())
+    }
+}
+
+/// How often and how patiently a transiently failing message is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts at handling one message before it is dead-lettered; at least 1.
+    pub max_attempts: u32,
+    /// The wait after the first failure, doubled after each next one…
+    pub initial_backoff: Duration,
+    /// …up to this.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 10 attempts over about 40 seconds.
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// For handlers that write to a store: 30 attempts over about four and a
+    /// half minutes, enough to ride out a database restart.
+    pub const fn patient() -> Self {
+        Self {
+            max_attempts: 30,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// The wait after `failures` consecutive failures (1 or more).
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(20);
+        self.initial_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+/// Waits between attempts to subscribe again: doubling from the first to the last.
+const RESUBSCRIBE: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// One message for a handler.
+#[derive(Debug)]
+pub struct Delivery {
+    pub subject: String,
+    pub headers: Headers,
+    pub event: BusEvent,
+    /// 1 for the first attempt at this message in this process.
+    pub attempt: u32,
+}
+
+/// A named consumer of some subscriptions; see the [module](self) docs.
+pub struct Consumer {
+    bus: Arc<dyn Bus>,
+    name: String,
+    subscriptions: Vec<Subscription>,
+    retry: RetryPolicy,
+    subscribed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("subscriptions", &self.subscriptions)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// A consumer `name` (a token: it names the dead-letter subject) of
+    /// `subscriptions` on `bus`, with the default [`RetryPolicy`].
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        name: impl Into<String>,
+        subscriptions: impl IntoIterator<Item = Subscription>,
+    ) -> Self {
+        Self {
+            bus,
+            name: name.into(),
+            subscriptions: subscriptions.into_iter().collect(),
+            retry: RetryPolicy::default(),
+            subscribed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Retries transient failures as `retry` says.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = RetryPolicy {
+            max_attempts: retry.max_attempts.max(1),
+            ..retry
+        };
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where this consumer's dead letters go.
+    pub fn dead_letter_subject(&self) -> String {
+        let token: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        subject::dead_letter(if token.is_empty() { "unnamed" } else { &token })
+    }
+
+    /// Whether every subscription is in place (the bus may still be down).
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Fails while a subscription is missing or the bus is disconnected.
+    pub fn readiness(&self) -> Arc<dyn ReadinessCheck> {
+        Arc::new(Readiness {
+            name: self.name.clone(),
+            subscribed: Arc::clone(&self.subscribed),
+            bus: Arc::clone(&self.bus),
+        })
+    }
+
+    /// Subscribes now, failing if the bus refuses, so that nothing published
+    /// after this returns is missed; the returned loop then handles messages
+    /// until `shutdown`.
+    pub async fn start<H, Fut>(
+        self,
+        shutdown: CancellationToken,
+        handler: H,
+    ) -> Result<impl Future<Output = ()> + Send + 'static, BusError>
+    where
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
+        let mut streams = SelectAll::new();
+        for i in 0..self.subscriptions.len() {
+            streams.push(self.subscribe(i).await?);
+        }
+        self.subscribed.store(true, Ordering::Release);
+        Ok(self.run_with(streams, Vec::new(), shutdown, handler))
+    }
+
+    /// Like [`start`](Self::start), but subscribing inside the loop (again
+    /// and again while the bus refuses) instead of failing.
+    pub async fn run<H, Fut>(self, shutdown: CancellationToken, handler: H)
+    where
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
+        let missing = (0..self.subscriptions.len()).collect();
+        self.run_with(SelectAll::new(), missing, shutdown, handler).await;
+    }
+
+    /// Subscription `i`, as a stream of `(i, Some(message))` ending with `(i, None)`.
+    async fn subscribe(&self, i: usize) -> Result<Tagged, BusError> {
+        let stream = self.bus.subscribe(self.subscriptions[i].clone()).await?;
+        Ok(Box::pin(
+            stream
+                .map(move |m| (i, Some(m)))
+                .chain(futures::stream::once(async move { (i, None) })),
+        ))
+    }
+
+    async fn run_with<H, Fut>(
+        self,
+        mut streams: SelectAll<Tagged>,
+        mut missing: Vec<usize>,
+        shutdown: CancellationToken,
+        handler: H,
+    ) where
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
+        let mut failures: u32 = 0;
+        loop {
+            while let Some(&i) = missing.last() {
+                match self.subscribe(i).await {
+                    Ok(s) => {
+                        streams.push(s);
+                        missing.pop();
+                        if missing.is_empty() {
+                            tracing::info!(consumer = %self.name, subscriptions = self.subscriptions.len(), "subscribed");
+                        }
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        let wait = RESUBSCRIBE.backoff(failures);
+                        let pattern = &self.subscriptions[i].pattern;
+                        tracing::warn!(consumer = %self.name, pattern = %pattern, error = %e, retry_in = ?wait, "cannot subscribe");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+            self.subscribed.store(true, Ordering::Release);
+            let next = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = streams.next() => next,
+            };
+            match next {
+                Some((_, Some(msg))) => {
+                    failures = 0;
+                    if self.handle(msg, &shutdown, &handler).await.is_break() {
+                        break;
+                    }
+                }
+                Some((i, None)) => {
+                    self.subscribed.store(false, Ordering::Release);
+                    failures = failures.saturating_add(1);
+                    let wait = RESUBSCRIBE.backoff(failures);
+                    let pattern = &self.subscriptions[i].pattern;
+                    tracing::warn!(consumer = %self.name, pattern = %pattern, retry_in = ?wait, "subscription ended; subscribing again");
+                    missing.push(i);
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+                // No subscriptions at all: nothing to wait for but shutdown.
+                None => {
+                    shutdown.cancelled().await;
+                    break;
+                }
+            }
+        }
+        self.subscribed.store(false, Ordering::Release);
+    }
+
+    /// Handles one message to its end: acknowledged, or dead-lettered and
+    /// acknowledged, or (at shutdown) left for redelivery.
+    async fn handle<H, Fut>(&self, msg: Message, shutdown: &CancellationToken, handler: &H) -> std::ops::ControlFlow<()>
+    where
+        H: Fn(Delivery) -> Fut,
+        Fut: Future<Output = Result<(), HandleError>>,
+    {
+        use std::ops::ControlFlow::{Break, Continue};
+        let span = tracing::info_span!("bus.consume", consumer = %self.name, subject = %msg.subject);
+        crate::telemetry::set_parent_from(&span, &msg.headers);
+        async {
+            let mut first = match BusEvent::decode(&msg) {
+                Ok(event) => Some(event),
+                Err(e) => {
+                    let family = subject::family(&msg.subject);
+                    metrics::counter!(metric::DECODE_ERRORS, "family" => family).increment(1);
+                    self.dead_letter(&msg, &e.to_string(), 0).await;
+                    return Continue(());
+                }
+            };
+            let mut attempt: u32 = 1;
+            loop {
+                // Decoded once; decoded again (to the same) only for a retry.
+                let event = match first.take() {
+                    Some(e) => e,
+                    None => match BusEvent::decode(&msg) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            self.dead_letter(&msg, &e.to_string(), attempt - 1).await;
+                            return Continue(());
+                        }
+                    },
+                };
+                let delivery = Delivery {
+                    subject: msg.subject.clone(),
+                    headers: msg.headers.clone(),
+                    event,
+                    attempt,
+                };
+                let outcome = AssertUnwindSafe(handler(delivery)).catch_unwind().await;
+                let error = match outcome {
+                    Ok(Ok(())) => {
+                        if let Err(e) = msg.ack().await {
+                            tracing::warn!(consumer = %self.name, error = %e, "cannot acknowledge a bus message; it may be redelivered");
+                        }
+                        return Continue(());
+                    }
+                    Ok(Err(HandleError::Permanent(e))) => {
+                        self.dead_letter(&msg, &e.to_string(), attempt).await;
+                        return Continue(());
+                    }
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        self.dead_letter(&msg, &format!("the handler panicked: {what}"), attempt)
+                            .await;
+                        return Continue(());
+                    }
+                    Ok(Err(HandleError::Transient(e))) => e,
+                };
+                if attempt >= self.retry.max_attempts {
+                    let reason = format!("still failing after {attempt} attempts: {error}");
+                    self.dead_letter(&msg, &reason, attempt).await;
+                    return Continue(());
+                }
+                let wait = self.retry.backoff(attempt);
+                metrics::counter!(metric::HANDLER_RETRIES, "consumer" => self.name.clone()).increment(1);
+                tracing::warn!(consumer = %self.name, attempt, max_attempts = self.retry.max_attempts, retry_in = ?wait, error = %error, "cannot handle a bus message; retrying");
+                // Keeps JetStream from redelivering it while we wait.
+                let _ = msg.in_progress().await;
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        let _ = msg.nak(None).await;
+                        return Break(());
+                    }
+                    () = tokio::time::sleep(wait) => {}
+                }
+                attempt += 1;
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Publishes `msg` on the dead-letter subject and acknowledges it; if
+    /// that publish fails, leaves it for redelivery instead.
+    async fn dead_letter(&self, msg: &Message, reason: &str, attempts: u32) {
+        let reason: String = clip(reason)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let shown_subject = clip(&msg.subject);
+        if msg.subject.starts_with(subject::DEAD_LETTER_PREFIX) {
+            // Never a dead letter of a dead letter.
+            tracing::error!(consumer = %self.name, subject = %shown_subject, reason = %reason, "dropping a dead letter that reached a consumer");
+            let _ = msg.ack().await;
+            return;
+        }
+        let mut headers = msg.headers.clone();
+        headers.insert(header::ORIGINAL_SUBJECT.to_owned(), msg.subject.clone());
+        headers.insert(header::CONSUMER.to_owned(), self.name.clone());
+        headers.insert(header::REASON.to_owned(), reason.clone());
+        headers.insert(header::ATTEMPTS.to_owned(), attempts.to_string());
+        let to = self.dead_letter_subject();
+        match self.bus.publish(&to, headers, msg.payload.clone()).await {
+            Ok(()) => {
+                metrics::counter!(metric::DEAD_LETTERS, "consumer" => self.name.clone()).increment(1);
+                tracing::error!(
+                    consumer = %self.name,
+                    subject = %shown_subject,
+                    bytes = msg.payload.len(),
+                    excerpt = %excerpt(&msg.payload),
+                    attempts,
+                    reason = %reason,
+                    dead_letter = %to,
+                    "dead-lettered a bus message"
+                );
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(consumer = %self.name, error = %e, "cannot acknowledge a dead-lettered message; it may come again");
+                }
+            }
+            Err(e) => {
+                tracing::error!(consumer = %self.name, subject = %shown_subject, reason = %reason, error = %e, "cannot dead-letter a bus message; leaving it for redelivery");
+                let _ = msg.nak(Some(RESUBSCRIBE.max_backoff)).await;
+            }
+        }
+    }
+}
+
+type Tagged = std::pin::Pin<Box<dyn futures::Stream<Item = (usize, Option<Message>)> + Send>>;
+
+struct Readiness {
+    name: String,
+    subscribed: Arc<AtomicBool>,
+    bus: Arc<dyn Bus>,
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for Readiness {
+    async fn check(&self) -> Result<(), String> {
+        if !self.subscribed.load(Ordering::Acquire) {
+            return Err(format!("consumer `{}` is not subscribed", self.name));
+        }
+        self.bus
+            .check()
+            .await
+            .map_err(|e| format!("consumer `{}`: {e}", self.name))
+    }
+}
+
+/// Runs a [`Consumer`] named `name` of `subscriptions` until `shutdown`;
+/// it subscribes inside the loop and never fails.
+pub async fn consume<H, Fut>(
+    bus: Arc<dyn Bus>,
+    name: &str,
+    subscriptions: impl IntoIterator<Item = Subscription>,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+{
+    Consumer::new(bus, name, subscriptions).run(shutdown, handler).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use pantau_proto::v1::MetricSample;
+    use tokio::sync::{mpsc, watch};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::bus::MessageStream;
+    use crate::bus::memory::MemoryBus;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// A bus whose subscriptions can be cut and whose next subscribes can be refused.
+    #[derive(Clone)]
+    struct Flaky {
+        inner: MemoryBus,
+        refuse: Arc<AtomicU32>,
+        cut: watch::Sender<u32>,
+    }
+
+    impl Flaky {
+        fn new() -> Self {
+            Self {
+                inner: MemoryBus::new(),
+                refuse: Arc::default(),
+                cut: watch::channel(0).0,
+            }
+        }
+
+        /// Ends every subscription made so far.
+        fn cut(&self) {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
+
+    #[async_trait]
+    impl Bus for Flaky {
+        async fn publish(&self, subject: &str, headers: Headers, payload: Bytes) -> Result<(), BusError> {
+            self.inner.publish(subject, headers, payload).await
+        }
+
+        async fn subscribe(&self, sub: Subscription) -> Result<MessageStream, BusError> {
+            let refused = self
+                .refuse
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            if refused {
+                return Err(BusError::Closed);
+            }
+            let mut cut = self.cut.subscribe();
+            cut.mark_unchanged();
+            let stream = self.inner.subscribe(sub).await?;
+            Ok(Box::pin(stream.take_until(async move {
+                let _ = cut.changed().await;
+            })))
+        }
+
+        fn kind(&self) -> &'static str {
+            "flaky"
+        }
+
+        async fn check(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    fn metric(name: &str) -> MetricSample {
+        MetricSample {
+            name: name.into(),
+            value: 1.0,
+            ..Default::default()
+        }
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        }
+    }
+
+    async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("nothing within 5s")
+            .expect("channel closed")
+    }
+
+    async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !condition().await {
+            assert!(tokio::time::Instant::now() < deadline, "{what}: not within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A handler that sends the metric names it sees to a channel.
+    fn names() -> (
+        impl Fn(Delivery) -> std::future::Ready<Result<(), HandleError>> + Send + Sync + 'static,
+        mpsc::UnboundedReceiver<String>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handler = move |d: Delivery| {
+            let BusEvent::Metric(m) = d.event else {
+                return std::future::ready(Err(HandleError::permanent("not a metric")));
+            };
+            let _ = tx.send(m.name);
+            std::future::ready(Ok(()))
+        };
+        (handler, rx)
+    }
+
+    #[tokio::test]
+    async fn resubscribes_after_the_stream_ends_and_readiness_follows() {
+        let bus = Flaky::new();
+        let consumer = Consumer::new(
+            Arc::new(bus.clone()),
+            "test",
+            [Subscription::durable("pantau.metric.>", "test")],
+        );
+        let ready = consumer.readiness();
+        assert!(ready.check().await.is_err(), "ready before subscribing");
+        let (handler, mut seen) = names();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+        assert_eq!(ready.check().await, Ok(()));
+        crate::bus::publish_proto(&bus, "pantau.metric.a", &metric("a"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, "a");
+
+        bus.refuse.store(3, Ordering::Release);
+        bus.cut();
+        eventually("readiness fails once unsubscribed", async || {
+            ready.check().await.is_err()
+        })
+        .await;
+        assert_eq!(ready.check().await, Err("consumer `test` is not subscribed".to_owned()));
+        eventually("readiness recovers", async || ready.check().await.is_ok()).await;
+        assert_eq!(bus.refuse.load(Ordering::Acquire), 0, "every refusal was met");
+        crate::bus::publish_proto(&bus, "pantau.metric.b", &metric("b"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, "b");
+
+        shutdown.cancel();
+        tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+        assert!(ready.check().await.is_err(), "ready after shutdown");
+    }
+
+    #[tokio::test]
+    async fn run_keeps_subscribing_until_the_bus_accepts() {
+        let bus = Flaky::new();
+        bus.refuse.store(2, Ordering::Release);
+        let consumer = Consumer::new(
+            Arc::new(bus.clone()),
+            "test",
+            [Subscription::durable("pantau.metric.>", "test")],
+        );
+        let ready = consumer.readiness();
+        let (handler, mut seen) = names();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(consumer.run(shutdown.clone(), handler));
+        eventually("subscribed after two refusals", async || ready.check().await.is_ok()).await;
+        crate::bus::publish_proto(&bus, "pantau.metric.x", &metric("x"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, "x");
+        shutdown.cancel();
+        tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_that_clears_is_not_dead_lettered() {
+        let bus = MemoryBus::new();
+        let mut dead = bus.subscribe(Subscription::live("pantau.deadletter.>")).await.unwrap();
+        let calls = Arc::new(AtomicU32::new(0));
+        let (tx, mut seen) = mpsc::unbounded_channel();
+        let handler = {
+            let calls = Arc::clone(&calls);
+            move |d: Delivery| {
+                let n = calls.fetch_add(1, Ordering::AcqRel) + 1;
+                let tx = tx.clone();
+                async move {
+                    if n < 3 {
+                        return Err(HandleError::transient(format!("store down ({n})")));
+                    }
+                    let _ = tx.send(d.attempt);
+                    Ok(())
+                }
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let consumer =
+            Consumer::new(Arc::new(bus.clone()), "t", [Subscription::live("pantau.metric.>")]).with_retry(fast());
+        tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+        crate::bus::publish_proto(&bus, "pantau.metric.a", &metric("a"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, 3, "handled at the third attempt");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), dead.next())
+                .await
+                .is_err(),
+            "nothing is dead-lettered"
+        );
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_dead_letters_and_goes_on() {
+        let bus = MemoryBus::new();
+        let mut dead = bus.subscribe(Subscription::live("pantau.deadletter.>")).await.unwrap();
+        let (tx, mut seen) = mpsc::unbounded_channel();
+        let handler = move |d: Delivery| {
+            let tx = tx.clone();
+            async move {
+                let BusEvent::Metric(m) = d.event else { unreachable!() };
+                assert_ne!(m.name, "boom", "a handler bug");
+                let _ = tx.send(m.name);
+                Ok(())
+            }
+        };
+        let shutdown = CancellationToken::new();
+        let consumer = Consumer::new(Arc::new(bus.clone()), "p", [Subscription::live("pantau.metric.>")]);
+        tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+        crate::bus::publish_proto(&bus, "pantau.metric.boom", &metric("boom"))
+            .await
+            .unwrap();
+        crate::bus::publish_proto(&bus, "pantau.metric.fine", &metric("fine"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, "fine");
+        let d = tokio::time::timeout(WAIT, dead.next()).await.unwrap().unwrap();
+        assert_eq!(d.subject, "pantau.deadletter.p");
+        assert_eq!(d.headers[header::ORIGINAL_SUBJECT], "pantau.metric.boom");
+        assert_eq!(d.headers[header::ATTEMPTS], "1");
+        let reason = &d.headers[header::REASON];
+        assert!(reason.starts_with("the handler panicked: assertion"), "{reason}");
+        assert!(!reason.contains('\n'), "{reason:?}");
+        shutdown.cancel();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_handler_continues_the_publishers_trace() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let bus = MemoryBus::new();
+        let (tx, mut seen) = mpsc::unbounded_channel();
+        let handler = move |_: Delivery| {
+            let trace = tracing::Span::current().context().span().span_context().trace_id();
+            let _ = tx.send(trace);
+            std::future::ready(Ok(()))
+        };
+        let shutdown = CancellationToken::new();
+        let consumer = Consumer::new(Arc::new(bus.clone()), "t", [Subscription::live("pantau.metric.>")]);
+        tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+        let span = tracing::info_span!("producer");
+        let sent = span.context().span().span_context().trace_id();
+        crate::bus::publish_proto(&bus, "pantau.metric.a", &metric("a"))
+            .instrument(span)
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut seen).await, sent);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_is_never_dead_lettered_again() {
+        let bus = MemoryBus::new();
+        let mut dead = bus.subscribe(Subscription::live("pantau.deadletter.>")).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let calls = Arc::new(Mutex::new(0));
+        let handler = {
+            let calls = Arc::clone(&calls);
+            move |_: Delivery| {
+                *calls.lock().unwrap() += 1;
+                std::future::ready(Ok(()))
+            }
+        };
+        let consumer = Consumer::new(Arc::new(bus.clone()), "all", [Subscription::live("pantau.>")]);
+        tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+        bus.publish("pantau.metric.x", Headers::new(), Bytes::from_static(b"garbage"))
+            .await
+            .unwrap();
+        let first = tokio::time::timeout(WAIT, dead.next()).await.unwrap().unwrap();
+        assert_eq!(first.subject, "pantau.deadletter.all");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), dead.next())
+                .await
+                .is_err(),
+            "the consumer dead-lettered its own dead letter"
+        );
+        assert_eq!(*calls.lock().unwrap(), 0);
+        shutdown.cancel();
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_names_are_subjects() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_millis(200));
+        assert_eq!(p.backoff(2), Duration::from_millis(400));
+        assert_eq!(p.backoff(100), Duration::from_secs(8));
+        assert_eq!(p.backoff(u32::MAX), Duration::from_secs(8));
+        let c = Consumer::new(Arc::new(MemoryBus::new()), "sync outbox.1", [])
+            .with_retry(RetryPolicy { max_attempts: 0, ..p });
+        assert_eq!(c.dead_letter_subject(), "pantau.deadletter.sync_outbox_1");
+        assert_eq!(c.retry.max_attempts, 1);
+        crate::bus::subject::validate_publish(&c.dead_letter_subject()).unwrap();
+    }
+}

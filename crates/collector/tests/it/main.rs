@@ -9,6 +9,7 @@
 
 mod checks;
 mod grpc;
+mod panics;
 mod routeros;
 mod routers;
 mod snmpsim;

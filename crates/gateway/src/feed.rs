@@ -227,12 +227,13 @@ async fn subscribe_all(ctx: &Context) -> Result<MessageStream, bus::BusError> {
     Ok(Box::pin(futures::stream::select_all(streams)))
 }
 
-/// Subscribes to every event the hub carries and spawns the pump on `ctx.tasks`.
+/// Subscribes to every event the hub carries and spawns the pump (a critical
+/// task: if it fails, the gateway stops with that failure).
 pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError> {
     let stream = subscribe_all(ctx).await?;
     let feed = Arc::clone(feed);
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move { pump(feed, ctx2, stream).await });
+    ctx.spawn_critical("feed", async move { pump(feed, ctx2, stream).await });
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub enum NotifierError {
     Template(#[from] template::TemplateError),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// The running notifier; shared by its tasks, gRPC and the webhook route.
@@ -172,18 +174,16 @@ impl Notifier {
         Ok(rows.len())
     }
 
-    /// Starts the bus consumer, the delivery loop and the purge loop, tracked
-    /// in `ctx.tasks` and stopped by `ctx.shutdown`.
+    /// Starts the bus consumer, the delivery loop and the purge loop as
+    /// supervised tasks (each started again if it fails or its subscription
+    /// ends), stopped by `ctx.shutdown`.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.consume(stop).await });
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.deliver_loop(stop).await });
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.purge_loop(stop).await });
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("consumer", move || Arc::clone(&me).consume(stop.clone()));
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("delivery", move || Arc::clone(&me).deliver_loop(stop.clone()));
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("purge", move || Arc::clone(&me).purge_loop(stop.clone()));
     }
 
     async fn consume(self: Arc<Self>, stop: CancellationToken) {
@@ -293,6 +293,7 @@ impl Notifier {
 /// consuming and delivering, attaches itself to `webhooks` (whose router the
 /// caller serves on its admin port) and serves gRPC on `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<(), NotifierError> {
+    let ctx = ctx.service("notifier");
     metrics::describe();
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
@@ -304,10 +305,10 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, channels = notifier.channels.len(), routes = ctx.config.notifier.routes.len(), "notifier running");
     let served = grpc::serve(notifier, grpc, ctx.shutdown.clone()).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     store.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }
 
 /// Ready once the alert event consumer is subscribed.

@@ -62,7 +62,7 @@ pub async fn consume(
         .subscribe(Subscription::durable(pattern, format!("sync-outbox-{}", node.id)))
         .await?;
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
+    ctx.spawn_critical("outbox", async move {
         let s = &ctx2.config.sync;
         loop {
             let msg = tokio::select! {

@@ -335,8 +335,9 @@ pub(crate) async fn critical<Fut>(
 }
 
 /// A failure injected by the tests of the assembled binary: with the
-/// `test-hooks` feature, `PANTAU_TEST_FAIL_TASK=<service>/<task>` makes that
-/// task's first run fail at once. Absent from other builds.
+/// `test-hooks` feature, `TEST_PANTAU_FAIL_TASK=<service>/<task>` makes that
+/// task's first run fail at once (not `PANTAU_…`: that prefix is the
+/// configuration's). Absent from other builds.
 mod hook {
     use super::{Lifecycle, TaskOutcome};
 
@@ -347,9 +348,9 @@ mod hook {
         F::Output: TaskOutcome,
     {
         static TARGET: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        let target = TARGET.get_or_init(|| std::env::var("PANTAU_TEST_FAIL_TASK").ok());
+        let target = TARGET.get_or_init(|| std::env::var("TEST_PANTAU_FAIL_TASK").ok());
         if attempt == 0 && target.as_deref() == Some(&format!("{}/{task}", lifecycle.service())) {
-            return Err("failure injected by PANTAU_TEST_FAIL_TASK".to_owned());
+            return Err("failure injected by TEST_PANTAU_FAIL_TASK".to_owned());
         }
         fut.await.into_result()
     }

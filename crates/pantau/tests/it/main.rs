@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod cluster;
 mod e2e;
+mod lifecycle;
 mod support;
 mod sync;
 mod traces;

@@ -315,7 +315,10 @@ mod tests {
         let r = set.run(&stop, Duration::from_secs(5)).await;
         assert_eq!(r, Err("alert-engine: task `consumer` failed: boom".to_owned()));
         assert!(stop.is_cancelled());
-        assert!(stopped.load(Ordering::SeqCst), "the other service was cancelled and drained");
+        assert!(
+            stopped.load(Ordering::SeqCst),
+            "the other service was cancelled and drained"
+        );
     }
 
     #[tokio::test]
@@ -367,7 +370,10 @@ mod tests {
         let r = set.run(&stop, Duration::from_secs(3)).await;
         assert_eq!(r, Err("sync-api: the lease bucket is gone".to_owned()));
         let took = started.elapsed();
-        assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(4), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
     }
 
     #[test]
@@ -375,7 +381,14 @@ mod tests {
         let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
         assert_eq!(
             names,
-            ["collector", "notifier", "alert-engine", "wan-detector", "sync-api", "gateway"]
+            [
+                "collector",
+                "notifier",
+                "alert-engine",
+                "wan-detector",
+                "sync-api",
+                "gateway"
+            ]
         );
         let config = Config::default();
         let keys: Vec<&str> = SERVICES.iter().map(|s| (s.port)(&config).0).collect();

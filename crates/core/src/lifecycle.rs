@@ -224,11 +224,11 @@ impl ReadinessCheck for Lifecycle {
             .filter(|(_, t)| t.restarts > 0)
             .map(|(name, t)| format!("{name}={}", t.restarts))
             .collect();
-        let mut d = format!("{} tasks", s.tasks.len());
-        if !restarted.is_empty() {
-            d.push_str(&format!("; restarts: {}", restarted.join(", ")));
-        }
-        Some(d)
+        Some(if restarted.is_empty() {
+            format!("{} tasks", s.tasks.len())
+        } else {
+            format!("{} tasks; restarts: {}", s.tasks.len(), restarted.join(", "))
+        })
     }
 
     async fn level(&self) -> Level {
@@ -457,10 +457,11 @@ mod tests {
         let health = Health::default();
         health.register("svc.tasks", life.readiness());
         let stop = CancellationToken::new();
-        async fn poisoned() {
-            panic!("poisoned");
-        }
-        critical(life.clone(), "consumer", stop.clone(), poisoned()).await;
+        let poisoned = async {
+            let data: Vec<u8> = Vec::new();
+            assert!(!data.is_empty(), "poisoned");
+        };
+        critical(life.clone(), "consumer", stop.clone(), poisoned).await;
         assert!(stop.is_cancelled());
         let f = life.result().unwrap_err();
         assert_eq!((f.service.as_str(), f.task), ("svc", "consumer"));

@@ -61,11 +61,16 @@ pub enum AlertEngineError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// Runs the alert engine until `ctx.shutdown`: connects its store, loads the
-/// rules, consumes facts from the bus, sweeps, and serves gRPC on `grpc`.
+/// rules, consumes facts from the bus (a critical task: if it fails, the
+/// engine stops with that failure), sweeps (supervised), and serves gRPC on
+/// `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError> {
+    let ctx = ctx.service("alert-engine");
     metrics::describe();
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "alert-engine", MIGRATIONS).await?;
     ctx.health.register("alert_engine.store", store.readiness());
@@ -95,15 +100,17 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
     let (consumer, ready) = consume::consumer(&ctx.bus);
     ctx.health.register("alert_engine.consumer", ready);
     let consumer = consume::start(Arc::clone(&engine), consumer, ctx.shutdown.clone()).await?;
-    ctx.tasks.spawn(consumer);
-    ctx.tasks
-        .spawn(consume::sweep_loop(Arc::clone(&engine), sweep, ctx.shutdown.clone()));
+    ctx.spawn_critical("consumer", consumer);
+    let (swept, stop) = (Arc::clone(&engine), ctx.shutdown.clone());
+    ctx.spawn_supervised("sweep", move || {
+        consume::sweep_loop(Arc::clone(&swept), sweep, stop.clone())
+    });
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let rules = engine.rules().await.len();
     tracing::info!(grpc = %addr, rules, "alert engine running");
     let served = grpc::serve(engine, grpc, ctx.shutdown.clone()).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     store.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }

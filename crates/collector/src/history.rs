@@ -18,6 +18,7 @@ use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::with_pool;
 use sqlx::Row;
+use tokio_util::sync::CancellationToken;
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
@@ -187,27 +188,29 @@ impl History {
             .add(up, latency.as_secs_f64() * 1e3);
     }
 
-    /// Flushes periodically on `ctx.tasks`, and once more at shutdown
+    /// Flushes periodically (a supervised task), and once more at shutdown
     /// (finished minutes only: a partial minute is not written).
     pub fn start(self: &Arc<Self>, ctx: &Context) {
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(me.cfg.flush_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let stopping = tokio::select! {
-                    () = stop.cancelled() => true,
-                    _ = tick.tick() => false,
-                };
-                if let Err(e) = me.flush(SystemTime::now()).await {
-                    tracing::warn!(error = %e, "cannot write history; it stays in memory for the next flush");
-                }
-                if stopping {
-                    return;
-                }
+        ctx.spawn_supervised("history", move || Arc::clone(&me).flush_loop(stop.clone()));
+    }
+
+    async fn flush_loop(self: Arc<Self>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.cfg.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stopping = tokio::select! {
+                () = stop.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            if let Err(e) = self.flush(SystemTime::now()).await {
+                tracing::warn!(error = %e, "cannot write history; it stays in memory for the next flush");
             }
-        });
+            if stopping {
+                return;
+            }
+        }
     }
 
     /// Writes every minute that ended before `now`; returns how many.

@@ -112,58 +112,61 @@ pub fn start(ctx: &Context) {
     let bus = std::sync::Arc::clone(&ctx.bus);
     let host = ctx.config.instance.name.clone();
     let stop = ctx.shutdown.clone();
-    ctx.tasks.spawn(async move {
-        let mut reader = match tokio::task::spawn_blocking(Reader::new).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read host metrics on this system; they are off");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "host metrics reader failed to start");
-                return;
-            }
-        };
-        let mut tick = tokio::time::interval(cfg.collection_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let (r, samples) = match tokio::task::spawn_blocking(move || {
-                let s = reader.read();
-                (reader, s)
-            })
-            .await
-            {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "host metrics reader failed; they are off");
-                    return;
-                }
-            };
-            reader = r;
-            let now = pantau_core::time::to_timestamp(SystemTime::now());
-            for s in samples {
-                export(&s);
-                if cfg.broadcast {
-                    let mut labels = s.labels.clone();
-                    labels.insert("host".to_owned(), host.clone());
-                    let msg = MetricSample {
-                        name: s.name.to_owned(),
-                        value: s.value,
-                        labels: labels.into_iter().collect(),
-                        observed_at: Some(now),
-                        source: host.clone(),
-                    };
-                    if let Err(e) = bus::publish_proto(bus.as_ref(), &subject::metric(s.name), &msg).await {
-                        tracing::debug!(error = %e, metric = s.name, "cannot publish a host metric");
-                    }
+    ctx.spawn_supervised("host-metrics", move || {
+        read_loop(cfg.clone(), std::sync::Arc::clone(&bus), host.clone(), stop.clone())
+    });
+}
+
+/// Reads and exports host metrics every `collection_interval` until `stop`;
+/// on a system it cannot read, waits for `stop` (host metrics are off).
+async fn read_loop(
+    cfg: pantau_config::MetricsConfig,
+    bus: std::sync::Arc<dyn pantau_core::bus::Bus>,
+    host: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(), String> {
+    let mut reader = match tokio::task::spawn_blocking(Reader::new).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read host metrics on this system; they are off");
+            stop.cancelled().await;
+            return Ok(());
+        }
+        Err(e) => return Err(format!("the host metrics reader failed to start: {e}")),
+    };
+    let mut tick = tokio::time::interval(cfg.collection_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let (r, samples) = tokio::task::spawn_blocking(move || {
+            let s = reader.read();
+            (reader, s)
+        })
+        .await
+        .map_err(|e| format!("the host metrics reader failed: {e}"))?;
+        reader = r;
+        let now = pantau_core::time::to_timestamp(SystemTime::now());
+        for s in samples {
+            export(&s);
+            if cfg.broadcast {
+                let mut labels = s.labels.clone();
+                labels.insert("host".to_owned(), host.clone());
+                let msg = MetricSample {
+                    name: s.name.to_owned(),
+                    value: s.value,
+                    labels: labels.into_iter().collect(),
+                    observed_at: Some(now),
+                    source: host.clone(),
+                };
+                if let Err(e) = bus::publish_proto(bus.as_ref(), &subject::metric(s.name), &msg).await {
+                    tracing::debug!(error = %e, metric = s.name, "cannot publish a host metric");
                 }
             }
         }
-    });
+    }
 }
 
 /// Sets the Prometheus gauge of a sample (`pantau_host_<name>`).

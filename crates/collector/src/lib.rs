@@ -64,12 +64,16 @@ pub enum CollectorError {
     Targets(Vec<Invalid>),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// Runs the collector until `ctx.shutdown`: connects its store, starts the
-/// schedule, workers, history and host metrics (tracked in `ctx.tasks`), and
-/// serves gRPC on `grpc`.
+/// schedule, workers, history and host metrics (supervised, on the
+/// service's own tracker), and serves gRPC on `grpc`. A critical task that
+/// fails stops it with that failure.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> {
+    let ctx = ctx.service("collector");
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "collector", MIGRATIONS).await?;
     ctx.health.register("collector.store", store.readiness());
     let collector = Arc::new(Collector::new(&ctx, store.clone()).await?);
@@ -80,8 +84,8 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
     let served = grpc::serve(Arc::clone(&collector), grpc, ctx.shutdown.clone()).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     store.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }

@@ -3,6 +3,7 @@
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const CHECKS_TOTAL: &str = "pantau_collector_checks_total";
+pub const CHECK_PANICS: &str = "pantau_collector_check_panics_total";
 pub const CHECKS_SKIPPED: &str = "pantau_collector_checks_skipped_total";
 pub const SCHEDULE_LAG: &str = "pantau_collector_schedule_lag_seconds";
 pub const CHECK_DURATION: &str = "pantau_collector_check_duration_seconds";
@@ -24,6 +25,11 @@ pub fn describe() {
         CHECKS_TOTAL,
         Unit::Count,
         "Checks run, by check type and result (up, down)"
+    );
+    describe_counter!(
+        CHECK_PANICS,
+        Unit::Count,
+        "Checks that panicked (each a failed result of its target), by check type"
     );
     describe_counter!(
         CHECKS_SKIPPED,

@@ -261,8 +261,9 @@ impl Collector {
         Arc::clone(&self.error_rate)
     }
 
-    /// Starts the worker pool, the schedule and the history flusher on
-    /// `ctx.tasks`; they stop on `ctx.shutdown` after the checks in hand.
+    /// Starts the worker pool, and the schedule, the state writer and the
+    /// history flusher as supervised tasks (started again if they fail);
+    /// they stop on `ctx.shutdown` after the checks in hand.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
         let workers = &self.config.collector.workers;
         let me: Weak<Self> = Arc::downgrade(self);
@@ -292,18 +293,30 @@ impl Collector {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(rx) = rx {
+            // The receiver outlives a failed run of the schedule, which
+            // rebuilds its queue from the targets when started again.
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
             let me = Arc::clone(self);
             let stop = ctx.shutdown.clone();
-            ctx.tasks.spawn(async move { me.schedule(rx, stop).await });
+            ctx.spawn_supervised("scheduler", move || {
+                let (me, rx, stop) = (Arc::clone(&me), Arc::clone(&rx), stop.clone());
+                async move { me.schedule(&mut *rx.lock().await, stop).await }
+            });
         }
         self.history.start(ctx);
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.write_states(stop).await });
+        ctx.spawn_supervised("state-writer", move || {
+            let (me, stop) = (Arc::clone(&me), stop.clone());
+            async move { me.write_states(stop).await }
+        });
         if self.config.collector.shard.count > 1 {
             let me = Arc::clone(self);
             let stop = ctx.shutdown.clone();
-            ctx.tasks.spawn(async move { me.reload_loop(stop).await });
+            ctx.spawn_supervised("reload", move || {
+                let (me, stop) = (Arc::clone(&me), stop.clone());
+                async move { me.reload_loop(stop).await }
+            });
         }
     }
 
@@ -403,7 +416,7 @@ impl Collector {
         }
     }
 
-    async fn schedule(&self, mut rx: mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
+    async fn schedule(&self, rx: &mut mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
         let mut queue: DelayQueue<String> = DelayQueue::new();
         let mut keys = HashMap::new();
         let entries = self.entries();
@@ -475,7 +488,7 @@ impl Collector {
         };
         let checked_at = SystemTime::now();
         let outcome = match admit {
-            Admit::Probe => self.checker.check(t).await,
+            Admit::Probe => self.checked(t).await,
             Admit::Reject { retry_at } => circuit_open(entry, retry_at),
         };
         if admit == Admit::Probe && !outcome.up {
@@ -523,6 +536,26 @@ impl Collector {
         };
         self.observe(t, &outcome, &result, checked_at).await;
         (result, outcome.latency)
+    }
+
+    /// Runs `t`'s check; a check that panics is a failed result of its
+    /// target ("check panicked: …"), counted and logged, never a lost worker.
+    async fn checked(&self, t: &Target) -> Outcome {
+        use futures::FutureExt;
+        let started = Instant::now();
+        match std::panic::AssertUnwindSafe(self.checker.check(t)).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                let cause = pantau_core::lifecycle::panic_message(payload.as_ref());
+                metrics::counter!(m::CHECK_PANICS, "kind" => t.kind_label()).increment(1);
+                tracing::error!(target_id = %t.id, kind = t.kind_label(), cause = %cause, "check panicked");
+                Outcome::down(
+                    started.elapsed(),
+                    FailureReason::Internal,
+                    format!("check panicked: {cause}"),
+                )
+            }
+        }
     }
 
     async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {

@@ -8,6 +8,8 @@
 //! - [`store`]: sqlx pools for SQLite (default) and PostgreSQL (a schema per
 //!   service) with per-service embedded migrations.
 //! - [`shutdown`]: SIGINT/SIGTERM into a `CancellationToken`, drain with a deadline.
+//! - [`lifecycle`]: a lifecycle per service: supervised background tasks,
+//!   restarted with backoff or, when critical, stopping their service.
 //! - [`health`]: readiness checks, the admin router (`/metrics`, `/healthz`,
 //!   `/readyz`) and the JSON error body.
 //! - [`error`]: one error vocabulary ([`error::ErrorCode`]): gRPC code, HTTP
@@ -19,6 +21,7 @@ pub mod bus;
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod lifecycle;
 pub mod service;
 pub mod shutdown;
 pub mod store;

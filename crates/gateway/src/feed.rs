@@ -209,7 +209,8 @@ impl Feed {
 
 /// Subscribes to every event the hub carries (failing if the bus refuses),
 /// registers the subscription's readiness as `gateway.feed`, and spawns the
-/// consumer on `ctx.tasks`; it subscribes again whenever a subscription ends.
+/// consumer as a critical task (it subscribes again whenever a subscription
+/// ends; if it stops before shutdown, the gateway stops with that failure).
 pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError> {
     let consumer = Consumer::new(Arc::clone(&ctx.bus), CONSUMER, PATTERNS.map(Subscription::live));
     ctx.health.register("gateway.feed", consumer.readiness());
@@ -221,6 +222,6 @@ pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError>
             std::future::ready(Ok::<(), HandleError>(()))
         })
         .await?;
-    ctx.tasks.spawn(run);
+    ctx.spawn_critical("feed", run);
     Ok(())
 }

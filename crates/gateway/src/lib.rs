@@ -53,6 +53,8 @@ pub enum GatewayError {
     Store(#[from] StoreError),
     #[error("the gateway's signing keys: {0}")]
     Keys(#[from] auth::KeyError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// Cheap handles shared by every route.
@@ -187,15 +189,18 @@ fn cors(c: &pantau_config::CorsConfig) -> Option<CorsLayer> {
     )
 }
 
-/// Runs the gateway on `listener` until `ctx.shutdown`.
+/// Runs the gateway on `listener` until `ctx.shutdown`, or until its feed
+/// (a critical task) fails, which it returns.
 pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError> {
+    let ctx = ctx.service("gateway");
     metrics::describe();
     monitoring::mark_start();
     let auth = Arc::new(open_auth(&ctx.config).await?);
     ctx.health.register("gateway-store", auth.store.store().readiness());
     let state = AppState::new(&ctx, Arc::clone(&auth));
     feed::start(&state.feed, &ctx).await?;
-    ctx.tasks.spawn(housekeeping(Arc::clone(&auth), ctx.clone()));
+    let (kept, ctx2) = (Arc::clone(&auth), ctx.clone());
+    ctx.spawn_supervised("housekeeping", move || housekeeping(Arc::clone(&kept), ctx2.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, auth = auth.enabled, "gateway listening");
     if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
@@ -212,13 +217,15 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    axum::serve(
+    let served = axum::serve(
         listener,
         router(&state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move { stop.cancelled().await })
-    .await?;
-    Ok(())
+    .await;
+    ctx.stop_tasks().await;
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }
 
 /// Prunes the audit log past its retention and forgets idle rate-limit buckets.

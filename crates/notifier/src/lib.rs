@@ -73,6 +73,8 @@ pub enum NotifierError {
     Template(#[from] template::TemplateError),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// The running notifier; shared by its tasks, gRPC and the webhook route.
@@ -166,9 +168,11 @@ impl Notifier {
         Ok(rows.len())
     }
 
-    /// Starts the bus consumer, the delivery loop and the purge loop, tracked
-    /// in `ctx.tasks` and stopped by `ctx.shutdown`; the consumer's
-    /// readiness is registered as `notifier.consumer`.
+    /// Starts the bus consumer (a critical task: it subscribes again by
+    /// itself, so its end before shutdown is a failure), and the delivery and
+    /// purge loops as supervised tasks (started again if they fail); all
+    /// stopped by `ctx.shutdown`. The consumer's readiness is registered as
+    /// `notifier.consumer`.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
         let consumer = Consumer::new(
             Arc::clone(&self.bus),
@@ -179,7 +183,7 @@ impl Notifier {
         ctx.health.register("notifier.consumer", consumer.readiness());
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move {
+        ctx.spawn_critical("consumer", async move {
             tracing::info!(subjects = ALERTS, consumer = CONSUMER, "consuming alert events");
             consumer
                 .run(stop, move |d: Delivery| {
@@ -188,12 +192,10 @@ impl Notifier {
                 })
                 .await;
         });
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.deliver_loop(stop).await });
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { me.purge_loop(stop).await });
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("delivery", move || Arc::clone(&me).deliver_loop(stop.clone()));
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("purge", move || Arc::clone(&me).purge_loop(stop.clone()));
     }
 
     /// Takes in one alert event from the bus: its deliveries are persisted
@@ -256,6 +258,7 @@ impl Notifier {
 /// consuming and delivering, attaches itself to `webhooks` (whose router the
 /// caller serves on its admin port) and serves gRPC on `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<(), NotifierError> {
+    let ctx = ctx.service("notifier");
     metrics::describe();
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
@@ -265,8 +268,8 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, channels = notifier.channels.len(), routes = ctx.config.notifier.routes.len(), "notifier running");
     let served = grpc::serve(notifier, grpc, ctx.shutdown.clone()).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     store.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }

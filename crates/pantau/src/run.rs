@@ -1,40 +1,116 @@
 //! Running services: bind every listener first (so a port clash fails before
 //! anything starts), run until a signal or a service failure, then drain
 //! within `shutdown_grace`.
+//!
+//! The services come from one table, [`SERVICES`]: a name, the listener its
+//! `run` serves, its own admin port when it runs alone, and how to run it.
+//! Each service runs on a child of the process's shutdown token (see
+//! `pantau_core::lifecycle`): when one returns before shutdown — its server
+//! failed, or a critical task did — the others are cancelled, drained
+//! within the grace period, and the process exits non-zero naming it.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use pantau_config::Config;
 use pantau_core::bus::{self, nats::connect_or_memory};
+use pantau_config::Config;
 use pantau_core::service::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
 
-type ServiceResult = (&'static str, Result<(), String>);
+type ServiceResult = Result<(), String>;
+type Running = Pin<Box<dyn Future<Output = ServiceResult> + Send>>;
+
+/// What services share beyond the context.
+#[derive(Clone, Default)]
+struct Shared {
+    /// The notifier's webhook route rides on the admin port (9104 alone, 9100 in `all`).
+    webhooks: pantau_notifier::Webhooks,
+}
+
+/// One service of the binary.
+struct Service {
+    name: &'static str,
+    /// The config key and port of the listener its `run` serves (gRPC, or
+    /// the gateway's HTTP port).
+    port: fn(&Config) -> (&'static str, u16),
+    /// Its admin port when it runs alone; `None` when its own port carries
+    /// `/metrics`, `/healthz` and `/readyz` (the gateway).
+    admin: Option<fn(&Config) -> (&'static str, u16)>,
+    /// Whether `pantau all` runs it with this configuration.
+    in_all: fn(&Config) -> bool,
+    run: fn(Context, TcpListener, Shared) -> Running,
+}
+
+fn err<E: std::fmt::Display>(r: Result<(), E>) -> ServiceResult {
+    r.map_err(|e| e.to_string())
+}
+
+/// Every service, in the order their listeners are bound.
+const SERVICES: &[Service] = &[
+    Service {
+        name: "collector",
+        port: |c| ("collector.grpc_port", c.collector.grpc_port),
+        admin: Some(|c| ("collector.admin_port", c.collector.admin_port)),
+        in_all: |_| true,
+        run: |ctx, l, _| Box::pin(async move { err(pantau_collector::run(ctx, l).await) }),
+    },
+    Service {
+        name: "notifier",
+        port: |c| ("notifier.grpc_port", c.notifier.grpc_port),
+        admin: Some(|c| ("notifier.admin_port", c.notifier.admin_port)),
+        in_all: |_| true,
+        run: |ctx, l, s| Box::pin(async move { err(pantau_notifier::run(ctx, l, s.webhooks).await) }),
+    },
+    Service {
+        name: "alert-engine",
+        port: |c| ("alert_engine.grpc_port", c.alert_engine.grpc_port),
+        admin: Some(|c| ("alert_engine.admin_port", c.alert_engine.admin_port)),
+        in_all: |_| true,
+        run: |ctx, l, _| Box::pin(async move { err(pantau_alert_engine::run(ctx, l).await) }),
+    },
+    Service {
+        name: "wan-detector",
+        port: |c| ("wan_detector.grpc_port", c.wan_detector.grpc_port),
+        admin: Some(|c| ("wan_detector.admin_port", c.wan_detector.admin_port)),
+        in_all: |_| true,
+        run: |ctx, l, _| Box::pin(async move { err(pantau_wan_detector::run(ctx, l).await) }),
+    },
+    // A standalone instance (neither sync.enabled nor sync.primary_url) runs
+    // no sync-api; `pantau sync-api` alone refuses to start.
+    Service {
+        name: "sync-api",
+        port: |c| ("sync.grpc_port", c.sync.grpc_port),
+        admin: Some(|c| ("sync.admin_port", c.sync.admin_port)),
+        in_all: |c| c.sync.active(),
+        run: |ctx, l, _| Box::pin(async move { err(pantau_sync_api::run(ctx, l).await) }),
+    },
+    Service {
+        name: "gateway",
+        port: |c| ("gateway.port", c.gateway.port),
+        admin: None,
+        in_all: |_| true,
+        run: |ctx, l, _| Box::pin(async move { err(pantau_gateway::run(ctx, l).await) }),
+    },
+];
 
 pub async fn run(command: &Command, config: Config) -> ExitCode {
-    let (name, services): (&str, &[&str]) = match command {
-        Command::All(_) => (
-            "all",
-            &[
-                "collector",
-                "gateway",
-                "notifier",
-                "alert-engine",
-                "wan-detector",
-                "sync-api",
-            ],
-        ),
-        Command::Collector(_) => ("collector", &["collector"]),
-        Command::Gateway(_) => ("gateway", &["gateway"]),
-        Command::Notifier(_) => ("notifier", &["notifier"]),
-        Command::AlertEngine(_) => ("alert-engine", &["alert-engine"]),
-        Command::WanDetector(_) => ("wan-detector", &["wan-detector"]),
-        Command::SyncApi(_) => ("sync-api", &["sync-api"]),
+    let (name, only) = match command {
+        Command::All(_) => ("all", None),
+        Command::Collector(_) => ("collector", Some("collector")),
+        Command::Gateway(_) => ("gateway", Some("gateway")),
+        Command::Notifier(_) => ("notifier", Some("notifier")),
+        Command::AlertEngine(_) => ("alert-engine", Some("alert-engine")),
+        Command::WanDetector(_) => ("wan-detector", Some("wan-detector")),
+        Command::SyncApi(_) => ("sync-api", Some("sync-api")),
         Command::Config { .. } | Command::User { .. } | Command::Token { .. } => {
             unreachable!("config, user and token commands do not run services")
         }
@@ -50,7 +126,7 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
     for notice in config.notices() {
         tracing::warn!("{notice}");
     }
-    let code = match start(name, services, config).await {
+    let code = match start(name, only, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "pantau stopped with an error");
@@ -71,67 +147,32 @@ async fn bind(config: &Config, key: &str, port: u16) -> Result<TcpListener, Stri
     Ok(l)
 }
 
-async fn start(name: &str, services: &[&str], config: Config) -> Result<(), String> {
+async fn start(name: &str, only: Option<&str>, config: Config) -> Result<(), String> {
     let config = Arc::new(config);
-    let wants = |s: &str| services.contains(&s);
-    // Bind everything first: a busy port stops us before any work starts.
-    let admin_port = if name == "all" {
-        ("admin_port", config.admin_port)
-    } else if wants("collector") {
-        ("collector.admin_port", config.collector.admin_port)
-    } else if wants("notifier") {
-        ("notifier.admin_port", config.notifier.admin_port)
-    } else if wants("alert-engine") {
-        ("alert_engine.admin_port", config.alert_engine.admin_port)
-    } else if wants("wan-detector") {
-        ("wan_detector.admin_port", config.wan_detector.admin_port)
-    } else if wants("sync-api") {
-        ("sync.admin_port", config.sync.admin_port)
-    } else {
-        ("gateway.port", 0)
-    };
-    let admin = if name == "gateway" {
-        None // the gateway's own port carries /metrics, /healthz and /readyz
-    } else {
-        Some(bind(&config, admin_port.0, admin_port.1).await?)
-    };
-    let collector_grpc = if wants("collector") {
-        Some(bind(&config, "collector.grpc_port", config.collector.grpc_port).await?)
-    } else {
-        None
-    };
-    let notifier_grpc = if wants("notifier") {
-        Some(bind(&config, "notifier.grpc_port", config.notifier.grpc_port).await?)
-    } else {
-        None
-    };
-    let alert_engine_grpc = if wants("alert-engine") {
-        Some(bind(&config, "alert_engine.grpc_port", config.alert_engine.grpc_port).await?)
-    } else {
-        None
-    };
-    let wan_detector_grpc = if wants("wan-detector") {
-        Some(bind(&config, "wan_detector.grpc_port", config.wan_detector.grpc_port).await?)
-    } else {
-        None
-    };
-    // A standalone instance (neither sync.enabled nor sync.primary_url) runs
-    // no sync-api; `pantau sync-api` alone refuses to start.
-    if name == "sync-api" && !config.sync.active() {
+    if only == Some("sync-api") && !config.sync.active() {
         return Err(
             "sync is not enabled: set sync.enabled (ENABLE_SYNC_API) for a primary or sync.primary_url (PRIMARY_SYNC_URL) for a dependent".to_owned(),
         );
     }
-    let sync_grpc = if wants("sync-api") && config.sync.active() {
-        Some(bind(&config, "sync.grpc_port", config.sync.grpc_port).await?)
-    } else {
-        None
+    let services: Vec<&Service> = SERVICES
+        .iter()
+        .filter(|s| only.map_or_else(|| (s.in_all)(&config), |o| o == s.name))
+        .collect();
+    // Bind everything first: a busy port stops us before any work starts.
+    let admin = match (only, services.first()) {
+        (None, _) => Some(("admin_port", config.admin_port)),
+        (Some(_), Some(s)) => s.admin.map(|a| a(&config)),
+        (Some(_), None) => None,
     };
-    let gateway = if wants("gateway") {
-        Some(bind(&config, "gateway.port", config.gateway.port).await?)
-    } else {
-        None
+    let admin = match admin {
+        Some((key, port)) => Some(bind(&config, key, port).await?),
+        None => None,
     };
+    let mut bound = Vec::new();
+    for s in services {
+        let (key, port) = (s.port)(&config);
+        bound.push((s, bind(&config, key, port).await?));
+    }
 
     if config.nats.url.is_none() && name != "all" {
         tracing::warn!(
@@ -149,114 +190,87 @@ async fn start(name: &str, services: &[&str], config: Config) -> Result<(), Stri
     };
     ctx.health.register("bus", bus::readiness(bus));
 
-    let mut set: JoinSet<ServiceResult> = JoinSet::new();
-    if let Some(l) = collector_grpc {
-        let c = ctx.clone();
-        set.spawn(async move {
-            (
-                "collector",
-                pantau_collector::run(c, l).await.map_err(|e| e.to_string()),
-            )
-        });
-    }
-    // The notifier's webhook route rides on the admin port (9104 alone, 9100 in `all`).
-    let webhooks = pantau_notifier::Webhooks::default();
-    if let Some(l) = notifier_grpc {
-        let c = ctx.clone();
-        let hooks = webhooks.clone();
-        set.spawn(async move {
-            (
-                "notifier",
-                pantau_notifier::run(c, l, hooks).await.map_err(|e| e.to_string()),
-            )
-        });
-    }
-    if let Some(l) = alert_engine_grpc {
-        let c = ctx.clone();
-        set.spawn(async move {
-            (
-                "alert-engine",
-                pantau_alert_engine::run(c, l).await.map_err(|e| e.to_string()),
-            )
-        });
-    }
-    if let Some(l) = sync_grpc {
-        let c = ctx.clone();
-        set.spawn(async move { ("sync-api", pantau_sync_api::run(c, l).await.map_err(|e| e.to_string())) });
-    }
-    if let Some(l) = wan_detector_grpc {
-        let c = ctx.clone();
-        set.spawn(async move {
-            (
-                "wan-detector",
-                pantau_wan_detector::run(c, l).await.map_err(|e| e.to_string()),
-            )
-        });
-    }
-    if let Some(l) = gateway {
-        let c = ctx.clone();
-        set.spawn(async move { ("gateway", pantau_gateway::run(c, l).await.map_err(|e| e.to_string())) });
+    let shared = Shared::default();
+    let mut set = Supervised::default();
+    let with_webhooks = bound.iter().any(|(s, _)| s.name == "notifier");
+    for (s, listener) in bound {
+        set.spawn(s.name, (s.run)(ctx.clone(), listener, shared.clone()));
     }
     if let Some(l) = admin {
         let mut router = pantau_core::health::admin_router(ctx.health.clone());
-        if wants("notifier") {
-            router = router.merge(webhooks.router());
+        if with_webhooks {
+            router = router.merge(shared.webhooks.router());
         }
-        let stop = ctx.shutdown.clone();
-        set.spawn(async move {
-            let served = axum_serve(l, router, stop).await;
-            ("admin", served)
-        });
+        set.spawn("admin", Box::pin(axum_serve(l, router, ctx.shutdown.clone())));
     }
-
-    let mut failure = None;
-    // Run until a signal, or until a service stops on its own (a failure).
-    tokio::select! {
-        biased;
-        () = ctx.shutdown.cancelled() => {}
-        Some(joined) = set.join_next() => {
-            // A task that ends because shutdown began is no failure.
-            if !ctx.shutdown.is_cancelled() {
-                failure = Some(describe(joined));
-                ctx.shutdown.cancel();
-            }
-        }
-    }
-    let grace = config.shutdown_grace;
-    let drained = tokio::time::timeout(grace, async {
-        while let Some(joined) = set.join_next().await {
-            if let (svc, Err(e)) = describe_pair(joined)
-                && failure.is_none()
-            {
-                failure = Some(format!("{svc}: {e}"));
-            }
-        }
-    })
-    .await
-    .is_ok();
-    if drained {
-        tracing::info!("stopped cleanly");
-    } else {
-        tracing::warn!(grace = %pantau_config::duration::format(grace), "services did not stop within shutdown_grace; exiting anyway");
-    }
-    match failure {
-        Some(f) if !f.is_empty() => Err(f),
-        _ => Ok(()),
-    }
+    set.run(&ctx.shutdown, config.shutdown_grace).await
 }
 
-fn describe_pair(joined: Result<ServiceResult, tokio::task::JoinError>) -> (&'static str, Result<(), String>) {
-    match joined {
-        Ok(r) => r,
-        Err(e) => ("task", Err(format!("panicked or was cancelled: {e}"))),
-    }
+/// The running services (and the admin server) by name.
+#[derive(Default)]
+struct Supervised {
+    set: JoinSet<ServiceResult>,
+    names: HashMap<tokio::task::Id, &'static str>,
 }
 
-/// A service that returned before shutdown: its error, or that it stopped early.
-fn describe(joined: Result<ServiceResult, tokio::task::JoinError>) -> String {
-    match describe_pair(joined) {
-        (svc, Err(e)) => format!("{svc}: {e}"),
-        (svc, Ok(())) => format!("{svc} stopped unexpectedly"),
+impl Supervised {
+    fn spawn(&mut self, name: &'static str, run: Running) {
+        let id = self.set.spawn(run).id();
+        self.names.insert(id, name);
+    }
+
+    /// Which service finished (no longer running), and how.
+    fn outcome(
+        &mut self,
+        joined: Result<(tokio::task::Id, ServiceResult), tokio::task::JoinError>,
+    ) -> (&'static str, ServiceResult) {
+        let (id, result) = match joined {
+            Ok((id, r)) => (id, r),
+            Err(e) => (e.id(), Err(format!("panicked or was cancelled: {e}"))),
+        };
+        (self.names.remove(&id).unwrap_or("a service"), result)
+    }
+
+    /// Runs until `shutdown` or until a service stops on its own (its error,
+    /// or that it stopped early); then cancels the rest and waits for them
+    /// up to `grace`. `Err` names the first service that failed.
+    async fn run(mut self, shutdown: &CancellationToken, grace: Duration) -> Result<(), String> {
+        let mut failure = None;
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {}
+            Some(joined) = self.set.join_next_with_id() => {
+                // A service that ends because shutdown began is no failure.
+                if !shutdown.is_cancelled() {
+                    let stopped = match self.outcome(joined) {
+                        (name, Err(e)) => format!("{name}: {e}"),
+                        (name, Ok(())) => format!("{name} stopped unexpectedly"),
+                    };
+                    tracing::error!(error = %stopped, "a service stopped; stopping the others");
+                    failure = Some(stopped);
+                    shutdown.cancel();
+                }
+            }
+        }
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(joined) = self.set.join_next_with_id().await {
+                if let (name, Err(e)) = self.outcome(joined)
+                    && failure.is_none()
+                {
+                    failure = Some(format!("{name}: {e}"));
+                }
+            }
+        })
+        .await
+        .is_ok();
+        if drained {
+            tracing::info!("stopped cleanly");
+        } else {
+            let mut left: Vec<&str> = self.names.values().copied().collect();
+            left.sort_unstable();
+            tracing::warn!(grace = %pantau_config::duration::format(grace), still_running = ?left, "services did not stop within shutdown_grace; exiting anyway");
+        }
+        failure.map_or(Ok(()), Err)
     }
 }
 
@@ -269,4 +283,131 @@ async fn axum_serve(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
         .map_err(|e| format!("admin server: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// A service that runs until `stop` and notes that it was stopped.
+    fn until(stop: &CancellationToken, stopped: &Arc<AtomicBool>) -> Running {
+        let (stop, stopped) = (stop.clone(), Arc::clone(stopped));
+        Box::pin(async move {
+            stop.cancelled().await;
+            stopped.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn after(ms: u64, result: ServiceResult) -> Running {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            result
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failing_service_stops_the_others_and_is_named() {
+        let stop = CancellationToken::new();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let mut set = Supervised::default();
+        set.spawn("gateway", until(&stop, &stopped));
+        set.spawn("alert-engine", after(20, Err("task `consumer` failed: boom".into())));
+        let r = set.run(&stop, Duration::from_secs(5)).await;
+        assert_eq!(r, Err("alert-engine: task `consumer` failed: boom".to_owned()));
+        assert!(stop.is_cancelled());
+        assert!(
+            stopped.load(Ordering::SeqCst),
+            "the other service was cancelled and drained"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_that_returns_early_or_panics_is_a_failure() {
+        let stop = CancellationToken::new();
+        let mut set = Supervised::default();
+        set.spawn("collector", after(10, Ok(())));
+        set.spawn("admin", until(&stop, &Arc::new(AtomicBool::new(false))));
+        let r = set.run(&stop, Duration::from_secs(5)).await;
+        assert_eq!(r, Err("collector stopped unexpectedly".to_owned()));
+
+        let stop = CancellationToken::new();
+        let mut set = Supervised::default();
+        set.spawn(
+            "notifier",
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                panic!("bad state")
+            }),
+        );
+        set.spawn("admin", until(&stop, &Arc::new(AtomicBool::new(false))));
+        let r = set.run(&stop, Duration::from_secs(5)).await.unwrap_err();
+        assert!(r.starts_with("notifier: panicked"), "{r}");
+    }
+
+    #[tokio::test]
+    async fn a_signal_stops_every_service_cleanly() {
+        let stop = CancellationToken::new();
+        let (a, b) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let mut set = Supervised::default();
+        set.spawn("collector", until(&stop, &a));
+        set.spawn("gateway", until(&stop, &b));
+        let s = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            s.cancel();
+        });
+        assert_eq!(set.run(&stop, Duration::from_secs(5)).await, Ok(()));
+        assert!(a.load(Ordering::SeqCst) && b.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_that_ignores_shutdown_is_left_after_the_grace_period() {
+        let stop = CancellationToken::new();
+        let mut set = Supervised::default();
+        set.spawn("sync-api", after(10, Err("the lease bucket is gone".into())));
+        set.spawn("wan-detector", Box::pin(std::future::pending()));
+        let started = tokio::time::Instant::now();
+        let r = set.run(&stop, Duration::from_secs(3)).await;
+        assert_eq!(r, Err("sync-api: the lease bucket is gone".to_owned()));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn the_table_names_every_command_once() {
+        let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "collector",
+                "notifier",
+                "alert-engine",
+                "wan-detector",
+                "sync-api",
+                "gateway"
+            ]
+        );
+        let config = Config::default();
+        let keys: Vec<&str> = SERVICES.iter().map(|s| (s.port)(&config).0).collect();
+        assert_eq!(
+            keys,
+            [
+                "collector.grpc_port",
+                "notifier.grpc_port",
+                "alert_engine.grpc_port",
+                "wan_detector.grpc_port",
+                "sync.grpc_port",
+                "gateway.port"
+            ]
+        );
+        assert!(SERVICES.iter().all(|s| s.admin.is_some() == (s.name != "gateway")));
+        // A standalone instance runs no sync-api in `pantau all`.
+        assert!(!(SERVICES[4].in_all)(&config));
+    }
 }

@@ -325,62 +325,66 @@ fn disk_percent(dir: &std::path::Path) -> f64 {
 /// dependent it keeps the link to the primary.
 pub fn start(ctx: &Context, node: Arc<Node>, db: Store, counters: Arc<Counters>, status: SharedLink) {
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
-        let s = ctx2.config.sync.clone();
-        let collector = CollectorServiceClient::new(lazy_channel(&s.collector_url));
-        let held_hash = store::fact(&db, "config_hash").await.ok().flatten().unwrap_or_default();
-        status
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .config_hash = held_hash;
-        let mut link = Link {
-            ctx: ctx2.clone(),
-            node: Arc::clone(&node),
-            db: db.clone(),
-            counters: Arc::clone(&counters),
-            status,
-            endpoint: String::new(),
-            client: None,
-            token: None,
-            collector,
-            system: sysinfo::System::new().ok(),
-            started: Instant::now(),
-            made_at_last_beat: 0,
-        };
-        let tick = (s.heartbeat_interval / 5).clamp(Duration::from_millis(50), Duration::from_millis(500));
-        let mut last_beat = Instant::now() - s.heartbeat_interval;
-        let mut last_config = Instant::now() - s.sync_interval;
-        loop {
-            tokio::select! {
-                () = ctx2.shutdown.cancelled() => break,
-                () = tokio::time::sleep(tick) => {}
-            }
-            outbox::refresh_buffered(&db, &counters).await;
-            if node.is_primary() {
-                match outbox::drain_locally(&ctx2, &node, &db).await {
-                    Ok(n) => {
-                        counters.delivered.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot ingest own results"),
+    ctx.spawn_supervised("link", move || {
+        let (ctx2, node, db, counters, status) =
+            (ctx2.clone(), node.clone(), db.clone(), counters.clone(), status.clone());
+        async move {
+            let s = ctx2.config.sync.clone();
+            let collector = CollectorServiceClient::new(lazy_channel(&s.collector_url));
+            let held_hash = store::fact(&db, "config_hash").await.ok().flatten().unwrap_or_default();
+            status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .config_hash = held_hash;
+            let mut link = Link {
+                ctx: ctx2.clone(),
+                node: Arc::clone(&node),
+                db: db.clone(),
+                counters: Arc::clone(&counters),
+                status,
+                endpoint: String::new(),
+                client: None,
+                token: None,
+                collector,
+                system: sysinfo::System::new().ok(),
+                started: Instant::now(),
+                made_at_last_beat: 0,
+            };
+            let tick = (s.heartbeat_interval / 5).clamp(Duration::from_millis(50), Duration::from_millis(500));
+            let mut last_beat = Instant::now() - s.heartbeat_interval;
+            let mut last_config = Instant::now() - s.sync_interval;
+            loop {
+                tokio::select! {
+                    () = ctx2.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(tick) => {}
                 }
-                continue;
+                outbox::refresh_buffered(&db, &counters).await;
+                if node.is_primary() {
+                    match outbox::drain_locally(&ctx2, &node, &db).await {
+                        Ok(n) => {
+                            counters.delivered.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot ingest own results"),
+                    }
+                    continue;
+                }
+                link.aim().await;
+                if link.client.is_none() {
+                    continue;
+                }
+                if link.token.is_none() && !link.register().await {
+                    continue;
+                }
+                if last_beat.elapsed() >= s.heartbeat_interval {
+                    last_beat = Instant::now();
+                    link.heartbeat().await;
+                }
+                if last_config.elapsed() >= s.sync_interval {
+                    last_config = Instant::now();
+                    link.fetch_config().await;
+                }
+                link.push().await;
             }
-            link.aim().await;
-            if link.client.is_none() {
-                continue;
-            }
-            if link.token.is_none() && !link.register().await {
-                continue;
-            }
-            if last_beat.elapsed() >= s.heartbeat_interval {
-                last_beat = Instant::now();
-                link.heartbeat().await;
-            }
-            if last_config.elapsed() >= s.sync_interval {
-                last_config = Instant::now();
-                link.fetch_config().await;
-            }
-            link.push().await;
         }
     });
 }

@@ -42,58 +42,61 @@ fn name(s: pb::InstanceState) -> &'static str {
 /// Starts the watcher (it works only while this instance is primary).
 pub fn watch(ctx: &Context, node: Arc<Node>, db: Store) {
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
-        let s = ctx2.config.sync.clone();
-        let mut known: HashMap<String, pb::InstanceState> = HashMap::new();
-        loop {
-            tokio::select! {
-                () = ctx2.shutdown.cancelled() => break,
-                () = tokio::time::sleep(s.heartbeat_interval) => {}
-            }
-            if !node.is_primary() {
-                known.clear();
-                continue;
-            }
-            let rows = match store::instances(&db).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read instances");
+    ctx.spawn_supervised("instances", move || {
+        let (ctx2, node, db) = (ctx2.clone(), node.clone(), db.clone());
+        async move {
+            let s = ctx2.config.sync.clone();
+            let mut known: HashMap<String, pb::InstanceState> = HashMap::new();
+            loop {
+                tokio::select! {
+                    () = ctx2.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(s.heartbeat_interval) => {}
+                }
+                if !node.is_primary() {
+                    known.clear();
                     continue;
                 }
-            };
-            let now = now_ms();
-            let mut counts = HashMap::from([("active", 0u32), ("inactive", 0), ("failed", 0)]);
-            for r in rows.iter().filter(|r| !r.revoked && r.reg.id != node.id) {
-                let state = state_of(&s, r.last_heartbeat_ms, now);
-                *counts.entry(name(state)).or_default() += 1;
-                let before = known.insert(r.reg.id.clone(), state);
-                if before.is_none_or(|b| b == state) {
-                    continue;
-                }
-                tracing::info!(instance = %r.reg.id, state = name(state), "instance state changed");
-                let event = pb::RouterEvent {
-                    id: format!("{}-{now}", r.reg.id),
-                    kind: pb::EventKind::Instance as i32,
-                    source: r.reg.id.clone(),
-                    occurred_at: Some(to_timestamp(std::time::SystemTime::now())),
-                    severity: match state {
-                        pb::InstanceState::Active => pb::Severity::Info,
-                        pb::InstanceState::Inactive => pb::Severity::Warning,
-                        _ => pb::Severity::Critical,
-                    } as i32,
-                    message: format!("instance {} ({}) is {}", r.reg.id, r.reg.location, name(state)),
-                    attributes: [
-                        ("state".to_owned(), name(state).to_owned()),
-                        ("location".to_owned(), r.reg.location.clone()),
-                    ]
-                    .into(),
+                let rows = match store::instances(&db).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read instances");
+                        continue;
+                    }
                 };
-                if let Err(e) = publish_proto(&*ctx2.bus, &subject::event("instance", &r.reg.id), &event).await {
-                    tracing::warn!(error = %e, "cannot publish an instance event");
+                let now = now_ms();
+                let mut counts = HashMap::from([("active", 0u32), ("inactive", 0), ("failed", 0)]);
+                for r in rows.iter().filter(|r| !r.revoked && r.reg.id != node.id) {
+                    let state = state_of(&s, r.last_heartbeat_ms, now);
+                    *counts.entry(name(state)).or_default() += 1;
+                    let before = known.insert(r.reg.id.clone(), state);
+                    if before.is_none_or(|b| b == state) {
+                        continue;
+                    }
+                    tracing::info!(instance = %r.reg.id, state = name(state), "instance state changed");
+                    let event = pb::RouterEvent {
+                        id: format!("{}-{now}", r.reg.id),
+                        kind: pb::EventKind::Instance as i32,
+                        source: r.reg.id.clone(),
+                        occurred_at: Some(to_timestamp(std::time::SystemTime::now())),
+                        severity: match state {
+                            pb::InstanceState::Active => pb::Severity::Info,
+                            pb::InstanceState::Inactive => pb::Severity::Warning,
+                            _ => pb::Severity::Critical,
+                        } as i32,
+                        message: format!("instance {} ({}) is {}", r.reg.id, r.reg.location, name(state)),
+                        attributes: [
+                            ("state".to_owned(), name(state).to_owned()),
+                            ("location".to_owned(), r.reg.location.clone()),
+                        ]
+                        .into(),
+                    };
+                    if let Err(e) = publish_proto(&*ctx2.bus, &subject::event("instance", &r.reg.id), &event).await {
+                        tracing::warn!(error = %e, "cannot publish an instance event");
+                    }
                 }
-            }
-            for (state, n) in counts {
-                metrics::gauge!(crate::metrics::INSTANCES, "state" => state).set(f64::from(n));
+                for (state, n) in counts {
+                    metrics::gauge!(crate::metrics::INSTANCES, "state" => state).set(f64::from(n));
+                }
             }
         }
     });

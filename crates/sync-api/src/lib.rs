@@ -57,6 +57,8 @@ pub enum SyncError {
     Bus(#[from] pantau_core::bus::BusError),
     #[error(transparent)]
     Grpc(#[from] pantau_core::grpc::GrpcError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// Opens the lease when `nats.url` is set.
@@ -79,8 +81,11 @@ async fn open_lease(ctx: &Context) -> Result<Option<lease::Lease>, SyncError> {
     ))
 }
 
-/// Runs the sync-api until `ctx.shutdown`, serving gRPC on `grpc`.
+/// Runs the sync-api until `ctx.shutdown`, serving gRPC on `grpc`. Its
+/// loops are supervised; the role's command loop and the outbox consumer
+/// are critical: if one fails, the sync-api stops with that failure.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
+    let ctx = ctx.service("sync-api");
     metrics::describe();
     let db = Store::connect(&ctx.config.database, &ctx.config.data_dir, "sync-api", MIGRATIONS).await?;
     ctx.health.register("sync-api.store", db.readiness());
@@ -92,7 +97,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     let lease = open_lease(&ctx).await?;
     let (node, commands) = node::Node::new(Arc::clone(&ctx.config), lease);
     primary::ensure_self(&db, &node).await?;
-    ctx.tasks.spawn(Arc::clone(&node).run(commands, ctx.shutdown.clone()));
+    ctx.spawn_critical("node", Arc::clone(&node).run(commands, ctx.shutdown.clone()));
 
     let counters = Arc::new(outbox::Counters::default());
     let link: dependent::SharedLink = Arc::new(Mutex::new(dependent::LinkStatus::default()));
@@ -120,27 +125,30 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
         link,
     };
     let served = grpc::serve(service, grpc).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     db.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }
 
 /// While primary, rebuilds the served configuration every heartbeat, so
 /// heartbeat answers carry the current hash.
 fn refresh_config(ctx: &Context, node: Arc<node::Node>, source: Arc<configsync::ConfigSource>, db: Store) {
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
-        let every = ctx2.config.sync.heartbeat_interval.min(ctx2.config.sync.sync_interval);
-        loop {
-            tokio::select! {
-                () = ctx2.shutdown.cancelled() => break,
-                () = tokio::time::sleep(every.max(Duration::from_millis(100))) => {}
-            }
-            if node.is_primary()
-                && let Err(e) = source.refresh(&ctx2.config, &db).await
-            {
-                tracing::debug!(error = %e.message(), "cannot build the configuration to serve");
+    ctx.spawn_supervised("config-refresh", move || {
+        let (ctx2, node, source, db) = (ctx2.clone(), node.clone(), source.clone(), db.clone());
+        async move {
+            let every = ctx2.config.sync.heartbeat_interval.min(ctx2.config.sync.sync_interval);
+            loop {
+                tokio::select! {
+                    () = ctx2.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(every.max(Duration::from_millis(100))) => {}
+                }
+                if node.is_primary()
+                    && let Err(e) = source.refresh(&ctx2.config, &db).await
+                {
+                    tracing::debug!(error = %e.message(), "cannot build the configuration to serve");
+                }
             }
         }
     });

@@ -94,7 +94,7 @@ pub async fn consume(
             }
         })
         .await?;
-    ctx.tasks.spawn(run);
+    ctx.spawn_critical("outbox", run);
     Ok(())
 }
 

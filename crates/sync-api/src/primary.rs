@@ -163,30 +163,33 @@ fn quorums(ctx: &Context) -> HashMap<String, u32> {
 /// and got new results, while this instance is primary; prunes by retention.
 pub fn start(ctx: &Context, node: Arc<Node>, db: Store) {
     let ctx2 = ctx.clone();
-    ctx.tasks.spawn(async move {
-        let s = &ctx2.config.sync;
-        let quorums = quorums(&ctx2);
-        let tick = (s.consensus_window / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let mut last_prune = 0i64;
-        loop {
-            tokio::select! {
-                () = ctx2.shutdown.cancelled() => break,
-                () = tokio::time::sleep(tick) => {}
-            }
-            if !node.is_primary() {
-                continue;
-            }
-            if let Err(e) = publish_due(&ctx2, &node, &db, &quorums).await {
-                tracing::warn!(error = %e, "cannot publish consensus");
-            }
-            let now = now_ms();
-            if now - last_prune > 60_000 {
-                last_prune = now;
-                let before = now - s.retention.as_millis() as i64;
-                match store::prune(&db, before).await {
-                    Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned consensus windows"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot prune consensus windows"),
+    ctx.spawn_supervised("consensus", move || {
+        let (ctx2, node, db) = (ctx2.clone(), node.clone(), db.clone());
+        async move {
+            let s = &ctx2.config.sync;
+            let quorums = quorums(&ctx2);
+            let tick = (s.consensus_window / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            let mut last_prune = 0i64;
+            loop {
+                tokio::select! {
+                    () = ctx2.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(tick) => {}
+                }
+                if !node.is_primary() {
+                    continue;
+                }
+                if let Err(e) = publish_due(&ctx2, &node, &db, &quorums).await {
+                    tracing::warn!(error = %e, "cannot publish consensus");
+                }
+                let now = now_ms();
+                if now - last_prune > 60_000 {
+                    last_prune = now;
+                    let before = now - s.retention.as_millis() as i64;
+                    match store::prune(&db, before).await {
+                        Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned consensus windows"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot prune consensus windows"),
+                    }
                 }
             }
         }

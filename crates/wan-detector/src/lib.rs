@@ -46,11 +46,15 @@ pub enum WanError {
     Grpc(#[from] pantau_core::grpc::GrpcError),
     #[error(transparent)]
     Store(#[from] pantau_core::store::StoreError),
+    #[error(transparent)]
+    Task(#[from] pantau_core::lifecycle::TaskFailed),
 }
 
 /// Runs the WAN detector until `ctx.shutdown`: subscribes to router data on
-/// the bus (tracked in `ctx.tasks`) and serves gRPC on `grpc`.
+/// the bus (a critical task: if it fails, the detector stops with that
+/// failure) and serves gRPC on `grpc`.
 pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
+    let ctx = ctx.service("wan-detector");
     metrics::describe();
     let sql = pantau_core::store::Store::connect(
         &ctx.config.database,
@@ -67,12 +71,12 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     let (consumer, ready) = consume::consumer(&ctx.bus);
     ctx.health.register("wan_detector.consumer", ready);
     let pump = consume::start(Arc::clone(&detector), consumer, ctx.shutdown.clone()).await?;
-    ctx.tasks.spawn(pump);
+    ctx.spawn_critical("consumer", pump);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, cache_ttl = %pantau_config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");
     let served = grpc::serve(detector, grpc, ctx.shutdown.clone()).await;
-    ctx.tasks.close();
-    ctx.tasks.wait().await;
+    ctx.stop_tasks().await;
     sql.close().await;
-    served.map_err(Into::into)
+    served?;
+    Ok(ctx.lifecycle.result()?)
 }

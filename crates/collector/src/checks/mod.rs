@@ -55,6 +55,12 @@ impl Outcome {
     }
 }
 
+/// Tests only (`test-hooks`): a check of a target whose address names
+/// this host panics, as a buggy check would. The `.invalid` name never
+/// resolves, and other builds have no such hook.
+#[cfg(any(test, feature = "test-hooks"))]
+pub const PANIC_HOST: &str = "pantau-test-panic.invalid";
+
 /// Runs checks; holds what they share (HTTP clients and pools, TLS
 /// connectors, ICMP sockets, the system resolver).
 pub struct Checker {
@@ -80,6 +86,12 @@ impl Checker {
     pub async fn check(&self, target: &Target) -> Outcome {
         let started = Instant::now();
         let run = async {
+            #[cfg(any(test, feature = "test-hooks"))]
+            assert!(
+                !target.address().contains(PANIC_HOST),
+                "check of `{}` panicked on purpose (test hook)",
+                target.id
+            );
             match &target.spec {
                 Spec::Http(spec) => http::check(&self.http, spec, started).await,
                 Spec::Tcp { address, send, expect } => {

@@ -42,7 +42,7 @@ use driver::{Driver, PollError};
 use metrics as m;
 use track::{Observed, Tracker};
 
-/// Starts one polling task per configured router on `ctx.tasks`.
+/// Starts one supervised polling task per configured router on `ctx.tasks`.
 pub fn start(ctx: &Context) {
     let routers = &ctx.config.collector.routers;
     if routers.is_empty() {
@@ -50,9 +50,18 @@ pub fn start(ctx: &Context) {
     }
     m::describe();
     for r in routers {
-        let mut poller = RouterPoller::new(r, &ctx.config.collector, Arc::clone(&ctx.bus));
-        let stop = ctx.shutdown.clone();
-        ctx.tasks.spawn(async move { poller.run(stop).await });
+        let (r, config, bus, stop) = (
+            r.clone(),
+            Arc::clone(&ctx.config),
+            Arc::clone(&ctx.bus),
+            ctx.shutdown.clone(),
+        );
+        // Started again (with a new session) if it panics.
+        ctx.spawn_supervised("router-poller", move || {
+            let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus));
+            let stop = stop.clone();
+            async move { poller.run(stop).await }
+        });
     }
     tracing::info!(routers = routers.len(), "router polling started");
 }

@@ -10,6 +10,7 @@
 mod checks;
 mod contract;
 mod grpc;
+mod panics;
 mod routeros;
 mod routers;
 mod snmpsim;

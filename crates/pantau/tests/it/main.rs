@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod contract;
 mod e2e;
+mod lifecycle;
 mod support;
 mod sync;
 mod traces;

@@ -7,8 +7,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::Bus;
 use crate::health::Health;
-use pantau_config::Config;
 use crate::lifecycle::{self, Lifecycle, TaskOutcome};
+use pantau_config::Config;
 
 /// Cheap handles shared by every service of one process.
 #[derive(Clone)]

@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pantau_core::bus::{self, nats::connect_or_memory};
 use pantau_config::Config;
+use pantau_core::bus::{self, nats::connect_or_memory};
 use pantau_core::service::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use pantau_collector::checks::PANIC_HOST;
+use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription, decode};
-use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::service::Context;
 use pantau_proto::v1::{CheckResult, CheckStatus, FailureReason};
 

@@ -49,8 +49,13 @@ pub struct Config {
     /// Directory for SQLite files and generated secrets (`DATABASE_PATH`).
     #[serde(deserialize_with = "text::path")]
     pub data_dir: PathBuf,
-    /// Address every server binds to (gRPC, admin, gateway).
+    /// Address the gateway, the admin port and the sync API bind to, and
+    /// every server of a single-service command (`pantau collector`).
     pub listen_host: String,
+    /// Address the internal gRPC servers (collector, notifier, alert engine,
+    /// WAN detector) bind to in `pantau all`, where only the gateway calls
+    /// them: loopback unless an operator opens them on purpose.
+    pub internal_listen_host: std::net::IpAddr,
     /// Admin port of `pantau all` (`/metrics`, `/healthz`, `/readyz`, webhooks).
     pub admin_port: u16,
     /// How long in-flight work may take to drain after SIGINT/SIGTERM.
@@ -86,6 +91,7 @@ impl Default for Config {
             instance: InstanceConfig::default(),
             data_dir: PathBuf::from("./data"),
             listen_host: "0.0.0.0".to_owned(),
+            internal_listen_host: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             admin_port: 9100,
             shutdown_grace: Duration::from_secs(10),
             log: LogConfig::default(),

@@ -47,6 +47,9 @@ struct Service {
     admin: Option<fn(&Config) -> (&'static str, u16)>,
     /// Whether `pantau all` runs it with this configuration.
     in_all: fn(&Config) -> bool,
+    /// Whether, in `pantau all`, only the gateway calls it: it then binds
+    /// `internal_listen_host` (loopback by default) instead of `listen_host`.
+    internal: bool,
     run: fn(Context, TcpListener, Shared) -> Running,
 }
 
@@ -61,6 +64,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("collector.grpc_port", c.collector.grpc_port),
         admin: Some(|c| ("collector.admin_port", c.collector.admin_port)),
         in_all: |_| true,
+        internal: true,
         run: |ctx, l, _| Box::pin(async move { err(pantau_collector::run(ctx, l).await) }),
     },
     Service {
@@ -68,6 +72,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("notifier.grpc_port", c.notifier.grpc_port),
         admin: Some(|c| ("notifier.admin_port", c.notifier.admin_port)),
         in_all: |_| true,
+        internal: true,
         run: |ctx, l, s| Box::pin(async move { err(pantau_notifier::run(ctx, l, s.webhooks).await) }),
     },
     Service {
@@ -75,6 +80,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("alert_engine.grpc_port", c.alert_engine.grpc_port),
         admin: Some(|c| ("alert_engine.admin_port", c.alert_engine.admin_port)),
         in_all: |_| true,
+        internal: true,
         run: |ctx, l, _| Box::pin(async move { err(pantau_alert_engine::run(ctx, l).await) }),
     },
     Service {
@@ -82,6 +88,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("wan_detector.grpc_port", c.wan_detector.grpc_port),
         admin: Some(|c| ("wan_detector.admin_port", c.wan_detector.admin_port)),
         in_all: |_| true,
+        internal: true,
         run: |ctx, l, _| Box::pin(async move { err(pantau_wan_detector::run(ctx, l).await) }),
     },
     // A standalone instance (neither sync.enabled nor sync.primary_url) runs
@@ -91,6 +98,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("sync.grpc_port", c.sync.grpc_port),
         admin: Some(|c| ("sync.admin_port", c.sync.admin_port)),
         in_all: |c| c.sync.active(),
+        internal: false,
         run: |ctx, l, _| Box::pin(async move { err(pantau_sync_api::run(ctx, l).await) }),
     },
     Service {
@@ -98,6 +106,7 @@ const SERVICES: &[Service] = &[
         port: |c| ("gateway.port", c.gateway.port),
         admin: None,
         in_all: |_| true,
+        internal: false,
         run: |ctx, l, _| Box::pin(async move { err(pantau_gateway::run(ctx, l).await) }),
     },
 ];
@@ -137,8 +146,12 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
     code
 }
 
-async fn bind(config: &Config, key: &str, port: u16) -> Result<TcpListener, String> {
-    let addr = format!("{}:{port}", config.listen_host);
+async fn bind(host: &str, key: &str, port: u16) -> Result<TcpListener, String> {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let l = TcpListener::bind(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} ({key}): {e}"))?;
@@ -165,13 +178,18 @@ async fn start(name: &str, only: Option<&str>, config: Config) -> Result<(), Str
         (Some(_), None) => None,
     };
     let admin = match admin {
-        Some((key, port)) => Some(bind(&config, key, port).await?),
+        Some((key, port)) => Some(bind(&config.listen_host, key, port).await?),
         None => None,
     };
     let mut bound = Vec::new();
     for s in services {
         let (key, port) = (s.port)(&config);
-        bound.push((s, bind(&config, key, port).await?));
+        let host = if s.internal && only.is_none() {
+            config.internal_listen_host.to_string()
+        } else {
+            config.listen_host.clone()
+        };
+        bound.push((s, bind(&host, key, port).await?));
     }
 
     if config.nats.url.is_none() && name != "all" {

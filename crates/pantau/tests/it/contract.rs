@@ -139,3 +139,53 @@ async fn yaml_rest_and_grpc_refuse_a_bad_target_with_the_same_reason() {
     }
     p.assert_running();
 }
+
+/// `pantau all` opens only the gateway, the admin port (and a sync API) on
+/// `listen_host`; the internal gRPC servers listen on loopback. Checked on
+/// two loopback addresses: a server bound to 0.0.0.0 answers on 127.0.0.2,
+/// one bound to 127.0.0.1 does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_grpc_listens_on_loopback_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = config_yaml(ports, &dir.path().join("data"), None).replacen(
+        "listen_host: 127.0.0.1",
+        "listen_host: 0.0.0.0",
+        1,
+    );
+    assert!(config.contains("listen_host: 0.0.0.0"), "{config}");
+    let mut p = Pantau::start(dir.path(), &config, &["all"]);
+    let base = format!("http://127.0.0.1:{}", ports.gateway);
+    wait_json(
+        &format!("{base}/api/v1/results/latest"),
+        Duration::from_secs(20),
+        both_up,
+        &mut p,
+    )
+    .await;
+    let reachable = |addr: String| async move { tokio::net::TcpStream::connect(addr).await.is_ok() };
+    assert!(
+        reachable(format!("127.0.0.2:{}", ports.gateway)).await,
+        "the gateway listens on listen_host"
+    );
+    assert!(
+        reachable(format!("127.0.0.2:{}", ports.admin)).await,
+        "the admin port listens on listen_host"
+    );
+    for (name, port) in [
+        ("collector", ports.collector_grpc),
+        ("alert-engine", ports.alert_engine_grpc),
+        ("notifier", ports.notifier_grpc),
+        ("wan-detector", ports.wan_detector_grpc),
+    ] {
+        assert!(
+            reachable(format!("127.0.0.1:{port}")).await,
+            "{name} serves on loopback"
+        );
+        assert!(
+            !reachable(format!("127.0.0.2:{port}")).await,
+            "{name}'s gRPC must not listen beyond loopback in `pantau all`"
+        );
+    }
+    p.assert_running();
+}

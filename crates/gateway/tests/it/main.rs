@@ -361,8 +361,12 @@ async fn websocket_clients_get_what_they_subscribed_to() {
         .await
         .expect("both clients get events");
     assert!(
-        a.iter()
-            .all(|v| v["type"] == "alert" && v["data"]["severity"] == "critical"),
+        a.iter().all(|v| v["type"] == "alert"
+            && v["data"]["severity"] == "critical"
+            // The REST alert's shape: `id`, `resource`, `started_at`.
+            && v["data"]["id"] == "a1"
+            && v["data"]["resource"] == "web"
+            && v["data"].get("started_at").is_some()),
         "{a:?}"
     );
     assert!(

@@ -14,23 +14,23 @@
 //!   (`{"matchers": [{"label", "value", "negate"}], "starts_at", "ends_at",
 //!   "created_by", "comment"}`) and `DELETE …/silences/{id}` (ends it now).
 
-use std::time::SystemTime;
-
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
-use pantau_config::{AlertRuleConfig, AlertSeverity};
 use pantau_core::health::ApiError;
-use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration, to_timestamp};
+use pantau_core::time::{from_duration, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::auth::Principal;
+use crate::input;
+use crate::labels::{AlertState, Severity};
+use crate::view::{AlertView, TransitionView};
 
 fn anonymous() -> Principal {
     Principal {
@@ -76,6 +76,9 @@ type Client = AlertEngineServiceClient<Channel>;
         ListResponse,
         ActBody,
         RuleView,
+        RuleBody,
+        RulesResponse,
+        SilencesResponse,
         MatcherBody,
         SilenceBody,
         SilenceView
@@ -91,100 +94,8 @@ fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
-/// One transition of an alert.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TransitionView {
-    pub state: &'static str,
-    pub at: Option<String>,
-    pub actor: String,
-    pub comment: String,
-}
-
-/// An alert as JSON.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AlertView {
-    pub id: String,
-    pub fingerprint: String,
-    pub rule_id: String,
-    pub rule_name: String,
-    pub state: &'static str,
-    pub severity: &'static str,
-    pub summary: String,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub source: String,
-    pub resource: String,
-    pub value: String,
-    pub started_at: Option<String>,
-    pub updated_at: Option<String>,
-    pub acknowledged: bool,
-    pub acknowledged_at: Option<String>,
-    pub acknowledged_by: String,
-    pub acknowledge_comment: String,
-    pub resolved_at: Option<String>,
-    pub resolved_by: String,
-    /// `silence:<id>` or `depends:<alert id>` while nobody is notified.
-    pub suppressed_by: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub transitions: Vec<TransitionView>,
-}
-
-fn state_name(s: i32) -> &'static str {
-    match pb::AlertState::try_from(s) {
-        Ok(pb::AlertState::Firing) => "firing",
-        Ok(pb::AlertState::Acknowledged) => "acknowledged",
-        Ok(pb::AlertState::Resolved) => "resolved",
-        _ => "unknown",
-    }
-}
-
-fn severity_name(s: i32) -> &'static str {
-    match pb::Severity::try_from(s) {
-        Ok(pb::Severity::Info) => "info",
-        Ok(pb::Severity::Warning) => "warning",
-        Ok(pb::Severity::Critical) => "critical",
-        _ => "unknown",
-    }
-}
-
 fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
-    t.and_then(from_timestamp).map(rfc3339)
-}
-
-impl From<pb::Alert> for AlertView {
-    fn from(a: pb::Alert) -> Self {
-        Self {
-            state: state_name(a.state),
-            severity: severity_name(a.severity),
-            started_at: when(a.started_at.as_ref()),
-            updated_at: when(a.updated_at.as_ref()),
-            acknowledged: a.acknowledged_at.is_some(),
-            acknowledged_at: when(a.acknowledged_at.as_ref()),
-            resolved_at: when(a.resolved_at.as_ref()),
-            transitions: a
-                .transitions
-                .iter()
-                .map(|t| TransitionView {
-                    state: state_name(t.state),
-                    at: when(t.at.as_ref()),
-                    actor: t.actor.clone(),
-                    comment: t.comment.clone(),
-                })
-                .collect(),
-            labels: a.labels.into_iter().collect(),
-            id: a.id,
-            fingerprint: a.fingerprint,
-            rule_id: a.rule_id,
-            rule_name: a.rule_name,
-            summary: a.summary,
-            source: a.source,
-            resource: a.resource,
-            value: a.value,
-            acknowledged_by: a.acknowledged_by,
-            acknowledge_comment: a.acknowledge_comment,
-            resolved_by: a.resolved_by,
-            suppressed_by: a.suppressed_by,
-        }
-    }
+    crate::view::when(t)
 }
 
 /// Filters of `GET /api/v1/monitoring/alerts`.
@@ -193,22 +104,72 @@ impl From<pb::Alert> for AlertView {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Comma-separated: firing, acknowledged, resolved.
+    #[param(schema_with = states_schema)]
     pub state: Option<String>,
     /// Comma-separated: info, warning, critical.
+    #[param(schema_with = severities_schema)]
     pub severity: Option<String>,
     pub source: Option<String>,
     pub resource: Option<String>,
     pub rule_id: Option<String>,
     pub acknowledged: Option<bool>,
     /// RFC 3339: alerts that started at or after.
+    #[param(schema_with = input_time)]
     pub since: Option<String>,
     /// RFC 3339: alerts that started before.
+    #[param(schema_with = input_time)]
     pub until: Option<String>,
-    /// Page size, 1–500 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     pub page_token: Option<String>,
-    /// Skip this many alerts (the original design's paging; `page_token` is the same offset, opaque).
+    /// Skip this many alerts (the original design's paging); with `page_token`,
+    /// this many more after the page it names.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 4_294_967_295_u64)]
     pub offset: Option<u32>,
+}
+
+fn states_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let choices = [AlertState::Firing, AlertState::Acknowledged, AlertState::Resolved].map(AlertState::as_str);
+    input::schema(input::pattern_schema(
+        input::list_pattern(&choices),
+        "firing, acknowledged or resolved, comma-separated",
+    ))
+}
+
+fn severities_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let choices = [Severity::Info, Severity::Warning, Severity::Critical].map(Severity::as_str);
+    input::schema(input::pattern_schema(
+        input::list_pattern(&choices),
+        "info, warning or critical, comma-separated",
+    ))
+}
+
+fn input_time() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::time_schema())
+}
+
+fn severity_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let choices = [Severity::Info, Severity::Warning, Severity::Critical].map(Severity::as_str);
+    let mut o = input::or_null(input::enum_schema(&choices));
+    if let Some(e) = o.enum_values.as_mut() {
+        e.push(serde_json::Value::Null);
+    }
+    input::schema(o)
+}
+
+fn span_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::or_null(input::span_schema()))
+}
+
+fn time_or_null() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::or_null(input::time_schema()))
+}
+
+fn token_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::token_schema())
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -219,41 +180,8 @@ pub struct ListResponse {
     pub next_page_token: Option<String>,
 }
 
-fn list_of<T>(
-    field: &str,
-    raw: Option<&str>,
-    parse: impl Fn(&str) -> Option<T>,
-    allowed: &str,
-) -> Result<Vec<T>, ApiError> {
-    let mut out = Vec::new();
-    for part in raw
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        out.push(parse(part).ok_or_else(|| {
-            bad(
-                "invalid_query",
-                format!("{field} `{part}` is not allowed: use {allowed}"),
-            )
-        })?);
-    }
-    Ok(out)
-}
-
 fn time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Timestamp>, ApiError> {
-    raw.map(|t| {
-        humantime::parse_rfc3339_weak(t)
-            .map(|t: SystemTime| to_timestamp(t))
-            .map_err(|_| {
-                bad(
-                    "invalid_query",
-                    format!("{field} `{t}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z"),
-                )
-            })
-    })
-    .transpose()
+    raw.map(|t| input::time(field, t).map(to_timestamp)).transpose()
 }
 
 #[utoipa::path(get, path = "/api/v1/monitoring/alerts", tag = "alerts", params(ListQuery), responses((status = 200, body = ListResponse), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
@@ -262,27 +190,17 @@ async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ListResponse>, ApiError> {
     let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
-    let states = list_of(
+    let states = input::list(
         "state",
         q.state.as_deref(),
-        |s| match s {
-            "firing" => Some(pb::AlertState::Firing as i32),
-            "acknowledged" => Some(pb::AlertState::Acknowledged as i32),
-            "resolved" => Some(pb::AlertState::Resolved as i32),
-            _ => None,
-        },
-        "firing, acknowledged or resolved",
+        |s| AlertState::parse(s).map(AlertState::to_proto),
+        &AlertState::choices(),
     )?;
-    let severities = list_of(
+    let severities = input::list(
         "severity",
         q.severity.as_deref(),
-        |s| match s {
-            "info" => Some(pb::Severity::Info as i32),
-            "warning" => Some(pb::Severity::Warning as i32),
-            "critical" => Some(pb::Severity::Critical as i32),
-            _ => None,
-        },
-        "info, warning or critical",
+        |s| Severity::parse(s).map(Severity::to_proto),
+        &Severity::choices(),
     )?;
     if let Some(l) = q.limit
         && !(1..=500).contains(&l)
@@ -303,12 +221,18 @@ async fn list(
         until: time("until", q.until.as_deref())?,
         page_size: q.limit.unwrap_or_default(),
         page_token: match (q.page_token, q.offset) {
-            (Some(_), Some(_)) => {
-                return Err(bad("invalid_query", "give page_token or offset, not both"));
-            }
-            (Some(t), None) => t,
-            (None, Some(o)) => o.to_string(),
             (None, None) => String::new(),
+            (None, Some(o)) => o.to_string(),
+            (Some(t), offset) => {
+                let digits = !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit());
+                let start = t.parse::<u64>().ok().filter(|_| digits).ok_or_else(|| {
+                    bad(
+                        "invalid_query",
+                        format!("page_token `{t}` is not one this server handed out"),
+                    )
+                })?;
+                start.saturating_add(u64::from(offset.unwrap_or(0))).to_string()
+            }
         },
     };
     let r = c.list_alerts(req).await.map_err(|s| backend(&s))?.into_inner();
@@ -320,6 +244,7 @@ async fn list(
 
 #[utoipa::path(get, path = "/api/v1/monitoring/alerts/{id}", tag = "alerts", params(("id" = String, Path, description = "The alert id")), responses((status = 200, body = AlertView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn get_one(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<AlertView>, ApiError> {
+    let id = input::token("alert id", id)?;
     let a = c
         .get_alert(pb::GetAlertRequest { id })
         .await
@@ -342,7 +267,8 @@ pub struct ActBody {
 
 /// The body, if any, and who acts: the authenticated principal wins.
 fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
-    let b: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let text = body.trim_ascii();
+    let b: ActBody = if text.is_empty() || text == b"null" {
         ActBody::default()
     } else {
         Json::<ActBody>::from_bytes(body)
@@ -366,6 +292,7 @@ async fn acknowledge(
     principal: Option<Extension<Principal>>,
     body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
+    let id = input::token("alert id", id)?;
     let (actor, comment) = act_body(&principal.map_or_else(anonymous, |e| e.0), &body)?;
     let a = c
         .acknowledge_alert(pb::AcknowledgeAlertRequest { id, actor, comment })
@@ -382,6 +309,7 @@ async fn resolve(
     principal: Option<Extension<Principal>>,
     body: axum::body::Bytes,
 ) -> Result<Json<AlertView>, ApiError> {
+    let id = input::token("alert id", id)?;
     let (actor, comment) = act_body(&principal.map_or_else(anonymous, |e| e.0), &body)?;
     let a = c
         .resolve_alert(pb::ResolveAlertRequest { id, actor, comment })
@@ -391,71 +319,137 @@ async fn resolve(
     Ok(Json(a.into()))
 }
 
-/// A rule as JSON: the same shape as `alert_engine.rules` in the configuration.
+/// A rule as JSON: the shape of `alert_engine.rules[]` in the configuration.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub rule: AlertRuleConfig,
-    /// default, file or api.
+    pub id: String,
+    /// Human name; absent when it is the id.
+    pub name: Option<String>,
+    /// The condition, e.g. `check_up{target="api"} == 0 for 1m`.
+    pub expr: String,
+    pub severity: Severity,
+    /// Summary template.
+    pub message: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// How long the condition must hold before firing.
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    /// Minimum time between a resolve and the next firing.
+    pub cooldown: Option<String>,
+    pub enabled: bool,
+    /// Rule ids this rule depends on.
+    pub depends_on: Vec<String>,
+    /// `default`, `file` or `api`.
+    #[schema(schema_with = origin_schema)]
     pub origin: String,
 }
 
+fn origin_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&["default", "file", "api"]))
+}
+
 fn rule_view(r: pb::AlertRule) -> RuleView {
+    let span = |d: Option<&prost_types::Duration>| d.and_then(from_duration).map(pantau_config::duration::format);
     RuleView {
-        rule: AlertRuleConfig {
-            id: r.id,
-            name: (!r.name.is_empty()).then_some(r.name),
-            expr: r.expr,
-            severity: match pb::Severity::try_from(r.severity) {
-                Ok(pb::Severity::Info) => AlertSeverity::Info,
-                Ok(pb::Severity::Critical) => AlertSeverity::Critical,
-                _ => AlertSeverity::Warning,
-            },
-            message: r.message,
-            labels: r.labels.into_iter().collect(),
-            for_: r.r#for.as_ref().and_then(from_duration),
-            cooldown: r.cooldown.as_ref().and_then(from_duration),
-            enabled: r.enabled.unwrap_or(true),
-            depends_on: r.depends_on,
+        name: (!r.name.is_empty()).then_some(r.name),
+        severity: match Severity::from(r.severity) {
+            Severity::Unknown => Severity::Warning,
+            s => s,
         },
+        for_: span(r.r#for.as_ref()),
+        cooldown: span(r.cooldown.as_ref()),
+        enabled: r.enabled.unwrap_or(true),
+        labels: r.labels.into_iter().collect(),
+        id: r.id,
+        expr: r.expr,
+        message: r.message,
+        depends_on: r.depends_on,
         origin: r.origin,
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/monitoring/alerts/rules", tag = "rules", responses((status = 200, body = Object), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
-async fn list_rules(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every rule.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RulesResponse {
+    pub rules: Vec<RuleView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts/rules", tag = "rules", responses((status = 200, body = RulesResponse)))]
+async fn list_rules(State(mut c): State<Client>) -> Result<Json<RulesResponse>, ApiError> {
     let rules = c
         .list_rules(pb::ListRulesRequest {})
         .await
         .map_err(|s| backend(&s))?
         .into_inner()
         .rules;
-    let views: Vec<RuleView> = rules.into_iter().map(rule_view).collect();
-    Ok(Json(serde_json::json!({ "rules": views })))
+    Ok(Json(RulesResponse {
+        rules: rules.into_iter().map(rule_view).collect(),
+    }))
 }
 
-#[utoipa::path(post, path = "/api/v1/monitoring/alerts/rules", tag = "rules", request_body(content = Object, description = "A rule, the same shape as alert_engine.rules[] in the configuration"), responses((status = 200, body = RuleView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
+/// A rule to create or replace: the shape of `alert_engine.rules[]`; the
+/// alert engine parses `expr` and names the position of a fault (400).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    #[schema(schema_with = token_schema)]
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[schema(min_length = 1)]
+    pub expr: String,
+    /// `warning` when absent.
+    #[serde(default)]
+    #[schema(schema_with = severity_or_null)]
+    pub severity: Option<String>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, rename = "for")]
+    #[schema(schema_with = span_or_null)]
+    pub for_: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = span_or_null)]
+    pub cooldown: Option<String>,
+    /// `true` when absent.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/monitoring/alerts/rules", tag = "rules", request_body = RuleBody, responses((status = 200, body = RuleView)))]
 async fn upsert_rule(
     State(mut c): State<Client>,
-    body: Result<Json<AlertRuleConfig>, JsonRejection>,
+    body: Result<Json<RuleBody>, JsonRejection>,
 ) -> Result<Json<RuleView>, ApiError> {
     let Json(r) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    let invalid = |e: ApiError| bad("invalid_body", e.message);
+    let id = input::token("id", r.id).map_err(invalid)?;
+    let severity = match r.severity.as_deref() {
+        None => Severity::Warning,
+        Some(s) => Severity::parse(s).ok_or_else(|| {
+            bad(
+                "invalid_body",
+                format!("severity `{s}` is not allowed: use {}", Severity::choices()),
+            )
+        })?,
+    };
+    let span = |field: &str, raw: Option<&str>| {
+        raw.map(|d| input::span(field, d, "invalid_body").map(to_duration))
+            .transpose()
+    };
     let rule = pb::AlertRule {
-        id: r.id,
+        id,
         name: r.name.unwrap_or_default(),
         expr: r.expr,
-        severity: match r.severity {
-            AlertSeverity::Info => pb::Severity::Info,
-            AlertSeverity::Warning => pb::Severity::Warning,
-            AlertSeverity::Critical => pb::Severity::Critical,
-        }
-        .into(),
+        severity: severity.to_proto(),
         message: r.message,
         labels: r.labels.into_iter().collect(),
-        r#for: r.for_.map(to_duration),
-        cooldown: r.cooldown.map(to_duration),
-        enabled: Some(r.enabled),
+        r#for: span("for", r.for_.as_deref())?,
+        cooldown: span("cooldown", r.cooldown.as_deref())?,
+        enabled: Some(r.enabled.unwrap_or(true)),
         origin: String::new(),
         depends_on: r.depends_on,
     };
@@ -467,8 +461,9 @@ async fn upsert_rule(
     Ok(Json(rule_view(made)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/monitoring/alerts/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 204), (status = 404), (status = 401), (status = 403)))]
+#[utoipa::path(delete, path = "/api/v1/monitoring/alerts/rules/{id}", tag = "rules", params(("id" = String, Path)), responses((status = 204, description = "deleted")))]
 async fn delete_rule(State(mut c): State<Client>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = input::token("rule id", id)?;
     c.delete_rule(pb::DeleteRuleRequest { id })
         .await
         .map_err(|s| backend(&s))?;
@@ -489,10 +484,13 @@ pub struct MatcherBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SilenceBody {
+    #[schema(min_items = 1)]
     pub matchers: Vec<MatcherBody>,
     /// RFC 3339; now when absent.
+    #[schema(schema_with = time_or_null)]
     pub starts_at: Option<String>,
     /// RFC 3339.
+    #[schema(schema_with = input_time)]
     pub ends_at: String,
     /// Who; with authentication on, the token's subject is recorded instead.
     #[serde(default)]
@@ -500,8 +498,10 @@ pub struct SilenceBody {
     #[serde(default)]
     pub comment: String,
     /// A recurring window: the window comes back every this long (`1d`, `7d`).
+    #[schema(schema_with = span_or_null)]
     pub repeat_every: Option<String>,
     /// RFC 3339: when a recurring window stops; until expired when absent.
+    #[schema(schema_with = time_or_null)]
     pub repeat_until: Option<String>,
 }
 
@@ -557,11 +557,17 @@ pub struct SilencesQuery {
     pub include_expired: Option<bool>,
 }
 
-#[utoipa::path(get, path = "/api/v1/monitoring/silences", tag = "silences", params(SilencesQuery), responses((status = 200, body = Object), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
+/// Silences, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SilencesResponse {
+    pub silences: Vec<SilenceView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/monitoring/silences", tag = "silences", params(SilencesQuery), responses((status = 200, body = SilencesResponse)))]
 async fn list_silences(
     State(mut c): State<Client>,
     q: Result<Query<SilencesQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SilencesResponse>, ApiError> {
     let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
     let list = c
         .list_silences(pb::ListSilencesRequest {
@@ -571,8 +577,9 @@ async fn list_silences(
         .map_err(|s| backend(&s))?
         .into_inner()
         .silences;
-    let views: Vec<SilenceView> = list.into_iter().map(SilenceView::from).collect();
-    Ok(Json(serde_json::json!({ "silences": views })))
+    Ok(Json(SilencesResponse {
+        silences: list.into_iter().map(SilenceView::from).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/monitoring/silences", tag = "silences", request_body = SilenceBody, responses((status = 200, body = SilenceView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 503, description = "the alert engine is unavailable")))]
@@ -590,12 +597,9 @@ async fn create_silence(
             .unwrap_or_else(|| "anonymous".to_owned()),
     };
     let at = |field: &str, t: &str| {
-        humantime::parse_rfc3339_weak(t).map(to_timestamp).map_err(|_| {
-            bad(
-                "invalid_body",
-                format!("{field} `{t}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z"),
-            )
-        })
+        input::time(field, t)
+            .map(to_timestamp)
+            .map_err(|e| bad("invalid_body", e.message))
     };
     let req = pb::CreateSilenceRequest {
         matchers: b
@@ -614,11 +618,7 @@ async fn create_silence(
         repeat_every: b
             .repeat_every
             .as_deref()
-            .map(|d| {
-                pantau_config::duration::parse(d)
-                    .map(to_duration)
-                    .map_err(|e| bad("invalid_body", format!("repeat_every: {e}")))
-            })
+            .map(|d| input::span("repeat_every", d, "invalid_body").map(to_duration))
             .transpose()?,
         repeat_until: b.repeat_until.as_deref().map(|t| at("repeat_until", t)).transpose()?,
     };
@@ -628,6 +628,7 @@ async fn create_silence(
 
 #[utoipa::path(delete, path = "/api/v1/monitoring/silences/{id}", tag = "silences", params(("id" = String, Path)), responses((status = 200, body = SilenceView), (status = 400, description = "bad input, naming the field"), (status = 401), (status = 403), (status = 404), (status = 503, description = "the alert engine is unavailable")))]
 async fn expire_silence(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<SilenceView>, ApiError> {
+    let id = input::token("silence id", id)?;
     let s = c
         .expire_silence(pb::ExpireSilenceRequest { id })
         .await

@@ -13,18 +13,20 @@ use pantau_core::health::{ApiError, Level};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::input;
+use crate::labels::CheckStatus;
 use crate::view::CheckResultView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/results/latest", get(latest))
-        .route("/health", get(health))
+        .route("/health", get(health_root))
         .route("/api/v1/health", get(health))
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(latest, health),
+    paths(latest, health_root, health),
     components(schemas(LatestResponse, CheckResultView, HealthView, ComponentView))
 )]
 pub struct Doc;
@@ -39,7 +41,15 @@ pub struct LatestQuery {
     /// Only results from this location.
     pub location: Option<String>,
     /// Only `up` or `down`.
+    #[param(schema_with = up_or_down)]
     pub status: Option<String>,
+}
+
+fn up_or_down() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&[
+        CheckStatus::Up.as_str(),
+        CheckStatus::Down.as_str(),
+    ]))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -54,30 +64,36 @@ async fn latest(
     State(s): State<AppState>,
     q: Result<Query<LatestQuery>, QueryRejection>,
 ) -> Result<Json<LatestResponse>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    if let Some(st) = &q.status
-        && st != "up"
-        && st != "down"
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("status `{st}` is not allowed: use `up` or `down`"),
-        ));
-    }
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(st) => Some(CheckStatus::parse(st).ok_or_else(|| {
+            input::bad(
+                "invalid_query",
+                format!("status `{st}` is not allowed: use {}", CheckStatus::choices()),
+            )
+        })?),
+    };
     let results = s
         .feed
         .latest()
         .into_iter()
         .filter(|r| q.target_id.as_ref().is_none_or(|t| *t == r.target_id))
         .filter(|r| q.location.as_ref().is_none_or(|l| *l == r.location))
-        .filter(|r| q.status.as_ref().is_none_or(|st| *st == r.status))
+        .filter(|r| status.is_none_or(|st| st == r.status))
         .collect();
     Ok(Json(LatestResponse { results }))
 }
 
+/// The same as `GET /api/v1/health`, at the root for probes and load balancers.
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, body = HealthView, description = "healthy or degraded"), (status = 503, body = HealthView, description = "unhealthy")))]
+async fn health_root(s: State<AppState>) -> Response {
+    health(s).await
+}
+
 /// Overall status and each component's: 200 when every dependency answers, 503 otherwise.
-#[utoipa::path(get, path = "/api/v1/health", tag = "health", security(()),
+#[utoipa::path(get, path = "/api/v1/health", tag = "health",
     responses((status = 200, body = HealthView, description = "healthy or degraded"), (status = 503, body = HealthView, description = "unhealthy")))]
 async fn health(State(s): State<AppState>) -> Response {
     let (report, backends) = tokio::join!(s.ctx.health.report(), crate::backends::check_all(&s.backends));
@@ -164,21 +180,35 @@ mod tests {
 /// bus or a store is down; 503).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthView {
+    #[schema(schema_with = overall_schema)]
     pub status: &'static str,
     pub components: BTreeMap<String, ComponentView>,
+}
+
+fn overall_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&["healthy", "degraded", "unhealthy"]))
+}
+
+fn level_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&["ok", "degraded", "critical"]))
+}
+
+fn component_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&["ok", "failing"]))
 }
 
 /// One component: the bus, a store, or a backend service over gRPC health.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ComponentView {
     /// `ok` or `failing`.
+    #[schema(schema_with = component_schema)]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// `ok`, `degraded` or `critical`: how well it works (a failing one is critical).
-    #[schema(value_type = String)]
+    /// How well it works (a failing one is critical).
+    #[schema(schema_with = level_schema)]
     pub level: Level,
     /// Whether its failure makes the whole unhealthy (the bus, stores) rather than degraded.
     pub critical: bool,

@@ -1,7 +1,8 @@
 //! From the bus to clients: the latest result per target, and every event
 //! (check results, alerts, router/target/instance events, metrics)
 //! serialised once and handed to the [`Hub`], which offers it to the
-//! interested WebSocket clients only.
+//! interested WebSocket clients only. The latest results are also filled
+//! from the collector ([`crate::refill`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,7 +12,8 @@ use pantau_core::service::Context;
 use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
 use serde::Serialize;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, HubEvent};
+use crate::labels::{ConsensusStatus, EventKind, Severity};
 use crate::metrics as m;
 use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
 
@@ -30,39 +32,6 @@ pub const CONSUMER: &str = "gateway-feed";
 /// Most metric series kept for `GET /api/v1/monitoring/metrics`; samples of
 /// further series are still streamed but not kept.
 pub const MAX_SERIES: usize = 10_000;
-
-/// Event types a WebSocket client can subscribe to.
-pub const TYPES: &[&str] = &[
-    "check_result",
-    "alert",
-    "traffic",
-    "counter_reset",
-    "reboot",
-    "wan_detected",
-    "interface_up",
-    "interface_down",
-    "metrics_update",
-    "cert_expiring",
-    "instance",
-    "target_up",
-    "target_down",
-    "consensus",
-];
-
-/// One event on its way to clients: what filters look at, and the JSON.
-#[derive(Debug)]
-pub struct HubEvent {
-    /// One of [`TYPES`].
-    pub kind: String,
-    /// The target, router or instance it is about.
-    pub resource: String,
-    /// `info`, `warning`, `critical`, or empty.
-    pub severity: String,
-    /// The JSON text, shared by every client's frame (no copy per client).
-    pub json: axum::extract::ws::Utf8Bytes,
-    /// When the gateway took it from the bus, for the delivery latency.
-    pub received: std::time::Instant,
-}
 
 /// Latest results and the event fan-out.
 pub struct Feed {
@@ -152,39 +121,44 @@ impl Feed {
     /// Takes in one result: keeps it if it is the newest of its target and
     /// location, and sends it to WebSocket clients.
     pub fn accept(&self, r: &CheckResult) {
-        use pantau_proto::prost::Message as _;
+        self.keep(r);
         let view = CheckResultView::from(r);
+        self.send("check_result", &view.target_id, "", &view);
+    }
+
+    /// Keeps the collector's latest results (`ListLatestResults`) where they
+    /// are newer than what the bus brought; clients are not sent them again.
+    pub fn fill(&self, results: &[CheckResult]) -> usize {
+        results.iter().filter(|r| self.keep(r)).count()
+    }
+
+    /// Keeps `r` if it is the newest of its target and location.
+    fn keep(&self, r: &CheckResult) -> bool {
+        use pantau_proto::prost::Message as _;
         let key = format!("{}\u{0}{}", r.location, r.target_id);
         let at = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
-        {
-            let mut map = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let newer = map.get(&key).is_none_or(|(old, _)| at(old) <= at(&r.checked_at));
-            if newer {
-                map.insert(key, (r.checked_at, r.encode_to_vec().into_boxed_slice()));
-            }
+        let mut map = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let newer = map.get(&key).is_none_or(|(old, _)| at(old) <= at(&r.checked_at));
+        if newer {
+            map.insert(key, (r.checked_at, r.encode_to_vec().into_boxed_slice()));
         }
-        self.send("check_result", &view.target_id, "", &view);
+        newer
     }
 
     /// Takes in an alert lifecycle event.
     pub fn accept_alert(&self, a: &AlertEvent) {
         let view = AlertView::from(a);
-        let resource = ["target", "router", "instance", "resource"]
-            .iter()
-            .find_map(|k| view.labels.get(*k))
-            .cloned()
-            .unwrap_or_default();
-        self.send("alert", &resource, &view.severity, &view);
+        self.send("alert", &view.resource, view.severity.as_str(), &view);
     }
 
     /// Takes in a router, target or instance event.
     pub fn accept_event(&self, e: &RouterEvent) {
         let view = RouterEventView::from(e);
-        if !TYPES.contains(&view.kind.as_str()) {
-            tracing::debug!(kind = %view.kind, "skipping an event of no known kind");
+        if view.kind == EventKind::Unspecified {
+            tracing::debug!("skipping an event of no known kind");
             return;
         }
-        self.send(&view.kind.clone(), &view.source, &view.severity, &view);
+        self.send(view.kind.as_str(), &view.source, view.severity.as_str(), &view);
     }
 
     fn dispatch(&self, event: BusEvent) {
@@ -194,11 +168,11 @@ impl Feed {
             BusEvent::Consensus(c) => {
                 let view = ConsensusView::from(&c);
                 let severity = match view.status {
-                    "down" => "critical",
-                    "partial" => "warning",
-                    _ => "info",
+                    ConsensusStatus::Down => Severity::Critical,
+                    ConsensusStatus::Partial => Severity::Warning,
+                    ConsensusStatus::Up | ConsensusStatus::Unknown => Severity::Info,
                 };
-                self.send("consensus", &view.target_id.clone(), severity, &view);
+                self.send("consensus", &view.target_id.clone(), severity.as_str(), &view);
             }
             BusEvent::Event { event, .. } => self.accept_event(&event),
             BusEvent::Metric(m) => self.accept_metric(&m),

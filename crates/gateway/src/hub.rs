@@ -6,6 +6,9 @@
 //! Each client has a bounded queue (`gateway.dashboard.client_buffer`): when
 //! it is full the oldest event goes (counted), so a slow client never holds
 //! back the publisher or the other clients.
+//!
+//! An event is a [`HubEvent`] (serialised once, shared by every client); a
+//! client's choice is a [`Filter`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +16,78 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
 
-use crate::feed::HubEvent;
-use crate::ws::Filter;
+use crate::labels::Severity;
+
+/// Event types a WebSocket client can subscribe to.
+pub const TYPES: &[&str] = &[
+    "check_result",
+    "alert",
+    "traffic",
+    "counter_reset",
+    "reboot",
+    "wan_detected",
+    "interface_up",
+    "interface_down",
+    "metrics_update",
+    "cert_expiring",
+    "instance",
+    "target_up",
+    "target_down",
+    "consensus",
+];
+
+/// One event on its way to clients: what filters look at, and the JSON.
+#[derive(Debug)]
+pub struct HubEvent {
+    /// One of [`TYPES`].
+    pub kind: String,
+    /// The target, router or instance it is about.
+    pub resource: String,
+    /// `info`, `warning`, `critical`, or empty.
+    pub severity: String,
+    /// The JSON text, shared by every client's frame (no copy per client).
+    pub json: axum::extract::ws::Utf8Bytes,
+    /// When the gateway took it from the bus, for the delivery latency.
+    pub received: std::time::Instant,
+}
+
+/// What a client receives; `None` means everything.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub types: Option<HashSet<String>>,
+    pub resources: Option<HashSet<String>>,
+    pub severities: Option<HashSet<String>>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &HubEvent) -> bool {
+        self.types.as_ref().is_none_or(|t| t.contains(&e.kind))
+            && self.resources.as_ref().is_none_or(|r| r.contains(&e.resource))
+            && self.severities.as_ref().is_none_or(|s| s.contains(&e.severity))
+    }
+
+    pub fn build(
+        types: Option<Vec<String>>,
+        resources: Option<Vec<String>>,
+        severities: Option<Vec<String>>,
+    ) -> Result<Self, String> {
+        if let Some(unknown) = types.iter().flatten().find(|t| !TYPES.contains(&t.as_str())) {
+            return Err(format!(
+                "unknown event type `{unknown}`; known types: {}",
+                TYPES.join(", ")
+            ));
+        }
+        if let Some(bad) = severities.iter().flatten().find(|s| Severity::parse(s).is_none()) {
+            return Err(format!("unknown severity `{bad}`; use {}", Severity::choices()));
+        }
+        let set = |v: Option<Vec<String>>| v.filter(|v| !v.is_empty()).map(|v| v.into_iter().collect());
+        Ok(Self {
+            types: set(types),
+            resources: set(resources),
+            severities: set(severities),
+        })
+    }
+}
 
 /// One client's queue.
 #[derive(Debug)]
@@ -237,6 +310,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::labels::EventKind;
 
     fn ev(kind: &str, resource: &str) -> Arc<HubEvent> {
         Arc::new(HubEvent {
@@ -253,6 +327,18 @@ mod tests {
             resources: Some(resources.iter().map(|r| (*r).to_owned()).collect()),
             ..Filter::default()
         }
+    }
+
+    #[test]
+    fn every_event_kind_is_a_type_clients_can_choose() {
+        for k in EventKind::ALL.iter().filter(|k| **k != EventKind::Unspecified) {
+            assert!(TYPES.contains(&k.as_str()), "{k} is missing from TYPES");
+        }
+        assert_eq!(
+            TYPES.len(),
+            EventKind::ALL.len() - 1 + 3,
+            "check_result, alert, consensus and the event kinds"
+        );
     }
 
     #[test]

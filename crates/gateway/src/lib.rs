@@ -1,9 +1,16 @@
 //! The gateway: what people and scripts touch.
 //!
 //! Layout:
-//! - [`view`]: JSON views of the bus's protobuf messages.
-//! - [`feed`]: consumes check results from the bus, keeps the latest per
-//!   target, and fans events out to WebSocket clients.
+//! - [`view`]: one JSON view per entity, shared by REST and WebSocket.
+//! - [`labels`]: the JSON names of the protobuf enums, in one place.
+//! - [`input`]: what the API accepts (ids, times, spans, lists), checked by
+//!   the handlers and declared in the OpenAPI document from one definition.
+//! - [`feed`]: consumes events from the bus, keeps the latest result per
+//!   target (filled from the collector at start), and hands every event to
+//!   the [`hub`].
+//! - [`hub`]: the fan-out to WebSocket clients, indexed by what each watches.
+//! - [`refill`]: the latest results from the collector's `ListLatestResults`,
+//!   at start and whenever the collector comes back.
 //! - [`api`]: REST routes under `/api/v1`, and `/health`.
 //! - [`alerts`]: alert and rule routes, answered by the alert engine over gRPC.
 //! - [`sync`]: the multi-location routes `/sync/api/…`, answered by the sync-api.
@@ -20,11 +27,14 @@ pub mod auth;
 pub mod backends;
 pub mod feed;
 pub mod hub;
+pub mod input;
+pub mod labels;
 pub mod metrics;
 pub mod monitoring;
 pub mod notify;
 pub mod openapi;
 pub mod push;
+pub mod refill;
 pub mod routers;
 pub mod sync;
 pub mod targets;
@@ -199,6 +209,11 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.health.register("gateway-store", auth.store.store().readiness());
     let state = AppState::new(&ctx, Arc::clone(&auth));
     feed::start(&state.feed, &ctx).await?;
+    let (feed, collector) = (Arc::clone(&state.feed), state.collector.clone());
+    let stop = ctx.shutdown.clone();
+    ctx.spawn_supervised("refill", move || {
+        refill::run(Arc::clone(&feed), collector.clone(), stop.clone())
+    });
     let (kept, ctx2) = (Arc::clone(&auth), ctx.clone());
     ctx.spawn_supervised("housekeeping", move || housekeeping(Arc::clone(&kept), ctx2.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -39,7 +39,16 @@ pub fn router() -> Router<AppState> {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(current, custom, performance),
-    components(schemas(MetricsView, Application, Business, MetricView, CustomSample, Accepted, Series))
+    components(schemas(
+        MetricsView,
+        Application,
+        Business,
+        MetricView,
+        CustomSample,
+        CustomBody,
+        Accepted,
+        Series
+    ))
 )]
 pub struct Doc;
 
@@ -91,10 +100,13 @@ pub struct Business {
 
 /// Current system, application and business metrics.
 #[utoipa::path(get, path = "/api/v1/monitoring/metrics", tag = "monitoring",
-    responses((status = 200, body = MetricsView), (status = 401), (status = 403)))]
+    responses((status = 200, body = MetricsView)))]
 async fn current(State(s): State<AppState>) -> Json<MetricsView> {
     let latest = s.feed.latest();
-    let up = latest.iter().filter(|r| r.status == "up").count();
+    let up = latest
+        .iter()
+        .filter(|r| r.status == crate::labels::CheckStatus::Up)
+        .count();
     let mut targets: Vec<&str> = latest.iter().map(|r| r.target_id.as_str()).collect();
     targets.sort_unstable();
     targets.dedup();
@@ -133,20 +145,54 @@ async fn current(State(s): State<AppState>) -> Json<MetricsView> {
 #[serde(deny_unknown_fields)]
 pub struct CustomSample {
     /// Letters, digits, `_` and `:`, not starting with a digit; at most 128.
+    #[schema(pattern = "^[A-Za-z_:][A-Za-z0-9_:]{0,127}$")]
     pub metric_name: String,
     pub value: f64,
-    /// At most 20 labels; names like metric names, values at most 256 characters.
+    /// At most 20 labels; names letters, digits and `_`, not starting with
+    /// a digit, at most 128; values at most 256 characters.
     #[serde(default)]
+    #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
 }
 
-/// One sample or a list.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+fn labels_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let value = ObjectBuilder::new().schema_type(Type::String).max_length(Some(256));
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z_][A-Za-z0-9_]{0,127}$"));
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .max_properties(Some(20))
+        .additional_properties(Some(AdditionalProperties::RefOr(crate::input::schema(value.build()))))
+        .build();
+    o.property_names = Some(Box::new(utoipa::openapi::Schema::Object(name.build())));
+    crate::input::schema(o)
+}
+
+/// One sample or a list of 1–1000.
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum CustomBody {
     One(CustomSample),
     Many(Vec<CustomSample>),
 }
+
+impl utoipa::PartialSchema for CustomBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let one = utoipa::openapi::Ref::from_schema_name("CustomSample");
+        let many = ArrayBuilder::new()
+            .items(one.clone())
+            .min_items(Some(1))
+            .max_items(Some(1000));
+        utoipa::openapi::RefOr::T(utoipa::openapi::Schema::OneOf(
+            OneOfBuilder::new().item(one).item(many).build(),
+        ))
+    }
+}
+
+impl utoipa::ToSchema for CustomBody {}
 
 /// How many samples were published.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -198,8 +244,7 @@ fn check(i: usize, m: &CustomSample) -> Result<(), ApiError> {
 
 /// Accepts custom metric samples and publishes them on the bus.
 #[utoipa::path(post, path = "/api/v1/monitoring/metrics", tag = "monitoring", request_body = CustomBody,
-    responses((status = 202, body = Accepted), (status = 400, description = "a bad field, named"), (status = 401), (status = 403),
-        (status = 503, description = "the bus did not take them")))]
+    responses((status = 202, body = Accepted), (status = 503, description = "the bus did not take them")))]
 async fn custom(
     State(s): State<AppState>,
     principal: Option<Extension<Principal>>,
@@ -254,15 +299,27 @@ async fn custom(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PerformanceQuery {
-    /// How far back, e.g. `1h`, `24h`, `30d` (default 24h).
+    /// How far back, e.g. `1h`, `24h`, `30d` (default 24h; a longer one than 400d is cut to 400d).
+    #[param(schema_with = crate::targets::period_schema)]
     pub period: Option<String>,
     /// `response_time` (average, ms; the default), `response_time_p95` (ms),
     /// `uptime` (percent) or `checks` (count).
+    #[param(schema_with = metric_schema)]
     pub metric: Option<String>,
     /// One target; without it, every target (at most 500) combined.
+    #[param(schema_with = target_schema)]
     pub target: Option<String>,
     /// `minute` or `hour`.
+    #[param(schema_with = crate::targets::resolution_schema)]
     pub resolution: Option<String>,
+}
+
+fn metric_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::enum_schema(&METRICS.map(|(m, _)| m)))
+}
+
+fn target_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::token_schema())
 }
 
 /// A time series.
@@ -307,7 +364,7 @@ fn add(acc: &mut Acc, h: &HistoryView) {
 
 /// A time series of one metric from the rolled-up history.
 #[utoipa::path(get, path = "/api/v1/monitoring/performance", tag = "monitoring", params(PerformanceQuery),
-    responses((status = 200, body = Series), (status = 400, description = "a bad parameter, named"), (status = 404), (status = 401), (status = 403)))]
+    responses((status = 200, body = Series), (status = 404, description = "no such target")))]
 async fn performance(
     State(state): State<AppState>,
     query: Result<Query<PerformanceQuery>, QueryRejection>,
@@ -324,7 +381,7 @@ async fn performance(
     let span = period(q.period.as_deref())?;
     let mut c = CollectorServiceClient::new(state.collector.clone());
     let ids = match q.target {
-        Some(t) => vec![t],
+        Some(t) => vec![crate::input::token("target", t).map_err(|e| bad("invalid_query", e.message))?],
         None => c
             .list_targets(pb::ListTargetsRequest {})
             .await

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::api::bad_query;
+use crate::input;
+use crate::labels::DeliveryStatus;
 
 type Client = NotifierServiceClient<Channel>;
 
@@ -34,7 +36,14 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(channels, test, deliveries),
-    components(schemas(ChannelView, TestView, DeliveryView, AttemptView))
+    components(schemas(
+        ChannelView,
+        ChannelsResponse,
+        TestView,
+        DeliveryView,
+        DeliveriesResponse,
+        AttemptView
+    ))
 )]
 pub struct Doc;
 
@@ -63,9 +72,14 @@ pub struct ChannelView {
     pub rate_limit_period_seconds: Option<f64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/channels", tag = "notifications",
-    responses((status = 200, body = Vec<ChannelView>), (status = 401), (status = 403), (status = 503)))]
-async fn channels(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Every channel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelsResponse {
+    pub channels: Vec<ChannelView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/channels", tag = "notifications", responses((status = 200, body = ChannelsResponse)))]
+async fn channels(State(mut c): State<Client>) -> Result<Json<ChannelsResponse>, ApiError> {
     let list = c
         .list_channels(pb::ListChannelsRequest {})
         .await
@@ -83,7 +97,7 @@ async fn channels(State(mut c): State<Client>) -> Result<Json<serde_json::Value>
             rate_limit: ch.rate_limit,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "channels": views })))
+    Ok(Json(ChannelsResponse { channels: views }))
 }
 
 /// Parameters of a test.
@@ -107,7 +121,7 @@ pub struct TestView {
 
 /// Sends a test notification through the channel now.
 #[utoipa::path(post, path = "/api/v1/channels/{name}/test", tag = "notifications", params(("name" = String, Path), TestQuery),
-    responses((status = 200, body = TestView), (status = 404), (status = 401), (status = 403)))]
+    responses((status = 200, body = TestView)))]
 async fn test(
     State(mut c): State<Client>,
     Path(name): Path<String>,
@@ -137,10 +151,22 @@ async fn test(
 pub struct DeliveriesQuery {
     pub channel: Option<String>,
     /// `pending`, `delivered` or `failed`.
+    #[param(schema_with = status_schema)]
     pub status: Option<String>,
     pub alert_key: Option<String>,
-    /// 1–1000, default 100.
+    /// Default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+}
+
+const STATUSES: [DeliveryStatus; 3] = [
+    DeliveryStatus::Pending,
+    DeliveryStatus::Delivered,
+    DeliveryStatus::Failed,
+];
+
+fn status_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&STATUSES.map(DeliveryStatus::as_str)))
 }
 
 /// One attempt of a delivery.
@@ -163,8 +189,7 @@ pub struct DeliveryView {
     pub recipient: String,
     pub alert_key: String,
     pub state: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub created_at: Option<String>,
     pub next_attempt_at: Option<String>,
@@ -172,25 +197,28 @@ pub struct DeliveryView {
     pub attempt_log: Vec<AttemptView>,
 }
 
+/// Deliveries, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveriesResponse {
+    pub deliveries: Vec<DeliveryView>,
+}
+
 #[utoipa::path(get, path = "/api/v1/deliveries", tag = "notifications", params(DeliveriesQuery),
-    responses((status = 200, body = Vec<DeliveryView>), (status = 400), (status = 401), (status = 403)))]
+    responses((status = 200, body = DeliveriesResponse)))]
 async fn deliveries(
     State(mut c): State<Client>,
     q: Result<Query<DeliveriesQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DeliveriesResponse>, ApiError> {
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let status = match q.status.as_deref() {
-        None => pb::DeliveryStatus::Unspecified,
-        Some("pending") => pb::DeliveryStatus::Pending,
-        Some("delivered") => pb::DeliveryStatus::Delivered,
-        Some("failed") => pb::DeliveryStatus::Failed,
-        Some(other) => {
-            return Err(ApiError::new(
+        None => 0,
+        Some(st) => DeliveryStatus::parse(st).map(DeliveryStatus::to_proto).ok_or_else(|| {
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
-                format!("status `{other}` is not allowed: use pending, delivered or failed"),
-            ));
-        }
+                format!("status `{st}` is not allowed: use {}", DeliveryStatus::choices()),
+            )
+        })?,
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -203,7 +231,7 @@ async fn deliveries(
     let list = c
         .list_deliveries(pb::ListDeliveriesRequest {
             channel: q.channel.unwrap_or_default(),
-            status: status.into(),
+            status,
             limit,
             alert_key: q.alert_key.unwrap_or_default(),
         })
@@ -214,10 +242,9 @@ async fn deliveries(
     let views: Vec<DeliveryView> = list
         .into_iter()
         .map(|d| DeliveryView {
-            status: match pb::DeliveryStatus::try_from(d.status) {
-                Ok(pb::DeliveryStatus::Delivered) => "delivered",
-                Ok(pb::DeliveryStatus::Failed) => "failed",
-                _ => "pending",
+            status: match DeliveryStatus::from(d.status) {
+                DeliveryStatus::Unknown => DeliveryStatus::Pending,
+                s => s,
             },
             created_at: when(d.created_at.as_ref()),
             next_attempt_at: when(d.next_attempt_at.as_ref()),
@@ -242,5 +269,5 @@ async fn deliveries(
             source: d.source,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "deliveries": views })))
+    Ok(Json(DeliveriesResponse { deliveries: views }))
 }

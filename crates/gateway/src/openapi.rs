@@ -1,12 +1,29 @@
-//! The OpenAPI 3 document of the REST API, generated from the handlers'
-//! annotations and served at `/api/v1/openapi.json`.
+//! The OpenAPI 3.1 document of the REST API, served at `/api/v1/openapi.json`.
+//!
+//! Paths, parameters, bodies and answers come from the handlers'
+//! `#[utoipa::path]` annotations and the `ToSchema` of the very types they
+//! answer with; bounds of ids, times and spans from [`crate::input`], enum
+//! labels from [`crate::labels`]. What every route shares is added here, from
+//! the same rules the gateway applies ([`Contract`]): the security of each
+//! route (from [`crate::auth::access`]), and its error answers — 400 for bad
+//! input, 401/403 from the auth guard, 404 for an unknown id, 413/415 for a
+//! bad body, 429 from the rate limit, 409/502/503 from a backend — each with
+//! the one error body, [`ErrorBody`].
 
 use axum::Json;
 use axum::Router;
+use axum::http::Method;
 use axum::routing::get;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi as Document};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::auth::{Access, access};
+use crate::input;
 
 pub fn router() -> Router {
     Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
@@ -39,9 +56,159 @@ impl Modify for Security {
     }
 }
 
+/// The body of every error answer, 4xx and 5xx: `{"error": {"code", "message"}}`
+/// (what `pantau_core::health::ApiError` writes).
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid_query`, `invalid_body`, `not_found`, `unauthenticated`, …
+    pub code: String,
+    /// What to do about it, naming the field.
+    pub message: String,
+}
+
 #[derive(OpenApi)]
-#[openapi(modifiers(&Security), security(("bearer" = [])))]
+#[openapi(modifiers(&Security), security(("bearer" = [])), components(schemas(ErrorBody, ErrorDetail)))]
 struct Root;
+
+/// The instance-to-instance sync calls: public at the gateway, their bearer
+/// (a join or instance token) checked by the sync-api.
+const INSTANCE_CALLS: [&str; 3] = ["/sync/api/register", "/sync/api/heartbeat", "/sync/api/config"];
+
+/// Prefixes of the routes answered by a backend over gRPC, or the gateway's
+/// own store: they can answer 409 (the backend refused in its state), 502
+/// (it failed) and 503 (it is unavailable).
+const BACKED: [&str; 12] = [
+    "/api/v1/monitoring/alerts",
+    "/api/v1/monitoring/silences",
+    "/api/v1/monitoring/performance",
+    "/api/v1/targets",
+    "/api/v1/channels",
+    "/api/v1/deliveries",
+    "/api/v1/routers",
+    "/api/v1/push/",
+    "/sync/api/",
+    "/api/v1/auth/",
+    "/api/v1/users",
+    "/api/v1/audit",
+];
+
+/// What every route shares, from the rules the gateway applies; see the module documentation.
+struct Contract;
+
+fn describe(status: u16) -> &'static str {
+    match status {
+        400 => "bad input: a parameter, the path or the body, named in the message",
+        401 => "no valid token",
+        403 => "the token lacks the scope this needs",
+        404 => "no such resource",
+        409 => "refused in the current state",
+        413 => "the body is larger than gateway.max_body_bytes",
+        415 => "the body is not JSON (Content-Type: application/json)",
+        426 => "not a WebSocket upgrade",
+        429 => "rate limited; retry after the Retry-After header's seconds",
+        502 => "a backend service failed to answer",
+        503 => "a backend service or store is unavailable",
+        _ => "an error",
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(Method, &mut Operation)> {
+    [
+        (Method::GET, &mut item.get),
+        (Method::POST, &mut item.post),
+        (Method::PUT, &mut item.put),
+        (Method::DELETE, &mut item.delete),
+        (Method::PATCH, &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+    .collect()
+}
+
+fn has_json_body(body: Option<&RequestBody>) -> bool {
+    body.is_some_and(|b| matches!(b.required, Some(Required::True)))
+}
+
+impl Modify for Contract {
+    fn modify(&self, doc: &mut Document) {
+        for (path, item) in &mut doc.paths.paths {
+            for (method, op) in operations(item) {
+                let rule = access(&method, path);
+                let instance_call = INSTANCE_CALLS.contains(&path.as_str());
+                let mut statuses: Vec<u16> = Vec::new();
+                match (rule, instance_call) {
+                    (_, true) => {
+                        op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                        statuses.push(401);
+                    }
+                    (Access::Public, false) => op.security = Some(Vec::new()),
+                    (Access::Authenticated, false) => statuses.push(401),
+                    (Access::Need(_), false) => statuses.extend([401, 403]),
+                }
+                let exempt = matches!(path.as_str(), "/health" | "/api/v1/health");
+                if !exempt {
+                    statuses.push(429);
+                }
+                let params = op.parameters.as_deref().unwrap_or_default();
+                if !params.is_empty() || op.request_body.is_some() {
+                    statuses.push(400);
+                }
+                if path.contains('{') {
+                    statuses.push(404);
+                }
+                if op.request_body.is_some() {
+                    statuses.push(413);
+                }
+                if has_json_body(op.request_body.as_ref()) {
+                    statuses.push(415);
+                }
+                if BACKED.iter().any(|p| path.starts_with(p)) && path != "/sync/api/status" {
+                    statuses.extend([409, 502, 503]);
+                }
+                for s in statuses {
+                    op.responses
+                        .responses
+                        .entry(s.to_string())
+                        .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(describe(s)).build()));
+                }
+                for (code, r) in &mut op.responses.responses {
+                    let (Ok(status), RefOr::T(r)) = (code.parse::<u16>(), r) else {
+                        continue;
+                    };
+                    if status >= 400 && r.content.is_empty() {
+                        r.content.insert(
+                            "application/json".to_owned(),
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        );
+                    }
+                }
+                for p in op.parameters.iter_mut().flatten() {
+                    if !matches!(p.parameter_in, ParameterIn::Path) {
+                        continue;
+                    }
+                    let schema = match p.name.as_str() {
+                        "username" => {
+                            input::pattern_schema(input::USERNAME, "1–64 letters, digits, `-`, `_`, `.` or `@`")
+                        }
+                        "id" => input::token_schema(),
+                        _ => continue,
+                    };
+                    p.schema = Some(input::schema(schema));
+                }
+            }
+        }
+    }
+}
 
 /// The whole document: every module's paths and schemas.
 pub fn document() -> Document {
@@ -68,6 +235,7 @@ pub fn document() -> Document {
     ] {
         doc.merge(part);
     }
+    Contract.modify(&mut doc);
     unique_operation_ids(&mut doc);
     doc
 }
@@ -124,6 +292,67 @@ mod tests {
         assert_eq!(
             json["paths"]["/api/v1/targets/{id}"]["get"]["operationId"],
             "get_api_v1_targets_id"
+        );
+    }
+
+    #[test]
+    fn the_shared_answers_and_bounds_are_declared() {
+        let json = serde_json::to_value(document()).unwrap();
+        let op = |method: &str, path: &str| json["paths"][path][method].clone();
+        let statuses = |o: &serde_json::Value| o["responses"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        // Public routes need no token; the others say 401 (and 403 with a scope).
+        for (m, p) in [
+            ("get", "/health"),
+            ("get", "/api/v1/push/{token}"),
+            ("get", "/sync/api/status"),
+        ] {
+            assert_eq!(op(m, p)["security"], serde_json::json!([]), "{m} {p}");
+        }
+        let revoke = op("delete", "/api/v1/auth/keys/{id}");
+        for s in ["204", "400", "401", "403", "404", "429", "503"] {
+            assert!(statuses(&revoke).contains(&s.to_owned()), "{s}: {revoke}");
+        }
+        assert_eq!(
+            revoke["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody"
+        );
+        assert_eq!(revoke["parameters"][0]["schema"]["pattern"], input::TOKEN);
+        // Lists are objects holding the list, as the handlers answer.
+        for (p, field) in [
+            ("/api/v1/targets", "targets"),
+            ("/api/v1/users", "users"),
+            ("/api/v1/audit", "entries"),
+        ] {
+            let schema = &op("get", p)["responses"]["200"]["content"]["application/json"]["schema"]["$ref"];
+            let name = schema.as_str().unwrap().rsplit('/').next().unwrap();
+            assert!(
+                json["components"]["schemas"][name]["properties"][field].is_object(),
+                "{p}"
+            );
+        }
+        let audit = op("get", "/api/v1/audit");
+        let limit = audit["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(
+            (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+            (&1.into(), &1000.into())
+        );
+    }
+
+    #[test]
+    fn the_error_body_is_what_api_error_writes() {
+        use axum::response::IntoResponse;
+        let r = pantau_core::health::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no route")
+            .into_response();
+        let body = futures::executor::block_on(axum::body::to_bytes(r.into_body(), 1024)).unwrap();
+        let parsed: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (parsed.error.code.as_str(), parsed.error.message.as_str()),
+            ("not_found", "no route")
         );
     }
 }

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::labels::{LinkStatus, WanMethod};
+
 /// The router routes, with their own client of the WAN detector.
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let client = WanDetectorServiceClient::new(crate::lazy_channel(&ctx.config.gateway.wan_detector_url));
@@ -61,37 +63,10 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.and_then(from_timestamp).map(rfc3339)
 }
 
-/// A router id as the path gives it: letters, digits, `-` or `_`.
+/// A router id as the path gives it ([`crate::input::TOKEN`]).
 fn router_id(id: String) -> Result<String, ApiError> {
-    if pantau_config::is_token(&id) {
-        Ok(id)
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_router_id",
-            format!("router id `{id}` is not valid: use 1–128 letters, digits, `-` or `_`"),
-        ))
-    }
-}
-
-/// `up`, `down`, `admin_down` or `unknown` (the router does not answer).
-fn status_name(s: i32) -> &'static str {
-    match pb::LinkStatus::try_from(s) {
-        Ok(pb::LinkStatus::Up) => "up",
-        Ok(pb::LinkStatus::Down) => "down",
-        Ok(pb::LinkStatus::AdminDown) => "admin_down",
-        _ => "unknown",
-    }
-}
-
-fn method_name(m: i32) -> &'static str {
-    match pb::WanMethod::try_from(m) {
-        Ok(pb::WanMethod::Route) => "route",
-        Ok(pb::WanMethod::Traffic) => "traffic",
-        Ok(pb::WanMethod::Name) => "name",
-        Ok(pb::WanMethod::Manual) => "manual",
-        _ => "unknown",
-    }
+    crate::input::token("router id", id)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_router_id", e.message))
 }
 
 /// A router as the WAN detector last saw it.
@@ -143,8 +118,8 @@ pub struct InterfaceView {
     pub descr: String,
     pub comment: String,
     pub if_type: i32,
-    /// `up`, `down`, `admin_down`, or `unknown` while the router does not answer.
-    pub status: &'static str,
+    /// `unknown` while the router does not answer.
+    pub status: LinkStatus,
     pub speed_bits_per_second: u64,
     pub in_bits_per_second: f64,
     pub out_bits_per_second: f64,
@@ -162,7 +137,7 @@ pub struct InterfaceView {
 impl From<pb::InterfaceState> for InterfaceView {
     fn from(i: pb::InterfaceState) -> Self {
         Self {
-            status: status_name(i.status),
+            status: LinkStatus::from(i.status),
             sampled_at: when(i.sampled_at.as_ref()),
             if_index: i.if_index,
             name: i.name,
@@ -195,7 +170,7 @@ pub struct InterfacesResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EvidenceView {
     /// `route` (0.9), `traffic` (0.7), `name` (0.5) or `manual` (1.0).
-    pub method: &'static str,
+    pub method: WanMethod,
     pub confidence: f64,
     pub detail: String,
 }
@@ -224,7 +199,7 @@ pub struct WanInterfaceView {
     pub isp: Option<IspView>,
     pub in_bits_per_second: f64,
     pub out_bits_per_second: f64,
-    pub status: &'static str,
+    pub status: LinkStatus,
     pub alias: String,
     pub comment: String,
 }
@@ -232,12 +207,12 @@ pub struct WanInterfaceView {
 impl From<pb::WanInterface> for WanInterfaceView {
     fn from(w: pb::WanInterface) -> Self {
         Self {
-            status: status_name(w.status),
+            status: LinkStatus::from(w.status),
             methods: w
                 .evidence
                 .into_iter()
                 .map(|e| EvidenceView {
-                    method: method_name(e.method),
+                    method: WanMethod::from(e.method),
                     confidence: e.confidence,
                     detail: e.detail,
                 })
@@ -285,9 +260,7 @@ pub struct WanQuery {
 
 /// Every router the WAN detector has seen on the bus.
 #[utoipa::path(get, path = "/api/v1/routers", tag = "routers",
-    responses((status = 200, body = RoutersResponse), (status = 401), (status = 403),
-        (status = 503, description = "the WAN detector is unavailable")),
-    security(("bearer" = [])))]
+    responses((status = 200, body = RoutersResponse), (status = 503, description = "the WAN detector is unavailable")))]
 async fn list(State(mut c): State<Client>) -> Result<Json<RoutersResponse>, ApiError> {
     let r = c
         .list_routers(pb::ListRoutersRequest {})
@@ -364,11 +337,14 @@ mod tests {
 
     #[test]
     fn names_of_statuses_and_methods() {
-        assert_eq!(status_name(pb::LinkStatus::Unknown.into()), "unknown");
-        assert_eq!(status_name(pb::LinkStatus::AdminDown.into()), "admin_down");
-        assert_eq!(status_name(99), "unknown");
-        assert_eq!(method_name(pb::WanMethod::Route.into()), "route");
-        assert_eq!(method_name(pb::WanMethod::Manual.into()), "manual");
+        assert_eq!(LinkStatus::from(pb::LinkStatus::Unknown as i32).as_str(), "unknown");
+        assert_eq!(
+            LinkStatus::from(pb::LinkStatus::AdminDown as i32).as_str(),
+            "admin_down"
+        );
+        assert_eq!(LinkStatus::from(99).as_str(), "unknown");
+        assert_eq!(WanMethod::from(pb::WanMethod::Route as i32).as_str(), "route");
+        assert_eq!(WanMethod::from(pb::WanMethod::Manual as i32).as_str(), "manual");
         assert!(router_id("r1".into()).is_ok());
         assert_eq!(router_id("a.b".into()).unwrap_err().status, StatusCode::BAD_REQUEST);
     }

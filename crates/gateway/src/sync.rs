@@ -27,6 +27,9 @@ use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
+use crate::input;
+use crate::labels::{InstanceHealth, InstanceState, SyncRole};
+
 #[derive(Clone)]
 struct SyncState {
     client: SyncServiceClient<Channel>,
@@ -46,30 +49,45 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         id: c.instance.name.clone(),
         location: c.instance.location.clone(),
     };
-    let active = state.active;
-    let others = Router::new()
-        .route("/sync/api/instances", get(instances))
-        .route("/sync/api/instances/{id}", axum::routing::delete(remove_instance))
-        .route("/sync/api/failover-order", get(failover_order))
-        .route("/sync/api/register", post(register))
-        .route("/sync/api/heartbeat", post(heartbeat))
-        .route("/sync/api/config", get(config))
-        .route("/sync/api/promote", post(promote))
-        .route("/sync/api/demote/{id}", post(demote));
-    // A standalone instance runs no sync-api: say so, rather than "unavailable".
-    let others = if active {
-        others
-    } else {
-        others.route_layer(axum::middleware::from_fn(standalone))
+    // A standalone instance runs no sync-api: its routes say so, rather than
+    // "unavailable" (methods a route does not have stay 405).
+    let only = |m: axum::routing::MethodRouter<SyncState>| {
+        if state.active {
+            m
+        } else {
+            m.route_layer(axum::middleware::from_fn(standalone))
+        }
     };
+    let others = Router::new()
+        .route("/sync/api/instances", only(get(instances)))
+        .route("/sync/api/instances/{id}", only(axum::routing::delete(remove_instance)))
+        .route("/sync/api/failover-order", only(get(failover_order)))
+        .route("/sync/api/register", only(post(register)))
+        .route("/sync/api/heartbeat", only(post(heartbeat)))
+        .route("/sync/api/config", only(get(config)))
+        .route("/sync/api/promote", only(post(promote)))
+        .route("/sync/api/demote/{id}", only(post(demote)));
     Router::new()
         .route("/sync/api/status", get(status))
         .merge(others)
         .with_state(state)
 }
 
-async fn standalone(_req: axum::extract::Request, _next: axum::middleware::Next) -> axum::response::Response {
+/// The instance-to-instance calls, whose bearer (a join or instance token)
+/// the sync-api checks.
+const INSTANCE_CALLS: [&str; 3] = ["/sync/api/register", "/sync/api/heartbeat", "/sync/api/config"];
+
+async fn standalone(req: axum::extract::Request, _next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;
+    // Without a token an instance call is unauthenticated, standalone or not.
+    if INSTANCE_CALLS.contains(&req.uri().path()) && caller_token(req.headers()).is_none() {
+        return ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "an instance call needs `Authorization: Bearer <join or instance token>`",
+        )
+        .into_response();
+    }
     ApiError::new(
         axum::http::StatusCode::CONFLICT,
         "sync_disabled",
@@ -82,12 +100,24 @@ fn backend(status: &tonic::Status) -> ApiError {
     crate::grpc_error(status, "sync API")
 }
 
-fn role_name(r: i32) -> &'static str {
-    match pb::SyncRole::try_from(r) {
-        Ok(pb::SyncRole::Primary) => "primary",
-        Ok(pb::SyncRole::Dependent) => "dependent",
-        _ => "standalone",
+fn role(r: i32) -> SyncRole {
+    match SyncRole::from(r) {
+        SyncRole::Unspecified => SyncRole::Standalone,
+        r => r,
     }
+}
+
+fn token_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::token_schema())
+}
+
+fn health_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let choices = [
+        InstanceHealth::Healthy,
+        InstanceHealth::Degraded,
+        InstanceHealth::Failing,
+    ];
+    input::schema(input::enum_schema(&choices.map(InstanceHealth::as_str)))
 }
 
 fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
@@ -126,8 +156,7 @@ pub struct StatusView {
     pub id: String,
     pub name: String,
     pub location: String,
-    /// `primary`, `dependent` or `standalone`.
-    pub role: &'static str,
+    pub role: SyncRole,
     /// The fencing epoch of the current primary, as this instance knows it.
     pub epoch: u64,
     pub primary_id: String,
@@ -140,14 +169,14 @@ pub struct StatusView {
     pub produced_seq: u64,
 }
 
-#[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")))]
 async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
     if !s.active {
         return Ok(Json(StatusView {
             name: s.id.clone(),
             id: s.id,
             location: s.location,
-            role: "standalone",
+            role: SyncRole::Standalone,
             epoch: 0,
             primary_id: String::new(),
             primary_endpoint: String::new(),
@@ -166,7 +195,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
         .map_err(|e| backend(&e))?
         .into_inner();
     Ok(Json(StatusView {
-        role: role_name(r.role),
+        role: role(r.role),
         last_sync_success: when(r.last_sync_success.as_ref()),
         id: r.id,
         name: r.name,
@@ -191,10 +220,8 @@ pub struct InstanceView {
     pub capabilities: Vec<String>,
     pub failover_order: u32,
     pub public_endpoint: String,
-    /// `active`, `inactive` or `failed`.
-    pub state: &'static str,
-    /// `healthy`, `degraded`, `failing` or `unknown`.
-    pub health: &'static str,
+    pub state: InstanceState,
+    pub health: InstanceHealth,
     pub registered_at: Option<String>,
     pub last_heartbeat: Option<String>,
     pub token_expires_at: Option<String>,
@@ -221,17 +248,11 @@ impl From<pb::Instance> for InstanceView {
         let m = i.metrics.unwrap_or_default();
         let c = i.connection.unwrap_or_default();
         Self {
-            state: match pb::InstanceState::try_from(i.state) {
-                Ok(pb::InstanceState::Active) => "active",
-                Ok(pb::InstanceState::Inactive) => "inactive",
-                _ => "failed",
+            state: match InstanceState::from(i.state) {
+                InstanceState::Unspecified => InstanceState::Failed,
+                s => s,
             },
-            health: match pb::InstanceHealth::try_from(i.health) {
-                Ok(pb::InstanceHealth::Healthy) => "healthy",
-                Ok(pb::InstanceHealth::Degraded) => "degraded",
-                Ok(pb::InstanceHealth::Failing) => "failing",
-                _ => "unknown",
-            },
+            health: InstanceHealth::from(i.health),
             registered_at: when(i.registered_at.as_ref()),
             last_heartbeat: when(i.last_heartbeat.as_ref()),
             token_expires_at: when(i.token_expires_at.as_ref()),
@@ -266,7 +287,7 @@ pub struct InstancesView {
     pub instances: Vec<InstanceView>,
 }
 
-#[utoipa::path(get, path = "/sync/api/instances", tag = "sync", responses((status = 200, body = InstancesView), (status = 409, description = "this instance is not the primary"), (status = 503)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sync/api/instances", tag = "sync", responses((status = 200, body = InstancesView), (status = 409, description = "this instance is not the primary"), (status = 503)))]
 async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, ApiError> {
     let r = s
         .client
@@ -280,11 +301,12 @@ async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, Ap
     }))
 }
 
-#[utoipa::path(delete, path = "/sync/api/instances/{id}", tag = "sync", params(("id" = String, Path, description = "the instance id")), responses((status = 204, description = "removed; its token no longer authenticates"), (status = 404), (status = 409, description = "an instance cannot remove itself")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/sync/api/instances/{id}", tag = "sync", params(("id" = String, Path, description = "the instance id")), responses((status = 204, description = "removed; its token no longer authenticates"), (status = 404), (status = 409, description = "an instance cannot remove itself")))]
 async fn remove_instance(
     State(s): State<SyncState>,
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    let id = input::token("instance id", id)?;
     s.client
         .clone()
         .remove_instance(s.admin(pb::RemoveInstanceRequest { instance_id: id }))
@@ -305,7 +327,7 @@ pub struct FailoverOrderView {
     pub candidates: Vec<CandidateView>,
 }
 
-#[utoipa::path(get, path = "/sync/api/failover-order", tag = "sync", responses((status = 200, body = FailoverOrderView), (status = 503)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sync/api/failover-order", tag = "sync", responses((status = 200, body = FailoverOrderView), (status = 503)))]
 async fn failover_order(State(s): State<SyncState>) -> Result<Json<FailoverOrderView>, ApiError> {
     let r = s
         .client
@@ -331,9 +353,11 @@ async fn failover_order(State(s): State<SyncState>) -> Result<Json<FailoverOrder
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
+    #[schema(schema_with = token_schema)]
     pub instance_id: String,
     #[serde(default)]
     pub name: String,
+    #[schema(schema_with = token_schema)]
     pub location: String,
     #[serde(default)]
     pub version: String,
@@ -363,13 +387,16 @@ pub struct RegisteredView {
     pub primary_id: String,
 }
 
-#[utoipa::path(post, path = "/sync/api/register", tag = "sync", request_body = RegisterBody, responses((status = 200, body = RegisteredView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "wrong join token"), (status = 403, description = "the instance was removed"), (status = 409, description = "this instance is not the primary")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sync/api/register", tag = "sync", request_body = RegisterBody, responses((status = 200, body = RegisteredView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "wrong join token"), (status = 403, description = "the instance was removed"), (status = 409, description = "this instance is not the primary")))]
 async fn register(
     State(s): State<SyncState>,
     headers: HeaderMap,
     body: Result<Json<RegisterBody>, JsonRejection>,
 ) -> Result<Json<RegisteredView>, ApiError> {
     let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    for (field, v) in [("instance_id", &b.instance_id), ("location", &b.location)] {
+        input::token(field, v.clone()).map_err(|e| input::bad("invalid_body", e.message))?;
+    }
     let req = pb::RegisterRequest {
         instance_id: b.instance_id,
         name: b.name,
@@ -405,10 +432,12 @@ async fn register(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
+    #[schema(schema_with = token_schema)]
     pub instance_id: String,
-    /// `healthy`, `degraded` or `failing`.
+    #[schema(schema_with = health_schema)]
     pub status: String,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_u64)]
     pub uptime_seconds: f64,
     #[serde(default)]
     pub results_since_last: u64,
@@ -433,13 +462,14 @@ pub struct HeartbeatView {
     pub config_hash: String,
 }
 
-#[utoipa::path(post, path = "/sync/api/heartbeat", tag = "sync", request_body = HeartbeatBody, responses((status = 200, body = HeartbeatView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "unknown, expired or revoked instance token")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sync/api/heartbeat", tag = "sync", request_body = HeartbeatBody, responses((status = 200, body = HeartbeatView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "unknown, expired or revoked instance token")))]
 async fn heartbeat(
     State(s): State<SyncState>,
     headers: HeaderMap,
     body: Result<Json<HeartbeatBody>, JsonRejection>,
 ) -> Result<Json<HeartbeatView>, ApiError> {
     let Json(b) = body.map_err(|e| crate::api::invalid_body(&e))?;
+    input::token("instance_id", b.instance_id.clone()).map_err(|e| input::bad("invalid_body", e.message))?;
     let status = match b.status.as_str() {
         "healthy" => pb::InstanceHealth::Healthy,
         "degraded" => pb::InstanceHealth::Degraded,
@@ -453,11 +483,14 @@ async fn heartbeat(
         }
     };
     // Negative, NaN, infinite or too large for a duration: refused, never a panic.
-    let Ok(uptime) = std::time::Duration::try_from_secs_f64(b.uptime_seconds) else {
+    let uptime = Some(b.uptime_seconds)
+        .filter(|u| *u <= 1e12)
+        .and_then(|u| std::time::Duration::try_from_secs_f64(u).ok());
+    let Some(uptime) = uptime else {
         return Err(ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "invalid_body",
-            "uptime_seconds must be a number of seconds, 0 or more",
+            "uptime_seconds must be a number of seconds from 0 to 1e12",
         ));
     };
     let req = pb::HeartbeatRequest {
@@ -496,6 +529,7 @@ async fn heartbeat(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigQuery {
+    #[param(schema_with = token_schema)]
     pub instance_id: String,
     /// The hash the caller holds; an unchanged configuration is not resent.
     #[serde(default)]
@@ -527,13 +561,17 @@ pub struct ConfigView {
     pub channels: Vec<ChannelView>,
 }
 
-#[utoipa::path(get, path = "/sync/api/config", tag = "sync", params(ConfigQuery), responses((status = 200, body = ConfigView), (status = 400, description = "bad query, naming the parameter"), (status = 401, description = "unknown, expired or revoked instance token")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/sync/api/config", tag = "sync", params(ConfigQuery), responses((status = 200, body = ConfigView), (status = 400, description = "bad query, naming the parameter"), (status = 401, description = "unknown, expired or revoked instance token")))]
 async fn config(
     State(s): State<SyncState>,
     headers: HeaderMap,
     q: Result<Query<ConfigQuery>, QueryRejection>,
 ) -> Result<Json<ConfigView>, ApiError> {
     let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
+    let q = ConfigQuery {
+        instance_id: input::token("instance_id", q.instance_id).map_err(|e| input::bad("invalid_query", e.message))?,
+        ..q
+    };
     let req = pb::GetConfigRequest {
         instance_id: q.instance_id,
         if_none_match: q.if_none_match,
@@ -576,7 +614,7 @@ async fn config(
     }))
 }
 
-#[utoipa::path(post, path = "/sync/api/promote", tag = "sync", responses((status = 200, body = StatusView), (status = 409, description = "the lease changed meanwhile, or no NATS lease is configured")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sync/api/promote", tag = "sync", responses((status = 200, body = StatusView), (status = 409, description = "the lease changed meanwhile, or no NATS lease is configured")))]
 async fn promote(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
     s.client
         .clone()
@@ -586,8 +624,9 @@ async fn promote(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiErro
     status(State(s)).await
 }
 
-#[utoipa::path(post, path = "/sync/api/demote/{id}", tag = "sync", params(("id" = String, Path, description = "the primary's instance id")), responses((status = 200, body = StatusView), (status = 409, description = "that instance is not the primary")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/sync/api/demote/{id}", tag = "sync", params(("id" = String, Path, description = "the primary's instance id")), responses((status = 200, body = StatusView), (status = 409, description = "that instance is not the primary")))]
 async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Json<StatusView>, ApiError> {
+    let id = input::token("instance id", id)?;
     s.client
         .clone()
         .demote(s.admin(pb::DemoteRequest { instance_id: id }))

@@ -28,7 +28,31 @@ use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use crate::api::{bad_query, invalid_body};
+use crate::input;
+use crate::labels::{BreakerState, CheckKind, TargetSource};
 use crate::view::CheckResultView;
+
+/// The body of a target's create (see [`target_body`]).
+pub struct TargetBody;
+
+impl utoipa::PartialSchema for TargetBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        target_body(true)
+    }
+}
+
+impl utoipa::ToSchema for TargetBody {}
+
+/// The body of a target's replace: the id may come from the path alone.
+pub struct TargetPatch;
+
+impl utoipa::PartialSchema for TargetPatch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        target_body(false)
+    }
+}
+
+impl utoipa::ToSchema for TargetPatch {}
 
 type Client = CollectorServiceClient<Channel>;
 
@@ -45,7 +69,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list, get_one, create, replace, remove, run_check, history),
-    components(schemas(TargetView, HistoryView, HistoryPointView))
+    components(schemas(TargetView, TargetsResponse, TargetBody, TargetPatch, HistoryView, HistoryPointView))
 )]
 pub struct Doc;
 
@@ -65,9 +89,40 @@ pub struct TargetView {
     #[schema(value_type = Object)]
     pub config: TargetConfig,
     /// `config` (from the file) or `api`.
-    pub source: &'static str,
-    /// The circuit breaker: `closed`, `open` or `half_open`.
-    pub breaker: &'static str,
+    pub source: TargetSource,
+    /// The circuit breaker.
+    pub breaker: BreakerState,
+}
+
+/// Every target.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TargetsResponse {
+    pub targets: Vec<TargetView>,
+}
+
+/// The body of `POST /api/v1/targets` and `PUT /api/v1/targets/{id}`: one
+/// `collector.targets[]` entry, whose fields depend on `type`; the collector
+/// checks them as it checks configured targets (a bad one is a 400 naming it).
+fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let kinds = [
+        CheckKind::Http,
+        CheckKind::Tcp,
+        CheckKind::Icmp,
+        CheckKind::Dns,
+        CheckKind::Tls,
+        CheckKind::Push,
+    ];
+    let mut b = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("id", input::token_schema())
+        .property("type", input::enum_schema(&kinds.map(CheckKind::as_str)))
+        .required("type")
+        .description(Some("One collector.targets[] entry, e.g. {\"id\": \"web\", \"type\": \"http\", \"url\": \"https://example.net\"}"));
+    if id_required {
+        b = b.required("id");
+    }
+    input::schema(b.build())
 }
 
 fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
@@ -81,14 +136,13 @@ fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
     })?;
     Ok(TargetView {
         config,
-        source: match pb::TargetSource::try_from(t.source) {
-            Ok(pb::TargetSource::Api) => "api",
-            _ => "config",
+        source: match TargetSource::from(t.source) {
+            TargetSource::Unspecified => TargetSource::Config,
+            s => s,
         },
-        breaker: match pb::BreakerState::try_from(t.breaker) {
-            Ok(pb::BreakerState::Open) => "open",
-            Ok(pb::BreakerState::HalfOpen) => "half_open",
-            _ => "closed",
+        breaker: match BreakerState::from(t.breaker) {
+            BreakerState::Unspecified => BreakerState::Closed,
+            b => b,
         },
     })
 }
@@ -109,22 +163,22 @@ fn to_proto(t: &TargetConfig) -> pb::Target {
 }
 
 /// Every target.
-#[utoipa::path(get, path = "/api/v1/targets", tag = "targets",
-    responses((status = 200, body = Vec<TargetView>), (status = 401), (status = 403), (status = 503)))]
-async fn list(State(mut c): State<Client>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets", responses((status = 200, body = TargetsResponse)))]
+async fn list(State(mut c): State<Client>) -> Result<Json<TargetsResponse>, ApiError> {
     let ts = c
         .list_targets(pb::ListTargetsRequest {})
         .await
         .map_err(|s| backend(&s))?
         .into_inner()
         .targets;
-    let views = ts.iter().map(view).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(serde_json::json!({ "targets": views })))
+    let targets = ts.iter().map(view).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(TargetsResponse { targets }))
 }
 
 #[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
     responses((status = 200, body = TargetView), (status = 404), (status = 401), (status = 403)))]
 async fn get_one(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<TargetView>, ApiError> {
+    let id = input::token("target id", id)?;
     let t = c
         .get_target(pb::GetTargetRequest { id })
         .await
@@ -145,7 +199,7 @@ async fn upsert(c: &mut Client, t: &TargetConfig) -> Result<Json<TargetView>, Ap
 
 /// Creates or replaces a target; the body is one `collector.targets[]` entry.
 #[utoipa::path(post, path = "/api/v1/targets", tag = "targets",
-    request_body(content = Object, description = "One collector.targets[] entry, e.g. {\"id\": \"web\", \"type\": \"http\", \"url\": \"https://example.net\"}"),
+    request_body = TargetBody,
     responses((status = 200, body = TargetView), (status = 400, description = "a bad field, named"),
         (status = 409, description = "the id belongs to a configured target"), (status = 401), (status = 403)))]
 async fn create(
@@ -158,13 +212,14 @@ async fn create(
 
 /// Replaces the target `id`; the body's `id`, if any, must match.
 #[utoipa::path(put, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
-    request_body(content = Object, description = "One collector.targets[] entry"),
+    request_body = TargetPatch,
     responses((status = 200, body = TargetView), (status = 400), (status = 409), (status = 401), (status = 403)))]
 async fn replace(
     State(mut c): State<Client>,
     Path(id): Path<String>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<TargetView>, ApiError> {
+    let id = input::token("target id", id)?;
     let Json(mut v) = body.map_err(|e| invalid_body(&e))?;
     let Some(obj) = v.as_object_mut() else {
         return Err(bad(
@@ -191,6 +246,7 @@ async fn replace(
 #[utoipa::path(delete, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
     responses((status = 204), (status = 404), (status = 409, description = "a configured target"), (status = 401), (status = 403)))]
 async fn remove(State(mut c): State<Client>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = input::token("target id", id)?;
     c.delete_target(pb::DeleteTargetRequest { id })
         .await
         .map_err(|s| backend(&s))?;
@@ -201,6 +257,7 @@ async fn remove(State(mut c): State<Client>, Path(id): Path<String>) -> Result<S
 #[utoipa::path(post, path = "/api/v1/targets/{id}/check", tag = "targets", params(("id" = String, Path)),
     responses((status = 200, body = CheckResultView), (status = 404), (status = 401), (status = 403)))]
 async fn run_check(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<CheckResultView>, ApiError> {
+    let id = input::token("target id", id)?;
     let r = c
         .run_check(pb::RunCheckRequest { target_id: id })
         .await
@@ -214,10 +271,20 @@ async fn run_check(State(mut c): State<Client>, Path(id): Path<String>) -> Resul
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// How far back, e.g. `1h`, `24h`, `30d` (default 24h, at most 400d).
+    /// How far back, e.g. `1h`, `24h`, `30d` (default 24h; a longer one than 400d is cut to 400d).
+    #[param(schema_with = period_schema)]
     pub period: Option<String>,
     /// `minute` or `hour` (default: minutes up to 2 days, hours beyond).
+    #[param(schema_with = resolution_schema)]
     pub resolution: Option<String>,
+}
+
+pub(crate) fn period_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::period_schema())
+}
+
+pub(crate) fn resolution_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&["minute", "hour"]))
 }
 
 /// A target's history.
@@ -244,24 +311,12 @@ pub struct HistoryPointView {
     pub latency_p95_ms: f64,
 }
 
-/// Parses `period` (default 24h).
+/// Parses `period` (default 24h; at most 400d, a longer one is cut).
 pub fn period(raw: Option<&str>) -> Result<Duration, ApiError> {
     let Some(raw) = raw else {
         return Ok(Duration::from_secs(86_400));
     };
-    let d = humantime::parse_duration(raw).map_err(|e| {
-        bad(
-            "invalid_query",
-            format!("period `{raw}` is not a duration such as 1h or 30d: {e}"),
-        )
-    })?;
-    if d < Duration::from_secs(60) || d > Duration::from_secs(400 * 86_400) {
-        return Err(bad(
-            "invalid_query",
-            format!("period `{raw}` must be between 1m and 400d"),
-        ));
-    }
-    Ok(d)
+    Ok(input::period("period", raw, "invalid_query")?.min(Duration::from_secs(400 * 86_400)))
 }
 
 /// The history of one target over `period`.
@@ -326,6 +381,7 @@ async fn history(
     Path(id): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<HistoryView>, ApiError> {
+    let id = input::token("target id", id)?;
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let p = period(q.period.as_deref())?;
     Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?))

@@ -1,4 +1,7 @@
-//! JSON views of the bus's protobuf messages: what REST and WebSocket clients see.
+//! JSON views of the protobuf messages: what REST and WebSocket clients see.
+//! One view per entity, shared by both (an alert from `GET
+//! /api/v1/monitoring/alerts` and from an `alert` event has one shape), with
+//! enum labels from [`crate::labels`].
 
 use std::collections::BTreeMap;
 
@@ -6,73 +9,101 @@ use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1::{self, check_result::Detail};
 use serde::Serialize;
 
-/// A check result as JSON.
+pub use crate::labels::{
+    AlertState, BreakerState, CheckKind, CheckStatus, ConsensusStatus, EventKind, FailureReason, Severity,
+};
+
+/// A check result as JSON: `GET /api/v1/results/latest`, `POST
+/// /api/v1/targets/{id}/check` and the WebSocket's `check_result` events.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct CheckResultView {
     pub target_id: String,
     pub target_name: String,
-    /// `http`, `tcp`, …
-    pub kind: String,
+    pub kind: CheckKind,
     pub location: String,
     pub instance: String,
-    /// `up` or `down`.
-    pub status: String,
+    pub status: CheckStatus,
     /// RFC 3339, UTC.
     pub checked_at: Option<String>,
     pub latency_ms: Option<f64>,
-    /// The typed failure reason (`refused`, `timeout`, …); absent when up.
+    /// The typed failure reason; absent when up.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<FailureReason>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub labels: BTreeMap<String, String>,
-    /// The target's circuit breaker: `closed`, `open` or `half_open`.
+    /// The target's circuit breaker, when the collector reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub breaker: Option<String>,
-    /// Kind-specific detail, under the kind's name (`"http": {...}`).
+    pub breaker: Option<BreakerState>,
+    /// Kind-specific detail, under the kind's name (`"http": {...}`); at most
+    /// one of these is present.
     #[serde(flatten)]
-    pub detail: Option<DetailView>,
+    pub detail: DetailView,
 }
 
-/// The kind-specific part of a result.
+/// The kind-specific part of a result: one field, named after the kind, or none.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct DetailView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<IcmpDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushDetail>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DetailView {
-    Http {
-        status_code: u32,
-        body_bytes: u64,
-        http_version: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        certificate: Option<CertView>,
-    },
-    Tcp {
-        peer: String,
-    },
-    Tls {
-        peer: String,
-        protocol_version: String,
-        chain: Vec<CertView>,
-    },
-    Icmp {
-        sent: u32,
-        received: u32,
-        loss_percent: f64,
-        rtt_min_ms: Option<f64>,
-        rtt_avg_ms: Option<f64>,
-        rtt_max_ms: Option<f64>,
-        jitter_ms: Option<f64>,
-        address: String,
-    },
-    Dns {
-        record_type: String,
-        answers: Vec<String>,
-        resolver: String,
-    },
-    Push {
-        last_push: Option<String>,
-        pushed_status: String,
-        pushed_message: String,
-    },
+pub struct HttpDetail {
+    pub status_code: u32,
+    pub body_bytes: u64,
+    pub http_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct TcpDetail {
+    pub peer: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct TlsDetail {
+    pub peer: String,
+    pub protocol_version: String,
+    pub chain: Vec<CertView>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct IcmpDetail {
+    pub sent: u32,
+    pub received: u32,
+    pub loss_percent: f64,
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_avg_ms: Option<f64>,
+    pub rtt_max_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct DnsDetail {
+    pub record_type: String,
+    pub answers: Vec<String>,
+    pub resolver: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct PushDetail {
+    /// RFC 3339.
+    pub last_push: Option<String>,
+    pub pushed_status: String,
+    pub pushed_message: String,
 }
 
 /// A TLS certificate.
@@ -89,7 +120,7 @@ fn cert(c: &v1::CertificateInfo) -> CertView {
     CertView {
         subject: c.subject.clone(),
         issuer: c.issuer.clone(),
-        not_after: c.not_after.as_ref().and_then(from_timestamp).map(rfc3339),
+        not_after: when(c.not_after.as_ref()),
         days_to_expiry: c.days_to_expiry,
         dns_names: c.dns_names.clone(),
     }
@@ -100,112 +131,210 @@ fn ms(d: Option<&prost_types::Duration>) -> Option<f64> {
         .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0)
 }
 
-fn detail(d: &Detail) -> DetailView {
+fn detail(d: Option<&Detail>) -> DetailView {
+    let mut v = DetailView::default();
     match d {
-        Detail::Http(h) => DetailView::Http {
-            status_code: h.status_code,
-            body_bytes: h.body_bytes,
-            http_version: h.http_version.clone(),
-            certificate: h.certificate.as_ref().map(cert),
-        },
-        Detail::Tcp(t) => DetailView::Tcp { peer: t.peer.clone() },
-        Detail::Tls(t) => DetailView::Tls {
-            peer: t.peer.clone(),
-            protocol_version: t.protocol_version.clone(),
-            chain: t.chain.iter().map(cert).collect(),
-        },
-        Detail::Icmp(i) => DetailView::Icmp {
-            sent: i.sent,
-            received: i.received,
-            loss_percent: i.loss_percent,
-            rtt_min_ms: ms(i.rtt_min.as_ref()),
-            rtt_avg_ms: ms(i.rtt_avg.as_ref()),
-            rtt_max_ms: ms(i.rtt_max.as_ref()),
-            jitter_ms: ms(i.jitter.as_ref()),
-            address: i.address.clone(),
-        },
-        Detail::Dns(x) => DetailView::Dns {
-            record_type: x.record_type.clone(),
-            answers: x.answers.clone(),
-            resolver: x.resolver.clone(),
-        },
-        Detail::Push(p) => DetailView::Push {
-            last_push: p.last_push.as_ref().and_then(from_timestamp).map(rfc3339),
-            pushed_status: p.pushed_status.clone(),
-            pushed_message: p.pushed_message.clone(),
-        },
+        None => {}
+        Some(Detail::Http(h)) => {
+            v.http = Some(HttpDetail {
+                status_code: h.status_code,
+                body_bytes: h.body_bytes,
+                http_version: h.http_version.clone(),
+                certificate: h.certificate.as_ref().map(cert),
+            });
+        }
+        Some(Detail::Tcp(t)) => v.tcp = Some(TcpDetail { peer: t.peer.clone() }),
+        Some(Detail::Tls(t)) => {
+            v.tls = Some(TlsDetail {
+                peer: t.peer.clone(),
+                protocol_version: t.protocol_version.clone(),
+                chain: t.chain.iter().map(cert).collect(),
+            });
+        }
+        Some(Detail::Icmp(i)) => {
+            v.icmp = Some(IcmpDetail {
+                sent: i.sent,
+                received: i.received,
+                loss_percent: i.loss_percent,
+                rtt_min_ms: ms(i.rtt_min.as_ref()),
+                rtt_avg_ms: ms(i.rtt_avg.as_ref()),
+                rtt_max_ms: ms(i.rtt_max.as_ref()),
+                jitter_ms: ms(i.jitter.as_ref()),
+                address: i.address.clone(),
+            });
+        }
+        Some(Detail::Dns(x)) => {
+            v.dns = Some(DnsDetail {
+                record_type: x.record_type.clone(),
+                answers: x.answers.clone(),
+                resolver: x.resolver.clone(),
+            });
+        }
+        Some(Detail::Push(p)) => {
+            v.push = Some(PushDetail {
+                last_push: when(p.last_push.as_ref()),
+                pushed_status: p.pushed_status.clone(),
+                pushed_message: p.pushed_message.clone(),
+            });
+        }
     }
+    v
 }
 
-/// `CHECK_KIND_HTTP` → `http`.
-fn enum_name(full: &str, prefix: &str) -> String {
-    full.trim_start_matches(prefix).to_ascii_lowercase()
+/// An RFC 3339 time, UTC.
+pub fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
+    t.and_then(from_timestamp).map(rfc3339)
 }
 
 impl From<&v1::CheckResult> for CheckResultView {
     fn from(r: &v1::CheckResult) -> Self {
-        let reason = match r.reason() {
-            v1::FailureReason::Unspecified => None,
-            other => Some(enum_name(other.as_str_name(), "FAILURE_REASON_")),
-        };
-        let breaker = match r.breaker() {
-            v1::BreakerState::Unspecified => None,
-            other => Some(enum_name(other.as_str_name(), "BREAKER_STATE_")),
-        };
         Self {
             target_id: r.target_id.clone(),
             target_name: r.target_name.clone(),
-            kind: enum_name(r.kind().as_str_name(), "CHECK_KIND_"),
+            kind: CheckKind::from(r.kind),
             location: r.location.clone(),
             instance: r.instance.clone(),
-            status: enum_name(r.status().as_str_name(), "CHECK_STATUS_"),
-            checked_at: r.checked_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            status: CheckStatus::from(r.status),
+            checked_at: when(r.checked_at.as_ref()),
             latency_ms: ms(r.latency.as_ref()),
-            reason,
+            reason: Some(FailureReason::from(r.reason)).filter(|x| *x != FailureReason::Unspecified),
             message: r.message.clone(),
             labels: r.labels.clone().into_iter().collect(),
-            breaker,
-            detail: r.detail.as_ref().map(detail),
+            breaker: Some(BreakerState::from(r.breaker)).filter(|b| *b != BreakerState::Unspecified),
+            detail: detail(r.detail.as_ref()),
         }
     }
 }
 
-/// An alert lifecycle event as JSON.
+/// One step of an alert's lifecycle.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct TransitionView {
+    pub state: AlertState,
+    /// RFC 3339.
+    pub at: Option<String>,
+    /// Empty when the engine made the change.
+    pub actor: String,
+    pub comment: String,
+}
+
+/// An alert as JSON: the REST routes under `/api/v1/monitoring/alerts` and
+/// the WebSocket's `alert` events. An event carries what the change says:
+/// `source`, `value` and `updated_at` are empty there, `acknowledged_*` and
+/// `resolved_*` are filled by the change that set them, and `description`
+/// (the rule's description, when it has one) only there.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AlertView {
-    pub alert_id: String,
+    pub id: String,
+    /// Stable hash of the rule id and the labels.
+    pub fingerprint: String,
     pub rule_id: String,
     pub rule_name: String,
-    /// `firing`, `acknowledged` or `resolved`.
-    pub state: String,
-    /// `info`, `warning` or `critical`.
-    pub severity: String,
+    pub state: AlertState,
+    pub severity: Severity,
     pub summary: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
     pub labels: BTreeMap<String, String>,
-    pub starts_at: Option<String>,
-    pub ends_at: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub actor: String,
-    pub fingerprint: String,
+    /// The fact family the rule reads (`check_up`, …).
+    pub source: String,
+    /// What the alert is about: the first of the labels target, router,
+    /// component, instance, host.
+    pub resource: String,
+    /// The value that last matched the condition, as text.
+    pub value: String,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    pub updated_at: Option<String>,
+    pub acknowledged: bool,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: String,
+    pub acknowledge_comment: String,
+    pub resolved_at: Option<String>,
+    /// Empty when the condition cleared.
+    pub resolved_by: String,
+    /// `silence:<id>` or `depends:<alert id>` while nobody is notified.
+    pub suppressed_by: String,
+    /// Oldest first; only `GET /api/v1/monitoring/alerts/{id}` fills them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<TransitionView>,
+}
+
+/// What an alert is about, from its labels (the alert engine's own rule).
+pub fn alert_resource(labels: &BTreeMap<String, String>) -> String {
+    ["target", "router", "component", "instance", "host", "resource"]
+        .iter()
+        .find_map(|k| labels.get(*k))
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl From<v1::Alert> for AlertView {
+    fn from(a: v1::Alert) -> Self {
+        Self {
+            state: AlertState::from(a.state),
+            severity: Severity::from(a.severity),
+            started_at: when(a.started_at.as_ref()),
+            updated_at: when(a.updated_at.as_ref()),
+            acknowledged: a.acknowledged_at.is_some(),
+            acknowledged_at: when(a.acknowledged_at.as_ref()),
+            resolved_at: when(a.resolved_at.as_ref()),
+            transitions: a
+                .transitions
+                .iter()
+                .map(|t| TransitionView {
+                    state: AlertState::from(t.state),
+                    at: when(t.at.as_ref()),
+                    actor: t.actor.clone(),
+                    comment: t.comment.clone(),
+                })
+                .collect(),
+            labels: a.labels.into_iter().collect(),
+            id: a.id,
+            fingerprint: a.fingerprint,
+            rule_id: a.rule_id,
+            rule_name: a.rule_name,
+            summary: a.summary,
+            description: String::new(),
+            source: a.source,
+            resource: a.resource,
+            value: a.value,
+            acknowledged_by: a.acknowledged_by,
+            acknowledge_comment: a.acknowledge_comment,
+            resolved_by: a.resolved_by,
+            suppressed_by: a.suppressed_by,
+        }
+    }
 }
 
 impl From<&v1::AlertEvent> for AlertView {
     fn from(a: &v1::AlertEvent) -> Self {
+        let state = AlertState::from(a.state);
+        let labels: BTreeMap<String, String> = a.labels.clone().into_iter().collect();
+        let (acked, resolved) = (state == AlertState::Acknowledged, state == AlertState::Resolved);
+        let actor = |on: bool| if on { a.actor.clone() } else { String::new() };
         Self {
-            alert_id: a.alert_id.clone(),
+            id: a.alert_id.clone(),
+            fingerprint: a.fingerprint.clone(),
             rule_id: a.rule_id.clone(),
             rule_name: a.rule_name.clone(),
-            state: enum_name(a.state().as_str_name(), "ALERT_STATE_"),
-            severity: enum_name(a.severity().as_str_name(), "SEVERITY_"),
+            state,
+            severity: Severity::from(a.severity),
             summary: a.summary.clone(),
             description: a.description.clone(),
-            labels: a.labels.clone().into_iter().collect(),
-            starts_at: a.starts_at.as_ref().and_then(from_timestamp).map(rfc3339),
-            ends_at: a.ends_at.as_ref().and_then(from_timestamp).map(rfc3339),
-            actor: a.actor.clone(),
-            fingerprint: a.fingerprint.clone(),
+            resource: alert_resource(&labels),
+            labels,
+            source: String::new(),
+            value: String::new(),
+            started_at: when(a.starts_at.as_ref()),
+            updated_at: None,
+            acknowledged: acked,
+            acknowledged_at: None,
+            acknowledged_by: actor(acked),
+            acknowledge_comment: String::new(),
+            resolved_at: if resolved { when(a.ends_at.as_ref()) } else { None },
+            resolved_by: actor(resolved),
+            suppressed_by: String::new(),
+            transitions: Vec::new(),
         }
     }
 }
@@ -214,12 +343,12 @@ impl From<&v1::AlertEvent> for AlertView {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct RouterEventView {
     pub id: String,
-    /// `reboot`, `interface_down`, `target_down`, …
-    pub kind: String,
+    pub kind: EventKind,
     /// The router, target or instance it is about.
     pub source: String,
+    /// RFC 3339.
     pub occurred_at: Option<String>,
-    pub severity: String,
+    pub severity: Severity,
     pub message: String,
     pub attributes: BTreeMap<String, String>,
 }
@@ -228,10 +357,10 @@ impl From<&v1::RouterEvent> for RouterEventView {
     fn from(e: &v1::RouterEvent) -> Self {
         Self {
             id: e.id.clone(),
-            kind: enum_name(e.kind().as_str_name(), "EVENT_KIND_"),
+            kind: EventKind::from(e.kind),
             source: e.source.clone(),
-            occurred_at: e.occurred_at.as_ref().and_then(from_timestamp).map(rfc3339),
-            severity: enum_name(e.severity().as_str_name(), "SEVERITY_"),
+            occurred_at: when(e.occurred_at.as_ref()),
+            severity: Severity::from(e.severity),
             message: e.message.clone(),
             attributes: e.attributes.clone().into_iter().collect(),
         }
@@ -265,12 +394,44 @@ mod tests {
             ..Default::default()
         };
         let v = CheckResultView::from(&r);
-        assert_eq!(v.kind, "http");
-        assert_eq!(v.status, "down");
-        assert_eq!(v.reason.as_deref(), Some("refused"));
+        assert_eq!(v.kind, CheckKind::Http);
+        assert_eq!(v.status, CheckStatus::Down);
+        assert_eq!(v.reason, Some(FailureReason::Refused));
         assert_eq!(v.latency_ms, Some(1.5));
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["reason"], "refused");
+        assert_eq!(json["kind"], "http");
+        assert!(json.get("http").is_none(), "no detail, no key: {json}");
+    }
+
+    #[test]
+    fn an_alert_event_and_a_stored_alert_have_one_shape() {
+        let event = v1::AlertEvent {
+            alert_id: "a1".into(),
+            rule_id: "down".into(),
+            state: v1::AlertState::Acknowledged.into(),
+            severity: v1::Severity::Critical.into(),
+            labels: [("target".to_owned(), "web".to_owned())].into_iter().collect(),
+            actor: "dina".into(),
+            ..Default::default()
+        };
+        let stored = v1::Alert {
+            id: "a1".into(),
+            rule_id: "down".into(),
+            state: v1::AlertState::Acknowledged.into(),
+            severity: v1::Severity::Critical.into(),
+            ..Default::default()
+        };
+        let e = serde_json::to_value(AlertView::from(&event)).unwrap();
+        let s = serde_json::to_value(AlertView::from(stored)).unwrap();
+        let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&e), keys(&s));
+        assert_eq!(
+            (&e["id"], &e["state"], &e["severity"]),
+            (&s["id"], &s["state"], &s["severity"])
+        );
+        assert_eq!(e["resource"], "web");
+        assert_eq!(e["acknowledged_by"], "dina");
     }
 }
 
@@ -292,7 +453,7 @@ impl From<&v1::MetricSample> for MetricView {
             name: m.name.clone(),
             value: m.value,
             labels: m.labels.clone().into_iter().collect(),
-            observed_at: m.observed_at.as_ref().and_then(from_timestamp).map(rfc3339),
+            observed_at: when(m.observed_at.as_ref()),
             source: m.source.clone(),
         }
     }
@@ -302,8 +463,8 @@ impl From<&v1::MetricSample> for MetricView {
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ConsensusView {
     pub target_id: String,
-    /// `up`, `down` (the quorum of locations agrees) or `partial`.
-    pub status: &'static str,
+    /// `up` or `down` (the quorum of locations agrees), or `partial`.
+    pub status: ConsensusStatus,
     /// RFC 3339: the check window's start.
     pub window_start: Option<String>,
     pub locations_total: u32,
@@ -324,13 +485,8 @@ impl From<&v1::ConsensusResult> for ConsensusView {
         let ms = |d: Option<&prost_types::Duration>| d.and_then(from_duration).map(|d| d.as_secs_f64() * 1e3);
         Self {
             target_id: c.target_id.clone(),
-            status: match c.status() {
-                v1::ConsensusStatus::Up => "up",
-                v1::ConsensusStatus::Down => "down",
-                v1::ConsensusStatus::Partial => "partial",
-                v1::ConsensusStatus::Unspecified => "unknown",
-            },
-            window_start: c.window_start.as_ref().and_then(from_timestamp).map(rfc3339),
+            status: ConsensusStatus::from(c.status),
+            window_start: when(c.window_start.as_ref()),
             locations_total: c.locations_total,
             locations_successful: c.locations_successful,
             quorum: c.quorum,

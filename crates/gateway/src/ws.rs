@@ -1,7 +1,7 @@
 //! The WebSocket hub: `/api/v1/monitoring/events`.
 //!
 //! Each client gets the events it subscribed to as JSON text frames
-//! (`{"type": "check_result", "data": {...}}`; types in [`feed::TYPES`]).
+//! (`{"type": "check_result", "data": {...}}`; types in [`crate::hub::TYPES`]).
 //! It chooses at connect time with query parameters (browsers cannot set
 //! headers): `?types=check_result,alert&target=web,r1&severity=critical`, and
 //! at any time by sending `{"subscribe": ["alert"], "filters": {"target":
@@ -13,7 +13,6 @@
 //! `gateway.dashboard.idle_timeout` is closed; beyond
 //! `gateway.dashboard.max_connections` new clients get 503.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Router;
@@ -29,53 +28,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::AppState;
-use crate::feed::{HubEvent, TYPES};
+use crate::hub::{Filter, TYPES};
+use crate::input;
+use crate::labels::Severity;
 use crate::metrics as m;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/monitoring/events", get(upgrade))
-}
-
-/// What a client receives; `None` means everything.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub types: Option<HashSet<String>>,
-    pub resources: Option<HashSet<String>>,
-    pub severities: Option<HashSet<String>>,
-}
-
-impl Filter {
-    pub fn matches(&self, e: &HubEvent) -> bool {
-        self.types.as_ref().is_none_or(|t| t.contains(&e.kind))
-            && self.resources.as_ref().is_none_or(|r| r.contains(&e.resource))
-            && self.severities.as_ref().is_none_or(|s| s.contains(&e.severity))
-    }
-
-    fn build(
-        types: Option<Vec<String>>,
-        resources: Option<Vec<String>>,
-        severities: Option<Vec<String>>,
-    ) -> Result<Self, String> {
-        if let Some(unknown) = types.iter().flatten().find(|t| !TYPES.contains(&t.as_str())) {
-            return Err(format!(
-                "unknown event type `{unknown}`; known types: {}",
-                TYPES.join(", ")
-            ));
-        }
-        if let Some(bad) = severities
-            .iter()
-            .flatten()
-            .find(|s| !["info", "warning", "critical"].contains(&s.as_str()))
-        {
-            return Err(format!("unknown severity `{bad}`; use info, warning or critical"));
-        }
-        let set = |v: Option<Vec<String>>| v.filter(|v| !v.is_empty()).map(|v| v.into_iter().collect());
-        Ok(Self {
-            types: set(types),
-            resources: set(resources),
-            severities: set(severities),
-        })
-    }
 }
 
 /// Query parameters at connect time, comma-separated.
@@ -83,13 +42,36 @@ impl Filter {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectQuery {
-    /// Event types: traffic, counter_reset, reboot, wan_detected, interface_up,
-    /// interface_down, metrics_update, alert, check_result, …
+    /// Event types, comma-separated (spaces and empty items are ignored).
+    #[param(schema_with = types_schema)]
     pub types: Option<String>,
+    /// Target ids, comma-separated.
     pub target: Option<String>,
+    /// Router ids, comma-separated.
     pub router: Option<String>,
+    /// Any resource an event is about, comma-separated.
     pub resource: Option<String>,
+    /// Severities, comma-separated (spaces and empty items are ignored).
+    #[param(schema_with = severities_schema)]
     pub severity: Option<String>,
+}
+
+/// Comma-separated `choices`, where spaces and empty items are ignored.
+fn loose_list(choices: &[&str]) -> String {
+    let one = choices.join("|");
+    format!("^ *(({one}) *)?(, *(({one}) *)?)*$")
+}
+
+fn types_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::pattern_schema(loose_list(TYPES), "event types, comma-separated"))
+}
+
+fn severities_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let choices = [Severity::Info, Severity::Warning, Severity::Critical].map(Severity::as_str);
+    input::schema(input::pattern_schema(
+        loose_list(&choices),
+        "severities, comma-separated",
+    ))
 }
 
 #[derive(utoipa::OpenApi)]
@@ -154,12 +136,13 @@ fn parse_subscribe(text: &str) -> Result<Filter, String> {
 /// `{"subscribe": [...], "filters": {...}}` messages.
 #[utoipa::path(get, path = "/api/v1/monitoring/events", tag = "events", params(ConnectQuery),
     security(("bearer" = []), ("query_token" = [])),
-    responses((status = 101, description = "switching to WebSocket"), (status = 400, description = "bad subscription, naming it"),
-        (status = 401), (status = 403), (status = 503, description = "at gateway.dashboard.max_connections")))]
+    responses((status = 101, description = "switching to WebSocket"),
+        (status = 426, description = "not a WebSocket upgrade request"),
+        (status = 503, description = "at gateway.dashboard.max_connections")))]
 async fn upgrade(
     State(s): State<AppState>,
     q: Result<Query<ConnectQuery>, axum::extract::rejection::QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
@@ -168,6 +151,22 @@ async fn upgrade(
     let filter = match q.filter() {
         Ok(f) => f,
         Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription", e).into_response(),
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            let mut r = ApiError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "upgrade_required",
+                format!("this is a WebSocket: {}", e.body_text()),
+            )
+            .into_response();
+            r.headers_mut().insert(
+                axum::http::header::UPGRADE,
+                axum::http::HeaderValue::from_static("websocket"),
+            );
+            return r;
+        }
     };
     let Ok(slot) = Arc::clone(&s.ws_slots).try_acquire_owned() else {
         ::metrics::counter!(m::WS_REJECTED).increment(1);
@@ -283,6 +282,7 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, fil
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::HubEvent;
 
     fn ev(kind: &str, resource: &str, severity: &str) -> HubEvent {
         HubEvent {

@@ -2,7 +2,6 @@
 mod alertmanager;
 mod engine;
 mod fuzz;
-mod gateway;
 mod nats;
 mod service;
 mod store;

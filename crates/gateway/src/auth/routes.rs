@@ -24,6 +24,21 @@ use utoipa::{IntoParams, ToSchema};
 use super::store::{ApiKey, AuditEntry, AuthStoreError, User};
 use super::{AuditNote, Auth, Principal, Role, Scope, Scopes};
 use crate::api::{bad_query, invalid_body};
+use crate::input;
+
+fn ttl_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::or_null(input::pattern_schema(
+        input::PERIOD,
+        "a whole number of m, h or d, e.g. 30d; at most gateway.auth.max_token_ttl",
+    )))
+}
+
+fn username_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::pattern_schema(
+        input::USERNAME,
+        "1–64 letters, digits, `-`, `_`, `.` or `@`",
+    ))
+}
 
 pub fn router(auth: Arc<Auth>) -> Router {
     Router::new()
@@ -53,7 +68,21 @@ pub fn router(auth: Arc<Auth>) -> Router {
         audit
     ),
     components(schemas(
-        LoginBody, TokenView, WhoAmI, MintBody, KeyBody, CreatedKey, ApiKey, UserBody, User, AuditEntry, Scope, Role
+        LoginBody,
+        TokenView,
+        WhoAmI,
+        MintBody,
+        KeyBody,
+        CreatedKey,
+        ApiKey,
+        KeysResponse,
+        UserBody,
+        User,
+        UsersResponse,
+        AuditEntry,
+        AuditResponse,
+        Scope,
+        Role
     ))
 )]
 pub struct Doc;
@@ -103,8 +132,8 @@ pub struct TokenView {
 
 /// Exchanges a user's name and password for a short-lived JWT.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
-    responses((status = 200, body = TokenView), (status = 400, description = "malformed body"),
-        (status = 401, description = "wrong name or password")))]
+    responses((status = 200, body = TokenView), (status = 401, description = "wrong name or password"),
+        (status = 409, description = "this gateway cannot sign tokens (no private key)")))]
 async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, JsonRejection>) -> Response {
     let Json(b) = match body {
         Ok(b) => b,
@@ -149,8 +178,7 @@ pub struct WhoAmI {
 }
 
 /// The caller's subject and scopes.
-#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = WhoAmI), (status = 401, description = "no valid token")))]
+#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth", responses((status = 200, body = WhoAmI)))]
 async fn whoami(Extension(p): Extension<Principal>) -> Json<WhoAmI> {
     Json(WhoAmI {
         subject: p.subject,
@@ -160,14 +188,13 @@ async fn whoami(Extension(p): Extension<Principal>) -> Json<WhoAmI> {
 
 fn parse_ttl(field: &str, raw: Option<&str>, default: Duration, max: Duration) -> Result<Duration, ApiError> {
     let Some(raw) = raw else { return Ok(default) };
-    let ttl = humantime::parse_duration(raw)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("{field} `{raw}`: {e}")))?;
-    if ttl < Duration::from_secs(60) || ttl > max {
+    let ttl = input::period(field, raw, "invalid_body")?;
+    if ttl > max {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!(
-                "{field} `{raw}` must be between 1m and {} (gateway.auth.max_token_ttl)",
+                "{field} `{raw}` must be at most {} (gateway.auth.max_token_ttl)",
                 humantime::format_duration(max)
             ),
         ));
@@ -193,14 +220,16 @@ fn parse_scopes(raw: &[String]) -> Result<Scopes, ApiError> {
 pub struct MintBody {
     /// Who the token speaks for; default `cli:<caller>`.
     pub subject: Option<String>,
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// Lifetime such as `1h` or `30d`; default gateway.auth.login_ttl.
+    #[schema(schema_with = ttl_schema)]
     pub ttl: Option<String>,
 }
 
 /// Mints a JWT with the given scopes (admin).
-#[utoipa::path(post, path = "/api/v1/auth/tokens", tag = "auth", request_body = MintBody, security(("bearer" = [])),
-    responses((status = 200, body = TokenView), (status = 400), (status = 403)))]
+#[utoipa::path(post, path = "/api/v1/auth/tokens", tag = "auth", request_body = MintBody,
+    responses((status = 200, body = TokenView), (status = 409, description = "this gateway cannot sign tokens (no private key)")))]
 async fn mint(
     State(auth): State<Arc<Auth>>,
     Extension(p): Extension<Principal>,
@@ -234,10 +263,31 @@ async fn mint(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyBody {
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// Lifetime such as `90d`; default: until revoked.
+    #[schema(schema_with = ttl_schema)]
     pub ttl: Option<String>,
+}
+
+/// Every API key, revoked and expired ones included.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeysResponse {
+    pub keys: Vec<ApiKey>,
+}
+
+/// Every user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersResponse {
+    pub users: Vec<User>,
+}
+
+/// Audit entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditResponse {
+    pub entries: Vec<AuditEntry>,
 }
 
 /// A new key: shown this once.
@@ -249,23 +299,22 @@ pub struct CreatedKey {
     pub record: ApiKey,
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ApiKey>), (status = 403)))]
-async fn list_keys(State(auth): State<Arc<Auth>>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/auth/keys", tag = "auth", responses((status = 200, body = KeysResponse)))]
+async fn list_keys(State(auth): State<Arc<Auth>>) -> Result<Json<KeysResponse>, ApiError> {
     let keys = auth.store.keys().await.map_err(|e| store_error(&e))?;
-    Ok(Json(serde_json::json!({ "keys": keys })))
+    Ok(Json(KeysResponse { keys }))
 }
 
 /// Creates an API key (admin); the answer is the only time the key is shown.
-#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = KeyBody, security(("bearer" = [])),
-    responses((status = 201, body = CreatedKey), (status = 400), (status = 403)))]
+#[utoipa::path(post, path = "/api/v1/auth/keys", tag = "auth", request_body = KeyBody,
+    responses((status = 201, body = CreatedKey)))]
 async fn create_key(
     State(auth): State<Arc<Auth>>,
     Extension(p): Extension<Principal>,
     body: Result<Json<KeyBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|e| invalid_body(&e))?;
-    if b.name.trim().is_empty() || b.name.len() > 128 {
+    if b.name.is_empty() || b.name.chars().count() > 128 {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
@@ -295,8 +344,9 @@ async fn create_key(
 
 /// Revokes an API key at once (admin).
 #[utoipa::path(delete, path = "/api/v1/auth/keys/{id}", tag = "auth", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 204), (status = 404)))]
+    responses((status = 204, description = "revoked")))]
 async fn revoke_key(State(auth): State<Arc<Auth>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = input::token("key id", id)?;
     auth.store.revoke_key(&id).await.map_err(|e| store_error(&e))?;
     Ok(with_note(
         StatusCode::NO_CONTENT,
@@ -311,17 +361,18 @@ async fn revoke_key(State(auth): State<Arc<Auth>>, Path(id): Path<String>) -> Re
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserBody {
+    #[schema(schema_with = username_schema)]
     pub username: String,
     /// At least 8 characters.
+    #[schema(min_length = 8)]
     pub password: String,
     pub role: Role,
 }
 
-#[utoipa::path(get, path = "/api/v1/users", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = Vec<User>), (status = 403)))]
-async fn list_users(State(auth): State<Arc<Auth>>) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/users", tag = "auth", responses((status = 200, body = UsersResponse)))]
+async fn list_users(State(auth): State<Arc<Auth>>) -> Result<Json<UsersResponse>, ApiError> {
     let users = auth.store.users().await.map_err(|e| store_error(&e))?;
-    Ok(Json(serde_json::json!({ "users": users })))
+    Ok(Json(UsersResponse { users }))
 }
 
 /// Checks a new user's name and password.
@@ -343,8 +394,8 @@ pub fn check_new_user(username: &str, password: &str) -> Result<(), String> {
 }
 
 /// Adds a user (admin).
-#[utoipa::path(post, path = "/api/v1/users", tag = "auth", request_body = UserBody, security(("bearer" = [])),
-    responses((status = 201, body = User), (status = 400), (status = 409, description = "the name is taken")))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "auth", request_body = UserBody,
+    responses((status = 201, body = User), (status = 409, description = "the name is taken")))]
 async fn add_user(
     State(auth): State<Arc<Auth>>,
     body: Result<Json<UserBody>, JsonRejection>,
@@ -365,8 +416,9 @@ async fn add_user(
 
 /// Deletes a user (admin). Tokens already issued to them live until they expire.
 #[utoipa::path(delete, path = "/api/v1/users/{username}", tag = "auth", params(("username" = String, Path)),
-    security(("bearer" = [])), responses((status = 204), (status = 404)))]
+    responses((status = 204, description = "deleted")))]
 async fn delete_user(State(auth): State<Arc<Auth>>, Path(username): Path<String>) -> Result<Response, ApiError> {
+    let username = input::username(username)?;
     auth.store.delete_user(&username).await.map_err(|e| store_error(&e))?;
     Ok(with_note(
         StatusCode::NO_CONTENT,
@@ -384,18 +436,20 @@ async fn delete_user(State(auth): State<Arc<Auth>>, Path(username): Path<String>
 pub struct AuditQuery {
     /// Only this actor.
     pub actor: Option<String>,
-    /// At most this many entries (1–1000, default 100).
+    /// At most this many entries (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+    /// Skip this many of the newest.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 
 /// The audit log, newest first (admin).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "auth", params(AuditQuery), security(("bearer" = [])),
-    responses((status = 200, body = Vec<AuditEntry>), (status = 400), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/audit", tag = "auth", params(AuditQuery), responses((status = 200, body = AuditResponse)))]
 async fn audit(
     State(auth): State<Arc<Auth>>,
     q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AuditResponse>, ApiError> {
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -418,5 +472,5 @@ async fn audit(
         .audit_log(q.actor.as_deref(), limit, offset)
         .await
         .map_err(|e| store_error(&e))?;
-    Ok(Json(serde_json::json!({ "entries": entries })))
+    Ok(Json(AuditResponse { entries }))
 }

@@ -15,6 +15,7 @@ use pantau_proto::v1;
 
 mod auth;
 mod hub;
+mod refill;
 
 struct Gateway {
     base: String,
@@ -48,6 +49,8 @@ async fn start_with(edit: impl FnOnce(&mut Config)) -> Gateway {
         data_dir: data.path().to_owned(),
         ..Config::default()
     };
+    // No collector unless a test starts one (never whatever listens on the default port).
+    config.gateway.collector_url = format!("http://127.0.0.1:{}", pantau_testkit::free_port());
     edit(&mut config);
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let ctx = Context::new(Arc::new(config), Arc::clone(&bus));
@@ -358,8 +361,12 @@ async fn websocket_clients_get_what_they_subscribed_to() {
         .await
         .expect("both clients get events");
     assert!(
-        a.iter()
-            .all(|v| v["type"] == "alert" && v["data"]["severity"] == "critical"),
+        a.iter().all(|v| v["type"] == "alert"
+            && v["data"]["severity"] == "critical"
+            // The REST alert's shape: `id`, `resource`, `started_at`.
+            && v["data"]["id"] == "a1"
+            && v["data"]["resource"] == "web"
+            && v["data"].get("started_at").is_some()),
         "{a:?}"
     );
     assert!(

@@ -1,12 +1,15 @@
 //! End-to-end tests of the `pantau` binary: the real process, real ports,
-//! a real nats-server.
+//! a real nats-server; and the gateway's routes against the real services
+//! behind them, in process (`gateway_routes`).
 
 mod api;
 mod cli;
 mod cluster;
 mod contract;
 mod e2e;
+mod gateway_routes;
 mod lifecycle;
+mod openapi_contract;
 mod support;
 mod sync;
 mod traces;

@@ -1,8 +1,7 @@
 //! The WAN detector as a library: fed by the collector's router poller
-//! against a real `snmpd`, over gRPC, over a real nats-server, and behind the
-//! gateway's router routes.
+//! against a real `snmpd`, over gRPC, and over a real nats-server. (The
+//! gateway's router routes are tested in `crates/pantau/tests/it`.)
 
-mod gateway;
 mod grpc;
 mod snmpd;
 mod store;

@@ -64,10 +64,7 @@ pub fn status(e: EngineError) -> Status {
         e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => {
             Status::failed_precondition(e.to_string())
         }
-        EngineError::Store(e) => {
-            tracing::error!(error = %e, "alert engine storage failed");
-            Status::unavailable("the alert store is unavailable; try again")
-        }
+        EngineError::Store(e) => pantau_core::error::store_unavailable("alert store", &e),
     }
 }
 

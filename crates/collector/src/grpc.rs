@@ -53,10 +53,7 @@ fn status_of(e: ChangeError) -> Status {
         ChangeError::Invalid(_) | ChangeError::TokenTaken => Status::invalid_argument(e.to_string()),
         ChangeError::FromConfig(_) => Status::failed_precondition(e.to_string()),
         ChangeError::NotFound(_) => Status::not_found(e.to_string()),
-        ChangeError::Store(inner) => {
-            tracing::error!(error = %inner, "target store failed");
-            Status::unavailable("the collector's store is unavailable; try again")
-        }
+        ChangeError::Store(inner) => pantau_core::error::store_unavailable("collector's store", &inner),
     }
 }
 
@@ -172,10 +169,12 @@ impl CollectorService for Service {
         } else {
             history::Resolution::Hour
         };
-        let points = self.0.history().query(&r.target_id, from, to, res).await.map_err(|e| {
-            tracing::error!(error = %e, "history query failed");
-            Status::unavailable("the collector's store is unavailable; try again")
-        })?;
+        let points = self
+            .0
+            .history()
+            .query(&r.target_id, from, to, res)
+            .await
+            .map_err(|e| pantau_core::error::store_unavailable("collector's store", &e))?;
         let checks: u64 = points.iter().map(|p| p.checks).sum();
         let up: u64 = points.iter().map(|p| p.up).sum();
         Ok(Response::new(GetHistoryResponse {

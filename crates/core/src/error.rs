@@ -147,6 +147,20 @@ pub fn enum_arg<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, tonic::St
     })
 }
 
+/// A store that failed under a request: UNAVAILABLE ("try again") in every
+/// service, whatever the database said (that goes to the log, never to the
+/// caller). Through the gateway this is 503.
+pub fn store_unavailable(what: &str, e: &impl std::fmt::Display) -> tonic::Status {
+    tracing::error!(store = what, error = %e, "store failed");
+    status_of(ErrorCode::Unavailable, format!("the {what} is unavailable; try again"))
+}
+
+impl ServiceError for crate::store::StoreError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Unavailable
+    }
+}
+
 /// Every value of a repeated enum field, or INVALID_ARGUMENT naming the
 /// field and the first unknown value.
 pub fn enum_args<E: TryFrom<i32>>(field: &str, values: &[i32]) -> Result<Vec<E>, tonic::Status> {
@@ -181,6 +195,14 @@ mod tests {
         }
         assert_eq!(ErrorCode::Unavailable.http(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ErrorCode::Unavailable.grpc(), tonic::Code::Unavailable);
+    }
+
+    #[test]
+    fn a_store_failure_is_unavailable_and_keeps_its_details_in_the_log() {
+        let s = store_unavailable("sync store", &"connection refused to postgres://pantau:secret@db");
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert_eq!(s.message(), "the sync store is unavailable; try again");
+        assert_eq!(ErrorCode::from_grpc(s.code()).http(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -121,10 +121,12 @@ impl NotifierService for Service {
             alert_key: (!r.alert_key.is_empty()).then_some(r.alert_key),
             limit: if r.limit == 0 { 100 } else { i64::from(r.limit) },
         };
-        let rows = self.0.store().list(&filter).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot list deliveries");
-            Status::unavailable("the delivery log cannot be read now")
-        })?;
+        let rows = self
+            .0
+            .store()
+            .list(&filter)
+            .await
+            .map_err(|e| pantau_core::error::store_unavailable("delivery log", &e))?;
         let deliveries = rows
             .into_iter()
             .map(|d| Delivery {

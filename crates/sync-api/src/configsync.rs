@@ -193,7 +193,7 @@ pub async fn apply(
     let json = serde_json::to_string(&now).unwrap_or_default();
     store::set_fact(db, "synced_targets", &json)
         .await
-        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        .map_err(|e| pantau_core::error::store_unavailable("sync store", &e))?;
     Ok(now.len())
 }
 

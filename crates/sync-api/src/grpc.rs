@@ -54,9 +54,9 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// A sync store failure: UNAVAILABLE (503 through the gateway), as in every service.
 fn internal(e: &StoreError) -> Status {
-    tracing::error!(error = %e, "sync store failed");
-    Status::internal("the sync store failed")
+    pantau_core::error::store_unavailable("sync store", e)
 }
 
 pub fn token_hash(token: &str) -> String {

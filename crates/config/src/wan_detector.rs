@@ -35,8 +35,9 @@ pub struct WanDetectorConfig {
     pub threshold: f64,
     /// Regexes (matched case-insensitively) on interface names, comments,
     /// aliases and descriptions that suggest a WAN uplink (confidence 0.5).
-    /// Unset: the detector's built-in set (`^ether1$`, `wan`, `^pppoe-out`,
-    /// `^lte`, `^sfp`, `uplink`, `internet`); `[]`: no name patterns.
+    /// Unset: the detector's built-in set (`^ether1$`, `^pppoe-out`, `^lte`,
+    /// `^sfp`, and `wan`, `uplink`, `internet` as words between non-letters);
+    /// `[]`: no name patterns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patterns: Option<Vec<Pattern>>,
     /// Extra ISP recognition: regex (case-insensitive) → ISP name, tried

@@ -35,7 +35,18 @@ use pantau_config::types::Pattern;
 use pantau_config::{ManualWan, WanDetectorConfig, WanTrafficConfig};
 
 /// The WAN name patterns used when `wan_detector.patterns` is not set.
-pub const DEFAULT_PATTERNS: &[&str] = &["^ether1$", "wan", "^pppoe-out", "^lte", "^sfp", "uplink", "internet"];
+/// `wan`, `uplink` and `internet` must stand as words (between non-letters:
+/// `ether2-WAN`, `wan1`, `pppoe_wan`), so an alias such as `wuxianwangluo` or
+/// `swan` is no WAN hint.
+pub const DEFAULT_PATTERNS: &[&str] = &[
+    "^ether1$",
+    "(^|[^a-z])wan([^a-z]|$)",
+    "^pppoe-out",
+    "^lte",
+    "^sfp",
+    "(^|[^a-z])uplink([^a-z]|$)",
+    "(^|[^a-z])internet([^a-z]|$)",
+];
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface, WanMethod};
 
 use crate::isp::{IspMatcher, Recognised, Source};
@@ -317,6 +328,25 @@ mod tests {
         // A default route over loopback is not a WAN.
         let lo = rules(&WanDetectorConfig::default()).judge(&super::tests::info(vec![iface(1, "lo")], &[1]), |_| None);
         assert!(!lo[0].is_wan);
+    }
+
+    #[test]
+    fn default_name_patterns_match_words_not_substrings() {
+        let r = rules(&WanDetectorConfig::default());
+        for (name, wan) in [
+            ("ether2-WAN", true),
+            ("wan1", true),
+            ("pppoe_wan", true),
+            ("Internet uplink", true),
+            ("wuxianwangluo", false),
+            ("swan", false),
+            ("wanda-office", false),
+            ("uplinks", false),
+        ] {
+            let mut i = iface(2, "port2");
+            i.if_alias = name.to_owned();
+            assert_eq!(r.name(&i, None).is_some(), wan, "{name}");
+        }
     }
 
     #[test]

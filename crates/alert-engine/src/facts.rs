@@ -104,13 +104,12 @@ pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
         s.if_name.clone()
     };
     let l = labels([("router", s.router_id.as_str()), ("interface", name.as_str())]);
+    // `admin` says whether an operator disabled the port: the default
+    // `interface-down` rule watches only enabled ones.
+    let mut up = l.clone();
+    up.insert("admin".to_owned(), admin_label(s.admin_up).to_owned());
     vec![
-        fact(
-            "interface_up",
-            l.clone(),
-            Value::Num(if s.oper_up { 1.0 } else { 0.0 }),
-            at,
-        ),
+        fact("interface_up", up, Value::Num(if s.oper_up { 1.0 } else { 0.0 }), at),
         fact("interface_in_bps", l.clone(), Value::Num(s.in_bits_per_second), at),
         fact("interface_out_bps", l, Value::Num(s.out_bits_per_second), at),
     ]
@@ -189,6 +188,10 @@ impl WanRoles {
     }
 }
 
+fn admin_label(admin_up: bool) -> &'static str {
+    if admin_up { "up" } else { "down" }
+}
+
 /// The facts a router or system event states.
 pub fn from_event(e: &RouterEvent, now: SystemTime) -> Vec<Fact> {
     let at = when(e.occurred_at.as_ref(), now);
@@ -199,10 +202,18 @@ pub fn from_event(e: &RouterEvent, now: SystemTime) -> Vec<Fact> {
         attr("interface")
     };
     let router_iface = labels([("router", e.source.as_str()), ("interface", iface)]);
+    // The same series as the interface's samples: with its admin status.
+    let with_admin = || {
+        let mut l = router_iface.clone();
+        if let Ok(admin_up) = attr("admin_up").parse::<bool>() {
+            l.insert("admin".to_owned(), admin_label(admin_up).to_owned());
+        }
+        l
+    };
     let mut out = Vec::new();
     match e.kind() {
-        EventKind::InterfaceUp => out.push(fact("interface_up", router_iface, Value::Num(1.0), at)),
-        EventKind::InterfaceDown => out.push(fact("interface_up", router_iface, Value::Num(0.0), at)),
+        EventKind::InterfaceUp => out.push(fact("interface_up", with_admin(), Value::Num(1.0), at)),
+        EventKind::InterfaceDown => out.push(fact("interface_up", with_admin(), Value::Num(0.0), at)),
         EventKind::Reboot => out.push(fact(
             "router_reboot",
             labels([("router", e.source.as_str())]),
@@ -281,18 +292,44 @@ mod tests {
     }
 
     #[test]
+    fn an_interface_sample_says_whether_the_port_is_enabled() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let disabled = InterfaceSample {
+            router_id: "sw1".into(),
+            if_name: "ge-0/0/7".into(),
+            oper_up: false,
+            admin_up: false,
+            ..Default::default()
+        };
+        let f = from_iface(&disabled, now);
+        assert_eq!(f[0].name, "interface_up");
+        assert_eq!(f[0].labels["admin"], "down");
+        // The default rule reads enabled ports only.
+        let rule = crate::rule::defaults()
+            .into_iter()
+            .find(|r| r.id == "interface-down")
+            .unwrap();
+        assert!(rule.expr.contains(r#"admin="up""#), "{}", rule.expr);
+    }
+
+    #[test]
     fn events_become_facts() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let down = RouterEvent {
             kind: EventKind::InterfaceDown.into(),
             source: "core1".into(),
-            attributes: [("interface".to_owned(), "ether1".to_owned())].into(),
+            attributes: [
+                ("interface".to_owned(), "ether1".to_owned()),
+                ("admin_up".to_owned(), "true".to_owned()),
+            ]
+            .into(),
             ..Default::default()
         };
         let f = from_event(&down, now);
         assert_eq!(f.len(), 1);
         assert_eq!((f[0].name.as_str(), &f[0].value), ("interface_up", &Value::Num(0.0)));
         assert_eq!(f[0].labels["interface"], "ether1");
+        assert_eq!(f[0].labels["admin"], "up", "the same series as the samples'");
         let health = RouterEvent {
             kind: EventKind::MetricsUpdate.into(),
             source: "pantau-1".into(),

@@ -285,7 +285,7 @@ pub fn defaults() -> Vec<AlertRuleConfig> {
         rule(
             "interface-down",
             "Interface down",
-            "interface_up == 0",
+            r#"interface_up{admin="up"} == 0"#,
             Warning,
             "interface {{ $labels.interface }} of {{ $labels.router }} is down",
         ),

@@ -168,6 +168,7 @@ fn export(router: &str, o: &Observed) {
     for s in &o.samples {
         let labels = [("router", router.to_owned()), ("interface", s.if_name.clone())];
         ::metrics::gauge!(m::IF_OPER_UP, &labels).set(if s.oper_up { 1.0 } else { 0.0 });
+        ::metrics::gauge!(m::IF_ADMIN_UP, &labels).set(if s.admin_up { 1.0 } else { 0.0 });
         if s.rates_valid {
             ::metrics::gauge!(m::IN_BPS, &labels).set(s.in_bits_per_second);
             ::metrics::gauge!(m::OUT_BPS, &labels).set(s.out_bits_per_second);

@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use pantau_config::CollectorHealthConfig;
 use tokio::time::Instant;
@@ -109,9 +110,102 @@ impl pantau_core::health::ReadinessCheck for ErrorRate {
     }
 }
 
+/// Whether checking itself goes on: when the last check completed. With
+/// targets to check and none completed for [`Progress::stall_after`] the
+/// collector is not ready (`collector.progress` on `/readyz`), whatever the
+/// cause (a stuck scheduler, a pool that took no work, a clock jump).
+pub struct Progress {
+    started: Instant,
+    /// Milliseconds after `started` of the last completed check; 0 = none yet.
+    last: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress {
+    /// The least time without a completed check that counts as a stall.
+    pub const MIN_STALL: Duration = Duration::from_secs(30);
+
+    /// A check completed now.
+    pub fn record(&self, now: Instant) {
+        let ms = u64::try_from(now.duration_since(self.started).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.last.fetch_max(ms, Ordering::Relaxed);
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!(m::LAST_CHECK).set(unix);
+    }
+
+    /// How long checking may pause before it is a stall: three of the
+    /// shortest interval, at least [`Self::MIN_STALL`].
+    pub fn stall_after(shortest_interval: Duration) -> Duration {
+        shortest_interval.saturating_mul(3).max(Self::MIN_STALL)
+    }
+
+    /// How long no check has completed (since start when none has), when
+    /// that is a stall for targets whose shortest interval is `shortest`.
+    pub fn stalled(&self, now: Instant, shortest: Option<Duration>) -> Option<Duration> {
+        let shortest = shortest?;
+        let last = match self.last.load(Ordering::Relaxed) {
+            0 => self.started,
+            ms => self.started + Duration::from_millis(ms),
+        };
+        let quiet = now.saturating_duration_since(last);
+        (quiet > Self::stall_after(shortest)).then_some(quiet)
+    }
+}
+
+/// `collector.progress` on `/readyz`: 503 naming the stall while targets
+/// exist and no check has completed for three of the shortest interval.
+pub struct Stall(pub std::sync::Arc<crate::scheduler::Collector>);
+
+#[async_trait::async_trait]
+impl pantau_core::health::ReadinessCheck for Stall {
+    async fn check(&self) -> Result<(), String> {
+        match self.0.stalled() {
+            Some(quiet) => Err(format!(
+                "no check has completed for {}s although targets exist: checking has stalled",
+                quiet.as_secs()
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_is_no_completed_check_for_three_intervals() {
+        let p = Progress::default();
+        let second = Some(Duration::from_secs(1));
+        assert_eq!(p.stalled(Instant::now(), second), None);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert!(
+            p.stalled(Instant::now(), second).is_some(),
+            "nothing completed since start"
+        );
+        assert_eq!(p.stalled(Instant::now(), None), None, "no targets, nothing to stall");
+        p.record(Instant::now());
+        assert_eq!(p.stalled(Instant::now(), second), None);
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(p.stalled(Instant::now(), second), None, "30 s at the least");
+        let minute = Some(Duration::from_secs(60));
+        tokio::time::advance(Duration::from_secs(150)).await;
+        assert_eq!(p.stalled(Instant::now(), minute), None, "170 s < 3 × 60 s");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(p.stalled(Instant::now(), minute), Some(Duration::from_secs(181)));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn levels_follow_the_error_rate_over_the_window() {

@@ -78,6 +78,8 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     ctx.health.register("collector.store", store.readiness());
     let collector = Arc::new(Collector::new(&ctx, store.clone()).await?);
     ctx.health.register("collector.checks", collector.error_rate());
+    ctx.health
+        .register("collector.progress", Arc::new(health::Stall(Arc::clone(&collector))));
     collector.start(&ctx);
     host::start(&ctx);
     routers::start(&ctx);

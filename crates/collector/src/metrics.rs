@@ -15,12 +15,18 @@ pub const CHECKS_IN_FLIGHT: &str = "pantau_collector_workers_busy";
 pub const TARGETS: &str = "pantau_collector_targets";
 pub const HEALTH_LEVEL: &str = "pantau_collector_health_level";
 pub const ERROR_RATIO: &str = "pantau_collector_check_error_ratio";
+pub const LAST_CHECK: &str = "pantau_collector_last_check_timestamp_seconds";
 
 pub const RESULT_UP: &str = "up";
 pub const RESULT_DOWN: &str = "down";
 
 /// Describes every collector metric once.
 pub fn describe() {
+    describe_gauge!(
+        LAST_CHECK,
+        Unit::Seconds,
+        "Unix time the collector last completed a check (of any target): the dead man's switch of checking itself"
+    );
     describe_counter!(
         CHECKS_TOTAL,
         Unit::Count,

@@ -28,7 +28,7 @@ use tokio_util::time::DelayQueue;
 use crate::CollectorError;
 use crate::breaker::{self, Admit, Breaker};
 use crate::checks::{Checker, Outcome, push};
-use crate::health::ErrorRate;
+use crate::health::{ErrorRate, Progress};
 use crate::metrics as m;
 use crate::pool::{Pool, Run};
 use crate::results::Results;
@@ -160,6 +160,7 @@ pub struct Collector {
     states: States,
     history: Arc<History>,
     error_rate: Arc<ErrorRate>,
+    progress: Progress,
     store: Store,
     bus: Arc<dyn Bus>,
     commands: mpsc::UnboundedSender<Command>,
@@ -221,6 +222,7 @@ impl Collector {
             states: States::load(store.clone()).await?,
             history: Arc::new(History::new(store.clone(), &cfg.collector.history)),
             error_rate: Arc::new(ErrorRate::new(cfg.collector.health.clone())),
+            progress: Progress::default(),
             store,
             bus: Arc::clone(&ctx.bus),
             config: cfg,
@@ -254,6 +256,21 @@ impl Collector {
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// The shortest interval of any target; `None` without targets.
+    pub fn shortest_interval(&self) -> Option<Duration> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|e| e.target.interval)
+            .min()
+    }
+
+    /// How long no check has completed, when that is a stall.
+    pub fn stalled(&self) -> Option<Duration> {
+        self.progress.stalled(Instant::now(), self.shortest_interval())
     }
 
     /// The check error rate, as a readiness component with detail.
@@ -568,7 +585,9 @@ impl Collector {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }
         self.history.record(&t.id, outcome.up, outcome.latency, at);
-        self.error_rate.record(outcome.up, Instant::now());
+        let now = Instant::now();
+        self.error_rate.record(outcome.up, now);
+        self.progress.record(now);
         self.results.record(result);
         let subject = subject::check_result(&self.config.instance.location, &t.id);
         if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject, result).await {

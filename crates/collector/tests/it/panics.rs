@@ -56,6 +56,8 @@ fn a_panicking_check_fails_its_target_and_spares_the_others() {
 
     let tasks = &report.components["collector.tasks"];
     assert_eq!(tasks.status, "ok", "{report:?}");
+    // Checks keep completing, so the dead man's switch is quiet.
+    assert_eq!(report.components["collector.progress"].status, "ok", "{report:?}");
     assert!(report.is_ready(), "{report:?}");
     assert!(
         !tasks.detail.clone().unwrap_or_default().contains("restarts"),

@@ -38,7 +38,8 @@ fn status_of(e: &LookupError) -> Status {
     match e {
         LookupError::Empty => Status::invalid_argument(e.to_string()),
         LookupError::NotFound(_) => Status::not_found(e.to_string()),
-        LookupError::NotJudged(_) => Status::unavailable(e.to_string()),
+        // The detector works; the router's description has not come yet.
+        LookupError::NotJudged(_) => Status::failed_precondition(e.to_string()),
     }
 }
 

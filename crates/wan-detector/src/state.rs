@@ -302,6 +302,15 @@ impl Detector {
             let Some(st) = map.get_mut(router_id) else {
                 return Err(LookupError::NotFound(router_id.to_owned()));
             };
+            if st.info.is_none() && st.samples.is_empty() {
+                // Known only as unreachable: say so, as `/interfaces` does,
+                // rather than claim the detector or the samples are at fault.
+                return Ok(DetectWanResponse {
+                    router_id: router_id.to_owned(),
+                    reachable: self.reachable(st, now),
+                    ..DetectWanResponse::default()
+                });
+            }
             let Some(o) = self.judge_locked(router_id, st, force, now) else {
                 return Err(LookupError::NotJudged(router_id.to_owned()));
             };

@@ -200,6 +200,15 @@ async fn an_unreachable_router_has_unknown_links_not_down() {
 }
 
 #[tokio::test]
+async fn a_router_that_never_answered_is_unreachable_not_an_error() {
+    let (d, _events) = setup(WanDetectorConfig::default()).await;
+    d.on_reachability("never", false, t(0));
+    let never = d.detect("never", false, t(0)).await.unwrap();
+    assert!(!never.reachable && never.interfaces.is_empty(), "{never:?}");
+    assert_eq!(never.router_id, "never");
+}
+
+#[tokio::test]
 async fn routers_and_interfaces_show_the_latest_state() {
     let (d, _events) = setup(WanDetectorConfig::default()).await;
     assert_eq!(

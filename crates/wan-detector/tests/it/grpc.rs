@@ -66,7 +66,7 @@ async fn detect_list_and_errors_over_grpc() {
             detect(&mut c, "gw", false)
                 .await
                 .err()
-                .filter(|e| e.code() == Code::Unavailable)
+                .filter(|e| e.code() == Code::FailedPrecondition)
         }
     })
     .await;

@@ -20,6 +20,10 @@ pub const TRIGGER_BATCH: &str = "batch";
 
 /// Describes every alert engine metric once.
 pub fn describe() {
+    // On /metrics from the first scrape (0 until it happens), so a panel reads 0, not "No data".
+    metrics::counter!(SERIES_DROPPED_TOTAL).increment(0);
+    metrics::counter!(PERSIST_ERRORS_TOTAL).increment(0);
+    metrics::counter!(PUBLISH_ERRORS_TOTAL).increment(0);
     describe_counter!(
         FACTS_TOTAL,
         Unit::Count,

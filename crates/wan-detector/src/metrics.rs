@@ -30,6 +30,9 @@ pub const ISP_UNKNOWN: &str = "unknown";
 
 /// Describes every WAN detector metric once.
 pub fn describe() {
+    // On /metrics from the first scrape (0 until it happens), so a panel reads 0, not "No data".
+    ::metrics::counter!(PUBLISH_ERRORS_TOTAL).increment(0);
+    ::metrics::counter!(PERSIST_ERRORS_TOTAL).increment(0);
     describe_gauge!(
         WAN_INTERFACES,
         Unit::Count,

@@ -158,9 +158,12 @@ impl Consumer {
         name: impl Into<String>,
         subscriptions: impl IntoIterator<Item = Subscription>,
     ) -> Self {
+        let name = name.into();
+        // On /metrics from the start, 0 until a message is dead-lettered.
+        metrics::counter!(metric::DEAD_LETTERS, "consumer" => name.clone()).increment(0);
         Self {
             bus,
-            name: name.into(),
+            name,
             subscriptions: subscriptions.into_iter().collect(),
             retry: RetryPolicy::default(),
             subscribed: Arc::new(AtomicBool::new(false)),

@@ -62,7 +62,12 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
 /// The bounded "family" of a subject for metric labels: its first three
 /// tokens (`pantau.check.result`), never the ids after them.
 pub fn family(subject: &str) -> String {
-    subject.split('.').take(3).collect::<Vec<_>>().join(".")
+    let tokens: Vec<&str> = subject.split('.').take(3).collect();
+    match tokens.as_slice() {
+        // The third token of these is a target or a consumer: unbounded.
+        [root, kind @ ("consensus" | "deadletter"), ..] => format!("{root}.{kind}"),
+        _ => tokens.join("."),
+    }
 }
 
 /// `pantau.check.result.<location>.<target_id>`
@@ -167,5 +172,11 @@ mod tests {
     fn family_is_bounded() {
         assert_eq!(family("pantau.check.result.jkt.web-1"), "pantau.check.result");
         assert_eq!(family("pantau.metric.cpu"), "pantau.metric.cpu");
+        assert_eq!(
+            family("pantau.consensus.web-1"),
+            "pantau.consensus",
+            "no target id in a label"
+        );
+        assert_eq!(family("pantau.deadletter.notifier"), "pantau.deadletter");
     }
 }

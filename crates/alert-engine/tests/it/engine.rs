@@ -302,3 +302,66 @@ async fn a_restart_resolves_nothing_and_keeps_acknowledgements() {
     );
     db.close().await;
 }
+
+/// The shipped `router-api-down` rule fires from what the collector
+/// publishes (`router_api_up` after every poll) and resolves when the router
+/// answers again; `interface-down` ignores a port an operator disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_router_rules_fire_from_what_pantau_publishes() {
+    use pantau_alert_engine::facts::{from_iface, from_metric};
+    use pantau_alert_engine::lifecycle::State;
+    use pantau_proto::v1::{InterfaceSample, MetricSample};
+    let (_dir, db) = sqlite().await;
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut c = cfg();
+    c.default_rules = true;
+    c.rules.clear();
+    let engine = Engine::new(c, AlertStore::new(db.clone()), bus).await.unwrap();
+    let up = |v: f64, at: u64| MetricSample {
+        name: "router_api_up".into(),
+        value: v,
+        labels: [("router".to_owned(), "core1".to_owned())].into(),
+        observed_at: Some(pantau_core::time::to_timestamp(t(at))),
+        source: "core1".into(),
+    };
+    let mut fired = Vec::new();
+    for at in (0..=90).step_by(30) {
+        let f = from_metric(&up(0.0, at), t(at)).into_iter().collect();
+        fired.extend(engine.ingest(f, t(at)).await.unwrap());
+    }
+    let down: Vec<_> = fired.iter().filter(|c| c.alert.rule_id == "router-api-down").collect();
+    assert_eq!(down.len(), 1, "fires once, after its 1m `for`: {fired:?}");
+    assert_eq!(down[0].alert.state, State::Firing);
+    assert_eq!(down[0].alert.labels["router"], "core1");
+    let back = engine
+        .ingest(from_metric(&up(1.0, 120), t(120)).into_iter().collect(), t(120))
+        .await
+        .unwrap();
+    assert!(
+        back.iter()
+            .any(|c| c.alert.rule_id == "router-api-down" && c.alert.state == State::Resolved),
+        "{back:?}"
+    );
+
+    let port = |admin_up: bool| InterfaceSample {
+        router_id: "sw1".into(),
+        if_name: if admin_up { "ge-1".into() } else { "ge-2".into() },
+        oper_up: false,
+        admin_up,
+        ..Default::default()
+    };
+    let changes = engine
+        .ingest(
+            [from_iface(&port(true), t(130)), from_iface(&port(false), t(130))].concat(),
+            t(130),
+        )
+        .await
+        .unwrap();
+    let ifaces: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.alert.rule_id == "interface-down")
+        .map(|c| c.alert.labels["interface"].as_str())
+        .collect();
+    assert_eq!(ifaces, ["ge-1"], "the disabled ge-2 raises nothing");
+    db.close().await;
+}

@@ -136,6 +136,7 @@ impl RouterPoller {
         let sooner = self.breaker.record(observed.up, Instant::now());
         export(&id, &observed);
         track::publish(self.bus.as_ref(), &id, &observed).await;
+        publish_up(self.bus.as_ref(), &id, observed.up).await;
         let next = sooner.filter(|d| *d < self.interval).unwrap_or(self.interval);
         ::metrics::gauge!(crate::metrics::BREAKER_STATE, "target" => id).set(breaker::gauge(self.breaker.state()));
         (observed, next)
@@ -161,6 +162,27 @@ impl RouterPoller {
         reading
     }
 }
+
+/// `router_api_up{router}` — 1 when the router answered this poll, 0 when
+/// not — on `pantau.metric.router_api_up` after every poll (not only on a
+/// change, so the fact never goes stale while the router stays down): what
+/// the alert engine's default `router-api-down` rule reads.
+async fn publish_up(bus: &dyn pantau_core::bus::Bus, router: &str, up: bool) {
+    let msg = pantau_proto::v1::MetricSample {
+        name: ROUTER_API_UP.to_owned(),
+        value: if up { 1.0 } else { 0.0 },
+        labels: [("router".to_owned(), router.to_owned())].into(),
+        observed_at: Some(pantau_core::time::to_timestamp(std::time::SystemTime::now())),
+        source: router.to_owned(),
+    };
+    let subject = pantau_core::bus::subject::metric(ROUTER_API_UP);
+    if let Err(e) = pantau_core::bus::publish_proto(bus, &subject, &msg).await {
+        tracing::debug!(router, error = %e, "cannot publish router_api_up");
+    }
+}
+
+/// The fact name of a router's reachability on the bus.
+pub const ROUTER_API_UP: &str = "router_api_up";
 
 /// Sets the router's gauges from what a poll found.
 fn export(router: &str, o: &Observed) {

@@ -198,6 +198,17 @@ async fn a_wrong_community_is_one_router_down_event() {
     assert_eq!(downs[0].attributes["kind"], "router");
     assert!(downs[0].message.contains("does not answer"), "{}", downs[0].message);
     assert!(!got.iter().any(|m| m.subject.contains("interface_down")));
+    // Every poll says the router is down, for the alert engine's router-api-down.
+    let ups: Vec<pantau_proto::v1::MetricSample> = got
+        .iter()
+        .filter(|m| m.subject == "pantau.metric.router_api_up")
+        .map(|m| bus::decode(m).unwrap())
+        .collect();
+    assert_eq!(ups.len(), 2, "one per poll");
+    assert!(
+        ups.iter().all(|u| u.value == 0.0 && u.labels["router"] == "badcomm"),
+        "{ups:?}"
+    );
     drop(agent);
 }
 

@@ -37,6 +37,8 @@ use crate::health::{Level, ReadinessCheck};
 pub const TASK_RESTARTS: &str = "pantau_task_restarts_total";
 /// Background task failures (panic, error, or an end before shutdown), by service and task.
 pub const TASK_FAILURES: &str = "pantau_task_failures_total";
+/// The fact each failure is published as (`pantau.metric.task_failures`).
+pub const TASK_FAILURES_FACT: &str = "task_failures";
 
 /// The first wait before a failed supervised task is started again.
 pub const RESTART_INITIAL: Duration = Duration::from_millis(100);
@@ -98,6 +100,10 @@ pub struct Lifecycle {
 struct Inner {
     service: String,
     state: Mutex<State>,
+    /// Where each failure is also published as `task_failures{service,task}`
+    /// (`pantau.metric.task_failures`), for the alert engine's default
+    /// `task-failures` rule.
+    bus: Option<Arc<dyn crate::bus::Bus>>,
 }
 
 #[derive(Default)]
@@ -120,6 +126,19 @@ impl Lifecycle {
             inner: Arc::new(Inner {
                 service: service.into(),
                 state: Mutex::new(State::default()),
+                bus: None,
+            }),
+        }
+    }
+
+    /// Like [`Lifecycle::new`], and every failure is also published on the bus
+    /// as the fact `task_failures{service,task}` = 1.
+    pub fn with_bus(service: impl Into<String>, bus: Arc<dyn crate::bus::Bus>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                service: service.into(),
+                state: Mutex::new(State::default()),
+                bus: Some(bus),
             }),
         }
     }
@@ -162,7 +181,27 @@ impl Lifecycle {
     fn failed(&self, task: &'static str, cause: &str) {
         let service = self.inner.service.clone();
         tracing::error!(service = %service, task, cause, "background task failed");
-        metrics::counter!(TASK_FAILURES, "service" => service, "task" => task).increment(1);
+        metrics::counter!(TASK_FAILURES, "service" => service.clone(), "task" => task).increment(1);
+        if let (Some(bus), Ok(rt)) = (&self.inner.bus, tokio::runtime::Handle::try_current()) {
+            let bus = Arc::clone(bus);
+            let sample = pantau_proto::v1::MetricSample {
+                name: TASK_FAILURES_FACT.to_owned(),
+                value: 1.0,
+                labels: [
+                    ("service".to_owned(), service.clone()),
+                    ("task".to_owned(), task.to_owned()),
+                ]
+                .into(),
+                observed_at: Some(crate::time::to_timestamp(std::time::SystemTime::now())),
+                source: service,
+            };
+            rt.spawn(async move {
+                let subject = crate::bus::subject::metric(TASK_FAILURES_FACT);
+                if let Err(e) = crate::bus::publish_proto(bus.as_ref(), &subject, &sample).await {
+                    tracing::warn!(error = %e, "cannot publish a task failure on the bus");
+                }
+            });
+        }
     }
 
     fn waiting(&self, task: &'static str, cause: Option<String>) {
@@ -471,6 +510,31 @@ mod tests {
         assert_eq!(
             report.components["svc.tasks"].error.as_deref(),
             Some("svc: task `consumer` failed: panicked: poisoned")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_published_as_the_task_failures_fact() {
+        use futures::StreamExt;
+        let bus: Arc<dyn crate::bus::Bus> = Arc::new(crate::bus::memory::MemoryBus::new());
+        let mut facts = bus
+            .subscribe(crate::bus::Subscription::live("pantau.metric.task_failures"))
+            .await
+            .unwrap();
+        let life = Lifecycle::with_bus("svc", Arc::clone(&bus));
+        critical(life.clone(), "pump", CancellationToken::new(), async {
+            Err::<(), _>("broken pipe".to_owned())
+        })
+        .await;
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), facts.next())
+            .await
+            .expect("published")
+            .unwrap();
+        let m: pantau_proto::v1::MetricSample = crate::bus::decode(&msg).unwrap();
+        assert_eq!((m.name.as_str(), m.value), ("task_failures", 1.0));
+        assert_eq!(
+            (m.labels["service"].as_str(), m.labels["task"].as_str()),
+            ("svc", "pump")
         );
     }
 

@@ -46,7 +46,7 @@ impl Context {
     /// as `<name>.tasks`.
     #[must_use]
     pub fn service(&self, name: &str) -> Self {
-        let lifecycle = Lifecycle::new(name);
+        let lifecycle = Lifecycle::with_bus(name, Arc::clone(&self.bus));
         self.health.register(format!("{name}.tasks"), lifecycle.readiness());
         lifecycle::describe_metrics();
         Self {

@@ -1,7 +1,8 @@
 //! Host metrics of the machine the collector runs on, read from the OS every
 //! `metrics.collection_interval` (`METRICS_COLLECTION_INTERVAL`) when
 //! `metrics.enabled`: CPU, memory, disk per mount, network per interface,
-//! load average, uptime and process count. Exposed on `/metrics`
+//! load average, uptime and process count, and `storage_usage{volume}`: how
+//! full the volume holding Pantau's `data_dir` is. Exposed on `/metrics`
 //! (`pantau_host_*`) and, with `metrics.broadcast`, published on the bus as
 //! `MetricSample`s (`pantau.metric.<name>`, e.g. `cpu_usage`, `disk_usage`)
 //! for rules and dashboards.
@@ -36,6 +37,8 @@ pub struct Reader {
     system: System,
     disks: Disks,
     networks: Networks,
+    /// Pantau's data directory (absolute), whose volume is `storage_usage`.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Reader {
@@ -46,7 +49,17 @@ impl Reader {
             system,
             disks: Disks::new_with_refreshed_list()?,
             networks: Networks::new_with_refreshed_list()?,
+            data_dir: None,
         })
+    }
+
+    /// Also reads how full the volume holding `dir` is (`storage_usage`).
+    pub fn with_data_dir(mut self, dir: &std::path::Path) -> Self {
+        let abs = std::fs::canonicalize(dir)
+            .or_else(|_| std::env::current_dir().map(|c| c.join(dir)))
+            .unwrap_or_else(|_| dir.to_owned());
+        self.data_dir = Some(abs);
+        self
     }
 
     /// Reads everything now.
@@ -75,6 +88,20 @@ impl Reader {
             out.push(sample("disk_total_bytes", total, &[("mount", mount.clone())]));
             out.push(sample("disk_used_bytes", used, &[("mount", mount.clone())]));
             out.push(sample("disk_usage", used * 100.0 / total, &[("mount", mount)]));
+        }
+        // The volume of the data directory: the mount point that is its
+        // longest prefix.
+        if let Some(dir) = &self.data_dir
+            && let Some(d) = self
+                .disks
+                .iter()
+                .filter(|d| d.total_space() > 0 && dir.starts_with(d.mount_point()))
+                .max_by_key(|d| d.mount_point().as_os_str().len())
+        {
+            let total = d.total_space() as f64;
+            let used = total - d.available_space() as f64;
+            let volume = d.mount_point().display().to_string();
+            out.push(sample("storage_usage", used * 100.0 / total, &[("volume", volume)]));
         }
         for (name, data) in &self.networks {
             let iface = name.to_string_lossy().into_owned();
@@ -112,8 +139,15 @@ pub fn start(ctx: &Context) {
     let bus = std::sync::Arc::clone(&ctx.bus);
     let host = ctx.config.instance.name.clone();
     let stop = ctx.shutdown.clone();
+    let data_dir = ctx.config.data_dir.clone();
     ctx.spawn_supervised("host-metrics", move || {
-        read_loop(cfg.clone(), std::sync::Arc::clone(&bus), host.clone(), stop.clone())
+        read_loop(
+            cfg.clone(),
+            std::sync::Arc::clone(&bus),
+            host.clone(),
+            data_dir.clone(),
+            stop.clone(),
+        )
     });
 }
 
@@ -123,9 +157,12 @@ async fn read_loop(
     cfg: pantau_config::MetricsConfig,
     bus: std::sync::Arc<dyn pantau_core::bus::Bus>,
     host: String,
+    data_dir: std::path::PathBuf,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), String> {
-    let mut reader = match tokio::task::spawn_blocking(Reader::new).await {
+    let data_dir = data_dir.clone();
+    let mut reader = match tokio::task::spawn_blocking(move || Reader::new().map(|r| r.with_data_dir(&data_dir))).await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "cannot read host metrics on this system; they are off");
@@ -181,7 +218,8 @@ mod tests {
 
     #[test]
     fn readings_are_real() {
-        let mut r = Reader::new().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut r = Reader::new().unwrap().with_data_dir(data.path());
         std::thread::sleep(std::time::Duration::from_millis(200));
         let s = r.read();
         let get = |n: &str| s.iter().find(|x| x.name == n).map(|x| x.value);
@@ -210,6 +248,16 @@ mod tests {
         assert!(
             s.iter()
                 .any(|x| x.name == "network_receive_bytes_total" && x.labels["interface"] == "lo")
+        );
+        // The volume of the data directory, for the storage-capacity rules.
+        let storage = s.iter().find(|x| x.name == "storage_usage").expect("storage_usage");
+        assert!((0.0..=100.0).contains(&storage.value), "{storage:?}");
+        assert!(
+            data.path()
+                .canonicalize()
+                .unwrap()
+                .starts_with(&storage.labels["volume"]),
+            "{storage:?}"
         );
     }
 }

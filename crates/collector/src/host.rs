@@ -54,6 +54,7 @@ impl Reader {
     }
 
     /// Also reads how full the volume holding `dir` is (`storage_usage`).
+    #[must_use]
     pub fn with_data_dir(mut self, dir: &std::path::Path) -> Self {
         let abs = std::fs::canonicalize(dir)
             .or_else(|_| std::env::current_dir().map(|c| c.join(dir)))

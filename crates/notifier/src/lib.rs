@@ -78,6 +78,9 @@ pub enum NotifierError {
 }
 
 /// The running notifier; shared by its tasks, gRPC and the webhook route.
+/// How often the delivery backlog is published as `queue_size`.
+const QUEUE_SIZE_EVERY: Duration = Duration::from_secs(15);
+
 pub struct Notifier {
     cfg: NotifierConfig,
     store: DeliveryStore,
@@ -222,18 +225,39 @@ impl Notifier {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot release earlier leases; they resume when they expire"),
         }
+        let mut published: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = self.drain_due().await {
                 tracing::error!(error = %e, "cannot read due deliveries");
             }
             if let Ok(n) = self.store.pending().await {
                 ::metrics::gauge!(metrics::PENDING).set(n as f64);
+                if published.is_none_or(|at| at.elapsed() >= QUEUE_SIZE_EVERY) {
+                    published = Some(tokio::time::Instant::now());
+                    self.publish_queue_size(n).await;
+                }
             }
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.cfg.poll_interval) => {}
             }
+        }
+    }
+
+    /// `queue_size{queue="notifier_deliveries"}`: deliveries waiting, on
+    /// `pantau.metric.queue_size`, for the default `queue-size-high` rule.
+    async fn publish_queue_size(&self, pending: i64) {
+        let sample = pantau_proto::v1::MetricSample {
+            name: "queue_size".to_owned(),
+            value: pending as f64,
+            labels: [("queue".to_owned(), "notifier_deliveries".to_owned())].into(),
+            observed_at: Some(pantau_core::time::to_timestamp(std::time::SystemTime::now())),
+            source: self.owner.clone(),
+        };
+        let subject = pantau_core::bus::subject::metric("queue_size");
+        if let Err(e) = pantau_core::bus::publish_proto(self.bus.as_ref(), &subject, &sample).await {
+            tracing::debug!(error = %e, "cannot publish queue_size");
         }
     }
 

@@ -251,3 +251,24 @@ async fn a_storm_is_grouped_into_one_message_per_recipient() {
     assert!(text.contains("• [RESOLVED] g0 is down"), "{text}");
     n.stop().await;
 }
+
+/// The backlog is published as `queue_size{queue="notifier_deliveries"}`
+/// for the default `queue-size-high` rule, from the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_is_published_as_queue_size() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(MemoryBus::new());
+    let mut sizes = bus
+        .subscribe(Subscription::live("pantau.metric.queue_size"))
+        .await
+        .unwrap();
+    let _n = Running::start(config(dir.path(), one_webhook(&sink.url, json!({}))), bus.clone()).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), sizes.next())
+        .await
+        .expect("queue_size published")
+        .unwrap();
+    let m: pantau_proto::v1::MetricSample = pantau_core::bus::decode(&msg).unwrap();
+    assert_eq!((m.name.as_str(), m.value), ("queue_size", 0.0));
+    assert_eq!(m.labels["queue"], "notifier_deliveries");
+}

@@ -1,7 +1,8 @@
 //! The NATS JetStream bus.
 //!
 //! On connect it makes sure the stream (`nats.stream`, default `PANTAU`)
-//! captures `pantau.>` with bounded age and size. Publishes wait for the
+//! captures `pantau.>` with bounded age and size, kept on `nats.replicas`
+//! servers of a cluster. `nats.url` may list several seeds separated by commas. Publishes wait for the
 //! stream's acknowledgement. Live subscriptions are core NATS subscriptions;
 //! durable ones are JetStream pull consumers whose pump re-attaches after
 //! errors. The client reconnects by itself, forever, with a capped backoff.
@@ -37,7 +38,8 @@ impl NatsBus {
     /// the stream. `name` identifies this client in the server's monitoring.
     pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Self, BusError> {
         let url = cfg.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-        let shown = pantau_config::mask_url_password(&url);
+        let shown = pantau_config::mask_urls_passwords(&url);
+        let seeds: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
         let mut opts = async_nats::ConnectOptions::new()
             .name(name)
             .max_reconnects(None::<usize>)
@@ -63,10 +65,16 @@ impl NatsBus {
         if let Some(token) = &cfg.token {
             opts = opts.token(token.clone());
         }
-        let client = opts.connect(url.as_str()).await.map_err(|source| BusError::Connect {
-            url: shown.clone(),
-            source,
-        })?;
+        if let Some(ca) = &cfg.ca_file {
+            opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        let client = opts
+            .connect(seeds.as_slice())
+            .await
+            .map_err(|source| BusError::Connect {
+                url: shown.clone(),
+                source,
+            })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(cfg.publish_timeout);
         let config = stream::Config {
@@ -76,6 +84,7 @@ impl NatsBus {
             max_bytes: cfg.max_bytes,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
+            num_replicas: cfg.replicas,
             ..Default::default()
         };
         // Services starting together race to create the stream: the loser's
@@ -84,7 +93,20 @@ impl NatsBus {
         let mut attempt: u64 = 0;
         loop {
             match js.get_or_create_stream(config.clone()).await {
-                Ok(_) => break,
+                Ok(existing) => {
+                    // A stream made before `nats.replicas` changed keeps its
+                    // old count unless told: JetStream can move it in place.
+                    let was = existing.cached_info().config.num_replicas;
+                    if was != cfg.replicas {
+                        let mut changed = existing.cached_info().config.clone();
+                        changed.num_replicas = cfg.replicas;
+                        js.update_stream(changed)
+                            .await
+                            .map_err(|e| BusError::nats("update stream replicas", e))?;
+                        tracing::info!(stream = %cfg.stream, was, now = cfg.replicas, "stream replicas changed");
+                    }
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "stream not ready; looking again");

@@ -1,6 +1,7 @@
 //! [`NatsCluster`]: N real `nats-server`s forming one JetStream cluster on
 //! free loopback ports.
 
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -37,6 +38,7 @@ pub struct NatsCluster {
     binary: PathBuf,
     dir: TempDir,
     token: Option<String>,
+    tls: bool,
     nodes: Vec<Node>,
 }
 
@@ -57,24 +59,35 @@ impl NatsCluster {
     /// Starts `size` servers (at least 1) and waits until every one is
     /// healthy, which in a cluster means a JetStream meta leader is elected.
     pub async fn start(size: usize) -> Result<Self, TestkitError> {
-        Self::start_with(size, None).await
+        Self::start_with(size, None, false).await
     }
 
     /// Like [`NatsCluster::start`], with clients required to present `token`.
     pub async fn start_with_token(size: usize, token: &str) -> Result<Self, TestkitError> {
-        Self::start_with(size, Some(token.to_owned())).await
+        Self::start_with(size, Some(token.to_owned()), false).await
     }
 
-    async fn start_with(size: usize, token: Option<String>) -> Result<Self, TestkitError> {
+    /// Like [`NatsCluster::start_with_token`], with clients also required to
+    /// use TLS: the servers present a self-signed certificate for 127.0.0.1
+    /// and localhost, whose PEM is [`NatsCluster::ca_file`]; the URLs are `tls://`.
+    pub async fn start_with_tls(size: usize, token: &str) -> Result<Self, TestkitError> {
+        Self::start_with(size, Some(token.to_owned()), true).await
+    }
+
+    async fn start_with(size: usize, token: Option<String>, tls: bool) -> Result<Self, TestkitError> {
         let binary = binary::require("nats-server", "nats-server")?;
         let dir = tempfile::Builder::new()
             .prefix("pantau-nats-cluster-")
             .tempdir()
             .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+        if tls {
+            write_certificate(dir.path())?;
+        }
         let mut cluster = Self {
             binary,
             dir,
             token,
+            tls,
             nodes: Vec::new(),
         };
         let mut attempt = 1;
@@ -121,7 +134,14 @@ impl NatsCluster {
     /// # Panics
     /// If there is no node `i`.
     pub fn url(&self, i: usize) -> String {
-        format!("nats://127.0.0.1:{}", self.nodes[i].port)
+        let scheme = if self.tls { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    /// The PEM of the servers' certificate, to trust as a CA (`nats.ca_file`),
+    /// when the cluster was started with TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.dir.path().join("cert.pem"))
     }
 
     /// Every node's client URL, comma-separated: the seeds for `nats.url`.
@@ -236,11 +256,20 @@ impl NatsCluster {
             .filter(|(j, _)| *j != i)
             .map(|(_, n)| format!("nats-route://127.0.0.1:{}", n.route_port))
             .collect();
-        let auth = self
+        let mut auth = self
             .token
             .as_ref()
             .map(|t| format!("authorization {{\n  token: {}\n}}\n", quoted(t)))
             .unwrap_or_default();
+        if self.tls {
+            let d = self.dir.path();
+            let _ = write!(
+                auth,
+                "tls {{\n  cert_file: {}\n  key_file: {}\n}}\n",
+                quoted(&d.join("cert.pem").to_string_lossy()),
+                quoted(&d.join("key.pem").to_string_lossy())
+            );
+        }
         format!(
             "server_name: n{i}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
              jetstream {{\n  store_dir: {store}\n}}\n\
@@ -262,6 +291,28 @@ impl Drop for NatsCluster {
             }
         }
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: `cert.pem` and
+/// `key.pem` in `dir`.
+fn write_certificate(dir: &Path) -> Result<(), TestkitError> {
+    let bad = |what: &'static str, e: &dyn std::fmt::Display| {
+        TestkitError::io(what, "the NATS test certificate", std::io::Error::other(e.to_string()))
+    };
+    let key = rcgen::KeyPair::generate().map_err(|e| bad("generate a key for", &e))?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).map_err(|e| bad("make", &e))?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pantau test nats");
+    let cert = params.self_signed(&key).map_err(|e| bad("sign", &e))?;
+    for (name, pem) in [("cert.pem", cert.pem()), ("key.pem", key.serialize_pem())] {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).map_err(|e| TestkitError::io("write", &path, e))?;
+    }
+    Ok(())
 }
 
 fn store_dir(dir: &Path, i: usize) -> PathBuf {

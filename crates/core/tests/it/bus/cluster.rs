@@ -165,25 +165,34 @@ async fn losing_one_of_three_nodes_loses_no_result() -> anyhow::Result<()> {
     // pending nor waiting for an ack. An ack that died with the node is
     // redelivered after ack_wait and acknowledged then (a counted duplicate).
     let deadline = Instant::now() + DRAIN;
+    // JetStream's API may time out while the cluster re-elects: the
+    // test's own queries are retried until the deadline.
     let (pending, ack_pending) = loop {
         ensure!(!consuming.is_finished(), "the consumer stopped: {:?}", consuming.await);
-        let mut c = js
-            .get_stream(STREAM)
-            .await?
-            .get_consumer::<jetstream::consumer::pull::Config>(CONSUMER)
-            .await
-            .map_err(|e| anyhow::anyhow!("get consumer {CONSUMER}: {e}"))?;
-        let i = c.info().await?;
+        let state = consumer_state(&js).await;
         let all = received.lock().unwrap().len() == MESSAGES;
-        if (all && i.num_pending == 0 && i.num_ack_pending == 0) || Instant::now() >= deadline {
-            break (i.num_pending, i.num_ack_pending);
+        match state {
+            Ok((0, 0)) if all => break (0, 0),
+            Ok(s) if Instant::now() >= deadline => break s,
+            Err(e) if Instant::now() >= deadline => return Err(e.context("consumer state")),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let drained_in = killed_at.elapsed();
     let _ = stop.send(());
     consuming.await??;
-    let stored = js.get_stream(STREAM).await?.info().await?.state.messages;
+    let stored = loop {
+        match js.get_stream(STREAM).await {
+            Ok(mut s) => match s.info().await {
+                Ok(i) => break i.state.messages,
+                Err(e) if Instant::now() >= deadline + DRAIN => return Err(e.into()),
+                Err(_) => {}
+            },
+            Err(e) if Instant::now() >= deadline + DRAIN => return Err(e.into()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let got = received.lock().unwrap().len();
     let delivered = deliveries.load(Ordering::Relaxed);
     eprintln!(
@@ -217,6 +226,18 @@ async fn losing_one_of_three_nodes_loses_no_result() -> anyhow::Result<()> {
     consumer_bus.check().await.context("consumer after the kill")?;
     ensure!(!cluster.is_running(victim), "the victim is still down");
     Ok(())
+}
+
+/// The durable consumer's (undelivered, unacknowledged) counts.
+async fn consumer_state(js: &jetstream::Context) -> anyhow::Result<(u64, usize)> {
+    let mut c = js
+        .get_stream(STREAM)
+        .await?
+        .get_consumer::<jetstream::consumer::pull::Config>(CONSUMER)
+        .await
+        .map_err(|e| anyhow::anyhow!("get consumer {CONSUMER}: {e}"))?;
+    let i = c.info().await?;
+    Ok((i.num_pending, i.num_ack_pending))
 }
 
 async fn stream_leader(js: &jetstream::Context) -> anyhow::Result<String> {
@@ -259,5 +280,36 @@ async fn an_existing_stream_moves_to_the_configured_replicas() -> anyhow::Result
     ensure!(replicas().await? == 1, "made with one replica");
     NatsBus::connect(&config(&cluster), "second").await?;
     ensure!(replicas().await? == 3, "not moved to 3 replicas");
+    Ok(())
+}
+
+/// `nats.ca_file`: a cluster that wants TLS and the token is reached over
+/// `tls://` seeds when its CA is trusted, and refused when it is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_configured_ca_and_the_token() -> anyhow::Result<()> {
+    let cluster = NatsCluster::start_with_tls(3, TOKEN).await?;
+    let ca = cluster.ca_file().context("a TLS cluster has a CA")?;
+    let cfg = NatsConfig {
+        ca_file: Some(ca),
+        ..config(&cluster)
+    };
+    ensure!(cluster.urls().starts_with("tls://"), "{}", cluster.urls());
+    let bus = NatsBus::connect(&cfg, "tls").await.context("connect over TLS")?;
+    bus.publish(&check_result("jkt", "web-1"), Headers::new(), Bytes::from_static(b"1"))
+        .await
+        .context("publish over TLS")?;
+    let untrusted = NatsConfig {
+        ca_file: None,
+        ..cfg.clone()
+    };
+    let Err(e) = NatsBus::connect(&untrusted, "untrusted").await else {
+        bail!("connected without trusting the servers' CA");
+    };
+    eprintln!("without the CA: {e}");
+    let no_token = NatsConfig { token: None, ..cfg };
+    let Err(e) = NatsBus::connect(&no_token, "no-token").await else {
+        bail!("connected without the token");
+    };
+    eprintln!("without the token: {e}");
     Ok(())
 }

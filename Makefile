@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system
+.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -45,6 +45,20 @@ deps-deploy:
 	echo "deps: installing kubernetes-validate, check-jsonschema and openapi-spec-validator into .venv-deploy"; \
 	/usr/bin/python3 -m venv .venv-deploy || { echo "deps: cannot make a venv: install python3-venv (apt-get install python3-venv)"; exit 1; }; \
 	.venv-deploy/bin/pip install -q kubernetes-validate check-jsonschema openapi-spec-validator || { echo "deps: cannot install kubernetes-validate, check-jsonschema, openapi-spec-validator from PyPI into .venv-deploy"; exit 1; }
+
+# k8s/monitoring/files: copies of prometheus/, alertmanager/ and grafana/ (the
+# files compose mounts), since kustomize loads nothing from outside k8s/monitoring.
+# The deploy tests fail when a copy differs from its source.
+k8s-monitoring-files:
+	@d=k8s/monitoring/files; rm -rf $$d && mkdir -p $$d/prometheus/rules $$d/alertmanager \
+	  $$d/grafana/provisioning/datasources $$d/grafana/provisioning/dashboards $$d/grafana/dashboards && \
+	cp prometheus/prometheus-k8s.yml $$d/prometheus/prometheus.yml && \
+	cp prometheus/rules/recording.yml prometheus/rules/alerts.yml $$d/prometheus/rules/ && \
+	cp alertmanager/alertmanager.yml $$d/alertmanager/ && \
+	cp grafana/provisioning/datasources/prometheus.yml $$d/grafana/provisioning/datasources/ && \
+	cp grafana/provisioning/dashboards/pantau.yml $$d/grafana/provisioning/dashboards/ && \
+	cp grafana/dashboards/*.json $$d/grafana/dashboards/ && \
+	echo "k8s-monitoring-files: copied; list new dashboards in k8s/monitoring/kustomization.yaml"
 
 # aiosmtpd (PyPI), the SMTP server of the notifier's email test, in .venv-smtp
 # made with Debian's python3; fails loudly when it cannot be installed.

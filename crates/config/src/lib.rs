@@ -130,7 +130,7 @@ impl Config {
     #[must_use]
     pub fn masked(&self) -> Self {
         let mut c = self.clone();
-        c.nats.url = c.nats.url.as_deref().map(mask_url_password);
+        c.nats.url = c.nats.url.as_deref().map(mask_urls_passwords);
         if c.nats.token.is_some() {
             c.nats.token = Some(MASK.to_owned());
         }
@@ -176,6 +176,15 @@ impl Config {
 
 const MASK: &str = "***";
 
+/// [`mask_url_password`] on each URL of a comma-separated list (the seeds
+/// of a NATS cluster in `nats.url`).
+pub fn mask_urls_passwords(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| mask_url_password(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `scheme://user:secret@host` → `scheme://user:***@host`; other text unchanged.
 pub fn mask_url_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
@@ -207,6 +216,10 @@ mod tests {
         );
         assert_eq!(mask_url_password("nats://tok@n:4222"), "nats://***@n:4222");
         assert_eq!(mask_url_password("nats://n:4222"), "nats://n:4222");
+        assert_eq!(
+            mask_urls_passwords("nats://a:s1@n1:4222, nats://tok@n2:4222,nats://n3:4222"),
+            "nats://a:***@n1:4222,nats://***@n2:4222,nats://n3:4222"
+        );
         assert_eq!(mask_url_password("not a url"), "not a url");
     }
 

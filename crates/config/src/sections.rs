@@ -70,11 +70,15 @@ pub struct TelemetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
-    /// `nats://host:4222`; unset means the in-process bus (only for `pantau all`).
+    /// `nats://host:4222`, or several seeds of one cluster separated by commas
+    /// (`nats://a:4222,nats://b:4222`); unset means the in-process bus (only for `pantau all`).
     pub url: Option<String>,
     /// Authentication token, if the server wants one.
     #[serde(deserialize_with = "text::option")]
     pub token: Option<String>,
+    /// PEM file of the CA that signed the servers' TLS certificates; set, the
+    /// connection must use TLS and the server is verified against it.
+    pub ca_file: Option<std::path::PathBuf>,
     /// JetStream stream that captures `pantau.>`.
     #[serde(deserialize_with = "text::deserialize")]
     pub stream: String,
@@ -86,6 +90,10 @@ pub struct NatsConfig {
     /// How long a publish waits for the server's acknowledgement.
     #[serde(with = "duration")]
     pub publish_timeout: Duration,
+    /// Copies of the stream JetStream keeps on distinct servers of a cluster
+    /// (1–5): 3 survives losing one server. More than the cluster's servers
+    /// and the stream cannot be created.
+    pub replicas: usize,
 }
 
 impl Default for NatsConfig {
@@ -93,10 +101,12 @@ impl Default for NatsConfig {
         Self {
             url: None,
             token: None,
+            ca_file: None,
             stream: "PANTAU".to_owned(),
             max_age: Duration::from_secs(24 * 3600),
             max_bytes: 1 << 30,
             publish_timeout: Duration::from_secs(5),
+            replicas: 1,
         }
     }
 }

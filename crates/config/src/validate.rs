@@ -101,15 +101,18 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
 
 fn nats(c: &Config, p: &mut Problems) {
     if let Some(url) = &c.nats.url {
-        let ok = ["nats://", "tls://", "ws://", "wss://"]
-            .iter()
-            .any(|s| url.starts_with(s))
-            && url.len() > 7;
+        let ok = url.split(',').map(str::trim).all(|url| {
+            ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|s| url.starts_with(s))
+                && url.len() > 7
+        });
         if !ok {
             p.add(
                 "nats.url",
-                super::mask_url_password(url),
-                "must be a URL such as nats://127.0.0.1:4222 (schemes nats, tls, ws, wss)",
+                super::mask_urls_passwords(url),
+                "must be a URL such as nats://127.0.0.1:4222, or several separated by commas \
+                 (schemes nats, tls, ws, wss)",
             );
         }
     }
@@ -130,6 +133,13 @@ fn nats(c: &Config, p: &mut Problems) {
         c.nats.publish_timeout,
         Duration::from_millis(100),
     );
+    if !(1..=5).contains(&c.nats.replicas) {
+        p.add(
+            "nats.replicas",
+            c.nats.replicas,
+            "must be between 1 and 5 (3 survives losing one server of a 3-node cluster)",
+        );
+    }
 }
 
 fn database(c: &Config, p: &mut Problems) {
@@ -329,6 +339,27 @@ mod tests {
 
     fn keys(c: &Config) -> Vec<String> {
         problems(c).into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn nats_replicas_and_cluster_seeds() {
+        let mut c = Config::default();
+        c.nats.url = Some("nats://n0:4222, nats://n1:4222,tls://tok@n2:4222".into());
+        for ok in 1..=5 {
+            c.nats.replicas = ok;
+            assert!(keys(&c).is_empty(), "replicas {ok}");
+        }
+        for bad in [0, 6] {
+            c.nats.replicas = bad;
+            let p = problems(&c);
+            assert_eq!(keys(&c), ["nats.replicas"]);
+            assert!(p[0].allowed.contains("between 1 and 5"), "{}", p[0].allowed);
+        }
+        c.nats.replicas = 3;
+        c.nats.url = Some("nats://tok@n0:4222,n1:4222".into());
+        let p = problems(&c);
+        assert_eq!(keys(&c), ["nats.url"]);
+        assert_eq!(p[0].value, "nats://***@n0:4222,n1:4222", "the token stays hidden");
     }
 
     #[test]

@@ -83,7 +83,12 @@ impl std::fmt::Debug for Lease {
     }
 }
 
-async fn bucket(js: &async_nats::jetstream::Context, name: &str, max_age: Duration) -> Result<kv::Store, LeaseError> {
+async fn bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, LeaseError> {
     use async_nats::jetstream::stream;
     if let Ok(kv) = js.get_key_value(name).await {
         return Ok(kv);
@@ -101,7 +106,7 @@ async fn bucket(js: &async_nats::jetstream::Context, name: &str, max_age: Durati
         deny_delete: true,
         allow_direct: true,
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
+        num_replicas: replicas,
         ..Default::default()
     };
     // Another instance may create it at the same moment: then it exists.
@@ -121,9 +126,20 @@ impl Lease {
     /// Opens (creating when missing) `<bucket>_lease` and `<bucket>_registry`;
     /// a lease lasts `ttl`.
     pub async fn open(client: async_nats::Client, bucket_name: &str, ttl: Duration) -> Result<Self, LeaseError> {
+        Self::open_replicated(client, bucket_name, ttl, 1).await
+    }
+
+    /// [`Lease::open`] with new buckets kept on `replicas` servers of a
+    /// JetStream cluster (`nats.replicas`), so the lease outlives a server.
+    pub async fn open_replicated(
+        client: async_nats::Client,
+        bucket_name: &str,
+        ttl: Duration,
+        replicas: usize,
+    ) -> Result<Self, LeaseError> {
         let js = async_nats::jetstream::new(client);
-        let kv = bucket(&js, &format!("{bucket_name}_lease"), ttl * 3).await?;
-        let registry = bucket(&js, &format!("{bucket_name}_registry"), Duration::ZERO).await?;
+        let kv = bucket(&js, &format!("{bucket_name}_lease"), ttl * 3, replicas).await?;
+        let registry = bucket(&js, &format!("{bucket_name}_registry"), Duration::ZERO, replicas).await?;
         Ok(Self { kv, registry, ttl })
     }
 

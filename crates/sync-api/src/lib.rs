@@ -67,17 +67,17 @@ async fn open_lease(ctx: &Context) -> Result<Option<lease::Lease>, SyncError> {
         tracing::warn!("nats.url is not set: no failover, the configured role is fixed");
         return Ok(None);
     };
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("pantau-sync-{}", ctx.config.instance.name))
-        .connect(url)
+    // The bus's connection settings: every seed, the token, TLS.
+    let name = format!("pantau-sync-{}", ctx.config.instance.name);
+    let client = pantau_core::bus::nats::client(&ctx.config.nats, &name)
         .await
         .map_err(|e| SyncError::Nats {
-            url: pantau_config::mask_url_password(url),
+            url: pantau_config::mask_urls_passwords(url),
             message: e.to_string(),
         })?;
     let s = &ctx.config.sync;
     Ok(Some(
-        lease::Lease::open(client, &s.lease_bucket, s.heartbeat_interval).await?,
+        lease::Lease::open_replicated(client, &s.lease_bucket, s.heartbeat_interval, ctx.config.nats.replicas).await?,
     ))
 }
 

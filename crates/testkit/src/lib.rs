@@ -6,6 +6,9 @@
 //! - [`Nats`]: `nats-server` with JetStream, ready once `/healthz` answers
 //!   200; it can be stopped and started again on the same port with the same
 //!   store, to test a restart in the middle of a test.
+//! - [`NatsCluster`]: N `nats-server`s routed into one JetStream cluster, each
+//!   with its own store; one node can be killed and started again, and
+//!   [`NatsCluster::urls`] gives the comma-separated seeds for `nats.url`.
 //! - [`Postgres`]: `initdb` + `pg_ctl start` on 127.0.0.1 (as the `postgres`
 //!   user when the tests run as root), stopped with `pg_ctl stop -m immediate`.
 //! - [`Dnsmasq`]: `dnsmasq` answering only the records a test gives it.
@@ -31,6 +34,7 @@ mod binary;
 mod dnsmasq;
 mod error;
 mod nats;
+mod nats_cluster;
 mod postgres;
 mod routeros;
 mod snmpd;
@@ -40,6 +44,7 @@ pub use alertmanager::Alertmanager;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;
+pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};

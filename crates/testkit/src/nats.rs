@@ -163,7 +163,7 @@ impl Drop for Nats {
 }
 
 /// Whether `GET /healthz` on the monitoring port answers 200.
-async fn healthz(port: u16) -> bool {
+pub(crate) async fn healthz(port: u16) -> bool {
     let attempt = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         stream

@@ -1,7 +1,8 @@
 //! The NATS JetStream bus.
 //!
 //! On connect it makes sure the stream (`nats.stream`, default `PANTAU`)
-//! captures `pantau.>` with bounded age and size. Publishes wait for the
+//! captures `pantau.>` with bounded age and size, kept on `nats.replicas`
+//! servers of a cluster. `nats.url` may list several seeds separated by commas. Publishes wait for the
 //! stream's acknowledgement. Live subscriptions are core NATS subscriptions;
 //! durable ones are JetStream pull consumers whose pump re-attaches after
 //! errors. The client reconnects by itself, forever, with a capped backoff.
@@ -36,37 +37,8 @@ impl NatsBus {
     /// Connects (failing at once if the server cannot be reached) and ensures
     /// the stream. `name` identifies this client in the server's monitoring.
     pub async fn connect(cfg: &NatsConfig, name: &str) -> Result<Self, BusError> {
-        let url = cfg.url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
-        let shown = pantau_config::mask_url_password(&url);
-        let mut opts = async_nats::ConnectOptions::new()
-            .name(name)
-            .max_reconnects(None::<usize>)
-            .connection_timeout(Duration::from_secs(5))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
-            })
-            .event_callback({
-                let shown = shown.clone();
-                move |event| {
-                    let shown = shown.clone();
-                    async move {
-                        match event {
-                            async_nats::Event::Connected => tracing::info!(url = %shown, "connected to nats"),
-                            async_nats::Event::Disconnected => {
-                                tracing::warn!(url = %shown, "disconnected from nats; reconnecting");
-                            }
-                            other => tracing::info!(url = %shown, event = %other, "nats event"),
-                        }
-                    }
-                }
-            });
-        if let Some(token) = &cfg.token {
-            opts = opts.token(token.clone());
-        }
-        let client = opts.connect(url.as_str()).await.map_err(|source| BusError::Connect {
-            url: shown.clone(),
-            source,
-        })?;
+        let client = client(cfg, name).await?;
+        let shown = pantau_config::mask_urls_passwords(cfg.url.as_deref().unwrap_or(DEFAULT_URL));
         let mut js = jetstream::new(client.clone());
         js.set_timeout(cfg.publish_timeout);
         let config = stream::Config {
@@ -76,6 +48,7 @@ impl NatsBus {
             max_bytes: cfg.max_bytes,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
+            num_replicas: cfg.replicas,
             ..Default::default()
         };
         // Services starting together race to create the stream: the loser's
@@ -84,7 +57,20 @@ impl NatsBus {
         let mut attempt: u64 = 0;
         loop {
             match js.get_or_create_stream(config.clone()).await {
-                Ok(_) => break,
+                Ok(existing) => {
+                    // A stream made before `nats.replicas` changed keeps its
+                    // old count unless told: JetStream can move it in place.
+                    let was = existing.cached_info().config.num_replicas;
+                    if was != cfg.replicas {
+                        let mut changed = existing.cached_info().config.clone();
+                        changed.num_replicas = cfg.replicas;
+                        js.update_stream(changed)
+                            .await
+                            .map_err(|e| BusError::nats("update stream replicas", e))?;
+                        tracing::info!(stream = %cfg.stream, was, now = cfg.replicas, "stream replicas changed");
+                    }
+                    break;
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "stream not ready; looking again");
@@ -300,6 +286,50 @@ impl Bus for NatsBus {
             }),
         }
     }
+}
+
+/// Where [`client`] connects when `nats.url` is unset.
+const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
+
+/// A NATS client as `nats.*` says: the seeds of `nats.url`, the token, TLS
+/// against `nats.ca_file`, reconnecting forever with a capped backoff. The
+/// bus uses it, and so does anything else that talks to the same NATS (the
+/// sync-api's lease). Fails at once if no seed can be reached.
+pub async fn client(cfg: &NatsConfig, name: &str) -> Result<async_nats::Client, BusError> {
+    let url = cfg.url.clone().unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let shown = pantau_config::mask_urls_passwords(&url);
+    let seeds: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(name)
+        .max_reconnects(None::<usize>)
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5))).min(Duration::from_secs(2))
+        })
+        .event_callback({
+            let shown = shown.clone();
+            move |event| {
+                let shown = shown.clone();
+                async move {
+                    match event {
+                        async_nats::Event::Connected => tracing::info!(url = %shown, "connected to nats"),
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!(url = %shown, "disconnected from nats; reconnecting");
+                        }
+                        other => tracing::info!(url = %shown, event = %other, "nats event"),
+                    }
+                }
+            }
+        });
+    if let Some(token) = &cfg.token {
+        opts = opts.token(token.clone());
+    }
+    if let Some(ca) = &cfg.ca_file {
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    opts.connect(seeds.as_slice())
+        .await
+        .map_err(|source| BusError::Connect { url: shown, source })
 }
 
 /// Connects to NATS when `cfg.url` is set, else gives the in-process bus.

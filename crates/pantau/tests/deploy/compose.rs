@@ -176,14 +176,41 @@ fn compose_services_are_complete_and_consistent() {
     ] {
         assert!(prom.contains(t), "prometheus.yml does not scrape {t}");
     }
-    assert!(
-        services["nats"]["command"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .any(|a| a == "-js"),
-        "NATS without JetStream"
-    );
+    let nats_args: Vec<&str> = services["nats"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(nats_args.contains(&"-js"), "NATS without JetStream");
+    // NATS wants a token, and every Pantau service presents the same one.
+    let token = nats_args
+        .iter()
+        .position(|a| *a == "--auth")
+        .map(|i| nats_args[i + 1])
+        .expect("NATS without --auth: any container could use the bus");
+    for svc in [
+        "collector",
+        "alert-engine",
+        "wan-detector",
+        "notifier",
+        "gateway",
+        "sync-api",
+    ] {
+        assert_eq!(services[svc]["environment"]["PANTAU_NATS__TOKEN"], token, "{svc}");
+    }
+    // Internal ports stay on the compose network: the services' gRPC, NATS
+    // and PostgreSQL are not published on the host.
+    for (name, s) in &services {
+        for p in s.get("ports").and_then(Value::as_sequence).into_iter().flatten() {
+            let p = p.as_str().unwrap();
+            let container = p.rsplit(':').next().unwrap();
+            assert!(
+                !["4222", "5432", "50051", "50052", "50053", "50054", "50055"].contains(&container),
+                "{name} publishes the internal port {p}"
+            );
+        }
+    }
 }
 
 #[test]

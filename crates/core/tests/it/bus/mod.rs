@@ -3,6 +3,7 @@
 //! Each test gets a fresh bus (and, for NATS, its own `nats-server`), so the
 //! tests run in parallel without sharing subjects or the stream.
 
+mod cluster;
 mod consume;
 mod contract;
 mod nats_only;

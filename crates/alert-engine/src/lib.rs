@@ -74,6 +74,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
     metrics::describe();
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "alert-engine", MIGRATIONS).await?;
     ctx.health.register("alert_engine.store", store.readiness());
+    ctx.watch_store(&store);
     let cfg = ctx.config.alert_engine.clone();
     let sweep = cfg.sweep_interval;
     let pusher = cfg

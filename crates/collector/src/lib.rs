@@ -76,6 +76,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     let ctx = ctx.service("collector");
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "collector", MIGRATIONS).await?;
     ctx.health.register("collector.store", store.readiness());
+    ctx.watch_store(&store);
     let collector = Arc::new(Collector::new(&ctx, store.clone()).await?);
     ctx.health.register("collector.checks", collector.error_rate());
     ctx.health

@@ -59,6 +59,19 @@ impl Context {
         }
     }
 
+    /// Publishes this service's store health every [`STORE_HEALTH_EVERY`] as
+    /// the fact `health{component="database", service}` = `healthy` or
+    /// `unhealthy` (a `metrics_update` event on
+    /// `pantau.event.metrics_update.<service>`), which the alert engine's
+    /// default `database-unhealthy` rule reads. Supervised.
+    pub fn watch_store(&self, store: &crate::store::Store) {
+        let (bus, store, stop) = (Arc::clone(&self.bus), store.clone(), self.shutdown.clone());
+        let service = self.lifecycle.service().to_owned();
+        self.spawn_supervised("store-health", move || {
+            watch_store(Arc::clone(&bus), store.clone(), service.clone(), stop.clone())
+        });
+    }
+
     /// Spawns a background loop made by `make`, on this context's tracker.
     /// If it panics, fails or ends before shutdown it is logged, counted and
     /// made again after a bounded backoff (see [`lifecycle`]).
@@ -96,5 +109,42 @@ impl Context {
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+    }
+}
+
+/// How often each service publishes its store's health.
+pub const STORE_HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn watch_store(bus: Arc<dyn Bus>, store: crate::store::Store, service: String, stop: CancellationToken) {
+    use pantau_proto::v1::{EventKind, RouterEvent, Severity};
+    let mut tick = tokio::time::interval(STORE_HEALTH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ping = tokio::time::timeout(std::time::Duration::from_secs(5), store.ping()).await;
+        let healthy = matches!(ping, Ok(Ok(())));
+        let word = if healthy { "healthy" } else { "unhealthy" };
+        let event = RouterEvent {
+            kind: EventKind::MetricsUpdate.into(),
+            source: service.clone(),
+            occurred_at: Some(crate::time::to_timestamp(std::time::SystemTime::now())),
+            severity: if healthy { Severity::Info } else { Severity::Critical }.into(),
+            message: format!("the {service} store is {word}"),
+            attributes: [
+                ("fact".to_owned(), "health".to_owned()),
+                ("component".to_owned(), "database".to_owned()),
+                ("service".to_owned(), service.clone()),
+                ("value".to_owned(), word.to_owned()),
+            ]
+            .into(),
+            ..RouterEvent::default()
+        };
+        let subject = crate::bus::subject::event("metrics_update", &service);
+        if let Err(e) = crate::bus::publish_proto(bus.as_ref(), &subject, &event).await {
+            tracing::debug!(error = %e, "cannot publish the store's health");
+        }
     }
 }

@@ -207,6 +207,7 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     monitoring::mark_start();
     let auth = Arc::new(open_auth(&ctx.config).await?);
     ctx.health.register("gateway-store", auth.store.store().readiness());
+    ctx.watch_store(auth.store.store());
     let state = AppState::new(&ctx, Arc::clone(&auth));
     feed::start(&state.feed, &ctx).await?;
     let (feed, collector) = (Arc::clone(&state.feed), state.collector.clone());

@@ -286,6 +286,7 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     metrics::describe();
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
+    ctx.watch_store(&store);
     let notifier = Arc::new(Notifier::new(&ctx, store.clone())?);
     notifier.start(&ctx);
     webhooks.attach(Arc::clone(&notifier));

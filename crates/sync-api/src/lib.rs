@@ -89,6 +89,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     metrics::describe();
     let db = Store::connect(&ctx.config.database, &ctx.config.data_dir, "sync-api", MIGRATIONS).await?;
     ctx.health.register("sync-api.store", db.readiness());
+    ctx.watch_store(&db);
     if ctx.config.sync.token.is_none() {
         tracing::warn!(
             "sync.token is not set: any client that reaches the sync gRPC port may register an instance or promote and demote; set a join token"

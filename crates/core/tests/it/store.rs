@@ -311,3 +311,36 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
     b.close().await;
     Ok(())
 }
+
+/// Each service publishes its store's health as the fact
+/// `health{component="database"}` for the default `database-unhealthy` rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_publishes_its_store_health() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use pantau_core::bus::{Bus, Subscription};
+    let f = SqliteFixture::start().await?;
+    let store = f.connect("unused", "svc").await?;
+    let bus: std::sync::Arc<dyn Bus> = std::sync::Arc::new(pantau_core::bus::memory::MemoryBus::new());
+    let mut events = bus
+        .subscribe(Subscription::live("pantau.event.metrics_update.svc"))
+        .await?;
+    let ctx = pantau_core::service::Context::new(
+        std::sync::Arc::new(pantau_config::Config::default()),
+        std::sync::Arc::clone(&bus),
+    )
+    .service("svc");
+    ctx.watch_store(&store);
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+        .await
+        .context("no store health published")?
+        .context("stream ended")?;
+    let e: pantau_proto::v1::RouterEvent = pantau_core::bus::decode(&msg).context("a RouterEvent")?;
+    assert_eq!(e.attributes["fact"], "health");
+    assert_eq!(e.attributes["component"], "database");
+    assert_eq!(e.attributes["value"], "healthy");
+    assert_eq!(e.source, "svc");
+    ctx.shutdown.cancel();
+    ctx.stop_tasks().await;
+    store.close().await;
+    Ok(())
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use pantau_config::{CheckType, Config, TargetConfig};
+use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::service::Context;
@@ -287,17 +287,17 @@ async fn run(a: Args, snap: Snapshotter) {
     config.collector.targets = (0..a.targets)
         .map(|i| {
             if let Some(url) = &http {
-                let mut t = TargetConfig::new(format!("h{i}"), CheckType::Http);
+                let mut t = RawTarget::new(format!("h{i}"), CheckType::Http);
                 t.url = Some(url.clone());
                 t.reuse_connection = a.new_connections.then_some(false);
                 t
             } else {
-                let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
+                let mut t = RawTarget::new(format!("t{i}"), CheckType::Tcp);
                 t.address = Some(tcp[i % tcp.len()].clone());
                 t
             }
         })
-        .map(Arc::new)
+        .map(|t| Arc::new(t.parse("bench").expect("a bench target is valid")))
         .collect();
     let rss_before = proc_status("VmRSS:");
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

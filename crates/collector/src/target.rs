@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use pantau_config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, validate_target};
+use pantau_config::types::{Grace, Interval, Timeout};
+use pantau_config::{CheckType, CollectorConfig, Invalid, RecordType, TargetConfig, TargetSpec, validate_target};
 use pantau_core::time::to_duration;
 use pantau_proto::v1::{self, TargetSource};
 
 use crate::checks::conditions::Condition;
-use crate::checks::{dns, tcp};
+use crate::checks::tcp;
 
 /// HTTP request and what its answer must be.
 #[derive(Debug, Clone)]
@@ -98,22 +99,20 @@ impl Target {
                 allowed: why,
             }]
         };
-        let spec = match t.check {
-            CheckType::Http => {
-                let raw = t.url.as_deref().unwrap_or_default();
-                let url = reqwest::Url::parse(raw).map_err(|e| bad("url", raw, e.to_string()))?;
-                let method_text = t.method.as_deref().unwrap_or("GET");
+        let spec = match &t.spec {
+            TargetSpec::Http(h) => {
+                let method_text = h.method.as_deref().unwrap_or("GET");
                 let method = reqwest::Method::from_bytes(method_text.as_bytes())
                     .map_err(|e| bad("method", method_text, e.to_string()))?;
                 let mut headers = reqwest::header::HeaderMap::new();
-                for (k, v) in &t.headers {
+                for (k, v) in &h.headers {
                     let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
                         .map_err(|e| bad("headers", k, format!("is not a header name: {e}")))?;
                     let value = reqwest::header::HeaderValue::from_str(v)
                         .map_err(|e| bad(&format!("headers.{k}"), "***", format!("is not a header value: {e}")))?;
                     headers.insert(name, value);
                 }
-                let conditions = t
+                let conditions = h
                     .conditions
                     .iter()
                     .enumerate()
@@ -122,63 +121,51 @@ impl Target {
                     })
                     .collect::<Result<_, _>>()?;
                 Spec::Http(Box::new(HttpSpec {
-                    url,
+                    url: h.url.as_url().clone(),
                     method,
                     headers,
-                    body: t.body.clone(),
-                    follow_redirects: t.follow_redirects.unwrap_or(true),
-                    verify_tls: t.verify_tls.unwrap_or(true),
-                    reuse_connection: t.reuse_connection.unwrap_or(true),
-                    expected_status: t.expected_status.clone(),
+                    body: h.body.clone(),
+                    follow_redirects: h.follow_redirects.unwrap_or(true),
+                    verify_tls: h.verify_tls.unwrap_or(true),
+                    reuse_connection: h.reuse_connection.unwrap_or(true),
+                    expected_status: h.expected_status.clone(),
                     conditions,
-                    warn_days: t.warn_days.unwrap_or(WARN_DAYS),
+                    warn_days: h.warn_days.unwrap_or(WARN_DAYS),
                 }))
             }
-            CheckType::Tcp => Spec::Tcp {
-                address: t.address.clone().unwrap_or_default(),
-                send: t.send.as_deref().map(tcp::unescape),
-                expect: t.expect.as_deref().map(tcp::unescape),
+            TargetSpec::Tcp(x) => Spec::Tcp {
+                address: x.address.to_string(),
+                send: x.send.as_deref().map(tcp::unescape),
+                expect: x.expect.as_deref().map(tcp::unescape),
             },
-            CheckType::Tls => {
-                let address = t.address.clone().unwrap_or_default();
-                let host = address.rsplit_once(':').map_or(address.as_str(), |(h, _)| h);
-                Spec::Tls {
-                    server_name: t
-                        .server_name
-                        .clone()
-                        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned()),
-                    address,
-                    verify: t.verify_tls.unwrap_or(true),
-                    warn_days: t.warn_days.unwrap_or(WARN_DAYS),
-                }
-            }
-            CheckType::Icmp => Spec::Icmp {
-                host: t.host.clone().unwrap_or_default(),
-                count: t.count.unwrap_or(3),
-                max_loss_percent: t.max_loss_percent.unwrap_or(0.0),
+            TargetSpec::Tls(x) => Spec::Tls {
+                server_name: x.server_name.clone().unwrap_or_else(|| x.address.host().to_owned()),
+                address: x.address.to_string(),
+                verify: x.verify_tls.unwrap_or(true),
+                warn_days: x.warn_days.unwrap_or(WARN_DAYS),
             },
-            CheckType::Dns => Spec::Dns {
-                name: t.name_to_resolve.clone().unwrap_or_default(),
-                record_type: t.record_type.unwrap_or_default(),
-                resolver: match t.resolver.as_deref() {
-                    None => None,
-                    Some(r) => {
-                        Some(dns::resolver_addr(r).ok_or_else(|| bad("resolver", r, "must be ip or ip:port".into()))?)
-                    }
-                },
-                expected: t.expected_answers.clone(),
+            TargetSpec::Icmp(x) => Spec::Icmp {
+                host: x.host.clone(),
+                count: x.count.unwrap_or(3),
+                max_loss_percent: x.max_loss_percent.unwrap_or(0.0),
             },
-            CheckType::Push => Spec::Push {
-                token: t.token.clone().unwrap_or_default(),
-                grace: t.grace.unwrap_or_default(),
+            TargetSpec::Dns(x) => Spec::Dns {
+                name: x.name_to_resolve.clone(),
+                record_type: x.record_type.unwrap_or_default(),
+                resolver: x.resolver,
+                expected: x.expected_answers.clone(),
+            },
+            TargetSpec::Push(x) => Spec::Push {
+                token: x.token.clone(),
+                grace: x.grace.map(Grace::get).unwrap_or_default(),
             },
         };
         Ok(Self {
             id: t.id.clone(),
             name: t.name.clone().unwrap_or_else(|| t.id.clone()),
             spec,
-            interval: t.interval.unwrap_or(cfg.interval),
-            timeout: t.timeout.unwrap_or(cfg.timeout),
+            interval: t.interval.map_or(cfg.interval, Interval::get),
+            timeout: t.timeout.map_or(cfg.timeout, Timeout::get),
             labels: t.labels.clone(),
             source,
             config: std::sync::Arc::clone(t),
@@ -195,16 +182,16 @@ impl Target {
     }
 
     pub fn check_type(&self) -> CheckType {
-        self.config.check
+        self.config.check()
     }
 
     pub fn kind(&self) -> v1::CheckKind {
-        kind_of(self.config.check)
+        kind_of(self.config.check())
     }
 
     /// `http`, `tcp`, …, for metric labels and logs.
     pub fn kind_label(&self) -> &'static str {
-        self.config.check.as_str()
+        self.config.check().as_str()
     }
 
     /// The URL, `host:port`, host or name checked; never a secret.

@@ -229,12 +229,12 @@ mod tests {
         c.database.url = Some("postgres://u:hunter2@h/db".into());
         c.nats.token = Some("natstoken".into());
         c.sync.token = Some("synctoken".into());
-        let mut push = TargetConfig::new("cron", CheckType::Push);
+        let mut push = RawTarget::new("cron", CheckType::Push);
         push.token = Some("pushtoken-0123456789".into());
-        let mut api = TargetConfig::new("api", CheckType::Http);
+        let mut api = RawTarget::new("api", CheckType::Http);
         api.url = Some("https://user:urlpass@api.example/".into());
         api.headers.insert("Authorization".into(), "Bearer headertoken".into());
-        c.collector.targets = vec![push.into(), api.into()];
+        c.collector.targets = vec![push.parse("t").unwrap().into(), api.parse("t").unwrap().into()];
         let yaml = c.to_masked_yaml();
         for secret in [
             "hunter2",

@@ -42,6 +42,9 @@ pub struct Invalid {
 
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            return write!(f, "`{}`: {}", crate::types::quote(&self.key), self.allowed);
+        }
         write!(
             f,
             "`{}` = `{}`: {}",
@@ -203,7 +206,14 @@ fn describe(err: figment::Error) -> Vec<String> {
                 .as_ref()
                 .map(|m| format!(" (from {})", m.name))
                 .unwrap_or_default();
-            format!("  `{key}`: {}{source}", e.kind)
+            // A message that already names its own keys (every problem of
+            // `collector.targets`, each as `collector.targets[3].url`) is shown as it is.
+            let kind = e.kind.to_string();
+            if kind.starts_with(&format!("`{key}")) {
+                format!("  {}{source}", kind.replace("; `", &format!("{source}\n  `")))
+            } else {
+                format!("  `{key}`: {kind}{source}")
+            }
         })
         .collect()
 }
@@ -292,7 +302,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            pinged.collector.targets[0].check,
+            pinged.collector.targets[0].check(),
             crate::CheckType::Icmp,
             "`ping` is `icmp`"
         );

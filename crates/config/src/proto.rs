@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use pantau_proto::v1::{self, condition::Condition as C, target::Spec};
 
-use crate::{CheckType, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig};
+use crate::{
+    CheckType, ConditionConfig, HeaderCondition, Invalid, JsonCondition, RawTarget, RecordType, TargetConfig,
+    TargetError, TargetSpec,
+};
 use pantau_proto::duration::{from_duration, to_duration};
 
 /// A set, non-zero protobuf duration.
@@ -119,8 +122,23 @@ fn condition_from_proto(i: usize, c: &v1::Condition) -> Result<ConditionConfig, 
     )
 }
 
-/// The configuration a protobuf target describes; validation comes after.
-pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
+/// The target a protobuf target describes, parsed by the same
+/// [`RawTarget::parse`] as YAML and REST bodies, keys under `target`.
+pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, TargetError> {
+    raw_from_proto(t)
+        .map_err(|e| {
+            TargetError(vec![Invalid {
+                key: format!("target.{}", e.field),
+                value: String::new(),
+                allowed: e.reason,
+            }])
+        })?
+        .parse("target")
+        .map_err(TargetError)
+}
+
+/// The protobuf target in the flat wire shape, before it is parsed.
+fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     let spec = t
         .spec
         .as_ref()
@@ -140,7 +158,7 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
     // Output-only fields are ignored on input, but an unknown value is still refused.
     let _: v1::TargetSource = enum_field("source", t.source)?;
     let _: v1::BreakerState = enum_field("breaker", t.breaker)?;
-    let mut c = TargetConfig::new(t.id.clone(), check);
+    let mut c = RawTarget::new(t.id.clone(), check);
     c.name = nonempty(&t.name);
     c.interval = duration_field("interval", t.interval.as_ref())?;
     c.timeout = duration_field("timeout", t.timeout.as_ref())?;
@@ -219,47 +237,47 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, ConvertError> {
 /// The check-specific part of a target, as protobuf. Secrets are copied as
 /// they are: mask the configuration first where the answer leaves the process.
 pub fn spec_to_proto(t: &TargetConfig) -> Spec {
-    match t.check {
-        CheckType::Http => Spec::Http(v1::HttpSpec {
-            url: t.url.clone().unwrap_or_default(),
-            method: t.method.clone().unwrap_or_default(),
-            headers: t.headers.clone().into_iter().collect(),
-            body: t.body.clone().unwrap_or_default(),
-            follow_redirects: t.follow_redirects,
-            verify_tls: t.verify_tls,
-            reuse_connection: t.reuse_connection,
-            expected_status: t.expected_status.iter().map(|s| u32::from(*s)).collect(),
-            conditions: t.conditions.iter().map(condition_to_proto).collect(),
-            warn_days: t.warn_days,
+    match &t.spec {
+        TargetSpec::Http(h) => Spec::Http(v1::HttpSpec {
+            url: h.url.to_string(),
+            method: h.method.clone().unwrap_or_default(),
+            headers: h.headers.clone().into_iter().collect(),
+            body: h.body.clone().unwrap_or_default(),
+            follow_redirects: h.follow_redirects,
+            verify_tls: h.verify_tls,
+            reuse_connection: h.reuse_connection,
+            expected_status: h.expected_status.iter().map(|s| u32::from(*s)).collect(),
+            conditions: h.conditions.iter().map(condition_to_proto).collect(),
+            warn_days: h.warn_days,
         }),
-        CheckType::Tcp => Spec::Tcp(v1::TcpSpec {
-            address: t.address.clone().unwrap_or_default(),
-            send: t.send.clone().unwrap_or_default(),
-            expect: t.expect.clone().unwrap_or_default(),
+        TargetSpec::Tcp(x) => Spec::Tcp(v1::TcpSpec {
+            address: x.address.to_string(),
+            send: x.send.clone().unwrap_or_default(),
+            expect: x.expect.clone().unwrap_or_default(),
         }),
-        CheckType::Tls => Spec::Tls(v1::TlsSpec {
-            address: t.address.clone().unwrap_or_default(),
-            server_name: t.server_name.clone().unwrap_or_default(),
-            verify_tls: t.verify_tls,
-            warn_days: t.warn_days,
+        TargetSpec::Tls(x) => Spec::Tls(v1::TlsSpec {
+            address: x.address.to_string(),
+            server_name: x.server_name.clone().unwrap_or_default(),
+            verify_tls: x.verify_tls,
+            warn_days: x.warn_days,
         }),
-        CheckType::Icmp => Spec::Icmp(v1::IcmpSpec {
-            host: t.host.clone().unwrap_or_default(),
-            count: t.count.map(u32::from),
-            max_loss_percent: t.max_loss_percent,
+        TargetSpec::Icmp(x) => Spec::Icmp(v1::IcmpSpec {
+            host: x.host.clone(),
+            count: x.count.map(u32::from),
+            max_loss_percent: x.max_loss_percent,
         }),
-        CheckType::Dns => Spec::Dns(v1::DnsSpec {
-            name: t.name_to_resolve.clone().unwrap_or_default(),
-            record_type: t
+        TargetSpec::Dns(x) => Spec::Dns(v1::DnsSpec {
+            name: x.name_to_resolve.clone(),
+            record_type: x
                 .record_type
                 .map(|r| format!("{r:?}").to_uppercase())
                 .unwrap_or_default(),
-            resolver: t.resolver.clone().unwrap_or_default(),
-            expected_answers: t.expected_answers.clone(),
+            resolver: x.resolver.map(|a| a.to_string()).unwrap_or_default(),
+            expected_answers: x.expected_answers.clone(),
         }),
-        CheckType::Push => Spec::Push(v1::PushSpec {
-            token: t.token.clone().unwrap_or_default(),
-            grace: t.grace.map(to_duration),
+        TargetSpec::Push(x) => Spec::Push(v1::PushSpec {
+            token: x.token.clone(),
+            grace: x.grace.map(|g| to_duration(g.get())),
         }),
     }
 }

@@ -244,6 +244,7 @@ pub struct CollectorConfig {
     /// Which share of the targets this replica checks.
     pub shard: ShardConfig,
     /// What to watch (shared with the collector's running targets, not copied).
+    #[serde(deserialize_with = "crate::target::deserialize_targets")]
     pub targets: Vec<std::sync::Arc<TargetConfig>>,
     /// Routers polled over SNMP (interfaces, counters, default routes).
     pub routers: Vec<super::RouterConfig>,

@@ -1,13 +1,19 @@
-//! What the collector watches: one [`TargetConfig`] per target, from the
-//! YAML file or from `CollectorService.UpsertTarget`, and its validation
-//! (shared by both, so a target is judged the same way wherever it comes from).
+//! What the collector watches. A target arrives in its flat wire shape,
+//! [`RawTarget`] (one YAML entry, one REST body, or the protobuf mapped by
+//! [`crate::proto`]), and is parsed once, by [`RawTarget::parse`], into a
+//! [`TargetConfig`] whose [`TargetSpec`] holds only the fields of its type, in
+//! types that cannot hold a bad value. Every input path goes through that one
+//! parser, so a target is refused the same way wherever it comes from.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::duration::{self, format as fmt_d};
+use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
 use super::{Invalid, text};
 
 /// The kind of check a target gets.
@@ -102,11 +108,13 @@ pub struct HeaderCondition {
     pub contains: Option<String>,
 }
 
-/// One thing the collector watches. Which fields apply depends on `type`;
-/// a field of another type is an error, not silently ignored.
+/// One thing the collector watches, in its wire shape: every field of every
+/// type, flat, as YAML and JSON write it. Which fields apply depends on
+/// `type`; [`RawTarget::parse`] refuses a field of another type rather than
+/// ignoring it, and is the only way to a [`TargetConfig`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TargetConfig {
+pub struct RawTarget {
     /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
     #[serde(deserialize_with = "text::deserialize")]
     pub id: String,
@@ -208,7 +216,166 @@ pub struct TargetConfig {
     pub grace: Option<Duration>,
 }
 
+/// One thing the collector watches, parsed: the fields every target has and
+/// the [`TargetSpec`] of its type. Made only by [`RawTarget::parse`] (serde
+/// goes through it too), so it never holds an out-of-range interval, a URL
+/// that is not http(s), or a field of another type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawTarget", into = "RawTarget")]
+pub struct TargetConfig {
+    /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
+    pub id: String,
+    /// Human name; the id when unset.
+    pub name: Option<String>,
+    /// How often; `collector.interval` when unset.
+    pub interval: Option<Interval>,
+    /// Longest a check may take; `collector.timeout` when unset.
+    pub timeout: Option<Timeout>,
+    /// Free-form labels carried on every result.
+    pub labels: BTreeMap<String, String>,
+    /// Locations that must see the target down for a DOWN consensus; a
+    /// majority when unset.
+    pub quorum: Option<NonZeroU32>,
+    /// What the check does, by type.
+    pub spec: TargetSpec,
+}
+
+/// What a target's check does: exactly the fields of its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    Http(Box<HttpTarget>),
+    Tcp(TcpTarget),
+    Tls(TlsTarget),
+    Icmp(IcmpTarget),
+    Dns(DnsTarget),
+    Push(PushTarget),
+}
+
+/// An HTTP(S) request and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTarget {
+    pub url: HttpUrl,
+    /// An HTTP method in capitals; GET when unset.
+    pub method: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub follow_redirects: Option<bool>,
+    pub verify_tls: Option<bool>,
+    pub reuse_connection: Option<bool>,
+    /// Status codes within 100–599; empty means 200–399.
+    pub expected_status: Vec<u16>,
+    /// Each checked: a valid regex, a valid JSONPath, exactly one comparison.
+    pub conditions: Vec<ConditionConfig>,
+    pub warn_days: Option<u32>,
+}
+
+/// A TCP connect, optionally sending and expecting text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpTarget {
+    pub address: HostPort,
+    pub send: Option<String>,
+    pub expect: Option<String>,
+}
+
+/// A TLS handshake and the certificate's expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsTarget {
+    pub address: HostPort,
+    pub server_name: Option<String>,
+    pub verify_tls: Option<bool>,
+    pub warn_days: Option<u32>,
+}
+
+/// ICMP echo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpTarget {
+    /// Non-empty.
+    pub host: String,
+    /// 1–100.
+    pub count: Option<u16>,
+    /// At least 0, below 100.
+    pub max_loss_percent: Option<f64>,
+}
+
+/// A DNS query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTarget {
+    /// Non-empty.
+    pub name_to_resolve: String,
+    pub record_type: Option<RecordType>,
+    /// The resolver to ask (port 53 when `resolver` gave only an address);
+    /// the system's when unset.
+    pub resolver: Option<std::net::SocketAddr>,
+    pub expected_answers: Vec<String>,
+}
+
+/// A heartbeat someone sends to `POST /api/v1/push/{token}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTarget {
+    /// At least 16 characters of letters, digits, `-` or `_`.
+    pub token: String,
+    pub grace: Option<Grace>,
+}
+
+impl TargetSpec {
+    pub fn check(&self) -> CheckType {
+        match self {
+            Self::Http(_) => CheckType::Http,
+            Self::Tcp(_) => CheckType::Tcp,
+            Self::Tls(_) => CheckType::Tls,
+            Self::Icmp(_) => CheckType::Icmp,
+            Self::Dns(_) => CheckType::Dns,
+            Self::Push(_) => CheckType::Push,
+        }
+    }
+}
+
 impl TargetConfig {
+    /// A target with `spec` and every other optional field unset.
+    pub fn new(id: impl Into<String>, spec: TargetSpec) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            interval: None,
+            timeout: None,
+            labels: BTreeMap::new(),
+            quorum: None,
+            spec,
+        }
+    }
+
+    pub fn check(&self) -> CheckType {
+        self.spec.check()
+    }
+
+    /// The push token, for a push target.
+    pub fn push_token(&self) -> Option<&str> {
+        match &self.spec {
+            TargetSpec::Push(p) => Some(&p.token),
+            _ => None,
+        }
+    }
+}
+
+impl HttpTarget {
+    /// A GET of `url` with every option unset.
+    pub fn new(url: HttpUrl) -> Self {
+        Self {
+            url,
+            method: None,
+            headers: BTreeMap::new(),
+            body: None,
+            follow_redirects: None,
+            verify_tls: None,
+            reuse_connection: None,
+            expected_status: Vec::new(),
+            conditions: Vec::new(),
+            warn_days: None,
+        }
+    }
+}
+
+impl RawTarget {
     /// A target of `check` type with every optional field unset.
     pub fn new(id: impl Into<String>, check: CheckType) -> Self {
         Self {
@@ -278,6 +445,309 @@ impl TargetConfig {
         mark(self.grace.is_some(), "grace");
         f
     }
+
+    /// Parses the target, or says every problem, each keyed under `prefix`
+    /// (e.g. `collector.targets[3]`, or `target` for the APIs).
+    pub fn parse(self, prefix: &str) -> Result<TargetConfig, Vec<Invalid>> {
+        let mut problems = Problems {
+            prefix,
+            out: Vec::new(),
+        };
+        let p = &mut problems;
+        if !super::validate::is_subject_token(&self.id) {
+            p.add(
+                "id",
+                &self.id,
+                "must be 1–128 characters of letters, digits, `-` or `_`",
+            );
+        }
+        bounds(&self, p);
+        let check = self.check;
+        let own = allowed(check);
+        for field in self.set_fields() {
+            if !own.contains(&field) {
+                p.add(
+                    field,
+                    "",
+                    format!(
+                        "does not apply to a {} target (it takes: {})",
+                        check.as_str(),
+                        own.join(", ")
+                    ),
+                );
+            }
+        }
+        let interval = self
+            .interval
+            .and_then(|d| Interval::new(d).map_err(|why| p.add("interval", &fmt_d(d), why)).ok());
+        let timeout = self
+            .timeout
+            .and_then(|d| Timeout::new(d).map_err(|why| p.add("timeout", &fmt_d(d), why)).ok());
+        let quorum = match self.quorum {
+            Some(0) => {
+                p.add("quorum", "0", "must be at least 1 (locations that must agree)");
+                None
+            }
+            q => q.and_then(NonZeroU32::new),
+        };
+        let spec = spec(self.check, &self, p);
+        match spec {
+            Some(spec) if problems.out.is_empty() => Ok(TargetConfig {
+                id: self.id,
+                name: self.name,
+                interval,
+                timeout,
+                labels: self.labels,
+                quorum,
+                spec,
+            }),
+            _ => Err(problems.out),
+        }
+    }
+}
+
+/// Problems of one target, keyed under its prefix.
+struct Problems<'a> {
+    prefix: &'a str,
+    out: Vec<Invalid>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, field: &str, value: &str, allowed: impl Into<String>) {
+        self.out.push(Invalid {
+            key: format!("{}.{field}", self.prefix),
+            value: crate::types::quote(value).into_owned(),
+            allowed: allowed.into(),
+        });
+    }
+
+    fn required<T>(&mut self, v: Option<T>, check: CheckType, field: &str, what: &str) -> Option<T> {
+        if v.is_none() {
+            self.add(field, "", format!("is required for a {} target{what}", check.as_str()));
+        }
+        v
+    }
+}
+
+/// The typed spec of `r`, or `None` with the problems added.
+fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
+    match check {
+        CheckType::Http => {
+            let url = p.required(r.url.as_deref(), check, "url", "")?;
+            let url = url.parse::<HttpUrl>().map_err(|why| p.add("url", url, why)).ok();
+            if let Some(m) = &r.method
+                && (m.is_empty() || m.len() > 16 || !m.bytes().all(|b| b.is_ascii_uppercase()))
+            {
+                p.add("method", m, "must be an HTTP method in capitals, e.g. GET, HEAD, POST");
+            }
+            for s in &r.expected_status {
+                if !(100..=599).contains(s) {
+                    p.add(
+                        "expected_status",
+                        &s.to_string(),
+                        "must hold HTTP status codes between 100 and 599",
+                    );
+                }
+            }
+            for (i, c) in r.conditions.iter().enumerate() {
+                if let Some(why) = check_condition(c) {
+                    p.add(&format!("conditions[{i}]"), &format!("{c:?}"), why);
+                }
+            }
+            Some(TargetSpec::Http(Box::new(HttpTarget {
+                url: url?,
+                method: r.method.clone(),
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+                follow_redirects: r.follow_redirects,
+                verify_tls: r.verify_tls,
+                reuse_connection: r.reuse_connection,
+                expected_status: r.expected_status.clone(),
+                conditions: r.conditions.clone(),
+                warn_days: r.warn_days,
+            })))
+        }
+        CheckType::Tcp | CheckType::Tls => {
+            let a = p.required(r.address.as_deref(), check, "address", ", as host:port")?;
+            let address = a.parse::<HostPort>().map_err(|why| p.add("address", a, why)).ok()?;
+            Some(if check == CheckType::Tcp {
+                TargetSpec::Tcp(TcpTarget {
+                    address,
+                    send: r.send.clone(),
+                    expect: r.expect.clone(),
+                })
+            } else {
+                TargetSpec::Tls(TlsTarget {
+                    address,
+                    server_name: r.server_name.clone(),
+                    verify_tls: r.verify_tls,
+                    warn_days: r.warn_days,
+                })
+            })
+        }
+        CheckType::Icmp => {
+            if let Some(c) = r.count
+                && !(1..=100).contains(&c)
+            {
+                p.add("count", &c.to_string(), "must be between 1 and 100");
+            }
+            if let Some(l) = r.max_loss_percent
+                && !(0.0..100.0).contains(&l)
+            {
+                p.add("max_loss_percent", &l.to_string(), "must be at least 0 and below 100");
+            }
+            let host = p.required(r.host.clone().filter(|h| !h.is_empty()), check, "host", "")?;
+            Some(TargetSpec::Icmp(IcmpTarget {
+                host,
+                count: r.count,
+                max_loss_percent: r.max_loss_percent,
+            }))
+        }
+        CheckType::Dns => {
+            let resolver = r.resolver.as_deref().map(|text| {
+                resolver(text).ok_or_else(|| {
+                    p.add("resolver", text, "must be an IP address or ip:port, e.g. 127.0.0.1:53");
+                })
+            });
+            let name = p.required(
+                r.name_to_resolve.clone().filter(|n| !n.is_empty()),
+                check,
+                "name_to_resolve",
+                "",
+            )?;
+            Some(TargetSpec::Dns(DnsTarget {
+                name_to_resolve: name,
+                record_type: r.record_type,
+                resolver: resolver.transpose().ok()?,
+                expected_answers: r.expected_answers.clone(),
+            }))
+        }
+        CheckType::Push => {
+            let grace = r
+                .grace
+                .and_then(|g| Grace::new(g).map_err(|why| p.add("grace", &fmt_d(g), why)).ok());
+            let token = p.required(r.token.clone(), check, "token", "")?;
+            if token.len() < 16
+                || !token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                p.add(
+                    "token",
+                    "***",
+                    "must be at least 16 characters of letters, digits, `-` or `_`",
+                );
+                return None;
+            }
+            Some(TargetSpec::Push(PushTarget { token, grace }))
+        }
+    }
+}
+
+/// `ip` (port 53) or `ip:port`.
+fn resolver(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse::<std::net::SocketAddr>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
+}
+
+impl TryFrom<RawTarget> for TargetConfig {
+    type Error = TargetError;
+
+    fn try_from(raw: RawTarget) -> Result<Self, TargetError> {
+        raw.parse("target").map_err(TargetError)
+    }
+}
+
+impl From<TargetConfig> for RawTarget {
+    fn from(t: TargetConfig) -> Self {
+        let check = t.check();
+        let mut r = Self::new(t.id, check);
+        r.name = t.name;
+        r.interval = t.interval.map(Interval::get);
+        r.timeout = t.timeout.map(Timeout::get);
+        r.labels = t.labels;
+        r.quorum = t.quorum.map(NonZeroU32::get);
+        match t.spec {
+            TargetSpec::Http(h) => {
+                let h = *h;
+                r.url = Some(h.url.into());
+                r.method = h.method;
+                r.headers = h.headers;
+                r.body = h.body;
+                r.follow_redirects = h.follow_redirects;
+                r.verify_tls = h.verify_tls;
+                r.reuse_connection = h.reuse_connection;
+                r.expected_status = h.expected_status;
+                r.conditions = h.conditions;
+                r.warn_days = h.warn_days;
+            }
+            TargetSpec::Tcp(x) => {
+                r.address = Some(x.address.to_string());
+                r.send = x.send;
+                r.expect = x.expect;
+            }
+            TargetSpec::Tls(x) => {
+                r.address = Some(x.address.to_string());
+                r.server_name = x.server_name;
+                r.verify_tls = x.verify_tls;
+                r.warn_days = x.warn_days;
+            }
+            TargetSpec::Icmp(x) => {
+                r.host = Some(x.host);
+                r.count = x.count;
+                r.max_loss_percent = x.max_loss_percent;
+            }
+            TargetSpec::Dns(x) => {
+                r.name_to_resolve = Some(x.name_to_resolve);
+                r.record_type = x.record_type;
+                r.resolver = x.resolver.map(|a| a.to_string());
+                r.expected_answers = x.expected_answers;
+            }
+            TargetSpec::Push(x) => {
+                r.token = Some(x.token);
+                r.grace = x.grace.map(Grace::get);
+            }
+        }
+        r
+    }
+}
+
+/// Why a target was refused: every problem, each naming its key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetError(pub Vec<Invalid>);
+
+impl std::fmt::Display for TargetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+/// `collector.targets`: each entry parsed with its own key
+/// (`collector.targets[3].url`), every problem of every entry reported.
+pub(crate) fn deserialize_targets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arc<TargetConfig>>, D::Error> {
+    let raw = Vec::<RawTarget>::deserialize(d)?;
+    let mut out = Vec::with_capacity(raw.len());
+    let mut problems = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        match r.parse(&format!("collector.targets[{i}]")) {
+            Ok(t) => out.push(Arc::new(t)),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(serde::de::Error::custom(TargetError(problems)))
+    }
 }
 
 impl super::CollectorConfig {
@@ -286,15 +756,18 @@ impl super::CollectorConfig {
     pub fn mask(&mut self) {
         self.mask_routers();
         for t in &mut self.targets {
-            let t = std::sync::Arc::make_mut(t);
-            t.url = t.url.as_deref().map(super::mask_url_password);
-            if t.token.is_some() {
-                t.token = Some("***".to_owned());
-            }
-            for (name, value) in &mut t.headers {
-                if is_secret_header(name) {
-                    "***".clone_into(value);
+            let t = Arc::make_mut(t);
+            match &mut t.spec {
+                TargetSpec::Http(h) => {
+                    h.url = h.url.masked();
+                    for (name, value) in &mut h.headers {
+                        if is_secret_header(name) {
+                            "***".clone_into(value);
+                        }
+                    }
                 }
+                TargetSpec::Push(p) => "***".clone_into(&mut p.token),
+                _ => {}
             }
         }
     }
@@ -332,188 +805,31 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
 }
 
 /// Shortest interval a target may have.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+pub const MIN_INTERVAL: Duration = Interval::MIN;
 /// Longest interval (and push grace) a target or router may have: 30 days.
-/// The scheduler's timer wheel cannot hold a delay past about 795 days;
-/// before this bound, `interval: 3000d` passed validation and stopped every
-/// check.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 86_400);
+pub const MAX_INTERVAL: Duration = Interval::MAX;
 /// Shortest timeout a target may have.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+pub const MIN_TIMEOUT: Duration = Timeout::MIN;
 
-/// Every problem of one target; keys start with `prefix` (e.g.
-/// `collector.targets[3]`). `default_interval`/`default_timeout` are the
-/// collector's, for targets that do not set their own.
+/// What only the collector's defaults can decide about a parsed target: its
+/// timeout, or the collector's, must not exceed its interval, or the
+/// collector's. Keys start with `prefix` (e.g. `collector.targets[3]`).
 pub fn validate_target(
     t: &TargetConfig,
     prefix: &str,
     default_interval: Duration,
     default_timeout: Duration,
 ) -> Vec<Invalid> {
-    let mut out = Vec::new();
-    let mut add = |field: &str, value: String, allowed: String| {
-        out.push(Invalid {
-            key: format!("{prefix}.{field}"),
-            value,
-            allowed,
-        });
-    };
-    if !super::validate::is_subject_token(&t.id) {
-        add(
-            "id",
-            t.id.clone(),
-            "must be 1–128 characters of letters, digits, `-` or `_`".into(),
-        );
+    let interval = t.interval.map_or(default_interval, Interval::get);
+    let timeout = t.timeout.map_or(default_timeout, Timeout::get);
+    if timeout > interval && t.check() != CheckType::Push {
+        return vec![Invalid {
+            key: format!("{prefix}.timeout"),
+            value: fmt_d(timeout),
+            allowed: format!("must not exceed the target's interval ({})", fmt_d(interval)),
+        }];
     }
-    bounds(t, &mut add);
-    let own = allowed(t.check);
-    for field in t.set_fields() {
-        if !own.contains(&field) {
-            add(
-                field,
-                String::new(),
-                format!(
-                    "does not apply to a {} target (it takes: {})",
-                    t.check.as_str(),
-                    own.join(", ")
-                ),
-            );
-        }
-    }
-    let required = |v: bool, field: &'static str, what: &str, add: &mut dyn FnMut(&str, String, String)| {
-        if !v {
-            add(
-                field,
-                String::new(),
-                format!("is required for a {} target{what}", t.check.as_str()),
-            );
-        }
-    };
-    match t.check {
-        CheckType::Http => {
-            required(t.url.is_some(), "url", "", &mut add);
-            if let Some(u) = &t.url
-                && let Err(why) = check_http_url(u)
-            {
-                add("url", u.clone(), why.into());
-            }
-            if let Some(m) = &t.method
-                && (m.is_empty() || m.len() > 16 || !m.bytes().all(|b| b.is_ascii_uppercase()))
-            {
-                add(
-                    "method",
-                    m.clone(),
-                    "must be an HTTP method in capitals, e.g. GET, HEAD, POST".into(),
-                );
-            }
-            for s in &t.expected_status {
-                if !(100..=599).contains(s) {
-                    add(
-                        "expected_status",
-                        s.to_string(),
-                        "must hold HTTP status codes between 100 and 599".into(),
-                    );
-                }
-            }
-            for (i, c) in t.conditions.iter().enumerate() {
-                if let Some(why) = check_condition(c) {
-                    add(&format!("conditions[{i}]"), format!("{c:?}"), why);
-                }
-            }
-        }
-        CheckType::Tcp | CheckType::Tls => {
-            required(t.address.is_some(), "address", ", as host:port", &mut add);
-            if let Some(a) = &t.address
-                && let Err(why) = check_host_port(a)
-            {
-                add("address", a.clone(), why.into());
-            }
-        }
-        CheckType::Icmp => {
-            required(t.host.as_ref().is_some_and(|h| !h.is_empty()), "host", "", &mut add);
-            if let Some(c) = t.count
-                && !(1..=100).contains(&c)
-            {
-                add("count", c.to_string(), "must be between 1 and 100".into());
-            }
-            if let Some(l) = t.max_loss_percent
-                && !(0.0..100.0).contains(&l)
-            {
-                add(
-                    "max_loss_percent",
-                    l.to_string(),
-                    "must be at least 0 and below 100".into(),
-                );
-            }
-        }
-        CheckType::Dns => {
-            required(
-                t.name_to_resolve.as_ref().is_some_and(|n| !n.is_empty()),
-                "name_to_resolve",
-                "",
-                &mut add,
-            );
-            if let Some(r) = &t.resolver
-                && r.parse::<std::net::IpAddr>().is_err()
-                && r.parse::<std::net::SocketAddr>().is_err()
-            {
-                add(
-                    "resolver",
-                    r.clone(),
-                    "must be an IP address or ip:port, e.g. 127.0.0.1:53".into(),
-                );
-            }
-        }
-        CheckType::Push => match &t.token {
-            None => add("token", String::new(), "is required for a push target".into()),
-            Some(tok)
-                if tok.len() < 16 || !tok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                add(
-                    "token",
-                    "***".into(),
-                    "must be at least 16 characters of letters, digits, `-` or `_`".into(),
-                );
-            }
-            Some(_) => {}
-        },
-    }
-    let interval = t.interval.unwrap_or(default_interval);
-    let timeout = t.timeout.unwrap_or(default_timeout);
-    if let Some(iv) = t.interval
-        && !(MIN_INTERVAL..=MAX_INTERVAL).contains(&iv)
-    {
-        add(
-            "interval",
-            fmt_d(iv),
-            format!("must be between {} and {}", fmt_d(MIN_INTERVAL), fmt_d(MAX_INTERVAL)),
-        );
-    }
-    if let Some(g) = t.grace
-        && g > MAX_INTERVAL
-    {
-        add("grace", fmt_d(g), format!("must be at most {}", fmt_d(MAX_INTERVAL)));
-    }
-    if let Some(to) = t.timeout
-        && to < MIN_TIMEOUT
-    {
-        add("timeout", fmt_d(to), format!("must be at least {}", fmt_d(MIN_TIMEOUT)));
-    }
-    if timeout > interval && t.check != CheckType::Push {
-        add(
-            "timeout",
-            fmt_d(timeout),
-            format!("must not exceed the target's interval ({})", fmt_d(interval)),
-        );
-    }
-    if t.quorum == Some(0) {
-        add(
-            "quorum",
-            "0".into(),
-            "must be at least 1 (locations that must agree)".into(),
-        );
-    }
-    out
+    Vec::new()
 }
 
 fn check_condition(c: &ConditionConfig) -> Option<String> {
@@ -543,25 +859,11 @@ fn check_condition(c: &ConditionConfig) -> Option<String> {
     }
 }
 
-fn check_http_url(u: &str) -> Result<(), &'static str> {
-    crate::types::check_http_url(u).map(drop)
-}
-
-fn check_host_port(a: &str) -> Result<(), &'static str> {
-    let (host, port) = a.rsplit_once(':').ok_or("must be host:port, e.g. 127.0.0.1:22")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err("must be host:port with a host");
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err("must be host:port with a port between 1 and 65535"),
-    }
-}
-
 /// The size limits of [`crate::types::limits`], for every text and list of a target.
-fn bounds(t: &TargetConfig, add: &mut dyn FnMut(&str, String, String)) {
+fn bounds(t: &RawTarget, p: &mut Problems<'_>) {
     use crate::types::limits as l;
+    let mut add = |field: &str, value: String, allowed: String| p.add(field, &value, allowed);
+    let add = &mut add;
     fn text(add: &mut dyn FnMut(&str, String, String), field: &str, v: Option<&str>, max: usize) {
         if let Some(v) = v
             && v.len() > max

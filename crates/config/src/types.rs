@@ -13,6 +13,198 @@ pub fn check_http_url(u: &str) -> Result<url::Url, &'static str> {
     Ok(url)
 }
 
+/// An absolute `http://` or `https://` URL naming a host, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpUrl(url::Url);
+
+impl HttpUrl {
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The same URL with its password, if any, replaced by `***`.
+    #[must_use]
+    pub fn masked(&self) -> Self {
+        let mut u = self.0.clone();
+        if u.password().is_some() {
+            // Cannot fail: the URL has a host (it has a password).
+            let _ = u.set_password(Some("***"));
+        }
+        Self(u)
+    }
+}
+
+impl std::str::FromStr for HttpUrl {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_http_url(s).map(Self)
+    }
+}
+
+impl TryFrom<String> for HttpUrl {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|why| format!("`{}` {why}", quote(&s)))
+    }
+}
+
+impl From<HttpUrl> for String {
+    fn from(u: HttpUrl) -> Self {
+        u.0.into()
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `host:port` (`[v6]:port` for an IPv6 address): a non-empty host and a
+/// port between 1 and 65535.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPort {
+    host: String,
+    port: std::num::NonZeroU16,
+}
+
+impl HostPort {
+    /// The host, without brackets around an IPv6 address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port.get()
+    }
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = &'static str;
+
+    fn from_str(a: &str) -> Result<Self, Self::Err> {
+        let (host, port) = a.rsplit_once(':').ok_or("must be host:port, e.g. 127.0.0.1:22")?;
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("must be host:port with a host");
+        }
+        if host.contains(':') && !bracketed {
+            return Err("must put an IPv6 address in brackets: [::1]:22");
+        }
+        if host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            return Err("must be host:port with a host without spaces");
+        }
+        let port = port
+            .parse::<std::num::NonZeroU16>()
+            .map_err(|_| "must be host:port with a port between 1 and 65535")?;
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for HostPort {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map_err(|why| format!("`{}` {why}", quote(&s)))
+    }
+}
+
+impl From<HostPort> for String {
+    fn from(a: HostPort) -> Self {
+        a.to_string()
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A duration with a floor and a ceiling, checked once where it is read.
+macro_rules! bounded_duration {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(std::time::Duration);
+
+        impl $name {
+            pub const MIN: std::time::Duration = $min;
+            pub const MAX: std::time::Duration = $max;
+
+            /// `d` if it lies within `MIN..=MAX`; otherwise what is allowed.
+            pub fn new(d: std::time::Duration) -> Result<Self, String> {
+                if (Self::MIN..=Self::MAX).contains(&d) {
+                    Ok(Self(d))
+                } else {
+                    Err(format!(
+                        "must be between {} and {}",
+                        crate::duration::format(Self::MIN),
+                        crate::duration::format(Self::MAX)
+                    ))
+                }
+            }
+
+            pub fn get(self) -> std::time::Duration {
+                self.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                crate::duration::serialize(&self.0, s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let v = crate::duration::deserialize(d)?;
+                Self::new(v).map_err(|why| {
+                    serde::de::Error::custom(format!("`{}` {why}", crate::duration::format(v)))
+                })
+            }
+        }
+    };
+}
+
+bounded_duration!(
+    /// How often a target is checked: 1 s to 30 days. The scheduler's timer
+    /// wheel cannot hold a delay past about 795 days; before this bound,
+    /// `interval: 3000d` passed validation and stopped every check.
+    Interval,
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30 * 86_400)
+);
+bounded_duration!(
+    /// The longest a check may take: 10 ms to 30 days (and, checked across
+    /// fields, no longer than the target's interval).
+    Timeout,
+    std::time::Duration::from_millis(10),
+    std::time::Duration::from_secs(30 * 86_400)
+);
+bounded_duration!(
+    /// How long past its interval a push target may stay silent: 0 to 30 days.
+    Grace,
+    std::time::Duration::ZERO,
+    std::time::Duration::from_secs(30 * 86_400)
+);
+
 /// A regular expression, matched case-insensitively, compiled once where it
 /// is read (YAML, environment or API) so a bad one is refused there with the
 /// regex error, and never compiled again.

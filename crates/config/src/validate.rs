@@ -256,8 +256,8 @@ fn collector(c: &Config, p: &mut Problems) {
                 "must be unique: another target has this id",
             );
         }
-        if let Some(tok) = t.token.as_deref()
-            && col.targets[..i].iter().any(|o| o.token.as_deref() == Some(tok))
+        if let Some(tok) = t.push_token()
+            && col.targets[..i].iter().any(|o| o.push_token() == Some(tok))
         {
             p.add(
                 format!("{prefix}.token"),
@@ -335,7 +335,7 @@ fn ports(c: &Config, p: &mut Problems) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CheckType, ConditionConfig, JsonCondition, TargetConfig};
+    use crate::{CheckType, ConditionConfig, JsonCondition, RawTarget, TargetConfig};
 
     fn keys(c: &Config) -> Vec<String> {
         problems(c).into_iter().map(|i| i.key).collect()
@@ -362,31 +362,47 @@ mod tests {
         assert_eq!(p[0].value, "nats://***@n0:4222,n1:4222", "the token stays hidden");
     }
 
+    /// The keys [`RawTarget::parse`] refuses, as `collector.targets[0]`.
+    fn refused(r: RawTarget) -> Vec<String> {
+        r.parse("collector.targets[0]")
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.key)
+            .collect()
+    }
+
+    fn parsed(r: RawTarget) -> std::sync::Arc<TargetConfig> {
+        r.parse("t").unwrap_or_else(|p| panic!("{p:?}")).into()
+    }
+
     #[test]
     fn targets_need_their_address() {
-        let mut c = Config::default();
-        let mut web = TargetConfig::new("web", CheckType::Http);
-        let mut ssh = TargetConfig::new("ssh", CheckType::Tcp);
-        c.collector.targets = vec![web.clone().into(), ssh.clone().into()];
-        assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
+        let mut web = RawTarget::new("web", CheckType::Http);
+        let mut ssh = RawTarget::new("ssh", CheckType::Tcp);
+        assert_eq!(refused(web.clone()), ["collector.targets[0].url"]);
+        assert_eq!(refused(ssh.clone()), ["collector.targets[0].address"]);
         web.url = Some("ftp://x".into());
         ssh.address = Some("localhost".into());
-        c.collector.targets = vec![web.clone().into(), ssh.clone().into()];
-        assert_eq!(keys(&c), ["collector.targets[0].url", "collector.targets[1].address"]);
+        assert_eq!(refused(web.clone()), ["collector.targets[0].url"]);
+        assert_eq!(refused(ssh.clone()), ["collector.targets[0].address"]);
+        for bad in ["127.0.0.1:0", ":22", "::1:22", "h:65536", "h :1"] {
+            ssh.address = Some(bad.into());
+            assert_eq!(refused(ssh.clone()), ["collector.targets[0].address"], "{bad}");
+        }
         web.url = Some("http://127.0.0.1:8080/healthz".into());
-        ssh.address = Some("127.0.0.1:22".into());
-        c.collector.targets = vec![web.into(), ssh.into()];
+        ssh.address = Some("[::1]:22".into());
+        let mut c = Config::default();
+        c.collector.targets = vec![parsed(web), parsed(ssh)];
         assert!(keys(&c).is_empty());
     }
 
     #[test]
     fn fields_of_another_type_are_errors() {
-        let mut c = Config::default();
-        let mut t = TargetConfig::new("ping", CheckType::Icmp);
+        let mut t = RawTarget::new("ping", CheckType::Icmp);
         t.host = Some("127.0.0.1".into());
         t.url = Some("http://x".into());
-        c.collector.targets = vec![t.into()];
-        let p = problems(&c);
+        let p = t.parse("collector.targets[0]").unwrap_err();
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "collector.targets[0].url");
         assert!(
@@ -398,8 +414,7 @@ mod tests {
 
     #[test]
     fn conditions_are_checked() {
-        let mut c = Config::default();
-        let mut t = TargetConfig::new("api", CheckType::Http);
+        let mut t = RawTarget::new("api", CheckType::Http);
         t.url = Some("http://127.0.0.1/".into());
         t.conditions = vec![
             ConditionConfig::BodyMatches("(unclosed".into()),
@@ -414,9 +429,8 @@ mod tests {
             }),
             ConditionConfig::BodyContains("fine".into()),
         ];
-        c.collector.targets = vec![t.into()];
         assert_eq!(
-            keys(&c),
+            refused(t),
             [
                 "collector.targets[0].conditions[0]",
                 "collector.targets[0].conditions[1]",
@@ -427,32 +441,27 @@ mod tests {
 
     #[test]
     fn duplicate_ids_tokens_and_bad_tokens() {
-        let mut c = Config::default();
-        let mut a = TargetConfig::new("a.b", CheckType::Push);
+        let mut bad = RawTarget::new("a.b", CheckType::Push);
+        bad.token = Some("short".into());
+        assert_eq!(refused(bad), ["collector.targets[0].id", "collector.targets[0].token"]);
+        let mut a = RawTarget::new("a", CheckType::Push);
         a.token = Some("0123456789abcdef".into());
-        let mut b = TargetConfig::new("x", CheckType::Push);
+        let mut b = RawTarget::new("x", CheckType::Push);
         b.token = Some("0123456789abcdef".into());
-        let mut d = TargetConfig::new("x", CheckType::Push);
-        d.token = Some("short".into());
-        c.collector.targets = vec![a.into(), b.into(), d.into()];
-        assert_eq!(
-            keys(&c),
-            [
-                "collector.targets[0].id",
-                "collector.targets[1].token",
-                "collector.targets[2].token",
-                "collector.targets[2].id"
-            ]
-        );
+        let mut d = RawTarget::new("x", CheckType::Push);
+        d.token = Some("fedcba9876543210".into());
+        let mut c = Config::default();
+        c.collector.targets = vec![parsed(a), parsed(b), parsed(d)];
+        assert_eq!(keys(&c), ["collector.targets[1].token", "collector.targets[2].id"]);
     }
 
     #[test]
     fn timeout_beyond_interval_and_port_clash() {
         let mut c = Config::default();
         c.collector.timeout = Duration::from_secs(60);
-        let mut t = TargetConfig::new("t", CheckType::Tcp);
+        let mut t = RawTarget::new("t", CheckType::Tcp);
         t.address = Some("h:1".into());
-        c.collector.targets = vec![t.into()];
+        c.collector.targets = vec![parsed(t)];
         c.gateway.port = 9100;
         assert_eq!(keys(&c), ["collector.targets[0].timeout", "gateway.port"]);
     }

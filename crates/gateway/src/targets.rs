@@ -154,8 +154,8 @@ fn to_proto(t: &TargetConfig) -> pb::Target {
     pb::Target {
         id: t.id.clone(),
         name: t.name.clone().unwrap_or_default(),
-        interval: t.interval.map(to_duration),
-        timeout: t.timeout.map(to_duration),
+        interval: t.interval.map(|i| to_duration(i.get())),
+        timeout: t.timeout.map(|i| to_duration(i.get())),
         labels: t.labels.clone().into_iter().collect(),
         spec: Some(spec_to_proto(t)),
         ..pb::Target::default()

@@ -155,7 +155,7 @@ fn quorums(ctx: &Context) -> HashMap<String, u32> {
         .collector
         .targets
         .iter()
-        .filter_map(|t| t.quorum.map(|q| (t.id.clone(), q)))
+        .filter_map(|t| t.quorum.map(|q| (t.id.clone(), q.get())))
         .collect()
 }
 

@@ -1,7 +1,7 @@
 //! DNS: ask for a name's records (A, AAAA, CNAME, MX, TXT, NS), through the
 //! system's resolver or a given one, and compare with the expected answers.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hickory_resolver::config::{NameServerConfig, ResolverConfig};
@@ -30,13 +30,6 @@ fn record_type(r: RecordType) -> Rt {
         RecordType::Txt => Rt::TXT,
         RecordType::Ns => Rt::NS,
     }
-}
-
-/// `ip` or `ip:port` (port 53 by default).
-pub fn resolver_addr(text: &str) -> Option<SocketAddr> {
-    text.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
 }
 
 fn custom(addr: SocketAddr) -> Result<TokioResolver, String> {

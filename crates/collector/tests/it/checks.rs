@@ -10,21 +10,27 @@ use axum::routing::{get, post};
 use pantau_collector::checks::Checker;
 use pantau_collector::target::Target;
 use pantau_config::{
-    CheckType, CollectorConfig, ConditionConfig, HeaderCondition, JsonCondition, RecordType, TargetConfig,
+    CheckType, CollectorConfig, ConditionConfig, HeaderCondition, JsonCondition, RawTarget, RecordType,
 };
 use pantau_proto::v1::{FailureReason, TargetSource, check_result::Detail};
 use pantau_testkit::{DnsRecord, Dnsmasq};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn compile(t: &TargetConfig) -> Target {
+fn compile(t: &RawTarget) -> Target {
     let cfg = CollectorConfig {
         timeout: Duration::from_secs(5),
         ..CollectorConfig::default()
     };
-    Target::compile(&Arc::new(t.clone()), "t", &cfg, TargetSource::Config).unwrap_or_else(|e| panic!("{e:?}"))
+    Target::compile(
+        &Arc::new(t.clone().parse("t").unwrap_or_else(|e| panic!("{e:?}"))),
+        "t",
+        &cfg,
+        TargetSource::Config,
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-async fn run(t: &TargetConfig) -> pantau_collector::checks::Outcome {
+async fn run(t: &RawTarget) -> pantau_collector::checks::Outcome {
     Checker::new().unwrap().check(&compile(t)).await
 }
 
@@ -78,7 +84,7 @@ async fn https_server(days: i64) -> String {
 #[tokio::test]
 async fn https_reports_the_certificate_and_its_expiry() {
     let host = https_server(5).await;
-    let mut t = TargetConfig::new("https", CheckType::Http);
+    let mut t = RawTarget::new("https", CheckType::Http);
     t.url = Some(format!("https://{host}/"));
     // The self-signed chain fails verification.
     let o = run(&t).await;
@@ -106,7 +112,7 @@ async fn https_reports_the_certificate_and_its_expiry() {
 #[tokio::test]
 async fn tls_check_reads_the_chain_of_any_port() {
     let host = https_server(10).await;
-    let mut t = TargetConfig::new("tls", CheckType::Tls);
+    let mut t = RawTarget::new("tls", CheckType::Tls);
     t.address = Some(host.clone());
     let o = run(&t).await;
     assert_eq!(
@@ -139,7 +145,7 @@ async fn dns_against_a_real_server() {
     .await
     .expect("dnsmasq starts");
     let resolver = dns.addr().to_string();
-    let mut t = TargetConfig::new("dns", CheckType::Dns);
+    let mut t = RawTarget::new("dns", CheckType::Dns);
     t.name_to_resolve = Some("router.test".into());
     t.resolver = Some(resolver.clone());
     t.expected_answers = vec!["192.0.2.10".into()];
@@ -174,7 +180,7 @@ async fn dns_against_a_real_server() {
 
 #[tokio::test]
 async fn dns_for_localhost_through_the_system_resolver() {
-    let mut t = TargetConfig::new("localhost", CheckType::Dns);
+    let mut t = RawTarget::new("localhost", CheckType::Dns);
     t.name_to_resolve = Some("localhost".into());
     t.expected_answers = vec!["127.0.0.1".into()];
     let o = run(&t).await;
@@ -183,7 +189,7 @@ async fn dns_for_localhost_through_the_system_resolver() {
 
 #[tokio::test]
 async fn icmp_to_loopback() {
-    let mut t = TargetConfig::new("ping", CheckType::Icmp);
+    let mut t = RawTarget::new("ping", CheckType::Icmp);
     t.host = Some("127.0.0.1".into());
     t.count = Some(3);
     let o = run(&t).await;
@@ -223,7 +229,7 @@ async fn http_options_and_conditions() {
     let base = format!("http://{}", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await });
 
-    let mut t = TargetConfig::new("api", CheckType::Http);
+    let mut t = RawTarget::new("api", CheckType::Http);
     t.url = Some(format!("{base}/health"));
     t.conditions = vec![
         ConditionConfig::Json(JsonCondition {
@@ -251,7 +257,7 @@ async fn http_options_and_conditions() {
     assert!(o.message.contains("degraded"), "{}", o.message);
 
     // Redirects: followed by default, or judged as they are.
-    let mut r = TargetConfig::new("old", CheckType::Http);
+    let mut r = RawTarget::new("old", CheckType::Http);
     r.url = Some(format!("{base}/old"));
     assert!(run(&r).await.up);
     r.follow_redirects = Some(false);
@@ -261,7 +267,7 @@ async fn http_options_and_conditions() {
     assert!(o.message.contains("303"), "{}", o.message);
 
     // Method, headers and body are sent.
-    let mut p = TargetConfig::new("echo", CheckType::Http);
+    let mut p = RawTarget::new("echo", CheckType::Http);
     p.url = Some(format!("{base}/echo"));
     p.method = Some("POST".into());
     p.body = Some("hello".into());
@@ -291,7 +297,7 @@ async fn http_reuses_connections_unless_told_not_to() {
     let checker = Checker::new().unwrap();
     for (reuse, want) in [(None, 1), (Some(false), 3)] {
         accepted.store(0, std::sync::atomic::Ordering::SeqCst);
-        let mut t = TargetConfig::new(format!("reuse-{want}"), CheckType::Http);
+        let mut t = RawTarget::new(format!("reuse-{want}"), CheckType::Http);
         t.url = Some(format!("http://{addr}/"));
         t.reuse_connection = reuse;
         let target = compile(&t);

@@ -183,9 +183,9 @@ async fn any_protobuf_target_is_refused_naming_a_field_or_runs_and_the_rest_keep
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config(dir.path());
     let sentinel_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut sentinel = pantau_config::TargetConfig::new("sentinel", pantau_config::CheckType::Tcp);
+    let mut sentinel = pantau_config::RawTarget::new("sentinel", pantau_config::CheckType::Tcp);
     sentinel.address = Some(sentinel_listener.local_addr().unwrap().to_string());
-    config.collector.targets = vec![sentinel.into()];
+    config.collector.targets = vec![sentinel.parse("t").unwrap().into()];
     let c = start(config).await;
     let closed: &'static str = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

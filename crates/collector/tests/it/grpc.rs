@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use pantau_config::{CheckType, Config, TargetConfig};
+use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription, decode};
 use pantau_core::service::Context;
@@ -15,8 +15,8 @@ use pantau_proto::v1::{
 };
 use tonic::Code;
 
-fn target(id: &str, check: CheckType, url: Option<String>, address: Option<String>) -> TargetConfig {
-    let mut t = TargetConfig::new(id, check);
+fn target(id: &str, check: CheckType, url: Option<String>, address: Option<String>) -> RawTarget {
+    let mut t = RawTarget::new(id, check);
     t.url = url;
     t.address = address;
     t.labels = [("team".to_owned(), "ops".to_owned())].into();
@@ -41,8 +41,14 @@ async fn grpc_service_and_bus_results() {
     config.collector.interval = Duration::from_secs(1);
     config.collector.timeout = Duration::from_millis(500);
     config.collector.targets = vec![
-        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None).into(),
-        target("closed", CheckType::Tcp, None, Some(closed_addr.to_string())).into(),
+        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None)
+            .parse("t")
+            .unwrap()
+            .into(),
+        target("closed", CheckType::Tcp, None, Some(closed_addr.to_string()))
+            .parse("t")
+            .unwrap()
+            .into(),
     ];
     config.validate().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

@@ -9,14 +9,14 @@ use std::time::Duration;
 use futures::StreamExt;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use pantau_collector::checks::PANIC_HOST;
-use pantau_config::{CheckType, Config, TargetConfig};
+use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, Subscription, decode};
 use pantau_core::service::Context;
 use pantau_proto::v1::{CheckResult, CheckStatus, FailureReason};
 
-fn target(id: &str, check: CheckType, url: Option<String>, address: Option<String>) -> TargetConfig {
-    let mut t = TargetConfig::new(id, check);
+fn target(id: &str, check: CheckType, url: Option<String>, address: Option<String>) -> RawTarget {
+    let mut t = RawTarget::new(id, check);
     t.url = url;
     t.address = address;
     t
@@ -100,9 +100,18 @@ async fn run_three_targets() -> (Vec<CheckResult>, pantau_core::health::Report) 
     // a check that ran (and panicked).
     config.collector.circuit_breaker.failure_threshold = 1_000;
     config.collector.targets = vec![
-        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None).into(),
-        target("port", CheckType::Tcp, None, Some(web_addr.to_string())).into(),
-        target("boom", CheckType::Tcp, None, Some(format!("{PANIC_HOST}:1"))).into(),
+        target("web", CheckType::Http, Some(format!("http://{web_addr}/ok")), None)
+            .parse("t")
+            .unwrap()
+            .into(),
+        target("port", CheckType::Tcp, None, Some(web_addr.to_string()))
+            .parse("t")
+            .unwrap()
+            .into(),
+        target("boom", CheckType::Tcp, None, Some(format!("{PANIC_HOST}:1")))
+            .parse("t")
+            .unwrap()
+            .into(),
     ];
     config.validate().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());

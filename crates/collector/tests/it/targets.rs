@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use pantau_config::{CheckType, Config, TargetConfig};
+use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::service::Context;
@@ -92,9 +92,9 @@ fn closed_port() -> String {
 async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config(dir.path());
-    let mut from_file = TargetConfig::new("from-file", CheckType::Tcp);
+    let mut from_file = RawTarget::new("from-file", CheckType::Tcp);
     from_file.address = Some("127.0.0.1:1".into());
-    config.collector.targets = vec![from_file.into()];
+    config.collector.targets = vec![from_file.parse("t").unwrap().into()];
     let mut c = start(config.clone()).await;
 
     let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -343,9 +343,9 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config(dir.path());
     config.collector.circuit_breaker.failure_threshold = 2;
-    let mut t = TargetConfig::new("closed", CheckType::Tcp);
+    let mut t = RawTarget::new("closed", CheckType::Tcp);
     t.address = Some(closed_port());
-    config.collector.targets = vec![t.into()];
+    config.collector.targets = vec![t.parse("t").unwrap().into()];
     let mut c = start(config).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut saw_open_result = false;
@@ -401,10 +401,10 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
 async fn push_monitors_and_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = base_config(dir.path());
-    let mut t = TargetConfig::new("nightly-backup", CheckType::Push);
+    let mut t = RawTarget::new("nightly-backup", CheckType::Push);
     t.token = Some("push-token-0123456789".into());
     t.interval = Some(Duration::from_secs(60));
-    config.collector.targets = vec![t.into()];
+    config.collector.targets = vec![t.parse("t").unwrap().into()];
     let mut c = start(config).await;
     // No push yet, but interval + grace has not passed: no DOWN result (it
     // was "no push received yet" within about a second before).
@@ -554,9 +554,9 @@ async fn push_monitors_and_history() {
     // And through gRPC.
     let c = start({
         let mut cfg = base_config(dir.path());
-        let mut t = TargetConfig::new("other", CheckType::Tcp);
+        let mut t = RawTarget::new("other", CheckType::Tcp);
         t.address = Some("127.0.0.1:1".into());
-        cfg.collector.targets = vec![t.into()];
+        cfg.collector.targets = vec![t.parse("t").unwrap().into()];
         cfg
     })
     .await;
@@ -588,9 +588,9 @@ async fn replicas_share_the_targets_through_shards() {
         c.collector.shard.reload_interval = Duration::from_secs(1);
         c.collector.targets = (0..20)
             .map(|i| {
-                let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
+                let mut t = RawTarget::new(format!("t{i}"), CheckType::Tcp);
                 t.address = Some(addr.clone());
-                t.into()
+                t.parse("t").unwrap().into()
             })
             .collect();
         c

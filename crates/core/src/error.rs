@@ -37,6 +37,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documents that list them.
+    pub const ALL: [Self; 10] = [
+        Self::InvalidArgument,
+        Self::Unauthenticated,
+        Self::PermissionDenied,
+        Self::NotFound,
+        Self::Conflict,
+        Self::FailedPrecondition,
+        Self::ResourceExhausted,
+        Self::Unavailable,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
     /// The stable string of the JSON error body (`{"error": {"code": …}}`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -105,6 +119,70 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The one error answer of every HTTP API:
+/// `{"error": {"code", "reason"?, "message"}}`. `code` is the [`ErrorCode`]
+/// (the same word gRPC callers get as a status); `reason`, where there is
+/// one, says more precisely what was wrong within it (`invalid_body`,
+/// `invalid_query`, `rate_limited`, `body_too_large`, …); both are stable.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    /// `code`'s HTTP status, unless HTTP has a more precise one (413, 415,
+    /// 426, or 502 for a backend that failed to answer).
+    pub status: StatusCode,
+    pub reason: Option<&'static str>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            status: code.http(),
+            reason: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same error with a finer, stable reason.
+    #[must_use]
+    pub fn reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// The same error answered with a more precise HTTP status.
+    #[must_use]
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// A service error as an HTTP answer.
+    pub fn of(e: &impl ServiceError) -> Self {
+        Self::new(e.code(), e.to_string())
+    }
+}
+
+impl serde::Serialize for ApiError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ApiError", 3)?;
+        st.serialize_field("code", self.code.as_str())?;
+        if let Some(r) = self.reason {
+            st.serialize_field("reason", r)?;
+        }
+        st.serialize_field("message", &self.message)?;
+        st.end()
+    }
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        (self.status, axum::Json(serde_json::json!({ "error": self }))).into_response()
     }
 }
 

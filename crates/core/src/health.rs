@@ -155,31 +155,6 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// The one error body of every HTTP API: `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiError {
-    #[serde(skip)]
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({"error": self}))).into_response()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

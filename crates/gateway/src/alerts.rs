@@ -14,13 +14,14 @@
 //!   (`{"matchers": [{"label", "value", "negate"}], "starts_at", "ends_at",
 //!   "created_by", "comment"}`) and `DELETE …/silences/{id}` (ends it now).
 
+use crate::input::bad;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
-use pantau_core::health::ApiError;
+use pantau_core::error::ApiError;
 use pantau_core::time::{from_duration, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
@@ -88,10 +89,6 @@ pub struct Doc;
 
 fn backend(status: &tonic::Status) -> ApiError {
     crate::grpc_error(status, "alert engine")
-}
-
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
 fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {

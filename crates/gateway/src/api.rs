@@ -9,7 +9,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pantau_core::health::{ApiError, Level};
+use pantau_core::error::{ApiError, ErrorCode};
+use pantau_core::health::Level;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -218,28 +219,24 @@ pub struct ComponentView {
 /// expected JSON; serde's message names the field and what was wrong.
 pub fn invalid_body(e: &axum::extract::rejection::JsonRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text());
+        return ApiError::new(ErrorCode::ResourceExhausted, e.body_text())
+            .reason("body_too_large")
+            .status(StatusCode::PAYLOAD_TOO_LARGE);
     }
     if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-        return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            e.body_text(),
-        );
+        return ApiError::new(ErrorCode::InvalidArgument, e.body_text())
+            .reason("unsupported_media_type")
+            .status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
+    ApiError::new(ErrorCode::InvalidArgument, e.body_text()).reason("invalid_body")
 }
 
 /// The 400 of a query string that does not parse, naming the parameter.
 pub fn bad_query(e: &QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+    ApiError::new(ErrorCode::InvalidArgument, e.body_text()).reason("invalid_query")
 }
 
 /// JSON 404 for every unknown path.
 pub async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {}", uri.path()),
-    )
+    ApiError::new(ErrorCode::NotFound, format!("no route for {}", uri.path()))
 }

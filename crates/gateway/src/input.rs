@@ -13,8 +13,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::StatusCode;
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use regex::Regex;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Object, RefOr, Schema};
@@ -48,8 +47,8 @@ fn matches(pattern: &'static str, s: &str) -> bool {
 }
 
 /// A 400 naming the field.
-pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+pub fn bad(reason: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidArgument, message).reason(reason)
 }
 
 /// A string schema with `pattern`.
@@ -271,7 +270,7 @@ mod tests {
             "",
         ] {
             let e = time("since", bad).unwrap_err();
-            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
         }
     }
 

@@ -115,35 +115,24 @@ fn lazy_channel(url: &str) -> tonic::transport::Channel {
 
 /// The HTTP answer for a failed gRPC call to `service`: client errors keep
 /// their message; server-side failures are logged and hidden.
-pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::health::ApiError {
-    use axum::http::StatusCode;
-    use tonic::Code;
-    let (http, code) = match status.code() {
-        Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid_argument"),
-        Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-        Code::AlreadyExists | Code::Aborted => (StatusCode::CONFLICT, "conflict"),
-        Code::FailedPrecondition => (StatusCode::CONFLICT, "failed_precondition"),
-        Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::error::ApiError {
+    use pantau_core::error::{ApiError, ErrorCode};
+    match ErrorCode::from_grpc(status.code()) {
+        ErrorCode::Unavailable | ErrorCode::Timeout => {
             tracing::warn!(service, error = %status.message(), "backend unavailable");
-            return pantau_core::health::ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+            ApiError::new(
+                ErrorCode::Unavailable,
                 format!("the {service} is unavailable; try again"),
-            );
+            )
         }
-        Code::Ok | Code::Unknown | Code::Internal | Code::Unimplemented | Code::DataLoss => {
+        ErrorCode::Internal => {
             tracing::error!(service, code = ?status.code(), error = %status.message(), "backend failed");
-            return pantau_core::health::ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "backend_error",
-                format!("the {service} failed to answer"),
-            );
+            ApiError::new(ErrorCode::Internal, format!("the {service} failed to answer"))
+                .reason("backend_error")
+                .status(axum::http::StatusCode::BAD_GATEWAY)
         }
-    };
-    pantau_core::health::ApiError::new(http, code, status.message().to_owned())
+        code => ApiError::new(code, status.message()),
+    }
 }
 
 /// Every route of the gateway, behind the auth guard, body limit, CORS and

@@ -9,6 +9,7 @@
 //! - `GET  /api/v1/monitoring/performance?period=1h&metric=response_time[&target=ID]`:
 //!   a time series from the collector's rolled-up history.
 
+use crate::input::bad;
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
@@ -18,7 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use pantau_core::bus::{publish_proto, subject};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::time::to_timestamp;
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
@@ -51,10 +52,6 @@ pub fn router() -> Router<AppState> {
     ))
 )]
 pub struct Doc;
-
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -278,11 +275,7 @@ async fn custom(
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot publish a custom metric");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the bus did not take the samples; retry",
-                )
+                ApiError::new(ErrorCode::Unavailable, "the bus did not take the samples; retry")
             })?;
         ::metrics::counter!(crate::metrics::CUSTOM_METRICS).increment(1);
     }

@@ -8,10 +8,9 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
@@ -214,19 +213,17 @@ async fn deliveries(
         None => 0,
         Some(st) => DeliveryStatus::parse(st).map(DeliveryStatus::to_proto).ok_or_else(|| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
+                ErrorCode::InvalidArgument,
                 format!("status `{st}` is not allowed: use {}", DeliveryStatus::choices()),
             )
+            .reason("invalid_query")
         })?,
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
+        return Err(
+            ApiError::new(ErrorCode::InvalidArgument, "limit must be between 1 and 1000").reason("invalid_query"),
+        );
     }
     let list = c
         .list_deliveries(pb::ListDeliveriesRequest {

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::{Access, access};
 use crate::input;
+use pantau_core::error::ErrorCode;
 
 pub fn router() -> Router {
     Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
@@ -56,8 +57,8 @@ impl Modify for Security {
     }
 }
 
-/// The body of every error answer, 4xx and 5xx: `{"error": {"code", "message"}}`
-/// (what `pantau_core::health::ApiError` writes).
+/// The body of every error answer, 4xx and 5xx: `{"error": {"code", "reason"?, "message"}}`
+/// (what `pantau_core::error::ApiError` writes).
 #[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorBody {
@@ -68,10 +69,21 @@ pub struct ErrorBody {
 #[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorDetail {
-    /// A stable code: `invalid_query`, `invalid_body`, `not_found`, `unauthenticated`, …
+    /// The error's kind, the same word gRPC callers get as a status:
+    /// `invalid_argument`, `not_found`, `unauthenticated`, `unavailable`, …
+    #[schema(schema_with = code_schema)]
     pub code: String,
+    /// Where there is one, a finer stable reason within the code:
+    /// `invalid_body`, `invalid_query`, `rate_limited`, `body_too_large`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// What to do about it, naming the field.
     pub message: String,
+}
+
+fn code_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    crate::input::schema(crate::input::enum_schema(&codes))
 }
 
 #[derive(OpenApi)]
@@ -346,8 +358,7 @@ mod tests {
     #[test]
     fn the_error_body_is_what_api_error_writes() {
         use axum::response::IntoResponse;
-        let r = pantau_core::health::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no route")
-            .into_response();
+        let r = pantau_core::error::ApiError::new(ErrorCode::NotFound, "no route").into_response();
         let body = futures::executor::block_on(axum::body::to_bytes(r.into_body(), 1024)).unwrap();
         let parsed: ErrorBody = serde_json::from_slice(&body).unwrap();
         assert_eq!(

@@ -8,9 +8,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::post;
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_proto::v1::PushRequest;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use serde::Deserialize;
@@ -95,7 +94,7 @@ async fn push(
     query: Result<Query<PushFields>, QueryRejection>,
     body: axum::body::Bytes,
 ) -> Result<Json<Pushed>, ApiError> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_push", m);
+    let bad = |m: String| ApiError::new(ErrorCode::InvalidArgument, m).reason("invalid_push");
     let Query(q) = query.map_err(|e| bad(e.body_text()))?;
     let text = body.trim_ascii();
     let b: PushFields = if text.is_empty() || text == b"null" {

@@ -15,9 +15,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
@@ -66,7 +65,7 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
 /// A router id as the path gives it ([`crate::input::TOKEN`]).
 fn router_id(id: String) -> Result<String, ApiError> {
     crate::input::token("router id", id)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_router_id", e.message))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, e.message).reason("invalid_router_id"))
 }
 
 /// A router as the WAN detector last saw it.
@@ -346,7 +345,7 @@ mod tests {
         assert_eq!(WanMethod::from(pb::WanMethod::Route as i32).as_str(), "route");
         assert_eq!(WanMethod::from(pb::WanMethod::Manual as i32).as_str(), "manual");
         assert!(router_id("r1".into()).is_ok());
-        assert_eq!(router_id("a.b".into()).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(router_id("a.b".into()).unwrap_err().status, axum::http::StatusCode::BAD_REQUEST);
     }
 
     #[test]

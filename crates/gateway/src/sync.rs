@@ -20,7 +20,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
@@ -82,17 +82,12 @@ async fn standalone(req: axum::extract::Request, _next: axum::middleware::Next) 
     // Without a token an instance call is unauthenticated, standalone or not.
     if INSTANCE_CALLS.contains(&req.uri().path()) && caller_token(req.headers()).is_none() {
         return ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "an instance call needs `Authorization: Bearer <join or instance token>`",
         )
         .into_response();
     }
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
-        "sync_disabled",
-        "this instance is standalone: sync is not enabled (set sync.enabled for a primary or sync.primary_url for a dependent)",
-    )
+    ApiError::new(ErrorCode::FailedPrecondition, "this instance is standalone: sync is not enabled (set sync.enabled for a primary or sync.primary_url for a dependent)").reason("sync_disabled")
     .into_response()
 }
 
@@ -476,10 +471,10 @@ async fn heartbeat(
         "failing" => pb::InstanceHealth::Failing,
         other => {
             return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_body",
+                ErrorCode::InvalidArgument,
                 format!("status `{other}` must be healthy, degraded or failing"),
-            ));
+            )
+            .reason("invalid_body"));
         }
     };
     // Negative, NaN, infinite or too large for a duration: refused, never a panic.
@@ -488,10 +483,10 @@ async fn heartbeat(
         .and_then(|u| std::time::Duration::try_from_secs_f64(u).ok());
     let Some(uptime) = uptime else {
         return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidArgument,
             "uptime_seconds must be a number of seconds from 0 to 1e12",
-        ));
+        )
+        .reason("invalid_body"));
     };
     let req = pb::HeartbeatRequest {
         instance_id: b.instance_id,

@@ -11,6 +11,7 @@
 //! - `GET    /api/v1/targets/{id}/history?period=24h&resolution=minute|hour`:
 //!   the rolled-up history with uptime.
 
+use crate::input::bad;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -20,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use pantau_config::TargetConfig;
 use pantau_config::proto::{spec_to_proto, target_from_proto};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::time::{from_timestamp, rfc3339, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
@@ -77,10 +78,6 @@ fn backend(status: &tonic::Status) -> ApiError {
     crate::grpc_error(status, "collector")
 }
 
-fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message)
-}
-
 /// A target: its configuration (as in `collector.targets[]`, secrets masked)
 /// and its state.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -128,11 +125,9 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
 fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
     let config = target_from_proto(t).map_err(|e| {
         tracing::error!(error = %e, target = %t.id, "the collector sent a target that does not convert");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "backend_error",
-            "the collector sent a malformed target",
-        )
+        ApiError::new(ErrorCode::Internal, "the collector sent a malformed target")
+            .reason("backend_error")
+            .status(StatusCode::BAD_GATEWAY)
     })?;
     Ok(TargetView {
         config,

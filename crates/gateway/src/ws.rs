@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
@@ -146,20 +146,29 @@ async fn upgrade(
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
-        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription", e.body_text()).into_response(),
+        Err(e) => {
+            return ApiError::new(ErrorCode::InvalidArgument, e.body_text())
+                .reason("invalid_subscription")
+                .into_response();
+        }
     };
     let filter = match q.filter() {
         Ok(f) => f,
-        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "invalid_subscription", e).into_response(),
+        Err(e) => {
+            return ApiError::new(ErrorCode::InvalidArgument, e)
+                .reason("invalid_subscription")
+                .into_response();
+        }
     };
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
             let mut r = ApiError::new(
-                StatusCode::UPGRADE_REQUIRED,
-                "upgrade_required",
+                ErrorCode::FailedPrecondition,
                 format!("this is a WebSocket: {}", e.body_text()),
             )
+            .reason("upgrade_required")
+            .status(StatusCode::UPGRADE_REQUIRED)
             .into_response();
             r.headers_mut().insert(
                 axum::http::header::UPGRADE,
@@ -171,13 +180,13 @@ async fn upgrade(
     let Ok(slot) = Arc::clone(&s.ws_slots).try_acquire_owned() else {
         ::metrics::counter!(m::WS_REJECTED).increment(1);
         return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_connections",
+            ErrorCode::Unavailable,
             format!(
                 "the hub has its maximum of {} clients (gateway.dashboard.max_connections)",
                 s.ctx.config.gateway.dashboard.max_connections
             ),
         )
+        .reason("too_many_connections")
         .into_response();
     };
     // Clients send little: a small read buffer keeps 10,000 connections in

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -183,18 +183,15 @@ pub fn router(webhooks: Webhooks) -> Router {
 
 async fn receive(State(hooks): State<Webhooks>, body: Bytes) -> Response {
     let Some(notifier) = hooks.get() else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the notifier is starting; retry shortly",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::Unavailable, "the notifier is starting; retry shortly").into_response();
     };
     let payload = match parse(&body) {
         Ok(p) => p,
         Err(msg) => {
             tracing::warn!(bytes = body.len(), problem = %msg, "rejected an alertmanager webhook");
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_payload", msg).into_response();
+            return ApiError::new(ErrorCode::InvalidArgument, msg)
+                .reason("invalid_payload")
+                .into_response();
         }
     };
     let alerts = payload.alerts.len();
@@ -207,12 +204,7 @@ async fn receive(State(hooks): State<Webhooks>, body: Bytes) -> Response {
             .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot persist an alertmanager notification");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the notification could not be stored; retry",
-            )
-            .into_response()
+            ApiError::new(ErrorCode::Unavailable, "the notification could not be stored; retry").into_response()
         }
     }
 }

@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use pantau_config::Config;
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 pub use keys::{Claims, KeyError, Keys};
@@ -330,8 +330,8 @@ impl Auth {
     }
 }
 
-fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
-    ApiError::new(status, code, message).into_response()
+fn error(e: ApiError) -> Response {
+    e.into_response()
 }
 
 /// Takes the bearer token from the header, or from `?token=`. A `?token=`
@@ -438,12 +438,15 @@ async fn check(
         .is_some_and(|n| n > auth.max_body);
     if too_big {
         return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "the request body is larger than gateway.max_body_bytes ({} bytes)",
-                auth.max_body
-            ),
+            ApiError::new(
+                ErrorCode::ResourceExhausted,
+                format!(
+                    "the request body is larger than gateway.max_body_bytes ({} bytes)",
+                    auth.max_body
+                ),
+            )
+            .reason("body_too_large")
+            .status(StatusCode::PAYLOAD_TOO_LARGE),
         ));
     }
     let rule = access(method, path);
@@ -480,9 +483,11 @@ async fn check(
         if let Err(retry) = auth.limit(&key) {
             metrics::counter!(m::RATE_LIMITED).increment(1);
             let mut r = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests from this client; retry in {retry} s"),
+                ApiError::new(
+                    ErrorCode::ResourceExhausted,
+                    format!("too many requests from this client; retry in {retry} s"),
+                )
+                .reason("rate_limited"),
             );
             if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -493,15 +498,14 @@ async fn check(
     match (rule, principal) {
         (Access::Need(scope), Some(p)) if !p.scopes.allows(scope) => {
             metrics::counter!(m::AUTH_FAILURES, "reason" => "scope").increment(1);
-            Err(error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
+            Err(error(ApiError::new(
+                ErrorCode::PermissionDenied,
                 format!(
                     "this needs the `{}` scope; the token has `{}`",
                     scope.as_str(),
                     p.scopes
                 ),
-            ))
+            )))
         }
         (_, Some(p)) => Ok(p),
         (_, None) => Ok(Principal {
@@ -526,7 +530,7 @@ fn reason_label(why: &str) -> &'static str {
 }
 
 fn unauthorized(why: &str) -> Response {
-    let mut r = error(StatusCode::UNAUTHORIZED, "unauthenticated", why);
+    let mut r = error(ApiError::new(ErrorCode::Unauthenticated, why));
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"pantau\""),

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use pantau_core::health::ApiError;
+use pantau_core::error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -89,17 +89,11 @@ pub struct Doc;
 
 fn store_error(e: &AuthStoreError) -> ApiError {
     match e {
-        AuthStoreError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-        AuthStoreError::NoUser(_) | AuthStoreError::NoKey(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-        }
+        AuthStoreError::UserExists(_) => ApiError::new(ErrorCode::Conflict, e.to_string()),
+        AuthStoreError::NoUser(_) | AuthStoreError::NoKey(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
         AuthStoreError::Hash(_) | AuthStoreError::Store(_) => {
             tracing::error!(error = %e, "auth store failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the gateway's store is unavailable; try again",
-            )
+            ApiError::new(ErrorCode::Unavailable, "the gateway's store is unavailable; try again")
         }
     }
 }
@@ -146,11 +140,7 @@ async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, Json
     let role = match auth.store.check_login(&b.username, &b.password).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            let e = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "wrong username or password",
-            );
+            let e = ApiError::new(ErrorCode::Unauthenticated, "wrong username or password");
             return with_note(e, note);
         }
         Err(e) => return with_note(store_error(&e), note),
@@ -166,7 +156,10 @@ async fn login(State(auth): State<Arc<Auth>>, body: Result<Json<LoginBody>, Json
             }),
             note,
         ),
-        Err(e) => with_note(ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()), note),
+        Err(e) => with_note(
+            ApiError::new(ErrorCode::FailedPrecondition, e.to_string()).reason("cannot_sign"),
+            note,
+        ),
     }
 }
 
@@ -191,13 +184,13 @@ fn parse_ttl(field: &str, raw: Option<&str>, default: Duration, max: Duration) -
     let ttl = input::period(field, raw, "invalid_body")?;
     if ttl > max {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidArgument,
             format!(
                 "{field} `{raw}` must be at most {} (gateway.auth.max_token_ttl)",
                 humantime::format_duration(max)
             ),
-        ));
+        )
+        .reason("invalid_body"));
     }
     Ok(ttl)
 }
@@ -205,13 +198,13 @@ fn parse_ttl(field: &str, raw: Option<&str>, default: Duration, max: Duration) -
 fn parse_scopes(raw: &[String]) -> Result<Scopes, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ErrorCode::InvalidArgument,
             "scopes must name at least one of monitoring:read, monitoring:write, admin",
-        ));
+        )
+        .reason("invalid_body"));
     }
     Scopes::parse(&raw.join(" "))
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("scopes: {e}")))
+        .map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("scopes: {e}")).reason("invalid_body"))
 }
 
 /// A token to mint.
@@ -243,7 +236,7 @@ async fn mint(
     let (token, claims) = auth
         .keys
         .mint(&subject, scopes, ttl)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "cannot_sign", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::FailedPrecondition, e.to_string()).reason("cannot_sign"))?;
     Ok(with_note(
         Json(TokenView {
             token,
@@ -315,11 +308,7 @@ async fn create_key(
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|e| invalid_body(&e))?;
     if b.name.is_empty() || b.name.chars().count() > 128 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "name must be 1–128 characters",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidArgument, "name must be 1–128 characters").reason("invalid_body"));
     }
     let names: Vec<String> = b.scopes.iter().map(|s| s.as_str().to_owned()).collect();
     let scopes = parse_scopes(&names)?;
@@ -401,7 +390,8 @@ async fn add_user(
     body: Result<Json<UserBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body.map_err(|e| invalid_body(&e))?;
-    check_new_user(&b.username, &b.password).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", m))?;
+    check_new_user(&b.username, &b.password)
+        .map_err(|m| ApiError::new(ErrorCode::InvalidArgument, m).reason("invalid_body"))?;
     let user = auth
         .store
         .add_user(&b.username, &b.password, b.role)
@@ -453,19 +443,13 @@ async fn audit(
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "limit must be between 1 and 1000",
-        ));
+        return Err(
+            ApiError::new(ErrorCode::InvalidArgument, "limit must be between 1 and 1000").reason("invalid_query"),
+        );
     }
     let offset = q.offset.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "offset must not be negative",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidArgument, "offset must not be negative").reason("invalid_query"));
     }
     let entries = auth
         .store

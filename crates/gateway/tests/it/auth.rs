@@ -300,7 +300,8 @@ async fn clients_over_their_rate_get_429_and_big_bodies_get_413() {
     let big = json!({"username": "x".repeat(2000), "password": "p", "role": "viewer"});
     let (code, v) = call(&g, Method::POST, "/api/v1/users", Some(&admin), Some(big)).await;
     assert_eq!(code, 413, "{v}");
-    assert_eq!(v["error"]["code"], "body_too_large");
+    assert_eq!(v["error"]["code"], "resource_exhausted");
+    assert_eq!(v["error"]["reason"], "body_too_large");
     let mut codes = Vec::new();
     for _ in 0..4 {
         codes.push(

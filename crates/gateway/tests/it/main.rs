@@ -150,7 +150,8 @@ async fn bad_queries_and_unknown_paths_get_json_errors() {
     let g = start(|_| {}).await;
     let (code, v) = get_json(&format!("{}/api/v1/results/latest?bogus=1", g.base)).await;
     assert_eq!(code, 400);
-    assert_eq!(v["error"]["code"], "invalid_query");
+    assert_eq!(v["error"]["code"], "invalid_argument");
+    assert_eq!(v["error"]["reason"], "invalid_query");
     assert!(v["error"]["message"].as_str().unwrap().contains("bogus"), "{v}");
     let (code, v) = get_json(&format!("{}/api/v1/results/latest?status=sideways", g.base)).await;
     assert_eq!(code, 400);

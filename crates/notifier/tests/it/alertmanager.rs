@@ -115,7 +115,8 @@ async fn grouped_payloads_are_routed_and_bad_ones_named() {
             .unwrap();
         assert_eq!(r.status(), 400);
         let e: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(e["error"]["code"], "invalid_payload");
+        assert_eq!(e["error"]["code"], "invalid_argument");
+        assert_eq!(e["error"]["reason"], "invalid_payload");
         let msg = e["error"]["message"].as_str().unwrap();
         assert!(msg.contains(needle), "{msg} does not name {needle}");
     }

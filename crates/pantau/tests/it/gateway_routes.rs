@@ -276,7 +276,8 @@ async fn alert_routes_through_the_gateway() {
     let v = api
         .get("/api/v1/monitoring/alerts?state=burning", StatusCode::BAD_REQUEST)
         .await;
-    assert_eq!(v["error"]["code"], "invalid_query");
+    assert_eq!(v["error"]["code"], "invalid_argument");
+    assert_eq!(v["error"]["reason"], "invalid_query");
     assert!(
         v["error"]["message"].as_str().unwrap().contains("state `burning`"),
         "{v}"
@@ -296,7 +297,8 @@ async fn alert_routes_through_the_gateway() {
             StatusCode::BAD_REQUEST,
         )
         .await;
-    assert_eq!(v["error"]["code"], "invalid_body");
+    assert_eq!(v["error"]["code"], "invalid_argument");
+    assert_eq!(v["error"]["reason"], "invalid_body");
     assert!(v["error"]["message"].as_str().unwrap().contains("comment"), "{v}");
     let v = api
         .post(
@@ -619,14 +621,16 @@ async fn router_routes_through_the_gateway() {
     let v = api
         .get("/api/v1/routers/gw/wan?refresh=maybe", StatusCode::BAD_REQUEST)
         .await;
-    assert_eq!(v["error"]["code"], "invalid_query");
+    assert_eq!(v["error"]["code"], "invalid_argument");
+    assert_eq!(v["error"]["reason"], "invalid_query");
     assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{v}");
     let v = api
         .get("/api/v1/routers/gw/wan?refersh=true", StatusCode::BAD_REQUEST)
         .await;
     assert!(v["error"]["message"].as_str().unwrap().contains("refersh"), "{v}");
     let v = api.get("/api/v1/routers/a.b/wan", StatusCode::BAD_REQUEST).await;
-    assert_eq!(v["error"]["code"], "invalid_router_id");
+    assert_eq!(v["error"]["code"], "invalid_argument");
+    assert_eq!(v["error"]["reason"], "invalid_router_id");
 
     ctx.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), gateway).await;

@@ -47,6 +47,29 @@ pub enum EngineError {
     Store(#[from] StoreError),
 }
 
+impl pantau_core::error::ServiceError for EngineError {
+    fn code(&self) -> pantau_core::error::ErrorCode {
+        use pantau_core::error::ErrorCode;
+        match self {
+            Self::Rule(_) | Self::Silence(_) => ErrorCode::InvalidArgument,
+            Self::Lifecycle(LifecycleError::NotOpen(_)) | Self::NotFound(_) | Self::NoRule(_) | Self::NoSilence(_) => {
+                ErrorCode::NotFound
+            }
+            Self::Lifecycle(LifecycleError::AlreadyAcknowledged { .. })
+            | Self::AlreadyResolved(_)
+            | Self::ConfigRule(..) => ErrorCode::FailedPrecondition,
+            Self::Store(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    fn store_failure(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 struct Inner {
     /// Defaults and configured rules.
     base: BTreeMap<String, Rule>,

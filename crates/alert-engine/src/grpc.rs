@@ -18,7 +18,7 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, EngineError, proto_severity};
-use crate::lifecycle::{Alert, LifecycleError, State, Transition};
+use crate::lifecycle::{Alert, State, Transition};
 use crate::rule::Rule;
 use crate::silence::{Silence, SilenceMatcher};
 use crate::store::{Filter, MAX_PAGE};
@@ -50,22 +50,8 @@ pub async fn serve(
 }
 
 /// Each engine error as a gRPC status; storage details stay in the log.
-pub fn status(e: EngineError) -> Status {
-    match e {
-        EngineError::Rule(e) => Status::invalid_argument(e.to_string()),
-        EngineError::Lifecycle(e @ LifecycleError::NotOpen(_)) => Status::not_found(e.to_string()),
-        EngineError::Lifecycle(e @ LifecycleError::AlreadyAcknowledged { .. }) => {
-            Status::failed_precondition(e.to_string())
-        }
-        EngineError::Silence(e) => Status::invalid_argument(e.to_string()),
-        e @ (EngineError::NotFound(_) | EngineError::NoRule(_) | EngineError::NoSilence(_)) => {
-            Status::not_found(e.to_string())
-        }
-        e @ (EngineError::AlreadyResolved(_) | EngineError::ConfigRule(..)) => {
-            Status::failed_precondition(e.to_string())
-        }
-        EngineError::Store(e) => pantau_core::error::store_unavailable("alert store", &e),
-    }
+pub fn status(e: impl Into<EngineError>) -> Status {
+    pantau_core::error::status(&e.into())
 }
 
 fn proto_state(s: State) -> i32 {
@@ -265,7 +251,7 @@ impl AlertEngineService for Service {
         req: Request<pb::ListAlertsRequest>,
     ) -> Result<Response<pb::ListAlertsResponse>, Status> {
         let filter = filter_from(req.into_inner())?;
-        let (alerts, more) = self.engine.store().list(&filter).await.map_err(|e| status(e.into()))?;
+        let (alerts, more) = self.engine.store().list(&filter).await.map_err(status)?;
         let next = if more {
             (filter.offset + alerts.len() as u64).to_string()
         } else {
@@ -284,9 +270,9 @@ impl AlertEngineService for Service {
         let alert = store
             .get(&id)
             .await
-            .map_err(|e| status(e.into()))?
+            .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("no alert with id `{}`", quote(&id))))?;
-        let transitions = store.transitions(&id).await.map_err(|e| status(e.into()))?;
+        let transitions = store.transitions(&id).await.map_err(status)?;
         Ok(Response::new(to_proto(&alert, &transitions)))
     }
 
@@ -366,7 +352,7 @@ impl AlertEngineService for Service {
             })
             .collect();
         let mut s =
-            Silence::new(matchers, starts, ends, &r.created_by, &r.comment, now).map_err(|e| status(e.into()))?;
+            Silence::new(matchers, starts, ends, &r.created_by, &r.comment, now).map_err(status)?;
         if let Some(every) = r.repeat_every {
             let every =
                 from_duration(&every).ok_or_else(|| Status::invalid_argument("repeat_every must not be negative"))?;
@@ -376,7 +362,7 @@ impl AlertEngineService for Service {
                 ),
                 None => None,
             };
-            s = s.repeating(every, until).map_err(|e| status(e.into()))?;
+            s = s.repeating(every, until).map_err(status)?;
         }
         let s = self.engine.add_silence(s).await.map_err(status)?;
         Ok(Response::new(silence_to_proto(&s)))

@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::checks::push::Push;
 use crate::history;
-use crate::scheduler::{ChangeError, Collector};
+use crate::scheduler::Collector;
 
 /// The gRPC face of the collector.
 pub struct Service(Arc<Collector>, CancellationToken);
@@ -47,15 +47,6 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<CheckResult, Status>> + Sen
 
 /// Ranges up to this long are answered in minutes by default.
 const MINUTES_UP_TO: Duration = Duration::from_secs(2 * 86_400);
-
-fn status_of(e: ChangeError) -> Status {
-    match e {
-        ChangeError::Invalid(_) | ChangeError::TokenTaken => Status::invalid_argument(e.to_string()),
-        ChangeError::FromConfig(_) => Status::failed_precondition(e.to_string()),
-        ChangeError::NotFound(_) => Status::not_found(e.to_string()),
-        ChangeError::Store(inner) => pantau_core::error::store_unavailable("collector's store", &inner),
-    }
-}
 
 impl Service {
     fn entry(&self, id: &str) -> Result<Arc<crate::scheduler::Entry>, Status> {
@@ -93,7 +84,7 @@ impl CollectorService for Service {
             .ok_or_else(|| Status::invalid_argument("`target` is required"))?;
         let cfg =
             pantau_config::proto::target_from_proto(&proto).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let e = self.0.upsert(cfg).await.map_err(status_of)?;
+        let e = self.0.upsert(cfg).await.map_err(|e| pantau_core::error::status(&e))?;
         Ok(Response::new(e.target.to_proto(e.breaker_state())))
     }
 
@@ -102,7 +93,7 @@ impl CollectorService for Service {
         if id.is_empty() {
             return Err(Status::invalid_argument("a target id is required"));
         }
-        self.0.delete(&id).await.map_err(status_of)?;
+        self.0.delete(&id).await.map_err(|e| pantau_core::error::status(&e))?;
         Ok(Response::new(DeleteTargetResponse {}))
     }
 

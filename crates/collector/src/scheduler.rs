@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use futures::StreamExt;
 use pantau_config::{Config, Invalid};
 use pantau_core::bus::{self, Bus, subject};
+use pantau_core::error::ErrorCode;
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
@@ -149,6 +150,24 @@ pub enum ChangeError {
     NotFound(String),
     #[error(transparent)]
     Store(#[from] pantau_core::store::StoreError),
+}
+
+impl pantau_core::error::ServiceError for ChangeError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid(_) | Self::TokenTaken => ErrorCode::InvalidArgument,
+            Self::FromConfig(_) => ErrorCode::FailedPrecondition,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Store(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    fn store_failure(&self) -> Option<&pantau_core::store::StoreError> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Everything the schedule, the workers and the gRPC service share.

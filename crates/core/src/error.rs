@@ -189,6 +189,12 @@ impl axum::response::IntoResponse for ApiError {
 /// A service's error: what kind it is; its `Display` is the message a caller sees.
 pub trait ServiceError: std::fmt::Display {
     fn code(&self) -> ErrorCode;
+
+    /// A store failure under this error, whose detail goes to the log and
+    /// never to the caller ([`status`] answers "the store is unavailable").
+    fn store_failure(&self) -> Option<&crate::store::StoreError> {
+        None
+    }
 }
 
 /// Most bytes of a gRPC status message: far below the 8 KiB metadata limit
@@ -211,7 +217,10 @@ pub fn status_of(code: ErrorCode, message: impl std::fmt::Display) -> tonic::Sta
 
 /// The gRPC status of a service error.
 pub fn status(e: &impl ServiceError) -> tonic::Status {
-    status_of(e.code(), e)
+    match e.store_failure() {
+        Some(store) => store_unavailable("store", store),
+        None => status_of(e.code(), e),
+    }
 }
 
 /// `value` of the enum field `field` as this version knows it; an unknown
@@ -236,6 +245,10 @@ pub fn store_unavailable(what: &str, e: &impl std::fmt::Display) -> tonic::Statu
 impl ServiceError for crate::store::StoreError {
     fn code(&self) -> ErrorCode {
         ErrorCode::Unavailable
+    }
+
+    fn store_failure(&self) -> Option<&crate::store::StoreError> {
+        Some(self)
     }
 }
 

@@ -345,7 +345,10 @@ mod tests {
         assert_eq!(WanMethod::from(pb::WanMethod::Route as i32).as_str(), "route");
         assert_eq!(WanMethod::from(pb::WanMethod::Manual as i32).as_str(), "manual");
         assert!(router_id("r1".into()).is_ok());
-        assert_eq!(router_id("a.b".into()).unwrap_err().status, axum::http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            router_id("a.b".into()).unwrap_err().status,
+            axum::http::StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]

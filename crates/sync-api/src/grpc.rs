@@ -478,7 +478,7 @@ impl SyncService for Service {
         self.node
             .command(Command::Promote)
             .await
-            .map_err(Status::failed_precondition)?;
+            .map_err(|e| pantau_core::error::status(&e))?;
         Ok(Response::new(self.status().await))
     }
 
@@ -492,7 +492,7 @@ impl SyncService for Service {
         self.node
             .command(|reply| Command::Demote(id, reply))
             .await
-            .map_err(Status::failed_precondition)?;
+            .map_err(|e| pantau_core::error::status(&e))?;
         Ok(Response::new(self.status().await))
     }
 

@@ -59,6 +59,10 @@ pub enum SyncError {
     Grpc(#[from] pantau_core::grpc::GrpcError),
     #[error(transparent)]
     Task(#[from] pantau_core::lifecycle::TaskFailed),
+    #[error(transparent)]
+    Ingest(#[from] primary::IngestError),
+    #[error("a buffered result cannot be ingested: {0}")]
+    Buffered(#[from] primary::BadResult),
 }
 
 /// Opens the lease when `nats.url` is set.

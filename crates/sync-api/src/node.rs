@@ -34,8 +34,34 @@ pub struct NodeState {
 /// A manual change of leadership.
 #[derive(Debug)]
 pub enum Command {
-    Promote(oneshot::Sender<Result<(), String>>),
-    Demote(String, oneshot::Sender<Result<(), String>>),
+    Promote(oneshot::Sender<Result<(), FailoverError>>),
+    Demote(String, oneshot::Sender<Result<(), FailoverError>>),
+}
+
+/// Why a manual promotion or demotion did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error("manual failover needs the NATS lease: set nats.url")]
+    NoLease,
+    #[error("the election is not running")]
+    NotRunning,
+    #[error("`{id}` is not the primary (the primary is `{primary}`)")]
+    NotPrimary { id: String, primary: String },
+    #[error("another instance changed the lease at the same moment; try again")]
+    Raced,
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+impl pantau_core::error::ServiceError for FailoverError {
+    fn code(&self) -> pantau_core::error::ErrorCode {
+        use pantau_core::error::ErrorCode;
+        match self {
+            Self::NoLease | Self::NotPrimary { .. } => ErrorCode::FailedPrecondition,
+            Self::Raced => ErrorCode::Conflict,
+            Self::NotRunning | Self::Lease(_) => ErrorCode::Unavailable,
+        }
+    }
 }
 
 /// This instance and its view of the primary.
@@ -131,17 +157,17 @@ impl Node {
     /// Sends a manual promotion or demotion to the election.
     pub async fn command(
         &self,
-        make: impl FnOnce(oneshot::Sender<Result<(), String>>) -> Command,
-    ) -> Result<(), String> {
+        make: impl FnOnce(oneshot::Sender<Result<(), FailoverError>>) -> Command,
+    ) -> Result<(), FailoverError> {
         if self.lease.is_none() {
-            return Err("manual failover needs the NATS lease: set nats.url".to_owned());
+            return Err(FailoverError::NoLease);
         }
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| "the election is not running".to_owned())?;
-        rx.await.map_err(|_| "the election stopped".to_owned())?
+            .map_err(|_| FailoverError::NotRunning)?;
+        rx.await.map_err(|_| FailoverError::NotRunning)?
     }
 
     fn me(&self) -> Holder {
@@ -336,12 +362,12 @@ impl Node {
                     }
                 }
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(FailoverError::from)
                 .and_then(|()| {
                     if held.is_some() {
                         Ok(())
                     } else {
-                        Err("another instance changed the lease at the same moment; try again".to_owned())
+                        Err(FailoverError::Raced)
                     }
                 });
                 let _ = reply.send(r);
@@ -352,10 +378,10 @@ impl Node {
                     let seen = lease.read().await?;
                     let holder = seen.live(now_ms()).map(|h| h.holder.clone());
                     if holder.as_deref() != Some(id.as_str()) {
-                        return Ok(Err(format!(
-                            "`{id}` is not the primary (the primary is `{}`)",
-                            holder.unwrap_or_default()
-                        )));
+                        return Ok(Err(FailoverError::NotPrimary {
+                            id: id.clone(),
+                            primary: holder.unwrap_or_default(),
+                        }));
                     }
                     lease.hold(&id, until).await?;
                     let rev = match held {
@@ -363,7 +389,7 @@ impl Node {
                         _ => seen.revision,
                     };
                     if !lease.release(rev).await? {
-                        return Ok(Err("the lease changed meanwhile; try again".to_owned()));
+                        return Ok(Err(FailoverError::Raced));
                     }
                     if id == self.id {
                         *held = None;
@@ -373,7 +399,7 @@ impl Node {
                     Ok::<_, LeaseError>(Ok(()))
                 }
                 .await
-                .unwrap_or_else(|e| Err(e.to_string()));
+                .unwrap_or_else(|e| Err(e.into()));
                 let _ = reply.send(r);
             }
         }

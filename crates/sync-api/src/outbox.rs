@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use pantau_core::bus::{BusEvent, Consumer, Delivery, HandleError, RetryPolicy, Subscription};
 use pantau_core::service::Context;
-use pantau_core::store::Store;
+use pantau_core::store::{Store, StoreError};
 use pantau_proto::v1 as pb;
 use prost::Message;
 
@@ -100,8 +100,8 @@ pub async fn consume(
 
 /// One batch from the outbox, decoded; undecodable rows are skipped (and
 /// acknowledged with the batch).
-pub async fn batch(db: &Store, limit: u32) -> Result<(Vec<pb::SequencedResult>, u64), String> {
-    let rows = store::outbox_peek(db, limit).await.map_err(|e| e.to_string())?;
+pub async fn batch(db: &Store, limit: u32) -> Result<(Vec<pb::SequencedResult>, u64), StoreError> {
+    let rows = store::outbox_peek(db, limit).await?;
     let last = rows.last().map_or(0, |(s, _)| *s);
     let out = rows
         .into_iter()
@@ -120,16 +120,14 @@ pub async fn batch(db: &Store, limit: u32) -> Result<(Vec<pb::SequencedResult>, 
 }
 
 /// While primary: moves the outbox into consensus. Returns how many moved.
-pub async fn drain_locally(ctx: &Context, node: &Node, db: &Store) -> Result<u64, String> {
+pub async fn drain_locally(ctx: &Context, node: &Node, db: &Store) -> Result<u64, crate::SyncError> {
     let (batch, last) = batch(db, ctx.config.sync.batch_size).await?;
     if last == 0 {
         return Ok(0);
     }
-    let incoming = primary::incoming(&batch, ctx.config.sync.consensus_window).map_err(|e| e.to_string())?;
+    let incoming = primary::incoming(&batch, ctx.config.sync.consensus_window)?;
     // Ingested and forgotten from the outbox in one transaction.
-    let done = primary::ingest(node, db, &node.id, &node.location, &incoming, Some(last))
-        .await
-        .map_err(|e| e.to_string())?;
+    let done = primary::ingest(node, db, &node.id, &node.location, &incoming, Some(last)).await?;
     Ok(u64::from(done.accepted))
 }
 

@@ -196,18 +196,21 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store) {
     });
 }
 
-async fn publish_due(ctx: &Context, node: &Node, db: &Store, quorums: &HashMap<String, u32>) -> Result<(), String> {
+async fn publish_due(
+    ctx: &Context,
+    node: &Node,
+    db: &Store,
+    quorums: &HashMap<String, u32>,
+) -> Result<(), crate::SyncError> {
     let s = &ctx.config.sync;
     let before = now_ms() - (s.consensus_window + s.consensus_delay).as_millis() as i64 + 1;
-    let due = store::due_windows(db, before).await.map_err(|e| e.to_string())?;
+    let due = store::due_windows(db, before).await?;
     for (target, window_ms) in due {
         let state = node.state();
         if state.role != pb::SyncRole::Primary {
             return Ok(());
         }
-        let results = store::window_results(db, &target, window_ms)
-            .await
-            .map_err(|e| e.to_string())?;
+        let results = store::window_results(db, &target, window_ms).await?;
         let Some(a) = aggregate(&results, quorums.get(&target).copied()) else {
             continue;
         };
@@ -228,9 +231,7 @@ async fn publish_due(ctx: &Context, node: &Node, db: &Store, quorums: &HashMap<S
             epoch: state.epoch,
             instance: node.id.clone(),
         };
-        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg)
-            .await
-            .map_err(|e| e.to_string())?;
+        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg).await?;
         for r in &results {
             let labels = [("target_id", target.clone()), ("location", r.location.clone())];
             metrics::gauge!(m::LOCATION_UP, &labels).set(if r.up { 1.0 } else { 0.0 });
@@ -254,8 +255,7 @@ async fn publish_due(ctx: &Context, node: &Node, db: &Store, quorums: &HashMap<S
             (a.status as i32, a.total, a.successful),
             state.epoch,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     Ok(())
 }

@@ -35,12 +35,7 @@ pub async fn serve(
 }
 
 fn status_of(e: &LookupError) -> Status {
-    match e {
-        LookupError::Empty => Status::invalid_argument(e.to_string()),
-        LookupError::NotFound(_) => Status::not_found(e.to_string()),
-        // The detector works; the router's description has not come yet.
-        LookupError::NotJudged(_) => Status::failed_precondition(e.to_string()),
-    }
+    pantau_core::error::status(e)
 }
 
 #[tonic::async_trait]

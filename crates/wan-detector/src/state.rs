@@ -39,6 +39,18 @@ pub enum LookupError {
     NotJudged(String),
 }
 
+impl pantau_core::error::ServiceError for LookupError {
+    fn code(&self) -> pantau_core::error::ErrorCode {
+        use pantau_core::error::ErrorCode;
+        match self {
+            Self::Empty => ErrorCode::InvalidArgument,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            // The detector works; the router's description has not come yet.
+            Self::NotJudged(_) => ErrorCode::FailedPrecondition,
+        }
+    }
+}
+
 /// A cached judgement.
 #[derive(Debug, Clone)]
 struct Cached {

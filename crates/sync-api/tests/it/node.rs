@@ -106,7 +106,7 @@ async fn one_primary_failover_by_order_and_the_old_primary_steps_down() {
     wait_until(HB * 2, "b steps down", || !b.node.is_primary()).await;
     assert!(c.node.state().epoch > epoch_b);
     let err = b.node.command(|r| Command::Demote("b".into(), r)).await.unwrap_err();
-    assert!(err.contains("not the primary"), "{err}");
+    assert!(err.to_string().contains("not the primary"), "{err}");
     c.node.command(|r| Command::Demote("c".into(), r)).await.unwrap();
     assert!(!c.node.is_primary());
     // c is held off for a while; the first eligible of the others takes over.

@@ -181,9 +181,10 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
             Ok(pb::AlertState::Acknowledged) => State::Acknowledged,
             Ok(pb::AlertState::Resolved) => State::Resolved,
             _ => {
-                return Err(Status::invalid_argument(format!(
-                    "states holds {s}, which is not an alert state"
-                )));
+                return Err(pantau_core::error::status_of(
+                    pantau_core::error::ErrorCode::InvalidArgument,
+                    format!("`states`: {s} is not an alert state (firing, acknowledged, resolved)"),
+                ));
             }
         });
     }
@@ -195,9 +196,10 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
                 Ok(pb::Severity::Warning) => "warning",
                 Ok(pb::Severity::Critical) => "critical",
                 _ => {
-                    return Err(Status::invalid_argument(format!(
-                        "severities holds {s}, which is not a severity"
-                    )));
+                    return Err(pantau_core::error::status_of(
+                        pantau_core::error::ErrorCode::InvalidArgument,
+                        format!("`severities`: {s} is not a severity (info, warning, critical)"),
+                    ));
                 }
             }
             .to_owned(),
@@ -351,8 +353,7 @@ impl AlertEngineService for Service {
                 negate: m.negate,
             })
             .collect();
-        let mut s =
-            Silence::new(matchers, starts, ends, &r.created_by, &r.comment, now).map_err(status)?;
+        let mut s = Silence::new(matchers, starts, ends, &r.created_by, &r.comment, now).map_err(status)?;
         if let Some(every) = r.repeat_every {
             let every =
                 from_duration(&every).ok_or_else(|| Status::invalid_argument("repeat_every must not be negative"))?;

@@ -5,7 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
+use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
+use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use pantau_proto::v1::{self, UpsertTargetRequest, target::Spec};
 use serde_json::json;
 
@@ -137,6 +139,7 @@ async fn yaml_rest_and_grpc_refuse_a_bad_target_with_the_same_reason() {
             );
         }
     }
+    unknown_enum_values_are_refused_by_name(&base, ports).await;
     p.assert_running();
 }
 
@@ -188,4 +191,153 @@ async fn internal_grpc_listens_on_loopback_only() {
         );
     }
     p.assert_running();
+}
+
+/// Every enum field a client sends, given a value this version does not
+/// know, through gRPC and through REST: INVALID_ARGUMENT / 400 naming the
+/// field, never a default. (The sync API's `HeartbeatRequest.status` is
+/// covered in `sync.rs`, which runs a primary.)
+async fn unknown_enum_values_are_refused_by_name(base: &str, ports: Ports) {
+    let connect = |port: u16| {
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect_lazy()
+    };
+    let mut collector = CollectorServiceClient::new(connect(ports.collector_grpc));
+    let mut alerts = AlertEngineServiceClient::new(connect(ports.alert_engine_grpc));
+    let mut notifier = NotifierServiceClient::new(connect(ports.notifier_grpc));
+    let target = |f: fn(&mut v1::Target)| {
+        let mut t = tcp("enum-case", None, None);
+        f(&mut t);
+        UpsertTargetRequest { target: Some(t) }
+    };
+    let grpc: Vec<(&str, Result<(), tonic::Status>)> = vec![
+        ("kind", collector.upsert_target(target(|t| t.kind = 99)).await.map(drop)),
+        (
+            "source",
+            collector.upsert_target(target(|t| t.source = 99)).await.map(drop),
+        ),
+        (
+            "breaker",
+            collector.upsert_target(target(|t| t.breaker = -3)).await.map(drop),
+        ),
+        (
+            "resolution",
+            collector
+                .get_history(v1::GetHistoryRequest {
+                    target_id: "gateway-healthz".into(),
+                    resolution: 99,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "states",
+            alerts
+                .list_alerts(v1::ListAlertsRequest {
+                    states: vec![1, 99],
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "severities",
+            alerts
+                .list_alerts(v1::ListAlertsRequest {
+                    severities: vec![99],
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "states",
+            alerts
+                .stream_alerts(v1::StreamAlertsRequest { states: vec![99] })
+                .await
+                .map(drop),
+        ),
+        (
+            "severity",
+            alerts
+                .upsert_rule(v1::UpsertRuleRequest {
+                    rule: Some(v1::AlertRule {
+                        id: "enum-case".into(),
+                        expr: "cpu_usage > 90".into(),
+                        severity: 99,
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map(drop),
+        ),
+        (
+            "status",
+            notifier
+                .list_deliveries(v1::ListDeliveriesRequest {
+                    status: 99,
+                    ..Default::default()
+                })
+                .await
+                .map(drop),
+        ),
+    ];
+    for (field, answer) in grpc {
+        let status = answer.expect_err(field);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}: {status:?}");
+        assert!(
+            status.message().contains(&format!("{field}`")),
+            "gRPC does not name `{field}`: {}",
+            status.message()
+        );
+    }
+
+    let c = http();
+    let get = |path: &str| c.get(format!("{base}{path}")).send();
+    let rest = vec![
+        ("state", get("/api/v1/monitoring/alerts?state=firing,sleeping").await),
+        ("severity", get("/api/v1/monitoring/alerts?severity=apocalyptic").await),
+        ("status", get("/api/v1/deliveries?status=lost").await),
+        ("status", get("/api/v1/results/latest?status=sideways").await),
+        (
+            "resolution",
+            get("/api/v1/targets/gateway-healthz/history?resolution=fortnight").await,
+        ),
+        ("metric", get("/api/v1/monitoring/performance?metric=vibes").await),
+        (
+            "type",
+            c.post(format!("{base}/api/v1/targets"))
+                .json(&json!({"id": "enum-case", "type": "carrier-pigeon", "address": "127.0.0.1:1"}))
+                .send()
+                .await,
+        ),
+        (
+            "record_type",
+            c.post(format!("{base}/api/v1/targets"))
+                .json(&json!({"id": "enum-case", "type": "dns", "name_to_resolve": "x", "record_type": "SRVX"}))
+                .send()
+                .await,
+        ),
+        (
+            "severity",
+            c.post(format!("{base}/api/v1/monitoring/alerts/rules"))
+                .json(&json!({"id": "enum-case", "expr": "cpu_usage > 90", "severity": "apocalyptic"}))
+                .send()
+                .await,
+        ),
+    ];
+    for (field, resp) in rest {
+        let resp = resp.unwrap();
+        let url = resp.url().to_string();
+        assert_eq!(resp.status(), 400, "{field} at {url}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_argument", "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(field),
+            "REST does not name `{field}` at {url}: {message}"
+        );
+    }
 }

@@ -310,6 +310,27 @@ async fn rest_contract_instance_tokens_revocation_and_manual_failover() {
         assert_eq!(r.status(), 400, "{uptime}");
         assert!(r.text().await.unwrap().contains("uptime_seconds"), "{uptime}");
     }
+    // The same door over gRPC: an InstanceHealth this version does not know
+    // is INVALID_ARGUMENT naming `status`, not stored as UNSPECIFIED.
+    let mut grpc = pb::sync_service_client::SyncServiceClient::connect(p.sync_url())
+        .await
+        .unwrap();
+    for status in [99, -1] {
+        let mut req = tonic::Request::new(pb::HeartbeatRequest {
+            instance_id: "zz-1".into(),
+            status,
+            ..Default::default()
+        });
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let refused = grpc.heartbeat(req).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{status}: {refused:?}");
+        assert!(
+            refused.message().contains("`status`"),
+            "{status}: {}",
+            refused.message()
+        );
+    }
 
     // Config: sent, then not resent while the hash holds.
     let v: serde_json::Value = c

@@ -18,13 +18,14 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 fn secs_to_duration(secs: f64, shown: &str) -> Result<Duration, String> {
-    if secs.is_finite() && secs >= 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(format!(
-            "`{shown}` is not a duration: use a non-negative duration such as `30s`, `5m`, `1h30m` or `250ms`"
-        ))
-    }
+    // `try_from`: a number of seconds no duration can hold (`1e300`) is an
+    // error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        format!(
+            "`{}` is not a duration: use a non-negative duration such as `30s`, `5m`, `1h30m` or `250ms`",
+            crate::types::quote(shown)
+        )
+    })
 }
 
 /// Renders a duration the way [`parse`] reads it.
@@ -95,5 +96,8 @@ mod tests {
         assert!(parse("-5").is_err());
         assert!(parse("soon").is_err());
         assert!(parse("NaN").is_err());
+        // Once a panic inside `Duration::from_secs_f64`.
+        assert!(parse("1e300").unwrap_err().contains("is not a duration"));
+        assert!(parse("inf").is_err());
     }
 }

@@ -192,6 +192,26 @@ impl Provider for EnvVar {
     }
 }
 
+/// `text` cut in the middle when it is long: serde's messages quote the
+/// whole offending value (`invalid type: found string "…300 KB…", expected
+/// a boolean`), and an error must quote only a little of the input while
+/// keeping what was expected, at the end.
+fn bounded(text: &str) -> String {
+    const KEEP: usize = 150;
+    if text.len() <= 3 * KEEP {
+        return text.to_owned();
+    }
+    let mut head = KEEP;
+    while !text.is_char_boundary(head) {
+        head -= 1;
+    }
+    let mut tail = text.len() - KEEP;
+    while !text.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{}… ({} bytes) …{}", &text[..head], text.len(), &text[tail..])
+}
+
 /// Each figment error as `key: problem (from source)`.
 fn describe(err: figment::Error) -> Vec<String> {
     err.into_iter()
@@ -212,7 +232,7 @@ fn describe(err: figment::Error) -> Vec<String> {
             if kind.starts_with(&format!("`{key}")) {
                 format!("  {}{source}", kind.replace("; `", &format!("{source}\n  `")))
             } else {
-                format!("  `{key}`: {kind}{source}")
+                format!("  `{key}`: {}{source}", bounded(&kind))
             }
         })
         .collect()

@@ -10,6 +10,7 @@ pub const ROUTER_UP: &str = "pantau_collector_router_up";
 pub const POLL_DURATION: &str = "pantau_collector_router_poll_duration_seconds";
 pub const POLLS_TOTAL: &str = "pantau_collector_router_polls_total";
 pub const COUNTER_RESETS: &str = "pantau_collector_interface_counter_resets_total";
+pub const SNMP_BAD_VALUES: &str = "pantau_collector_snmp_bad_values_total";
 
 pub const RESULT_OK: &str = "ok";
 pub const RESULT_ERROR: &str = "error";
@@ -46,6 +47,11 @@ pub fn describe() {
         POLLS_TOTAL,
         Unit::Count,
         "Router polls, by result (ok, error, circuit_open)"
+    );
+    describe_counter!(
+        SNMP_BAD_VALUES,
+        Unit::Count,
+        "SNMP values of another type than their MIB says (or out of range, or missing from a row), by router and object (oid_name); never reinterpreted"
     );
     describe_counter!(
         COUNTER_RESETS,

@@ -13,7 +13,10 @@
 //!
 //! Layout:
 //! - [`driver`]: the driver a router is polled with → a [`reading::Reading`].
-//! - [`snmp`]: one SNMP poll.
+//! - [`snmp`]: one SNMP poll; [`mib`]: what its objects mean, strictly
+//!   typed (a wrong type is a [`reading::BadValue`]: counted in
+//!   `pantau_collector_snmp_bad_values_total{router,oid_name}`, logged once
+//!   per router and object, never reinterpreted).
 //! - [`routeros`]: one RouterOS poll over the API ([`routeros::api`], with
 //!   its word codec [`routeros::word`]) or REST ([`routeros::rest`]).
 //! - [`counters`]: wrap vs reset vs gap, reboot vs the 497-day uptime wrap.
@@ -23,6 +26,7 @@
 pub mod counters;
 pub mod driver;
 pub mod metrics;
+pub mod mib;
 pub mod reading;
 pub mod routeros;
 pub mod snmp;
@@ -75,12 +79,20 @@ pub struct RouterPoller {
     breaker: Breaker,
     session: Option<Driver>,
     bus: Arc<dyn Bus>,
+    /// The MIB objects whose bad values were logged already (once each).
+    logged_bad: std::collections::HashSet<&'static str>,
 }
 
 impl RouterPoller {
     /// A poller for `r`, with the collector's defaults and breaker settings.
     pub fn new(r: &RouterConfig, col: &CollectorConfig, bus: Arc<dyn Bus>) -> Self {
         let interval = r.interval.unwrap_or(col.interval);
+        if r.driver == pantau_config::RouterDriver::Snmp {
+            // From the first scrape: 0 for every object Pantau reads.
+            for object in mib::OBJECT_NAMES {
+                ::metrics::counter!(m::SNMP_BAD_VALUES, "router" => r.id.clone(), "oid_name" => *object).increment(0);
+            }
+        }
         Self {
             cfg: r.clone(),
             interval,
@@ -92,6 +104,7 @@ impl RouterPoller {
             breaker: Breaker::new(col.circuit_breaker.clone()),
             session: None,
             bus,
+            logged_bad: std::collections::HashSet::new(),
         }
     }
 
@@ -123,8 +136,9 @@ impl RouterPoller {
         let polled = tokio::time::timeout(self.interval, self.poll()).await;
         ::metrics::histogram!(m::POLL_DURATION, "router" => id.clone()).record(started.elapsed().as_secs_f64());
         let observed = match polled {
-            Ok(Ok(reading)) => {
+            Ok(Ok(mut reading)) => {
                 ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_OK).increment(1);
+                self.bad_values(std::mem::take(&mut reading.bad_values));
                 self.tracker.observe(reading)
             }
             Ok(Err(e)) => self.failed(&e.to_string()),
@@ -140,6 +154,32 @@ impl RouterPoller {
         let next = sooner.filter(|d| *d < self.interval).unwrap_or(self.interval);
         ::metrics::gauge!(crate::metrics::BREAKER_STATE, "target" => id).set(breaker::gauge(self.breaker.state()));
         (observed, next)
+    }
+
+    /// Counts a poll's bad values by object, and logs each object's first
+    /// one (once per router and object, whatever the number of polls).
+    fn bad_values(&mut self, bad: Vec<reading::BadValue>) {
+        if bad.is_empty() {
+            return;
+        }
+        let mut by_object: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+        for b in bad {
+            *by_object.entry(b.object).or_default() += 1;
+            if self.logged_bad.insert(b.object) {
+                tracing::warn!(
+                    router = %self.cfg.id,
+                    object = b.object,
+                    oid = %b.oid,
+                    want = %b.want,
+                    got = %b.got,
+                    counted_in = m::SNMP_BAD_VALUES,
+                    "snmp value of the wrong type left out, not reinterpreted (logged once per router and object)"
+                );
+            }
+        }
+        for (object, n) in by_object {
+            ::metrics::counter!(m::SNMP_BAD_VALUES, "router" => self.cfg.id.clone(), "oid_name" => object).increment(n);
+        }
     }
 
     fn failed(&mut self, why: &str) -> Observed {

@@ -6,6 +6,7 @@ pub const IN_BPS: &str = "pantau_collector_interface_in_bits_per_second";
 pub const OUT_BPS: &str = "pantau_collector_interface_out_bits_per_second";
 pub const IF_OPER_UP: &str = "pantau_collector_interface_up";
 pub const IF_ADMIN_UP: &str = "pantau_collector_interface_admin_up";
+pub const IF_WENT_DOWN: &str = "pantau_collector_interface_went_down";
 pub const ROUTER_UP: &str = "pantau_collector_router_up";
 pub const POLL_DURATION: &str = "pantau_collector_router_poll_duration_seconds";
 pub const POLLS_TOTAL: &str = "pantau_collector_router_polls_total";
@@ -33,6 +34,10 @@ pub fn describe() {
     describe_gauge!(
         IF_ADMIN_UP,
         "1 when the router interface is administratively up (enabled), 0 when an operator disabled it"
+    );
+    describe_gauge!(
+        IF_WENT_DOWN,
+        "1 when the router interface went down while administratively up, after a poll saw it up, and is still down (what PantauInterfaceDown reads); 0 otherwise"
     );
     describe_gauge!(
         ROUTER_UP,

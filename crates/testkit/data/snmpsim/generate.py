@@ -133,7 +133,7 @@ def isp_addresses():
     add("1.3.6.1.2.1.1.1.0", 4, "RouterOS CCR2004-1G-12S+2XS")
     add("1.3.6.1.2.1.1.3.0", 67, "777777")
     add("1.3.6.1.2.1.1.5.0", 4, "isp-edge")
-    for idx, name, alias in [(1, "ether1", "port 1"), (2, "ether2", "office"), (3, "ether3", "port 3")]:
+    for idx, name, alias in [(1, "ether1", "port 1"), (2, "ether2", "wuxianwangluo office"), (3, "ether3", "port 3")]:
         iface_rows(add, idx, name, 6, 1000000000, 1, 1, 1000 * idx, 1000 * idx)
         add("1.3.6.1.2.1.31.1.1.1.1.%d" % idx, 4, name)
         add("1.3.6.1.2.1.31.1.1.1.18.%d" % idx, 4, alias)

@@ -119,8 +119,8 @@ const IF_IN_OCTETS_1: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 10, 1];
 const IF_OUT_OCTETS_1: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 16, 1];
 const IF_OPER_STATUS_2: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1, 8, 2];
 
-fn secs(t: &Option<prost_types::Timestamp>) -> f64 {
-    let t = t.as_ref().unwrap();
+fn secs(t: Option<&prost_types::Timestamp>) -> f64 {
+    let t = t.unwrap();
     t.seconds as f64 + f64::from(t.nanos) / 1e9
 }
 
@@ -225,7 +225,7 @@ async fn traffic_across_a_wrap_and_interface_down_only_on_a_change() {
         [("eth0", false), ("eth1", true), ("eth2", false), ("eth3", false)]
     );
     // The interval is the time between the two readings.
-    let between = secs(&eth0.sampled_at) - secs(&first_at);
+    let between = secs(eth0.sampled_at.as_ref()) - secs(first_at.as_ref());
     assert!((interval - between).abs() < 1e-5, "{interval} vs {between}");
     drain(&mut stream).await;
 

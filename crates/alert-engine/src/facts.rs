@@ -4,8 +4,8 @@
 //! |---|---|
 //! | `CheckResult` | `check_up{target,location,kind}` 1/0, `check_duration_ms{…}` (plus the result's labels) |
 //! | `MetricSample` | its name and labels (`source` added when set) |
-//! | `InterfaceSample` | `interface_up{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
-//! | `RouterEvent` interface_up/down | `interface_up{router,interface}` 1/0 |
+//! | `InterfaceSample` | `interface_up{router,interface,admin}` 1/0, `interface_went_down{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
+//! | `RouterEvent` interface_up/down | `interface_up{router,interface,admin}` 1/0; `interface_went_down` 1 (down, attribute `went_down=true`) / 0 (up) |
 //! | `RouterEvent` reboot / counter_reset / wan_detected | `router_reboot{router}`, `counter_reset{router,interface}`, `wan_detected{router,interface}` = 1; interface facts of the WAN set learnt from `wan_detected` also get `role="wan"` |
 //! | `ConsensusResult` (`pantau.consensus.<target>`) | `consensus_up{target}` 1 / 0.5 (partial) / 0 (down by quorum), `consensus_locations_down{target}` |
 //! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
@@ -108,8 +108,13 @@ pub fn from_iface(s: &InterfaceSample, now: SystemTime) -> Vec<Fact> {
     // `interface-down` rule watches only enabled ones.
     let mut up = l.clone();
     up.insert("admin".to_owned(), admin_label(s.admin_up).to_owned());
+    // Down after a poll saw it up while enabled, and still down: what the
+    // default `interface-down` rule reads (the collector keeps it across its
+    // restarts, so "always down" never looks like a change).
+    let went_down = if s.went_down { 1.0 } else { 0.0 };
     vec![
         fact("interface_up", up, Value::Num(if s.oper_up { 1.0 } else { 0.0 }), at),
+        fact("interface_went_down", l.clone(), Value::Num(went_down), at),
         fact("interface_in_bps", l.clone(), Value::Num(s.in_bits_per_second), at),
         fact("interface_out_bps", l, Value::Num(s.out_bits_per_second), at),
     ]
@@ -212,8 +217,17 @@ pub fn from_event(e: &RouterEvent, now: SystemTime) -> Vec<Fact> {
     };
     let mut out = Vec::new();
     match e.kind() {
-        EventKind::InterfaceUp => out.push(fact("interface_up", with_admin(), Value::Num(1.0), at)),
-        EventKind::InterfaceDown => out.push(fact("interface_up", with_admin(), Value::Num(0.0), at)),
+        EventKind::InterfaceUp => {
+            out.push(fact("interface_up", with_admin(), Value::Num(1.0), at));
+            out.push(fact("interface_went_down", router_iface.clone(), Value::Num(0.0), at));
+        }
+        EventKind::InterfaceDown => {
+            out.push(fact("interface_up", with_admin(), Value::Num(0.0), at));
+            if let Ok(went_down) = attr("went_down").parse::<bool>() {
+                let v = if went_down { 1.0 } else { 0.0 };
+                out.push(fact("interface_went_down", router_iface.clone(), Value::Num(v), at));
+            }
+        }
         EventKind::Reboot => out.push(fact(
             "router_reboot",
             labels([("router", e.source.as_str())]),
@@ -304,12 +318,29 @@ mod tests {
         let f = from_iface(&disabled, now);
         assert_eq!(f[0].name, "interface_up");
         assert_eq!(f[0].labels["admin"], "down");
-        // The default rule reads enabled ports only.
+        assert_eq!(
+            (f[1].name.as_str(), &f[1].value),
+            ("interface_went_down", &Value::Num(0.0))
+        );
+        let went = InterfaceSample {
+            router_id: "sw1".into(),
+            if_name: "ge-0/0/1".into(),
+            admin_up: true,
+            went_down: true,
+            ..Default::default()
+        };
+        let f = from_iface(&went, now);
+        assert_eq!(
+            (f[1].name.as_str(), &f[1].value),
+            ("interface_went_down", &Value::Num(1.0))
+        );
+        assert_eq!(f[1].labels.keys().collect::<Vec<_>>(), ["interface", "router"]);
+        // The default rule reads the change, not the state.
         let rule = crate::rule::defaults()
             .into_iter()
             .find(|r| r.id == "interface-down")
             .unwrap();
-        assert!(rule.expr.contains(r#"admin="up""#), "{}", rule.expr);
+        assert_eq!(rule.expr, "interface_went_down == 1");
     }
 
     #[test]
@@ -326,7 +357,7 @@ mod tests {
             ..Default::default()
         };
         let f = from_event(&down, now);
-        assert_eq!(f.len(), 1);
+        assert_eq!(f.len(), 1, "no went_down attribute, no went_down fact");
         assert_eq!((f[0].name.as_str(), &f[0].value), ("interface_up", &Value::Num(0.0)));
         assert_eq!(f[0].labels["interface"], "ether1");
         assert_eq!(f[0].labels["admin"], "up", "the same series as the samples'");

@@ -285,7 +285,7 @@ pub fn defaults() -> Vec<AlertRuleConfig> {
         rule(
             "interface-down",
             "Interface down",
-            r#"interface_up{admin="up"} == 0"#,
+            "interface_went_down == 1",
             Warning,
             "interface {{ $labels.interface }} of {{ $labels.router }} is down",
         ),

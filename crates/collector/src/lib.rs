@@ -83,7 +83,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
         .register("collector.progress", Arc::new(health::Stall(Arc::clone(&collector))));
     collector.start(&ctx);
     host::start(&ctx);
-    routers::start(&ctx);
+    routers::start(&ctx, Some(&store));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
     let served = grpc::serve(Arc::clone(&collector), grpc, ctx.shutdown.clone()).await;

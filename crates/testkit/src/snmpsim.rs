@@ -1,7 +1,8 @@
 //! [`SnmpSim`]: `snmpsim-command-responder` (PyPI `snmpsim`) on a free UDP
 //! loopback port, serving recorded device data: the `.snmprec` files of
 //! `crates/testkit/data/snmpsim` (a MikroTik-like RB5009, see
-//! [`MIKROTIK_COMMUNITY`]). The community is the recording's file name.
+//! [`MIKROTIK_COMMUNITY`], and the recordings named by the other
+//! `*_COMMUNITY` constants). The community is the recording's file name.
 //!
 //! snmpsim is found in `.venv-snmpsim` at the workspace root (`make
 //! deps-snmpsim` makes it with Debian's python3), else on PATH. As root it
@@ -25,6 +26,22 @@ use crate::{TestkitError, binary};
 pub const MIKROTIK_COMMUNITY: &str = "mikrotik-rb5009";
 /// The same device with only ipCidrRouteTable (no inetCidrRouteTable).
 pub const MIKROTIK_IPCIDR_COMMUNITY: &str = "mikrotik-ipcidr";
+/// An old switch-router (Brocade ICX): 32-bit counters only, the default
+/// route only in RFC 1213 `ipRouteTable` (the 0.0.0.0 row, rows after it);
+/// eth0's `ifInOctets`/`ifOutOctets` (at 2^32 − 1000 and 100) and eth1's
+/// `ifOperStatus` (up) are writable (snmpsim's writecache: SET them between
+/// polls); eth2 is enabled and never up, eth3 disabled.
+pub const BROCADE_IPROUTE_COMMUNITY: &str = "brocade-iproute";
+/// An agent sending wrong types: `ifOperStatus.1` as the text "up",
+/// `ifHCInOctets.2` as a text, and an ifXTable row (ifIndex 9) with no
+/// ifTable row.
+pub const BAD_TYPES_COMMUNITY: &str = "bad-types";
+/// Interface addresses in both MIB generations: ether1 203.0.113.7/29
+/// (`ipAddrTable` and `ipAddressTable`) and 2001:db8:42::7/48, ether2
+/// 192.168.88.1/24 (`ipAddrTable` only), ether3 2001:db8:77::2/64
+/// (`ipAddressTable` only); default routes 0.0.0.0/0 via ether1 and ::/0
+/// via ether3 (`inetCidrRouteTable`).
+pub const ISP_ADDRESSES_COMMUNITY: &str = "isp-addresses";
 
 /// How long snmpsim gets to index the data and answer its first GET.
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -183,8 +200,16 @@ mod tests {
 
     #[test]
     fn recordings_are_sorted_and_well_formed() {
-        for name in ["mikrotik-rb5009.snmprec", "mikrotik-ipcidr.snmprec"] {
-            let text = std::fs::read_to_string(snmpsim_data_dir().join(name)).unwrap();
+        for name in [
+            MIKROTIK_COMMUNITY,
+            MIKROTIK_IPCIDR_COMMUNITY,
+            BROCADE_IPROUTE_COMMUNITY,
+            BAD_TYPES_COMMUNITY,
+            ISP_ADDRESSES_COMMUNITY,
+        ]
+        .map(|c| format!("{c}.snmprec"))
+        {
+            let text = std::fs::read_to_string(snmpsim_data_dir().join(&name)).unwrap();
             let oids: Vec<Vec<u32>> = text
                 .lines()
                 .map(|l| {
@@ -217,5 +242,8 @@ mod tests {
         let sim = SnmpSim::start().await.unwrap_or_else(|e| panic!("{e}"));
         assert!(crate::snmpd::answers_as(sim.addr(), MIKROTIK_COMMUNITY).await);
         assert!(crate::snmpd::answers_as(sim.addr(), MIKROTIK_IPCIDR_COMMUNITY).await);
+        for c in [BROCADE_IPROUTE_COMMUNITY, BAD_TYPES_COMMUNITY, ISP_ADDRESSES_COMMUNITY] {
+            assert!(crate::snmpd::answers_as(sim.addr(), c).await, "{c}");
+        }
     }
 }

@@ -305,7 +305,8 @@ async fn a_restart_resolves_nothing_and_keeps_acknowledgements() {
 
 /// The shipped `router-api-down` rule fires from what the collector
 /// publishes (`router_api_up` after every poll) and resolves when the router
-/// answers again; `interface-down` ignores a port an operator disabled.
+/// answers again; `interface-down` fires for a port that went down, not for
+/// one an operator disabled or one that was always down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_router_rules_fire_from_what_pantau_publishes() {
     use pantau_alert_engine::facts::{from_iface, from_metric};
@@ -343,16 +344,24 @@ async fn shipped_router_rules_fire_from_what_pantau_publishes() {
         "{back:?}"
     );
 
-    let port = |admin_up: bool| InterfaceSample {
+    // ge-1 went down while enabled; ge-2 is disabled; ge-3 is enabled and
+    // was always down (never seen up): only ge-1 is a change.
+    let port = |name: &str, admin_up: bool, went_down: bool| InterfaceSample {
         router_id: "sw1".into(),
-        if_name: if admin_up { "ge-1".into() } else { "ge-2".into() },
+        if_name: name.into(),
         oper_up: false,
         admin_up,
+        went_down,
         ..Default::default()
     };
     let changes = engine
         .ingest(
-            [from_iface(&port(true), t(130)), from_iface(&port(false), t(130))].concat(),
+            [
+                from_iface(&port("ge-1", true, true), t(130)),
+                from_iface(&port("ge-2", false, false), t(130)),
+                from_iface(&port("ge-3", true, false), t(130)),
+            ]
+            .concat(),
             t(130),
         )
         .await
@@ -362,6 +371,10 @@ async fn shipped_router_rules_fire_from_what_pantau_publishes() {
         .filter(|c| c.alert.rule_id == "interface-down")
         .map(|c| c.alert.labels["interface"].as_str())
         .collect();
-    assert_eq!(ifaces, ["ge-1"], "the disabled ge-2 raises nothing");
+    assert_eq!(
+        ifaces,
+        ["ge-1"],
+        "the disabled ge-2 and the always-down ge-3 raise nothing"
+    );
     db.close().await;
 }

@@ -6,10 +6,12 @@ pub const IN_BPS: &str = "pantau_collector_interface_in_bits_per_second";
 pub const OUT_BPS: &str = "pantau_collector_interface_out_bits_per_second";
 pub const IF_OPER_UP: &str = "pantau_collector_interface_up";
 pub const IF_ADMIN_UP: &str = "pantau_collector_interface_admin_up";
+pub const IF_WENT_DOWN: &str = "pantau_collector_interface_went_down";
 pub const ROUTER_UP: &str = "pantau_collector_router_up";
 pub const POLL_DURATION: &str = "pantau_collector_router_poll_duration_seconds";
 pub const POLLS_TOTAL: &str = "pantau_collector_router_polls_total";
 pub const COUNTER_RESETS: &str = "pantau_collector_interface_counter_resets_total";
+pub const SNMP_BAD_VALUES: &str = "pantau_collector_snmp_bad_values_total";
 
 pub const RESULT_OK: &str = "ok";
 pub const RESULT_ERROR: &str = "error";
@@ -34,6 +36,10 @@ pub fn describe() {
         "1 when the router interface is administratively up (enabled), 0 when an operator disabled it"
     );
     describe_gauge!(
+        IF_WENT_DOWN,
+        "1 when the router interface went down while administratively up, after a poll saw it up, and is still down (what PantauInterfaceDown reads); 0 otherwise"
+    );
+    describe_gauge!(
         ROUTER_UP,
         "1 when the router answered its last poll (SNMP, RouterOS API or REST), 0 when not"
     );
@@ -46,6 +52,11 @@ pub fn describe() {
         POLLS_TOTAL,
         Unit::Count,
         "Router polls, by result (ok, error, circuit_open)"
+    );
+    describe_counter!(
+        SNMP_BAD_VALUES,
+        Unit::Count,
+        "SNMP values of another type than their MIB says (or out of range, or missing from a row), by router and object (oid_name); never reinterpreted"
     );
     describe_counter!(
         COUNTER_RESETS,

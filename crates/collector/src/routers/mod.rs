@@ -9,24 +9,31 @@
 //! ifIndexes, interfaces; for the WAN detector) and the events the change
 //! since the previous poll implies (`pantau.event.{reboot,counter_reset,
 //! interface_up,interface_down}.<router_id>`; `target_down` / `target_up`
-//! with `kind: router` when it stops or starts answering).
+//! with `kind: router` when it stops or starts answering), and one `traffic`
+//! event per interface with valid rates (`pantau.event.traffic.<router_id>`).
 //!
 //! Layout:
 //! - [`driver`]: the driver a router is polled with → a [`reading::Reading`].
-//! - [`snmp`]: one SNMP poll.
+//! - [`snmp`]: one SNMP poll; [`mib`]: what its objects mean, strictly
+//!   typed (a wrong type is a [`reading::BadValue`]: counted in
+//!   `pantau_collector_snmp_bad_values_total{router,oid_name}`, logged once
+//!   per router and object, never reinterpreted).
 //! - [`routeros`]: one RouterOS poll over the API ([`routeros::api`], with
 //!   its word codec [`routeros::word`]) or REST ([`routeros::rest`]).
 //! - [`counters`]: wrap vs reset vs gap, reboot vs the 497-day uptime wrap.
 //! - [`track`]: consecutive readings → samples, info and events; publishing.
+//! - [`went_down`]: the interfaces that went down while enabled, persisted.
 //! - [`metrics`]: metric names.
 
 pub mod counters;
 pub mod driver;
 pub mod metrics;
+pub mod mib;
 pub mod reading;
 pub mod routeros;
 pub mod snmp;
 pub mod track;
+pub mod went_down;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -34,6 +41,7 @@ use std::time::{Duration, SystemTime};
 use pantau_config::{CollectorConfig, RouterConfig};
 use pantau_core::bus::Bus;
 use pantau_core::service::Context;
+use pantau_core::store::Store;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -42,23 +50,28 @@ use driver::{Driver, PollError};
 use metrics as m;
 use track::{Observed, Tracker};
 
-/// Starts one supervised polling task per configured router on `ctx.tasks`.
-pub fn start(ctx: &Context) {
+/// Starts one supervised polling task per configured router on `ctx.tasks`;
+/// with `store`, the interfaces that went down are kept across restarts.
+pub fn start(ctx: &Context, store: Option<&Store>) {
     let routers = &ctx.config.collector.routers;
     if routers.is_empty() {
         return;
     }
     m::describe();
     for r in routers {
-        let (r, config, bus, stop) = (
+        let (r, config, bus, stop, store) = (
             r.clone(),
             Arc::clone(&ctx.config),
             Arc::clone(&ctx.bus),
             ctx.shutdown.clone(),
+            store.cloned(),
         );
         // Started again (with a new session) if it panics.
         ctx.spawn_supervised("router-poller", move || {
             let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus));
+            if let Some(store) = &store {
+                poller = poller.with_store(store.clone());
+            }
             let stop = stop.clone();
             async move { poller.run(stop).await }
         });
@@ -75,12 +88,24 @@ pub struct RouterPoller {
     breaker: Breaker,
     session: Option<Driver>,
     bus: Arc<dyn Bus>,
+    /// The MIB objects whose bad values were logged already (once each).
+    logged_bad: std::collections::HashSet<&'static str>,
+    /// Where the interfaces that went down are kept, and whether they were
+    /// loaded from it yet.
+    store: Option<Store>,
+    loaded: bool,
 }
 
 impl RouterPoller {
     /// A poller for `r`, with the collector's defaults and breaker settings.
     pub fn new(r: &RouterConfig, col: &CollectorConfig, bus: Arc<dyn Bus>) -> Self {
         let interval = r.interval.unwrap_or(col.interval);
+        if r.driver == pantau_config::RouterDriver::Snmp {
+            // From the first scrape: 0 for every object Pantau reads.
+            for object in mib::OBJECT_NAMES {
+                ::metrics::counter!(m::SNMP_BAD_VALUES, "router" => r.id.clone(), "oid_name" => *object).increment(0);
+            }
+        }
         Self {
             cfg: r.clone(),
             interval,
@@ -92,6 +117,32 @@ impl RouterPoller {
             breaker: Breaker::new(col.circuit_breaker.clone()),
             session: None,
             bus,
+            logged_bad: std::collections::HashSet::new(),
+            store: None,
+            loaded: false,
+        }
+    }
+
+    /// Keeps the interfaces that went down in `store` (loaded before the
+    /// first poll), so a restart does not forget them.
+    #[must_use]
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Loads the persisted interfaces that went down (once; retried on the
+    /// next poll if the store fails).
+    async fn load_went_down(&mut self) {
+        let (Some(store), false) = (&self.store, self.loaded) else {
+            return;
+        };
+        match went_down::load(store, &self.cfg.id).await {
+            Ok(map) => {
+                self.tracker.restore_went_down(map);
+                self.loaded = true;
+            }
+            Err(e) => tracing::warn!(router = %self.cfg.id, error = %e, "cannot load the interfaces that went down"),
         }
     }
 
@@ -118,13 +169,16 @@ impl RouterPoller {
                 wait.clamp(Duration::from_millis(100), self.interval),
             );
         }
+        self.load_went_down().await;
+        let before = self.tracker.went_down().clone();
         let started = Instant::now();
         // A whole poll never takes longer than the interval.
         let polled = tokio::time::timeout(self.interval, self.poll()).await;
         ::metrics::histogram!(m::POLL_DURATION, "router" => id.clone()).record(started.elapsed().as_secs_f64());
         let observed = match polled {
-            Ok(Ok(reading)) => {
+            Ok(Ok(mut reading)) => {
                 ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_OK).increment(1);
+                self.bad_values(std::mem::take(&mut reading.bad_values));
                 self.tracker.observe(reading)
             }
             Ok(Err(e)) => self.failed(&e.to_string()),
@@ -133,6 +187,12 @@ impl RouterPoller {
                 pantau_config::duration::format(self.interval)
             )),
         };
+        if let (Some(store), true) = (&self.store, self.loaded)
+            && let Err(e) = went_down::save(store, &id, &before, self.tracker.went_down()).await
+        {
+            // Kept in memory all the same; only a restart would forget it.
+            tracing::warn!(router = %id, error = %e, "cannot store the interfaces that went down");
+        }
         let sooner = self.breaker.record(observed.up, Instant::now());
         export(&id, &observed);
         track::publish(self.bus.as_ref(), &id, &observed).await;
@@ -140,6 +200,32 @@ impl RouterPoller {
         let next = sooner.filter(|d| *d < self.interval).unwrap_or(self.interval);
         ::metrics::gauge!(crate::metrics::BREAKER_STATE, "target" => id).set(breaker::gauge(self.breaker.state()));
         (observed, next)
+    }
+
+    /// Counts a poll's bad values by object, and logs each object's first
+    /// one (once per router and object, whatever the number of polls).
+    fn bad_values(&mut self, bad: Vec<reading::BadValue>) {
+        if bad.is_empty() {
+            return;
+        }
+        let mut by_object: std::collections::BTreeMap<&'static str, u64> = std::collections::BTreeMap::new();
+        for b in bad {
+            *by_object.entry(b.object).or_default() += 1;
+            if self.logged_bad.insert(b.object) {
+                tracing::warn!(
+                    router = %self.cfg.id,
+                    object = b.object,
+                    oid = %b.oid,
+                    want = %b.want,
+                    got = %b.got,
+                    counted_in = m::SNMP_BAD_VALUES,
+                    "snmp value of the wrong type left out, not reinterpreted (logged once per router and object)"
+                );
+            }
+        }
+        for (object, n) in by_object {
+            ::metrics::counter!(m::SNMP_BAD_VALUES, "router" => self.cfg.id.clone(), "oid_name" => object).increment(n);
+        }
     }
 
     fn failed(&mut self, why: &str) -> Observed {
@@ -191,6 +277,7 @@ fn export(router: &str, o: &Observed) {
         let labels = [("router", router.to_owned()), ("interface", s.if_name.clone())];
         ::metrics::gauge!(m::IF_OPER_UP, &labels).set(if s.oper_up { 1.0 } else { 0.0 });
         ::metrics::gauge!(m::IF_ADMIN_UP, &labels).set(if s.admin_up { 1.0 } else { 0.0 });
+        ::metrics::gauge!(m::IF_WENT_DOWN, &labels).set(if s.went_down { 1.0 } else { 0.0 });
         if s.rates_valid {
             ::metrics::gauge!(m::IN_BPS, &labels).set(s.in_bits_per_second);
             ::metrics::gauge!(m::OUT_BPS, &labels).set(s.out_bits_per_second);

@@ -51,4 +51,21 @@ pub struct Reading {
     pub default_route_if_indexes: Vec<u32>,
     /// Which table the default routes came from; empty when none had one.
     pub route_table: &'static str,
+    /// Values the agent sent with another type than their MIB says (SNMP
+    /// only): left out of the reading, counted and logged by the poller.
+    pub bad_values: Vec<BadValue>,
+}
+
+/// A value of the wrong type or out of range, or a row missing a value it
+/// cannot do without; never reinterpreted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValue {
+    /// The MIB object: `ifOperStatus`, `ifHCInOctets`, …
+    pub object: &'static str,
+    /// The instance's OID.
+    pub oid: String,
+    /// What the MIB says it is: `INTEGER 1..7`, `Counter64`, …
+    pub want: String,
+    /// What the agent sent, with at most 100 bytes of its content.
+    pub got: String,
 }

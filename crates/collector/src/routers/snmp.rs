@@ -1,39 +1,21 @@
 //! One SNMP poll of one router (async-snmp, v2c or v3 USM): the system
 //! group, `hrSystemUptime` and `snmpEngineTime`, IF-MIB `ifTable` and
-//! `ifXTable` walked with GETBULK, and the default route's ifIndex from
+//! `ifXTable` walked with GETBULK, the interfaces' addresses from
+//! `ipAddrTable` and `ipAddressTable`, and the default route's ifIndex from
 //! IP-FORWARD-MIB `inetCidrRouteTable`, falling back to `ipCidrRouteTable`,
 //! then RFC 1213 `ipRouteTable`. OIDs are numeric: agents and hosts need no
-//! MIB files.
+//! MIB files. What the values mean, and the one type each may have, is
+//! [`super::mib`].
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use async_snmp::{Auth, AuthProtocol, Client, Oid, PrivProtocol, Retry, UsmConfig, Value, VarBind};
+use async_snmp::{Auth, AuthProtocol, Client, Oid, PrivProtocol, Retry, UsmConfig, VarBind};
 use pantau_config::{DEFAULT_RETRIES, RouterConfig, SnmpAuthProtocol, SnmpConfig, SnmpPrivProtocol, SnmpVersion};
 
-use super::counters::{Width, uptime_centis};
+use super::counters::uptime_centis;
+use super::mib::{self, Got, Strict, Want};
 pub use super::reading::{IfReading, Reading};
-
-const SYS_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
-const SYS_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
-const SYS_NAME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 5, 0];
-const HR_SYSTEM_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 25, 1, 1, 0];
-const SNMP_ENGINE_TIME: &[u32] = &[1, 3, 6, 1, 6, 3, 10, 2, 1, 3, 0];
-/// `ifEntry`: columns 2 descr, 3 type, 5 speed, 7 admin, 8 oper, 10 in
-/// octets, 11 in ucast, 13 in discards, 14 in errors, 16 out octets, 17 out
-/// ucast, 19 out discards, 20 out errors.
-const IF_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 2, 1];
-/// `ifXEntry`: 1 name, 6 HC in octets, 7 HC in ucast, 10 HC out octets,
-/// 11 HC out ucast, 15 high speed (Mbit/s), 18 alias, 19 counter
-/// discontinuity time.
-const IFX_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 31, 1, 1, 1];
-/// `inetCidrRouteIfIndex`.
-const INET_CIDR_ROUTE_IF_INDEX: &[u32] = &[1, 3, 6, 1, 2, 1, 4, 24, 7, 1, 7];
-/// `ipCidrRouteIfIndex`.
-const IP_CIDR_ROUTE_IF_INDEX: &[u32] = &[1, 3, 6, 1, 2, 1, 4, 24, 4, 1, 5];
-/// RFC 1213 `ipRouteIfIndex`.
-const IP_ROUTE_IF_INDEX: &[u32] = &[1, 3, 6, 1, 2, 1, 4, 21, 1, 2];
 
 /// GETBULK max-repetitions for table walks.
 const MAX_REPETITIONS: u32 = 50;
@@ -100,7 +82,15 @@ impl Session {
     /// Reads everything once.
     pub async fn poll(&self) -> Result<Reading, PollError> {
         let at = SystemTime::now();
-        let scalars = [SYS_DESCR, SYS_UPTIME, SYS_NAME, HR_SYSTEM_UPTIME, SNMP_ENGINE_TIME].map(Oid::from_slice);
+        let mut strict = Strict::default();
+        let scalars = [
+            mib::SYS_DESCR,
+            mib::SYS_UPTIME,
+            mib::SYS_NAME,
+            mib::HR_SYSTEM_UPTIME,
+            mib::SNMP_ENGINE_TIME,
+        ]
+        .map(Oid::from_slice);
         let got = self
             .client
             .get_many(&scalars)
@@ -109,26 +99,67 @@ impl Session {
                 what: "GET of the system group",
                 source,
             })?;
-        let find = |o: &Oid| got.varbinds.iter().find(|v| &v.oid == o).map(|v| &v.value);
-        let text = |o: &Oid| find(o).and_then(value_text).unwrap_or_default();
-        let ticks = |o: &Oid| find(o).and_then(Value::as_u32);
-        let sys_uptime = ticks(&scalars[1]).ok_or(PollError::NoUptime)?;
-        let engine_time = find(&scalars[4])
-            .and_then(Value::as_i32)
-            .and_then(|v| u32::try_from(v).ok());
-        let uptime = uptime_centis(Some(sys_uptime), ticks(&scalars[3]), engine_time).unwrap_or_default();
-        let if_table = self.walk(IF_ENTRY, "walk of ifTable").await?;
-        let ifx_table = self.walk(IFX_ENTRY, "walk of ifXTable").await?;
-        let (default_route_if_indexes, route_table) = self.default_routes().await?;
+        let mut scalar = |i: usize, object: &'static str, want: Want| {
+            let v = got.varbinds.iter().find(|v| v.oid == scalars[i])?;
+            strict.get(object, &v.oid, &v.value, want)
+        };
+        let text = |g: Option<Got<'_>>| match g {
+            Some(Got::Text(b)) => String::from_utf8_lossy(b).trim_end_matches('\0').to_owned(),
+            _ => String::new(),
+        };
+        let ticks = |g: Option<Got<'_>>| match g {
+            Some(Got::Unsigned(t)) => u32::try_from(t).ok(),
+            _ => None,
+        };
+        let sys_descr = text(scalar(0, "sysDescr", Want::OctetString));
+        let sys_uptime = ticks(scalar(1, "sysUpTime", Want::TimeTicks)).ok_or(PollError::NoUptime)?;
+        let sys_name = text(scalar(2, "sysName", Want::OctetString));
+        let hr_uptime = ticks(scalar(3, "hrSystemUptime", Want::TimeTicks));
+        let engine_time = match scalar(4, "snmpEngineTime", Want::NON_NEGATIVE) {
+            Some(Got::Int(t)) => u32::try_from(t).ok(),
+            _ => None,
+        };
+        let uptime = uptime_centis(Some(sys_uptime), hr_uptime, engine_time).unwrap_or_default();
+        let if_table = self.walk(mib::IF_ENTRY, "walk of ifTable").await?;
+        let ifx_table = self.walk(mib::IFX_ENTRY, "walk of ifXTable").await?;
+        let mut interfaces = mib::interfaces(&if_table, &ifx_table, &mut strict);
+        let mut addresses = self.addresses(&mut strict).await;
+        for (idx, i) in &mut interfaces {
+            if let Some(a) = addresses.remove(idx) {
+                i.addresses = a;
+            }
+        }
+        let (default_route_if_indexes, route_table) = self.default_routes(&mut strict).await?;
         Ok(Reading {
             at,
-            sys_name: text(&scalars[2]),
-            sys_descr: text(&scalars[0]),
+            sys_name,
+            sys_descr,
             uptime_centis: uptime,
-            interfaces: interfaces(&if_table, &ifx_table),
+            interfaces,
             default_route_if_indexes,
             route_table,
+            bad_values: strict.bad,
         })
+    }
+
+    /// The interfaces' addresses from both MIB generations. A table the
+    /// agent does not serve, or answers with an error, adds nothing.
+    async fn addresses(&self, strict: &mut Strict) -> std::collections::BTreeMap<u32, Vec<String>> {
+        let mut tables: [Vec<VarBind>; 4] = Default::default();
+        let oids = [
+            mib::IP_AD_ENT_IF_INDEX,
+            mib::IP_AD_ENT_NET_MASK,
+            mib::IP_ADDRESS_IF_INDEX,
+            mib::IP_ADDRESS_PREFIX,
+        ];
+        for (rows, base) in tables.iter_mut().zip(oids) {
+            match self.walk(base, "walk of the address tables").await {
+                Ok(r) => *rows = r,
+                Err(e) => tracing::debug!(error = %e, "address table unreadable"),
+            }
+        }
+        let [a, b, c, d] = &tables;
+        mib::addresses(a, b, c, d, strict)
     }
 
     async fn walk(&self, base: &[u32], what: &'static str) -> Result<Vec<VarBind>, PollError> {
@@ -160,65 +191,66 @@ impl Session {
 
     /// The ifIndexes of the default routes and the table they came from.
     ///
-    /// Only the default-route part of each table is walked (the subtree of
-    /// destination 0.0.0.0/0, and ::/0), so a router carrying a full
-    /// Internet table costs a few requests, not a million rows.
-    async fn default_routes(&self) -> Result<(Vec<u32>, &'static str), PollError> {
+    /// Only the default-route part of each table is read (the subtree of
+    /// destination 0.0.0.0/0, and ::/0, walked; in `ipRouteTable`, whose
+    /// index is the destination alone, the one row 0.0.0.0 asked for by a
+    /// GET, since a walk starting at a row skips the row itself), so a
+    /// router carrying a full Internet table costs a few requests, not a
+    /// million rows.
+    async fn default_routes(&self, strict: &mut Strict) -> Result<(Vec<u32>, &'static str), PollError> {
         let mut v6 = vec![2, 16];
         v6.extend([0; 16]);
         v6.push(0);
-        let tables: [(&[u32], &'static str, Vec<Vec<u32>>, fn(&[u32]) -> bool); 3] = [
+        let tables: [(&[u32], &'static str, Vec<Lookup>, fn(&[u32]) -> bool); 3] = [
             (
-                INET_CIDR_ROUTE_IF_INDEX,
-                "inetCidrRouteTable",
-                vec![vec![1, 4, 0, 0, 0, 0, 0], v6],
-                is_default_inet_cidr,
+                mib::INET_CIDR_ROUTE_IF_INDEX,
+                "inetCidrRouteIfIndex",
+                vec![Lookup::Walk(vec![1, 4, 0, 0, 0, 0, 0]), Lookup::Walk(v6)],
+                mib::is_default_inet_cidr,
             ),
             (
-                IP_CIDR_ROUTE_IF_INDEX,
-                "ipCidrRouteTable",
-                vec![vec![0; 8]],
-                is_default_ip_cidr,
+                mib::IP_CIDR_ROUTE_IF_INDEX,
+                "ipCidrRouteIfIndex",
+                vec![Lookup::Walk(vec![0; 8])],
+                mib::is_default_ip_cidr,
             ),
-            (IP_ROUTE_IF_INDEX, "ipRouteTable", vec![vec![0; 4]], is_default_ip_route),
+            (
+                mib::IP_ROUTE_IF_INDEX,
+                "ipRouteIfIndex",
+                vec![Lookup::Get(vec![0; 4])],
+                mib::is_default_ip_route,
+            ),
         ];
-        for (base, name, prefixes, is_default) in tables {
+        for (base, object, lookups, is_default) in tables {
             let mut idx = Vec::new();
-            for prefix in prefixes {
-                let subtree: Vec<u32> = base.iter().chain(&prefix).copied().collect();
-                // Agents differ in how well they serve these tables (net-snmp
-                // answers a v3 GETBULK of inetCidrRouteTable with genErr): a
-                // GETNEXT walk stands in, and a table that fails both is
-                // skipped like a missing one.
-                let bulk = if self.routes_by_getnext.load(Ordering::Relaxed) {
-                    None
-                } else {
-                    Some(self.walk_with(&subtree, MAX_REPETITIONS_ROUTES).await)
+            for lookup in lookups {
+                let rows = match lookup {
+                    Lookup::Walk(prefix) => {
+                        let subtree: Vec<u32> = base.iter().chain(&prefix).copied().collect();
+                        match self.walk_routes(&subtree, object).await {
+                            Some(rows) => rows,
+                            None => continue,
+                        }
+                    }
+                    Lookup::Get(instance) => {
+                        let oid: Vec<u32> = base.iter().chain(&instance).copied().collect();
+                        match self.client.get(&Oid::from_slice(&oid)).await {
+                            Ok(r) => r.varbinds,
+                            Err(e) => {
+                                tracing::debug!(table = object, error = %e, "routing table unreadable");
+                                continue;
+                            }
+                        }
+                    }
                 };
-                let rows = match bulk {
-                    Some(Ok(rows)) => rows,
-                    None => match self.walk_getnext(&subtree).await {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            tracing::debug!(table = name, error = %e, "routing table unreadable");
-                            continue;
-                        }
-                    },
-                    Some(Err(bulk)) => match self.walk_getnext(&subtree).await {
-                        Ok(rows) => {
-                            self.routes_by_getnext.store(true, Ordering::Relaxed);
-                            rows
-                        }
-                        Err(e) => {
-                            tracing::debug!(table = name, bulk = %bulk, getnext = %e, "routing table unreadable");
-                            continue;
-                        }
-                    },
-                };
-                idx.extend(rows.iter().filter_map(|v| {
-                    let index = v.oid.arcs().get(base.len()..)?;
-                    is_default(index).then(|| v.value.as_u32()).flatten()
-                }));
+                for v in &rows {
+                    if !v.oid.arcs().get(base.len()..).is_some_and(is_default) {
+                        continue;
+                    }
+                    if let Some(Got::Int(i)) = strict.get(object, &v.oid, &v.value, Want::NON_NEGATIVE) {
+                        idx.extend(u32::try_from(i).ok());
+                    }
+                }
             }
             idx.retain(|i| *i > 0);
             if idx.is_empty() {
@@ -226,10 +258,54 @@ impl Session {
             }
             idx.sort_unstable();
             idx.dedup();
-            return Ok((idx, name));
+            let table = match object {
+                "inetCidrRouteIfIndex" => "inetCidrRouteTable",
+                "ipCidrRouteIfIndex" => "ipCidrRouteTable",
+                _ => "ipRouteTable",
+            };
+            return Ok((idx, table));
         }
         Ok((Vec::new(), ""))
     }
+
+    /// The rows of a routing-table subtree, `None` when the agent serves it
+    /// neither by GETBULK nor by GETNEXT.
+    async fn walk_routes(&self, subtree: &[u32], table: &'static str) -> Option<Vec<VarBind>> {
+        // Agents differ in how well they serve these tables (net-snmp
+        // answers a v3 GETBULK of inetCidrRouteTable with genErr): a GETNEXT
+        // walk stands in, and a table that fails both is skipped like a
+        // missing one.
+        if self.routes_by_getnext.load(Ordering::Relaxed) {
+            return match self.walk_getnext(subtree).await {
+                Ok(rows) => Some(rows),
+                Err(e) => {
+                    tracing::debug!(table, error = %e, "routing table unreadable");
+                    None
+                }
+            };
+        }
+        match self.walk_with(subtree, MAX_REPETITIONS_ROUTES).await {
+            Ok(rows) => Some(rows),
+            Err(bulk) => match self.walk_getnext(subtree).await {
+                Ok(rows) => {
+                    self.routes_by_getnext.store(true, Ordering::Relaxed);
+                    Some(rows)
+                }
+                Err(e) => {
+                    tracing::debug!(table, bulk = %bulk, getnext = %e, "routing table unreadable");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// How the default-route part of a routing table is read.
+enum Lookup {
+    /// A walk of the subtree under this index prefix.
+    Walk(Vec<u32>),
+    /// A GET of this one row (its index is the destination alone).
+    Get(Vec<u32>),
 }
 
 /// The USM or community credentials of `s`.
@@ -267,215 +343,5 @@ fn priv_protocol(p: SnmpPrivProtocol) -> PrivProtocol {
         SnmpPrivProtocol::Aes => PrivProtocol::Aes128,
         SnmpPrivProtocol::Aes192 => PrivProtocol::Aes192Blumenthal,
         SnmpPrivProtocol::Aes256 => PrivProtocol::Aes256Blumenthal,
-    }
-}
-
-fn value_text(v: &Value) -> Option<String> {
-    v.as_bytes()
-        .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
-}
-
-/// `(column, ifIndex)` of a row under `entry`.
-fn column_index(v: &VarBind, entry: &[u32]) -> Option<(u32, u32)> {
-    match v.oid.arcs().get(entry.len()..)? {
-        [column, index] => Some((*column, *index)),
-        _ => None,
-    }
-}
-
-/// Joins the ifTable and ifXTable rows into interfaces by ifIndex,
-/// preferring the 64-bit counters where the agent has them.
-pub fn interfaces(if_table: &[VarBind], ifx_table: &[VarBind]) -> BTreeMap<u32, IfReading> {
-    let mut out: BTreeMap<u32, IfReading> = BTreeMap::new();
-    let mut hc_in = BTreeMap::new();
-    let mut hc_out = BTreeMap::new();
-    let mut hc_in_ucast = BTreeMap::new();
-    let mut hc_out_ucast = BTreeMap::new();
-    let mut low32 = std::collections::BTreeSet::new();
-    for v in if_table {
-        let Some((col, idx)) = column_index(v, IF_ENTRY) else {
-            continue;
-        };
-        let i = out.entry(idx).or_insert_with(|| IfReading {
-            index: idx,
-            ..IfReading::default()
-        });
-        let n = || v.value.as_u32().map(u64::from).unwrap_or_default();
-        match col {
-            2 => i.descr = value_text(&v.value).unwrap_or_default(),
-            3 => i.if_type = v.value.as_i32().unwrap_or_default(),
-            5 if i.speed_bps == 0 => i.speed_bps = n(),
-            7 => i.admin_up = v.value.as_i32() == Some(1),
-            8 => i.oper_up = v.value.as_i32() == Some(1),
-            10 => {
-                i.in_octets = n();
-                low32.insert(idx);
-            }
-            11 => i.in_ucast = n(),
-            13 => i.in_discards = n(),
-            14 => i.in_errors = n(),
-            16 => i.out_octets = n(),
-            17 => i.out_ucast = n(),
-            19 => i.out_discards = n(),
-            20 => i.out_errors = n(),
-            _ => {}
-        }
-    }
-    for v in ifx_table {
-        let Some((col, idx)) = column_index(v, IFX_ENTRY) else {
-            continue;
-        };
-        let Some(i) = out.get_mut(&idx) else { continue };
-        match col {
-            1 => i.name = value_text(&v.value).unwrap_or_default(),
-            6 => {
-                if let Some(c) = v.value.as_u64() {
-                    hc_in.insert(idx, c);
-                }
-            }
-            7 => {
-                if let Some(c) = v.value.as_u64() {
-                    hc_in_ucast.insert(idx, c);
-                }
-            }
-            10 => {
-                if let Some(c) = v.value.as_u64() {
-                    hc_out.insert(idx, c);
-                }
-            }
-            11 => {
-                if let Some(c) = v.value.as_u64() {
-                    hc_out_ucast.insert(idx, c);
-                }
-            }
-            15 => {
-                if let Some(mbit) = v.value.as_u32().filter(|m| *m > 0) {
-                    i.speed_bps = u64::from(mbit) * 1_000_000;
-                }
-            }
-            18 => i.alias = value_text(&v.value).unwrap_or_default(),
-            19 => i.discontinuity = v.value.as_u32(),
-            _ => {}
-        }
-    }
-    for (idx, i) in &mut out {
-        if let (Some(a), Some(b)) = (hc_in.get(idx), hc_out.get(idx)) {
-            i.in_octets = *a;
-            i.out_octets = *b;
-            i.width = Some(Width::Bits64);
-        } else if low32.contains(idx) {
-            i.width = Some(Width::Bits32);
-        }
-        if let (Some(a), Some(b)) = (hc_in_ucast.get(idx), hc_out_ucast.get(idx)) {
-            i.in_ucast = *a;
-            i.out_ucast = *b;
-        }
-        if i.name.is_empty() {
-            i.name.clone_from(&i.descr);
-        }
-        if i.name.is_empty() {
-            i.name = format!("if{idx}");
-        }
-    }
-    out
-}
-
-/// `inetCidrRouteTable` index: destType, len, dest…, pfxLen, policy…,
-/// nextHopType, len, nextHop…; default when dest is all zeros and pfxLen 0.
-fn is_default_inet_cidr(index: &[u32]) -> bool {
-    let [_kind, len, rest @ ..] = index else { return false };
-    let len = *len as usize;
-    rest.len() > len && rest[..len].iter().all(|a| *a == 0) && rest[len] == 0
-}
-
-/// `ipCidrRouteTable` index: dest(4), mask(4), tos, nextHop(4).
-fn is_default_ip_cidr(index: &[u32]) -> bool {
-    index.len() >= 8 && index[..8].iter().all(|a| *a == 0)
-}
-
-/// `ipRouteTable` index: dest(4).
-fn is_default_ip_route(index: &[u32]) -> bool {
-    index.len() == 4 && index.iter().all(|a| *a == 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn vb(arcs: &[u32], value: Value) -> VarBind {
-        VarBind {
-            oid: Oid::from_slice(arcs),
-            value,
-        }
-    }
-
-    #[test]
-    fn default_route_indexes() {
-        // 0.0.0.0/0 via 192.0.2.1, and 10.0.0.0/8.
-        assert!(is_default_inet_cidr(&[
-            1, 4, 0, 0, 0, 0, 0, 2, 0, 0, 1, 4, 192, 0, 2, 1
-        ]));
-        assert!(!is_default_inet_cidr(&[
-            1, 4, 10, 0, 0, 0, 8, 2, 0, 0, 1, 4, 0, 0, 0, 0
-        ]));
-        // ::/0
-        let mut v6 = vec![2, 16];
-        v6.extend([0; 16]);
-        v6.extend([0, 2, 0, 0, 2, 16]);
-        assert!(is_default_inet_cidr(&v6));
-        assert!(!is_default_inet_cidr(&[1, 4, 0, 0]));
-        assert!(is_default_ip_cidr(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 192, 0, 2, 1]));
-        assert!(!is_default_ip_cidr(&[10, 0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 0]));
-        assert!(is_default_ip_route(&[0, 0, 0, 0]));
-        assert!(!is_default_ip_route(&[127, 0, 0, 0]));
-    }
-
-    #[test]
-    fn tables_join_and_prefer_64_bit() {
-        let e = |col: u32, idx: u32, v: Value| {
-            let mut a = IF_ENTRY.to_vec();
-            a.extend([col, idx]);
-            vb(&a, v)
-        };
-        let x = |col: u32, idx: u32, v: Value| {
-            let mut a = IFX_ENTRY.to_vec();
-            a.extend([col, idx]);
-            vb(&a, v)
-        };
-        let if_table = vec![
-            e(2, 1, Value::OctetString("lo".into())),
-            e(2, 4, Value::OctetString("eth0".into())),
-            e(5, 4, Value::Gauge32(4_294_967_295)),
-            e(8, 1, Value::Integer(1)),
-            e(8, 4, Value::Integer(2)),
-            e(10, 1, Value::Counter32(5)),
-            e(10, 4, Value::Counter32(7)),
-            e(16, 4, Value::Counter32(9)),
-            e(14, 4, Value::Counter32(3)),
-        ];
-        let ifx = vec![
-            x(1, 4, Value::OctetString("ether1".into())),
-            x(6, 4, Value::Counter64(70_000_000_000)),
-            x(10, 4, Value::Counter64(90_000_000_000)),
-            x(15, 4, Value::Gauge32(10_000)),
-            x(18, 4, Value::OctetString("uplink telkom".into())),
-        ];
-        let m = interfaces(&if_table, &ifx);
-        assert_eq!(m.len(), 2);
-        let lo = &m[&1];
-        assert_eq!(
-            (lo.name.as_str(), lo.oper_up, lo.width),
-            ("lo", true, Some(Width::Bits32))
-        );
-        assert_eq!(lo.in_octets, 5);
-        let eth = &m[&4];
-        assert_eq!(eth.name, "ether1");
-        assert_eq!(eth.descr, "eth0");
-        assert_eq!(eth.alias, "uplink telkom");
-        assert_eq!(eth.width, Some(Width::Bits64));
-        assert_eq!((eth.in_octets, eth.out_octets), (70_000_000_000, 90_000_000_000));
-        assert_eq!(eth.speed_bps, 10_000_000_000);
-        assert_eq!(eth.in_errors, 3);
-        assert!(!eth.oper_up);
     }
 }

@@ -45,6 +45,7 @@ fn reading(at_secs: u64, uptime_centis: u64, ifaces: Vec<IfReading>) -> Reading 
         interfaces: ifaces.into_iter().map(|i| (i.index, i)).collect(),
         default_route_if_indexes: vec![1],
         route_table: "inetCidrRouteTable",
+        bad_values: Vec::new(),
     }
 }
 

@@ -8,6 +8,14 @@
 //! - `reboot` when the uptime went backwards (not the 497-day wrap);
 //!   `counter_reset` per counter that went backwards without a reboot;
 //!   `interface_up` / `interface_down` on oper-status changes.
+//! - An interface that goes down while administratively up, after a poll
+//!   saw it up, is *went down* until it is up again or disabled
+//!   (`went_down` on its samples and its `interface_down` event; what the
+//!   default `interface-down` rule reads): an interface that was always
+//!   down, or that an operator disabled, is not. The poller persists these
+//!   (`interface_down` table), so a restarted collector keeps them.
+//! - `traffic`, one per interface per poll with valid rates: the rates over
+//!   the poll interval, for dashboards (WebSocket type `traffic`).
 //! - An unreachable router is one `target_down` event (attribute
 //!   `kind: router`) and `router_up` 0; its interfaces are not reported down
 //!   one by one. `target_up` when it answers again.
@@ -27,8 +35,11 @@ use super::reading::{IfReading, Reading};
 pub struct Observed {
     pub samples: Vec<InterfaceSample>,
     pub info: Option<RouterInfo>,
-    /// `(subject kind token, event)`.
+    /// `(subject kind token, event)`: changes (reboot, counter reset,
+    /// interface up/down, target up/down).
     pub events: Vec<(&'static str, RouterEvent)>,
+    /// `traffic` events: one per interface with valid rates.
+    pub traffic: Vec<RouterEvent>,
     /// Whether the router answered.
     pub up: bool,
 }
@@ -47,6 +58,9 @@ pub struct Tracker {
     protocol: &'static str,
     /// The `reason` attribute of `target_down`: `snmp`, `routeros`, `routeros_rest`.
     reason: &'static str,
+    /// ifIndex → since when, of the interfaces that went down while enabled
+    /// and are still down.
+    went_down: BTreeMap<u32, SystemTime>,
 }
 
 impl Tracker {
@@ -60,7 +74,19 @@ impl Tracker {
             reachable: None,
             protocol: "SNMP",
             reason: "snmp",
+            went_down: BTreeMap::new(),
         }
+    }
+
+    /// The interfaces that went down while enabled and are still down
+    /// (ifIndex → since when).
+    pub fn went_down(&self) -> &BTreeMap<u32, SystemTime> {
+        &self.went_down
+    }
+
+    /// Restores what [`Tracker::went_down`] said before a restart.
+    pub fn restore_went_down(&mut self, went_down: BTreeMap<u32, SystemTime>) {
+        self.went_down = went_down;
     }
 
     /// Names the protocol in messages (`router x does not answer <protocol>`)
@@ -126,7 +152,12 @@ impl Tracker {
         let mut interfaces = Vec::with_capacity(r.interfaces.len());
         for i in r.interfaces.values() {
             let before = prev.as_ref().and_then(|p| p.interfaces.get(&i.index));
-            let sample = self.sample(i, before, &r, elapsed, gap, rebooted, &mut out.events);
+            if i.oper_up || !i.admin_up {
+                self.went_down.remove(&i.index);
+            } else if before.is_some_and(|b| b.oper_up) {
+                self.went_down.insert(i.index, r.at);
+            }
+            let sample = self.sample(i, before, &r, elapsed, gap, rebooted, &mut out);
             interfaces.push(RouterInterface {
                 if_index: i.index,
                 if_name: i.name.clone(),
@@ -187,7 +218,7 @@ impl Tracker {
         elapsed: Duration,
         gap: bool,
         rebooted: bool,
-        events: &mut Vec<(&'static str, RouterEvent)>,
+        out: &mut Observed,
     ) -> InterfaceSample {
         let mut s = InterfaceSample {
             router_id: self.id.clone(),
@@ -210,6 +241,7 @@ impl Tracker {
             out_packets_per_second: 0.0,
             counter_bits: i.width.map_or(0, Width::bits),
             rates_valid: false,
+            went_down: self.went_down.contains_key(&i.index),
         };
         let Some(b) = before else { return s };
         if b.oper_up != i.oper_up {
@@ -218,7 +250,7 @@ impl Tracker {
             } else {
                 ("interface_down", EventKind::InterfaceDown, Severity::Warning, "down")
             };
-            events.push(self.event(
+            out.events.push(self.event(
                 token,
                 kind,
                 r.at,
@@ -228,6 +260,7 @@ impl Tracker {
                     ("interface", i.name.clone()),
                     ("if_index", i.index.to_string()),
                     ("admin_up", i.admin_up.to_string()),
+                    ("went_down", s.went_down.to_string()),
                 ],
             ));
         }
@@ -258,7 +291,7 @@ impl Tracker {
             (so, "out_octets", b.out_octets, i.out_octets),
         ] {
             if step == Step::Reset {
-                events.push(self.event(
+                out.events.push(self.event(
                     "counter_reset",
                     EventKind::CounterReset,
                     r.at,
@@ -294,6 +327,32 @@ impl Tracker {
         s.in_packets_per_second = counters::per_second(fwd(b.in_ucast, i.in_ucast), elapsed);
         s.out_packets_per_second = counters::per_second(fwd(b.out_ucast, i.out_ucast), elapsed);
         s.rates_valid = true;
+        out.traffic.push(
+            self.event(
+                "traffic",
+                EventKind::Traffic,
+                r.at,
+                Severity::Info,
+                format!(
+                    "interface {} of router {}: in {}, out {}",
+                    i.name,
+                    self.name,
+                    fmt_bps(s.in_bits_per_second),
+                    fmt_bps(s.out_bits_per_second)
+                ),
+                vec![
+                    ("interface", i.name.clone()),
+                    ("if_index", i.index.to_string()),
+                    ("in_bits_per_second", s.in_bits_per_second.to_string()),
+                    ("out_bits_per_second", s.out_bits_per_second.to_string()),
+                    ("in_packets_per_second", s.in_packets_per_second.to_string()),
+                    ("out_packets_per_second", s.out_packets_per_second.to_string()),
+                    ("interval_seconds", elapsed.as_secs_f64().to_string()),
+                    ("counter_bits", width.bits().to_string()),
+                ],
+            )
+            .1,
+        );
         s
     }
 
@@ -333,18 +392,34 @@ impl Tracker {
     }
 }
 
+/// `12.3 Mbit/s`, `950 bit/s`.
+fn fmt_bps(bps: f64) -> String {
+    const UNITS: [(f64, &str); 4] = [(1e12, "Tbit/s"), (1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")];
+    UNITS.iter().find(|(scale, _)| bps >= *scale).map_or_else(
+        || format!("{bps:.0} bit/s"),
+        |(scale, unit)| format!("{:.1} {unit}", bps / scale),
+    )
+}
+
 fn fmt_centis(c: u64) -> String {
     pantau_config::duration::format(Duration::from_secs(c / 100))
 }
 
-/// Publishes what a poll produced: samples on `pantau.iface.sample.<router>.<ifIndex>`,
-/// the info on `pantau.router.info.<router>`, events on `pantau.event.<kind>.<router>`.
+/// Publishes what a poll produced: events on `pantau.event.<kind>.<router>`
+/// (`traffic` ones too), samples on `pantau.iface.sample.<router>.<ifIndex>`,
+/// the info on `pantau.router.info.<router>`.
 /// Returns how many publishes failed (each is logged).
 pub async fn publish(bus: &dyn Bus, router_id: &str, o: &Observed) -> usize {
     let mut failed = 0;
     for (token, e) in &o.events {
         if let Err(err) = bus::publish_proto(bus, &subject::event(token, router_id), e).await {
             tracing::warn!(router = %router_id, event = token, error = %err, "cannot publish a router event");
+            failed += 1;
+        }
+    }
+    for e in &o.traffic {
+        if let Err(err) = bus::publish_proto(bus, &subject::event("traffic", router_id), e).await {
+            tracing::debug!(router = %router_id, error = %err, "cannot publish a traffic event");
             failed += 1;
         }
     }

@@ -63,9 +63,10 @@ async fn drain(stream: &mut MessageStream) -> Vec<Message> {
     out
 }
 
+/// The change events (not the `traffic` measurements).
 fn events(got: &[Message]) -> Vec<(String, RouterEvent)> {
     got.iter()
-        .filter(|m| m.subject.starts_with("pantau.event."))
+        .filter(|m| m.subject.starts_with("pantau.event.") && !m.subject.starts_with("pantau.event.traffic."))
         .map(|m| (m.subject.clone(), bus::decode(m).unwrap()))
         .collect()
 }
@@ -85,6 +86,26 @@ async fn interfaces_and_default_route(driver: RouterDriver) {
     r.poll_up().await;
     let got = drain(&mut r.stream).await;
     assert!(events(&got).is_empty(), "{:?}", events(&got));
+    // The second poll's rates as `traffic` events, one per interface, the
+    // same as the samples'.
+    let traffic: Vec<RouterEvent> = got
+        .iter()
+        .filter(|m| m.subject == format!("pantau.event.traffic.{ID}"))
+        .map(|m| bus::decode(m).unwrap())
+        .collect();
+    let e1 = traffic
+        .iter()
+        .find(|e| e.attributes["interface"] == "ether1")
+        .unwrap_or_else(|| panic!("{traffic:?}"));
+    let s1: InterfaceSample = got
+        .iter()
+        .filter(|m| m.subject == format!("pantau.iface.sample.{ID}.1"))
+        .map(|m| bus::decode(m).unwrap())
+        .next_back()
+        .unwrap();
+    assert!(s1.rates_valid && s1.in_bits_per_second > 0.0, "{s1:?}");
+    assert_eq!(e1.attributes["in_bits_per_second"], s1.in_bits_per_second.to_string());
+    assert_eq!(e1.attributes["out_bits_per_second"], s1.out_bits_per_second.to_string());
     let infos: Vec<RouterInfo> = got
         .iter()
         .filter(|m| m.subject == format!("pantau.router.info.{ID}"))
@@ -349,7 +370,7 @@ async fn a_routeros_router_from_yaml_polls_through_start() {
     let bus = Arc::new(MemoryBus::new());
     let mut stream = bus.subscribe(Subscription::live("pantau.>")).await.unwrap();
     let ctx = pantau_core::service::Context::new(Arc::new(cfg), bus.clone());
-    pantau_collector::routers::start(&ctx);
+    pantau_collector::routers::start(&ctx, None);
     let info = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let m = stream.next().await.expect("the bus is open");

@@ -88,7 +88,7 @@ async fn engine_ready(addr: SocketAddr) {
     .await;
 }
 
-fn detector_config(dir: &std::path::Path) -> Config {
+pub(crate) fn detector_config(dir: &std::path::Path) -> Config {
     let mut c = Config {
         data_dir: dir.to_owned(),
         ..Config::default()
@@ -99,14 +99,14 @@ fn detector_config(dir: &std::path::Path) -> Config {
 }
 
 /// A WAN detector on `bus`, stopped by [`Detector::stop`].
-struct Detector {
-    ctx: Context,
-    addr: SocketAddr,
+pub(crate) struct Detector {
+    pub(crate) ctx: Context,
+    pub(crate) addr: SocketAddr,
     task: tokio::task::JoinHandle<Result<(), pantau_wan_detector::WanError>>,
 }
 
 impl Detector {
-    async fn start(cfg: Config, bus: Arc<dyn Bus>) -> Self {
+    pub(crate) async fn start(cfg: Config, bus: Arc<dyn Bus>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let ctx = Context::new(Arc::new(cfg), bus);
@@ -115,7 +115,7 @@ impl Detector {
         Self { ctx, addr, task }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.ctx.shutdown.cancel();
         tokio::time::timeout(WAIT, self.task)
             .await
@@ -126,7 +126,7 @@ impl Detector {
 }
 
 /// Retries `f` until it gives `Some`.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -192,13 +192,13 @@ fn sample(router: &str, index: u32, name: &str, rx: f64, tx: f64) -> InterfaceSa
     }
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Api {
-    async fn get(&self, path: &str, want: StatusCode) -> Value {
+    pub(crate) async fn get(&self, path: &str, want: StatusCode) -> Value {
         let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         let status = r.status();
         let body: Value = r.json().await.unwrap();

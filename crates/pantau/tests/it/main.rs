@@ -10,6 +10,7 @@ mod e2e;
 mod gateway_routes;
 mod lifecycle;
 mod openapi_contract;
+mod routers_snmp;
 mod support;
 mod sync;
 mod traces;

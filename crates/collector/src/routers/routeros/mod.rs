@@ -258,6 +258,7 @@ pub fn reading(at: SystemTime, m: Menus) -> Result<Reading, Error> {
         },
         default_route_if_indexes,
         interfaces,
+        bad_values: Vec::new(),
     })
 }
 

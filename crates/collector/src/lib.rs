@@ -60,6 +60,8 @@ pub enum CollectorError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("cannot set up TLS for checks: {0}")]
+    Tls(String),
     #[error("invalid targets: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Targets(Vec<Invalid>),
     #[error(transparent)]

@@ -28,6 +28,8 @@ pub struct HttpSpec {
     pub expected_status: Vec<u16>,
     pub conditions: Vec<Condition>,
     pub warn_days: u32,
+    /// Its own client, when the target has a `ca_file` or a client certificate.
+    pub client: Option<reqwest::Client>,
 }
 
 /// What a check does, by type.
@@ -44,6 +46,8 @@ pub enum Spec {
         server_name: String,
         verify: bool,
         warn_days: u32,
+        /// Its own connector, when the target has a `ca_file` or a client certificate.
+        connector: Option<crate::checks::tls::Connector>,
     },
     Icmp {
         host: String,
@@ -120,6 +124,19 @@ impl Target {
                         Condition::compile(c).map_err(|e| bad(&format!("conditions[{i}]"), &format!("{c:?}"), e))
                     })
                     .collect::<Result<_, _>>()?;
+                let (verify, follow, reuse) = (
+                    h.verify_tls.unwrap_or(true),
+                    h.follow_redirects.unwrap_or(true),
+                    h.reuse_connection.unwrap_or(true),
+                );
+                let client = if h.tls.is_empty() {
+                    None
+                } else {
+                    Some(
+                        crate::checks::http::build(&h.tls, verify, follow, reuse)
+                            .map_err(|e| bad(tls_key(&e.to_string()), "", e.to_string()))?,
+                    )
+                };
                 Spec::Http(Box::new(HttpSpec {
                     url: h.url.as_url().clone(),
                     method,
@@ -131,6 +148,7 @@ impl Target {
                     expected_status: h.expected_status.clone(),
                     conditions,
                     warn_days: h.warn_days.unwrap_or(WARN_DAYS),
+                    client,
                 }))
             }
             TargetSpec::Tcp(x) => Spec::Tcp {
@@ -138,12 +156,21 @@ impl Target {
                 send: x.send.as_deref().map(tcp::unescape),
                 expect: x.expect.as_deref().map(tcp::unescape),
             },
-            TargetSpec::Tls(x) => Spec::Tls {
-                server_name: x.server_name.clone().unwrap_or_else(|| x.address.host().to_owned()),
-                address: x.address.to_string(),
-                verify: x.verify_tls.unwrap_or(true),
-                warn_days: x.warn_days.unwrap_or(WARN_DAYS),
-            },
+            TargetSpec::Tls(x) => {
+                let verify = x.verify_tls.unwrap_or(true);
+                let connector = if x.tls.is_empty() {
+                    None
+                } else {
+                    Some(crate::checks::tls::Connector::new(&x.tls, verify).map_err(|e| bad(tls_key(&e), "", e))?)
+                };
+                Spec::Tls {
+                    server_name: x.server_name.clone().unwrap_or_else(|| x.address.host().to_owned()),
+                    address: x.address.to_string(),
+                    verify,
+                    warn_days: x.warn_days.unwrap_or(WARN_DAYS),
+                    connector,
+                }
+            }
             TargetSpec::Icmp(x) => Spec::Icmp {
                 host: x.host.clone(),
                 count: x.count.unwrap_or(3),
@@ -226,6 +253,18 @@ impl Target {
             breaker: breaker.into(),
             spec: Some(spec),
         }
+    }
+}
+
+/// The key a TLS file error is about (its message starts with the field).
+fn tls_key(message: &str) -> &'static str {
+    let m = message.trim_start_matches("cannot set up TLS for checks: ");
+    if m.starts_with("client_cert") {
+        "client_cert"
+    } else if m.starts_with("client_key") {
+        "client_key"
+    } else {
+        "ca_file"
     }
 }
 

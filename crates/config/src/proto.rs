@@ -186,6 +186,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
                 .map(|(i, x)| condition_from_proto(i, x))
                 .collect::<Result<_, _>>()?;
             c.warn_days = h.warn_days;
+            set_tls_files(&mut c, h.tls.as_ref());
         }
         Spec::Tcp(x) => {
             c.address = Some(x.address.clone());
@@ -197,6 +198,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.server_name = nonempty(&x.server_name);
             c.verify_tls = x.verify_tls;
             c.warn_days = x.warn_days;
+            set_tls_files(&mut c, x.tls.as_ref());
         }
         Spec::Icmp(x) => {
             c.host = Some(x.host.clone());
@@ -234,6 +236,24 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     Ok(c)
 }
 
+fn set_tls_files(c: &mut RawTarget, f: Option<&v1::TlsFiles>) {
+    let path = |s: &str| nonempty(s).map(std::path::PathBuf::from);
+    if let Some(f) = f {
+        c.ca_file = path(&f.ca_file);
+        c.client_cert = path(&f.client_cert);
+        c.client_key = path(&f.client_key);
+    }
+}
+
+fn tls_files_to_proto(f: &crate::TlsFiles) -> Option<v1::TlsFiles> {
+    let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    (!f.is_empty()).then(|| v1::TlsFiles {
+        ca_file: f.ca_file.as_deref().map(text).unwrap_or_default(),
+        client_cert: f.client.as_ref().map(|(c, _)| text(c)).unwrap_or_default(),
+        client_key: f.client.as_ref().map(|(_, k)| text(k)).unwrap_or_default(),
+    })
+}
+
 /// The check-specific part of a target, as protobuf. Secrets are copied as
 /// they are: mask the configuration first where the answer leaves the process.
 pub fn spec_to_proto(t: &TargetConfig) -> Spec {
@@ -249,6 +269,7 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             expected_status: h.expected_status.iter().map(|s| u32::from(*s)).collect(),
             conditions: h.conditions.iter().map(condition_to_proto).collect(),
             warn_days: h.warn_days,
+            tls: tls_files_to_proto(&h.tls),
         }),
         TargetSpec::Tcp(x) => Spec::Tcp(v1::TcpSpec {
             address: x.address.to_string(),
@@ -260,6 +281,7 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             server_name: x.server_name.clone().unwrap_or_default(),
             verify_tls: x.verify_tls,
             warn_days: x.warn_days,
+            tls: tls_files_to_proto(&x.tls),
         }),
         TargetSpec::Icmp(x) => Spec::Icmp(v1::IcmpSpec {
             host: x.host.clone(),

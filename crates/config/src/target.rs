@@ -184,6 +184,16 @@ pub struct RawTarget {
     /// (reason `tls`); 14 when unset, 0 to only report the days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warn_days: Option<u32>,
+    /// http (https), tls: a PEM file of CA certificates trusted besides the
+    /// system's (a private CA); the system's roots and `SSL_CERT_FILE` always are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// http (https), tls: a PEM client certificate (chain) to present; with `client_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// http (https), tls: the PEM private key of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<std::path::PathBuf>,
 
     /// icmp: host name or address to ping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -267,6 +277,23 @@ pub struct HttpTarget {
     /// Each checked: a valid regex, a valid JSONPath, exactly one comparison.
     pub conditions: Vec<ConditionConfig>,
     pub warn_days: Option<u32>,
+    pub tls: TlsFiles,
+}
+
+/// What an `http` or `tls` check trusts and presents beyond the system's
+/// roots: a private CA, a client certificate. Shared by both check types so
+/// they trust the same certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Certificate and key, both or neither.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client.is_none()
+    }
 }
 
 /// A TCP connect, optionally sending and expecting text.
@@ -284,6 +311,7 @@ pub struct TlsTarget {
     pub server_name: Option<String>,
     pub verify_tls: Option<bool>,
     pub warn_days: Option<u32>,
+    pub tls: TlsFiles,
 }
 
 /// ICMP echo.
@@ -371,6 +399,7 @@ impl HttpTarget {
             expected_status: Vec::new(),
             conditions: Vec::new(),
             warn_days: None,
+            tls: TlsFiles::default(),
         }
     }
 }
@@ -400,6 +429,9 @@ impl RawTarget {
             expect: None,
             server_name: None,
             warn_days: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             host: None,
             count: None,
             max_loss_percent: None,
@@ -409,6 +441,14 @@ impl RawTarget {
             expected_answers: Vec::new(),
             token: None,
             grace: None,
+        }
+    }
+
+    fn set_tls(&mut self, tls: TlsFiles) {
+        self.ca_file = tls.ca_file;
+        if let Some((cert, key)) = tls.client {
+            self.client_cert = Some(cert);
+            self.client_key = Some(key);
         }
     }
 
@@ -434,6 +474,9 @@ impl RawTarget {
         mark(self.expect.is_some(), "expect");
         mark(self.server_name.is_some(), "server_name");
         mark(self.warn_days.is_some(), "warn_days");
+        mark(self.ca_file.is_some(), "ca_file");
+        mark(self.client_cert.is_some(), "client_cert");
+        mark(self.client_key.is_some(), "client_key");
         mark(self.host.is_some(), "host");
         mark(self.count.is_some(), "count");
         mark(self.max_loss_percent.is_some(), "max_loss_percent");
@@ -565,11 +608,13 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                 expected_status: r.expected_status.clone(),
                 conditions: r.conditions.clone(),
                 warn_days: r.warn_days,
+                tls: tls_files(r, p)?,
             })))
         }
         CheckType::Tcp | CheckType::Tls => {
             let a = p.required(r.address.as_deref(), check, "address", ", as host:port")?;
             let address = a.parse::<HostPort>().map_err(|why| p.add("address", a, why)).ok()?;
+            let tls = tls_files(r, p)?;
             Some(if check == CheckType::Tcp {
                 TargetSpec::Tcp(TcpTarget {
                     address,
@@ -582,6 +627,7 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                     server_name: r.server_name.clone(),
                     verify_tls: r.verify_tls,
                     warn_days: r.warn_days,
+                    tls,
                 })
             })
         }
@@ -644,6 +690,26 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
     }
 }
 
+/// `ca_file`, `client_cert` and `client_key`: a client certificate needs its key.
+fn tls_files(r: &RawTarget, p: &mut Problems<'_>) -> Option<TlsFiles> {
+    let client = match (&r.client_cert, &r.client_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        (Some(_), None) => {
+            p.add("client_key", "", "is required with client_cert");
+            return None;
+        }
+        (None, Some(_)) => {
+            p.add("client_cert", "", "is required with client_key");
+            return None;
+        }
+    };
+    Some(TlsFiles {
+        ca_file: r.ca_file.clone(),
+        client,
+    })
+}
+
 /// `ip` (port 53) or `ip:port`.
 fn resolver(text: &str) -> Option<std::net::SocketAddr> {
     text.parse::<std::net::SocketAddr>()
@@ -681,6 +747,7 @@ impl From<TargetConfig> for RawTarget {
                 r.expected_status = h.expected_status;
                 r.conditions = h.conditions;
                 r.warn_days = h.warn_days;
+                r.set_tls(h.tls);
             }
             TargetSpec::Tcp(x) => {
                 r.address = Some(x.address.to_string());
@@ -692,6 +759,7 @@ impl From<TargetConfig> for RawTarget {
                 r.server_name = x.server_name;
                 r.verify_tls = x.verify_tls;
                 r.warn_days = x.warn_days;
+                r.set_tls(x.tls);
             }
             TargetSpec::Icmp(x) => {
                 r.host = Some(x.host);
@@ -795,9 +863,20 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
             "expected_status",
             "conditions",
             "warn_days",
+            "ca_file",
+            "client_cert",
+            "client_key",
         ],
         CheckType::Tcp => &["address", "send", "expect"],
-        CheckType::Tls => &["address", "server_name", "verify_tls", "warn_days"],
+        CheckType::Tls => &[
+            "address",
+            "server_name",
+            "verify_tls",
+            "warn_days",
+            "ca_file",
+            "client_cert",
+            "client_key",
+        ],
         CheckType::Icmp => &["host", "count", "max_loss_percent"],
         CheckType::Dns => &["name_to_resolve", "record_type", "resolver", "expected_answers"],
         CheckType::Push => &["token", "grace"],
@@ -881,6 +960,18 @@ fn bounds(t: &RawTarget, p: &mut Problems<'_>) {
     text(add, "host", t.host.as_deref(), l::HOST);
     text(add, "name_to_resolve", t.name_to_resolve.as_deref(), l::HOST);
     text(add, "resolver", t.resolver.as_deref(), l::HOST);
+    for (field, path) in [
+        ("ca_file", &t.ca_file),
+        ("client_cert", &t.client_cert),
+        ("client_key", &t.client_key),
+    ] {
+        text(
+            add,
+            field,
+            path.as_deref().map(|p| p.to_string_lossy()).as_deref(),
+            l::PATH,
+        );
+    }
     for (k, v) in &t.labels {
         text(add, "labels", Some(k), l::LABEL_KEY);
         text(

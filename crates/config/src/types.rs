@@ -418,6 +418,8 @@ pub mod limits {
     pub const HOST: usize = 253;
     /// A push token.
     pub const TOKEN: usize = 128;
+    /// A file path.
+    pub const PATH: usize = 4096;
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use std::time::{Duration, SystemTime};
 use pantau_proto::v1::{FailureReason, HttpDetail, check_result::Detail};
 use tokio::time::Instant;
 
-use super::{Outcome, cert};
+use pantau_config::TlsFiles;
+
+use super::{Outcome, cert, trust};
+use crate::CollectorError;
 use crate::target::HttpSpec;
 
 /// Bodies are read (and timed) up to this size; the rest is not downloaded.
@@ -21,26 +24,33 @@ pub struct Clients {
     clients: [reqwest::Client; 8],
 }
 
+/// An HTTP client for checks: TLS from [`trust::client_config`] (the
+/// system's roots, `files`' CA and client certificate), redirects followed or
+/// not, connections kept or not.
+pub fn build(files: &TlsFiles, verify: bool, follow: bool, reuse: bool) -> Result<reqwest::Client, CollectorError> {
+    let tls = trust::client_config(files, verify, true).map_err(CollectorError::Tls)?;
+    let b = reqwest::Client::builder();
+    // No idle connection kept: each check connects anew.
+    let b = if reuse { b } else { b.pool_max_idle_per_host(0) };
+    Ok(b.user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
+        .redirect(if follow {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
+        .use_preconfigured_tls(tls)
+        .tls_info(true)
+        .connect_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()?)
+}
+
 impl Clients {
-    pub fn new() -> Result<Self, reqwest::Error> {
+    pub fn new() -> Result<Self, CollectorError> {
         // reqwest is built without a default crypto provider; ring is ours.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let build = |verify: bool, follow: bool, reuse: bool| {
-            let b = reqwest::Client::builder();
-            // No idle connection kept: each check connects anew.
-            let b = if reuse { b } else { b.pool_max_idle_per_host(0) };
-            b.user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
-                .redirect(if follow {
-                    reqwest::redirect::Policy::limited(10)
-                } else {
-                    reqwest::redirect::Policy::none()
-                })
-                .tls_danger_accept_invalid_certs(!verify)
-                .tls_info(true)
-                .connect_timeout(Duration::from_secs(30))
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build()
-        };
+        let none = TlsFiles::default();
+        let build = |verify: bool, follow: bool, reuse: bool| build(&none, verify, follow, reuse);
         Ok(Self {
             clients: [
                 build(true, true, true)?,
@@ -64,7 +74,7 @@ impl Clients {
 
 /// Runs the request of `spec`; the caller bounds the time.
 pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outcome {
-    let client = clients.get(spec);
+    let client = spec.client.as_ref().unwrap_or_else(|| clients.get(spec));
     let mut req = client
         .request(spec.method.clone(), spec.url.clone())
         .headers(spec.headers.clone());
@@ -185,7 +195,7 @@ fn classify(e: &reqwest::Error) -> (FailureReason, String) {
         .url()
         .map(|u| pantau_config::mask_url_password(u.as_str()))
         .unwrap_or_default();
-    let cause = causes.last().cloned().unwrap_or_else(|| e.to_string());
+    let cause = trust::refusal(e).unwrap_or_else(|| causes.last().cloned().unwrap_or_else(|| e.to_string()));
     let message = match reason {
         FailureReason::Refused => format!("connection refused by {url}"),
         FailureReason::Dns => format!("cannot resolve the host of {url}: {cause}"),

@@ -9,6 +9,7 @@ pub mod icmp;
 pub mod push;
 pub mod tcp;
 pub mod tls;
+pub mod trust;
 
 use std::time::Duration;
 
@@ -72,10 +73,10 @@ pub struct Checker {
 }
 
 impl Checker {
-    pub fn new() -> Result<Self, reqwest::Error> {
+    pub fn new() -> Result<Self, crate::CollectorError> {
         Ok(Self {
             http: http::Clients::new()?,
-            tls: tls::Tls::new(),
+            tls: tls::Tls::new()?,
             icmp: icmp::Pinger::default(),
             dns: dns::Dns::default(),
             push: push::Pushes::default(),
@@ -102,7 +103,12 @@ impl Checker {
                     server_name,
                     verify,
                     warn_days,
-                } => self.tls.check(address, server_name, *verify, *warn_days, started).await,
+                    connector,
+                } => {
+                    self.tls
+                        .check(address, server_name, *verify, *warn_days, connector.as_ref(), started)
+                        .await
+                }
                 Spec::Icmp {
                     host,
                     count,

@@ -11,7 +11,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::{Outcome, cert};
+use super::{Outcome, cert, trust};
 
 /// Connectors with and without chain verification.
 #[derive(Clone)]
@@ -20,27 +20,45 @@ pub struct Tls {
     unverified: TlsConnector,
 }
 
+/// A target's own connector, when it has a `ca_file` or a client certificate.
+#[derive(Clone)]
+pub struct Connector {
+    tls: TlsConnector,
+}
+
+/// How long a check waits after the handshake for the server to refuse it:
+/// a TLS 1.3 server that wants a client certificate (or refuses the one it
+/// got) says so only after the client's Finished. A server that sends
+/// nothing, or data, in this time has accepted the connection. The check's
+/// latency is the handshake's, without this wait.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector")
+    }
+}
+
+impl Connector {
+    pub fn new(files: &pantau_config::TlsFiles, verify: bool) -> Result<Self, String> {
+        trust::client_config(files, verify, false).map(|c| Self {
+            tls: TlsConnector::from(Arc::new(c)),
+        })
+    }
+}
+
 impl Tls {
-    pub fn new() -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    pub fn new() -> Result<Self, crate::CollectorError> {
+        let none = pantau_config::TlsFiles::default();
+        let connector = |verify| {
+            trust::client_config(&none, verify, false)
+                .map(|c| TlsConnector::from(Arc::new(c)))
+                .map_err(crate::CollectorError::Tls)
         };
-        let verified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let unverified = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
-            .with_no_client_auth();
-        Self {
-            verified: TlsConnector::from(Arc::new(verified)),
-            unverified: TlsConnector::from(Arc::new(unverified)),
-        }
+        Ok(Self {
+            verified: connector(true)?,
+            unverified: connector(false)?,
+        })
     }
 
     /// Handshakes with `address` as `server_name`; the caller bounds the time.
@@ -50,6 +68,7 @@ impl Tls {
         server_name: &str,
         verify: bool,
         warn_days: u32,
+        own: Option<&Connector>,
         started: Instant,
     ) -> Outcome {
         let name = match ServerName::try_from(server_name.to_owned()) {
@@ -67,18 +86,35 @@ impl Tls {
             Err(o) => return o,
         };
         let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-        let connector = if verify { &self.verified } else { &self.unverified };
+        let connector = match own {
+            Some(c) => &c.tls,
+            None if verify => &self.verified,
+            None => &self.unverified,
+        };
         let stream = match connector.connect(name, tcp).await {
             Ok(s) => s,
             Err(e) => {
+                let why = trust::refusal(&e).unwrap_or_else(|| e.to_string());
                 return Outcome::down(
                     started.elapsed(),
                     FailureReason::Tls,
-                    format!("TLS handshake with {address} ({server_name}) failed: {e}"),
+                    format!("TLS handshake with {address} ({server_name}) failed: {why}"),
                 );
             }
         };
         let latency = started.elapsed();
+        let mut stream = stream;
+        if session_is_tls13(&stream) {
+            use tokio::io::AsyncReadExt;
+            let mut byte = [0_u8; 1];
+            if let Ok(Err(e)) = tokio::time::timeout(REFUSAL_WAIT, stream.read(&mut byte)).await {
+                return Outcome::down(
+                    latency,
+                    FailureReason::Tls,
+                    format!("{address} ({server_name}) refused the connection after the handshake: {e}"),
+                );
+            }
+        }
         let (_, session) = stream.get_ref();
         let now = SystemTime::now();
         let chain: Vec<_> = session
@@ -104,10 +140,8 @@ impl Tls {
     }
 }
 
-impl Default for Tls {
-    fn default() -> Self {
-        Self::new()
-    }
+fn session_is_tls13(stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> bool {
+    stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3)
 }
 
 /// For `verify_tls: false`: accepts any chain, still checks handshake signatures.

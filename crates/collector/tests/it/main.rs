@@ -16,3 +16,4 @@ mod routers;
 mod snmpsim;
 mod state;
 mod targets;
+mod trust;

@@ -46,13 +46,16 @@ impl Pinger {
         .map_err(Clone::clone)
     }
 
-    /// Pings `host` `count` times, each within `per_packet`.
+    /// Pings `host` `count` times and waits for replies until `budget` after
+    /// `started`: requests go out `budget / (2 × count)` apart (at most 1 s),
+    /// and every one may be answered until the budget ends, so a slow reply
+    /// still counts and no reply at all is 100 % loss, not a timeout.
     pub async fn check(
         &self,
         host: &str,
         count: u16,
         max_loss_percent: f64,
-        per_packet: Duration,
+        budget: Duration,
         started: Instant,
     ) -> Outcome {
         let ip: IpAddr = match host.parse() {
@@ -79,12 +82,23 @@ impl Pinger {
             Ok(c) => c,
             Err(why) => return Outcome::down(started.elapsed(), FailureReason::Internal, why),
         };
-        let mut pinger = client.pinger(ip, PingIdentifier(rand::random())).await;
-        pinger.timeout(per_packet);
+        let ident = PingIdentifier(rand::random());
+        // A random first sequence number: with datagram sockets the kernel
+        // sets the identifier, so two checks of one host tell their replies
+        // apart by sequence alone.
+        let first: u16 = rand::random();
+        let deadline = started + budget;
+        let spacing = (budget / (2 * u32::from(count.max(1)))).min(Duration::from_secs(1));
+        let pings = (0..count).map(|i| async move {
+            tokio::time::sleep_until(started + spacing * u32::from(i)).await;
+            let mut pinger = client.pinger(ip, ident).await;
+            pinger.timeout(deadline.saturating_duration_since(Instant::now()));
+            pinger.ping(PingSequence(first.wrapping_add(i)), &PAYLOAD).await
+        });
         let mut rtts = Vec::with_capacity(usize::from(count));
         let mut last_error = None;
-        for seq in 0..count {
-            match pinger.ping(PingSequence(seq), &PAYLOAD).await {
+        for answer in futures::future::join_all(pings).await {
+            match answer {
                 Ok((_, rtt)) => rtts.push(rtt),
                 Err(SurgeError::Timeout { .. }) => {}
                 Err(e) => last_error = Some(e.to_string()),
@@ -104,9 +118,13 @@ impl Pinger {
             Outcome::down(
                 latency,
                 FailureReason::IcmpLoss,
-                format!(
-                    "{received} of {sent} echo replies from {ip}, {loss:.0}% loss (allowed {max_loss_percent}%){why}"
-                ),
+                if received == 0 {
+                    format!("no echo reply from {ip} to {sent} requests, 100% loss{why}")
+                } else {
+                    format!(
+                        "{received} of {sent} echo replies from {ip}, {loss:.0}% loss (allowed {max_loss_percent}%){why}"
+                    )
+                },
             )
             .with_detail(detail)
         } else {

@@ -114,9 +114,11 @@ impl Checker {
                     count,
                     max_loss_percent,
                 } => {
-                    let per_packet = target.timeout.checked_div(u32::from(*count)).unwrap_or(target.timeout);
+                    // Replies are awaited until just before the check's own
+                    // timeout, so total loss is reported as such, with its numbers.
+                    let margin = (target.timeout / 10).min(Duration::from_millis(100));
                     self.icmp
-                        .check(host, *count, *max_loss_percent, per_packet, started)
+                        .check(host, *count, *max_loss_percent, target.timeout - margin, started)
                         .await
                 }
                 Spec::Dns {

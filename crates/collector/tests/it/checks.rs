@@ -189,6 +189,7 @@ async fn dns_for_localhost_through_the_system_resolver() {
 
 #[tokio::test]
 async fn icmp_to_loopback() {
+    let _quiet = ICMP.lock().await;
     let mut t = RawTarget::new("ping", CheckType::Icmp);
     t.host = Some("127.0.0.1".into());
     t.count = Some(3);
@@ -200,6 +201,59 @@ async fn icmp_to_loopback() {
     assert_eq!((d.sent, d.received), (3, 3));
     assert!(d.loss_percent.abs() < f64::EPSILON);
     assert!(d.rtt_max.is_some() && d.jitter.is_some());
+}
+
+/// ICMP tests of this binary run one at a time: one of them silences the
+/// kernel's echo replies for a moment.
+static ICMP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The kernel answers no echo request while this lives
+/// (`net.ipv4.icmp_echo_ignore_all`, restored on drop, also on a panic).
+struct NoEchoReplies(String);
+
+impl NoEchoReplies {
+    const KNOB: &str = "/proc/sys/net/ipv4/icmp_echo_ignore_all";
+
+    fn new() -> Self {
+        let was = std::fs::read_to_string(Self::KNOB).expect("read net.ipv4.icmp_echo_ignore_all");
+        std::fs::write(Self::KNOB, "1")
+            .expect("the ICMP loss test must run as root: it sets net.ipv4.icmp_echo_ignore_all");
+        Self(was)
+    }
+}
+
+impl Drop for NoEchoReplies {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::KNOB, self.0.trim());
+    }
+}
+
+/// A host that never answers is 100 % loss with its numbers (`icmp_loss`,
+/// 4 sent, 0 received), not a bare timeout: replies are awaited until just
+/// before the check's own timeout.
+#[tokio::test]
+async fn icmp_total_loss_is_reported_as_loss() {
+    let _one = ICMP.lock().await;
+    let mut t = RawTarget::new("silent", CheckType::Icmp);
+    t.host = Some("127.0.0.1".into());
+    t.count = Some(4);
+    t.timeout = Some(Duration::from_secs(1));
+    t.interval = Some(Duration::from_secs(5));
+    let o = {
+        let _quiet = NoEchoReplies::new();
+        run(&t).await
+    };
+    assert!(!o.up, "{o:?}");
+    assert_eq!(o.reason, FailureReason::IcmpLoss, "{o:?}");
+    assert!(o.message.contains("100% loss"), "{}", o.message);
+    let Some(Detail::Icmp(d)) = &o.detail else {
+        panic!("{o:?}")
+    };
+    assert_eq!((d.sent, d.received), (4, 0));
+    assert!((d.loss_percent - 100.0).abs() < f64::EPSILON);
+    // Answered again once the kernel replies.
+    let o = run(&t).await;
+    assert!(o.up, "{o:?}");
 }
 
 #[tokio::test]

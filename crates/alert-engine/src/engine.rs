@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 use crate::facts::Fact;
-use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, State, Transition};
+use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State, Transition};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
 use crate::series::{Inserted, Labels, Sample, SeriesStore};
@@ -484,27 +484,66 @@ impl Engine {
         now: SystemTime,
     ) -> Result<Alert, EngineError> {
         let mut inner = self.inner.lock().await;
+        let before = inner.life.snapshot(id);
         let c = match inner.life.acknowledge(id, actor, comment, now) {
             Ok(c) => c,
             Err(LifecycleError::NotOpen(_)) => return Err(self.not_open(id).await),
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c], now).await?;
+        self.commit_or_undo(&mut inner, c, before, now).await?;
         Ok(alert)
     }
 
     /// A person resolves an alert.
     pub async fn resolve(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
         let mut inner = self.inner.lock().await;
+        let before = inner.life.snapshot(id);
         let c = match inner.life.resolve(id, actor, comment, now) {
             Ok(c) => c,
             Err(LifecycleError::NotOpen(_)) => return Err(self.not_open(id).await),
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c], now).await?;
+        self.commit_or_undo(&mut inner, c, before, now).await?;
         Ok(alert)
+    }
+
+    /// Stores then publishes a person's change, or undoes it: an answer
+    /// that says it failed means it is not applied later (before, the change
+    /// waited with the engine's own unsaved transitions and was stored and
+    /// published once the store came back, after the client was told 503).
+    /// Transitions still waiting to be stored go first, in their order.
+    async fn commit_or_undo(
+        &self,
+        inner: &mut Inner,
+        c: Change,
+        before: Option<Snapshot>,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        let stored = match self.commit(inner, Vec::new(), now).await {
+            Ok(_) => self.store.record(&c).await.map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
+            if let Some(before) = before {
+                inner.life.undo(before);
+            }
+            metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
+            tracing::warn!(alert = %c.alert.id, state = c.transition.state.as_str(), error = %e, "cannot store a person's change; not applied");
+            return Err(e);
+        }
+        self.publish(&c).await;
+        if c.transition.state == State::Resolved && inner.any_depends {
+            // The change is stored: a failure to release its dependants is
+            // retried by the sweep, not the person's failure.
+            if let Err(e) = self.release(inner, now).await {
+                tracing::warn!(error = %e, "cannot record alerts whose parent ended; the sweep retries");
+            }
+        }
+        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
+        Ok(())
     }
 
     async fn not_open(&self, id: &str) -> EngineError {
@@ -580,7 +619,10 @@ impl Engine {
             self.store.put_silence(&s).await?;
         }
         inner.silences.retain(|x| x.id != id);
-        self.release(&mut inner, now).await?;
+        if let Err(e) = self.release(&mut inner, now).await {
+            // The silence is ended and stored; the sweep releases its alerts.
+            tracing::warn!(error = %e, "cannot record alerts whose silence ended; the sweep retries");
+        }
         Ok(s)
     }
 
@@ -610,7 +652,7 @@ impl Engine {
         inner.api.insert(id.clone(), rule.clone());
         inner.reindex();
         changes.extend(inner.evaluate(&[id], now, self.cfg.staleness));
-        self.commit(&mut inner, changes, now).await?;
+        self.commit_after(&mut inner, changes, now).await;
         Ok(rule)
     }
 
@@ -628,8 +670,20 @@ impl Engine {
         inner.api.remove(id);
         let changes = inner.life.drop_rule(id, now, "api");
         inner.reindex();
-        self.commit(&mut inner, changes, now).await?;
+        self.commit_after(&mut inner, changes, now).await;
         Ok(())
+    }
+
+    /// Commits the transitions a stored change caused (a rule's alerts
+    /// firing or resolving). The change itself is stored and applied, so the
+    /// request succeeded: transitions that cannot be stored yet wait with
+    /// the engine's own and are retried with the next evaluation, and the
+    /// answer does not say the change failed (it said 503 before, although
+    /// the rule was saved).
+    async fn commit_after(&self, inner: &mut Inner, changes: Vec<Change>, now: SystemTime) {
+        if let Err(e) = self.commit(inner, changes, now).await {
+            tracing::warn!(error = %e, "the change is stored; its alert transitions are retried with the next evaluation");
+        }
     }
 }
 

@@ -45,7 +45,15 @@ pub enum EngineError {
     NoSilence(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
+    #[error("the alert engine is busy storing transitions (its store may be failing); nothing was changed")]
+    Busy,
 }
+
+/// How long a person's acknowledge or resolve waits for the engine (held
+/// by an evaluation that may be retrying a failing store) before it answers
+/// that nothing was changed: well within the gateway's 10 s, so the answer
+/// comes from here, not from a timeout that cannot say whether it applied.
+const PERSON_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Inner {
     /// Defaults and configured rules.
@@ -483,7 +491,9 @@ impl Engine {
         comment: &str,
         now: SystemTime,
     ) -> Result<Alert, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = tokio::time::timeout(PERSON_WAIT, self.inner.lock())
+            .await
+            .map_err(|_| EngineError::Busy)?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.acknowledge(id, actor, comment, now) {
             Ok(c) => c,
@@ -497,7 +507,9 @@ impl Engine {
 
     /// A person resolves an alert.
     pub async fn resolve(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = tokio::time::timeout(PERSON_WAIT, self.inner.lock())
+            .await
+            .map_err(|_| EngineError::Busy)?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.resolve(id, actor, comment, now) {
             Ok(c) => c,

@@ -65,6 +65,9 @@ pub fn status(e: EngineError) -> Status {
             Status::failed_precondition(e.to_string())
         }
         EngineError::Store(e) => pantau_core::error::store_unavailable("alert store", &e),
+        e @ EngineError::Busy => {
+            pantau_core::error::status_of(pantau_core::error::ErrorCode::Unavailable, format!("{e}; try again"))
+        }
     }
 }
 
@@ -297,10 +300,12 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
-        let a = self
-            .engine
-            .acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now())
+        // On a task of its own: a client that gives up does not cancel the
+        // change half-way (applied in memory, neither stored nor undone).
+        let engine = Arc::clone(&self.engine);
+        let a = tokio::spawn(async move { engine.acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now()).await })
             .await
+            .map_err(|e| Status::internal(format!("the acknowledge failed: {e}")))?
             .map_err(status)?;
         Ok(Response::new(to_proto(&a, &[])))
     }
@@ -309,10 +314,10 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
-        let a = self
-            .engine
-            .resolve(&r.id, &r.actor, &r.comment, SystemTime::now())
+        let engine = Arc::clone(&self.engine);
+        let a = tokio::spawn(async move { engine.resolve(&r.id, &r.actor, &r.comment, SystemTime::now()).await })
             .await
+            .map_err(|e| Status::internal(format!("the resolve failed: {e}")))?
             .map_err(status)?;
         Ok(Response::new(to_proto(&a, &[])))
     }

@@ -26,6 +26,10 @@ pub fn describe() {
     metrics::counter!(SERIES_DROPPED_TOTAL).increment(0);
     metrics::counter!(PERSIST_ERRORS_TOTAL).increment(0);
     metrics::counter!(PUBLISH_ERRORS_TOTAL).increment(0);
+    for family in ["check", "metric", "event", "iface", "consensus"] {
+        metrics::counter!(FACTS_TOTAL, "family" => family).increment(0);
+    }
+    metrics::gauge!(SERIES).set(0.0);
     for state in ["firing", "acknowledged", "resolved"] {
         metrics::counter!(TRANSITIONS_TOTAL, "state" => state).increment(0);
     }

@@ -29,6 +29,12 @@ pub fn zero(channel_types: impl IntoIterator<Item = &'static str>) {
         metrics::counter!(GIVEN_UP_TOTAL, "channel_type" => kind).increment(0);
         metrics::counter!(RATE_LIMITED_TOTAL, "channel_type" => kind).increment(0);
     }
+    for source in [
+        crate::notification::SOURCE_ALERT,
+        crate::notification::SOURCE_ALERTMANAGER,
+    ] {
+        metrics::counter!(NOTIFICATIONS_TOTAL, "source" => source).increment(0);
+    }
 }
 
 /// Describes every notifier metric once.

@@ -44,17 +44,47 @@ const AFTER_A_FAULT: &[(&str, &str)] = &[
 /// (a histogram's buckets need an observation; a per-target series needs
 /// its target's first result); the first scrape may lack them, the end of
 /// the test may not.
-const AFTER_ACTIVITY: &[&str] = &[];
+const AFTER_ACTIVITY: &[&str] = &[
+    // Histograms: buckets once something is measured.
+    "pantau_alert_engine_evaluation_duration_seconds",
+    "pantau_notifier_delivery_duration_seconds",
+    // Rates of an interface need two polls of its counters.
+    "pantau_collector_interface_in_bits_per_second",
+    "pantau_collector_interface_out_bits_per_second",
+    // Per router and ISP, once the WAN detector has judged the first poll.
+    "pantau_wan_detector_wan_interfaces",
+];
 
-/// `/metrics` of the admin port once the collector has polled its router
-/// and checked its targets once (at most a minute after start).
+/// A readiness component of each service, registered once it has started.
+const STARTED: [&str; 5] = [
+    "collector.progress",
+    "alert_engine.progress",
+    "notifier.consumer",
+    "wan_detector.consumer",
+    "gateway.feed",
+];
+
+/// `/metrics` of the admin port once every service is ready and the
+/// collector has polled its router and checked its targets once (at most a
+/// minute after start).
 async fn first_scrape(pantau: &mut Killed, admin: u16) -> BTreeSet<String> {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{admin}/metrics");
+    let readyz = format!("http://127.0.0.1:{admin}/readyz");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         pantau.assert_running();
-        if let Ok(r) = client.get(&url).send().await
+        // Ready, and every service has registered its checks (the admin
+        // port answers before the services have started).
+        let ready = match client.get(&readyz).send().await {
+            Ok(r) if r.status().is_success() => r
+                .json::<serde_json::Value>()
+                .await
+                .is_ok_and(|v| STARTED.iter().all(|c| v["components"][c]["status"] == "ok")),
+            _ => false,
+        };
+        if ready
+            && let Ok(r) = client.get(&url).send().await
             && let Ok(text) = r.text().await
         {
             let names = exported(&text);

@@ -792,7 +792,12 @@ impl InProcess {
         let deadline = Instant::now() + WAIT;
         loop {
             let (a, b) = (self.ctx.health.report().await, self.notifier.health.report().await);
-            if a.is_ready() && b.is_ready() && a.components.contains_key("gateway.feed") {
+            assert!(!self.notifier_task.is_finished(), "the notifier stopped: {b:?}");
+            if a.is_ready()
+                && b.is_ready()
+                && a.components.contains_key("gateway.feed")
+                && b.components.contains_key("notifier.consumer")
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "never ready: {a:?} {b:?}");

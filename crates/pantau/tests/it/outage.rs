@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::support::{JWT_SECRET, Pantau, Ports, http};
+use crate::support::{JWT_SECRET, Pantau, Ports, token};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -100,6 +100,7 @@ struct Write {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_during_a_postgres_outage_answer_truthfully() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut pg = pantau_testkit::Postgres::start().await.expect("PostgreSQL starts");
     let db = pg.create_database("outage").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -108,9 +109,23 @@ async fn writes_during_a_postgres_outage_answer_truthfully() {
     let cfg = dir.path().join("pantau.yaml");
     std::fs::write(&cfg, config(ports, &dir.path().join("data"), &db, closed)).unwrap();
     let mut p = Pantau::start_with_env(dir.path(), &cfg, &["all"], &ports.other_services_env());
+    // Each store call waits for a connection up to the pool's acquire
+    // timeout (5 s) during the outage, and a write makes several (the
+    // service's, the audit entry's): answers take seconds, but they come.
     let api = Api {
         base: format!("http://127.0.0.1:{}", ports.gateway),
-        client: http(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .default_headers(
+                [(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {}", token()).parse().unwrap(),
+                )]
+                .into_iter()
+                .collect(),
+            )
+            .build()
+            .unwrap(),
     };
     // Both targets' alerts fire.
     let firing = api
@@ -164,7 +179,9 @@ async fn writes_during_a_postgres_outage_answer_truthfully() {
 
     let mut writes = Vec::new();
     let mut send = async |what: &'static str, method: Method, path: String, body: Value| {
+        let started = Instant::now();
         let (status, v) = api.call(method, &path, Some(body)).await;
+        eprintln!("{what}: {status} after {:?}: {v}", started.elapsed());
         assert!(
             status.is_success() || status == StatusCode::SERVICE_UNAVAILABLE,
             "{what}: a store outage answers 2xx or 503, not {status}: {v}"

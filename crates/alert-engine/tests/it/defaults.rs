@@ -29,8 +29,8 @@ fn t(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
 }
 
-fn ts(s: u64) -> Option<prost_types::Timestamp> {
-    Some(pantau_core::time::to_timestamp(t(s)))
+fn ts(s: u64) -> prost_types::Timestamp {
+    pantau_core::time::to_timestamp(t(s))
 }
 
 /// One bus message at an instant: (seconds, subject, payload).
@@ -47,7 +47,7 @@ fn metric(at: u64, name: &str, value: f64, l: &[(&str, &str)]) -> Msg {
         name: name.into(),
         value,
         labels: labels(l),
-        observed_at: ts(at),
+        observed_at: Some(ts(at)),
         source: "test".into(),
     };
     (at, subject::metric(name), m.encode_to_vec())
@@ -58,7 +58,7 @@ fn check(at: u64, target: &str, up: bool, latency_ms: u64) -> Msg {
         target_id: target.into(),
         location: "jkt".into(),
         status: if up { CheckStatus::Up } else { CheckStatus::Down }.into(),
-        checked_at: ts(at),
+        checked_at: Some(ts(at)),
         latency: Some(pantau_core::time::to_duration(Duration::from_millis(latency_ms))),
         ..Default::default()
     };
@@ -70,7 +70,7 @@ fn event(at: u64, kind: EventKind, name: &str, source: &str, attrs: &[(&str, &st
         id: format!("{name}-{at}"),
         kind: kind.into(),
         source: source.into(),
-        occurred_at: ts(at),
+        occurred_at: Some(ts(at)),
         attributes: labels(attrs),
         ..Default::default()
     };
@@ -82,7 +82,7 @@ fn iface(at: u64, router: &str, name: &str, oper_up: bool) -> Msg {
         router_id: router.into(),
         if_index: 1,
         if_name: name.into(),
-        sampled_at: ts(at),
+        sampled_at: Some(ts(at)),
         oper_up,
         admin_up: true,
         ..Default::default()
@@ -93,7 +93,7 @@ fn iface(at: u64, router: &str, name: &str, oper_up: bool) -> Msg {
 fn consensus(at: u64, target: &str, status: ConsensusStatus) -> Msg {
     let c = ConsensusResult {
         target_id: target.into(),
-        window_start: ts(at),
+        window_start: Some(ts(at)),
         status: status.into(),
         locations_total: 3,
         locations_successful: u32::from(status == ConsensusStatus::Up) * 3,

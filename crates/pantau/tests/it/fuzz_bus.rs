@@ -101,26 +101,26 @@ gateway:
     )
 }
 
-fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {
-    Some(Timestamp { seconds, nanos })
+fn ts(seconds: i64, nanos: i32) -> Timestamp {
+    Timestamp { seconds, nanos }
 }
 
-fn now_ts() -> Option<Timestamp> {
-    Some(pantau_core::time::to_timestamp(SystemTime::now()))
+fn now_ts() -> Timestamp {
+    pantau_core::time::to_timestamp(SystemTime::now())
 }
 
 /// Timestamps no clock shows: year 0, past year 10000, the extremes of
 /// i64, nanos out of range.
 fn extreme_times() -> Vec<Option<Timestamp>> {
     vec![
-        ts(-62_167_219_200, 0),    // 0000-01-01
-        ts(-62_198_755_200, 0),    // year -1
-        ts(253_402_300_800, 0),    // 10000-01-01
-        ts(32_503_680_000_000, 0), // year ~1 000 000
-        ts(i64::MAX, 999_999_999),
-        ts(i64::MIN, 0),
-        ts(0, -1),
-        ts(1_700_000_000, 2_000_000_000),
+        Some(ts(-62_167_219_200, 0)),    // 0000-01-01
+        Some(ts(-62_198_755_200, 0)),    // year -1
+        Some(ts(253_402_300_800, 0)),    // 10000-01-01
+        Some(ts(32_503_680_000_000, 0)), // year ~1 000 000
+        Some(ts(i64::MAX, 999_999_999)),
+        Some(ts(i64::MIN, 0)),
+        Some(ts(0, -1)),
+        Some(ts(1_700_000_000, 2_000_000_000)),
     ]
 }
 
@@ -182,14 +182,14 @@ fn checks() -> Vec<CheckResult> {
         reason: -7,
         breaker: 77,
         message: huge(200 * 1024),
-        checked_at: now_ts(),
+        checked_at: Some(now_ts()),
         ..Default::default()
     });
     out.push(CheckResult {
         target_id: "fuzz-labels".into(),
         status: CheckStatus::Down.into(),
         labels: many_labels(),
-        checked_at: now_ts(),
+        checked_at: Some(now_ts()),
         ..Default::default()
     });
     out.push(CheckResult::default());
@@ -219,7 +219,7 @@ fn samples() -> Vec<InterfaceSample> {
         if_name: huge(128 * 1024),
         if_alias: huge(64 * 1024),
         counter_bits: 7,
-        sampled_at: now_ts(),
+        sampled_at: Some(now_ts()),
         ..Default::default()
     });
     out.push(InterfaceSample::default());
@@ -255,7 +255,7 @@ fn infos() -> Vec<RouterInfo> {
         router_id: huge(64 * 1024),
         sys_descr: huge(200 * 1024),
         interfaces: (0..500).map(iface).collect(),
-        polled_at: now_ts(),
+        polled_at: Some(now_ts()),
         ..Default::default()
     });
     out.push(RouterInfo::default());
@@ -289,7 +289,7 @@ fn events() -> Vec<(String, RouterEvent)> {
                 RouterEvent {
                     kind: ek.into(),
                     source: "fuzz-src".into(),
-                    occurred_at: now_ts(),
+                    occurred_at: Some(now_ts()),
                     severity: 42,
                     message: huge(1024),
                     attributes: attrs(&[
@@ -310,7 +310,7 @@ fn events() -> Vec<(String, RouterEvent)> {
         subject::event("reboot", "fuzz-gw"),
         RouterEvent {
             kind: EventKind::WanDetected.into(),
-            occurred_at: now_ts(),
+            occurred_at: Some(now_ts()),
             ..Default::default()
         },
     ));
@@ -318,7 +318,7 @@ fn events() -> Vec<(String, RouterEvent)> {
         "pantau.event.no_such_kind.fuzz".into(),
         RouterEvent {
             kind: 999,
-            occurred_at: now_ts(),
+            occurred_at: Some(now_ts()),
             ..Default::default()
         },
     ));
@@ -335,7 +335,12 @@ fn metrics() -> Vec<MetricSample> {
         f64::MIN_POSITIVE,
         -0.0,
     ] {
-        for t in [now_ts(), ts(253_402_300_800, 0), ts(-62_167_219_200, 0), ts(0, -1)] {
+        for t in [
+            Some(now_ts()),
+            Some(ts(253_402_300_800, 0)),
+            Some(ts(-62_167_219_200, 0)),
+            Some(ts(0, -1)),
+        ] {
             out.push(MetricSample {
                 name: "cpu_usage".into(),
                 value,
@@ -349,7 +354,7 @@ fn metrics() -> Vec<MetricSample> {
         name: huge(128 * 1024),
         value: 1.0,
         labels: many_labels(),
-        observed_at: now_ts(),
+        observed_at: Some(now_ts()),
         source: huge(1024),
     });
     out.push(MetricSample::default());
@@ -384,8 +389,8 @@ fn alerts() -> Vec<(String, AlertEvent)> {
             description: huge(64 * 1024),
             labels: many_labels(),
             annotations: [("a".to_owned(), huge(1024))].into(),
-            starts_at: now_ts(),
-            ends_at: ts(i64::MIN, 0),
+            starts_at: Some(now_ts()),
+            ends_at: Some(ts(i64::MIN, 0)),
             actor: huge(1024),
             fingerprint: huge(1024),
         },
@@ -396,7 +401,7 @@ fn alerts() -> Vec<(String, AlertEvent)> {
         AlertEvent {
             alert_id: "fuzz-c".into(),
             state: AlertState::Resolved.into(),
-            starts_at: now_ts(),
+            starts_at: Some(now_ts()),
             ..Default::default()
         },
     ));
@@ -405,7 +410,7 @@ fn alerts() -> Vec<(String, AlertEvent)> {
         AlertEvent {
             alert_id: "fuzz-d".into(),
             state: 42,
-            starts_at: now_ts(),
+            starts_at: Some(now_ts()),
             ..Default::default()
         },
     ));
@@ -431,7 +436,7 @@ fn consensus() -> Vec<ConsensusResult> {
         target_id: huge(64 * 1024),
         status: 17,
         down_locations: (0..5000).map(|i| format!("loc{i}")).collect(),
-        window_start: now_ts(),
+        window_start: Some(now_ts()),
         ..Default::default()
     });
     out
@@ -517,7 +522,7 @@ fn down(target: &str) -> CheckResult {
         target_id: target.into(),
         location: "jkt".into(),
         status: CheckStatus::Down.into(),
-        checked_at: now_ts(),
+        checked_at: Some(now_ts()),
         latency: Some(pantau_core::time::to_duration(Duration::from_millis(3))),
         message: "connection refused".into(),
         ..Default::default()
@@ -529,7 +534,7 @@ fn router(id: &str) -> RouterInfo {
     RouterInfo {
         router_id: id.into(),
         router_name: id.into(),
-        polled_at: now_ts(),
+        polled_at: Some(now_ts()),
         default_route_if_indexes: vec![1],
         route_table: "ipCidrRouteTable".into(),
         interfaces: vec![

@@ -49,7 +49,8 @@ pub enum EngineError {
     Busy,
 }
 
-/// How long a person's acknowledge or resolve waits for the engine (held
+/// How long a request that changes something (acknowledge, resolve, a rule,
+/// a silence) waits for the engine (held
 /// by an evaluation that may be retrying a failing store) before it answers
 /// that nothing was changed: well within the gateway's 10 s, so the answer
 /// comes from here, not from a timeout that cannot say whether it applied.
@@ -491,9 +492,7 @@ impl Engine {
         comment: &str,
         now: SystemTime,
     ) -> Result<Alert, EngineError> {
-        let mut inner = tokio::time::timeout(PERSON_WAIT, self.inner.lock())
-            .await
-            .map_err(|_| EngineError::Busy)?;
+        let mut inner = self.lock_for_person().await?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.acknowledge(id, actor, comment, now) {
             Ok(c) => c,
@@ -507,9 +506,7 @@ impl Engine {
 
     /// A person resolves an alert.
     pub async fn resolve(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
-        let mut inner = tokio::time::timeout(PERSON_WAIT, self.inner.lock())
-            .await
-            .map_err(|_| EngineError::Busy)?;
+        let mut inner = self.lock_for_person().await?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.resolve(id, actor, comment, now) {
             Ok(c) => c,
@@ -519,6 +516,16 @@ impl Engine {
         let alert = c.alert.clone();
         self.commit_or_undo(&mut inner, c, before, now).await?;
         Ok(alert)
+    }
+
+    /// The engine for a request that changes something, waiting at most
+    /// [`PERSON_WAIT`]: [`EngineError::Busy`] (nothing changed) rather than
+    /// an answer later than the gateway waits, which could not say whether
+    /// the change was applied.
+    async fn lock_for_person(&self) -> Result<tokio::sync::MutexGuard<'_, Inner>, EngineError> {
+        tokio::time::timeout(PERSON_WAIT, self.inner.lock())
+            .await
+            .map_err(|_| EngineError::Busy)
     }
 
     /// Stores then publishes a person's change, or undoes it: an answer
@@ -599,10 +606,14 @@ impl Engine {
         self.add_silence(s).await
     }
 
-    /// Stores and applies a silence built by the caller (e.g. a recurring one).
+    /// Stores and applies a silence built by the caller (e.g. a recurring
+    /// one): the engine first (so a stored silence is applied at once, never
+    /// after its answer), then the store.
     pub async fn add_silence(&self, s: Silence) -> Result<Silence, EngineError> {
+        let mut inner = self.lock_for_person().await?;
         self.store.put_silence(&s).await?;
-        self.inner.lock().await.silences.push(s.clone());
+        inner.silences.push(s.clone());
+        drop(inner);
         tracing::info!(silence = %s.id, by = %s.created_by, "silence created");
         Ok(s)
     }
@@ -615,7 +626,7 @@ impl Engine {
 
     /// Ends a silence now; alerts it held back are published.
     pub async fn expire_silence(&self, id: &str, now: SystemTime) -> Result<Silence, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         let mut s = match inner.silences.iter().find(|s| s.id == id) {
             Some(s) => s.clone(),
             None => self
@@ -646,7 +657,7 @@ impl Engine {
     /// Creates or replaces an API rule (persisted), then evaluates it.
     pub async fn upsert_rule(&self, config: AlertRuleConfig, now: SystemTime) -> Result<Rule, EngineError> {
         let rule = Rule::new(config, self.cfg.default_cooldown, Origin::Api)?;
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         if let Some(parent) = rule.config.depends_on.iter().find(|p| inner.rule(p).is_none()) {
             return Err(RuleError::UnknownParent {
                 rule: rule.id().to_owned(),
@@ -671,7 +682,7 @@ impl Engine {
     /// Deletes an API rule; its open alerts resolve (a configured rule of
     /// the same id takes over again).
     pub async fn delete_rule(&self, id: &str, now: SystemTime) -> Result<(), EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         if !inner.api.contains_key(id) {
             return Err(match inner.base.get(id) {
                 Some(r) => EngineError::ConfigRule(id.to_owned(), r.origin.as_str()),

@@ -49,6 +49,18 @@ pub async fn serve(
     .await
 }
 
+/// Runs a change on a task of its own: a client that gives up (or whose
+/// deadline passes) does not cancel it half-way, applied in memory but
+/// neither stored nor undone.
+async fn detached<T: Send + 'static>(
+    change: impl Future<Output = Result<T, EngineError>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(change)
+        .await
+        .map_err(|e| Status::internal(format!("the change failed: {e}")))?
+        .map_err(status)
+}
+
 /// Each engine error as a gRPC status; storage details stay in the log.
 pub fn status(e: EngineError) -> Status {
     match e {
@@ -300,13 +312,9 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
-        // On a task of its own: a client that gives up does not cancel the
-        // change half-way (applied in memory, neither stored nor undone).
         let engine = Arc::clone(&self.engine);
-        let a = tokio::spawn(async move { engine.acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now()).await })
-            .await
-            .map_err(|e| Status::internal(format!("the acknowledge failed: {e}")))?
-            .map_err(status)?;
+        let a =
+            detached(async move { engine.acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now()).await }).await?;
         Ok(Response::new(to_proto(&a, &[])))
     }
 
@@ -315,10 +323,7 @@ impl AlertEngineService for Service {
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
         let engine = Arc::clone(&self.engine);
-        let a = tokio::spawn(async move { engine.resolve(&r.id, &r.actor, &r.comment, SystemTime::now()).await })
-            .await
-            .map_err(|e| Status::internal(format!("the resolve failed: {e}")))?
-            .map_err(status)?;
+        let a = detached(async move { engine.resolve(&r.id, &r.actor, &r.comment, SystemTime::now()).await }).await?;
         Ok(Response::new(to_proto(&a, &[])))
     }
 
@@ -335,7 +340,8 @@ impl AlertEngineService for Service {
             .rule
             .ok_or_else(|| Status::invalid_argument("rule is required"))?;
         let cfg = rule_from_proto(rule)?;
-        let rule = self.engine.upsert_rule(cfg, SystemTime::now()).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let rule = detached(async move { engine.upsert_rule(cfg, SystemTime::now()).await }).await?;
         Ok(Response::new(rule_to_proto(&rule)))
     }
 
@@ -345,7 +351,8 @@ impl AlertEngineService for Service {
     ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let id = req.into_inner().id;
         required(&id, "id")?;
-        self.engine.delete_rule(&id, SystemTime::now()).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        detached(async move { engine.delete_rule(&id, SystemTime::now()).await }).await?;
         Ok(Response::new(pb::DeleteRuleResponse {}))
     }
 
@@ -383,7 +390,8 @@ impl AlertEngineService for Service {
             };
             s = s.repeating(every, until).map_err(|e| status(e.into()))?;
         }
-        let s = self.engine.add_silence(s).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let s = detached(async move { engine.add_silence(s).await }).await?;
         Ok(Response::new(silence_to_proto(&s)))
     }
 
@@ -401,11 +409,8 @@ impl AlertEngineService for Service {
     async fn expire_silence(&self, req: Request<pb::ExpireSilenceRequest>) -> Result<Response<pb::Silence>, Status> {
         let id = req.into_inner().id;
         required(&id, "id")?;
-        let s = self
-            .engine
-            .expire_silence(&id, SystemTime::now())
-            .await
-            .map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let s = detached(async move { engine.expire_silence(&id, SystemTime::now()).await }).await?;
         Ok(Response::new(silence_to_proto(&s)))
     }
 

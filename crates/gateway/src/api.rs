@@ -223,6 +223,7 @@ mod tests {
             [
                 "store.collector: refused",
                 "alert-engine: refused",
+                "collector.health: critical",
                 "collector.progress: no check has completed for 40s",
             ]
         );

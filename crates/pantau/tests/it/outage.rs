@@ -110,8 +110,9 @@ async fn writes_during_a_postgres_outage_answer_truthfully() {
     std::fs::write(&cfg, config(ports, &dir.path().join("data"), &db, closed)).unwrap();
     let mut p = Pantau::start_with_env(dir.path(), &cfg, &["all"], &ports.other_services_env());
     // Each store call waits for a connection up to the pool's acquire
-    // timeout (5 s) during the outage, and a write makes several (the
-    // service's, the audit entry's): answers take seconds, but they come.
+    // timeout (5 s) during the outage, and a write makes two (the service's,
+    // then the gateway's audit entry): answers take about 10 s, but come
+    // from the services, not from a timeout.
     let api = Api {
         base: format!("http://127.0.0.1:{}", ports.gateway),
         client: reqwest::Client::builder()

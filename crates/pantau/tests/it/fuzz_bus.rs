@@ -11,7 +11,8 @@
 //! RouterInfo makes the WAN detector publish `wan_detected`; the bad ones
 //! are counted (`pantau_bus_dead_letters_total{consumer}`) and moved to
 //! `pantau.deadletter.<consumer>`; and the notifier still delivers after a
-//! restart.
+//! restart. The NATS run is a sync primary, so the sync-api's outbox takes
+//! the hostile results too and still publishes a consensus afterwards.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -34,8 +35,10 @@ use crate::support::{JWT_SECRET, Pantau, Ports, metric_value, token};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The consumers of `pantau all` (the sync-api's outbox runs only with sync on).
+/// The consumers of `pantau all`; with sync on (the NATS run: a primary)
+/// the sync-api's outbox too.
 const CONSUMERS: [&str; 4] = ["alert-engine", "notifier", "gateway-feed", "wan-detector"];
+const SYNC_OUTBOX: &str = "sync-outbox";
 
 /// A webhook receiver on loopback keeping every body it is sent.
 #[derive(Clone, Default)]
@@ -557,8 +560,12 @@ fn router(id: &str) -> RouterInfo {
     }
 }
 
-/// A WebSocket client of the gateway's events, answering pings.
-struct Events(tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>);
+/// A WebSocket client of the gateway's events, answering pings; keeps
+/// every event it has read, so waiting for one kind loses no other.
+struct Events {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    seen: Vec<(String, String)>,
+}
 
 impl Events {
     async fn connect(url: &str) -> Self {
@@ -567,7 +574,7 @@ impl Events {
             if let Ok(Ok((ws, _))) =
                 tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(url)).await
             {
-                return Self(ws);
+                return Self { ws, seen: Vec::new() };
             }
             assert!(Instant::now() < deadline, "the gateway's WebSocket never accepted");
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -576,16 +583,23 @@ impl Events {
 
     /// Waits for an event of `kind` whose JSON mentions `needle`.
     async fn wait_for(&mut self, kind: &str, needle: &str) {
+        let hit = |(k, t): &(String, String)| k == kind && t.contains(needle);
+        if self.seen.iter().any(hit) {
+            return;
+        }
         let got = tokio::time::timeout(WAIT, async {
             loop {
-                match self.0.next().await.expect("the socket stays open").unwrap() {
+                match self.ws.next().await.expect("the socket stays open").unwrap() {
                     Ws::Text(t) => {
                         let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                        if v["type"] == kind && t.contains(needle) {
+                        let event = (v["type"].as_str().unwrap_or_default().to_owned(), t.to_string());
+                        let found = hit(&event);
+                        self.seen.push(event);
+                        if found {
                             return;
                         }
                     }
-                    Ws::Ping(p) => self.0.send(Ws::Pong(p)).await.unwrap(),
+                    Ws::Ping(p) => self.ws.send(Ws::Pong(p)).await.unwrap(),
                     _ => {}
                 }
             }
@@ -628,6 +642,7 @@ async fn every_consumer_goes_on(
     sink: &Sink,
     ws: &mut Events,
     dead: &DeadLetters,
+    sync: bool,
     metrics: impl AsyncFn() -> String,
 ) {
     // The alert engine and the notifier: an alert delivered to the webhook;
@@ -642,11 +657,16 @@ async fn every_consumer_goes_on(
         .await
         .unwrap();
     ws.wait_for("wan_detected", "fuzz-gw").await;
+    // The sync-api's outbox: the primary's consensus over fuzz-1's window.
+    if sync {
+        ws.wait_for("consensus", "fuzz-1").await;
+    }
     // Each consumer counted and moved bad messages.
+    let consumers: Vec<&str> = CONSUMERS.iter().copied().chain(sync.then_some(SYNC_OUTBOX)).collect();
     let deadline = Instant::now() + WAIT;
     loop {
         let text = metrics().await;
-        let counted: Vec<(&str, f64)> = CONSUMERS
+        let counted: Vec<(&str, f64)> = consumers
             .iter()
             .map(|c| {
                 let label = format!("consumer=\"{c}\"");
@@ -656,7 +676,7 @@ async fn every_consumer_goes_on(
                 )
             })
             .collect();
-        let moved: Vec<(&str, usize)> = CONSUMERS.iter().map(|c| (*c, dead.count(c))).collect();
+        let moved: Vec<(&str, usize)> = consumers.iter().map(|c| (*c, dead.count(c))).collect();
         if counted.iter().all(|(_, n)| *n > 0.0) && moved.iter().all(|(_, n)| *n > 0) {
             break;
         }
@@ -677,11 +697,17 @@ async fn hostile_messages_over_nats_leave_pantau_all_consuming() {
     let ports = Ports::free();
     let cfg_path = dir.path().join("pantau.yaml");
     let yaml = format!(
-        "listen_host: 127.0.0.1\ndata_dir: {}\nadmin_port: {}\nshutdown_grace: 5s\nlog: {{ format: json, level: info }}\ncollector: {{ grpc_port: {}, admin_port: {} }}\n{}",
+        "listen_host: 127.0.0.1\ndata_dir: {}\nadmin_port: {}\nshutdown_grace: 5s\nlog: {{ format: json, level: info }}\n\
+         instance: {{ name: fuzz-primary, location: jkt }}\n\
+         collector: {{ grpc_port: {}, admin_port: {} }}\n\
+         sync: {{ enabled: true, grpc_port: {}, admin_port: {}, collector_url: 'http://127.0.0.1:{}', token: fuzz-join-token-0123456789, consensus_window: 1s, consensus_delay: 500ms }}\n{}",
         dir.path().join("data").display(),
         ports.admin,
         ports.collector_grpc,
         ports.collector_admin,
+        pantau_testkit::free_port(),
+        pantau_testkit::free_port(),
+        ports.collector_grpc,
         yaml(sink_port, Some(&nats.url()), true).replace(
             "gateway:\n",
             &format!(
@@ -695,12 +721,24 @@ async fn hostile_messages_over_nats_leave_pantau_all_consuming() {
     let mut p = Pantau::start_with_env(dir.path(), &cfg_path, &["all"], &env);
     let readyz = format!("http://127.0.0.1:{}/readyz", ports.admin);
     let http = reqwest::Client::new();
+    // Ready, with every consumer subscribed (the admin port answers before
+    // the services have registered their checks; a JetStream durable made
+    // after a message was published does not get it).
     let ready = async |p: &mut Pantau| {
         let deadline = Instant::now() + WAIT;
+        let subscribed = [
+            "alert_engine.consumer",
+            "notifier.consumer",
+            "gateway.feed",
+            "wan_detector.consumer",
+            "sync_api.outbox",
+        ];
         loop {
             p.assert_running();
             if let Ok(r) = http.get(&readyz).send().await
                 && r.status().is_success()
+                && let Ok(v) = r.json::<serde_json::Value>().await
+                && subscribed.iter().all(|c| v["components"][c]["status"] == "ok")
             {
                 return;
             }
@@ -730,7 +768,7 @@ async fn hostile_messages_over_nats_leave_pantau_all_consuming() {
     assert!(n > 150, "the corpus holds {n} messages");
     let metrics_url = format!("http://127.0.0.1:{}/metrics", ports.admin);
     let scrape = async || http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
-    every_consumer_goes_on(&bus, &sink, &mut ws, &dead, scrape).await;
+    every_consumer_goes_on(&bus, &sink, &mut ws, &dead, true, scrape).await;
     p.assert_running();
     ready(&mut p).await;
 
@@ -836,7 +874,7 @@ async fn hostile_messages_on_the_in_process_bus_leave_every_service_consuming() 
     let n = poison(sys.bus.as_ref()).await;
     assert!(n > 150, "the corpus holds {n} messages");
     let bus = Arc::clone(&sys.bus);
-    every_consumer_goes_on(&bus, &sink, &mut ws, &dead, async || {
+    every_consumer_goes_on(&bus, &sink, &mut ws, &dead, false, async || {
         pantau_core::telemetry::render_metrics()
     })
     .await;

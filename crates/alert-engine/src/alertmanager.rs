@@ -76,6 +76,9 @@ impl Pusher {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_default();
+        for result in ["ok", "failed", "dropped"] {
+            metrics::counter!(m::ALERTMANAGER_PUSHES_TOTAL, "result" => result).increment(0);
+        }
         let url = format!("{}/api/v2/alerts", base_url.trim_end_matches('/'));
         let (tx, rx) = mpsc::channel(QUEUE);
         tasks.spawn(send_loop(http, url, rx, shutdown));

@@ -92,8 +92,14 @@ pub async fn start(
 }
 
 /// Sweeps every `interval`, and evaluates the batched rules every
-/// [`crate::engine::BATCH_INTERVAL`], until `shutdown`.
-pub async fn sweep_loop(engine: Arc<Engine>, interval: std::time::Duration, shutdown: CancellationToken) {
+/// [`crate::engine::BATCH_INTERVAL`], until `shutdown`; each completed
+/// sweep is recorded in `progress`.
+pub async fn sweep_loop(
+    engine: Arc<Engine>,
+    interval: std::time::Duration,
+    progress: Arc<crate::watchdog::Progress>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -103,8 +109,11 @@ pub async fn sweep_loop(engine: Arc<Engine>, interval: std::time::Duration, shut
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                if let Err(e) = engine.sweep(SystemTime::now()).await {
-                    tracing::warn!(error = %e, "alert sweep failed");
+                // Progress is a sweep that evaluated and stored: one that
+                // cannot store its transitions pages no one.
+                match engine.sweep(SystemTime::now()).await {
+                    Ok(_) => progress.record(),
+                    Err(e) => tracing::warn!(error = %e, "alert sweep failed"),
                 }
             }
             _ = batch.tick() => {

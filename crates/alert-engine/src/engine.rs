@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, broadcast};
 
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 use crate::facts::Fact;
-use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, State, Transition};
+use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State, Transition};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
 use crate::series::{Inserted, Labels, Sample, SeriesStore};
@@ -45,6 +45,8 @@ pub enum EngineError {
     NoSilence(String),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
+    #[error("the alert engine is busy storing transitions (its store may be failing); nothing was changed")]
+    Busy,
 }
 
 impl pantau_core::error::ServiceError for EngineError {
@@ -58,7 +60,7 @@ impl pantau_core::error::ServiceError for EngineError {
             Self::Lifecycle(LifecycleError::AlreadyAcknowledged { .. })
             | Self::AlreadyResolved(_)
             | Self::ConfigRule(..) => ErrorCode::FailedPrecondition,
-            Self::Store(_) => ErrorCode::Unavailable,
+            Self::Store(_) | Self::Busy => ErrorCode::Unavailable,
         }
     }
 
@@ -69,6 +71,13 @@ impl pantau_core::error::ServiceError for EngineError {
         }
     }
 }
+
+/// How long a request that changes something (acknowledge, resolve, a rule,
+/// a silence) waits for the engine (held
+/// by an evaluation that may be retrying a failing store) before it answers
+/// that nothing was changed: well within the gateway's 10 s, so the answer
+/// comes from here, not from a timeout that cannot say whether it applied.
+const PERSON_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Inner {
     /// Defaults and configured rules.
@@ -506,28 +515,77 @@ impl Engine {
         comment: &str,
         now: SystemTime,
     ) -> Result<Alert, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
+        let before = inner.life.snapshot(id);
         let c = match inner.life.acknowledge(id, actor, comment, now) {
             Ok(c) => c,
             Err(LifecycleError::NotOpen(_)) => return Err(self.not_open(id).await),
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c], now).await?;
+        self.commit_or_undo(&mut inner, c, before, now).await?;
         Ok(alert)
     }
 
     /// A person resolves an alert.
     pub async fn resolve(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
+        let before = inner.life.snapshot(id);
         let c = match inner.life.resolve(id, actor, comment, now) {
             Ok(c) => c,
             Err(LifecycleError::NotOpen(_)) => return Err(self.not_open(id).await),
             Err(e) => return Err(e.into()),
         };
         let alert = c.alert.clone();
-        self.commit(&mut inner, vec![c], now).await?;
+        self.commit_or_undo(&mut inner, c, before, now).await?;
         Ok(alert)
+    }
+
+    /// The engine for a request that changes something, waiting at most
+    /// [`PERSON_WAIT`]: [`EngineError::Busy`] (nothing changed) rather than
+    /// an answer later than the gateway waits, which could not say whether
+    /// the change was applied.
+    async fn lock_for_person(&self) -> Result<tokio::sync::MutexGuard<'_, Inner>, EngineError> {
+        tokio::time::timeout(PERSON_WAIT, self.inner.lock())
+            .await
+            .map_err(|_| EngineError::Busy)
+    }
+
+    /// Stores then publishes a person's change, or undoes it: an answer
+    /// that says it failed means it is not applied later (before, the change
+    /// waited with the engine's own unsaved transitions and was stored and
+    /// published once the store came back, after the client was told 503).
+    /// Transitions still waiting to be stored go first, in their order.
+    async fn commit_or_undo(
+        &self,
+        inner: &mut Inner,
+        c: Change,
+        before: Option<Snapshot>,
+        now: SystemTime,
+    ) -> Result<(), EngineError> {
+        let stored = match self.commit(inner, Vec::new(), now).await {
+            Ok(_) => self.store.record(&c).await.map_err(EngineError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
+            if let Some(before) = before {
+                inner.life.undo(before);
+            }
+            metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
+            tracing::warn!(alert = %c.alert.id, state = c.transition.state.as_str(), error = %e, "cannot store a person's change; not applied");
+            return Err(e);
+        }
+        self.publish(&c).await;
+        if c.transition.state == State::Resolved && inner.any_depends {
+            // The change is stored: a failure to release its dependants is
+            // retried by the sweep, not the person's failure.
+            if let Err(e) = self.release(inner, now).await {
+                tracing::warn!(error = %e, "cannot record alerts whose parent ended; the sweep retries");
+            }
+        }
+        metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
+        Ok(())
     }
 
     async fn not_open(&self, id: &str) -> EngineError {
@@ -571,10 +629,14 @@ impl Engine {
         self.add_silence(s).await
     }
 
-    /// Stores and applies a silence built by the caller (e.g. a recurring one).
+    /// Stores and applies a silence built by the caller (e.g. a recurring
+    /// one): the engine first (so a stored silence is applied at once, never
+    /// after its answer), then the store.
     pub async fn add_silence(&self, s: Silence) -> Result<Silence, EngineError> {
+        let mut inner = self.lock_for_person().await?;
         self.store.put_silence(&s).await?;
-        self.inner.lock().await.silences.push(s.clone());
+        inner.silences.push(s.clone());
+        drop(inner);
         tracing::info!(silence = %s.id, by = %s.created_by, "silence created");
         Ok(s)
     }
@@ -587,7 +649,7 @@ impl Engine {
 
     /// Ends a silence now; alerts it held back are published.
     pub async fn expire_silence(&self, id: &str, now: SystemTime) -> Result<Silence, EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         let mut s = match inner.silences.iter().find(|s| s.id == id) {
             Some(s) => s.clone(),
             None => self
@@ -603,7 +665,10 @@ impl Engine {
             self.store.put_silence(&s).await?;
         }
         inner.silences.retain(|x| x.id != id);
-        self.release(&mut inner, now).await?;
+        if let Err(e) = self.release(&mut inner, now).await {
+            // The silence is ended and stored; the sweep releases its alerts.
+            tracing::warn!(error = %e, "cannot record alerts whose silence ended; the sweep retries");
+        }
         Ok(s)
     }
 
@@ -615,7 +680,7 @@ impl Engine {
     /// Creates or replaces an API rule (persisted), then evaluates it.
     pub async fn upsert_rule(&self, config: AlertRuleConfig, now: SystemTime) -> Result<Rule, EngineError> {
         let rule = Rule::new(config, self.cfg.default_cooldown, Origin::Api)?;
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         if let Some(parent) = rule.config.depends_on.iter().find(|p| inner.rule(p).is_none()) {
             return Err(RuleError::UnknownParent {
                 rule: rule.id().to_owned(),
@@ -633,14 +698,14 @@ impl Engine {
         inner.api.insert(id.clone(), rule.clone());
         inner.reindex();
         changes.extend(inner.evaluate(&[id], now, self.cfg.staleness));
-        self.commit(&mut inner, changes, now).await?;
+        self.commit_after(&mut inner, changes, now).await;
         Ok(rule)
     }
 
     /// Deletes an API rule; its open alerts resolve (a configured rule of
     /// the same id takes over again).
     pub async fn delete_rule(&self, id: &str, now: SystemTime) -> Result<(), EngineError> {
-        let mut inner = self.inner.lock().await;
+        let mut inner = self.lock_for_person().await?;
         if !inner.api.contains_key(id) {
             return Err(match inner.base.get(id) {
                 Some(r) => EngineError::ConfigRule(id.to_owned(), r.origin.as_str()),
@@ -651,8 +716,20 @@ impl Engine {
         inner.api.remove(id);
         let changes = inner.life.drop_rule(id, now, "api");
         inner.reindex();
-        self.commit(&mut inner, changes, now).await?;
+        self.commit_after(&mut inner, changes, now).await;
         Ok(())
+    }
+
+    /// Commits the transitions a stored change caused (a rule's alerts
+    /// firing or resolving). The change itself is stored and applied, so the
+    /// request succeeded: transitions that cannot be stored yet wait with
+    /// the engine's own and are retried with the next evaluation, and the
+    /// answer does not say the change failed (it said 503 before, although
+    /// the rule was saved).
+    async fn commit_after(&self, inner: &mut Inner, changes: Vec<Change>, now: SystemTime) {
+        if let Err(e) = self.commit(inner, changes, now).await {
+            tracing::warn!(error = %e, "the change is stored; its alert transitions are retried with the next evaluation");
+        }
     }
 }
 

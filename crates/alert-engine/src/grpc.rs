@@ -49,6 +49,18 @@ pub async fn serve(
     .await
 }
 
+/// Runs a change on a task of its own: a client that gives up (or whose
+/// deadline passes) does not cancel it half-way, applied in memory but
+/// neither stored nor undone.
+async fn detached<T: Send + 'static>(
+    change: impl Future<Output = Result<T, EngineError>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(change)
+        .await
+        .map_err(|e| Status::internal(format!("the change failed: {e}")))?
+        .map_err(status)
+}
+
 /// Each engine error as a gRPC status; storage details stay in the log.
 pub fn status(e: impl Into<EngineError>) -> Status {
     pantau_core::error::status(&e.into())
@@ -285,11 +297,9 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
-        let a = self
-            .engine
-            .acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now())
-            .await
-            .map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let a =
+            detached(async move { engine.acknowledge(&r.id, &r.actor, &r.comment, SystemTime::now()).await }).await?;
         Ok(Response::new(to_proto(&a, &[])))
     }
 
@@ -297,11 +307,8 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         required(&r.actor, "actor")?;
-        let a = self
-            .engine
-            .resolve(&r.id, &r.actor, &r.comment, SystemTime::now())
-            .await
-            .map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let a = detached(async move { engine.resolve(&r.id, &r.actor, &r.comment, SystemTime::now()).await }).await?;
         Ok(Response::new(to_proto(&a, &[])))
     }
 
@@ -318,7 +325,8 @@ impl AlertEngineService for Service {
             .rule
             .ok_or_else(|| Status::invalid_argument("rule is required"))?;
         let cfg = rule_from_proto(rule)?;
-        let rule = self.engine.upsert_rule(cfg, SystemTime::now()).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let rule = detached(async move { engine.upsert_rule(cfg, SystemTime::now()).await }).await?;
         Ok(Response::new(rule_to_proto(&rule)))
     }
 
@@ -328,7 +336,8 @@ impl AlertEngineService for Service {
     ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let id = req.into_inner().id;
         required(&id, "id")?;
-        self.engine.delete_rule(&id, SystemTime::now()).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        detached(async move { engine.delete_rule(&id, SystemTime::now()).await }).await?;
         Ok(Response::new(pb::DeleteRuleResponse {}))
     }
 
@@ -365,7 +374,8 @@ impl AlertEngineService for Service {
             };
             s = s.repeating(every, until).map_err(status)?;
         }
-        let s = self.engine.add_silence(s).await.map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let s = detached(async move { engine.add_silence(s).await }).await?;
         Ok(Response::new(silence_to_proto(&s)))
     }
 
@@ -383,11 +393,8 @@ impl AlertEngineService for Service {
     async fn expire_silence(&self, req: Request<pb::ExpireSilenceRequest>) -> Result<Response<pb::Silence>, Status> {
         let id = req.into_inner().id;
         required(&id, "id")?;
-        let s = self
-            .engine
-            .expire_silence(&id, SystemTime::now())
-            .await
-            .map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let s = detached(async move { engine.expire_silence(&id, SystemTime::now()).await }).await?;
         Ok(Response::new(silence_to_proto(&s)))
     }
 

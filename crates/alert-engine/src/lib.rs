@@ -16,6 +16,9 @@
 //! - [`consume`]: durable bus subscriptions feeding the engine, and the sweep.
 //! - [`alertmanager`]: optional push of alerts to Alertmanager's API v2.
 //! - [`grpc`]: the gRPC service, `pantau.v1.AlertEngineService`.
+//! - [`watchdog`]: when the engine last evaluated every rule (its dead man's
+//!   switch on `/readyz` and `/metrics`), and the optional heartbeat to an
+//!   external dead man's switch.
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod alertmanager;
@@ -31,6 +34,7 @@ pub mod rule;
 pub mod series;
 pub mod silence;
 pub mod store;
+pub mod watchdog;
 
 use std::sync::Arc;
 
@@ -102,10 +106,32 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
     ctx.health.register("alert_engine.consumer", ready);
     let consumer = consume::start(Arc::clone(&engine), consumer, ctx.shutdown.clone()).await?;
     ctx.spawn_critical("consumer", consumer);
-    let (swept, stop) = (Arc::clone(&engine), ctx.shutdown.clone());
+    let progress = Arc::new(watchdog::Progress::new(sweep));
+    ctx.health.register(
+        "alert_engine.progress",
+        Arc::new(watchdog::Stall(Arc::clone(&progress))),
+    );
+    let (swept, stop, swept_at) = (Arc::clone(&engine), ctx.shutdown.clone(), Arc::clone(&progress));
     ctx.spawn_supervised("sweep", move || {
-        consume::sweep_loop(Arc::clone(&swept), sweep, stop.clone())
+        consume::sweep_loop(Arc::clone(&swept), sweep, Arc::clone(&swept_at), stop.clone())
     });
+    if let Some(url) = ctx.config.alert_engine.watchdog.url.clone() {
+        let cfg = ctx.config.alert_engine.watchdog.clone();
+        let instance = ctx.config.instance.name.clone();
+        let location = ctx.config.instance.location.clone();
+        let stop = ctx.shutdown.clone();
+        tracing::info!(interval_s = cfg.interval.as_secs(), "watchdog heartbeats on");
+        ctx.spawn_supervised("watchdog", move || {
+            watchdog::run(
+                cfg.clone(),
+                url.clone(),
+                Arc::clone(&progress),
+                instance.clone(),
+                location.clone(),
+                stop.clone(),
+            )
+        });
+    }
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let rules = engine.rules().await.len();
     tracing::info!(grpc = %addr, rules, "alert engine running");

@@ -92,6 +92,13 @@ pub struct Change {
     pub transition: Transition,
 }
 
+/// An open alert before a person's change (see [`Lifecycle::undo`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    alert: Alert,
+    resolved: Option<SystemTime>,
+}
+
 /// Why a person's request cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
@@ -276,6 +283,31 @@ impl Lifecycle {
             .get_mut(&rule_id)
             .ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))?;
         close(rs, &mut self.index, &fp, now, actor, comment).ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))
+    }
+
+    /// What a person's change to open alert `id` may have to undo: the alert
+    /// as it is, and when its fingerprint last resolved.
+    pub fn snapshot(&self, id: &str) -> Option<Snapshot> {
+        let (rule_id, fp) = self.index.get(id)?;
+        let rs = self.rules.get(rule_id)?;
+        Some(Snapshot {
+            alert: rs.open.get(fp)?.clone(),
+            resolved: rs.resolved.get(fp).copied(),
+        })
+    }
+
+    /// Puts an open alert back as [`Self::snapshot`] saw it: a person's
+    /// acknowledge or resolve that could not be stored is not applied later.
+    pub fn undo(&mut self, s: Snapshot) {
+        let Snapshot { alert, resolved } = s;
+        let fp = alert.fingerprint.clone();
+        let rs = self.rules.entry(alert.rule_id.clone()).or_default();
+        match resolved {
+            Some(at) => rs.resolved.insert(fp.clone(), at),
+            None => rs.resolved.remove(&fp),
+        };
+        self.index.insert(alert.id.clone(), (alert.rule_id.clone(), fp.clone()));
+        rs.open.insert(fp, alert);
     }
 
     /// Records whether an open alert's notifications are suppressed and

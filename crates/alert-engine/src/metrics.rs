@@ -12,6 +12,8 @@ pub const RULES: &str = "pantau_alert_engine_rules";
 pub const PERSIST_ERRORS_TOTAL: &str = "pantau_alert_engine_persist_errors_total";
 pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_alert_engine_publish_errors_total";
 pub const ALERTMANAGER_PUSHES_TOTAL: &str = "pantau_alert_engine_alertmanager_pushes_total";
+pub const LAST_EVALUATION: &str = "pantau_alert_engine_last_evaluation_timestamp_seconds";
+pub const WATCHDOG_HEARTBEATS_TOTAL: &str = "pantau_alert_engine_watchdog_heartbeats_total";
 
 /// `trigger` label values of [`EVALUATION_DURATION`].
 pub const TRIGGER_EVENT: &str = "event";
@@ -24,6 +26,23 @@ pub fn describe() {
     metrics::counter!(SERIES_DROPPED_TOTAL).increment(0);
     metrics::counter!(PERSIST_ERRORS_TOTAL).increment(0);
     metrics::counter!(PUBLISH_ERRORS_TOTAL).increment(0);
+    for family in ["check", "metric", "event", "iface", "consensus"] {
+        metrics::counter!(FACTS_TOTAL, "family" => family).increment(0);
+    }
+    metrics::gauge!(SERIES).set(0.0);
+    for state in ["firing", "acknowledged", "resolved"] {
+        metrics::counter!(TRANSITIONS_TOTAL, "state" => state).increment(0);
+    }
+    describe_gauge!(
+        LAST_EVALUATION,
+        Unit::Seconds,
+        "Unix time of the last completed sweep over every rule (the start until the first): the alert engine's dead man's switch"
+    );
+    describe_counter!(
+        WATCHDOG_HEARTBEATS_TOTAL,
+        Unit::Count,
+        "Heartbeats to alert_engine.watchdog.url, by result (sent, failed, withheld while evaluation stalls)"
+    );
     describe_counter!(
         FACTS_TOTAL,
         Unit::Count,

@@ -29,27 +29,41 @@ pub enum Level {
 }
 
 impl ErrorRate {
+    /// A rate with no checks yet: healthy, and its gauges say so from the
+    /// first scrape.
     pub fn new(cfg: CollectorHealthConfig) -> Self {
-        Self {
+        let r = Self {
             cfg,
             seconds: Mutex::new(VecDeque::new()),
-        }
+        };
+        let _ = r.level(Instant::now());
+        r
     }
 
+    /// Counts a completed check; the level gauges follow at most once a
+    /// second (when a new second starts), not only when readiness is asked.
     pub fn record(&self, up: bool, now: Instant) {
         let mut s = self.seconds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match s.back_mut() {
+        let new_second = match s.back_mut() {
             Some((at, checks, failed)) if now.duration_since(*at) < Duration::from_secs(1) => {
                 *checks += 1;
                 *failed += u64::from(!up);
+                false
             }
-            _ => s.push_back((now, 1, u64::from(!up))),
-        }
+            _ => {
+                s.push_back((now, 1, u64::from(!up)));
+                true
+            }
+        };
         while s
             .front()
             .is_some_and(|(at, _, _)| now.duration_since(*at) > self.cfg.window)
         {
             s.pop_front();
+        }
+        drop(s);
+        if new_second {
+            let _ = self.level(now);
         }
     }
 

@@ -531,7 +531,7 @@ impl Collector {
             *entry
                 .last_failure
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((outcome.reason, outcome.message.clone()));
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((outcome.reason, bounded(&outcome.message)));
         }
         if admit == Admit::Probe && !is_push {
             let sooner = entry

@@ -53,6 +53,36 @@ pub struct AlertEngineConfig {
     /// v2, `POST /api/v2/alerts`), e.g. `http://127.0.0.1:9093`; open alerts
     /// are re-sent every sweep so Alertmanager does not time them out.
     pub alertmanager_url: Option<String>,
+    /// An external dead man's switch (like Alertmanager's `Watchdog`): off
+    /// until `watchdog.url` is set.
+    pub watchdog: WatchdogConfig,
+}
+
+/// The always-firing heartbeat to an external dead man's switch
+/// (healthchecks.io, Dead Man's Snitch, Opsgenie heartbeats, a cron
+/// monitor): while the alert engine keeps evaluating its rules, it POSTs a
+/// heartbeat to `url` every `interval`; when Pantau stops watching (the
+/// process, the host or the evaluation stalls), the heartbeats stop and the
+/// switch pages someone from outside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchdogConfig {
+    /// Where heartbeats go (an http:// or https:// URL; its path often is
+    /// the switch's secret, so `config print` masks it); unset = off.
+    pub url: Option<String>,
+    /// Time between heartbeats; the switch should expect one at least this
+    /// often (allow it two or three missed ones).
+    #[serde(with = "duration")]
+    pub interval: Duration,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            interval: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for AlertEngineConfig {
@@ -71,6 +101,7 @@ impl Default for AlertEngineConfig {
             rules_files: Vec::new(),
             rules: Vec::new(),
             alertmanager_url: None,
+            watchdog: WatchdogConfig::default(),
         }
     }
 }
@@ -187,6 +218,22 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
             "must be an http:// or https:// URL such as http://127.0.0.1:9093",
         );
     }
+    if let Some(u) = &a.watchdog.url
+        && crate::types::check_http_url(u).is_err()
+    {
+        add(
+            "alert_engine.watchdog.url".into(),
+            crate::notifier::mask_channel_url(crate::ChannelType::Webhook, u),
+            "must be an http:// or https:// URL such as https://hc-ping.com/<uuid>",
+        );
+    }
+    if a.watchdog.interval < Duration::from_secs(1) || a.watchdog.interval > Duration::from_secs(86_400) {
+        add(
+            "alert_engine.watchdog.interval".into(),
+            fmt_d(a.watchdog.interval),
+            "must be between 1s and 24h",
+        );
+    }
     let mut seen = HashSet::new();
     for (i, r) in a.rules.iter().enumerate() {
         if !is_subject_token(&r.id) {
@@ -226,6 +273,28 @@ mod tests {
         assert!(c.alert_engine.rules[0].enabled);
         let keys: Vec<String> = problems(&c).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["alert_engine.rules[1].id", "alert_engine.rules[1].expr"]);
+    }
+
+    #[test]
+    fn the_watchdog_is_off_by_default_and_checked_when_on() {
+        let c = Config::default();
+        assert_eq!(c.alert_engine.watchdog.url, None);
+        assert!(problems(&c).is_empty());
+        let yaml = "alert_engine:\n  watchdog:\n    url: ftp://switch/abc\n    interval: 0s\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        let keys: Vec<String> = problems(&c).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["alert_engine.watchdog.url", "alert_engine.watchdog.interval"]);
+        let yaml = "alert_engine:\n  watchdog:\n    url: https://hc-ping.com/0b1c2d3e\n    interval: 30s\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        assert!(problems(&c).is_empty());
+        assert_eq!(c.alert_engine.watchdog.interval, Duration::from_secs(30));
+        let shown = c.masked().alert_engine.watchdog.url.unwrap();
+        assert!(
+            !shown.contains("0b1c2d3e"),
+            "the switch's secret path is masked: {shown}"
+        );
+        let yaml = "alert_engine:\n  watchdog:\n    urll: https://x\n";
+        assert!(serde_yaml::from_str::<Config>(yaml).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity};
+pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, WatchdogConfig};
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;
@@ -141,6 +141,12 @@ impl Config {
         }
         c.notifier.mask();
         c.alert_engine.alertmanager_url = c.alert_engine.alertmanager_url.as_deref().map(mask_url_password);
+        c.alert_engine.watchdog.url = c
+            .alert_engine
+            .watchdog
+            .url
+            .as_deref()
+            .map(|u| notifier::mask_channel_url(ChannelType::Webhook, u));
         c.collector.mask();
         c.gateway.auth.mask();
         c

@@ -32,6 +32,13 @@ pub trait ReadinessCheck: Send + Sync {
     async fn level(&self) -> Level {
         Level::Ok
     }
+
+    /// Whether the process cannot work at all while this component fails
+    /// (the bus, a store): the gateway's `/health` is then `unhealthy` (503);
+    /// any other failing component makes it `degraded` (200), naming why.
+    fn essential(&self) -> bool {
+        false
+    }
 }
 
 /// How well a ready component works; the gateway's `/health` is `degraded`
@@ -61,6 +68,10 @@ pub struct ComponentStatus {
     pub detail: Option<String>,
     /// `ok`, `degraded` or `critical`: how well it works while ready.
     pub level: Level,
+    /// Whether its failure leaves the process unable to work (see
+    /// [`ReadinessCheck::essential`]).
+    #[serde(skip)]
+    pub essential: bool,
 }
 
 /// The answer of `/readyz`.
@@ -113,6 +124,7 @@ impl Health {
                 error,
                 detail,
                 level,
+                essential: c.essential(),
             };
             (name.clone(), outcome)
         }))

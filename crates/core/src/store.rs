@@ -134,6 +134,10 @@ impl ReadinessCheck for Store {
     async fn check(&self) -> Result<(), String> {
         self.ping().await.map_err(|e| e.to_string())
     }
+
+    fn essential(&self) -> bool {
+        true
+    }
 }
 
 async fn connect_sqlite(

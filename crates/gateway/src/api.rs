@@ -104,10 +104,11 @@ async fn health(State(s): State<AppState>) -> Response {
         .map(|(name, c)| {
             let view = ComponentView {
                 status: if c.error.is_none() { "ok" } else { "failing" },
+                // A failing component works not at all, whatever it said of its level.
+                level: if c.error.is_none() { c.level } else { Level::Critical },
                 error: c.error,
                 detail: c.detail,
-                level: c.level,
-                critical: true,
+                critical: c.essential,
             };
             (name, view)
         })
@@ -125,12 +126,22 @@ async fn health(State(s): State<AppState>) -> Response {
         );
     }
     let (code, status) = overall(&components);
-    (code, Json(HealthView { status, components })).into_response()
+    let reasons = reasons(&components);
+    (
+        code,
+        Json(HealthView {
+            status,
+            reasons,
+            components,
+        }),
+    )
+        .into_response()
 }
 
-/// The whole from its parts: `unhealthy` (503) when a critical dependency
-/// fails; `degraded` (200) when a backend fails or a component works badly
-/// (a collector whose checks mostly fail); else `healthy`.
+/// The whole from its parts: `unhealthy` (503) only when an essential
+/// dependency fails (the bus, a store); `degraded` (200) when any other
+/// component fails (a backend service, a stalled task or consumer) or works
+/// badly (a collector whose checks mostly fail); else `healthy`.
 fn overall(components: &BTreeMap<String, ComponentView>) -> (StatusCode, &'static str) {
     let unhealthy = components.values().any(|c| c.critical && c.error.is_some());
     let degraded = components.values().any(|c| c.error.is_some() || c.level != Level::Ok);
@@ -139,6 +150,35 @@ fn overall(components: &BTreeMap<String, ComponentView>) -> (StatusCode, &'stati
         (false, true) => (StatusCode::OK, "degraded"),
         (false, false) => (StatusCode::OK, "healthy"),
     }
+}
+
+/// Why the whole is not healthy: one line per component that fails (its
+/// error) or works badly (its level and detail), essential ones first.
+fn reasons(components: &BTreeMap<String, ComponentView>) -> Vec<String> {
+    let mut out: Vec<(bool, String)> = components
+        .iter()
+        .filter_map(|(name, c)| {
+            let line = match (&c.error, c.level) {
+                (Some(e), _) => format!("{name}: {e}"),
+                (None, Level::Ok) => return None,
+                (None, level) => {
+                    let word = if level == Level::Critical {
+                        "critical"
+                    } else {
+                        "degraded"
+                    };
+                    match &c.detail {
+                        Some(d) if d.starts_with(word) => format!("{name}: {d}"),
+                        Some(d) => format!("{name}: {word}: {d}"),
+                        None => format!("{name}: {word}"),
+                    }
+                }
+            };
+            Some((!(c.critical && c.error.is_some()), line))
+        })
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, l)| l).collect()
 }
 
 #[cfg(test)]
@@ -168,11 +208,40 @@ mod tests {
             component(Some("refused"), Level::Critical, false),
         );
         assert_eq!(overall(&c), (StatusCode::OK, "degraded"));
+        // A stalled task or consumer is not a dead bus or store: degraded.
+        c.insert(
+            "collector.progress".to_owned(),
+            component(Some("no check has completed for 40s"), Level::Critical, false),
+        );
+        assert_eq!(overall(&c), (StatusCode::OK, "degraded"));
         c.insert(
             "store.collector".to_owned(),
             component(Some("refused"), Level::Critical, true),
         );
         assert_eq!(overall(&c), (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"));
+        assert_eq!(
+            reasons(&c),
+            [
+                "store.collector: refused",
+                "alert-engine: refused",
+                "collector.health: critical",
+                "collector.progress: no check has completed for 40s",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_degraded_level_is_a_reason_with_its_detail() {
+        let mut c = BTreeMap::new();
+        let mut checks = component(None, Level::Critical, false);
+        checks.detail = Some("critical: 50.0% of checks failed in the last 300s".into());
+        c.insert("collector.checks".to_owned(), checks);
+        c.insert("bus".to_owned(), component(None, Level::Ok, true));
+        assert_eq!(overall(&c), (StatusCode::OK, "degraded"));
+        assert_eq!(
+            reasons(&c),
+            ["collector.checks: critical: 50.0% of checks failed in the last 300s"]
+        );
     }
 }
 
@@ -183,6 +252,9 @@ mod tests {
 pub struct HealthView {
     #[schema(schema_with = overall_schema)]
     pub status: &'static str,
+    /// Why it is not `healthy`: one line per component that fails or works
+    /// badly (`collector.checks: critical: 50.0% of checks failed …`); empty when healthy.
+    pub reasons: Vec<String>,
     pub components: BTreeMap<String, ComponentView>,
 }
 

@@ -17,6 +17,7 @@ pub const CUSTOM_METRICS: &str = "pantau_gateway_custom_metrics_total";
 pub fn describe() {
     // On /metrics from the first scrape (0 until it happens), so a panel reads 0, not "No data".
     ::metrics::counter!(WS_DROPPED).increment(0);
+    ::metrics::gauge!(WS_CONNECTIONS).increment(0.0);
     ::metrics::counter!(WS_SENT).increment(0);
     ::metrics::counter!(WS_REJECTED).increment(0);
     describe_gauge!(WS_CONNECTIONS, Unit::Count, "WebSocket clients connected");

@@ -284,6 +284,7 @@ impl Notifier {
 pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<(), NotifierError> {
     let ctx = ctx.service("notifier");
     metrics::describe();
+    metrics::zero(ctx.config.notifier.channels.iter().map(|c| c.kind.as_str()));
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
     ctx.watch_store(&store);

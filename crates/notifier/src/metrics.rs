@@ -19,6 +19,24 @@ pub const RESULT_DELIVERED: &str = "delivered";
 pub const RESULT_RETRY: &str = "retry";
 pub const RESULT_FAILED: &str = "failed";
 
+/// Exports the delivery counters of every configured channel type as 0, so
+/// the panels read 0 from the first scrape instead of "No data".
+pub fn zero(channel_types: impl IntoIterator<Item = &'static str>) {
+    for kind in channel_types {
+        for result in [RESULT_DELIVERED, RESULT_RETRY, RESULT_FAILED] {
+            metrics::counter!(DELIVERIES_TOTAL, "channel_type" => kind, "result" => result).increment(0);
+        }
+        metrics::counter!(GIVEN_UP_TOTAL, "channel_type" => kind).increment(0);
+        metrics::counter!(RATE_LIMITED_TOTAL, "channel_type" => kind).increment(0);
+    }
+    for source in [
+        crate::notification::SOURCE_ALERT,
+        crate::notification::SOURCE_ALERTMANAGER,
+    ] {
+        metrics::counter!(NOTIFICATIONS_TOTAL, "source" => source).increment(0);
+    }
+}
+
 /// Describes every notifier metric once.
 pub fn describe() {
     describe_counter!(

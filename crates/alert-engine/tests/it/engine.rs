@@ -378,3 +378,53 @@ async fn shipped_router_rules_fire_from_what_pantau_publishes() {
     );
     db.close().await;
 }
+
+/// A person's acknowledge or resolve that cannot be stored answers an error
+/// and is undone: asked again it fails the same way (not "already
+/// acknowledged" or "not open", as when the change stayed in memory and
+/// was stored once the store came back), and a restart finds the alert as
+/// it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_change_that_cannot_be_stored_is_not_applied() {
+    use pantau_alert_engine::EngineError;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        Store::connect(
+            &DatabaseConfig::default(),
+            dir.path(),
+            "alert-engine",
+            pantau_alert_engine::MIGRATIONS,
+        )
+        .await
+        .unwrap()
+    };
+    let db = open().await;
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let engine = Engine::new(cfg(), AlertStore::new(db.clone()), Arc::clone(&bus))
+        .await
+        .unwrap();
+    engine.ingest(vec![cpu("a", 95.0, 0)], t(0)).await.unwrap();
+    engine.ingest(vec![cpu("b", 95.0, 0)], t(0)).await.unwrap();
+    let fired = engine.sweep(t(300)).await.unwrap();
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    let (a, b) = (fired[0].alert.id.clone(), fired[1].alert.id.clone());
+
+    db.close().await; // the store is gone
+    for _ in 0..2 {
+        let e = engine.acknowledge(&a, "dina", "", t(310)).await.unwrap_err();
+        assert!(matches!(e, EngineError::Store(_)), "{e}");
+        let e = engine.resolve(&b, "dina", "", t(310)).await.unwrap_err();
+        assert!(matches!(e, EngineError::Store(_)), "{e}");
+    }
+
+    let db = open().await;
+    let again = Engine::new(cfg(), AlertStore::new(db.clone()), bus).await.unwrap();
+    for id in [&a, &b] {
+        let stored = again.store().get(id).await.unwrap().unwrap();
+        assert_eq!(stored.state, State::Firing, "{stored:?}");
+        assert!(stored.acknowledged_by.is_empty(), "{stored:?}");
+    }
+    let acked = again.acknowledge(&a, "dina", "", t(320)).await.unwrap();
+    assert_eq!(acked.state, State::Acknowledged);
+    db.close().await;
+}

@@ -1,8 +1,10 @@
 //! Integration tests of the alert engine.
 mod alertmanager;
+mod defaults;
 mod engine;
 mod fuzz;
 mod nats;
 mod service;
 mod store;
 mod suppress;
+mod watchdog;

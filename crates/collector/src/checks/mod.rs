@@ -118,7 +118,13 @@ impl Checker {
                     // timeout, so total loss is reported as such, with its numbers.
                     let margin = (target.timeout / 10).min(Duration::from_millis(100));
                     self.icmp
-                        .check(host, *count, *max_loss_percent, target.timeout - margin, started)
+                        .check(
+                            host,
+                            *count,
+                            *max_loss_percent,
+                            target.timeout.saturating_sub(margin),
+                            started,
+                        )
                         .await
                 }
                 Spec::Dns {

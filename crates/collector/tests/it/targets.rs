@@ -490,6 +490,37 @@ async fn push_monitors_and_history() {
         .into_inner();
     assert_eq!(latest.results[0].status(), CheckStatus::Down);
     assert_eq!(latest.results[0].message, "disk full");
+    // A pushed message of 100 KiB: the result (and its detail) keep at most
+    // 1,024 characters, and never an earlier message.
+    c.client
+        .push(PushRequest {
+            token: "push-token-0123456789".into(),
+            status: "down".into(),
+            message: "é".repeat(100 * 1024),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let latest = c
+        .client
+        .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+        .await
+        .unwrap()
+        .into_inner();
+    let r = &latest.results[0];
+    assert!(
+        r.message.chars().count() <= 1025,
+        "{} characters",
+        r.message.chars().count()
+    );
+    assert!(
+        !r.message.contains("disk full"),
+        "an earlier message is kept: {}",
+        r.message
+    );
+    if let Some(v1::check_result::Detail::Push(d)) = &r.detail {
+        assert!(d.pushed_message.chars().count() <= 1024, "{}", d.pushed_message.len());
+    }
     // The token is never shown.
     let shown = c
         .client

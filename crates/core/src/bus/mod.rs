@@ -195,6 +195,10 @@ pub fn readiness(bus: std::sync::Arc<dyn Bus>) -> std::sync::Arc<dyn crate::heal
         async fn check(&self) -> Result<(), String> {
             self.0.check().await.map_err(|e| e.to_string())
         }
+
+        fn essential(&self) -> bool {
+            true
+        }
     }
     std::sync::Arc::new(Check(bus))
 }
@@ -209,7 +213,31 @@ pub mod metric {
     pub const HANDLER_RETRIES: &str = "pantau_bus_handler_retries_total";
 }
 
+/// The families every Pantau process knows from the start, whose error and
+/// drop counters are exported as 0 from the first scrape (a panel reads 0,
+/// not "No data"): results, samples, router info, every event kind, alert
+/// states, consensus and dead letters. (`pantau.metric.<name>` families
+/// follow the names that are published.)
+pub fn known_families() -> Vec<String> {
+    let mut out: Vec<String> = ["pantau.check.result", "pantau.iface.sample", "pantau.router.info"]
+        .map(str::to_owned)
+        .to_vec();
+    let mut k = 1;
+    while let Ok(kind) = pantau_proto::v1::EventKind::try_from(k) {
+        out.push(format!("pantau.event.{}", event::event_kind_token(kind)));
+        k += 1;
+    }
+    out.extend(["firing", "acknowledged", "resolved"].map(|s| format!("pantau.alert.{s}")));
+    out.extend(["pantau.consensus", "pantau.deadletter"].map(str::to_owned));
+    out
+}
+
 pub(crate) fn describe_metrics() {
+    for family in known_families() {
+        for name in [metric::PUBLISH_ERRORS, metric::DECODE_ERRORS, metric::DROPPED] {
+            metrics::counter!(name, "family" => family.clone()).increment(0);
+        }
+    }
     metrics::describe_counter!(
         metric::PUBLISHED,
         metrics::Unit::Count,
@@ -285,6 +313,16 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
+
+    #[test]
+    fn known_families_are_bounded_and_name_every_event_kind() {
+        let f = known_families();
+        assert!(f.contains(&"pantau.event.metrics_update".to_owned()), "{f:?}");
+        assert!(f.contains(&"pantau.event.target_down".to_owned()), "{f:?}");
+        assert!(f.contains(&"pantau.alert.firing".to_owned()), "{f:?}");
+        assert!(f.iter().all(|x| subject::family(&format!("{x}.a.b")) == *x), "{f:?}");
+        assert!(f.len() < 30, "{f:?}");
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn publish_proto_carries_the_trace_to_the_consumer() {

@@ -241,12 +241,19 @@ async fn websocket_clients_receive_results_and_the_limit_holds() {
     eventually(|| async { tokio_tungstenite::connect_async(&g.ws).await.is_ok() }).await;
 }
 
-struct Down;
+/// A component that fails: a store (essential) or not.
+struct Down {
+    essential: bool,
+}
 
 #[async_trait::async_trait]
 impl ReadinessCheck for Down {
     async fn check(&self) -> Result<(), String> {
         Err("connection refused".into())
+    }
+
+    fn essential(&self) -> bool {
+        self.essential
     }
 }
 
@@ -262,12 +269,35 @@ async fn health_is_503_naming_the_failing_component() {
         assert_eq!(v["components"][backend]["critical"], false, "{v}");
     }
     assert_eq!(v["components"]["gateway-store"]["status"], "ok", "{v}");
-    g.ctx.health.register("store.collector", Arc::new(Down));
+    assert_eq!(v["components"]["gateway-store"]["critical"], true, "{v}");
+    let reasons = v["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r.as_str().unwrap().starts_with("collector: ")),
+        "{v}"
+    );
+    // A failing task or consumer is not a dead store: still degraded, naming it.
+    g.ctx
+        .health
+        .register("collector.tasks", Arc::new(Down { essential: false }));
+    let (code, v) = get_json(&format!("{}/health", g.base)).await;
+    assert_eq!((code, v["status"].as_str()), (200, Some("degraded")), "{v}");
+    assert!(
+        v["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "collector.tasks: connection refused"),
+        "{v}"
+    );
+    g.ctx
+        .health
+        .register("store.collector", Arc::new(Down { essential: true }));
     for path in ["/health", "/api/v1/health", "/readyz"] {
         let (code, v) = get_json(&format!("{}{path}", g.base)).await;
         assert_eq!(code, 503, "{path}: {v}");
         if path != "/readyz" {
             assert_eq!(v["status"], "unhealthy", "{v}");
+            assert_eq!(v["reasons"][0], "store.collector: connection refused", "{v}");
         }
         assert_eq!(v["components"]["store.collector"]["error"], "connection refused");
     }

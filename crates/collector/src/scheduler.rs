@@ -20,6 +20,7 @@ use pantau_core::error::ErrorCode;
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
+use pantau_proto::v1::check_result::Detail;
 use pantau_proto::v1::{self, BreakerState, CheckResult, CheckStatus, FailureReason, TargetSource};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -69,7 +70,9 @@ fn start_delay(t: &Target, window: Duration) -> Duration {
 }
 
 /// The DOWN result of a target whose breaker is open: the last real
-/// failure's reason, and its message quoted once.
+/// failure's reason, its message quoted once, and the last certificate a
+/// check read (marked `last_known`, its days counted to now), so the expiry
+/// stays known exactly while the service is down.
 fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
     let last = entry
         .last_failure
@@ -78,14 +81,56 @@ fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
         .clone();
     let (reason, last) = last.unwrap_or((FailureReason::Internal, String::new()));
     let wait = retry_at.saturating_duration_since(Instant::now());
-    Outcome::down(
+    let outcome = Outcome::down(
         Duration::ZERO,
         reason,
         format!(
             "circuit open, not probing for {}s (last failure: {last})",
             wait.as_secs()
         ),
-    )
+    );
+    let known = entry
+        .last_certificate
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match known {
+        Some(detail) => outcome.with_detail(last_known(detail, SystemTime::now())),
+        None => outcome,
+    }
+}
+
+/// The certificate part of `detail`, if it has one: what is kept of a check
+/// to report while the breaker is open.
+fn certificate_detail(detail: &Detail) -> Option<Detail> {
+    match detail {
+        Detail::Http(h) if h.certificate.is_some() => Some(Detail::Http(v1::HttpDetail {
+            certificate: h.certificate.clone(),
+            ..Default::default()
+        })),
+        Detail::Tls(t) if !t.chain.is_empty() => Some(Detail::Tls(t.clone())),
+        _ => None,
+    }
+}
+
+/// `detail`'s certificates marked as read earlier, their days counted to `now`.
+fn last_known(mut detail: Detail, now: SystemTime) -> Detail {
+    let mark = |c: &mut v1::CertificateInfo| {
+        c.last_known = true;
+        if let Some(after) = c.not_after.as_ref().and_then(pantau_core::time::from_timestamp) {
+            let secs = match after.duration_since(now) {
+                Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+            };
+            c.days_to_expiry = secs.div_euclid(86_400);
+        }
+    };
+    match &mut detail {
+        Detail::Http(h) => h.certificate.iter_mut().for_each(mark),
+        Detail::Tls(t) => t.chain.iter_mut().for_each(mark),
+        _ => {}
+    }
+    detail
 }
 
 /// Longest delay the timer queue is given. Validation bounds intervals far
@@ -111,6 +156,8 @@ pub struct Entry {
     /// quoted while the breaker is open (never a message that itself quotes
     /// an earlier one).
     last_failure: Mutex<Option<(FailureReason, String)>>,
+    /// The certificate part of the last check that read one.
+    last_certificate: Mutex<Option<Detail>>,
 }
 
 impl Entry {
@@ -120,6 +167,7 @@ impl Entry {
             breaker: Mutex::new(Breaker::new(cfg.collector.circuit_breaker.clone())),
             exported: Mutex::new(BreakerState::Closed),
             last_failure: Mutex::new(None),
+            last_certificate: Mutex::new(None),
         })
     }
 
@@ -527,6 +575,14 @@ impl Collector {
             Admit::Probe => self.checked(t).await,
             Admit::Reject { retry_at } => circuit_open(entry, retry_at),
         };
+        if admit == Admit::Probe
+            && let Some(cert) = outcome.detail.as_ref().and_then(certificate_detail)
+        {
+            *entry
+                .last_certificate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cert);
+        }
         if admit == Admit::Probe && !outcome.up {
             *entry
                 .last_failure

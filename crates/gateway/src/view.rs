@@ -114,6 +114,8 @@ pub struct CertView {
     pub not_after: Option<String>,
     pub days_to_expiry: i64,
     pub dns_names: Vec<String>,
+    /// Read by an earlier check (the breaker is open, this result did not connect).
+    pub last_known: bool,
 }
 
 fn cert(c: &v1::CertificateInfo) -> CertView {
@@ -123,6 +125,7 @@ fn cert(c: &v1::CertificateInfo) -> CertView {
         not_after: when(c.not_after.as_ref()),
         days_to_expiry: c.days_to_expiry,
         dns_names: c.dns_names.clone(),
+        last_known: c.last_known,
     }
 }
 

@@ -77,6 +77,8 @@ fn event(at: u64, kind: EventKind, name: &str, source: &str, attrs: &[(&str, &st
     (at, subject::event(name, source), e.encode_to_vec())
 }
 
+/// A sample of an enabled port the collector has seen up before: down is a
+/// change, so `went_down` is set as the collector sets it.
 fn iface(at: u64, router: &str, name: &str, oper_up: bool) -> Msg {
     let s = InterfaceSample {
         router_id: router.into(),
@@ -85,6 +87,7 @@ fn iface(at: u64, router: &str, name: &str, oper_up: bool) -> Msg {
         sampled_at: Some(ts(at)),
         oper_up,
         admin_up: true,
+        went_down: !oper_up,
         ..Default::default()
     };
     (at, subject::iface_sample(router, 1), s.encode_to_vec())

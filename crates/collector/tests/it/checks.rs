@@ -14,7 +14,6 @@ use pantau_config::{
 };
 use pantau_proto::v1::{FailureReason, TargetSource, check_result::Detail};
 use pantau_testkit::{DnsRecord, Dnsmasq};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn compile(t: &RawTarget) -> Target {
     let cfg = CollectorConfig {
@@ -37,48 +36,9 @@ async fn run(t: &RawTarget) -> pantau_collector::checks::Outcome {
 /// An HTTPS server on 127.0.0.1 with a self-signed certificate for
 /// `localhost` valid for `days` more days; answers every request with 200 "ok".
 async fn https_server(days: i64) -> String {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params.distinguished_name.push(rcgen::DnType::CommonName, "pantau-test");
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(days) + time::Duration::hours(1);
-    let cert = params.self_signed(&key).unwrap();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = l.accept().await else { return };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tls
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-                    .await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    format!("localhost:{}", addr.port())
+    let cert = crate::trust::leaf("pantau-test", &["localhost"], -1, days, None);
+    let port = crate::trust::serve(vec![cert.der.clone()], &cert.key, None).await;
+    format!("localhost:{port}")
 }
 
 #[tokio::test]

@@ -21,10 +21,10 @@ fn days(n: i64) -> time::OffsetDateTime {
 }
 
 /// A certificate with its key.
-struct Made {
-    der: CertificateDer<'static>,
+pub(crate) struct Made {
+    pub(crate) der: CertificateDer<'static>,
     pem: String,
-    key: KeyPair,
+    pub(crate) key: KeyPair,
     params: CertificateParams,
 }
 
@@ -50,7 +50,7 @@ fn ca(name: &str, issuer: Option<&Made>) -> Made {
 
 /// A leaf for `names`, valid from `from` to `until` days from now, signed
 /// by `issuer` (self-signed without one).
-fn leaf(cn: &str, names: &[&str], from: i64, until: i64, issuer: Option<&Made>) -> Made {
+pub(crate) fn leaf(cn: &str, names: &[&str], from: i64, until: i64, issuer: Option<&Made>) -> Made {
     let mut params = CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
     params.not_before = days(from);
@@ -71,7 +71,16 @@ fn leaf(cn: &str, names: &[&str], from: i64, until: i64, issuer: Option<&Made>) 
 /// A TLS server on 127.0.0.1 presenting `chain`; answers an HTTP request
 /// with 200 "ok". With `client_ca`, it asks for a client certificate issued
 /// by it and refuses the handshake without one.
-async fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair, client_ca: Option<&Made>) -> u16 {
+pub(crate) async fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair, client_ca: Option<&Made>) -> u16 {
+    serving(chain, key, client_ca).await.0
+}
+
+/// [`serve`], with the task to abort to stop answering.
+async fn serving(
+    chain: Vec<CertificateDer<'static>>,
+    key: &KeyPair,
+    client_ca: Option<&Made>,
+) -> (u16, tokio::task::JoinHandle<()>) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = rustls::ServerConfig::builder();
     let builder = match client_ca {
@@ -92,7 +101,7 @@ async fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair, client_ca: Op
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = l.accept().await else { return };
             let acceptor = acceptor.clone();
@@ -115,7 +124,7 @@ async fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair, client_ca: Op
             });
         }
     });
-    port
+    (port, task)
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -251,4 +260,65 @@ fn unreadable_tls_files_are_refused_naming_the_key() {
     t.client_key = Some(garbage);
     let e = compile(&t).unwrap_err();
     assert!(e.contains("t.client_cert"), "{e}");
+}
+
+/// While the breaker is open no check connects, yet each result still
+/// carries the certificate the last real check read, marked `last_known`,
+/// its days counted to now: the expiry stays known while the service is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_keeps_the_last_known_certificate() {
+    use pantau_proto::v1::{BreakerState, CheckStatus, ListLatestResultsRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let cert = leaf("soon.internal", &["localhost"], -1, 20, None);
+    let (port, server) = serving(vec![cert.der.clone()], &cert.key, None).await;
+    let mut config = crate::targets::base_config(dir.path());
+    config.collector.circuit_breaker.failure_threshold = 2;
+    config.collector.circuit_breaker.recovery_timeout = Duration::from_secs(60);
+    let mut t = RawTarget::new("tls-soon", CheckType::Tls);
+    t.address = Some(format!("127.0.0.1:{port}"));
+    t.server_name = Some("localhost".into());
+    t.verify_tls = Some(false);
+    t.interval = Some(Duration::from_secs(1));
+    t.timeout = Some(Duration::from_millis(800));
+    config.collector.targets = vec![t.parse("t").unwrap().into()];
+    let c = crate::targets::start(config).await;
+    let latest = |mut client: pantau_proto::v1::collector_service_client::CollectorServiceClient<
+        tonic::transport::Channel,
+    >| async move {
+        client
+            .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })
+            .await
+            .unwrap()
+            .into_inner()
+            .results
+            .pop()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while latest(c.client.clone())
+        .await
+        .is_none_or(|r| r.status() != CheckStatus::Up)
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the TLS target never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let open = loop {
+        let r = latest(c.client.clone()).await.unwrap();
+        if r.breaker() == BreakerState::Open && r.message.contains("circuit open") {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the breaker never opened: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Some(Detail::Tls(d)) = &open.detail else {
+        panic!("no certificate while the breaker is open: {open:?}")
+    };
+    assert!(d.chain[0].last_known, "{d:?}");
+    assert_eq!(d.chain[0].days_to_expiry, 20, "{d:?}");
+    assert!(d.chain[0].subject.contains("soon.internal"), "{d:?}");
+    c.stop().await;
 }

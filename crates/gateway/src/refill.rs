@@ -11,7 +11,7 @@ use std::time::Duration;
 use pantau_proto::v1::ListLatestResultsRequest;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use pantau_core::grpc::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

@@ -12,7 +12,8 @@
 //! - `POST /sync/api/promote` (this instance) and `POST /sync/api/demote/{id}`.
 //!
 //! Admin calls (instances, promote, demote) are authorised by the gateway's
-//! auth layer; the gateway then presents the join token (`sync.token`).
+//! auth layer; the gateway then calls with its service token (for the user,
+//! `x-pantau-on-behalf-of`).
 
 use axum::Json;
 use axum::Router;
@@ -25,7 +26,7 @@ use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
+use pantau_core::grpc::Channel;
 
 use crate::input;
 use crate::labels::{InstanceHealth, InstanceState, SyncRole};
@@ -34,7 +35,6 @@ use crate::labels::{InstanceHealth, InstanceState, SyncRole};
 struct SyncState {
     client: SyncServiceClient<Channel>,
     active: bool,
-    join_token: Option<String>,
     id: String,
     location: String,
 }
@@ -43,9 +43,8 @@ struct SyncState {
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let c = &ctx.config;
     let state = SyncState {
-        client: SyncServiceClient::new(crate::lazy_channel(&c.gateway.sync_url)),
+        client: SyncServiceClient::new(ctx.channel(&c.gateway.sync_url)),
         active: c.sync.active(),
-        join_token: c.sync.token.clone(),
         id: c.instance.name.clone(),
         location: c.instance.location.clone(),
     };
@@ -145,8 +144,9 @@ fn caller_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl SyncState {
+    /// An admin call: the channel adds the service token.
     fn admin<T>(&self, msg: T) -> tonic::Request<T> {
-        with_token(msg, self.join_token.as_deref())
+        tonic::Request::new(msg)
     }
 }
 

@@ -15,7 +15,7 @@ use pantau_proto::v1::{
     ListLatestResultsRequest, ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
 };
 use tonic::Code;
-use tonic::transport::Channel;
+use pantau_core::grpc::Channel;
 
 pub(crate) struct Running {
     pub(crate) ctx: Context,
@@ -41,11 +41,16 @@ pub(crate) async fn start(config: Config) -> Running {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(pantau_collector::run(ctx.clone(), l));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    // An admin client: a token minted with the collector's own keys.
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{addr}"), "test", "admin")
+        .unwrap();
+    let mut client = CollectorServiceClient::new(channel);
     let mut tries = 0;
-    let channel = loop {
-        match channel.connect().await {
-            Ok(c) => break c,
+    loop {
+        match client.list_targets(ListTargetsRequest {}).await {
+            Ok(_) => break,
             Err(e) if tries < 50 => {
                 tries += 1;
                 let _ = e;
@@ -53,12 +58,8 @@ pub(crate) async fn start(config: Config) -> Running {
             }
             Err(e) => panic!("collector gRPC never came up: {e}"),
         }
-    };
-    Running {
-        ctx,
-        task,
-        client: CollectorServiceClient::new(channel),
     }
+    Running { ctx, task, client }
 }
 
 pub(crate) fn base_config(dir: &std::path::Path) -> Config {

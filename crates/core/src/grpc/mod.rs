@@ -130,6 +130,25 @@ impl Security {
         })
     }
 
+    /// A token for `subject` granting `scopes` (space-separated), signed
+    /// with this process's keys: for tools and tests.
+    pub fn token_for(&self, subject: &str, scopes: &str, ttl: std::time::Duration) -> Result<String, Arc<KeyError>> {
+        let keys = self.keys()?;
+        keys.mint(subject, scopes, ttl).map(|(t, _)| t).map_err(Arc::new)
+    }
+
+    /// A channel to `url` as `subject` with `scopes` (a token minted with
+    /// this process's keys, valid for an hour): for tools and tests.
+    pub fn channel_as(&self, url: &str, subject: &str, scopes: &str) -> Result<Channel, ClientError> {
+        let token = self
+            .token_for(subject, scopes, std::time::Duration::from_secs(3600))
+            .map_err(|e| ClientError::Url {
+                url: url.to_owned(),
+                reason: format!("cannot mint a token: {e}"),
+            })?;
+        self.channel_with(url, Credentials::Token(token.into()))
+    }
+
     /// A channel to `url` presenting `credentials`.
     pub fn channel_with(&self, url: &str, credentials: Credentials) -> Result<Channel, ClientError> {
         let tls = client::Tls::from_config(&self.config.grpc)?;

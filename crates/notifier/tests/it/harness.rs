@@ -16,7 +16,7 @@ use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
+use pantau_core::grpc::Channel;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
@@ -195,8 +195,9 @@ impl Running {
         running
     }
 
+    /// An admin client (a token minted with the notifier's own keys).
     pub async fn client(&self) -> NotifierServiceClient<Channel> {
-        NotifierServiceClient::connect(self.grpc.clone()).await.unwrap()
+        NotifierServiceClient::new(self.ctx.security.channel_as(&self.grpc, "test", "admin").unwrap())
     }
 
     /// Stops it (as SIGTERM would) and waits for it to finish.

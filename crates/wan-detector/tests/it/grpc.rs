@@ -18,7 +18,7 @@ use tonic::Code;
 use crate::support::{Running, config, eventually, mikrotik, sample};
 
 async fn detect(
-    c: &mut pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient<tonic::transport::Channel>,
+    c: &mut pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient<pantau_core::grpc::Channel>,
     id: &str,
     force: bool,
 ) -> Result<pantau_proto::v1::DetectWanResponse, tonic::Status> {

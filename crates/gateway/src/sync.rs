@@ -167,6 +167,9 @@ pub struct StatusView {
     pub last_sync_success: Option<String>,
     /// Highest sequence number this instance gave one of its own results.
     pub produced_seq: u64,
+    /// A dependent's last failure to reach its primary (a TLS failure names
+    /// the URL and the reason); empty after a success.
+    pub last_error: String,
 }
 
 #[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")))]
@@ -185,6 +188,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
             config_hash: String::new(),
             last_sync_success: None,
             produced_seq: 0,
+            last_error: String::new(),
         }));
     }
     let r = s
@@ -207,6 +211,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
         buffered_results: r.buffered_results,
         config_hash: r.config_hash,
         produced_seq: r.produced_seq,
+        last_error: r.last_error,
     }))
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct Running {
     pub(crate) ctx: Context,
     task: tokio::task::JoinHandle<Result<(), pantau_collector::CollectorError>>,
     pub(crate) client: CollectorServiceClient<Channel>,
+    /// With this process's service token, as the gateway relays pushes.
+    pub(crate) pusher: CollectorServiceClient<Channel>,
 }
 
 impl Running {
@@ -47,6 +49,7 @@ pub(crate) async fn start(config: Config) -> Running {
         .channel_as(&format!("http://{addr}"), "test", "admin")
         .unwrap();
     let mut client = CollectorServiceClient::new(channel);
+    let pusher = CollectorServiceClient::new(ctx.channel(&format!("http://{addr}")));
     let mut tries = 0;
     loop {
         match client.list_targets(ListTargetsRequest {}).await {
@@ -59,7 +62,12 @@ pub(crate) async fn start(config: Config) -> Running {
             Err(e) => panic!("collector gRPC never came up: {e}"),
         }
     }
-    Running { ctx, task, client }
+    Running {
+        ctx,
+        task,
+        client,
+        pusher,
+    }
 }
 
 pub(crate) fn base_config(dir: &std::path::Path) -> Config {
@@ -419,7 +427,7 @@ async fn push_monitors_and_history() {
     assert!(early.results.is_empty(), "judged before interval + grace: {early:?}");
 
     let e = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "wrong-token-0000000000".into(),
             ..Default::default()
@@ -433,7 +441,7 @@ async fn push_monitors_and_history() {
         e.message()
     );
     let e = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             status: "sideways".into(),
@@ -445,7 +453,7 @@ async fn push_monitors_and_history() {
     // A latency too large for a Duration (found by the API fuzzer) is refused, not a panic.
     for latency_ms in [3.987e223, -1.0, f64::NAN] {
         let e = c
-            .client
+            .pusher
             .push(PushRequest {
                 token: "push-token-0123456789".into(),
                 latency_ms,
@@ -458,7 +466,7 @@ async fn push_monitors_and_history() {
     }
 
     let r = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             ..Default::default()
@@ -474,7 +482,7 @@ async fn push_monitors_and_history() {
         .unwrap()
         .into_inner();
     assert_eq!(latest.results[0].status(), CheckStatus::Up);
-    c.client
+    c.pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             status: "down".into(),

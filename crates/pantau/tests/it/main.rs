@@ -8,6 +8,7 @@ mod cluster;
 mod contract;
 mod e2e;
 mod gateway_routes;
+mod grpc_auth;
 mod lifecycle;
 mod openapi_contract;
 mod support;

@@ -33,8 +33,10 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// The caller of `req` under `access`, or why not.
-    pub fn check<B>(&self, req: &Request<B>, access: Access) -> Result<Option<Caller>, Status> {
+    /// The caller of `req` under `access`, or why not (with the token's
+    /// subject when the token was valid but lacks the permission).
+    pub fn check<B>(&self, req: &Request<B>, access: Access) -> Result<Option<Caller>, (Status, Option<String>)> {
+        let anon = |s: Status| (s, None);
         if !self.enabled {
             return Ok(Some(Caller {
                 subject: "anonymous".to_owned(),
@@ -46,16 +48,19 @@ impl Guard {
             Access::Open | Access::OwnCredential => return Ok(None),
             Access::Token | Access::Need(_) => {}
         }
-        let Some(token) = bearer(req)? else {
-            return Err(Status::unauthenticated(
+        let Some(token) = bearer(req).map_err(anon)? else {
+            return Err(anon(Status::unauthenticated(
                 "a bearer token is required: send `authorization: Bearer <token>` metadata (`pantau token create` makes one)",
-            ));
+            )));
         };
-        let keys = self
-            .keys
-            .as_ref()
-            .ok_or_else(|| Status::unavailable("this server cannot check tokens: its signing keys did not load"))?;
-        let claims = keys.verify(token).map_err(|e| Status::unauthenticated(why(&e)))?;
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            anon(Status::unavailable(
+                "this server cannot check tokens: its signing keys did not load",
+            ))
+        })?;
+        let claims = keys
+            .verify(token)
+            .map_err(|e| anon(Status::unauthenticated(why(&e))))?;
         let grants = Grants::parse(&claims.scope);
         let on_behalf_of = grants
             .allows(Permission::Service)
@@ -74,11 +79,14 @@ impl Guard {
         if let Access::Need(p) = access
             && !grants.allows(p)
         {
-            return Err(Status::permission_denied(format!(
-                "this method needs the `{}` scope; the token of `{}` has `{grants}`",
-                p.as_str(),
-                crate::error::quote(&caller.subject)
-            )));
+            return Err((
+                Status::permission_denied(format!(
+                    "this method needs the `{}` scope; the token of `{}` has `{grants}`",
+                    p.as_str(),
+                    crate::error::quote(&caller.subject)
+                )),
+                Some(caller.actor()),
+            ));
         }
         Ok(Some(caller))
     }
@@ -195,11 +203,11 @@ where
             let remote = remote(&req);
             let checked = guard.check(&req, rule.access);
             let (actor, outcome, detail, response) = match checked {
-                Err(status) => {
+                Err((status, who)) => {
                     metrics::counter!(crate::grpc::AUTH_REFUSALS, "code" => code_name(status.code())).increment(1);
                     let detail = status.message().to_owned();
                     (
-                        "anonymous".to_owned(),
+                        who.unwrap_or_else(|| "anonymous".to_owned()),
                         status.code(),
                         detail,
                         status.into_http::<Body>(),

@@ -92,6 +92,7 @@ fn upsert(id: &str) -> pb::UpsertTargetRequest {
             id: id.into(),
             spec: Some(pb::target::Spec::Tcp(pb::TcpSpec {
                 address: "127.0.0.1:1".into(),
+                ..Default::default()
             })),
             ..Default::default()
         }),
@@ -159,7 +160,7 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
             s.next().await.transpose().map(|m| format!("{m:?}"))
         };
         refused(list(anonymous(port)).await, Code::Unauthenticated, "bearer token is required");
-        let listed = list(as_token(port, &read)).await.unwrap().unwrap();
+        let listed = list(as_token(port, &read)).await.unwrap();
         assert!(listed.contains(service), "{service}: {listed}");
     }
 

@@ -538,6 +538,10 @@ async fn an_https_primary_that_speaks_plaintext_is_a_clear_tls_error() {
     let tls = pantau_testkit::TlsFiles::generate(&root.path().join("tls")).unwrap();
     let order = "jkt-1,bdg-1";
     let p = Instance::new(root.path(), "jkt-1", "jkt", &nats.url(), None, order, "");
+    // It advertises itself as https:// too (the dependent follows the
+    // endpoint the lease names), but serves plaintext.
+    let yaml = std::fs::read_to_string(&p.cfg).unwrap();
+    std::fs::write(&p.cfg, yaml.replace("public_url: http://", "public_url: https://")).unwrap();
     let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url_tls()), order, "")
         .trusting(&tls.ca);
     let mut pp = p.start();

@@ -152,6 +152,12 @@ fn the_base_renders_and_every_object_validates_strictly() {
             Some(("pantau-secrets", "NATS_TOKEN")),
             "{svc}"
         );
+        // One signing secret for every service: their gRPC tokens check.
+        assert_eq!(
+            secret_env(c, "PANTAU_GATEWAY__AUTH__JWT_SECRET"),
+            Some(("pantau-secrets", "JWT_SECRET")),
+            "{svc}"
+        );
         assert_eq!(env_of(&objs, c)["PANTAU_NATS__URL"], "nats://nats:4222", "{svc}");
     }
     // Only Pantau's service pods reach NATS and PostgreSQL.

@@ -36,13 +36,15 @@ struct Setup {
 
 async fn run(setup: &Setup, tls: &pantau_testkit::TlsFiles) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.path().to_owned();
+    let mut cfg = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     cfg.metrics.enabled = false;
     cfg.collector.interval = Duration::from_secs(3600);
     cfg.collector.targets = (0..10)
         .map(|i| {
-            let mut t = TargetConfig::new(&format!("t{i}"), CheckType::Tcp);
+            let mut t = TargetConfig::new(format!("t{i}"), CheckType::Tcp);
             t.address = Some("127.0.0.1:9".into());
             Arc::new(t)
         })
@@ -64,7 +66,11 @@ async fn run(setup: &Setup, tls: &pantau_testkit::TlsFiles) -> anyhow::Result<()
     let url = format!("{scheme}://127.0.0.1:{}", addr.port());
     let security = Security::new(Arc::clone(&cfg));
     let credentials = if setup.auth {
-        Credentials::Token(security.token_for("bench", "monitoring:read", Duration::from_secs(600))?.into())
+        Credentials::Token(
+            security
+                .token_for("bench", "monitoring:read", Duration::from_secs(600))?
+                .into(),
+        )
     } else {
         Credentials::None
     };

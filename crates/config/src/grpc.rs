@@ -123,8 +123,7 @@ pub fn is_loopback_url(url: &str) -> bool {
     } else {
         host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
     };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -141,7 +140,12 @@ mod tests {
         ] {
             assert!(is_loopback_url(u), "{u}");
         }
-        for u in ["http://10.0.0.1:50055", "http://sync-api:50055", "http://[2001:db8::1]:1", "nonsense"] {
+        for u in [
+            "http://10.0.0.1:50055",
+            "http://sync-api:50055",
+            "http://[2001:db8::1]:1",
+            "nonsense",
+        ] {
             assert!(!is_loopback_url(u), "{u}");
         }
     }

@@ -20,12 +20,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
+use pantau_core::grpc::Channel;
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use serde::{Deserialize, Serialize};
-use pantau_core::grpc::Channel;
 
 use crate::auth::Principal;
 use crate::input;

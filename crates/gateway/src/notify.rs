@@ -11,12 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use pantau_core::grpc::Channel;
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use serde::{Deserialize, Serialize};
-use pantau_core::grpc::Channel;
 
 use crate::api::bad_query;
 use crate::input;

@@ -17,12 +17,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
+use pantau_core::grpc::Channel;
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
 use serde::{Deserialize, Serialize};
-use pantau_core::grpc::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::labels::{LinkStatus, WanMethod};

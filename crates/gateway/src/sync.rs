@@ -21,12 +21,12 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
+use pantau_core::grpc::Channel;
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use serde::{Deserialize, Serialize};
-use pantau_core::grpc::Channel;
 
 use crate::input;
 use crate::labels::{InstanceHealth, InstanceState, SyncRole};
@@ -124,6 +124,11 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
 }
 
 /// A request carrying `bearer` as its authorization.
+/// An admin call: the channel adds the gateway's service token.
+fn admin_call<T>(msg: T) -> tonic::Request<T> {
+    tonic::Request::new(msg)
+}
+
 fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Some(t) = bearer
@@ -143,12 +148,7 @@ fn caller_token(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-impl SyncState {
-    /// An admin call: the channel adds the service token.
-    fn admin<T>(&self, msg: T) -> tonic::Request<T> {
-        tonic::Request::new(msg)
-    }
-}
+impl SyncState {}
 
 /// This instance among locations.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -297,7 +297,7 @@ async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, Ap
     let r = s
         .client
         .clone()
-        .list_instances(s.admin(pb::ListInstancesRequest {}))
+        .list_instances(admin_call(pb::ListInstancesRequest {}))
         .await
         .map_err(|e| backend(&e))?
         .into_inner();
@@ -314,7 +314,7 @@ async fn remove_instance(
     let id = input::token("instance id", id)?;
     s.client
         .clone()
-        .remove_instance(s.admin(pb::RemoveInstanceRequest { instance_id: id }))
+        .remove_instance(admin_call(pb::RemoveInstanceRequest { instance_id: id }))
         .await
         .map_err(|e| backend(&e))?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -623,7 +623,7 @@ async fn config(
 async fn promote(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
     s.client
         .clone()
-        .promote(s.admin(pb::PromoteRequest {}))
+        .promote(admin_call(pb::PromoteRequest {}))
         .await
         .map_err(|e| backend(&e))?;
     status(State(s)).await
@@ -634,7 +634,7 @@ async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Js
     let id = input::token("instance id", id)?;
     s.client
         .clone()
-        .demote(s.admin(pb::DemoteRequest { instance_id: id }))
+        .demote(admin_call(pb::DemoteRequest { instance_id: id }))
         .await
         .map_err(|e| backend(&e))?;
     status(State(s)).await

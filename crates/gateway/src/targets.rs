@@ -20,12 +20,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use pantau_config::TargetConfig;
 use pantau_config::proto::{spec_to_proto, target_from_proto};
+use pantau_core::grpc::Channel;
 use pantau_core::health::ApiError;
 use pantau_core::time::{from_timestamp, rfc3339, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use serde::{Deserialize, Serialize};
-use pantau_core::grpc::Channel;
 
 use crate::api::{bad_query, invalid_body};
 use crate::input;

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use pantau_config::Config;
+use pantau_core::grpc::Channel;
 use pantau_core::store::Store;
 use pantau_core::time::to_duration;
 use pantau_proto::v1 as pb;
@@ -19,7 +20,6 @@ use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
-use pantau_core::grpc::Channel;
 
 use crate::store;
 

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pantau_core::grpc::{Channel, Credentials};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
@@ -18,7 +19,6 @@ use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use tokio::time::Instant;
-use pantau_core::grpc::{Channel, Credentials};
 
 use crate::configsync;
 use crate::lease::now_ms;

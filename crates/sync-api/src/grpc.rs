@@ -77,6 +77,14 @@ fn bearer<T>(req: &Request<T>) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Admin calls: the guard already required an `admin` token (or auth is off).
+fn admin<T>(req: &Request<T>) -> Result<(), Status> {
+    if req.extensions().get::<pantau_core::auth::Caller>().is_some() {
+        return Ok(());
+    }
+    Err(Status::unauthenticated("this call needs an admin token"))
+}
+
 fn ts(ms: i64) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| to_timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)))
 }
@@ -86,14 +94,6 @@ fn constant_eq(a: &str, b: &str) -> bool {
 }
 
 impl Service {
-    /// Admin calls: the guard already required an `admin` token.
-    fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        if req.extensions().get::<pantau_core::auth::Caller>().is_some() {
-            return Ok(());
-        }
-        Err(Status::unauthenticated("this call needs an admin token"))
-    }
-
     /// Instance tokens cross no network in cleartext: over plaintext, only
     /// loopback callers, unless `sync.allow_plaintext`.
     fn transport<T>(&self, req: &Request<T>) -> Result<(), Status> {
@@ -421,7 +421,7 @@ impl SyncService for Service {
         &self,
         req: Request<pb::ListInstancesRequest>,
     ) -> Result<Response<pb::ListInstancesResponse>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let rows = store::instances(&self.db).await.map_err(|e| internal(&e))?;
         let instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
         Ok(Response::new(pb::ListInstancesResponse { instances }))
@@ -431,7 +431,7 @@ impl SyncService for Service {
         &self,
         req: Request<pb::RemoveInstanceRequest>,
     ) -> Result<Response<pb::RemoveInstanceResponse>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let id = req.into_inner().instance_id;
         check_id("instance_id", &id)?;
         if id == self.node.id {
@@ -505,7 +505,7 @@ impl SyncService for Service {
     }
 
     async fn promote(&self, req: Request<pb::PromoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         self.node
             .command(Command::Promote)
             .await
@@ -514,7 +514,7 @@ impl SyncService for Service {
     }
 
     async fn demote(&self, req: Request<pb::DemoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let mut id = req.into_inner().instance_id;
         if id.is_empty() {
             id.clone_from(&self.node.id);

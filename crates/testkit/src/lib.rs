@@ -49,8 +49,8 @@ pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
-pub use tls::TlsFiles;
 pub use snmpsim::{MIKROTIK_COMMUNITY, MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir};
+pub use tls::TlsFiles;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
 /// the port the kernel chose, and releases it. A port is never handed out

@@ -33,7 +33,8 @@ impl TlsFiles {
         let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).map_err(|e| bad("make", &e))?;
         leaf.subject_alt_names
             .push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-        leaf.distinguished_name.push(rcgen::DnType::CommonName, "pantau test server");
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "pantau test server");
         let cert = leaf.signed_by(&key, &issuer).map_err(|e| bad("sign", &e))?;
 
         let files = Self {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use pantau_config::{CheckType, Config, TargetConfig};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
+use pantau_core::grpc::Channel;
 use pantau_core::service::Context;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::{
@@ -15,7 +16,6 @@ use pantau_proto::v1::{
     ListLatestResultsRequest, ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
 };
 use tonic::Code;
-use pantau_core::grpc::Channel;
 
 pub(crate) struct Running {
     pub(crate) ctx: Context,

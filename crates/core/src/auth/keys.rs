@@ -251,9 +251,7 @@ mod tests {
     fn secret_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let a = hs(dir.path());
-        let (token, _) = a
-            .mint("ana", "monitoring:read", Duration::from_secs(60))
-            .unwrap();
+        let (token, _) = a.mint("ana", "monitoring:read", Duration::from_secs(60)).unwrap();
         // A second process on the same data directory accepts the first one's tokens.
         let b = hs(dir.path());
         assert_eq!(b.verify(&token).unwrap().sub, "ana");

@@ -200,7 +200,10 @@ mod tests {
         let a = st.token().unwrap();
         assert_eq!(a, st.token().unwrap(), "reused while young");
         let claims = keys.verify(&a).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.scope.as_str()), ("service:test", "service"));
+        assert_eq!(
+            (claims.sub.as_str(), claims.scope.as_str()),
+            ("service:test", "service")
+        );
         if let ServiceToken::Minted { current, .. } = &st {
             current.lock().unwrap().as_mut().unwrap().1 = 0;
         }

@@ -58,9 +58,7 @@ impl Guard {
                 "this server cannot check tokens: its signing keys did not load",
             ))
         })?;
-        let claims = keys
-            .verify(token)
-            .map_err(|e| anon(Status::unauthenticated(why(&e))))?;
+        let claims = keys.verify(token).map_err(|e| anon(Status::unauthenticated(why(&e))))?;
         let grants = Grants::parse(&claims.scope);
         let on_behalf_of = grants
             .allows(Permission::Service)

@@ -120,10 +120,10 @@ impl Security {
     /// cannot be built (an unreadable CA file, keys that do not load), the
     /// reason is logged and every call through it fails with it.
     pub fn channel(&self, url: &str) -> Channel {
-        let built = self
-            .service_token()
-            .map_err(|e| e.to_string())
-            .and_then(|t| self.channel_with(url, Credentials::Service(t)).map_err(|e| e.to_string()));
+        let built = self.service_token().map_err(|e| e.to_string()).and_then(|t| {
+            self.channel_with(url, Credentials::Service(t))
+                .map_err(|e| e.to_string())
+        });
         built.unwrap_or_else(|why| {
             tracing::error!(url, error = %why, "cannot set up the gRPC client");
             Channel::broken(url, &why)
@@ -173,9 +173,7 @@ pub async fn serve(
     let keys = if g.auth {
         Some(ctx.security.keys().map_err(GrpcError::Keys)?)
     } else {
-        tracing::warn!(
-            "grpc.auth is false: every gRPC caller may read and change everything without a token"
-        );
+        tracing::warn!("grpc.auth is false: every gRPC caller may read and change everything without a token");
         None
     };
     let audit = match store {
@@ -211,10 +209,8 @@ pub async fn serve(
                 source,
             })
         };
-        let identity = tonic::transport::Identity::from_pem(
-            read("grpc.tls_cert_file", cert)?,
-            read("grpc.tls_key_file", key)?,
-        );
+        let identity =
+            tonic::transport::Identity::from_pem(read("grpc.tls_cert_file", cert)?, read("grpc.tls_key_file", key)?);
         builder = builder
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| GrpcError::Tls(client::chain(&e)))?;

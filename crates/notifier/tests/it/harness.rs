@@ -11,12 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use pantau_config::Config;
 use pantau_core::bus::Bus;
+use pantau_core::grpc::Channel;
 use pantau_core::service::Context;
 use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use pantau_core::grpc::Channel;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
@@ -196,7 +196,7 @@ impl Running {
     }
 
     /// An admin client (a token minted with the notifier's own keys).
-    pub async fn client(&self) -> NotifierServiceClient<Channel> {
+    pub fn client(&self) -> NotifierServiceClient<Channel> {
         NotifierServiceClient::new(self.ctx.security.channel_as(&self.grpc, "test", "admin").unwrap())
     }
 

@@ -138,9 +138,8 @@ sync:
 
     /// Trusts `ca` for `https://` gRPC URLs; its own servers stay plaintext.
     pub fn trusting(self, ca: &Path) -> Self {
-        let mut yaml = std::fs::read_to_string(&self.cfg).unwrap();
-        yaml.push_str(&format!("grpc:\n  ca_file: {}\n", ca.display()));
-        std::fs::write(&self.cfg, yaml).unwrap();
+        let yaml = std::fs::read_to_string(&self.cfg).unwrap();
+        std::fs::write(&self.cfg, format!("{yaml}grpc:\n  ca_file: {}\n", ca.display())).unwrap();
         self
     }
 

@@ -59,7 +59,10 @@ async fn serving(addr: SocketAddr, service: &str) {
     use tonic_health::pb::health_client::HealthClient;
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+            if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
                 && let Ok(r) = HealthClient::new(ch)
                     .check(HealthCheckRequest {
                         service: service.into(),

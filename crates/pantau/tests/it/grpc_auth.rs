@@ -37,7 +37,10 @@ fn keys(secret: &str) -> Keys {
 }
 
 fn token(scope: &str) -> String {
-    keys(JWT_SECRET).mint("grpc-test", scope, Duration::from_secs(600)).unwrap().0
+    keys(JWT_SECRET)
+        .mint("grpc-test", scope, Duration::from_secs(600))
+        .unwrap()
+        .0
 }
 
 fn expired() -> String {
@@ -81,7 +84,12 @@ async fn audit(data: &std::path::Path, service: &str) -> Vec<pantau_core::audit:
     let store = pantau_core::store::Store::connect(&DatabaseConfig::default(), data, service, migrations)
         .await
         .unwrap();
-    let entries = pantau_core::audit::Audit::open(&store).await.unwrap().entries(100).await.unwrap();
+    let entries = pantau_core::audit::Audit::open(&store)
+        .await
+        .unwrap()
+        .entries(100)
+        .await
+        .unwrap();
     store.close().await;
     entries
 }
@@ -109,12 +117,12 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
         "gateway:\n",
         &format!("gateway:\n  sync_url: http://127.0.0.1:{sync_grpc}\n"),
     ) + &format!("sync:\n  enabled: true\n  grpc_port: {sync_grpc}\n  admin_port: {sync_admin}\n");
-    let mut p = Pantau::start(dir.path(), &config, &["all"]);
+    let mut pantau = Pantau::start(dir.path(), &config, &["all"]);
     wait_json(
         &format!("http://127.0.0.1:{}/api/v1/results/latest", ports.gateway),
         Duration::from_secs(20),
         both_up,
-        &mut p,
+        &mut pantau,
     )
     .await;
 
@@ -153,47 +161,83 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
                 host: String::new(),
                 message_request: Some(MessageRequest::ListServices(String::new())),
             };
-            let mut s = ServerReflectionClient::new(ch)
+            let mut answers = ServerReflectionClient::new(ch)
                 .server_reflection_info(futures::stream::iter(vec![req]))
                 .await?
                 .into_inner();
-            s.next().await.transpose().map(|m| format!("{m:?}"))
+            answers.next().await.transpose().map(|m| format!("{m:?}"))
         };
-        refused(list(anonymous(port)).await, Code::Unauthenticated, "bearer token is required");
+        refused(
+            list(anonymous(port)).await,
+            Code::Unauthenticated,
+            "bearer token is required",
+        );
         let listed = list(as_token(port, &read)).await.unwrap();
         assert!(listed.contains(service), "{service}: {listed}");
     }
 
     // Collector: reads with a reader, writes with a writer.
-    let mut c = CollectorServiceClient::new(anonymous(ports.collector_grpc));
-    refused(c.list_targets(pb::ListTargetsRequest {}).await, Code::Unauthenticated, "bearer token is required");
+    let mut collector = CollectorServiceClient::new(anonymous(ports.collector_grpc));
+    refused(
+        collector.list_targets(pb::ListTargetsRequest {}).await,
+        Code::Unauthenticated,
+        "bearer token is required",
+    );
     for (t, why) in [
         (&forged, "signature is not valid"),
         (&expired, "expired"),
         (&"not-a-jwt".to_owned(), "malformed"),
     ] {
-        let mut c = CollectorServiceClient::new(as_token(ports.collector_grpc, t));
-        refused(c.list_targets(pb::ListTargetsRequest {}).await, Code::Unauthenticated, why);
-        refused(c.upsert_target(upsert("forged")).await, Code::Unauthenticated, why);
+        let mut collector = CollectorServiceClient::new(as_token(ports.collector_grpc, t));
+        refused(
+            collector.list_targets(pb::ListTargetsRequest {}).await,
+            Code::Unauthenticated,
+            why,
+        );
+        refused(
+            collector.upsert_target(upsert("forged")).await,
+            Code::Unauthenticated,
+            why,
+        );
     }
-    let mut c = CollectorServiceClient::new(as_token(ports.collector_grpc, &read));
-    c.list_targets(pb::ListTargetsRequest {}).await.expect("a reader lists");
-    refused(c.upsert_target(upsert("by-reader")).await, Code::PermissionDenied, "monitoring:write");
-    let mut c = CollectorServiceClient::new(as_token(ports.collector_grpc, &write));
-    c.upsert_target(upsert("by-writer")).await.expect("a writer upserts");
+    let mut collector = CollectorServiceClient::new(as_token(ports.collector_grpc, &read));
+    collector
+        .list_targets(pb::ListTargetsRequest {})
+        .await
+        .expect("a reader lists");
     refused(
-        c.push(pb::PushRequest::default()).await,
+        collector.upsert_target(upsert("by-reader")).await,
+        Code::PermissionDenied,
+        "monitoring:write",
+    );
+    let mut collector = CollectorServiceClient::new(as_token(ports.collector_grpc, &write));
+    collector
+        .upsert_target(upsert("by-writer"))
+        .await
+        .expect("a writer upserts");
+    refused(
+        collector.push(pb::PushRequest::default()).await,
         Code::PermissionDenied,
         "`service`",
     );
 
     // WAN detector: reads only.
-    let mut w = WanDetectorServiceClient::new(anonymous(ports.wan_detector_grpc));
-    refused(w.list_routers(pb::ListRoutersRequest {}).await, Code::Unauthenticated, "bearer");
-    let mut w = WanDetectorServiceClient::new(as_token(ports.wan_detector_grpc, &expired));
-    refused(w.list_routers(pb::ListRoutersRequest {}).await, Code::Unauthenticated, "expired");
-    let mut w = WanDetectorServiceClient::new(as_token(ports.wan_detector_grpc, &read));
-    w.list_routers(pb::ListRoutersRequest {}).await.expect("a reader lists routers");
+    let mut wan = WanDetectorServiceClient::new(anonymous(ports.wan_detector_grpc));
+    refused(
+        wan.list_routers(pb::ListRoutersRequest {}).await,
+        Code::Unauthenticated,
+        "bearer",
+    );
+    let mut wan = WanDetectorServiceClient::new(as_token(ports.wan_detector_grpc, &expired));
+    refused(
+        wan.list_routers(pb::ListRoutersRequest {}).await,
+        Code::Unauthenticated,
+        "expired",
+    );
+    let mut wan = WanDetectorServiceClient::new(as_token(ports.wan_detector_grpc, &read));
+    wan.list_routers(pb::ListRoutersRequest {})
+        .await
+        .expect("a reader lists routers");
 
     // Alert engine.
     let rule = || pb::UpsertRuleRequest {
@@ -206,15 +250,26 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
             ..Default::default()
         }),
     };
-    let mut a = AlertEngineServiceClient::new(anonymous(ports.alert_engine_grpc));
-    refused(a.upsert_rule(rule()).await, Code::Unauthenticated, "bearer");
-    let mut a = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &forged));
-    refused(a.list_rules(pb::ListRulesRequest {}).await, Code::Unauthenticated, "signature");
-    let mut a = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &read));
-    a.list_rules(pb::ListRulesRequest {}).await.expect("a reader lists rules");
-    refused(a.upsert_rule(rule()).await, Code::PermissionDenied, "monitoring:write");
-    let mut a = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &write));
-    a.upsert_rule(rule()).await.expect("a writer adds a rule");
+    let mut engine = AlertEngineServiceClient::new(anonymous(ports.alert_engine_grpc));
+    refused(engine.upsert_rule(rule()).await, Code::Unauthenticated, "bearer");
+    let mut engine = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &forged));
+    refused(
+        engine.list_rules(pb::ListRulesRequest {}).await,
+        Code::Unauthenticated,
+        "signature",
+    );
+    let mut engine = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &read));
+    engine
+        .list_rules(pb::ListRulesRequest {})
+        .await
+        .expect("a reader lists rules");
+    refused(
+        engine.upsert_rule(rule()).await,
+        Code::PermissionDenied,
+        "monitoring:write",
+    );
+    let mut engine = AlertEngineServiceClient::new(as_token(ports.alert_engine_grpc, &write));
+    engine.upsert_rule(rule()).await.expect("a writer adds a rule");
 
     // Notifier: a test send of a channel that does not exist passes the
     // guard and is NOT_FOUND.
@@ -222,23 +277,40 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
         channel: "nowhere".into(),
         ..Default::default()
     };
-    let mut n = NotifierServiceClient::new(anonymous(ports.notifier_grpc));
-    refused(n.test_channel(test()).await, Code::Unauthenticated, "bearer");
-    let mut n = NotifierServiceClient::new(as_token(ports.notifier_grpc, &read));
-    n.list_channels(pb::ListChannelsRequest {}).await.expect("a reader lists channels");
-    refused(n.test_channel(test()).await, Code::PermissionDenied, "monitoring:write");
-    let mut n = NotifierServiceClient::new(as_token(ports.notifier_grpc, &write));
-    let e = n.test_channel(test()).await.expect_err("no such channel");
+    let mut notifier = NotifierServiceClient::new(anonymous(ports.notifier_grpc));
+    refused(notifier.test_channel(test()).await, Code::Unauthenticated, "bearer");
+    let mut notifier = NotifierServiceClient::new(as_token(ports.notifier_grpc, &read));
+    notifier
+        .list_channels(pb::ListChannelsRequest {})
+        .await
+        .expect("a reader lists channels");
+    refused(
+        notifier.test_channel(test()).await,
+        Code::PermissionDenied,
+        "monitoring:write",
+    );
+    let mut notifier = NotifierServiceClient::new(as_token(ports.notifier_grpc, &write));
+    let e = notifier.test_channel(test()).await.expect_err("no such channel");
     assert_eq!(e.code(), Code::NotFound, "{e:?}");
 
     // Sync API: status for readers, promotion for admins only.
-    let mut s = SyncServiceClient::new(anonymous(sync_grpc));
-    refused(s.get_status(pb::GetStatusRequest {}).await, Code::Unauthenticated, "bearer");
-    let mut s = SyncServiceClient::new(as_token(sync_grpc, &write));
-    s.get_status(pb::GetStatusRequest {}).await.expect("a reader reads the status");
-    refused(s.promote(pb::PromoteRequest {}).await, Code::PermissionDenied, "`admin`");
-    let mut s = SyncServiceClient::new(as_token(sync_grpc, &admin));
-    let promoted = s.promote(pb::PromoteRequest {}).await;
+    let mut sync = SyncServiceClient::new(anonymous(sync_grpc));
+    refused(
+        sync.get_status(pb::GetStatusRequest {}).await,
+        Code::Unauthenticated,
+        "bearer",
+    );
+    let mut sync = SyncServiceClient::new(as_token(sync_grpc, &write));
+    sync.get_status(pb::GetStatusRequest {})
+        .await
+        .expect("a reader reads the status");
+    refused(
+        sync.promote(pb::PromoteRequest {}).await,
+        Code::PermissionDenied,
+        "`admin`",
+    );
+    let mut sync = SyncServiceClient::new(as_token(sync_grpc, &admin));
+    let promoted = sync.promote(pb::PromoteRequest {}).await;
     assert!(
         !matches!(
             promoted.as_ref().map_err(tonic::Status::code),
@@ -303,5 +375,5 @@ async fn every_service_refuses_missing_forged_expired_and_insufficient_tokens_an
             .any(|e| e.method.ends_with("/UpsertTarget") && e.actor == "e2e (via service:pantau)" && e.outcome == "OK"),
         "{entries:?}"
     );
-    p.assert_running();
+    pantau.assert_running();
 }

@@ -475,7 +475,16 @@ async fn over_tls_a_dependent_registers_syncs_and_fails_over() {
     let tls = pantau_testkit::TlsFiles::generate(&root.path().join("tls")).unwrap();
     let (up, down) = (listening_port(), free_port());
     let order = "jkt-1,bdg-1";
-    let p = Instance::new(root.path(), "jkt-1", "jkt", &nats.url(), None, order, &targets(up, down)).with_tls(&tls);
+    let p = Instance::new(
+        root.path(),
+        "jkt-1",
+        "jkt",
+        &nats.url(),
+        None,
+        order,
+        &targets(up, down),
+    )
+    .with_tls(&tls);
     let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "").with_tls(&tls);
     let mut pp = p.start();
     let first = wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
@@ -542,8 +551,16 @@ async fn an_https_primary_that_speaks_plaintext_is_a_clear_tls_error() {
     // endpoint the lease names), but serves plaintext.
     let yaml = std::fs::read_to_string(&p.cfg).unwrap();
     std::fs::write(&p.cfg, yaml.replace("public_url: http://", "public_url: https://")).unwrap();
-    let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url_tls()), order, "")
-        .trusting(&tls.ca);
+    let a = Instance::new(
+        root.path(),
+        "bdg-1",
+        "bdg",
+        &nats.url(),
+        Some(&p.sync_url_tls()),
+        order,
+        "",
+    )
+    .trusting(&tls.ca);
     let mut pp = p.start();
     wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
     let mut pa = a.start();

@@ -38,7 +38,7 @@ impl Running {
     }
 
     /// A reader's client (a token minted with the detector's own keys).
-    pub async fn client(&self) -> WanDetectorServiceClient<pantau_core::grpc::Channel> {
+    pub fn client(&self) -> WanDetectorServiceClient<pantau_core::grpc::Channel> {
         let url = format!("http://{}", self.addr);
         WanDetectorServiceClient::new(self.ctx.security.channel_as(&url, "test", "monitoring:read").unwrap())
     }

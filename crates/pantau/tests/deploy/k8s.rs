@@ -620,7 +620,16 @@ fn config_check_each_workload(dir: &str) {
                     "0".to_owned()
                 }
                 None if e["valueFrom"]["fieldRef"].is_mapping() => "pod-0".to_owned(),
-                None => "secret".to_owned(),
+                // A Secret's key: the rendered template's value (the JWT
+                // secret has a length rule), else a stand-in.
+                None => objs
+                    .iter()
+                    .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == e["valueFrom"]["secretKeyRef"]["name"])
+                    .and_then(|o| {
+                        o["stringData"][e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap_or("")].as_str()
+                    })
+                    .unwrap_or("secret")
+                    .to_owned(),
             };
             for (k, v) in &env {
                 val = val.replace(&format!("$({k})"), v);

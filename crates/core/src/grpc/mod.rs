@@ -224,10 +224,15 @@ pub async fn serve(
             reporter.set_service_status(name, ServingStatus::NotServing).await;
         }
     };
+    // Accepted sockets get TCP_NODELAY (tonic sets it only on listeners it
+    // binds itself): without it small answers wait for delayed ACKs, ~40 ms.
+    let incoming = futures::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        s.and_then(|s| s.set_nodelay(true).map(|()| s))
+    });
     builder
         .layer(guard)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop)
+        .serve_with_incoming_shutdown(incoming, stop)
         .await?;
     Ok(())
 }

@@ -231,10 +231,22 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, KeyError> {
             tracing::info!(path = %path.display(), "generated the gateway's JWT signing secret");
             Ok(secret.into_bytes())
         }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
-            .map(|s| s.trim().as_bytes().to_vec())
-            .map_err(err),
+        // Another process (or thread: the gateway and the gRPC servers of
+        // `pantau all` load keys at once) created it first: use theirs,
+        // once it is written.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for _ in 0..100 {
+                let s = std::fs::read_to_string(&path).map_err(err)?;
+                if s.trim().len() >= 32 {
+                    return Ok(s.trim().as_bytes().to_vec());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file stayed shorter than 32 characters; delete it to generate a new one",
+            )))
+        }
         Err(e) => Err(err(e)),
     }
 }

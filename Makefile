@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system
+.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -156,6 +156,10 @@ soak-failover:
 bench-system:
 	$(CARGO) build --release --bin pantau
 	$(CARGO) bench -p pantau --bench system
+
+# gRPC calls/s and p99 with and without TLS and the auth guard.
+bench-grpc:
+	$(CARGO) bench -p pantau-collector --bench grpc
 
 bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode idle

@@ -68,10 +68,15 @@ async fn measure(name: &str, bus: Arc<dyn Bus>, mut config: Config) -> anyhow::R
     let addr = grpc.local_addr()?;
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
     // Ready once gRPC answers: the engine subscribes before it serves.
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{addr}"), "bench", "monitoring:read")?;
     timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(mut c) = AlertEngineServiceClient::connect(format!("http://{addr}")).await
-                && c.list_rules(ListRulesRequest {}).await.is_ok()
+            if AlertEngineServiceClient::new(channel.clone())
+                .list_rules(ListRulesRequest {})
+                .await
+                .is_ok()
             {
                 break;
             }

@@ -30,21 +30,25 @@ pub struct Service {
 }
 
 /// Serves `AlertEngineService` with health and reflection until `shutdown`.
+/// Callers need a token (see `pantau_core::grpc::access`); writes are
+/// audited in `store`.
 pub async fn serve(
+    ctx: &pantau_core::service::Context,
     engine: Arc<Engine>,
     listener: TcpListener,
-    shutdown: CancellationToken,
+    store: &pantau_core::store::Store,
 ) -> Result<(), pantau_core::grpc::GrpcError> {
     let svc = Service {
         engine,
-        shutdown: shutdown.clone(),
+        shutdown: ctx.shutdown.clone(),
     };
     let routes = tonic::service::Routes::new(AlertEngineServiceServer::new(svc));
     pantau_core::grpc::serve(
+        ctx,
         listener,
         routes,
         &[<AlertEngineServiceServer<Service> as NamedService>::NAME],
-        shutdown,
+        Some(store),
     )
     .await
 }

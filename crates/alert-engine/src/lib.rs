@@ -135,7 +135,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let rules = engine.rules().await.len();
     tracing::info!(grpc = %addr, rules, "alert engine running");
-    let served = grpc::serve(engine, grpc, ctx.shutdown.clone()).await;
+    let served = grpc::serve(&ctx, engine, grpc, &store).await;
     ctx.stop_tasks().await;
     store.close().await;
     served?;

@@ -28,17 +28,21 @@ use crate::scheduler::Collector;
 pub struct Service(Arc<Collector>, CancellationToken);
 
 /// Serves `CollectorService` with health and reflection until `shutdown`.
+/// Callers need a token (see `pantau_core::grpc::access`); writes are
+/// audited in `store`.
 pub async fn serve(
+    ctx: &pantau_core::service::Context,
     collector: Arc<Collector>,
     listener: TcpListener,
-    shutdown: CancellationToken,
+    store: &pantau_core::store::Store,
 ) -> Result<(), pantau_core::grpc::GrpcError> {
-    let routes = tonic::service::Routes::new(CollectorServiceServer::new(Service(collector, shutdown.clone())));
+    let routes = tonic::service::Routes::new(CollectorServiceServer::new(Service(collector, ctx.shutdown.clone())));
     pantau_core::grpc::serve(
+        ctx,
         listener,
         routes,
         &[<CollectorServiceServer<Service> as NamedService>::NAME],
-        shutdown,
+        Some(store),
     )
     .await
 }

@@ -88,7 +88,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
     routers::start(&ctx, Some(&store));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
-    let served = grpc::serve(Arc::clone(&collector), grpc, ctx.shutdown.clone()).await;
+    let served = grpc::serve(&ctx, Arc::clone(&collector), grpc, &store).await;
     ctx.stop_tasks().await;
     store.close().await;
     served?;

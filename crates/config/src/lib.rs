@@ -9,6 +9,7 @@
 mod alert_engine;
 mod auth;
 pub mod duration;
+mod grpc;
 mod load;
 mod notifier;
 pub mod proto;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, WatchdogConfig};
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
+pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;
 pub use routers::{
@@ -65,6 +67,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Tracing export.
     pub telemetry: TelemetryConfig,
+    /// gRPC authentication (bearer tokens) and TLS, for every server and client.
+    pub grpc: GrpcConfig,
     /// The NATS bus; without `url`, `pantau all` uses the in-process bus.
     pub nats: NatsConfig,
     /// SQL storage; without `url`, one SQLite file per service in `data_dir`.
@@ -96,6 +100,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
+            grpc: GrpcConfig::default(),
             nats: NatsConfig::default(),
             database: DatabaseConfig::default(),
             metrics: MetricsConfig::default(),
@@ -149,6 +154,7 @@ impl Config {
             .map(|u| notifier::mask_channel_url(ChannelType::Webhook, u));
         c.collector.mask();
         c.gateway.auth.mask();
+        c.grpc.mask();
         c
     }
 
@@ -235,6 +241,7 @@ mod tests {
         c.database.url = Some("postgres://u:hunter2@h/db".into());
         c.nats.token = Some("natstoken".into());
         c.sync.token = Some("synctoken".into());
+        c.grpc.service_token = Some("grpcservicetoken".into());
         let mut push = RawTarget::new("cron", CheckType::Push);
         push.token = Some("pushtoken-0123456789".into());
         let mut api = RawTarget::new("api", CheckType::Http);
@@ -246,6 +253,7 @@ mod tests {
             "hunter2",
             "natstoken",
             "synctoken",
+            "grpcservicetoken",
             "pushtoken",
             "urlpass",
             "headertoken",

@@ -39,6 +39,11 @@ pub struct SyncConfig {
     /// Where other instances reach this instance's sync API after a takeover;
     /// `http://127.0.0.1:<grpc_port>` when unset.
     pub public_url: Option<String>,
+    /// Let instance tokens travel over cleartext `http://` to a primary that
+    /// is not on loopback (and a primary hand them to such callers). Off:
+    /// a dependent refuses such a `primary_url`, and a primary without
+    /// `grpc.tls_cert_file` registers only loopback callers.
+    pub allow_plaintext: bool,
     /// The join token: the primary requires it on `Register` when set, and a
     /// dependent presents it. Never logged.
     #[serde(deserialize_with = "text::option")]
@@ -94,6 +99,7 @@ impl Default for SyncConfig {
             admin_port: 9105,
             primary_url: None,
             public_url: None,
+            allow_plaintext: false,
             token: None,
             failover_order: Vec::new(),
             failover_rank: None,
@@ -230,6 +236,17 @@ pub(super) fn problems(s: &SyncConfig) -> Vec<Invalid> {
                 "must be an http:// or https:// URL such as http://127.0.0.1:50055",
             );
         }
+    }
+    if let Some(u) = &s.primary_url
+        && u.starts_with("http://")
+        && !s.allow_plaintext
+        && !super::grpc::is_loopback_url(u)
+    {
+        add(
+            "sync.primary_url".into(),
+            super::mask_url_password(u),
+            "must be https:// (instance tokens never travel in cleartext), or set sync.allow_plaintext: true",
+        );
     }
     for (i, name) in s.failover_order.iter().enumerate() {
         if !super::validate::is_subject_token(name) {

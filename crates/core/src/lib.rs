@@ -14,9 +14,15 @@
 //!   `/readyz`) and the JSON error body.
 //! - [`error`]: one error vocabulary ([`error::ErrorCode`]): gRPC code, HTTP
 //!   status and stable string per code; bounded messages; strict enum arguments.
-//! - [`grpc`]: serves a tonic service with `grpc.health.v1` and reflection.
+//! - [`auth`]: the token model (JWT keys, scopes, the process's own
+//!   `service` token) shared by the gateway and every gRPC server.
+//! - [`grpc`]: serves a tonic service with `grpc.health.v1`, reflection, TLS
+//!   and the auth guard; builds clients that present credentials.
+//! - [`audit`]: the audit log of gRPC writes, in each service's store.
 //! - [`service`]: what a service's `run` receives from its caller.
 
+pub mod audit;
+pub mod auth;
 pub mod bus;
 pub mod error;
 pub mod grpc;

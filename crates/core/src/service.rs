@@ -26,11 +26,15 @@ pub struct Context {
     pub tasks: TaskTracker,
     /// The background tasks of this service and their failures.
     pub lifecycle: Lifecycle,
+    /// The keys that check gRPC callers and mint this process's service
+    /// token; the TLS settings of its gRPC clients.
+    pub security: Arc<crate::grpc::Security>,
 }
 
 impl Context {
     pub fn new(config: Arc<Config>, bus: Arc<dyn Bus>) -> Self {
         Self {
+            security: Arc::new(crate::grpc::Security::new(Arc::clone(&config))),
             config,
             bus,
             health: Health::default(),
@@ -56,6 +60,7 @@ impl Context {
             shutdown: self.shutdown.child_token(),
             tasks: TaskTracker::new(),
             lifecycle,
+            security: Arc::clone(&self.security),
         }
     }
 
@@ -70,6 +75,12 @@ impl Context {
         self.spawn_supervised("store-health", move || {
             watch_store(Arc::clone(&bus), store.clone(), service.clone(), stop.clone())
         });
+    }
+
+    /// A gRPC channel to `url` presenting this process's service token
+    /// (TLS for `https://`).
+    pub fn channel(&self, url: &str) -> crate::grpc::Channel {
+        self.security.channel(url)
     }
 
     /// Spawns a background loop made by `make`, on this context's tracker.

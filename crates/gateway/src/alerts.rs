@@ -22,11 +22,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json};
 use pantau_core::error::ApiError;
+use pantau_core::grpc::Channel;
 use pantau_core::time::{from_duration, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::auth::Principal;
 use crate::input;
@@ -42,7 +42,7 @@ fn anonymous() -> Principal {
 
 /// The alert routes, with their own client of the alert engine.
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
-    let client = AlertEngineServiceClient::new(crate::lazy_channel(&ctx.config.gateway.alert_engine_url));
+    let client = AlertEngineServiceClient::new(ctx.channel(&ctx.config.gateway.alert_engine_url));
     Router::new()
         .route("/api/v1/monitoring/alerts", get(list))
         .route("/api/v1/monitoring/alerts/rules", get(list_rules).post(upsert_rule))

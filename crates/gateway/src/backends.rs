@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
+use pantau_core::grpc::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -13,17 +13,17 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct Backends(pub Vec<(&'static str, Channel)>);
 
 impl Backends {
-    pub fn from_config(c: &pantau_config::Config) -> Self {
-        let g = &c.gateway;
+    pub fn from_context(ctx: &pantau_core::service::Context) -> Self {
+        let (c, g) = (&ctx.config, &ctx.config.gateway);
         let mut list = vec![
-            ("collector", crate::lazy_channel(&g.collector_url)),
-            ("alert-engine", crate::lazy_channel(&g.alert_engine_url)),
-            ("notifier", crate::lazy_channel(&g.notifier_url)),
-            ("wan-detector", crate::lazy_channel(&g.wan_detector_url)),
+            ("collector", ctx.channel(&g.collector_url)),
+            ("alert-engine", ctx.channel(&g.alert_engine_url)),
+            ("notifier", ctx.channel(&g.notifier_url)),
+            ("wan-detector", ctx.channel(&g.wan_detector_url)),
         ];
         // A standalone instance runs no sync-api.
         if c.sync.active() {
-            list.push(("sync-api", crate::lazy_channel(&g.sync_url)));
+            list.push(("sync-api", ctx.channel(&g.sync_url)));
         }
         Self(list)
     }

@@ -73,8 +73,9 @@ pub struct AppState {
     pub feed: Arc<feed::Feed>,
     pub ctx: Context,
     pub ws_slots: Arc<tokio::sync::Semaphore>,
-    /// The collector's gRPC channel (connected lazily, reconnecting).
-    pub collector: tonic::transport::Channel,
+    /// The collector's gRPC channel (connected lazily, reconnecting; the
+    /// process's service token; TLS for `https://`).
+    pub collector: pantau_core::grpc::Channel,
     /// Tokens, keys, users, rate limits and audit.
     pub auth: Arc<auth::Auth>,
     /// The services behind the gateway, for `/health`.
@@ -88,8 +89,8 @@ impl AppState {
             feed: Arc::new(feed::Feed::new(dash.client_buffer)),
             ctx: ctx.clone(),
             ws_slots: Arc::new(tokio::sync::Semaphore::new(dash.max_connections)),
-            collector: lazy_channel(&ctx.config.gateway.collector_url),
-            backends: backends::Backends::from_config(&ctx.config),
+            collector: ctx.channel(&ctx.config.gateway.collector_url),
+            backends: backends::Backends::from_context(ctx),
             auth,
         }
     }
@@ -103,21 +104,23 @@ pub async fn open_auth(config: &pantau_config::Config) -> Result<auth::Auth, Gat
     Ok(auth::Auth::new(config, keys, auth::AuthStore::new(store)))
 }
 
-/// A channel that connects on first use and reconnects after failures.
-fn lazy_channel(url: &str) -> tonic::transport::Channel {
-    // The URL was validated with the configuration.
-    tonic::transport::Endpoint::from_shared(url.to_owned())
-        .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://127.0.0.1:50051"))
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(10))
-        .connect_lazy()
-}
-
 /// The HTTP answer for a failed gRPC call to `service`: client errors keep
 /// their message; server-side failures are logged and hidden.
 pub fn grpc_error(status: &tonic::Status, service: &str) -> pantau_core::error::ApiError {
     use pantau_core::error::{ApiError, ErrorCode};
     match ErrorCode::from_grpc(status.code()) {
+        // The gateway calls with its own service token: a backend that
+        // refuses it is misconfigured (other keys), not the user's fault.
+        // Only the sync API's instance calls carry the caller's own token.
+        ErrorCode::PermissionDenied | ErrorCode::Unauthenticated if service != "sync API" => {
+            tracing::error!(service, code = ?status.code(), error = %status.message(), "the backend refuses the gateway's service token; do both use the same gateway.auth keys?");
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("the {service} refused the gateway's credentials"),
+            )
+            .reason("backend_error")
+            .status(axum::http::StatusCode::BAD_GATEWAY)
+        }
         ErrorCode::Unavailable | ErrorCode::Timeout => {
             tracing::warn!(service, error = %status.message(), "backend unavailable");
             ApiError::new(

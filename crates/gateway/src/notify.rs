@@ -11,11 +11,11 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use pantau_core::error::{ApiError, ErrorCode};
+use pantau_core::grpc::Channel;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::api::bad_query;
 use crate::input;
@@ -24,7 +24,7 @@ use crate::labels::DeliveryStatus;
 type Client = NotifierServiceClient<Channel>;
 
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
-    let client = Client::new(crate::lazy_channel(&ctx.config.gateway.notifier_url));
+    let client = Client::new(ctx.channel(&ctx.config.gateway.notifier_url));
     Router::new()
         .route("/api/v1/channels", get(channels))
         .route("/api/v1/channels/{name}/test", post(test))

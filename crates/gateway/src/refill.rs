@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pantau_core::grpc::Channel;
 use pantau_proto::v1::ListLatestResultsRequest;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

@@ -17,18 +17,18 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use pantau_core::error::{ApiError, ErrorCode};
+use pantau_core::grpc::Channel;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::labels::{LinkStatus, WanMethod};
 
 /// The router routes, with their own client of the WAN detector.
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
-    let client = WanDetectorServiceClient::new(crate::lazy_channel(&ctx.config.gateway.wan_detector_url));
+    let client = WanDetectorServiceClient::new(ctx.channel(&ctx.config.gateway.wan_detector_url));
     Router::new()
         .route("/api/v1/routers", get(list))
         .route("/api/v1/routers/{id}/interfaces", get(interfaces))

@@ -12,7 +12,8 @@
 //! - `POST /sync/api/promote` (this instance) and `POST /sync/api/demote/{id}`.
 //!
 //! Admin calls (instances, promote, demote) are authorised by the gateway's
-//! auth layer; the gateway then presents the join token (`sync.token`).
+//! auth layer; the gateway then calls with its service token (for the user,
+//! `x-pantau-on-behalf-of`).
 
 use axum::Json;
 use axum::Router;
@@ -21,11 +22,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use pantau_core::error::{ApiError, ErrorCode};
+use pantau_core::grpc::Channel;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339, to_duration};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::input;
 use crate::labels::{InstanceHealth, InstanceState, SyncRole};
@@ -34,7 +35,6 @@ use crate::labels::{InstanceHealth, InstanceState, SyncRole};
 struct SyncState {
     client: SyncServiceClient<Channel>,
     active: bool,
-    join_token: Option<String>,
     id: String,
     location: String,
 }
@@ -43,9 +43,8 @@ struct SyncState {
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let c = &ctx.config;
     let state = SyncState {
-        client: SyncServiceClient::new(crate::lazy_channel(&c.gateway.sync_url)),
+        client: SyncServiceClient::new(ctx.channel(&c.gateway.sync_url)),
         active: c.sync.active(),
-        join_token: c.sync.token.clone(),
         id: c.instance.name.clone(),
         location: c.instance.location.clone(),
     };
@@ -120,6 +119,11 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
 }
 
 /// A request carrying `bearer` as its authorization.
+/// An admin call: the channel adds the gateway's service token.
+fn admin_call<T>(msg: T) -> tonic::Request<T> {
+    tonic::Request::new(msg)
+}
+
 fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Some(t) = bearer
@@ -139,11 +143,7 @@ fn caller_token(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-impl SyncState {
-    fn admin<T>(&self, msg: T) -> tonic::Request<T> {
-        with_token(msg, self.join_token.as_deref())
-    }
-}
+impl SyncState {}
 
 /// This instance among locations.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -162,6 +162,9 @@ pub struct StatusView {
     pub last_sync_success: Option<String>,
     /// Highest sequence number this instance gave one of its own results.
     pub produced_seq: u64,
+    /// A dependent's last failure to reach its primary (a TLS failure names
+    /// the URL and the reason); empty after a success.
+    pub last_error: String,
 }
 
 #[utoipa::path(get, path = "/sync/api/status", tag = "sync", responses((status = 200, body = StatusView), (status = 503, description = "the sync API is unavailable")))]
@@ -180,6 +183,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
             config_hash: String::new(),
             last_sync_success: None,
             produced_seq: 0,
+            last_error: String::new(),
         }));
     }
     let r = s
@@ -202,6 +206,7 @@ async fn status(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError
         buffered_results: r.buffered_results,
         config_hash: r.config_hash,
         produced_seq: r.produced_seq,
+        last_error: r.last_error,
     }))
 }
 
@@ -287,7 +292,7 @@ async fn instances(State(s): State<SyncState>) -> Result<Json<InstancesView>, Ap
     let r = s
         .client
         .clone()
-        .list_instances(s.admin(pb::ListInstancesRequest {}))
+        .list_instances(admin_call(pb::ListInstancesRequest {}))
         .await
         .map_err(|e| backend(&e))?
         .into_inner();
@@ -304,7 +309,7 @@ async fn remove_instance(
     let id = input::token("instance id", id)?;
     s.client
         .clone()
-        .remove_instance(s.admin(pb::RemoveInstanceRequest { instance_id: id }))
+        .remove_instance(admin_call(pb::RemoveInstanceRequest { instance_id: id }))
         .await
         .map_err(|e| backend(&e))?;
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -613,7 +618,7 @@ async fn config(
 async fn promote(State(s): State<SyncState>) -> Result<Json<StatusView>, ApiError> {
     s.client
         .clone()
-        .promote(s.admin(pb::PromoteRequest {}))
+        .promote(admin_call(pb::PromoteRequest {}))
         .await
         .map_err(|e| backend(&e))?;
     status(State(s)).await
@@ -624,7 +629,7 @@ async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Js
     let id = input::token("instance id", id)?;
     s.client
         .clone()
-        .demote(s.admin(pb::DemoteRequest { instance_id: id }))
+        .demote(admin_call(pb::DemoteRequest { instance_id: id }))
         .await
         .map_err(|e| backend(&e))?;
     status(State(s)).await

@@ -22,11 +22,11 @@ use axum::{Json, Router};
 use pantau_config::TargetConfig;
 use pantau_config::proto::{spec_to_proto, target_from_proto};
 use pantau_core::error::{ApiError, ErrorCode};
+use pantau_core::grpc::Channel;
 use pantau_core::time::{from_timestamp, rfc3339, to_duration, to_timestamp};
 use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
 use crate::api::{bad_query, invalid_body};
 use crate::input;
@@ -58,7 +58,7 @@ impl utoipa::ToSchema for TargetPatch {}
 type Client = CollectorServiceClient<Channel>;
 
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
-    let client = Client::new(crate::lazy_channel(&ctx.config.gateway.collector_url));
+    let client = Client::new(ctx.channel(&ctx.config.gateway.collector_url));
     Router::new()
         .route("/api/v1/targets", get(list).post(create))
         .route("/api/v1/targets/{id}", get(get_one).put(replace).delete(remove))

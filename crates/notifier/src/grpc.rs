@@ -13,7 +13,6 @@ use pantau_proto::v1::{
 };
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
@@ -26,17 +25,21 @@ use crate::store::{self, Filter};
 pub struct Service(Arc<Notifier>);
 
 /// Serves `NotifierService` with health and reflection until `shutdown`.
+/// Callers need a token (see `pantau_core::grpc::access`); writes are
+/// audited in `store`.
 pub async fn serve(
+    ctx: &pantau_core::service::Context,
     notifier: Arc<Notifier>,
     listener: TcpListener,
-    shutdown: CancellationToken,
+    store: &pantau_core::store::Store,
 ) -> Result<(), pantau_core::grpc::GrpcError> {
     let routes = tonic::service::Routes::new(NotifierServiceServer::new(Service(notifier)));
     pantau_core::grpc::serve(
+        ctx,
         listener,
         routes,
         &[<NotifierServiceServer<Service> as NamedService>::NAME],
-        shutdown,
+        Some(store),
     )
     .await
 }

@@ -293,7 +293,7 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     webhooks.attach(Arc::clone(&notifier));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, channels = notifier.channels.len(), routes = ctx.config.notifier.routes.len(), "notifier running");
-    let served = grpc::serve(notifier, grpc, ctx.shutdown.clone()).await;
+    let served = grpc::serve(&ctx, notifier, grpc, &store).await;
     ctx.stop_tasks().await;
     store.close().await;
     served?;

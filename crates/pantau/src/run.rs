@@ -192,6 +192,15 @@ async fn start(name: &str, only: Option<&str>, config: Config) -> Result<(), Str
         bound.push((s, bind(&host, key, port).await?));
     }
 
+    if name != "all"
+        && config.grpc.auth
+        && config.gateway.auth.jwt_algorithm == pantau_config::JwtAlgorithm::Hs256
+        && config.gateway.auth.jwt_secret.is_none()
+    {
+        tracing::warn!(
+            "gateway.auth.jwt_secret is not set: `pantau {name}` signs and checks gRPC tokens with the secret generated in its own data directory; services run apart must share gateway.auth.jwt_secret (PANTAU_GATEWAY__AUTH__JWT_SECRET)"
+        );
+    }
     if config.nats.url.is_none() && name != "all" {
         tracing::warn!(
             "nats.url is not set: `pantau {name}` runs on an in-process bus and shares results with nobody; set nats.url (or --nats-url) to connect it to the other services"

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use pantau_config::Config;
+use pantau_core::grpc::Channel;
 use pantau_core::store::Store;
 use pantau_core::time::to_duration;
 use pantau_proto::v1 as pb;
@@ -19,7 +20,6 @@ use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 use crate::store;
 
@@ -36,14 +36,6 @@ pub struct Versioned {
 pub struct ConfigSource {
     collector: CollectorServiceClient<Channel>,
     current: Mutex<Option<Versioned>>,
-}
-
-pub fn lazy_channel(url: &str) -> Channel {
-    tonic::transport::Endpoint::from_shared(url.to_owned())
-        .unwrap_or_else(|_| tonic::transport::Endpoint::from_static("http://127.0.0.1:50051"))
-        .connect_timeout(std::time::Duration::from_secs(2))
-        .timeout(std::time::Duration::from_secs(10))
-        .connect_lazy()
 }
 
 /// A target as it travels: output-only fields cleared.
@@ -88,9 +80,10 @@ pub fn build(config: &Config, mut targets: Vec<pb::Target>) -> pb::SyncedConfig 
 }
 
 impl ConfigSource {
-    pub fn new(config: &Config) -> Self {
+    /// Reads the local collector (`sync.collector_url`) with this process's service token.
+    pub fn new(ctx: &pantau_core::service::Context) -> Self {
         Self {
-            collector: CollectorServiceClient::new(lazy_channel(&config.sync.collector_url)),
+            collector: CollectorServiceClient::new(ctx.channel(&ctx.config.sync.collector_url)),
             current: Mutex::new(None),
         }
     }

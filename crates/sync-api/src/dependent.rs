@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pantau_core::grpc::{Channel, Credentials};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
@@ -18,9 +19,8 @@ use pantau_proto::v1 as pb;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::sync_service_client::SyncServiceClient;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
-use crate::configsync::{self, lazy_channel};
+use crate::configsync;
 use crate::lease::now_ms;
 use crate::metrics as m;
 use crate::node::Node;
@@ -35,6 +35,8 @@ pub struct LinkStatus {
     pub errors: u64,
     pub config_hash: String,
     pub active_endpoints: u32,
+    /// Why the last call to the primary failed (empty after a success).
+    pub last_error: String,
 }
 
 pub type SharedLink = Arc<Mutex<LinkStatus>>;
@@ -48,6 +50,9 @@ struct Link {
     endpoint: String,
     client: Option<SyncServiceClient<Channel>>,
     token: Option<String>,
+    /// The endpoint is refused (cleartext, or no channel): not retried
+    /// until the primary's endpoint changes.
+    blocked: bool,
     collector: CollectorServiceClient<Channel>,
     system: Option<sysinfo::System>,
     started: Instant,
@@ -85,8 +90,16 @@ impl Link {
         ) {
             s.reachable = false;
         }
+        let changed = s.last_error != e.message();
+        if changed {
+            s.last_error = e.message().chars().take(1024).collect();
+        }
         drop(s);
-        tracing::debug!(op, code = ?e.code(), error = %e.message(), "call to the primary failed");
+        if changed {
+            tracing::warn!(op, code = ?e.code(), error = %e.message(), "call to the primary failed");
+        } else {
+            tracing::debug!(op, code = ?e.code(), error = %e.message(), "call to the primary failed");
+        }
         match e.code() {
             // The primary does not know (or no longer honours) our token.
             tonic::Code::Unauthenticated => self.token = None,
@@ -98,6 +111,7 @@ impl Link {
 
     fn succeeded(&self) {
         let mut s = self.lock();
+        s.last_error.clear();
         s.reachable = true;
         s.last_success_ms = now_ms();
     }
@@ -110,7 +124,7 @@ impl Link {
         } else {
             state.primary_endpoint
         };
-        if target == self.endpoint && self.client.is_some() {
+        if target == self.endpoint && (self.client.is_some() || self.blocked) {
             return;
         }
         if target.is_empty() {
@@ -119,7 +133,34 @@ impl Link {
         }
         tracing::info!(primary = %target, "following the primary");
         self.endpoint = target;
-        self.client = Some(SyncServiceClient::new(lazy_channel(&self.endpoint)));
+        self.client = None;
+        self.blocked = true;
+        let sync = &self.ctx.config.sync;
+        if self.endpoint.starts_with("http://")
+            && !sync.allow_plaintext
+            && !pantau_config::is_loopback_url(&self.endpoint)
+        {
+            let why = format!(
+                "refusing to send instance tokens in cleartext to {}: use an https:// primary, or set sync.allow_plaintext: true",
+                self.endpoint
+            );
+            tracing::error!("{why}");
+            self.lock().last_error = why;
+            return;
+        }
+        // Calls to the primary carry the join or instance token, never this
+        // process's own service token.
+        match self.ctx.security.channel_with(&self.endpoint, Credentials::None) {
+            Ok(ch) => {
+                self.client = Some(SyncServiceClient::new(ch));
+                self.blocked = false;
+            }
+            Err(e) => {
+                tracing::error!(primary = %self.endpoint, error = %e, "cannot set up the link to the primary");
+                self.lock().last_error = e.to_string();
+                return;
+            }
+        }
         self.token = store::fact(&self.db, &format!("token:{}", self.endpoint))
             .await
             .ok()
@@ -330,7 +371,7 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store, counters: Arc<Counters>,
             (ctx2.clone(), node.clone(), db.clone(), counters.clone(), status.clone());
         async move {
             let s = ctx2.config.sync.clone();
-            let collector = CollectorServiceClient::new(lazy_channel(&s.collector_url));
+            let collector = CollectorServiceClient::new(ctx2.channel(&s.collector_url));
             let held_hash = store::fact(&db, "config_hash").await.ok().flatten().unwrap_or_default();
             status
                 .lock()
@@ -345,6 +386,7 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store, counters: Arc<Counters>,
                 endpoint: String::new(),
                 client: None,
                 token: None,
+                blocked: false,
                 collector,
                 system: sysinfo::System::new().ok(),
                 started: Instant::now(),

@@ -5,9 +5,14 @@
 //!   token Register returned; the primary keeps its SHA-256 hash, with an
 //!   expiry; a removed (revoked) instance is UNAUTHENTICATED, on this primary
 //!   and every later one (revocations live in the NATS registry bucket);
-//! - Register and the admin calls (ListInstances, RemoveInstance, Promote,
-//!   Demote) need the join token `sync.token` when one is configured;
-//! - GetStatus and GetFailoverOrder are open.
+//! - Register needs the join token `sync.token` when one is configured;
+//! - the others are checked by core's gRPC guard like every Pantau method: a
+//!   JWT with `monitoring:read` (ListInstances, GetStatus, GetFailoverOrder)
+//!   or `admin` (RemoveInstance, Promote, Demote).
+//!
+//! Instance tokens never travel in cleartext beyond loopback: without
+//! `grpc.tls_cert_file`, a primary answers instance calls only from loopback
+//! callers unless `sync.allow_plaintext` says otherwise.
 //!
 //! Calls carry `x-pantau-epoch`; a primary that sees a higher epoch than its
 //! own was replaced: it re-reads the lease and refuses (FAILED_PRECONDITION).
@@ -72,6 +77,14 @@ fn bearer<T>(req: &Request<T>) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Admin calls: the guard already required an `admin` token (or auth is off).
+fn admin<T>(req: &Request<T>) -> Result<(), Status> {
+    if req.extensions().get::<pantau_core::auth::Caller>().is_some() {
+        return Ok(());
+    }
+    Err(Status::unauthenticated("this call needs an admin token"))
+}
+
 fn ts(ms: i64) -> Option<prost_types::Timestamp> {
     (ms > 0).then(|| to_timestamp(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64)))
 }
@@ -81,8 +94,24 @@ fn constant_eq(a: &str, b: &str) -> bool {
 }
 
 impl Service {
-    /// Join-token check for Register and admin calls.
-    fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+    /// Instance tokens cross no network in cleartext: over plaintext, only
+    /// loopback callers, unless `sync.allow_plaintext`.
+    fn transport<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let cfg = &self.ctx.config;
+        if cfg.grpc.tls() || cfg.sync.allow_plaintext {
+            return Ok(());
+        }
+        match req.remote_addr() {
+            Some(a) if a.ip().is_loopback() => Ok(()),
+            _ => Err(Status::failed_precondition(
+                "instance tokens are not exchanged over cleartext: serve TLS (grpc.tls_cert_file) or set sync.allow_plaintext: true",
+            )),
+        }
+    }
+
+    /// Join-token check for Register.
+    fn join<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        self.transport(req)?;
         match &self.ctx.config.sync.token {
             None => Ok(()),
             Some(t) if bearer(req).is_some_and(|b| constant_eq(b, t)) => Ok(()),
@@ -122,6 +151,7 @@ impl Service {
 
     /// Instance-token check: the instance id it belongs to.
     async fn instance<T>(&self, req: &Request<T>, claimed: &str) -> Result<store::InstanceRow, Status> {
+        self.transport(req)?;
         let token = bearer(req).ok_or_else(|| Status::unauthenticated("missing bearer instance token"))?;
         let row = store::instance(&self.db, claimed)
             .await
@@ -174,6 +204,7 @@ impl Service {
             config_hash: link.config_hash,
             last_sync_success: ts(link.last_success_ms),
             produced_seq: self.counters.produced.load(Ordering::Relaxed),
+            last_error: link.last_error,
         }
     }
 
@@ -265,7 +296,7 @@ fn check_id(field: &str, v: &str) -> Result<(), Status> {
 #[tonic::async_trait]
 impl SyncService for Service {
     async fn register(&self, req: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
-        self.admin(&req)?;
+        self.join(&req)?;
         self.fence(&req)?;
         self.require_primary()?;
         let r = req.into_inner();
@@ -390,7 +421,7 @@ impl SyncService for Service {
         &self,
         req: Request<pb::ListInstancesRequest>,
     ) -> Result<Response<pb::ListInstancesResponse>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let rows = store::instances(&self.db).await.map_err(|e| internal(&e))?;
         let instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
         Ok(Response::new(pb::ListInstancesResponse { instances }))
@@ -400,7 +431,7 @@ impl SyncService for Service {
         &self,
         req: Request<pb::RemoveInstanceRequest>,
     ) -> Result<Response<pb::RemoveInstanceResponse>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let id = req.into_inner().instance_id;
         check_id("instance_id", &id)?;
         if id == self.node.id {
@@ -474,7 +505,7 @@ impl SyncService for Service {
     }
 
     async fn promote(&self, req: Request<pb::PromoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         self.node
             .command(Command::Promote)
             .await
@@ -483,7 +514,7 @@ impl SyncService for Service {
     }
 
     async fn demote(&self, req: Request<pb::DemoteRequest>) -> Result<Response<pb::SyncStatus>, Status> {
-        self.admin(&req)?;
+        admin(&req)?;
         let mut id = req.into_inner().instance_id;
         if id.is_empty() {
             id.clone_from(&self.node.id);
@@ -525,8 +556,9 @@ impl SyncService for Service {
 }
 
 /// Serves the service with health and reflection until `ctx.shutdown`.
+/// Registration, removal, promotion and demotion are audited in the sync store.
 pub async fn serve(service: Service, listener: tokio::net::TcpListener) -> Result<(), pantau_core::grpc::GrpcError> {
-    let stop = service.ctx.shutdown.clone();
+    let (ctx, db) = (service.ctx.clone(), service.db.clone());
     let routes = tonic::service::Routes::new(SyncServiceServer::new(service));
-    pantau_core::grpc::serve(listener, routes, &["pantau.v1.SyncService"], stop).await
+    pantau_core::grpc::serve(&ctx, listener, routes, &["pantau.v1.SyncService"], Some(&db)).await
 }

@@ -96,7 +96,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     ctx.watch_store(&db);
     if ctx.config.sync.token.is_none() {
         tracing::warn!(
-            "sync.token is not set: any client that reaches the sync gRPC port may register an instance or promote and demote; set a join token"
+            "sync.token is not set: any client that reaches the sync gRPC port may register an instance; set a join token"
         );
     }
     let lease = open_lease(&ctx).await?;
@@ -106,7 +106,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
 
     let counters = Arc::new(outbox::Counters::default());
     let link: dependent::SharedLink = Arc::new(Mutex::new(dependent::LinkStatus::default()));
-    let source = Arc::new(configsync::ConfigSource::new(&ctx.config));
+    let source = Arc::new(configsync::ConfigSource::new(&ctx));
     outbox::consume(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&counters)).await?;
     primary::start(&ctx, Arc::clone(&node), db.clone());
     instances::watch(&ctx, Arc::clone(&node), db.clone());

@@ -39,6 +39,7 @@ mod postgres;
 mod routeros;
 mod snmpd;
 mod snmpsim;
+mod tls;
 
 pub use alertmanager::Alertmanager;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
@@ -52,6 +53,7 @@ pub use snmpsim::{
     BAD_TYPES_COMMUNITY, BROCADE_IPROUTE_COMMUNITY, ISP_ADDRESSES_COMMUNITY, MIKROTIK_COMMUNITY,
     MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir,
 };
+pub use tls::TlsFiles;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads
 /// the port the kernel chose, and releases it. A port is never handed out

@@ -9,7 +9,6 @@ use pantau_proto::v1::{
     ListRoutersResponse,
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
@@ -19,17 +18,20 @@ use crate::state::{Detector, LookupError};
 pub struct Service(pub Arc<Detector>);
 
 /// Serves `WanDetectorService` with health and reflection until `shutdown`.
+/// Callers need a token (see `pantau_core::grpc::access`); it has no
+/// writes to audit.
 pub async fn serve(
+    ctx: &pantau_core::service::Context,
     detector: Arc<Detector>,
     listener: TcpListener,
-    shutdown: CancellationToken,
 ) -> Result<(), pantau_core::grpc::GrpcError> {
     let routes = tonic::service::Routes::new(WanDetectorServiceServer::new(Service(detector)));
     pantau_core::grpc::serve(
+        ctx,
         listener,
         routes,
         &[<WanDetectorServiceServer<Service> as NamedService>::NAME],
-        shutdown,
+        None,
     )
     .await
 }

@@ -74,7 +74,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), WanError> {
     ctx.spawn_critical("consumer", pump);
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, cache_ttl = %pantau_config::duration::format(ctx.config.wan_detector.cache_ttl), "wan detector running");
-    let served = grpc::serve(detector, grpc, ctx.shutdown.clone()).await;
+    let served = grpc::serve(&ctx, detector, grpc).await;
     ctx.stop_tasks().await;
     sql.close().await;
     served?;

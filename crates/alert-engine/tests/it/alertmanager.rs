@@ -45,7 +45,7 @@ async fn pushed_alerts_appear_in_alertmanager() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
-    ready(addr).await;
+    ready(&ctx, addr).await;
     let http = reqwest::Client::new();
 
     let subj = subject::check_result("jkt", "closed");

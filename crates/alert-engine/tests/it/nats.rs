@@ -30,7 +30,7 @@ async fn check_result_on_nats_becomes_alert_event_on_nats() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
-    ready(addr).await;
+    ready(&ctx, addr).await;
 
     let subj = subject::check_result("jkt", "closed");
     publish_proto(bus.as_ref(), &subj, &check("closed", false))

@@ -31,13 +31,17 @@ pub fn check(target: &str, up: bool) -> CheckResult {
     }
 }
 
-/// A client, once the service answers (it subscribes to the bus before it serves gRPC).
-pub async fn ready(addr: std::net::SocketAddr) -> AlertEngineServiceClient<tonic::transport::Channel> {
+/// An admin client (a token minted with the service's own keys), once the
+/// service answers (it subscribes to the bus before it serves gRPC).
+pub async fn ready(ctx: &Context, addr: std::net::SocketAddr) -> AlertEngineServiceClient<pantau_core::grpc::Channel> {
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{addr}"), "test", "admin")
+        .unwrap();
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Ok(mut c) = AlertEngineServiceClient::connect(format!("http://{addr}")).await
-                && c.list_rules(ListRulesRequest {}).await.is_ok()
-            {
+            let mut c = AlertEngineServiceClient::new(channel.clone());
+            if c.list_rules(ListRulesRequest {}).await.is_ok() {
                 break c;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -78,7 +82,7 @@ async fn fire_list_acknowledge_resolve_and_rules() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
-    let mut client = ready(addr).await;
+    let mut client = ready(&ctx, addr).await;
     let mut stream = client
         .stream_alerts(StreamAlertsRequest {
             states: vec![AlertState::Acknowledged.into()],

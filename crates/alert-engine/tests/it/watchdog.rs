@@ -60,7 +60,7 @@ async fn the_running_engine_sends_heartbeats_while_it_evaluates() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = grpc.local_addr().unwrap();
     let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
-    ready(addr).await;
+    ready(&ctx, addr).await;
     tokio::time::timeout(Duration::from_secs(15), async {
         while count(&got) < 3 {
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -260,7 +260,7 @@ async fn any_protobuf_target_is_refused_naming_a_field_or_runs_and_the_rest_keep
 }
 
 async fn latest_checked_at(
-    client: &mut v1::collector_service_client::CollectorServiceClient<tonic::transport::Channel>,
+    client: &mut v1::collector_service_client::CollectorServiceClient<pantau_core::grpc::Channel>,
 ) -> (i64, i32) {
     let r = client
         .list_latest_results(ListLatestResultsRequest {

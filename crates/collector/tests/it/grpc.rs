@@ -70,10 +70,9 @@ async fn grpc_service_and_bus_results() {
     assert_eq!(msg.subject, format!("pantau.check.result.jkt.{}", r.target_id));
     assert_eq!(r.labels["team"], "ops");
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))
-        .unwrap()
-        .connect()
-        .await
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{grpc_addr}"), "test", "admin")
         .unwrap();
     let mut client = CollectorServiceClient::new(channel);
     let targets = client

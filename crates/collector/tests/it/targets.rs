@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
+use pantau_core::grpc::Channel;
 use pantau_core::service::Context;
 use pantau_proto::v1::collector_service_client::CollectorServiceClient;
 use pantau_proto::v1::{
@@ -15,12 +16,13 @@ use pantau_proto::v1::{
     ListLatestResultsRequest, ListTargetsRequest, PushRequest, TargetSource, UpsertTargetRequest, target::Spec,
 };
 use tonic::Code;
-use tonic::transport::Channel;
 
 pub(crate) struct Running {
     pub(crate) ctx: Context,
     task: tokio::task::JoinHandle<Result<(), pantau_collector::CollectorError>>,
     pub(crate) client: CollectorServiceClient<Channel>,
+    /// With this process's service token, as the gateway relays pushes.
+    pub(crate) pusher: CollectorServiceClient<Channel>,
 }
 
 impl Running {
@@ -41,11 +43,17 @@ pub(crate) async fn start(config: Config) -> Running {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(pantau_collector::run(ctx.clone(), l));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    // An admin client: a token minted with the collector's own keys.
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{addr}"), "test", "admin")
+        .unwrap();
+    let mut client = CollectorServiceClient::new(channel);
+    let pusher = CollectorServiceClient::new(ctx.channel(&format!("http://{addr}")));
     let mut tries = 0;
-    let channel = loop {
-        match channel.connect().await {
-            Ok(c) => break c,
+    loop {
+        match client.list_targets(ListTargetsRequest {}).await {
+            Ok(_) => break,
             Err(e) if tries < 50 => {
                 tries += 1;
                 let _ = e;
@@ -53,11 +61,12 @@ pub(crate) async fn start(config: Config) -> Running {
             }
             Err(e) => panic!("collector gRPC never came up: {e}"),
         }
-    };
+    }
     Running {
         ctx,
         task,
-        client: CollectorServiceClient::new(channel),
+        client,
+        pusher,
     }
 }
 
@@ -418,7 +427,7 @@ async fn push_monitors_and_history() {
     assert!(early.results.is_empty(), "judged before interval + grace: {early:?}");
 
     let e = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "wrong-token-0000000000".into(),
             ..Default::default()
@@ -432,7 +441,7 @@ async fn push_monitors_and_history() {
         e.message()
     );
     let e = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             status: "sideways".into(),
@@ -444,7 +453,7 @@ async fn push_monitors_and_history() {
     // A latency too large for a Duration (found by the API fuzzer) is refused, not a panic.
     for latency_ms in [3.987e223, -1.0, f64::NAN] {
         let e = c
-            .client
+            .pusher
             .push(PushRequest {
                 token: "push-token-0123456789".into(),
                 latency_ms,
@@ -457,7 +466,7 @@ async fn push_monitors_and_history() {
     }
 
     let r = c
-        .client
+        .pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             ..Default::default()
@@ -473,7 +482,7 @@ async fn push_monitors_and_history() {
         .unwrap()
         .into_inner();
     assert_eq!(latest.results[0].status(), CheckStatus::Up);
-    c.client
+    c.pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             status: "down".into(),

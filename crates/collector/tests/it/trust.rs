@@ -283,7 +283,7 @@ async fn an_open_breaker_keeps_the_last_known_certificate() {
     config.collector.targets = vec![t.parse("t").unwrap().into()];
     let c = crate::targets::start(config).await;
     let latest = |mut client: pantau_proto::v1::collector_service_client::CollectorServiceClient<
-        tonic::transport::Channel,
+        pantau_core::grpc::Channel,
     >| async move {
         client
             .list_latest_results(ListLatestResultsRequest { target_ids: vec![] })

@@ -12,4 +12,5 @@
 //! package to install; nothing is skipped.
 
 mod bus;
+mod grpc_tls;
 mod store;

@@ -19,7 +19,6 @@
 //! instance-to-instance sync calls, which the sync API authenticates with
 //! the instance token.
 
-pub mod keys;
 pub mod routes;
 pub mod store;
 
@@ -38,7 +37,9 @@ use pantau_config::Config;
 use pantau_core::error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 
-pub use keys::{Claims, KeyError, Keys};
+/// Signing and checking JWTs: shared with every gRPC server (`pantau_core::auth`).
+pub use pantau_core::auth::keys;
+pub use pantau_core::auth::keys::{Claims, KeyError, Keys};
 pub use store::{AuthStore, NewAudit};
 
 use crate::metrics as m;
@@ -393,7 +394,10 @@ pub async fn guard(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
     let (principal, response) = match answer {
         Ok(p) => {
             req.extensions_mut().insert(p.clone());
-            (Some(p), next.run(req).await)
+            // The backends' audit names the user the gateway calls them for.
+            let user = p.subject.clone();
+            let response = pantau_core::grpc::client::ON_BEHALF.scope(user, next.run(req)).await;
+            (Some(p), response)
         }
         Err(resp) => (None, resp),
     };

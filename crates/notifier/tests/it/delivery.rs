@@ -16,7 +16,6 @@ use crate::harness::{Running, Sink, config, event, one_webhook, publish};
 
 async fn deliveries(n: &Running, status: DeliveryStatus) -> Vec<pantau_proto::v1::Delivery> {
     n.client()
-        .await
         .list_deliveries(ListDeliveriesRequest {
             status: status.into(),
             ..Default::default()
@@ -56,7 +55,6 @@ async fn retries_with_backoff_and_one_idempotency_key() {
     // An unknown status is refused naming the field, not read as "any".
     let e = n
         .client()
-        .await
         .list_deliveries(ListDeliveriesRequest {
             status: 99,
             ..Default::default()

@@ -178,7 +178,6 @@ async fn email_authenticates_and_a_wrong_password_is_given_up() {
         loop {
             let d = n
                 .client()
-                .await
                 .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
                     channel: "bad".into(),
                     status: pantau_proto::v1::DeliveryStatus::Failed.into(),
@@ -198,7 +197,6 @@ async fn email_authenticates_and_a_wrong_password_is_given_up() {
     let Ok(failed) = failed else {
         let all = n
             .client()
-            .await
             .list_deliveries(pantau_proto::v1::ListDeliveriesRequest::default())
             .await
             .unwrap()
@@ -312,7 +310,6 @@ async fn encrypted_delivery(mode: &str) {
         loop {
             let d = n
                 .client()
-                .await
                 .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
                     channel: "untrusted".into(),
                     ..Default::default()

@@ -11,12 +11,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use pantau_config::Config;
 use pantau_core::bus::Bus;
+use pantau_core::grpc::Channel;
 use pantau_core::service::Context;
 use pantau_proto::v1::notifier_service_client::NotifierServiceClient;
 use pantau_proto::v1::{AlertEvent, AlertState, Severity};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
@@ -195,8 +195,9 @@ impl Running {
         running
     }
 
-    pub async fn client(&self) -> NotifierServiceClient<Channel> {
-        NotifierServiceClient::connect(self.grpc.clone()).await.unwrap()
+    /// An admin client (a token minted with the notifier's own keys).
+    pub fn client(&self) -> NotifierServiceClient<Channel> {
+        NotifierServiceClient::new(self.ctx.security.channel_as(&self.grpc, "test", "admin").unwrap())
     }
 
     /// Stops it (as SIGTERM would) and waits for it to finish.

@@ -173,7 +173,6 @@ async fn each_provider_gets_its_documented_shape() {
     // The API shows channels with every secret masked.
     let channels = running
         .client()
-        .await
         .list_channels(ListChannelsRequest {})
         .await
         .unwrap()
@@ -226,7 +225,7 @@ async fn test_channel_sends_now_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), channels(&sink.url));
     let running = Running::start(cfg, Arc::new(MemoryBus::new())).await;
-    let mut client = running.client().await;
+    let mut client = running.client();
     let ok = client
         .test_channel(pantau_proto::v1::TestChannelRequest {
             channel: "wa".into(),

@@ -198,6 +198,18 @@ fn compose_services_are_complete_and_consistent() {
         "sync-api",
     ] {
         assert_eq!(services[svc]["environment"]["PANTAU_NATS__TOKEN"], token, "{svc}");
+        // One signing secret for every service: their gRPC tokens check.
+        assert_eq!(
+            services[svc]["environment"]["PANTAU_GATEWAY__AUTH__JWT_SECRET"],
+            services["gateway"]["environment"]["PANTAU_GATEWAY__AUTH__JWT_SECRET"],
+            "{svc}"
+        );
+        assert!(
+            services[svc]["environment"]["PANTAU_GATEWAY__AUTH__JWT_SECRET"]
+                .as_str()
+                .is_some_and(|s| s.contains("JWT_SECRET")),
+            "{svc}"
+        );
     }
     // Internal ports stay on the compose network: the services' gRPC, NATS
     // and PostgreSQL are not published on the host.

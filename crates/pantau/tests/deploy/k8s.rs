@@ -152,6 +152,12 @@ fn the_base_renders_and_every_object_validates_strictly() {
             Some(("pantau-secrets", "NATS_TOKEN")),
             "{svc}"
         );
+        // One signing secret for every service: their gRPC tokens check.
+        assert_eq!(
+            secret_env(c, "PANTAU_GATEWAY__AUTH__JWT_SECRET"),
+            Some(("pantau-secrets", "JWT_SECRET")),
+            "{svc}"
+        );
         assert_eq!(env_of(&objs, c)["PANTAU_NATS__URL"], "nats://nats:4222", "{svc}");
     }
     // Only Pantau's service pods reach NATS and PostgreSQL.
@@ -614,7 +620,16 @@ fn config_check_each_workload(dir: &str) {
                     "0".to_owned()
                 }
                 None if e["valueFrom"]["fieldRef"].is_mapping() => "pod-0".to_owned(),
-                None => "secret".to_owned(),
+                // A Secret's key: the rendered template's value (the JWT
+                // secret has a length rule), else a stand-in.
+                None => objs
+                    .iter()
+                    .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == e["valueFrom"]["secretKeyRef"]["name"])
+                    .and_then(|o| {
+                        o["stringData"][e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap_or("")].as_str()
+                    })
+                    .unwrap_or("secret")
+                    .to_owned(),
             };
             for (k, v) in &env {
                 val = val.replace(&format!("$({k})"), v);

@@ -111,6 +111,43 @@ sync:
         }
     }
 
+    /// Serves every gRPC port of this instance over TLS with `tls`'s
+    /// certificate and trusts its CA: every gRPC URL in its config becomes
+    /// `https://` (a dependent's `primary_url` too).
+    pub fn with_tls(self, tls: &pantau_testkit::TlsFiles) -> Self {
+        let yaml = std::fs::read_to_string(&self.cfg).unwrap();
+        let mut out: Vec<String> = yaml
+            .lines()
+            .map(|l| {
+                if l.contains("_url: http://127.0.0.1") {
+                    l.replace("http://", "https://")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        out.push(format!(
+            "grpc:\n  tls_cert_file: {}\n  tls_key_file: {}\n  ca_file: {}",
+            tls.cert.display(),
+            tls.key.display(),
+            tls.ca.display()
+        ));
+        std::fs::write(&self.cfg, out.join("\n") + "\n").unwrap();
+        self
+    }
+
+    /// Trusts `ca` for `https://` gRPC URLs; its own servers stay plaintext.
+    pub fn trusting(self, ca: &Path) -> Self {
+        let yaml = std::fs::read_to_string(&self.cfg).unwrap();
+        std::fs::write(&self.cfg, format!("{yaml}grpc:\n  ca_file: {}\n", ca.display())).unwrap();
+        self
+    }
+
+    /// The sync API's URL, `https://` when it serves TLS.
+    pub fn sync_url_tls(&self) -> String {
+        format!("https://127.0.0.1:{}", self.sync)
+    }
+
     pub fn sync_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.sync)
     }

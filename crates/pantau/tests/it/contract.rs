@@ -86,12 +86,7 @@ async fn yaml_rest_and_grpc_refuse_a_bad_target_with_the_same_reason() {
         &mut p,
     )
     .await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports.collector_grpc))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut grpc = CollectorServiceClient::new(channel);
+    let mut grpc = CollectorServiceClient::new(crate::support::grpc(ports.collector_grpc));
 
     for case in cases() {
         // YAML.

@@ -18,12 +18,8 @@ use crate::support::{JWT_SECRET, Pantau, Ports, both_up, config_yaml, http, metr
 const SOON: Duration = Duration::from_secs(15);
 
 async fn grpc_services(port: u16) -> Vec<String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("collector gRPC reachable");
-    let mut client = ServerReflectionClient::new(channel);
+    // Reflection answers authenticated callers only.
+    let mut client = ServerReflectionClient::new(crate::support::grpc(port));
     let req = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),

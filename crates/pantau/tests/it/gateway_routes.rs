@@ -15,7 +15,6 @@ use pantau_core::service::Context;
 use pantau_proto::v1::{CheckResult, CheckStatus, InterfaceSample, RouterInfo, RouterInterface};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -60,7 +59,10 @@ async fn serving(addr: SocketAddr, service: &str) {
     use tonic_health::pb::health_client::HealthClient;
     tokio::time::timeout(WAIT, async {
         loop {
-            if let Ok(ch) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+            if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
                 && let Ok(r) = HealthClient::new(ch)
                     .check(HealthCheckRequest {
                         service: service.into(),
@@ -78,11 +80,15 @@ async fn serving(addr: SocketAddr, service: &str) {
 }
 
 /// Waits until the engine answers (it subscribes to the bus before it serves gRPC).
-async fn engine_ready(addr: SocketAddr) {
+async fn engine_ready(ctx: &Context, addr: SocketAddr) {
     use pantau_proto::v1::ListRulesRequest;
     use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
+    let channel = ctx
+        .security
+        .channel_as(&format!("http://{addr}"), "test", "monitoring:read")
+        .unwrap();
     eventually("the alert engine", || async {
-        let mut c = AlertEngineServiceClient::connect(format!("http://{addr}")).await.ok()?;
+        let mut c = AlertEngineServiceClient::new(channel.clone());
         c.list_rules(ListRulesRequest {}).await.ok()
     })
     .await;
@@ -234,7 +240,7 @@ async fn alert_routes_through_the_gateway() {
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let ctx = Context::new(Arc::new(cfg), Arc::clone(&bus));
     let engine = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
-    engine_ready(grpc_addr).await;
+    engine_ready(&ctx, grpc_addr).await;
     let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = Api {
         http: reqwest::Client::new(),

@@ -9,6 +9,7 @@ mod contract;
 mod e2e;
 mod fuzz_bus;
 mod gateway_routes;
+mod grpc_auth;
 mod lifecycle;
 mod openapi_contract;
 mod outage;

@@ -233,6 +233,19 @@ pub fn token() -> &'static str {
     })
 }
 
+/// A gRPC channel to `127.0.0.1:port` presenting [`token`] (admin).
+pub fn grpc(port: u16) -> pantau_core::grpc::Channel {
+    grpc_with(port, pantau_core::grpc::Credentials::Token(token().into()))
+}
+
+/// A gRPC channel to `127.0.0.1:port` presenting `credentials`.
+pub fn grpc_with(port: u16, credentials: pantau_core::grpc::Credentials) -> pantau_core::grpc::Channel {
+    let security = pantau_core::grpc::Security::new(std::sync::Arc::new(pantau_config::Config::default()));
+    security
+        .channel_with(&format!("http://127.0.0.1:{port}"), credentials)
+        .unwrap()
+}
+
 /// A client that presents [`token`] on every request.
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

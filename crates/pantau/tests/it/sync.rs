@@ -486,6 +486,133 @@ fn sync_api_alone_refuses_a_standalone_instance() {
 }
 
 /// POSTs `body` as JSON with a bearer token.
+/// TLS on both sides (a CA and certificate made here): a dependent
+/// registers with an `https://` primary, takes its configuration, and takes
+/// over when the primary is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_dependent_registers_syncs_and_fails_over() {
+    let nats = Nats::start().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tls = pantau_testkit::TlsFiles::generate(&root.path().join("tls")).unwrap();
+    let (up, down) = (listening_port(), free_port());
+    let order = "jkt-1,bdg-1";
+    let p = Instance::new(
+        root.path(),
+        "jkt-1",
+        "jkt",
+        &nats.url(),
+        None,
+        order,
+        &targets(up, down),
+    )
+    .with_tls(&tls);
+    let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "").with_tls(&tls);
+    let mut pp = p.start();
+    let first = wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
+    let epoch1 = first["epoch"].as_u64().unwrap();
+    let hash = wait_status(&p.status_url(), &mut pp, |v| {
+        !v["config_hash"].as_str().unwrap_or("").is_empty()
+    })
+    .await["config_hash"]
+        .clone();
+    let mut pa = a.start();
+    let v = wait_json(
+        &a.status_url(),
+        Duration::from_secs(30),
+        |v| v["config_hash"] == hash && v["primary_reachable"] == true,
+        &mut pa,
+    )
+    .await;
+    assert_eq!(v["role"], "dependent");
+    assert_eq!(v["primary_id"], "jkt-1");
+    assert_eq!(v["last_error"], "", "{v}");
+    // The synced targets reached the dependent's collector (over TLS too).
+    let listed = http()
+        .get(format!("http://127.0.0.1:{}/api/v1/targets", a.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("web-up") && listed.contains("web-down"), "{listed}");
+    // The primary registered it.
+    let instances = http()
+        .get(format!("http://127.0.0.1:{}/sync/api/instances", p.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(instances.contains("bdg-1"), "{instances}");
+
+    drop(pp);
+    let v = wait_json(
+        &a.status_url(),
+        Duration::from_secs(20),
+        |v| v["role"] == "primary",
+        &mut pa,
+    )
+    .await;
+    assert!(v["epoch"].as_u64().unwrap() > epoch1, "{v}");
+    assert!(p.sync_url_tls().starts_with("https://"));
+}
+
+/// A dependent told its primary is `https://` while the primary speaks
+/// plaintext never registers; its status names the URL and the TLS failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_primary_that_speaks_plaintext_is_a_clear_tls_error() {
+    let nats = Nats::start().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tls = pantau_testkit::TlsFiles::generate(&root.path().join("tls")).unwrap();
+    let order = "jkt-1,bdg-1";
+    let p = Instance::new(root.path(), "jkt-1", "jkt", &nats.url(), None, order, "");
+    // It advertises itself as https:// too (the dependent follows the
+    // endpoint the lease names), but serves plaintext.
+    let yaml = std::fs::read_to_string(&p.cfg).unwrap();
+    std::fs::write(&p.cfg, yaml.replace("public_url: http://", "public_url: https://")).unwrap();
+    let a = Instance::new(
+        root.path(),
+        "bdg-1",
+        "bdg",
+        &nats.url(),
+        Some(&p.sync_url_tls()),
+        order,
+        "",
+    )
+    .trusting(&tls.ca);
+    let mut pp = p.start();
+    wait_status(&p.status_url(), &mut pp, |v| v["role"] == "primary").await;
+    let mut pa = a.start();
+    let url = p.sync_url_tls();
+    let v = wait_json(
+        &a.status_url(),
+        Duration::from_secs(20),
+        |v| !v["last_error"].as_str().unwrap_or("").is_empty(),
+        &mut pa,
+    )
+    .await;
+    let err = v["last_error"].as_str().unwrap();
+    assert!(err.contains(&url), "the error names the URL: {err}");
+    let lower = err.to_lowercase();
+    assert!(
+        lower.contains("corrupt message") || lower.contains("tls") || lower.contains("handshake"),
+        "the error says TLS failed: {err}"
+    );
+    assert_eq!(v["primary_reachable"], false, "{v}");
+    let instances = http()
+        .get(format!("http://127.0.0.1:{}/sync/api/instances", p.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!instances.contains("bdg-1"), "it never registered: {instances}");
+    pa.assert_running();
+}
+
 async fn post(
     c: &reqwest::Client,
     url: impl reqwest::IntoUrl,

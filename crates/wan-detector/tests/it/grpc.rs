@@ -18,7 +18,7 @@ use tonic::Code;
 use crate::support::{Running, config, eventually, mikrotik, sample};
 
 async fn detect(
-    c: &mut pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient<tonic::transport::Channel>,
+    c: &mut pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient<pantau_core::grpc::Channel>,
     id: &str,
     force: bool,
 ) -> Result<pantau_proto::v1::DetectWanResponse, tonic::Status> {
@@ -42,7 +42,7 @@ async fn detect_list_and_errors_over_grpc() {
         isp: None,
     }];
     let d = Running::start(cfg, Arc::clone(&bus)).await;
-    let mut c = d.client().await;
+    let mut c = d.client();
 
     let e = detect(&mut c, "", false).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -210,7 +210,7 @@ async fn over_nats_the_detector_resumes_after_a_restart() {
     publish_proto(bus.as_ref(), &subject::router_info("r1"), &mikrotik("r1"))
         .await
         .unwrap();
-    let mut c = d.client().await;
+    let mut c = d.client();
     eventually("a judgement of r1", || {
         let mut c = c.clone();
         async move { detect(&mut c, "r1", false).await.ok() }
@@ -228,7 +228,7 @@ async fn over_nats_the_detector_resumes_after_a_restart() {
         .await
         .unwrap();
     let d = Running::start(cfg, Arc::clone(&bus)).await;
-    c = d.client().await;
+    c = d.client();
     let r = eventually("a judgement of r2", || {
         let mut c = c.clone();
         async move { detect(&mut c, "r2", false).await.ok() }

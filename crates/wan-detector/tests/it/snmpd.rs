@@ -42,7 +42,7 @@ async fn the_default_route_interface_of_this_machine_is_detected_as_wan() {
     // Judge on every poll, so "published once" is about the answer, not the cache.
     cfg.wan_detector.cache_ttl = Duration::ZERO;
     let detector = Running::start(cfg, Arc::clone(&bus)).await;
-    let mut client = detector.client().await;
+    let mut client = detector.client();
 
     let mut r = RouterConfig::new("local", agent.addr().to_string());
     r.interval = Some(Duration::from_secs(5));
@@ -150,7 +150,7 @@ async fn the_example_file_detects_this_machines_wan() {
     let detector = Running::start(cfg, Arc::clone(&bus)).await;
     pantau_collector::routers::start(&detector.ctx, None);
     let want = default_route_interface();
-    let mut client = detector.client().await;
+    let mut client = detector.client();
     let answer = eventually("a judgement of the example's router", || {
         let mut c = client.clone();
         async move {

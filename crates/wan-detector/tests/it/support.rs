@@ -9,7 +9,6 @@ use pantau_core::bus::Bus;
 use pantau_core::service::Context;
 use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
 use pantau_proto::v1::{InterfaceSample, RouterInfo, RouterInterface};
-use tonic::transport::Channel;
 
 pub fn config(dir: &std::path::Path) -> Config {
     let mut c = Config {
@@ -38,10 +37,10 @@ impl Running {
         Self { ctx, addr, task }
     }
 
-    pub async fn client(&self) -> WanDetectorServiceClient<Channel> {
-        WanDetectorServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .unwrap()
+    /// A reader's client (a token minted with the detector's own keys).
+    pub fn client(&self) -> WanDetectorServiceClient<pantau_core::grpc::Channel> {
+        let url = format!("http://{}", self.addr);
+        WanDetectorServiceClient::new(self.ctx.security.channel_as(&url, "test", "monitoring:read").unwrap())
     }
 
     pub async fn stop(self) {
@@ -60,7 +59,10 @@ pub async fn ready(addr: SocketAddr) {
     use tonic_health::pb::health_client::HealthClient;
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if let Ok(ch) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await
+            if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
                 && let Ok(r) = HealthClient::new(ch)
                     .check(HealthCheckRequest {
                         service: "pantau.v1.WanDetectorService".into(),

@@ -1,4 +1,5 @@
-//! Signing and checking JWTs.
+//! Signing and checking JWTs: the gateway's REST tokens and the tokens every
+//! gRPC server checks are the same.
 //!
 //! The algorithm is pinned by configuration: a token whose header names any
 //! other algorithm (`none` included) is refused before its signature is
@@ -13,8 +14,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use pantau_config::{AuthConfig, JwtAlgorithm};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-
-use super::Scopes;
 
 /// The generated HS256 secret's file name in the data directory.
 pub const SECRET_FILE: &str = "gateway-jwt.secret";
@@ -160,8 +159,8 @@ impl Keys {
         self.encoding.is_some()
     }
 
-    /// A signed token for `sub` with `scopes`, valid for `ttl`.
-    pub fn mint(&self, sub: &str, scopes: Scopes, ttl: Duration) -> Result<(String, Claims), KeyError> {
+    /// A signed token for `sub` with `scopes` (printed space-separated), valid for `ttl`.
+    pub fn mint(&self, sub: &str, scopes: impl std::fmt::Display, ttl: Duration) -> Result<(String, Claims), KeyError> {
         let key = self.encoding.as_ref().ok_or(KeyError::CannotSign(match self.alg {
             Algorithm::RS256 => "RS256",
             Algorithm::ES256 => "ES256",
@@ -232,10 +231,22 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, KeyError> {
             tracing::info!(path = %path.display(), "generated the gateway's JWT signing secret");
             Ok(secret.into_bytes())
         }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path)
-            .map(|s| s.trim().as_bytes().to_vec())
-            .map_err(err),
+        // Another process (or thread: the gateway and the gRPC servers of
+        // `pantau all` load keys at once) created it first: use theirs,
+        // once it is written.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for _ in 0..100 {
+                let s = std::fs::read_to_string(&path).map_err(err)?;
+                if s.trim().len() >= 32 {
+                    return Ok(s.trim().as_bytes().to_vec());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the file stayed shorter than 32 characters; delete it to generate a new one",
+            )))
+        }
         Err(e) => Err(err(e)),
     }
 }
@@ -243,7 +254,6 @@ fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Scope;
 
     fn hs(dir: &Path) -> Keys {
         Keys::load(&AuthConfig::default(), dir).unwrap()
@@ -253,9 +263,7 @@ mod tests {
     fn secret_is_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let a = hs(dir.path());
-        let (token, _) = a
-            .mint("ana", Scopes::of(&[Scope::Read]), Duration::from_secs(60))
-            .unwrap();
+        let (token, _) = a.mint("ana", "monitoring:read", Duration::from_secs(60)).unwrap();
         // A second process on the same data directory accepts the first one's tokens.
         let b = hs(dir.path());
         assert_eq!(b.verify(&token).unwrap().sub, "ana");
@@ -282,10 +290,10 @@ mod tests {
             dir.path(),
         )
         .unwrap();
-        let (forged, _) = other.mint("ana", Scopes::all(), Duration::from_secs(60)).unwrap();
+        let (forged, _) = other.mint("ana", "admin", Duration::from_secs(60)).unwrap();
         assert!(keys.verify(&forged).is_err(), "wrong signature");
 
-        let (good, claims) = keys.mint("ana", Scopes::all(), Duration::from_secs(60)).unwrap();
+        let (good, claims) = keys.mint("ana", "admin", Duration::from_secs(60)).unwrap();
         // alg: none with the same claims and no signature.
         let b64 = |v: &[u8]| {
             use base64::Engine as _;

@@ -100,6 +100,8 @@ impl RouterPoller {
     /// A poller for `r`, with the collector's defaults and breaker settings.
     pub fn new(r: &RouterConfig, col: &CollectorConfig, bus: Arc<dyn Bus>) -> Self {
         let interval = r.interval.unwrap_or(col.interval);
+        // From the first scrape: no counter has gone backwards yet.
+        ::metrics::counter!(m::COUNTER_RESETS, "router" => r.id.clone()).increment(0);
         if r.driver == pantau_config::RouterDriver::Snmp {
             // From the first scrape: 0 for every object Pantau reads.
             for object in mib::OBJECT_NAMES {

@@ -501,7 +501,7 @@ async fn push_monitors_and_history() {
     assert_eq!(latest.results[0].message, "disk full");
     // A pushed message of 100 KiB: the result (and its detail) keep at most
     // 1,024 characters, and never an earlier message.
-    c.client
+    c.pusher
         .push(PushRequest {
             token: "push-token-0123456789".into(),
             status: "down".into(),

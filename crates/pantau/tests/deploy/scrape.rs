@@ -26,12 +26,6 @@ const AFTER_A_FAULT: &[(&str, &str)] = &[
         "pantau_collector_cert_expiry_seconds",
         "crates/collector/src/metrics.rs",
     ),
-    // Per router, counted on the first reset: the router pollers
-    // (crates/collector/src/routers) do not export 0 for a polled router yet.
-    (
-        "pantau_collector_interface_counter_resets_total",
-        "crates/collector/src/routers/metrics.rs",
-    ),
     // The sync-api runs only when sync is enabled (a primary or a dependent),
     // and its consensus metrics need results from several locations; this
     // standalone `pantau all` has neither.

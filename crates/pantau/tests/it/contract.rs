@@ -193,11 +193,7 @@ async fn internal_grpc_listens_on_loopback_only() {
 /// field, never a default. (The sync API's `HeartbeatRequest.status` is
 /// covered in `sync.rs`, which runs a primary.)
 async fn unknown_enum_values_are_refused_by_name(base: &str, ports: Ports) {
-    let connect = |port: u16| {
-        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect_lazy()
-    };
+    let connect = crate::support::grpc;
     let mut collector = CollectorServiceClient::new(connect(ports.collector_grpc));
     let mut alerts = AlertEngineServiceClient::new(connect(ports.alert_engine_grpc));
     let mut notifier = NotifierServiceClient::new(connect(ports.notifier_grpc));

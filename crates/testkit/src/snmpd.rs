@@ -217,7 +217,16 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn starts_answers_and_stops() {
         let agent = Snmpd::start().await.unwrap_or_else(|e| panic!("{e}"));
-        assert!(answers(agent.addr()).await, "{}", agent.log_tail());
+        // UDP: a probe (or its answer) may be lost on a loaded machine; one
+        // answer in five probes shows the agent is up.
+        let mut answered = false;
+        for _ in 0..5 {
+            if answers(agent.addr()).await {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "{}", agent.log_tail());
         let addr = agent.addr();
         drop(agent);
         tokio::time::sleep(Duration::from_millis(300)).await;

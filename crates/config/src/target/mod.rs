@@ -1,0 +1,353 @@
+//! What the collector watches. A target arrives in its flat wire shape,
+//! [`RawTarget`] (one YAML entry, one REST body, or the protobuf mapped by
+//! [`crate::proto`]), and is parsed once, by [`RawTarget::parse`], into a
+//! [`TargetConfig`] whose [`TargetSpec`] holds only the fields of its type, in
+//! types that cannot hold a bad value. Every input path goes through that one
+//! parser, so a target is refused the same way wherever it comes from.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::duration::{self, format as fmt_d};
+use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
+use super::{Invalid, text};
+
+mod parse;
+mod raw;
+
+pub use parse::TargetError;
+pub(crate) use parse::deserialize_targets;
+pub use raw::RawTarget;
+
+/// The kind of check a target gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckType {
+    /// An HTTP or HTTPS request (`url`).
+    Http,
+    /// A TCP connect, optionally sending and expecting bytes (`address`).
+    Tcp,
+    /// A TLS handshake and the certificate's expiry (`address`).
+    Tls,
+    /// ICMP echo (`host`); `ping`, the original specification's name, is an alias.
+    #[serde(alias = "ping")]
+    Icmp,
+    /// A DNS query (`name`, `record_type`).
+    Dns,
+    /// A heartbeat: something calls `POST /api/v1/push/{token}` (`token`).
+    Push,
+}
+
+impl CheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Icmp => "icmp",
+            Self::Dns => "dns",
+            Self::Push => "push",
+        }
+    }
+}
+
+/// DNS record types a DNS check can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RecordType {
+    #[default]
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Ns,
+}
+
+/// A condition an HTTP response must meet, besides its status code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ConditionConfig {
+    /// The whole response arrives within this time.
+    ResponseTimeBelow(#[serde(with = "duration")] Duration),
+    /// The body contains this text.
+    BodyContains(String),
+    /// The body matches this regular expression.
+    BodyMatches(String),
+    /// A JSON path (RFC 9535) into the body, compared.
+    Json(JsonCondition),
+    /// A response header, compared.
+    Header(HeaderCondition),
+}
+
+/// `json: {path: "$.status", equals: "ok"}`; exactly one comparison.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonCondition {
+    /// JSONPath, e.g. `$.checks.database.status`.
+    pub path: String,
+    /// The value, as text, equals this (`"ok"`, `200`, `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub equals: Option<String>,
+    /// The value is a number greater than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greater_than: Option<f64>,
+    /// The value is a number less than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub less_than: Option<f64>,
+    /// The path matches something (`true`) or nothing (`false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+}
+
+/// `header: {name: content-type, contains: json}`; exactly one comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderCondition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contains: Option<String>,
+}
+
+/// One thing the collector watches, parsed: the fields every target has and
+/// the [`TargetSpec`] of its type. Made only by [`RawTarget::parse`] (serde
+/// goes through it too), so it never holds an out-of-range interval, a URL
+/// that is not http(s), or a field of another type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawTarget", into = "RawTarget")]
+pub struct TargetConfig {
+    /// Stable id: letters, digits, `-` and `_` (it is a bus subject token).
+    pub id: String,
+    /// Human name; the id when unset.
+    pub name: Option<String>,
+    /// How often; `collector.interval` when unset.
+    pub interval: Option<Interval>,
+    /// Longest a check may take; `collector.timeout` when unset.
+    pub timeout: Option<Timeout>,
+    /// Free-form labels carried on every result.
+    pub labels: BTreeMap<String, String>,
+    /// Locations that must see the target down for a DOWN consensus; a
+    /// majority when unset.
+    pub quorum: Option<NonZeroU32>,
+    /// What the check does, by type.
+    pub spec: TargetSpec,
+}
+
+/// What a target's check does: exactly the fields of its type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    Http(Box<HttpTarget>),
+    Tcp(TcpTarget),
+    Tls(TlsTarget),
+    Icmp(IcmpTarget),
+    Dns(DnsTarget),
+    Push(PushTarget),
+}
+
+/// An HTTP(S) request and what its answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpTarget {
+    pub url: HttpUrl,
+    /// An HTTP method in capitals; GET when unset.
+    pub method: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub follow_redirects: Option<bool>,
+    pub verify_tls: Option<bool>,
+    pub reuse_connection: Option<bool>,
+    /// Status codes within 100–599; empty means 200–399.
+    pub expected_status: Vec<u16>,
+    /// Each checked: a valid regex, a valid JSONPath, exactly one comparison.
+    pub conditions: Vec<ConditionConfig>,
+    pub warn_days: Option<u32>,
+    pub tls: TlsFiles,
+}
+
+/// What an `http` or `tls` check trusts and presents beyond the system's
+/// roots: a private CA, a client certificate. Shared by both check types so
+/// they trust the same certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsFiles {
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Certificate and key, both or neither.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl TlsFiles {
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client.is_none()
+    }
+}
+
+/// A TCP connect, optionally sending and expecting text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcpTarget {
+    pub address: HostPort,
+    pub send: Option<String>,
+    pub expect: Option<String>,
+}
+
+/// A TLS handshake and the certificate's expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsTarget {
+    pub address: HostPort,
+    pub server_name: Option<String>,
+    pub verify_tls: Option<bool>,
+    pub warn_days: Option<u32>,
+    pub tls: TlsFiles,
+}
+
+/// ICMP echo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcmpTarget {
+    /// Non-empty.
+    pub host: String,
+    /// 1–100.
+    pub count: Option<u16>,
+    /// At least 0, below 100.
+    pub max_loss_percent: Option<f64>,
+}
+
+/// A DNS query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTarget {
+    /// Non-empty.
+    pub name_to_resolve: String,
+    pub record_type: Option<RecordType>,
+    /// The resolver to ask (port 53 when `resolver` gave only an address);
+    /// the system's when unset.
+    pub resolver: Option<std::net::SocketAddr>,
+    pub expected_answers: Vec<String>,
+}
+
+/// A heartbeat someone sends to `POST /api/v1/push/{token}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushTarget {
+    /// At least 16 characters of letters, digits, `-` or `_`.
+    pub token: String,
+    pub grace: Option<Grace>,
+}
+
+impl TargetSpec {
+    pub fn check(&self) -> CheckType {
+        match self {
+            Self::Http(_) => CheckType::Http,
+            Self::Tcp(_) => CheckType::Tcp,
+            Self::Tls(_) => CheckType::Tls,
+            Self::Icmp(_) => CheckType::Icmp,
+            Self::Dns(_) => CheckType::Dns,
+            Self::Push(_) => CheckType::Push,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// A target with `spec` and every other optional field unset.
+    pub fn new(id: impl Into<String>, spec: TargetSpec) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            interval: None,
+            timeout: None,
+            labels: BTreeMap::new(),
+            quorum: None,
+            spec,
+        }
+    }
+
+    pub fn check(&self) -> CheckType {
+        self.spec.check()
+    }
+
+    /// The push token, for a push target.
+    pub fn push_token(&self) -> Option<&str> {
+        match &self.spec {
+            TargetSpec::Push(p) => Some(&p.token),
+            _ => None,
+        }
+    }
+}
+
+impl HttpTarget {
+    /// A GET of `url` with every option unset.
+    pub fn new(url: HttpUrl) -> Self {
+        Self {
+            url,
+            method: None,
+            headers: BTreeMap::new(),
+            body: None,
+            follow_redirects: None,
+            verify_tls: None,
+            reuse_connection: None,
+            expected_status: Vec::new(),
+            conditions: Vec::new(),
+            warn_days: None,
+            tls: TlsFiles::default(),
+        }
+    }
+}
+
+impl super::CollectorConfig {
+    /// Replaces the targets' credentials (push tokens, URL passwords,
+    /// credential headers) by `***`.
+    pub fn mask(&mut self) {
+        self.mask_routers();
+        for t in &mut self.targets {
+            let t = Arc::make_mut(t);
+            match &mut t.spec {
+                TargetSpec::Http(h) => {
+                    h.url = h.url.masked();
+                    for (name, value) in &mut h.headers {
+                        if is_secret_header(name) {
+                            "***".clone_into(value);
+                        }
+                    }
+                }
+                TargetSpec::Push(p) => "***".clone_into(&mut p.token),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Header names whose values are credentials.
+pub fn is_secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["authorization", "cookie", "token", "secret", "key", "password"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+/// Shortest interval a target may have.
+pub const MIN_INTERVAL: Duration = Interval::MIN;
+/// Longest interval (and push grace) a target or router may have: 30 days.
+pub const MAX_INTERVAL: Duration = Interval::MAX;
+/// Shortest timeout a target may have.
+pub const MIN_TIMEOUT: Duration = Timeout::MIN;
+
+/// What only the collector's defaults can decide about a parsed target: its
+/// timeout, or the collector's, must not exceed its interval, or the
+/// collector's. Keys start with `prefix` (e.g. `collector.targets[3]`).
+pub fn validate_target(
+    t: &TargetConfig,
+    prefix: &str,
+    default_interval: Duration,
+    default_timeout: Duration,
+) -> Vec<Invalid> {
+    let interval = t.interval.map_or(default_interval, Interval::get);
+    let timeout = t.timeout.map_or(default_timeout, Timeout::get);
+    if timeout > interval && t.check() != CheckType::Push {
+        return vec![Invalid {
+            key: format!("{prefix}.timeout"),
+            value: fmt_d(timeout),
+            allowed: format!("must not exceed the target's interval ({})", fmt_d(interval)),
+        }];
+    }
+    Vec::new()
+}

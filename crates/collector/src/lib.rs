@@ -26,6 +26,7 @@ pub mod grpc;
 pub mod health;
 pub mod history;
 pub mod host;
+mod last_cert;
 pub mod metrics;
 pub mod pool;
 pub mod results;

@@ -31,6 +31,7 @@ use crate::CollectorError;
 use crate::breaker::{self, Admit, Breaker};
 use crate::checks::{Checker, Outcome, push};
 use crate::health::{ErrorRate, Progress};
+use crate::last_cert;
 use crate::metrics as m;
 use crate::pool::{Pool, Run};
 use crate::results::Results;
@@ -95,42 +96,9 @@ fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     match known {
-        Some(detail) => outcome.with_detail(last_known(detail, SystemTime::now())),
+        Some(detail) => outcome.with_detail(last_cert::last_known(detail, SystemTime::now())),
         None => outcome,
     }
-}
-
-/// The certificate part of `detail`, if it has one: what is kept of a check
-/// to report while the breaker is open.
-fn certificate_detail(detail: &Detail) -> Option<Detail> {
-    match detail {
-        Detail::Http(h) if h.certificate.is_some() => Some(Detail::Http(v1::HttpDetail {
-            certificate: h.certificate.clone(),
-            ..Default::default()
-        })),
-        Detail::Tls(t) if !t.chain.is_empty() => Some(Detail::Tls(t.clone())),
-        _ => None,
-    }
-}
-
-/// `detail`'s certificates marked as read earlier, their days counted to `now`.
-fn last_known(mut detail: Detail, now: SystemTime) -> Detail {
-    let mark = |c: &mut v1::CertificateInfo| {
-        c.last_known = true;
-        if let Some(after) = c.not_after.as_ref().and_then(pantau_core::time::from_timestamp) {
-            let secs = match after.duration_since(now) {
-                Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
-            };
-            c.days_to_expiry = secs.div_euclid(86_400);
-        }
-    };
-    match &mut detail {
-        Detail::Http(h) => h.certificate.iter_mut().for_each(mark),
-        Detail::Tls(t) => t.chain.iter_mut().for_each(mark),
-        _ => {}
-    }
-    detail
 }
 
 /// Longest delay the timer queue is given. Validation bounds intervals far
@@ -576,7 +544,7 @@ impl Collector {
             Admit::Reject { retry_at } => circuit_open(entry, retry_at),
         };
         if admit == Admit::Probe
-            && let Some(cert) = outcome.detail.as_ref().and_then(certificate_detail)
+            && let Some(cert) = outcome.detail.as_ref().and_then(last_cert::certificate_detail)
         {
             *entry
                 .last_certificate
@@ -656,7 +624,7 @@ impl Collector {
         metrics::counter!(m::CHECKS_TOTAL, "kind" => kind, "result" => label).increment(1);
         metrics::histogram!(m::CHECK_DURATION, "kind" => kind).record(outcome.latency.as_secs_f64());
         metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => kind).set(if outcome.up { 1.0 } else { 0.0 });
-        if let Some(days) = cert_days(result) {
+        if let Some(days) = last_cert::cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }
         self.history.record(&t.id, outcome.up, outcome.latency, at);
@@ -804,14 +772,6 @@ impl Collector {
     }
 }
 
-fn cert_days(r: &CheckResult) -> Option<i64> {
-    match r.detail.as_ref()? {
-        v1::check_result::Detail::Http(h) => h.certificate.as_ref().map(|c| c.days_to_expiry),
-        v1::check_result::Detail::Tls(t) => t.chain.first().map(|c| c.days_to_expiry),
-        _ => None,
-    }
-}
-
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -832,41 +792,5 @@ pub fn first_delay(id: &str, interval: Duration, window: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_cut_at_a_character_boundary() {
-        assert_eq!(bounded("short"), "short");
-        let long = "é".repeat(MAX_MESSAGE + 10);
-        let cut = bounded(&long);
-        assert_eq!(cut.chars().count(), MAX_MESSAGE + 1, "the limit plus the ellipsis");
-        assert!(cut.ends_with('…'));
-    }
-
-    #[test]
-    fn first_delays_are_spread_and_bounded() {
-        let w = spread_window(200);
-        assert_eq!(w, MAX_FIRST_DELAY);
-        let delays: Vec<Duration> = (0..200)
-            .map(|i| first_delay(&format!("t{i}"), Duration::from_secs(30), w))
-            .collect();
-        assert!(delays.iter().all(|d| *d < MAX_FIRST_DELAY));
-        let distinct: std::collections::HashSet<_> = delays.iter().map(Duration::as_millis).collect();
-        assert!(distinct.len() > 150, "only {} distinct delays", distinct.len());
-        assert!(first_delay("x", Duration::from_secs(1), w) < Duration::from_secs(1));
-        assert_eq!(
-            first_delay("x", Duration::from_secs(30), w),
-            first_delay("x", Duration::from_secs(30), w)
-        );
-        // Many targets spread wider: 100,000 over 50 s.
-        assert_eq!(spread_window(100_000), Duration::from_secs(50));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-}
+#[path = "scheduler_tests.rs"]
+mod tests;

@@ -472,8 +472,11 @@ async fn check(
     }
     let rule = access(method, path);
     let token = take_token(req);
+    // Signing in again over an old session needs no CSRF token.
     if auth.enabled
         && token.is_none()
+        && path != "/console/login"
+        && !path.starts_with("/assets/")
         && let Some(p) = from_session(auth, req, method).await?
     {
         return rate_and_scope(auth, rule, Some(p), path, remote);
@@ -526,13 +529,19 @@ async fn from_session(auth: &Auth, req: &mut Request, method: &Method) -> Result
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if write && !s.csrf_ok(req.headers()) {
         metrics::counter!(m::AUTH_FAILURES, "reason" => "csrf").increment(1);
-        return Err(error(
+        let mut r = error(
             ApiError::new(
                 ErrorCode::PermissionDenied,
                 "this write came with the console's session cookie but without its CSRF token (header X-CSRF-Token): reload the page and try again",
             )
             .reason("csrf"),
-        ));
+        );
+        // Audited under the session's user: a forged write names whom it tried to act as.
+        r.extensions_mut().insert(AuditNote {
+            actor: Some(s.username),
+            detail: "refused: no or a wrong CSRF token".to_owned(),
+        });
+        return Err(r);
     }
     let p = s.principal();
     req.extensions_mut().insert(s);

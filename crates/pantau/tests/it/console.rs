@@ -211,6 +211,17 @@ async fn the_console_and_status_pages_in_a_real_browser() {
     let row = "tr[data-target=console-web] [data-state]";
     wait_text(&c, row, SOON, |t| t == "up").await;
     shot(&c, "overview").await;
+    // Search on the server: htmx swaps the table; the live rows follow the new page.
+    fill(&c, "#filters input[name=q]", "console-w").await;
+    wait_text(&c, "#table p", SOON, |t| t.starts_with("1 of 3 targets")).await;
+    assert!(
+        c.current_url()
+            .await
+            .unwrap()
+            .query()
+            .unwrap_or_default()
+            .contains("q=console-w")
+    );
     c.execute("window.__sameDocument = true;", vec![]).await.unwrap();
     service.stop().await;
     wait_text(&c, row, SOON, |t| t == "down").await;
@@ -273,7 +284,7 @@ async fn the_console_and_status_pages_in_a_real_browser() {
 
     // UP again, live.
     c.goto(&format!("{base}/console?q=console")).await.unwrap();
-    service = Service::start(service.addr).await;
+    let _up_again = Service::start(service.addr).await;
     wait_text(&c, row, SOON, |t| t == "up").await;
     c.goto(&format!("{base}/console/targets/console-web")).await.unwrap();
     wait_text(&c, "#target h1", SOON, |t| t.contains("Console web")).await;

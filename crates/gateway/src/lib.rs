@@ -215,16 +215,19 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.spawn_supervised("housekeeping", move || housekeeping(Arc::clone(&kept), ctx2.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, auth = auth.enabled, "gateway listening");
-    if auth.enabled && ctx.config.gateway.console.create_first_admin {
-        first_admin(&auth).await;
-    }
-    if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
-        tracing::info!(
-            "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
-             (same --config), or add a user with `pantau user add NAME --role admin` and \
-             POST /api/v1/auth/login"
-        );
-    }
+    // While the gateway already serves (hashing a password takes a while).
+    let first = async {
+        if auth.enabled && ctx.config.gateway.console.create_first_admin {
+            first_admin(&auth).await;
+        }
+        if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
+            tracing::info!(
+                "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
+                 (same --config), or add a user with `pantau user add NAME --role admin` and \
+                 POST /api/v1/auth/login"
+            );
+        }
+    };
     let stop = ctx.shutdown.clone();
     // Small WebSocket frames and API answers go out at once (no Nagle delay).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -232,12 +235,12 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    let served = axum::serve(
+    let serve = axum::serve(
         listener,
         router(&state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { stop.cancelled().await })
-    .await;
+    .with_graceful_shutdown(async move { stop.cancelled().await });
+    let (served, ()) = tokio::join!(std::future::IntoFuture::into_future(serve), first);
     ctx.stop_tasks().await;
     served?;
     Ok(ctx.lifecycle.result()?)

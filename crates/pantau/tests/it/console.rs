@@ -186,7 +186,18 @@ async fn the_console_and_status_pages_in_a_real_browser() {
     .await;
 
     // The first admin was created with a password printed once; it signs in.
-    let admin_password = first_admin_password(&p).unwrap_or_else(|| panic!("no first admin password in:\n{}", p.log()));
+    let deadline = tokio::time::Instant::now() + SOON;
+    let admin_password = loop {
+        if let Some(pw) = first_admin_password(&p) {
+            break pw;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no first admin password in:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for (name, role) in [("ed", "editor"), ("vi", "viewer")] {
         let r = api
             .post(format!("{base}/api/v1/users"))

@@ -15,12 +15,13 @@
 //! - [`model`]: the overview's rows: targets, state per location, filters,
 //!   pages, uptime;
 //! - [`overview`]: `/console` and its live table; [`target`]: one target;
-//! - [`alerts`]: alerts, their history and silences;
+//! - [`alerts`]: alerts, their history and silences; [`health`]: `/health`;
 //! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges.
 
 pub mod alerts;
 pub mod assets;
 pub mod badge;
+pub mod health;
 pub mod login;
 pub mod model;
 pub mod overview;
@@ -76,6 +77,7 @@ pub fn router(app: &AppState) -> Router {
             .merge(overview::router())
             .merge(target::router())
             .merge(alerts::router())
+            .merge(health::router())
     } else {
         Router::new()
     };

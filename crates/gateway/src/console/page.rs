@@ -26,6 +26,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("target.html", include_str!("../../templates/target.html")),
         ("alerts.html", include_str!("../../templates/alerts.html")),
         ("status.html", include_str!("../../templates/status.html")),
+        ("health.html", include_str!("../../templates/health.html")),
     ] {
         // A template that does not compile fails the unit test below.
         if let Err(e) = env.add_template(name, source) {
@@ -169,6 +170,7 @@ mod tests {
             "target.html",
             "alerts.html",
             "status.html",
+            "health.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

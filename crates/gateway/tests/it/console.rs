@@ -172,6 +172,21 @@ async fn sessions_need_csrf_for_writes_and_end() {
         "{actions:?}"
     );
 
+    // The health page shows `/health`'s components.
+    let health = reqwest::Client::new()
+        .get(format!("{}/console/health", g.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        health.contains("data-component=\"gateway-store\"") && health.contains("id=\"overall-health\""),
+        "{health}"
+    );
+
     // A viewer's session has the viewer's scopes.
     let vic = sign_in(&g, "vic").await;
     let vic_csrf = csrf(&g, &vic).await;

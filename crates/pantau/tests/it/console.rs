@@ -304,6 +304,9 @@ async fn the_console_and_status_pages_in_a_real_browser() {
         "an editor may run a check"
     );
     shot(&c, "target").await;
+    c.goto(&format!("{base}/console/health")).await.unwrap();
+    wait_text(&c, "#overall-health", SOON, |t| ["healthy", "degraded"].contains(&t)).await;
+    shot(&c, "health").await;
 
     // A forged write: the session cookie without the CSRF token is refused.
     let cookie = c.get_named_cookie("pantau_session").await.expect("the session cookie");

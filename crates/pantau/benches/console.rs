@@ -335,8 +335,14 @@ async fn bench() -> Result<(), String> {
         quantiles(delays)
     );
     let _ = c.close().await;
+    let profile = if bin.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else {
+        "debug (unoptimised: not the figures to judge by)"
+    };
     println!(
-        "ran beside: pantau all (release) with {n} TCP targets every 60 s, nats-server, chromedriver; the machine's other load not controlled"
+        "ran beside: pantau all ({profile}: {}) with {n} TCP targets every 60 s, nats-server, chromedriver; the machine's other load not controlled",
+        bin.display()
     );
     Ok(())
 }

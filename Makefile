@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc
+.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc bench-console
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -32,6 +32,8 @@ deps: deps-smtp deps-snmpsim deps-deploy
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || missing="$$missing snmpd"; \
 	command -v snmpbulkwalk >/dev/null 2>&1 || missing="$$missing snmp"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \
@@ -153,6 +155,12 @@ soak-failover:
 # checks/s, CPU-s per 1,000 checks, RSS, schedule lag p99, WebSocket events/s,
 # check-down -> webhook latency. BENCH_MODE=memory: RSS with 100,000 idle
 # targets. BENCH_* come from the environment or the make command line.
+# The web console with 10,000 targets (BENCH_TARGETS): the overview's first
+# page (time, bytes) and a result on the bus to a headless Chromium's DOM.
+bench-console:
+	$(CARGO) build --release --bin pantau
+	$(CARGO) bench -p pantau --bench console
+
 bench-system:
 	$(CARGO) build --release --bin pantau
 	$(CARGO) bench -p pantau --bench system

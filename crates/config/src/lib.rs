@@ -8,6 +8,7 @@
 
 mod alert_engine;
 mod auth;
+mod console;
 pub mod duration;
 mod grpc;
 mod load;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, WatchdogConfig};
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
+pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use notifier::*;

@@ -422,6 +422,11 @@ pub struct GatewayConfig {
     pub cors: super::CorsConfig,
     /// Largest request body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// The web console under `/console`.
+    pub console: super::ConsoleConfig,
+    /// Public status pages (no login) at `/status/{slug}`; only the targets
+    /// placed on one get badges under `/badge/{target}/…`.
+    pub status_pages: Vec<super::StatusPageConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -438,6 +443,8 @@ impl Default for GatewayConfig {
             rate_limit: super::RateLimitConfig::default(),
             cors: super::CorsConfig::default(),
             max_body_bytes: 1 << 20,
+            console: super::ConsoleConfig::default(),
+            status_pages: Vec::new(),
         }
     }
 }

@@ -91,6 +91,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
         &c.gateway.cors,
         c.gateway.max_body_bytes,
     ));
+    p.0.extend(super::console::problems(&c.gateway.console, &c.gateway.status_pages));
     p.0.extend(super::grpc::problems(&c.grpc));
     p.0.extend(super::sync::config_problems(c));
     p.0.extend(super::notifier::problems(&c.notifier));

@@ -97,6 +97,12 @@ async fn health_root(s: State<AppState>) -> Response {
 #[utoipa::path(get, path = "/api/v1/health", tag = "health",
     responses((status = 200, body = HealthView, description = "healthy or degraded"), (status = 503, body = HealthView, description = "unhealthy")))]
 async fn health(State(s): State<AppState>) -> Response {
+    let (code, view) = health_view(&s).await;
+    (code, Json(view)).into_response()
+}
+
+/// `/health`'s answer: its status code and body (the console's health page shows it too).
+pub async fn health_view(s: &AppState) -> (StatusCode, HealthView) {
     let (report, backends) = tokio::join!(s.ctx.health.report(), crate::backends::check_all(&s.backends));
     let mut components: BTreeMap<String, ComponentView> = report
         .components
@@ -129,13 +135,12 @@ async fn health(State(s): State<AppState>) -> Response {
     let reasons = reasons(&components);
     (
         code,
-        Json(HealthView {
+        HealthView {
             status,
             reasons,
             components,
-        }),
+        },
     )
-        .into_response()
 }
 
 /// The whole from its parts: `unhealthy` (503) only when an essential

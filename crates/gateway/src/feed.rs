@@ -67,6 +67,29 @@ impl Feed {
         v
     }
 
+    /// Every target's latest results (one per location), decoded, by target
+    /// id: what the console's overview and status pages read.
+    pub fn latest_by_target(&self) -> HashMap<String, Vec<CheckResult>> {
+        self.latest_where(|_| true)
+    }
+
+    /// The latest results of the targets `keep` accepts, by target id.
+    pub fn latest_where(&self, keep: impl Fn(&str) -> bool) -> HashMap<String, Vec<CheckResult>> {
+        use pantau_proto::prost::Message as _;
+        let map = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: HashMap<String, Vec<CheckResult>> = HashMap::new();
+        for (key, (_, b)) in map.iter() {
+            let target = key.split_once('\u{0}').map_or(key.as_str(), |(_, t)| t);
+            if !keep(target) {
+                continue;
+            }
+            if let Ok(r) = CheckResult::decode(&b[..]) {
+                out.entry(r.target_id.clone()).or_default().push(r);
+            }
+        }
+        out
+    }
+
     /// The latest sample of every metric series, by name then labels.
     pub fn metrics(&self) -> Vec<MetricView> {
         let map = self.metrics.read().unwrap_or_else(std::sync::PoisonError::into_inner);

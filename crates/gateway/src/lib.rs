@@ -20,11 +20,14 @@
 //! - [`metrics`]: metric names and descriptions.
 //! - [`auth`]: tokens, API keys, users, rate limits and the audit log.
 //! - [`openapi`]: the OpenAPI document, `/api/v1/openapi.json`.
+//! - [`console`]: the web console (`/console`, sign-in with a session
+//!   cookie), public status pages and badges, assets embedded.
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod backends;
+pub mod console;
 pub mod feed;
 pub mod hub;
 pub mod input;
@@ -155,6 +158,7 @@ pub fn router(state: &AppState) -> Router {
         .merge(sync::router(&state.ctx))
         .merge(auth::routes::router(Arc::clone(&state.auth)))
         .merge(openapi::router())
+        .merge(console::router(state))
         .merge(pantau_core::health::admin_router(state.ctx.health.clone()))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -211,13 +215,19 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.spawn_supervised("housekeeping", move || housekeeping(Arc::clone(&kept), ctx2.clone()));
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(%addr, auth = auth.enabled, "gateway listening");
-    if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
-        tracing::info!(
-            "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
-             (same --config), or add a user with `pantau user add NAME --role admin` and \
-             POST /api/v1/auth/login"
-        );
-    }
+    // While the gateway already serves (hashing a password takes a while).
+    let first = async {
+        if auth.enabled && ctx.config.gateway.console.create_first_admin {
+            first_admin(&auth).await;
+        }
+        if auth.enabled && auth.store.users().await.is_ok_and(|u| u.is_empty()) {
+            tracing::info!(
+                "the API needs a token: mint one with `pantau token create --scope admin --ttl 1h` \
+                 (same --config), or add a user with `pantau user add NAME --role admin` and \
+                 POST /api/v1/auth/login"
+            );
+        }
+    };
     let stop = ctx.shutdown.clone();
     // Small WebSocket frames and API answers go out at once (no Nagle delay).
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -225,15 +235,46 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
         }
     });
-    let served = axum::serve(
+    let serve = axum::serve(
         listener,
         router(&state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { stop.cancelled().await })
-    .await;
+    .with_graceful_shutdown(async move { stop.cancelled().await });
+    let (served, ()) = tokio::join!(std::future::IntoFuture::into_future(serve), first);
     ctx.stop_tasks().await;
     served?;
     Ok(ctx.lifecycle.result()?)
+}
+
+/// With no user at all, creates `admin` with a generated password and
+/// prints it once on standard error (not through the log, which may be
+/// shipped elsewhere): the console's first sign-in.
+async fn first_admin(auth: &auth::Auth) {
+    use rand::RngCore;
+    match auth.store.users().await {
+        Ok(users) if users.is_empty() => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the users to decide on a first admin");
+            return;
+        }
+    }
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    let password = hex::encode(b);
+    match auth.store.add_user("admin", &password, auth::Role::Admin).await {
+        Ok(_) => {
+            tracing::warn!(
+                "no user existed: created `admin` with a generated password, printed once on standard error"
+            );
+            eprintln!(
+                "\n  pantau: the first admin user is `admin` with password `{password}` (shown once).\n  \
+                 Sign in to the console at /console; `pantau user add` makes the others.\n"
+            );
+        }
+        Err(auth::store::AuthStoreError::UserExists(_)) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot create the first admin user"),
+    }
 }
 
 /// Prunes the audit log past its retention and forgets idle rate-limit buckets.
@@ -246,6 +287,11 @@ async fn housekeeping(auth: Arc<auth::Auth>, ctx: Context) {
             _ = tick.tick() => {}
         }
         auth.forget_idle_clients();
+        match auth.store.prune_sessions(auth::store::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "forgot expired console sessions"),
+            Err(e) => tracing::warn!(error = %e, "cannot forget expired console sessions"),
+        }
         let before = auth::store::now_ms() - retention.as_millis() as i64;
         match auth.store.prune_audit(before).await {
             Ok(0) => {}

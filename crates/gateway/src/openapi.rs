@@ -244,6 +244,7 @@ pub fn document() -> Document {
         crate::notify::Doc::openapi(),
         crate::routers::Doc::openapi(),
         crate::sync::Doc::openapi(),
+        crate::console::status::Doc::openapi(),
     ] {
         doc.merge(part);
     }

@@ -55,7 +55,7 @@ impl utoipa::PartialSchema for TargetPatch {
 
 impl utoipa::ToSchema for TargetPatch {}
 
-type Client = CollectorServiceClient<Channel>;
+pub type Client = CollectorServiceClient<Channel>;
 
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let client = Client::new(ctx.channel(&ctx.config.gateway.collector_url));

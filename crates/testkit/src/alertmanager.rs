@@ -7,8 +7,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use crate::{TestkitError, binary, free_port};
@@ -97,7 +95,7 @@ impl Alertmanager {
         let log = self.log_path();
         let port = self.port;
         binary::wait_until_ready("prometheus-alertmanager", &mut self.child, &log, READY_WITHIN, || {
-            ready(port)
+            binary::http_ok(port, "/-/ready")
         })
         .await
     }
@@ -108,26 +106,5 @@ impl Drop for Alertmanager {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-    }
-}
-
-/// Whether `GET /-/ready` answers 200.
-async fn ready(port: u16) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    match tokio::time::timeout(Duration::from_secs(1), attempt).await {
-        Ok(Ok(response)) => {
-            let line = response.split(|b| *b == b'\n').next().unwrap_or_default();
-            let mut parts = line.split(|b| *b == b' ');
-            parts.next().is_some_and(|v| v.starts_with(b"HTTP/")) && parts.next() == Some(b"200".as_slice())
-        }
-        _ => false,
     }
 }

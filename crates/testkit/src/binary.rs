@@ -4,6 +4,8 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::process::Command;
 
 use crate::TestkitError;
@@ -114,5 +116,34 @@ where
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `GET path` on 127.0.0.1:`port` answers 200 within a second.
+pub(crate) async fn http_ok(port: u16, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
+            .await?;
+        // The status line is enough (some servers keep the connection open).
+        let mut response = Vec::new();
+        let mut buf = [0u8; 256];
+        while !response.contains(&b'\n') {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+        Ok::<_, std::io::Error>(response)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(1), attempt).await {
+        Ok(Ok(response)) => {
+            let line = response.split(|b| *b == b'\n').next().unwrap_or_default();
+            let mut parts = line.split(|b| *b == b' ');
+            parts.next().is_some_and(|v| v.starts_with(b"HTTP/")) && parts.next() == Some(b"200".as_slice())
+        }
+        _ => false,
     }
 }

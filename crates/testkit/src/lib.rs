@@ -22,6 +22,8 @@
 //! - [`SnmpSim`]: PyPI's `snmpsim` serving recorded device data (a
 //!   MikroTik-like `.snmprec` under `data/snmpsim`); missing, it is an error
 //!   naming the PyPI package.
+//! - [`ChromeDriver`]: Debian's `chromedriver` (`chromium-driver`) on a free
+//!   loopback port, with capabilities for a headless Debian `chromium`.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -31,6 +33,7 @@
 
 mod alertmanager;
 mod binary;
+mod chromedriver;
 mod dnsmasq;
 mod error;
 mod nats;
@@ -42,6 +45,7 @@ mod snmpsim;
 mod tls;
 
 pub use alertmanager::Alertmanager;
+pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use nats::Nats;

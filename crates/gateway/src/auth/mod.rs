@@ -6,6 +6,8 @@
 //!    parameter for browsers' WebSockets, removed before the route sees the
 //!    query) is checked: a JWT signed with the configured algorithm, or an
 //!    API key `pk_<id>_<secret>` looked up by the SHA-256 of the key;
+//!    without one, the console's session cookie ([`session`]) is, and a
+//!    write it authenticates must carry the session's `X-CSRF-Token`;
 //! 3. the client (its token's subject, else its address) is rate limited;
 //! 4. the route's scope is required: `monitoring:read` for reads and the
 //!    WebSocket, `monitoring:write` for writes, `admin` for users, keys,
@@ -15,11 +17,14 @@
 //!
 //! Public: `/health`, `/api/v1/health`, `/api/v1/openapi.json`,
 //! `POST /api/v1/auth/login`, push URLs (their token is the credential),
-//! `/metrics`, `/healthz`, `/readyz`, `GET /sync/api/status`, and the
+//! `/metrics`, `/healthz`, `/readyz`, `GET /sync/api/status`, the
 //! instance-to-instance sync calls, which the sync API authenticates with
-//! the instance token.
+//! the instance token, and the browser's pages (`/`, `/console…`, which
+//! send a visitor without a session to the sign-in page; `/assets/…`, the
+//! public `/status/…` pages and `/badge/…`).
 
 pub mod routes;
+pub mod session;
 pub mod store;
 
 use std::fmt;
@@ -203,7 +208,8 @@ pub fn access(method: &Method, path: &str) -> Access {
         "/api/v1/auth/whoami" => return Access::Authenticated,
         _ => {}
     }
-    if path.starts_with("/api/v1/push/") {
+    // Public status pages' JSON: only what the page shows.
+    if path.starts_with("/api/v1/push/") || path.starts_with("/api/v1/status-pages/") || is_browser_page(path) {
         return Access::Public;
     }
     if let Some(rest) = path.strip_prefix("/sync/api/") {
@@ -233,12 +239,23 @@ pub fn access(method: &Method, path: &str) -> Access {
     }
 }
 
+/// The browser's pages: the console (which checks its session itself and
+/// sends a visitor without one to the sign-in page), its assets, public
+/// status pages and badges.
+pub fn is_browser_page(path: &str) -> bool {
+    path == "/"
+        || path == "/console"
+        || ["/console/", "/assets/", "/status/", "/badge/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+}
+
 /// Whether a request is a write to record.
 pub fn audited(method: &Method, path: &str) -> bool {
     // Pushes are heartbeats (recorded as check results), and their path is a secret.
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         && !path.starts_with("/api/v1/push/")
-        && (path.starts_with("/api/") || path.starts_with("/sync/api/"))
+        && (path.starts_with("/api/") || path.starts_with("/sync/api/") || path.starts_with("/console/"))
 }
 
 /// The authentication state shared by the middleware and the auth routes.
@@ -455,6 +472,15 @@ async fn check(
     }
     let rule = access(method, path);
     let token = take_token(req);
+    // Signing in again over an old session needs no CSRF token.
+    if auth.enabled
+        && token.is_none()
+        && path != "/console/login"
+        && !path.starts_with("/assets/")
+        && let Some(p) = from_session(auth, req, method).await?
+    {
+        return rate_and_scope(auth, rule, Some(p), path, remote);
+    }
     let principal = if auth.enabled {
         match (&token, rule) {
             (Some(t), _) => match auth.authenticate(t).await {
@@ -479,6 +505,58 @@ async fn check(
             scopes: Scopes::all(),
         })
     };
+    rate_and_scope(auth, rule, principal, path, remote)
+}
+
+/// The principal of the request's console session, if it has a live one
+/// (put in the request as [`session::Session`] for the console); a write
+/// without the session's CSRF token is refused.
+async fn from_session(auth: &Auth, req: &mut Request, method: &Method) -> Result<Option<Principal>, Response> {
+    let Some(id) = session::cookie(req.headers()) else {
+        return Ok(None);
+    };
+    let s = match auth.store.session(&id).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check a console session");
+            return Err(error(ApiError::new(
+                ErrorCode::Unavailable,
+                "sessions cannot be checked right now; try again",
+            )));
+        }
+    };
+    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if write && !s.csrf_ok(req.headers()) {
+        metrics::counter!(m::AUTH_FAILURES, "reason" => "csrf").increment(1);
+        let mut r = error(
+            ApiError::new(
+                ErrorCode::PermissionDenied,
+                "this write came with the console's session cookie but without its CSRF token (header X-CSRF-Token): reload the page and try again",
+            )
+            .reason("csrf"),
+        );
+        // Audited under the session's user: a forged write names whom it tried to act as.
+        r.extensions_mut().insert(AuditNote {
+            actor: Some(s.username),
+            detail: "refused: no or a wrong CSRF token".to_owned(),
+        });
+        return Err(r);
+    }
+    let p = s.principal();
+    req.extensions_mut().insert(s);
+    Ok(Some(p))
+}
+
+/// The rate limit of the client, then the route's scope.
+#[allow(clippy::result_large_err)] // the answer `check` gives, built once
+fn rate_and_scope(
+    auth: &Auth,
+    rule: Access,
+    principal: Option<Principal>,
+    path: &str,
+    remote: &str,
+) -> Result<Principal, Response> {
     let exempt = matches!(path, "/metrics" | "/healthz" | "/readyz" | "/health" | "/api/v1/health");
     if !exempt {
         let key = principal

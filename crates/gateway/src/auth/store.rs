@@ -155,7 +155,11 @@ impl AuthStore {
 
     /// Adds a user; fails if the name is taken.
     pub async fn add_user(&self, username: &str, password: &str, role: Role) -> Result<User, AuthStoreError> {
-        let phc = hash_password(password)?;
+        // argon2 takes a while: off the runtime's threads.
+        let pw = password.to_owned();
+        let phc = tokio::task::spawn_blocking(move || hash_password(&pw))
+            .await
+            .map_err(|e| AuthStoreError::Hash(e.to_string()))??;
         let now = now_ms();
         let inserted = with_pool!(&self.store, pool => {
             sqlx::query(
@@ -445,6 +449,6 @@ fn dummy_hash() -> String {
         .clone()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -14,6 +14,7 @@ use pantau_core::time::to_timestamp;
 use pantau_proto::v1;
 
 mod auth;
+mod console;
 mod hub;
 mod refill;
 

@@ -5,6 +5,7 @@
 mod api;
 mod cli;
 mod cluster;
+mod console;
 mod contract;
 mod e2e;
 mod fuzz_bus;

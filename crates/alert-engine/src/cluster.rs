@@ -44,6 +44,9 @@ impl Engine {
     /// Refuses a person's change on an engine that does not evaluate.
     pub(crate) fn must_evaluate(&self) -> Result<(), EngineError> {
         match self.cluster.as_ref().map(Cluster::role) {
+            Some(Role::Dependent { primary }) if primary.is_empty() => {
+                Err(EngineError::NotEvaluating("(none elected yet)".to_owned()))
+            }
             Some(Role::Dependent { primary }) => Err(EngineError::NotEvaluating(primary)),
             _ => Ok(()),
         }

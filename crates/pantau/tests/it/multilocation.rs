@@ -310,16 +310,26 @@ async fn one_page_per_fault_quorum_through_failover_and_stale_locations() {
         &mut pa,
     )
     .await;
-    let own = v["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["id"] == "bdg-1")
-        .unwrap();
-    assert_eq!(
-        (own["state"].as_str(), own["health"].as_str()),
-        (Some("active"), Some("healthy")),
-        "{own}"
+    let own = |v: &serde_json::Value| {
+        v["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "bdg-1")
+            .unwrap()
+            .clone()
+    };
+    let first = own(&v);
+    assert_eq!(first["state"], "active", "{first}");
+    assert!(
+        first["health"] == "healthy" || first["health"] == "degraded",
+        "the primary's own health is known: {first}"
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let later = own(&wait_json(&url, Duration::from_secs(5), |_| true, &mut pa).await);
+    assert_ne!(
+        later["last_heartbeat"], first["last_heartbeat"],
+        "the primary's own row heartbeats"
     );
 
     // Recovery: bdg up again; sby's last result (down) still counts, so the
@@ -350,7 +360,7 @@ async fn a_hostile_quorum_is_refused_naming_the_field_through_rest_and_grpc() {
     )
     .await;
     let url = format!("http://127.0.0.1:{}/api/v1/targets", p.gateway);
-    let huge = "9".repeat(100_000);
+    let huge = "9".repeat(5_000);
     for (quorum, why) in [
         ("0", "at least 1"),
         ("65", "at most 64"),

@@ -97,10 +97,9 @@ pub fn mirror_consumer(bus: &Arc<dyn Bus>, instance: &str) -> Consumer {
     Consumer::new(
         Arc::clone(bus),
         MIRROR,
-        [Subscription::durable(
-            pantau_core::bus::subject::ALL_ALERTS,
-            format!("{MIRROR}-{instance}"),
-        )],
+        // A new instance copies the alert events the stream still keeps,
+        // so it knows the alerts opened before it started.
+        [Subscription::durable(pantau_core::bus::subject::ALL_ALERTS, format!("{MIRROR}-{instance}")).replaying()],
     )
     .with_retry(RetryPolicy::patient())
 }

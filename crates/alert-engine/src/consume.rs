@@ -72,11 +72,12 @@ pub async fn start(
 ) -> Result<impl Future<Output = Result<(), BusError>> + Send + 'static, BusError> {
     let roles = Arc::new(WanRoles::default());
     let (bus, adopting) = (Arc::clone(bus), Arc::clone(&engine));
-    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Evaluating from the start, the engine restored the store already;
+    // else (a dependent, or a primary not yet elected) it adopts first.
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(engine.evaluates()));
     let make = move || {
         let (bus, engine, first) = (Arc::clone(&bus), Arc::clone(&adopting), Arc::clone(&first));
         async move {
-            // At start the engine restored the store already.
             if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
                 while let Err(e) = engine.adopt(SystemTime::now()).await {
                     tracing::warn!(error = %e, "cannot adopt the cluster's alerts; retrying before evaluating");

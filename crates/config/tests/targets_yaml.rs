@@ -217,7 +217,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
             "collector.targets.0.quorum",
         ),
         (
-            "{id: a, type: tcp, address: 'h:1', quorum: 99999999999999999999999}",
+            "{id: a, type: tcp, address: 'h:1', quorum: 4294967296}",
             "collector.targets.0.quorum",
         ),
         (

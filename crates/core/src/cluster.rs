@@ -155,7 +155,8 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// Ready while this instance does not evaluate; else as its consumer.
+    /// Ready on a dependent that knows its primary; not ready while no
+    /// primary is known; else as its consumer.
     pub fn readiness(&self) -> Arc<dyn ReadinessCheck> {
         Arc::new(self.clone())
     }
@@ -216,8 +217,17 @@ impl Gate {
 #[async_trait::async_trait]
 impl ReadinessCheck for Gate {
     async fn check(&self) -> Result<(), String> {
-        if !self.cluster.role().evaluates() {
-            return Ok(());
+        match self.cluster.role() {
+            // Before the first election (or while no primary is known)
+            // nobody may be consuming: not ready, so a start waits for it.
+            Role::Dependent { primary } if primary.is_empty() => {
+                return Err(format!(
+                    "consumer `{}` waits for the election (no primary known yet)",
+                    self.name
+                ));
+            }
+            Role::Dependent { .. } => return Ok(()),
+            Role::Standalone | Role::Primary { .. } => {}
         }
         let current = self
             .current

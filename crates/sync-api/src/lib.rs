@@ -143,11 +143,15 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
 fn share_role(ctx: &Context, node: Arc<node::Node>) {
     let ctx2 = ctx.clone();
     ctx.spawn_supervised("role", move || {
-        let (ctx2, mut rx) = (ctx2.clone(), node.watch());
+        let (ctx2, mut rx, shared_bus) = (ctx2.clone(), node.watch(), node.lease().is_some());
         async move {
             loop {
                 let s = rx.borrow_and_update().clone();
-                ctx2.cluster.set(if s.role == pantau_proto::v1::SyncRole::Primary {
+                ctx2.cluster.set(if !shared_bus {
+                    // Without nats.url each process has a bus of its own:
+                    // nobody else sees its facts, so it evaluates them.
+                    pantau_core::cluster::Role::Standalone
+                } else if s.role == pantau_proto::v1::SyncRole::Primary {
                     pantau_core::cluster::Role::Primary { epoch: s.epoch }
                 } else {
                     pantau_core::cluster::Role::Dependent { primary: s.primary_id }

@@ -291,4 +291,22 @@ mod tests {
             .unwrap();
         assert_eq!(live.load(Ordering::SeqCst), 0);
     }
+
+    #[tokio::test]
+    async fn a_gate_is_not_ready_before_the_election_and_ready_on_a_known_dependent() {
+        let cluster = Cluster::new(Role::Dependent { primary: String::new() });
+        let ready = cluster.gate("alert-engine").readiness();
+        let e = ready.check().await.unwrap_err();
+        assert!(e.contains("alert-engine") && e.contains("election"), "{e}");
+        cluster.set(Role::Dependent {
+            primary: "jkt-1".into(),
+        });
+        assert_eq!(ready.check().await, Ok(()));
+        cluster.set(Role::Primary { epoch: 1 });
+        let e = ready.check().await.unwrap_err();
+        assert!(
+            e.contains("not subscribed"),
+            "an evaluating instance needs its consumer: {e}"
+        );
+    }
 }

@@ -1,4 +1,5 @@
-//! Facts from the bus into the engine: durable subscriptions to check
+//! Facts from the bus into the engine: durable subscriptions (one per
+//! cluster: only the evaluating instance holds them) to check
 //! results, metrics, router events, consensus results and interface samples,
 //! run by one [`Consumer`] that acknowledges each message once its
 //! transitions are stored (retrying a store failure, then dead-lettering on
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use pantau_core::bus::{Bus, BusError, BusEvent, Consumer, Delivery, HandleError, RetryPolicy, Subscription, subject};
-use pantau_core::health::ReadinessCheck;
+use pantau_core::cluster::Gate;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -46,49 +47,66 @@ pub fn facts_of(event: &BusEvent, now: SystemTime, roles: &WanRoles) -> (&'stati
     (event.family(), facts)
 }
 
-/// The consumer of [`SUBSCRIPTIONS`] on `bus`, and its readiness check.
-pub fn consumer(bus: &Arc<dyn Bus>) -> (Consumer, Arc<dyn ReadinessCheck>) {
-    let consumer = Consumer::new(
+/// The consumer of [`SUBSCRIPTIONS`] on `bus`.
+pub fn consumer(bus: &Arc<dyn Bus>) -> Consumer {
+    Consumer::new(
         Arc::clone(bus),
         CONSUMER,
         SUBSCRIPTIONS
             .iter()
             .map(|(pattern, durable)| Subscription::durable(*pattern, *durable)),
     )
-    .with_retry(RetryPolicy::patient());
-    let ready = consumer.readiness();
-    (consumer, ready)
+    .with_retry(RetryPolicy::patient())
 }
 
-/// Subscribes (before returning, so nothing published afterwards is
-/// missed), then feeds every message to the engine until `shutdown`.
+/// Feeds every message of [`SUBSCRIPTIONS`] to the engine while this
+/// instance evaluates (see [`crate::cluster`]), until `shutdown`: subscribes
+/// before returning when it evaluates now (so nothing published afterwards
+/// is missed); when it becomes the evaluator later, it first adopts the
+/// alerts the previous one left.
 pub async fn start(
     engine: Arc<Engine>,
-    consumer: Consumer,
+    bus: &Arc<dyn Bus>,
+    gate: Gate,
     shutdown: CancellationToken,
-) -> Result<impl Future<Output = ()> + Send + 'static, BusError> {
+) -> Result<impl Future<Output = Result<(), BusError>> + Send + 'static, BusError> {
     let roles = Arc::new(WanRoles::default());
-    consumer
-        .start(shutdown, move |d: Delivery| {
-            let (engine, roles) = (Arc::clone(&engine), Arc::clone(&roles));
-            async move {
-                let now = SystemTime::now();
-                let (family, facts) = facts_of(&d.event, now, &roles);
-                if d.attempt == 1 {
-                    metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
+    let (bus, adopting) = (Arc::clone(bus), Arc::clone(&engine));
+    // Evaluating from the start, the engine restored the store already;
+    // else (a dependent, or a primary not yet elected) it adopts first.
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(engine.evaluates()));
+    let make = move || {
+        let (bus, engine, first) = (Arc::clone(&bus), Arc::clone(&adopting), Arc::clone(&first));
+        async move {
+            if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                while let Err(e) = engine.adopt(SystemTime::now()).await {
+                    tracing::warn!(error = %e, "cannot adopt the cluster's alerts; retrying before evaluating");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
-                // The publisher's trace continues here, and into the alert
-                // events this message causes.
-                let span = tracing::info_span!("alert_engine.ingest", subject = %d.subject, facts = facts.len());
-                engine
-                    .ingest(facts, now)
-                    .instrument(span)
-                    .await
-                    .map(|_| ())
-                    .map_err(HandleError::transient)
             }
-        })
-        .await
+            consumer(&bus)
+        }
+    };
+    let handler = move |d: Delivery| {
+        let (engine, roles) = (Arc::clone(&engine), Arc::clone(&roles));
+        async move {
+            let now = SystemTime::now();
+            let (family, facts) = facts_of(&d.event, now, &roles);
+            if d.attempt == 1 {
+                metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
+            }
+            // The publisher's trace continues here, and into the alert
+            // events this message causes.
+            let span = tracing::info_span!("alert_engine.ingest", subject = %d.subject, facts = facts.len());
+            engine
+                .ingest(facts, now)
+                .instrument(span)
+                .await
+                .map(|_| ())
+                .map_err(HandleError::transient)
+        }
+    };
+    gate.start(make, handler, shutdown).await
 }
 
 /// Sweeps every `interval`, and evaluates the batched rules every
@@ -109,6 +127,12 @@ pub async fn sweep_loop(
         tokio::select! {
             () = shutdown.cancelled() => break,
             _ = tick.tick() => {
+                // An engine that does not evaluate (a dependent's) has
+                // nothing to sweep: the primary's engine does.
+                if !engine.evaluates() {
+                    progress.record();
+                    continue;
+                }
                 // Progress is a sweep that evaluated and stored: one that
                 // cannot store its transitions pages no one.
                 match engine.sweep(SystemTime::now()).await {
@@ -117,7 +141,7 @@ pub async fn sweep_loop(
                 }
             }
             _ = batch.tick() => {
-                if let Err(e) = engine.evaluate_batched(SystemTime::now()).await {
+                if engine.evaluates() && let Err(e) = engine.evaluate_batched(SystemTime::now()).await {
                     tracing::warn!(error = %e, "batched alert evaluation failed");
                 }
             }

@@ -11,11 +11,11 @@ use tokio::time::Instant;
 use pantau_config::{AlertEngineConfig, AlertRuleConfig};
 use pantau_core::bus::{Bus, publish_proto, subject};
 use pantau_core::store::StoreError;
-use pantau_core::time::to_timestamp;
-use pantau_proto::v1::{AlertEvent, AlertState, Severity};
+use pantau_proto::v1::AlertEvent;
 use tokio::sync::{Mutex, broadcast};
 
 use crate::eval::{At, evaluate, evaluate_one, is_local};
+pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
 use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State, Transition};
 use crate::metrics as m;
@@ -47,6 +47,10 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("the alert engine is busy storing transitions (its store may be failing); nothing was changed")]
     Busy,
+    #[error(
+        "this instance's alert engine keeps a copy of the cluster's alerts; the primary `{0}` evaluates them: make the change there"
+    )]
+    NotEvaluating(String),
 }
 
 impl pantau_core::error::ServiceError for EngineError {
@@ -59,7 +63,8 @@ impl pantau_core::error::ServiceError for EngineError {
             }
             Self::Lifecycle(LifecycleError::AlreadyAcknowledged { .. })
             | Self::AlreadyResolved(_)
-            | Self::ConfigRule(..) => ErrorCode::FailedPrecondition,
+            | Self::ConfigRule(..)
+            | Self::NotEvaluating(_) => ErrorCode::FailedPrecondition,
             Self::Store(_) | Self::Busy => ErrorCode::Unavailable,
         }
     }
@@ -79,7 +84,7 @@ impl pantau_core::error::ServiceError for EngineError {
 /// comes from here, not from a timeout that cannot say whether it applied.
 const PERSON_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-struct Inner {
+pub(crate) struct Inner {
     /// Defaults and configured rules.
     base: BTreeMap<String, Rule>,
     /// Rules from the API; they win over `base`.
@@ -95,7 +100,7 @@ struct Inner {
     /// Whether any rule has `depends_on` (then a resolve may release a child).
     any_depends: bool,
     series: SeriesStore,
-    life: Lifecycle,
+    pub(crate) life: Lifecycle,
     /// Transitions not stored yet (the store failed); retried first.
     unsaved: Vec<Change>,
     /// Silences that have not ended.
@@ -229,10 +234,14 @@ pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 
 /// The alert engine.
 pub struct Engine {
-    cfg: AlertEngineConfig,
+    pub(crate) cfg: AlertEngineConfig,
     store: AlertStore,
     bus: Arc<dyn Bus>,
-    inner: Mutex<Inner>,
+    pub(crate) inner: Mutex<Inner>,
+    /// `instance.name`, on every published alert event.
+    pub(crate) instance: String,
+    /// Whether this instance evaluates (see [`crate::cluster`]); `None`: always.
+    pub(crate) cluster: Option<pantau_core::cluster::Cluster>,
     feed: broadcast::Sender<AlertEvent>,
     alertmanager: Option<crate::alertmanager::Pusher>,
 }
@@ -301,6 +310,8 @@ impl Engine {
             inner: Mutex::new(inner),
             feed: broadcast::channel(1024).0,
             alertmanager: None,
+            instance: String::new(),
+            cluster: None,
         })
     }
 
@@ -488,7 +499,8 @@ impl Engine {
     }
 
     async fn publish(&self, c: &Change) {
-        let ev = to_event(c);
+        let mut ev = to_event(c);
+        ev.instance.clone_from(&self.instance);
         let state = c.transition.state.as_str();
         metrics::counter!(m::TRANSITIONS_TOTAL, "state" => state).increment(1);
         let _ = self.feed.send(ev.clone());
@@ -515,6 +527,7 @@ impl Engine {
         comment: &str,
         now: SystemTime,
     ) -> Result<Alert, EngineError> {
+        self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.acknowledge(id, actor, comment, now) {
@@ -529,6 +542,7 @@ impl Engine {
 
     /// A person resolves an alert.
     pub async fn resolve(&self, id: &str, actor: &str, comment: &str, now: SystemTime) -> Result<Alert, EngineError> {
+        self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         let before = inner.life.snapshot(id);
         let c = match inner.life.resolve(id, actor, comment, now) {
@@ -633,6 +647,7 @@ impl Engine {
     /// one): the engine first (so a stored silence is applied at once, never
     /// after its answer), then the store.
     pub async fn add_silence(&self, s: Silence) -> Result<Silence, EngineError> {
+        self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         self.store.put_silence(&s).await?;
         inner.silences.push(s.clone());
@@ -649,6 +664,7 @@ impl Engine {
 
     /// Ends a silence now; alerts it held back are published.
     pub async fn expire_silence(&self, id: &str, now: SystemTime) -> Result<Silence, EngineError> {
+        self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         let mut s = match inner.silences.iter().find(|s| s.id == id) {
             Some(s) => s.clone(),
@@ -679,6 +695,7 @@ impl Engine {
 
     /// Creates or replaces an API rule (persisted), then evaluates it.
     pub async fn upsert_rule(&self, config: AlertRuleConfig, now: SystemTime) -> Result<Rule, EngineError> {
+        self.must_evaluate()?;
         let rule = Rule::new(config, self.cfg.default_cooldown, Origin::Api)?;
         let mut inner = self.lock_for_person().await?;
         if let Some(parent) = rule.config.depends_on.iter().find(|p| inner.rule(p).is_none()) {
@@ -705,6 +722,7 @@ impl Engine {
     /// Deletes an API rule; its open alerts resolve (a configured rule of
     /// the same id takes over again).
     pub async fn delete_rule(&self, id: &str, now: SystemTime) -> Result<(), EngineError> {
+        self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         if !inner.api.contains_key(id) {
             return Err(match inner.base.get(id) {
@@ -736,49 +754,4 @@ impl Engine {
 /// Whether two label sets agree on every label both have.
 fn shared_agree(a: &Labels, b: &Labels) -> bool {
     a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
-}
-
-fn proto_state(s: State) -> AlertState {
-    match s {
-        State::Firing => AlertState::Firing,
-        State::Acknowledged => AlertState::Acknowledged,
-        State::Resolved => AlertState::Resolved,
-    }
-}
-
-/// The protobuf severity of `info`, `warning` or `critical`.
-pub fn proto_severity(s: &str) -> Severity {
-    match s {
-        "info" => Severity::Info,
-        "warning" => Severity::Warning,
-        "critical" => Severity::Critical,
-        _ => Severity::Unspecified,
-    }
-}
-
-/// The bus message of a transition.
-pub fn to_event(c: &Change) -> AlertEvent {
-    let a = &c.alert;
-    let mut annotations: HashMap<String, String> = HashMap::new();
-    annotations.insert("value".into(), a.value.clone());
-    annotations.insert("source".into(), a.source.clone());
-    annotations.insert("resource".into(), a.resource.clone());
-    if !c.transition.comment.is_empty() {
-        annotations.insert("comment".into(), c.transition.comment.clone());
-    }
-    AlertEvent {
-        alert_id: a.id.clone(),
-        rule_id: a.rule_id.clone(),
-        rule_name: a.rule_name.clone(),
-        state: proto_state(c.transition.state).into(),
-        severity: proto_severity(&a.severity).into(),
-        summary: a.summary.clone(),
-        description: String::new(),
-        labels: a.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        annotations,
-        starts_at: Some(to_timestamp(a.started_at)),
-        ends_at: a.resolved_at.map(to_timestamp),
-        actor: c.transition.actor.clone(),
-        fingerprint: a.fingerprint.clone(),
-    }
 }

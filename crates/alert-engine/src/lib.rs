@@ -14,6 +14,9 @@
 //! - [`engine`]: rules + window store + lifecycle behind one lock; stores
 //!   then publishes every transition on `pantau.alert.<state>.<alert_id>`.
 //! - [`consume`]: durable bus subscriptions feeding the engine, and the sweep.
+//! - [`cluster`]: in a multi-location cluster only the primary's engine
+//!   evaluates; the others keep a copy of its alerts.
+//! - [`event`]: transitions as bus messages, and back.
 //! - [`alertmanager`]: optional push of alerts to Alertmanager's API v2.
 //! - [`grpc`]: the gRPC service, `pantau.v1.AlertEngineService`.
 //! - [`watchdog`]: when the engine last evaluated every rule (its dead man's
@@ -22,9 +25,11 @@
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod alertmanager;
+pub mod cluster;
 pub mod consume;
 pub mod engine;
 pub mod eval;
+pub mod event;
 pub mod facts;
 pub mod grpc;
 pub mod lang;
@@ -87,7 +92,10 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
         .map(|url| alertmanager::Pusher::start(url, &ctx.tasks, ctx.shutdown.clone()));
     let engine = Engine::new(cfg, store::AlertStore::new(store.clone()), Arc::clone(&ctx.bus))
         .await
-        .map(|e| e.with_alertmanager(pusher));
+        .map(|e| {
+            e.with_alertmanager(pusher)
+                .with_cluster(&ctx.config.instance.name, ctx.cluster.clone())
+        });
     let engine = match engine {
         Ok(e) => Arc::new(e),
         Err(e) => {
@@ -95,17 +103,30 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
             return Err(e.into());
         }
     };
-    let retired = engine.retire_orphans(std::time::SystemTime::now()).await?;
+    // Only the evaluating engine changes alerts (a dependent's are copies).
+    let retired = if engine.evaluates() {
+        engine.retire_orphans(std::time::SystemTime::now()).await?
+    } else {
+        Vec::new()
+    };
     if !retired.is_empty() {
         tracing::info!(
             alerts = retired.len(),
             "resolved open alerts whose rule is gone or disabled"
         );
     }
-    let (consumer, ready) = consume::consumer(&ctx.bus);
-    ctx.health.register("alert_engine.consumer", ready);
-    let consumer = consume::start(Arc::clone(&engine), consumer, ctx.shutdown.clone()).await?;
+    let gate = ctx.cluster.gate(consume::CONSUMER);
+    ctx.health.register("alert_engine.consumer", gate.readiness());
+    let consumer = consume::start(Arc::clone(&engine), &ctx.bus, gate, ctx.shutdown.clone()).await?;
     ctx.spawn_critical("consumer", consumer);
+    if ctx.config.sync.active() {
+        let mirror = cluster::mirror_consumer(&ctx.bus, &ctx.config.instance.name);
+        ctx.health.register("alert_engine.mirror", mirror.readiness());
+        ctx.spawn_critical(
+            "mirror",
+            cluster::mirror_loop(Arc::clone(&engine), mirror, ctx.shutdown.clone()),
+        );
+    }
     let progress = Arc::new(watchdog::Progress::new(sweep));
     ctx.health.register(
         "alert_engine.progress",

@@ -252,7 +252,7 @@ impl Collector {
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Self {
             entries: RwLock::new(entries),
-            checker: Checker::new()?,
+            checker: Checker::new()?.with_location(&cfg.instance.location),
             results: Results::default(),
             states: States::load(store.clone()).await?,
             history: Arc::new(History::new(store.clone(), &cfg.collector.history)),

@@ -252,6 +252,7 @@ impl Target {
             source: self.source.into(),
             breaker: breaker.into(),
             spec: Some(spec),
+            quorum: self.config.quorum.map(std::num::NonZeroU32::get),
         }
     }
 }

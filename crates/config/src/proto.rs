@@ -163,6 +163,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     c.interval = duration_field("interval", t.interval.as_ref())?;
     c.timeout = duration_field("timeout", t.timeout.as_ref())?;
     c.labels = t.labels.clone().into_iter().collect();
+    c.quorum = t.quorum;
     match spec {
         Spec::Http(h) => {
             c.url = Some(h.url.clone());
@@ -301,5 +302,33 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             token: x.token.clone(),
             grace: x.grace.map(|g| to_duration(g.get())),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(quorum: Option<u32>) -> v1::Target {
+        v1::Target {
+            id: "web".into(),
+            quorum,
+            spec: Some(Spec::Tcp(v1::TcpSpec {
+                address: "127.0.0.1:1".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn quorum_travels_in_the_protobuf_and_a_bad_one_is_refused_by_name() {
+        let t = target_from_proto(&tcp(Some(2))).unwrap();
+        assert_eq!(t.quorum.map(std::num::NonZeroU32::get), Some(2));
+        assert_eq!(target_from_proto(&tcp(None)).unwrap().quorum, None);
+        for (q, why) in [(0, "at least 1"), (65, "at most 64"), (u32::MAX, "at most 64")] {
+            let e = target_from_proto(&tcp(Some(q))).unwrap_err().to_string();
+            assert!(e.contains("target.quorum") && e.contains(why), "{q}: {e}");
+        }
     }
 }

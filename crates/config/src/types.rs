@@ -420,6 +420,8 @@ pub mod limits {
     pub const TOKEN: usize = 128;
     /// A file path.
     pub const PATH: usize = 4096;
+    /// `quorum`: locations that must agree on DOWN.
+    pub const QUORUM: u32 = 64;
 }
 
 #[cfg(test)]

@@ -206,6 +206,28 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
             "{id: a, type: tcp, address: 'h:1', quorum: 0}",
             "collector.targets[0].quorum",
         ),
+        (
+            "{id: a, type: tcp, address: 'h:1', quorum: 65}",
+            "collector.targets[0].quorum",
+        ),
+        // A value of the wrong type is refused by the decoder, whose path
+        // spells the index with a dot.
+        (
+            "{id: a, type: tcp, address: 'h:1', quorum: -1}",
+            "collector.targets.0.quorum",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', quorum: 4294967296}",
+            "collector.targets.0.quorum",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', quorum: two}",
+            "collector.targets.0.quorum",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', quorum: [2]}",
+            "collector.targets.0.quorum",
+        ),
     ] {
         let doc: Value = serde_yaml::from_str(&format!("{{collector: {{targets: [{yaml}]}}}}")).unwrap();
         let e = load(&doc).unwrap_err();

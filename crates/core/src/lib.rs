@@ -20,10 +20,13 @@
 //!   and the auth guard; builds clients that present credentials.
 //! - [`audit`]: the audit log of gRPC writes, in each service's store.
 //! - [`service`]: what a service's `run` receives from its caller.
+//! - [`cluster`]: whether this instance evaluates alerts for the cluster
+//!   (its role, set by the sync-api's election).
 
 pub mod audit;
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod error;
 pub mod grpc;
 pub mod health;

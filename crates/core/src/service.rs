@@ -29,12 +29,16 @@ pub struct Context {
     /// The keys that check gRPC callers and mint this process's service
     /// token; the TLS settings of its gRPC clients.
     pub security: Arc<crate::grpc::Security>,
+    /// This instance's role in a multi-location cluster (shared by every
+    /// service of the process; the sync-api's election sets it).
+    pub cluster: crate::cluster::Cluster,
 }
 
 impl Context {
     pub fn new(config: Arc<Config>, bus: Arc<dyn Bus>) -> Self {
         Self {
             security: Arc::new(crate::grpc::Security::new(Arc::clone(&config))),
+            cluster: crate::cluster::Cluster::new(crate::cluster::Role::configured(&config)),
             config,
             bus,
             health: Health::default(),
@@ -61,6 +65,7 @@ impl Context {
             tasks: TaskTracker::new(),
             lifecycle,
             security: Arc::clone(&self.security),
+            cluster: self.cluster.clone(),
         }
     }
 

@@ -152,6 +152,7 @@ fn to_proto(t: &TargetConfig) -> pb::Target {
         interval: t.interval.map(|i| to_duration(i.get())),
         timeout: t.timeout.map(|i| to_duration(i.get())),
         labels: t.labels.clone().into_iter().collect(),
+        quorum: t.quorum.map(std::num::NonZeroU32::get),
         spec: Some(spec_to_proto(t)),
         ..pb::Target::default()
     }

@@ -470,9 +470,18 @@ pub struct ConsensusView {
     pub status: ConsensusStatus,
     /// RFC 3339: the check window's start.
     pub window_start: Option<String>,
+    /// Known locations: those that reported in the window and the stale ones.
     pub locations_total: u32,
     pub locations_successful: u32,
+    /// Locations with a result in this window.
+    pub locations_reporting: u32,
+    /// Locations that reported the target before but not in this window;
+    /// their last result is counted, so a dying location clears no DOWN.
+    pub locations_stale: u32,
+    pub stale_locations: Vec<String>,
     pub quorum: u32,
+    /// The target's quorum is larger than its known locations: it cannot be DOWN.
+    pub quorum_unreachable: bool,
     pub down_locations: Vec<String>,
     pub latency_avg_ms: Option<f64>,
     pub latency_min_ms: Option<f64>,
@@ -492,7 +501,11 @@ impl From<&v1::ConsensusResult> for ConsensusView {
             window_start: when(c.window_start.as_ref()),
             locations_total: c.locations_total,
             locations_successful: c.locations_successful,
+            locations_reporting: c.locations_reporting,
+            locations_stale: c.locations_stale,
+            stale_locations: c.stale_locations.clone(),
             quorum: c.quorum,
+            quorum_unreachable: c.quorum_unreachable,
             down_locations: c.down_locations.clone(),
             latency_avg_ms: ms(c.latency_avg.as_ref()),
             latency_min_ms: ms(c.latency_min.as_ref()),

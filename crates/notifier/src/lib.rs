@@ -171,29 +171,33 @@ impl Notifier {
         Ok(rows.len())
     }
 
-    /// Starts the bus consumer (a critical task: it subscribes again by
-    /// itself, so its end before shutdown is a failure), and the delivery and
+    /// Starts the bus consumer (a critical task: its end before shutdown is
+    /// a failure; while this instance evaluates, see
+    /// `pantau_core::cluster::Gate`), and the delivery and
     /// purge loops as supervised tasks (started again if they fail); all
     /// stopped by `ctx.shutdown`. The consumer's readiness is registered as
     /// `notifier.consumer`.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
-        let consumer = Consumer::new(
-            Arc::clone(&self.bus),
-            CONSUMER,
-            [Subscription::durable(ALERTS, CONSUMER)],
-        )
-        .with_retry(RetryPolicy::patient());
-        ctx.health.register("notifier.consumer", consumer.readiness());
-        let me = Arc::clone(self);
-        let stop = ctx.shutdown.clone();
+        // One durable consumer for the cluster, held only by the instance
+        // that evaluates (the primary, or a standalone instance): each alert
+        // event is taken, and each notification delivered, once.
+        let gate = ctx.cluster.gate(CONSUMER);
+        ctx.health.register("notifier.consumer", gate.readiness());
+        let (me, stop, bus) = (Arc::clone(self), ctx.shutdown.clone(), Arc::clone(&self.bus));
         ctx.spawn_critical("consumer", async move {
             tracing::info!(subjects = ALERTS, consumer = CONSUMER, "consuming alert events");
-            consumer
-                .run(stop, move |d: Delivery| {
-                    let me = Arc::clone(&me);
-                    async move { me.take(d).await }
-                })
-                .await;
+            let make = move || {
+                let bus = Arc::clone(&bus);
+                async move {
+                    Consumer::new(bus, CONSUMER, [Subscription::durable(ALERTS, CONSUMER)])
+                        .with_retry(RetryPolicy::patient())
+                }
+            };
+            let handler = move |d: Delivery| {
+                let me = Arc::clone(&me);
+                async move { me.take(d).await }
+            };
+            gate.start(make, handler, stop).await?.await
         });
         let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
         ctx.spawn_supervised("delivery", move || Arc::clone(&me).deliver_loop(stop.clone()));

@@ -216,6 +216,12 @@ async fn start(name: &str, only: Option<&str>, config: Config) -> Result<(), Str
         ..Context::new(Arc::clone(&config), Arc::clone(&bus))
     };
     ctx.health.register("bus", bus::readiness(bus));
+    // With the sync-api in this process its election decides who evaluates:
+    // nobody does until it has (a configured primary may have been replaced).
+    if bound.iter().any(|(s, _)| s.name == "sync-api") {
+        ctx.cluster
+            .set(pantau_core::cluster::Role::Dependent { primary: String::new() });
+    }
 
     let shared = Shared::default();
     let mut set = Supervised::default();

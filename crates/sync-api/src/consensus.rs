@@ -1,59 +1,80 @@
 //! Cross-location consensus: per target and check window, the latest result
-//! of each location folds into an aggregate (locations total/successful,
-//! latency avg/min/max) and a status UP, DOWN or PARTIAL.
+//! of each location folds into an aggregate (locations total/reporting/
+//! stale/successful, latency avg/min/max) and a status UP, DOWN or PARTIAL.
 //!
-//! - UP: every location that reported saw the target up.
+//! The locations are those *known* for the target: the ones that reported
+//! in this window and the stale ones, which reported it in an earlier
+//! window (within `sync.retention`, their instance not removed) but not in
+//! this one. A stale location counts with its last result, marked stale:
+//! a location that stops reporting never turns a DOWN into PARTIAL or UP.
+//!
+//! - UP: no known location saw the target down.
 //! - DOWN: at least `quorum` locations saw it down; the quorum is the
-//!   target's `quorum` (N of M) or, by default, a majority of the locations
-//!   that reported (`total / 2 + 1`).
+//!   target's `quorum` (N of M) or, by default, a majority of the known
+//!   locations (`known / 2 + 1`). A configured quorum above the known
+//!   locations is not capped: DOWN cannot be reached, and the aggregate
+//!   says so (`quorum_unreachable`).
 //! - PARTIAL: some locations saw it down, fewer than the quorum.
 
 use std::time::Duration;
 
 use pantau_proto::v1::ConsensusStatus;
 
-/// One location's latest result in a window.
+/// One location's latest result in a window (or before it, when stale).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocationResult {
     pub location: String,
     pub up: bool,
     pub latency: Duration,
+    /// No result in this window: this is the location's last one.
+    pub stale: bool,
 }
 
 /// What the locations agree on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     pub status: ConsensusStatus,
+    /// Known locations: reporting and stale.
     pub total: u32,
+    pub reporting: u32,
     pub successful: u32,
     pub quorum: u32,
+    /// The configured quorum is larger than the known locations.
+    pub quorum_unreachable: bool,
+    /// Latency of the reporting locations.
     pub latency_avg: Duration,
     pub latency_min: Duration,
     pub latency_max: Duration,
     /// Locations that saw the target down, sorted.
     pub down: Vec<String>,
+    /// Stale locations, sorted.
+    pub stale: Vec<String>,
 }
 
-/// The quorum for `total` reporting locations: `configured` (capped at
-/// `total`, so a target seen by fewer locations than its quorum can still be
-/// DOWN when all of them agree) or a majority.
-pub fn quorum(configured: Option<u32>, total: u32) -> u32 {
+/// The quorum for `known` locations, and whether it is out of reach:
+/// `configured` as it is (never capped) or a majority.
+pub fn quorum(configured: Option<u32>, known: u32) -> (u32, bool) {
     match configured {
-        Some(n) if n > 0 => n.min(total.max(1)),
-        _ => total / 2 + 1,
+        Some(n) if n > 0 => (n, n > known),
+        _ => (known / 2 + 1, false),
     }
 }
 
-/// Folds the locations' results; `None` when no location reported.
+/// Folds the locations' results; `None` when no location reported in the
+/// window (stale ones alone decide nothing).
 pub fn aggregate(results: &[LocationResult], configured_quorum: Option<u32>) -> Option<Aggregate> {
-    if results.is_empty() {
+    let fresh: Vec<&LocationResult> = results.iter().filter(|r| !r.stale).collect();
+    if fresh.is_empty() {
         return None;
     }
     let total = results.len() as u32;
     let successful = results.iter().filter(|r| r.up).count() as u32;
-    let mut down: Vec<String> = results.iter().filter(|r| !r.up).map(|r| r.location.clone()).collect();
-    down.sort();
-    let q = quorum(configured_quorum, total);
+    let sorted = |keep: fn(&LocationResult) -> bool| {
+        let mut v: Vec<String> = results.iter().filter(|r| keep(r)).map(|r| r.location.clone()).collect();
+        v.sort();
+        v
+    };
+    let (q, quorum_unreachable) = quorum(configured_quorum, total);
     let down_count = total - successful;
     let status = if down_count == 0 {
         ConsensusStatus::Up
@@ -62,16 +83,19 @@ pub fn aggregate(results: &[LocationResult], configured_quorum: Option<u32>) -> 
     } else {
         ConsensusStatus::Partial
     };
-    let sum: Duration = results.iter().map(|r| r.latency).sum();
+    let sum: Duration = fresh.iter().map(|r| r.latency).sum();
     Some(Aggregate {
         status,
         total,
+        reporting: fresh.len() as u32,
         successful,
         quorum: q,
-        latency_avg: sum / total,
-        latency_min: results.iter().map(|r| r.latency).min().unwrap_or_default(),
-        latency_max: results.iter().map(|r| r.latency).max().unwrap_or_default(),
-        down,
+        quorum_unreachable,
+        latency_avg: sum / fresh.len() as u32,
+        latency_min: fresh.iter().map(|r| r.latency).min().unwrap_or_default(),
+        latency_max: fresh.iter().map(|r| r.latency).max().unwrap_or_default(),
+        down: sorted(|r| !r.up),
+        stale: sorted(|r| r.stale),
     })
 }
 
@@ -90,6 +114,14 @@ mod tests {
             location: location.into(),
             up,
             latency: Duration::from_millis(ms),
+            stale: false,
+        }
+    }
+
+    fn stale(location: &str, up: bool) -> LocationResult {
+        LocationResult {
+            stale: true,
+            ..r(location, up, 999)
         }
     }
 
@@ -137,9 +169,38 @@ mod tests {
         };
         assert_eq!(five(2), ConsensusStatus::Partial);
         assert_eq!(five(3), ConsensusStatus::Down);
-        // A quorum above the locations that reported is capped at them.
-        assert_eq!(quorum(Some(3), 2), 2);
         assert!(aggregate(&[], None).is_none());
+    }
+
+    #[test]
+    fn a_quorum_above_the_known_locations_is_reported_not_capped() {
+        assert_eq!(quorum(Some(3), 2), (3, true));
+        assert_eq!(quorum(Some(2), 2), (2, false));
+        let a = aggregate(&[r("a", false, 1), r("b", false, 1)], Some(3)).unwrap();
+        assert_eq!(
+            a.status,
+            ConsensusStatus::Partial,
+            "two of a quorum of three is not DOWN"
+        );
+        assert!(a.quorum_unreachable);
+        assert_eq!(a.quorum, 3);
+    }
+
+    #[test]
+    fn a_location_that_stops_reporting_is_stale_and_never_clears_a_down() {
+        // DOWN 2 of 3; the location that saw it up dies: still DOWN.
+        let a = aggregate(&[r("a", false, 1), r("b", false, 1), stale("c", true)], None).unwrap();
+        assert_eq!(a.status, ConsensusStatus::Down);
+        assert_eq!((a.total, a.reporting, a.successful, a.quorum), (3, 2, 1, 2));
+        assert_eq!(a.stale, ["c"]);
+        // A location that saw it down dies: its last result still counts.
+        let a = aggregate(&[r("a", false, 1), stale("b", false), r("c", true, 1)], None).unwrap();
+        assert_eq!(a.status, ConsensusStatus::Down);
+        assert_eq!(a.down, ["a", "b"]);
+        // Latency figures are the reporting locations' only.
+        assert_eq!(a.latency_max, Duration::from_millis(1));
+        // Stale locations alone decide nothing.
+        assert!(aggregate(&[stale("a", false), stale("b", false)], None).is_none());
     }
 
     #[test]

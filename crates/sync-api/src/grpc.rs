@@ -208,18 +208,21 @@ impl Service {
         }
     }
 
-    fn view(&self, r: store::InstanceRow) -> pb::Instance {
+    fn view(&self, r: store::InstanceRow, own: i32) -> pb::Instance {
         let system = serde_json::from_value::<SystemJson>(r.reg.system.clone()).unwrap_or_default();
         let metrics: MetricsJson = serde_json::from_value(r.metrics.clone()).unwrap_or_default();
         let conn: ConnJson = serde_json::from_value(r.connection.clone()).unwrap_or_default();
-        let own = r.reg.id == self.node.id;
+        // This instance's own row: it is alive (it answers), with its
+        // health as its readiness checks say now.
+        let (state, health) = if r.reg.id == self.node.id {
+            (pb::InstanceState::Active, own)
+        } else {
+            let state = crate::instances::state_of(&self.ctx.config.sync, r.last_heartbeat_ms, now_ms());
+            (state, crate::instances::shown_health(state, r.health))
+        };
         pb::Instance {
-            state: if own {
-                pb::InstanceState::Active
-            } else {
-                crate::instances::state_of(&self.ctx.config.sync, r.last_heartbeat_ms, now_ms())
-            } as i32,
-            health: r.health,
+            state: state as i32,
+            health,
             registered_at: ts(r.registered_ms),
             last_heartbeat: ts(r.last_heartbeat_ms),
             token_expires_at: ts(r.reg.token_expires_ms),
@@ -423,7 +426,8 @@ impl SyncService for Service {
     ) -> Result<Response<pb::ListInstancesResponse>, Status> {
         admin(&req)?;
         let rows = store::instances(&self.db).await.map_err(|e| internal(&e))?;
-        let instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r)).collect();
+        let own = crate::instances::own_health(&self.ctx).await as i32;
+        let instances: Vec<pb::Instance> = rows.into_iter().map(|r| self.view(r, own)).collect();
         Ok(Response::new(pb::ListInstancesResponse { instances }))
     }
 

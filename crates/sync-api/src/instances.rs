@@ -1,6 +1,9 @@
 //! Instance liveness: an instance is ACTIVE while it sends heartbeats,
 //! INACTIVE after `sync.inactive_after` missed ones and FAILED after
-//! `sync.failed_after`. While primary, a watcher publishes each change as an
+//! `sync.failed_after` (its health then shows unknown, then failing, not
+//! what it last reported). While primary, a watcher records the primary's
+//! own heartbeat (its health from its readiness checks) every
+//! `sync.heartbeat_interval`, and publishes each change as an
 //! `instance` event (`pantau.event.instance.<id>`, a `RouterEvent` of kind
 //! INSTANCE with the state in its attributes) and keeps the
 //! `pantau_sync_instances{state}` gauge.
@@ -39,6 +42,52 @@ fn name(s: pb::InstanceState) -> &'static str {
     }
 }
 
+/// This process's health from its readiness checks: failing when an
+/// essential one fails, degraded when another fails or works badly.
+pub async fn own_health(ctx: &Context) -> pb::InstanceHealth {
+    let report = ctx.health.report().await;
+    let mut health = pb::InstanceHealth::Healthy;
+    for c in report.components.values() {
+        if c.error.is_some() && c.essential {
+            return pb::InstanceHealth::Failing;
+        }
+        if c.error.is_some() || c.level != pantau_core::health::Level::Ok {
+            health = pb::InstanceHealth::Degraded;
+        }
+    }
+    health
+}
+
+/// The primary's own row: a heartbeat with its health and uptime, as a
+/// dependent's heartbeat records it.
+async fn beat_self(
+    ctx: &Context,
+    node: &Node,
+    db: &Store,
+    started: tokio::time::Instant,
+) -> Result<(), pantau_core::store::StoreError> {
+    let beat = store::Beat {
+        health: own_health(ctx).await as i32,
+        metrics: serde_json::Value::Null,
+        connection: serde_json::Value::Null,
+        uptime_ms: started.elapsed().as_millis() as i64,
+    };
+    if !store::heartbeat(db, &node.id, &beat, now_ms()).await? {
+        tracing::debug!("this instance has no row (or it is revoked): no own heartbeat");
+    }
+    Ok(())
+}
+
+/// The health shown for an instance in `state`: what it last reported
+/// while it keeps in touch, unknown once inactive, failing once failed.
+pub fn shown_health(state: pb::InstanceState, reported: i32) -> i32 {
+    match state {
+        pb::InstanceState::Inactive => pb::InstanceHealth::Unspecified as i32,
+        pb::InstanceState::Failed => pb::InstanceHealth::Failing as i32,
+        _ => reported,
+    }
+}
+
 /// Starts the watcher (it works only while this instance is primary).
 pub fn watch(ctx: &Context, node: Arc<Node>, db: Store) {
     let ctx2 = ctx.clone();
@@ -46,6 +95,7 @@ pub fn watch(ctx: &Context, node: Arc<Node>, db: Store) {
         let (ctx2, node, db) = (ctx2.clone(), node.clone(), db.clone());
         async move {
             let s = ctx2.config.sync.clone();
+            let started = tokio::time::Instant::now();
             let mut known: HashMap<String, pb::InstanceState> = HashMap::new();
             loop {
                 tokio::select! {
@@ -55,6 +105,9 @@ pub fn watch(ctx: &Context, node: Arc<Node>, db: Store) {
                 if !node.is_primary() {
                     known.clear();
                     continue;
+                }
+                if let Err(e) = beat_self(&ctx2, &node, &db, started).await {
+                    tracing::warn!(error = %e, "cannot record this primary's own heartbeat");
                 }
                 let rows = match store::instances(&db).await {
                     Ok(r) => r,
@@ -122,5 +175,19 @@ mod tests {
         assert_eq!(state_of(&s, 1_000_000, 1_100_000), pb::InstanceState::Failed);
         // A clock step backwards is no missed heartbeat.
         assert_eq!(state_of(&s, 1_000_000, 900_000), pb::InstanceState::Active);
+    }
+
+    #[test]
+    fn a_failed_instance_is_not_shown_healthy() {
+        let healthy = pb::InstanceHealth::Healthy as i32;
+        assert_eq!(shown_health(pb::InstanceState::Active, healthy), healthy);
+        assert_eq!(
+            shown_health(pb::InstanceState::Inactive, healthy),
+            pb::InstanceHealth::Unspecified as i32
+        );
+        assert_eq!(
+            shown_health(pb::InstanceState::Failed, healthy),
+            pb::InstanceHealth::Failing as i32
+        );
     }
 }

@@ -103,12 +103,13 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     let (node, commands) = node::Node::new(Arc::clone(&ctx.config), lease);
     primary::ensure_self(&db, &node).await?;
     ctx.spawn_critical("node", Arc::clone(&node).run(commands, ctx.shutdown.clone()));
+    share_role(&ctx, Arc::clone(&node));
 
     let counters = Arc::new(outbox::Counters::default());
     let link: dependent::SharedLink = Arc::new(Mutex::new(dependent::LinkStatus::default()));
     let source = Arc::new(configsync::ConfigSource::new(&ctx));
     outbox::consume(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&counters)).await?;
-    primary::start(&ctx, Arc::clone(&node), db.clone());
+    primary::start(&ctx, Arc::clone(&node), db.clone(), Arc::clone(&source));
     instances::watch(&ctx, Arc::clone(&node), db.clone());
     dependent::start(
         &ctx,
@@ -134,6 +135,34 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), SyncError> {
     db.close().await;
     served?;
     Ok(ctx.lifecycle.result()?)
+}
+
+/// States this instance's role to the other services of the process
+/// (`Context::cluster`): the alert engine and notifier take the cluster-wide
+/// consumers only while it is primary.
+fn share_role(ctx: &Context, node: Arc<node::Node>) {
+    let ctx2 = ctx.clone();
+    ctx.spawn_supervised("role", move || {
+        let (ctx2, mut rx, shared_bus) = (ctx2.clone(), node.watch(), node.lease().is_some());
+        async move {
+            loop {
+                let s = rx.borrow_and_update().clone();
+                ctx2.cluster.set(if !shared_bus {
+                    // Without nats.url each process has a bus of its own:
+                    // nobody else sees its facts, so it evaluates them.
+                    pantau_core::cluster::Role::Standalone
+                } else if s.role == pantau_proto::v1::SyncRole::Primary {
+                    pantau_core::cluster::Role::Primary { epoch: s.epoch }
+                } else {
+                    pantau_core::cluster::Role::Dependent { primary: s.primary_id }
+                });
+                tokio::select! {
+                    () = ctx2.shutdown.cancelled() => break,
+                    changed = rx.changed() => if changed.is_err() { break },
+                }
+            }
+        }
+    });
 }
 
 /// While primary, rebuilds the served configuration every heartbeat, so

@@ -11,6 +11,7 @@ pub const BUFFERED: &str = "pantau_sync_buffered_results";
 pub const BUFFER_DROPPED: &str = "pantau_sync_buffer_dropped_total";
 pub const SYNC_ERRORS: &str = "pantau_sync_errors_total";
 pub const LOCATION_UP: &str = "pantau_sync_location_up";
+pub const LOCATION_STALE: &str = "pantau_sync_location_stale";
 pub const LOCATION_LATENCY: &str = "pantau_sync_location_latency_seconds";
 pub const CONSENSUS_STATUS: &str = "pantau_sync_consensus_status";
 pub const CONSENSUS_LOCATIONS: &str = "pantau_sync_consensus_locations";
@@ -46,7 +47,12 @@ pub fn describe() {
     describe_gauge!(
         LOCATION_UP,
         Unit::Count,
-        "1 when the location saw the target up in the last window"
+        "1 when the location saw the target up in the last window (its last result while it is stale)"
+    );
+    describe_gauge!(
+        LOCATION_STALE,
+        Unit::Count,
+        "1 while the location has not reported the target since an earlier window (its location_up is its last value)"
     );
     describe_gauge!(
         LOCATION_LATENCY,
@@ -61,7 +67,7 @@ pub fn describe() {
     describe_gauge!(
         CONSENSUS_LOCATIONS,
         Unit::Count,
-        "Locations in the last window, total and successful"
+        "Locations in the last window: total (reporting and stale), successful, reporting, stale"
     );
     describe_gauge!(INSTANCES, Unit::Count, "Known instances by state");
 }

@@ -14,6 +14,7 @@ use pantau_core::store::{Store, StoreError};
 use pantau_core::time::{from_duration, from_timestamp, to_duration};
 use pantau_proto::v1 as pb;
 
+use crate::configsync::ConfigSource;
 use crate::consensus::{aggregate, window_start};
 use crate::lease::now_ms;
 use crate::metrics as m;
@@ -150,24 +151,69 @@ pub async fn ensure_self(db: &Store, node: &Node) -> Result<(), StoreError> {
     store::register(db, &reg, now_ms()).await
 }
 
-fn quorums(ctx: &Context) -> HashMap<String, u32> {
-    ctx.config
-        .collector
-        .targets
-        .iter()
-        .filter_map(|t| t.quorum.map(|q| (t.id.clone(), q.get())))
-        .collect()
+/// Each target's quorum as the local collector holds it (config-file and
+/// API targets, and those synced from an earlier primary): read through
+/// the served configuration, so a new primary computes the quorum the
+/// target was given wherever it came from. `None` while the collector has
+/// never answered: no consensus is published with a guessed quorum.
+async fn quorums(ctx: &Context, source: &ConfigSource, db: &Store) -> Option<HashMap<String, u32>> {
+    let config = match source.cached().await {
+        Some(v) => v,
+        None => match source.refresh(&ctx.config, db).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "the targets' quorums are unknown: consensus waits for the local collector");
+                return None;
+            }
+        },
+    };
+    Some(
+        config
+            .config
+            .targets
+            .iter()
+            .filter_map(|t| t.quorum.map(|q| (t.id.clone(), q)))
+            .collect(),
+    )
+}
+
+/// The consensus as gauges. A stale location's `pantau_sync_location_up`
+/// keeps its last value (the metrics facade cannot remove a series) and is
+/// marked by `pantau_sync_location_stale` = 1; latency only for reporting
+/// locations.
+fn record_metrics(target: &str, results: &[crate::consensus::LocationResult], a: &crate::consensus::Aggregate) {
+    for r in results {
+        let labels = [("target_id", target.to_owned()), ("location", r.location.clone())];
+        metrics::gauge!(m::LOCATION_UP, &labels).set(if r.up { 1.0 } else { 0.0 });
+        metrics::gauge!(m::LOCATION_STALE, &labels).set(if r.stale { 1.0 } else { 0.0 });
+        if !r.stale {
+            metrics::gauge!(m::LOCATION_LATENCY, &labels).set(r.latency.as_secs_f64());
+        }
+    }
+    let value = match a.status {
+        pb::ConsensusStatus::Up => 1.0,
+        pb::ConsensusStatus::Partial => 0.5,
+        _ => 0.0,
+    };
+    metrics::gauge!(m::CONSENSUS_STATUS, "target_id" => target.to_owned()).set(value);
+    for (kind, n) in [
+        ("total", a.total),
+        ("successful", a.successful),
+        ("reporting", a.reporting),
+        ("stale", a.stale.len() as u32),
+    ] {
+        metrics::gauge!(m::CONSENSUS_LOCATIONS, "target_id" => target.to_owned(), "kind" => kind).set(f64::from(n));
+    }
 }
 
 /// Publishes the consensus of every window that ended `consensus_delay` ago
 /// and got new results, while this instance is primary; prunes by retention.
-pub fn start(ctx: &Context, node: Arc<Node>, db: Store) {
+pub fn start(ctx: &Context, node: Arc<Node>, db: Store, source: Arc<ConfigSource>) {
     let ctx2 = ctx.clone();
     ctx.spawn_supervised("consensus", move || {
-        let (ctx2, node, db) = (ctx2.clone(), node.clone(), db.clone());
+        let (ctx2, node, db, source) = (ctx2.clone(), node.clone(), db.clone(), source.clone());
         async move {
             let s = &ctx2.config.sync;
-            let quorums = quorums(&ctx2);
             let tick = (s.consensus_window / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
             let mut last_prune = 0i64;
             loop {
@@ -178,6 +224,9 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store) {
                 if !node.is_primary() {
                     continue;
                 }
+                let Some(quorums) = quorums(&ctx2, &source, &db).await else {
+                    continue;
+                };
                 if let Err(e) = publish_due(&ctx2, &node, &db, &quorums).await {
                     tracing::warn!(error = %e, "cannot publish consensus");
                 }
@@ -230,23 +279,16 @@ async fn publish_due(
             down_locations: a.down.clone(),
             epoch: state.epoch,
             instance: node.id.clone(),
+            locations_reporting: a.reporting,
+            locations_stale: a.stale.len() as u32,
+            stale_locations: a.stale.clone(),
+            quorum_unreachable: a.quorum_unreachable,
         };
-        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg).await?;
-        for r in &results {
-            let labels = [("target_id", target.clone()), ("location", r.location.clone())];
-            metrics::gauge!(m::LOCATION_UP, &labels).set(if r.up { 1.0 } else { 0.0 });
-            metrics::gauge!(m::LOCATION_LATENCY, &labels).set(r.latency.as_secs_f64());
+        if a.quorum_unreachable {
+            tracing::warn!(target = %target, quorum = a.quorum, known = a.total, "the target's quorum is larger than its locations: it cannot be DOWN");
         }
-        let value = match a.status {
-            pb::ConsensusStatus::Up => 1.0,
-            pb::ConsensusStatus::Partial => 0.5,
-            _ => 0.0,
-        };
-        metrics::gauge!(m::CONSENSUS_STATUS, "target_id" => target.clone()).set(value);
-        metrics::gauge!(m::CONSENSUS_LOCATIONS, "target_id" => target.clone(), "kind" => "total")
-            .set(f64::from(a.total));
-        metrics::gauge!(m::CONSENSUS_LOCATIONS, "target_id" => target.clone(), "kind" => "successful")
-            .set(f64::from(a.successful));
+        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg).await?;
+        record_metrics(&target, &results, &a);
         tracing::debug!(target = %target, window_ms, status = ?a.status, total = a.total, "consensus published");
         store::mark_published(
             db,

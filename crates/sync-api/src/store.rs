@@ -389,9 +389,22 @@ pub async fn due_windows(store: &Store, before_ms: i64) -> Result<Vec<(String, i
     .collect()))
 }
 
+/// The locations' results for a window: those that reported in it, then
+/// the stale ones: each location that reported `target` in an earlier
+/// window but not in this one, with its last result, unless its instance
+/// was removed.
 pub async fn window_results(store: &Store, target: &str, window_ms: i64) -> Result<Vec<LocationResult>, StoreError> {
-    Ok(with_pool!(store, pool => sqlx::query(
-        "SELECT location, up, latency_us FROM location_results WHERE target_id = $1 AND window_ms = $2 ORDER BY location",
+    let rows = with_pool!(store, pool => sqlx::query(
+        "SELECT location, up, latency_us, CAST(0 AS BIGINT) AS stale FROM location_results WHERE target_id = $1 AND window_ms = $2
+         UNION ALL
+         SELECT r.location, r.up, r.latency_us, CAST(1 AS BIGINT) AS stale FROM location_results r
+         JOIN (SELECT location, MAX(window_ms) AS last FROM location_results
+               WHERE target_id = $1 AND window_ms < $2 GROUP BY location) l
+           ON r.location = l.location AND r.window_ms = l.last
+         WHERE r.target_id = $1
+           AND r.location NOT IN (SELECT location FROM location_results WHERE target_id = $1 AND window_ms = $2)
+           AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.id = r.instance AND i.revoked <> 0)
+         ORDER BY 4, 1",
     )
     .bind(target)
     .bind(window_ms)
@@ -402,8 +415,10 @@ pub async fn window_results(store: &Store, target: &str, window_ms: i64) -> Resu
         location: r.get(0),
         up: r.get::<i64, _>(1) != 0,
         latency: std::time::Duration::from_micros(r.get::<i64, _>(2).max(0) as u64),
+        stale: r.get::<i64, _>(3) != 0,
     })
-    .collect()))
+    .collect());
+    Ok(rows)
 }
 
 pub async fn mark_published(

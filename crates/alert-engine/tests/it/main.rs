@@ -1,5 +1,6 @@
 //! Integration tests of the alert engine.
 mod alertmanager;
+mod cluster;
 mod defaults;
 mod engine;
 mod fuzz;

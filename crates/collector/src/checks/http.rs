@@ -22,7 +22,14 @@ const MAX_BODY: usize = 4 << 20;
 #[derive(Clone)]
 pub struct Clients {
     clients: [reqwest::Client; 8],
+    /// Sent as [`LOCATION_HEADER`] on every check, unless the target sets it.
+    location: Option<reqwest::header::HeaderValue>,
 }
+
+/// The header naming the location a check comes from, so the checked
+/// service can tell the locations apart (in its logs, or to answer them
+/// differently in tests).
+pub const LOCATION_HEADER: &str = "x-pantau-location";
 
 /// An HTTP client for checks: TLS from [`trust::client_config`] (the
 /// system's roots, `files`' CA and client certificate), redirects followed or
@@ -62,7 +69,15 @@ impl Clients {
                 build(false, true, false)?,
                 build(false, false, false)?,
             ],
+            location: None,
         })
+    }
+
+    /// Names `location` on every check (a location is a token, so a valid header value).
+    #[must_use]
+    pub fn with_location(mut self, location: &str) -> Self {
+        self.location = reqwest::header::HeaderValue::from_str(location).ok();
+        self
     }
 
     fn get(&self, spec: &HttpSpec) -> &reqwest::Client {
@@ -78,6 +93,11 @@ pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outc
     let mut req = client
         .request(spec.method.clone(), spec.url.clone())
         .headers(spec.headers.clone());
+    if let Some(l) = &clients.location
+        && !spec.headers.contains_key(LOCATION_HEADER)
+    {
+        req = req.header(LOCATION_HEADER, l.clone());
+    }
     if let Some(b) = &spec.body {
         req = req.body(b.clone());
     }

@@ -83,6 +83,13 @@ impl Checker {
         })
     }
 
+    /// HTTP checks name `location` in the `x-pantau-location` header.
+    #[must_use]
+    pub fn with_location(mut self, location: &str) -> Self {
+        self.http = self.http.with_location(location);
+        self
+    }
+
     /// Runs `target`'s check within its timeout.
     pub async fn check(&self, target: &Target) -> Outcome {
         let started = Instant::now();

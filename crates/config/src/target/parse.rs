@@ -56,6 +56,17 @@ impl RawTarget {
                 p.add("quorum", "0", "must be at least 1 (locations that must agree)");
                 None
             }
+            Some(q) if q > crate::types::limits::QUORUM => {
+                p.add(
+                    "quorum",
+                    &q.to_string(),
+                    format!(
+                        "must be at most {} (locations that must agree)",
+                        crate::types::limits::QUORUM
+                    ),
+                );
+                None
+            }
             q => q.and_then(NonZeroU32::new),
         };
         let spec = spec(self.check, &self, p);

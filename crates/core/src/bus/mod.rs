@@ -116,6 +116,10 @@ pub struct Subscription {
     /// acknowledged (NATS). `None` is a live subscription: what is published
     /// while nobody listens is not replayed.
     pub durable: Option<String>,
+    /// A durable consumer created by this subscription starts at the oldest
+    /// message the stream keeps instead of the next one (NATS; the
+    /// in-process bus keeps nothing to replay).
+    pub replay: bool,
 }
 
 impl Subscription {
@@ -124,6 +128,7 @@ impl Subscription {
         Self {
             pattern: pattern.into(),
             durable: None,
+            replay: false,
         }
     }
 
@@ -132,7 +137,15 @@ impl Subscription {
         Self {
             pattern: pattern.into(),
             durable: Some(name.into()),
+            replay: false,
         }
+    }
+
+    /// Replays what the stream keeps when the durable consumer is new.
+    #[must_use]
+    pub fn replaying(mut self) -> Self {
+        self.replay = true;
+        self
     }
 }
 

@@ -94,18 +94,18 @@ impl NatsBus {
         &self.client
     }
 
-    async fn durable(&self, pattern: String, name: String) -> Result<MessageStream, BusError> {
-        let consumer = self.consumer(&pattern, &name).await?;
+    async fn durable(&self, pattern: String, name: String, replay: bool) -> Result<MessageStream, BusError> {
+        let consumer = self.consumer(&pattern, &name, replay).await?;
         let (tx, rx) = mpsc::channel(1024);
         let bus = self.clone();
-        tokio::spawn(async move { bus.pump(consumer, pattern, name, tx).await });
+        tokio::spawn(async move { bus.pump(consumer, (pattern, name, replay), tx).await });
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 
     /// The durable consumer `name` filtered on `pattern`. An existing one
     /// with another filter is replaced (its position is lost, with a warning):
     /// a durable name means one subscription, not whatever it was before.
-    async fn consumer(&self, pattern: &str, name: &str) -> Result<consumer::PullConsumer, BusError> {
+    async fn consumer(&self, pattern: &str, name: &str, replay: bool) -> Result<consumer::PullConsumer, BusError> {
         let stream = self
             .js
             .get_stream(&self.stream)
@@ -115,7 +115,11 @@ impl NatsBus {
             durable_name: Some(name.to_owned()),
             filter_subject: pattern.to_owned(),
             ack_policy: consumer::AckPolicy::Explicit,
-            deliver_policy: consumer::DeliverPolicy::New,
+            deliver_policy: if replay {
+                consumer::DeliverPolicy::All
+            } else {
+                consumer::DeliverPolicy::New
+            },
             ack_wait: Duration::from_secs(30),
             ..Default::default()
         };
@@ -142,8 +146,7 @@ impl NatsBus {
     async fn pump(
         &self,
         mut consumer: consumer::PullConsumer,
-        pattern: String,
-        name: String,
+        (pattern, name, replay): (String, String, bool),
         tx: mpsc::Sender<Message>,
     ) {
         let mut failures: u32 = 0;
@@ -176,7 +179,7 @@ impl NatsBus {
                 () = tx.closed() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            match self.consumer(&pattern, &name).await {
+            match self.consumer(&pattern, &name, replay).await {
                 Ok(c) => consumer = c,
                 Err(e) => tracing::warn!(consumer = %name, error = %e, "cannot re-attach durable consumer"),
             }
@@ -261,7 +264,7 @@ impl Bus for NatsBus {
             if !pantau_config::is_token(&name) {
                 return Err(BusError::InvalidDurable(name));
             }
-            return self.durable(sub.pattern, name).await;
+            return self.durable(sub.pattern, name, sub.replay).await;
         }
         let s = self
             .client

@@ -7,7 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::StreamExt;
+use pantau_proto::prost::Message;
+use pantau_proto::v1 as pb;
 use pantau_testkit::free_port;
+use tokio::time::Instant;
 
 use crate::support::{Pantau, http};
 
@@ -136,6 +140,28 @@ sync:
         self
     }
 
+    /// Sends every notification to the webhook `url` (a channel `sink` and
+    /// a route of every alert to it).
+    pub fn with_webhook(self, url: &str) -> Self {
+        let yaml = std::fs::read_to_string(&self.cfg).unwrap();
+        let mut out = Vec::new();
+        let mut in_notifier = false;
+        for l in yaml.lines() {
+            out.push(l.to_owned());
+            if l == "notifier:" {
+                in_notifier = true;
+            } else if in_notifier && l.starts_with("  admin_port:") {
+                in_notifier = false;
+                out.push(format!(
+                    "  channels:\n    - {{ name: sink, type: webhook, url: \"{url}\" }}"
+                ));
+                out.push("  routes:\n    - { channels: [sink] }".to_owned());
+            }
+        }
+        std::fs::write(&self.cfg, out.join("\n") + "\n").unwrap();
+        self
+    }
+
     /// Trusts `ca` for `https://` gRPC URLs; its own servers stay plaintext.
     pub fn trusting(self, ca: &Path) -> Self {
         let yaml = std::fs::read_to_string(&self.cfg).unwrap();
@@ -195,4 +221,27 @@ pub fn targets(up: u16, down: u16) -> String {
       quorum: 2
 "
     )
+}
+
+/// Waits for a consensus on `target` satisfying `ok`.
+pub async fn consensus(
+    sub: &mut async_nats::Subscriber,
+    target: &str,
+    within: Duration,
+    ok: impl Fn(&pb::ConsensusResult) -> bool,
+) -> pb::ConsensusResult {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("no matching consensus for {target} within {within:?}; saw {seen:?}"))
+            .expect("subscription open");
+        let c = pb::ConsensusResult::decode(msg.payload.as_ref()).expect("a ConsensusResult");
+        if c.target_id == target && ok(&c) {
+            return c;
+        }
+        seen.push((c.target_id.clone(), c.status, c.locations_total, c.locations_stale));
+    }
 }

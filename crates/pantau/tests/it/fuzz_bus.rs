@@ -396,6 +396,7 @@ fn alerts() -> Vec<(String, AlertEvent)> {
             ends_at: Some(ts(i64::MIN, 0)),
             actor: huge(1024),
             fingerprint: huge(1024),
+            instance: huge(1024),
         },
     ));
     // The state in the payload disagrees with the subject; an unknown state.

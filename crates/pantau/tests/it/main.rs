@@ -12,6 +12,7 @@ mod fuzz_bus;
 mod gateway_routes;
 mod grpc_auth;
 mod lifecycle;
+mod multilocation;
 mod openapi_contract;
 mod outage;
 mod routers_snmp;

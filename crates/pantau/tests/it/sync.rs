@@ -13,31 +13,8 @@ use pantau_proto::v1 as pb;
 use pantau_testkit::{Nats, free_port};
 use tokio::time::Instant;
 
-use crate::cluster::{HB, Instance, listening_port, status, targets};
+use crate::cluster::{HB, Instance, consensus, listening_port, status, targets};
 use crate::support::{Pantau, http, wait_json};
-
-/// Waits for a consensus on `target` satisfying `ok`.
-async fn consensus(
-    sub: &mut async_nats::Subscriber,
-    target: &str,
-    within: Duration,
-    ok: impl Fn(&pb::ConsensusResult) -> bool,
-) -> pb::ConsensusResult {
-    let deadline = Instant::now() + within;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let msg = tokio::time::timeout(left, sub.next())
-            .await
-            .unwrap_or_else(|_| panic!("no matching consensus for {target} within {within:?}; saw {seen:?}"))
-            .expect("subscription open");
-        let c = pb::ConsensusResult::decode(msg.payload.as_ref()).expect("a ConsensusResult");
-        if c.target_id == target && ok(&c) {
-            return c;
-        }
-        seen.push((c.target_id.clone(), c.status, c.locations_total));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_and_two_dependents_consensus_failover_and_step_down() {

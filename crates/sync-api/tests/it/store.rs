@@ -126,6 +126,12 @@ async fn contract(db: Store) {
     assert_eq!(own.accepted, 1);
     assert_eq!(store::outbox_len(&db).await.unwrap(), 0);
 
+    // Locations that reported in an earlier window but not in this one are
+    // stale, with their last result.
+    let w = store::window_results(&db, "web", 60_000).await.unwrap();
+    let shown: Vec<_> = w.iter().map(|r| (r.location.as_str(), r.stale, r.up)).collect();
+    assert_eq!(shown, [("bdg", false, true), ("jkt", true, true), ("sby", true, true)]);
+
     // Retention.
     assert!(store::prune(&db, 60_000).await.unwrap() >= 3);
     assert!(store::window_results(&db, "web", 0).await.unwrap().is_empty());

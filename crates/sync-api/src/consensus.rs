@@ -45,6 +45,7 @@ pub fn quorum(configured: Option<u32>, total: u32) -> u32 {
 }
 
 /// Folds the locations' results; `None` when no location reported.
+#[tracing::instrument(name = "sync.consensus.compute", level = "info", skip_all, fields(locations = results.len()))]
 pub fn aggregate(results: &[LocationResult], configured_quorum: Option<u32>) -> Option<Aggregate> {
     if results.is_empty() {
         return None;

@@ -13,6 +13,7 @@ use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::time::{from_duration, from_timestamp, to_duration};
 use pantau_proto::v1 as pb;
+use tracing::Instrument;
 
 use crate::consensus::{aggregate, window_start};
 use crate::lease::now_ms;
@@ -66,6 +67,13 @@ pub fn incoming(batch: &[pb::SequencedResult], window: Duration) -> Result<Vec<I
             latency_us: latency.as_micros() as i64,
             checked_ms,
             window_ms: window_start(checked_ms, window),
+            // Untrusted: a value too long to be a traceparent is dropped here,
+            // a malformed one where it is read (`trace::Causes::received`).
+            trace_parent: if r.trace_parent.len() <= pantau_core::telemetry::propagate::MAX_VALUE {
+                r.trace_parent.clone()
+            } else {
+                String::new()
+            },
         });
     }
     Ok(out)
@@ -114,6 +122,7 @@ pub async fn ingest(
     }
     let floor = shared.as_ref().map_or(0, |(_, a)| a.seq);
     let done = store::ingest(db, instance, batch, floor, outbox_upto).await?;
+    node.causes.received(instance, batch);
     if let Some((l, a)) = shared
         && done.acked_seq > a.seq
         && !l.advance(instance, done.acked_seq, epoch, a.revision).await?
@@ -211,9 +220,13 @@ async fn publish_due(
             return Ok(());
         }
         let results = store::window_results(db, &target, window_ms).await?;
-        let Some(a) = aggregate(&results, quorums.get(&target).copied()) else {
+        // Traced from the result that decided the window (`trace.rs`).
+        let span = node.causes.consensus_span(&target, window_ms);
+        let Some(a) = span.in_scope(|| aggregate(&results, quorums.get(&target).copied())) else {
             continue;
         };
+        span.record("status", a.status.as_str_name());
+        span.record("locations", a.total);
         let msg = pb::ConsensusResult {
             target_id: target.clone(),
             window_start: Some(pantau_core::time::to_timestamp(
@@ -231,7 +244,10 @@ async fn publish_due(
             epoch: state.epoch,
             instance: node.id.clone(),
         };
-        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg).await?;
+        let publish = tracing::info_span!(parent: &span, "sync.consensus.publish", target = %target);
+        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg)
+            .instrument(publish)
+            .await?;
         for r in &results {
             let labels = [("target_id", target.clone()), ("location", r.location.clone())];
             metrics::gauge!(m::LOCATION_UP, &labels).set(if r.up { 1.0 } else { 0.0 });

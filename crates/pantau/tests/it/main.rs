@@ -17,3 +17,4 @@ mod routers_snmp;
 mod support;
 mod sync;
 mod traces;
+mod traces_cluster;

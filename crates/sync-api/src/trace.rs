@@ -128,3 +128,68 @@ impl Causes {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    fn result(target: &str, window_ms: i64, checked_ms: i64, up: bool, trace: u8) -> Incoming {
+        Incoming {
+            seq: checked_ms as u64,
+            target_id: target.into(),
+            location: "bdg".into(),
+            up,
+            latency_us: 1,
+            checked_ms,
+            window_ms,
+            trace_parent: format!("00-{}-00f067aa0ba902b7-01", format!("{trace:02x}").repeat(16)),
+        }
+    }
+
+    fn trace_of(span: &tracing::Span) -> String {
+        span.context().span().span_context().trace_id().to_string()
+    }
+
+    #[test]
+    fn the_latest_down_result_decides_else_the_latest_and_garbage_is_not_taken() {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let causes = Causes::default();
+            let mut garbage = result("web", 0, 1_900, false, 4);
+            garbage.trace_parent = "00-garbage".into();
+            causes.received(
+                "bdg-1",
+                &[
+                    result("web", 0, 1_000, true, 1),
+                    result("web", 0, 1_500, false, 2),
+                    result("web", 0, 1_800, true, 3),
+                    garbage,
+                    result("api", 0, 1_000, true, 5),
+                    result("api", 0, 1_200, true, 6),
+                ],
+            );
+            assert_eq!(causes.len(), 2);
+            // The DOWN result at 1.5 s decides, not the later UP nor the garbage.
+            assert_eq!(trace_of(&causes.consensus_span("web", 0)), "02".repeat(16));
+            // All UP: the latest.
+            assert_eq!(trace_of(&causes.consensus_span("api", 0)), "06".repeat(16));
+            assert!(causes.is_empty(), "a published window is forgotten");
+            // Nothing traced: a new trace.
+            let fresh = trace_of(&causes.consensus_span("web", 0));
+            assert_ne!(fresh, "02".repeat(16));
+            // Bounded: the oldest windows go first.
+            let many: Vec<Incoming> = (0..MAX_WINDOWS as i64 + 10)
+                .map(|w| result("web", w, w, true, 7))
+                .collect();
+            causes.received("bdg-1", &many);
+            assert_eq!(causes.len(), MAX_WINDOWS);
+            assert_ne!(trace_of(&causes.consensus_span("web", 0)), "07".repeat(16));
+            assert_eq!(trace_of(&causes.consensus_span("web", 10)), "07".repeat(16));
+        });
+    }
+}

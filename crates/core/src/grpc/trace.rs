@@ -150,7 +150,7 @@ mod tests {
     async fn calls_carry_the_trace_and_hostile_metadata_starts_a_new_one() {
         let (_subscriber, _provider, spans) = install();
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = pantau_config::Config {
+        let cfg = pantau_config::Config {
             data_dir: dir.path().join("data"),
             ..pantau_config::Config::default()
         };

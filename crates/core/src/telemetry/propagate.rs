@@ -88,9 +88,9 @@ pub fn inject_context(headers: &mut Headers) {
 }
 
 /// The trace context carried by `headers` (an empty context when none or
-/// when it is not valid).
+/// when it is not valid: never the current one, which `extract` falls back to).
 pub fn extract_context(headers: &Headers) -> opentelemetry::Context {
-    propagator().extract(&MapExtractor(headers))
+    propagator().extract_with_context(&opentelemetry::Context::new(), &MapExtractor(headers))
 }
 
 /// Makes `span` a child of the trace carried in `headers`, if it carries a
@@ -138,7 +138,7 @@ pub fn extract_http(headers: &HeaderMap) -> Option<opentelemetry::Context> {
     if !headers.contains_key(TRACEPARENT) {
         return None;
     }
-    valid(propagator().extract(&HttpExtractor(headers)))
+    valid(propagator().extract_with_context(&opentelemetry::Context::new(), &HttpExtractor(headers)))
 }
 
 /// Makes `span` a child of the trace carried by HTTP headers, if valid.

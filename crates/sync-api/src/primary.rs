@@ -317,4 +317,22 @@ mod tests {
         let missing = pb::SequencedResult { seq: 1, result: None };
         assert_eq!(incoming(&[missing], w), Err(BadResult::Missing(0)));
     }
+
+    #[test]
+    fn a_trace_parent_is_never_a_reason_to_refuse() {
+        let w = Duration::from_secs(60);
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut batch = [res(1, "web", 1), res(2, "web", 2), res(3, "web", 3)];
+        batch[0].result.as_mut().unwrap().trace_parent = tp.into();
+        batch[1].result.as_mut().unwrap().trace_parent = "x".repeat(1 << 20);
+        batch[2].result.as_mut().unwrap().trace_parent = "garbage \u{0} é".into();
+        let ok = incoming(&batch, w).unwrap();
+        assert_eq!(ok[0].trace_parent, tp);
+        assert_eq!(ok[1].trace_parent, "", "a huge value is dropped");
+        assert_eq!(
+            ok.len(),
+            3,
+            "garbage is accepted with the result and ignored where it is read"
+        );
+    }
 }

@@ -16,32 +16,35 @@ use tracing::instrument::Instrumented;
 
 use crate::telemetry::{self, propagate};
 
-/// The span of a call: `otel.name` is the method (`pantau.v1.X/Method`).
-fn span(kind: &'static str, path: &str) -> tracing::Span {
-    let method = path.trim_start_matches('/');
-    match kind {
-        "server" => tracing::info_span!(
-            parent: None,
-            "grpc.server",
-            otel.name = method,
-            otel.kind = "server",
-            rpc.system = "grpc",
-            rpc.method = method
-        ),
-        _ => tracing::info_span!(
-            "grpc.client",
-            otel.name = method,
-            otel.kind = "client",
-            rpc.system = "grpc",
-            rpc.method = method
-        ),
-    }
+/// The method of a call's path (`pantau.v1.X/Method`), the spans' `otel.name`.
+fn method(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+/// A server span: a root unless the caller's context is set as its parent.
+fn server_span(path: &str) -> tracing::Span {
+    let method = method(path);
+    tracing::info_span!(
+        parent: None,
+        "grpc.server",
+        otel.name = method,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.method = method
+    )
 }
 
 /// The client span of a call to `req`'s method, with its context written
 /// into `req`'s metadata unless the caller set a `traceparent` itself.
 pub fn client_span<B>(req: &mut Request<B>) -> tracing::Span {
-    let span = span("client", req.uri().path());
+    let method = method(req.uri().path());
+    let span = tracing::info_span!(
+        "grpc.client",
+        otel.name = method,
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.method = method
+    );
     if !req.headers().contains_key(propagate::TRACEPARENT) {
         let _g = span.enter();
         propagate::inject_http(req.headers_mut());
@@ -98,7 +101,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let service = Arc::clone(&self.service);
         let fut = telemetry::by_service::in_service_sync(Arc::clone(&service), || {
-            let span = span("server", req.uri().path());
+            let span = server_span(req.uri().path());
             propagate::set_parent_from_http(&span, req.headers());
             let fut = span.in_scope(|| self.inner.call(req));
             fut.instrument(span)

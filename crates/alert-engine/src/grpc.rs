@@ -59,10 +59,13 @@ pub async fn serve(
 async fn detached<T: Send + 'static>(
     change: impl Future<Output = Result<T, EngineError>> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::spawn(change)
-        .await
-        .map_err(|e| Status::internal(format!("the change failed: {e}")))?
-        .map_err(status)
+    // The change keeps the call's span: what it publishes continues the caller's trace.
+    tokio::spawn(pantau_core::telemetry::in_current_service(
+        tracing::Instrument::in_current_span(change),
+    ))
+    .await
+    .map_err(|e| Status::internal(format!("the change failed: {e}")))?
+    .map_err(status)
 }
 
 /// Each engine error as a gRPC status; storage details stay in the log.

@@ -148,7 +148,8 @@ impl<J: Send + 'static> Pool<J> {
             let stop = stop.clone();
             let inner = tasks.clone();
             let permits = Arc::new(Semaphore::new(per_worker));
-            tasks.spawn(async move {
+            // Checks are the collector's spans wherever the pool runs them.
+            tasks.spawn(pantau_core::telemetry::in_current_service(async move {
                 loop {
                     let job = tokio::select! {
                         () = stop.cancelled() => return,
@@ -162,14 +163,14 @@ impl<J: Send + 'static> Pool<J> {
                     metrics::gauge!(m::CHECKS_IN_FLIGHT).increment(1.0);
                     let fut = run(job);
                     let balancer = Arc::clone(&balancer);
-                    inner.spawn(async move {
+                    inner.spawn(pantau_core::telemetry::in_current_service(async move {
                         let latency = fut.await;
                         balancer.finished(w, latency);
                         metrics::gauge!(m::CHECKS_IN_FLIGHT).decrement(1.0);
                         drop(permit);
-                    });
+                    }));
                 }
-            });
+            }));
         }
         Self { senders, balancer }
     }

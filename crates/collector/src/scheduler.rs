@@ -592,6 +592,8 @@ impl Collector {
             message: bounded(&outcome.message),
             labels: t.labels.clone().into_iter().collect(),
             breaker: breaker_state.into(),
+            // The trace travels in the bus headers; the sync outbox sets this.
+            trace_parent: String::new(),
             detail: outcome.detail.clone(),
         };
         self.observe(t, &outcome, &result, checked_at).await;

@@ -88,7 +88,8 @@ impl Context {
         self.security.channel(url)
     }
 
-    /// Spawns a background loop made by `make`, on this context's tracker.
+    /// Spawns a background loop made by `make`, on this context's tracker
+    /// (its spans are this service's, [`crate::telemetry::in_service`]).
     /// If it panics, fails or ends before shutdown it is logged, counted and
     /// made again after a bounded backoff (see [`lifecycle`]).
     pub fn spawn_supervised<F, Fut>(&self, task: &'static str, make: F)
@@ -98,9 +99,12 @@ impl Context {
         Fut::Output: TaskOutcome,
     {
         let span = tracing::info_span!("task", service = %self.lifecycle.service(), task);
-        self.tasks.spawn(tracing::Instrument::instrument(
-            lifecycle::supervise(self.lifecycle.clone(), task, self.shutdown.clone(), make),
-            span,
+        self.tasks.spawn(crate::telemetry::in_service(
+            self.lifecycle.service(),
+            tracing::Instrument::instrument(
+                lifecycle::supervise(self.lifecycle.clone(), task, self.shutdown.clone(), make),
+                span,
+            ),
         ));
     }
 
@@ -113,9 +117,12 @@ impl Context {
         Fut::Output: TaskOutcome,
     {
         let span = tracing::info_span!("task", service = %self.lifecycle.service(), task);
-        self.tasks.spawn(tracing::Instrument::instrument(
-            lifecycle::critical(self.lifecycle.clone(), task, self.shutdown.clone(), fut),
-            span,
+        self.tasks.spawn(crate::telemetry::in_service(
+            self.lifecycle.service(),
+            tracing::Instrument::instrument(
+                lifecycle::critical(self.lifecycle.clone(), task, self.shutdown.clone(), fut),
+                span,
+            ),
         ));
     }
 

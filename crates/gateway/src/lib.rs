@@ -170,9 +170,21 @@ pub fn router(state: &AppState) -> Router {
         Some(c) => routes.layer(c),
         None => routes,
     };
-    routes.layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-        tracing::info_span!("http", method = %req.method(), path = %auth::redact(req.uri().path()))
-    }))
+    // A request continues the caller's trace when its `traceparent` is valid
+    // (anything else starts a new one); its spans are the gateway's.
+    routes
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                let span = tracing::info_span!("http", method = %req.method(), path = %auth::redact(req.uri().path()));
+                pantau_core::telemetry::set_parent_from_http(&span, req.headers());
+                span
+            }),
+        )
+        .layer(axum::middleware::from_fn(
+            |req: axum::extract::Request, next: axum::middleware::Next| {
+                pantau_core::telemetry::in_service("gateway", next.run(req))
+            },
+        ))
 }
 
 fn cors(c: &pantau_config::CorsConfig) -> Option<CorsLayer> {

@@ -124,7 +124,17 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
             unreachable!("config, user and token commands do not run services")
         }
     };
-    let telemetry = match pantau_core::telemetry::init(name, &config.log, &config.telemetry) {
+    let services: Vec<&str> = SERVICES
+        .iter()
+        .map(|s| s.name)
+        .filter(|s| only.is_none_or(|o| o == *s))
+        .collect();
+    let process = pantau_core::telemetry::Process {
+        name,
+        services: &services,
+        instance: &config.instance.name,
+    };
+    let telemetry = match pantau_core::telemetry::init(process, &config.log, &config.telemetry) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -248,7 +258,8 @@ struct Supervised {
 
 impl Supervised {
     fn spawn(&mut self, name: &'static str, run: Running) {
-        let id = self.set.spawn(run).id();
+        // Spans a service starts are exported under its own name.
+        let id = self.set.spawn(pantau_core::telemetry::in_service(name, run)).id();
         self.names.insert(id, name);
     }
 

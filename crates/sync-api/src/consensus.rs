@@ -62,6 +62,7 @@ pub fn quorum(configured: Option<u32>, known: u32) -> (u32, bool) {
 
 /// Folds the locations' results; `None` when no location reported in the
 /// window (stale ones alone decide nothing).
+#[tracing::instrument(name = "sync.consensus.compute", level = "info", skip_all, fields(locations = results.len()))]
 pub fn aggregate(results: &[LocationResult], configured_quorum: Option<u32>) -> Option<Aggregate> {
     let fresh: Vec<&LocationResult> = results.iter().filter(|r| !r.stale).collect();
     if fresh.is_empty() {

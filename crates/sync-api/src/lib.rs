@@ -14,7 +14,8 @@
 //!   [`consensus`]: the aggregate and UP/DOWN/PARTIAL.
 //! - [`configsync`]: the configuration dependents apply; [`instances`]:
 //!   heartbeat liveness (active, inactive, failed) and its events.
-//! - [`grpc`]: `pantau.v1.SyncService`; [`store`]: tables; [`metrics`].
+//! - [`grpc`]: `pantau.v1.SyncService`; [`store`]: tables; [`metrics`];
+//!   [`trace`]: the spans of the consensus path and their parents.
 
 pub mod configsync;
 pub mod consensus;
@@ -27,6 +28,7 @@ pub mod node;
 pub mod outbox;
 pub mod primary;
 pub mod store;
+pub mod trace;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -74,6 +74,8 @@ pub struct Node {
     lease: Option<Lease>,
     commands: mpsc::Sender<Command>,
     kick: tokio::sync::Notify,
+    /// The traced results of the windows not yet published.
+    pub causes: crate::trace::Causes,
 }
 
 impl std::fmt::Debug for Node {
@@ -116,6 +118,7 @@ impl Node {
             lease,
             commands: tx,
             kick: tokio::sync::Notify::new(),
+            causes: crate::trace::Causes::default(),
         });
         (node, rx)
     }

@@ -74,13 +74,15 @@ pub async fn consume(
         .start(ctx.shutdown.clone(), move |d: Delivery| {
             let (node, db, counters) = (Arc::clone(&node), db.clone(), Arc::clone(&counters));
             async move {
-                let BusEvent::CheckResult(r) = d.event else {
+                let BusEvent::CheckResult(mut r) = d.event else {
                     return Err(HandleError::permanent(format!("`{}` is not a check result", d.subject)));
                 };
                 let mine = r.instance.is_empty() || r.instance == node.id;
                 if !mine || !deliverable(&r, window) {
                     return Ok(());
                 }
+                // The result keeps its trace on its way to consensus (`trace.rs`).
+                r.trace_parent = pantau_core::telemetry::traceparent().unwrap_or_default();
                 // Acknowledged only once buffered: a store failure is retried.
                 let dropped = store::outbox_push(&db, &r.encode_to_vec(), now_ms(), buffer_max)
                     .await

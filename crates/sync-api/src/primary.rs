@@ -13,6 +13,7 @@ use pantau_core::service::Context;
 use pantau_core::store::{Store, StoreError};
 use pantau_core::time::{from_duration, from_timestamp, to_duration};
 use pantau_proto::v1 as pb;
+use tracing::Instrument;
 
 use crate::configsync::ConfigSource;
 use crate::consensus::{aggregate, window_start};
@@ -67,6 +68,13 @@ pub fn incoming(batch: &[pb::SequencedResult], window: Duration) -> Result<Vec<I
             latency_us: latency.as_micros() as i64,
             checked_ms,
             window_ms: window_start(checked_ms, window),
+            // Untrusted: a value too long to be a traceparent is dropped here,
+            // a malformed one where it is read (`trace::Causes::received`).
+            trace_parent: if r.trace_parent.len() <= pantau_core::telemetry::propagate::MAX_VALUE {
+                r.trace_parent.clone()
+            } else {
+                String::new()
+            },
         });
     }
     Ok(out)
@@ -115,6 +123,7 @@ pub async fn ingest(
     }
     let floor = shared.as_ref().map_or(0, |(_, a)| a.seq);
     let done = store::ingest(db, instance, batch, floor, outbox_upto).await?;
+    node.causes.received(instance, batch);
     if let Some((l, a)) = shared
         && done.acked_seq > a.seq
         && !l.advance(instance, done.acked_seq, epoch, a.revision).await?
@@ -260,9 +269,13 @@ async fn publish_due(
             return Ok(());
         }
         let results = store::window_results(db, &target, window_ms).await?;
-        let Some(a) = aggregate(&results, quorums.get(&target).copied()) else {
+        // Traced from the result that decided the window (`trace.rs`).
+        let span = node.causes.consensus_span(&target, window_ms);
+        let Some(a) = span.in_scope(|| aggregate(&results, quorums.get(&target).copied())) else {
             continue;
         };
+        span.record("status", a.status.as_str_name());
+        span.record("locations", a.total);
         let msg = pb::ConsensusResult {
             target_id: target.clone(),
             window_start: Some(pantau_core::time::to_timestamp(
@@ -287,7 +300,10 @@ async fn publish_due(
         if a.quorum_unreachable {
             tracing::warn!(target = %target, quorum = a.quorum, known = a.total, "the target's quorum is larger than its locations: it cannot be DOWN");
         }
-        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg).await?;
+        let publish = tracing::info_span!(parent: &span, "sync.consensus.publish", target = %target);
+        publish_proto(&*ctx.bus, &subject::consensus(&target), &msg)
+            .instrument(publish)
+            .await?;
         record_metrics(&target, &results, &a);
         tracing::debug!(target = %target, window_ms, status = ?a.status, total = a.total, "consensus published");
         store::mark_published(
@@ -342,5 +358,23 @@ mod tests {
         assert_eq!(incoming(&[no_time], w), Err(BadResult::CheckedAt(0)));
         let missing = pb::SequencedResult { seq: 1, result: None };
         assert_eq!(incoming(&[missing], w), Err(BadResult::Missing(0)));
+    }
+
+    #[test]
+    fn a_trace_parent_is_never_a_reason_to_refuse() {
+        let w = Duration::from_secs(60);
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut batch = [res(1, "web", 1), res(2, "web", 2), res(3, "web", 3)];
+        batch[0].result.as_mut().unwrap().trace_parent = tp.into();
+        batch[1].result.as_mut().unwrap().trace_parent = "x".repeat(1 << 20);
+        batch[2].result.as_mut().unwrap().trace_parent = "garbage \u{0} é".into();
+        let ok = incoming(&batch, w).unwrap();
+        assert_eq!(ok[0].trace_parent, tp);
+        assert_eq!(ok[1].trace_parent, "", "a huge value is dropped");
+        assert_eq!(
+            ok.len(),
+            3,
+            "garbage is accepted with the result and ignored where it is read"
+        );
     }
 }

@@ -62,6 +62,8 @@ pub struct Incoming {
     pub latency_us: i64,
     pub checked_ms: i64,
     pub window_ms: i64,
+    /// The result's W3C `traceparent` (not stored; empty when untraced).
+    pub trace_parent: String,
 }
 
 /// What an ingest did.

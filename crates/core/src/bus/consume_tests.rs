@@ -274,6 +274,46 @@ async fn the_handler_continues_the_publishers_trace() {
     shutdown.cancel();
 }
 
+/// A hostile `traceparent` in the headers: the message is handled (and
+/// acknowledged, not dead-lettered), in a trace of its own.
+#[tokio::test(flavor = "current_thread")]
+async fn a_hostile_traceparent_is_ignored_by_the_consumer() {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let bus = MemoryBus::new();
+    let mut dead = bus.subscribe(Subscription::live("pantau.deadletter.>")).await.unwrap();
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let handler = move |_: Delivery| {
+        let sc = tracing::Span::current().context().span().span_context().clone();
+        let _ = tx.send((sc.is_valid(), sc.trace_id().to_string()));
+        std::future::ready(Ok(()))
+    };
+    let shutdown = CancellationToken::new();
+    let consumer = Consumer::new(Arc::new(bus.clone()), "t", [Subscription::live("pantau.metric.>")]);
+    tokio::spawn(consumer.start(shutdown.clone(), handler).await.unwrap());
+    let hostile = crate::telemetry::propagate::tests::hostile();
+    for bad in &hostile {
+        let headers = Headers::from([
+            ("traceparent".to_owned(), bad.clone()),
+            ("tracestate".to_owned(), bad.clone()),
+        ]);
+        let payload = Bytes::from(prost::Message::encode_to_vec(&metric("a")));
+        bus.publish("pantau.metric.a", headers, payload).await.unwrap();
+        let (valid, trace) = tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
+        assert!(valid, "the handler runs in a span of its own");
+        assert!(!bad.contains(&trace), "{} was taken", crate::error::quote(bad));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), dead.next())
+            .await
+            .is_err(),
+        "a hostile traceparent is not a reason to dead-letter"
+    );
+    shutdown.cancel();
+}
+
 #[tokio::test]
 async fn a_dead_letter_is_never_dead_lettered_again() {
     let bus = MemoryBus::new();

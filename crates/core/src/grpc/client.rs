@@ -1,6 +1,7 @@
 //! gRPC clients the Pantau way: `https://` URLs use TLS (rustls; the CA of
 //! `grpc.ca_file`, else the Mozilla roots), and a call carries the caller's
-//! credentials in the `authorization` metadata unless it set its own.
+//! credentials in the `authorization` metadata unless it set its own, and
+//! its trace context in `traceparent`/`tracestate` ([`super::trace`]).
 //!
 //! A transport failure is UNAVAILABLE naming the URL and the whole cause
 //! (`cannot reach https://10.0.0.1:50055: … invalid peer certificate:
@@ -214,8 +215,12 @@ impl tower::Service<Request<Body>> for Channel {
                 headers.insert(ON_BEHALF_OF, v);
             }
         }
-        let fut = tower::Service::call(&mut self.inner, req);
-        Box::pin(async move { fut.await.map_err(|e| unreachable_at(&url, &e)) })
+        let span = super::trace::client_span(&mut req);
+        let fut = span.in_scope(|| tower::Service::call(&mut self.inner, req));
+        Box::pin(tracing::Instrument::instrument(
+            async move { fut.await.map_err(|e| unreachable_at(&url, &e)) },
+            span,
+        ))
     }
 }
 

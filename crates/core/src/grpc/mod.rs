@@ -8,11 +8,12 @@
 //! every call, the method's permission ([`access`]), writes audited in the
 //! service's store ([`crate::audit`]). Clients ([`client::Channel`]) speak
 //! TLS to `https://` URLs and present this process's `service` token
-//! ([`Security`]).
+//! ([`Security`]). Both carry the W3C trace context in metadata ([`trace`]).
 
 pub mod access;
 pub mod client;
 pub mod guard;
+pub mod trace;
 
 use std::sync::{Arc, OnceLock};
 
@@ -229,8 +230,13 @@ pub async fn serve(
     let incoming = futures::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
-    builder
+    // The trace layer outside the guard: a refused call is traced too.
+    let layers = tower::ServiceBuilder::new()
+        .layer(trace::TraceLayer::new(ctx.lifecycle.service()))
         .layer(guard)
+        .into_inner();
+    builder
+        .layer(layers)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop)
         .await?;

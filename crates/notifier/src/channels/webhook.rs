@@ -1,6 +1,8 @@
 //! The generic webhook: a JSON body, `X-Pantau-Signature: sha256=<hex>` (an
 //! HMAC-SHA256 of the exact body bytes with the channel's `secret`) and an
-//! `Idempotency-Key` header that stays the same across retries.
+//! `Idempotency-Key` header that stays the same across retries; a
+//! `traceparent` header names the delivery span (`notifier.deliver`), so the
+//! receiver's spans join the alert's trace.
 
 use async_trait::async_trait;
 use hmac::{KeyInit, Mac};
@@ -75,6 +77,10 @@ impl Channel for Webhook {
         if let Some(s) = &self.secret {
             req = req.header(SIGNATURE_HEADER, sign(s.as_bytes(), &bytes));
         }
+        // `traceparent` (and `tracestate`) name the delivery span, the current one.
+        let mut trace = reqwest::header::HeaderMap::new();
+        pantau_core::telemetry::inject_http(&mut trace);
+        req = req.headers(trace);
         // Send the exact bytes that were signed.
         super::send_request(req.body(bytes)).await.0
     }

@@ -19,3 +19,4 @@ mod routers_snmp;
 mod support;
 mod sync;
 mod traces;
+mod traces_cluster;

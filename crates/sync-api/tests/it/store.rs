@@ -8,6 +8,7 @@ use pantau_sync_api::store::{self, Incoming, Registration};
 
 fn result(seq: u64, target: &str, location: &str, up: bool, window_ms: i64, checked_ms: i64) -> Incoming {
     Incoming {
+        trace_parent: String::new(),
         seq,
         target_id: target.into(),
         location: location.into(),

@@ -4,25 +4,35 @@
 //!   JSON otherwise (or as configured).
 //! - Traces: exported over OTLP/gRPC when `telemetry.otlp_endpoint`
 //!   (`OTEL_EXPORTER_OTLP_ENDPOINT`) is set; W3C trace context crosses the bus
-//!   in message headers ([`inject_context`], [`extract_context`]).
+//!   in message headers, gRPC metadata and HTTP headers ([`propagate`]);
+//!   each span is exported under the service that started it, even when
+//!   services share a process ([`by_service`]).
 //! - Metrics: the `metrics` facade recorded by one process-wide Prometheus
 //!   recorder ([`prometheus`]), rendered on the admin port's `/metrics`.
 
-use std::collections::BTreeMap;
+pub mod by_service;
+pub mod propagate;
+#[cfg(test)]
+pub(crate) mod testing;
+
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use pantau_config::{LogConfig, LogFormat, TelemetryConfig};
+
+pub use by_service::{ByService, current_service, in_current_service, in_service};
+pub use propagate::{
+    Headers, extract_context, extract_http, inject_context, inject_http, set_parent_from, set_parent_from_http,
+    set_parent_from_traceparent, traceparent,
+};
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +64,19 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber, the propagator and, when configured, OTLP export.
-pub fn init(service: &str, log: &LogConfig, tel: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+/// Who the process is, for telemetry: its command (`all`, or the one
+/// service it runs), the services it runs and its instance name.
+#[derive(Debug, Clone, Copy)]
+pub struct Process<'a> {
+    pub name: &'a str,
+    pub services: &'a [&'a str],
+    pub instance: &'a str,
+}
+
+/// Installs the global subscriber, the propagator and, when configured, OTLP
+/// export: one exporter per service of the process, each span exported as
+/// `pantau-<service>` ([`ByService`]).
+pub fn init(process: Process<'_>, log: &LogConfig, tel: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = std::env::var("RUST_LOG")
         .ok()
@@ -74,22 +95,8 @@ pub fn init(service: &str, log: &LogConfig, tel: &TelemetryConfig) -> Result<Tel
     let mut provider = None;
     let otel = match &tel.otlp_endpoint {
         Some(endpoint) => {
-            use opentelemetry_otlp::WithExportConfig;
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint)
-                .build()
-                .map_err(|source| TelemetryError::Otlp {
-                    endpoint: endpoint.clone(),
-                    source,
-                })?;
             let p = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name(format!("pantau-{service}"))
-                        .build(),
-                )
+                .with_span_processor(by_service(process, endpoint)?)
                 .build();
             let tracer = p.tracer("pantau");
             opentelemetry::global::set_tracer_provider(p.clone());
@@ -105,6 +112,34 @@ pub fn init(service: &str, log: &LogConfig, tel: &TelemetryConfig) -> Result<Tel
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(Telemetry { provider })
+}
+
+/// One batch processor and OTLP exporter per service of `process` (and
+/// one for the process itself), routed by [`ByService`].
+fn by_service(process: Process<'_>, endpoint: &str) -> Result<ByService, TelemetryError> {
+    use opentelemetry_otlp::WithExportConfig;
+    let mut names: Vec<&str> = process.services.to_vec();
+    if !names.contains(&process.name) {
+        names.push(process.name);
+    }
+    let mut processors = Vec::with_capacity(names.len());
+    for name in names {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .map_err(|source| TelemetryError::Otlp {
+                endpoint: endpoint.to_owned(),
+                source,
+            })?;
+        let p: Box<dyn SpanProcessor> = Box::new(BatchSpanProcessor::builder(exporter).build());
+        processors.push((name.to_owned(), p));
+    }
+    let shared = vec![opentelemetry::KeyValue::new(
+        "service.instance.id",
+        process.instance.to_owned(),
+    )];
+    Ok(ByService::new(process.name, processors, shared))
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -134,71 +169,4 @@ pub fn render_metrics() -> String {
     let h = prometheus();
     h.run_upkeep();
     h.render()
-}
-
-/// Message headers as they travel on the bus.
-pub type Headers = BTreeMap<String, String>;
-
-struct HeaderInjector<'a>(&'a mut Headers);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
-    }
-}
-
-struct HeaderExtractor<'a>(&'a Headers);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
-}
-
-/// Writes the current span's W3C trace context (`traceparent`, `tracestate`) into `headers`.
-pub fn inject_context(headers: &mut Headers) {
-    let cx = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
-}
-
-/// The trace context carried by `headers`, to parent a consumer's span.
-pub fn extract_context(headers: &Headers) -> opentelemetry::Context {
-    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
-}
-
-/// Makes `span` a child of the trace carried in `headers`, if any.
-pub fn set_parent_from(span: &tracing::Span, headers: &Headers) {
-    if headers.contains_key("traceparent") {
-        let _ = span.set_parent(extract_context(headers));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use opentelemetry::trace::TraceContextExt;
-    use tracing_subscriber::layer::SubscriberExt;
-
-    use super::*;
-
-    #[test]
-    fn trace_context_round_trips_through_headers() {
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("publish");
-            let _g = span.enter();
-            let mut h = Headers::new();
-            inject_context(&mut h);
-            let tp = h.get("traceparent").expect("traceparent injected").clone();
-            assert!(tp.starts_with("00-"), "{tp}");
-            let cx = extract_context(&h);
-            let sent = span.context().span().span_context().trace_id();
-            assert_eq!(cx.span().span_context().trace_id(), sent);
-        });
-    }
 }

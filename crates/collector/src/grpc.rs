@@ -11,7 +11,8 @@ use pantau_proto::v1::collector_service_server::{CollectorService, CollectorServ
 use pantau_proto::v1::{
     CheckResult, DeleteTargetRequest, DeleteTargetResponse, GetHistoryRequest, GetHistoryResponse, GetTargetRequest,
     HistoryPoint, ListLatestResultsRequest, ListLatestResultsResponse, ListTargetsRequest, ListTargetsResponse,
-    PushRequest, PushResponse, Resolution, RunCheckRequest, StreamResultsRequest, Target, UpsertTargetRequest,
+    PauseTargetRequest, PushRequest, PushResponse, Resolution, ResumeTargetRequest, RunCheckRequest,
+    StreamResultsRequest, Target, UpsertTargetRequest,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::BroadcastStream;
@@ -61,24 +62,41 @@ impl Service {
             .entry(id)
             .ok_or_else(|| Status::not_found(format!("no target with id `{}`", quote(id))))
     }
+
+    /// `e` as the API shows it: its breaker, and its pause if it is paused.
+    fn view(&self, e: &crate::scheduler::Entry) -> Target {
+        let mut t = e.target.to_proto(e.breaker_state());
+        t.paused = self.0.paused(&e.target.id).map(|p| p.to_proto());
+        t
+    }
+}
+
+/// The caller's audit name (`anonymous` when gRPC auth is off).
+fn actor<T>(req: &Request<T>) -> String {
+    req.extensions()
+        .get::<pantau_core::auth::Caller>()
+        .map_or_else(|| "anonymous".to_owned(), pantau_core::auth::Caller::actor)
+}
+
+/// A target id from a request: required.
+fn target_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() {
+        return Err(Status::invalid_argument("`target_id` is required"));
+    }
+    Ok(id)
 }
 
 #[tonic::async_trait]
 impl CollectorService for Service {
     async fn list_targets(&self, _: Request<ListTargetsRequest>) -> Result<Response<ListTargetsResponse>, Status> {
         Ok(Response::new(ListTargetsResponse {
-            targets: self
-                .0
-                .entries()
-                .iter()
-                .map(|e| e.target.to_proto(e.breaker_state()))
-                .collect(),
+            targets: self.0.entries().iter().map(|e| self.view(e)).collect(),
         }))
     }
 
     async fn get_target(&self, req: Request<GetTargetRequest>) -> Result<Response<Target>, Status> {
         let e = self.entry(&req.into_inner().id)?;
-        Ok(Response::new(e.target.to_proto(e.breaker_state())))
+        Ok(Response::new(self.view(&e)))
     }
 
     async fn upsert_target(&self, req: Request<UpsertTargetRequest>) -> Result<Response<Target>, Status> {
@@ -89,7 +107,7 @@ impl CollectorService for Service {
         let cfg =
             pantau_config::proto::target_from_proto(&proto).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let e = self.0.upsert(cfg).await.map_err(|e| pantau_core::error::status(&e))?;
-        Ok(Response::new(e.target.to_proto(e.breaker_state())))
+        Ok(Response::new(self.view(&e)))
     }
 
     async fn delete_target(&self, req: Request<DeleteTargetRequest>) -> Result<Response<DeleteTargetResponse>, Status> {
@@ -117,6 +135,27 @@ impl CollectorService for Service {
     async fn run_check(&self, req: Request<RunCheckRequest>) -> Result<Response<CheckResult>, Status> {
         let entry = self.entry(&req.into_inner().target_id)?;
         Ok(Response::new(self.0.execute(&entry, true).await.0))
+    }
+
+    async fn pause_target(&self, req: Request<PauseTargetRequest>) -> Result<Response<Target>, Status> {
+        let by = actor(&req);
+        let r = req.into_inner();
+        let (e, _) = self
+            .0
+            .pause(target_id(&r.target_id)?, &by, &r.reason)
+            .await
+            .map_err(|e| pantau_core::error::status(&e))?;
+        Ok(Response::new(self.view(&e)))
+    }
+
+    async fn resume_target(&self, req: Request<ResumeTargetRequest>) -> Result<Response<Target>, Status> {
+        let r = req.into_inner();
+        let e = self
+            .0
+            .resume(target_id(&r.target_id)?)
+            .await
+            .map_err(|e| pantau_core::error::status(&e))?;
+        Ok(Response::new(self.view(&e)))
     }
 
     type StreamResultsStream = ResultStream;

@@ -9,7 +9,8 @@
 //!   time, persisted.
 //! - [`checks`]: HTTP(S), TCP, TLS, ICMP, DNS and push checks, each giving
 //!   up/down, latency and a typed failure reason.
-//! - [`scheduler`]: the timer queue, the [`Collector`] state, state changes.
+//! - [`scheduler`]: the timer queue, the [`Collector`] state, state changes;
+//!   [`change`]: why a target change was refused; [`pause`]: paused targets.
 //! - [`pool`]: workers and their load-balancing strategies.
 //! - [`breaker`]: the per-target circuit breaker and backoff.
 //! - [`results`]: the latest result per target and a live feed.
@@ -21,6 +22,7 @@
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod breaker;
+pub mod change;
 pub mod checks;
 pub mod grpc;
 pub mod health;
@@ -28,10 +30,12 @@ pub mod history;
 pub mod host;
 mod last_cert;
 pub mod metrics;
+pub mod pause;
 pub mod pool;
 pub mod results;
 pub mod routers;
 pub mod scheduler;
+mod spread;
 pub mod state;
 pub mod target;
 pub mod targets;

@@ -13,6 +13,7 @@ pub const BREAKER_STATE: &str = "pantau_collector_breaker_state";
 pub const QUEUE_DEPTH: &str = "pantau_collector_queue_depth";
 pub const CHECKS_IN_FLIGHT: &str = "pantau_collector_workers_busy";
 pub const TARGETS: &str = "pantau_collector_targets";
+pub const TARGETS_PAUSED: &str = "pantau_collector_targets_paused";
 pub const HEALTH_LEVEL: &str = "pantau_collector_health_level";
 pub const ERROR_RATIO: &str = "pantau_collector_check_error_ratio";
 pub const LAST_CHECK: &str = "pantau_collector_last_check_timestamp_seconds";
@@ -59,6 +60,11 @@ pub fn describe() {
     describe_gauge!(QUEUE_DEPTH, Unit::Count, "Due checks waiting for a worker");
     describe_gauge!(CHECKS_IN_FLIGHT, Unit::Count, "Checks running right now");
     describe_gauge!(TARGETS, Unit::Count, "Targets being checked");
+    describe_gauge!(
+        TARGETS_PAUSED,
+        Unit::Count,
+        "Targets whose scheduled checks are paused (PauseTarget)"
+    );
     describe_gauge!(
         HEALTH_LEVEL,
         "The collector's health from its check error rate: 0 healthy, 1 degraded, 2 critical"

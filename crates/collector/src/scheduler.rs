@@ -9,14 +9,12 @@
 //! still sees results at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use pantau_config::{Config, Invalid};
+use pantau_config::Config;
 use pantau_core::bus::{self, Bus, subject};
-use pantau_core::error::ErrorCode;
 use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::time::{to_duration, to_timestamp};
@@ -33,6 +31,7 @@ use crate::checks::{Checker, Outcome, push};
 use crate::health::{ErrorRate, Progress};
 use crate::last_cert;
 use crate::metrics as m;
+use crate::pause::{self, Pause, Pauses};
 use crate::pool::{Pool, Run};
 use crate::results::Results;
 use crate::state::{States, Transition};
@@ -48,25 +47,6 @@ fn bounded(message: &str) -> String {
     match message.char_indices().nth(MAX_MESSAGE) {
         None => message.to_owned(),
         Some((end, _)) => format!("{}…", &message[..end]),
-    }
-}
-
-/// When a target added at run time is first checked: at once, but a push
-/// monitor only once its interval and grace have passed with no push (it
-/// was DOWN "no push received yet" at once before).
-fn added_delay(t: &Target) -> Duration {
-    match &t.spec {
-        Spec::Push { grace, .. } => t.interval.saturating_add(*grace),
-        _ => Duration::ZERO,
-    }
-}
-
-/// When a target is first checked at start: spread over `window`, but a
-/// push monitor only once its interval and grace have passed.
-fn start_delay(t: &Target, window: Duration) -> Duration {
-    match &t.spec {
-        Spec::Push { .. } => added_delay(t),
-        _ => first_delay(&t.id, t.interval, window),
     }
 }
 
@@ -105,12 +85,6 @@ fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
 /// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past
 /// about 795 days, safe whatever reaches it.
 const MAX_DELAY: Duration = Duration::from_secs(365 * 86_400);
-
-/// Longest delay before a target's first check, for small target sets.
-const MAX_FIRST_DELAY: Duration = Duration::from_secs(2);
-/// First checks started per second at most when many targets start at once
-/// (their spread window grows with their number, up to their interval).
-const FIRST_CHECKS_PER_SECOND: f64 = 2000.0;
 
 /// A scheduled target and its breaker.
 pub struct Entry {
@@ -153,38 +127,9 @@ enum Command {
     Unschedule(String),
 }
 
-/// Why a target change was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    #[error("invalid target: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<Invalid>),
-    #[error("target `{0}` comes from the configuration file; change it there")]
-    FromConfig(String),
-    #[error("another target already uses this push token")]
-    TokenTaken,
-    #[error("no target with id `{0}`")]
-    NotFound(String),
-    #[error(transparent)]
-    Store(#[from] pantau_core::store::StoreError),
-}
-
-impl pantau_core::error::ServiceError for ChangeError {
-    fn code(&self) -> ErrorCode {
-        match self {
-            Self::Invalid(_) | Self::TokenTaken => ErrorCode::InvalidArgument,
-            Self::FromConfig(_) => ErrorCode::FailedPrecondition,
-            Self::NotFound(_) => ErrorCode::NotFound,
-            Self::Store(_) => ErrorCode::Unavailable,
-        }
-    }
-
-    fn store_failure(&self) -> Option<&pantau_core::store::StoreError> {
-        match self {
-            Self::Store(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+pub use crate::change::ChangeError;
+use crate::spread::{added_delay, start_delay};
+pub use crate::spread::{first_delay, spread_window};
 
 /// Everything the schedule, the workers and the gRPC service share.
 pub struct Collector {
@@ -201,6 +146,7 @@ pub struct Collector {
     commands: mpsc::UnboundedSender<Command>,
     command_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     pool: OnceLock<Pool<(Arc<Entry>, Instant)>>,
+    pauses: Pauses,
 }
 
 impl Collector {
@@ -255,6 +201,7 @@ impl Collector {
             checker: Checker::new()?.with_location(&cfg.instance.location),
             results: Results::default(),
             states: States::load(store.clone()).await?,
+            pauses: Pauses::load(store.clone()).await?,
             history: Arc::new(History::new(store.clone(), &cfg.collector.history)),
             error_rate: Arc::new(ErrorRate::new(cfg.collector.health.clone())),
             progress: Progress::default(),
@@ -293,12 +240,13 @@ impl Collector {
         &self.history
     }
 
-    /// The shortest interval of any target; `None` without targets.
+    /// The shortest interval of any target not paused; `None` without one.
     pub fn shortest_interval(&self) -> Option<Duration> {
         self.entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
+            .filter(|e| self.pauses.is_empty() || !self.pauses.is_paused(&e.target.id))
             .map(|e| e.target.interval)
             .min()
     }
@@ -503,6 +451,9 @@ impl Collector {
                     keys.remove(&id);
                     let Some(entry) = self.entry(&id) else { continue };
                     keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval.min(MAX_DELAY)));
+                    if self.pauses.is_paused(&id) {
+                        continue;
+                    }
                     if let Some(pool) = self.pool.get()
                         && pool.dispatch((entry, deadline)).is_err()
                     {
@@ -521,6 +472,34 @@ impl Collector {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .len() as f64,
         );
+        metrics::gauge!(m::TARGETS_PAUSED).set(self.pauses.len() as f64);
+    }
+
+    /// Why `id` is paused, if it is.
+    pub fn paused(&self, id: &str) -> Option<Pause> {
+        self.pauses.get(id)
+    }
+
+    /// Stops `id`'s scheduled checks until [`Self::resume`]; `by` is the
+    /// caller's audit name.
+    pub async fn pause(&self, id: &str, by: &str, reason: &str) -> Result<(Arc<Entry>, Pause), ChangeError> {
+        let reason = pause::reason(reason)?;
+        let entry = self.entry(id).ok_or_else(|| ChangeError::NotFound(id.to_owned()))?;
+        let p = self.pauses.pause(id, by, reason).await?;
+        self.set_target_gauge();
+        tracing::info!(target_id = %id, by = %p.by, reason = %p.reason, "target paused");
+        Ok((entry, p))
+    }
+
+    /// Schedules a paused `id` again, its next check at once.
+    pub async fn resume(&self, id: &str) -> Result<Arc<Entry>, ChangeError> {
+        let entry = self.entry(id).ok_or_else(|| ChangeError::NotFound(id.to_owned()))?;
+        if self.pauses.resume(id).await? {
+            let _ = self.commands.send(Command::Schedule(id.to_owned(), Duration::ZERO));
+            self.set_target_gauge();
+            tracing::info!(target_id = %id, "target resumed");
+        }
+        Ok(entry)
     }
 
     /// Runs `entry`'s check (through its breaker unless `force`), records and
@@ -750,6 +729,7 @@ impl Collector {
             Some(_) => {}
         }
         targets::delete(&self.store, id).await?;
+        self.pauses.resume(id).await?;
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -776,21 +756,6 @@ impl Collector {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// How long first checks of `targets` targets are spread over: 2 s for a
-/// few, longer for many, so no more than about 2000 start per second.
-pub fn spread_window(targets: usize) -> Duration {
-    MAX_FIRST_DELAY.max(Duration::from_secs_f64(targets as f64 / FIRST_CHECKS_PER_SECOND))
-}
-
-/// Where in `[0, min(interval, window))` a target's first check falls, stable per id.
-pub fn first_delay(id: &str, interval: Duration, window: Duration) -> Duration {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    let span = interval.min(window);
-    let frac = (h.finish() % 10_000) as f64 / 10_000.0;
-    span.mul_f64(frac)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::spread::MAX_FIRST_DELAY;
 
 #[test]
 fn messages_are_cut_at_a_character_boundary() {

@@ -253,6 +253,7 @@ impl Target {
             breaker: breaker.into(),
             spec: Some(spec),
             quorum: self.config.quorum.map(std::num::NonZeroU32::get),
+            paused: None,
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - `DELETE /api/v1/targets/{id}`: API-made targets only (configured ones
 //!   belong to the file: 409);
 //! - `POST   /api/v1/targets/{id}/check`: run the check now;
+//! - `POST   /api/v1/targets/{id}/pause` (optional body `{"reason": "…"}`) and
+//!   `POST /api/v1/targets/{id}/resume`: stop and restart its scheduled checks;
 //! - `GET    /api/v1/targets/{id}/history?period=24h&resolution=minute|hour`:
 //!   the rolled-up history with uptime.
 
@@ -63,14 +65,25 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         .route("/api/v1/targets", get(list).post(create))
         .route("/api/v1/targets/{id}", get(get_one).put(replace).delete(remove))
         .route("/api/v1/targets/{id}/check", post(run_check))
+        .route("/api/v1/targets/{id}/pause", post(pause))
+        .route("/api/v1/targets/{id}/resume", post(resume))
         .route("/api/v1/targets/{id}/history", get(history))
         .with_state(client)
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list, get_one, create, replace, remove, run_check, history),
-    components(schemas(TargetView, TargetsResponse, TargetBody, TargetPatch, HistoryView, HistoryPointView))
+    paths(list, get_one, create, replace, remove, run_check, pause, resume, history),
+    components(schemas(
+        TargetView,
+        TargetsResponse,
+        TargetBody,
+        TargetPatch,
+        PauseBody,
+        PauseView,
+        HistoryView,
+        HistoryPointView
+    ))
 )]
 pub struct Doc;
 
@@ -89,6 +102,43 @@ pub struct TargetView {
     pub source: TargetSource,
     /// The circuit breaker.
     pub breaker: BreakerState,
+    /// Set while the target's scheduled checks are paused.
+    pub paused: Option<PauseView>,
+}
+
+/// Why and since when a target is paused.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PauseView {
+    /// RFC 3339.
+    pub since: String,
+    /// Who paused it.
+    pub by: String,
+    pub reason: String,
+}
+
+impl From<&pb::Pause> for PauseView {
+    fn from(p: &pb::Pause) -> Self {
+        Self {
+            since: p
+                .since
+                .as_ref()
+                .and_then(from_timestamp)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            by: p.by.clone(),
+            reason: p.reason.clone(),
+        }
+    }
+}
+
+/// The optional body of `POST /api/v1/targets/{id}/pause`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// Why, shown with the target; at most 500 characters.
+    #[serde(default)]
+    #[schema(max_length = 500)]
+    pub reason: String,
 }
 
 /// Every target.
@@ -139,6 +189,7 @@ fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
             BreakerState::Unspecified => BreakerState::Closed,
             b => b,
         },
+        paused: t.paused.as_ref().map(PauseView::from),
     })
 }
 
@@ -260,6 +311,48 @@ async fn run_check(State(mut c): State<Client>, Path(id): Path<String>) -> Resul
         .map_err(|s| backend(&s))?
         .into_inner();
     Ok(Json(CheckResultView::from(&r)))
+}
+
+/// Stops the target's scheduled checks until it is resumed (kept across
+/// restarts; run-now still checks it).
+#[utoipa::path(post, path = "/api/v1/targets/{id}/pause", tag = "targets", params(("id" = String, Path)),
+    request_body(content = Option<PauseBody>, description = "optional"),
+    responses((status = 200, body = TargetView), (status = 400, description = "bad input, naming the field"),
+        (status = 404), (status = 401), (status = 403)))]
+async fn pause(
+    State(mut c): State<Client>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<TargetView>, ApiError> {
+    let id = input::token("target id", id)?;
+    let text = body.trim_ascii();
+    let b = if text.is_empty() || text == b"null" {
+        PauseBody::default()
+    } else {
+        Json::<PauseBody>::from_bytes(&body).map_err(|e| invalid_body(&e))?.0
+    };
+    let t = c
+        .pause_target(pb::PauseTargetRequest {
+            target_id: id,
+            reason: b.reason,
+        })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(view(&t)?))
+}
+
+/// Schedules a paused target again, its next check at once.
+#[utoipa::path(post, path = "/api/v1/targets/{id}/resume", tag = "targets", params(("id" = String, Path)),
+    responses((status = 200, body = TargetView), (status = 404), (status = 401), (status = 403)))]
+async fn resume(State(mut c): State<Client>, Path(id): Path<String>) -> Result<Json<TargetView>, ApiError> {
+    let id = input::token("target id", id)?;
+    let t = c
+        .resume_target(pb::ResumeTargetRequest { target_id: id })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(Json(view(&t)?))
 }
 
 /// Filters of a history query.

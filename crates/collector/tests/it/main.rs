@@ -11,6 +11,7 @@ mod checks;
 mod contract;
 mod grpc;
 mod panics;
+mod pause;
 mod routeros;
 mod routers;
 mod snmpsim;

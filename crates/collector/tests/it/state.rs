@@ -1,4 +1,4 @@
-//! Target state survives a restart, in SQLite and in PostgreSQL.
+//! Target state and pauses survive a restart, in SQLite and in PostgreSQL.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,6 +53,7 @@ async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     survives_restart(DatabaseConfig::default(), dir.path()).await;
+    crate::pause::pauses_survive(&DatabaseConfig::default(), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,5 +65,6 @@ async fn postgres() {
         schema_prefix: "collector_state_test".into(),
         ..DatabaseConfig::default()
     };
-    survives_restart(cfg, dir.path()).await;
+    survives_restart(cfg.clone(), dir.path()).await;
+    crate::pause::pauses_survive(&cfg, dir.path()).await;
 }

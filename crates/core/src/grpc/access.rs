@@ -57,6 +57,8 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.CollectorService/DeleteTarget", write()),
     ("/pantau.v1.CollectorService/ListLatestResults", read()),
     ("/pantau.v1.CollectorService/RunCheck", write()),
+    ("/pantau.v1.CollectorService/PauseTarget", write()),
+    ("/pantau.v1.CollectorService/ResumeTarget", write()),
     ("/pantau.v1.CollectorService/StreamResults", read()),
     ("/pantau.v1.CollectorService/GetHistory", read()),
     // The gateway relays push monitors' heartbeats (their URL token is the

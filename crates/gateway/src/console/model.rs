@@ -38,6 +38,8 @@ pub struct TargetInfo {
     pub address: String,
     pub labels: BTreeMap<String, String>,
     pub breaker: BreakerState,
+    /// Its scheduled checks are paused.
+    pub paused: bool,
 }
 
 impl From<&pb::Target> for TargetInfo {
@@ -49,6 +51,7 @@ impl From<&pb::Target> for TargetInfo {
             address: t.address.clone(),
             labels: t.labels.clone().into_iter().collect(),
             breaker: BreakerState::from(t.breaker),
+            paused: t.paused.is_some(),
         }
     }
 }
@@ -181,6 +184,7 @@ pub struct Row {
     pub latency_ms: Option<f64>,
     pub labels: Vec<String>,
     pub breaker: BreakerState,
+    pub paused: bool,
     pub uptime: Uptime,
 }
 
@@ -434,6 +438,7 @@ pub fn row(t: &TargetInfo, results: &[pb::CheckResult]) -> Row {
         locations,
         labels: t.labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         breaker: t.breaker,
+        paused: t.paused,
         uptime: Uptime::default(),
     }
 }
@@ -499,6 +504,7 @@ mod tests {
             address: format!("https://{id}.example"),
             labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
             breaker: BreakerState::Closed,
+            paused: false,
         }
     }
 

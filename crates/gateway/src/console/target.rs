@@ -2,8 +2,7 @@
 //! failure reason in words, certificate expiry, breaker, the latency chart
 //! (the page's script draws `GET /api/v1/targets/{id}/history` with uPlot,
 //! hour and day ranges up to a year), its alerts, and for editors "run now"
-//! and "delete" (the REST routes). The collector has no pause/resume, so the
-//! console offers none.
+//! "pause" (with a reason) / "resume", and "delete" (the REST routes).
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -84,8 +83,9 @@ async fn target(State(c): State<Console>, SignedIn(user): SignedIn, Path(id): Pa
             |r| r.into_inner().alerts.into_iter().map(AlertView::from).collect(),
         );
     let deletable = TargetSource::from(t.source) == TargetSource::Api;
+    let paused = t.paused.as_ref().map(crate::targets::PauseView::from);
     render(
         "target.html",
-        minijinja::context! { user, t => row, uptime, cert, alerts, deletable, interval => t.interval.map(|d| d.seconds) },
+        minijinja::context! { user, t => row, uptime, cert, alerts, deletable, paused, interval => t.interval.map(|d| d.seconds) },
     )
 }

@@ -57,6 +57,12 @@ impl CollectorService for Collector {
     async fn run_check(&self, _: Request<pb::RunCheckRequest>) -> Result<Response<pb::CheckResult>, Status> {
         no()
     }
+    async fn pause_target(&self, _: Request<pb::PauseTargetRequest>) -> Result<Response<pb::Target>, Status> {
+        no()
+    }
+    async fn resume_target(&self, _: Request<pb::ResumeTargetRequest>) -> Result<Response<pb::Target>, Status> {
+        no()
+    }
     async fn stream_results(
         &self,
         _: Request<pb::StreamResultsRequest>,

@@ -100,6 +100,7 @@ async fn every_route_answers_and_bad_input_is_named() {
     );
     let (code, v) = api.call(Method::POST, "/api/v1/targets/api-tcp/check", None).await;
     assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
+    pause_and_resume(&api).await;
     let (code, v) = api
         .call(
             Method::PUT,
@@ -280,4 +281,41 @@ async fn every_route_answers_and_bad_input_is_named() {
         String::from_utf8_lossy(&out.stderr)
     );
     p.assert_running();
+}
+
+/// Pause and resume of `api-tcp`: the view says who and why, hostile bodies
+/// are refused naming the field, and both writes are audited.
+async fn pause_and_resume(api: &Api) {
+    let path = "/api/v1/targets/api-tcp/pause";
+    let (code, v) = api
+        .call(Method::POST, path, Some(json!({"reason": "switch swap"})))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["paused"]["reason"], "switch swap", "{v}");
+    assert!(v["paused"]["since"].as_str().is_some_and(|s| s.ends_with('Z')), "{v}");
+    assert!(!v["paused"]["by"].as_str().unwrap_or_default().is_empty(), "{v}");
+    let (_, v) = api.get("/api/v1/targets/api-tcp").await;
+    assert_eq!(v["paused"]["reason"], "switch swap", "{v}");
+    api.bad(Method::POST, path, Some(json!({"reason": "x".repeat(501)})), "reason")
+        .await;
+    api.bad(Method::POST, path, Some(json!({"why": "no"})), "why").await;
+    api.bad(Method::POST, path, Some(json!({"reason": 5})), "invalid type")
+        .await;
+    api.bad(Method::POST, "/api/v1/targets/bad%20id/pause", None, "target id")
+        .await;
+    let (code, v) = api.call(Method::POST, "/api/v1/targets/nope/pause", None).await;
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = api.call(Method::POST, "/api/v1/targets/api-tcp/resume", None).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["paused"].is_null(), "{v}");
+    let (_, v) = api.get("/api/v1/audit?limit=200").await;
+    let paths: Vec<(&str, i64)> = v["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|e| Some((e["path"].as_str()?, e["status"].as_i64()?)))
+        .collect();
+    for want in ["/api/v1/targets/api-tcp/pause", "/api/v1/targets/api-tcp/resume"] {
+        assert!(paths.contains(&(want, 200)), "no audit of {want}: {paths:?}");
+    }
 }

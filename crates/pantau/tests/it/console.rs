@@ -304,6 +304,24 @@ async fn the_console_and_status_pages_in_a_real_browser() {
         "an editor may run a check"
     );
     shot(&c, "target").await;
+    // Pause with a reason, then resume: the page says so after each.
+    fill(&c, "#pause input[name=reason]", "switch swap").await;
+    c.find(Locator::Css("#pause button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let note = wait_text(&c, "#paused", SOON, |t| t.contains("switch swap")).await;
+    assert!(note.contains("Paused") && note.contains("ed"), "{note}");
+    shot(&c, "target-paused").await;
+    c.find(Locator::Css("#resume")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(SOON)
+        .for_element(Locator::Css("#pause"))
+        .await
+        .expect("the pause form again after resuming");
+    assert!(c.find(Locator::Css("#paused")).await.is_err(), "no longer paused");
     c.goto(&format!("{base}/console/health")).await.unwrap();
     wait_text(&c, "#overall-health", SOON, |t| ["healthy", "degraded"].contains(&t)).await;
     shot(&c, "health").await;
@@ -371,6 +389,10 @@ async fn the_console_and_status_pages_in_a_real_browser() {
         phone.find(Locator::Css("#run-now")).await.is_err(),
         "no run-now for a viewer"
     );
+    assert!(
+        phone.find(Locator::Css("#pause")).await.is_err(),
+        "no pause for a viewer"
+    );
     phone.close().await.unwrap();
 
     // The public page and a badge, without login: only their targets, no address.
@@ -435,7 +457,14 @@ async fn the_console_and_status_pages_in_a_real_browser() {
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    for want in ["acknowledge", "resolve", "silences", "/console/login"] {
+    for want in [
+        "acknowledge",
+        "resolve",
+        "silences",
+        "/console/login",
+        "pause",
+        "resume",
+    ] {
         assert!(
             actions.iter().any(|a| a.contains(want)),
             "no audit of {want}: {actions:?}"

@@ -14,6 +14,7 @@ use pantau_core::store::StoreError;
 use pantau_proto::v1::AlertEvent;
 use tokio::sync::{Mutex, broadcast};
 
+use crate::deps::{Deps, Observed};
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
@@ -105,6 +106,8 @@ pub(crate) struct Inner {
     unsaved: Vec<Change>,
     /// Silences that have not ended.
     silences: Vec<Silence>,
+    /// Dependencies between targets, routers and interfaces.
+    pub(crate) deps: Deps,
 }
 
 impl Inner {
@@ -119,8 +122,9 @@ impl Inner {
             .chain(self.api.values())
     }
 
-    /// Why an alert notifies no one right now: `silence:<id>` or
-    /// `depends:<parent alert id>`; empty when it notifies.
+    /// Why an alert notifies no one right now: `silence:<id>`,
+    /// `depends:<parent alert id>` or `depends:<dependency>` (see
+    /// [`crate::deps`]); empty when it notifies.
     fn suppression(&self, a: &Alert, now: SystemTime) -> String {
         if let Some(s) = self.silences.iter().find(|s| s.silences(&a.rule_id, &a.labels, now)) {
             return format!("silence:{}", s.id);
@@ -136,7 +140,7 @@ impl Inner {
                 }
             }
         }
-        String::new()
+        self.deps.cause(a, now).unwrap_or_default()
     }
 
     fn reindex(&mut self) {
@@ -300,7 +304,9 @@ impl Engine {
             life,
             unsaved: Vec::new(),
             silences: store.silences(SystemTime::now()).await?,
+            deps: Deps::default(),
         };
+        inner.deps.rebuild(inner.life.open());
         inner.reindex();
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
         Ok(Self {
@@ -338,8 +344,22 @@ impl Engine {
     /// An error means they are kept and stored again on the next call; the
     /// facts themselves are taken.
     pub async fn ingest(&self, facts: Vec<Fact>, now: SystemTime) -> Result<Vec<Change>, EngineError> {
+        self.ingest_observed(facts, None, now).await
+    }
+
+    /// [`Engine::ingest`] of a check result's facts, with what it says
+    /// about its target's dependencies.
+    pub async fn ingest_observed(
+        &self,
+        facts: Vec<Fact>,
+        observed: Option<Observed>,
+        now: SystemTime,
+    ) -> Result<Vec<Change>, EngineError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
+        if let Some(o) = observed {
+            inner.deps.observe(o);
+        }
         let mut touched: Vec<(String, Labels)> = Vec::new();
         let mut global: Vec<String> = Vec::new();
         for f in facts {
@@ -381,6 +401,10 @@ impl Engine {
     /// and that read too many series to evaluate at every fact.
     pub async fn evaluate_batched(&self, now: SystemTime) -> Result<Vec<Change>, EngineError> {
         let mut inner = self.inner.lock().await;
+        if inner.deps.active() {
+            // Children whose parent's verdict came, or whose hold ended.
+            self.release(&mut inner, now).await?;
+        }
         if inner.dirty.is_empty() && inner.unsaved.is_empty() {
             return Ok(Vec::new());
         }
@@ -445,6 +469,8 @@ impl Engine {
                 let why = inner.suppression(&c.alert, now);
                 c.alert.notified = why.is_empty();
                 c.alert.suppressed_by = why;
+                let affected = inner.deps.affected(&c.alert);
+                c.alert.summary = crate::deps::with_affected(&c.alert.summary, &affected);
                 inner
                     .life
                     .set_delivery(&c.alert.id, &c.alert.suppressed_by, c.alert.notified);
@@ -457,6 +483,7 @@ impl Engine {
                 return Err(e.into());
             }
             resolved_any |= c.transition.state == State::Resolved;
+            inner.deps.note_alert(&c.alert, now);
             self.publish(&c).await;
             done.push(c);
         }

@@ -27,6 +27,7 @@
 pub mod alertmanager;
 pub mod cluster;
 pub mod consume;
+pub mod deps;
 pub mod engine;
 pub mod eval;
 pub mod event;

@@ -53,7 +53,9 @@ fn bounded(message: &str) -> String {
 /// The DOWN result of a target whose breaker is open: the last real
 /// failure's reason, its message quoted once, and the last certificate a
 /// check read (marked `last_known`, its days counted to now), so the expiry
-/// stays known exactly while the service is down.
+/// stays known exactly while the service is down. Its message starts with
+/// `circuit open`: the alert engine's dependencies tell it from a check
+/// that ran by that (`alert-engine/src/deps.rs`).
 fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
     let last = entry
         .last_failure
@@ -573,6 +575,7 @@ impl Collector {
             breaker: breaker_state.into(),
             // The trace travels in the bus headers; the sync outbox sets this.
             trace_parent: String::new(),
+            depends_on: t.depends_on.clone(),
             detail: outcome.detail.clone(),
         };
         self.observe(t, &outcome, &result, checked_at).await;
@@ -688,6 +691,7 @@ impl Collector {
         let t = Arc::new(t);
         let target =
             Target::compile(&t, "target", &self.config.collector, TargetSource::Api).map_err(ChangeError::Invalid)?;
+        self.refuse_cycles(&t)?;
         if let Spec::Push { token, .. } = &target.spec
             && self.entries().iter().any(|e| {
                 e.target.id != target.id && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
@@ -711,6 +715,27 @@ impl Collector {
         self.set_target_gauge();
         tracing::info!(target_id = %t.id, kind = entry.target.kind_label(), "target saved");
         Ok(entry)
+    }
+
+    /// Refuses `t` when its `target:` dependencies close a cycle with the
+    /// other targets (the set without it has none: each change is checked).
+    fn refuse_cycles(&self, t: &pantau_config::TargetConfig) -> Result<(), ChangeError> {
+        if t.depends_on.is_empty() {
+            return Ok(());
+        }
+        let entries = self.entries();
+        let others = entries
+            .iter()
+            .filter(|e| e.target.id != t.id)
+            .map(|e| (e.target.id.as_str(), e.target.config.depends_on.as_slice()));
+        let found = pantau_config::cycles(others.chain([(t.id.as_str(), t.depends_on.as_slice())]), |_| {
+            "target.depends_on".to_owned()
+        });
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(ChangeError::Invalid(found))
+        }
     }
 
     /// Removes a target added through the API.

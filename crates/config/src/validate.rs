@@ -247,6 +247,21 @@ fn collector(c: &Config, p: &mut Problems) {
         col.circuit_breaker.recovery_timeout,
         MIN_INTERVAL,
     );
+    let index: std::collections::HashMap<&str, usize> = col
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    p.0.extend(super::target::cycles(
+        col.targets.iter().map(|t| (t.id.as_str(), t.depends_on.as_slice())),
+        |id| {
+            format!(
+                "collector.targets[{}].depends_on",
+                index.get(id).copied().unwrap_or_default()
+            )
+        },
+    ));
     let mut seen = HashSet::new();
     for (i, t) in col.targets.iter().enumerate() {
         let prefix = format!("collector.targets[{i}]");

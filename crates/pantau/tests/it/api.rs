@@ -101,6 +101,7 @@ async fn every_route_answers_and_bad_input_is_named() {
     let (code, v) = api.call(Method::POST, "/api/v1/targets/api-tcp/check", None).await;
     assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
     pause_and_resume(&api).await;
+    dependencies(&api, &addr).await;
     let (code, v) = api
         .call(
             Method::PUT,
@@ -318,4 +319,34 @@ async fn pause_and_resume(api: &Api) {
     for want in ["/api/v1/targets/api-tcp/pause", "/api/v1/targets/api-tcp/resume"] {
         assert!(paths.contains(&(want, 200)), "no audit of {want}: {paths:?}");
     }
+}
+
+/// Dependencies through REST: kept in their text form, a bad one named, a
+/// cycle refused.
+async fn dependencies(api: &Api, addr: &str) {
+    let (code, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/targets",
+            Some(json!({"id": "dep-a", "type": "tcp", "address": addr, "depends_on": ["api-tcp", "router:core"]})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["depends_on"], json!(["target:api-tcp", "router:core"]), "{v}");
+    api.bad(
+        Method::PUT,
+        "/api/v1/targets/api-tcp",
+        Some(json!({"type": "tcp", "address": addr, "depends_on": ["dep-a"]})),
+        "cycle",
+    )
+    .await;
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(json!({"id": "dep-b", "type": "tcp", "address": addr, "depends_on": ["bogus:1"]})),
+        "depends_on[0]",
+    )
+    .await;
+    let (code, v) = api.call(Method::DELETE, "/api/v1/targets/dep-a", None).await;
+    assert_eq!(code, 204, "{v}");
 }

@@ -36,6 +36,7 @@ pub mod grpc;
 pub mod lang;
 pub mod lifecycle;
 pub mod metrics;
+mod release;
 pub mod rule;
 pub mod series;
 pub mod silence;
@@ -95,6 +96,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
         .await
         .map(|e| {
             e.with_alertmanager(pusher)
+                .with_maintenance(ctx.config.maintenance.clone())
                 .with_cluster(&ctx.config.instance.name, ctx.cluster.clone())
         });
     let engine = match engine {

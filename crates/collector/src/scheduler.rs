@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use pantau_config::Config;
+use pantau_config::{Config, maintenance};
 use pantau_core::bus::{self, Bus, subject};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
@@ -453,7 +453,7 @@ impl Collector {
                     keys.remove(&id);
                     let Some(entry) = self.entry(&id) else { continue };
                     keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval.min(MAX_DELAY)));
-                    if self.pauses.is_paused(&id) {
+                    if self.pauses.is_paused(&id) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;
                     }
                     if let Some(pool) = self.pool.get()
@@ -475,6 +475,12 @@ impl Collector {
                 .len() as f64,
         );
         metrics::gauge!(m::TARGETS_PAUSED).set(self.pauses.len() as f64);
+    }
+
+    /// Whether a maintenance window holds `t` now (see `maintenance::holds`).
+    fn maintained(&self, t: &Target, mode: pantau_config::MaintenanceChecks) -> bool {
+        let (windows, at) = (&self.config.maintenance, &self.config.instance.location);
+        !windows.is_empty() && maintenance::holds(windows, (&t.id, &t.labels, at), mode, SystemTime::now())
     }
 
     /// Why `id` is paused, if it is.
@@ -611,7 +617,10 @@ impl Collector {
         if let Some(days) = last_cert::cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }
-        self.history.record(&t.id, outcome.up, outcome.latency, at);
+        // A maintenance window's time counts neither for nor against uptime.
+        if !self.maintained(t, pantau_config::MaintenanceChecks::Continue) {
+            self.history.record(&t.id, outcome.up, outcome.latency, at);
+        }
         let now = Instant::now();
         self.error_rate.record(outcome.up, now);
         self.progress.record(now);

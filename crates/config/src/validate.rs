@@ -97,6 +97,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     p.0.extend(super::notifier::problems(&c.notifier));
     p.0.extend(super::alert_engine::problems(c));
     p.0.extend(super::wan_detector::problems(c));
+    p.0.extend(super::maintenance::problems(&c.maintenance));
     ports(c, &mut p);
     p.0
 }

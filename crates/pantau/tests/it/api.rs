@@ -194,6 +194,8 @@ async fn every_route_answers_and_bad_input_is_named() {
     )
     .await;
 
+    sla_report(&api).await;
+
     // Custom metrics: published on the bus, and back in the current metrics.
     let sample = json!({"metric_name": "queue_depth", "value": 7.5, "labels": {"queue": "billing"}});
     let (code, v) = api.call(Method::POST, "/api/v1/monitoring/metrics", Some(sample)).await;
@@ -349,4 +351,52 @@ async fn dependencies(api: &Api, addr: &str) {
     .await;
     let (code, v) = api.call(Method::DELETE, "/api/v1/targets/dep-a", None).await;
     assert_eq!(code, 204, "{v}");
+}
+
+/// The SLA report, as JSON and CSV, with hostile parameters named.
+async fn sla_report(api: &Api) {
+    let (code, v) = api.get("/api/v1/reports/sla?period=1h&group_by=team").await;
+    assert_eq!(code, 200, "{v}");
+    let grpc = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "collector-grpc")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        grpc["checks"].as_u64().unwrap() > 0 && grpc["uptime_percent"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(
+        v["overall"]["checks"].as_u64().unwrap() >= grpc["checks"].as_u64().unwrap(),
+        "{v}"
+    );
+    // No target is labelled `team` by now: one group holds them all.
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v}");
+    assert_eq!(groups[0]["group"], "team=(none)", "{v}");
+    assert_eq!(
+        groups[0]["targets"].as_u64(),
+        Some(v["targets"].as_array().unwrap().len() as u64),
+        "{v}"
+    );
+    let (code, v) = api.get("/api/v1/reports/sla?period=1h&format=csv").await;
+    assert_eq!(code, 200, "{v}");
+    let text = v.as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("kind,id,name,targets,checks,up,uptime_percent\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntarget,collector-grpc,") && text.contains("\noverall,"),
+        "{text}"
+    );
+    api.bad(Method::GET, "/api/v1/reports/sla?format=xml", None, "format")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?group_by=", None, "group_by")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?period=soon", None, "period")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?colour=red", None, "colour")
+        .await;
 }

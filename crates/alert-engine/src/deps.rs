@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use pantau_config::Dependency;
-use pantau_proto::v1::{BreakerState, CheckResult, CheckStatus};
+use pantau_proto::v1::{BreakerState, CheckResult, CheckStatus, InterfaceSample};
 
 use crate::lifecycle::{Alert, State};
 
@@ -104,6 +104,49 @@ impl Observed {
     }
 }
 
+/// What one interface sample says: a router was polled, and the state of
+/// one of its links.
+#[derive(Debug, Clone)]
+pub struct Polled {
+    pub router: String,
+    pub interface: String,
+    pub up: bool,
+    pub at: SystemTime,
+}
+
+impl Polled {
+    pub fn of(s: &InterfaceSample, now: SystemTime) -> Self {
+        Self {
+            router: s.router_id.clone(),
+            interface: if s.if_name.is_empty() {
+                s.if_index.to_string()
+            } else {
+                s.if_name.clone()
+            },
+            up: s.oper_up,
+            at: crate::facts::when(s.sampled_at.as_ref(), now),
+        }
+    }
+}
+
+/// What a bus message tells the dependencies.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    Check(Observed),
+    Link(Polled),
+}
+
+impl Signal {
+    /// The signal of a message, if it carries one.
+    pub fn of(event: &pantau_core::bus::BusEvent, now: SystemTime) -> Option<Self> {
+        match event {
+            pantau_core::bus::BusEvent::CheckResult(r) => Some(Self::Check(Observed::of(r, now))),
+            pantau_core::bus::BusEvent::InterfaceSample(s) => Some(Self::Link(Polled::of(s, now))),
+            _ => None,
+        }
+    }
+}
+
 /// A target's latest check at one location.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -124,6 +167,10 @@ pub struct Deps {
     checks: HashMap<String, HashMap<String, Seen>>,
     /// Open "down" alerts by what they are about: (location, alert id).
     open: HashMap<Key, Vec<(String, String)>>,
+    /// Latest sample of every router interface.
+    links: HashMap<(String, String), Seen>,
+    /// Latest poll of every router.
+    polled: HashMap<String, SystemTime>,
     /// When a router's or an interface's last down alert resolved.
     recovered: HashMap<Key, SystemTime>,
     /// This process's start: a restored `depends:` suppression is kept
@@ -138,6 +185,8 @@ impl Default for Deps {
             children: HashMap::new(),
             checks: HashMap::new(),
             open: HashMap::new(),
+            links: HashMap::new(),
+            polled: HashMap::new(),
             recovered: HashMap::new(),
             started: SystemTime::now(),
         }
@@ -152,6 +201,14 @@ impl Deps {
     /// Whether any target has a dependency.
     pub fn active(&self) -> bool {
         !self.parents.is_empty()
+    }
+
+    /// Takes in what a message says.
+    pub fn take(&mut self, s: Signal) {
+        match s {
+            Signal::Check(o) => self.observe(o),
+            Signal::Link(p) => self.observe_link(p),
+        }
     }
 
     /// Takes in one result: its target's parents, and its state when it
@@ -177,6 +234,26 @@ impl Deps {
             _ => at,
         };
         by_loc.insert(o.location, Seen { up: o.up, at, since });
+    }
+
+    /// Takes in one interface sample. Every link is kept (routers have few),
+    /// so a child that names one later already knows its last poll.
+    pub fn observe_link(&mut self, p: Polled) {
+        let polled = self.polled.entry(p.router.clone()).or_insert(p.at);
+        *polled = (*polled).max(p.at);
+        let key = (p.router, p.interface);
+        let since = match self.links.get(&key) {
+            Some(s) if s.up == p.up => s.since,
+            _ => p.at,
+        };
+        self.links.insert(
+            key,
+            Seen {
+                up: p.up,
+                at: p.at,
+                since,
+            },
+        );
     }
 
     fn set_parents(&mut self, child: &str, parents: Vec<Dependency>) {
@@ -244,13 +321,23 @@ impl Deps {
             }) {
                 return Some(format!("depends:{id}"));
             }
-            let held = match &key {
-                Key::Target(p) => self.target_holds(p, loc, child, now),
-                _ => self
-                    .recovered
-                    .get(&key)
-                    .is_some_and(|r| within(*r, now) && child.is_none_or(|c| c.at <= *r)),
-            };
+            let recovered = self
+                .recovered
+                .get(&key)
+                .is_some_and(|r| within(*r, now) && child.is_none_or(|c| c.at <= *r));
+            let held = recovered
+                || match &key {
+                    Key::Target(p) => self.target_holds(p, loc, child, now),
+                    Key::Interface(r, i) => {
+                        let link = self.links.get(&(r.clone(), i.clone())).copied();
+                        holds(&link.into_iter().collect::<Vec<_>>(), child, now)
+                    }
+                    // Not polled since the child failed: wait for the poll.
+                    Key::Router(r) => self
+                        .polled
+                        .get(r)
+                        .is_some_and(|at| child.is_some_and(|c| !c.up && within(c.since, now) && *at < c.since)),
+                };
             if held {
                 return Some(format!("depends:{d}"));
             }
@@ -276,13 +363,7 @@ impl Deps {
             (Some(m), None) => m.values().copied().collect(),
             (None, _) => Vec::new(),
         };
-        if states.iter().any(|s| !s.up) {
-            return true;
-        }
-        let Some(child) = child else { return false };
-        let recovered_since = states.iter().any(|s| s.since >= child.at && within(s.since, now));
-        let not_checked_since = !child.up && within(child.since, now) && states.iter().all(|s| s.at < child.since);
-        recovered_since || not_checked_since
+        holds(&states, child, now)
     }
 
     /// The children of what `a` is about that are down now (where `a` is,
@@ -305,6 +386,22 @@ impl Deps {
             .map(String::as_str)
             .collect()
     }
+}
+
+/// Whether a parent whose latest states are `states` holds a child whose
+/// latest check is `child`: the parent is down; or it came back after the
+/// child's latest check; or the child failed after the parent's latest
+/// report (then it waits for the next one). Each wait at most [`MAX_HOLD`].
+fn holds(states: &[Seen], child: Option<Seen>, now: SystemTime) -> bool {
+    if states.iter().any(|s| !s.up) {
+        return true;
+    }
+    let Some(child) = child else { return false };
+    let recovered_since = states.iter().any(|s| s.since >= child.at && within(s.since, now));
+    // (A parent never heard of holds nothing: nobody knows when it reports.)
+    let not_checked_since =
+        !child.up && within(child.since, now) && !states.is_empty() && states.iter().all(|s| s.at < child.since);
+    recovered_since || not_checked_since
 }
 
 /// `summary` with how many dependent targets a root cause affects.

@@ -172,6 +172,53 @@ fn routers_and_interfaces_hold_through_their_alerts_and_after_their_resolve() {
     assert_eq!(d.cause(&child_alert("site-a"), t(9)), None);
 }
 
+fn poll(router: &str, interface: &str, up: bool, at: SystemTime) -> Polled {
+    Polled {
+        router: router.into(),
+        interface: interface.into(),
+        up,
+        at,
+    }
+}
+
+#[test]
+fn a_child_waits_for_the_next_poll_of_its_link_or_router() {
+    let mut d = Deps::default();
+    d.observe(seen("site-a", true, t(0), &["interface:core/ether1"]));
+    d.observe(seen("site-b", true, t(0), &["router:core"]));
+    d.take(Signal::Link(poll("core", "ether1", true, t(1))));
+    // Another router's link going down holds nobody.
+    d.take(Signal::Link(poll("other", "ether1", false, t(1))));
+    d.observe(seen("site-a", false, t(5), &["interface:core/ether1"]));
+    d.observe(seen("site-b", false, t(5), &["router:core"]));
+    // Both failed after the router's last poll: they wait for the next one.
+    assert!(d.cause(&child_alert("site-a"), t(6)).is_some());
+    assert!(d.cause(&child_alert("site-b"), t(6)).is_some());
+    d.take(Signal::Link(poll("core", "ether1", false, t(7))));
+    assert_eq!(
+        d.cause(&child_alert("site-a"), t(7)).as_deref(),
+        Some("depends:interface:core/ether1"),
+        "the link is down"
+    );
+    assert_eq!(
+        d.cause(&child_alert("site-b"), t(7)),
+        None,
+        "the router answered: not its fault"
+    );
+    d.take(Signal::Link(poll("core", "ether1", true, t(8))));
+    assert!(
+        d.cause(&child_alert("site-a"), t(8)).is_some(),
+        "back before the child's next check"
+    );
+    d.observe(seen("site-a", false, t(9), &["interface:core/ether1"]));
+    assert_eq!(d.cause(&child_alert("site-a"), t(9)), None, "down on its own");
+    // The wait for a poll is bounded.
+    d.observe(seen("site-a", true, t(10), &["interface:core/ether1"]));
+    d.observe(seen("site-a", false, t(11), &["interface:core/ether1"]));
+    assert!(d.cause(&child_alert("site-a"), t(12)).is_some());
+    assert_eq!(d.cause(&child_alert("site-a"), t(11) + MAX_HOLD), None);
+}
+
 #[test]
 fn a_restored_suppression_is_kept_until_its_target_reports_or_the_hold_ends() {
     let d = Deps::default();

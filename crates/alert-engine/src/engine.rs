@@ -14,7 +14,7 @@ use pantau_core::store::StoreError;
 use pantau_proto::v1::AlertEvent;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::deps::{Deps, Observed};
+use crate::deps::{Deps, Signal};
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
@@ -366,18 +366,18 @@ impl Engine {
         self.ingest_observed(facts, None, now).await
     }
 
-    /// [`Engine::ingest`] of a check result's facts, with what it says
-    /// about its target's dependencies.
+    /// [`Engine::ingest`] of a message's facts, with what it says about
+    /// dependencies (a check result, an interface sample).
     pub async fn ingest_observed(
         &self,
         facts: Vec<Fact>,
-        observed: Option<Observed>,
+        signal: Option<Signal>,
         now: SystemTime,
     ) -> Result<Vec<Change>, EngineError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
-        if let Some(o) = observed {
-            inner.deps.observe(o);
+        if let Some(s) = signal {
+            inner.deps.take(s);
         }
         let mut touched: Vec<(String, Labels)> = Vec::new();
         let mut global: Vec<String> = Vec::new();

@@ -41,6 +41,7 @@ pub mod refill;
 pub mod routers;
 pub mod sync;
 pub mod targets;
+pub mod timeline;
 pub mod view;
 pub mod ws;
 

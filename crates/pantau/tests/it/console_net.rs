@@ -1,0 +1,205 @@
+//! The console's network pages: routers (interfaces, WAN judgement, live
+//! traffic, timeline), locations and instances, and editing a target. Over
+//! HTTP against the gateway with the real services behind it (the RouterOS
+//! simulator polled by the collector's poller, the WAN detector), and in a
+//! real browser against `pantau all` (helpers of `console.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::Locator;
+use pantau_collector::routers::RouterPoller;
+use pantau_config::{CollectorConfig, RouterConfig, RouterDriver};
+use pantau_core::bus::Bus;
+use pantau_core::bus::memory::MemoryBus;
+use pantau_core::service::Context;
+use pantau_testkit::{ChromeDriver, ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim};
+use reqwest::StatusCode;
+
+use crate::console::{SOON, browser, first_admin_password, shot, sign_in, wait_text};
+use crate::gateway_routes::{Detector, detector_config, eventually};
+use crate::support::{Pantau, Ports, config_yaml, wait_json};
+
+/// A page's status and HTML.
+async fn page(http: &reqwest::Client, url: &str) -> (StatusCode, String) {
+    let r = http.get(url).send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// The first admin's password, once `pantau all` has printed it.
+async fn admin_password(p: &Pantau) -> String {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        if let Some(pw) = first_admin_password(p) {
+            return pw;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no first admin password in:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_pages_show_interfaces_wan_and_the_timeline() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = RouterOsSim::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let detector = Detector::start(detector_config(dir.path()), Arc::clone(&bus)).await;
+    let mut edge = RouterConfig::routeros(
+        "edge",
+        sim.api_addr().to_string(),
+        RouterDriver::Routeros,
+        ROUTEROS_USER,
+        ROUTEROS_PASSWORD,
+    );
+    edge.interval = Some(Duration::from_secs(5));
+    edge.timeout = Some(Duration::from_secs(2));
+    let mut cfg = detector_config(dir.path());
+    cfg.gateway.wan_detector_url = format!("http://{}", detector.addr);
+    cfg.collector.routers.push(edge.clone());
+    let ctx = Context::new(Arc::new(cfg), Arc::clone(&bus));
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", web.local_addr().unwrap());
+    let gateway = tokio::spawn(pantau_gateway::run(ctx.clone(), web));
+    let http = reqwest::Client::new();
+
+    // Nothing polled yet: the list says so; an unknown router is 404, a bad id 400.
+    let (code, html) = eventually("the gateway", || async {
+        let r = http.get(format!("{base}/console/routers")).send().await.ok()?;
+        Some((r.status(), r.text().await.ok()?))
+    })
+    .await;
+    assert_eq!(code, StatusCode::OK, "{html}");
+    assert!(html.contains("No router has been polled yet"), "{html}");
+    let (code, html) = page(&http, &format!("{base}/console/routers/ghost")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(html.contains("router `ghost` has not been seen"), "{html}");
+    let (code, html) = page(&http, &format!("{base}/console/routers/a.b%3Cscript%3E")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(!html.contains("<script>") && html.contains("is not valid"), "{html}");
+
+    // Polls: traffic, then a reboot and a LAN link going down.
+    let mut poller = RouterPoller::new(&edge, &CollectorConfig::default(), Arc::clone(&bus));
+    let mut poll = async || {
+        let (o, _) = poller.poll_once().await;
+        assert!(o.up, "the poll failed: {:?}", o.events);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    poll().await;
+    sim.add_traffic("ether1", 90_000_000, 4_000_000);
+    poll().await;
+    sim.reboot(Duration::from_secs(60));
+    sim.set_running("ether2", false);
+    poll().await;
+
+    let list = eventually("edge in the list", || async {
+        let (code, html) = page(&http, &format!("{base}/console/routers")).await;
+        (code == StatusCode::OK && html.contains("/console/routers/edge")).then_some(html)
+    })
+    .await;
+    assert!(list.contains("edge-jkt"), "sys_name: {list}");
+    assert!(list.contains("routeros"), "the driver: {list}");
+    assert!(list.contains(">reachable<"), "{list}");
+
+    let html = eventually("edge's timeline", || async {
+        let (code, html) = page(&http, &format!("{base}/console/routers/edge")).await;
+        (code == StatusCode::OK && html.contains(r#"data-kind="interface_down""#)).then_some(html)
+    })
+    .await;
+    for iface in ["ether1", "ether2", "pppoe-out1", "bridge1"] {
+        assert!(html.contains(&format!("<b>{iface}</b>")), "{iface}: {html}");
+    }
+    // ether1 carries the active default route: WAN by route, ISP Telkom by its comment.
+    let ether1 = row(&html, "ether1");
+    assert!(ether1.contains("WAN ") && ether1.contains("route ("), "{ether1}");
+    assert!(ether1.contains("telkom"), "{ether1}");
+    assert!(!row(&html, "bridge1").contains("WAN "), "{html}");
+    assert!(row(&html, "ether2").contains(">down<"), "{html}");
+    assert!(html.contains(r#"data-kind="reboot""#), "{html}");
+    assert!(html.contains("driver routeros"), "{html}");
+    // A chart holder per interface, for the live traffic events.
+    assert!(
+        html.contains(r#"data-chart="1""#) && html.contains("/assets/net.js"),
+        "{html}"
+    );
+
+    // The console's script is served.
+    let js = http.get(format!("{base}/assets/net.js")).send().await.unwrap();
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(js.text().await.unwrap().contains("types="));
+
+    ctx.shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), gateway).await;
+    detector.stop().await;
+}
+
+/// The table row of interface `name` in a router page.
+fn row<'a>(html: &'a str, name: &str) -> &'a str {
+    let at = html
+        .find(&format!("<b>{name}</b>"))
+        .unwrap_or_else(|| panic!("no row of {name}"));
+    let end = html[at..].find("</tr>").map_or(html.len(), |e| at + e);
+    &html[at..end]
+}
+
+#[tokio::test]
+async fn a_router_in_a_real_browser() {
+    let driver = ChromeDriver::start()
+        .await
+        .expect("chromedriver (Debian: chromium-driver, chromium)");
+    let sim = RouterOsSim::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let config = config_yaml(ports, dir.path(), None).replace(
+        "  targets:\n",
+        &format!(
+            "  routers:\n    - id: edge\n      address: {}\n      driver: routeros\n      username: {ROUTEROS_USER}\n      password: {ROUTEROS_PASSWORD}\n      interval: 1s\n      timeout: 900ms\n  targets:\n",
+            sim.api_addr()
+        ),
+    );
+    let mut p = Pantau::start(dir.path(), &config, &["all"]);
+    let base = format!("http://127.0.0.1:{}", ports.gateway);
+    wait_json(
+        &format!("{base}/api/v1/routers/edge/interfaces"),
+        SOON,
+        |v| v["interfaces"].as_array().is_some_and(|i| i.len() == 4),
+        &mut p,
+    )
+    .await;
+    let password = admin_password(&p).await;
+
+    // A phone-sized window: the page must be usable there.
+    let c = browser(&driver, 420).await;
+    sign_in(&c, &base, "admin", &password).await;
+    c.find(Locator::Css("a[href='/console/routers']"))
+        .await
+        .expect("Routers in the nav")
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("a[href='/console/routers/edge']"))
+        .await
+        .expect("edge in the list")
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#interfaces", SOON, |t| {
+        t.contains("ether1") && t.contains("pppoe-out1")
+    })
+    .await;
+    // Traffic keeps flowing: the live chart of ether1 appears from the hub's events.
+    for _ in 0..3 {
+        sim.add_traffic("ether1", 50_000_000, 2_000_000);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    c.wait()
+        .at_most(SOON)
+        .for_element(Locator::Css("[data-chart='1'] canvas"))
+        .await
+        .expect("ether1's live traffic chart");
+    shot(&c, "router").await;
+}

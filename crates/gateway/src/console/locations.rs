@@ -59,7 +59,7 @@ struct InstanceRow {
     #[serde(flatten)]
     i: InstanceView,
     primary: bool,
-    /// This instance (it cannot remove or demote itself here).
+    /// This instance (it cannot remove itself).
     me: bool,
 }
 

@@ -13,12 +13,13 @@ use pantau_config::{CollectorConfig, RouterConfig, RouterDriver};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::service::Context;
-use pantau_testkit::{ChromeDriver, ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim};
+use pantau_testkit::{ChromeDriver, Nats, ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, free_port};
 use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::console::{SOON, browser, first_admin_password, shot, sign_in, wait_text};
+use crate::console::{SOON, browser, fill, first_admin_password, shot, sign_in, wait_text};
 use crate::gateway_routes::{Detector, detector_config, eventually};
-use crate::support::{Pantau, Ports, config_yaml, wait_json};
+use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 
 /// A page's status and HTML.
 async fn page(http: &reqwest::Client, url: &str) -> (StatusCode, String) {
@@ -202,4 +203,205 @@ async fn a_router_in_a_real_browser() {
         .await
         .expect("ether1's live traffic chart");
     shot(&c, "router").await;
+}
+
+/// `pantau all` as a cluster's primary (NATS for the lease), with the
+/// console signed in: its config and the sync API's port.
+fn primary_config(ports: Ports, dir: &std::path::Path, nats: &str) -> String {
+    let (sync, sync_admin) = (free_port(), free_port());
+    config_yaml(ports, dir, Some(nats)).replace(
+        "gateway:\n",
+        &format!("instance:\n  name: jkt-1\n  location: jkt\ngateway:\n  sync_url: http://127.0.0.1:{sync}\n"),
+    ) + &format!(
+        "sync:\n  enabled: true\n  role: primary\n  grpc_port: {sync}\n  admin_port: {sync_admin}\n  public_url: http://127.0.0.1:{sync}\n  collector_url: http://127.0.0.1:{}\n  token: {JOIN}\n  heartbeat_interval: 1s\n",
+        ports.collector_grpc
+    )
+}
+
+const JOIN: &str = "join-token-for-the-console-tests";
+
+/// Sets the edit form's JSON and saves it.
+async fn save_edit(c: &fantoccini::Client, body: &serde_json::Value) {
+    c.execute(
+        "document.querySelector('#edit-form textarea').value = arguments[0];",
+        vec![json!(serde_json::to_string_pretty(body).unwrap())],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#edit-save")).await.unwrap().click().await.unwrap();
+}
+
+/// The edit form's JSON once the target has loaded into it.
+async fn edit_body(c: &fantoccini::Client) -> String {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        let v = c
+            .execute("return document.querySelector('#edit-form textarea').value;", vec![])
+            .await
+            .unwrap();
+        let v = v.as_str().unwrap_or_default().to_owned();
+        if !v.is_empty() {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the edit form never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_out(c: &fantoccini::Client) {
+    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    c.wait()
+        .at_most(SOON)
+        .for_element(Locator::Css("#login"))
+        .await
+        .expect("signed out");
+}
+
+#[tokio::test]
+async fn locations_instances_and_editing_a_target_in_a_real_browser() {
+    let driver = ChromeDriver::start()
+        .await
+        .expect("chromedriver (Debian: chromium-driver, chromium)");
+    let nats = Nats::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::free();
+    let mut p = Pantau::start(dir.path(), &primary_config(ports, dir.path(), &nats.url()), &["all"]);
+    let base = format!("http://127.0.0.1:{}", ports.gateway);
+    wait_json(
+        &format!("{base}/sync/api/status"),
+        SOON,
+        |v| v["role"] == "primary",
+        &mut p,
+    )
+    .await;
+    let api = http();
+    for (name, role) in [("ed", "editor"), ("vi", "viewer")] {
+        let r = api
+            .post(format!("{base}/api/v1/users"))
+            .json(&json!({"username": name, "password": format!("{name}-password-1"), "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let made = json!({"id": "api-web", "name": "API web", "type": "tcp", "address": "127.0.0.1:9", "interval": "30s"});
+    let r = api
+        .post(format!("{base}/api/v1/targets"))
+        .json(&made)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let password = admin_password(&p).await;
+
+    // An admin: the instances with this one as primary, the register form; registering shows the token once.
+    let c = browser(&driver, 1280).await;
+    sign_in(&c, &base, "admin", &password).await;
+    c.goto(&format!("{base}/console/locations")).await.unwrap();
+    wait_text(&c, "#role", SOON, |t| t == "primary").await;
+    wait_text(&c, "tr[data-instance=jkt-1]", SOON, |t| {
+        t.contains("primary") && t.contains("Demote") && !t.contains("Remove")
+    })
+    .await;
+    fill(&c, "#register input[name=instance_id]", "sby-1").await;
+    fill(&c, "#register input[name=location]", "sby").await;
+    fill(&c, "#register input[name=join_token]", "not-the-join-token").await;
+    c.find(Locator::Css("#register button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#flash", SOON, |t| !t.is_empty()).await;
+    assert!(
+        c.find(Locator::Css("#registered"))
+            .await
+            .unwrap()
+            .attr("hidden")
+            .await
+            .unwrap()
+            .is_some(),
+        "a wrong join token registers nothing"
+    );
+    fill(&c, "#register input[name=instance_id]", "sby-1").await;
+    fill(&c, "#register input[name=location]", "sby").await;
+    fill(&c, "#register input[name=join_token]", JOIN).await;
+    c.find(Locator::Css("#register button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#instance-token", SOON, |t| t.len() > 20).await;
+    c.refresh().await.unwrap();
+    wait_text(&c, "tr[data-instance=sby-1]", SOON, |t| {
+        t.contains("sby") && t.contains("Remove")
+    })
+    .await;
+    // The matrix: the targets with this location's column.
+    wait_text(&c, "#matrix", SOON, |t| t.contains("API web") && t.contains("jkt")).await;
+    shot(&c, "locations-admin").await;
+    sign_out(&c).await;
+
+    // A viewer: the same page without a control, the target page without Edit.
+    sign_in(&c, &base, "vi", "vi-password-1").await;
+    c.goto(&format!("{base}/console/locations")).await.unwrap();
+    wait_text(&c, "#instances", SOON, |t| t.contains("sby-1")).await;
+    for control in ["#register", "#promote", "[data-api^='/sync/api/']"] {
+        assert!(c.find(Locator::Css(control)).await.is_err(), "a viewer sees {control}");
+    }
+    c.goto(&format!("{base}/console/targets/api-web")).await.unwrap();
+    wait_text(&c, "#target h1", SOON, |t| t.contains("API web")).await;
+    assert!(
+        c.find(Locator::Css("#edit-target")).await.is_err(),
+        "a viewer sees Edit"
+    );
+    sign_out(&c).await;
+
+    // An editor edits the target: a refusal names the field inline, a good body is saved.
+    sign_in(&c, &base, "ed", "ed-password-1").await;
+    c.goto(&format!("{base}/console/targets/api-web")).await.unwrap();
+    c.find(Locator::Css("#edit-load")).await.unwrap().click().await.unwrap();
+    let loaded = edit_body(&c).await;
+    assert!(
+        loaded.contains("\"api-web\"") && loaded.contains("127.0.0.1:9"),
+        "{loaded}"
+    );
+    assert!(!loaded.contains("breaker") && !loaded.contains("source"), "{loaded}");
+    let mut bad = made.clone();
+    bad["interval"] = json!("0s");
+    save_edit(&c, &bad).await;
+    let error = wait_text(&c, "#edit-error", SOON, |t| !t.is_empty()).await;
+    assert!(error.contains("interval"), "{error}");
+    let mut good = made.clone();
+    good["name"] = json!("API web renamed");
+    save_edit(&c, &good).await;
+    wait_text(&c, "#target h1", SOON, |t| t.contains("API web renamed")).await;
+    shot(&c, "target-edited").await;
+    let v: serde_json::Value = api
+        .get(format!("{base}/api/v1/targets/api-web"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["name"], "API web renamed", "{v}");
+    // The edit is in the audit log under the editor's name.
+    let audit: serde_json::Value = api
+        .get(format!("{base}/api/v1/audit?actor=ed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let puts: Vec<i64> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["path"] == "/api/v1/targets/api-web")
+        .filter_map(|e| e["status"].as_i64())
+        .collect();
+    assert!(puts.contains(&400) && puts.contains(&200), "{audit}");
 }

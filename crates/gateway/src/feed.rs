@@ -190,7 +190,7 @@ impl Feed {
             tracing::debug!("skipping an event of no known kind");
             return;
         }
-        self.timeline.keep(&view);
+        self.timeline.keep(e, &view);
         self.send(view.kind.as_str(), &view.source, view.severity.as_str(), &view);
     }
 

@@ -62,7 +62,8 @@ async fn router_pages_show_interfaces_wan_and_the_timeline() {
     let mut cfg = detector_config(dir.path());
     cfg.gateway.wan_detector_url = format!("http://{}", detector.addr);
     cfg.collector.routers.push(edge.clone());
-    let ctx = Context::new(Arc::new(cfg), Arc::clone(&bus));
+    let cfg = Arc::new(cfg);
+    let ctx = Context::new(Arc::clone(&cfg), Arc::clone(&bus));
     let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", web.local_addr().unwrap());
     let gateway = tokio::spawn(pantau_gateway::run(ctx.clone(), web));
@@ -132,6 +133,29 @@ async fn router_pages_show_interfaces_wan_and_the_timeline() {
     let js = http.get(format!("{base}/assets/net.js")).send().await.unwrap();
     assert_eq!(js.status(), StatusCode::OK);
     assert!(js.text().await.unwrap().contains("types="));
+
+    // A restarted gateway shows the same timeline (its store kept it).
+    ctx.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), gateway)
+        .await
+        .expect("the gateway stops")
+        .unwrap()
+        .unwrap();
+    let ctx = Context::new(Arc::clone(&cfg), Arc::clone(&bus));
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", web.local_addr().unwrap());
+    let gateway = tokio::spawn(pantau_gateway::run(ctx.clone(), web));
+    let again = eventually("the restarted gateway", || async {
+        let (code, html) = page(&http, &format!("{base}/console/routers/edge")).await;
+        (code == StatusCode::OK).then_some(html)
+    })
+    .await;
+    for kind in ["reboot", "interface_down"] {
+        assert!(
+            again.contains(&format!(r#"data-kind="{kind}""#)),
+            "{kind} after a restart: {again}"
+        );
+    }
 
     ctx.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), gateway).await;

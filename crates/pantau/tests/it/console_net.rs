@@ -396,7 +396,21 @@ async fn locations_instances_and_editing_a_target_in_a_real_browser() {
     bad["interval"] = json!("0s");
     save_edit(&c, &bad).await;
     let error = wait_text(&c, "#edit-error", SOON, |t| !t.is_empty()).await;
-    assert!(error.contains("interval"), "{error}");
+    assert!(error.contains("target.interval"), "{error}");
+    // Hostile bodies are refused by the API, by name, shown in place.
+    let mut kind = made.clone();
+    kind["type"] = json!("carrier-pigeon");
+    save_edit(&c, &kind).await;
+    wait_text(&c, "#edit-error", SOON, |t| t.contains("carrier-pigeon")).await;
+    let mut huge = made.clone();
+    huge["name"] = json!("n".repeat(100_000));
+    save_edit(&c, &huge).await;
+    let error = wait_text(&c, "#edit-error", SOON, |t| t.contains("name")).await;
+    assert!(
+        error.len() < 2_000,
+        "the refusal quotes at most a little: {} bytes",
+        error.len()
+    );
     let mut good = made.clone();
     good["name"] = json!("API web renamed");
     save_edit(&c, &good).await;

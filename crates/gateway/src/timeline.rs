@@ -29,6 +29,9 @@ use crate::view::RouterEventView;
 pub const PER_ROUTER: usize = 100;
 /// Routers kept; events of further routers are not kept.
 pub const MAX_ROUTERS: usize = 10_000;
+/// The largest event kept, encoded (a router's events are a few hundred
+/// bytes; anything larger on the bus is not one the collector made).
+pub const MAX_EVENT_BYTES: usize = 4096;
 /// Events waiting for the store; beyond it an event is kept in memory only
 /// (and that is logged).
 const QUEUE: usize = 4096;
@@ -62,6 +65,10 @@ impl Timeline {
     /// module's doc), and stores it when the timeline is persisted.
     pub fn keep(&self, e: &RouterEvent, view: &RouterEventView) {
         let Some(router) = router_of(view) else { return };
+        if e.encoded_len() > MAX_EVENT_BYTES {
+            tracing::debug!(bytes = e.encoded_len(), "not keeping an oversized router event");
+            return;
+        }
         if !self.remember(router, view.clone()) {
             return;
         }
@@ -227,6 +234,17 @@ mod tests {
         assert!(t.of("r1").is_empty());
         keep(&t, &event(EventKind::WanDetected, None, 4));
         assert_eq!(t.of("src").len(), 1, "a WAN detection is about its source");
+    }
+
+    #[test]
+    fn oversized_events_are_not_kept() {
+        let t = Timeline::default();
+        let huge = RouterEvent {
+            message: "x".repeat(MAX_EVENT_BYTES),
+            ..RouterEvent::default()
+        };
+        t.keep(&huge, &event(EventKind::Reboot, Some("r1"), 1));
+        assert!(t.of("r1").is_empty());
     }
 
     #[test]

@@ -336,7 +336,7 @@ async fn locations_instances_and_editing_a_target_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    wait_text(&c, "#flash", SOON, |t| !t.is_empty()).await;
+    wait_text(&c, "#flash", SOON, |t| t.contains("join token")).await;
     assert!(
         c.find(Locator::Css("#registered"))
             .await
@@ -362,6 +362,15 @@ async fn locations_instances_and_editing_a_target_in_a_real_browser() {
         t.contains("sby") && t.contains("Remove")
     })
     .await;
+    // Removing it through the console revokes its token (the REST route, confirmed first).
+    c.find(Locator::Css("tr[data-instance=sby-1] button[data-method=DELETE]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.expect("the removal asks to confirm");
+    wait_text(&c, "tr[data-instance=sby-1]", SOON, |t| t.contains("revoked")).await;
     // The matrix: the targets with this location's column.
     wait_text(&c, "#matrix", SOON, |t| t.contains("API web") && t.contains("jkt")).await;
     shot(&c, "locations-admin").await;

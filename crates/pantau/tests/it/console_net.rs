@@ -420,6 +420,9 @@ async fn locations_instances_and_editing_a_target_in_a_real_browser() {
         "the refusal quotes at most a little: {} bytes",
         error.len()
     );
+    // A secret still masked as the API shows it is never saved as `***`.
+    save_edit(&c, &json!({"id": "api-web", "type": "push", "token": "***"})).await;
+    wait_text(&c, "#edit-error", SOON, |t| t.contains("still shown as ***")).await;
     let mut good = made.clone();
     good["name"] = json!("API web renamed");
     save_edit(&c, &good).await;

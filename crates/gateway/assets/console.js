@@ -44,7 +44,7 @@
     const r = await fetch(url, init);
     if (!r.ok) {
       let msg = r.status + " " + r.statusText;
-      try { msg = (await r.json()).message || msg; } catch (e) { /* not JSON */ }
+      try { const v = await r.json(); msg = (v.error && v.error.message) || v.message || msg; } catch (e) { /* not JSON */ }
       flash(msg, true);
       return;
     }

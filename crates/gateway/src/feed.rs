@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::hub::{Hub, HubEvent};
 use crate::labels::{ConsensusStatus, EventKind, Severity};
 use crate::metrics as m;
+use crate::timeline::Timeline;
 use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
 
 /// The bus subjects the hub listens to.
@@ -41,6 +42,8 @@ pub struct Feed {
     latest: RwLock<HashMap<String, (Option<prost_types::Timestamp>, Box<[u8]>)>>,
     metrics: RwLock<HashMap<String, MetricView>>,
     hub: Arc<Hub>,
+    /// Each router's recent events, for the console's router page.
+    timeline: Timeline,
 }
 
 impl Feed {
@@ -49,6 +52,7 @@ impl Feed {
             latest: RwLock::default(),
             metrics: RwLock::default(),
             hub: Arc::new(Hub::new(buffer.max(1))),
+            timeline: Timeline::default(),
         }
     }
 
@@ -120,6 +124,11 @@ impl Feed {
         self.send("metrics_update", &view.source, "", &view);
     }
 
+    /// Each router's recent events.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
     /// The WebSocket clients' hub.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
@@ -181,6 +190,7 @@ impl Feed {
             tracing::debug!("skipping an event of no known kind");
             return;
         }
+        self.timeline.keep(e, &view);
         self.send(view.kind.as_str(), &view.source, view.severity.as_str(), &view);
     }
 

@@ -42,6 +42,7 @@ pub mod reports;
 pub mod routers;
 pub mod sync;
 pub mod targets;
+pub mod timeline;
 pub mod view;
 pub mod ws;
 
@@ -219,6 +220,7 @@ pub async fn run(ctx: Context, listener: TcpListener) -> Result<(), GatewayError
     ctx.health.register("gateway-store", auth.store.store().readiness());
     ctx.watch_store(auth.store.store());
     let state = AppState::new(&ctx, Arc::clone(&auth));
+    state.feed.timeline().persist(auth.store.store(), &ctx).await?;
     feed::start(&state.feed, &ctx).await?;
     let (feed, collector) = (Arc::clone(&state.feed), state.collector.clone());
     let stop = ctx.shutdown.clone();

@@ -16,16 +16,20 @@
 //!   pages, uptime;
 //! - [`overview`]: `/console` and its live table; [`target`]: one target;
 //! - [`alerts`]: alerts, their history and silences; [`health`]: `/health`;
-//! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges.
+//! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges;
+//! - [`routers`]: routers, their interfaces, WAN judgement, live traffic and
+//!   timeline; [`locations`]: targets × locations and the instances.
 
 pub mod alerts;
 pub mod assets;
 pub mod badge;
 pub mod health;
+pub mod locations;
 pub mod login;
 pub mod model;
 pub mod overview;
 pub mod page;
+pub mod routers;
 pub mod status;
 pub mod target;
 
@@ -36,6 +40,7 @@ use axum::response::Redirect;
 use axum::routing::get;
 use pantau_core::grpc::Channel;
 use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
+use pantau_proto::v1::wan_detector_service_client::WanDetectorServiceClient;
 
 use crate::AppState;
 
@@ -47,6 +52,8 @@ pub struct Console {
     pub alerts: AlertEngineServiceClient<Channel>,
     pub model: Arc<model::Model>,
     pub status: Arc<status::Cache>,
+    /// The WAN detector, which keeps every router's latest poll.
+    pub wan: WanDetectorServiceClient<Channel>,
 }
 
 impl Console {
@@ -56,6 +63,7 @@ impl Console {
             alerts: AlertEngineServiceClient::new(app.ctx.channel(&app.ctx.config.gateway.alert_engine_url)),
             model: Arc::new(model::Model::new(collector.clone())),
             status: Arc::default(),
+            wan: WanDetectorServiceClient::new(app.ctx.channel(&app.ctx.config.gateway.wan_detector_url)),
             collector,
             app: app.clone(),
         }
@@ -78,6 +86,8 @@ pub fn router(app: &AppState) -> Router {
             .merge(target::router())
             .merge(alerts::router())
             .merge(health::router())
+            .merge(routers::router())
+            .merge(locations::router())
     } else {
         Router::new()
     };

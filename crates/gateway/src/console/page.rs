@@ -27,6 +27,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("alerts.html", include_str!("../../templates/alerts.html")),
         ("status.html", include_str!("../../templates/status.html")),
         ("health.html", include_str!("../../templates/health.html")),
+        ("routers.html", include_str!("../../templates/routers.html")),
+        ("router.html", include_str!("../../templates/router.html")),
+        ("locations.html", include_str!("../../templates/locations.html")),
+        ("target_edit.html", include_str!("../../templates/target_edit.html")),
     ] {
         // A template that does not compile fails the unit test below.
         if let Err(e) = env.add_template(name, source) {
@@ -171,6 +175,10 @@ mod tests {
             "alerts.html",
             "status.html",
             "health.html",
+            "routers.html",
+            "router.html",
+            "locations.html",
+            "target_edit.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -443,7 +443,7 @@ impl Engine {
         while let Some(mut c) = iter.next() {
             if c.transition.state == State::Firing {
                 let why = inner.suppression(&c.alert, now);
-                c.alert.notified = why.is_empty();
+                c.alert.notified |= why.is_empty();
                 c.alert.suppressed_by = why;
                 inner
                     .life

@@ -150,6 +150,21 @@ mod tests {
     }
 
     #[test]
+    fn hostile_environment_is_refused_naming_the_key() {
+        for (name, value) in [
+            ("PANTAU_NOTIFIER__ESCALATIONS", "nope"),
+            ("PANTAU_NOTIFIER__ESCALATIONS", "[{name: p, repeat_every: 0s}]"),
+        ] {
+            let opts = crate::LoadOptions {
+                file: None,
+                env: vec![(name.to_owned(), value.to_owned())],
+            };
+            let e = crate::Config::load(&opts).unwrap_err().to_string();
+            assert!(e.contains("escalations"), "{name}={value} → {e}");
+        }
+    }
+
+    #[test]
     fn a_policy_loads_into_bounded_types() {
         let c = load(&with(
             "  routes: [{channels: [a], escalation: oncall}]\n  escalations:\n    - name: oncall\n      repeat_every: 10m\n      steps: [{after: 30m, channels: [b]}]\n      remind_every: 4h\n",

@@ -115,6 +115,7 @@ bench-gateway:
 bench-alert-engine:
 	$(CARGO) bench -p pantau-alert-engine --bench latency
 	$(CARGO) bench -p pantau-alert-engine --bench cost
+	$(CARGO) bench -p pantau-alert-engine --bench outage
 
 fmt:
 	$(CARGO) fmt --all

@@ -65,6 +65,8 @@ impl Engine {
         life.restore(alerts);
         life.set_trust_absence_from(later(now, self.cfg.staleness));
         inner.life = life;
+        let inner = &mut *inner;
+        inner.deps.rebuild(inner.life.open());
         let open = inner.life.open_count();
         metrics::gauge!(crate::metrics::OPEN_ALERTS).set(open as f64);
         tracing::info!(open, "this engine evaluates now: adopted the cluster's open alerts");

@@ -98,8 +98,9 @@ pub async fn start(
             // The publisher's trace continues here, and into the alert
             // events this message causes.
             let span = tracing::info_span!("alert_engine.ingest", subject = %d.subject, facts = facts.len());
+            let signal = crate::deps::Signal::of(&d.event, now);
             engine
-                .ingest(facts, now)
+                .ingest_observed(facts, signal, now)
                 .instrument(span)
                 .await
                 .map(|_| ())

@@ -14,10 +14,11 @@ use pantau_core::store::StoreError;
 use pantau_proto::v1::AlertEvent;
 use tokio::sync::{Mutex, broadcast};
 
+use crate::deps::{Deps, Signal};
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
-use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State, Transition};
+use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
 use crate::series::{Inserted, Labels, Sample, SeriesStore};
@@ -105,6 +106,10 @@ pub(crate) struct Inner {
     unsaved: Vec<Change>,
     /// Silences that have not ended.
     silences: Vec<Silence>,
+    /// Dependencies between targets, routers and interfaces.
+    pub(crate) deps: Deps,
+    /// `maintenance[]`: alerts they cover are muted while they hold.
+    maintenance: Vec<pantau_config::MaintenanceWindow>,
 }
 
 impl Inner {
@@ -119,11 +124,20 @@ impl Inner {
             .chain(self.api.values())
     }
 
-    /// Why an alert notifies no one right now: `silence:<id>` or
-    /// `depends:<parent alert id>`; empty when it notifies.
-    fn suppression(&self, a: &Alert, now: SystemTime) -> String {
+    /// Why an alert notifies no one right now: `silence:<id>`,
+    /// `maintenance:<window id>`, `depends:<parent alert id>` or
+    /// `depends:<dependency>` (see
+    /// [`crate::deps`]); empty when it notifies.
+    pub(crate) fn suppression(&self, a: &Alert, now: SystemTime) -> String {
         if let Some(s) = self.silences.iter().find(|s| s.silences(&a.rule_id, &a.labels, now)) {
             return format!("silence:{}", s.id);
+        }
+        if let Some(w) = self
+            .maintenance
+            .iter()
+            .find(|w| w.covers_alert(&a.labels) && w.is_active(now))
+        {
+            return format!("maintenance:{}", w.id);
         }
         if let Some(rule) = self.rule(&a.rule_id) {
             for parent in &rule.config.depends_on {
@@ -136,7 +150,7 @@ impl Inner {
                 }
             }
         }
-        String::new()
+        self.deps.cause(a, now).unwrap_or_default()
     }
 
     fn reindex(&mut self) {
@@ -235,7 +249,7 @@ pub const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis
 /// The alert engine.
 pub struct Engine {
     pub(crate) cfg: AlertEngineConfig,
-    store: AlertStore,
+    pub(crate) store: AlertStore,
     bus: Arc<dyn Bus>,
     pub(crate) inner: Mutex<Inner>,
     /// `instance.name`, on every published alert event.
@@ -300,7 +314,10 @@ impl Engine {
             life,
             unsaved: Vec::new(),
             silences: store.silences(SystemTime::now()).await?,
+            deps: Deps::default(),
+            maintenance: Vec::new(),
         };
+        inner.deps.rebuild(inner.life.open());
         inner.reindex();
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
         Ok(Self {
@@ -313,6 +330,14 @@ impl Engine {
             instance: String::new(),
             cluster: None,
         })
+    }
+
+    /// Mutes the alerts `windows` cover while they hold (`maintenance[]`).
+    #[must_use]
+    pub fn with_maintenance(self, windows: Vec<pantau_config::MaintenanceWindow>) -> Self {
+        let mut inner = self.inner;
+        inner.get_mut().maintenance = windows;
+        Self { inner, ..self }
     }
 
     /// Also pushes alerts to Alertmanager.
@@ -338,8 +363,22 @@ impl Engine {
     /// An error means they are kept and stored again on the next call; the
     /// facts themselves are taken.
     pub async fn ingest(&self, facts: Vec<Fact>, now: SystemTime) -> Result<Vec<Change>, EngineError> {
+        self.ingest_observed(facts, None, now).await
+    }
+
+    /// [`Engine::ingest`] of a message's facts, with what it says about
+    /// dependencies (a check result, an interface sample).
+    pub async fn ingest_observed(
+        &self,
+        facts: Vec<Fact>,
+        signal: Option<Signal>,
+        now: SystemTime,
+    ) -> Result<Vec<Change>, EngineError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
+        if let Some(s) = signal {
+            inner.deps.take(s);
+        }
         let mut touched: Vec<(String, Labels)> = Vec::new();
         let mut global: Vec<String> = Vec::new();
         for f in facts {
@@ -381,6 +420,11 @@ impl Engine {
     /// and that read too many series to evaluate at every fact.
     pub async fn evaluate_batched(&self, now: SystemTime) -> Result<Vec<Change>, EngineError> {
         let mut inner = self.inner.lock().await;
+        if inner.deps.active() || !inner.maintenance.is_empty() {
+            // Children whose parent's verdict came, or whose hold ended;
+            // alerts whose maintenance window ended.
+            self.release(&mut inner, now).await?;
+        }
         if inner.dirty.is_empty() && inner.unsaved.is_empty() {
             return Ok(Vec::new());
         }
@@ -445,6 +489,8 @@ impl Engine {
                 let why = inner.suppression(&c.alert, now);
                 c.alert.notified |= why.is_empty();
                 c.alert.suppressed_by = why;
+                let affected = inner.deps.affected(&c.alert);
+                c.alert.summary = crate::deps::with_affected(&c.alert.summary, &affected);
                 inner
                     .life
                     .set_delivery(&c.alert.id, &c.alert.suppressed_by, c.alert.notified);
@@ -457,6 +503,7 @@ impl Engine {
                 return Err(e.into());
             }
             resolved_any |= c.transition.state == State::Resolved;
+            inner.deps.note_alert(&c.alert, now);
             self.publish(&c).await;
             done.push(c);
         }
@@ -467,38 +514,7 @@ impl Engine {
         Ok(done)
     }
 
-    /// Publishes the firing of open alerts whose silence or parent has ended.
-    async fn release(&self, inner: &mut Inner, now: SystemTime) -> Result<(), EngineError> {
-        let waiting: Vec<Alert> = inner.life.open().filter(|a| !a.notified).cloned().collect();
-        for a in waiting {
-            let why = inner.suppression(&a, now);
-            if why == a.suppressed_by && !why.is_empty() {
-                continue;
-            }
-            let notify = why.is_empty();
-            let Some(updated) = inner.life.set_delivery(&a.id, &why, notify) else {
-                continue;
-            };
-            self.store.set_delivery(&updated).await?;
-            if notify {
-                let state = updated.state;
-                self.publish(&Change {
-                    alert: updated,
-                    transition: Transition {
-                        alert_id: a.id.clone(),
-                        state,
-                        at: now,
-                        actor: String::new(),
-                        comment: "notified after its silence or parent alert ended".into(),
-                    },
-                })
-                .await;
-            }
-        }
-        Ok(())
-    }
-
-    async fn publish(&self, c: &Change) {
+    pub(crate) async fn publish(&self, c: &Change) {
         let mut ev = to_event(c);
         ev.instance.clone_from(&self.instance);
         let state = c.transition.state.as_str();

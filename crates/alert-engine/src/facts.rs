@@ -39,7 +39,7 @@ pub fn is_name(s: &str) -> bool {
         && s.len() <= 200
 }
 
-fn when(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> SystemTime {
+pub(crate) fn when(ts: Option<&prost_types::Timestamp>, now: SystemTime) -> SystemTime {
     // A sender's clock ahead of ours must not make a sample current forever.
     ts.and_then(from_timestamp).map_or(now, |t| t.min(now))
 }

@@ -27,6 +27,7 @@
 pub mod alertmanager;
 pub mod cluster;
 pub mod consume;
+pub mod deps;
 pub mod engine;
 pub mod eval;
 pub mod event;
@@ -35,6 +36,7 @@ pub mod grpc;
 pub mod lang;
 pub mod lifecycle;
 pub mod metrics;
+mod release;
 pub mod rule;
 pub mod series;
 pub mod silence;
@@ -94,6 +96,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
         .await
         .map(|e| {
             e.with_alertmanager(pusher)
+                .with_maintenance(ctx.config.maintenance.clone())
                 .with_cluster(&ctx.config.instance.name, ctx.cluster.clone())
         });
     let engine = match engine {

@@ -188,8 +188,9 @@ impl History {
             .add(up, latency.as_secs_f64() * 1e3);
     }
 
-    /// Flushes periodically (a supervised task), and once more at shutdown
-    /// (finished minutes only: a partial minute is not written).
+    /// Flushes periodically (a supervised task), and once more at shutdown,
+    /// the current minute too (a restart's checks add to its row), so a
+    /// restart loses no result.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
@@ -204,11 +205,14 @@ impl History {
                 () = stop.cancelled() => true,
                 _ = tick.tick() => false,
             };
+            if stopping {
+                if let Err(e) = self.write_before(i64::MAX).await {
+                    tracing::warn!(error = %e, "cannot write the last history at shutdown");
+                }
+                return;
+            }
             if let Err(e) = self.flush(SystemTime::now()).await {
                 tracing::warn!(error = %e, "cannot write history; it stays in memory for the next flush");
-            }
-            if stopping {
-                return;
             }
         }
     }
@@ -216,24 +220,9 @@ impl History {
     /// Writes every minute that ended before `now`; returns how many.
     pub async fn flush(&self, now: SystemTime) -> Result<usize, StoreError> {
         let current = ms_of(now).div_euclid(MINUTE_MS) * MINUTE_MS;
-        let done: Vec<((String, i64), Bucket)> = {
-            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let keys: Vec<_> = open.keys().filter(|(_, m)| *m < current).cloned().collect();
-            keys.into_iter()
-                .filter_map(|k| open.remove(&k).map(|b| (k, b)))
-                .collect()
-        };
-        if done.is_empty() {
+        let n = self.write_before(current).await?;
+        if n == 0 {
             return Ok(0);
-        }
-        let n = done.len();
-        if let Err(e) = self.write(&done).await {
-            // Put them back so nothing accepted is lost.
-            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (k, b) in done {
-                open.entry(k).or_default().merge(&b);
-            }
-            return Err(e);
         }
         let now_ms = ms_of(now);
         let minute_cut = now_ms - self.cfg.minute_retention.as_millis() as i64;
@@ -250,6 +239,29 @@ impl History {
                 .await?;
         });
         Ok(n)
+    }
+
+    /// Writes every minute starting before `current` (ms); returns how many.
+    async fn write_before(&self, current: i64) -> Result<usize, StoreError> {
+        let done: Vec<((String, i64), Bucket)> = {
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<_> = open.keys().filter(|(_, m)| *m < current).cloned().collect();
+            keys.into_iter()
+                .filter_map(|k| open.remove(&k).map(|b| (k, b)))
+                .collect()
+        };
+        if done.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = self.write(&done).await {
+            // Put them back so nothing accepted is lost.
+            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (k, b) in done {
+                open.entry(k).or_default().merge(&b);
+            }
+            return Err(e);
+        }
+        Ok(done.len())
     }
 
     async fn write(&self, done: &[((String, i64), Bucket)]) -> Result<(), StoreError> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use pantau_config::Config;
+use pantau_config::{Config, maintenance};
 use pantau_core::bus::{self, Bus, subject};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
@@ -53,7 +53,9 @@ fn bounded(message: &str) -> String {
 /// The DOWN result of a target whose breaker is open: the last real
 /// failure's reason, its message quoted once, and the last certificate a
 /// check read (marked `last_known`, its days counted to now), so the expiry
-/// stays known exactly while the service is down.
+/// stays known exactly while the service is down. Its message starts with
+/// `circuit open`: the alert engine's dependencies tell it from a check
+/// that ran by that (`alert-engine/src/deps.rs`).
 fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
     let last = entry
         .last_failure
@@ -451,7 +453,7 @@ impl Collector {
                     keys.remove(&id);
                     let Some(entry) = self.entry(&id) else { continue };
                     keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval.min(MAX_DELAY)));
-                    if self.pauses.is_paused(&id) {
+                    if self.pauses.is_paused(&id) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;
                     }
                     if let Some(pool) = self.pool.get()
@@ -473,6 +475,12 @@ impl Collector {
                 .len() as f64,
         );
         metrics::gauge!(m::TARGETS_PAUSED).set(self.pauses.len() as f64);
+    }
+
+    /// Whether a maintenance window holds `t` now (see `maintenance::holds`).
+    fn maintained(&self, t: &Target, mode: pantau_config::MaintenanceChecks) -> bool {
+        let (windows, at) = (&self.config.maintenance, &self.config.instance.location);
+        !windows.is_empty() && maintenance::holds(windows, (&t.id, &t.labels, at), mode, SystemTime::now())
     }
 
     /// Why `id` is paused, if it is.
@@ -573,6 +581,7 @@ impl Collector {
             breaker: breaker_state.into(),
             // The trace travels in the bus headers; the sync outbox sets this.
             trace_parent: String::new(),
+            depends_on: t.depends_on.clone(),
             detail: outcome.detail.clone(),
         };
         self.observe(t, &outcome, &result, checked_at).await;
@@ -608,7 +617,10 @@ impl Collector {
         if let Some(days) = last_cert::cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }
-        self.history.record(&t.id, outcome.up, outcome.latency, at);
+        // A maintenance window's time counts neither for nor against uptime.
+        if !self.maintained(t, pantau_config::MaintenanceChecks::Continue) {
+            self.history.record(&t.id, outcome.up, outcome.latency, at);
+        }
         let now = Instant::now();
         self.error_rate.record(outcome.up, now);
         self.progress.record(now);
@@ -688,6 +700,7 @@ impl Collector {
         let t = Arc::new(t);
         let target =
             Target::compile(&t, "target", &self.config.collector, TargetSource::Api).map_err(ChangeError::Invalid)?;
+        self.refuse_cycles(&t)?;
         if let Spec::Push { token, .. } = &target.spec
             && self.entries().iter().any(|e| {
                 e.target.id != target.id && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
@@ -711,6 +724,27 @@ impl Collector {
         self.set_target_gauge();
         tracing::info!(target_id = %t.id, kind = entry.target.kind_label(), "target saved");
         Ok(entry)
+    }
+
+    /// Refuses `t` when its `target:` dependencies close a cycle with the
+    /// other targets (the set without it has none: each change is checked).
+    fn refuse_cycles(&self, t: &pantau_config::TargetConfig) -> Result<(), ChangeError> {
+        if t.depends_on.is_empty() {
+            return Ok(());
+        }
+        let entries = self.entries();
+        let others = entries
+            .iter()
+            .filter(|e| e.target.id != t.id)
+            .map(|e| (e.target.id.as_str(), e.target.config.depends_on.as_slice()));
+        let found = pantau_config::cycles(others.chain([(t.id.as_str(), t.depends_on.as_slice())]), |_| {
+            "target.depends_on".to_owned()
+        });
+        if found.is_empty() {
+            Ok(())
+        } else {
+            Err(ChangeError::Invalid(found))
+        }
     }
 
     /// Removes a target added through the API.

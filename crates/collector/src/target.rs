@@ -76,6 +76,8 @@ pub struct Target {
     pub timeout: Duration,
     pub labels: BTreeMap<String, String>,
     pub source: TargetSource,
+    /// Its dependencies in their text form, as every result carries them.
+    pub depends_on: Vec<String>,
     /// What it was built from, for persistence and the API (shared with the
     /// configuration, not copied).
     pub config: std::sync::Arc<TargetConfig>,
@@ -195,6 +197,7 @@ impl Target {
             timeout: t.timeout.map_or(cfg.timeout, Timeout::get),
             labels: t.labels.clone(),
             source,
+            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
             config: std::sync::Arc::clone(t),
         })
     }
@@ -254,6 +257,7 @@ impl Target {
             spec: Some(spec),
             quorum: self.config.quorum.map(std::num::NonZeroU32::get),
             paused: None,
+            depends_on: self.depends_on.clone(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod duration;
 mod escalation;
 mod grpc;
 mod load;
+pub mod maintenance;
 mod notifier;
 pub mod proto;
 mod routers;
@@ -35,6 +36,7 @@ pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use escalation::{EscalationConfig, EscalationStep};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
+pub use maintenance::{MaintenanceChecks, MaintenanceWindow};
 pub use notifier::*;
 pub use routers::{
     DEFAULT_RETRIES, DEFAULT_ROUTEROS_PORT, DEFAULT_ROUTEROS_TLS_PORT, DEFAULT_SNMP_PORT, RouterConfig, RouterDriver,
@@ -91,6 +93,9 @@ pub struct Config {
     pub notifier: NotifierConfig,
     /// The WAN detector service: WAN interfaces and ISPs per router.
     pub wan_detector: WanDetectorConfig,
+    /// Maintenance windows: what they cover pages no one while they hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 impl Default for Config {
@@ -114,6 +119,7 @@ impl Default for Config {
             alert_engine: AlertEngineConfig::default(),
             notifier: NotifierConfig::default(),
             wan_detector: WanDetectorConfig::default(),
+            maintenance: Vec::new(),
         }
     }
 }

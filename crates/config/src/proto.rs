@@ -164,6 +164,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     c.timeout = duration_field("timeout", t.timeout.as_ref())?;
     c.labels = t.labels.clone().into_iter().collect();
     c.quorum = t.quorum;
+    c.depends_on.clone_from(&t.depends_on);
     match spec {
         Spec::Http(h) => {
             c.url = Some(h.url.clone());

@@ -97,6 +97,7 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     p.0.extend(super::notifier::problems(&c.notifier));
     p.0.extend(super::alert_engine::problems(c));
     p.0.extend(super::wan_detector::problems(c));
+    p.0.extend(super::maintenance::problems(&c.maintenance));
     ports(c, &mut p);
     p.0
 }
@@ -247,6 +248,21 @@ fn collector(c: &Config, p: &mut Problems) {
         col.circuit_breaker.recovery_timeout,
         MIN_INTERVAL,
     );
+    let index: std::collections::HashMap<&str, usize> = col
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    p.0.extend(super::target::cycles(
+        col.targets.iter().map(|t| (t.id.as_str(), t.depends_on.as_slice())),
+        |id| {
+            format!(
+                "collector.targets[{}].depends_on",
+                index.get(id).copied().unwrap_or_default()
+            )
+        },
+    ));
     let mut seen = HashSet::new();
     for (i, t) in col.targets.iter().enumerate() {
         let prefix = format!("collector.targets[{i}]");

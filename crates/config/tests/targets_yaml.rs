@@ -19,6 +19,7 @@ const FIELDS: &[&str] = &[
     "timeout",
     "labels",
     "quorum",
+    "depends_on",
     "url",
     "method",
     "headers",
@@ -227,6 +228,31 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         (
             "{id: a, type: tcp, address: 'h:1', quorum: [2]}",
             "collector.targets.0.quorum",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: [b, 'site:x']}",
+            "collector.targets[0].depends_on[1]",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: [a]}",
+            "collector.targets[0].depends_on[0]",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: ['interface:r1']}",
+            "collector.targets[0].depends_on[0]",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: b}",
+            "collector.targets.0.depends_on",
+        ),
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: [{x: 1}]}",
+            "collector.targets.0.depends_on.0",
+        ),
+        // A cycle among targets is refused, naming the first on it.
+        (
+            "{id: a, type: tcp, address: 'h:1', depends_on: [b]}, {id: b, type: tcp, address: 'h:1', depends_on: ['target:a']}",
+            "collector.targets[0].depends_on",
         ),
     ] {
         let doc: Value = serde_yaml::from_str(&format!("{{collector: {{targets: [{yaml}]}}}}")).unwrap();

@@ -38,6 +38,7 @@ pub mod notify;
 pub mod openapi;
 pub mod push;
 pub mod refill;
+pub mod reports;
 pub mod routers;
 pub mod sync;
 pub mod targets;
@@ -153,6 +154,7 @@ pub fn router(state: &AppState) -> Router {
         .with_state(state.clone())
         .merge(alerts::router(&state.ctx))
         .merge(targets::router(&state.ctx))
+        .merge(reports::router(&state.ctx))
         .merge(notify::router(&state.ctx))
         .merge(routers::router(&state.ctx))
         .merge(sync::router(&state.ctx))

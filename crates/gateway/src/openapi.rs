@@ -240,6 +240,7 @@ pub fn document() -> Document {
         crate::push::Doc::openapi(),
         crate::ws::Doc::openapi(),
         crate::targets::Doc::openapi(),
+        crate::reports::Doc::openapi(),
         crate::monitoring::Doc::openapi(),
         crate::notify::Doc::openapi(),
         crate::routers::Doc::openapi(),

@@ -204,6 +204,7 @@ fn to_proto(t: &TargetConfig) -> pb::Target {
         timeout: t.timeout.map(|i| to_duration(i.get())),
         labels: t.labels.clone().into_iter().collect(),
         quorum: t.quorum.map(std::num::NonZeroU32::get),
+        depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
         spec: Some(spec_to_proto(t)),
         ..pb::Target::default()
     }

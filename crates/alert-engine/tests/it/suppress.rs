@@ -1,6 +1,7 @@
 //! Silences and dependencies on an injected clock: suppressed alerts fire and
 //! resolve in the history but publish nothing; when the silence or the parent
-//! alert ends, a still-open alert is published then.
+//! alert ends, a still-open alert is published then; maintenance windows
+//! mute what they cover the same way.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -219,4 +220,50 @@ async fn a_parent_must_exist() {
         .unwrap();
     assert!(matches!(e, pantau_alert_engine::EngineError::Rule(_)), "{e}");
     assert!(engine.rules().await.is_empty(), "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_window_mutes_what_it_covers_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, mut events) = engine(dir.path(), vec![rule("down", "check_up == 0", &[])]).await;
+    // Each minute from t(10), for 10 s, targets labelled site=jkt.
+    let window: pantau_config::MaintenanceWindow = serde_yaml::from_str(&format!(
+        "{{id: swap, start: '{}', end: '{}', repeat_every: 1m, labels: {{site: jkt}}}}",
+        humantime::format_rfc3339(t(10)),
+        humantime::format_rfc3339(t(20)),
+    ))
+    .unwrap();
+    let e = e.with_maintenance(vec![window]);
+    let muted = e
+        .ingest(
+            vec![fact("check_up", &[("target", "web"), ("site", "jkt")], 0.0, 12)],
+            t(12),
+        )
+        .await
+        .unwrap();
+    assert_eq!(muted[0].alert.suppressed_by, "maintenance:swap");
+    assert!(!muted[0].alert.notified);
+    e.ingest(vec![fact("check_up", &[("target", "api")], 0.0, 13)], t(13))
+        .await
+        .unwrap();
+    let (state, ev) = next(&mut events).await;
+    assert_eq!(
+        (state, ev.labels["target"].as_str()),
+        (AlertState::Firing, "api"),
+        "not covered: pages"
+    );
+    // Still inside the window: nothing more.
+    e.evaluate_batched(t(19)).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), events.next())
+            .await
+            .is_err(),
+        "nothing published while the window holds"
+    );
+    // The window ends with `web` still down: it pages now.
+    e.evaluate_batched(t(21)).await.unwrap();
+    let (state, ev) = next(&mut events).await;
+    assert_eq!((state, ev.labels["target"].as_str()), (AlertState::Firing, "web"));
+    let stored = e.store().get(&muted[0].alert.id).await.unwrap().unwrap();
+    assert!(stored.notified && stored.suppressed_by.is_empty());
 }

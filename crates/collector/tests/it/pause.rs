@@ -211,3 +211,78 @@ pub(crate) async fn pauses_survive(cfg: &pantau_config::DatabaseConfig, dir: &st
     assert!(!p.is_paused("dns") && p.is_paused("web"));
     store.close().await;
 }
+
+/// A window holding from a minute ago for an hour.
+fn window(
+    id: &str,
+    targets: &[&str],
+    labels: &[(&str, &str)],
+    checks: pantau_config::MaintenanceChecks,
+) -> pantau_config::MaintenanceWindow {
+    let now = std::time::SystemTime::now();
+    pantau_config::MaintenanceWindow {
+        id: id.into(),
+        name: None,
+        start: now - Duration::from_secs(60),
+        end: now + Duration::from_secs(3600),
+        repeat_every: None,
+        repeat_until: None,
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        routers: Vec::new(),
+        locations: Vec::new(),
+        checks,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_pauses_checks_or_keeps_them_out_of_uptime() {
+    use pantau_proto::v1::GetHistoryRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = open.local_addr().unwrap().to_string();
+    let mut config = base_config(dir.path());
+    config.collector.history.flush_interval = Duration::from_secs(1);
+    let mut kept = RawTarget::new("kept", CheckType::Tcp);
+    kept.address = Some(addr.clone());
+    kept.labels.insert("site".into(), "jkt".into());
+    config.collector.targets = vec![tcp("svc", &addr), std::sync::Arc::new(kept.parse("t").unwrap())];
+    // Before the window: `svc` is up and counted.
+    let c = start(config.clone()).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    c.stop().await;
+    let history = |mut c: crate::targets::Running| async move {
+        let h = c
+            .client
+            .get_history(GetHistoryRequest {
+                target_id: "svc".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (c, h)
+    };
+
+    // The window: `svc`'s checks go on (its port now closed: DOWN on the
+    // bus) but stay out of its uptime; `kept` (by label) is not checked.
+    drop(open);
+    config.maintenance = vec![
+        window("swap", &["svc"], &[], pantau_config::MaintenanceChecks::Continue),
+        window("site", &[], &[("site", "jkt")], pantau_config::MaintenanceChecks::Pause),
+    ];
+    let c = start(config).await;
+    let (c, before) = history(c).await;
+    assert!(before.checks > 0 && before.up == before.checks, "{before:?}");
+    let seen = checked_during(&*c.ctx.bus, Duration::from_millis(3000)).await;
+    assert!(seen.contains("svc"), "checks go on in a `continue` window: {seen:?}");
+    assert!(!seen.contains("kept"), "a `pause` window skips the checks: {seen:?}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (c, after) = history(c).await;
+    assert_eq!(
+        (after.checks, after.up),
+        (before.checks, before.checks),
+        "the window's DOWN results are not in the uptime (100 %)"
+    );
+    c.stop().await;
+}

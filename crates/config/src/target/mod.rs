@@ -16,8 +16,11 @@ use super::duration::{self, format as fmt_d};
 use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
 use super::{Invalid, text};
 
+mod depends;
 mod parse;
 mod raw;
+
+pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -135,6 +138,9 @@ pub struct TargetConfig {
     /// Locations that must see the target down for a DOWN consensus; a
     /// majority when unset.
     pub quorum: Option<NonZeroU32>,
+    /// Its parents (targets, routers, router interfaces); no duplicates,
+    /// never itself.
+    pub depends_on: Vec<Dependency>,
     /// What the check does, by type.
     pub spec: TargetSpec,
 }
@@ -257,6 +263,7 @@ impl TargetConfig {
             timeout: None,
             labels: BTreeMap::new(),
             quorum: None,
+            depends_on: Vec::new(),
             spec,
         }
     }

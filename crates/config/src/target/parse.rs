@@ -69,6 +69,9 @@ impl RawTarget {
             }
             q => q.and_then(NonZeroU32::new),
         };
+        let depends_on = super::depends::parse(&self.id, &self.depends_on, |field, value, why| {
+            p.add(&field, value, why);
+        });
         let spec = spec(self.check, &self, p);
         match spec {
             Some(spec) if problems.out.is_empty() => Ok(TargetConfig {
@@ -78,6 +81,7 @@ impl RawTarget {
                 timeout,
                 labels: self.labels,
                 quorum,
+                depends_on,
                 spec,
             }),
             _ => Err(problems.out),

@@ -38,6 +38,11 @@ pub struct RawTarget {
     /// for the consensus to be DOWN (N of M); a majority when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<u32>,
+    /// What it depends on: `target:<id>` (or `<id>`), `router:<id>`,
+    /// `interface:<router>/<name>`; while one is down its alerts are
+    /// suppressed and caused by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 
     /// http: the URL to request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +143,7 @@ impl RawTarget {
             timeout: None,
             labels: BTreeMap::new(),
             quorum: None,
+            depends_on: Vec::new(),
             url: None,
             method: None,
             headers: BTreeMap::new(),
@@ -222,6 +228,7 @@ impl From<TargetConfig> for RawTarget {
         r.timeout = t.timeout.map(Timeout::get);
         r.labels = t.labels;
         r.quorum = t.quorum.map(NonZeroU32::get);
+        r.depends_on = t.depends_on.iter().map(ToString::to_string).collect();
         match t.spec {
             TargetSpec::Http(h) => {
                 let h = *h;

@@ -101,6 +101,7 @@ async fn every_route_answers_and_bad_input_is_named() {
     let (code, v) = api.call(Method::POST, "/api/v1/targets/api-tcp/check", None).await;
     assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
     pause_and_resume(&api).await;
+    dependencies(&api, &addr).await;
     let (code, v) = api
         .call(
             Method::PUT,
@@ -192,6 +193,8 @@ async fn every_route_answers_and_bad_input_is_named() {
         "happiness",
     )
     .await;
+
+    sla_report(&api).await;
 
     // Custom metrics: published on the bus, and back in the current metrics.
     let sample = json!({"metric_name": "queue_depth", "value": 7.5, "labels": {"queue": "billing"}});
@@ -318,4 +321,82 @@ async fn pause_and_resume(api: &Api) {
     for want in ["/api/v1/targets/api-tcp/pause", "/api/v1/targets/api-tcp/resume"] {
         assert!(paths.contains(&(want, 200)), "no audit of {want}: {paths:?}");
     }
+}
+
+/// Dependencies through REST: kept in their text form, a bad one named, a
+/// cycle refused.
+async fn dependencies(api: &Api, addr: &str) {
+    let (code, v) = api
+        .call(
+            Method::POST,
+            "/api/v1/targets",
+            Some(json!({"id": "dep-a", "type": "tcp", "address": addr, "depends_on": ["api-tcp", "router:core"]})),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["depends_on"], json!(["target:api-tcp", "router:core"]), "{v}");
+    api.bad(
+        Method::PUT,
+        "/api/v1/targets/api-tcp",
+        Some(json!({"type": "tcp", "address": addr, "depends_on": ["dep-a"]})),
+        "cycle",
+    )
+    .await;
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(json!({"id": "dep-b", "type": "tcp", "address": addr, "depends_on": ["bogus:1"]})),
+        "depends_on[0]",
+    )
+    .await;
+    let (code, v) = api.call(Method::DELETE, "/api/v1/targets/dep-a", None).await;
+    assert_eq!(code, 204, "{v}");
+}
+
+/// The SLA report, as JSON and CSV, with hostile parameters named.
+async fn sla_report(api: &Api) {
+    let (code, v) = api.get("/api/v1/reports/sla?period=1h&group_by=team").await;
+    assert_eq!(code, 200, "{v}");
+    let grpc = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "collector-grpc")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        grpc["checks"].as_u64().unwrap() > 0 && grpc["uptime_percent"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    assert!(
+        v["overall"]["checks"].as_u64().unwrap() >= grpc["checks"].as_u64().unwrap(),
+        "{v}"
+    );
+    // No target is labelled `team` by now: one group holds them all.
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v}");
+    assert_eq!(groups[0]["group"], "team=(none)", "{v}");
+    assert_eq!(
+        groups[0]["targets"].as_u64(),
+        Some(v["targets"].as_array().unwrap().len() as u64),
+        "{v}"
+    );
+    let (code, v) = api.get("/api/v1/reports/sla?period=1h&format=csv").await;
+    assert_eq!(code, 200, "{v}");
+    let text = v.as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("kind,id,name,targets,checks,up,uptime_percent\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntarget,collector-grpc,") && text.contains("\noverall,"),
+        "{text}"
+    );
+    api.bad(Method::GET, "/api/v1/reports/sla?format=xml", None, "format")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?group_by=", None, "group_by")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?period=soon", None, "period")
+        .await;
+    api.bad(Method::GET, "/api/v1/reports/sla?colour=red", None, "colour")
+        .await;
 }

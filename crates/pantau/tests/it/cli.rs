@@ -39,6 +39,23 @@ fn example_config_checks_ok() {
 }
 
 #[test]
+fn every_example_config_checks_ok() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut checked = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        // grpc-tls.yaml names certificate files its reader makes first.
+        if path.extension().is_some_and(|x| x == "yaml") && !path.ends_with("grpc-tls.yaml") {
+            let (code, out, err) = run(&["config", "check", path.to_str().unwrap()], &[]);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+            assert!(out.contains(": ok ("), "{out}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} examples found in {dir}");
+}
+
+#[test]
 fn negative_interval_exits_non_zero_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.yaml");

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod console;
 mod contract;
+mod dependencies;
 mod e2e;
 mod fuzz_bus;
 mod gateway_routes;

@@ -178,6 +178,11 @@ impl Sink {
         (sink, addr)
     }
 
+    /// Every delivery so far.
+    pub fn all(&self) -> Vec<Hook> {
+        self.0.lock().unwrap().clone()
+    }
+
     /// Waits for a delivery that `ok` accepts.
     pub async fn wait(&self, within: Duration, ok: impl Fn(&Hook) -> bool, running: &mut Pantau) -> Hook {
         let deadline = tokio::time::Instant::now() + within;

@@ -1,0 +1,428 @@
+//! Dependencies between the things Pantau watches: a target depends on
+//! another target, a router, or one interface of a router
+//! (`collector.targets[].depends_on`). Each check result names its target's
+//! parents, so the engine learns them from the results it reads.
+//!
+//! While a parent is down, a child's firing alert notifies no one: it is
+//! stored with its cause (`depends:<parent alert id>`, or
+//! `depends:target:<id>` while the parent is down but its own alert is not
+//! open yet) and the parent's notification says how many children it
+//! affects. A child waits for its parent's verdict in two places, each at
+//! most [`MAX_HOLD`]: when it fails before its parent was checked again,
+//! and when its parent recovers before the child was checked again. Only a
+//! child still down after both notifies on its own.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use pantau_config::Dependency;
+use pantau_proto::v1::{BreakerState, CheckResult, CheckStatus, InterfaceSample};
+
+use crate::lifecycle::{Alert, State};
+
+/// Longest a child's alert waits for its parent's next check, or for its
+/// own after the parent recovered.
+pub const MAX_HOLD: Duration = Duration::from_secs(300);
+/// Children named in a parent's summary at most.
+const NAMED: usize = 5;
+
+/// A parent as alerts and results name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Target(String),
+    Router(String),
+    Interface(String, String),
+}
+
+impl From<&Dependency> for Key {
+    fn from(d: &Dependency) -> Self {
+        match d {
+            Dependency::Target(t) => Self::Target(t.clone()),
+            Dependency::Router(r) => Self::Router(r.clone()),
+            Dependency::Interface { router, interface } => Self::Interface(router.clone(), interface.clone()),
+        }
+    }
+}
+
+/// Families whose alerts mean a thing is down.
+const DOWN_SOURCES: [&str; 4] = ["check_up", "consensus_up", "interface_up", "interface_went_down"];
+
+impl Key {
+    /// What a "down" alert is about, with its location ("" for none).
+    fn of_alert(a: &Alert) -> Option<(Self, String)> {
+        let loc = a.labels.get("location").cloned().unwrap_or_default();
+        if let Some(t) = a.labels.get("target") {
+            return ["check_up", "consensus_up"]
+                .contains(&a.source.as_str())
+                .then(|| (Self::Target(t.clone()), loc));
+        }
+        let router = a.labels.get("router")?;
+        match a.labels.get("interface") {
+            Some(i) if DOWN_SOURCES.contains(&a.source.as_str()) => {
+                Some((Self::Interface(router.clone(), i.clone()), loc))
+            }
+            Some(_) => None,
+            None => Some((Self::Router(router.clone()), loc)),
+        }
+    }
+}
+
+/// What one check result says about dependencies.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub target: String,
+    pub location: String,
+    pub up: bool,
+    pub at: SystemTime,
+    /// A check really ran: not the DOWN an open breaker reports without
+    /// checking, which says nothing new about when it was last checked.
+    pub fresh: bool,
+    pub parents: Vec<Dependency>,
+}
+
+impl Observed {
+    /// From a result received at `now`; dependencies that do not parse
+    /// are skipped (the collector parsed them; a hostile publisher gains
+    /// nothing).
+    pub fn of(r: &CheckResult, now: SystemTime) -> Self {
+        Self {
+            target: r.target_id.clone(),
+            location: r.location.clone(),
+            up: r.status() == CheckStatus::Up,
+            at: crate::facts::when(r.checked_at.as_ref(), now),
+            // The collector's open breaker reports DOWN without checking,
+            // saying so (`circuit_open` in its scheduler); the check that
+            // opened it also says `open`, but ran.
+            fresh: !(r.breaker() == BreakerState::Open && r.message.starts_with("circuit open")),
+            parents: r
+                .depends_on
+                .iter()
+                .take(pantau_config::MAX_DEPENDENCIES)
+                .filter_map(|d| d.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+/// What one interface sample says: a router was polled, and the state of
+/// one of its links.
+#[derive(Debug, Clone)]
+pub struct Polled {
+    pub router: String,
+    pub interface: String,
+    pub up: bool,
+    pub at: SystemTime,
+}
+
+impl Polled {
+    pub fn of(s: &InterfaceSample, now: SystemTime) -> Self {
+        Self {
+            router: s.router_id.clone(),
+            interface: if s.if_name.is_empty() {
+                s.if_index.to_string()
+            } else {
+                s.if_name.clone()
+            },
+            up: s.oper_up,
+            at: crate::facts::when(s.sampled_at.as_ref(), now),
+        }
+    }
+}
+
+/// What a bus message tells the dependencies.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    Check(Observed),
+    Link(Polled),
+}
+
+impl Signal {
+    /// The signal of a message, if it carries one.
+    pub fn of(event: &pantau_core::bus::BusEvent, now: SystemTime) -> Option<Self> {
+        match event {
+            pantau_core::bus::BusEvent::CheckResult(r) => Some(Self::Check(Observed::of(r, now))),
+            pantau_core::bus::BusEvent::InterfaceSample(s) => Some(Self::Link(Polled::of(s, now))),
+            _ => None,
+        }
+    }
+}
+
+/// A target's latest check at one location.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    up: bool,
+    at: SystemTime,
+    /// When `up` last changed.
+    since: SystemTime,
+}
+
+/// What the engine knows of dependencies.
+#[derive(Debug)]
+pub struct Deps {
+    /// Child target → its parents, from its latest result.
+    parents: HashMap<String, Vec<Dependency>>,
+    /// Parent → its children.
+    children: HashMap<Key, Vec<String>>,
+    /// Latest check of parents and children, by target then location.
+    checks: HashMap<String, HashMap<String, Seen>>,
+    /// Open "down" alerts by what they are about: (location, alert id).
+    open: HashMap<Key, Vec<(String, String)>>,
+    /// Latest sample of every router interface.
+    links: HashMap<(String, String), Seen>,
+    /// Latest poll of every router.
+    polled: HashMap<String, SystemTime>,
+    /// When a router's or an interface's last down alert resolved.
+    recovered: HashMap<Key, SystemTime>,
+    /// This process's start: a restored `depends:` suppression is kept
+    /// until its target reports again, or [`MAX_HOLD`] after it.
+    started: SystemTime,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self {
+            parents: HashMap::new(),
+            children: HashMap::new(),
+            checks: HashMap::new(),
+            open: HashMap::new(),
+            links: HashMap::new(),
+            polled: HashMap::new(),
+            recovered: HashMap::new(),
+            started: SystemTime::now(),
+        }
+    }
+}
+
+fn within(since: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(since).unwrap_or_default() < MAX_HOLD
+}
+
+impl Deps {
+    /// Whether any target has a dependency.
+    pub fn active(&self) -> bool {
+        !self.parents.is_empty()
+    }
+
+    /// Takes in what a message says.
+    pub fn take(&mut self, s: Signal) {
+        match s {
+            Signal::Check(o) => self.observe(o),
+            Signal::Link(p) => self.observe_link(p),
+        }
+    }
+
+    /// Takes in one result: its target's parents, and its state when it
+    /// is a parent or a child. Two look-ups for a target that is neither.
+    pub fn observe(&mut self, o: Observed) {
+        let known = self.parents.get(&o.target);
+        if known.map(Vec::as_slice) != Some(o.parents.as_slice()) && (known.is_some() || !o.parents.is_empty()) {
+            self.set_parents(&o.target, o.parents);
+        }
+        let tracked =
+            self.parents.contains_key(&o.target) || self.children.contains_key(&Key::Target(o.target.clone()));
+        if !tracked {
+            return;
+        }
+        let by_loc = self.checks.entry(o.target).or_default();
+        let prev = by_loc.get(&o.location).copied();
+        let at = match prev {
+            Some(p) if !o.fresh => p.at,
+            _ => o.at,
+        };
+        let since = match prev {
+            Some(p) if p.up == o.up => p.since,
+            _ => at,
+        };
+        by_loc.insert(o.location, Seen { up: o.up, at, since });
+    }
+
+    /// Takes in one interface sample. Every link is kept (routers have few),
+    /// so a child that names one later already knows its last poll.
+    pub fn observe_link(&mut self, p: Polled) {
+        let polled = self.polled.entry(p.router.clone()).or_insert(p.at);
+        *polled = (*polled).max(p.at);
+        let key = (p.router, p.interface);
+        let since = match self.links.get(&key) {
+            Some(s) if s.up == p.up => s.since,
+            _ => p.at,
+        };
+        self.links.insert(
+            key,
+            Seen {
+                up: p.up,
+                at: p.at,
+                since,
+            },
+        );
+    }
+
+    fn set_parents(&mut self, child: &str, parents: Vec<Dependency>) {
+        if let Some(old) = self.parents.remove(child) {
+            for d in &old {
+                if let Some(c) = self.children.get_mut(&Key::from(d)) {
+                    c.retain(|x| x != child);
+                }
+            }
+        }
+        self.children.retain(|_, c| !c.is_empty());
+        if parents.is_empty() {
+            return;
+        }
+        for d in &parents {
+            self.children.entry(Key::from(d)).or_default().push(child.to_owned());
+        }
+        self.parents.insert(child.to_owned(), parents);
+    }
+
+    /// Follows an alert's change: open "down" alerts are indexed by what
+    /// they are about; a router's or an interface's resolve is remembered.
+    pub fn note_alert(&mut self, a: &Alert, now: SystemTime) {
+        let Some((key, loc)) = Key::of_alert(a) else { return };
+        let list = self.open.entry(key.clone()).or_default();
+        list.retain(|(_, id)| *id != a.id);
+        if a.state == State::Resolved {
+            if list.is_empty() {
+                self.open.remove(&key);
+            }
+            if !matches!(key, Key::Target(_)) {
+                self.recovered.insert(key, now);
+            }
+        } else {
+            list.push((loc, a.id.clone()));
+        }
+    }
+
+    /// Indexes the open alerts anew (after a restore or an adoption).
+    pub fn rebuild<'a>(&mut self, open: impl Iterator<Item = &'a Alert>) {
+        self.open.clear();
+        let now = SystemTime::now();
+        for a in open {
+            self.note_alert(a, now);
+        }
+    }
+
+    /// Why `a` notifies no one because of a parent; `None` when no parent
+    /// holds it.
+    pub fn cause(&self, a: &Alert, now: SystemTime) -> Option<String> {
+        let target = a.labels.get("target")?;
+        let Some(parents) = self.parents.get(target) else {
+            // Restored as caused by a parent, and not heard of since start.
+            return (a.suppressed_by.starts_with("depends:") && within(self.started, now))
+                .then(|| a.suppressed_by.clone());
+        };
+        let loc = a.labels.get("location").map(String::as_str);
+        let child = self.latest(target, loc);
+        for d in parents {
+            let key = Key::from(d);
+            if let Some(id) = self.open.get(&key).and_then(|v| {
+                v.iter()
+                    .find(|(l, _)| l.is_empty() || loc.is_none_or(|x| x == l))
+                    .map(|(_, id)| id)
+            }) {
+                return Some(format!("depends:{id}"));
+            }
+            let recovered = self
+                .recovered
+                .get(&key)
+                .is_some_and(|r| within(*r, now) && child.is_none_or(|c| c.at <= *r));
+            let held = recovered
+                || match &key {
+                    Key::Target(p) => self.target_holds(p, loc, child, now),
+                    Key::Interface(r, i) => {
+                        let link = self.links.get(&(r.clone(), i.clone())).copied();
+                        holds(&link.into_iter().collect::<Vec<_>>(), child, now)
+                    }
+                    // Not polled since the child failed: wait for the poll.
+                    Key::Router(r) => self
+                        .polled
+                        .get(r)
+                        .is_some_and(|at| child.is_some_and(|c| !c.up && within(c.since, now) && *at < c.since)),
+                };
+            if held {
+                return Some(format!("depends:{d}"));
+            }
+        }
+        None
+    }
+
+    /// The latest check of `target` at `loc`, or its latest anywhere.
+    fn latest(&self, target: &str, loc: Option<&str>) -> Option<Seen> {
+        let by_loc = self.checks.get(target)?;
+        match loc {
+            Some(l) => by_loc.get(l).copied(),
+            None => by_loc.values().max_by_key(|s| s.at).copied(),
+        }
+    }
+
+    /// Whether the parent target `p` holds a child whose latest check is
+    /// `child`: it is down; or it came back after the child's latest check;
+    /// or the child failed after the parent's latest check.
+    fn target_holds(&self, p: &str, loc: Option<&str>, child: Option<Seen>, now: SystemTime) -> bool {
+        let states: Vec<Seen> = match (self.checks.get(p), loc) {
+            (Some(m), Some(l)) => m.get(l).copied().into_iter().collect(),
+            (Some(m), None) => m.values().copied().collect(),
+            (None, _) => Vec::new(),
+        };
+        holds(&states, child, now)
+    }
+
+    /// The children of what `a` is about that are down now (where `a` is,
+    /// when it has a location), for the parent's notification.
+    pub fn affected(&self, a: &Alert) -> Vec<&str> {
+        let Some((key, loc)) = Key::of_alert(a) else {
+            return Vec::new();
+        };
+        let Some(children) = self.children.get(&key) else {
+            return Vec::new();
+        };
+        let loc = (!loc.is_empty()).then_some(loc.as_str());
+        children
+            .iter()
+            .filter(|c| {
+                self.checks
+                    .get(c.as_str())
+                    .is_some_and(|m| m.iter().any(|(l, s)| !s.up && loc.is_none_or(|x| x == l.as_str())))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Whether a parent whose latest states are `states` holds a child whose
+/// latest check is `child`: the parent is down; or it came back after the
+/// child's latest check; or the child failed after the parent's latest
+/// report (then it waits for the next one). Each wait at most [`MAX_HOLD`].
+fn holds(states: &[Seen], child: Option<Seen>, now: SystemTime) -> bool {
+    if states.iter().any(|s| !s.up) {
+        return true;
+    }
+    let Some(child) = child else { return false };
+    let recovered_since = states.iter().any(|s| s.since >= child.at && within(s.since, now));
+    // (A parent never heard of holds nothing: nobody knows when it reports.)
+    let not_checked_since =
+        !child.up && within(child.since, now) && !states.is_empty() && states.iter().all(|s| s.at < child.since);
+    recovered_since || not_checked_since
+}
+
+/// `summary` with how many dependent targets a root cause affects.
+pub fn with_affected(summary: &str, affected: &[&str]) -> String {
+    if affected.is_empty() {
+        return summary.to_owned();
+    }
+    let mut names: Vec<&str> = affected.to_vec();
+    names.sort_unstable();
+    let shown = names.iter().take(NAMED).copied().collect::<Vec<_>>().join(", ");
+    let more = names.len().saturating_sub(NAMED);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let n = names.len();
+    let word = if n == 1 { "target" } else { "targets" };
+    format!("{summary} ({n} dependent {word} affected: {shown}{tail})")
+}
+
+#[cfg(test)]
+#[path = "deps_tests.rs"]
+mod tests;

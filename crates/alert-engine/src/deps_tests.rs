@@ -1,0 +1,284 @@
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::*;
+
+fn t(s: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_900_000_000 + s)
+}
+
+fn seen(target: &str, up: bool, at: SystemTime, parents: &[&str]) -> Observed {
+    Observed {
+        target: target.into(),
+        location: "jkt".into(),
+        up,
+        at,
+        fresh: true,
+        parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
+    }
+}
+
+fn alert(id: &str, source: &str, labels: &[(&str, &str)], state: State) -> Alert {
+    Alert {
+        id: id.into(),
+        fingerprint: id.into(),
+        rule_id: "r".into(),
+        rule_name: "r".into(),
+        state,
+        severity: "critical".into(),
+        summary: "down".into(),
+        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        source: source.into(),
+        resource: String::new(),
+        value: String::new(),
+        started_at: t(0),
+        updated_at: t(0),
+        acknowledged_at: None,
+        acknowledged_by: String::new(),
+        acknowledge_comment: String::new(),
+        resolved_at: None,
+        resolved_by: String::new(),
+        suppressed_by: String::new(),
+        notified: false,
+        restored: false,
+    }
+}
+
+fn child_alert(target: &str) -> Alert {
+    alert(
+        &format!("a-{target}"),
+        "check_up",
+        &[("target", target), ("location", "jkt")],
+        State::Firing,
+    )
+}
+
+#[test]
+fn a_child_is_held_while_its_parent_target_is_down_and_by_its_alert_once_open() {
+    let mut d = Deps::default();
+    d.observe(seen("uplink", true, t(0), &[]));
+    d.observe(seen("web", true, t(0), &["uplink"]));
+    assert!(d.active());
+    d.observe(seen("uplink", false, t(10), &[]));
+    d.observe(seen("web", false, t(11), &["uplink"]));
+    assert_eq!(
+        d.cause(&child_alert("web"), t(12)).as_deref(),
+        Some("depends:target:uplink")
+    );
+    let parent = alert(
+        "p1",
+        "check_up",
+        &[("target", "uplink"), ("location", "jkt")],
+        State::Firing,
+    );
+    d.note_alert(&parent, t(12));
+    assert_eq!(d.cause(&child_alert("web"), t(13)).as_deref(), Some("depends:p1"));
+    assert_eq!(d.affected(&parent), ["web"]);
+    // Another location's parent alert does not hold this location's child.
+    let mut other = child_alert("web");
+    other.labels.insert("location".into(), "sby".into());
+    assert_eq!(d.cause(&other, t(13)), None);
+}
+
+#[test]
+fn after_the_parent_recovers_a_child_waits_for_its_own_next_check() {
+    let mut d = Deps::default();
+    d.observe(seen("uplink", false, t(10), &[]));
+    d.observe(seen("web", false, t(11), &["uplink"]));
+    d.observe(seen("uplink", true, t(20), &[]));
+    assert!(
+        d.cause(&child_alert("web"), t(20)).is_some(),
+        "not checked since the recovery"
+    );
+    // An open breaker's DOWN is no check: the child still waits.
+    let mut unchecked = seen("web", false, t(21), &["uplink"]);
+    unchecked.fresh = false;
+    d.observe(unchecked);
+    assert!(
+        d.cause(&child_alert("web"), t(21)).is_some(),
+        "a breaker's result is not a check"
+    );
+    d.observe(seen("web", false, t(22), &["uplink"]));
+    assert_eq!(
+        d.cause(&child_alert("web"), t(22)),
+        None,
+        "still down on its own: it notifies"
+    );
+    // The wait is bounded.
+    let mut d = Deps::default();
+    d.observe(seen("uplink", false, t(10), &[]));
+    d.observe(seen("web", false, t(11), &["uplink"]));
+    d.observe(seen("uplink", true, t(20), &[]));
+    assert_eq!(d.cause(&child_alert("web"), t(20) + MAX_HOLD), None);
+}
+
+#[test]
+fn a_child_that_fails_first_waits_for_its_parents_next_check() {
+    let mut d = Deps::default();
+    d.observe(seen("uplink", true, t(0), &[]));
+    d.observe(seen("web", true, t(0), &["uplink"]));
+    d.observe(seen("uplink", true, t(5), &[]));
+    d.observe(seen("web", false, t(9), &["uplink"]));
+    assert!(
+        d.cause(&child_alert("web"), t(9)).is_some(),
+        "the parent was last checked before"
+    );
+    d.observe(seen("uplink", true, t(10), &[]));
+    assert_eq!(
+        d.cause(&child_alert("web"), t(10)),
+        None,
+        "the parent is up: the child notifies"
+    );
+    d.observe(seen("uplink", false, t(11), &[]));
+    assert!(d.cause(&child_alert("web"), t(11)).is_some());
+}
+
+#[test]
+fn routers_and_interfaces_hold_through_their_alerts_and_after_their_resolve() {
+    let mut d = Deps::default();
+    d.observe(seen("site-a", true, t(0), &["interface:core/ether1"]));
+    d.observe(seen("site-b", true, t(0), &["router:core"]));
+    d.observe(seen("site-a", false, t(5), &["interface:core/ether1"]));
+    d.observe(seen("site-b", false, t(5), &["router:core"]));
+    let wan = alert(
+        "w1",
+        "interface_up",
+        &[("router", "core"), ("interface", "ether1")],
+        State::Firing,
+    );
+    let api = alert("r1", "router_api_up", &[("router", "core")], State::Firing);
+    // An interface alert that is not about its link being down holds nothing.
+    let reset = alert(
+        "c1",
+        "counter_reset",
+        &[("router", "core"), ("interface", "ether1")],
+        State::Firing,
+    );
+    d.note_alert(&reset, t(5));
+    assert_eq!(d.cause(&child_alert("site-a"), t(6)), None);
+    d.note_alert(&wan, t(6));
+    d.note_alert(&api, t(6));
+    assert_eq!(d.cause(&child_alert("site-a"), t(7)).as_deref(), Some("depends:w1"));
+    assert_eq!(d.cause(&child_alert("site-b"), t(7)).as_deref(), Some("depends:r1"));
+    assert_eq!(d.affected(&wan), ["site-a"]);
+    let mut resolved = wan.clone();
+    resolved.state = State::Resolved;
+    d.note_alert(&resolved, t(8));
+    assert_eq!(
+        d.cause(&child_alert("site-a"), t(8)).as_deref(),
+        Some("depends:interface:core/ether1"),
+        "held until its own next check"
+    );
+    d.observe(seen("site-a", false, t(9), &["interface:core/ether1"]));
+    assert_eq!(d.cause(&child_alert("site-a"), t(9)), None);
+}
+
+fn poll(router: &str, interface: &str, up: bool, at: SystemTime) -> Polled {
+    Polled {
+        router: router.into(),
+        interface: interface.into(),
+        up,
+        at,
+    }
+}
+
+#[test]
+fn a_child_waits_for_the_next_poll_of_its_link_or_router() {
+    let mut d = Deps::default();
+    d.observe(seen("site-a", true, t(0), &["interface:core/ether1"]));
+    d.observe(seen("site-b", true, t(0), &["router:core"]));
+    d.take(Signal::Link(poll("core", "ether1", true, t(1))));
+    // Another router's link going down holds nobody.
+    d.take(Signal::Link(poll("other", "ether1", false, t(1))));
+    d.observe(seen("site-a", false, t(5), &["interface:core/ether1"]));
+    d.observe(seen("site-b", false, t(5), &["router:core"]));
+    // Both failed after the router's last poll: they wait for the next one.
+    assert!(d.cause(&child_alert("site-a"), t(6)).is_some());
+    assert!(d.cause(&child_alert("site-b"), t(6)).is_some());
+    d.take(Signal::Link(poll("core", "ether1", false, t(7))));
+    assert_eq!(
+        d.cause(&child_alert("site-a"), t(7)).as_deref(),
+        Some("depends:interface:core/ether1"),
+        "the link is down"
+    );
+    assert_eq!(
+        d.cause(&child_alert("site-b"), t(7)),
+        None,
+        "the router answered: not its fault"
+    );
+    d.take(Signal::Link(poll("core", "ether1", true, t(8))));
+    assert!(
+        d.cause(&child_alert("site-a"), t(8)).is_some(),
+        "back before the child's next check"
+    );
+    d.observe(seen("site-a", false, t(9), &["interface:core/ether1"]));
+    assert_eq!(d.cause(&child_alert("site-a"), t(9)), None, "down on its own");
+    // The wait for a poll is bounded.
+    d.observe(seen("site-a", true, t(10), &["interface:core/ether1"]));
+    d.observe(seen("site-a", false, t(11), &["interface:core/ether1"]));
+    assert!(d.cause(&child_alert("site-a"), t(12)).is_some());
+    assert_eq!(d.cause(&child_alert("site-a"), t(11) + MAX_HOLD), None);
+}
+
+#[test]
+fn a_restored_suppression_is_kept_until_its_target_reports_or_the_hold_ends() {
+    let d = Deps::default();
+    let mut a = child_alert("web");
+    a.suppressed_by = "depends:p1".into();
+    let now = SystemTime::now();
+    assert_eq!(d.cause(&a, now).as_deref(), Some("depends:p1"));
+    assert_eq!(d.cause(&a, now + MAX_HOLD + Duration::from_secs(1)), None);
+    a.suppressed_by = "silence:s1".into();
+    assert_eq!(d.cause(&a, now), None, "only a parent's cause is kept");
+}
+
+#[test]
+fn targets_without_dependencies_cost_no_state() {
+    let mut d = Deps::default();
+    for i in 0..1000 {
+        d.observe(seen(&format!("t{i}"), i % 2 == 0, t(1), &[]));
+    }
+    assert!(!d.active());
+    assert!(d.checks.is_empty() && d.parents.is_empty());
+    // Dropping the last dependency forgets the child.
+    d.observe(seen("web", true, t(1), &["uplink"]));
+    d.observe(seen("web", true, t(2), &[]));
+    assert!(!d.active() && d.children.is_empty());
+}
+
+#[test]
+fn hostile_dependencies_in_a_result_are_skipped() {
+    let r = CheckResult {
+        target_id: "web".into(),
+        depends_on: vec![
+            "uplink".into(),
+            "bogus:kind".into(),
+            String::new(),
+            "x".repeat(10_000),
+            "interface:r/".into(),
+        ],
+        ..CheckResult::default()
+    };
+    let o = Observed::of(&r, t(0));
+    assert_eq!(o.parents, [Dependency::Target("uplink".into())]);
+    let many = CheckResult {
+        depends_on: (0..10_000).map(|i| format!("t{i}")).collect(),
+        ..CheckResult::default()
+    };
+    assert_eq!(Observed::of(&many, t(0)).parents.len(), pantau_config::MAX_DEPENDENCIES);
+}
+
+#[test]
+fn the_summary_names_the_affected_children() {
+    assert_eq!(with_affected("uplink is down", &[]), "uplink is down");
+    assert_eq!(
+        with_affected("uplink is down", &["b", "a"]),
+        "uplink is down (2 dependent targets affected: a, b)"
+    );
+    let many: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let s = with_affected("x", &refs);
+    assert!(
+        s.starts_with("x (20 dependent targets affected: t00, t01, t02, t03, t04 and 15 more)"),
+        "{s}"
+    );
+}

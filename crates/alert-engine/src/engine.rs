@@ -487,7 +487,7 @@ impl Engine {
         while let Some(mut c) = iter.next() {
             if c.transition.state == State::Firing {
                 let why = inner.suppression(&c.alert, now);
-                c.alert.notified = why.is_empty();
+                c.alert.notified |= why.is_empty();
                 c.alert.suppressed_by = why;
                 let affected = inner.deps.affected(&c.alert);
                 c.alert.summary = crate::deps::with_affected(&c.alert.summary, &affected);

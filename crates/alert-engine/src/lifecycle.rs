@@ -311,12 +311,14 @@ impl Lifecycle {
     }
 
     /// Records whether an open alert's notifications are suppressed and
-    /// whether its firing was published; the updated alert.
+    /// whether its firing was published; the updated alert. Once published,
+    /// it stays `notified` whatever suppresses it later, so its
+    /// acknowledgement and resolve are published too (never swallowed).
     pub fn set_delivery(&mut self, id: &str, suppressed_by: &str, notified: bool) -> Option<Alert> {
         let (rule_id, fp) = self.index.get(id)?;
         let a = self.rules.get_mut(rule_id)?.open.get_mut(fp)?;
         suppressed_by.clone_into(&mut a.suppressed_by);
-        a.notified = notified;
+        a.notified |= notified;
         Some(a.clone())
     }
 
@@ -493,6 +495,20 @@ mod tests {
         c.iter()
             .map(|c| (c.transition.state, c.alert.labels["target"].clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_published_alert_stays_notified_whatever_suppresses_it_later() {
+        let r = rule("check_up == 0", 0);
+        let mut l = Lifecycle::default();
+        let c = l.observe(&r, holds(&["api"]), t(0));
+        let id = c[0].alert.id.clone();
+        assert!(l.set_delivery(&id, "", true).unwrap().notified);
+        let later = l.set_delivery(&id, "silence:s1", false).unwrap();
+        assert_eq!((later.notified, later.suppressed_by.as_str()), (true, "silence:s1"));
+        let c = l.observe(&r, holds(&[]), t(1));
+        assert_eq!(c[0].transition.state, State::Resolved);
+        assert!(c[0].alert.notified, "its resolve is published");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::format as fmt_d;
-use super::{Invalid, duration, text};
+use super::{EscalationConfig, Invalid, duration, text};
 
 /// The notifier service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,9 @@ pub struct NotifierConfig {
     pub channels: Vec<ChannelConfig>,
     /// Which alerts go to which channels; every matching route applies.
     pub routes: Vec<RouteConfig>,
+    /// Escalation policies routes name with `escalation`: repeats while
+    /// nobody acknowledges, further channels later, reminders.
+    pub escalations: Vec<EscalationConfig>,
 }
 
 impl Default for NotifierConfig {
@@ -48,6 +51,7 @@ impl Default for NotifierConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             channels: Vec::new(),
             routes: Vec::new(),
+            escalations: Vec::new(),
         }
     }
 }
@@ -229,6 +233,10 @@ pub struct RouteConfig {
     pub labels: BTreeMap<String, String>,
     /// Channel names.
     pub channels: Vec<String>,
+    /// The escalation policy (a name in `notifier.escalations`) of alerts this
+    /// route matches; none: each transition is notified once.
+    #[serde(default, deserialize_with = "text::option")]
+    pub escalation: Option<String>,
 }
 
 const MASK: &str = "***";
@@ -434,6 +442,7 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
             }
         }
     }
+    out.extend(super::escalation::problems(n));
     out
 }
 
@@ -562,6 +571,7 @@ mod tests {
             severity: vec!["fatal".into()],
             labels: BTreeMap::new(),
             channels: vec!["nope".into()],
+            escalation: None,
         }];
         let keys: Vec<String> = problems(&n).into_iter().map(|i| i.key).collect();
         assert_eq!(keys, ["notifier.routes[0].severity", "notifier.routes[0].channels"]);

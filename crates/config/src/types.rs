@@ -464,3 +464,10 @@ mod tests {
         assert!(check_http_url("").is_err());
     }
 }
+bounded_duration!(
+    /// A step, a repeat or a reminder of an escalation policy
+    /// (`notifier.escalations[]`): 1 s to 30 days.
+    EscalationDelay,
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30 * 86_400)
+);

@@ -16,6 +16,8 @@
 //! - [`channels`]: the [`channels::Channel`] trait and one sender per provider.
 //! - [`store`]: the delivery table, leases and the attempt log.
 //! - [`dispatch`]: attempting deliveries, rate limits, backoff, giving up.
+//! - [`escalation`]: repeats, steps and reminders of unacknowledged or
+//!   unresolved alerts, on a durable schedule.
 //! - [`alertmanager`]: the webhook payload and route; [`webhooks`]: its late-bound handle.
 //! - [`grpc`]: the gRPC service `pantau.v1.NotifierService`.
 //! - [`metrics`]: metric names and their descriptions.
@@ -23,6 +25,7 @@
 pub mod alertmanager;
 pub mod channels;
 pub mod dispatch;
+pub mod escalation;
 pub mod grpc;
 pub mod metrics;
 pub mod notification;
@@ -92,6 +95,9 @@ pub struct Notifier {
     wake: Notify,
     limits: dispatch::RateLimits,
     bus: Arc<dyn Bus>,
+    escalations: escalation::EscalationStore,
+    policies: HashMap<String, escalation::Policy>,
+    wake_escalations: Notify,
 }
 
 fn replica_name(instance: &str) -> String {
@@ -112,6 +118,13 @@ impl Notifier {
             channels: channels::build(&cfg)?,
             templates: template::Templates::new(&cfg.channels)?,
             routes: routing::Routes::new(cfg.routes.clone()),
+            escalations: escalation::EscalationStore::new(store.clone()),
+            policies: cfg
+                .escalations
+                .iter()
+                .map(|e| (e.name.clone(), escalation::Policy::new(e)))
+                .collect(),
+            wake_escalations: Notify::new(),
             store: DeliveryStore::new(store),
             owner: replica_name(&ctx.config.instance.name),
             wake: Notify::new(),
@@ -131,43 +144,82 @@ impl Notifier {
         &self.channels
     }
 
-    /// Routes `n` and persists one delivery per channel and recipient
-    /// (existing ones are kept as they are). Returns how many deliveries the
-    /// notification has. Only after this returns `Ok` is it safe to
-    /// acknowledge the source.
-    pub async fn accept(&self, n: &Notification) -> Result<usize, StoreError> {
-        ::metrics::counter!(metrics::NOTIFICATIONS_TOTAL, "source" => n.source.clone()).increment(1);
-        let json = serde_json::to_string(n).unwrap_or_default();
-        let mut rows = Vec::new();
+    /// The escalation table.
+    pub fn escalations(&self) -> &escalation::EscalationStore {
+        &self.escalations
+    }
+
+    /// The delivery of `n` (as `json`) to `channel` and `recipient`.
+    fn delivery_row(&self, n: &Notification, json: &str, channel: &str, recipient: &str) -> NewDelivery {
+        let delay_ms = match self.channels.get(channel) {
+            Some(ch) if ch.config.group => ch.config.group_wait.as_millis() as i64,
+            _ => 0,
+        };
+        NewDelivery {
+            id: n.delivery_id(channel, recipient),
+            channel: channel.to_owned(),
+            channel_type: self
+                .channels
+                .get(channel)
+                .map(|c| c.kind().as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            recipient: recipient.to_owned(),
+            alert_key: n.key.clone(),
+            state: n.status.clone(),
+            source: n.source.clone(),
+            notification: json.to_owned(),
+            delay_ms,
+        }
+    }
+
+    /// Where `n` goes, each channel and recipient once: its routes' channels,
+    /// and for an acknowledgement or resolve also wherever a firing of the
+    /// same alert went (an escalation step's channel, or a route since
+    /// changed), so a resolve is never swallowed.
+    async fn targets(&self, n: &Notification) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out: Vec<(String, String)> = Vec::new();
         for name in self.routes.channels(n) {
             let Some(ch) = self.channels.get(&name) else { continue };
             for recipient in ch.recipients() {
-                rows.push(NewDelivery {
-                    id: n.delivery_id(&name, &recipient),
-                    channel: name.clone(),
-                    channel_type: ch.kind().as_str().to_owned(),
-                    recipient,
-                    alert_key: n.key.clone(),
-                    state: n.status.clone(),
-                    source: n.source.clone(),
-                    notification: json.clone(),
-                    delay_ms: if ch.config.group {
-                        ch.config.group_wait.as_millis() as i64
-                    } else {
-                        0
-                    },
-                });
+                out.push((name.clone(), recipient));
             }
         }
+        if n.status != "firing" {
+            for (name, recipient) in self.store.firing_sent_to(&n.source, &n.key).await? {
+                if !self.channels.contains_key(&name) {
+                    tracing::warn!(alert = %n.key, channel = %name, status = %n.status, "the firing went to a channel no longer configured; cannot follow it up there");
+                } else if !out.iter().any(|(c, r)| *c == name && *r == recipient) {
+                    out.push((name, recipient));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Routes `n` and persists one delivery per channel and recipient
+    /// (existing ones are kept as they are), then follows the alert's
+    /// escalations. Returns how many deliveries the notification has. Only
+    /// after this returns `Ok` is it safe to acknowledge the source.
+    pub async fn accept(&self, n: &Notification) -> Result<usize, StoreError> {
+        ::metrics::counter!(metrics::NOTIFICATIONS_TOTAL, "source" => n.source.clone()).increment(1);
+        let json = serde_json::to_string(n).unwrap_or_default();
+        let rows: Vec<NewDelivery> = self
+            .targets(n)
+            .await?
+            .iter()
+            .map(|(channel, recipient)| self.delivery_row(n, &json, channel, recipient))
+            .collect();
         if rows.is_empty() {
             tracing::info!(key = %n.key, severity = %n.severity, "no route matches; nothing to deliver");
-            return Ok(0);
+        } else {
+            let fresh = self.store.insert(&rows).await?;
+            tracing::debug!(key = %n.key, status = %n.status, deliveries = rows.len(), fresh, "notification accepted");
+            if fresh > 0 {
+                self.wake.notify_one();
+            }
         }
-        let fresh = self.store.insert(&rows).await?;
-        tracing::debug!(key = %n.key, status = %n.status, deliveries = rows.len(), fresh, "notification accepted");
-        if fresh > 0 {
-            self.wake.notify_one();
-        }
+        self.follow_escalations(n).await?;
         Ok(rows.len())
     }
 
@@ -203,6 +255,8 @@ impl Notifier {
         ctx.spawn_supervised("delivery", move || Arc::clone(&me).deliver_loop(stop.clone()));
         let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
         ctx.spawn_supervised("purge", move || Arc::clone(&me).purge_loop(stop.clone()));
+        let (me, stop) = (Arc::clone(self), ctx.shutdown.clone());
+        ctx.spawn_supervised("escalation", move || Arc::clone(&me).escalation_loop(stop.clone()));
     }
 
     /// Takes in one alert event from the bus: its deliveries are persisted
@@ -278,6 +332,11 @@ impl Notifier {
                 Ok(n) => tracing::info!(deliveries = n, "purged finished deliveries past notifier.retention"),
                 Err(e) => tracing::warn!(error = %e, "cannot purge old deliveries"),
             }
+            match self.escalations.purge(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(escalations = n, "purged ended escalations past notifier.retention"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge ended escalations"),
+            }
         }
     }
 }
@@ -289,6 +348,7 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     let ctx = ctx.service("notifier");
     metrics::describe();
     metrics::zero(ctx.config.notifier.channels.iter().map(|c| c.kind.as_str()));
+    metrics::zero_escalations(ctx.config.notifier.escalations.iter().map(|e| e.name.as_str()));
     let store = Store::connect(&ctx.config.database, &ctx.config.data_dir, "notifier", MIGRATIONS).await?;
     ctx.health.register("notifier.store", store.readiness());
     ctx.watch_store(&store);

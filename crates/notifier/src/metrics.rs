@@ -14,6 +14,10 @@ pub const RATE_LIMITED_TOTAL: &str = "pantau_notifier_rate_limited_total";
 pub const NOTIFICATIONS_TOTAL: &str = "pantau_notifier_notifications_total";
 /// Deliveries waiting for an attempt.
 pub const PENDING: &str = "pantau_notifier_deliveries_pending";
+/// Escalation steps sent, by `policy` and `kind` (`escalation`, `reminder`).
+pub const ESCALATION_STEPS_TOTAL: &str = "pantau_notifier_escalation_steps_total";
+/// Escalations running (alerts repeating, stepping or reminding).
+pub const ESCALATIONS_ACTIVE: &str = "pantau_notifier_escalations_active";
 
 pub const RESULT_DELIVERED: &str = "delivered";
 pub const RESULT_RETRY: &str = "retry";
@@ -34,6 +38,16 @@ pub fn zero(channel_types: impl IntoIterator<Item = &'static str>) {
         crate::notification::SOURCE_ALERTMANAGER,
     ] {
         metrics::counter!(NOTIFICATIONS_TOTAL, "source" => source).increment(0);
+    }
+    metrics::gauge!(ESCALATIONS_ACTIVE).set(0.0);
+}
+
+/// Exports the step counters of every configured policy as 0.
+pub fn zero_escalations<'a>(policies: impl IntoIterator<Item = &'a str>) {
+    for policy in policies {
+        for kind in [crate::escalation::KIND_ESCALATION, crate::escalation::KIND_REMINDER] {
+            metrics::counter!(ESCALATION_STEPS_TOTAL, "policy" => policy.to_owned(), "kind" => kind).increment(0);
+        }
     }
 }
 
@@ -63,6 +77,16 @@ pub fn describe() {
         NOTIFICATIONS_TOTAL,
         Unit::Count,
         "Notifications received, by source (alert, alertmanager)"
+    );
+    describe_counter!(
+        ESCALATION_STEPS_TOTAL,
+        Unit::Count,
+        "Escalation steps sent (repeats and steps of unacknowledged alerts, reminders of acknowledged ones), by policy and kind"
+    );
+    describe_gauge!(
+        ESCALATIONS_ACTIVE,
+        Unit::Count,
+        "Alerts whose escalation is running (neither resolved nor acknowledged without reminders)"
     );
     describe_gauge!(
         PENDING,

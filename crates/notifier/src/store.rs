@@ -98,7 +98,7 @@ pub struct DeliveryStore {
     store: Store,
 }
 
-const INSERT: &str = "INSERT INTO deliveries (id, channel, channel_type, recipient, alert_key, state, source, notification, status, attempts, next_attempt_at, created_at, updated_at) \
+pub(crate) const INSERT: &str = "INSERT INTO deliveries (id, channel, channel_type, recipient, alert_key, state, source, notification, status, attempts, next_attempt_at, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $10, $9, $9) ON CONFLICT (id) DO NOTHING";
 
 // Due, not leased, and not behind an earlier pending delivery of the same
@@ -305,6 +305,22 @@ impl DeliveryStore {
             }
         });
         Ok(out)
+    }
+
+    /// The channels and recipients a firing of `key` (from `source`) was
+    /// delivered to or is waiting for: its acknowledgement and resolve go
+    /// there too, whatever the routes say now.
+    pub async fn firing_sent_to(&self, source: &str, key: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = with_pool!(&self.store, pool => {
+            sqlx::query("SELECT channel, recipient, MIN(seq) AS first FROM deliveries \
+                 WHERE source = $1 AND alert_key = $2 AND state = 'firing' AND status IN ('pending', 'delivered') \
+                 GROUP BY channel, recipient ORDER BY first")
+                .bind(source).bind(key).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok::<_, sqlx::Error>((r.try_get("channel")?, r.try_get("recipient")?)))
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows)
     }
 
     /// Pending deliveries right now.

@@ -5,6 +5,7 @@ mod defaults;
 mod engine;
 mod fuzz;
 mod nats;
+mod resolve;
 mod service;
 mod store;
 mod suppress;

@@ -1,5 +1,5 @@
 //! `examples/alerts.yaml` loads, validates, and routes every alert to the
-//! generic webhook at http://127.0.0.1:9999/hook.
+//! generic webhook at http://127.0.0.1:9999/hook; its escalation policy loads.
 
 use pantau_config::{ChannelType, Config, LoadOptions};
 use pantau_notifier::notification::Notification;
@@ -30,6 +30,9 @@ fn alerts_example_routes_everything_to_the_local_webhook() {
             hook.name
         );
     }
+    let oncall = &c.notifier.escalations[0];
+    assert_eq!(oncall.name, "oncall");
+    assert_eq!(oncall.repeat_every.map(|d| d.get().as_secs()), Some(600));
     assert!(
         !c.to_masked_yaml().contains("change-me"),
         "the webhook secret is printed"

@@ -5,6 +5,8 @@
 mod alertmanager;
 mod delivery;
 mod email;
+mod escalation;
+mod escalation_nats;
 mod example;
 mod harness;
 mod nats;

@@ -17,6 +17,7 @@ mod lifecycle;
 mod multilocation;
 mod openapi_contract;
 mod outage;
+mod resolve_after_silence;
 mod routers_snmp;
 mod support;
 mod sync;

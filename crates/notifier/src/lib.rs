@@ -131,6 +131,11 @@ impl Notifier {
         &self.channels
     }
 
+    /// The configured routes, in order.
+    pub fn routes(&self) -> &[pantau_config::RouteConfig] {
+        &self.cfg.routes
+    }
+
     /// Routes `n` and persists one delivery per channel and recipient
     /// (existing ones are kept as they are). Returns how many deliveries the
     /// notification has. Only after this returns `Ok` is it safe to

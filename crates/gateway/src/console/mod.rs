@@ -16,18 +16,25 @@
 //!   pages, uptime;
 //! - [`overview`]: `/console` and its live table; [`target`]: one target;
 //! - [`alerts`]: alerts, their history and silences; [`health`]: `/health`;
-//! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges.
+//! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges;
+//! - [`rules`]: alert rules, their expression checked as typed;
+//!   [`channels`]: notification channels and routes, secrets masked;
+//! - admins only: [`users`]: users and API keys; [`audit`]: the audit log.
 
 pub mod alerts;
 pub mod assets;
+pub mod audit;
 pub mod badge;
+pub mod channels;
 pub mod health;
 pub mod login;
 pub mod model;
 pub mod overview;
 pub mod page;
+pub mod rules;
 pub mod status;
 pub mod target;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -45,6 +52,7 @@ pub struct Console {
     pub app: AppState,
     pub collector: crate::targets::Client,
     pub alerts: AlertEngineServiceClient<Channel>,
+    pub notifier: crate::notify::Client,
     pub model: Arc<model::Model>,
     pub status: Arc<status::Cache>,
 }
@@ -54,6 +62,7 @@ impl Console {
         let collector = crate::targets::Client::new(app.collector.clone());
         Self {
             alerts: AlertEngineServiceClient::new(app.ctx.channel(&app.ctx.config.gateway.alert_engine_url)),
+            notifier: crate::notify::Client::new(app.ctx.channel(&app.ctx.config.gateway.notifier_url)),
             model: Arc::new(model::Model::new(collector.clone())),
             status: Arc::default(),
             collector,
@@ -78,6 +87,10 @@ pub fn router(app: &AppState) -> Router {
             .merge(target::router())
             .merge(alerts::router())
             .merge(health::router())
+            .merge(rules::router())
+            .merge(channels::router())
+            .merge(users::router())
+            .merge(audit::router())
     } else {
         Router::new()
     };

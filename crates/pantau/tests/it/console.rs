@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 
-const SOON: Duration = Duration::from_secs(30);
+pub(super) const SOON: Duration = Duration::from_secs(30);
 
 /// A TCP service the test stops and starts: the target `console-web`.
 struct Service {
@@ -66,12 +66,12 @@ fn screenshots() -> std::path::PathBuf {
     dir
 }
 
-async fn shot(c: &Client, name: &str) {
+pub(super) async fn shot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn browser(d: &ChromeDriver, width: u32) -> Client {
+pub(super) async fn browser(d: &ChromeDriver, width: u32) -> Client {
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(d.capabilities(width, 900))
         .connect(&d.url())
@@ -80,7 +80,7 @@ async fn browser(d: &ChromeDriver, width: u32) -> Client {
 }
 
 /// The text of the first element matching `css`, or `None`.
-async fn text(c: &Client, css: &str) -> Option<String> {
+pub(super) async fn text(c: &Client, css: &str) -> Option<String> {
     let v = c
         .execute(
             "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : null;",
@@ -92,7 +92,7 @@ async fn text(c: &Client, css: &str) -> Option<String> {
 }
 
 /// Waits until the text of `css` satisfies `ok`.
-async fn wait_text(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
+pub(super) async fn wait_text(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let t = text(c, css).await;
@@ -115,7 +115,7 @@ async fn wait_text(c: &Client, css: &str, within: Duration, ok: impl Fn(&str) ->
     }
 }
 
-async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
+pub(super) async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
     c.goto(&format!("{base}/console")).await.unwrap();
     let url = c.current_url().await.unwrap();
     assert_eq!(
@@ -148,14 +148,14 @@ async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
         .expect("the overview after signing in");
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
+pub(super) async fn fill(c: &Client, css: &str, value: &str) {
     let e = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
     e.clear().await.unwrap();
     e.send_keys(value).await.unwrap();
 }
 
 /// The first admin's password, printed once on standard error.
-fn first_admin_password(p: &Pantau) -> Option<String> {
+pub(super) fn first_admin_password(p: &Pantau) -> Option<String> {
     let log = p.log();
     let at = log.find("user is `admin` with password `")? + "user is `admin` with password `".len();
     Some(log[at..].split('`').next()?.to_owned())

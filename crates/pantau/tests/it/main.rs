@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod cluster;
 mod console;
+mod console_admin;
 mod contract;
 mod e2e;
 mod fuzz_bus;

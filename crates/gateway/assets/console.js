@@ -48,10 +48,14 @@
       flash(msg, true);
       return;
     }
-    if (el.dataset.then) { location.href = el.dataset.then; return; }
-    if (el.dataset.reload !== undefined) { location.reload(); return; }
+    const out = r.status === 204 ? null : await r.json().catch(() => null);
+    if (el.dataset.then) { location.href = el.dataset.then; return out; }
+    if (el.dataset.reload !== undefined) { location.reload(); return out; }
     flash(el.dataset.done || "Done.");
+    return out;
   }
+  // For the pages' own scripts (admin.js): the same call and flash.
+  window.pantau = { call, flash };
 
   document.addEventListener("submit", (ev) => {
     const form = ev.target.closest("form[data-api]");

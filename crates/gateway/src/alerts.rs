@@ -9,7 +9,9 @@
 //!   `{"actor": "…", "comment": "…"}`;
 //! - `GET  /api/v1/monitoring/alerts/rules`, `POST …/rules` (create or replace;
 //!   a rule that does not parse is a 400 naming the position and reason) and
-//!   `DELETE …/rules/{id}`;
+//!   `DELETE …/rules/{id}`; `GET …/rules/validate?expr=` parses an
+//!   expression with the engine's parser and stores nothing (the column and
+//!   reason of a fault);
 //! - `GET /api/v1/monitoring/silences[?include_expired=true]`, `POST …/silences`
 //!   (`{"matchers": [{"label", "value", "negate"}], "starts_at", "ends_at",
 //!   "created_by", "comment"}`) and `DELETE …/silences/{id}` (ends it now).
@@ -46,6 +48,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
     Router::new()
         .route("/api/v1/monitoring/alerts", get(list))
         .route("/api/v1/monitoring/alerts/rules", get(list_rules).post(upsert_rule))
+        .route("/api/v1/monitoring/alerts/rules/validate", get(validate_rule))
         .route("/api/v1/monitoring/alerts/rules/{id}", delete(delete_rule))
         .route("/api/v1/monitoring/alerts/{id}", get(get_one))
         .route("/api/v1/monitoring/alerts/{id}/acknowledge", post(acknowledge))
@@ -55,7 +58,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         .with_state(client)
 }
 
-type Client = AlertEngineServiceClient<Channel>;
+pub type Client = AlertEngineServiceClient<Channel>;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -67,6 +70,7 @@ type Client = AlertEngineServiceClient<Channel>;
         list_rules,
         upsert_rule,
         delete_rule,
+        validate_rule,
         list_silences,
         create_silence,
         expire_silence
@@ -79,6 +83,7 @@ type Client = AlertEngineServiceClient<Channel>;
         RuleView,
         RuleBody,
         RulesResponse,
+        RuleCheckView,
         SilencesResponse,
         MatcherBody,
         SilenceBody,
@@ -345,7 +350,7 @@ fn origin_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     input::schema(input::enum_schema(&["default", "file", "api"]))
 }
 
-fn rule_view(r: pb::AlertRule) -> RuleView {
+pub fn rule_view(r: pb::AlertRule) -> RuleView {
     let span = |d: Option<&prost_types::Duration>| d.and_then(from_duration).map(pantau_config::duration::format);
     RuleView {
         name: (!r.name.is_empty()).then_some(r.name),
@@ -465,6 +470,71 @@ async fn delete_rule(State(mut c): State<Client>, Path(id): Path<String>) -> Res
         .await
         .map_err(|s| backend(&s))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Longest expression sent to the engine, in bytes (its parser's own limit,
+/// `lang::MAX_LEN` of the alert engine).
+pub const MAX_EXPR: usize = 4096;
+
+/// The expression to check.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateQuery {
+    /// The rule's expression, e.g. `check_up{target="api"} == 0 for 1m`.
+    #[param(max_length = 4096)]
+    pub expr: String,
+}
+
+/// What the alert engine's parser says of an expression.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleCheckView {
+    pub valid: bool,
+    /// The 1-based column (in characters) of the fault.
+    pub column: Option<u32>,
+    /// Why it does not parse.
+    pub reason: Option<String>,
+    /// The metrics a valid expression reads.
+    pub metrics: Vec<String>,
+    /// The expression's own `for`.
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+}
+
+/// Asks the engine's parser about `expr` (at most [`MAX_EXPR`] bytes).
+pub async fn check_expr(c: &mut Client, expr: String) -> Result<RuleCheckView, ApiError> {
+    if expr.len() > MAX_EXPR {
+        return Err(bad(
+            "invalid_query",
+            format!("expr is {} bytes long: use at most {MAX_EXPR}", expr.len()),
+        ));
+    }
+    let r = c
+        .validate_rule(pb::ValidateRuleRequest { expr })
+        .await
+        .map_err(|s| backend(&s))?
+        .into_inner();
+    Ok(RuleCheckView {
+        column: (!r.valid).then_some(r.column),
+        reason: (!r.valid).then_some(r.reason),
+        metrics: r.metrics,
+        for_: r
+            .hold
+            .as_ref()
+            .and_then(from_duration)
+            .map(pantau_config::duration::format),
+        valid: r.valid,
+    })
+}
+
+/// Parses an expression as a rule would be, storing nothing.
+#[utoipa::path(get, path = "/api/v1/monitoring/alerts/rules/validate", tag = "rules", params(ValidateQuery), responses((status = 200, body = RuleCheckView), (status = 400, description = "bad input, naming the field"), (status = 503, description = "the alert engine is unavailable")))]
+async fn validate_rule(
+    State(mut c): State<Client>,
+    q: Result<Query<ValidateQuery>, QueryRejection>,
+) -> Result<Json<RuleCheckView>, ApiError> {
+    let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
+    Ok(Json(check_expr(&mut c, q.expr).await?))
 }
 
 /// A silence matcher as JSON.

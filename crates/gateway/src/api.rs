@@ -190,6 +190,19 @@ fn reasons(components: &BTreeMap<String, ComponentView>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn serde_messages_quote_little_of_the_input() {
+        let huge = "g".repeat(100_000);
+        let msg = format!("role: unknown variant `{huge}`, expected one of `viewer`, `editor`");
+        let out = quote_spans(&msg);
+        assert!(
+            out.starts_with("role: unknown variant `ggg") && out.len() < 300,
+            "{out}"
+        );
+        assert!(out.ends_with("expected one of `viewer`, `editor`"), "{out}");
+        assert_eq!(quote_spans("a `b` c"), "a `b` c");
+    }
+
     fn component(error: Option<&str>, level: Level, critical: bool) -> ComponentView {
         ComponentView {
             status: if error.is_none() { "ok" } else { "failing" },
@@ -305,12 +318,28 @@ pub fn invalid_body(e: &axum::extract::rejection::JsonRejection) -> ApiError {
             .reason("unsupported_media_type")
             .status(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    ApiError::new(ErrorCode::InvalidArgument, e.body_text()).reason("invalid_body")
+    ApiError::new(ErrorCode::InvalidArgument, quote_spans(&e.body_text())).reason("invalid_body")
+}
+
+/// serde's message with each `quoted` value cut to what an error may quote
+/// (`types::quote`): a huge string in a body or query is not echoed back.
+pub fn quote_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                pantau_config::types::quote(part)
+            } else {
+                part.into()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// The 400 of a query string that does not parse, naming the parameter.
 pub fn bad_query(e: &QueryRejection) -> ApiError {
-    ApiError::new(ErrorCode::InvalidArgument, e.body_text()).reason("invalid_query")
+    ApiError::new(ErrorCode::InvalidArgument, quote_spans(&e.body_text())).reason("invalid_query")
 }
 
 /// JSON 404 for every unknown path.

@@ -93,7 +93,10 @@ pub fn username(name: String) -> Result<String, ApiError> {
     } else {
         Err(bad(
             "invalid_path",
-            format!("username `{name}` is not valid: use 1–64 letters, digits, `-`, `_`, `.` or `@`"),
+            format!(
+                "username `{}` is not valid: use 1–64 letters, digits, `-`, `_`, `.` or `@`",
+                pantau_config::types::quote(&name)
+            ),
         ))
     }
 }
@@ -123,7 +126,10 @@ pub fn time(field: &str, raw: &str) -> Result<SystemTime, ApiError> {
     let refuse = || {
         bad(
             "invalid_query",
-            format!("{field} `{raw}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z"),
+            format!(
+                "{field} `{}` is not an RFC 3339 time such as 2026-11-23T10:00:00Z",
+                pantau_config::types::quote(raw)
+            ),
         )
     };
     if !matches(TIME, raw) {

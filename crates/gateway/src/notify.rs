@@ -1,7 +1,8 @@
 //! Channel and delivery routes, answered by the notifier over gRPC
 //! (`gateway.notifier_url`):
 //!
-//! - `GET  /api/v1/channels`: the configured channels, secrets masked;
+//! - `GET  /api/v1/channels`: the configured channels, secrets masked, and
+//!   the routes that send alerts to them;
 //! - `POST /api/v1/channels/{name}/test[?recipient=…]`: send a test notification now;
 //! - `GET  /api/v1/deliveries?channel=&status=pending|delivered|failed&alert_key=&limit=`:
 //!   deliveries, newest first, with every attempt.
@@ -21,7 +22,7 @@ use crate::api::bad_query;
 use crate::input;
 use crate::labels::DeliveryStatus;
 
-type Client = NotifierServiceClient<Channel>;
+pub type Client = NotifierServiceClient<Channel>;
 
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let client = Client::new(ctx.channel(&ctx.config.gateway.notifier_url));
@@ -38,6 +39,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
     components(schemas(
         ChannelView,
         ChannelsResponse,
+        RouteView,
         TestView,
         DeliveryView,
         DeliveriesResponse,
@@ -71,21 +73,37 @@ pub struct ChannelView {
     pub rate_limit_period_seconds: Option<f64>,
 }
 
-/// Every channel.
+/// A route: alerts matching every condition go to `channels`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RouteView {
+    /// Severities matched; empty means any.
+    pub severities: Vec<String>,
+    /// Labels that must be present with exactly these values.
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub channels: Vec<String>,
+}
+
+/// Every channel, and the routes (a channel no route names receives nothing).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelsResponse {
     pub channels: Vec<ChannelView>,
+    pub routes: Vec<RouteView>,
 }
 
 #[utoipa::path(get, path = "/api/v1/channels", tag = "notifications", responses((status = 200, body = ChannelsResponse)))]
 async fn channels(State(mut c): State<Client>) -> Result<Json<ChannelsResponse>, ApiError> {
-    let list = c
+    Ok(Json(channel_list(&mut c).await?))
+}
+
+/// The channels (secrets masked by the notifier) and routes.
+pub async fn channel_list(c: &mut Client) -> Result<ChannelsResponse, ApiError> {
+    let answer = c
         .list_channels(pb::ListChannelsRequest {})
         .await
         .map_err(|s| backend(&s))?
-        .into_inner()
-        .channels;
-    let views: Vec<ChannelView> = list
+        .into_inner();
+    let channels = answer
+        .channels
         .into_iter()
         .map(|ch| ChannelView {
             rate_limit_period_seconds: ms(ch.rate_limit_period.as_ref()).map(|m| m / 1000.0),
@@ -96,7 +114,16 @@ async fn channels(State(mut c): State<Client>) -> Result<Json<ChannelsResponse>,
             rate_limit: ch.rate_limit,
         })
         .collect();
-    Ok(Json(ChannelsResponse { channels: views }))
+    let routes = answer
+        .routes
+        .into_iter()
+        .map(|r| RouteView {
+            severities: r.severities,
+            labels: r.labels.into_iter().collect(),
+            channels: r.channels,
+        })
+        .collect();
+    Ok(ChannelsResponse { channels, routes })
 }
 
 /// Parameters of a test.

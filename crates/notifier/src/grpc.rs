@@ -163,7 +163,17 @@ impl NotifierService for Service {
     async fn list_channels(&self, _: Request<ListChannelsRequest>) -> Result<Response<ListChannelsResponse>, Status> {
         let mut channels: Vec<Channel> = self.0.channels().values().map(|c| channel_view(&c.config)).collect();
         channels.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(ListChannelsResponse { channels }))
+        let routes = self
+            .0
+            .routes()
+            .iter()
+            .map(|r| pantau_proto::v1::NotificationRoute {
+                severities: r.severity.clone(),
+                labels: r.labels.clone().into_iter().collect(),
+                channels: r.channels.clone(),
+            })
+            .collect();
+        Ok(Response::new(ListChannelsResponse { channels, routes }))
     }
 
     async fn test_channel(&self, req: Request<TestChannelRequest>) -> Result<Response<TestChannelResponse>, Status> {

@@ -144,6 +144,11 @@ impl Notifier {
         &self.channels
     }
 
+    /// The configured routes, in order.
+    pub fn routes(&self) -> &[pantau_config::RouteConfig] {
+        &self.cfg.routes
+    }
+
     /// The escalation table.
     pub fn escalations(&self) -> &escalation::EscalationStore {
         &self.escalations

@@ -80,6 +80,7 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.AlertEngineService/ListRules", read()),
     ("/pantau.v1.AlertEngineService/UpsertRule", write()),
     ("/pantau.v1.AlertEngineService/DeleteRule", write()),
+    ("/pantau.v1.AlertEngineService/ValidateRule", read()),
     ("/pantau.v1.AlertEngineService/StreamAlerts", read()),
     ("/pantau.v1.AlertEngineService/CreateSilence", write()),
     ("/pantau.v1.AlertEngineService/ListSilences", read()),

@@ -5,8 +5,10 @@
 //! - `POST /api/v1/auth/tokens` `{"subject", "scopes", "ttl"}` (admin): a JWT;
 //! - `GET|POST /api/v1/auth/keys`, `DELETE /api/v1/auth/keys/{id}` (admin):
 //!   API keys for scripts, shown once, stored hashed, revocable;
-//! - `GET|POST /api/v1/users`, `DELETE /api/v1/users/{username}` (admin);
-//! - `GET /api/v1/audit?actor=&limit=&offset=` (admin): the audit log, newest first.
+//! - `GET|POST /api/v1/users`, `PATCH /api/v1/users/{username}` `{"role"}`,
+//!   `DELETE /api/v1/users/{username}` (admin);
+//! - `GET /api/v1/audit?actor=&action=&since=&until=&limit=&offset=` (admin):
+//!   the audit log, newest first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use pantau_core::error::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::store::{ApiKey, AuditEntry, AuthStoreError, User};
+use super::store::{ApiKey, AuditEntry, AuditFilter, AuthStoreError, User};
 use super::{AuditNote, Auth, Principal, Role, Scope, Scopes};
 use crate::api::{bad_query, invalid_body};
 use crate::input;
@@ -48,7 +50,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
         .route("/api/v1/auth/keys", get(list_keys).post(create_key))
         .route("/api/v1/auth/keys/{id}", delete(revoke_key))
         .route("/api/v1/users", get(list_users).post(add_user))
-        .route("/api/v1/users/{username}", delete(delete_user))
+        .route("/api/v1/users/{username}", delete(delete_user).patch(set_role))
         .route("/api/v1/audit", get(audit))
         .with_state(auth)
 }
@@ -65,6 +67,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
         list_users,
         add_user,
         delete_user,
+        set_role,
         audit
     ),
     components(schemas(
@@ -77,6 +80,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
         ApiKey,
         KeysResponse,
         UserBody,
+        RoleBody,
         User,
         UsersResponse,
         AuditEntry,
@@ -87,7 +91,7 @@ pub fn router(auth: Arc<Auth>) -> Router {
 )]
 pub struct Doc;
 
-fn store_error(e: &AuthStoreError) -> ApiError {
+pub(crate) fn store_error(e: &AuthStoreError) -> ApiError {
     match e {
         AuthStoreError::UserExists(_) => ApiError::new(ErrorCode::Conflict, e.to_string()),
         AuthStoreError::NoUser(_) | AuthStoreError::NoKey(_) => ApiError::new(ErrorCode::NotFound, e.to_string()),
@@ -419,19 +423,105 @@ async fn delete_user(State(auth): State<Arc<Auth>>, Path(username): Path<String>
     ))
 }
 
+/// A user's new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    pub role: Role,
+}
+
+/// Changes a user's role (admin). Their console sessions have it at once
+/// (the role is re-read per request); JWTs already issued keep their scopes
+/// until they expire.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "auth", params(("username" = String, Path)), request_body = RoleBody,
+    responses((status = 204, description = "changed"), (status = 404, description = "no such user")))]
+async fn set_role(
+    State(auth): State<Arc<Auth>>,
+    Path(username): Path<String>,
+    body: Result<Json<RoleBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let username = input::username(username)?;
+    let Json(b) = body.map_err(|e| invalid_body(&e))?;
+    auth.store
+        .set_role(&username, b.role)
+        .await
+        .map_err(|e| store_error(&e))?;
+    Ok(with_note(
+        StatusCode::NO_CONTENT,
+        AuditNote {
+            actor: None,
+            detail: format!("set the role of {username} to {}", b.role.as_str()),
+        },
+    ))
+}
+
 /// Filters of the audit log.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this actor.
     pub actor: Option<String>,
+    /// Only this action, e.g. `POST /api/v1/users`.
+    pub action: Option<String>,
+    /// RFC 3339: entries at or after.
+    #[param(schema_with = time_schema)]
+    pub since: Option<String>,
+    /// RFC 3339: entries before.
+    #[param(schema_with = time_schema)]
+    pub until: Option<String>,
     /// At most this many entries (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Skip this many of the newest.
     #[param(minimum = 0)]
     pub offset: Option<i64>,
+}
+
+fn time_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::time_schema())
+}
+
+/// Longest actor or action filter, in bytes.
+const MAX_FILTER: usize = 256;
+
+/// A text filter: `None` when absent or blank; refused when too long or
+/// holding control characters.
+fn filter_text<'a>(field: &str, v: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.len() > MAX_FILTER || s.chars().any(char::is_control) => Err(input::bad(
+            "invalid_query",
+            format!(
+                "{field} `{}` is not allowed: use at most {MAX_FILTER} printable characters",
+                pantau_config::types::quote(s)
+            ),
+        )),
+        other => Ok(other),
+    }
+}
+
+impl AuditQuery {
+    /// The store's filter, or a 400 naming the first bad field.
+    pub fn filter(&self) -> Result<AuditFilter<'_>, ApiError> {
+        let ms = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(raw) => {
+                    let t = input::time(field, raw)?;
+                    let ms = t
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                    Ok(Some(ms))
+                }
+            }
+        };
+        Ok(AuditFilter {
+            actor: filter_text("actor", self.actor.as_deref())?,
+            action: filter_text("action", self.action.as_deref())?,
+            since_ms: ms("since", &self.since)?,
+            until_ms: ms("until", &self.until)?,
+        })
+    }
 }
 
 /// The audit log, newest first (admin).
@@ -453,7 +543,7 @@ async fn audit(
     }
     let entries = auth
         .store
-        .audit_log(q.actor.as_deref(), limit, offset)
+        .audit_log(&q.filter()?, limit, offset)
         .await
         .map_err(|e| store_error(&e))?;
     Ok(Json(AuditResponse { entries }))

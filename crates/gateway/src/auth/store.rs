@@ -93,6 +93,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// Which audit entries to list; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    pub actor: Option<&'a str>,
+    /// The exact action, e.g. `POST /api/v1/users`.
+    pub action: Option<&'a str>,
+    /// Entries at or after, in milliseconds since the Unix epoch.
+    pub since_ms: Option<i64>,
+    /// Entries before, in milliseconds since the Unix epoch.
+    pub until_ms: Option<i64>,
+}
+
 /// A write to record.
 #[derive(Debug, Clone)]
 pub struct NewAudit<'a> {
@@ -401,18 +413,24 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Entries newest first, optionally of one actor.
+    /// Entries newest first, filtered.
     pub async fn audit_log(
         &self,
-        actor: Option<&str>,
+        filter: &AuditFilter<'_>,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<AuditEntry>, AuthStoreError> {
         Ok(with_pool!(&self.store, pool => {
             sqlx::query(
-                "SELECT seq, at, actor, method, path, action, status, remote, detail FROM audit WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
+                "SELECT seq, at, actor, method, path, action, status, remote, detail FROM audit \
+                 WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) AND (CAST($2 AS TEXT) IS NULL OR action = $2) \
+                 AND (CAST($3 AS BIGINT) IS NULL OR at >= $3) AND (CAST($4 AS BIGINT) IS NULL OR at < $4) \
+                 ORDER BY seq DESC LIMIT $5 OFFSET $6",
             )
-            .bind(actor)
+            .bind(filter.actor)
+            .bind(filter.action)
+            .bind(filter.since_ms)
+            .bind(filter.until_ms)
             .bind(limit)
             .bind(offset)
             .fetch_all(pool)
@@ -431,6 +449,34 @@ impl AuthStore {
             })
             .collect()
         }))
+    }
+
+    /// Every action the log holds, sorted (one per route and method, so few).
+    pub async fn audit_actions(&self) -> Result<Vec<String>, AuthStoreError> {
+        Ok(with_pool!(&self.store, pool => {
+            sqlx::query("SELECT DISTINCT action FROM audit ORDER BY action LIMIT 1000")
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect()
+        }))
+    }
+
+    /// Sets a user's role.
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<(), AuthStoreError> {
+        let n = with_pool!(&self.store, pool => {
+            sqlx::query("UPDATE users SET role = $1 WHERE username = $2")
+                .bind(role.as_str())
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n == 0 {
+            return Err(AuthStoreError::NoUser(username.to_owned()));
+        }
+        Ok(())
     }
 
     /// Deletes entries older than `before_ms`; returns how many.

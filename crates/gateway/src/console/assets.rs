@@ -27,6 +27,12 @@ const FILES: &[(&str, &str, &[u8], bool)] = &[
         false,
     ),
     (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/admin.js"),
+        false,
+    ),
+    (
         "htmx-2.0.11.min.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/vendor/htmx-2.0.11.min.js"),

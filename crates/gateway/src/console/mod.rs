@@ -19,10 +19,15 @@
 //! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges;
 //! - [`routers`]: routers, their interfaces, WAN judgement, live traffic and
 //!   timeline; [`locations`]: targets × locations and the instances.
+//! - [`rules`]: alert rules, their expression checked as typed;
+//!   [`channels`]: notification channels and routes, secrets masked;
+//! - admins only: [`users`]: users and API keys; [`audit`]: the audit log.
 
 pub mod alerts;
 pub mod assets;
+pub mod audit;
 pub mod badge;
+pub mod channels;
 pub mod health;
 pub mod locations;
 pub mod login;
@@ -30,8 +35,10 @@ pub mod model;
 pub mod overview;
 pub mod page;
 pub mod routers;
+pub mod rules;
 pub mod status;
 pub mod target;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -50,6 +57,7 @@ pub struct Console {
     pub app: AppState,
     pub collector: crate::targets::Client,
     pub alerts: AlertEngineServiceClient<Channel>,
+    pub notifier: crate::notify::Client,
     pub model: Arc<model::Model>,
     pub status: Arc<status::Cache>,
     /// The WAN detector, which keeps every router's latest poll.
@@ -61,6 +69,7 @@ impl Console {
         let collector = crate::targets::Client::new(app.collector.clone());
         Self {
             alerts: AlertEngineServiceClient::new(app.ctx.channel(&app.ctx.config.gateway.alert_engine_url)),
+            notifier: crate::notify::Client::new(app.ctx.channel(&app.ctx.config.gateway.notifier_url)),
             model: Arc::new(model::Model::new(collector.clone())),
             status: Arc::default(),
             wan: WanDetectorServiceClient::new(app.ctx.channel(&app.ctx.config.gateway.wan_detector_url)),
@@ -88,6 +97,10 @@ pub fn router(app: &AppState) -> Router {
             .merge(health::router())
             .merge(routers::router())
             .merge(locations::router())
+            .merge(rules::router())
+            .merge(channels::router())
+            .merge(users::router())
+            .merge(audit::router())
     } else {
         Router::new()
     };

@@ -31,6 +31,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("router.html", include_str!("../../templates/router.html")),
         ("locations.html", include_str!("../../templates/locations.html")),
         ("target_edit.html", include_str!("../../templates/target_edit.html")),
+        ("rules.html", include_str!("../../templates/rules.html")),
+        ("rules_check.html", include_str!("../../templates/rules_check.html")),
+        ("channels.html", include_str!("../../templates/channels.html")),
+        ("users.html", include_str!("../../templates/users.html")),
+        ("audit.html", include_str!("../../templates/audit.html")),
     ] {
         // A template that does not compile fails the unit test below.
         if let Err(e) = env.add_template(name, source) {
@@ -89,6 +94,19 @@ pub fn fail(status: StatusCode, message: impl Into<String>, user: Option<&User>)
         status,
         "no-store",
     )
+}
+
+/// The 403 page for anyone but an admin (`None` for an admin): admin pages
+/// are not offered to others (their nav links are hidden) and refused if
+/// forced.
+pub fn admin_only(user: &User) -> Option<Response> {
+    (!user.is_admin).then(|| fail(StatusCode::FORBIDDEN, "this page is for admins only", Some(user)))
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 time.
+pub fn ms_time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    pantau_core::time::rfc3339(t)
 }
 
 /// The signed-in user, as templates see them: what they may do decides
@@ -179,6 +197,11 @@ mod tests {
             "router.html",
             "locations.html",
             "target_edit.html",
+            "rules.html",
+            "rules_check.html",
+            "channels.html",
+            "users.html",
+            "audit.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

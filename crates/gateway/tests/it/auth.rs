@@ -421,7 +421,50 @@ async fn the_auth_store_works_on_postgres() {
         detail: "",
     };
     s.audit(&entry).await.unwrap();
-    assert_eq!(s.audit_log(Some("ana"), 10, 0).await.unwrap().len(), 1);
-    assert_eq!(s.audit_log(None, 10, 0).await.unwrap().len(), 1);
+    use pantau_gateway::auth::store::AuditFilter;
+    let ana = AuditFilter {
+        actor: Some("ana"),
+        ..Default::default()
+    };
+    assert_eq!(s.audit_log(&ana, 10, 0).await.unwrap().len(), 1);
+    assert_eq!(s.audit_log(&AuditFilter::default(), 10, 0).await.unwrap().len(), 1);
+    for (filter, n) in [
+        (
+            AuditFilter {
+                action: Some("POST /x"),
+                since_ms: Some(0),
+                until_ms: Some(i64::MAX),
+                ..Default::default()
+            },
+            1,
+        ),
+        (
+            AuditFilter {
+                action: Some("DELETE /x"),
+                ..Default::default()
+            },
+            0,
+        ),
+        (
+            AuditFilter {
+                until_ms: Some(0),
+                ..Default::default()
+            },
+            0,
+        ),
+        (
+            AuditFilter {
+                since_ms: Some(i64::MAX),
+                ..Default::default()
+            },
+            0,
+        ),
+    ] {
+        assert_eq!(s.audit_log(&filter, 10, 0).await.unwrap().len(), n, "{filter:?}");
+    }
+    assert_eq!(s.audit_actions().await.unwrap(), ["POST /x"]);
+    s.set_role("ana", Role::Admin).await.unwrap();
+    assert_eq!(s.users().await.unwrap()[0].role, Role::Admin);
+    assert!(s.set_role("ghost", Role::Viewer).await.is_err());
     assert_eq!(s.prune_audit(i64::MAX).await.unwrap(), 1);
 }

@@ -13,14 +13,14 @@ use super::{Gateway, publish, result, start_with};
 
 const SECRET: &str = "a-test-secret-of-more-than-32-characters!";
 
-fn no_redirects() -> reqwest::Client {
+pub(super) fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
 
-async fn secured(edit: impl FnOnce(&mut pantau_config::Config)) -> (Gateway, String) {
+pub(super) async fn secured(edit: impl FnOnce(&mut pantau_config::Config)) -> (Gateway, String) {
     let g = start_with(|c| {
         c.gateway.auth.jwt_secret = Some(SECRET.into());
         c.gateway.console.create_first_admin = false;
@@ -32,7 +32,7 @@ async fn secured(edit: impl FnOnce(&mut pantau_config::Config)) -> (Gateway, Str
     (g, admin)
 }
 
-async fn add_user(g: &Gateway, admin: &str, name: &str, role: &str) {
+pub(super) async fn add_user(g: &Gateway, admin: &str, name: &str, role: &str) {
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/users", g.base))
         .bearer_auth(admin)
@@ -44,7 +44,7 @@ async fn add_user(g: &Gateway, admin: &str, name: &str, role: &str) {
 }
 
 /// Signs in with the form; the session cookie (`name=value`).
-async fn sign_in(g: &Gateway, name: &str) -> String {
+pub(super) async fn sign_in(g: &Gateway, name: &str) -> String {
     let r = no_redirects()
         .post(format!("{}/console/login", g.base))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -65,7 +65,7 @@ async fn sign_in(g: &Gateway, name: &str) -> String {
 }
 
 /// The CSRF token a console page carries for its session.
-async fn csrf(g: &Gateway, cookie: &str) -> String {
+pub(super) async fn csrf(g: &Gateway, cookie: &str) -> String {
     // The overview fails without a collector, but its error page is the user's.
     let page = reqwest::Client::new()
         .get(format!("{}/console", g.base))
@@ -81,7 +81,7 @@ async fn csrf(g: &Gateway, cookie: &str) -> String {
     page[at..at + 64].to_owned()
 }
 
-async fn whoami(g: &Gateway, cookie: &str) -> StatusCode {
+pub(super) async fn whoami(g: &Gateway, cookie: &str) -> StatusCode {
     reqwest::Client::new()
         .get(format!("{}/api/v1/auth/whoami", g.base))
         .header("cookie", cookie)

@@ -15,6 +15,7 @@ use pantau_proto::v1;
 
 mod auth;
 mod console;
+mod console_admin;
 mod console_net;
 mod hub;
 mod refill;

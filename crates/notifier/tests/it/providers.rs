@@ -185,6 +185,13 @@ async fn each_provider_gets_its_documented_shape() {
     let tg = channels.channels.iter().find(|c| c.name == "tg").unwrap();
     assert_eq!(tg.settings["token"], "***");
     assert_eq!(tg.settings["chat_id"], "-100200");
+    // And the routes, as configured.
+    assert_eq!(channels.routes.len(), 1);
+    assert!(channels.routes[0].severities.is_empty() && channels.routes[0].labels.is_empty());
+    assert_eq!(
+        channels.routes[0].channels,
+        ["hook", "slack", "discord", "teams", "tg", "wa", "gw", "pd"]
+    );
     running.stop().await;
 }
 

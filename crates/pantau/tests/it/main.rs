@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod cluster;
 mod console;
+mod console_admin;
 mod console_net;
 mod contract;
 mod dependencies;

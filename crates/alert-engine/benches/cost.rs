@@ -16,6 +16,9 @@
 //! Then one sweep (every rule over every series, as the engine does every
 //! `alert_engine.sweep_interval`, 30 s) is timed on its own.
 
+mod common;
+
+use common::{rss_kib, sizes};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,17 +33,6 @@ use pantau_proto::v1::{CheckKind, CheckResult, CheckStatus};
 
 /// Rounds of one result per target that are measured.
 const ROUNDS_PER_TARGET: u64 = 5;
-
-/// Resident memory of this process, KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 /// CPU time of this thread.
 fn thread_cpu() -> Duration {
@@ -119,11 +111,7 @@ async fn measure(targets: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::var("BENCH_SERIES")
-        .unwrap_or_else(|_| "1000,10000,100000".into())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
+    let sizes = sizes("BENCH_SERIES", "1000,10000,100000");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!("alert engine cost per check result, default rules on, engine on one thread");
     println!("| targets | series  | results  | µs CPU/result | wall s | transitions | RSS growth per series, bytes |");

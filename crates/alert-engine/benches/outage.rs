@@ -13,6 +13,9 @@
 //! process's RSS growth over the outage (the alert engine's memory for N open
 //! alerts and their causes).
 
+mod common;
+
+use common::{rss_kib, sizes};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,17 +32,6 @@ use pantau_core::store::Store;
 use pantau_proto::v1::{AlertEvent, CheckKind, CheckResult, CheckStatus};
 
 const WAN: &str = "interface:core/ether1";
-
-/// Resident memory of this process, KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 fn result(i: usize, up: bool, at: SystemTime) -> CheckResult {
     CheckResult {
@@ -167,11 +159,7 @@ async fn measure(targets: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let sizes: Vec<usize> = std::env::var("BENCH_TARGETS")
-        .unwrap_or_else(|_| "1000,10000".into())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
+    let sizes = sizes("BENCH_TARGETS", "1000,10000");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!("a WAN outage behind N dependent targets, alert engine alone, default rules on");
     println!(

@@ -3,47 +3,19 @@
 //! across a restart of the engine. Over nats-server and the SQLite store.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use pantau_alert_engine::Engine;
-use pantau_alert_engine::facts::Fact;
-use pantau_alert_engine::series::Value;
 use pantau_alert_engine::silence::SilenceMatcher;
 use pantau_alert_engine::store::AlertStore;
-use pantau_config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig, NatsConfig};
+use pantau_config::{AlertEngineConfig, DatabaseConfig, NatsConfig};
 use pantau_core::bus::nats::NatsBus;
 use pantau_core::bus::{Bus, MessageStream, Subscription, decode};
 use pantau_core::store::Store;
 use pantau_proto::v1::{AlertEvent, AlertState};
 
-fn t(s: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
-}
-
-fn fact(name: &str, labels: &[(&str, &str)], v: f64, at: u64) -> Fact {
-    Fact {
-        name: name.into(),
-        labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        value: Value::Num(v),
-        at: t(at),
-    }
-}
-
-fn rule(id: &str, expr: &str, depends_on: &[&str]) -> AlertRuleConfig {
-    AlertRuleConfig {
-        id: id.into(),
-        name: None,
-        expr: expr.into(),
-        severity: AlertSeverity::Critical,
-        message: String::new(),
-        labels: std::collections::BTreeMap::new(),
-        for_: None,
-        cooldown: Some(Duration::ZERO),
-        enabled: true,
-        depends_on: depends_on.iter().map(|s| (*s).to_owned()).collect(),
-    }
-}
+use crate::suppress::{fact, rule, t};
 
 async fn engine(dir: &std::path::Path, bus: Arc<dyn Bus>) -> Engine {
     let db = Store::connect(

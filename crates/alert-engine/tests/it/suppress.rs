@@ -19,11 +19,11 @@ use pantau_core::bus::{Bus, MessageStream, Subscription, decode};
 use pantau_core::store::Store;
 use pantau_proto::v1::{AlertEvent, AlertState};
 
-fn t(s: u64) -> SystemTime {
+pub(crate) fn t(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s)
 }
 
-fn fact(name: &str, labels: &[(&str, &str)], v: f64, at: u64) -> Fact {
+pub(crate) fn fact(name: &str, labels: &[(&str, &str)], v: f64, at: u64) -> Fact {
     Fact {
         name: name.into(),
         labels: labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
@@ -32,7 +32,7 @@ fn fact(name: &str, labels: &[(&str, &str)], v: f64, at: u64) -> Fact {
     }
 }
 
-fn rule(id: &str, expr: &str, depends_on: &[&str]) -> AlertRuleConfig {
+pub(crate) fn rule(id: &str, expr: &str, depends_on: &[&str]) -> AlertRuleConfig {
     AlertRuleConfig {
         id: id.into(),
         name: None,

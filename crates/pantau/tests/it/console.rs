@@ -154,8 +154,24 @@ pub(crate) async fn fill(c: &Client, css: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// The first admin's password, once `pantau all` has printed it.
+pub(crate) async fn admin_password(p: &Pantau) -> String {
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        if let Some(pw) = first_admin_password(p) {
+            return pw;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no first admin password in:\n{}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The first admin's password, printed once on standard error.
-pub(crate) fn first_admin_password(p: &Pantau) -> Option<String> {
+fn first_admin_password(p: &Pantau) -> Option<String> {
     let log = p.log();
     let at = log.find("user is `admin` with password `")? + "user is `admin` with password `".len();
     Some(log[at..].split('`').next()?.to_owned())
@@ -186,18 +202,7 @@ async fn the_console_and_status_pages_in_a_real_browser() {
     .await;
 
     // The first admin was created with a password printed once; it signs in.
-    let deadline = tokio::time::Instant::now() + SOON;
-    let admin_password = loop {
-        if let Some(pw) = first_admin_password(&p) {
-            break pw;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no first admin password in:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let admin_password = admin_password(&p).await;
     for (name, role) in [("ed", "editor"), ("vi", "viewer")] {
         let r = api
             .post(format!("{base}/api/v1/users"))

@@ -9,14 +9,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use pantau_gateway::console::page::urlencode;
 use pantau_testkit::ChromeDriver;
 use serde_json::{Value, json};
 
-use super::console::{SOON, browser, fill, first_admin_password, shot, sign_in, wait_text};
+use super::console::{SOON, admin_password, browser, fill, shot, sign_in, wait_text};
 use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 
 const URL_TOKEN: &str = "url-token-4f1e9a";
@@ -133,18 +132,7 @@ async fn admin_pages_in_a_real_browser() {
         "{channels}"
     );
 
-    let deadline = tokio::time::Instant::now() + SOON;
-    let admin_password = loop {
-        if let Some(pw) = first_admin_password(&p) {
-            break pw;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no first admin password:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let admin_password = admin_password(&p).await;
     let r = api
         .post(format!("{base}/api/v1/users"))
         .json(&json!({"username": "vi", "password": "vi-password-1", "role": "viewer"}))

@@ -17,7 +17,7 @@ use pantau_testkit::{ChromeDriver, Nats, ROUTEROS_PASSWORD, ROUTEROS_USER, Route
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::console::{SOON, browser, fill, first_admin_password, shot, sign_in, wait_text};
+use crate::console::{SOON, admin_password, browser, fill, shot, sign_in, wait_text};
 use crate::gateway_routes::{Detector, detector_config, eventually};
 use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 
@@ -25,22 +25,6 @@ use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 async fn page(http: &reqwest::Client, url: &str) -> (StatusCode, String) {
     let r = http.get(url).send().await.unwrap();
     (r.status(), r.text().await.unwrap())
-}
-
-/// The first admin's password, once `pantau all` has printed it.
-async fn admin_password(p: &Pantau) -> String {
-    let deadline = tokio::time::Instant::now() + SOON;
-    loop {
-        if let Some(pw) = first_admin_password(p) {
-            return pw;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no first admin password in:\n{}",
-            p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,6 +358,11 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
     ctx.health.register("notifier.store", store.readiness());
     ctx.watch_store(&store);
     let notifier = Arc::new(Notifier::new(&ctx, store.clone())?);
+    // Measured once before the delivery loop's first round, so the first
+    // scrape has it even when the loop starts late on a loaded machine.
+    if let Ok(n) = notifier.store.pending().await {
+        ::metrics::gauge!(metrics::PENDING).set(n as f64);
+    }
     notifier.start(&ctx);
     webhooks.attach(Arc::clone(&notifier));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -176,10 +176,30 @@ pub struct Deps {
     /// This process's start: a restored `depends:` suppression is kept
     /// until its target reports again, or [`MAX_HOLD`] after it.
     started: SystemTime,
+    /// At most this many children, links and routers are tracked
+    /// (`alert_engine.max_series`): what arrives on the bus is not trusted
+    /// to stay small.
+    limit: usize,
+    /// Whether the limit was hit (logged once).
+    full: bool,
 }
 
 impl Default for Deps {
     fn default() -> Self {
+        Self::with_limit(DEFAULT_LIMIT)
+    }
+}
+
+/// The limit of [`Deps::default`].
+const DEFAULT_LIMIT: usize = 1_000_000;
+
+fn within(since: SystemTime, now: SystemTime) -> bool {
+    now.duration_since(since).unwrap_or_default() < MAX_HOLD
+}
+
+impl Deps {
+    /// Tracks at most `limit` children, links and routers each.
+    pub fn with_limit(limit: usize) -> Self {
         Self {
             parents: HashMap::new(),
             children: HashMap::new(),
@@ -189,15 +209,25 @@ impl Default for Deps {
             polled: HashMap::new(),
             recovered: HashMap::new(),
             started: SystemTime::now(),
+            limit,
+            full: false,
         }
     }
-}
 
-fn within(since: SystemTime, now: SystemTime) -> bool {
-    now.duration_since(since).unwrap_or_default() < MAX_HOLD
-}
+    /// Counts and logs (once) what the limit turned away.
+    fn refuse(&mut self, what: &str, name: &str) {
+        metrics::counter!(crate::metrics::SERIES_DROPPED_TOTAL).increment(1);
+        if !self.full {
+            self.full = true;
+            tracing::warn!(
+                limit = self.limit,
+                what,
+                name = %name.chars().take(64).collect::<String>(),
+                "dependency tracking is full (alert_engine.max_series): new {what}s are not tracked"
+            );
+        }
+    }
 
-impl Deps {
     /// Whether any target has a dependency.
     pub fn active(&self) -> bool {
         !self.parents.is_empty()
@@ -216,6 +246,10 @@ impl Deps {
     pub fn observe(&mut self, o: Observed) {
         let known = self.parents.get(&o.target);
         if known.map(Vec::as_slice) != Some(o.parents.as_slice()) && (known.is_some() || !o.parents.is_empty()) {
+            if known.is_none() && self.parents.len() >= self.limit {
+                self.refuse("child", &o.target);
+                return;
+            }
             self.set_parents(&o.target, o.parents);
         }
         let tracked =
@@ -236,12 +270,23 @@ impl Deps {
         by_loc.insert(o.location, Seen { up: o.up, at, since });
     }
 
-    /// Takes in one interface sample. Every link is kept (routers have few),
-    /// so a child that names one later already knows its last poll.
+    /// Takes in one interface sample. Every link is kept (routers have few)
+    /// up to the limit, so a child that names one later already knows its
+    /// last poll.
     pub fn observe_link(&mut self, p: Polled) {
-        let polled = self.polled.entry(p.router.clone()).or_insert(p.at);
-        *polled = (*polled).max(p.at);
         let key = (p.router, p.interface);
+        if !self.links.contains_key(&key) && self.links.len() >= self.limit {
+            // A link not sampled for a hold is no longer anyone's evidence.
+            self.links.retain(|_, s| within(s.at, p.at));
+            let routers: std::collections::HashSet<&String> = self.links.keys().map(|(r, _)| r).collect();
+            self.polled.retain(|r, _| routers.contains(r));
+            if self.links.len() >= self.limit {
+                self.refuse("link", &key.1);
+                return;
+            }
+        }
+        let polled = self.polled.entry(key.0.clone()).or_insert(p.at);
+        *polled = (*polled).max(p.at);
         let since = match self.links.get(&key) {
             Some(s) if s.up == p.up => s.since,
             _ => p.at,

@@ -282,3 +282,25 @@ fn the_summary_names_the_affected_children() {
         "{s}"
     );
 }
+
+#[test]
+fn what_the_bus_sends_is_tracked_only_up_to_the_limit() {
+    let mut d = Deps::with_limit(100);
+    // A publisher inventing children and links without end.
+    for i in 0..1000 {
+        d.observe(seen(&format!("child-{i}"), true, t(1), &["uplink"]));
+        d.take(Signal::Link(poll(&format!("r{i}"), "ether1", true, t(1))));
+    }
+    assert_eq!(d.parents.len(), 100);
+    assert_eq!(d.links.len(), 100);
+    assert!(d.polled.len() <= 100);
+    // Known ones still update.
+    d.take(Signal::Link(poll("r0", "ether1", false, t(2))));
+    assert!(!d.links[&("r0".to_owned(), "ether1".to_owned())].up);
+    // Links not sampled for a hold make room for new ones.
+    let later = t(3) + MAX_HOLD;
+    d.take(Signal::Link(poll("core", "ether1", false, later)));
+    assert!(d.links.contains_key(&("core".to_owned(), "ether1".to_owned())));
+    assert_eq!(d.links.len(), 1);
+    assert_eq!(d.polled.len(), 1);
+}

@@ -314,7 +314,7 @@ impl Engine {
             life,
             unsaved: Vec::new(),
             silences: store.silences(SystemTime::now()).await?,
-            deps: Deps::default(),
+            deps: Deps::with_limit(cfg.max_series),
             maintenance: Vec::new(),
         };
         inner.deps.rebuild(inner.life.open());

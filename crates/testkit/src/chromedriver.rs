@@ -58,6 +58,9 @@ impl ChromeDriver {
             .stdout(out)
             .stderr(err)
             .kill_on_drop(true)
+            // Its own process group, so the browsers it starts can be killed
+            // with it (they outlive a killed chromedriver otherwise).
+            .process_group(0)
             .spawn()
             .map_err(|e| TestkitError::io("start", &bin, e))?;
         let mut driver = Self {
@@ -117,6 +120,15 @@ impl ChromeDriver {
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            // The whole group: chromedriver and every chromium it started.
+            if let Some(pid) = child.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
             let _ = child.start_kill();
         }
     }
@@ -134,5 +146,68 @@ mod tests {
         assert!(binary::http_ok(d.port, "/status").await, "{}", d.log_tail());
         let caps = d.capabilities(800, 600);
         assert!(caps["goog:chromeOptions"]["args"].to_string().contains("--headless"));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_driver_kills_the_browsers_it_started() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let d = ChromeDriver::start()
+            .await
+            .expect("chromedriver (Debian: chromium-driver)");
+        let body = serde_json::json!({"capabilities": {"alwaysMatch": d.capabilities(400, 300)}}).to_string();
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", d.port)).await.unwrap();
+        let request = format!(
+            "POST /session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(request.as_bytes()).await.unwrap();
+        // chromedriver keeps the connection open: read the head, then the
+        // body by its length.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        let complete = |a: &[u8]| {
+            let text = String::from_utf8_lossy(a);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                return false;
+            };
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .and_then(|v| v.parse::<usize>().ok());
+            length.is_some_and(|n| body.len() >= n)
+        };
+        while !complete(&answer) {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(60), s.read(&mut buf))
+                .await
+                .expect("chromedriver answers POST /session within 60 s")
+                .unwrap();
+            assert!(n > 0, "chromedriver closed: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.contains("sessionId"), "{answer}\n{}", d.log_tail());
+        // Its browsers are the processes naming its directory.
+        let marker = d.dir.path().display().to_string();
+        let running = move || {
+            std::process::Command::new("pgrep")
+                .args(["-f", &marker])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(running(), "a browser runs for the session");
+        drop(d);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the browsers outlived their driver"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }

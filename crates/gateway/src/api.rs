@@ -39,7 +39,9 @@ pub struct Doc;
 pub struct LatestQuery {
     /// Only this target.
     pub target_id: Option<String>,
-    /// Only results from this location.
+    /// Only results from this location. At a sync primary, another
+    /// location's latest results are those its instances pushed (status,
+    /// latency and check time).
     pub location: Option<String>,
     /// Only `up` or `down`.
     #[param(schema_with = up_or_down)]
@@ -75,6 +77,29 @@ async fn latest(
             )
         })?),
     };
+    // Another location's results are the primary's (pushed by its
+    // dependents): asked of the local sync-api.
+    if let (Some(loc), Some(sync)) = (q.location.as_deref(), s.sync.as_ref())
+        && loc != s.ctx.config.instance.location
+    {
+        let loc = input::token("location", loc.to_owned()).map_err(|e| input::bad("invalid_query", e.message))?;
+        let target_id = q.target_id.clone().unwrap_or_default();
+        let r = pantau_proto::v1::sync_service_client::SyncServiceClient::new(sync.clone())
+            .list_location_results(pantau_proto::v1::ListLocationResultsRequest {
+                location: loc,
+                target_id,
+            })
+            .await
+            .map_err(|e| crate::grpc_error(&e, "sync API"))?
+            .into_inner();
+        let results = r
+            .results
+            .iter()
+            .map(CheckResultView::from)
+            .filter(|r| status.is_none_or(|st| st == r.status))
+            .collect();
+        return Ok(Json(LatestResponse { results }));
+    }
     let results = s
         .feed
         .latest()

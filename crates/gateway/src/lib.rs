@@ -41,6 +41,7 @@ pub mod refill;
 pub mod reports;
 pub mod routers;
 pub mod sync;
+pub mod sync_endpoints;
 pub mod targets;
 pub mod timeline;
 pub mod view;
@@ -85,6 +86,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// The services behind the gateway, for `/health`.
     pub backends: backends::Backends,
+    /// The local sync-api, when sync is on: other locations' latest results.
+    pub sync: Option<pantau_core::grpc::Channel>,
 }
 
 impl AppState {
@@ -96,6 +99,11 @@ impl AppState {
             ws_slots: Arc::new(tokio::sync::Semaphore::new(dash.max_connections)),
             collector: ctx.channel(&ctx.config.gateway.collector_url),
             backends: backends::Backends::from_context(ctx),
+            sync: ctx
+                .config
+                .sync
+                .active()
+                .then(|| ctx.channel(&ctx.config.gateway.sync_url)),
             auth,
         }
     }

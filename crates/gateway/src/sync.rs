@@ -32,8 +32,8 @@ use crate::input;
 use crate::labels::{InstanceHealth, InstanceState, SyncRole};
 
 #[derive(Clone)]
-struct SyncState {
-    client: SyncServiceClient<Channel>,
+pub(crate) struct SyncState {
+    pub(crate) client: SyncServiceClient<Channel>,
     active: bool,
     id: String,
     location: String,
@@ -62,10 +62,16 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         .route("/sync/api/instances/{id}", only(axum::routing::delete(remove_instance)))
         .route("/sync/api/failover-order", only(get(failover_order)))
         .route("/sync/api/register", only(post(register)))
-        .route("/sync/api/heartbeat", only(post(heartbeat)))
+        .route("/sync/api/heartbeat", only(post(heartbeat).put(heartbeat_put)))
         .route("/sync/api/config", only(get(config)))
         .route("/sync/api/promote", only(post(promote)))
-        .route("/sync/api/demote/{id}", only(post(demote)));
+        .route("/sync/api/demote/{id}", only(post(demote)))
+        .route("/sync/api/endpoints", only(get(crate::sync_endpoints::endpoints)))
+        .route("/sync/api/endpoints/{id}", only(get(crate::sync_endpoints::endpoint)))
+        .route(
+            "/sync/api/notification-services",
+            only(get(crate::sync_endpoints::notification_services)),
+        );
     Router::new()
         .route("/sync/api/status", get(status))
         .merge(others)
@@ -74,12 +80,23 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
 
 /// The instance-to-instance calls, whose bearer (a join or instance token)
 /// the sync-api checks.
-const INSTANCE_CALLS: [&str; 3] = ["/sync/api/register", "/sync/api/heartbeat", "/sync/api/config"];
+const INSTANCE_CALLS: [&str; 6] = [
+    "/sync/api/register",
+    "/sync/api/heartbeat",
+    "/sync/api/config",
+    "/sync/api/endpoints",
+    "/sync/api/notification-services",
+    "/sync/api/endpoints/",
+];
 
 async fn standalone(req: axum::extract::Request, _next: axum::middleware::Next) -> axum::response::Response {
     use axum::response::IntoResponse;
     // Without a token an instance call is unauthenticated, standalone or not.
-    if INSTANCE_CALLS.contains(&req.uri().path()) && caller_token(req.headers()).is_none() {
+    if INSTANCE_CALLS
+        .iter()
+        .any(|c| req.uri().path() == *c || (c.ends_with('/') && req.uri().path().starts_with(c)))
+        && caller_token(req.headers()).is_none()
+    {
         return ApiError::new(
             ErrorCode::Unauthenticated,
             "an instance call needs `Authorization: Bearer <join or instance token>`",
@@ -90,7 +107,7 @@ async fn standalone(req: axum::extract::Request, _next: axum::middleware::Next) 
     .into_response()
 }
 
-fn backend(status: &tonic::Status) -> ApiError {
+pub(crate) fn backend(status: &tonic::Status) -> ApiError {
     crate::grpc_error(status, "sync API")
 }
 
@@ -124,7 +141,7 @@ fn admin_call<T>(msg: T) -> tonic::Request<T> {
     tonic::Request::new(msg)
 }
 
-fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
+pub(crate) fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     if let Some(t) = bearer
         && let Ok(v) = format!("Bearer {t}").parse()
@@ -135,7 +152,7 @@ fn with_token<T>(msg: T, bearer: Option<&str>) -> tonic::Request<T> {
 }
 
 /// The caller's own bearer token, passed through.
-fn caller_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn caller_token(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -349,11 +366,13 @@ async fn failover_order(State(s): State<SyncState>) -> Result<Json<FailoverOrder
     }))
 }
 
-/// `POST /sync/api/register`; `Authorization: Bearer <join token>`.
+/// `POST /sync/api/register`; `Authorization: Bearer <join token>`. Field
+/// names may be camelCase as well (`instanceId`, `failoverOrder`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     #[schema(schema_with = token_schema)]
+    #[serde(alias = "instanceId")]
     pub instance_id: String,
     #[serde(default)]
     pub name: String,
@@ -364,16 +383,20 @@ pub struct RegisterBody {
     #[serde(default)]
     pub capabilities: Vec<String>,
     #[serde(default)]
+    #[serde(alias = "failoverOrder")]
     pub failover_order: u32,
     #[serde(default)]
+    #[serde(alias = "publicEndpoint")]
     pub public_endpoint: String,
     #[serde(default)]
     pub platform: String,
     #[serde(default)]
     pub arch: String,
     #[serde(default)]
+    #[serde(alias = "memoryBytes")]
     pub memory_bytes: u64,
     #[serde(default)]
+    #[serde(alias = "cpuCount")]
     pub cpu_count: u32,
 }
 
@@ -428,30 +451,40 @@ async fn register(
     }))
 }
 
-/// `POST /sync/api/heartbeat`; `Authorization: Bearer <instance token>`.
+/// `POST` (or `PUT`) `/sync/api/heartbeat`; `Authorization: Bearer <instance
+/// token>`. Field names may be camelCase as well (`instanceId`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatBody {
     #[schema(schema_with = token_schema)]
+    #[serde(alias = "instanceId")]
     pub instance_id: String,
     #[schema(schema_with = health_schema)]
     pub status: String,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_u64)]
+    #[serde(alias = "uptimeSeconds")]
     pub uptime_seconds: f64,
     #[serde(default)]
+    #[serde(alias = "resultsSinceLast")]
     pub results_since_last: u64,
     #[serde(default)]
+    #[serde(alias = "cpuPercent")]
     pub cpu_percent: f64,
     #[serde(default)]
+    #[serde(alias = "memoryPercent")]
     pub memory_percent: f64,
     #[serde(default)]
+    #[serde(alias = "diskPercent")]
     pub disk_percent: f64,
     #[serde(default)]
+    #[serde(alias = "activeEndpoints")]
     pub active_endpoints: u32,
     #[serde(default)]
+    #[serde(alias = "primaryReachable")]
     pub primary_reachable: bool,
     #[serde(default)]
+    #[serde(alias = "syncErrors")]
     pub sync_errors: u64,
 }
 
@@ -525,14 +558,26 @@ async fn heartbeat(
     }))
 }
 
+/// `PUT /sync/api/heartbeat`: the original contract's method, the same as `POST`.
+#[utoipa::path(put, path = "/sync/api/heartbeat", tag = "sync", request_body = HeartbeatBody, responses((status = 200, body = HeartbeatView), (status = 400, description = "bad input, naming the field"), (status = 401, description = "unknown, expired or revoked instance token")))]
+async fn heartbeat_put(
+    s: State<SyncState>,
+    headers: HeaderMap,
+    body: Result<Json<HeartbeatBody>, JsonRejection>,
+) -> Result<Json<HeartbeatView>, ApiError> {
+    heartbeat(s, headers, body).await
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigQuery {
     #[param(schema_with = token_schema)]
+    #[serde(alias = "instanceId")]
     pub instance_id: String,
     /// The hash the caller holds; an unchanged configuration is not resent.
     #[serde(default)]
+    #[serde(alias = "ifNoneMatch")]
     pub if_none_match: String,
 }
 
@@ -559,6 +604,8 @@ pub struct ConfigView {
     pub unchanged: bool,
     pub targets: Vec<TargetView>,
     pub channels: Vec<ChannelView>,
+    /// The settings every instance shares.
+    pub settings: crate::sync_endpoints::SettingsView,
 }
 
 #[utoipa::path(get, path = "/sync/api/config", tag = "sync", params(ConfigQuery), responses((status = 200, body = ConfigView), (status = 400, description = "bad query, naming the parameter"), (status = 401, description = "unknown, expired or revoked instance token")))]
@@ -611,6 +658,7 @@ async fn config(
                 kind: ch.kind,
             })
             .collect(),
+        settings: crate::sync_endpoints::settings_view(c.settings.as_ref()),
     }))
 }
 
@@ -645,6 +693,7 @@ async fn demote(State(s): State<SyncState>, Path(id): Path<String>) -> Result<Js
         failover_order,
         register,
         heartbeat,
+        heartbeat_put,
         config,
         promote,
         demote

@@ -555,9 +555,64 @@ impl SyncService for Service {
                 primary: s.role == pb::SyncRole::Primary,
             });
         }
+        // The instances registered here, at the position each gave when it
+        // registered (after the configured order, which takes precedence).
+        // An instance whose position is u32::MAX may not lead: it is left out.
+        if s.role == pb::SyncRole::Primary {
+            let registered = store::instances(&self.db).await.map_err(|e| internal(&e))?;
+            for r in registered {
+                let known = candidates.iter().any(|c| c.id == r.reg.id);
+                if r.revoked || known || r.reg.failover_order == u32::MAX {
+                    continue;
+                }
+                candidates.push(pb::FailoverCandidate {
+                    primary: r.reg.id == s.primary_id,
+                    id: r.reg.id,
+                    position: r.reg.failover_order,
+                });
+            }
+        }
+        candidates.sort_by(|a, b| a.position.cmp(&b.position).then_with(|| a.id.cmp(&b.id)));
         Ok(Response::new(pb::FailoverOrder { candidates }))
     }
+
+    async fn list_location_results(
+        &self,
+        req: Request<pb::ListLocationResultsRequest>,
+    ) -> Result<Response<pb::ListLocationResultsResponse>, Status> {
+        let r = req.into_inner();
+        for (field, v) in [("location", &r.location), ("target_id", &r.target_id)] {
+            if v.len() > 128 || v.chars().any(char::is_control) {
+                return Err(Status::invalid_argument(format!(
+                    "{field} {} must be at most 128 characters without control characters",
+                    quote(v)
+                )));
+            }
+        }
+        if r.location.is_empty() {
+            return Err(Status::invalid_argument("location is required"));
+        }
+        let target = (!r.target_id.is_empty()).then_some(r.target_id.as_str());
+        let rows = store::latest_at(&self.db, &r.location, target, MAX_LOCATION_RESULTS)
+            .await
+            .map_err(|e| internal(&e))?;
+        let results = rows
+            .into_iter()
+            .map(|(target_id, up, latency, checked_ms)| pb::CheckResult {
+                target_id,
+                location: r.location.clone(),
+                status: if up { pb::CheckStatus::Up } else { pb::CheckStatus::Down } as i32,
+                latency: Some(to_duration(latency)),
+                checked_at: ts(checked_ms),
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(pb::ListLocationResultsResponse { results }))
+    }
 }
+
+/// At most this many targets in one `ListLocationResults` answer.
+const MAX_LOCATION_RESULTS: i64 = 100_000;
 
 /// Serves the service with health and reflection until `ctx.shutdown`.
 /// Registration, removal, promotion and demotion are audited in the sync store.

@@ -423,6 +423,41 @@ pub async fn window_results(store: &Store, target: &str, window_ms: i64) -> Resu
     Ok(rows)
 }
 
+/// Each target's latest result at `location` (only `target` when given):
+/// target, up, latency and check time (ms), at most `limit` rows.
+pub async fn latest_at(
+    store: &Store,
+    location: &str,
+    target: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(String, bool, std::time::Duration, i64)>, StoreError> {
+    let rows = with_pool!(store, pool => sqlx::query(
+        "SELECT r.target_id, r.up, r.latency_us, r.checked_ms FROM location_results r
+         JOIN (SELECT target_id, MAX(window_ms) AS last FROM location_results
+               WHERE location = $1 AND ($2 = '' OR target_id = $2) GROUP BY target_id) l
+           ON r.target_id = l.target_id AND r.window_ms = l.last
+         WHERE r.location = $1
+         ORDER BY r.target_id
+         LIMIT $3",
+    )
+    .bind(location)
+    .bind(target.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        (
+            r.get::<String, _>(0),
+            r.get::<i64, _>(1) != 0,
+            std::time::Duration::from_micros(r.get::<i64, _>(2).max(0) as u64),
+            r.get::<i64, _>(3),
+        )
+    })
+    .collect());
+    Ok(rows)
+}
+
 pub async fn mark_published(
     store: &Store,
     target: &str,

@@ -22,5 +22,6 @@ mod resolve_after_silence;
 mod routers_snmp;
 mod support;
 mod sync;
+mod sync_contract;
 mod traces;
 mod traces_cluster;

@@ -1,0 +1,222 @@
+//! The original distributed-monitoring contract at a real primary with a
+//! real dependent (two `pantau all` processes on one nats-server): the
+//! documented routes and names beside Pantau's own — `PUT` heartbeats,
+//! camelCase bodies, `GET /sync/api/endpoints[/{id}]` with each target's
+//! whole configuration, `GET /sync/api/notification-services`, the failover
+//! order an instance gives when it registers, and the dependent's results
+//! visible at the primary with `?location=`.
+
+use std::time::Duration;
+
+use pantau_testkit::{Nats, free_port};
+use tokio::time::Instant;
+
+use crate::cluster::{Instance, listening_port, targets};
+use crate::support::{http, wait_json};
+
+const JOIN: &str = "join-token-for-the-tests";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_sync_routes_and_names_at_a_primary() {
+    let nats = Nats::start().await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let order = "jkt-1,bdg-1";
+    let p = Instance::new(
+        root.path(),
+        "jkt-1",
+        "jkt",
+        &nats.url(),
+        None,
+        order,
+        &targets(listening_port(), free_port()),
+    );
+    let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "");
+    let mut pp = p.start();
+    wait_json(
+        &p.status_url(),
+        Duration::from_secs(20),
+        |v| v["role"] == "primary",
+        &mut pp,
+    )
+    .await;
+    let mut pa = a.start();
+    wait_json(
+        &a.status_url(),
+        Duration::from_secs(20),
+        |v| v["primary_reachable"] == true,
+        &mut pa,
+    )
+    .await;
+    let api = |path: &str| format!("http://127.0.0.1:{}/sync/api/{path}", p.gateway);
+    let c = http();
+
+    // Registration in the document's camelCase, with a failover position.
+    let body = serde_json::json!({
+        "instanceId": "zz-1", "location": "zz", "failoverOrder": 7,
+        "publicEndpoint": "http://127.0.0.1:1", "cpuCount": 2, "memoryBytes": 1024
+    });
+    let r = c
+        .post(api("register"))
+        .bearer_auth(JOIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // An unknown camelCase name is still refused by name.
+    let bad = serde_json::json!({"instanceId": "zz-2", "location": "zz", "failOverOrder": 1});
+    let r = c
+        .post(api("register"))
+        .bearer_auth(JOIN)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("failOverOrder"));
+
+    // The heartbeat by PUT (the document's method), camelCase; POST still works.
+    let beat =
+        serde_json::json!({"instanceId": "zz-1", "status": "healthy", "uptimeSeconds": 3.5, "activeEndpoints": 2});
+    for put in [true, false] {
+        let req = if put {
+            c.put(api("heartbeat"))
+        } else {
+            c.post(api("heartbeat"))
+        };
+        let r = req.bearer_auth(&token).json(&beat).send().await.unwrap();
+        assert_eq!(r.status(), 200, "put={put}: {}", r.text().await.unwrap());
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["primary_id"], "jkt-1");
+    }
+    let r = c
+        .put(api("heartbeat"))
+        .bearer_auth("not-a-token")
+        .json(&beat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The failover order names the registered instance at the position it gave.
+    let order = c
+        .get(api("failover-order"))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let ids: Vec<_> = order["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), c["position"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("jkt-1".to_owned(), 0), ("bdg-1".to_owned(), 1), ("zz-1".to_owned(), 7)],
+        "{order}"
+    );
+
+    // Endpoints, whole: the URL and the address are there.
+    let get = |path: String, bearer: Option<&str>| {
+        let mut r = c.get(api(&path));
+        if let Some(b) = bearer {
+            r = r.bearer_auth(b);
+        }
+        r.send()
+    };
+    let r = get("endpoints?instanceId=zz-1".into(), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let endpoints = v["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 2, "{v}");
+    let up = endpoints.iter().find(|e| e["id"] == "web-up").unwrap();
+    assert!(up.to_string().contains("127.0.0.1"), "the address is given: {up}");
+    assert!(!v["hash"].as_str().unwrap().is_empty());
+    let r = get("endpoints/web-up?instance_id=zz-1".into(), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["id"], "web-up");
+    // Refusals: no such endpoint, no token, another instance's id, a bad id.
+    let r = get("endpoints/nope?instance_id=zz-1".into(), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = get("endpoints?instance_id=zz-1".into(), None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get("endpoints?instance_id=bdg-1".into(), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 401, "zz-1's token is not bdg-1's");
+    let r = get("endpoints".into(), Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("instance_id"));
+    let long = "x".repeat(5000);
+    let r = get(format!("endpoints/{long}?instance_id=zz-1"), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Notification services and the shared settings.
+    let r = get("notification-services?instanceId=zz-1".into(), Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["services"].is_array(), "{v}");
+    assert!(v["settings"]["check_interval_seconds"].as_f64() > Some(0.0), "{v}");
+    assert!(v["settings"]["heartbeat_interval_seconds"].as_f64() > Some(0.0), "{v}");
+    let r = get("notification-services?instance_id=zz-1".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The dependent's results, at the primary, by location.
+    let latest = |loc: &str| format!("http://127.0.0.1:{}/api/v1/results/latest?location={loc}", p.gateway);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let v: serde_json::Value = c.get(latest("bdg")).send().await.unwrap().json().await.unwrap();
+        if v["results"].as_array().is_some_and(|r| r.len() == 2) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bdg's results never showed at the primary: {v}"
+        );
+        pa.assert_running();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["location"], "bdg", "{r}");
+    }
+    let by_status = |loc: &str, st: &str| format!("{}&status={st}", latest(loc));
+    let v: serde_json::Value = c
+        .get(by_status("bdg", "down"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let down: Vec<_> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target_id"].clone())
+        .collect();
+    assert_eq!(down, ["web-down"]);
+    // An unknown location has none; a bad one is refused by name.
+    let v: serde_json::Value = c.get(latest("nowhere")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 0);
+    let r = c.get(latest("bad%20loc")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("location"));
+    // The primary's own location still answers from its live feed.
+    let v: serde_json::Value = c.get(latest("jkt")).send().await.unwrap().json().await.unwrap();
+    assert!(!v["results"].as_array().unwrap().is_empty());
+    pp.assert_running();
+}

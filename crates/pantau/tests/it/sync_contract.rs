@@ -17,6 +17,7 @@ use crate::support::{http, wait_json};
 const JOIN: &str = "join-token-for-the-tests";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::many_single_char_names)] // p and a: the primary and the dependent, as in sync.rs
 async fn the_documented_sync_routes_and_names_at_a_primary() {
     let nats = Nats::start().await.unwrap();
     let root = tempfile::tempdir().unwrap();

@@ -105,7 +105,10 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Comma-separated: firing, acknowledged, resolved.
+    /// Comma-separated: firing, acknowledged, resolved; `active` (the
+    /// original alerting document's word) is firing and acknowledged. Also
+    /// accepted as `status` (the document's name).
+    #[serde(alias = "status")]
     #[param(schema_with = states_schema)]
     pub state: Option<String>,
     /// Comma-separated: info, warning, critical.
@@ -134,10 +137,15 @@ pub struct ListQuery {
 }
 
 fn states_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
-    let choices = [AlertState::Firing, AlertState::Acknowledged, AlertState::Resolved].map(AlertState::as_str);
+    let choices = [
+        AlertState::Firing.as_str(),
+        AlertState::Acknowledged.as_str(),
+        AlertState::Resolved.as_str(),
+        "active",
+    ];
     input::schema(input::pattern_schema(
         input::list_pattern(&choices),
-        "firing, acknowledged or resolved, comma-separated",
+        "firing, acknowledged, resolved or active (firing and acknowledged), comma-separated",
     ))
 }
 
@@ -182,6 +190,15 @@ pub struct ListResponse {
     pub next_page_token: Option<String>,
 }
 
+/// `active` (the original alerting document's state) is every open alert.
+fn active_is_open(states: &str) -> String {
+    states
+        .split(',')
+        .map(|s| if s.trim() == "active" { "firing,acknowledged" } else { s })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn time(field: &str, raw: Option<&str>) -> Result<Option<prost_types::Timestamp>, ApiError> {
     raw.map(|t| input::time(field, t).map(to_timestamp)).transpose()
 }
@@ -192,9 +209,10 @@ async fn list(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ListResponse>, ApiError> {
     let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
+    let state = q.state.as_deref().map(active_is_open);
     let states = input::list(
         "state",
-        q.state.as_deref(),
+        state.as_deref(),
         |s| AlertState::parse(s).map(AlertState::to_proto),
         &AlertState::choices(),
     )?;
@@ -398,6 +416,9 @@ pub struct RuleBody {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// The rule's expression; `condition` (the original document's name) is
+    /// accepted as well.
+    #[serde(alias = "condition")]
     #[schema(min_length = 1)]
     pub expr: String,
     /// `warning` when absent.

@@ -273,6 +273,21 @@ async fn alert_routes_through_the_gateway() {
     assert_eq!(alert["summary"], "closed is down from jkt");
     assert_eq!(alert["acknowledged"], false);
 
+    // The original alerting document's names: `status`, and `active` for open.
+    let v = api.get("/api/v1/monitoring/alerts?status=active", StatusCode::OK).await;
+    assert_eq!(v["alerts"][0]["id"], id.as_str(), "{v}");
+    let v = api
+        .get("/api/v1/monitoring/alerts?state=resolved,active", StatusCode::OK)
+        .await;
+    assert_eq!(v["alerts"].as_array().unwrap().len(), 1, "{v}");
+    let v = api
+        .get("/api/v1/monitoring/alerts?status=resolved", StatusCode::OK)
+        .await;
+    assert_eq!(v["alerts"], json!([]));
+    let v = api
+        .get("/api/v1/monitoring/alerts?status=activ", StatusCode::BAD_REQUEST)
+        .await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("`activ`"), "{v}");
     let v = api.get("/api/v1/monitoring/alerts?severity=info", StatusCode::OK).await;
     assert_eq!(v["alerts"], json!([]));
     let v = api
@@ -382,6 +397,23 @@ async fn alert_routes_through_the_gateway() {
         (v["id"].as_str(), v["for"].as_str(), v["origin"].as_str()),
         (Some("cpu"), Some("5m"), Some("api"))
     );
+    // The document's `condition` is the expression; a bad one is refused the same way.
+    let v = api
+        .post(
+            "/api/v1/monitoring/alerts/rules",
+            &json!({"id": "cpu", "condition": "cpu_usage > 90", "for": "5m", "severity": "warning"}),
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(v["expr"], "cpu_usage > 90", "{v}");
+    let v = api
+        .post(
+            "/api/v1/monitoring/alerts/rules",
+            &json!({"id": "cpu", "condition": "cpu_usage >> 80"}),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    assert!(v["error"]["message"].as_str().unwrap().contains("column 12"), "{v}");
     let v = api
         .post(
             "/api/v1/monitoring/alerts/rules",

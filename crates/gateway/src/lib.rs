@@ -176,6 +176,7 @@ pub fn router(state: &AppState) -> Router {
             Arc::clone(&state.auth),
             auth::guard,
         ))
+        .layer(axum::middleware::from_fn(metrics::http))
         .layer(DefaultBodyLimit::max(g.max_body_bytes));
     let routes = match cors(&g.cors) {
         Some(c) => routes.layer(c),

@@ -160,13 +160,24 @@ pub fn prometheus() -> &'static PrometheusHandle {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
         }
         crate::bus::describe_metrics();
+        process_metrics().describe();
+        process_metrics().collect();
         handle
     })
+}
+
+/// The process's own figures (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, `process_threads`,
+/// …), read again at every scrape.
+fn process_metrics() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 /// The current metrics in Prometheus text format.
 pub fn render_metrics() -> String {
     let h = prometheus();
+    process_metrics().collect();
     h.run_upkeep();
     h.render()
 }

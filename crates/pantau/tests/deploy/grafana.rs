@@ -11,7 +11,7 @@ fn dashboards_parse_with_unique_ids_and_the_provisioned_datasource() {
     let uid = ds["datasources"][0]["uid"].as_str().unwrap().to_owned();
     assert_eq!(ds["datasources"][0]["url"], "http://prometheus:9090");
     let files = dashboard_files();
-    assert_eq!(files.len(), 5, "{files:?}");
+    assert_eq!(files.len(), 6, "{files:?}");
     let mut uids = BTreeSet::new();
     for f in files {
         let name = f.display().to_string();

@@ -296,6 +296,17 @@ async fn every_rule_and_panel_query_runs_against_pantau_all() {
         "missing from the first scrape of a fresh pantau all:\n{}",
         missing.into_iter().collect::<Vec<_>>().join("\n")
     );
+    // Pantau's own telemetry, which the System dashboard reads: the process
+    // and the gateway's HTTP server, from the first scrape too.
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_threads",
+        "http_requests_total",
+    ] {
+        assert!(early.contains(name), "{name} is not on the first scrape");
+    }
 
     // Prometheus with the repository's rules, scraping the admin port every second.
     let rules = repo().join("prometheus/rules");

@@ -127,7 +127,11 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
     )
     .await;
     // The WebSocket hub announces incidents.
-    let ws_url = format!("ws://127.0.0.1:{}/ws?types=incident&token={}", ports.gateway, token());
+    let ws_url = format!(
+        "ws://127.0.0.1:{}/api/v1/monitoring/events?types=incident&token={}",
+        ports.gateway,
+        token()
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
         .await
         .expect("websocket");

@@ -208,7 +208,7 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
     );
 
     // Hostile input: 400s naming the field, never a 500.
-    let c = http();
+    let client = http();
     let incidents = format!("{base}/api/v1/incidents");
     for (url, field) in [
         (format!("{incidents}?state=bogus"), "state"),
@@ -221,8 +221,8 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
         (format!("{incidents}/not%20an%20id"), "incident id"),
         (format!("{incidents}/{}", "y".repeat(300)), "incident id"),
     ] {
-        let (s, b) = status_and_body(c.get(&url)).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {b}");
+        let (status, b) = status_and_body(client.get(&url)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {b}");
         let msg = b["error"]["message"].as_str().unwrap_or_default();
         assert!(msg.contains(field), "{url}: {msg}");
         assert!(
@@ -231,8 +231,8 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
             msg.len()
         );
     }
-    let (s, _) = status_and_body(c.get(format!("{incidents}/inc-nope"))).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (status, _) = status_and_body(client.get(format!("{incidents}/inc-nope"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let comments = format!("{incidents}/{id}/comments");
     for (body, field) in [
         (serde_json::json!({ "text": "z".repeat(5_000) }), "text"),
@@ -242,44 +242,48 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
         (serde_json::json!({}), "text"),
         (serde_json::json!({ "text": "ok", "colour": "red" }), "colour"),
     ] {
-        let (s, b) = status_and_body(c.post(&comments).json(&body)).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {b}");
+        let (status, b) = status_and_body(client.post(&comments).json(&body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {b}");
         assert!(
             b["error"]["message"].as_str().unwrap_or_default().contains(field),
             "{b}"
         );
     }
-    let (s, b) = status_and_body(
-        c.post(format!("{incidents}/{id}/acknowledge"))
+    let (status, b) = status_and_body(
+        client
+            .post(format!("{incidents}/{id}/acknowledge"))
             .json(&serde_json::json!({ "comment": "z".repeat(5_000) })),
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{b}");
     assert!(b["error"]["message"].as_str().unwrap().contains("comment"), "{b}");
-    let (s, b) = status_and_body(
-        c.post(format!("{incidents}/inc-nope/comments"))
+    let (status, b) = status_and_body(
+        client
+            .post(format!("{incidents}/inc-nope/comments"))
             .json(&serde_json::json!({ "text": "hi" })),
     )
     .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{b}");
 
     // A comment, then the acknowledgement: the 51 alerts, in the user's name.
-    let (s, b) = status_and_body(
-        c.post(&comments)
+    let (status, b) = status_and_body(
+        client
+            .post(&comments)
             .json(&serde_json::json!({ "text": "ISP ticket 4711" })),
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, b) = status_and_body(
-        c.post(format!("{incidents}/{id}/acknowledge"))
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let (status, b) = status_and_body(
+        client
+            .post(format!("{incidents}/{id}/acknowledge"))
             .json(&serde_json::json!({ "comment": "cable cut" })),
     )
     .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(status, StatusCode::OK, "{b}");
     assert_eq!(b["state"], "acknowledged");
     assert_eq!(b["acknowledged_by"], "e2e", "the token's subject");
-    let (s, b) = status_and_body(c.post(format!("{incidents}/{id}/acknowledge"))).await;
-    assert_eq!(s, StatusCode::CONFLICT, "a second acknowledgement: {b}");
+    let (status, b) = status_and_body(client.post(format!("{incidents}/{id}/acknowledge"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a second acknowledgement: {b}");
     let v = wait_json(
         &format!("{base}/api/v1/monitoring/alerts?state=acknowledged&limit=200"),
         Duration::from_secs(10),
@@ -290,7 +294,7 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
     let acked = v["alerts"].as_array().unwrap();
     assert_eq!(acked.len(), CHILDREN + 1, "{v:#}");
     assert!(acked.iter().all(|a| a["acknowledged_by"] == "e2e"), "{v:#}");
-    let trail = c
+    let trail = client
         .get(format!(
             "{base}/api/v1/monitoring/alerts/{}",
             parent["id"].as_str().unwrap()
@@ -328,7 +332,7 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
     assert_eq!(after["state"], "acknowledged", "{after:#}");
     assert_eq!(after["open_alerts"], CHILDREN + 1);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let still = c
+    let still = client
         .get(format!("{incidents}/{id}"))
         .send()
         .await
@@ -367,7 +371,7 @@ async fn one_incident_for_a_root_cause_acknowledged_as_one_and_kept_across_a_res
         got.iter().all(|(_, t)| t == "uplink"),
         "only the root cause notifies: {got:?}"
     );
-    let resolved = c
+    let resolved = client
         .get(format!("{incidents}?state=resolved"))
         .send()
         .await

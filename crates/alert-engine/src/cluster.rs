@@ -67,6 +67,7 @@ impl Engine {
         inner.life = life;
         let inner = &mut *inner;
         inner.deps.rebuild(inner.life.open());
+        self.restore_incidents(inner).await?;
         let open = inner.life.open_count();
         metrics::gauge!(crate::metrics::OPEN_ALERTS).set(open as f64);
         tracing::info!(open, "this engine evaluates now: adopted the cluster's open alerts");

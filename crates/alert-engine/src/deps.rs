@@ -44,6 +44,17 @@ impl From<&Dependency> for Key {
     }
 }
 
+impl std::fmt::Display for Key {
+    /// The text of the [`Dependency`] naming it (`target:uplink`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Target(t) => write!(f, "target:{t}"),
+            Self::Router(r) => write!(f, "router:{r}"),
+            Self::Interface(r, i) => write!(f, "interface:{r}/{i}"),
+        }
+    }
+}
+
 /// Families whose alerts mean a thing is down.
 const DOWN_SOURCES: [&str; 4] = ["check_up", "consensus_up", "interface_up", "interface_went_down"];
 
@@ -409,6 +420,13 @@ impl Deps {
             (None, _) => Vec::new(),
         };
         holds(&states, child, now)
+    }
+
+    /// The dependency `a` is a "down" alert about (`target:uplink`), when
+    /// some target depends on it: the root cause its children's alerts share.
+    pub fn as_parent(&self, a: &Alert) -> Option<String> {
+        let (key, _) = Key::of_alert(a)?;
+        self.children.contains_key(&key).then(|| key.to_string())
     }
 
     /// The children of what `a` is about that are down now (where `a` is,

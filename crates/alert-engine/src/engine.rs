@@ -18,6 +18,7 @@ use crate::deps::{Deps, Signal};
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
+use crate::incident::{Grouping, Incidents, Write as IncidentWrite};
 use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
@@ -34,6 +35,14 @@ pub enum EngineError {
     Lifecycle(#[from] LifecycleError),
     #[error("no alert with id `{0}`")]
     NotFound(String),
+    #[error("no incident with id `{0}`")]
+    NoIncident(String),
+    #[error("incident `{0}` is already resolved")]
+    IncidentResolved(String),
+    #[error("incident `{id}` is already acknowledged by {by}")]
+    IncidentAcknowledged { id: String, by: String },
+    #[error("{0}")]
+    BadComment(String),
     #[error("alert `{0}` is already resolved")]
     AlreadyResolved(String),
     #[error("no rule with id `{0}`")]
@@ -58,12 +67,16 @@ impl pantau_core::error::ServiceError for EngineError {
     fn code(&self) -> pantau_core::error::ErrorCode {
         use pantau_core::error::ErrorCode;
         match self {
-            Self::Rule(_) | Self::Silence(_) => ErrorCode::InvalidArgument,
-            Self::Lifecycle(LifecycleError::NotOpen(_)) | Self::NotFound(_) | Self::NoRule(_) | Self::NoSilence(_) => {
-                ErrorCode::NotFound
-            }
+            Self::Rule(_) | Self::Silence(_) | Self::BadComment(_) => ErrorCode::InvalidArgument,
+            Self::Lifecycle(LifecycleError::NotOpen(_))
+            | Self::NotFound(_)
+            | Self::NoRule(_)
+            | Self::NoSilence(_)
+            | Self::NoIncident(_) => ErrorCode::NotFound,
             Self::Lifecycle(LifecycleError::AlreadyAcknowledged { .. })
             | Self::AlreadyResolved(_)
+            | Self::IncidentResolved(_)
+            | Self::IncidentAcknowledged { .. }
             | Self::ConfigRule(..)
             | Self::NotEvaluating(_) => ErrorCode::FailedPrecondition,
             Self::Store(_) | Self::Busy => ErrorCode::Unavailable,
@@ -110,6 +123,10 @@ pub(crate) struct Inner {
     pub(crate) deps: Deps,
     /// `maintenance[]`: alerts they cover are muted while they hold.
     maintenance: Vec<pantau_config::MaintenanceWindow>,
+    /// Open incidents and their open alerts.
+    pub(crate) incidents: Incidents,
+    /// What unsaved transitions did to incidents (applied here already).
+    unsaved_writes: Vec<IncidentWrite>,
 }
 
 impl Inner {
@@ -316,7 +333,12 @@ impl Engine {
             silences: store.silences(SystemTime::now()).await?,
             deps: Deps::with_limit(cfg.max_series),
             maintenance: Vec::new(),
+            incidents: Incidents::new(cfg.incidents.clone()),
+            unsaved_writes: Vec::new(),
         };
+        inner
+            .incidents
+            .restore(store.open_incidents().await?, store.open_members().await?);
         inner.deps.rebuild(inner.life.open());
         inner.reindex();
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
@@ -467,24 +489,30 @@ impl Engine {
         if let Err(e) = self.store.prune_silences(cutoff).await {
             tracing::warn!(error = %e, "cannot delete old silences");
         }
+        match self.store.prune_incidents(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "deleted resolved incidents past retention"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old resolved incidents"),
+        }
         out
     }
 
-    /// Stores then publishes `changes` (after any left unsaved before). A
-    /// firing alert that is silenced or whose parent fires is stored but not
-    /// published; its acknowledge and resolve follow its firing.
+    /// Stores then publishes `changes` (after any left unsaved before), with
+    /// what they do to incidents, in one transaction. A firing alert that is
+    /// silenced or whose parent fires is stored but not published; its
+    /// acknowledge and resolve follow its firing.
     async fn commit(
         &self,
         inner: &mut Inner,
         changes: Vec<Change>,
         now: SystemTime,
     ) -> Result<Vec<Change>, EngineError> {
+        let retried = inner.unsaved.len();
         let mut pending = std::mem::take(&mut inner.unsaved);
         pending.extend(changes);
-        let mut done = Vec::with_capacity(pending.len());
-        let mut iter = pending.into_iter();
+        let mut writes = std::mem::take(&mut inner.unsaved_writes);
         let mut resolved_any = false;
-        while let Some(mut c) = iter.next() {
+        for (n, c) in pending.iter_mut().enumerate() {
             if c.transition.state == State::Firing {
                 let why = inner.suppression(&c.alert, now);
                 c.alert.notified |= why.is_empty();
@@ -495,23 +523,54 @@ impl Engine {
                     .life
                     .set_delivery(&c.alert.id, &c.alert.suppressed_by, c.alert.notified);
             }
-            if let Err(e) = self.store.record(&c).await {
-                metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
-                inner.unsaved.push(c);
-                inner.unsaved.extend(iter);
-                tracing::error!(error = %e, waiting = inner.unsaved.len(), "cannot store alert transitions; retrying with the next evaluation");
-                return Err(e.into());
-            }
             resolved_any |= c.transition.state == State::Resolved;
+            // Before the next change's suppression: a parent and its
+            // children may fire in one evaluation.
             inner.deps.note_alert(&c.alert, now);
-            self.publish(&c).await;
-            done.push(c);
+            // A retried change's incident write is kept with it already.
+            if n >= retried {
+                let c: &Change = c;
+                let Inner { incidents, deps, .. } = &mut *inner;
+                let deps: &Deps = deps;
+                writes.extend(incidents.follow(c, |incs| grouping(&c.alert, deps, incs)));
+            }
+        }
+        if let Err(e) = self.store.record_all(&pending, &writes).await {
+            metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
+            tracing::error!(error = %e, waiting = pending.len(), "cannot store alert transitions; retrying with the next evaluation");
+            inner.unsaved = pending;
+            inner.unsaved_writes = writes;
+            return Err(e.into());
+        }
+        for c in &pending {
+            self.publish(c).await;
+        }
+        for w in &writes {
+            self.publish_incident(w).await;
         }
         if resolved_any && inner.any_depends {
             self.release(inner, now).await?;
         }
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
-        Ok(done)
+        metrics::gauge!(m::OPEN_INCIDENTS).set(inner.incidents.open_count() as f64);
+        Ok(pending)
+    }
+
+    /// Stores (and publishes) the transitions waiting to be stored.
+    pub(crate) async fn commit_pending(&self, inner: &mut Inner, now: SystemTime) -> Result<(), EngineError> {
+        self.commit(inner, Vec::new(), now).await.map(|_| ())
+    }
+
+    /// Publishes what a stored incident write says, one event per entry, on
+    /// `pantau.incident.<kind>.<incident_id>`.
+    pub(crate) async fn publish_incident(&self, w: &IncidentWrite) {
+        for (subject, mut ev) in crate::incident::event::to_events(w, &self.instance) {
+            ev.instance.clone_from(&self.instance);
+            if let Err(e) = publish_proto(self.bus.as_ref(), &subject, &ev).await {
+                metrics::counter!(m::PUBLISH_ERRORS_TOTAL).increment(1);
+                tracing::warn!(incident = %ev.incident_id, error = %e, "cannot publish an incident event; the incident is stored");
+            }
+        }
     }
 
     pub(crate) async fn publish(&self, c: &Change) {
@@ -575,7 +634,7 @@ impl Engine {
     /// [`PERSON_WAIT`]: [`EngineError::Busy`] (nothing changed) rather than
     /// an answer later than the gateway waits, which could not say whether
     /// the change was applied.
-    async fn lock_for_person(&self) -> Result<tokio::sync::MutexGuard<'_, Inner>, EngineError> {
+    pub(crate) async fn lock_for_person(&self) -> Result<tokio::sync::MutexGuard<'_, Inner>, EngineError> {
         tokio::time::timeout(PERSON_WAIT, self.inner.lock())
             .await
             .map_err(|_| EngineError::Busy)
@@ -594,19 +653,43 @@ impl Engine {
         now: SystemTime,
     ) -> Result<(), EngineError> {
         let stored = match self.commit(inner, Vec::new(), now).await {
-            Ok(_) => self.store.record(&c).await.map_err(EngineError::from),
+            Ok(_) => {
+                let Inner { incidents, deps, .. } = &mut *inner;
+                let deps: &Deps = deps;
+                let incident_before = incidents.of_alert(&c.alert.id).cloned();
+                let writes: Vec<IncidentWrite> = incidents
+                    .follow(&c, |incs| grouping(&c.alert, deps, incs))
+                    .into_iter()
+                    .collect();
+                match self.store.record_all(std::slice::from_ref(&c), &writes).await {
+                    Ok(()) => Ok(writes),
+                    Err(e) => {
+                        // Back as before: the incident's counts and members.
+                        if let Some(i) = incident_before {
+                            inner.incidents.undo(i, &c.alert.id);
+                        }
+                        Err(EngineError::from(e))
+                    }
+                }
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = stored {
-            metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
-            if let Some(before) = before {
-                inner.life.undo(before);
+        let writes = match stored {
+            Ok(w) => w,
+            Err(e) => {
+                metrics::counter!(m::PERSIST_ERRORS_TOTAL).increment(1);
+                if let Some(before) = before {
+                    inner.life.undo(before);
+                }
+                metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
+                tracing::warn!(alert = %c.alert.id, state = c.transition.state.as_str(), error = %e, "cannot store a person's change; not applied");
+                return Err(e);
             }
-            metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
-            tracing::warn!(alert = %c.alert.id, state = c.transition.state.as_str(), error = %e, "cannot store a person's change; not applied");
-            return Err(e);
-        }
+        };
         self.publish(&c).await;
+        for w in &writes {
+            self.publish_incident(w).await;
+        }
         if c.transition.state == State::Resolved && inner.any_depends {
             // The change is stored: a failure to release its dependants is
             // retried by the sweep, not the person's failure.
@@ -770,4 +853,29 @@ impl Engine {
 /// Whether two label sets agree on every label both have.
 fn shared_agree(a: &Labels, b: &Labels) -> bool {
     a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
+}
+
+/// Where a firing alert belongs (see [`crate::incident`]): with its
+/// dependency parent's incident when a parent holds it, with its own
+/// children's when it is a parent, else by its labels.
+pub(crate) fn grouping(a: &Alert, deps: &Deps, incs: &Incidents) -> Grouping {
+    if let Some(cause) = a.suppressed_by.strip_prefix("depends:") {
+        // `depends:<parent alert id>`: the parent's incident. (A bare word
+        // would also parse as a target: the alert is looked up first.)
+        if let Some(p) = incs.of_alert(cause) {
+            return Grouping {
+                key: p.group_key.clone(),
+                root_cause: p.root_cause.clone(),
+            };
+        }
+        // `depends:target:<id>` and the like, or a parent alert in no incident.
+        return match cause.parse::<pantau_config::Dependency>() {
+            Ok(d) if cause.contains(':') => Grouping::by_cause(&d.to_string()),
+            _ => Grouping::by_cause(cause),
+        };
+    }
+    if let Some(dep) = deps.as_parent(a) {
+        return Grouping::by_cause(&dep);
+    }
+    Grouping::by_labels(a, incs.group_by())
 }

@@ -18,6 +18,7 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Engine, EngineError, proto_severity};
+use crate::incident::{self, store::IncidentFilter};
 use crate::lifecycle::{Alert, State, Transition};
 use crate::rule::Rule;
 use crate::silence::{Silence, SilenceMatcher};
@@ -255,6 +256,39 @@ fn filter_from(req: pb::ListAlertsRequest) -> Result<Filter, Status> {
     })
 }
 
+fn incident_filter_from(req: &pb::ListIncidentsRequest) -> Result<IncidentFilter, Status> {
+    let mut states = Vec::new();
+    for s in &req.states {
+        states.push(incident::event::state_from_proto(*s).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "`states`: {s} is not an incident state (open, acknowledged, resolved)"
+            ))
+        })?);
+    }
+    let offset = if req.page_token.is_empty() {
+        0
+    } else {
+        req.page_token
+            .parse::<u64>()
+            .map_err(|_| Status::invalid_argument("`page_token` is not one this server handed out"))?
+    };
+    if req.page_size > MAX_PAGE {
+        return Err(Status::invalid_argument(format!(
+            "`page_size` must be at most {MAX_PAGE}"
+        )));
+    }
+    let since = req
+        .since
+        .map(|t| from_timestamp(&t).ok_or_else(|| Status::invalid_argument("`since` is not a valid time")))
+        .transpose()?;
+    Ok(IncidentFilter {
+        states,
+        since,
+        limit: req.page_size,
+        offset,
+    })
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::AlertEvent, Status>> + Send>>;
 
 fn required<'a>(v: &'a str, field: &str) -> Result<&'a str, Status> {
@@ -436,6 +470,78 @@ impl AlertEngineService for Service {
         let engine = Arc::clone(&self.engine);
         let s = detached(async move { engine.expire_silence(&id, SystemTime::now()).await }).await?;
         Ok(Response::new(silence_to_proto(&s)))
+    }
+
+    async fn list_incidents(
+        &self,
+        req: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let filter = incident_filter_from(&req.into_inner())?;
+        let (found, more) = self.engine.store().list_incidents(&filter).await.map_err(status)?;
+        let next = if more {
+            (filter.offset + found.len() as u64).to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListIncidentsResponse {
+            incidents: found.iter().map(|i| incident::event::to_proto(i, &[], &[])).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn get_incident(&self, req: Request<pb::GetIncidentRequest>) -> Result<Response<pb::Incident>, Status> {
+        let id = req.into_inner().id;
+        required(&id, "id")?;
+        let store = self.engine.store();
+        let found = store
+            .incident(&id)
+            .await
+            .map_err(status)?
+            .ok_or_else(|| status(EngineError::NoIncident(quote(&id).into_owned())))?;
+        let members = store.incident_members(&id).await.map_err(status)?;
+        let timeline = store.incident_timeline(&id).await.map_err(status)?;
+        Ok(Response::new(incident::event::to_proto(&found, &members, &timeline)))
+    }
+
+    async fn acknowledge_incident(
+        &self,
+        req: Request<pb::AcknowledgeIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        required(&r.actor, "actor")?;
+        if r.comment.chars().count() > incident::MAX_COMMENT {
+            return Err(Status::invalid_argument(format!(
+                "`comment` is longer than {} characters",
+                incident::MAX_COMMENT
+            )));
+        }
+        let engine = Arc::clone(&self.engine);
+        let i = detached(async move {
+            engine
+                .acknowledge_incident(&r.id, &r.actor, &r.comment, SystemTime::now())
+                .await
+        })
+        .await?;
+        Ok(Response::new(incident::event::to_proto(&i, &[], &[])))
+    }
+
+    async fn comment_incident(
+        &self,
+        req: Request<pb::CommentIncidentRequest>,
+    ) -> Result<Response<pb::Incident>, Status> {
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        required(&r.actor, "actor")?;
+        incident::check_comment(&r.text).map_err(Status::invalid_argument)?;
+        let engine = Arc::clone(&self.engine);
+        let i = detached(async move {
+            engine
+                .comment_incident(&r.id, &r.actor, &r.text, SystemTime::now())
+                .await
+        })
+        .await?;
+        Ok(Response::new(incident::event::to_proto(&i, &[], &[])))
     }
 
     type StreamAlertsStream = EventStream;

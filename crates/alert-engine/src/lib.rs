@@ -10,6 +10,10 @@
 //! - [`lifecycle`]: pending → firing → acknowledged → resolved, with `for`,
 //!   deduplication and cooldown, on an injected clock.
 //! - [`silence`]: silences (matchers and a time window).
+//! - [`incident`]: alerts that share a root cause or a grouping key, as one
+//!   incident with a state and a timeline (its SQL in `incident/store.rs`,
+//!   its bus events in `incident/event.rs`, acknowledge and comment in
+//!   `incident/act.rs`).
 //! - [`store`]: alerts, transitions (the audit trail) and API rules in SQL.
 //! - [`engine`]: rules + window store + lifecycle behind one lock; stores
 //!   then publishes every transition on `pantau.alert.<state>.<alert_id>`.
@@ -33,6 +37,7 @@ pub mod eval;
 pub mod event;
 pub mod facts;
 pub mod grpc;
+pub mod incident;
 pub mod lang;
 pub mod lifecycle;
 pub mod metrics;

@@ -8,6 +8,7 @@ pub const SERIES: &str = "pantau_alert_engine_series";
 pub const EVALUATION_DURATION: &str = "pantau_alert_engine_evaluation_duration_seconds";
 pub const TRANSITIONS_TOTAL: &str = "pantau_alert_engine_transitions_total";
 pub const OPEN_ALERTS: &str = "pantau_alert_engine_open_alerts";
+pub const OPEN_INCIDENTS: &str = "pantau_alert_engine_open_incidents";
 pub const RULES: &str = "pantau_alert_engine_rules";
 pub const PERSIST_ERRORS_TOTAL: &str = "pantau_alert_engine_persist_errors_total";
 pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_alert_engine_publish_errors_total";
@@ -65,6 +66,11 @@ pub fn describe() {
         "Alert transitions, by state (firing, acknowledged, resolved)"
     );
     describe_gauge!(OPEN_ALERTS, Unit::Count, "Alerts firing or acknowledged");
+    describe_gauge!(
+        OPEN_INCIDENTS,
+        Unit::Count,
+        "Incidents open or acknowledged (at least one of their alerts is open)"
+    );
     describe_gauge!(RULES, Unit::Count, "Rules loaded, enabled or not");
     describe_counter!(
         PERSIST_ERRORS_TOTAL,

@@ -22,6 +22,15 @@ impl Engine {
             };
             self.store.set_delivery(&updated).await?;
             if notify {
+                if let Some(w) = inner.incidents.released(&updated, now) {
+                    // The notification goes out whatever; the timeline entry
+                    // is a record of it, kept if it can be.
+                    if let Err(e) = self.store.write_incidents(std::slice::from_ref(&w)).await {
+                        tracing::warn!(alert = %a.id, error = %e, "cannot record a released alert's notification on its incident");
+                    } else {
+                        self.publish_incident(&w).await;
+                    }
+                }
                 let state = updated.state;
                 self.publish(&Change {
                     alert: updated,

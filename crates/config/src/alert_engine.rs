@@ -56,6 +56,35 @@ pub struct AlertEngineConfig {
     /// An external dead man's switch (like Alertmanager's `Watchdog`): off
     /// until `watchdog.url` is set.
     pub watchdog: WatchdogConfig,
+    /// How alerts form incidents: alerts held by the same dependency parent
+    /// always share one; other alerts share one when they agree on the
+    /// `group_by` labels and fire within `window` of its latest alert.
+    pub incidents: IncidentsConfig,
+}
+
+/// `alert_engine.incidents`: grouping alerts into incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsConfig {
+    /// Labels whose values, together, make an alert's grouping key;
+    /// `alertname` is the rule id. Empty: one group for every alert.
+    pub group_by: Vec<String>,
+    /// An alert joins an open incident of its key only if that incident's
+    /// latest alert joined less than this long ago; else it opens a new one.
+    #[serde(with = "duration")]
+    pub window: Duration,
+}
+
+/// Most labels `alert_engine.incidents.group_by` may list.
+pub const MAX_GROUP_BY: usize = 16;
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        Self {
+            group_by: vec!["alertname".to_owned()],
+            window: Duration::from_secs(300),
+        }
+    }
 }
 
 /// The always-firing heartbeat to an external dead man's switch
@@ -102,6 +131,7 @@ impl Default for AlertEngineConfig {
             rules: Vec::new(),
             alertmanager_url: None,
             watchdog: WatchdogConfig::default(),
+            incidents: IncidentsConfig::default(),
         }
     }
 }
@@ -234,6 +264,40 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
             "must be between 1s and 24h",
         );
     }
+    let inc = &a.incidents;
+    if inc.window < Duration::from_secs(1) || inc.window > Duration::from_secs(86_400) {
+        add(
+            "alert_engine.incidents.window".into(),
+            fmt_d(inc.window),
+            "must be between 1s and 24h",
+        );
+    }
+    if inc.group_by.len() > MAX_GROUP_BY {
+        add(
+            "alert_engine.incidents.group_by".into(),
+            format!("{} labels", inc.group_by.len()),
+            "must list at most 16 labels",
+        );
+    }
+    let mut labels = HashSet::new();
+    for (i, l) in inc.group_by.iter().enumerate().take(MAX_GROUP_BY) {
+        let name_ok = (1..=64).contains(&l.len())
+            && l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            add(
+                format!("alert_engine.incidents.group_by[{i}]"),
+                crate::types::quote(l).into_owned(),
+                "must be a label name: 1–64 letters, digits or `_`, not starting with a digit",
+            );
+        } else if !labels.insert(l.as_str()) {
+            add(
+                format!("alert_engine.incidents.group_by[{i}]"),
+                l.clone(),
+                "must be unique: the label is listed twice",
+            );
+        }
+    }
     let mut seen = HashSet::new();
     for (i, r) in a.rules.iter().enumerate() {
         if !is_subject_token(&r.id) {
@@ -273,6 +337,51 @@ mod tests {
         assert!(c.alert_engine.rules[0].enabled);
         let keys: Vec<String> = problems(&c).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["alert_engine.rules[1].id", "alert_engine.rules[1].expr"]);
+    }
+
+    #[test]
+    fn incidents_have_sane_defaults_and_bad_values_are_named() {
+        let c = Config::default();
+        assert_eq!(c.alert_engine.incidents.group_by, ["alertname"]);
+        assert_eq!(c.alert_engine.incidents.window, Duration::from_secs(300));
+        let yaml = "alert_engine:\n  incidents:\n    group_by: [site, alertname]\n    window: 10m\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        assert!(problems(&c).is_empty());
+        assert_eq!(c.alert_engine.incidents.window, Duration::from_secs(600));
+        let huge = "x".repeat(10_000);
+        let yaml = format!(
+            "alert_engine:\n  incidents:\n    group_by: [site, site, '9lives', 'a b', '{huge}']\n    window: 0s\n"
+        );
+        let c: Config = serde_yaml::from_str(&yaml).unwrap();
+        let found = problems(&c);
+        let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "alert_engine.incidents.window",
+                "alert_engine.incidents.group_by[1]",
+                "alert_engine.incidents.group_by[2]",
+                "alert_engine.incidents.group_by[3]",
+                "alert_engine.incidents.group_by[4]",
+            ]
+        );
+        assert!(
+            found.iter().all(|p| p.value.len() < 200),
+            "a huge label is quoted briefly"
+        );
+        let many: Vec<String> = (0..17).map(|i| format!("l{i}")).collect();
+        let yaml = format!("alert_engine:\n  incidents:\n    group_by: [{}]\n", many.join(", "));
+        let c: Config = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(problems(&c)[0].key, "alert_engine.incidents.group_by");
+        for bad in [
+            "alert_engine:\n  incidents:\n    group_by: site\n",
+            "alert_engine:\n  incidents:\n    window: soon\n",
+            "alert_engine:\n  incidents:\n    window: -5m\n",
+            "alert_engine:\n  incidents:\n    grup_by: [site]\n",
+            "alert_engine:\n  incidents:\n    group_by: [1, {a: b}]\n",
+        ] {
+            assert!(serde_yaml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

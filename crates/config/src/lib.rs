@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, WatchdogConfig};
+pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, IncidentsConfig, WatchdogConfig};
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use escalation::{EscalationConfig, EscalationStep};

@@ -35,7 +35,7 @@ use crate::input;
 use crate::labels::{AlertState, Severity};
 use crate::view::{AlertView, TransitionView};
 
-fn anonymous() -> Principal {
+pub(crate) fn anonymous() -> Principal {
     Principal {
         subject: "anonymous".to_owned(),
         scopes: crate::auth::Scopes::default(),
@@ -286,7 +286,7 @@ pub struct ActBody {
 }
 
 /// The body, if any, and who acts: the authenticated principal wins.
-fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
+pub(crate) fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
     let text = body.trim_ascii();
     let b: ActBody = if text.is_empty() || text == b"null" {
         ActBody::default()

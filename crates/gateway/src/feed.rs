@@ -1,5 +1,5 @@
 //! From the bus to clients: the latest result per target, and every event
-//! (check results, alerts, router/target/instance events, metrics)
+//! (check results, alerts, incidents, router/target/instance events, metrics)
 //! serialised once and handed to the [`Hub`], which offers it to the
 //! interested WebSocket clients only. The latest results are also filled
 //! from the collector ([`crate::refill`]).
@@ -9,19 +9,21 @@ use std::sync::{Arc, RwLock};
 
 use pantau_core::bus::{self, BusEvent, Consumer, Delivery, HandleError, Subscription, subject};
 use pantau_core::service::Context;
-use pantau_proto::v1::{AlertEvent, CheckResult, MetricSample, RouterEvent};
+use pantau_proto::v1::{AlertEvent, CheckResult, IncidentEvent, MetricSample, RouterEvent};
 use serde::Serialize;
 
 use crate::hub::{Hub, HubEvent};
+use crate::incidents::IncidentEventView;
 use crate::labels::{ConsensusStatus, EventKind, Severity};
 use crate::metrics as m;
 use crate::timeline::Timeline;
 use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
 
 /// The bus subjects the hub listens to.
-pub const PATTERNS: [&str; 5] = [
+pub const PATTERNS: [&str; 6] = [
     subject::ALL_CHECK_RESULTS,
     subject::ALL_ALERTS,
+    subject::ALL_INCIDENTS,
     subject::ALL_EVENTS,
     subject::ALL_CONSENSUS,
     subject::ALL_METRICS,
@@ -183,6 +185,12 @@ impl Feed {
         self.send("alert", &view.resource, view.severity.as_str(), &view);
     }
 
+    /// Takes in an incident's change; its resource is the incident's id.
+    pub fn accept_incident(&self, i: &IncidentEvent) {
+        let view = IncidentEventView::from(i);
+        self.send("incident", &view.incident.id, view.incident.severity.as_str(), &view);
+    }
+
     /// Takes in a router, target or instance event.
     pub fn accept_event(&self, e: &RouterEvent) {
         let view = RouterEventView::from(e);
@@ -198,6 +206,7 @@ impl Feed {
         match event {
             BusEvent::CheckResult(r) => self.accept(&r),
             BusEvent::Alert { alert, .. } => self.accept_alert(&alert),
+            BusEvent::Incident { incident, .. } => self.accept_incident(&incident),
             BusEvent::Consensus(c) => {
                 let view = ConsensusView::from(&c);
                 let severity = match view.status {

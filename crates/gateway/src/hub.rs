@@ -22,6 +22,7 @@ use crate::labels::Severity;
 pub const TYPES: &[&str] = &[
     "check_result",
     "alert",
+    "incident",
     "traffic",
     "counter_reset",
     "reboot",
@@ -336,8 +337,8 @@ mod tests {
         }
         assert_eq!(
             TYPES.len(),
-            EventKind::ALL.len() - 1 + 3,
-            "check_result, alert, consensus and the event kinds"
+            EventKind::ALL.len() - 1 + 4,
+            "check_result, alert, incident, consensus and the event kinds"
         );
     }
 

@@ -96,6 +96,21 @@ labels! {
 }
 
 labels! {
+    /// Where an incident is: open until acknowledged, resolved with its last alert.
+    IncidentState from IncidentState { Open = "open", Acknowledged = "acknowledged", Resolved = "resolved" }
+    else Unknown = "unknown"
+}
+
+labels! {
+    /// What one entry of an incident's timeline says.
+    IncidentEntryKind from IncidentEntryKind {
+        Opened = "opened", Joined = "joined", Left = "left", Acknowledged = "acknowledged",
+        Commented = "commented", Notified = "notified", Resolved = "resolved",
+    }
+    else Unspecified = "unspecified"
+}
+
+labels! {
     /// A check's type.
     CheckKind from CheckKind { Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push" }
     else Unspecified = "unspecified"
@@ -237,6 +252,23 @@ mod tests {
         spelled_alike(SyncRole::ALL, SyncRole::as_str);
         spelled_alike(InstanceState::ALL, InstanceState::as_str);
         spelled_alike(InstanceHealth::ALL, InstanceHealth::as_str);
+        spelled_alike(IncidentState::ALL, IncidentState::as_str);
+        spelled_alike(IncidentEntryKind::ALL, IncidentEntryKind::as_str);
+    }
+
+    #[test]
+    fn every_incident_entry_kind_is_its_bus_token() {
+        for k in IncidentEntryKind::ALL
+            .iter()
+            .filter(|k| **k != IncidentEntryKind::Unspecified)
+        {
+            let proto = pb::IncidentEntryKind::try_from(k.to_proto()).unwrap();
+            assert_eq!(pantau_core::bus::event::incident_kind_token(proto), k.as_str());
+        }
+        for s in IncidentState::ALL.iter().filter(|s| **s != IncidentState::Unknown) {
+            let proto = pb::IncidentState::try_from(s.to_proto()).unwrap();
+            assert_eq!(pantau_core::bus::event::incident_state_token(proto), s.as_str());
+        }
     }
 
     #[test]

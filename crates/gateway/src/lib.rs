@@ -30,6 +30,7 @@ pub mod backends;
 pub mod console;
 pub mod feed;
 pub mod hub;
+pub mod incidents;
 pub mod input;
 pub mod labels;
 pub mod metrics;
@@ -162,6 +163,7 @@ pub fn router(state: &AppState) -> Router {
         .merge(monitoring::router())
         .with_state(state.clone())
         .merge(alerts::router(&state.ctx))
+        .merge(incidents::router(&state.ctx))
         .merge(targets::router(&state.ctx))
         .merge(reports::router(&state.ctx))
         .merge(notify::router(&state.ctx))

@@ -236,6 +236,7 @@ pub fn document() -> Document {
     for part in [
         crate::api::Doc::openapi(),
         crate::alerts::Doc::openapi(),
+        crate::incidents::Doc::openapi(),
         crate::auth::routes::Doc::openapi(),
         crate::push::Doc::openapi(),
         crate::ws::Doc::openapi(),

@@ -58,7 +58,11 @@ pub async fn ingest(detector: &Detector, subject: &str, event: BusEvent, now: Sy
                 detector.on_reachability(&event.source, up, now);
             }
         }
-        BusEvent::CheckResult(_) | BusEvent::Metric(_) | BusEvent::Alert { .. } | BusEvent::Consensus(_) => {}
+        BusEvent::CheckResult(_)
+        | BusEvent::Metric(_)
+        | BusEvent::Alert { .. }
+        | BusEvent::Incident { .. }
+        | BusEvent::Consensus(_) => {}
     }
 }
 

@@ -4,6 +4,7 @@ mod cluster;
 mod defaults;
 mod engine;
 mod fuzz;
+mod incidents;
 mod nats;
 mod resolve;
 mod service;

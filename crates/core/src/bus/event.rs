@@ -9,6 +9,7 @@
 //! | `pantau.event.<kind>.<source>`                 | [`BusEvent::Event`]              |
 //! | `pantau.metric.<name>`                         | [`BusEvent::Metric`]             |
 //! | `pantau.alert.<state>.<alert_id>`              | [`BusEvent::Alert`]              |
+//! | `pantau.incident.<kind>.<incident_id>`         | [`BusEvent::Incident`]           |
 //! | `pantau.consensus.<target_id>`                 | [`BusEvent::Consensus`]          |
 //!
 //! The subject decides the message type; the event kind and alert state come
@@ -17,13 +18,13 @@
 //! excerpt of the payload, never the whole of either.
 
 use pantau_proto::v1::{
-    AlertEvent, AlertState, CheckResult, ConsensusResult, EventKind, InterfaceSample, MetricSample, RouterEvent,
-    RouterInfo,
+    AlertEvent, AlertState, CheckResult, ConsensusResult, EventKind, IncidentEntryKind, IncidentEvent, IncidentState,
+    InterfaceSample, MetricSample, RouterEvent, RouterInfo,
 };
 
 use super::subject::{
-    ALERT_PREFIX, CHECK_RESULT_PREFIX, CONSENSUS_PREFIX, EVENT_PREFIX, IFACE_SAMPLE_PREFIX, METRIC_PREFIX,
-    ROUTER_INFO_PREFIX,
+    ALERT_PREFIX, CHECK_RESULT_PREFIX, CONSENSUS_PREFIX, EVENT_PREFIX, IFACE_SAMPLE_PREFIX, INCIDENT_PREFIX,
+    METRIC_PREFIX, ROUTER_INFO_PREFIX,
 };
 use super::{BusError, Message, subject};
 
@@ -47,6 +48,12 @@ pub enum BusEvent {
     Metric(MetricSample),
     /// `pantau.alert.<state>.<alert_id>`; `alert.state` equals `state`.
     Alert { state: AlertState, alert: AlertEvent },
+    /// `pantau.incident.<kind>.<incident_id>`; `incident.entry.kind` equals
+    /// `kind`, `incident.incident_id` the subject's id, and the state is known.
+    Incident {
+        kind: IncidentEntryKind,
+        incident: IncidentEvent,
+    },
     /// `pantau.consensus.<target_id>`
     Consensus(ConsensusResult),
 }
@@ -176,6 +183,51 @@ impl BusEvent {
                 }
             }
             Ok(Self::Alert { state, alert })
+        } else if subject.starts_with(INCIDENT_PREFIX) {
+            let tokens = rest(INCIDENT_PREFIX, 2, "an incident needs `<kind>.<incident_id>`")?;
+            let kind = incident_kind(tokens[0]).ok_or_else(|| DecodeError::UnknownToken {
+                subject: clip(subject),
+                what: "incident entry kind",
+                token: clip(tokens[0]),
+            })?;
+            let mut incident: IncidentEvent = payload_as(subject, payload, "IncidentEvent")?;
+            let entry = incident.entry.get_or_insert_with(Default::default);
+            match IncidentEntryKind::try_from(entry.kind) {
+                Ok(IncidentEntryKind::Unspecified) => entry.kind = kind.into(),
+                Ok(k) if k == kind => {}
+                other => {
+                    return Err(DecodeError::Mismatch {
+                        subject: clip(subject),
+                        message_type: "IncidentEvent",
+                        what: "incident entry kind",
+                        from_subject: incident_kind_token(kind),
+                        from_payload: other.map_or_else(|_| entry.kind.to_string(), incident_kind_token),
+                    });
+                }
+            }
+            let id = tokens[1..].join(".");
+            if incident.incident_id.is_empty() {
+                incident.incident_id.clone_from(&id);
+            } else if incident.incident_id != id {
+                return Err(DecodeError::Mismatch {
+                    subject: clip(subject),
+                    message_type: "IncidentEvent",
+                    what: "incident id",
+                    from_subject: clip(&id),
+                    from_payload: clip(&incident.incident_id),
+                });
+            }
+            if !matches!(
+                IncidentState::try_from(incident.state),
+                Ok(IncidentState::Open | IncidentState::Acknowledged | IncidentState::Resolved)
+            ) {
+                return Err(DecodeError::UnknownToken {
+                    subject: clip(subject),
+                    what: "incident state in the IncidentEvent",
+                    token: incident.state.to_string(),
+                });
+            }
+            Ok(Self::Incident { kind, incident })
         } else if subject.starts_with(CONSENSUS_PREFIX) {
             payload_as(subject, payload, "ConsensusResult").map(Self::Consensus)
         } else if subject.starts_with("pantau.") {
@@ -186,7 +238,7 @@ impl BusEvent {
     }
 
     /// The bounded family name, for metric labels and logs: `check`, `iface`,
-    /// `info`, `event`, `metric`, `alert` or `consensus`.
+    /// `info`, `event`, `metric`, `alert`, `incident` or `consensus`.
     pub fn family(&self) -> &'static str {
         match self {
             Self::CheckResult(_) => "check",
@@ -195,6 +247,7 @@ impl BusEvent {
             Self::Event { .. } => "event",
             Self::Metric(_) => "metric",
             Self::Alert { .. } => "alert",
+            Self::Incident { .. } => "incident",
             Self::Consensus(_) => "consensus",
         }
     }
@@ -244,6 +297,30 @@ pub fn alert_state_token(state: AlertState) -> String {
     state
         .as_str_name()
         .trim_start_matches("ALERT_STATE_")
+        .to_ascii_lowercase()
+}
+
+/// The entry kind a subject's `<kind>` token names (`joined`), never `Unspecified`.
+pub fn incident_kind(token: &str) -> Option<IncidentEntryKind> {
+    if token.len() > 32 {
+        return None;
+    }
+    IncidentEntryKind::from_str_name(&format!("INCIDENT_ENTRY_KIND_{}", token.to_ascii_uppercase()))
+        .filter(|k| *k != IncidentEntryKind::Unspecified && incident_kind_token(*k) == token)
+}
+
+/// The subject token of an incident entry kind.
+pub fn incident_kind_token(kind: IncidentEntryKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("INCIDENT_ENTRY_KIND_")
+        .to_ascii_lowercase()
+}
+
+/// The subject token of an incident state (`open`, `acknowledged`, `resolved`).
+pub fn incident_state_token(state: IncidentState) -> String {
+    state
+        .as_str_name()
+        .trim_start_matches("INCIDENT_STATE_")
         .to_ascii_lowercase()
 }
 
@@ -523,11 +600,92 @@ mod tests {
         assert_eq!(e, format!("{}…", "\\xff".repeat(EXCERPT)));
     }
 
+    #[test]
+    fn incident_events_are_strict_about_kind_id_and_state() {
+        use pantau_proto::v1::IncidentEntry;
+        let good = IncidentEvent {
+            incident_id: "i1".into(),
+            state: IncidentState::Open.into(),
+            entry: Some(IncidentEntry {
+                kind: IncidentEntryKind::Joined.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let subject = subject::incident("joined", "i1");
+        assert_eq!(
+            ok(&subject, &good.encode_to_vec()),
+            BusEvent::Incident {
+                kind: IncidentEntryKind::Joined,
+                incident: good.clone()
+            }
+        );
+        // The subject fills in what the payload leaves out.
+        let mut bare = good.clone();
+        bare.incident_id.clear();
+        bare.entry = None;
+        let BusEvent::Incident { kind, incident } = ok(&subject, &bare.encode_to_vec()) else {
+            panic!("not an incident")
+        };
+        assert_eq!(kind, IncidentEntryKind::Joined);
+        assert_eq!(incident.incident_id, "i1");
+        assert_eq!(incident.entry.unwrap().kind(), IncidentEntryKind::Joined);
+        // Unknown kinds, contradictions and unknown states are refused, named.
+        for bad in [
+            "pantau.incident.exploded.i1",
+            "pantau.incident.unspecified.i1",
+            "pantau.incident.JOINED.i1",
+        ] {
+            let e = err(bad, &good.encode_to_vec());
+            assert!(e.to_string().contains("incident entry kind"), "{e}");
+        }
+        assert!(
+            err("pantau.incident.joined", &[])
+                .to_string()
+                .contains("<kind>.<incident_id>")
+        );
+        let e = err(&subject::incident("resolved", "i1"), &good.encode_to_vec());
+        assert!(
+            matches!(
+                e,
+                DecodeError::Mismatch {
+                    what: "incident entry kind",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&subject::incident("joined", "i2"), &good.encode_to_vec());
+        assert!(
+            matches!(
+                e,
+                DecodeError::Mismatch {
+                    what: "incident id",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        for state in [0, 4, -1, i32::MAX] {
+            let mut x = good.clone();
+            x.state = state;
+            let e = err(&subject, &x.encode_to_vec());
+            assert!(e.to_string().contains("incident state"), "{e}");
+        }
+        let e = err(&subject, b"\xff\xff garbage");
+        assert_eq!(e.message_type(), Some("IncidentEvent"));
+        let huge = IncidentEvent {
+            title: "x".repeat(1 << 20),
+            ..good
+        };
+        assert!(matches!(ok(&subject, &huge.encode_to_vec()), BusEvent::Incident { .. }));
+    }
+
     proptest::proptest! {
         #[test]
         fn decode_never_panics_and_quotes_briefly(
             subject in proptest::prop_oneof![
-                proptest::string::string_regex("pantau\\.(check\\.result|iface\\.sample|router\\.info|event|metric|alert|consensus|deadletter)(\\.[a-z_]{0,12}){0,4}").unwrap(),
+                proptest::string::string_regex("pantau\\.(check\\.result|iface\\.sample|router\\.info|event|metric|alert|incident|consensus|deadletter)(\\.[a-z_]{0,12}){0,4}").unwrap(),
                 proptest::string::string_regex(".{0,400}").unwrap(),
             ],
             payload in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),

@@ -104,6 +104,13 @@ pub fn alert(state: &str, alert_id: &str) -> String {
     format!("pantau.alert.{state}.{alert_id}")
 }
 
+/// `pantau.incident.<kind>.<incident_id>`: a change of an incident
+/// (`IncidentEvent`); `kind` is its timeline entry's kind (`opened`,
+/// `joined`, `left`, `acknowledged`, `commented`, `notified`, `resolved`).
+pub fn incident(kind: &str, incident_id: &str) -> String {
+    format!("pantau.incident.{kind}.{incident_id}")
+}
+
 /// `pantau.consensus.<target_id>`: a target's cross-location consensus
 /// (`ConsensusResult`), on a subject of its own so that `pantau.event.>`
 /// carries `RouterEvent`s only.
@@ -125,6 +132,7 @@ pub const ROUTER_INFO_PREFIX: &str = "pantau.router.info.";
 pub const EVENT_PREFIX: &str = "pantau.event.";
 pub const METRIC_PREFIX: &str = "pantau.metric.";
 pub const ALERT_PREFIX: &str = "pantau.alert.";
+pub const INCIDENT_PREFIX: &str = "pantau.incident.";
 pub const CONSENSUS_PREFIX: &str = "pantau.consensus.";
 pub const DEAD_LETTER_PREFIX: &str = "pantau.deadletter.";
 
@@ -138,6 +146,8 @@ pub const ALL_EVENTS: &str = "pantau.event.>";
 pub const ALL_METRICS: &str = "pantau.metric.>";
 /// Every alert lifecycle event.
 pub const ALL_ALERTS: &str = "pantau.alert.>";
+/// Every incident change.
+pub const ALL_INCIDENTS: &str = "pantau.incident.>";
 /// Every consensus result.
 pub const ALL_CONSENSUS: &str = "pantau.consensus.>";
 

@@ -15,7 +15,8 @@
 //! - [`model`]: the overview's rows: targets, state per location, filters,
 //!   pages, uptime;
 //! - [`overview`]: `/console` and its live table; [`target`]: one target;
-//! - [`alerts`]: alerts, their history and silences; [`health`]: `/health`;
+//! - [`alerts`]: alerts, their history and silences; [`incidents`]: incidents,
+//!   their alerts and timeline; [`health`]: `/health`;
 //! - [`status`]: public status pages and their JSON; [`badge`]: SVG badges;
 //! - [`routers`]: routers, their interfaces, WAN judgement, live traffic and
 //!   timeline; [`locations`]: targets × locations and the instances.
@@ -29,6 +30,7 @@ pub mod audit;
 pub mod badge;
 pub mod channels;
 pub mod health;
+pub mod incidents;
 pub mod locations;
 pub mod login;
 pub mod model;
@@ -94,6 +96,7 @@ pub fn router(app: &AppState) -> Router {
             .merge(overview::router())
             .merge(target::router())
             .merge(alerts::router())
+            .merge(incidents::router())
             .merge(health::router())
             .merge(routers::router())
             .merge(locations::router())

@@ -14,6 +14,7 @@ mod e2e;
 mod fuzz_bus;
 mod gateway_routes;
 mod grpc_auth;
+mod incidents;
 mod lifecycle;
 mod multilocation;
 mod openapi_contract;

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use pantau_core::bus::{Bus, Headers, subject};
 use pantau_proto::v1::{
-    AlertEvent, AlertState, CheckResult, CheckStatus, ConsensusResult, ConsensusStatus, EventKind, InterfaceSample,
-    MetricSample, RouterEvent, RouterInfo, RouterInterface, Severity,
+    AlertEvent, AlertState, CheckResult, CheckStatus, ConsensusResult, ConsensusStatus, EventKind, IncidentEntry,
+    IncidentEntryKind, IncidentEvent, IncidentState, InterfaceSample, MetricSample, RouterEvent, RouterInfo,
+    RouterInterface, Severity,
 };
 use prost::Message as _;
 use prost_types::Timestamp;
@@ -331,6 +332,81 @@ fn alerts() -> Vec<(String, AlertEvent)> {
     out
 }
 
+/// Incident events: extreme times, huge strings, unknown states and kinds,
+/// a kind or id that disagrees with the subject, an empty message.
+fn incidents() -> Vec<(String, IncidentEvent)> {
+    let entry = |kind: i32, at| IncidentEntry {
+        kind,
+        at,
+        actor: huge(1024),
+        alert_id: huge(64 * 1024),
+        text: huge(200 * 1024),
+    };
+    let mut out: Vec<(String, IncidentEvent)> = extreme_times()
+        .into_iter()
+        .map(|t| {
+            (
+                subject::incident("joined", "fuzz-i"),
+                IncidentEvent {
+                    incident_id: "fuzz-i".into(),
+                    state: IncidentState::Open.into(),
+                    severity: Severity::Critical.into(),
+                    entry: Some(entry(IncidentEntryKind::Joined.into(), t)),
+                    opened_at: t,
+                    alerts: u32::MAX,
+                    open_alerts: u32::MAX,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    out.push((
+        subject::incident("resolved", "fuzz-j"),
+        IncidentEvent {
+            incident_id: "fuzz-j".into(),
+            state: IncidentState::Resolved.into(),
+            title: huge(200 * 1024),
+            severity: 99,
+            group_key: huge(64 * 1024),
+            root_cause: huge(64 * 1024),
+            entry: Some(entry(IncidentEntryKind::Resolved.into(), Some(now_ts()))),
+            opened_at: Some(ts(i64::MIN, 0)),
+            instance: huge(1024),
+            ..Default::default()
+        },
+    ));
+    // A kind, an id or a state the subject does not allow.
+    out.push((
+        subject::incident("acknowledged", "fuzz-k"),
+        IncidentEvent {
+            incident_id: "fuzz-k".into(),
+            state: IncidentState::Acknowledged.into(),
+            entry: Some(entry(IncidentEntryKind::Commented.into(), None)),
+            ..Default::default()
+        },
+    ));
+    out.push((
+        subject::incident("joined", "fuzz-l"),
+        IncidentEvent {
+            incident_id: "another".into(),
+            state: IncidentState::Open.into(),
+            ..Default::default()
+        },
+    ));
+    out.push((
+        subject::incident("joined", "fuzz-m"),
+        IncidentEvent {
+            incident_id: "fuzz-m".into(),
+            state: 42,
+            entry: Some(entry(77, None)),
+            ..Default::default()
+        },
+    ));
+    out.push(("pantau.incident.exploded.fuzz-n".into(), IncidentEvent::default()));
+    out.push((subject::incident("opened", "fuzz-o"), IncidentEvent::default()));
+    out
+}
+
 fn consensus() -> Vec<ConsensusResult> {
     let mut out: Vec<ConsensusResult> = extreme_times()
         .into_iter()
@@ -368,6 +444,8 @@ fn family_subjects() -> Vec<String> {
         "pantau.metric.cpu_usage".to_owned(),
         subject::alert("firing", "fuzz-x"),
         subject::alert("resolved", "fuzz-x"),
+        subject::incident("joined", "fuzz-x"),
+        subject::incident("resolved", "fuzz-x"),
         subject::consensus("fuzz-x"),
     ]
 }
@@ -421,6 +499,10 @@ pub(super) async fn poison(bus: &dyn Bus) -> usize {
     }
     for (s, a) in alerts() {
         raw(bus, &s, a.encode_to_vec()).await;
+        n += 1;
+    }
+    for (s, i) in incidents() {
+        raw(bus, &s, i.encode_to_vec()).await;
         n += 1;
     }
     for c in consensus() {

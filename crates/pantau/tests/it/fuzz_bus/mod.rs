@@ -1,6 +1,6 @@
 //! Hostile messages on the bus: on every subject family a service consumes
 //! (check results, interface samples, router info, events, metrics, alerts,
-//! consensus), garbage bytes, messages of another type and well-typed
+//! incidents, consensus), garbage bytes, messages of another type and well-typed
 //! messages with extreme values (timestamps at year 0 and past 10000,
 //! nanos out of range, NaN and infinities, unknown enum values, strings of
 //! 256 KiB, a NUL byte, ten thousand labels) — through a real nats-server

@@ -32,8 +32,8 @@ const SECRETS: [&str; 13] = [
     "SMSBODYKEY9",
 ];
 
-const NAMES: [&str; 11] = [
-    "ntfy", "gotify", "pushover", "matrix", "mm", "gchat", "opsgenie", "rocket", "signal", "sms", "smsget",
+const NAMES: [&str; 12] = [
+    "ntfy", "gotify", "pushover", "matrix", "mm", "gchat", "opsgenie", "rocket", "signal", "sms", "smsget", "smsjson",
 ];
 
 fn channels(sink: &str) -> serde_json::Value {
@@ -59,6 +59,7 @@ fn channels(sink: &str) -> serde_json::Value {
              "body": {"dest": "{{ to }}", "text": "{{ message }}", "key": "SMSBODYKEY9"}},
             {"name": "smsget", "type": "sms", "url": format!("{sink}/smsget"), "to": ["628111234563"], "method": "get",
              "body": {"to": "{{ to }}", "msg": "{{ title }} ({{ severity }}, {{ status }})"}},
+            {"name": "smsjson", "type": "sms", "url": format!("{sink}/smsjson"), "to": ["+628111234564"]},
         ],
         "routes": [{"channels": NAMES}],
     })
@@ -101,11 +102,11 @@ fn by_prefix<'a>(all: &'a [Recorded], prefix: &str) -> Vec<&'a Recorded> {
 
 async fn fire_and_resolve(sink: &Sink, bus: &MemoryBus) -> Vec<Recorded> {
     publish(bus, &event("db-down", AlertState::Firing, Severity::Critical)).await;
-    // 12 firings: Signal has two recipients.
-    sink.wait_for(12, Duration::from_secs(20)).await;
+    // 13 firings: Signal has two recipients.
+    sink.wait_for(13, Duration::from_secs(20)).await;
     publish(bus, &event("db-down", AlertState::Resolved, Severity::Critical)).await;
-    // 13 resolves: Pushover cancels its emergency first.
-    sink.wait_for(25, Duration::from_secs(20)).await
+    // 14 resolves: Pushover cancels its emergency first.
+    sink.wait_for(27, Duration::from_secs(20)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +128,7 @@ async fn each_new_channel_sends_its_documented_shape() {
     } else {
         all
     };
-    assert_eq!(all.len(), 25, "{:?}", all.iter().map(|r| &r.path).collect::<Vec<_>>());
+    assert_eq!(all.len(), 27, "{:?}", all.iter().map(|r| &r.path).collect::<Vec<_>>());
 
     // ntfy: JSON to the server root, topic, priority 5 then 2, tags, bearer token.
     let ntfy = by_prefix(&all, "/ntfy");
@@ -337,6 +338,21 @@ async fn each_new_channel_sends_its_documented_shape() {
     assert_eq!(get[0].query_param("msg"), "db-down is down (critical, firing)");
     assert_eq!(get[1].query_param("msg"), "db-down is down (critical, resolved)");
 
+    // SMS gateway (default body): {"to", "message"} as JSON, like the WhatsApp gateway.
+    let js = by_prefix(&all, "/smsjson");
+    assert_eq!(js.len(), 2);
+    assert_eq!(js[0].method.as_str(), "POST");
+    assert_eq!(js[0].header("content-type"), "application/json");
+    let b = js[0].json();
+    assert_eq!(b.as_object().unwrap().len(), 2, "{b}");
+    assert_eq!(b["to"], "+628111234564");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("🔴 CRITICAL db-down is down")
+    );
+
     // The API shows every new channel with its secrets masked.
     let list = running
         .client()
@@ -344,7 +360,7 @@ async fn each_new_channel_sends_its_documented_shape() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(list.channels.len(), 11);
+    assert_eq!(list.channels.len(), 12);
     let shown = format!("{list:?}");
     for s in SECRETS {
         assert!(!shown.contains(s), "ListChannels leaks {s}: {shown}");
@@ -381,6 +397,7 @@ async fn each_new_channel_retries_a_failing_service() {
         "/signal",
         "/sms/",
         "/smsget",
+        "/smsjson",
     ];
     for p in prefixes {
         sink.fail_path(p, 1, 500);
@@ -389,8 +406,8 @@ async fn each_new_channel_retries_a_failing_service() {
     let bus = Arc::new(MemoryBus::new());
     let running = Running::start(config(dir.path(), channels(&sink.url)), bus.clone()).await;
     publish(bus.as_ref(), &event("disk-full", AlertState::Firing, Severity::Warning)).await;
-    // 12 firings plus one failed attempt per service.
-    let all = sink.wait_for(23, Duration::from_secs(30)).await;
+    // 13 firings plus one failed attempt per service.
+    let all = sink.wait_for(25, Duration::from_secs(30)).await;
     for p in prefixes {
         let got = by_prefix(&all, p);
         assert!(
@@ -413,17 +430,29 @@ async fn each_new_channel_retries_a_failing_service() {
     assert_eq!(by_prefix(&all, "/gotify")[1].json()["priority"], 5);
     assert_eq!(by_prefix(&all, "/pushover")[1].form()["priority"], "1");
     assert_eq!(by_prefix(&all, "/og")[1].json()["priority"], "P3");
-    // The delivery log shows the failed attempt and the success.
-    let log = running
-        .client()
-        .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
-            channel: "matrix".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let d = &log.deliveries[0];
+    // The delivery log shows the failed attempt and the success (stored
+    // just after the sink answered).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let d = loop {
+        let log = running
+            .client()
+            .list_deliveries(pantau_proto::v1::ListDeliveriesRequest {
+                channel: "matrix".into(),
+                status: pantau_proto::v1::DeliveryStatus::Delivered.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(d) = log.deliveries.into_iter().next() {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the matrix delivery is not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(d.attempts, 2);
     assert_eq!(d.attempt_log[0].status_code, 500);
     assert_eq!(d.attempt_log[1].status_code, 200);

@@ -15,6 +15,7 @@ mod grpc;
 mod load;
 pub mod maintenance;
 mod notifier;
+mod notifier_channels;
 pub mod proto;
 mod routers;
 mod sections;

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::format as fmt_d;
 use super::{EscalationConfig, Invalid, duration, text};
+use crate::notifier_channels::channel_problems;
+pub use crate::notifier_channels::{BodyFormat, ChannelField, HttpMethod, PriorityFor, PriorityValue};
 
 /// The notifier service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +104,28 @@ pub enum ChannelType {
     Pagerduty,
     /// Email over SMTP (`smtp`, `to`).
     Email,
+    /// ntfy publish as JSON (`topic`, optional access `token`; `url` defaults to https://ntfy.sh).
+    Ntfy,
+    /// Gotify `POST /message?token=` (`url` of the server, application `token`).
+    Gotify,
+    /// Pushover Message API (`token`, `user_key`; `url` defaults to https://api.pushover.net).
+    Pushover,
+    /// Matrix client-server API: `m.room.message` into `room_id` (`token`;
+    /// `url` defaults to https://matrix-client.matrix.org).
+    Matrix,
+    /// Mattermost incoming webhook (`url`, optional `channel`).
+    Mattermost,
+    /// Google Chat space webhook (`url`).
+    GoogleChat,
+    /// Opsgenie Alert API v2 (`token` is the API key; `url` defaults to https://api.opsgenie.com).
+    Opsgenie,
+    /// Rocket.Chat incoming webhook (`url`, optional `channel`).
+    Rocketchat,
+    /// signal-cli REST API `POST /v2/send` (`url`, `sender`, `to`).
+    Signal,
+    /// A generic SMS HTTP gateway (`url`, `to`, optional `method`,
+    /// `body_format`, `body` template and `auth_header`).
+    Sms,
 }
 
 impl ChannelType {
@@ -117,7 +141,67 @@ impl ChannelType {
             Self::WhatsappGateway => "whatsapp_gateway",
             Self::Pagerduty => "pagerduty",
             Self::Email => "email",
+            Self::Ntfy => "ntfy",
+            Self::Gotify => "gotify",
+            Self::Pushover => "pushover",
+            Self::Matrix => "matrix",
+            Self::Mattermost => "mattermost",
+            Self::GoogleChat => "google_chat",
+            Self::Opsgenie => "opsgenie",
+            Self::Rocketchat => "rocketchat",
+            Self::Signal => "signal",
+            Self::Sms => "sms",
         }
+    }
+
+    /// Every channel type, in the order the documentation lists them.
+    pub const ALL: [ChannelType; 19] = [
+        Self::Webhook,
+        Self::Slack,
+        Self::Discord,
+        Self::Teams,
+        Self::Telegram,
+        Self::Whatsapp,
+        Self::WhatsappGateway,
+        Self::Pagerduty,
+        Self::Email,
+        Self::Ntfy,
+        Self::Gotify,
+        Self::Pushover,
+        Self::Matrix,
+        Self::Mattermost,
+        Self::GoogleChat,
+        Self::Opsgenie,
+        Self::Rocketchat,
+        Self::Signal,
+        Self::Sms,
+    ];
+
+    /// The type named `s` in configuration.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Types whose URL itself is the key (a webhook path or query): the API
+    /// shows only its scheme and host.
+    pub fn url_is_secret(self) -> bool {
+        matches!(
+            self,
+            Self::Webhook
+                | Self::Slack
+                | Self::Discord
+                | Self::Teams
+                | Self::WhatsappGateway
+                | Self::Mattermost
+                | Self::GoogleChat
+                | Self::Rocketchat
+                | Self::Sms
+        )
+    }
+
+    /// Types that send one delivery per `to` recipient.
+    pub fn per_recipient(self) -> bool {
+        matches!(self, Self::Whatsapp | Self::WhatsappGateway | Self::Signal | Self::Sms)
     }
 }
 
@@ -129,17 +213,22 @@ pub struct ChannelConfig {
     #[serde(deserialize_with = "text::deserialize")]
     pub name: String,
     /// `webhook`, `slack`, `discord`, `teams`, `telegram`, `whatsapp`,
-    /// `whatsapp_gateway`, `pagerduty` or `email`.
+    /// `whatsapp_gateway`, `pagerduty`, `email`, `ntfy`, `gotify`,
+    /// `pushover`, `matrix`, `mattermost`, `google_chat`, `opsgenie`,
+    /// `rocketchat`, `signal` or `sms`.
     #[serde(rename = "type")]
     pub kind: ChannelType,
-    /// The webhook URL, or the API base URL of telegram, whatsapp and pagerduty
-    /// (secret: webhook URLs carry keys).
+    /// The webhook URL, or the API base URL of telegram, whatsapp, pagerduty,
+    /// ntfy, gotify, pushover, matrix, opsgenie and signal (secret: webhook
+    /// URLs carry keys).
     #[serde(default, deserialize_with = "text::option")]
     pub url: Option<String>,
     /// Webhook only: HMAC-SHA256 key of the `X-Pantau-Signature` header (secret).
     #[serde(default, deserialize_with = "text::option")]
     pub secret: Option<String>,
-    /// Telegram bot token, WhatsApp access token or gateway bearer token (secret).
+    /// Telegram bot token, WhatsApp access token, gateway bearer token, ntfy
+    /// access token, Gotify application token, Pushover application token,
+    /// Matrix access token or Opsgenie API key (secret).
     #[serde(default, deserialize_with = "text::option")]
     pub token: Option<String>,
     /// Telegram chat id.
@@ -151,9 +240,48 @@ pub struct ChannelConfig {
     /// PagerDuty integration (routing) key (secret).
     #[serde(default, deserialize_with = "text::option")]
     pub routing_key: Option<String>,
-    /// Recipients: phone numbers (WhatsApp, one delivery each) or email addresses.
+    /// Recipients: phone numbers (WhatsApp, Signal, SMS: one delivery each),
+    /// Signal group ids (`group.…`) or email addresses.
     #[serde(default)]
     pub to: Vec<String>,
+    /// ntfy topic (secret: on a public server the topic is the password).
+    #[serde(default, deserialize_with = "text::option")]
+    pub topic: Option<String>,
+    /// Pushover user or group key (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub user_key: Option<String>,
+    /// Matrix room id, e.g. `!abcdef:example.org`.
+    #[serde(default, deserialize_with = "text::option")]
+    pub room_id: Option<String>,
+    /// Mattermost or Rocket.Chat: post to this channel instead of the
+    /// webhook's own (`town-square`, `#ops`, `@alice`).
+    #[serde(default, deserialize_with = "text::option")]
+    pub channel: Option<String>,
+    /// Signal: the number registered with signal-cli that sends, e.g. `+628111234567`.
+    #[serde(default, deserialize_with = "text::option")]
+    pub sender: Option<String>,
+    /// SMS gateway: the HTTP method, `post` (default), `put` or `get`
+    /// (`get` sends the body's fields as query parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<HttpMethod>,
+    /// SMS gateway: `json` (default) or `form` (`application/x-www-form-urlencoded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_format: Option<BodyFormat>,
+    /// SMS gateway: the request body, an object whose text values are
+    /// templates seeing `to`, `message`, `title`, `severity` and `status`;
+    /// default `{"to": "{{ to }}", "message": "{{ message }}"}`. Form bodies
+    /// and `get` take a flat object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Map<String, serde_json::Value>>,
+    /// SMS gateway: one header sent with each request, `Name: value`
+    /// (e.g. `Authorization: Basic …` or `X-Api-Key: …`) (secret).
+    #[serde(default, deserialize_with = "text::option")]
+    pub auth_header: Option<String>,
+    /// ntfy, gotify, pushover and opsgenie: the service's priority for
+    /// `info`, `warning`, `critical` and `resolved` (also used for
+    /// acknowledgements), replacing the defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub priorities: BTreeMap<PriorityFor, PriorityValue>,
     /// Email only: the SMTP server.
     #[serde(default)]
     pub smtp: Option<SmtpConfig>,
@@ -254,7 +382,14 @@ impl ChannelConfig {
     /// Replaces every secret of the channel with `***`: tokens, keys,
     /// passwords, and the URL of webhook channels (it carries the key).
     pub fn mask(&mut self) {
-        for s in [&mut self.secret, &mut self.token, &mut self.routing_key] {
+        for s in [
+            &mut self.secret,
+            &mut self.token,
+            &mut self.routing_key,
+            &mut self.topic,
+            &mut self.user_key,
+            &mut self.auth_header,
+        ] {
             if s.is_some() {
                 *s = Some(MASK.to_owned());
             }
@@ -267,6 +402,30 @@ impl ChannelConfig {
         {
             smtp.password = Some(MASK.to_owned());
         }
+        if let Some(body) = &mut self.body {
+            mask_body(body);
+        }
+    }
+}
+
+/// Masks every text value of an SMS body that is not a template: a literal
+/// value there is usually the gateway's API key.
+fn mask_body(body: &mut serde_json::Map<String, serde_json::Value>) {
+    for v in body.values_mut() {
+        match v {
+            serde_json::Value::String(s) if !s.contains("{{") => MASK.clone_into(s),
+            serde_json::Value::Object(m) => mask_body(m),
+            serde_json::Value::Array(a) => {
+                for item in a {
+                    if let serde_json::Value::Object(m) = item {
+                        mask_body(m);
+                    } else if item.as_str().is_some_and(|s| !s.contains("{{")) {
+                        *item = serde_json::Value::String(MASK.to_owned());
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
@@ -274,14 +433,7 @@ impl ChannelConfig {
 /// channels (whose path or query is the key) everything after the host.
 pub fn mask_channel_url(kind: ChannelType, url: &str) -> String {
     let url = super::mask_url_password(url);
-    let secret_path = matches!(
-        kind,
-        ChannelType::Webhook
-            | ChannelType::Slack
-            | ChannelType::Discord
-            | ChannelType::Teams
-            | ChannelType::WhatsappGateway
-    );
+    let secret_path = kind.url_is_secret();
     let Some(scheme_end) = url.find("://") else {
         return MASK.to_owned();
     };
@@ -369,7 +521,7 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
             );
         }
         for (field, why) in channel_problems(c) {
-            let shown = match field {
+            let shown = match field.as_str() {
                 "url" => c
                     .url
                     .as_deref()
@@ -377,12 +529,31 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
                     .unwrap_or_default(),
                 "chat_id" => c.chat_id.clone().unwrap_or_default(),
                 "phone_number_id" => c.phone_number_id.clone().unwrap_or_default(),
+                "room_id" => c.room_id.clone().unwrap_or_default(),
+                "channel" => c.channel.clone().unwrap_or_default(),
+                "sender" => c.sender.clone().unwrap_or_default(),
                 "to" => c.to.join(","),
                 "smtp.from" => c.smtp.as_ref().map(|s| s.from.clone()).unwrap_or_default(),
                 "smtp.host" => c.smtp.as_ref().map(|s| s.host.clone()).unwrap_or_default(),
-                _ => String::new(), // secrets are never echoed
+                // A priority is shown; secrets are never echoed.
+                f => f
+                    .strip_prefix("priorities.")
+                    .and_then(|k| {
+                        c.priorities
+                            .iter()
+                            .find(|(p, _)| p.as_str() == k)
+                            .map(|(_, v)| v.to_string())
+                    })
+                    .unwrap_or_default(),
             };
-            add(key(field), shown, &why);
+            let shown = if shown.chars().count() > 256 {
+                let mut s: String = shown.chars().take(255).collect();
+                s.push('…');
+                s
+            } else {
+                shown
+            };
+            add(key(&field), shown, &why);
         }
         if c.rate_limit > 0 && c.rate_limit_period < Duration::from_secs(1) {
             add(
@@ -446,92 +617,6 @@ pub(super) fn problems(n: &NotifierConfig) -> Vec<Invalid> {
     out
 }
 
-fn http_url_ok(u: &str) -> bool {
-    crate::types::check_http_url(u).is_ok()
-}
-
-fn channel_problems(c: &ChannelConfig) -> Vec<(&'static str, String)> {
-    use ChannelType as T;
-    let mut p: Vec<(&'static str, String)> = Vec::new();
-    let t = c.kind.as_str();
-    let needs_url = matches!(
-        c.kind,
-        T::Webhook | T::Slack | T::Discord | T::Teams | T::WhatsappGateway
-    );
-    match &c.url {
-        None if needs_url => p.push(("url", format!("is required for a {t} channel"))),
-        Some(u) if !http_url_ok(u) => p.push(("url", "must be an absolute http:// or https:// URL".into())),
-        _ => {}
-    }
-    let mut require = |field: &'static str, present: bool| {
-        if !present {
-            p.push((field, format!("is required for a {t} channel")));
-        }
-    };
-    match c.kind {
-        T::Telegram => {
-            require("token", c.token.is_some());
-            require("chat_id", c.chat_id.is_some());
-        }
-        T::Whatsapp => {
-            require("token", c.token.is_some());
-            require("phone_number_id", c.phone_number_id.is_some());
-            require("to", !c.to.is_empty());
-        }
-        T::WhatsappGateway => require("to", !c.to.is_empty()),
-        T::Pagerduty => require("routing_key", c.routing_key.is_some()),
-        T::Email => {
-            require("smtp", c.smtp.is_some());
-            require("to", !c.to.is_empty());
-        }
-        T::Webhook | T::Slack | T::Discord | T::Teams => {}
-    }
-    let mut forbid = |field: &'static str, present: bool| {
-        if present {
-            p.push((field, format!("does not apply to a {t} channel")));
-        }
-    };
-    forbid("secret", c.secret.is_some() && c.kind != T::Webhook);
-    forbid(
-        "token",
-        c.token.is_some() && !matches!(c.kind, T::Telegram | T::Whatsapp | T::WhatsappGateway),
-    );
-    forbid("chat_id", c.chat_id.is_some() && c.kind != T::Telegram);
-    forbid("phone_number_id", c.phone_number_id.is_some() && c.kind != T::Whatsapp);
-    forbid("routing_key", c.routing_key.is_some() && c.kind != T::Pagerduty);
-    forbid(
-        "to",
-        !c.to.is_empty() && !matches!(c.kind, T::Whatsapp | T::WhatsappGateway | T::Email),
-    );
-    forbid("smtp", c.smtp.is_some() && c.kind != T::Email);
-    if c.kind == T::Email {
-        for a in &c.to {
-            if !a.contains('@') {
-                p.push(("to", "must list email addresses such as ops@example.org".into()));
-                break;
-            }
-        }
-        if let Some(s) = &c.smtp {
-            if s.host.trim().is_empty() {
-                p.push(("smtp.host", "must name the SMTP server".into()));
-            }
-            if !s.from.contains('@') {
-                p.push((
-                    "smtp.from",
-                    "must be an address such as `Pantau <pantau@example.org>`".into(),
-                ));
-            }
-            if s.ca_file.is_some() && s.tls == SmtpTls::None {
-                p.push(("smtp.ca_file", "applies to tls: starttls or tls only".into()));
-            }
-            if s.username.is_some() != s.password.is_some() {
-                p.push(("smtp.password", "smtp.username and smtp.password go together".into()));
-            }
-        }
-    }
-    p
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,6 +632,16 @@ mod tests {
             phone_number_id: None,
             routing_key: None,
             to: vec![],
+            topic: None,
+            user_key: None,
+            room_id: None,
+            channel: None,
+            sender: None,
+            method: None,
+            body_format: None,
+            body: None,
+            auth_header: None,
+            priorities: BTreeMap::new(),
             smtp: None,
             rate_limit: 0,
             rate_limit_period: default_rate_period(),

@@ -58,6 +58,40 @@
     }
   });
 
+  // The channel form: the chosen type's fields, and the YAML of the channel
+  // to paste under notifier.channels. Nothing is sent to the server.
+  const channelForm = document.querySelector("form[data-channel-form]");
+  if (channelForm) {
+    const show = () => {
+      const type = channelForm.elements.type.value;
+      for (const fs of channelForm.querySelectorAll("fieldset[data-type]")) {
+        const on = fs.dataset.type === type;
+        fs.hidden = !on;
+        fs.disabled = !on;
+      }
+    };
+    channelForm.elements.type.addEventListener("change", show);
+    show();
+    channelForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const out = document.getElementById("channel-yaml");
+      const lines = [];
+      try {
+        for (const [k, v] of new FormData(channelForm).entries()) {
+          if (!String(v).trim()) continue;
+          let value;
+          if (k === "to") value = JSON.stringify(list(v));
+          else if (k === "smtp" || k === "body" || k === "priorities") {
+            try { value = JSON.stringify(JSON.parse(v)); } catch (e) { throw new Error(k + ": write a JSON object, " + e.message); }
+          } else value = JSON.stringify(String(v).trim());
+          lines.push((lines.length ? "  " : "- ") + k + ": " + value);
+        }
+      } catch (e) { window.pantau.flash(e.message, true); return; }
+      out.textContent = lines.join("\n") + "\n";
+      out.hidden = false;
+    });
+  }
+
   // "Send a test": the outcome goes into the row, not only the flash.
   document.addEventListener("click", async (ev) => {
     const b = ev.target.closest("button[data-admin-api]");

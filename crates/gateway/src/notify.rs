@@ -3,6 +3,8 @@
 //!
 //! - `GET  /api/v1/channels`: the configured channels, secrets masked, and
 //!   the routes that send alerts to them;
+//! - `GET  /api/v1/channel-types`: every channel type with its fields (which
+//!   are required, which are secret), from the configuration's catalogue;
 //! - `POST /api/v1/channels/{name}/test[?recipient=…]`: send a test notification now;
 //! - `GET  /api/v1/deliveries?channel=&status=pending|delivered|failed&alert_key=&limit=`:
 //!   deliveries, newest first, with every attempt.
@@ -11,6 +13,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use pantau_config::ChannelType;
 use pantau_core::error::{ApiError, ErrorCode};
 use pantau_core::grpc::Channel;
 use pantau_core::time::{from_duration, from_timestamp, rfc3339};
@@ -28,6 +31,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
     let client = Client::new(ctx.channel(&ctx.config.gateway.notifier_url));
     Router::new()
         .route("/api/v1/channels", get(channels))
+        .route("/api/v1/channel-types", get(channel_types))
         .route("/api/v1/channels/{name}/test", post(test))
         .route("/api/v1/deliveries", get(deliveries))
         .with_state(client)
@@ -35,9 +39,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(channels, test, deliveries),
+    paths(channels, channel_types, test, deliveries),
     components(schemas(
         ChannelView,
+        ChannelTypeView,
+        ChannelFieldView,
+        ChannelTypesResponse,
         ChannelsResponse,
         RouteView,
         TestView,
@@ -60,11 +67,21 @@ fn when(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.and_then(from_timestamp).map(rfc3339)
 }
 
+/// Every channel type's name, as the schema's enum.
+pub fn channel_type_names() -> Vec<&'static str> {
+    ChannelType::ALL.iter().map(|t| t.as_str()).collect()
+}
+
+fn channel_type_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::enum_schema(&channel_type_names()))
+}
+
 /// A channel, secrets masked.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ChannelView {
     pub name: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = channel_type_schema)]
     pub kind: String,
     pub target: String,
     pub settings: std::collections::BTreeMap<String, String>,
@@ -81,6 +98,60 @@ pub struct RouteView {
     /// Labels that must be present with exactly these values.
     pub labels: std::collections::BTreeMap<String, String>,
     pub channels: Vec<String>,
+}
+
+/// One field of a channel type.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChannelFieldView {
+    pub name: &'static str,
+    pub required: bool,
+    /// Shown as `***` in every answer.
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+/// A channel type and the fields it takes besides `name`, `type` and the
+/// common `template`, `rate_limit`, `rate_limit_period`, `group`, `group_wait`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChannelTypeView {
+    #[serde(rename = "type")]
+    #[schema(schema_with = channel_type_schema)]
+    pub kind: &'static str,
+    pub fields: Vec<ChannelFieldView>,
+}
+
+/// Every channel type.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelTypesResponse {
+    pub types: Vec<ChannelTypeView>,
+}
+
+/// Every channel type with its fields.
+pub fn channel_type_views() -> Vec<ChannelTypeView> {
+    ChannelType::ALL
+        .iter()
+        .map(|t| ChannelTypeView {
+            kind: t.as_str(),
+            fields: t
+                .fields()
+                .iter()
+                .map(|f| ChannelFieldView {
+                    name: f.name,
+                    required: f.required,
+                    secret: f.secret,
+                    help: f.help,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/channel-types", tag = "notifications",
+    responses((status = 200, body = ChannelTypesResponse)))]
+async fn channel_types() -> Json<ChannelTypesResponse> {
+    Json(ChannelTypesResponse {
+        types: channel_type_views(),
+    })
 }
 
 /// Every channel, and the routes (a channel no route names receives nothing).
@@ -211,6 +282,7 @@ pub struct AttemptView {
 pub struct DeliveryView {
     pub id: String,
     pub channel: String,
+    #[schema(schema_with = channel_type_schema)]
     pub channel_type: String,
     pub recipient: String,
     pub alert_key: String,
@@ -294,4 +366,46 @@ async fn deliveries(
         })
         .collect();
     Ok(Json(DeliveriesResponse { deliveries: views }))
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    #[test]
+    fn every_channel_type_is_listed_with_its_fields_and_in_the_schema() {
+        let types = channel_type_views();
+        assert_eq!(types.len(), 19);
+        for name in [
+            "ntfy",
+            "gotify",
+            "pushover",
+            "matrix",
+            "mattermost",
+            "google_chat",
+            "opsgenie",
+            "rocketchat",
+            "signal",
+            "sms",
+        ] {
+            let t = types
+                .iter()
+                .find(|t| t.kind == name)
+                .unwrap_or_else(|| panic!("{name} is not listed"));
+            assert!(t.fields.iter().any(|f| f.required), "{name} requires nothing");
+        }
+        let pushover = types.iter().find(|t| t.kind == "pushover").unwrap();
+        let secret: Vec<&str> = pushover.fields.iter().filter(|f| f.secret).map(|f| f.name).collect();
+        assert_eq!(secret, ["token", "user_key"]);
+
+        let doc = serde_json::to_value(Doc::openapi()).unwrap();
+        for schema in ["ChannelView", "ChannelTypeView"] {
+            let kinds = &doc["components"]["schemas"][schema]["properties"]["type"]["enum"];
+            assert_eq!(kinds.as_array().map(Vec::len), Some(19), "{schema}: {kinds}");
+            assert!(kinds.as_array().unwrap().contains(&serde_json::json!("google_chat")));
+        }
+        assert!(doc["paths"]["/api/v1/channel-types"]["get"].is_object());
+    }
 }

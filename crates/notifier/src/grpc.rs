@@ -77,6 +77,23 @@ pub fn channel_view(c: &ChannelConfig) -> Channel {
     put("phone_number_id", m.phone_number_id.clone());
     put("routing_key", m.routing_key.clone());
     put("to", (!m.to.is_empty()).then(|| m.to.join(",")));
+    put("topic", m.topic.clone());
+    put("user_key", m.user_key.clone());
+    put("room_id", m.room_id.clone());
+    put("channel", m.channel.clone());
+    put("sender", m.sender.clone());
+    put("method", m.method.map(|x| format!("{x:?}").to_lowercase()));
+    put("body_format", m.body_format.map(|x| format!("{x:?}").to_lowercase()));
+    put(
+        "body",
+        m.body
+            .as_ref()
+            .map(|b| serde_json::Value::Object(b.clone()).to_string()),
+    );
+    put("auth_header", m.auth_header.clone());
+    for (k, v) in &m.priorities {
+        put(&format!("priorities.{}", k.as_str()), Some(v.to_string()));
+    }
     put("template", m.template.as_ref().map(|_| "custom".to_owned()));
     if let Some(s) = &m.smtp {
         put("smtp.host", Some(s.host.clone()));
@@ -90,7 +107,7 @@ pub fn channel_view(c: &ChannelConfig) -> Channel {
     let target = match (&m.url, &m.smtp) {
         (Some(u), _) => u.clone(),
         (None, Some(s)) => format!("smtp://{}", s.host),
-        (None, None) => String::new(),
+        (None, None) => crate::channels::default_url(m.kind).unwrap_or_default().to_owned(),
     };
     Channel {
         name: m.name.clone(),

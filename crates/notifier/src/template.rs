@@ -8,7 +8,8 @@ use pantau_config::{ChannelConfig, ChannelType};
 use crate::notification::Notification;
 
 /// The default template. `b` is the channel's bold marker (`*` on Slack,
-/// `**` on Discord and Teams, nothing on plain-text channels).
+/// Google Chat and Rocket.Chat, `**` on Discord, Teams and Mattermost,
+/// nothing on plain-text channels).
 pub const DEFAULT: &str = r#"{% if status == "resolved" %}✅ {{ b }}RESOLVED{{ b }}{% elif status == "acknowledged" %}👀 {{ b }}ACKNOWLEDGED{{ b }}{% else %}{{ "🔴" if severity == "critical" else ("🟠" if severity == "warning" else "🔵") }} {{ b }}{{ severity | upper }}{{ b }}{% endif %} {{ title }}
 {% for a in alerts[:10] %}{% if not loop.first %}
 {% endif %}{% if alerts | length > 1 %}• {% endif %}{% if a.status != status %}[{{ a.status | upper }}] {% endif %}{{ a.summary or a.name }}
@@ -35,14 +36,21 @@ pub struct Templates {
 
 fn bold(kind: ChannelType) -> &'static str {
     match kind {
-        ChannelType::Slack => "*",
-        ChannelType::Discord | ChannelType::Teams => "**",
+        ChannelType::Slack | ChannelType::GoogleChat | ChannelType::Rocketchat => "*",
+        ChannelType::Discord | ChannelType::Teams | ChannelType::Mattermost => "**",
         ChannelType::Webhook
         | ChannelType::Telegram
         | ChannelType::Whatsapp
         | ChannelType::WhatsappGateway
         | ChannelType::Pagerduty
-        | ChannelType::Email => "",
+        | ChannelType::Email
+        | ChannelType::Ntfy
+        | ChannelType::Gotify
+        | ChannelType::Pushover
+        | ChannelType::Matrix
+        | ChannelType::Opsgenie
+        | ChannelType::Signal
+        | ChannelType::Sms => "",
     }
 }
 

@@ -3,7 +3,9 @@
 //! the same list as `GET /api/v1/channels` — and the routes; a channel no
 //! route names is shown as receiving nothing. Editors may send a test
 //! through `POST /api/v1/channels/{name}/test` (`assets/admin.js` shows
-//! its outcome in the row).
+//! its outcome in the row). The "Add a channel" form offers every channel
+//! type with its fields (`ChannelType::fields`) and writes the YAML to paste
+//! into `notifier.channels` (in the page, by `assets/admin.js`).
 
 use axum::Router;
 use axum::extract::State;
@@ -13,7 +15,7 @@ use serde::Serialize;
 
 use super::Console;
 use super::page::{SignedIn, fail, render};
-use crate::notify::{ChannelView, RouteView, channel_list};
+use crate::notify::{ChannelView, RouteView, channel_list, channel_type_views};
 
 pub fn router() -> Router<Console> {
     Router::new().route("/console/channels", get(list))
@@ -47,7 +49,8 @@ async fn list(State(c): State<Console>, SignedIn(user): SignedIn) -> Response {
         Ok(list) => {
             let channels = rows(list.channels, &list.routes);
             let routes = list.routes;
-            render("channels.html", minijinja::context! { user, channels, routes })
+            let types = channel_type_views();
+            render("channels.html", minijinja::context! { user, channels, routes, types })
         }
         Err(e) => fail(e.status, e.message, Some(&user)),
     }

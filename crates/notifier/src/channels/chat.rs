@@ -6,22 +6,36 @@
 //! - Telegram bot API: `POST <base>/bot<token>/sendMessage`
 //!   `{"chat_id", "text", "disable_web_page_preview"}`, at most 4096
 //!   characters; success is `{"ok": true}`.
+//! - Mattermost incoming webhook: `POST <url>` `{"text", "channel"?}`
+//!   (Markdown), at most 16383 characters.
+//! - Google Chat space webhook: `POST <url>&threadKey=<alert>&messageReplyOption=REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD`
+//!   `{"text"}`, at most 4096 characters: an alert's resolve is posted in
+//!   the thread its firing opened.
+//! - Rocket.Chat incoming webhook: `POST <url>` `{"text", "alias": "Pantau",
+//!   "channel"?, "attachments": [{"title", "color"}]}`.
 
 use async_trait::async_trait;
 use pantau_config::{ChannelConfig, ChannelType};
 use serde_json::json;
+
+use sha2::{Digest, Sha256};
 
 use super::{Channel, Outcome, Outgoing};
 
 pub const TELEGRAM_API: &str = "https://api.telegram.org";
 const DISCORD_MAX: usize = 2000;
 const TELEGRAM_MAX: usize = 4096;
+const MATTERMOST_MAX: usize = 16_383;
+const GOOGLE_CHAT_MAX: usize = 4096;
+const ROCKETCHAT_MAX: usize = 5000;
 
 pub struct Chat {
     http: reqwest::Client,
     kind: ChannelType,
     url: String,
     recipient: String,
+    /// Mattermost and Rocket.Chat: the channel instead of the webhook's.
+    channel: Option<String>,
 }
 
 /// `text` cut to `max` characters, with an ellipsis when cut.
@@ -49,7 +63,24 @@ impl Chat {
             kind: c.kind,
             url,
             recipient: c.chat_id.clone().unwrap_or_default(),
+            channel: c.channel.clone(),
         })
+    }
+}
+
+/// The Google Chat thread of an alert: stable per alert key.
+pub fn thread_key(key: &str) -> String {
+    let h = Sha256::digest(key.as_bytes());
+    format!("pantau-{}", hex::encode(&h[..12]))
+}
+
+fn rocketchat_color(severity: &str, status: &str) -> &'static str {
+    match (status, severity) {
+        ("resolved", _) => "#2eb886",
+        ("acknowledged", _) => "#439fe0",
+        (_, "critical") => "#d00000",
+        (_, "warning") => "#f2a900",
+        _ => "#2f80ed",
     }
 }
 
@@ -90,13 +121,47 @@ impl Channel for Chat {
                     },
                 }],
             }),
+            ChannelType::Mattermost => {
+                let mut b = json!({ "text": truncate(out.text, MATTERMOST_MAX) });
+                if let Some(ch) = &self.channel {
+                    b["channel"] = json!(ch);
+                }
+                b
+            }
+            ChannelType::GoogleChat => json!({ "text": truncate(out.text, GOOGLE_CHAT_MAX) }),
+            ChannelType::Rocketchat => {
+                let mut b = json!({
+                    "alias": "Pantau",
+                    "text": truncate(out.text, ROCKETCHAT_MAX),
+                    "attachments": [{
+                        "title": truncate(&n.title, 256),
+                        "color": rocketchat_color(&n.severity, &n.status),
+                    }],
+                });
+                if let Some(ch) = &self.channel {
+                    b["channel"] = json!(ch);
+                }
+                b
+            }
             _ => json!({
                 "chat_id": self.recipient,
                 "text": truncate(out.text, TELEGRAM_MAX),
                 "disable_web_page_preview": true,
             }),
         };
-        let (outcome, text) = super::post_json(self.http.post(&self.url), &body).await;
+        let req = if self.kind == ChannelType::GoogleChat {
+            let q = [
+                ("threadKey", thread_key(&n.key)),
+                ("messageReplyOption", "REPLY_MESSAGE_FALLBACK_TO_NEW_THREAD".to_owned()),
+            ];
+            match super::push::with_query(&self.url, &q) {
+                Some(u) => self.http.post(u),
+                None => return Outcome::permanent(0, "the google_chat url is not valid"),
+            }
+        } else {
+            self.http.post(&self.url)
+        };
+        let (outcome, text) = super::post_json(req, &body).await;
         if self.kind == ChannelType::Telegram && outcome.result.is_ok() {
             let ok = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()

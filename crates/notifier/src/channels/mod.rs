@@ -2,16 +2,27 @@
 //! implementation per provider, each sending that provider's documented
 //! request shape:
 //! - [`webhook`]: generic JSON webhook, HMAC-SHA256 signed, with an `Idempotency-Key`.
-//! - [`chat`]: Slack, Discord and Microsoft Teams webhooks, the Telegram bot API.
+//! - [`chat`]: Slack, Discord, Microsoft Teams, Mattermost, Google Chat and
+//!   Rocket.Chat webhooks, the Telegram bot API.
 //! - [`whatsapp`]: the WhatsApp Cloud API and a generic HTTP gateway.
 //! - [`pagerduty`]: PagerDuty Events API v2.
+//! - [`opsgenie`]: Opsgenie Alert API v2 (create, close, acknowledge by alias).
 //! - [`email`]: SMTP (STARTTLS, TLS or plain, with optional auth).
+//! - [`push`]: ntfy, Gotify and Pushover, with their priority schemes.
+//! - [`matrix`]: the Matrix client-server API (the transaction id is the idempotency key).
+//! - [`signal`]: signal-cli-rest-api `/v2/send`.
+//! - [`sms`]: a generic SMS HTTP gateway (JSON, form or query, templated body).
 //!
 //! Errors never carry a URL or a secret: webhook URLs hold keys.
 
 pub mod chat;
 pub mod email;
+pub mod matrix;
+pub mod opsgenie;
 pub mod pagerduty;
+pub mod push;
+pub mod signal;
+pub mod sms;
 pub mod webhook;
 pub mod whatsapp;
 
@@ -109,12 +120,39 @@ impl Configured {
     }
 
     /// The recipients that each get their own delivery: the `to` numbers of
-    /// WhatsApp channels; one empty recipient otherwise.
+    /// WhatsApp, Signal and SMS channels; one empty recipient otherwise.
     pub fn recipients(&self) -> Vec<String> {
-        match self.config.kind {
-            ChannelType::Whatsapp | ChannelType::WhatsappGateway => self.config.to.clone(),
-            _ => vec![String::new()],
+        if self.config.kind.per_recipient() {
+            self.config.to.clone()
+        } else {
+            vec![String::new()]
         }
+    }
+}
+
+/// The API base a type uses when its `url` is not set; `None` where `url`
+/// is required.
+pub fn default_url(kind: ChannelType) -> Option<&'static str> {
+    match kind {
+        ChannelType::Telegram => Some(chat::TELEGRAM_API),
+        ChannelType::Whatsapp => Some(whatsapp::CLOUD_API),
+        ChannelType::Pagerduty => Some(pagerduty::EVENTS_API),
+        ChannelType::Ntfy => Some(push::NTFY_API),
+        ChannelType::Pushover => Some(push::PUSHOVER_API),
+        ChannelType::Matrix => Some(matrix::HOMESERVER),
+        ChannelType::Opsgenie => Some(opsgenie::ALERT_API),
+        ChannelType::Webhook
+        | ChannelType::Slack
+        | ChannelType::Discord
+        | ChannelType::Teams
+        | ChannelType::WhatsappGateway
+        | ChannelType::Email
+        | ChannelType::Gotify
+        | ChannelType::Mattermost
+        | ChannelType::GoogleChat
+        | ChannelType::Rocketchat
+        | ChannelType::Signal
+        | ChannelType::Sms => None,
     }
 }
 
@@ -145,14 +183,25 @@ pub fn build(cfg: &NotifierConfig) -> Result<HashMap<String, Configured>, BuildE
             ChannelType::Webhook => {
                 Arc::new(webhook::Webhook::new(http.clone(), c).ok_or_else(|| invalid("url is required"))?)
             }
-            ChannelType::Slack | ChannelType::Discord | ChannelType::Teams | ChannelType::Telegram => {
-                Arc::new(chat::Chat::new(http.clone(), c).map_err(&invalid)?)
-            }
+            ChannelType::Slack
+            | ChannelType::Discord
+            | ChannelType::Teams
+            | ChannelType::Telegram
+            | ChannelType::Mattermost
+            | ChannelType::GoogleChat
+            | ChannelType::Rocketchat => Arc::new(chat::Chat::new(http.clone(), c).map_err(&invalid)?),
             ChannelType::Whatsapp | ChannelType::WhatsappGateway => {
                 Arc::new(whatsapp::WhatsApp::new(http.clone(), c).map_err(&invalid)?)
             }
             ChannelType::Pagerduty => Arc::new(pagerduty::PagerDuty::new(http.clone(), c).map_err(&invalid)?),
             ChannelType::Email => Arc::new(email::Email::new(c, cfg.request_timeout).map_err(|w| invalid(&w))?),
+            ChannelType::Ntfy | ChannelType::Gotify | ChannelType::Pushover => {
+                Arc::new(push::Push::new(http.clone(), c).map_err(&invalid)?)
+            }
+            ChannelType::Matrix => Arc::new(matrix::Matrix::new(http.clone(), c).map_err(&invalid)?),
+            ChannelType::Opsgenie => Arc::new(opsgenie::Opsgenie::new(http.clone(), c).map_err(&invalid)?),
+            ChannelType::Signal => Arc::new(signal::Signal::new(http.clone(), c).map_err(&invalid)?),
+            ChannelType::Sms => Arc::new(sms::Sms::new(http.clone(), c).map_err(|w| invalid(&w))?),
         };
         out.insert(
             c.name.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use pantau_config::Config;
 use pantau_core::bus::Bus;
 use pantau_core::grpc::Channel;
@@ -21,7 +21,10 @@ use tokio::task::JoinHandle;
 /// One request the sink received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: Method,
     pub path: String,
+    /// The raw query string, empty when none.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// The status the sink answered.
@@ -37,6 +40,27 @@ impl Recorded {
     pub fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
+
+    /// The query parameters, decoded.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    /// One query parameter, decoded; empty when absent.
+    pub fn query_param(&self, name: &str) -> String {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+
+    /// The body as a form, decoded.
+    pub fn form(&self) -> std::collections::BTreeMap<String, String> {
+        url::form_urlencoded::parse(&self.body).into_owned().collect()
+    }
 }
 
 #[derive(Default)]
@@ -44,6 +68,10 @@ pub struct SinkState {
     requests: Mutex<Vec<Recorded>>,
     fail_next: AtomicUsize,
     fail_status: AtomicU16,
+    /// Paths starting with a prefix that fail: (prefix, times left, status).
+    fail_paths: Mutex<Vec<(String, usize, u16)>>,
+    /// Answers for paths starting with a prefix: (prefix, status, body).
+    answers: Mutex<Vec<(String, u16, String)>>,
 }
 
 /// A local HTTP server answering `{"ok": true}` and recording each request.
@@ -59,28 +87,55 @@ impl Drop for Sink {
     }
 }
 
-async fn record(State(s): State<Arc<SinkState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
-    let failing = s
-        .fail_next
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
-    let status = if failing {
-        StatusCode::from_u16(s.fail_status.load(Ordering::SeqCst)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+async fn record(
+    State(s): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let path_failure = s
+        .fail_paths
+        .lock()
+        .unwrap()
+        .iter_mut()
+        .find(|(prefix, left, _)| *left > 0 && uri.path().starts_with(prefix.as_str()))
+        .map(|(_, left, status)| {
+            *left -= 1;
+            *status
+        });
+    let failure = path_failure.or_else(|| {
+        s.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+            .then(|| s.fail_status.load(Ordering::SeqCst))
+    });
+    let answer = s
+        .answers
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(prefix, _, _)| uri.path().starts_with(prefix.as_str()))
+        .map(|(_, status, body)| (*status, body.clone()));
+    let (status, reply) = if let Some(code) = failure {
+        (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "{\"ok\":false,\"description\":\"sink told to fail\"}".to_owned(),
+        )
+    } else if let Some((status, body)) = answer {
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body)
     } else {
-        StatusCode::OK
+        (StatusCode::OK, "{\"ok\":true}".to_owned())
     };
     s.requests.lock().unwrap().push(Recorded {
+        method,
         path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
         headers,
         body,
         answered: status.as_u16(),
     });
-    let body = if failing {
-        "{\"ok\":false,\"description\":\"sink told to fail\"}"
-    } else {
-        "{\"ok\":true}"
-    };
-    (status, body.to_owned())
+    (status, reply)
 }
 
 impl Sink {
@@ -99,6 +154,26 @@ impl Sink {
     pub fn fail_next(&self, n: usize, status: u16) {
         self.state.fail_status.store(status, Ordering::SeqCst);
         self.state.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` requests to paths starting with `prefix` get `status`.
+    pub fn fail_path(&self, prefix: &str, n: usize, status: u16) {
+        self.state
+            .fail_paths
+            .lock()
+            .unwrap()
+            .push((prefix.to_owned(), n, status));
+    }
+
+    /// Requests to paths starting with `prefix` get `status` and `body`
+    /// (a service's documented success answer) instead of `{"ok": true}`;
+    /// the latest answer given for a prefix wins.
+    pub fn answer(&self, prefix: &str, status: u16, body: &str) {
+        self.state
+            .answers
+            .lock()
+            .unwrap()
+            .insert(0, (prefix.to_owned(), status, body.to_owned()));
     }
 
     pub fn requests(&self) -> Vec<Recorded> {

@@ -1,8 +1,10 @@
 //! The notifier against real servers on loopback: local HTTP sinks that
-//! check each provider's request shape, a real SMTP server (aiosmtpd),
+//! check each provider's request shape (`providers`, and the channels of
+//! issue #20 in `channels`), a real SMTP server (aiosmtpd),
 //! nats-server with JetStream, and PostgreSQL.
 
 mod alertmanager;
+mod channels;
 mod delivery;
 mod email;
 mod escalation;

@@ -15,7 +15,7 @@ use pantau_gateway::console::page::urlencode;
 use pantau_testkit::ChromeDriver;
 use serde_json::{Value, json};
 
-use super::console::{SOON, admin_password, browser, fill, shot, sign_in, wait_text};
+use super::console::{SOON, admin_password, browser, fill, shot, sign_in, text, wait_text};
 use crate::support::{Pantau, Ports, config_yaml, http, wait_json};
 
 const URL_TOKEN: &str = "url-token-4f1e9a";
@@ -208,6 +208,53 @@ async fn admin_pages_in_a_real_browser() {
     assert!(
         !source.contains(URL_TOKEN) && !source.contains(HMAC_SECRET),
         "a secret is on the page"
+    );
+    // The "Add a channel" form offers every type with its own fields, and
+    // writes the YAML of the channel (in the page only).
+    let types = text(&c, "#new-channel select[name=type]").await.unwrap_or_default();
+    for t in [
+        "ntfy",
+        "gotify",
+        "pushover",
+        "matrix",
+        "mattermost",
+        "google_chat",
+        "opsgenie",
+        "rocketchat",
+        "signal",
+        "sms",
+    ] {
+        assert!(types.contains(t), "the form does not offer {t}: {types}");
+    }
+    click(&c, "#new-channel select[name=type] option[value=signal]").await;
+    assert!(
+        absent(&c, "#new-channel fieldset[data-type=signal][hidden]").await,
+        "signal's fields are hidden"
+    );
+    fill(&c, "#new-channel input[name=name]", "oncall-signal").await;
+    fill(
+        &c,
+        "#new-channel fieldset[data-type=signal] input[name=url]",
+        "http://127.0.0.1:8080",
+    )
+    .await;
+    fill(
+        &c,
+        "#new-channel fieldset[data-type=signal] input[name=sender]",
+        "+628111234560",
+    )
+    .await;
+    fill(
+        &c,
+        "#new-channel fieldset[data-type=signal] input[name=to]",
+        "+628111234561, group.b3Bz",
+    )
+    .await;
+    click(&c, "#new-channel button[type=submit]").await;
+    let yaml = wait_text(&c, "#channel-yaml", SOON, |t| t.contains("type")).await;
+    assert_eq!(
+        yaml.trim(),
+        "- name: \"oncall-signal\"\n  type: \"signal\"\n  url: \"http://127.0.0.1:8080\"\n  sender: \"+628111234560\"\n  to: [\"+628111234561\",\"group.b3Bz\"]"
     );
     shot(&c, "admin-channels").await;
 

@@ -137,6 +137,7 @@ async fn answers_validate_against_the_openapi_document() {
             "/api/v1/monitoring/performance?period=1h&metric=uptime",
         ),
         case(M::GET, "/api/v1/channels", "/api/v1/channels"),
+        case(M::GET, "/api/v1/channel-types", "/api/v1/channel-types"),
         case(M::GET, "/api/v1/deliveries", "/api/v1/deliveries?limit=1000"),
         case(M::GET, "/api/v1/routers", "/api/v1/routers"),
         case(M::GET, "/api/v1/routers/{id}/wan", "/api/v1/routers/ghost/wan"),

@@ -64,6 +64,12 @@ pub enum Spec {
         token: String,
         grace: Duration,
     },
+    Grpc(Box<crate::checks::grpc::GrpcSpec>),
+    Redis(Box<crate::checks::redis::RedisSpec>),
+    /// `postgres` and `mysql`.
+    Sql(Box<crate::checks::sql::SqlSpec>),
+    Udp(Box<crate::checks::udp::UdpSpec>),
+    Ssh(Box<crate::checks::ssh::SshSpec>),
 }
 
 /// One target to check.
@@ -188,6 +194,20 @@ impl Target {
                 token: x.token.clone(),
                 grace: x.grace.map(Grace::get).unwrap_or_default(),
             },
+            TargetSpec::Grpc(x) => Spec::Grpc(Box::new(
+                crate::checks::grpc::GrpcSpec::new(x).map_err(|(field, why)| bad(field, "", why))?,
+            )),
+            TargetSpec::Redis(x) => Spec::Redis(Box::new(crate::checks::redis::RedisSpec::new(x))),
+            TargetSpec::Postgres(x) => Spec::Sql(Box::new(crate::checks::sql::SqlSpec::new(
+                crate::checks::sql::Engine::Postgres,
+                x,
+            ))),
+            TargetSpec::Mysql(x) => Spec::Sql(Box::new(crate::checks::sql::SqlSpec::new(
+                crate::checks::sql::Engine::Mysql,
+                x,
+            ))),
+            TargetSpec::Udp(x) => Spec::Udp(Box::new(crate::checks::udp::UdpSpec::new(x))),
+            TargetSpec::Ssh(x) => Spec::Ssh(Box::new(crate::checks::ssh::SshSpec::new(x))),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -232,6 +252,11 @@ impl Target {
             Spec::Icmp { host, .. } => host.clone(),
             Spec::Dns { name, .. } => name.clone(),
             Spec::Push { .. } => "push".to_owned(),
+            Spec::Grpc(g) => g.address.clone(),
+            Spec::Redis(r) => r.address(),
+            Spec::Sql(s) => s.address(),
+            Spec::Udp(u) => u.address(),
+            Spec::Ssh(s) => s.address.clone(),
         }
     }
 
@@ -263,7 +288,7 @@ impl Target {
 }
 
 /// The key a TLS file error is about (its message starts with the field).
-fn tls_key(message: &str) -> &'static str {
+pub(crate) fn tls_key(message: &str) -> &'static str {
     let m = message.trim_start_matches("cannot set up TLS for checks: ");
     if m.starts_with("client_cert") {
         "client_cert"
@@ -282,6 +307,12 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::Icmp => v1::CheckKind::Icmp,
         CheckType::Dns => v1::CheckKind::Dns,
         CheckType::Push => v1::CheckKind::Push,
+        CheckType::Grpc => v1::CheckKind::Grpc,
+        CheckType::Redis => v1::CheckKind::Redis,
+        CheckType::Postgres => v1::CheckKind::Postgres,
+        CheckType::Mysql => v1::CheckKind::Mysql,
+        CheckType::Udp => v1::CheckKind::Udp,
+        CheckType::Ssh => v1::CheckKind::Ssh,
     }
 }
 

@@ -48,6 +48,12 @@ fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
         Spec::Icmp(_) => (CheckType::Icmp, v1::CheckKind::Icmp),
         Spec::Dns(_) => (CheckType::Dns, v1::CheckKind::Dns),
         Spec::Push(_) => (CheckType::Push, v1::CheckKind::Push),
+        Spec::Grpc(_) => (CheckType::Grpc, v1::CheckKind::Grpc),
+        Spec::Redis(_) => (CheckType::Redis, v1::CheckKind::Redis),
+        Spec::Postgres(_) => (CheckType::Postgres, v1::CheckKind::Postgres),
+        Spec::Mysql(_) => (CheckType::Mysql, v1::CheckKind::Mysql),
+        Spec::Udp(_) => (CheckType::Udp, v1::CheckKind::Udp),
+        Spec::Ssh(_) => (CheckType::Ssh, v1::CheckKind::Ssh),
     }
 }
 
@@ -139,10 +145,12 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, TargetError> {
 
 /// The protobuf target in the flat wire shape, before it is parsed.
 fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
-    let spec = t
-        .spec
-        .as_ref()
-        .ok_or_else(|| err("spec", "is required: one of http, tcp, tls, icmp, dns, push"))?;
+    let spec = t.spec.as_ref().ok_or_else(|| {
+        err(
+            "spec",
+            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh",
+        )
+    })?;
     let (check, spec_kind) = kind_of_spec(spec);
     let kind: v1::CheckKind = enum_field("kind", t.kind)?;
     if kind != v1::CheckKind::Unspecified && kind != spec_kind {
@@ -234,6 +242,38 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.token = Some(x.token.clone());
             c.grace = duration_field("spec.push.grace", x.grace.as_ref())?;
         }
+        Spec::Grpc(x) => {
+            c.address = Some(x.address.clone());
+            c.service = nonempty(&x.service);
+            c.use_tls = x.use_tls;
+            c.server_name = nonempty(&x.server_name);
+            c.verify_tls = x.verify_tls;
+            set_tls_files(&mut c, x.tls.as_ref());
+        }
+        Spec::Redis(x) => {
+            c.address = Some(x.address.clone());
+            c.username = nonempty(&x.username);
+            c.password = nonempty(&x.password);
+            c.query = nonempty(&x.query);
+            c.expected_reply.clone_from(&x.expected_reply);
+        }
+        Spec::Postgres(x) | Spec::Mysql(x) => {
+            c.address = Some(x.address.clone());
+            c.username = Some(x.username.clone());
+            c.password = nonempty(&x.password);
+            c.database = nonempty(&x.database);
+            c.query = nonempty(&x.query);
+            c.expected_reply.clone_from(&x.expected_reply);
+        }
+        Spec::Udp(x) => {
+            c.address = Some(x.address.clone());
+            c.send = Some(x.send.clone());
+            c.expect = nonempty(&x.expect);
+        }
+        Spec::Ssh(x) => {
+            c.address = Some(x.address.clone());
+            c.expect = nonempty(&x.expect);
+        }
     }
     Ok(c)
 }
@@ -303,6 +343,43 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             token: x.token.clone(),
             grace: x.grace.map(|g| to_duration(g.get())),
         }),
+        TargetSpec::Grpc(x) => Spec::Grpc(v1::GrpcSpec {
+            address: x.address.to_string(),
+            service: x.service.clone(),
+            use_tls: x.use_tls,
+            server_name: x.server_name.clone().unwrap_or_default(),
+            verify_tls: x.verify_tls,
+            tls: tls_files_to_proto(&x.tls),
+        }),
+        TargetSpec::Redis(x) => Spec::Redis(v1::RedisSpec {
+            address: x.address.to_string(),
+            username: x.username.clone().unwrap_or_default(),
+            password: x.password.clone().unwrap_or_default(),
+            query: x.command.join(" "),
+            expected_reply: x.expected_reply.clone(),
+        }),
+        TargetSpec::Postgres(x) => Spec::Postgres(sql_to_proto(x)),
+        TargetSpec::Mysql(x) => Spec::Mysql(sql_to_proto(x)),
+        TargetSpec::Udp(x) => Spec::Udp(v1::UdpSpec {
+            address: x.address.to_string(),
+            send: x.send.clone(),
+            expect: x.expect.clone().unwrap_or_default(),
+        }),
+        TargetSpec::Ssh(x) => Spec::Ssh(v1::SshSpec {
+            address: x.address.to_string(),
+            expect: x.expect.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+fn sql_to_proto(x: &crate::SqlTarget) -> v1::SqlSpec {
+    v1::SqlSpec {
+        address: x.address.to_string(),
+        username: x.username.clone(),
+        password: x.password.clone().unwrap_or_default(),
+        database: x.database.clone().unwrap_or_default(),
+        query: x.query.clone().unwrap_or_default(),
+        expected_reply: x.expected_reply.clone(),
     }
 }
 
@@ -320,6 +397,33 @@ mod tests {
             })),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_grpc_target_travels_in_the_protobuf_and_a_bad_one_is_refused_by_name() {
+        let mut t = tcp(None);
+        t.spec = Some(Spec::Grpc(v1::GrpcSpec {
+            address: "127.0.0.1:50051".into(),
+            service: "pantau.v1.CollectorService".into(),
+            ..Default::default()
+        }));
+        let c = target_from_proto(&t).unwrap();
+        assert_eq!(c.check(), CheckType::Grpc);
+        let Spec::Grpc(back) = spec_to_proto(&c) else { panic!() };
+        assert_eq!(back.service, "pantau.v1.CollectorService");
+        t.kind = v1::CheckKind::Tcp.into();
+        assert!(target_from_proto(&t).unwrap_err().to_string().contains("target.kind"));
+        t.kind = 99;
+        assert!(target_from_proto(&t).unwrap_err().to_string().contains("target.kind"));
+        t.kind = 0;
+        t.spec = Some(Spec::Grpc(v1::GrpcSpec {
+            address: "127.0.0.1:50051".into(),
+            service: "a b".into(),
+            verify_tls: Some(false),
+            ..Default::default()
+        }));
+        let e = target_from_proto(&t).unwrap_err().to_string();
+        assert!(e.contains("target.service") && e.contains("target.verify_tls"), "{e}");
     }
 
     #[test]

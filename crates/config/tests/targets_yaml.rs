@@ -39,6 +39,13 @@ const FIELDS: &[&str] = &[
     "max_loss_percent",
     "name_to_resolve",
     "record_type",
+    "service",
+    "use_tls",
+    "username",
+    "password",
+    "query",
+    "expected_reply",
+    "database",
     "resolver",
     "expected_answers",
     "token",
@@ -110,6 +117,13 @@ fn any_target() -> impl Strategy<Value = Value> {
         Just("ping"),
         Just("dns"),
         Just("push"),
+        Just("grpc"),
+        Just("redis"),
+        Just("postgres"),
+        Just("mysql"),
+        Just("mariadb"),
+        Just("udp"),
+        Just("ssh"),
         Just("carrier-pigeon"),
     ];
     let id = prop_oneof![Just("t-1".to_owned()), "[a-z.]{0,3}", Just("x".repeat(200))];
@@ -248,6 +262,64 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         (
             "{id: a, type: tcp, address: 'h:1', depends_on: [{x: 1}]}",
             "collector.targets.0.depends_on.0",
+        ),
+        // The probes: wrong types, out-of-range and unknown values.
+        (
+            "{id: a, type: grpc, address: 'h:1', use_tls: maybe}",
+            "collector.targets.0.use_tls",
+        ),
+        (
+            "{id: a, type: grpc, address: 'h:1', service: [a]}",
+            "collector.targets.0.service",
+        ),
+        (
+            "{id: a, type: grpc, address: 'h:1', service: 'a b'}",
+            "collector.targets[0].service",
+        ),
+        (
+            "{id: a, type: grpc, address: 'h:99999'}",
+            "collector.targets[0].address",
+        ),
+        (
+            "{id: a, type: grpc, address: 'h:1', verify_tls: false}",
+            "collector.targets[0].verify_tls",
+        ),
+        (
+            "{id: a, type: redis, address: 'h:1', password: [a]}",
+            "collector.targets.0.password",
+        ),
+        (
+            "{id: a, type: redis, address: 'h:1', query: {a: 1}}",
+            "collector.targets.0.query",
+        ),
+        (
+            "{id: a, type: redis, address: 'h:1', query: ''}",
+            "collector.targets[0].query",
+        ),
+        ("{id: a, type: redis}", "collector.targets[0].address"),
+        (
+            "{id: a, type: redis, address: 'h:1', send: PING}",
+            "collector.targets[0].send",
+        ),
+        (
+            "{id: a, type: postgres, address: 'h:1'}",
+            "collector.targets[0].username",
+        ),
+        (
+            "{id: a, type: postgres, address: 'h:1', username: u, database: ''}",
+            "collector.targets[0].database",
+        ),
+        (
+            "{id: a, type: mysql, address: 'h:1', username: u, query: ' '}",
+            "collector.targets[0].query",
+        ),
+        (
+            "{id: a, type: mariadb, address: 'h:0', username: u}",
+            "collector.targets[0].address",
+        ),
+        (
+            "{id: a, type: mysql, address: 'h:1', username: {a: b}}",
+            "collector.targets.0.username",
         ),
         // A cycle among targets is refused, naming the first on it.
         (

@@ -112,7 +112,8 @@ labels! {
 
 labels! {
     /// A check's type.
-    CheckKind from CheckKind { Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push" }
+    CheckKind from CheckKind { Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push", Grpc = "grpc", Redis = "redis",
+        Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh" }
     else Unspecified = "unspecified"
 }
 
@@ -127,6 +128,7 @@ labels! {
     FailureReason from FailureReason {
         Dns = "dns", Connect = "connect", Refused = "refused", Timeout = "timeout", Tls = "tls",
         HttpStatus = "http_status", Assertion = "assertion", IcmpLoss = "icmp_loss", Internal = "internal",
+        Auth = "auth", Protocol = "protocol",
     }
     else Unspecified = "unspecified"
 }

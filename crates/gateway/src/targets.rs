@@ -159,6 +159,12 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
         CheckKind::Dns,
         CheckKind::Tls,
         CheckKind::Push,
+        CheckKind::Grpc,
+        CheckKind::Redis,
+        CheckKind::Postgres,
+        CheckKind::Mysql,
+        CheckKind::Udp,
+        CheckKind::Ssh,
     ];
     let mut b = ObjectBuilder::new()
         .schema_type(Type::Object)

@@ -56,6 +56,17 @@ pub struct DetailView {
     pub dns: Option<DnsDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushDetail>,
+    /// A protocol probe's (grpc, …) facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeDetail>,
+}
+
+/// What a protocol probe learnt: the peer and a few named facts
+/// (`status`, `server_version`, `banner`).
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ProbeDetail {
+    pub peer: String,
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -171,6 +182,12 @@ fn detail(d: Option<&Detail>) -> DetailView {
                 record_type: x.record_type.clone(),
                 answers: x.answers.clone(),
                 resolver: x.resolver.clone(),
+            });
+        }
+        Some(Detail::Probe(p)) => {
+            v.probe = Some(ProbeDetail {
+                peer: p.peer.clone(),
+                metadata: p.metadata.clone().into_iter().collect(),
             });
         }
         Some(Detail::Push(p)) => {

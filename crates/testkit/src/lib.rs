@@ -11,6 +11,7 @@
 //!   [`NatsCluster::urls`] gives the comma-separated seeds for `nats.url`.
 //! - [`Postgres`]: `initdb` + `pg_ctl start` on 127.0.0.1 (as the `postgres`
 //!   user when the tests run as root), stopped with `pg_ctl stop -m immediate`.
+//!   [`Postgres::create_login`] adds a role that must give its password.
 //! - [`Dnsmasq`]: `dnsmasq` answering only the records a test gives it.
 //! - [`Alertmanager`]: Debian's `prometheus-alertmanager` with a given
 //!   configuration, HA gossip off, ready once `/-/ready` answers 200.
@@ -24,6 +25,13 @@
 //!   naming the PyPI package.
 //! - [`ChromeDriver`]: Debian's `chromedriver` (`chromium-driver`) on a free
 //!   loopback port, with capabilities for a headless Debian `chromium`.
+//! - [`Redis`]: Debian's `redis-server` on a free loopback port with a
+//!   password ([`REDIS_PASSWORD`]) and no persistence.
+//! - [`Mariadb`]: Debian's `mariadb-server` (`mysql_install_db` into a
+//!   temporary directory, `mariadbd` on a free loopback port, grant tables on)
+//!   with a password user ([`MARIADB_USER`]).
+//! - [`Sshd`]: Debian's `sshd` (`openssh-server`) on a free loopback port
+//!   with a host key made for it, for banner checks.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -36,27 +44,33 @@ mod binary;
 mod chromedriver;
 mod dnsmasq;
 mod error;
+mod mariadb;
 mod nats;
 mod nats_cluster;
 mod postgres;
+mod redis;
 mod routeros;
 mod snmpd;
 mod snmpsim;
+mod sshd;
 mod tls;
 
 pub use alertmanager::Alertmanager;
 pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
+pub use mariadb::{MARIADB_PASSWORD, MARIADB_USER, Mariadb};
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
+pub use redis::{REDIS_PASSWORD, Redis};
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
 pub use snmpsim::{
     BAD_TYPES_COMMUNITY, BROCADE_IPROUTE_COMMUNITY, ISP_ADDRESSES_COMMUNITY, MIKROTIK_COMMUNITY,
     MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir,
 };
+pub use sshd::Sshd;
 pub use tls::TlsFiles;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads

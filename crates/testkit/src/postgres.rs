@@ -148,6 +148,50 @@ impl Postgres {
         Ok(self.url_for(name))
     }
 
+    /// Creates a login role `name` with `password` that must authenticate
+    /// with it (scram-sha-256 over TCP, unlike the trusted `postgres`), for
+    /// tests of wrong passwords. `name` as for [`Self::create_database`];
+    /// `password` without `'`.
+    pub async fn create_login(&self, name: &str, password: &str) -> Result<(), TestkitError> {
+        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid || password.contains('\'') {
+            return Err(TestkitError::InvalidName(name.to_owned()));
+        }
+        let psql = match self.bin.join("psql") {
+            p if binary::is_executable(&p) => p,
+            _ => binary::require("psql", "postgresql-client")?,
+        };
+        let mut command = Command::new(psql);
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(["-c", &format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'")])
+            .current_dir(self.dir.path());
+        binary::run(command).await?;
+        // First match wins: the role's own line goes before the trust lines.
+        let hba = self.data_dir().join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).map_err(|e| TestkitError::io("read", hba.clone(), e))?;
+        let new = format!("host all {name} 127.0.0.1/32 scram-sha-256\n{old}");
+        std::fs::write(&hba, new).map_err(|e| TestkitError::io("write", hba.clone(), e))?;
+        let mut reload = self.command("pg_ctl");
+        reload.arg("-D").arg(self.data_dir()).arg("reload");
+        binary::run(reload).await?;
+        // A reload is a signal: the new rules hold once the server has read them.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Ok(())
+    }
+
     /// Stops the server at once (`pg_ctl stop -m immediate`, like a crash),
     /// keeping its data. Does nothing when it is not running.
     pub async fn stop(&mut self) -> Result<(), TestkitError> {
@@ -275,7 +319,7 @@ fn parse_version(name: &str) -> Option<Vec<u32>> {
 }
 
 /// Whether the effective uid is 0, from `/proc/self/status`.
-fn effective_uid_is_root() -> bool {
+pub(crate) fn effective_uid_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

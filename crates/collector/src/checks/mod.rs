@@ -4,12 +4,17 @@
 pub mod cert;
 pub mod conditions;
 pub mod dns;
+pub mod grpc;
 pub mod http;
 pub mod icmp;
 pub mod push;
+pub mod redis;
+pub mod sql;
+pub mod ssh;
 pub mod tcp;
 pub mod tls;
 pub mod trust;
+pub mod udp;
 
 use std::time::Duration;
 
@@ -144,6 +149,11 @@ impl Checker {
                     self.push
                         .evaluate(&target.id, target.interval, *grace, std::time::SystemTime::now())
                 }
+                Spec::Grpc(spec) => grpc::check(spec, started).await,
+                Spec::Redis(spec) => redis::check(spec, started).await,
+                Spec::Sql(spec) => sql::check(spec, started).await,
+                Spec::Udp(spec) => udp::check(spec, started).await,
+                Spec::Ssh(spec) => ssh::check(spec, started).await,
             }
         };
         match tokio::time::timeout(target.timeout, run).await {

@@ -10,11 +10,15 @@
 mod checks;
 mod contract;
 mod grpc;
+mod grpc_health;
 mod panics;
 mod pause;
+mod redis;
 mod routeros;
 mod routers;
 mod snmpsim;
+mod sql;
 mod state;
 mod targets;
 mod trust;
+mod udp_ssh;

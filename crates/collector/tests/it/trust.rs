@@ -23,12 +23,12 @@ fn days(n: i64) -> time::OffsetDateTime {
 /// A certificate with its key.
 pub(crate) struct Made {
     pub(crate) der: CertificateDer<'static>,
-    pem: String,
+    pub(crate) pem: String,
     pub(crate) key: KeyPair,
     params: CertificateParams,
 }
 
-fn ca(name: &str, issuer: Option<&Made>) -> Made {
+pub(crate) fn ca(name: &str, issuer: Option<&Made>) -> Made {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);

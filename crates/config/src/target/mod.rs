@@ -17,10 +17,20 @@ use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
 use super::{Invalid, text};
 
 mod depends;
+mod grpc;
 mod parse;
 mod raw;
+mod redis;
+mod sql;
+mod ssh;
+mod udp;
 
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
+pub use grpc::GrpcTarget;
+pub use redis::RedisTarget;
+pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
+pub use ssh::SshTarget;
+pub use udp::UdpTarget;
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -43,6 +53,19 @@ pub enum CheckType {
     Dns,
     /// A heartbeat: something calls `POST /api/v1/push/{token}` (`token`).
     Push,
+    /// A gRPC health check (`address`, `service`).
+    Grpc,
+    /// Redis `PING`, or a command and its expected reply (`address`).
+    Redis,
+    /// PostgreSQL: log in and run a query (`address`, `username`).
+    Postgres,
+    /// MySQL or MariaDB: log in and run a query (`address`, `username`).
+    #[serde(alias = "mariadb")]
+    Mysql,
+    /// A UDP datagram and its answer (`address`, `send`).
+    Udp,
+    /// An SSH server's version banner (`address`).
+    Ssh,
 }
 
 impl CheckType {
@@ -54,6 +77,12 @@ impl CheckType {
             Self::Icmp => "icmp",
             Self::Dns => "dns",
             Self::Push => "push",
+            Self::Grpc => "grpc",
+            Self::Redis => "redis",
+            Self::Postgres => "postgres",
+            Self::Mysql => "mysql",
+            Self::Udp => "udp",
+            Self::Ssh => "ssh",
         }
     }
 }
@@ -154,6 +183,12 @@ pub enum TargetSpec {
     Icmp(IcmpTarget),
     Dns(DnsTarget),
     Push(PushTarget),
+    Grpc(GrpcTarget),
+    Redis(RedisTarget),
+    Postgres(SqlTarget),
+    Mysql(SqlTarget),
+    Udp(UdpTarget),
+    Ssh(SshTarget),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -249,6 +284,12 @@ impl TargetSpec {
             Self::Icmp(_) => CheckType::Icmp,
             Self::Dns(_) => CheckType::Dns,
             Self::Push(_) => CheckType::Push,
+            Self::Grpc(_) => CheckType::Grpc,
+            Self::Redis(_) => CheckType::Redis,
+            Self::Postgres(_) => CheckType::Postgres,
+            Self::Mysql(_) => CheckType::Mysql,
+            Self::Udp(_) => CheckType::Udp,
+            Self::Ssh(_) => CheckType::Ssh,
         }
     }
 }
@@ -317,9 +358,18 @@ impl super::CollectorConfig {
                     }
                 }
                 TargetSpec::Push(p) => "***".clone_into(&mut p.token),
+                TargetSpec::Redis(x) => mask_password(&mut x.password),
+                TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => mask_password(&mut x.password),
                 _ => {}
             }
         }
+    }
+}
+
+/// A probe's password, when set, becomes `***`.
+fn mask_password(p: &mut Option<String>) {
+    if let Some(p) = p {
+        "***".clone_into(p);
     }
 }
 

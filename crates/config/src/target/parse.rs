@@ -90,13 +90,13 @@ impl RawTarget {
 }
 
 /// Problems of one target, keyed under its prefix.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     prefix: &'a str,
     out: Vec<Invalid>,
 }
 
 impl Problems<'_> {
-    fn add(&mut self, field: &str, value: &str, allowed: impl Into<String>) {
+    pub(super) fn add(&mut self, field: &str, value: &str, allowed: impl Into<String>) {
         self.out.push(Invalid {
             key: format!("{}.{field}", self.prefix),
             value: crate::types::quote(value).into_owned(),
@@ -104,7 +104,7 @@ impl Problems<'_> {
         });
     }
 
-    fn required<T>(&mut self, v: Option<T>, check: CheckType, field: &str, what: &str) -> Option<T> {
+    pub(super) fn required<T>(&mut self, v: Option<T>, check: CheckType, field: &str, what: &str) -> Option<T> {
         if v.is_none() {
             self.add(field, "", format!("is required for a {} target{what}", check.as_str()));
         }
@@ -227,11 +227,16 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
             }
             Some(TargetSpec::Push(PushTarget { token, grace }))
         }
+        CheckType::Grpc => super::grpc::parse(r, p),
+        CheckType::Redis => super::redis::parse(r, p),
+        CheckType::Postgres | CheckType::Mysql => super::sql::parse(check, r, p),
+        CheckType::Udp => super::udp::parse_udp(r, p),
+        CheckType::Ssh => super::ssh::parse(r, p),
     }
 }
 
 /// `ca_file`, `client_cert` and `client_key`: a client certificate needs its key.
-fn tls_files(r: &RawTarget, p: &mut Problems<'_>) -> Option<TlsFiles> {
+pub(super) fn tls_files(r: &RawTarget, p: &mut Problems<'_>) -> Option<TlsFiles> {
     let client = match (&r.client_cert, &r.client_key) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         (None, None) => None,
@@ -333,6 +338,11 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
         CheckType::Icmp => &["host", "count", "max_loss_percent"],
         CheckType::Dns => &["name_to_resolve", "record_type", "resolver", "expected_answers"],
         CheckType::Push => &["token", "grace"],
+        CheckType::Grpc => super::grpc::FIELDS,
+        CheckType::Redis => super::redis::FIELDS,
+        CheckType::Postgres | CheckType::Mysql => super::sql::FIELDS,
+        CheckType::Udp => super::udp::UDP_FIELDS,
+        CheckType::Ssh => super::ssh::FIELDS,
     }
 }
 

@@ -22,7 +22,8 @@ pub struct RawTarget {
     /// Human name; the id when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
-    /// `http`, `tcp`, `tls`, `icmp`, `dns` or `push`.
+    /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
+    /// `mysql`, `udp` or `ssh`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -78,9 +79,10 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// tcp: text to send after connecting (`\r\n` escapes are honoured).
+    /// udp: the datagram to send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
-    /// tcp: text the answer must contain.
+    /// tcp, udp: text the answer must contain. ssh: text the version line must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
     /// tls: the name to ask for (SNI) and verify; the address's host when unset.
@@ -130,6 +132,32 @@ pub struct RawTarget {
     /// push: extra time after the interval before a missing push is down.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
     pub grace: Option<Duration>,
+
+    /// grpc: the service whose health is asked; the whole server when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub service: Option<String>,
+    /// grpc: speak TLS; false when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_tls: Option<bool>,
+
+    /// postgres, mysql: the database; the server's default for the user when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub database: Option<String>,
+    /// redis: the user to authenticate as (an ACL user); the default user when
+    /// unset. postgres, mysql: the user to log in as (required).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub username: Option<String>,
+    /// redis, postgres, mysql: the password (write only: shown as `***`).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub password: Option<String>,
+    /// redis: the command to run (`GET health`); `PING` when unset.
+    /// postgres, mysql: the SQL query; `SELECT 1` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub query: Option<String>,
+    /// redis: the reply, as text, must equal this; `PONG` for `PING` when unset.
+    /// postgres, mysql: the first column of the first row, as text, must equal this.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub expected_reply: Option<String>,
 }
 
 impl RawTarget {
@@ -170,10 +198,17 @@ impl RawTarget {
             expected_answers: Vec::new(),
             token: None,
             grace: None,
+            service: None,
+            use_tls: None,
+            database: None,
+            username: None,
+            password: None,
+            query: None,
+            expected_reply: None,
         }
     }
 
-    fn set_tls(&mut self, tls: TlsFiles) {
+    pub(super) fn set_tls(&mut self, tls: TlsFiles) {
         self.ca_file = tls.ca_file;
         if let Some((cert, key)) = tls.client {
             self.client_cert = Some(cert);
@@ -215,6 +250,13 @@ impl RawTarget {
         mark(!self.expected_answers.is_empty(), "expected_answers");
         mark(self.token.is_some(), "token");
         mark(self.grace.is_some(), "grace");
+        mark(self.service.is_some(), "service");
+        mark(self.use_tls.is_some(), "use_tls");
+        mark(self.database.is_some(), "database");
+        mark(self.username.is_some(), "username");
+        mark(self.password.is_some(), "password");
+        mark(self.query.is_some(), "query");
+        mark(self.expected_reply.is_some(), "expected_reply");
         f
     }
 }
@@ -271,6 +313,11 @@ impl From<TargetConfig> for RawTarget {
                 r.token = Some(x.token);
                 r.grace = x.grace.map(Grace::get);
             }
+            TargetSpec::Grpc(x) => super::grpc::to_raw(x, &mut r),
+            TargetSpec::Redis(x) => super::redis::to_raw(x, &mut r),
+            TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(x, &mut r),
+            TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
+            TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
         }
         r
     }

@@ -136,6 +136,8 @@ pub fn reason_words(reason: Option<FailureReason>, message: &str) -> String {
         FailureReason::Assertion => "a condition on the answer failed",
         FailureReason::IcmpLoss => "pings were lost",
         FailureReason::Internal => "the check itself failed",
+        FailureReason::Auth => "the credentials were refused",
+        FailureReason::Protocol => "the server answered in an unexpected way",
         FailureReason::Unspecified => "failed",
     };
     if message.is_empty() {

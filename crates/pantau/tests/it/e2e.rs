@@ -238,6 +238,7 @@ async fn the_checks_example_shows_every_type_up() {
     let expect = [
         ("gateway-healthz", "http"),
         ("collector-grpc", "tcp"),
+        ("collector-health", "grpc"),
         ("loopback-ping", "icmp"),
         ("localhost-dns", "dns"),
     ];

@@ -64,6 +64,8 @@ pub enum Spec {
         token: String,
         grace: Duration,
     },
+    KafkaProducer(Box<pantau_config::KafkaTarget>),
+    KafkaConsumer(Box<pantau_config::KafkaTarget>),
 }
 
 /// One target to check.
@@ -188,6 +190,8 @@ impl Target {
                 token: x.token.clone(),
                 grace: x.grace.map(Grace::get).unwrap_or_default(),
             },
+            TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
+            TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -232,6 +236,7 @@ impl Target {
             Spec::Icmp { host, .. } => host.clone(),
             Spec::Dns { name, .. } => name.clone(),
             Spec::Push { .. } => "push".to_owned(),
+            Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
         }
     }
 
@@ -282,6 +287,8 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::Icmp => v1::CheckKind::Icmp,
         CheckType::Dns => v1::CheckKind::Dns,
         CheckType::Push => v1::CheckKind::Push,
+        CheckType::KafkaProducer => v1::CheckKind::KafkaProducer,
+        CheckType::KafkaConsumer => v1::CheckKind::KafkaConsumer,
     }
 }
 

@@ -48,6 +48,8 @@ fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
         Spec::Icmp(_) => (CheckType::Icmp, v1::CheckKind::Icmp),
         Spec::Dns(_) => (CheckType::Dns, v1::CheckKind::Dns),
         Spec::Push(_) => (CheckType::Push, v1::CheckKind::Push),
+        Spec::KafkaProducer(_) => (CheckType::KafkaProducer, v1::CheckKind::KafkaProducer),
+        Spec::KafkaConsumer(_) => (CheckType::KafkaConsumer, v1::CheckKind::KafkaConsumer),
     }
 }
 
@@ -139,10 +141,12 @@ pub fn target_from_proto(t: &v1::Target) -> Result<TargetConfig, TargetError> {
 
 /// The protobuf target in the flat wire shape, before it is parsed.
 fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
-    let spec = t
-        .spec
-        .as_ref()
-        .ok_or_else(|| err("spec", "is required: one of http, tcp, tls, icmp, dns, push"))?;
+    let spec = t.spec.as_ref().ok_or_else(|| {
+        err(
+            "spec",
+            "is required: one of http, tcp, tls, icmp, dns, push, kafka_producer, kafka_consumer",
+        )
+    })?;
     let (check, spec_kind) = kind_of_spec(spec);
     let kind: v1::CheckKind = enum_field("kind", t.kind)?;
     if kind != v1::CheckKind::Unspecified && kind != spec_kind {
@@ -234,6 +238,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.token = Some(x.token.clone());
             c.grace = duration_field("spec.push.grace", x.grace.as_ref())?;
         }
+        Spec::KafkaProducer(x) | Spec::KafkaConsumer(x) => c.kafka = Some(crate::target::kafka_from_proto(x)),
     }
     Ok(c)
 }
@@ -303,6 +308,8 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             token: x.token.clone(),
             grace: x.grace.map(|g| to_duration(g.get())),
         }),
+        TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
+        TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
     }
 }
 

@@ -97,7 +97,10 @@ labels! {
 
 labels! {
     /// A check's type.
-    CheckKind from CheckKind { Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push" }
+    CheckKind from CheckKind {
+        Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push",
+        KafkaProducer = "kafka_producer", KafkaConsumer = "kafka_consumer",
+    }
     else Unspecified = "unspecified"
 }
 
@@ -112,6 +115,7 @@ labels! {
     FailureReason from FailureReason {
         Dns = "dns", Connect = "connect", Refused = "refused", Timeout = "timeout", Tls = "tls",
         HttpStatus = "http_status", Assertion = "assertion", IcmpLoss = "icmp_loss", Internal = "internal",
+        Auth = "auth", KafkaError = "kafka_error", TopicMissing = "topic_missing",
     }
     else Unspecified = "unspecified"
 }

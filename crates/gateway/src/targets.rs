@@ -159,6 +159,8 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
         CheckKind::Dns,
         CheckKind::Tls,
         CheckKind::Push,
+        CheckKind::KafkaProducer,
+        CheckKind::KafkaConsumer,
     ];
     let mut b = ObjectBuilder::new()
         .schema_type(Type::Object)

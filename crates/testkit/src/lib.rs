@@ -24,6 +24,9 @@
 //!   naming the PyPI package.
 //! - [`ChromeDriver`]: Debian's `chromedriver` (`chromium-driver`) on a free
 //!   loopback port, with capabilities for a headless Debian `chromium`.
+//! - [`Kafka`]: crates.io's `tansu`, a Kafka-protocol broker, with in-memory
+//!   storage; ready once it answers `ApiVersions`; stoppable for outages.
+//!   Missing, it is an error naming `cargo install --locked tansu`.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -36,6 +39,7 @@ mod binary;
 mod chromedriver;
 mod dnsmasq;
 mod error;
+mod kafka;
 mod nats;
 mod nats_cluster;
 mod postgres;
@@ -48,6 +52,7 @@ pub use alertmanager::Alertmanager;
 pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
+pub use kafka::Kafka;
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;

@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod kafka;
 pub mod push;
 pub mod tcp;
 pub mod tls;
@@ -70,6 +71,7 @@ pub struct Checker {
     icmp: icmp::Pinger,
     dns: dns::Dns,
     pub push: push::Pushes,
+    kafka: kafka::Kafka,
 }
 
 impl Checker {
@@ -80,6 +82,7 @@ impl Checker {
             icmp: icmp::Pinger::default(),
             dns: dns::Dns::default(),
             push: push::Pushes::default(),
+            kafka: kafka::Kafka::default(),
         })
     }
 
@@ -144,6 +147,8 @@ impl Checker {
                     self.push
                         .evaluate(&target.id, target.interval, *grace, std::time::SystemTime::now())
                 }
+                Spec::KafkaProducer(k) => self.kafka.produce(&target.id, k, target.timeout, started).await,
+                Spec::KafkaConsumer(k) => self.kafka.consume(&target.id, k, started).await,
             }
         };
         match tokio::time::timeout(target.timeout, run).await {

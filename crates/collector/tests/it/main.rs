@@ -10,6 +10,7 @@
 mod checks;
 mod contract;
 mod grpc;
+mod kafka;
 mod panics;
 mod pause;
 mod routeros;

@@ -17,10 +17,13 @@ use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
 use super::{Invalid, text};
 
 mod depends;
+mod kafka;
 mod parse;
 mod raw;
 
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
+pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
+pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -43,6 +46,10 @@ pub enum CheckType {
     Dns,
     /// A heartbeat: something calls `POST /api/v1/push/{token}` (`token`).
     Push,
+    /// A canary record produced to a Kafka topic (`kafka`).
+    KafkaProducer,
+    /// A Kafka topic's canaries consumed, or a consumer group's lag (`kafka`).
+    KafkaConsumer,
 }
 
 impl CheckType {
@@ -54,6 +61,8 @@ impl CheckType {
             Self::Icmp => "icmp",
             Self::Dns => "dns",
             Self::Push => "push",
+            Self::KafkaProducer => "kafka_producer",
+            Self::KafkaConsumer => "kafka_consumer",
         }
     }
 }
@@ -154,6 +163,8 @@ pub enum TargetSpec {
     Icmp(IcmpTarget),
     Dns(DnsTarget),
     Push(PushTarget),
+    KafkaProducer(Box<KafkaTarget>),
+    KafkaConsumer(Box<KafkaTarget>),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -249,6 +260,8 @@ impl TargetSpec {
             Self::Icmp(_) => CheckType::Icmp,
             Self::Dns(_) => CheckType::Dns,
             Self::Push(_) => CheckType::Push,
+            Self::KafkaProducer(_) => CheckType::KafkaProducer,
+            Self::KafkaConsumer(_) => CheckType::KafkaConsumer,
         }
     }
 }

@@ -227,6 +227,15 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
             }
             Some(TargetSpec::Push(PushTarget { token, grace }))
         }
+        CheckType::KafkaProducer | CheckType::KafkaConsumer => {
+            let raw = p.required(r.kafka.as_ref(), check, "kafka", ": bootstrap_servers, topic, …")?;
+            let k = Box::new(raw.parse(check, &mut |field, value, why| p.add(field, value, why))?);
+            Some(if check == CheckType::KafkaProducer {
+                TargetSpec::KafkaProducer(k)
+            } else {
+                TargetSpec::KafkaConsumer(k)
+            })
+        }
     }
 }
 
@@ -333,6 +342,7 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
         CheckType::Icmp => &["host", "count", "max_loss_percent"],
         CheckType::Dns => &["name_to_resolve", "record_type", "resolver", "expected_answers"],
         CheckType::Push => &["token", "grace"],
+        CheckType::KafkaProducer | CheckType::KafkaConsumer => &["kafka"],
     }
 }
 

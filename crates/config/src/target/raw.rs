@@ -22,7 +22,7 @@ pub struct RawTarget {
     /// Human name; the id when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
-    /// `http`, `tcp`, `tls`, `icmp`, `dns` or `push`.
+    /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `kafka_producer` or `kafka_consumer`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -130,6 +130,10 @@ pub struct RawTarget {
     /// push: extra time after the interval before a missing push is down.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
     pub grace: Option<Duration>,
+
+    /// kafka_producer, kafka_consumer: brokers, topic and what to measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<super::RawKafka>,
 }
 
 impl RawTarget {
@@ -170,6 +174,7 @@ impl RawTarget {
             expected_answers: Vec::new(),
             token: None,
             grace: None,
+            kafka: None,
         }
     }
 
@@ -215,6 +220,7 @@ impl RawTarget {
         mark(!self.expected_answers.is_empty(), "expected_answers");
         mark(self.token.is_some(), "token");
         mark(self.grace.is_some(), "grace");
+        mark(self.kafka.is_some(), "kafka");
         f
     }
 }
@@ -271,6 +277,7 @@ impl From<TargetConfig> for RawTarget {
                 r.token = Some(x.token);
                 r.grace = x.grace.map(Grace::get);
             }
+            TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),
         }
         r
     }

@@ -136,6 +136,9 @@ pub fn reason_words(reason: Option<FailureReason>, message: &str) -> String {
         FailureReason::Assertion => "a condition on the answer failed",
         FailureReason::IcmpLoss => "pings were lost",
         FailureReason::Internal => "the check itself failed",
+        FailureReason::Auth => "the credentials were refused",
+        FailureReason::KafkaError => "the Kafka broker answered an error",
+        FailureReason::TopicMissing => "the Kafka topic does not exist",
         FailureReason::Unspecified => "failed",
     };
     if message.is_empty() {

@@ -306,13 +306,12 @@ async fn read_canaries(
     producer: &str,
     pos: &mut Position,
 ) -> Result<Read, KafkaError> {
-    let mut from = match pos.next_offset {
-        Some(o) => o,
-        None => {
-            let latest = client::offset(conn, &k.topic, k.partition, -1).await?;
-            let earliest = client::offset(conn, &k.topic, k.partition, -2).await?;
-            earliest.max(latest - LOOKBACK)
-        }
+    let mut from = if let Some(o) = pos.next_offset {
+        o
+    } else {
+        let latest = client::offset(conn, &k.topic, k.partition, -1).await?;
+        let earliest = client::offset(conn, &k.topic, k.partition, -2).await?;
+        earliest.max(latest - LOOKBACK)
     };
     let key = canary_key(producer);
     let mut read = Read::default();

@@ -388,7 +388,7 @@ pub async fn produce(
         timestamp: timestamp_ms,
         key: Some(key),
         value: Some(value),
-        headers: Default::default(),
+        headers: kafka_protocol::indexmap::IndexMap::default(),
     };
     let mut batch = BytesMut::new();
     RecordBatchEncoder::encode(
@@ -696,7 +696,7 @@ mod tests {
             timestamp: 1,
             key: Some(Bytes::from_static(b"k")),
             value: Some(Bytes::from_static(b"v")),
-            headers: Default::default(),
+            headers: kafka_protocol::indexmap::IndexMap::default(),
         };
         RecordBatchEncoder::encode(
             &mut whole,

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc bench-console
+.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-kafka deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc bench-console
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -22,7 +22,7 @@ run: build
 
 # Installs the real servers the tests start (nats-server, PostgreSQL) when
 # missing. As root it runs apt-get; otherwise it says what to install.
-deps: deps-smtp deps-snmpsim deps-deploy
+deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -41,6 +41,14 @@ deps: deps-smtp deps-snmpsim deps-deploy
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 $$missing
+
+# tansu (crates.io), the Kafka-protocol broker of the collector's Kafka tests
+# (in-memory storage: the dynostore feature), into ~/.cargo/bin; skipped when
+# present. It compiles for about 15 minutes on 2 cores the first time.
+deps-kafka:
+	@if command -v tansu >/dev/null 2>&1 || [ -x "$${CARGO_HOME:-$$HOME/.cargo}/bin/tansu" ]; then echo "deps: tansu present"; exit 0; fi; \
+	echo "deps: installing tansu from crates.io (cargo install --locked tansu --features dynostore)"; \
+	$(CARGO) install --locked tansu --features dynostore || { echo "deps: cannot install tansu from crates.io"; exit 1; }
 
 # kubernetes-validate, check-jsonschema and openapi-spec-validator (PyPI), the
 # offline validators of k8s/, docker-compose.yml and the gateway's OpenAPI
@@ -179,3 +187,4 @@ bench-collector:
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode http
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode http --new-connections
 	$(CARGO) bench -p pantau-collector --bench collector -- --mode history
+	$(CARGO) bench -p pantau-collector --bench collector -- --mode kafka

@@ -3,6 +3,7 @@
 //! | message | facts |
 //! |---|---|
 //! | `CheckResult` | `check_up{target,location,kind}` 1/0, `check_duration_ms{…}` (plus the result's labels) |
+//! | `CheckResult` of a kafka_consumer group_lag check | `kafka_consumer_lag{…,group,topic}` (worst partition), `kafka_consumer_lag_over{…}` 1/0 |
 //! | `MetricSample` | its name and labels (`source` added when set) |
 //! | `InterfaceSample` | `interface_up{router,interface,admin}` 1/0, `interface_went_down{router,interface}` 1/0, `interface_in_bps`, `interface_out_bps` |
 //! | `RouterEvent` interface_up/down | `interface_up{router,interface,admin}` 1/0; `interface_went_down` 1 (down, attribute `went_down=true`) / 0 (up) |
@@ -78,9 +79,32 @@ pub fn from_check(r: &CheckResult, now: SystemTime) -> Vec<Fact> {
     let up = r.status() == CheckStatus::Up;
     let mut out = vec![fact("check_up", l.clone(), Value::Num(if up { 1.0 } else { 0.0 }), at)];
     if let Some(ms) = r.latency.as_ref().and_then(pantau_core::time::from_duration) {
-        out.push(fact("check_duration_ms", l, Value::Num(ms.as_secs_f64() * 1000.0), at));
+        out.push(fact(
+            "check_duration_ms",
+            l.clone(),
+            Value::Num(ms.as_secs_f64() * 1000.0),
+            at,
+        ));
+    }
+    if let Some(pantau_proto::v1::check_result::Detail::Kafka(k)) = &r.detail
+        && !k.group.is_empty()
+    {
+        out.extend(kafka_lag(k, l, at));
     }
     out
+}
+
+/// `kafka_consumer_lag{…,group,topic}` (the worst partition's records
+/// behind) and `kafka_consumer_lag_over` (1 when it is above the check's
+/// `max_lag`) of a group_lag result.
+fn kafka_lag(k: &pantau_proto::v1::KafkaDetail, mut l: Labels, at: SystemTime) -> Vec<Fact> {
+    l.extend(labels([("group", k.group.as_str()), ("topic", k.topic.as_str())]));
+    let worst = k.lag_by_partition.values().copied().max().unwrap_or(0);
+    let over = if worst > k.max_lag { 1.0 } else { 0.0 };
+    vec![
+        fact("kafka_consumer_lag", l.clone(), Value::Num(worst as f64), at),
+        fact("kafka_consumer_lag_over", l, Value::Num(over), at),
+    ]
 }
 
 /// A custom or system metric; `None` when its name cannot be selected.

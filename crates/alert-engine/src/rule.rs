@@ -324,6 +324,13 @@ pub fn defaults() -> Vec<AlertRuleConfig> {
             Warning,
             "the certificate of {{ $labels.target }} expires in {{ $value }} days",
         ),
+        rule(
+            "kafka-consumer-lag",
+            "Kafka consumer group lagging",
+            "kafka_consumer_lag_over == 1 for 5m",
+            Warning,
+            "consumer group {{ $labels.group }} is behind on {{ $labels.topic }} beyond the max_lag of {{ $labels.target }}",
+        ),
     ]
 }
 

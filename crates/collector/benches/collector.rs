@@ -8,7 +8,10 @@
 //!   not counted);
 //! - `idle`: N targets (default 100,000) every hour: memory of a large, idle schedule;
 //! - `history`: a year of hourly history for N targets (default 20): bytes per
-//!   stored row and the time of a one-year uptime query.
+//!   stored row and the time of a one-year uptime query;
+//! - `kafka`: N `kafka_producer` targets (default 200) every second, each
+//!   producing a canary (acks all) to a real `tansu` broker started by the
+//!   testkit (its CPU, a separate process, is not counted).
 //!
 //! Prints sustained checks per second, scheduling lag p50/p99 (how late
 //! checks start after they were due), CPU time per check and peak RSS.
@@ -51,7 +54,7 @@ fn args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--mode" => a.mode = it.next().expect("--mode tcp|http|idle"),
+            "--mode" => a.mode = it.next().expect("--mode tcp|http|idle|history|kafka"),
             "--targets" => a.targets = it.next().and_then(|v| v.parse().ok()).expect("--targets N"),
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).expect("--concurrency N"),
@@ -80,6 +83,7 @@ fn args() -> Args {
             "http" => 10_000,
             "idle" => 100_000,
             "history" => 20,
+            "kafka" => 200,
             _ => 20_000,
         };
     }
@@ -284,9 +288,26 @@ async fn run(a: Args, snap: Snapshotter) {
         ("http", None) => Some(http_server().await),
         _ => None,
     };
+    let kafka = if a.mode == "kafka" {
+        let k = pantau_testkit::Kafka::start()
+            .await
+            .expect("tansu starts (cargo install --locked tansu --features dynostore, or make deps)");
+        k.create_topic("bench", 1).await.expect("the bench topic");
+        Some(k)
+    } else {
+        None
+    };
     config.collector.targets = (0..a.targets)
         .map(|i| {
-            if let Some(url) = &http {
+            if let Some(k) = &kafka {
+                let mut t = RawTarget::new(format!("k{i}"), CheckType::KafkaProducer);
+                t.kafka = Some(pantau_config::RawKafka {
+                    bootstrap_servers: vec![k.bootstrap()],
+                    topic: Some("bench".into()),
+                    ..pantau_config::RawKafka::default()
+                });
+                t
+            } else if let Some(url) = &http {
                 let mut t = RawTarget::new(format!("h{i}"), CheckType::Http);
                 t.url = Some(url.clone());
                 t.reuse_connection = a.new_connections.then_some(false);
@@ -354,4 +375,5 @@ async fn run(a: Args, snap: Snapshotter) {
     );
     ctx.shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+    drop(kafka);
 }

@@ -25,6 +25,7 @@ pub const RESULT_DOWN: &str = "down";
 pub fn describe() {
     // On /metrics from the first scrape (0 until it happens), so a panel reads 0, not "No data".
     metrics::counter!(CHECKS_SKIPPED).increment(0);
+    crate::checks::kafka::describe();
     describe_gauge!(
         LAST_CHECK,
         Unit::Seconds,

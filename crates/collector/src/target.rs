@@ -70,6 +70,8 @@ pub enum Spec {
     Sql(Box<crate::checks::sql::SqlSpec>),
     Udp(Box<crate::checks::udp::UdpSpec>),
     Ssh(Box<crate::checks::ssh::SshSpec>),
+    KafkaProducer(Box<pantau_config::KafkaTarget>),
+    KafkaConsumer(Box<pantau_config::KafkaTarget>),
 }
 
 /// One target to check.
@@ -208,6 +210,8 @@ impl Target {
             ))),
             TargetSpec::Udp(x) => Spec::Udp(Box::new(crate::checks::udp::UdpSpec::new(x))),
             TargetSpec::Ssh(x) => Spec::Ssh(Box::new(crate::checks::ssh::SshSpec::new(x))),
+            TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
+            TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -257,6 +261,7 @@ impl Target {
             Spec::Sql(s) => s.address(),
             Spec::Udp(u) => u.address(),
             Spec::Ssh(s) => s.address.clone(),
+            Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
         }
     }
 
@@ -313,6 +318,8 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::Mysql => v1::CheckKind::Mysql,
         CheckType::Udp => v1::CheckKind::Udp,
         CheckType::Ssh => v1::CheckKind::Ssh,
+        CheckType::KafkaProducer => v1::CheckKind::KafkaProducer,
+        CheckType::KafkaConsumer => v1::CheckKind::KafkaConsumer,
     }
 }
 

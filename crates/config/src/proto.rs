@@ -54,6 +54,8 @@ fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
         Spec::Mysql(_) => (CheckType::Mysql, v1::CheckKind::Mysql),
         Spec::Udp(_) => (CheckType::Udp, v1::CheckKind::Udp),
         Spec::Ssh(_) => (CheckType::Ssh, v1::CheckKind::Ssh),
+        Spec::KafkaProducer(_) => (CheckType::KafkaProducer, v1::CheckKind::KafkaProducer),
+        Spec::KafkaConsumer(_) => (CheckType::KafkaConsumer, v1::CheckKind::KafkaConsumer),
     }
 }
 
@@ -148,7 +150,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     let spec = t.spec.as_ref().ok_or_else(|| {
         err(
             "spec",
-            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh",
+            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh, kafka_producer, kafka_consumer",
         )
     })?;
     let (check, spec_kind) = kind_of_spec(spec);
@@ -274,6 +276,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.address = Some(x.address.clone());
             c.expect = nonempty(&x.expect);
         }
+        Spec::KafkaProducer(x) | Spec::KafkaConsumer(x) => c.kafka = Some(crate::target::kafka_from_proto(x)),
     }
     Ok(c)
 }
@@ -380,6 +383,8 @@ fn sql_to_proto(x: &crate::SqlTarget) -> v1::SqlSpec {
         database: x.database.clone().unwrap_or_default(),
         query: x.query.clone().unwrap_or_default(),
         expected_reply: x.expected_reply.clone(),
+        TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
+        TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
     }
 }
 

@@ -165,6 +165,8 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
         CheckKind::Mysql,
         CheckKind::Udp,
         CheckKind::Ssh,
+        CheckKind::KafkaProducer,
+        CheckKind::KafkaConsumer,
     ];
     let mut b = ObjectBuilder::new()
         .schema_type(Type::Object)

@@ -67,6 +67,8 @@ pub struct DetailView {
 pub struct ProbeDetail {
     pub peer: String,
     pub metadata: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaDetail>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -115,6 +117,28 @@ pub struct PushDetail {
     pub last_push: Option<String>,
     pub pushed_status: String,
     pub pushed_message: String,
+}
+
+/// A kafka_producer or kafka_consumer result.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct KafkaDetail {
+    pub topic: String,
+    pub partition: i32,
+    /// The partition leader that answered; -1 when unknown.
+    pub broker_id: i32,
+    /// Producer: the canary's offset (-1 with acks 0); end_to_end: the next offset to read.
+    pub offset: i64,
+    /// The broker's error code of a `kafka_error` failure; 0 otherwise.
+    pub error_code: i32,
+    pub records_consumed: u64,
+    pub records_missing: u64,
+    pub end_to_end_latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    pub total_lag: u64,
+    /// Partition index → records behind.
+    pub lag_by_partition: BTreeMap<i32, u64>,
+    pub max_lag: u64,
 }
 
 /// A TLS certificate.
@@ -195,6 +219,22 @@ fn detail(d: Option<&Detail>) -> DetailView {
                 last_push: when(p.last_push.as_ref()),
                 pushed_status: p.pushed_status.clone(),
                 pushed_message: p.pushed_message.clone(),
+            });
+        }
+        Some(Detail::Kafka(k)) => {
+            v.kafka = Some(KafkaDetail {
+                topic: k.topic.clone(),
+                partition: k.partition,
+                broker_id: k.broker_id,
+                offset: k.offset,
+                error_code: k.error_code,
+                records_consumed: k.records_consumed,
+                records_missing: k.records_missing,
+                end_to_end_latency_ms: ms(k.end_to_end_latency.as_ref()),
+                group: k.group.clone(),
+                total_lag: k.total_lag,
+                lag_by_partition: k.lag_by_partition.iter().map(|(p, l)| (*p, *l)).collect(),
+                max_lag: k.max_lag,
             });
         }
     }

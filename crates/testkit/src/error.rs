@@ -30,6 +30,18 @@ pub enum TestkitError {
         /// The venv at the workspace root it is looked for in.
         venv: &'static str,
     },
+    /// A program from crates.io is not installed.
+    #[error(
+        "{binary} not found {looked}: install the crates.io package {package} \
+         (cargo install --locked {package}{features}), or run make deps, which installs it"
+    )]
+    MissingCrate {
+        binary: &'static str,
+        looked: String,
+        package: &'static str,
+        /// ` --features x`, or empty.
+        features: &'static str,
+    },
     /// A system user the server must run as does not exist.
     #[error(
         "user `{user}` not found in /etc/passwd; {why}: install the Debian package {package} \

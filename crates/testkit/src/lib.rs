@@ -32,6 +32,9 @@
 //!   with a password user ([`MARIADB_USER`]).
 //! - [`Sshd`]: Debian's `sshd` (`openssh-server`) on a free loopback port
 //!   with a host key made for it, for banner checks.
+//! - [`Kafka`]: crates.io's `tansu`, a Kafka-protocol broker, with in-memory
+//!   storage; ready once it answers `ApiVersions`; stoppable for outages.
+//!   Missing, it is an error naming `cargo install --locked tansu`.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -45,6 +48,7 @@ mod chromedriver;
 mod dnsmasq;
 mod error;
 mod mariadb;
+mod kafka;
 mod nats;
 mod nats_cluster;
 mod postgres;
@@ -60,6 +64,7 @@ pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use error::TestkitError;
 pub use mariadb::{MARIADB_PASSWORD, MARIADB_USER, Mariadb};
+pub use kafka::Kafka;
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;

@@ -107,6 +107,30 @@ fn consensus(at: u64, target: &str, status: ConsensusStatus) -> Msg {
 }
 
 /// Every `step` seconds from `from` to `to` inclusive.
+/// A kafka_consumer group_lag result: `lag` records behind on partition 0, `max_lag` allowed.
+fn kafka_lag(at: u64, target: &str, lag: u64, max_lag: u64) -> Msg {
+    let over = lag > max_lag;
+    let r = CheckResult {
+        target_id: target.into(),
+        location: "jkt".into(),
+        kind: pantau_proto::v1::CheckKind::KafkaConsumer.into(),
+        status: if over { CheckStatus::Down } else { CheckStatus::Up }.into(),
+        checked_at: Some(ts(at)),
+        detail: Some(pantau_proto::v1::check_result::Detail::Kafka(
+            pantau_proto::v1::KafkaDetail {
+                topic: "orders".into(),
+                group: "billing".into(),
+                total_lag: lag,
+                lag_by_partition: [(0, lag)].into_iter().collect(),
+                max_lag,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    (at, subject::check_result("jkt", target), r.encode_to_vec())
+}
+
 fn every(from: u64, to: u64, step: usize) -> impl Iterator<Item = u64> {
     (from..=to).step_by(step)
 }
@@ -280,6 +304,16 @@ fn scripts() -> Vec<(&'static str, Script)> {
                 fire: vec![consensus(0, "web", ConsensusStatus::Down)],
                 clear: vec![consensus(30, "web", ConsensusStatus::Up)],
                 resolved_by: 30,
+            },
+        ),
+        (
+            "kafka-consumer-lag",
+            Script {
+                fire: every(0, 360, 60)
+                    .map(|s| kafka_lag(s, "billing-lag", 5000, 1000))
+                    .collect(),
+                clear: vec![kafka_lag(420, "billing-lag", 10, 1000)],
+                resolved_by: 420,
             },
         ),
         (

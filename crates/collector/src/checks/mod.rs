@@ -7,6 +7,7 @@ pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod icmp;
+pub mod kafka;
 pub mod push;
 pub mod redis;
 pub mod sql;
@@ -75,6 +76,7 @@ pub struct Checker {
     icmp: icmp::Pinger,
     dns: dns::Dns,
     pub push: push::Pushes,
+    kafka: kafka::Kafka,
 }
 
 impl Checker {
@@ -85,6 +87,7 @@ impl Checker {
             icmp: icmp::Pinger::default(),
             dns: dns::Dns::default(),
             push: push::Pushes::default(),
+            kafka: kafka::Kafka::default(),
         })
     }
 
@@ -154,6 +157,8 @@ impl Checker {
                 Spec::Sql(spec) => sql::check(spec, started).await,
                 Spec::Udp(spec) => udp::check(spec, started).await,
                 Spec::Ssh(spec) => ssh::check(spec, started).await,
+                Spec::KafkaProducer(k) => self.kafka.produce(&target.id, k, target.timeout, started).await,
+                Spec::KafkaConsumer(k) => self.kafka.consume(&target.id, k, started).await,
             }
         };
         match tokio::time::timeout(target.timeout, run).await {

@@ -11,6 +11,7 @@ mod checks;
 mod contract;
 mod grpc;
 mod grpc_health;
+mod kafka;
 mod panics;
 mod pause;
 mod redis;

@@ -18,6 +18,7 @@ use super::{Invalid, text};
 
 mod depends;
 mod grpc;
+mod kafka;
 mod parse;
 mod raw;
 mod redis;
@@ -31,6 +32,8 @@ pub use redis::RedisTarget;
 pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
 pub use ssh::SshTarget;
 pub use udp::UdpTarget;
+pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
+pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -66,6 +69,10 @@ pub enum CheckType {
     Udp,
     /// An SSH server's version banner (`address`).
     Ssh,
+    /// A canary record produced to a Kafka topic (`kafka`).
+    KafkaProducer,
+    /// A Kafka topic's canaries consumed, or a consumer group's lag (`kafka`).
+    KafkaConsumer,
 }
 
 impl CheckType {
@@ -83,6 +90,8 @@ impl CheckType {
             Self::Mysql => "mysql",
             Self::Udp => "udp",
             Self::Ssh => "ssh",
+            Self::KafkaProducer => "kafka_producer",
+            Self::KafkaConsumer => "kafka_consumer",
         }
     }
 }
@@ -189,6 +198,8 @@ pub enum TargetSpec {
     Mysql(SqlTarget),
     Udp(UdpTarget),
     Ssh(SshTarget),
+    KafkaProducer(Box<KafkaTarget>),
+    KafkaConsumer(Box<KafkaTarget>),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -290,6 +301,8 @@ impl TargetSpec {
             Self::Mysql(_) => CheckType::Mysql,
             Self::Udp(_) => CheckType::Udp,
             Self::Ssh(_) => CheckType::Ssh,
+            Self::KafkaProducer(_) => CheckType::KafkaProducer,
+            Self::KafkaConsumer(_) => CheckType::KafkaConsumer,
         }
     }
 }

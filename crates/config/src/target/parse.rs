@@ -232,6 +232,15 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
         CheckType::Postgres | CheckType::Mysql => super::sql::parse(check, r, p),
         CheckType::Udp => super::udp::parse_udp(r, p),
         CheckType::Ssh => super::ssh::parse(r, p),
+        CheckType::KafkaProducer | CheckType::KafkaConsumer => {
+            let raw = p.required(r.kafka.as_ref(), check, "kafka", ": bootstrap_servers, topic, …")?;
+            let k = Box::new(raw.parse(check, &mut |field, value, why| p.add(field, value, why))?);
+            Some(if check == CheckType::KafkaProducer {
+                TargetSpec::KafkaProducer(k)
+            } else {
+                TargetSpec::KafkaConsumer(k)
+            })
+        }
     }
 }
 
@@ -343,6 +352,7 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
         CheckType::Postgres | CheckType::Mysql => super::sql::FIELDS,
         CheckType::Udp => super::udp::UDP_FIELDS,
         CheckType::Ssh => super::ssh::FIELDS,
+        CheckType::KafkaProducer | CheckType::KafkaConsumer => &["kafka"],
     }
 }
 

@@ -24,6 +24,7 @@ pub struct RawTarget {
     pub name: Option<String>,
     /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
     /// `mysql`, `udp` or `ssh`.
+    /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `kafka_producer` or `kafka_consumer`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -158,6 +159,9 @@ pub struct RawTarget {
     /// postgres, mysql: the first column of the first row, as text, must equal this.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub expected_reply: Option<String>,
+    /// kafka_producer, kafka_consumer: brokers, topic and what to measure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<super::RawKafka>,
 }
 
 impl RawTarget {
@@ -205,6 +209,7 @@ impl RawTarget {
             password: None,
             query: None,
             expected_reply: None,
+            kafka: None,
         }
     }
 
@@ -257,6 +262,7 @@ impl RawTarget {
         mark(self.password.is_some(), "password");
         mark(self.query.is_some(), "query");
         mark(self.expected_reply.is_some(), "expected_reply");
+        mark(self.kafka.is_some(), "kafka");
         f
     }
 }
@@ -318,6 +324,7 @@ impl From<TargetConfig> for RawTarget {
             TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(x, &mut r),
             TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
+            TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),
         }
         r
     }

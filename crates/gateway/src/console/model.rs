@@ -138,6 +138,8 @@ pub fn reason_words(reason: Option<FailureReason>, message: &str) -> String {
         FailureReason::Internal => "the check itself failed",
         FailureReason::Auth => "the credentials were refused",
         FailureReason::Protocol => "the server answered in an unexpected way",
+        FailureReason::KafkaError => "the Kafka broker answered an error",
+        FailureReason::TopicMissing => "the Kafka topic does not exist",
         FailureReason::Unspecified => "failed",
     };
     if message.is_empty() {

@@ -372,6 +372,8 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             address: x.address.to_string(),
             expect: x.expect.clone().unwrap_or_default(),
         }),
+        TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
+        TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
     }
 }
 
@@ -383,8 +385,6 @@ fn sql_to_proto(x: &crate::SqlTarget) -> v1::SqlSpec {
         database: x.database.clone().unwrap_or_default(),
         query: x.query.clone().unwrap_or_default(),
         expected_reply: x.expected_reply.clone(),
-        TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
-        TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
     }
 }
 

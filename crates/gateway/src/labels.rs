@@ -112,10 +112,9 @@ labels! {
 
 labels! {
     /// A check's type.
-    CheckKind from CheckKind { Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push", Grpc = "grpc", Redis = "redis",
-        Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh" }
     CheckKind from CheckKind {
-        Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push",
+        Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push", Grpc = "grpc", Redis = "redis",
+        Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh",
         KafkaProducer = "kafka_producer", KafkaConsumer = "kafka_consumer",
     }
     else Unspecified = "unspecified"
@@ -132,8 +131,7 @@ labels! {
     FailureReason from FailureReason {
         Dns = "dns", Connect = "connect", Refused = "refused", Timeout = "timeout", Tls = "tls",
         HttpStatus = "http_status", Assertion = "assertion", IcmpLoss = "icmp_loss", Internal = "internal",
-        Auth = "auth", Protocol = "protocol",
-        Auth = "auth", KafkaError = "kafka_error", TopicMissing = "topic_missing",
+        Auth = "auth", Protocol = "protocol", KafkaError = "kafka_error", TopicMissing = "topic_missing",
     }
     else Unspecified = "unspecified"
 }

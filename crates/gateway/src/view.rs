@@ -59,6 +59,8 @@ pub struct DetailView {
     /// A protocol probe's (grpc, …) facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaDetail>,
 }
 
 /// What a protocol probe learnt: the peer and a few named facts
@@ -67,8 +69,6 @@ pub struct DetailView {
 pub struct ProbeDetail {
     pub peer: String,
     pub metadata: std::collections::BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kafka: Option<KafkaDetail>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]

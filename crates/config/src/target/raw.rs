@@ -23,8 +23,7 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
     /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
-    /// `mysql`, `udp` or `ssh`.
-    /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `kafka_producer` or `kafka_consumer`.
+    /// `mysql`, `udp`, `ssh`, `kafka_producer` or `kafka_consumer`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.

@@ -1,17 +1,19 @@
 //! `make bench-alert-engine` (third part; `cargo bench -p pantau-alert-engine --bench outage`):
-//! a WAN outage behind which N targets (default 10,000: `BENCH_TARGETS`) go
-//! down at once, through the real engine (shipped default rules, their
-//! `endpoint-down` without its 1 m wait so every child fires at once; SQLite
-//! store in a temp dir; in-process bus), on this thread as its bus consumer
-//! calls it. Every target depends on `interface:core/ether1`, the WAN link.
+//! a WAN outage behind which N targets (default 1,000 and 10,000:
+//! `BENCH_TARGETS`) go down at once, through the real engine (the
+//! `endpoint-down` rule without its 1 m wait, so every child fires at once;
+//! SQLite store in a temp dir) fed by its real bus consumer
+//! (`consume::start`, batches of what is waiting) from the in-process bus,
+//! all on one thread. Every target depends on `interface:core/ether1`, the
+//! WAN link.
 //!
-//! The outage as the bus would bring it: half the targets' DOWN results, then
-//! the router's sample saying the WAN link is down, then the other half.
-//! Prints the time from the first DOWN result to the root cause's alert on
-//! the bus, the time to take in the whole outage, how many alert events were
-//! published (one is the goal: the root cause, naming its children), and the
-//! process's RSS growth over the outage (the alert engine's memory for N open
-//! alerts and their causes).
+//! The outage as the bus brings it: half the targets' DOWN results, then the
+//! router's sample saying the WAN link is down, then the other half, all
+//! published at once. Prints the time from publishing the first DOWN result
+//! to the root cause's alert on the bus, the time until every child's alert
+//! is stored, how many alert events were published (one is the goal: the
+//! root cause, naming its children), and the process's RSS growth over the
+//! outage (the alert engine's memory for N open alerts and their causes).
 
 mod common;
 
@@ -20,16 +22,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{FutureExt, StreamExt};
-use pantau_alert_engine::Engine;
 use pantau_alert_engine::deps::{Observed, Polled, Signal};
-use pantau_alert_engine::facts::{Fact, from_check};
-use pantau_alert_engine::series::Value;
+use pantau_alert_engine::facts::{Fact, from_check, from_iface};
 use pantau_alert_engine::store::AlertStore;
+use pantau_alert_engine::{Engine, consume};
 use pantau_config::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, DatabaseConfig};
 use pantau_core::bus::memory::MemoryBus;
-use pantau_core::bus::{Bus, MessageStream, Subscription, decode};
+use pantau_core::bus::{Bus, MessageStream, Subscription, decode, publish_proto, subject};
+use pantau_core::cluster::{Cluster, Role};
 use pantau_core::store::Store;
-use pantau_proto::v1::{AlertEvent, CheckKind, CheckResult, CheckStatus};
+use pantau_proto::v1::{AlertEvent, AlertState, CheckKind, CheckResult, CheckStatus, InterfaceSample};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 const WAN: &str = "interface:core/ether1";
 
@@ -49,36 +53,27 @@ fn result(i: usize, up: bool, at: SystemTime) -> CheckResult {
     }
 }
 
-async fn check(e: &Engine, i: usize, up: bool, at: SystemTime) -> anyhow::Result<()> {
+fn link(up: bool, at: SystemTime) -> InterfaceSample {
+    InterfaceSample {
+        router_id: "core".into(),
+        if_index: 1,
+        if_name: "ether1".into(),
+        oper_up: up,
+        admin_up: true,
+        sampled_at: Some(pantau_core::time::to_timestamp(at)),
+        ..Default::default()
+    }
+}
+
+async fn publish_check(bus: &dyn Bus, i: usize, up: bool, at: SystemTime) -> anyhow::Result<()> {
     let r = result(i, up, at);
-    let signal = Signal::Check(Observed::of(&r, at));
-    e.ingest_observed(from_check(&r, at), Some(signal), at).await?;
+    publish_proto(bus, &subject::check_result("bench", &r.target_id), &r).await?;
     Ok(())
 }
 
-async fn link(e: &Engine, up: bool, at: SystemTime) -> anyhow::Result<()> {
-    let fact = Fact {
-        name: "interface_up".into(),
-        labels: [
-            ("router", "core"),
-            ("interface", "ether1"),
-            ("admin", "up"),
-            ("role", "wan"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect(),
-        value: Value::Num(if up { 1.0 } else { 0.0 }),
-        at,
-    };
-    let signal = Signal::Link(Polled {
-        router: "core".into(),
-        interface: "ether1".into(),
-        up,
-        at,
-    });
-    e.ingest_observed(vec![fact], Some(signal), at).await?;
-    Ok(())
+/// The facts and dependency signal of one message, as the consumer takes them.
+fn message(r: &CheckResult, at: SystemTime) -> (Vec<Fact>, Option<Signal>) {
+    (from_check(r, at), Some(Signal::Check(Observed::of(r, at))))
 }
 
 /// Alert events published so far, without waiting.
@@ -117,38 +112,70 @@ async fn measure(targets: usize) -> anyhow::Result<()> {
         }],
         ..AlertEngineConfig::default()
     };
-    let engine = Engine::new(cfg, AlertStore::new(db), bus).await?;
+    let engine = Arc::new(Engine::new(cfg, AlertStore::new(db), Arc::clone(&bus)).await?);
+    // Before the outage (not measured): every target and the link up.
     let t0 = SystemTime::now();
-    link(&engine, true, t0).await?;
-    for i in 0..targets {
-        check(&engine, i, true, t0).await?;
-    }
-    drain(&mut events);
+    let up = link(true, t0);
+    let mut before = vec![(from_iface(&up, t0), Some(Signal::Link(Polled::of(&up, t0))))];
+    before.extend((0..targets).map(|i| message(&result(i, true, t0), t0)));
+    engine.ingest_messages(before, t0).await?;
+    let mut feed = engine.subscribe();
+    let shutdown = CancellationToken::new();
+    let gate = Cluster::new(Role::Standalone).gate(consume::CONSUMER);
+    let consumer = consume::start(Arc::clone(&engine), &bus, gate, shutdown.clone()).await?;
+    let consumer = tokio::spawn(consumer);
+
     let rss0 = rss_kib();
     let down = t0 + Duration::from_secs(10);
     let started = Instant::now();
     let half = targets / 2;
-    for i in 0..half {
-        check(&engine, i, false, down).await?;
-    }
-    link(&engine, false, down + Duration::from_millis(500)).await?;
-    let root = drain(&mut events);
+    // Published from another task, as the collector and the router poller
+    // would; a full durable buffer makes them wait for the consumer.
+    let publisher = {
+        let bus = Arc::clone(&bus);
+        tokio::spawn(async move {
+            for i in 0..half {
+                publish_check(bus.as_ref(), i, false, down).await?;
+            }
+            let s = link(false, down + Duration::from_millis(500));
+            publish_proto(bus.as_ref(), &subject::iface_sample("core", 1), &s).await?;
+            for i in half..targets {
+                publish_check(bus.as_ref(), i, false, down + Duration::from_secs(1)).await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let root = tokio::time::timeout(Duration::from_secs(120), events.next())
+        .await
+        .map_err(|_| anyhow::anyhow!("no alert event within 120 s"))?
+        .ok_or_else(|| anyhow::anyhow!("the alert subscription ended"))?;
     let to_root = started.elapsed();
-    for i in half..targets {
-        check(&engine, i, false, down + Duration::from_secs(1)).await?;
+    let root = decode::<AlertEvent>(&root).ok_or_else(|| anyhow::anyhow!("an alert event that does not decode"))?;
+    // Every child's alert (and the root cause's) stored: N + 1 firing transitions.
+    let mut fired = 0;
+    while fired < targets + 1 {
+        match tokio::time::timeout(Duration::from_secs(120), feed.recv()).await {
+            Ok(Ok(e)) if e.state() == AlertState::Firing => fired += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(RecvError::Lagged(n))) => fired += usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(Err(RecvError::Closed)) | Err(_) => anyhow::bail!("{fired} of {} alerts within 120 s", targets + 1),
+        }
     }
-    engine.evaluate_batched(down + Duration::from_secs(2)).await?;
     let all = started.elapsed();
+    publisher.await??;
     let rss = rss_kib().saturating_sub(rss0);
-    let mut published = root.clone();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut published = vec![root.clone()];
     published.extend(drain(&mut events));
-    let summary = root.first().map_or_else(|| "none".to_owned(), |e| e.summary.clone());
+    shutdown.cancel();
+    let _ = consumer.await;
     println!(
-        "| {targets:>6} | {:>8.1} | {:>8.1} | {:>3} | {:>6.1} | {summary} |",
+        "| {targets:>6} | {:>8.1} | {:>8.1} | {:>3} | {:>6.1} | {} |",
         to_root.as_secs_f64() * 1e3,
         all.as_secs_f64() * 1e3,
         published.len(),
         rss as f64 / 1024.0,
+        root.summary,
     );
     anyhow::ensure!(
         published.len() == 1,

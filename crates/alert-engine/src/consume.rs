@@ -20,6 +20,10 @@ use crate::metrics as m;
 /// The consumer's name (its dead-letter subject is `pantau.deadletter.alert-engine`).
 pub const CONSUMER: &str = "alert-engine";
 
+/// Most messages taken in (and their transitions stored) at once: those
+/// already waiting when one arrives.
+pub const BATCH: usize = 256;
+
 /// The subscriptions: (pattern, durable name).
 pub const SUBSCRIPTIONS: [(&str, &str); 5] = [
     (subject::ALL_CHECK_RESULTS, "alert-engine-checks"),
@@ -87,27 +91,38 @@ pub async fn start(
             consumer(&bus)
         }
     };
-    let handler = move |d: Delivery| {
+    let handler = move |batch: Vec<Delivery>| {
         let (engine, roles) = (Arc::clone(&engine), Arc::clone(&roles));
         async move {
             let now = SystemTime::now();
-            let (family, facts) = facts_of(&d.event, now, &roles);
-            if d.attempt == 1 {
-                metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
+            let messages = batch.len();
+            let mut taken = Vec::with_capacity(messages);
+            let mut facts_n = 0;
+            for d in &batch {
+                let (family, facts) = facts_of(&d.event, now, &roles);
+                if d.attempt == 1 {
+                    metrics::counter!(m::FACTS_TOTAL, "family" => family).increment(facts.len() as u64);
+                }
+                facts_n += facts.len();
+                taken.push((facts, crate::deps::Signal::of(&d.event, now)));
             }
-            // The publisher's trace continues here, and into the alert
-            // events this message causes.
-            let span = tracing::info_span!("alert_engine.ingest", subject = %d.subject, facts = facts.len());
-            let signal = crate::deps::Signal::of(&d.event, now);
+            // The publisher's trace continues here (the first message's, for
+            // a batch), and into the alert events these messages cause.
+            let span = match batch.first() {
+                Some(d) if messages == 1 => {
+                    tracing::info_span!("alert_engine.ingest", subject = %d.subject, facts = facts_n)
+                }
+                _ => tracing::info_span!("alert_engine.ingest", messages, facts = facts_n),
+            };
             engine
-                .ingest_observed(facts, signal, now)
+                .ingest_messages(taken, now)
                 .instrument(span)
                 .await
                 .map(|_| ())
                 .map_err(HandleError::transient)
         }
     };
-    gate.start(make, handler, shutdown).await
+    gate.start_batches(make, BATCH, handler, shutdown).await
 }
 
 /// Sweeps every `interval`, and evaluates the batched rules every

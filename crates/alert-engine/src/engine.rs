@@ -398,8 +398,32 @@ impl Engine {
         signal: Option<Signal>,
         now: SystemTime,
     ) -> Result<Vec<Change>, EngineError> {
+        self.ingest_messages(vec![(facts, signal)], now).await
+    }
+
+    /// [`Engine::ingest_observed`] of several messages, taken in their order,
+    /// their transitions stored in one transaction (the bus consumer hands
+    /// over every message already waiting: an outage's thousands of results
+    /// cost a few transactions, not one each).
+    pub async fn ingest_messages(
+        &self,
+        messages: Vec<(Vec<Fact>, Option<Signal>)>,
+        now: SystemTime,
+    ) -> Result<Vec<Change>, EngineError> {
         let started = Instant::now();
         let mut inner = self.inner.lock().await;
+        let mut changes = Vec::new();
+        for (facts, signal) in messages {
+            changes.extend(self.absorb(&mut inner, facts, signal, now));
+        }
+        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT)
+            .record(started.elapsed().as_secs_f64());
+        self.commit(&mut inner, changes, now).await
+    }
+
+    /// Takes one message's facts and dependency signal in and evaluates the
+    /// rules that read them; returns the transitions, not yet stored.
+    fn absorb(&self, inner: &mut Inner, facts: Vec<Fact>, signal: Option<Signal>, now: SystemTime) -> Vec<Change> {
         if let Some(s) = signal {
             inner.deps.take(s);
         }
@@ -435,9 +459,7 @@ impl Engine {
             .partition(|id| inner.series_read(id) <= BATCH_ABOVE_SERIES);
         inner.dirty.extend(later_ids);
         changes.extend(inner.evaluate(&now_ids, now, staleness));
-        metrics::histogram!(m::EVALUATION_DURATION, "trigger" => m::TRIGGER_EVENT)
-            .record(started.elapsed().as_secs_f64());
-        self.commit(&mut inner, changes, now).await
+        changes
     }
 
     /// Evaluates the rules that facts touched since their last evaluation
@@ -514,6 +536,10 @@ impl Engine {
         pending.extend(changes);
         let mut writes = std::mem::take(&mut inner.unsaved_writes);
         let mut resolved_any = false;
+        // Alerts that fired earlier in this commit, and whether that was
+        // published: a later change of the same alert (its resolve, in a
+        // batch of messages) was made before the delivery was known.
+        let mut fired: HashMap<String, bool> = HashMap::new();
         for (n, c) in pending.iter_mut().enumerate() {
             if c.transition.state == State::Firing {
                 let why = inner.suppression(&c.alert, now);
@@ -524,6 +550,9 @@ impl Engine {
                 inner
                     .life
                     .set_delivery(&c.alert.id, &c.alert.suppressed_by, c.alert.notified);
+                fired.insert(c.alert.id.clone(), c.alert.notified);
+            } else if let Some(&notified) = fired.get(&c.alert.id) {
+                c.alert.notified |= notified;
             }
             resolved_any |= c.transition.state == State::Resolved;
             // Before the next change's suppression: a parent and its

@@ -175,14 +175,33 @@ impl Gate {
     where
         M: Fn() -> MF + Send + Sync + 'static,
         MF: Future<Output = Consumer> + Send + 'static,
-        H: Fn(Delivery) -> Fut + Clone + Send + Sync + 'static,
+        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
+        self.start_batches(make, 1, crate::bus::consume::one_by_one(handler), shutdown)
+            .await
+    }
+
+    /// [`start`](Self::start) with a handler of batches of up to `max`
+    /// messages ([`Consumer::start_batches`]).
+    pub async fn start_batches<M, MF, H, Fut>(
+        self,
+        make: M,
+        max: usize,
+        handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<impl Future<Output = Result<(), BusError>> + Send + 'static, BusError>
+    where
+        M: Fn() -> MF + Send + Sync + 'static,
+        MF: Future<Output = Consumer> + Send + 'static,
+        H: Fn(Vec<Delivery>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
     {
         let first = if self.cluster.role().evaluates() {
             let stop = shutdown.child_token();
             let consumer = make().await;
             self.hold(&consumer);
-            let run = consumer.start(stop.clone(), handler.clone()).await?;
+            let run = consumer.start_batches(stop.clone(), max, handler.clone()).await?;
             let run: BoxFuture<'static, Result<(), BusError>> = Box::pin(async move {
                 run.await;
                 Ok(())
@@ -201,7 +220,7 @@ impl Gate {
                         tracing::info!(consumer = %gate.name, "this instance evaluates: taking the cluster-wide consumers");
                         let consumer = make().await;
                         gate.hold(&consumer);
-                        consumer.run(stop, handler).await;
+                        consumer.run_batches(stop, max, handler).await;
                         Ok(())
                     })
                 })

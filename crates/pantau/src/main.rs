@@ -15,9 +15,11 @@ use pantau_config::{Config, LoadOptions};
 
 use crate::cli::{Cli, Command, ConfigCommand};
 
-/// mimalloc instead of glibc's malloc: under many concurrent checks glibc's
+/// jemalloc instead of glibc's malloc: under many concurrent checks glibc's
 /// arenas contend on their locks and fragment (malloc and free were about a
-/// sixth of the collector's CPU with a new connection per check).
+/// sixth of the collector's CPU with a new connection per check). Off with
+/// `--no-default-features`, for heap profilers that hook malloc.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

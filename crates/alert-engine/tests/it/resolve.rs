@@ -117,3 +117,45 @@ async fn a_notified_alert_resolves_on_the_bus_after_a_silence_a_parent_and_a_res
         (true, "router-down")
     );
 }
+
+/// The bus consumer hands over every message waiting: an alert may fire and
+/// resolve within one batch, stored in one transaction. Its resolve is
+/// published as its firing was (the resolve was made before the firing's
+/// delivery was decided).
+#[tokio::test]
+async fn a_firing_and_its_resolve_in_one_batch_are_both_published() {
+    let bus: Arc<dyn Bus> = Arc::new(pantau_core::bus::memory::MemoryBus::new());
+    let mut events = bus.subscribe(Subscription::live("pantau.alert.>")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), Arc::clone(&bus)).await;
+    let web = [("router", "r1"), ("target", "web")];
+    let changes = e
+        .ingest_messages(
+            vec![
+                (vec![fact("check_up", &web, 0.0, 0)], None),
+                (vec![fact("check_up", &web, 1.0, 1)], None),
+            ],
+            t(1),
+        )
+        .await
+        .unwrap();
+    let states: Vec<&str> = changes.iter().map(|c| c.transition.state.as_str()).collect();
+    assert_eq!(states, ["firing", "resolved"]);
+    let id = changes[0].alert.id.clone();
+    assert_eq!(next(&mut events).await.0, format!("pantau.alert.firing.{id}"));
+    let (subject, ev) = next(&mut events).await;
+    assert_eq!(subject, format!("pantau.alert.resolved.{id}"));
+    assert_eq!(ev.state(), AlertState::Resolved);
+    // Both are stored, in order, from the one transaction.
+    let stored = e.store().get(&id).await.unwrap().expect("the alert is stored");
+    assert_eq!(stored.state.as_str(), "resolved");
+    let kept: Vec<String> = e
+        .store()
+        .transitions(&id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.state.as_str().to_owned())
+        .collect();
+    assert_eq!(kept, ["firing", "resolved"]);
+}

@@ -20,6 +20,12 @@
 //!   with a bounded backoff, until shutdown.
 //! - **Readiness.** [`Consumer::readiness`] fails while a subscription is
 //!   missing or the bus is disconnected.
+//! - **Batches, when asked.** [`Consumer::start_batches`] hands a handler
+//!   every message already waiting (up to a bound) at once, so it can store
+//!   what they cause in one transaction; each is acknowledged after the
+//!   batch's handler returned `Ok`. A batch that fails is handled again one
+//!   message at a time, with the retries and dead letters above, so one bad
+//!   message never takes the others down with it.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -226,12 +232,28 @@ impl Consumer {
         H: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
     {
+        self.start_batches(shutdown, 1, one_by_one(handler)).await
+    }
+
+    /// Like [`start`](Self::start), but hands `handler` up to `max` messages
+    /// at once: the first one to arrive and every one already waiting behind
+    /// it (see the [module](self) docs).
+    pub async fn start_batches<H, Fut>(
+        self,
+        shutdown: CancellationToken,
+        max: usize,
+        handler: H,
+    ) -> Result<impl Future<Output = ()> + Send + 'static, BusError>
+    where
+        H: Fn(Vec<Delivery>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
         let mut streams = SelectAll::new();
         for i in 0..self.subscriptions.len() {
             streams.push(self.subscribe(i).await?);
         }
         self.subscribed.store(true, Ordering::Release);
-        Ok(self.run_with(streams, Vec::new(), shutdown, handler))
+        Ok(self.run_with(streams, Vec::new(), shutdown, max, handler))
     }
 
     /// Like [`start`](Self::start), but subscribing inside the loop (again
@@ -241,8 +263,18 @@ impl Consumer {
         H: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
     {
+        self.run_batches(shutdown, 1, one_by_one(handler)).await;
+    }
+
+    /// [`run`](Self::run) in batches of up to `max`, as [`start_batches`](Self::start_batches).
+    pub async fn run_batches<H, Fut>(self, shutdown: CancellationToken, max: usize, handler: H)
+    where
+        H: Fn(Vec<Delivery>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+    {
         let missing = (0..self.subscriptions.len()).collect();
-        self.run_with(SelectAll::new(), missing, shutdown, handler).await;
+        self.run_with(SelectAll::new(), missing, shutdown, max, handler)
+            .await;
     }
 
     /// Subscription `i`, as a stream of `(i, Some(message))` ending with `(i, None)`.
@@ -260,9 +292,10 @@ impl Consumer {
         mut streams: SelectAll<Tagged>,
         mut missing: Vec<usize>,
         shutdown: CancellationToken,
+        max: usize,
         handler: H,
     ) where
-        H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+        H: Fn(Vec<Delivery>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
     {
         let mut failures: u32 = 0;
@@ -296,8 +329,26 @@ impl Consumer {
             match next {
                 Some((_, Some(msg))) => {
                     failures = 0;
-                    if self.handle(msg, &shutdown, &handler).await.is_break() {
+                    // Every message already waiting joins it, up to `max`.
+                    let mut batch = vec![msg];
+                    let mut ended = None;
+                    while batch.len() < max {
+                        match streams.next().now_or_never() {
+                            Some(Some((_, Some(m)))) => batch.push(m),
+                            Some(Some((i, None))) => {
+                                ended = Some(i);
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    if self.handle_batch(batch, &shutdown, &handler).await.is_break() {
                         break;
+                    }
+                    if let Some(i) = ended {
+                        self.subscribed.store(false, Ordering::Release);
+                        tracing::warn!(consumer = %self.name, pattern = %self.subscriptions[i].pattern, "subscription ended; subscribing again");
+                        missing.push(i);
                     }
                 }
                 Some((i, None)) => {
@@ -322,11 +373,87 @@ impl Consumer {
         self.subscribed.store(false, Ordering::Release);
     }
 
-    /// Handles one message to its end: acknowledged, or dead-lettered and
-    /// acknowledged, or (at shutdown) left for redelivery.
-    async fn handle<H, Fut>(&self, msg: Message, shutdown: &CancellationToken, handler: &H) -> std::ops::ControlFlow<()>
+    /// Handles a batch: at once when every message decodes and the handler
+    /// takes them all, each acknowledged then; else each message on its own
+    /// ([`handle`](Self::handle)). A batch of one is handled on its own.
+    async fn handle_batch<H, Fut>(
+        &self,
+        mut batch: Vec<Message>,
+        shutdown: &CancellationToken,
+        handler: &H,
+    ) -> std::ops::ControlFlow<()>
     where
-        H: Fn(Delivery) -> Fut,
+        H: Fn(Vec<Delivery>) -> Fut,
+        Fut: Future<Output = Result<(), HandleError>>,
+    {
+        use std::ops::ControlFlow::{Break, Continue};
+        if batch.len() == 1 {
+            if let Some(msg) = batch.pop() {
+                return self.handle(msg, 1, shutdown, handler).await;
+            }
+            return Continue(());
+        }
+        let mut deliveries = Vec::with_capacity(batch.len());
+        let mut taken = Vec::with_capacity(batch.len());
+        for msg in batch {
+            match BusEvent::decode(&msg) {
+                Ok(event) => {
+                    deliveries.push(Delivery {
+                        subject: msg.subject.clone(),
+                        headers: msg.headers.clone(),
+                        event,
+                        attempt: 1,
+                    });
+                    taken.push(msg);
+                }
+                Err(e) => {
+                    let family = subject::family(&msg.subject);
+                    metrics::counter!(metric::DECODE_ERRORS, "family" => family).increment(1);
+                    self.dead_letter(&msg, &e.to_string(), 0).await;
+                }
+            }
+        }
+        if taken.is_empty() {
+            return Continue(());
+        }
+        // The batch continues the first message's trace.
+        let span = tracing::info_span!("bus.consume_batch", consumer = %self.name, messages = taken.len());
+        if let Some(first) = taken.first() {
+            crate::telemetry::set_parent_from(&span, &first.headers);
+        }
+        let outcome = AssertUnwindSafe(handler(deliveries).instrument(span))
+            .catch_unwind()
+            .await;
+        if let Ok(Ok(())) = outcome {
+            for msg in &taken {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(consumer = %self.name, error = %e, "cannot acknowledge a bus message; it may be redelivered");
+                }
+            }
+            return Continue(());
+        }
+        metrics::counter!(metric::HANDLER_RETRIES, "consumer" => self.name.clone()).increment(1);
+        tracing::warn!(consumer = %self.name, messages = taken.len(), "a batch failed; handling its messages one by one");
+        for msg in taken {
+            if self.handle(msg, 2, shutdown, handler).await.is_break() {
+                return Break(());
+            }
+        }
+        Continue(())
+    }
+
+    /// Handles one message to its end: acknowledged, or dead-lettered and
+    /// acknowledged, or (at shutdown) left for redelivery. `attempt` is the
+    /// first attempt's number (2 after its batch failed).
+    async fn handle<H, Fut>(
+        &self,
+        msg: Message,
+        attempt: u32,
+        shutdown: &CancellationToken,
+        handler: &H,
+    ) -> std::ops::ControlFlow<()>
+    where
+        H: Fn(Vec<Delivery>) -> Fut,
         Fut: Future<Output = Result<(), HandleError>>,
     {
         use std::ops::ControlFlow::{Break, Continue};
@@ -342,7 +469,7 @@ impl Consumer {
                     return Continue(());
                 }
             };
-            let mut attempt: u32 = 1;
+            let mut attempt = attempt.max(1);
             loop {
                 // Decoded once; decoded again (to the same) only for a retry.
                 let event = match first.take() {
@@ -350,7 +477,7 @@ impl Consumer {
                     None => match BusEvent::decode(&msg) {
                         Ok(e) => e,
                         Err(e) => {
-                            self.dead_letter(&msg, &e.to_string(), attempt - 1).await;
+                            self.dead_letter(&msg, &e.to_string(), attempt.saturating_sub(1)).await;
                             return Continue(());
                         }
                     },
@@ -361,7 +488,7 @@ impl Consumer {
                     event,
                     attempt,
                 };
-                let outcome = AssertUnwindSafe(handler(delivery)).catch_unwind().await;
+                let outcome = AssertUnwindSafe(handler(vec![delivery])).catch_unwind().await;
                 let error = match outcome {
                     Ok(Ok(())) => {
                         if let Err(e) = msg.ack().await {
@@ -451,6 +578,26 @@ impl Consumer {
                 let _ = msg.nak(Some(RESUBSCRIBE.max_backoff)).await;
             }
         }
+    }
+}
+
+/// A handler of one delivery as a handler of batches (each of one).
+pub(crate) fn one_by_one<H, Fut>(
+    handler: H,
+) -> impl Fn(Vec<Delivery>) -> futures::future::BoxFuture<'static, Result<(), HandleError>> + Clone + Send + Sync + 'static
+where
+    H: Fn(Delivery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    move |batch: Vec<Delivery>| {
+        let handler = Arc::clone(&handler);
+        Box::pin(async move {
+            for d in batch {
+                handler(d).await?;
+            }
+            Ok(())
+        })
     }
 }
 

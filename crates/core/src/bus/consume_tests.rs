@@ -357,3 +357,66 @@ fn backoff_is_bounded_and_names_are_subjects() {
     assert_eq!(c.retry.max_attempts, 1);
     crate::bus::subject::validate_publish(&c.dead_letter_subject()).unwrap();
 }
+
+#[tokio::test]
+async fn batches_take_every_waiting_message_and_a_failed_batch_is_handled_one_by_one() {
+    let bus = MemoryBus::new();
+    let mut dead = bus.subscribe(Subscription::live("pantau.deadletter.>")).await.unwrap();
+    let (tx, mut seen) = mpsc::unbounded_channel::<Vec<String>>();
+    // The first call waits until released, so the next messages queue up.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let first = Arc::new(AtomicBool::new(true));
+    let handler = {
+        let gate = Arc::clone(&gate);
+        move |batch: Vec<Delivery>| {
+            let names: Vec<String> = batch
+                .iter()
+                .map(|d| match &d.event {
+                    BusEvent::Metric(m) => m.name.clone(),
+                    _ => String::new(),
+                })
+                .collect();
+            let (tx, gate, wait) = (tx.clone(), Arc::clone(&gate), first.swap(false, Ordering::AcqRel));
+            async move {
+                let bad = names.iter().any(|n| n == "bad");
+                let _ = tx.send(names);
+                if wait {
+                    let _ = gate.acquire().await;
+                }
+                if bad {
+                    return Err(HandleError::permanent("a bad message"));
+                }
+                Ok(())
+            }
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let consumer = Consumer::new(Arc::new(bus.clone()), "b", [Subscription::live("pantau.metric.>")]).with_retry(fast());
+    tokio::spawn(consumer.start_batches(shutdown.clone(), 4, handler).await.unwrap());
+    crate::bus::publish_proto(&bus, "pantau.metric.first", &metric("first"))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut seen).await, ["first"]);
+    for n in ["a", "b", "c", "d", "bad", "e"] {
+        crate::bus::publish_proto(&bus, &format!("pantau.metric.{n}"), &metric(n))
+            .await
+            .unwrap();
+    }
+    gate.add_permits(1);
+    // Every waiting message at once, up to the bound of 4…
+    assert_eq!(recv(&mut seen).await, ["a", "b", "c", "d"]);
+    // …then the rest, whose failure sends each message through on its own.
+    assert_eq!(recv(&mut seen).await, ["bad", "e"]);
+    assert_eq!(recv(&mut seen).await, ["bad"]);
+    assert_eq!(recv(&mut seen).await, ["e"]);
+    let d = tokio::time::timeout(WAIT, dead.next()).await.unwrap().unwrap();
+    assert_eq!(d.headers[header::ORIGINAL_SUBJECT], "pantau.metric.bad");
+    assert_eq!(d.headers[header::ATTEMPTS], "2", "its batch was the first attempt");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), dead.next())
+            .await
+            .is_err(),
+        "only the bad message is dead-lettered"
+    );
+    shutdown.cancel();
+}

@@ -7,6 +7,8 @@ use super::duration::format as fmt_d;
 use super::{Config, Invalid};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The most interfaces per router whose traffic history may be kept.
+const MAX_TRAFFIC_INTERFACES: u32 = 4096;
 
 struct Problems(Vec<Invalid>);
 
@@ -216,6 +218,13 @@ fn collector(c: &Config, p: &mut Problems) {
         col.history.flush_interval,
         MIN_INTERVAL,
     );
+    if !(1..=MAX_TRAFFIC_INTERFACES).contains(&col.history.max_interfaces_per_router) {
+        p.add(
+            "collector.history.max_interfaces_per_router",
+            col.history.max_interfaces_per_router,
+            format!("must be between 1 and {MAX_TRAFFIC_INTERFACES}"),
+        );
+    }
     p.duration_at_least("collector.health.window", col.health.window, Duration::from_secs(10));
     let h = &col.health;
     if !(0.0..=100.0).contains(&h.degraded_percent) || !(h.degraded_percent..=100.0).contains(&h.critical_percent) {

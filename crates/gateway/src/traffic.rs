@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use pantau_core::error::ApiError;
@@ -238,9 +238,19 @@ pub async fn fetch(c: &mut Client, req: pb::GetInterfaceTrafficRequest) -> Resul
     security(("bearer" = [])))]
 async fn traffic(
     State(mut c): State<Client>,
-    Path((id, name)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     q: Result<Query<TrafficQuery>, QueryRejection>,
 ) -> Result<Json<TrafficView>, ApiError> {
+    // A segment that does not decode to UTF-8 is a bad path, in the one error body.
+    let Path((id, name)) = path.map_err(|e| {
+        bad(
+            "invalid_path",
+            format!(
+                "the path does not decode: {}",
+                pantau_config::types::quote(&e.body_text())
+            ),
+        )
+    })?;
     let Query(q) = q.map_err(|e| crate::api::bad_query(&e))?;
     let req = request(id, name, &q)?;
     Ok(Json(fetch(&mut c, req).await?))

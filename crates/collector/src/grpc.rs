@@ -261,7 +261,7 @@ impl CollectorService for Service {
             .await
             .map_err(unavailable)?;
         let burst = traffic
-            .burst(&r.router_id, &r.interface, q.from, q.to, q.now, q.res, &points)
+            .burst(&r.router_id, &r.interface, q.from..q.to, q.now, q.res, &points)
             .await
             .map_err(unavailable)?;
         let proto_res = |res: history::Resolution| match res {
@@ -388,10 +388,9 @@ fn traffic_query(r: &GetInterfaceTrafficRequest, now: SystemTime) -> Result<Traf
     }
     let span = to.duration_since(from).unwrap_or_default();
     let res = match pantau_core::error::enum_arg("resolution", r.resolution)? {
-        Resolution::Minute => history::Resolution::Minute,
         Resolution::Hour => history::Resolution::Hour,
         Resolution::Unspecified if span > MINUTES_UP_TO => history::Resolution::Hour,
-        Resolution::Unspecified => history::Resolution::Minute,
+        Resolution::Minute | Resolution::Unspecified => history::Resolution::Minute,
     };
     let (most, what) = match res {
         history::Resolution::Minute => (TRAFFIC_MINUTES_AT_MOST, "8 days in minutes"),

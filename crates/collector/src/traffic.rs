@@ -541,7 +541,7 @@ impl TrafficHistory {
             .collect())
     }
 
-    /// The 95th percentiles over `[from, to)` of the per-minute averages, or
+    /// The 95th percentiles over `range` of the per-minute averages, or
     /// of the per-hour averages when `from` is older than the minute
     /// retention at `now`. `points` are the query's own, reused when they
     /// are of that basis.
@@ -549,12 +549,12 @@ impl TrafficHistory {
         &self,
         router: &str,
         iface: &str,
-        from: SystemTime,
-        to: SystemTime,
+        range: std::ops::Range<SystemTime>,
         now: SystemTime,
         res: Resolution,
         points: &[Point],
     ) -> Result<Burst, StoreError> {
+        let std::ops::Range { start: from, end: to } = range;
         let minutes_cover = now.checked_sub(self.cfg.minute_retention).is_none_or(|cut| from >= cut);
         let basis = if minutes_cover {
             Resolution::Minute

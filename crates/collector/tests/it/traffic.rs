@@ -3,6 +3,8 @@
 //! on interfaces per router, and a restart that keeps it all; and rates
 //! polled from a real SNMP agent (`snmpd`) whose counters move.
 
+#![allow(clippy::float_cmp)]
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -99,7 +101,7 @@ async fn contract(db: &DatabaseConfig, dir: &std::path::Path) {
     // The range's p95 over the per-minute averages.
     let now = at(3 * MIN + 30);
     let b = h
-        .burst("edge", "ether1", t0(), at(3600), now, Resolution::Minute, &minutes)
+        .burst("edge", "ether1", t0()..at(3600), now, Resolution::Minute, &minutes)
         .await
         .unwrap();
     assert_eq!((b.basis, b.samples), (Resolution::Minute, 3));
@@ -108,7 +110,7 @@ async fn contract(db: &DatabaseConfig, dir: &std::path::Path) {
     // Older than the minute retention: over the hours' averages.
     let later = t0() + cfg().minute_retention + Duration::from_secs(3600);
     let b = h
-        .burst("edge", "ether1", t0(), at(3600), later, Resolution::Minute, &minutes)
+        .burst("edge", "ether1", t0()..at(3600), later, Resolution::Minute, &minutes)
         .await
         .unwrap();
     assert_eq!((b.basis, b.samples), (Resolution::Hour, 1));

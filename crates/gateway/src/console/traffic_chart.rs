@@ -36,9 +36,8 @@ pub struct Chart {
     pub error: Option<String>,
 }
 
-fn secs(t: &Option<prost_types::Timestamp>) -> Option<u64> {
-    t.as_ref()
-        .and_then(pantau_core::time::from_timestamp)
+fn secs(t: Option<&prost_types::Timestamp>) -> Option<u64> {
+    t.and_then(pantau_core::time::from_timestamp)
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
 }
@@ -55,7 +54,7 @@ pub fn chart(name: String, r: &pb::GetInterfaceTrafficResponse, to: SystemTime) 
     let fin = |v: f64| if v.is_finite() && v >= 0.0 { v } else { 0.0 };
     let p95_bps = fin(r.p95_bps);
     for p in &r.points {
-        let Some(at) = secs(&p.start) else { continue };
+        let Some(at) = secs(p.start.as_ref()) else { continue };
         if at < start || at >= end {
             continue;
         }

@@ -6,6 +6,8 @@
 //! console's router page draws the last 24 hours as an inline SVG with the
 //! p95; a restart keeps the history.
 
+#![allow(clippy::float_cmp)]
+
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;

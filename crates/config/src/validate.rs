@@ -369,6 +369,27 @@ mod tests {
     }
 
     #[test]
+    fn traffic_interfaces_per_router_are_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.collector.history.max_interfaces_per_router, 256);
+        for ok in [1, 4096] {
+            c.collector.history.max_interfaces_per_router = ok;
+            assert!(keys(&c).is_empty(), "{ok}");
+        }
+        for bad in [0, 4097, u32::MAX] {
+            c.collector.history.max_interfaces_per_router = bad;
+            let p = problems(&c);
+            assert_eq!(keys(&c), ["collector.history.max_interfaces_per_router"]);
+            assert!(p[0].allowed.contains("between 1 and 4096"), "{}", p[0].allowed);
+        }
+        // From YAML: a wrong type or a typo names the key.
+        let wrong: Result<crate::HistoryConfig, _> = serde_yaml::from_str("max_interfaces_per_router: lots");
+        assert!(wrong.unwrap_err().to_string().contains("max_interfaces_per_router"));
+        let typo: Result<crate::HistoryConfig, _> = serde_yaml::from_str("max_interface_per_router: 3");
+        assert!(typo.unwrap_err().to_string().contains("max_interface_per_router"));
+    }
+
+    #[test]
     fn nats_replicas_and_cluster_seeds() {
         let mut c = Config::default();
         c.nats.url = Some("nats://n0:4222, nats://n1:4222,tls://tok@n2:4222".into());

@@ -14,6 +14,7 @@ use pantau_proto::v1::{
     PauseTargetRequest, PushRequest, PushResponse, Resolution, ResumeTargetRequest, RunCheckRequest,
     StreamResultsRequest, Target, UpsertTargetRequest,
 };
+use pantau_proto::v1::{GetInterfaceTrafficRequest, GetInterfaceTrafficResponse, TrafficPoint};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -52,6 +53,10 @@ type ResultStream = Pin<Box<dyn Stream<Item = Result<CheckResult, Status>> + Sen
 
 /// Ranges up to this long are answered in minutes by default.
 const MINUTES_UP_TO: Duration = Duration::from_secs(2 * 86_400);
+/// The longest traffic range in minutes (11,520 points).
+pub const TRAFFIC_MINUTES_AT_MOST: Duration = Duration::from_secs(8 * 86_400);
+/// The longest traffic range in hours (19,200 points).
+pub const TRAFFIC_HOURS_AT_MOST: Duration = Duration::from_secs(800 * 86_400);
 
 impl Service {
     fn entry(&self, id: &str) -> Result<Arc<crate::scheduler::Entry>, Status> {
@@ -236,6 +241,65 @@ impl CollectorService for Service {
         }))
     }
 
+    async fn get_interface_traffic(
+        &self,
+        req: Request<GetInterfaceTrafficRequest>,
+    ) -> Result<Response<GetInterfaceTrafficResponse>, Status> {
+        let r = req.into_inner();
+        let q = traffic_query(&r, SystemTime::now())?;
+        if !self.0.has_router(&r.router_id) {
+            return Err(Status::not_found(format!(
+                "no router with id `{}` in collector.routers",
+                quote(&r.router_id)
+            )));
+        }
+        let traffic = self.0.traffic();
+        let unavailable =
+            |e: pantau_core::store::StoreError| pantau_core::error::store_unavailable("collector's store", &e);
+        let points = traffic
+            .query(&r.router_id, &r.interface, q.from, q.to, q.res)
+            .await
+            .map_err(unavailable)?;
+        let burst = traffic
+            .burst(&r.router_id, &r.interface, q.from..q.to, q.now, q.res, &points)
+            .await
+            .map_err(unavailable)?;
+        let proto_res = |res: history::Resolution| match res {
+            history::Resolution::Minute => Resolution::Minute,
+            history::Resolution::Hour => Resolution::Hour,
+        };
+        Ok(Response::new(GetInterfaceTrafficResponse {
+            router_id: r.router_id,
+            interface: r.interface,
+            resolution: proto_res(q.res).into(),
+            from: Some(to_timestamp(q.from)),
+            to: Some(to_timestamp(q.to)),
+            points: points
+                .into_iter()
+                .map(|p| {
+                    let m = p.rollup;
+                    TrafficPoint {
+                        start: Some(to_timestamp(p.start)),
+                        samples: m.samples,
+                        in_min_bps: m.rx.min,
+                        in_avg_bps: m.rx_avg(),
+                        in_max_bps: m.rx.max,
+                        in_p95_bps: m.rx.p95,
+                        out_min_bps: m.tx.min,
+                        out_avg_bps: m.tx_avg(),
+                        out_max_bps: m.tx.max,
+                        out_p95_bps: m.tx.p95,
+                    }
+                })
+                .collect(),
+            p95_in_bps: burst.rx_p95,
+            p95_out_bps: burst.tx_p95,
+            p95_bps: burst.rx_p95.max(burst.tx_p95),
+            p95_basis: proto_res(burst.basis).into(),
+            p95_samples: burst.samples,
+        }))
+    }
+
     async fn push(&self, req: Request<PushRequest>) -> Result<Response<PushResponse>, Status> {
         let r = req.into_inner();
         if r.token.is_empty() {
@@ -272,5 +336,132 @@ impl CollectorService for Service {
         Ok(Response::new(PushResponse {
             target_id: result.target_id,
         }))
+    }
+}
+
+/// A traffic query, checked.
+#[derive(Debug)]
+struct TrafficQuery {
+    from: SystemTime,
+    to: SystemTime,
+    now: SystemTime,
+    res: history::Resolution,
+}
+
+/// Checks a traffic request field by field: INVALID_ARGUMENT names the
+/// field (`router_id`, `interface`, `from`, `to`, `resolution`).
+fn traffic_query(r: &GetInterfaceTrafficRequest, now: SystemTime) -> Result<TrafficQuery, Status> {
+    if r.router_id.is_empty() {
+        return Err(Status::invalid_argument("`router_id` is required"));
+    }
+    if r.router_id.len() > 128 {
+        return Err(Status::invalid_argument("`router_id` is longer than 128 bytes"));
+    }
+    if r.interface.is_empty() {
+        return Err(Status::invalid_argument("`interface` is required"));
+    }
+    if r.interface.len() > crate::traffic::MAX_NAME_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "`interface` is longer than {} bytes",
+            crate::traffic::MAX_NAME_BYTES
+        )));
+    }
+    if r.interface.chars().any(char::is_control) {
+        return Err(Status::invalid_argument("`interface` contains control characters"));
+    }
+    let time = |field: &str, ts: &Option<prost_types::Timestamp>| -> Result<Option<SystemTime>, Status> {
+        ts.as_ref()
+            .map(|t| {
+                from_timestamp(t).ok_or_else(|| Status::invalid_argument(format!("`{field}` is not a valid time")))
+            })
+            .transpose()
+    };
+    let to = time("to", &r.to)?.unwrap_or(now);
+    let from = match time("from", &r.from)? {
+        Some(f) => f,
+        None => to
+            .checked_sub(Duration::from_secs(86_400))
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    if from >= to {
+        return Err(Status::invalid_argument("`from` must be before `to`"));
+    }
+    let span = to.duration_since(from).unwrap_or_default();
+    let res = match pantau_core::error::enum_arg("resolution", r.resolution)? {
+        Resolution::Hour => history::Resolution::Hour,
+        Resolution::Unspecified if span > MINUTES_UP_TO => history::Resolution::Hour,
+        Resolution::Minute | Resolution::Unspecified => history::Resolution::Minute,
+    };
+    let (most, what) = match res {
+        history::Resolution::Minute => (TRAFFIC_MINUTES_AT_MOST, "8 days in minutes"),
+        history::Resolution::Hour => (TRAFFIC_HOURS_AT_MOST, "800 days in hours"),
+    };
+    if span > most {
+        return Err(Status::invalid_argument(format!(
+            "`from`..`to` spans more than {what}: ask for a shorter range or a coarser `resolution`"
+        )));
+    }
+    Ok(TrafficQuery { from, to, now, res })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> GetInterfaceTrafficRequest {
+        GetInterfaceTrafficRequest {
+            router_id: "edge".into(),
+            interface: "ether1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn refused(r: &GetInterfaceTrafficRequest) -> String {
+        let s = traffic_query(r, SystemTime::now()).unwrap_err();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+        s.message().to_owned()
+    }
+
+    #[test]
+    fn traffic_requests_are_checked_field_by_field() {
+        let now = SystemTime::now();
+        let q = traffic_query(&req(), now).unwrap();
+        assert_eq!(q.res, history::Resolution::Minute);
+        assert_eq!(q.to.duration_since(q.from).unwrap(), Duration::from_secs(86_400));
+        let mut r = req();
+        r.router_id.clear();
+        assert!(refused(&r).contains("`router_id`"));
+        r = req();
+        r.router_id = "r".repeat(129);
+        assert!(refused(&r).contains("`router_id`"));
+        for bad in [String::new(), "x".repeat(256), "eth\n0".to_owned(), "a\u{0}".to_owned()] {
+            r = req();
+            r.interface = bad;
+            assert!(refused(&r).contains("`interface`"));
+        }
+        r = req();
+        r.resolution = 7;
+        assert!(refused(&r).contains("`resolution`"));
+        r = req();
+        r.from = Some(prost_types::Timestamp { seconds: 0, nanos: -5 });
+        assert!(refused(&r).contains("`from`"));
+        r = req();
+        r.to = Some(prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        });
+        assert!(refused(&r).contains("`to`"));
+        r = req();
+        r.from = Some(to_timestamp(now));
+        r.to = Some(to_timestamp(now - Duration::from_secs(60)));
+        assert!(refused(&r).contains("`from` must be before `to`"));
+        r = req();
+        r.from = Some(to_timestamp(now - Duration::from_secs(9 * 86_400)));
+        r.resolution = Resolution::Minute.into();
+        assert!(refused(&r).contains("8 days"));
+        r.resolution = Resolution::Unspecified.into();
+        assert_eq!(traffic_query(&r, now).unwrap().res, history::Resolution::Hour);
+        r.from = Some(to_timestamp(now - Duration::from_secs(801 * 86_400)));
+        assert!(refused(&r).contains("800 days"));
     }
 }

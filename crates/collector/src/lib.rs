@@ -16,6 +16,8 @@
 //! - [`results`]: the latest result per target and a live feed.
 //! - [`state`]: up/down transitions, persisted.
 //! - [`history`]: per-minute and per-hour aggregates with retention.
+//! - [`traffic`]: the routers' interface rates, per minute and per hour
+//!   (min/avg/max/p95), with the same retention.
 //! - [`health`]: the collector's health from its error rate.
 //! - [`host`]: CPU, memory, disk, network, load of the host.
 //! - [`grpc`]: the gRPC service, `pantau.v1.CollectorService`.
@@ -39,6 +41,7 @@ mod spread;
 pub mod state;
 pub mod target;
 pub mod targets;
+pub mod traffic;
 
 use std::sync::Arc;
 
@@ -90,7 +93,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
         .register("collector.progress", Arc::new(health::Stall(Arc::clone(&collector))));
     collector.start(&ctx);
     host::start(&ctx);
-    routers::start(&ctx, Some(&store));
+    routers::start(&ctx, Some(&store), Some(collector.traffic()));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
     let served = grpc::serve(&ctx, Arc::clone(&collector), grpc, &store).await;

@@ -141,6 +141,7 @@ pub struct Collector {
     results: Results,
     states: States,
     history: Arc<History>,
+    traffic: Arc<crate::traffic::TrafficHistory>,
     error_rate: Arc<ErrorRate>,
     progress: Progress,
     store: Store,
@@ -205,6 +206,10 @@ impl Collector {
             states: States::load(store.clone()).await?,
             pauses: Pauses::load(store.clone()).await?,
             history: Arc::new(History::new(store.clone(), &cfg.collector.history)),
+            traffic: Arc::new(crate::traffic::TrafficHistory::new(
+                store.clone(),
+                &cfg.collector.history,
+            )),
             error_rate: Arc::new(ErrorRate::new(cfg.collector.health.clone())),
             progress: Progress::default(),
             store,
@@ -240,6 +245,16 @@ impl Collector {
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Whether `id` is a router in `collector.routers`.
+    pub fn has_router(&self, id: &str) -> bool {
+        self.config.collector.routers.iter().any(|r| r.id == id)
+    }
+
+    /// The routers' interface traffic history (written by the pollers).
+    pub fn traffic(&self) -> &Arc<crate::traffic::TrafficHistory> {
+        &self.traffic
     }
 
     /// The shortest interval of any target not paused; `None` without one.
@@ -306,6 +321,7 @@ impl Collector {
             });
         }
         self.history.start(ctx);
+        self.traffic.start(ctx);
         let me = Arc::clone(self);
         let stop = ctx.shutdown.clone();
         ctx.spawn_supervised("state-writer", move || {

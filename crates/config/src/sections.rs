@@ -305,6 +305,10 @@ pub struct HistoryConfig {
     /// How often finished minutes are written.
     #[serde(with = "duration")]
     pub flush_interval: Duration,
+    /// The most interfaces per router whose traffic is kept (the first ones
+    /// seen; the rest are counted in
+    /// `pantau_collector_traffic_interfaces_left_out_total`), 1–4096.
+    pub max_interfaces_per_router: u32,
 }
 
 impl Default for HistoryConfig {
@@ -313,6 +317,7 @@ impl Default for HistoryConfig {
             minute_retention: Duration::from_secs(7 * 86_400),
             hour_retention: Duration::from_secs(400 * 86_400),
             flush_interval: Duration::from_secs(10),
+            max_interfaces_per_router: 256,
         }
     }
 }

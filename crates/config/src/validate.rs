@@ -7,6 +7,8 @@ use super::duration::format as fmt_d;
 use super::{Config, Invalid};
 
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The most interfaces per router whose traffic history may be kept.
+const MAX_TRAFFIC_INTERFACES: u32 = 4096;
 
 struct Problems(Vec<Invalid>);
 
@@ -216,6 +218,13 @@ fn collector(c: &Config, p: &mut Problems) {
         col.history.flush_interval,
         MIN_INTERVAL,
     );
+    if !(1..=MAX_TRAFFIC_INTERFACES).contains(&col.history.max_interfaces_per_router) {
+        p.add(
+            "collector.history.max_interfaces_per_router",
+            col.history.max_interfaces_per_router,
+            format!("must be between 1 and {MAX_TRAFFIC_INTERFACES}"),
+        );
+    }
     p.duration_at_least("collector.health.window", col.health.window, Duration::from_secs(10));
     let h = &col.health;
     if !(0.0..=100.0).contains(&h.degraded_percent) || !(h.degraded_percent..=100.0).contains(&h.critical_percent) {
@@ -357,6 +366,27 @@ mod tests {
 
     fn keys(c: &Config) -> Vec<String> {
         problems(c).into_iter().map(|i| i.key).collect()
+    }
+
+    #[test]
+    fn traffic_interfaces_per_router_are_bounded() {
+        let mut c = Config::default();
+        assert_eq!(c.collector.history.max_interfaces_per_router, 256);
+        for ok in [1, 4096] {
+            c.collector.history.max_interfaces_per_router = ok;
+            assert!(keys(&c).is_empty(), "{ok}");
+        }
+        for bad in [0, 4097, u32::MAX] {
+            c.collector.history.max_interfaces_per_router = bad;
+            let p = problems(&c);
+            assert_eq!(keys(&c), ["collector.history.max_interfaces_per_router"]);
+            assert!(p[0].allowed.contains("between 1 and 4096"), "{}", p[0].allowed);
+        }
+        // From YAML: a wrong type or a typo names the key.
+        let wrong: Result<crate::HistoryConfig, _> = serde_yaml::from_str("max_interfaces_per_router: lots");
+        assert!(wrong.unwrap_err().to_string().contains("max_interfaces_per_router"));
+        let typo: Result<crate::HistoryConfig, _> = serde_yaml::from_str("max_interface_per_router: 3");
+        assert!(typo.unwrap_err().to_string().contains("max_interface_per_router"));
     }
 
     #[test]

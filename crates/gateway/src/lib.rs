@@ -16,6 +16,8 @@
 //! - [`sync`]: the multi-location routes `/sync/api/…`, answered by the sync-api.
 //! - [`ws`]: the real-time WebSocket hub, `/api/v1/monitoring/events`.
 //! - [`routers`]: router, interface and WAN routes, answered by the WAN detector.
+//! - [`traffic`]: an interface's traffic history and its 95th percentile,
+//!   answered by the collector.
 //! - [`push`]: push (heartbeat) monitors, `/api/v1/push/{token}`.
 //! - [`metrics`]: metric names and descriptions.
 //! - [`auth`]: tokens, API keys, users, rate limits and the audit log.
@@ -45,6 +47,7 @@ pub mod sync;
 pub mod sync_endpoints;
 pub mod targets;
 pub mod timeline;
+pub mod traffic;
 pub mod view;
 pub mod ws;
 
@@ -168,6 +171,7 @@ pub fn router(state: &AppState) -> Router {
         .merge(reports::router(&state.ctx))
         .merge(notify::router(&state.ctx))
         .merge(routers::router(&state.ctx))
+        .merge(traffic::router(&state.ctx))
         .merge(sync::router(&state.ctx))
         .merge(auth::routes::router(Arc::clone(&state.auth)))
         .merge(openapi::router())

@@ -245,6 +245,7 @@ pub fn document() -> Document {
         crate::monitoring::Doc::openapi(),
         crate::notify::Doc::openapi(),
         crate::routers::Doc::openapi(),
+        crate::traffic::Doc::openapi(),
         crate::sync::Doc::openapi(),
         crate::sync_endpoints::Doc::openapi(),
         crate::console::status::Doc::openapi(),

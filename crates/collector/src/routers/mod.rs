@@ -23,6 +23,8 @@
 //! - [`counters`]: wrap vs reset vs gap, reboot vs the 497-day uptime wrap.
 //! - [`track`]: consecutive readings → samples, info and events; publishing.
 //! - [`went_down`]: the interfaces that went down while enabled, persisted.
+//! - Each valid rate also goes to the traffic history
+//!   ([`crate::traffic`]) when the poller has one ([`RouterPoller::with_traffic`]).
 //! - [`metrics`]: metric names.
 
 pub mod counters;
@@ -46,13 +48,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{self, Admit, Breaker};
+use crate::traffic::TrafficHistory;
 use driver::{Driver, PollError};
 use metrics as m;
 use track::{Observed, Tracker};
 
 /// Starts one supervised polling task per configured router on `ctx.tasks`;
-/// with `store`, the interfaces that went down are kept across restarts.
-pub fn start(ctx: &Context, store: Option<&Store>) {
+/// with `store`, the interfaces that went down are kept across restarts;
+/// with `traffic`, every valid rate goes to the traffic history.
+pub fn start(ctx: &Context, store: Option<&Store>, traffic: Option<&Arc<TrafficHistory>>) {
     let routers = &ctx.config.collector.routers;
     if routers.is_empty() {
         return;
@@ -66,11 +70,15 @@ pub fn start(ctx: &Context, store: Option<&Store>) {
             ctx.shutdown.clone(),
             store.cloned(),
         );
+        let traffic = traffic.cloned();
         // Started again (with a new session) if it panics.
         ctx.spawn_supervised("router-poller", move || {
             let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus));
             if let Some(store) = &store {
                 poller = poller.with_store(store.clone());
+            }
+            if let Some(traffic) = &traffic {
+                poller = poller.with_traffic(Arc::clone(traffic));
             }
             let stop = stop.clone();
             async move { poller.run(stop).await }
@@ -94,6 +102,8 @@ pub struct RouterPoller {
     /// loaded from it yet.
     store: Option<Store>,
     loaded: bool,
+    /// Where each valid rate is rolled up.
+    traffic: Option<Arc<TrafficHistory>>,
 }
 
 impl RouterPoller {
@@ -122,6 +132,7 @@ impl RouterPoller {
             logged_bad: std::collections::HashSet::new(),
             store: None,
             loaded: false,
+            traffic: None,
         }
     }
 
@@ -130,6 +141,13 @@ impl RouterPoller {
     #[must_use]
     pub fn with_store(mut self, store: Store) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Rolls every valid interface rate up into `traffic`.
+    #[must_use]
+    pub fn with_traffic(mut self, traffic: Arc<TrafficHistory>) -> Self {
+        self.traffic = Some(traffic);
         self
     }
 
@@ -197,6 +215,16 @@ impl RouterPoller {
         }
         let sooner = self.breaker.record(observed.up, Instant::now());
         export(&id, &observed);
+        if let Some(traffic) = &self.traffic {
+            for s in observed.samples.iter().filter(|s| s.rates_valid) {
+                let at = s
+                    .sampled_at
+                    .as_ref()
+                    .and_then(pantau_core::time::from_timestamp)
+                    .unwrap_or_else(SystemTime::now);
+                traffic.record(&id, &s.if_name, at, s.in_bits_per_second, s.out_bits_per_second);
+            }
+        }
         track::publish(self.bus.as_ref(), &id, &observed).await;
         publish_up(self.bus.as_ref(), &id, observed.up).await;
         let next = sooner.filter(|d| *d < self.interval).unwrap_or(self.interval);

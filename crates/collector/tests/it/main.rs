@@ -21,5 +21,6 @@ mod snmpsim;
 mod sql;
 mod state;
 mod targets;
+mod traffic;
 mod trust;
 mod udp_ssh;

@@ -370,7 +370,7 @@ async fn a_routeros_router_from_yaml_polls_through_start() {
     let bus = Arc::new(MemoryBus::new());
     let mut stream = bus.subscribe(Subscription::live("pantau.>")).await.unwrap();
     let ctx = pantau_core::service::Context::new(Arc::new(cfg), bus.clone());
-    pantau_collector::routers::start(&ctx, None);
+    pantau_collector::routers::start(&ctx, None, None);
     let info = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let m = stream.next().await.expect("the bus is open");

@@ -230,7 +230,7 @@ async fn the_example_file_polls_through_start() {
         r.snmp.user = r.snmp.user.as_ref().map(|_| pantau_testkit::V3_USER.to_owned());
     }
     let ctx = pantau_core::service::Context::new(Arc::new(cfg), bus.clone());
-    pantau_collector::routers::start(&ctx, None);
+    pantau_collector::routers::start(&ctx, None, None);
     let mut seen = std::collections::BTreeSet::new();
     let waited = tokio::time::timeout(Duration::from_secs(20), async {
         while seen.len() < 2 {

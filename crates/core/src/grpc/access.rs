@@ -61,6 +61,7 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.CollectorService/ResumeTarget", write()),
     ("/pantau.v1.CollectorService/StreamResults", read()),
     ("/pantau.v1.CollectorService/GetHistory", read()),
+    ("/pantau.v1.CollectorService/GetInterfaceTraffic", read()),
     // The gateway relays push monitors' heartbeats (their URL token is the
     // credential there); a heartbeat is a result, not a change, so not audited.
     (

@@ -40,6 +40,7 @@ pub mod routers;
 pub mod rules;
 pub mod status;
 pub mod target;
+pub mod traffic_chart;
 pub mod users;
 
 use std::sync::Arc;

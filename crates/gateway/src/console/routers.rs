@@ -4,7 +4,9 @@
 //! which ISP, with the methods and confidence behind the judgement), a live
 //! traffic chart per interface (the page's script, `assets/net.js`, follows
 //! the hub's `traffic` events of the router) and its timeline (reboots,
-//! counter resets, interface changes: [`crate::timeline`]).
+//! counter resets, interface changes: [`crate::timeline`]), and each
+//! interface's last 24 hours with its 95th percentile, drawn on the server
+//! ([`traffic_chart`]).
 //!
 //! Read-only: the same WAN detector calls the router REST routes make
 //! (`crate::routers`); there is nothing to write.
@@ -21,8 +23,8 @@ use pantau_config::types::quote;
 use pantau_proto::v1 as pb;
 use serde::Serialize;
 
-use super::Console;
 use super::page::{SignedIn, User, fail, render};
+use super::{Console, traffic_chart};
 use crate::routers::{InterfaceView, RouterView, WanInterfaceView};
 use crate::view::RouterEventView;
 
@@ -167,6 +169,7 @@ async fn one(State(c): State<Console>, SignedIn(user): SignedIn, Path(id): Path<
         })
         .collect();
     let wans = rows.iter().filter(|r| r.wan.as_ref().is_some_and(|w| w.is_wan)).count();
+    let history = history(&c, &id, &rows).await;
     let timeline: Vec<RouterEventView> = c.app.feed.timeline().of(&id);
     render(
         "router.html",
@@ -178,8 +181,36 @@ async fn one(State(c): State<Console>, SignedIn(user): SignedIn, Path(id): Path<
             wan_error,
             detected_at,
             timeline,
+            history,
         },
     )
+}
+
+/// The last 24 hours of each interface (the first [`traffic_chart::MOST`]),
+/// asked of the collector at once.
+async fn history(c: &Console, id: &str, rows: &[InterfaceRow]) -> Vec<traffic_chart::Chart> {
+    let to = std::time::SystemTime::now();
+    let asks = rows.iter().take(traffic_chart::MOST).map(|row| {
+        let mut collector = c.collector.clone();
+        let name = row.i.name.clone();
+        let req = pb::GetInterfaceTrafficRequest {
+            router_id: id.to_owned(),
+            interface: name.clone(),
+            from: Some(pantau_core::time::to_timestamp(to - traffic_chart::SPAN)),
+            to: Some(pantau_core::time::to_timestamp(to)),
+            resolution: pb::Resolution::Minute.into(),
+        };
+        async move {
+            if name.is_empty() || name.len() > crate::traffic::MAX_NAME_BYTES {
+                return traffic_chart::missing(name, "the interface has no usable name".to_owned());
+            }
+            match collector.get_interface_traffic(req).await {
+                Ok(r) => traffic_chart::chart(name, &r.into_inner(), to),
+                Err(s) => traffic_chart::missing(name, crate::grpc_error(&s, "collector").message),
+            }
+        }
+    });
+    futures::future::join_all(asks).await
 }
 
 #[cfg(test)]

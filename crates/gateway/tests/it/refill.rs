@@ -75,6 +75,12 @@ impl CollectorService for Collector {
     async fn push(&self, _: Request<pb::PushRequest>) -> Result<Response<pb::PushResponse>, Status> {
         no()
     }
+    async fn get_interface_traffic(
+        &self,
+        _: Request<pb::GetInterfaceTrafficRequest>,
+    ) -> Result<Response<pb::GetInterfaceTrafficResponse>, Status> {
+        no()
+    }
 }
 
 async fn latest_ids(base: &str) -> Vec<(String, String)> {

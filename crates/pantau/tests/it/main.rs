@@ -26,3 +26,4 @@ mod sync;
 mod sync_contract;
 mod traces;
 mod traces_cluster;
+mod traffic;

@@ -148,7 +148,7 @@ async fn the_example_file_detects_this_machines_wan() {
     cfg.data_dir = dir.path().to_owned();
     let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let detector = Running::start(cfg, Arc::clone(&bus)).await;
-    pantau_collector::routers::start(&detector.ctx, None);
+    pantau_collector::routers::start(&detector.ctx, None, None);
     let want = default_route_interface();
     let mut client = detector.client();
     let answer = eventually("a judgement of the example's router", || {

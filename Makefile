@@ -31,7 +31,7 @@ deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing="$$missing dnsmasq-base"; \
 	command -v snmpd >/dev/null 2>&1 || [ -x /usr/sbin/snmpd ] || missing="$$missing snmpd"; \
-	command -v snmpbulkwalk >/dev/null 2>&1 || missing="$$missing snmp"; \
+	{ command -v snmpbulkwalk >/dev/null 2>&1 && command -v snmpset >/dev/null 2>&1; } || missing="$$missing snmp"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \

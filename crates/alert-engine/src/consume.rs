@@ -25,12 +25,14 @@ pub const CONSUMER: &str = "alert-engine";
 pub const BATCH: usize = 256;
 
 /// The subscriptions: (pattern, durable name).
-pub const SUBSCRIPTIONS: [(&str, &str); 5] = [
+pub const SUBSCRIPTIONS: [(&str, &str); 6] = [
     (subject::ALL_CHECK_RESULTS, "alert-engine-checks"),
     (subject::ALL_METRICS, "alert-engine-metrics"),
     (subject::ALL_EVENTS, "alert-engine-events"),
     (subject::ALL_CONSENSUS, "alert-engine-consensus"),
     (subject::ALL_IFACE_SAMPLES, "alert-engine-ifaces"),
+    // Routers' labels: their site, for derived dependencies.
+    (subject::ALL_ROUTER_INFO, "alert-engine-routers"),
 ];
 
 /// The facts a bus message states; interface facts of WAN interfaces get

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
@@ -14,6 +15,21 @@ fn seen(target: &str, up: bool, at: SystemTime, parents: &[&str]) -> Observed {
         at,
         fresh: true,
         parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
+        labels: BTreeMap::new(),
+    }
+}
+
+fn at_site(target: &str, site: &str, up: bool, at: SystemTime) -> Observed {
+    Observed {
+        labels: [("site".to_owned(), site.to_owned())].into(),
+        ..seen(target, up, at, &[])
+    }
+}
+
+fn somewhere(target: &str, location: &str, up: bool, at: SystemTime, parents: &[&str]) -> Observed {
+    Observed {
+        location: location.into(),
+        ..seen(target, up, at, parents)
     }
 }
 
@@ -303,4 +319,184 @@ fn what_the_bus_sends_is_tracked_only_up_to_the_limit() {
     assert!(d.links.contains_key(&("core".to_owned(), "ether1".to_owned())));
     assert_eq!(d.links.len(), 1);
     assert_eq!(d.polled.len(), 1);
+}
+
+#[test]
+fn a_location_is_down_when_all_its_results_are_down_or_it_falls_silent() {
+    let mut d = Deps::default().with_staleness(Duration::from_secs(60));
+    // `branch-printer` is checked from `jkt` and depends on `bdg`.
+    d.observe(seen("branch-printer", true, t(0), &["location:bdg"]));
+    assert!(d.location_changes(t(0)).is_empty(), "nothing heard from bdg yet");
+    d.observe(somewhere("bdg-a", "bdg", true, t(1), &[]));
+    d.observe(somewhere("bdg-b", "bdg", true, t(1), &[]));
+    assert_eq!(d.location_changes(t(1)), [("bdg".to_owned(), true)]);
+    assert!(d.location_changes(t(2)).is_empty(), "said once");
+    // One of two down: the location is fine.
+    d.observe(somewhere("bdg-a", "bdg", false, t(3), &[]));
+    d.observe(seen("branch-printer", false, t(3), &["location:bdg"]));
+    assert!(d.location_changes(t(3)).is_empty());
+    // Both down: the location is down, and holds its children.
+    d.observe(somewhere("bdg-b", "bdg", false, t(4), &[]));
+    assert_eq!(d.location_changes(t(4)), [("bdg".to_owned(), false)]);
+    assert_eq!(
+        d.cause(&child_alert("branch-printer"), t(5)).as_deref(),
+        Some("depends:location:bdg")
+    );
+    // Its alert (`location_up == 0`) is the root cause from then on.
+    let root = alert("loc1", LOCATION_UP, &[("location", "bdg")], State::Firing);
+    d.note_alert(&root, t(5));
+    assert_eq!(
+        d.cause(&child_alert("branch-printer"), t(5)).as_deref(),
+        Some("depends:loc1")
+    );
+    assert_eq!(d.as_parent(&root).as_deref(), Some("location:bdg"));
+    assert_eq!(d.affected(&root), ["branch-printer"]);
+    let mut resolved = root.clone();
+    resolved.state = State::Resolved;
+    d.note_alert(&resolved, t(6));
+    // Back up: released once the child is checked again.
+    d.observe(somewhere("bdg-a", "bdg", true, t(7), &[]));
+    assert_eq!(d.location_changes(t(7)), [("bdg".to_owned(), true)]);
+    d.observe(seen("branch-printer", false, t(8), &["location:bdg"]));
+    assert_eq!(d.cause(&child_alert("branch-printer"), t(8)), None, "down on its own");
+    // Silent for the staleness: down again, with no message saying so.
+    assert_eq!(d.location_changes(t(70)), [("bdg".to_owned(), false)]);
+    assert!(d.cause(&child_alert("branch-printer"), t(70)).is_some());
+}
+
+#[test]
+fn a_location_nobody_depends_on_costs_nothing() {
+    let mut d = Deps::default();
+    for i in 0..100 {
+        d.observe(somewhere(&format!("t{i}"), "sby", false, t(1), &[]));
+    }
+    assert!(d.places.is_empty() && d.location_changes(t(2)).is_empty());
+    d.observe(seen("web", true, t(3), &["location:sby"]));
+    assert_eq!(d.places.len(), 1);
+    d.observe(seen("web", true, t(4), &[]));
+    assert!(d.places.is_empty(), "forgotten with its last child");
+}
+
+fn wan_down(router: &str) -> Alert {
+    alert(
+        &format!("wan-{router}"),
+        "interface_up",
+        &[("router", router), ("interface", "ether1"), ("role", "wan")],
+        State::Firing,
+    )
+}
+
+#[test]
+fn derived_a_sites_targets_are_held_while_all_its_routers_wan_links_are_down() {
+    let mut d = Deps::default().deriving(Some("site".into()));
+    d.take(Signal::Router {
+        router: "core".into(),
+        labels: [("site".to_owned(), "jkt".to_owned())].into(),
+    });
+    d.take(Signal::Wan {
+        router: "core".into(),
+        interfaces: vec!["ether1".into(), "pppoe-out1".into()],
+    });
+    d.take(Signal::Link(poll("core", "ether1", true, t(0))));
+    d.take(Signal::Link(poll("core", "pppoe-out1", true, t(0))));
+    d.observe(at_site("pos", "jkt", true, t(0)));
+    d.observe(at_site("elsewhere", "sby", true, t(0)));
+    assert!(d.active());
+    let mut pos = child_alert("pos");
+    pos.labels.insert("site".into(), "jkt".into());
+    // One link down: the site still has its other uplink.
+    d.take(Signal::Link(poll("core", "ether1", false, t(2))));
+    d.observe(at_site("pos", "jkt", false, t(3)));
+    d.take(Signal::Link(poll("core", "pppoe-out1", true, t(4))));
+    assert_eq!(d.cause(&pos, t(4)), None);
+    // Both down: held by the router, then by the WAN alert once open.
+    d.take(Signal::Link(poll("core", "pppoe-out1", false, t(5))));
+    assert_eq!(d.cause(&pos, t(5)).as_deref(), Some("depends:router:core"));
+    let root = wan_down("core");
+    d.note_alert(&root, t(6));
+    assert_eq!(d.cause(&pos, t(6)).as_deref(), Some("depends:wan-core"));
+    assert_eq!(d.as_parent(&root).as_deref(), Some("router:core"));
+    assert_eq!(d.affected(&root), ["pos"]);
+    // Another site's target is not held, nor one without a site.
+    let mut other = child_alert("elsewhere");
+    other.labels.insert("site".into(), "sby".into());
+    assert_eq!(d.cause(&other, t(6)), None);
+    assert_eq!(d.cause(&child_alert("nosite"), t(6)), None);
+    // A LAN port is no root cause.
+    let mut lan = wan_down("core");
+    lan.labels.insert("interface".into(), "bridge".into());
+    assert_eq!(d.as_parent(&lan), None);
+}
+
+#[test]
+fn derived_dependencies_are_off_unless_asked_for() {
+    let mut d = Deps::default();
+    d.take(Signal::Router {
+        router: "core".into(),
+        labels: [("site".to_owned(), "jkt".to_owned())].into(),
+    });
+    d.take(Signal::Wan {
+        router: "core".into(),
+        interfaces: vec!["ether1".into()],
+    });
+    d.take(Signal::Link(poll("core", "ether1", false, t(1))));
+    d.observe(at_site("pos", "jkt", false, t(2)));
+    let mut pos = child_alert("pos");
+    pos.labels.insert("site".into(), "jkt".into());
+    assert!(!d.active());
+    assert_eq!(d.cause(&pos, t(3)), None);
+    assert_eq!(d.as_parent(&wan_down("core")), None);
+}
+
+#[test]
+fn hostile_wan_and_router_messages_are_bounded() {
+    use pantau_proto::v1::{EventKind, RouterEvent, RouterInfo};
+    let list = (0..10_000).map(|i| format!("if{i}")).collect::<Vec<_>>().join(",");
+    let e = RouterEvent {
+        kind: EventKind::WanDetected as i32,
+        source: "core".into(),
+        attributes: [("wan_interfaces".to_owned(), format!(" ,,{list}"))].into(),
+        ..RouterEvent::default()
+    };
+    let Some(Signal::Wan { interfaces, .. }) = Signal::wan(&e) else {
+        panic!("a wan_detected event is a signal")
+    };
+    assert_eq!(interfaces.len(), MAX_WAN_LINKS);
+    assert_eq!(interfaces[0], "if0");
+    let reboot = RouterEvent {
+        kind: EventKind::Reboot as i32,
+        ..e
+    };
+    assert!(
+        Signal::wan(&reboot).is_none(),
+        "only wan_detected says which links are WAN"
+    );
+    let mut d = Deps::with_limit(10).deriving(Some("site".into()));
+    for i in 0..1000 {
+        let info = RouterInfo {
+            router_id: format!("r{i}"),
+            labels: [("site".to_owned(), format!("s{i}"))].into(),
+            ..RouterInfo::default()
+        };
+        d.take(Signal::router(&info));
+        d.take(Signal::Wan {
+            router: format!("r{i}"),
+            interfaces: vec!["ether1".into()],
+        });
+        d.observe(at_site(&format!("t{i}"), &format!("s{i}"), true, t(1)));
+    }
+    assert_eq!(d.derived.router_site.len(), 10);
+    assert_eq!(d.derived.wan.len(), 10);
+    assert_eq!(d.derived.target_site.len(), 10);
+    // A site name past a label value's bound names no site.
+    let mut d2 = Deps::default().deriving(Some("site".into()));
+    d2.observe(at_site("t", &"s".repeat(100_000), true, t(1)));
+    d2.observe_router("r", &[("site".to_owned(), "s".repeat(100_000))].into());
+    assert!(d2.derived.target_site.is_empty() && d2.derived.router_site.is_empty());
+    // A router that loses its site label leaves its site.
+    d.take(Signal::Router {
+        router: "r0".into(),
+        labels: BTreeMap::new(),
+    });
+    assert!(!d.derived.router_site.contains_key("r0"));
 }

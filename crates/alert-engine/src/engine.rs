@@ -333,7 +333,11 @@ impl Engine {
             life,
             unsaved: Vec::new(),
             silences: store.silences(SystemTime::now()).await?,
-            deps: Deps::with_limit(cfg.max_series),
+            deps: Deps::with_limit(cfg.max_series).with_staleness(cfg.staleness).deriving(
+                cfg.dependencies
+                    .derive_from_wan
+                    .then(|| cfg.dependencies.site_label.clone()),
+            ),
             maintenance: Vec::new(),
             incidents: Incidents::new(cfg.incidents.clone()),
             unsaved_writes: Vec::new(),
@@ -424,8 +428,13 @@ impl Engine {
     /// Takes one message's facts and dependency signal in and evaluates the
     /// rules that read them; returns the transitions, not yet stored.
     fn absorb(&self, inner: &mut Inner, facts: Vec<Fact>, signal: Option<Signal>, now: SystemTime) -> Vec<Change> {
+        let mut facts = facts;
         if let Some(s) = signal {
+            let checked = matches!(s, Signal::Check(_));
             inner.deps.take(s);
+            if checked {
+                facts.extend(location_facts(inner.deps.location_changes(now), now));
+            }
         }
         let mut touched: Vec<(String, Labels)> = Vec::new();
         let mut global: Vec<String> = Vec::new();
@@ -465,6 +474,11 @@ impl Engine {
     /// Evaluates the rules that facts touched since their last evaluation
     /// and that read too many series to evaluate at every fact.
     pub async fn evaluate_batched(&self, now: SystemTime) -> Result<Vec<Change>, EngineError> {
+        // A location that fell silent is down without any message saying so.
+        let silent = self.inner.lock().await.deps.location_changes(now);
+        if !silent.is_empty() {
+            self.ingest(location_facts(silent, now), now).await?;
+        }
         let mut inner = self.inner.lock().await;
         if inner.deps.active() || !inner.maintenance.is_empty() {
             // Children whose parent's verdict came, or whose hold ended;
@@ -758,6 +772,14 @@ impl Engine {
         }
         self.commit(&mut inner, changes, now).await
     }
+}
+
+/// `location_up{location}` facts of the locations whose state changed.
+fn location_facts(changes: Vec<(String, bool)>, now: SystemTime) -> Vec<crate::facts::Fact> {
+    changes
+        .into_iter()
+        .map(|(l, up)| crate::facts::location_up(&l, up, now))
+        .collect()
 }
 
 /// Whether two label sets agree on every label both have.

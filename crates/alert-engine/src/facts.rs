@@ -11,6 +11,7 @@
 //! | `ConsensusResult` (`pantau.consensus.<target>`) | `consensus_up{target}` 1 / 0.5 (partial) / 0 (down by quorum), `consensus_locations_down{target}` |
 //! | `RouterEvent` cert_expiring | `cert_expiry_days{target}` from the attribute `days` |
 //! | any `RouterEvent` with attributes `fact` and `value` | `<fact>{source,…other attributes}` = the value (a number when it parses, else a state such as `"unhealthy"`) |
+//! | the dependencies' view of the check results of a location some target depends on | `location_up{location}` 1 / 0 (see [`crate::deps`]) |
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -169,6 +170,18 @@ pub fn from_consensus(c: &ConsensusResult, now: SystemTime) -> Vec<Fact> {
             at,
         ),
     ]
+}
+
+/// `location_up{location}`: 1 while a location some target depends on
+/// sends results that are not all down, 0 once it is down (see
+/// [`crate::deps`]).
+pub fn location_up(location: &str, up: bool, at: SystemTime) -> Fact {
+    fact(
+        crate::deps::LOCATION_UP,
+        labels([("location", location)]),
+        Value::Num(if up { 1.0 } else { 0.0 }),
+        at,
+    )
 }
 
 /// Which interfaces the WAN detector judged WAN, per router, learnt from

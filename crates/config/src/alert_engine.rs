@@ -60,6 +60,32 @@ pub struct AlertEngineConfig {
     /// always share one; other alerts share one when they agree on the
     /// `group_by` labels and fire within `window` of its latest alert.
     pub incidents: IncidentsConfig,
+    /// Dependencies the engine works out itself, besides each target's
+    /// `depends_on`.
+    pub dependencies: DependenciesConfig,
+}
+
+/// `alert_engine.dependencies`: dependencies derived from what the WAN
+/// detector knows. Off by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DependenciesConfig {
+    /// Every target whose `site_label` names a site is held by that site's
+    /// router (the router whose own `labels` carry the same value) while
+    /// all of the router's WAN links (as the WAN detector classified them)
+    /// are down: one page for the uplinks, none for what is behind them.
+    pub derive_from_wan: bool,
+    /// The label naming a target's and a router's site.
+    pub site_label: String,
+}
+
+impl Default for DependenciesConfig {
+    fn default() -> Self {
+        Self {
+            derive_from_wan: false,
+            site_label: "site".to_owned(),
+        }
+    }
 }
 
 /// `alert_engine.incidents`: grouping alerts into incidents.
@@ -132,6 +158,7 @@ impl Default for AlertEngineConfig {
             alertmanager_url: None,
             watchdog: WatchdogConfig::default(),
             incidents: IncidentsConfig::default(),
+            dependencies: DependenciesConfig::default(),
         }
     }
 }
@@ -180,6 +207,13 @@ pub struct AlertRuleConfig {
     /// recorded but notify no one (one page per root cause).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+}
+
+/// 1–64 letters, digits or `_`, not starting with a digit.
+fn is_label_name(l: &str) -> bool {
+    (1..=64).contains(&l.len())
+        && l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn yes() -> bool {
@@ -279,12 +313,16 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
             "must list at most 16 labels",
         );
     }
+    if !is_label_name(&a.dependencies.site_label) {
+        add(
+            "alert_engine.dependencies.site_label".into(),
+            crate::types::quote(&a.dependencies.site_label).into_owned(),
+            "must be a label name: 1–64 letters, digits or `_`, not starting with a digit",
+        );
+    }
     let mut labels = HashSet::new();
     for (i, l) in inc.group_by.iter().enumerate().take(MAX_GROUP_BY) {
-        let name_ok = (1..=64).contains(&l.len())
-            && l.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !name_ok {
+        if !is_label_name(l) {
             add(
                 format!("alert_engine.incidents.group_by[{i}]"),
                 crate::types::quote(l).into_owned(),
@@ -381,6 +419,38 @@ mod tests {
             "alert_engine:\n  incidents:\n    group_by: [1, {a: b}]\n",
         ] {
             assert!(serde_yaml::from_str::<Config>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn derived_dependencies_are_off_by_default_and_their_label_is_checked() {
+        let c = Config::default();
+        assert!(!c.alert_engine.dependencies.derive_from_wan);
+        assert_eq!(c.alert_engine.dependencies.site_label, "site");
+        let yaml = "alert_engine:\n  dependencies:\n    derive_from_wan: true\n    site_label: branch\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        assert!(problems(&c).is_empty());
+        assert!(c.alert_engine.dependencies.derive_from_wan);
+        let huge = "y".repeat(100_000);
+        for label in ["''", "'9x'", "'a b'", "'a\\u0000'", huge.as_str()] {
+            let yaml = format!("alert_engine:\n  dependencies:\n    site_label: {label}\n");
+            let c: Config = serde_yaml::from_str(&yaml).unwrap();
+            let found = problems(&c);
+            assert_eq!(found.len(), 1, "{label:.20}: {found:?}");
+            assert_eq!(found[0].key, "alert_engine.dependencies.site_label");
+            assert!(found[0].value.len() < 200, "quoted briefly");
+        }
+        for bad in [
+            "alert_engine:\n  dependencies:\n    derive_from_wan: maybe\n",
+            "alert_engine:\n  dependencies:\n    derive_from_wan: 1.5\n",
+            "alert_engine:\n  dependencies:\n    site_label: [a]\n",
+            "alert_engine:\n  dependencies:\n    derive: true\n",
+        ] {
+            let e = serde_yaml::from_str::<Config>(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("dependencies") || e.contains("derive") || e.contains("site_label"),
+                "{bad}: {e}"
+            );
         }
     }
 

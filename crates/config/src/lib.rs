@@ -31,13 +31,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, IncidentsConfig, WatchdogConfig};
+pub use alert_engine::{
+    AlertEngineConfig, AlertRuleConfig, AlertSeverity, DependenciesConfig, IncidentsConfig, WatchdogConfig,
+};
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use escalation::{EscalationConfig, EscalationStep};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
-pub use maintenance::{MaintenanceChecks, MaintenanceWindow};
+pub use maintenance::{CronSchedule, MaintenanceChecks, MaintenanceWindow};
 pub use notifier::*;
 pub use routers::{
     DEFAULT_RETRIES, DEFAULT_ROUTEROS_PORT, DEFAULT_ROUTEROS_TLS_PORT, DEFAULT_SNMP_PORT, RouterConfig, RouterDriver,

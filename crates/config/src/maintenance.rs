@@ -4,6 +4,11 @@
 //! `checks: continue`, runs but does not count) the covered targets'
 //! checks, so the window's time counts neither for nor against uptime; the
 //! alert engine mutes covered alerts (`suppressed_by: maintenance:<id>`).
+//!
+//! A window is either `start`/`end` (repeated every `repeat_every`, if set)
+//! or a `cron` expression (five fields, UTC, parsed once by `croner`) giving
+//! each start, with a `duration`; `start` then bounds the first, and
+//! `repeat_until` the last.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -15,6 +20,10 @@ use crate::{Invalid, duration};
 
 /// Shortest repeat of a recurring window.
 const MIN_REPEAT: Duration = Duration::from_secs(60);
+/// Longest window of a cron schedule.
+const MAX_CRON_DURATION: Duration = Duration::from_secs(31 * 86_400);
+/// Longest cron expression, in bytes.
+const MAX_CRON: usize = 256;
 /// Most ids, labels, routers or locations one window lists.
 const MAX_ITEMS: usize = 1000;
 
@@ -38,12 +47,20 @@ pub struct MaintenanceWindow {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The (first) start, RFC 3339, e.g. `2026-12-05T02:00:00Z`.
-    #[serde(with = "time")]
-    pub start: SystemTime,
-    /// The (first) end, after `start`.
-    #[serde(with = "time")]
-    pub end: SystemTime,
+    /// The (first) start, RFC 3339, e.g. `2026-12-05T02:00:00Z`; with
+    /// `cron`, optional: no window starts before it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::option")]
+    pub start: Option<SystemTime>,
+    /// The (first) end, after `start`; not with `cron` (say `duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::option")]
+    pub end: Option<SystemTime>,
+    /// When each window starts: a cron expression of five fields (minute,
+    /// hour, day of month, month, day of week), in UTC, e.g. `0 2 * * SAT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<CronSchedule>,
+    /// How long each window of `cron` lasts (1 minute to 31 days).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
+    pub duration: Option<Duration>,
     /// Repeat every this long (`7d` for weekly, `1d` for daily); at least
     /// 1 minute and at least the window's length.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "duration::option")]
@@ -70,15 +87,29 @@ pub struct MaintenanceWindow {
 impl MaintenanceWindow {
     /// Whether the window holds at `now`.
     pub fn is_active(&self, now: SystemTime) -> bool {
-        let Some(every) = self.repeat_every.filter(|e| !e.is_zero()) else {
-            return self.start <= now && now < self.end;
+        if let (Some(cron), Some(len)) = (&self.cron, self.duration) {
+            return cron.holds(now, len, self.start, self.repeat_until);
+        }
+        let (Some(start), Some(end)) = (self.start, self.end) else {
+            return false;
         };
-        if now < self.start || self.repeat_until.is_some_and(|u| now >= u) {
+        let Some(every) = self.repeat_every.filter(|e| !e.is_zero()) else {
+            return start <= now && now < end;
+        };
+        if now < start || self.repeat_until.is_some_and(|u| now >= u) {
             return false;
         }
-        let since = now.duration_since(self.start).unwrap_or_default().as_nanos();
-        let len = self.end.duration_since(self.start).unwrap_or_default().as_nanos();
+        let since = now.duration_since(start).unwrap_or_default().as_nanos();
+        let len = end.duration_since(start).unwrap_or_default().as_nanos();
         since % every.as_nanos() < len
+    }
+
+    /// Whether it covers the router `id` (with `labels`, polled from
+    /// `location`): by id, by location, or by labels.
+    pub fn covers_router(&self, id: &str, labels: &BTreeMap<String, String>, location: &str) -> bool {
+        self.routers.iter().any(|r| r == id)
+            || self.locations.iter().any(|l| l == location)
+            || (!self.labels.is_empty() && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
     }
 
     /// Whether it covers the target `id` with `labels`, checked at `location`.
@@ -96,6 +127,81 @@ impl MaintenanceWindow {
             || has("router", &self.routers)
             || has("location", &self.locations)
             || (!self.labels.is_empty() && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
+    }
+}
+
+/// A cron expression (five fields, UTC), parsed once where it is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CronSchedule {
+    text: String,
+    cron: croner::Cron,
+}
+
+impl CronSchedule {
+    /// Parses `text`; the error says what is wrong.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_CRON {
+            return Err(format!(
+                "`{}` is too long: a cron expression has at most {MAX_CRON} bytes",
+                crate::types::quote(text)
+            ));
+        }
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .build();
+        let cron = parser.parse(text.trim()).map_err(|e| {
+            format!(
+                "`{}` is not a cron expression of five fields (minute hour day-of-month month day-of-week, e.g. `0 2 * * SAT`): {e}",
+                crate::types::quote(text)
+            )
+        })?;
+        // A pattern that never matches (`0 0 30 2 *`) is no schedule.
+        let epoch = chrono::DateTime::<chrono::Utc>::from(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600));
+        cron.find_next_occurrence(&epoch, true)
+            .map_err(|e| format!("`{}` never starts a window: {e}", crate::types::quote(text)))?;
+        Ok(Self {
+            text: text.trim().to_owned(),
+            cron,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether a window of `len` started by this schedule holds at `now`:
+    /// its latest start at or before `now` is less than `len` ago, not
+    /// before `from` and before `until`.
+    pub fn holds(&self, now: SystemTime, len: Duration, from: Option<SystemTime>, until: Option<SystemTime>) -> bool {
+        let at = chrono::DateTime::<chrono::Utc>::from(now);
+        let Ok(last) = self.cron.find_previous_occurrence(&at, true) else {
+            return false;
+        };
+        let last = SystemTime::from(last);
+        now.duration_since(last).is_ok_and(|ago| ago < len)
+            && from.is_none_or(|f| last >= f)
+            && until.is_none_or(|u| last < u)
+    }
+}
+
+impl TryFrom<String> for CronSchedule {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::new(&s)
+    }
+}
+
+impl From<CronSchedule> for String {
+    fn from(c: CronSchedule) -> Self {
+        c.text
+    }
+}
+
+impl PartialEq for CronSchedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
     }
 }
 
@@ -121,6 +227,19 @@ pub fn holds(
     })
 }
 
+/// Whether a window of `windows` that pauses checks holds the router `id`
+/// (with `labels`, polled from `location`) at `now`: its polling pauses.
+pub fn pauses_router<'a>(
+    windows: &'a [MaintenanceWindow],
+    router: (&str, &BTreeMap<String, String>, &str),
+    now: SystemTime,
+) -> Option<&'a MaintenanceWindow> {
+    let (id, labels, location) = router;
+    windows
+        .iter()
+        .find(|w| w.checks == MaintenanceChecks::Pause && w.covers_router(id, labels, location) && w.is_active(now))
+}
+
 /// Every problem of `maintenance[]`, keyed `maintenance[i].<field>`.
 pub(crate) fn problems(windows: &[MaintenanceWindow]) -> Vec<Invalid> {
     let mut out = Vec::new();
@@ -142,25 +261,75 @@ pub(crate) fn problems(windows: &[MaintenanceWindow]) -> Vec<Invalid> {
         if w.name.as_ref().is_some_and(|n| n.len() > crate::types::limits::NAME) {
             add(i, "name", "", "must be at most 200 bytes");
         }
-        if w.end <= w.start {
-            add(i, "end", &time_text(w.end), "must be after `start`");
-        }
-        let len = w.end.duration_since(w.start).unwrap_or_default();
-        if let Some(every) = w.repeat_every
-            && (every < MIN_REPEAT || every < len)
-        {
-            add(
-                i,
-                "repeat_every",
-                &duration::format(every),
-                "must be at least 1m and at least the window's length (end - start)",
-            );
-        }
-        if let Some(until) = w.repeat_until {
-            if w.repeat_every.is_none() {
-                add(i, "repeat_until", &time_text(until), "needs `repeat_every`");
-            } else if until <= w.start {
+        if w.cron.is_some() {
+            match w.duration {
+                None => add(
+                    i,
+                    "duration",
+                    "",
+                    "is required with `cron`: how long each window lasts, e.g. 2h",
+                ),
+                Some(d) if !(MIN_REPEAT..=MAX_CRON_DURATION).contains(&d) => {
+                    add(i, "duration", &duration::format(d), "must be between 1m and 31d");
+                }
+                Some(_) => {}
+            }
+            if let Some(end) = w.end {
+                add(i, "end", &time_text(end), "is not used with `cron`: say `duration`");
+            }
+            if let Some(every) = w.repeat_every {
+                add(
+                    i,
+                    "repeat_every",
+                    &duration::format(every),
+                    "is not used with `cron`: the expression repeats it",
+                );
+            }
+            if let (Some(start), Some(until)) = (w.start, w.repeat_until)
+                && until <= start
+            {
                 add(i, "repeat_until", &time_text(until), "must be after `start`");
+            }
+        } else {
+            if let Some(d) = w.duration {
+                add(
+                    i,
+                    "duration",
+                    &duration::format(d),
+                    "needs `cron` (with `start`, say `end`)",
+                );
+            }
+            match (w.start, w.end) {
+                (None, _) => add(
+                    i,
+                    "start",
+                    "",
+                    "is required (an RFC 3339 time), or give `cron` and `duration`",
+                ),
+                (Some(_), None) => add(i, "end", "", "is required (an RFC 3339 time after `start`)"),
+                (Some(start), Some(end)) => {
+                    if end <= start {
+                        add(i, "end", &time_text(end), "must be after `start`");
+                    }
+                    let len = end.duration_since(start).unwrap_or_default();
+                    if let Some(every) = w.repeat_every
+                        && (every < MIN_REPEAT || every < len)
+                    {
+                        add(
+                            i,
+                            "repeat_every",
+                            &duration::format(every),
+                            "must be at least 1m and at least the window's length (end - start)",
+                        );
+                    }
+                    if let Some(until) = w.repeat_until {
+                        if w.repeat_every.is_none() {
+                            add(i, "repeat_until", &time_text(until), "needs `repeat_every` or `cron`");
+                        } else if until <= start {
+                            add(i, "repeat_until", &time_text(until), "must be after `start`");
+                        }
+                    }
+                }
             }
         }
         if w.targets.is_empty() && w.labels.is_empty() && w.routers.is_empty() && w.locations.is_empty() {
@@ -323,5 +492,121 @@ mod tests {
         }
         let two = [weekly(), weekly()];
         assert!(problems(&two).iter().any(|i| i.key == "maintenance[1].id"));
+    }
+
+    #[test]
+    fn a_cron_window_holds_for_its_duration_after_each_start() {
+        let w: MaintenanceWindow =
+            serde_yaml::from_str("{id: sat, cron: '0 2 * * SAT', duration: 2h, routers: [core-1], checks: pause}")
+                .unwrap();
+        assert!(
+            problems(std::slice::from_ref(&w)).is_empty(),
+            "{:?}",
+            problems(std::slice::from_ref(&w))
+        );
+        assert!(!w.is_active(at("2026-12-05T01:59:59Z")));
+        assert!(w.is_active(at("2026-12-05T02:00:00Z")));
+        assert!(w.is_active(at("2026-12-05T03:59:59Z")));
+        assert!(!w.is_active(at("2026-12-05T04:00:00Z")));
+        assert!(!w.is_active(at("2026-12-06T02:30:00Z")), "a Sunday");
+        assert!(w.is_active(at("2027-03-06T02:30:00Z")));
+        let none = BTreeMap::new();
+        let now = at("2026-12-12T03:00:00Z");
+        assert_eq!(
+            pauses_router(std::slice::from_ref(&w), ("core-1", &none, "jkt"), now).map(|w| w.id.as_str()),
+            Some("sat")
+        );
+        assert!(pauses_router(std::slice::from_ref(&w), ("core-2", &none, "jkt"), now).is_none());
+        let mut going_on = w.clone();
+        going_on.checks = MaintenanceChecks::Continue;
+        assert!(
+            pauses_router(std::slice::from_ref(&going_on), ("core-1", &none, "jkt"), now).is_none(),
+            "polls go on with `checks: continue`"
+        );
+        // Bounded by `start` and `repeat_until`.
+        let bounded: MaintenanceWindow = serde_yaml::from_str(
+            "{id: b, cron: '*/10 * * * *', duration: 5m, start: '2026-12-05T00:00:00Z', repeat_until: '2026-12-06T00:00:00Z', targets: [x]}",
+        )
+        .unwrap();
+        assert!(problems(std::slice::from_ref(&bounded)).is_empty());
+        assert!(!bounded.is_active(at("2026-12-04T23:52:00Z")));
+        assert!(bounded.is_active(at("2026-12-05T00:04:59Z")));
+        assert!(!bounded.is_active(at("2026-12-05T00:05:00Z")));
+        assert!(bounded.is_active(at("2026-12-05T23:51:00Z")));
+        assert!(!bounded.is_active(at("2026-12-06T00:01:00Z")));
+        // It prints back as it was written.
+        let text = serde_yaml::to_string(&w).unwrap();
+        assert!(
+            text.contains("cron: 0 2 * * SAT") && text.contains("duration: 2h"),
+            "{text}"
+        );
+        assert_eq!(serde_yaml::from_str::<MaintenanceWindow>(&text).unwrap(), w);
+    }
+
+    #[test]
+    fn hostile_cron_windows_are_refused_naming_the_key() {
+        let huge = "1 ".repeat(1 << 19);
+        for (cron, why) in [
+            ("61 * * * *", "not a cron expression"),
+            ("* * * *", "not a cron expression"),
+            ("0 0 * * * *", "not a cron expression"),
+            ("every saturday", "not a cron expression"),
+            ("0 0 30 2 *", "never starts"),
+            ("", "not a cron expression"),
+            ("0 2 * * FUNDAY", "not a cron expression"),
+            (huge.as_str(), "too long"),
+        ] {
+            let yaml = format!("{{id: a, cron: '{cron}', duration: 1h, targets: [x]}}");
+            let e = serde_yaml::from_str::<MaintenanceWindow>(&yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{cron:.30}: {e:.300}");
+            assert!(e.len() < 1000, "quoted briefly: {}", e.len());
+        }
+        for bad in [
+            "{id: a, cron: [0, 2], duration: 1h, targets: [x]}",
+            "{id: a, cron: 5, duration: 1h, targets: [x]}",
+            "{id: a, cron: '0 2 * * *', duration: soon, targets: [x]}",
+            "{id: a, cron: '0 2 * * *', duration: -1h, targets: [x]}",
+            "{id: a, cron: '0 2 * * *', duration: 1h, targets: [x], timezone: WIB}",
+        ] {
+            assert!(serde_yaml::from_str::<MaintenanceWindow>(bad).is_err(), "{bad}");
+        }
+        for (yaml, key) in [
+            ("{id: a, cron: '0 2 * * *', targets: [x]}", "maintenance[0].duration"),
+            (
+                "{id: a, cron: '0 2 * * *', duration: 0s, targets: [x]}",
+                "maintenance[0].duration",
+            ),
+            (
+                "{id: a, cron: '0 2 * * *', duration: 40d, targets: [x]}",
+                "maintenance[0].duration",
+            ),
+            (
+                "{id: a, cron: '0 2 * * *', duration: 1h, end: '2026-12-05T04:00:00Z', targets: [x]}",
+                "maintenance[0].end",
+            ),
+            (
+                "{id: a, cron: '0 2 * * *', duration: 1h, repeat_every: 7d, targets: [x]}",
+                "maintenance[0].repeat_every",
+            ),
+            (
+                "{id: a, cron: '0 2 * * *', duration: 1h, start: '2026-12-05T00:00:00Z', repeat_until: '2026-12-04T00:00:00Z', targets: [x]}",
+                "maintenance[0].repeat_until",
+            ),
+            (
+                "{id: a, start: '2026-12-05T02:00:00Z', end: '2026-12-05T04:00:00Z', duration: 1h, targets: [x]}",
+                "maintenance[0].duration",
+            ),
+            ("{id: a, targets: [x]}", "maintenance[0].start"),
+            (
+                "{id: a, start: '2026-12-05T02:00:00Z', targets: [x]}",
+                "maintenance[0].end",
+            ),
+        ] {
+            let w: MaintenanceWindow = serde_yaml::from_str(yaml).unwrap();
+            let p = problems(&[w]);
+            assert!(p.iter().any(|i| i.key == key), "{yaml}: {p:?}");
+        }
     }
 }

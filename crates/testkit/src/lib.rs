@@ -70,7 +70,10 @@ pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
 pub use redis::{REDIS_PASSWORD, Redis};
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
-pub use snmpd::{COMMUNITY as SNMP_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD, V3_USER, free_udp_port};
+pub use snmpd::{
+    COMMUNITY as SNMP_COMMUNITY, LINK_COMMUNITY as SNMP_LINK_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD,
+    V3_USER, default_route_link, free_udp_port,
+};
 pub use snmpsim::{
     BAD_TYPES_COMMUNITY, BROCADE_IPROUTE_COMMUNITY, ISP_ADDRESSES_COMMUNITY, MIKROTIK_COMMUNITY,
     MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir,

@@ -18,6 +18,12 @@ use tokio::process::{Child, Command};
 
 use crate::{TestkitError, binary};
 
+/// IF-MIB::ifOperStatus, the column [`Snmpd::set_link`] writes.
+const IF_OPER_STATUS: &str = ".1.3.6.1.2.1.2.2.1.8";
+/// The v2c community that may write the links [`Snmpd::start_with_links`]
+/// names (and nothing else), from 127.0.0.1.
+pub const LINK_COMMUNITY: &str = "pantau-links";
+
 /// How long snmpd gets to answer its first GET.
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
@@ -50,17 +56,45 @@ impl Snmpd {
     /// Starts snmpd on 127.0.0.1 with [`COMMUNITY`] and [`V3_USER`], and
     /// waits until it answers a v2c GET of `sysUpTime.0`.
     pub async fn start() -> Result<Self, TestkitError> {
+        Self::start_with_links(&[]).await
+    }
+
+    /// [`Snmpd::start`], and each of `links` (ifIndexes) reports the
+    /// ifOperStatus [`Snmpd::set_link`] gives it (up at first) instead of
+    /// the kernel's: a router whose link a test takes down and up.
+    pub async fn start_with_links(links: &[u32]) -> Result<Self, TestkitError> {
+        Self::start_with_links_on(free_udp_port(), links).await
+    }
+
+    /// [`Snmpd::start_with_links`] on a given UDP port (chosen with
+    /// [`free_udp_port`] beforehand): a router that starts answering after
+    /// its poller was configured.
+    pub async fn start_with_links_on(port: u16, links: &[u32]) -> Result<Self, TestkitError> {
         let bin = binary::require("snmpd", "snmpd")?;
+        if !links.is_empty() {
+            // Fail now, naming the package, rather than at the first set.
+            binary::require("snmpset", "snmp")?;
+        }
         let dir = tempfile::Builder::new()
             .prefix("pantau-snmpd-")
             .tempdir()
             .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
         let conf = dir.path().join("snmpd.conf");
-        let text = format!(
+        let mut text = format!(
             "rocommunity {COMMUNITY} 127.0.0.1\n\
              createUser {V3_USER} SHA \"{V3_AUTH_PASSWORD}\" AES \"{V3_PRIV_PASSWORD}\"\n\
              rouser {V3_USER} priv\n"
         );
+        if !links.is_empty() {
+            // Writable only where the overrides are: `view` limits the community.
+            use std::fmt::Write as _;
+            // Writing to a String cannot fail.
+            let _ = writeln!(text, "view links included {IF_OPER_STATUS}");
+            let _ = writeln!(text, "rwcommunity {LINK_COMMUNITY} 127.0.0.1 -V links");
+            for l in links {
+                let _ = writeln!(text, "override -rw {IF_OPER_STATUS}.{l} integer 1");
+            }
+        }
         std::fs::write(&conf, text).map_err(|e| TestkitError::io("write", &conf, e))?;
         let persist = dir.path().join("persist");
         std::fs::create_dir_all(&persist).map_err(|e| TestkitError::io("create", &persist, e))?;
@@ -71,7 +105,6 @@ impl Snmpd {
             .open(&log)
             .map_err(|e| TestkitError::io("open", &log, e))?;
         let err = out.try_clone().map_err(|e| TestkitError::io("open", &log, e))?;
-        let port = free_udp_port();
         let child = Command::new(&bin)
             .arg("-f")
             .arg("-Lo")
@@ -118,6 +151,35 @@ impl Snmpd {
         binary::log_tail(&self.log_path(), 40)
     }
 
+    /// Sets the ifOperStatus of `if_index` (one of the links it was
+    /// started with) to up (1) or down (2), with Debian's `snmpset`.
+    pub async fn set_link(&self, if_index: u32, up: bool) -> Result<(), TestkitError> {
+        let bin = binary::require("snmpset", "snmp")?;
+        let oid = format!("{IF_OPER_STATUS}.{if_index}");
+        let value = if up { "1" } else { "2" };
+        let out = Command::new(&bin)
+            .args(["-v2c", "-c", LINK_COMMUNITY, "-t", "2", "-r", "1"])
+            .arg(self.addr().to_string())
+            .args([oid.as_str(), "i", value])
+            .env("SNMP_PERSISTENT_DIR", self.dir.path().join("persist"))
+            .env("MIBS", "")
+            .output()
+            .await
+            .map_err(|e| TestkitError::io("run", &bin, e))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(TestkitError::Command {
+            command: format!("snmpset {oid} i {value}"),
+            status: out.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        })
+    }
+
     async fn wait_ready(&mut self) -> Result<(), TestkitError> {
         let log = self.log_path();
         let addr = self.addr();
@@ -131,6 +193,23 @@ impl Drop for Snmpd {
             let _ = child.start_kill();
         }
     }
+}
+
+/// This machine's IPv4 default route interface (from `/proc/net/route`)
+/// and its ifIndex (the kernel's, which snmpd reports): the link a router
+/// test takes down.
+pub fn default_route_link() -> Option<(String, u32)> {
+    let table = std::fs::read_to_string("/proc/net/route").ok()?;
+    let name = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000").then(|| f[0].to_owned())
+    })?;
+    let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((name, index))
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
@@ -231,5 +310,32 @@ mod tests {
         drop(agent);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!answers(addr).await, "snmpd still answers after drop");
+    }
+
+    /// ifOperStatus of `if_index` as `snmpget` reads it with the read community.
+    fn oper_status(agent: &Snmpd, if_index: u32) -> String {
+        let out = std::process::Command::new("snmpget")
+            .args(["-v2c", "-c", COMMUNITY, "-Oqv", "-On"])
+            .arg(agent.addr().to_string())
+            .arg(format!("{IF_OPER_STATUS}.{if_index}"))
+            .env("MIBS", "")
+            .env("SNMP_PERSISTENT_DIR", agent.dir.path().join("persist"))
+            .output()
+            .expect("snmpget runs (Debian package `snmp`)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_controlled_link_goes_down_and_up() {
+        let (_, link) = default_route_link().expect("this machine has an IPv4 default route");
+        let agent = Snmpd::start_with_links(&[link]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(oper_status(&agent, link), "1", "{}", agent.log_tail());
+        agent.set_link(link, false).await.unwrap();
+        assert_eq!(oper_status(&agent, link), "2");
+        agent.set_link(link, true).await.unwrap();
+        assert_eq!(oper_status(&agent, link), "1");
+        // Only the controlled links are writable.
+        let e = agent.set_link(link + 1000, false).await.unwrap_err().to_string();
+        assert!(e.contains("snmpset"), "{e}");
     }
 }

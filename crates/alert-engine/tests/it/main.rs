@@ -2,6 +2,7 @@
 mod alertmanager;
 mod cluster;
 mod defaults;
+mod derived;
 mod engine;
 mod fuzz;
 mod incidents;

@@ -16,6 +16,8 @@ pub const SNMP_BAD_VALUES: &str = "pantau_collector_snmp_bad_values_total";
 pub const RESULT_OK: &str = "ok";
 pub const RESULT_ERROR: &str = "error";
 pub const RESULT_CIRCUIT_OPEN: &str = "circuit_open";
+/// A poll skipped: a maintenance window with `checks: pause` covers the router.
+pub const RESULT_MAINTENANCE: &str = "maintenance";
 
 /// Describes every router metric once.
 pub fn describe() {

@@ -73,7 +73,8 @@ pub fn start(ctx: &Context, store: Option<&Store>, traffic: Option<&Arc<TrafficH
         let traffic = traffic.cloned();
         // Started again (with a new session) if it panics.
         ctx.spawn_supervised("router-poller", move || {
-            let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus));
+            let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus))
+                .with_maintenance(config.maintenance.clone(), &config.instance.location);
             if let Some(store) = &store {
                 poller = poller.with_store(store.clone());
             }
@@ -104,6 +105,13 @@ pub struct RouterPoller {
     loaded: bool,
     /// Where each valid rate is rolled up.
     traffic: Option<Arc<TrafficHistory>>,
+    /// `maintenance[]`: a window with `checks: pause` covering the router
+    /// pauses its polling while it holds.
+    maintenance: Vec<pantau_config::MaintenanceWindow>,
+    /// This instance's location (windows may cover whole locations).
+    location: String,
+    /// The window pausing it now, logged when it starts and ends.
+    paused_by: Option<String>,
 }
 
 impl RouterPoller {
@@ -133,7 +141,29 @@ impl RouterPoller {
             store: None,
             loaded: false,
             traffic: None,
+            maintenance: Vec::new(),
+            location: String::new(),
+            paused_by: None,
         }
+    }
+
+    /// Pauses polling while a window of `windows` with `checks: pause`
+    /// covers this router (polled from `location`).
+    #[must_use]
+    pub fn with_maintenance(mut self, windows: Vec<pantau_config::MaintenanceWindow>, location: &str) -> Self {
+        self.maintenance = windows;
+        location.clone_into(&mut self.location);
+        self
+    }
+
+    /// The id of the maintenance window pausing this router's polling at
+    /// `now`, if one does.
+    pub fn paused_at(&self, now: SystemTime) -> Option<&str> {
+        if self.maintenance.is_empty() {
+            return None;
+        }
+        let me = (self.cfg.id.as_str(), &self.cfg.labels, self.location.as_str());
+        pantau_config::maintenance::pauses_router(&self.maintenance, me, now).map(|w| w.id.as_str())
     }
 
     /// Keeps the interfaces that went down in `store` (loaded before the
@@ -166,15 +196,37 @@ impl RouterPoller {
         }
     }
 
-    /// Polls every interval (sooner while the breaker backs off) until `stop`.
-    async fn run(&mut self, stop: CancellationToken) {
+    /// Polls every interval (sooner while the breaker backs off) until
+    /// `stop`; while a maintenance window pauses it, it only waits.
+    pub async fn run(&mut self, stop: CancellationToken) {
         loop {
-            let next = self.poll_once().await.1;
+            let next = self.tick().await;
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(next) => {}
             }
         }
+    }
+
+    /// Polls once unless a maintenance window pauses the router (then
+    /// nothing is polled nor published: no samples, no `router_api_up`, no
+    /// `target_down`); returns the delay until the next tick.
+    pub async fn tick(&mut self) -> Duration {
+        let window = self.paused_at(SystemTime::now()).map(str::to_owned);
+        if window != self.paused_by {
+            if let Some(w) = &window {
+                tracing::info!(router = %self.cfg.id, window = %w, "router polling paused by a maintenance window");
+            } else {
+                tracing::info!(router = %self.cfg.id, "router polling resumed after its maintenance window");
+            }
+            self.paused_by.clone_from(&window);
+        }
+        if window.is_some() {
+            ::metrics::counter!(m::POLLS_TOTAL, "result" => m::RESULT_MAINTENANCE).increment(1);
+            // Checked again well within a minute: windows start on minutes.
+            return self.interval.min(Duration::from_secs(10));
+        }
+        self.poll_once().await.1
     }
 
     /// Polls once (through the breaker), publishes what it found, and returns

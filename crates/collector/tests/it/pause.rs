@@ -223,8 +223,10 @@ fn window(
     pantau_config::MaintenanceWindow {
         id: id.into(),
         name: None,
-        start: now - Duration::from_secs(60),
-        end: now + Duration::from_secs(3600),
+        start: Some(now - Duration::from_secs(60)),
+        end: Some(now + Duration::from_secs(3600)),
+        cron: None,
+        duration: None,
         repeat_every: None,
         repeat_until: None,
         targets: targets.iter().map(|t| (*t).to_owned()).collect(),

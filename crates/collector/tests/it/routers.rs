@@ -304,3 +304,84 @@ fn router_up_and_interface_rates_are_exported() {
     assert_eq!(lo_rates.len(), 2, "{lo_rates:?}");
     assert!(lo_rates.iter().all(|(_, v)| v.is_finite() && *v >= 0.0), "{lo_rates:?}");
 }
+
+/// A window of `cron` lasting `duration`, with `checks`, covering `routers`.
+fn cron_window(
+    id: &str,
+    cron: &str,
+    duration: Duration,
+    routers: &[&str],
+    checks: pantau_config::MaintenanceChecks,
+) -> pantau_config::MaintenanceWindow {
+    pantau_config::MaintenanceWindow {
+        id: id.into(),
+        name: None,
+        start: None,
+        end: None,
+        cron: Some(pantau_config::CronSchedule::new(cron).unwrap()),
+        duration: Some(duration),
+        repeat_every: None,
+        repeat_until: None,
+        targets: Vec::new(),
+        labels: std::collections::BTreeMap::new(),
+        routers: routers.iter().map(|r| (*r).to_owned()).collect(),
+        locations: Vec::new(),
+        checks,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pausing_maintenance_window_stops_the_routers_polling_while_it_holds() {
+    let (agent, bus, mut stream) = start().await;
+    let col = CollectorConfig::default();
+    // Every minute, for the whole minute: it always holds.
+    let always = cron_window(
+        "always",
+        "* * * * *",
+        Duration::from_secs(60),
+        &["paused"],
+        pantau_config::MaintenanceChecks::Pause,
+    );
+    // One that does not hold now (03:00 on February 29th only).
+    let later = cron_window(
+        "later",
+        "0 3 29 2 *",
+        Duration::from_secs(60),
+        &["polled"],
+        pantau_config::MaintenanceChecks::Pause,
+    );
+    // `checks: continue` keeps polling.
+    let live = cron_window(
+        "live",
+        "* * * * *",
+        Duration::from_secs(60),
+        &["polled"],
+        pantau_config::MaintenanceChecks::Continue,
+    );
+    let windows = vec![always, later, live];
+    let mut paused =
+        RouterPoller::new(&router("paused", &agent), &col, bus.clone()).with_maintenance(windows.clone(), "jkt");
+    let mut polled = RouterPoller::new(&router("polled", &agent), &col, bus.clone()).with_maintenance(windows, "jkt");
+    assert_eq!(paused.paused_at(std::time::SystemTime::now()), Some("always"));
+    assert_eq!(polled.paused_at(std::time::SystemTime::now()), None);
+    let next = paused.tick().await;
+    assert!(next <= Duration::from_secs(5), "looked at again soon: {next:?}");
+    polled.tick().await;
+    let got = drain(&mut stream).await;
+    let from = |r: &str| {
+        got.iter()
+            .filter(|m| m.subject.ends_with(&format!(".{r}")) || m.subject.contains(&format!(".{r}.")))
+            .count()
+    };
+    assert_eq!(
+        from("paused"),
+        0,
+        "nothing polled, nothing published: {:?}",
+        got.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(from("polled") > 0, "the other router is polled\n{}", agent.log_tail());
+    assert!(
+        got.iter().any(|m| m.subject.starts_with("pantau.iface.sample.polled.")),
+        "its samples go out"
+    );
+}

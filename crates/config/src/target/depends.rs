@@ -1,11 +1,12 @@
-//! What a target depends on: another target, a router, or one interface of
-//! a router (e.g. the WAN link to an ISP). While a parent is down, the
+//! What a target depends on: another target, a router, one interface of
+//! a router (e.g. the WAN link to an ISP), or a whole location (the
+//! instance checking from there: every result it sends is down or stale). While a parent is down, the
 //! alert engine suppresses the target's alerts and records the parent as
 //! their cause; one notification goes out for the parent.
 //!
 //! Written as text, in YAML, REST and protobuf alike:
 //! `target:<id>` (or a bare `<id>`), `router:<id>`,
-//! `interface:<router id>/<interface name>`.
+//! `interface:<router id>/<interface name>`, `location:<id>`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -24,6 +25,7 @@ pub enum Dependency {
     Target(String),
     Router(String),
     Interface { router: String, interface: String },
+    Location(String),
 }
 
 impl fmt::Display for Dependency {
@@ -32,6 +34,7 @@ impl fmt::Display for Dependency {
             Self::Target(id) => write!(f, "target:{id}"),
             Self::Router(id) => write!(f, "router:{id}"),
             Self::Interface { router, interface } => write!(f, "interface:{router}/{interface}"),
+            Self::Location(id) => write!(f, "location:{id}"),
         }
     }
 }
@@ -53,6 +56,7 @@ impl std::str::FromStr for Dependency {
             None => Ok(Self::Target(id("target", s)?)),
             Some(("target", v)) => Ok(Self::Target(id("target", v)?)),
             Some(("router", v)) => Ok(Self::Router(id("router", v)?)),
+            Some(("location", v)) => Ok(Self::Location(id("location", v)?)),
             Some(("interface", v)) => {
                 let Some((router, interface)) = v.split_once('/') else {
                     return Err("write `interface:<router id>/<interface name>`".to_owned());
@@ -68,7 +72,9 @@ impl std::str::FromStr for Dependency {
                     interface: interface.to_owned(),
                 })
             }
-            Some(_) => Err("must be `target:<id>`, `router:<id>` or `interface:<router>/<name>`".to_owned()),
+            Some(_) => {
+                Err("must be `target:<id>`, `router:<id>`, `interface:<router>/<name>` or `location:<id>`".to_owned())
+            }
         }
     }
 }
@@ -178,6 +184,7 @@ mod tests {
                     interface: "sfp-sfpplus1".into(),
                 },
             ),
+            ("location:jakarta-1", Dependency::Location("jakarta-1".into())),
             (
                 "interface:r/1/1/1",
                 Dependency::Interface {
@@ -204,6 +211,9 @@ mod tests {
             ("interface:/eth0", "router id"),
             ("interface:r1/a\u{0}b", "interface name"),
             ("target:ü", "target id"),
+            ("location:", "location id"),
+            ("location:a/b", "location id"),
+            ("location:jkt:1", "location id"),
         ] {
             let e = text.parse::<Dependency>().unwrap_err();
             assert!(e.contains(why), "{text:?}: {e}");
@@ -211,6 +221,8 @@ mod tests {
         let long = format!("interface:r/{}", "x".repeat(129));
         assert!(long.parse::<Dependency>().unwrap_err().contains("interface name"));
         assert!("x".repeat(129).parse::<Dependency>().is_err());
+        let huge = format!("location:{}", "l".repeat(1 << 20));
+        assert!(huge.parse::<Dependency>().unwrap_err().contains("location id"));
     }
 
     #[test]

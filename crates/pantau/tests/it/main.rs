@@ -20,6 +20,7 @@ mod multilocation;
 mod openapi_contract;
 mod outage;
 mod resolve_after_silence;
+mod router_dependencies;
 mod routers_snmp;
 mod support;
 mod sync;

@@ -14,6 +14,7 @@ mod escalation;
 mod grpc;
 mod load;
 pub mod maintenance;
+pub mod manual_alert;
 mod notifier;
 mod notifier_channels;
 pub mod proto;
@@ -38,6 +39,7 @@ pub use escalation::{EscalationConfig, EscalationStep};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use maintenance::{MaintenanceChecks, MaintenanceWindow};
+pub use manual_alert::{MANUAL_RULE, ManualAlert, ManualAlertError, RawManualAlert};
 pub use notifier::*;
 pub use routers::{
     DEFAULT_RETRIES, DEFAULT_ROUTEROS_PORT, DEFAULT_ROUTEROS_TLS_PORT, DEFAULT_SNMP_PORT, RouterConfig, RouterDriver,

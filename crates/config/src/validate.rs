@@ -175,6 +175,12 @@ fn database(c: &Config, p: &mut Problems) {
         );
     }
     p.positive("database.max_connections", c.database.max_connections);
+    p.duration_between(
+        "database.slow_query_threshold",
+        c.database.slow_query_threshold,
+        Duration::from_millis(1),
+        Duration::from_secs(3600),
+    );
 }
 
 fn collector(c: &Config, p: &mut Problems) {

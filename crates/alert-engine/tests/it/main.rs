@@ -5,6 +5,7 @@ mod defaults;
 mod engine;
 mod fuzz;
 mod incidents;
+mod manual;
 mod nats;
 mod resolve;
 mod service;

@@ -86,6 +86,7 @@ impl StoreFixture for PostgresFixture {
             url: Some(self.pg.url()),
             schema_prefix: prefix.to_owned(),
             max_connections: 4,
+            ..DatabaseConfig::default()
         }
     }
 
@@ -96,7 +97,7 @@ impl StoreFixture for PostgresFixture {
 
 async fn insert(store: &Store, name: &str) -> anyhow::Result<()> {
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query("INSERT INTO items (name) VALUES (?)")
                 .bind(name)
                 .execute(pool)
@@ -115,7 +116,7 @@ async fn insert(store: &Store, name: &str) -> anyhow::Result<()> {
 async fn names(store: &Store) -> anyhow::Result<Vec<String>> {
     const SQL: &str = "SELECT name FROM items ORDER BY id";
     Ok(match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Sqlite(pool, _) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
         Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
     })
 }
@@ -124,7 +125,7 @@ async fn names(store: &Store) -> anyhow::Result<Vec<String>> {
 async fn applied(store: &Store) -> anyhow::Result<Vec<i64>> {
     const SQL: &str = "SELECT version FROM _sqlx_migrations ORDER BY version";
     Ok(match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Sqlite(pool, _) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
         Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
     })
 }
@@ -259,10 +260,12 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
         Store::Postgres {
             pool: pool_a,
             schema: schema_a,
+            ..
         },
         Store::Postgres {
             pool: pool_b,
             schema: schema_b,
+            ..
         },
     ) = (&a, &b)
     else {

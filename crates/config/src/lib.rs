@@ -11,6 +11,7 @@ mod auth;
 mod console;
 pub mod duration;
 mod escalation;
+pub mod exporters;
 mod grpc;
 mod load;
 pub mod maintenance;
@@ -36,6 +37,7 @@ pub use alert_engine::{AlertEngineConfig, AlertRuleConfig, AlertSeverity, Incide
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use escalation::{EscalationConfig, EscalationStep};
+pub use exporters::{DatadogConfig, ExportersConfig};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use maintenance::{MaintenanceChecks, MaintenanceWindow};
@@ -99,6 +101,8 @@ pub struct Config {
     /// Maintenance windows: what they cover pages no one while they hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Exports to other monitoring systems (DataDog); each off unless set.
+    pub exporters: ExportersConfig,
 }
 
 impl Default for Config {
@@ -123,6 +127,7 @@ impl Default for Config {
             notifier: NotifierConfig::default(),
             wan_detector: WanDetectorConfig::default(),
             maintenance: Vec::new(),
+            exporters: ExportersConfig::default(),
         }
     }
 }

@@ -58,6 +58,11 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     if !is_subject_token(&c.instance.location) {
         p.add("instance.location", &c.instance.location, TOKEN);
     }
+    if let Some(d) = &c.exporters.datadog {
+        for (key, value, allowed) in d.problems() {
+            p.add(key, value, allowed);
+        }
+    }
     if c.listen_host.parse::<std::net::IpAddr>().is_err() {
         p.add(
             "listen_host",

@@ -27,8 +27,8 @@ use crate::view::AlertView;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAlertBody {
-    /// Required.
-    #[schema(schema_with = severity_schema)]
+    /// Required: info, warning or critical.
+    #[schema(schema_with = severity_schema, required = true)]
     pub severity: Option<String>,
     /// What raised it (e.g. `backup-job`); `manual` when absent.
     #[serde(default)]

@@ -30,8 +30,8 @@ pub const HANDLING: &str = "grpc_server_handling_seconds";
 /// The service and method of a path outside the known set.
 pub const UNKNOWN: &str = "unknown";
 
-/// Describes the metrics and sets every known method of `services` to 0, so
-/// the first scrape has them.
+/// Describes the metrics and registers every known method of `services`
+/// at 0 (counters and histogram), so the first scrape has them.
 pub fn describe(services: &[&str]) {
     metrics::describe_counter!(STARTED, metrics::Unit::Count, "gRPC calls started on the server");
     metrics::describe_counter!(
@@ -48,6 +48,8 @@ pub fn describe(services: &[&str]) {
         metrics::counter!(STARTED, "grpc_service" => service, "grpc_method" => method).increment(0);
         metrics::counter!(HANDLED, "grpc_service" => service, "grpc_method" => method, "grpc_code" => "OK")
             .increment(0);
+        // Registered without a sample: its buckets are on /metrics at 0.
+        let _ = metrics::histogram!(HANDLING, "grpc_service" => service, "grpc_method" => method);
     }
 }
 

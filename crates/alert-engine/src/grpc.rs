@@ -178,7 +178,7 @@ pub fn manual_from_proto(
     title: String,
     message: String,
     resource: String,
-    labels: std::collections::HashMap<String, String>,
+    labels: impl IntoIterator<Item = (String, String)>,
 ) -> Result<pantau_config::ManualAlert, Status> {
     let severity = match pantau_core::error::enum_arg("severity", severity)? {
         pb::Severity::Unspecified => None,

@@ -220,10 +220,11 @@ pub fn event(a: &AlertEvent, extra: &[String], now: SystemTime) -> EventPayload 
     } else {
         &a.rule_name
     };
-    let mut text = a.summary.clone();
-    if !a.actor.is_empty() {
-        text.push_str(&format!("\n\nby {}", a.actor));
-    }
+    let text = if a.actor.is_empty() {
+        a.summary.clone()
+    } else {
+        format!("{}\n\nby {}", a.summary, a.actor)
+    };
     let severity = a
         .severity()
         .as_str_name()

@@ -38,7 +38,7 @@ async fn next(sub: &mut pantau_core::bus::MessageStream) -> (String, AlertEvent)
         .expect("an alert event")
         .unwrap();
     let ev: AlertEvent = decode(&msg).unwrap();
-    (msg.subject.to_string(), ev)
+    (msg.subject.clone(), ev)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -286,9 +286,12 @@ mod measured {
         let seen = since_last(&snap, &service);
         let (open, idle, in_use) = (seen[m::POOL_CONNECTIONS], seen[m::POOL_IDLE], seen[m::POOL_IN_USE]);
         assert!(in_use >= 1.0, "{seen:?}");
-        assert_eq!(open, idle + in_use, "{seen:?}");
+        assert!(
+            (open - (idle + in_use)).abs() < 0.5,
+            "open is idle plus in use: {seen:?}"
+        );
         assert!(open <= 3.0, "{seen:?}");
-        assert_eq!(seen[m::POOL_MAX], 3.0);
+        assert_eq!(seen.get(m::POOL_MAX), Some(&3.0));
         drop(held);
         store.close().await;
         Ok(())

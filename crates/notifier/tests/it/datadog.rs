@@ -82,7 +82,7 @@ fn check_series(body: &Value, faults: &mut Vec<String>) {
             Some(m) if !m.is_empty() && m.len() <= 200 && m.starts_with(|c: char| c.is_ascii_alphabetic()) => {}
             _ => faults.push(format!("series.metric: required name, got {}", s["metric"])),
         }
-        if !s["type"].as_u64().is_some_and(|t| t <= 3) {
+        if s["type"].as_u64().is_none_or(|t| t > 3) {
             faults.push(format!("series.type: 0 to 3, got {}", s["type"]));
         }
         let Some(points) = s["points"].as_array().filter(|p| !p.is_empty()) else {
@@ -149,7 +149,7 @@ fn check_event(body: &Value, faults: &mut Vec<String>) {
         "recommendation",
         "snapshot",
     ];
-    if !body["alert_type"].as_str().is_some_and(|t| types.contains(&t)) {
+    if body["alert_type"].as_str().is_none_or(|t| !types.contains(&t)) {
         faults.push(format!(
             "event.alert_type: one of {types:?}, got {}",
             body["alert_type"]
@@ -158,7 +158,7 @@ fn check_event(body: &Value, faults: &mut Vec<String>) {
     if !body["date_happened"].is_i64() {
         faults.push("event.date_happened: an int64".into());
     }
-    if !body["aggregation_key"].as_str().is_some_and(|k| k.len() <= 100) {
+    if body["aggregation_key"].as_str().is_none_or(|k| k.len() > 100) {
         faults.push("event.aggregation_key: at most 100 characters".into());
     }
     tags_ok(&body["tags"], "event", faults);

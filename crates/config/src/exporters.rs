@@ -205,6 +205,17 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_password_is_masked_and_no_key_is_in_the_configuration() {
+        let c: Config = serde_yaml::from_str(
+            "exporters:\n  datadog:\n    api_key_env: DD_API_KEY\n    url: https://u:hunter2@proxy:3834\n",
+        )
+        .unwrap();
+        let printed = serde_yaml::to_string(&c.masked()).unwrap();
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("DD_API_KEY"), "the variable's name, not its value");
+    }
+
+    #[test]
     fn wrong_types_and_unknown_keys_are_refused() {
         for yaml in [
             "exporters:\n  datadog:\n    api_key: secret\n",

@@ -173,6 +173,11 @@ impl Config {
         c.collector.mask();
         c.gateway.auth.mask();
         c.grpc.mask();
+        // The DataDog key is never in the configuration (an env name or a
+        // file); a proxy URL's password is.
+        if let Some(d) = c.exporters.datadog.as_mut() {
+            d.url = d.url.as_ref().map(types::HttpUrl::masked);
+        }
         c
     }
 

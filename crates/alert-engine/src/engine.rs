@@ -27,6 +27,7 @@ use crate::silence::{Silence, SilenceError, SilenceMatcher};
 use crate::store::AlertStore;
 
 mod admin;
+mod manual;
 
 /// What callers of the engine handle.
 #[derive(Debug, thiserror::Error)]
@@ -761,6 +762,8 @@ impl Engine {
         let mut orphaned: Vec<String> = inner
             .life
             .open()
+            // Alerts raised by hand have no rule: only a person resolves them.
+            .filter(|a| a.rule_id != pantau_config::MANUAL_RULE)
             .filter(|a| inner.rule(&a.rule_id).is_none_or(|r| !r.config.enabled))
             .map(|a| a.rule_id.clone())
             .collect();

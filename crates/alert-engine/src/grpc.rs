@@ -170,6 +170,34 @@ pub fn rule_from_proto(r: pb::AlertRule) -> Result<AlertRuleConfig, Status> {
     })
 }
 
+/// An alert raised by hand as `CreateAlert` sends it, checked field by field
+/// (INVALID_ARGUMENT naming the field); an unknown or unset severity is refused.
+pub fn manual_from_proto(
+    severity: i32,
+    source: String,
+    title: String,
+    message: String,
+    resource: String,
+    labels: impl IntoIterator<Item = (String, String)>,
+) -> Result<pantau_config::ManualAlert, Status> {
+    let severity = match pantau_core::error::enum_arg("severity", severity)? {
+        pb::Severity::Unspecified => None,
+        pb::Severity::Info => Some("info"),
+        pb::Severity::Warning => Some("warning"),
+        pb::Severity::Critical => Some("critical"),
+    };
+    pantau_config::RawManualAlert {
+        severity: severity.map(str::to_owned),
+        source,
+        title,
+        message,
+        resource,
+        labels: labels.into_iter().collect(),
+    }
+    .parse()
+    .map_err(|e| pantau_core::error::status_of(pantau_core::error::ErrorCode::InvalidArgument, e.to_string()))
+}
+
 /// The protobuf view of a silence.
 pub fn silence_to_proto(s: &Silence) -> pb::Silence {
     pb::Silence {
@@ -377,6 +405,22 @@ impl AlertEngineService for Service {
         let engine = Arc::clone(&self.engine);
         let a = detached(async move { engine.resolve(&r.id, &r.actor, &r.comment, SystemTime::now()).await }).await?;
         Ok(Response::new(to_proto(&a, &[])))
+    }
+
+    async fn create_alert(
+        &self,
+        req: Request<pb::CreateAlertRequest>,
+    ) -> Result<Response<pb::CreateAlertResponse>, Status> {
+        let r = req.into_inner();
+        required(&r.actor, "actor")?;
+        let manual = manual_from_proto(r.severity, r.source, r.title, r.message, r.resource, r.labels)?;
+        let engine = Arc::clone(&self.engine);
+        let actor = r.actor;
+        let (a, created) = detached(async move { engine.raise(&manual, &actor, SystemTime::now()).await }).await?;
+        Ok(Response::new(pb::CreateAlertResponse {
+            alert: Some(to_proto(&a, &[])),
+            created,
+        }))
     }
 
     async fn list_rules(&self, _: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {

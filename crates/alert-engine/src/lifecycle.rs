@@ -13,6 +13,8 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use pantau_config::{MANUAL_RULE, ManualAlert};
+
 use crate::eval::Element;
 use crate::rule::{Rule, fingerprint};
 use crate::series::Labels;
@@ -285,6 +287,59 @@ impl Lifecycle {
         close(rs, &mut self.index, &fp, now, actor, comment).ok_or_else(|| LifecycleError::NotOpen(id.to_owned()))
     }
 
+    /// Opens an alert raised by hand under the rule id [`MANUAL_RULE`] (no
+    /// rule evaluates it: only a person resolves it), or answers the open
+    /// alert with the same severity, source, resource, title and labels.
+    pub fn raise(&mut self, m: &ManualAlert, actor: &str, now: SystemTime) -> Raised {
+        let fp = manual_fingerprint(m);
+        let rs = self.rules.entry(MANUAL_RULE.to_owned()).or_default();
+        if let Some(open) = rs.open.get(&fp) {
+            return Raised::Open(open.clone());
+        }
+        let started = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let id = format!("{fp}-{}", started.as_millis());
+        let alert = Alert {
+            id: id.clone(),
+            fingerprint: fp.clone(),
+            rule_id: MANUAL_RULE.to_owned(),
+            rule_name: m.title.clone(),
+            state: State::Firing,
+            severity: m.severity.as_str().to_owned(),
+            summary: if m.message.trim().is_empty() {
+                m.title.clone()
+            } else {
+                m.message.clone()
+            },
+            labels: m.labels.clone(),
+            source: m.source.clone(),
+            resource: m.resource.clone(),
+            value: String::new(),
+            started_at: now,
+            updated_at: now,
+            acknowledged_at: None,
+            acknowledged_by: String::new(),
+            acknowledge_comment: String::new(),
+            resolved_at: None,
+            resolved_by: String::new(),
+            suppressed_by: String::new(),
+            notified: false,
+            restored: false,
+        };
+        self.index.insert(id, (MANUAL_RULE.to_owned(), fp.clone()));
+        let c = change(&alert, now, actor, "raised by hand");
+        rs.open.insert(fp, alert);
+        Raised::New(c)
+    }
+
+    /// Takes back an alert [`Self::raise`] opened whose storing failed.
+    pub fn forget(&mut self, id: &str) {
+        if let Some((rule_id, fp)) = self.index.remove(id)
+            && let Some(rs) = self.rules.get_mut(&rule_id)
+        {
+            rs.open.remove(&fp);
+        }
+    }
+
     /// What a person's change to open alert `id` may have to undo: the alert
     /// as it is, and when its fingerprint last resolved.
     pub fn snapshot(&self, id: &str) -> Option<Snapshot> {
@@ -336,6 +391,26 @@ impl Lifecycle {
     pub fn pending(&self) -> usize {
         self.rules.values().map(|rs| rs.pending.len()).sum()
     }
+}
+
+/// What [`Lifecycle::raise`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raised {
+    /// A new alert, firing.
+    New(Change),
+    /// The open alert with the same fingerprint; nothing changed.
+    Open(Alert),
+}
+
+/// One alert raised by hand per severity, source, resource, title and labels.
+fn manual_fingerprint(m: &ManualAlert) -> String {
+    let mut key = m.labels.clone();
+    // Label names cannot start with a space: these never clash with a label.
+    key.insert(" severity".into(), m.severity.as_str().into());
+    key.insert(" source".into(), m.source.clone());
+    key.insert(" resource".into(), m.resource.clone());
+    key.insert(" title".into(), m.title.clone());
+    fingerprint(MANUAL_RULE, &key)
 }
 
 /// The element's labels with the rule's labels added (the rule's win).

@@ -60,6 +60,8 @@ pub enum RuleError {
         in_expr: String,
         in_field: String,
     },
+    #[error("rule id `{0}` is reserved for alerts raised by hand: choose another id")]
+    Reserved(String),
     #[error("rule `{0}` depends on itself")]
     SelfParent(String),
     #[error("rule `{rule}` depends on `{parent}`, which is not a rule")]
@@ -74,6 +76,9 @@ impl Rule {
     pub fn new(config: AlertRuleConfig, default_cooldown: Duration, origin: Origin) -> Result<Self, RuleError> {
         if !pantau_config::is_token(&config.id) {
             return Err(RuleError::Id(config.id));
+        }
+        if config.id == pantau_config::MANUAL_RULE {
+            return Err(RuleError::Reserved(config.id));
         }
         if config.depends_on.contains(&config.id) {
             return Err(RuleError::SelfParent(config.id));

@@ -209,7 +209,7 @@ async fn history(a: &Args) {
     let rows = (hours * a.targets as u64) as f64;
     let db = dir.path().join("collector.db");
     // Checkpoint the WAL so the file holds every row.
-    if let pantau_core::store::Store::Sqlite(pool) = &store {
+    if let pantau_core::store::Store::Sqlite(pool, _) = &store {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(pool)
             .await

@@ -344,6 +344,12 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
                 r.id.clone(),
                 "must be 1–128 characters of letters, digits, `-` or `_`",
             );
+        } else if r.id == crate::MANUAL_RULE {
+            add(
+                format!("alert_engine.rules[{i}].id"),
+                r.id.clone(),
+                "is reserved for alerts raised by hand: choose another id",
+            );
         } else if !seen.insert(r.id.as_str()) {
             add(
                 format!("alert_engine.rules[{i}].id"),
@@ -375,6 +381,15 @@ mod tests {
         assert!(c.alert_engine.rules[0].enabled);
         let keys: Vec<String> = problems(&c).into_iter().map(|p| p.key).collect();
         assert_eq!(keys, ["alert_engine.rules[1].id", "alert_engine.rules[1].expr"]);
+    }
+
+    #[test]
+    fn the_manual_rule_id_is_reserved() {
+        let yaml = "alert_engine:\n  rules:\n    - id: manual\n      expr: check_up == 0\n";
+        let c: Config = serde_yaml::from_str(yaml).unwrap();
+        let p = problems(&c);
+        assert_eq!(p[0].key, "alert_engine.rules[0].id");
+        assert!(p[0].allowed.contains("reserved"), "{}", p[0].allowed);
     }
 
     #[test]

@@ -11,9 +11,11 @@ mod auth;
 mod console;
 pub mod duration;
 mod escalation;
+pub mod exporters;
 mod grpc;
 mod load;
 pub mod maintenance;
+pub mod manual_alert;
 mod notifier;
 mod notifier_channels;
 pub mod proto;
@@ -37,9 +39,11 @@ pub use alert_engine::{
 pub use auth::{AuthConfig, CorsConfig, JwtAlgorithm, RateLimitConfig};
 pub use console::{ConsoleConfig, StatusGroupConfig, StatusPageConfig, is_slug};
 pub use escalation::{EscalationConfig, EscalationStep};
+pub use exporters::{DatadogConfig, ExportersConfig};
 pub use grpc::{GrpcConfig, is_loopback_url};
 pub use load::{ConfigError, Invalid, LoadOptions};
 pub use maintenance::{CronSchedule, MaintenanceChecks, MaintenanceWindow};
+pub use manual_alert::{MANUAL_RULE, ManualAlert, ManualAlertError, RawManualAlert};
 pub use notifier::*;
 pub use routers::{
     DEFAULT_RETRIES, DEFAULT_ROUTEROS_PORT, DEFAULT_ROUTEROS_TLS_PORT, DEFAULT_SNMP_PORT, RouterConfig, RouterDriver,
@@ -99,6 +103,8 @@ pub struct Config {
     /// Maintenance windows: what they cover pages no one while they hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Exports to other monitoring systems (DataDog); each off unless set.
+    pub exporters: ExportersConfig,
 }
 
 impl Default for Config {
@@ -123,6 +129,7 @@ impl Default for Config {
             notifier: NotifierConfig::default(),
             wan_detector: WanDetectorConfig::default(),
             maintenance: Vec::new(),
+            exporters: ExportersConfig::default(),
         }
     }
 }
@@ -168,6 +175,11 @@ impl Config {
         c.collector.mask();
         c.gateway.auth.mask();
         c.grpc.mask();
+        // The DataDog key is never in the configuration (an env name or a
+        // file); a proxy URL's password is.
+        if let Some(d) = c.exporters.datadog.as_mut() {
+            d.url = d.url.as_ref().map(types::HttpUrl::masked);
+        }
         c
     }
 

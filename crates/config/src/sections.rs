@@ -123,6 +123,10 @@ pub struct DatabaseConfig {
     pub schema_prefix: String,
     /// Most connections in each service's pool.
     pub max_connections: u32,
+    /// A store operation taking at least this long counts in
+    /// `pantau_db_slow_queries_total{service}` (1 ms to 1 h).
+    #[serde(with = "duration")]
+    pub slow_query_threshold: Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -131,6 +135,7 @@ impl Default for DatabaseConfig {
             url: None,
             schema_prefix: "pantau".to_owned(),
             max_connections: 8,
+            slow_query_threshold: Duration::from_millis(100),
         }
     }
 }

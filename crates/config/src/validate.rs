@@ -60,6 +60,11 @@ pub(super) fn problems(c: &Config) -> Vec<Invalid> {
     if !is_subject_token(&c.instance.location) {
         p.add("instance.location", &c.instance.location, TOKEN);
     }
+    if let Some(d) = &c.exporters.datadog {
+        for (key, value, allowed) in d.problems() {
+            p.add(key, value, allowed);
+        }
+    }
     if c.listen_host.parse::<std::net::IpAddr>().is_err() {
         p.add(
             "listen_host",
@@ -177,6 +182,12 @@ fn database(c: &Config, p: &mut Problems) {
         );
     }
     p.positive("database.max_connections", c.database.max_connections);
+    p.duration_between(
+        "database.slow_query_threshold",
+        c.database.slow_query_threshold,
+        Duration::from_millis(1),
+        Duration::from_secs(3600),
+    );
 }
 
 fn collector(c: &Config, p: &mut Problems) {

@@ -62,7 +62,7 @@ impl Audit {
     /// The audit log in `store`, its table created when missing.
     pub async fn open(store: &Store) -> Result<Self, StoreError> {
         match store {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 sqlx::query(SQLITE).execute(pool).await?;
             }
             Store::Postgres { pool, .. } => {

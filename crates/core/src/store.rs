@@ -60,11 +60,35 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
-/// A service's connection pool.
+pub mod metrics;
+
+/// What a store says of itself in its metrics: its service and the
+/// `database.slow_query_threshold`.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    service: Arc<str>,
+    slow: Duration,
+}
+
+impl Meta {
+    pub fn new(service: &str, slow: Duration) -> Self {
+        Self {
+            service: service.into(),
+            slow,
+        }
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+/// A service's connection pool. Every operation through [`with_pool!`] is
+/// timed for the service's `pantau_db_*` metrics ([`metrics`]).
 #[derive(Debug, Clone)]
 pub enum Store {
-    Sqlite(SqlitePool),
-    Postgres { pool: PgPool, schema: String },
+    Sqlite(SqlitePool, Meta),
+    Postgres { pool: PgPool, schema: String, meta: Meta },
 }
 
 impl Store {
@@ -76,32 +100,33 @@ impl Store {
         migrations: Migrations,
     ) -> Result<Self, StoreError> {
         let service_token = service.replace('-', "_");
-        match cfg.url.as_deref() {
+        let meta = Meta::new(service, cfg.slow_query_threshold);
+        let store = match cfg.url.as_deref() {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let schema = format!("{}_{service_token}", cfg.schema_prefix);
-                connect_postgres(url, &schema, cfg.max_connections, service, migrations.postgres).await
+                connect_postgres(url, &schema, cfg.max_connections, meta, migrations.postgres).await
             }
             Some(url) => {
                 let dir = PathBuf::from(url.trim_start_matches("sqlite://"));
-                connect_sqlite(&dir, &service_token, cfg.max_connections, service, migrations.sqlite).await
+                connect_sqlite(&dir, &service_token, cfg.max_connections, meta, migrations.sqlite).await
             }
-            None => {
-                connect_sqlite(
-                    data_dir,
-                    &service_token,
-                    cfg.max_connections,
-                    service,
-                    migrations.sqlite,
-                )
-                .await
-            }
+            None => connect_sqlite(data_dir, &service_token, cfg.max_connections, meta, migrations.sqlite).await,
+        }?;
+        metrics::register(&store);
+        Ok(store)
+    }
+
+    /// The service and slow-query threshold of its metrics.
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Self::Sqlite(_, meta) | Self::Postgres { meta, .. } => meta,
         }
     }
 
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Sqlite(_) => "sqlite",
+            Self::Sqlite(..) => "sqlite",
             Self::Postgres { .. } => "postgres",
         }
     }
@@ -109,7 +134,7 @@ impl Store {
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(p) => p.acquire().await?.ping().await?,
+            Self::Sqlite(p, _) => p.acquire().await?.ping().await?,
             Self::Postgres { pool, .. } => pool.acquire().await?.ping().await?,
         }
         Ok(())
@@ -118,7 +143,7 @@ impl Store {
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
         match self {
-            Self::Sqlite(p) => p.close().await,
+            Self::Sqlite(p, _) => p.close().await,
             Self::Postgres { pool, .. } => pool.close().await,
         }
     }
@@ -144,9 +169,10 @@ async fn connect_sqlite(
     dir: &Path,
     file_stem: &str,
     max: u32,
-    service: &str,
+    meta: Meta,
     migrator: &Migrator,
 ) -> Result<Store, StoreError> {
+    let service = meta.service();
     std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
         path: dir.to_owned(),
         source,
@@ -181,16 +207,17 @@ async fn connect_sqlite(
     })?;
     drop(turn);
     tracing::info!(service, path = %path.display(), "sqlite store ready");
-    Ok(Store::Sqlite(pool))
+    Ok(Store::Sqlite(pool, meta))
 }
 
 async fn connect_postgres(
     url: &str,
     schema: &str,
     max: u32,
-    service: &str,
+    meta: Meta,
     migrator: &Migrator,
 ) -> Result<Store, StoreError> {
+    let service = meta.service();
     let base = PgConnectOptions::from_str(url).map_err(|source| StoreError::Url {
         kind: "PostgreSQL",
         source,
@@ -229,22 +256,26 @@ async fn connect_postgres(
         source,
     })?;
     tracing::info!(service, schema, "postgres store ready");
-    Ok(Store::Postgres {
-        pool,
-        schema: schema.to_owned(),
-    })
+    let schema = schema.to_owned();
+    Ok(Store::Postgres { pool, schema, meta })
 }
 
 /// Runs `$body` with `$pool` bound to the store's concrete pool, so one
 /// piece of portable SQL serves both backends:
 /// `with_pool!(&store, pool => sqlx::query(SQL).bind(x).execute(pool).await)`.
 /// Use `$1`-style bind parameters, which SQLite and PostgreSQL both accept.
+///
+/// The whole of `$body` is timed for `pantau_db_query_duration_seconds` and
+/// `pantau_db_slow_queries_total` of the store's service (an early return
+/// or a dropped future included).
 #[macro_export]
 macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
+    ($store:expr, $pool:ident => $body:expr) => {{
+        let store: &$crate::store::Store = $store;
+        let _timed = $crate::store::metrics::Timed::start(store.meta());
+        match store {
+            $crate::store::Store::Sqlite($pool, _) => $body,
             $crate::store::Store::Postgres { pool: $pool, .. } => $body,
         }
-    };
+    }};
 }

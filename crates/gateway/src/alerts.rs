@@ -4,6 +4,7 @@
 //! - `GET  /api/v1/monitoring/alerts` with filters `state`, `severity` (each
 //!   comma-separated), `source`, `resource`, `rule_id`, `acknowledged`,
 //!   `since`/`until` (RFC 3339), `limit`, and `offset` or `page_token`;
+//! - `POST /api/v1/monitoring/alerts` raises an alert by hand (`manual_alerts`);
 //! - `GET  /api/v1/monitoring/alerts/{id}`, with the audit trail;
 //! - `POST /api/v1/monitoring/alerts/{id}/acknowledge` and `…/resolve`, body
 //!   `{"actor": "…", "comment": "…"}`;
@@ -46,7 +47,10 @@ pub(crate) fn anonymous() -> Principal {
 pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Context) -> Router<S> {
     let client = AlertEngineServiceClient::new(ctx.channel(&ctx.config.gateway.alert_engine_url));
     Router::new()
-        .route("/api/v1/monitoring/alerts", get(list))
+        .route(
+            "/api/v1/monitoring/alerts",
+            get(list).post(crate::manual_alerts::create),
+        )
         .route("/api/v1/monitoring/alerts/rules", get(list_rules).post(upsert_rule))
         .route("/api/v1/monitoring/alerts/rules/validate", get(validate_rule))
         .route("/api/v1/monitoring/alerts/rules/{id}", delete(delete_rule))
@@ -64,6 +68,7 @@ pub type Client = AlertEngineServiceClient<Channel>;
 #[openapi(
     paths(
         list,
+        crate::manual_alerts::create,
         get_one,
         acknowledge,
         resolve,
@@ -80,6 +85,7 @@ pub type Client = AlertEngineServiceClient<Channel>;
         TransitionView,
         ListResponse,
         ActBody,
+        crate::manual_alerts::CreateAlertBody,
         RuleView,
         RuleBody,
         RulesResponse,

@@ -381,7 +381,14 @@ impl From<&v1::AlertEvent> for AlertView {
             severity: Severity::from(a.severity),
             summary: a.summary.clone(),
             description: a.description.clone(),
-            resource: alert_resource(&labels),
+            // The engine states what it is about (an alert raised by hand
+            // names it); else the labels say.
+            resource: a
+                .annotations
+                .get("resource")
+                .filter(|r| !r.is_empty())
+                .cloned()
+                .unwrap_or_else(|| alert_resource(&labels)),
             labels,
             source: String::new(),
             value: String::new(),

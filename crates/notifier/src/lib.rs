@@ -24,6 +24,7 @@
 
 pub mod alertmanager;
 pub mod channels;
+pub mod datadog;
 pub mod dispatch;
 pub mod escalation;
 pub mod grpc;
@@ -78,6 +79,8 @@ pub enum NotifierError {
     Grpc(#[from] pantau_core::grpc::GrpcError),
     #[error(transparent)]
     Task(#[from] pantau_core::lifecycle::TaskFailed),
+    #[error(transparent)]
+    Datadog(#[from] datadog::DatadogError),
 }
 
 /// The running notifier; shared by its tasks, gRPC and the webhook route.
@@ -364,6 +367,7 @@ pub async fn run(ctx: Context, grpc: TcpListener, webhooks: Webhooks) -> Result<
         ::metrics::gauge!(metrics::PENDING).set(n as f64);
     }
     notifier.start(&ctx);
+    datadog::start(&ctx)?;
     webhooks.attach(Arc::clone(&notifier));
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, channels = notifier.channels.len(), routes = ctx.config.notifier.routes.len(), "notifier running");

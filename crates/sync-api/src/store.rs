@@ -154,7 +154,7 @@ pub async fn outbox_ack(store: &Store, seq: u64) -> Result<u64, StoreError> {
 /// The highest sequence number ever given (the outbox may be empty).
 pub async fn outbox_high(store: &Store) -> Result<u64, StoreError> {
     let v: Option<i64> = match store {
-        Store::Sqlite(pool) => sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+        Store::Sqlite(pool, _) => sqlx::query("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
             .fetch_optional(pool)
             .await?
             .map(|r| r.get(0)),

@@ -210,8 +210,10 @@ impl Grouping {
     }
 }
 
-/// The open incidents, their keys and open members, in memory.
-#[derive(Debug, Default)]
+/// The open incidents, their keys and open members, in memory. Cloned as
+/// a whole only to take back an alert raised by hand that could not be
+/// stored.
+#[derive(Debug, Default, Clone)]
 pub struct Incidents {
     cfg: IncidentsConfig,
     /// Not yet resolved, by id.

@@ -78,6 +78,7 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.AlertEngineService/GetAlert", read()),
     ("/pantau.v1.AlertEngineService/AcknowledgeAlert", write()),
     ("/pantau.v1.AlertEngineService/ResolveAlert", write()),
+    ("/pantau.v1.AlertEngineService/CreateAlert", write()),
     ("/pantau.v1.AlertEngineService/ListRules", read()),
     ("/pantau.v1.AlertEngineService/UpsertRule", write()),
     ("/pantau.v1.AlertEngineService/DeleteRule", write()),
@@ -129,6 +130,38 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.SyncService/Promote", admin()),
     ("/pantau.v1.SyncService/Demote", admin()),
 ];
+
+/// The methods every server serves besides its own: health and reflection.
+const COMMON: &[&str] = &[
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// Every known method as `(package.Service, Method)`: the table's and
+/// [`COMMON`]'s (the label values of the gRPC metrics).
+pub fn methods() -> impl Iterator<Item = (&'static str, &'static str)> {
+    RULES
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(COMMON.iter().copied())
+        .filter_map(split)
+}
+
+/// `(package.Service, Method)` of a known path; `None` for any other.
+pub fn known(path: &str) -> Option<(&'static str, &'static str)> {
+    RULES
+        .iter()
+        .map(|(p, _)| *p)
+        .chain(COMMON.iter().copied())
+        .find(|p| *p == path)
+        .and_then(split)
+}
+
+fn split(path: &'static str) -> Option<(&'static str, &'static str)> {
+    path.strip_prefix('/')?.split_once('/')
+}
 
 /// The rule of the method at `path`.
 pub fn rule(path: &str) -> Rule {

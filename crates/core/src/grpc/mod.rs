@@ -6,13 +6,14 @@
 //! callers; off with `grpc.reflection: false`), TLS when
 //! `grpc.tls_cert_file` is set, and the [`guard`] layer: a bearer JWT on
 //! every call, the method's permission ([`access`]), writes audited in the
-//! service's store ([`crate::audit`]). Clients ([`client::Channel`]) speak
+//! service's store ([`crate::audit`]), and per-method metrics ([`metrics`]). Clients ([`client::Channel`]) speak
 //! TLS to `https://` URLs and present this process's `service` token
 //! ([`Security`]). Both carry the W3C trace context in metadata ([`trace`]).
 
 pub mod access;
 pub mod client;
 pub mod guard;
+pub mod metrics;
 pub mod trace;
 
 use std::sync::{Arc, OnceLock};
@@ -34,11 +35,11 @@ pub const AUDIT_FAILURES: &str = "pantau_grpc_audit_failures_total";
 
 /// Registers the descriptions of the gRPC metrics.
 pub fn describe_metrics() {
-    metrics::describe_counter!(
+    ::metrics::describe_counter!(
         AUTH_REFUSALS,
         "gRPC calls refused for missing, invalid or insufficient credentials, by code"
     );
-    metrics::describe_counter!(AUDIT_FAILURES, "gRPC audit entries that could not be written");
+    ::metrics::describe_counter!(AUDIT_FAILURES, "gRPC audit entries that could not be written");
 }
 
 /// Why a gRPC server stopped with an error.
@@ -170,6 +171,7 @@ pub async fn serve(
     store: Option<&crate::store::Store>,
 ) -> Result<(), GrpcError> {
     describe_metrics();
+    metrics::describe(names);
     let g = &ctx.config.grpc;
     let keys = if g.auth {
         Some(ctx.security.keys().map_err(GrpcError::Keys)?)
@@ -230,8 +232,10 @@ pub async fn serve(
     let incoming = futures::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
         s.and_then(|s| s.set_nodelay(true).map(|()| s))
     });
-    // The trace layer outside the guard: a refused call is traced too.
+    // The metrics and trace layers outside the guard: a refused call is
+    // counted and traced too.
     let layers = tower::ServiceBuilder::new()
+        .layer(metrics::MetricsLayer)
         .layer(trace::TraceLayer::new(ctx.lifecycle.service()))
         .layer(guard)
         .into_inner();

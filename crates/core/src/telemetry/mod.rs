@@ -178,6 +178,7 @@ fn process_metrics() -> &'static metrics_process::Collector {
 pub fn render_metrics() -> String {
     let h = prometheus();
     process_metrics().collect();
+    crate::store::metrics::collect();
     h.run_upkeep();
     h.render()
 }

@@ -86,6 +86,7 @@ impl StoreFixture for PostgresFixture {
             url: Some(self.pg.url()),
             schema_prefix: prefix.to_owned(),
             max_connections: 4,
+            ..DatabaseConfig::default()
         }
     }
 
@@ -96,7 +97,7 @@ impl StoreFixture for PostgresFixture {
 
 async fn insert(store: &Store, name: &str) -> anyhow::Result<()> {
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query("INSERT INTO items (name) VALUES (?)")
                 .bind(name)
                 .execute(pool)
@@ -115,7 +116,7 @@ async fn insert(store: &Store, name: &str) -> anyhow::Result<()> {
 async fn names(store: &Store) -> anyhow::Result<Vec<String>> {
     const SQL: &str = "SELECT name FROM items ORDER BY id";
     Ok(match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Sqlite(pool, _) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
         Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
     })
 }
@@ -124,7 +125,7 @@ async fn names(store: &Store) -> anyhow::Result<Vec<String>> {
 async fn applied(store: &Store) -> anyhow::Result<Vec<i64>> {
     const SQL: &str = "SELECT version FROM _sqlx_migrations ORDER BY version";
     Ok(match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
+        Store::Sqlite(pool, _) => sqlx::query_scalar(SQL).fetch_all(pool).await?,
         Store::Postgres { pool, .. } => sqlx::query_scalar(SQL).fetch_all(pool).await?,
     })
 }
@@ -199,6 +200,126 @@ mod contract {
     }
 }
 
+/// Every store operation through `with_pool!` is timed for its service, a
+/// slow one counted, and the pool's gauges are read at a scrape.
+mod measured {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use pantau_core::store::metrics as m;
+    use pantau_core::store::{Migrations, Store};
+
+    use super::StoreFixture;
+
+    /// What happened to `service`'s metrics since the last call, by name:
+    /// counters' increments, gauges' values, histograms' samples. (The
+    /// debugging recorder hands each value over once.)
+    fn since_last(s: &Snapshotter, service: &str) -> HashMap<String, f64> {
+        s.snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().labels().any(|l| l.key() == "service" && l.value() == service))
+            .map(|(k, _, _, v)| {
+                let v = match v {
+                    DebugValue::Counter(n) => n as f64,
+                    DebugValue::Gauge(g) => g.into_inner(),
+                    DebugValue::Histogram(h) => h.len() as f64,
+                };
+                (k.key().name().to_owned(), v)
+            })
+            .collect()
+    }
+
+    pub(super) async fn operations_and_pools_are_measured(
+        f: &impl StoreFixture,
+        prefix: &str,
+        migrations: Migrations,
+    ) -> anyhow::Result<()> {
+        let recorder = DebuggingRecorder::new();
+        let snap = recorder.snapshotter();
+        // The test's own future runs on this thread: the local recorder sees
+        // every operation it awaits.
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let service = format!("metered_{}", kind(f));
+        let mut cfg = f.config(prefix);
+        cfg.max_connections = 3;
+        cfg.slow_query_threshold = Duration::from_millis(50);
+        let store = Store::connect(&cfg, f.data_dir(), &service, migrations).await?;
+        let seen = since_last(&snap, &service);
+        assert_eq!(
+            seen.get(m::SLOW_QUERIES),
+            Some(&0.0),
+            "on /metrics from the start: {seen:?}"
+        );
+        assert_eq!(seen.get(m::POOL_MAX), Some(&3.0), "{seen:?}");
+
+        // Two quick operations, then one that takes longer than the threshold.
+        for _ in 0..2 {
+            pantau_core::with_pool!(&store, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        }
+        let seen = since_last(&snap, &service);
+        assert_eq!(seen.get(m::QUERY_DURATION), Some(&2.0), "{seen:?}");
+        assert_eq!(seen.get(m::SLOW_QUERIES), Some(&0.0), "{seen:?}");
+        let slow: anyhow::Result<()> = pantau_core::with_pool!(&store, pool => {
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        });
+        slow?;
+        let seen = since_last(&snap, &service);
+        assert_eq!(seen.get(m::QUERY_DURATION), Some(&1.0), "{seen:?}");
+        assert_eq!(seen.get(m::SLOW_QUERIES), Some(&1.0), "{seen:?}");
+
+        // A failing statement is measured too.
+        let bad = pantau_core::with_pool!(&store, pool => sqlx::query("SELECT * FROM no_such_table").execute(pool).await.map(|_| ()));
+        assert!(bad.is_err());
+        let seen = since_last(&snap, &service);
+        assert_eq!(seen.get(m::QUERY_DURATION), Some(&1.0), "{seen:?}");
+
+        // The pool as a scrape sees it: a connection held is in use.
+        let held = match &store {
+            Store::Sqlite(p, _) => Held::Sqlite(p.acquire().await?),
+            Store::Postgres { pool, .. } => Held::Postgres(pool.acquire().await?),
+        };
+        m::collect();
+        let seen = since_last(&snap, &service);
+        let (open, idle, in_use) = (seen[m::POOL_CONNECTIONS], seen[m::POOL_IDLE], seen[m::POOL_IN_USE]);
+        assert!(in_use >= 1.0, "{seen:?}");
+        assert!(
+            (open - (idle + in_use)).abs() < 0.5,
+            "open is idle plus in use: {seen:?}"
+        );
+        assert!(open <= 3.0, "{seen:?}");
+        assert_eq!(seen.get(m::POOL_MAX), Some(&3.0));
+        drop(held);
+        store.close().await;
+        Ok(())
+    }
+
+    enum Held {
+        Sqlite(#[allow(dead_code)] sqlx::pool::PoolConnection<sqlx::Sqlite>),
+        Postgres(#[allow(dead_code)] sqlx::pool::PoolConnection<sqlx::Postgres>),
+    }
+
+    /// The fixture's backend name, for a service name of its own.
+    fn kind<F: StoreFixture>(_: &F) -> &'static str {
+        F::KIND
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_operations_and_pools_are_measured() -> anyhow::Result<()> {
+    let f = SqliteFixture::start().await?;
+    measured::operations_and_pools_are_measured(&f, "it_measured", MIGRATIONS).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_operations_and_pools_are_measured() -> anyhow::Result<()> {
+    let f = PostgresFixture::start().await?;
+    measured::operations_and_pools_are_measured(&f, "it_measured", MIGRATIONS).await
+}
+
 /// Generates one `#[tokio::test]` per store test for a fixture, each with
 /// its own schema prefix.
 macro_rules! store_suite {
@@ -259,10 +380,12 @@ async fn postgres_gives_each_service_its_own_schema() -> anyhow::Result<()> {
         Store::Postgres {
             pool: pool_a,
             schema: schema_a,
+            ..
         },
         Store::Postgres {
             pool: pool_b,
             schema: schema_b,
+            ..
         },
     ) = (&a, &b)
     else {

@@ -5,6 +5,7 @@
 
 mod alertmanager;
 mod channels;
+mod datadog;
 mod delivery;
 mod email;
 mod escalation;

@@ -11,7 +11,7 @@ fn dashboards_parse_with_unique_ids_and_the_provisioned_datasource() {
     let uid = ds["datasources"][0]["uid"].as_str().unwrap().to_owned();
     assert_eq!(ds["datasources"][0]["url"], "http://prometheus:9090");
     let files = dashboard_files();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let mut uids = BTreeSet::new();
     for f in files {
         let name = f.display().to_string();
@@ -82,6 +82,11 @@ fn the_dashboards_cover_the_runtime_metrics_the_issue_names() {
         "ALERTS",
         "pantau_collector_interface_in_bits_per_second",
         "pantau_collector_router_up",
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds",
+        "pantau_db_pool_in_use_connections",
+        "pantau_db_query_duration_seconds",
+        "pantau_db_slow_queries_total",
     ] {
         assert!(all.contains(m), "no panel reads {m}");
     }

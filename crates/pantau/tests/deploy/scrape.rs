@@ -304,6 +304,18 @@ async fn every_rule_and_panel_query_runs_against_pantau_all() {
         "process_open_fds",
         "process_threads",
         "http_requests_total",
+        // Every gRPC server's calls per method (go-grpc-prometheus names),
+        // and each service's store: pool gauges, operation latency and the
+        // slow-query counter (the Database dashboard).
+        "grpc_server_started_total",
+        "grpc_server_handled_total",
+        "grpc_server_handling_seconds",
+        "pantau_db_pool_connections",
+        "pantau_db_pool_idle_connections",
+        "pantau_db_pool_in_use_connections",
+        "pantau_db_pool_max_connections",
+        "pantau_db_query_duration_seconds",
+        "pantau_db_slow_queries_total",
     ] {
         assert!(early.contains(name), "{name} is not on the first scrape");
     }

@@ -31,7 +31,7 @@ fn check(target: &str, up: bool) -> CheckResult {
 }
 
 /// The alert engine with one rule: `closed` down pages as critical.
-fn engine_config(dir: &std::path::Path) -> Config {
+pub(crate) fn engine_config(dir: &std::path::Path) -> Config {
     let mut c = Config {
         data_dir: dir.to_owned(),
         ..Config::default()
@@ -80,7 +80,7 @@ async fn serving(addr: SocketAddr, service: &str) {
 }
 
 /// Waits until the engine answers (it subscribes to the bus before it serves gRPC).
-async fn engine_ready(ctx: &Context, addr: SocketAddr) {
+pub(crate) async fn engine_ready(ctx: &Context, addr: SocketAddr) {
     use pantau_proto::v1::ListRulesRequest;
     use pantau_proto::v1::alert_engine_service_client::AlertEngineServiceClient;
     let channel = ctx
@@ -212,7 +212,7 @@ impl Api {
         body
     }
 
-    async fn post(&self, path: &str, body: &Value, want: StatusCode) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: &Value, want: StatusCode) -> Value {
         let r = self
             .http
             .post(format!("{}{path}", self.base))

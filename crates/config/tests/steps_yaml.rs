@@ -108,3 +108,28 @@ fn hostile_yaml_is_refused_naming_the_key() {
         "{e}"
     );
 }
+
+#[test]
+fn the_probes_example_has_a_flow_and_a_proxied_target() {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/probes.yaml");
+    let c = Config::load(&LoadOptions {
+        file: Some(file.into()),
+        env: vec![],
+    })
+    .unwrap_or_else(|e| panic!("{file}: {e}"));
+    let flows = c
+        .collector
+        .targets
+        .iter()
+        .filter(|t| matches!(&t.spec, TargetSpec::HttpSteps(s) if s.steps.len() >= 2))
+        .count();
+    let proxied = c
+        .collector
+        .targets
+        .iter()
+        .filter(
+            |t| matches!(&t.spec, TargetSpec::Http(h) if h.options.proxy.is_some() && !h.options.resolve.is_empty()),
+        )
+        .count();
+    assert_eq!((flows, proxied), (1, 1));
+}

@@ -37,6 +37,8 @@ deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || missing="$$missing tinyproxy"; \
+	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || missing="$$missing dante-server"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \

@@ -28,7 +28,8 @@ pub struct HttpSpec {
     pub expected_status: Vec<u16>,
     pub conditions: Vec<Condition>,
     pub warn_days: u32,
-    /// Its own client, when the target has a `ca_file` or a client certificate.
+    /// Its own client, when the target has a `ca_file`, a client
+    /// certificate, a proxy or `resolve`.
     pub client: Option<reqwest::Client>,
 }
 
@@ -72,6 +73,7 @@ pub enum Spec {
     Ssh(Box<crate::checks::ssh::SshSpec>),
     KafkaProducer(Box<pantau_config::KafkaTarget>),
     KafkaConsumer(Box<pantau_config::KafkaTarget>),
+    HttpSteps(Box<crate::checks::steps::StepsSpec>),
 }
 
 /// One target to check.
@@ -139,11 +141,11 @@ impl Target {
                     h.follow_redirects.unwrap_or(true),
                     h.reuse_connection.unwrap_or(true),
                 );
-                let client = if h.tls.is_empty() {
+                let client = if h.tls.is_empty() && h.options.is_empty() {
                     None
                 } else {
                     Some(
-                        crate::checks::http::build(&h.tls, verify, follow, reuse)
+                        crate::checks::http::build(&h.tls, verify, follow, reuse, &h.options)
                             .map_err(|e| bad(tls_key(&e.to_string()), "", e.to_string()))?,
                     )
                 };
@@ -212,6 +214,7 @@ impl Target {
             TargetSpec::Ssh(x) => Spec::Ssh(Box::new(crate::checks::ssh::SshSpec::new(x))),
             TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
             TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
+            TargetSpec::HttpSteps(x) => Spec::HttpSteps(Box::new(crate::checks::steps::StepsSpec::new(x, prefix)?)),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -262,6 +265,7 @@ impl Target {
             Spec::Udp(u) => u.address(),
             Spec::Ssh(s) => s.address.clone(),
             Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
+            Spec::HttpSteps(s) => s.address.clone(),
         }
     }
 
@@ -295,7 +299,10 @@ impl Target {
 /// The key a TLS file error is about (its message starts with the field).
 pub(crate) fn tls_key(message: &str) -> &'static str {
     let m = message.trim_start_matches("cannot set up TLS for checks: ");
-    if m.starts_with("client_cert") {
+    if m.starts_with("cannot build the HTTP client") {
+        // TLS is set up before the builder; what it refuses is the proxy.
+        "proxy"
+    } else if m.starts_with("client_cert") {
         "client_cert"
     } else if m.starts_with("client_key") {
         "client_key"
@@ -320,6 +327,7 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::Ssh => v1::CheckKind::Ssh,
         CheckType::KafkaProducer => v1::CheckKind::KafkaProducer,
         CheckType::KafkaConsumer => v1::CheckKind::KafkaConsumer,
+        CheckType::HttpSteps => v1::CheckKind::HttpSteps,
     }
 }
 

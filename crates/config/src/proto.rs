@@ -56,6 +56,7 @@ fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
         Spec::Ssh(_) => (CheckType::Ssh, v1::CheckKind::Ssh),
         Spec::KafkaProducer(_) => (CheckType::KafkaProducer, v1::CheckKind::KafkaProducer),
         Spec::KafkaConsumer(_) => (CheckType::KafkaConsumer, v1::CheckKind::KafkaConsumer),
+        Spec::HttpSteps(_) => (CheckType::HttpSteps, v1::CheckKind::HttpSteps),
     }
 }
 
@@ -102,7 +103,12 @@ pub fn condition_to_proto(c: &ConditionConfig) -> v1::Condition {
 }
 
 fn condition_from_proto(i: usize, c: &v1::Condition) -> Result<ConditionConfig, ConvertError> {
-    let field = format!("spec.http.conditions[{i}]");
+    condition_at(&format!("spec.http.conditions[{i}]"), c)
+}
+
+/// A condition as sent, its errors keyed `field`.
+pub(crate) fn condition_at(field: &str, c: &v1::Condition) -> Result<ConditionConfig, ConvertError> {
+    let field = field.to_owned();
     Ok(
         match c
             .condition
@@ -150,7 +156,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     let spec = t.spec.as_ref().ok_or_else(|| {
         err(
             "spec",
-            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh, kafka_producer, kafka_consumer",
+            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh, kafka_producer, kafka_consumer, http_steps",
         )
     })?;
     let (check, spec_kind) = kind_of_spec(spec);
@@ -199,6 +205,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
                 .collect::<Result<_, _>>()?;
             c.warn_days = h.warn_days;
             set_tls_files(&mut c, h.tls.as_ref());
+            crate::target::options_from_proto(&mut c, &h.proxy, &h.resolve);
         }
         Spec::Tcp(x) => {
             c.address = Some(x.address.clone());
@@ -277,11 +284,12 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.expect = nonempty(&x.expect);
         }
         Spec::KafkaProducer(x) | Spec::KafkaConsumer(x) => c.kafka = Some(crate::target::kafka_from_proto(x)),
+        Spec::HttpSteps(x) => crate::target::steps_from_proto(&mut c, x)?,
     }
     Ok(c)
 }
 
-fn set_tls_files(c: &mut RawTarget, f: Option<&v1::TlsFiles>) {
+pub(crate) fn set_tls_files(c: &mut RawTarget, f: Option<&v1::TlsFiles>) {
     let path = |s: &str| nonempty(s).map(std::path::PathBuf::from);
     if let Some(f) = f {
         c.ca_file = path(&f.ca_file);
@@ -290,7 +298,7 @@ fn set_tls_files(c: &mut RawTarget, f: Option<&v1::TlsFiles>) {
     }
 }
 
-fn tls_files_to_proto(f: &crate::TlsFiles) -> Option<v1::TlsFiles> {
+pub(crate) fn tls_files_to_proto(f: &crate::TlsFiles) -> Option<v1::TlsFiles> {
     let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
     (!f.is_empty()).then(|| v1::TlsFiles {
         ca_file: f.ca_file.as_deref().map(text).unwrap_or_default(),
@@ -315,6 +323,8 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             conditions: h.conditions.iter().map(condition_to_proto).collect(),
             warn_days: h.warn_days,
             tls: tls_files_to_proto(&h.tls),
+            proxy: crate::target::options_to_proto(&h.options).0,
+            resolve: crate::target::options_to_proto(&h.options).1,
         }),
         TargetSpec::Tcp(x) => Spec::Tcp(v1::TcpSpec {
             address: x.address.to_string(),
@@ -374,6 +384,7 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
         }),
         TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
         TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
+        TargetSpec::HttpSteps(x) => Spec::HttpSteps(crate::target::steps_to_proto(x)),
     }
 }
 

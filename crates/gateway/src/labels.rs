@@ -116,6 +116,7 @@ labels! {
         Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push", Grpc = "grpc", Redis = "redis",
         Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh",
         KafkaProducer = "kafka_producer", KafkaConsumer = "kafka_consumer",
+        HttpSteps = "http_steps",
     }
     else Unspecified = "unspecified"
 }
@@ -132,6 +133,7 @@ labels! {
         Dns = "dns", Connect = "connect", Refused = "refused", Timeout = "timeout", Tls = "tls",
         HttpStatus = "http_status", Assertion = "assertion", IcmpLoss = "icmp_loss", Internal = "internal",
         Auth = "auth", Protocol = "protocol", KafkaError = "kafka_error", TopicMissing = "topic_missing",
+        Extraction = "extraction",
     }
     else Unspecified = "unspecified"
 }

@@ -167,6 +167,7 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
         CheckKind::Ssh,
         CheckKind::KafkaProducer,
         CheckKind::KafkaConsumer,
+        CheckKind::HttpSteps,
     ];
     let mut b = ObjectBuilder::new()
         .schema_type(Type::Object)

@@ -61,6 +61,33 @@ pub struct DetailView {
     pub probe: Option<ProbeDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaDetail>,
+    /// An http_steps result: each step run, and the failing one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_steps: Option<HttpStepsDetail>,
+}
+
+/// What an http_steps check did, step by step.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct HttpStepsDetail {
+    pub steps: Vec<StepView>,
+    /// The failing step's index (0-based); absent when all passed.
+    pub failed_step: Option<u32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failed_step_name: String,
+    /// The assertion or extraction that failed, in words.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub failed_assertion: String,
+}
+
+/// One step of an http_steps check.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct StepView {
+    pub index: u32,
+    pub name: String,
+    pub latency_ms: Option<f64>,
+    /// 0 when no answer came.
+    pub status_code: u32,
+    pub ok: bool,
 }
 
 /// What a protocol probe learnt: the peer and a few named facts
@@ -235,6 +262,24 @@ fn detail(d: Option<&Detail>) -> DetailView {
                 total_lag: k.total_lag,
                 lag_by_partition: k.lag_by_partition.iter().map(|(p, l)| (*p, *l)).collect(),
                 max_lag: k.max_lag,
+            });
+        }
+        Some(Detail::HttpSteps(x)) => {
+            v.http_steps = Some(HttpStepsDetail {
+                steps: x
+                    .steps
+                    .iter()
+                    .map(|s| StepView {
+                        index: s.index,
+                        name: s.name.clone(),
+                        latency_ms: ms(s.latency.as_ref()),
+                        status_code: s.status_code,
+                        ok: s.ok,
+                    })
+                    .collect(),
+                failed_step: x.failed_step,
+                failed_step_name: x.failed_step_name.clone(),
+                failed_assertion: x.failed_assertion.clone(),
             });
         }
     }

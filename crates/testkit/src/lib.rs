@@ -35,6 +35,9 @@
 //! - [`Kafka`]: crates.io's `tansu`, a Kafka-protocol broker, with in-memory
 //!   storage; ready once it answers `ApiVersions`; stoppable for outages.
 //!   Missing, it is an error naming `cargo install --locked tansu`.
+//! - [`HttpProxy`] and [`SocksProxy`]: Debian's `tinyproxy` (HTTP forward
+//!   proxy and CONNECT) and `danted` (`dante-server`, SOCKS5), on free
+//!   loopback ports, stoppable for outages.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -52,6 +55,7 @@ mod mariadb;
 mod nats;
 mod nats_cluster;
 mod postgres;
+mod proxy;
 mod redis;
 mod routeros;
 mod snmpd;
@@ -68,6 +72,7 @@ pub use mariadb::{MARIADB_PASSWORD, MARIADB_USER, Mariadb};
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
+pub use proxy::{HttpProxy, Proxy, SocksProxy};
 pub use redis::{REDIS_PASSWORD, Redis};
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
 pub use snmpd::{

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use pantau_proto::v1::{FailureReason, HttpDetail, check_result::Detail};
 use tokio::time::Instant;
 
-use pantau_config::TlsFiles;
+use pantau_config::{HttpOptions, TlsFiles};
 
 use super::{Outcome, cert, trust};
 use crate::CollectorError;
@@ -33,10 +33,16 @@ pub const LOCATION_HEADER: &str = "x-pantau-location";
 
 /// An HTTP client for checks: TLS from [`trust::client_config`] (the
 /// system's roots, `files`' CA and client certificate), redirects followed or
-/// not, connections kept or not.
-pub fn build(files: &TlsFiles, verify: bool, follow: bool, reuse: bool) -> Result<reqwest::Client, CollectorError> {
+/// not, connections kept or not, and `options`' proxy and fixed addresses.
+pub fn build(
+    files: &TlsFiles,
+    verify: bool,
+    follow: bool,
+    reuse: bool,
+    options: &HttpOptions,
+) -> Result<reqwest::Client, CollectorError> {
     let tls = trust::client_config(files, verify, true).map_err(CollectorError::Tls)?;
-    let b = reqwest::Client::builder();
+    let b = super::http_options::apply(reqwest::Client::builder(), options)?;
     // No idle connection kept: each check connects anew.
     let b = if reuse { b } else { b.pool_max_idle_per_host(0) };
     Ok(b.user_agent(concat!("pantau/", env!("CARGO_PKG_VERSION")))
@@ -57,7 +63,8 @@ impl Clients {
         // reqwest is built without a default crypto provider; ring is ours.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let none = TlsFiles::default();
-        let build = |verify: bool, follow: bool, reuse: bool| build(&none, verify, follow, reuse);
+        let plain = HttpOptions::default();
+        let build = |verify: bool, follow: bool, reuse: bool| build(&none, verify, follow, reuse, &plain);
         Ok(Self {
             clients: [
                 build(true, true, true)?,
@@ -81,9 +88,17 @@ impl Clients {
     }
 
     fn get(&self, spec: &HttpSpec) -> &reqwest::Client {
-        &self.clients[usize::from(!spec.reuse_connection) * 4
-            + usize::from(!spec.verify_tls) * 2
-            + usize::from(!spec.follow_redirects)]
+        self.pick(spec.verify_tls, spec.follow_redirects, spec.reuse_connection)
+    }
+
+    /// The shared client with these settings.
+    pub(crate) fn pick(&self, verify: bool, follow: bool, reuse: bool) -> &reqwest::Client {
+        &self.clients[usize::from(!reuse) * 4 + usize::from(!verify) * 2 + usize::from(!follow)]
+    }
+
+    /// The location header's value, when set.
+    pub(crate) fn location(&self) -> Option<&reqwest::header::HeaderValue> {
+        self.location.as_ref()
     }
 }
 
@@ -116,25 +131,13 @@ pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outc
         .and_then(reqwest::tls::TlsInfo::peer_certificate)
         .and_then(|der| cert::info(der, SystemTime::now()));
     let headers = resp.headers().clone();
-    let mut body = Vec::new();
-    let mut body_bytes: u64 = 0;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                body_bytes += chunk.len() as u64;
-                if body.len() < MAX_BODY {
-                    body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]);
-                } else {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                let (reason, message) = classify(&e);
-                return Outcome::down(started.elapsed(), reason, format!("reading the body: {message}"));
-            }
+    let (body, body_bytes) = match read_body_counted(&mut resp).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (reason, message) = classify(&e);
+            return Outcome::down(started.elapsed(), reason, format!("reading the body: {message}"));
         }
-    }
+    };
     let latency = started.elapsed();
     let detail = Detail::Http(HttpDetail {
         status_code: u32::from(status.as_u16()),
@@ -178,8 +181,28 @@ pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outc
     Outcome::up(latency, Some(detail))
 }
 
+/// The body, up to [`MAX_BODY`] bytes (the rest is not downloaded).
+pub(crate) async fn read_body(resp: &mut reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    read_body_counted(resp).await.map(|(b, _)| b)
+}
+
+/// The body up to [`MAX_BODY`], and how many bytes were read.
+async fn read_body_counted(resp: &mut reqwest::Response) -> Result<(Vec<u8>, u64), reqwest::Error> {
+    let mut body = Vec::new();
+    let mut body_bytes: u64 = 0;
+    while let Some(chunk) = resp.chunk().await? {
+        body_bytes += chunk.len() as u64;
+        if body.len() < MAX_BODY {
+            body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - body.len())]);
+        } else {
+            break;
+        }
+    }
+    Ok((body, body_bytes))
+}
+
 /// The typed reason and a readable message for a failed request.
-fn classify(e: &reqwest::Error) -> (FailureReason, String) {
+pub(crate) fn classify(e: &reqwest::Error) -> (FailureReason, String) {
     let mut causes = Vec::new();
     let mut source = e.source();
     let mut reason = None;

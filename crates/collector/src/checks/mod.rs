@@ -6,12 +6,14 @@ pub mod conditions;
 pub mod dns;
 pub mod grpc;
 pub mod http;
+pub mod http_options;
 pub mod icmp;
 pub mod kafka;
 pub mod push;
 pub mod redis;
 pub mod sql;
 pub mod ssh;
+pub mod steps;
 pub mod tcp;
 pub mod tls;
 pub mod trust;
@@ -159,6 +161,7 @@ impl Checker {
                 Spec::Ssh(spec) => ssh::check(spec, started).await,
                 Spec::KafkaProducer(k) => self.kafka.produce(&target.id, k, target.timeout, started).await,
                 Spec::KafkaConsumer(k) => self.kafka.consume(&target.id, k, started).await,
+                Spec::HttpSteps(s) => steps::check(&self.http, s, started).await,
             }
         };
         match tokio::time::timeout(target.timeout, run).await {

@@ -18,21 +18,31 @@ use super::{Invalid, text};
 
 mod depends;
 mod grpc;
+mod http_options;
 mod kafka;
 mod parse;
 mod raw;
 mod redis;
 mod sql;
 mod ssh;
+mod steps;
+mod steps_proto;
 mod udp;
 
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
+pub use http_options::{HttpOptions, MAX_RESOLVE, ProxyUrl};
 pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
 pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
 pub use redis::RedisTarget;
 pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
 pub use ssh::SshTarget;
+pub use steps::{
+    Extract, HttpStep, HttpStepsTarget, MAX_STEPS, MAX_VARIABLE_BYTES, MAX_VARIABLES, RawStep, references, render,
+};
+pub(crate) use steps_proto::{
+    from_proto as steps_from_proto, options_from_proto, options_to_proto, to_proto as steps_to_proto,
+};
 pub use udp::UdpTarget;
 
 pub use parse::TargetError;
@@ -73,6 +83,8 @@ pub enum CheckType {
     KafkaProducer,
     /// A Kafka topic's canaries consumed, or a consumer group's lag (`kafka`).
     KafkaConsumer,
+    /// Ordered HTTP requests passing variables from one to the next (`steps`).
+    HttpSteps,
 }
 
 impl CheckType {
@@ -92,6 +104,7 @@ impl CheckType {
             Self::Ssh => "ssh",
             Self::KafkaProducer => "kafka_producer",
             Self::KafkaConsumer => "kafka_consumer",
+            Self::HttpSteps => "http_steps",
         }
     }
 }
@@ -200,6 +213,7 @@ pub enum TargetSpec {
     Ssh(SshTarget),
     KafkaProducer(Box<KafkaTarget>),
     KafkaConsumer(Box<KafkaTarget>),
+    HttpSteps(Box<HttpStepsTarget>),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -219,6 +233,8 @@ pub struct HttpTarget {
     pub conditions: Vec<ConditionConfig>,
     pub warn_days: Option<u32>,
     pub tls: TlsFiles,
+    /// A proxy, fixed addresses for host names.
+    pub options: HttpOptions,
 }
 
 /// What an `http` or `tls` check trusts and presents beyond the system's
@@ -303,6 +319,7 @@ impl TargetSpec {
             Self::Ssh(_) => CheckType::Ssh,
             Self::KafkaProducer(_) => CheckType::KafkaProducer,
             Self::KafkaConsumer(_) => CheckType::KafkaConsumer,
+            Self::HttpSteps(_) => CheckType::HttpSteps,
         }
     }
 }
@@ -350,6 +367,7 @@ impl HttpTarget {
             conditions: Vec::new(),
             warn_days: None,
             tls: TlsFiles::default(),
+            options: HttpOptions::default(),
         }
     }
 }
@@ -369,7 +387,9 @@ impl super::CollectorConfig {
                             "***".clone_into(value);
                         }
                     }
+                    h.options = h.options.masked();
                 }
+                TargetSpec::HttpSteps(s) => s.mask(),
                 TargetSpec::Push(p) => "***".clone_into(&mut p.token),
                 TargetSpec::Redis(x) => mask_password(&mut x.password),
                 TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => mask_password(&mut x.password),

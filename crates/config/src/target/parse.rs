@@ -104,6 +104,11 @@ impl Problems<'_> {
         });
     }
 
+    /// How many problems so far.
+    pub(super) fn len(&self) -> usize {
+        self.out.len()
+    }
+
     pub(super) fn required<T>(&mut self, v: Option<T>, check: CheckType, field: &str, what: &str) -> Option<T> {
         if v.is_none() {
             self.add(field, "", format!("is required for a {} target{what}", check.as_str()));
@@ -149,6 +154,7 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                 conditions: r.conditions.clone(),
                 warn_days: r.warn_days,
                 tls: tls_files(r, p)?,
+                options: super::http_options::parse(r, p)?,
             })))
         }
         CheckType::Tcp | CheckType::Tls => {
@@ -232,6 +238,7 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
         CheckType::Postgres | CheckType::Mysql => super::sql::parse(check, r, p),
         CheckType::Udp => super::udp::parse_udp(r, p),
         CheckType::Ssh => super::ssh::parse(r, p),
+        CheckType::HttpSteps => super::steps::parse(r, p),
         CheckType::KafkaProducer | CheckType::KafkaConsumer => {
             let raw = p.required(r.kafka.as_ref(), check, "kafka", ": bootstrap_servers, topic, …")?;
             let k = Box::new(raw.parse(check, &mut |field, value, why| p.add(field, value, why))?);
@@ -333,6 +340,8 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
             "ca_file",
             "client_cert",
             "client_key",
+            "proxy",
+            "resolve",
         ],
         CheckType::Tcp => &["address", "send", "expect"],
         CheckType::Tls => &[
@@ -352,11 +361,12 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
         CheckType::Postgres | CheckType::Mysql => super::sql::FIELDS,
         CheckType::Udp => super::udp::UDP_FIELDS,
         CheckType::Ssh => super::ssh::FIELDS,
+        CheckType::HttpSteps => super::steps::FIELDS,
         CheckType::KafkaProducer | CheckType::KafkaConsumer => &["kafka"],
     }
 }
 
-fn check_condition(c: &ConditionConfig) -> Option<String> {
+pub(super) fn check_condition(c: &ConditionConfig) -> Option<String> {
     match c {
         ConditionConfig::ResponseTimeBelow(d) if d.is_zero() => Some("response_time_below must be above 0".into()),
         ConditionConfig::BodyMatches(re) => regex::Regex::new(re)

@@ -23,7 +23,7 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
     /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
-    /// `mysql`, `udp`, `ssh`, `kafka_producer` or `kafka_consumer`.
+    /// `mysql`, `udp`, `ssh`, `kafka_producer`, `kafka_consumer` or `http_steps`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -161,6 +161,20 @@ pub struct RawTarget {
     /// kafka_producer, kafka_consumer: brokers, topic and what to measure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<super::RawKafka>,
+
+    /// http, http_steps: a proxy every request goes through: `http://`,
+    /// `https://`, `socks5://` or `socks5h://` (the proxy resolves names),
+    /// with an optional `user:password@` (shown as `***`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// http, http_steps: host name → IP address used instead of DNS (like
+    /// curl's `--resolve`; the URL's port is kept, TLS still checks the name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolve: BTreeMap<String, String>,
+    /// http_steps: the requests, in order, each with its assertions and the
+    /// variables it extracts for later steps (`{{name}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::RawStep>,
 }
 
 impl RawTarget {
@@ -209,6 +223,9 @@ impl RawTarget {
             query: None,
             expected_reply: None,
             kafka: None,
+            proxy: None,
+            resolve: BTreeMap::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -262,6 +279,9 @@ impl RawTarget {
         mark(self.query.is_some(), "query");
         mark(self.expected_reply.is_some(), "expected_reply");
         mark(self.kafka.is_some(), "kafka");
+        mark(self.proxy.is_some(), "proxy");
+        mark(!self.resolve.is_empty(), "resolve");
+        mark(!self.steps.is_empty(), "steps");
         f
     }
 }
@@ -290,6 +310,7 @@ impl From<TargetConfig> for RawTarget {
                 r.conditions = h.conditions;
                 r.warn_days = h.warn_days;
                 r.set_tls(h.tls);
+                super::http_options::to_raw(h.options, &mut r);
             }
             TargetSpec::Tcp(x) => {
                 r.address = Some(x.address.to_string());
@@ -323,6 +344,7 @@ impl From<TargetConfig> for RawTarget {
             TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(x, &mut r),
             TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
+            TargetSpec::HttpSteps(x) => super::steps::to_raw(*x, &mut r),
             TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),
         }
         r

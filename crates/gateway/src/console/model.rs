@@ -140,6 +140,7 @@ pub fn reason_words(reason: Option<FailureReason>, message: &str) -> String {
         FailureReason::Protocol => "the server answered in an unexpected way",
         FailureReason::KafkaError => "the Kafka broker answered an error",
         FailureReason::TopicMissing => "the Kafka topic does not exist",
+        FailureReason::Extraction => "a step's answer lacked a value to pass on",
         FailureReason::Unspecified => "failed",
     };
     if message.is_empty() {

@@ -102,6 +102,7 @@ async fn every_route_answers_and_bad_input_is_named() {
     assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
     pause_and_resume(&api).await;
     dependencies(&api, &addr).await;
+    http_steps_over_rest(&api).await;
     let (code, v) = api
         .call(
             Method::PUT,
@@ -399,4 +400,75 @@ async fn sla_report(api: &Api) {
         .await;
     api.bad(Method::GET, "/api/v1/reports/sla?colour=red", None, "colour")
         .await;
+}
+
+/// An `http_steps` target over REST: created, run (UP against a login API in
+/// this test, each step in the `http_steps` detail), its credential header
+/// masked when read back; bad steps refused naming the key.
+async fn http_steps_over_rest(api: &Api) {
+    async fn login() -> axum::Json<Value> {
+        axum::Json(json!({"token": "tok-9"}))
+    }
+    async fn me(headers: axum::http::HeaderMap) -> (axum::http::StatusCode, &'static str) {
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer tok-9") {
+            (axum::http::StatusCode::OK, "hello monitor")
+        } else {
+            (axum::http::StatusCode::UNAUTHORIZED, "who?")
+        }
+    }
+    let app = axum::Router::new()
+        .route("/login", axum::routing::post(login))
+        .route("/me", axum::routing::get(me));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let body = |me_auth: &str| {
+        json!({"id": "api-steps", "type": "http_steps", "steps": [
+            {"name": "login", "method": "POST", "url": format!("{base}/login"),
+             "extract": {"token": {"json": "$.token"}}},
+            {"name": "me", "url": format!("{base}/me"), "headers": {"authorization": me_auth},
+             "conditions": [{"body_contains": "monitor"}]},
+        ]})
+    };
+    let (code, v) = api
+        .call(Method::POST, "/api/v1/targets", Some(body("Bearer {{token}}")))
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["type"], "http_steps", "{v}");
+    assert_eq!(v["steps"][1]["headers"]["authorization"], "***", "masked: {v}");
+    let (code, v) = api.call(Method::POST, "/api/v1/targets/api-steps/check", None).await;
+    assert_eq!((code.as_u16(), v["status"].as_str()), (200, Some("up")), "{v}");
+    assert_eq!(v["http_steps"]["steps"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["http_steps"]["steps"][1]["latency_ms"].as_f64().is_some(), "{v}");
+    // The token not passed on: the second step fails, by name.
+    let (code, _) = api
+        .call(Method::PUT, "/api/v1/targets/api-steps", Some(body("Bearer nothing")))
+        .await;
+    assert_eq!(code, 200);
+    let (_, v) = api.call(Method::POST, "/api/v1/targets/api-steps/check", None).await;
+    assert_eq!(v["status"], "down", "{v}");
+    assert_eq!(v["http_steps"]["failed_step_name"], "me", "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or_default().starts_with("step 2 (me)"),
+        "{v}"
+    );
+    // Bad steps, each refused naming its key.
+    api.bad(
+        Method::POST,
+        "/api/v1/targets",
+        Some(body("Bearer {{tokn}}")),
+        "steps[1].headers.authorization",
+    )
+    .await;
+    let mut many = body("x");
+    many["steps"] = Value::Array(vec![json!({"url": format!("{base}/me")}); 1000]);
+    api.bad(Method::POST, "/api/v1/targets", Some(many), "steps").await;
+    let mut odd = body("x");
+    odd["steps"][0]["colour"] = json!("red");
+    api.bad(Method::POST, "/api/v1/targets", Some(odd), "colour").await;
+    let mut proxy = body("x");
+    proxy["proxy"] = json!("gopher://127.0.0.1:70");
+    api.bad(Method::POST, "/api/v1/targets", Some(proxy), "proxy").await;
+    let (code, _) = api.call(Method::DELETE, "/api/v1/targets/api-steps", None).await;
+    assert_eq!(code, 204);
 }

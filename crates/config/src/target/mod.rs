@@ -19,12 +19,15 @@ use super::{Invalid, text};
 mod depends;
 mod grpc;
 mod kafka;
+mod mail;
+mod mqtt;
 mod parse;
 mod raw;
 mod redis;
 mod sql;
 mod ssh;
 mod udp;
+mod websocket;
 
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
@@ -34,6 +37,9 @@ pub use redis::RedisTarget;
 pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
 pub use ssh::SshTarget;
 pub use udp::UdpTarget;
+pub use mail::{MailProtocol, MailTarget, MailTls};
+pub use mqtt::MqttTarget;
+pub use websocket::{WebSocketTarget, WsUrl};
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -73,6 +79,12 @@ pub enum CheckType {
     KafkaProducer,
     /// A Kafka topic's canaries consumed, or a consumer group's lag (`kafka`).
     KafkaConsumer,
+    /// A WebSocket opened, optionally a message sent and the answer compared (`url`).
+    Websocket,
+    /// An MQTT broker: connect, optionally a publish/subscribe round trip (`address`).
+    Mqtt,
+    /// An SMTP, IMAP or POP3 greeting, STARTTLS and the certificate (`protocol`, `address`).
+    Mail,
 }
 
 impl CheckType {
@@ -92,6 +104,9 @@ impl CheckType {
             Self::Ssh => "ssh",
             Self::KafkaProducer => "kafka_producer",
             Self::KafkaConsumer => "kafka_consumer",
+            Self::Websocket => "websocket",
+            Self::Mqtt => "mqtt",
+            Self::Mail => "mail",
         }
     }
 }
@@ -200,6 +215,9 @@ pub enum TargetSpec {
     Ssh(SshTarget),
     KafkaProducer(Box<KafkaTarget>),
     KafkaConsumer(Box<KafkaTarget>),
+    Websocket(Box<WebSocketTarget>),
+    Mqtt(Box<MqttTarget>),
+    Mail(Box<MailTarget>),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -303,6 +321,9 @@ impl TargetSpec {
             Self::Ssh(_) => CheckType::Ssh,
             Self::KafkaProducer(_) => CheckType::KafkaProducer,
             Self::KafkaConsumer(_) => CheckType::KafkaConsumer,
+            Self::Websocket(_) => CheckType::Websocket,
+            Self::Mqtt(_) => CheckType::Mqtt,
+            Self::Mail(_) => CheckType::Mail,
         }
     }
 }
@@ -373,6 +394,15 @@ impl super::CollectorConfig {
                 TargetSpec::Push(p) => "***".clone_into(&mut p.token),
                 TargetSpec::Redis(x) => mask_password(&mut x.password),
                 TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => mask_password(&mut x.password),
+                TargetSpec::Mqtt(x) => mask_password(&mut x.password),
+                TargetSpec::Websocket(w) => {
+                    w.url = w.url.masked();
+                    for (name, value) in &mut w.headers {
+                        if is_secret_header(name) {
+                            "***".clone_into(value);
+                        }
+                    }
+                }
                 _ => {}
             }
         }

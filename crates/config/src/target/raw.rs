@@ -23,7 +23,8 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
     /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
-    /// `mysql`, `udp`, `ssh`, `kafka_producer` or `kafka_consumer`.
+    /// `mysql`, `udp`, `ssh`, `kafka_producer`, `kafka_consumer`, `websocket`,
+    /// `mqtt` or `mail`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -45,13 +46,13 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
 
-    /// http: the URL to request.
+    /// http: the URL to request. websocket: the `ws://` or `wss://` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// http: the method (GET, HEAD, POST, …); GET when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// http: request headers.
+    /// http, websocket: request (handshake) headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// http: request body.
@@ -79,10 +80,11 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// tcp: text to send after connecting (`\r\n` escapes are honoured).
-    /// udp: the datagram to send.
+    /// udp: the datagram to send. websocket: one text message to send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
     /// tcp, udp: text the answer must contain. ssh: text the version line must contain.
+    /// websocket: text the first message must contain. mail: text the greeting must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
     /// tls: the name to ask for (SNI) and verify; the address's host when unset.
@@ -136,7 +138,7 @@ pub struct RawTarget {
     /// grpc: the service whose health is asked; the whole server when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub service: Option<String>,
-    /// grpc: speak TLS; false when unset.
+    /// grpc, mqtt: speak TLS; mail: implicit TLS (465, 993, 995); false when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_tls: Option<bool>,
 
@@ -144,10 +146,10 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub database: Option<String>,
     /// redis: the user to authenticate as (an ACL user); the default user when
-    /// unset. postgres, mysql: the user to log in as (required).
+    /// unset. postgres, mysql: the user to log in as (required). mqtt: the user name.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub username: Option<String>,
-    /// redis, postgres, mysql: the password (write only: shown as `***`).
+    /// redis, postgres, mysql, mqtt: the password (write only: shown as `***`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub password: Option<String>,
     /// redis: the command to run (`GET health`); `PING` when unset.
@@ -161,6 +163,22 @@ pub struct RawTarget {
     /// kafka_producer, kafka_consumer: brokers, topic and what to measure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<super::RawKafka>,
+
+    /// mqtt: the topic of a publish/subscribe round trip (no wildcards); the
+    /// check only connects when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub topic: Option<String>,
+    /// mail: `smtp`, `imap` or `pop3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<super::MailProtocol>,
+    /// mail: upgrade the plain connection with STARTTLS (STLS for POP3);
+    /// false when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<bool>,
+    /// websocket: a regular expression (case-insensitive) the first message
+    /// received must match.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub expect_matches: Option<String>,
 }
 
 impl RawTarget {
@@ -209,6 +227,10 @@ impl RawTarget {
             query: None,
             expected_reply: None,
             kafka: None,
+            topic: None,
+            protocol: None,
+            starttls: None,
+            expect_matches: None,
         }
     }
 
@@ -262,6 +284,10 @@ impl RawTarget {
         mark(self.query.is_some(), "query");
         mark(self.expected_reply.is_some(), "expected_reply");
         mark(self.kafka.is_some(), "kafka");
+        mark(self.topic.is_some(), "topic");
+        mark(self.protocol.is_some(), "protocol");
+        mark(self.starttls.is_some(), "starttls");
+        mark(self.expect_matches.is_some(), "expect_matches");
         f
     }
 }
@@ -324,6 +350,9 @@ impl From<TargetConfig> for RawTarget {
             TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
             TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),
+            TargetSpec::Websocket(x) => super::websocket::to_raw(*x, &mut r),
+            TargetSpec::Mqtt(x) => super::mqtt::to_raw(*x, &mut r),
+            TargetSpec::Mail(x) => super::mail::to_raw(*x, &mut r),
         }
         r
     }

@@ -72,6 +72,9 @@ pub enum Spec {
     Ssh(Box<crate::checks::ssh::SshSpec>),
     KafkaProducer(Box<pantau_config::KafkaTarget>),
     KafkaConsumer(Box<pantau_config::KafkaTarget>),
+    Websocket(Box<crate::checks::websocket::WebSocketSpec>),
+    Mqtt(Box<crate::checks::mqtt::MqttSpec>),
+    Mail(Box<crate::checks::mail::MailSpec>),
 }
 
 /// One target to check.
@@ -212,6 +215,15 @@ impl Target {
             TargetSpec::Ssh(x) => Spec::Ssh(Box::new(crate::checks::ssh::SshSpec::new(x))),
             TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
             TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
+            TargetSpec::Websocket(x) => Spec::Websocket(Box::new(
+                crate::checks::websocket::WebSocketSpec::new(x).map_err(|(field, why)| bad(&field, "", why))?,
+            )),
+            TargetSpec::Mqtt(x) => Spec::Mqtt(Box::new(
+                crate::checks::mqtt::MqttSpec::new(x).map_err(|(field, why)| bad(field, "", why))?,
+            )),
+            TargetSpec::Mail(x) => Spec::Mail(Box::new(
+                crate::checks::mail::MailSpec::new(x).map_err(|(field, why)| bad(field, "", why))?,
+            )),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -262,6 +274,9 @@ impl Target {
             Spec::Udp(u) => u.address(),
             Spec::Ssh(s) => s.address.clone(),
             Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
+            Spec::Websocket(w) => w.shown_url.clone(),
+            Spec::Mqtt(m) => m.address(),
+            Spec::Mail(m) => m.address.clone(),
         }
     }
 
@@ -320,6 +335,9 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::Ssh => v1::CheckKind::Ssh,
         CheckType::KafkaProducer => v1::CheckKind::KafkaProducer,
         CheckType::KafkaConsumer => v1::CheckKind::KafkaConsumer,
+        CheckType::Websocket => v1::CheckKind::Websocket,
+        CheckType::Mqtt => v1::CheckKind::Mqtt,
+        CheckType::Mail => v1::CheckKind::Mail,
     }
 }
 

@@ -295,7 +295,6 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
             c.password = nonempty(&x.password);
             c.topic = nonempty(&x.topic);
             c.use_tls = x.use_tls;
-            c.server_name = nonempty(&x.server_name);
             c.verify_tls = x.verify_tls;
             set_tls_files(&mut c, x.tls.as_ref());
         }
@@ -420,7 +419,11 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             headers: x.headers.clone().into_iter().collect(),
             send: x.send.clone().unwrap_or_default(),
             expect: x.expect.clone().unwrap_or_default(),
-            expect_matches: x.expect_matches.as_ref().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+            expect_matches: x
+                .expect_matches
+                .as_ref()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
             verify_tls: x.verify_tls,
             tls: tls_files_to_proto(&x.tls),
         }),
@@ -430,7 +433,6 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             password: x.password.clone().unwrap_or_default(),
             topic: x.topic.clone().unwrap_or_default(),
             use_tls: x.use_tls,
-            server_name: x.server_name.clone().unwrap_or_default(),
             verify_tls: x.verify_tls,
             tls: tls_files_to_proto(&x.tls),
         }),
@@ -528,7 +530,10 @@ mod tests {
                 ..Default::default()
             }),
         ];
-        for (spec, check) in specs.into_iter().zip([CheckType::Websocket, CheckType::Mqtt, CheckType::Mail]) {
+        for (spec, check) in specs
+            .into_iter()
+            .zip([CheckType::Websocket, CheckType::Mqtt, CheckType::Mail])
+        {
             let mut t = tcp(None);
             t.spec = Some(spec.clone());
             let c = target_from_proto(&t).unwrap();

@@ -329,10 +329,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
             "collector.targets.0.username",
         ),
         // websocket, mqtt, mail: wrong types, out-of-range and unknown values.
-        (
-            "{id: a, type: websocket, url: 'ftp://h/'}",
-            "collector.targets[0].url",
-        ),
+        ("{id: a, type: websocket, url: 'ftp://h/'}", "collector.targets[0].url"),
         (
             "{id: a, type: websocket, url: 'ws://h/', expect_matches: '(['}",
             "collector.targets[0].expect_matches",
@@ -362,10 +359,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
             "{id: a, type: mail, address: 'h:25', protocol: smtps}",
             "collector.targets.0.protocol",
         ),
-        (
-            "{id: a, type: mail, address: 'h:25'}",
-            "collector.targets[0].protocol",
-        ),
+        ("{id: a, type: mail, address: 'h:25'}", "collector.targets[0].protocol"),
         (
             "{id: a, type: mail, address: 'h:25', protocol: smtp, starttls: yes-please}",
             "collector.targets.0.starttls",

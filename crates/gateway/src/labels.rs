@@ -116,6 +116,7 @@ labels! {
         Http = "http", Tcp = "tcp", Icmp = "icmp", Dns = "dns", Tls = "tls", Push = "push", Grpc = "grpc", Redis = "redis",
         Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh",
         KafkaProducer = "kafka_producer", KafkaConsumer = "kafka_consumer",
+        Websocket = "websocket", Mqtt = "mqtt", Mail = "mail",
     }
     else Unspecified = "unspecified"
 }

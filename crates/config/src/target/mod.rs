@@ -33,12 +33,12 @@ pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
 pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
 pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
+pub use mail::{MailProtocol, MailTarget, MailTls};
+pub use mqtt::MqttTarget;
 pub use redis::RedisTarget;
 pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
 pub use ssh::SshTarget;
 pub use udp::UdpTarget;
-pub use mail::{MailProtocol, MailTarget, MailTls};
-pub use mqtt::MqttTarget;
 pub use websocket::{WebSocketTarget, WsUrl};
 
 pub use parse::TargetError;

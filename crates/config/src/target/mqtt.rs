@@ -19,10 +19,9 @@ pub struct MqttTarget {
     pub password: Option<String>,
     /// The round trip's topic: no wildcards, not a `$` topic.
     pub topic: Option<String>,
-    /// Speak TLS (MQTT over TLS, usually port 8883); plain when unset.
+    /// Speak TLS (MQTT over TLS, usually port 8883); plain when unset. The
+    /// certificate must be for the address's host.
     pub use_tls: Option<bool>,
-    /// TLS only: the name to ask for (SNI) and verify; the address's host when unset.
-    pub server_name: Option<String>,
     /// TLS only: verify the chain and name; true when unset.
     pub verify_tls: Option<bool>,
     /// TLS only.
@@ -37,7 +36,6 @@ impl std::fmt::Debug for MqttTarget {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("topic", &self.topic)
             .field("use_tls", &self.use_tls)
-            .field("server_name", &self.server_name)
             .field("verify_tls", &self.verify_tls)
             .field("tls", &self.tls)
             .finish()
@@ -51,7 +49,6 @@ pub(super) const FIELDS: &[&str] = &[
     "password",
     "topic",
     "use_tls",
-    "server_name",
     "verify_tls",
     "ca_file",
     "client_cert",
@@ -89,7 +86,11 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
             // A password is never quoted.
             p.add("password", "***", format!("must be at most {MAX_CREDENTIAL} bytes"));
         } else if r.username.is_none() {
-            p.add("password", "***", "needs a username: MQTT 3.1.1 sends no password alone");
+            p.add(
+                "password",
+                "***",
+                "needs a username: MQTT 3.1.1 sends no password alone",
+            );
         }
     }
     if let Some(t) = &r.topic
@@ -99,7 +100,6 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
     }
     if r.use_tls != Some(true) {
         for (field, set) in [
-            ("server_name", r.server_name.is_some()),
             ("verify_tls", r.verify_tls.is_some()),
             ("ca_file", r.ca_file.is_some()),
             ("client_cert", r.client_cert.is_some()),
@@ -117,7 +117,6 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
         password: r.password.clone(),
         topic: r.topic.clone(),
         use_tls: r.use_tls,
-        server_name: r.server_name.clone(),
         verify_tls: r.verify_tls,
         tls,
     })))
@@ -130,7 +129,6 @@ pub(super) fn to_raw(x: MqttTarget, r: &mut RawTarget) {
     r.password = x.password;
     r.topic = x.topic;
     r.use_tls = x.use_tls;
-    r.server_name = x.server_name;
     r.verify_tls = x.verify_tls;
     r.set_tls(x.tls);
 }
@@ -152,7 +150,6 @@ mod tests {
         r.password = Some("s3cret".into());
         r.topic = Some("pantau/canary".into());
         r.use_tls = Some(true);
-        r.server_name = Some("broker.example.org".into());
         let t = r.clone().parse("t").unwrap();
         assert_eq!(RawTarget::from(t.clone()), r);
         assert!(!format!("{t:?}").contains("s3cret"));
@@ -161,13 +158,15 @@ mod tests {
             ..CollectorConfig::default()
         };
         c.mask();
-        let TargetSpec::Mqtt(x) = &c.targets[0].spec else { panic!() };
+        let TargetSpec::Mqtt(x) = &c.targets[0].spec else {
+            panic!()
+        };
         assert_eq!(x.password.as_deref(), Some("***"));
     }
 
     #[test]
     fn a_bad_mqtt_target_is_refused_naming_the_field() {
-        let cases: [(fn(&mut RawTarget), &str); 12] = [
+        let cases: [(fn(&mut RawTarget), &str); 13] = [
             (|r| r.address = None, "t.address"),
             (|r| r.address = Some("h:99999".into()), "t.address"),
             (|r| r.topic = Some(String::new()), "t.topic"),
@@ -180,6 +179,13 @@ mod tests {
             (|r| r.username = Some(String::new()), "t.username"),
             (|r| r.verify_tls = Some(false), "t.verify_tls"),
             (|r| r.query = Some("x".into()), "t.query"),
+            (
+                |r| {
+                    r.use_tls = Some(true);
+                    r.server_name = Some("x".into());
+                },
+                "t.server_name",
+            ),
         ];
         for (edit, key) in cases {
             let mut r = mqtt();

@@ -227,7 +227,9 @@ mod tests {
         r.expect_matches = Some("^p[o]ng$".into());
         r.verify_tls = Some(false);
         let t = r.clone().parse("t").unwrap();
-        let TargetSpec::Websocket(w) = &t.spec else { panic!("{t:?}") };
+        let TargetSpec::Websocket(w) = &t.spec else {
+            panic!("{t:?}")
+        };
         assert!(w.url.is_tls());
         assert!(w.expect_matches.as_ref().unwrap().is_match("PONG"));
         assert_eq!(RawTarget::from(t.clone()), r);

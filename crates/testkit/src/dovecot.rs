@@ -45,9 +45,7 @@ impl std::fmt::Debug for Dovecot {
 
 /// Whether `/etc/passwd` has `user`.
 fn user_exists(user: &str) -> bool {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|p| p.lines().any(|l| l.split(':').next() == Some(user)))
-        .unwrap_or(false)
+    std::fs::read_to_string("/etc/passwd").is_ok_and(|p| p.lines().any(|l| l.split(':').next() == Some(user)))
 }
 
 impl Dovecot {

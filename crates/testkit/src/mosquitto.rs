@@ -68,7 +68,9 @@ impl Mosquitto {
             let mut cmd = Command::new(&tool);
             cmd.args(["-b", "-c"]).arg(&file).args([MQTT_USER, MQTT_PASSWORD]);
             binary::run(cmd).await?;
-            conf.push_str(&format!("allow_anonymous false\npassword_file {}\n", file.display()));
+            conf.push_str("allow_anonymous false\npassword_file ");
+            conf.push_str(&file.display().to_string());
+            conf.push('\n');
         } else {
             conf.push_str("allow_anonymous true\n");
         }

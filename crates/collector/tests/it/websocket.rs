@@ -68,6 +68,8 @@ async fn server(behaviour: Behaviour, refuse: bool) -> u16 {
     port
 }
 
+// The handshake callback's type is tungstenite's own.
+#[allow(clippy::result_large_err)]
 async fn serve<S>(io: S, behaviour: Behaviour, refuse: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

@@ -169,3 +169,26 @@ async fn hostile_and_refusing_brokers_are_down_with_their_reason() {
     let o = run(&mqtt(&a)).await;
     assert_eq!(o.reason, FailureReason::Timeout, "{o:?}");
 }
+
+#[test]
+fn the_api_form_of_a_target_masks_its_secrets() {
+    let cfg = CollectorConfig::default();
+    let mut m = mqtt("127.0.0.1:1883");
+    m.username = Some(MQTT_USER.into());
+    m.password = Some("s3cret-mqtt".into());
+    let mut w = RawTarget::new("w", CheckType::Websocket);
+    w.url = Some("wss://user:s3cret-url@example.org/live".into());
+    w.headers.insert("Authorization".into(), "Bearer s3cret-header".into());
+    w.headers.insert("Origin".into(), "https://example.org".into());
+    for raw in [m, w] {
+        let parsed = Arc::new(raw.parse("t").unwrap());
+        let target = Target::compile(&parsed, "t", &cfg, TargetSource::Api).unwrap();
+        let shown = format!(
+            "{:?} {:?}",
+            target.to_proto(pantau_proto::v1::BreakerState::Closed),
+            target
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("***"), "{shown}");
+    }
+}

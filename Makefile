@@ -20,8 +20,8 @@ run: build
 	@echo "pantau: the API needs a token; in another terminal: ./target/release/pantau --config $(CONFIG) token create --scope admin --ttl 1h"
 	./target/release/pantau --config $(CONFIG) all
 
-# Installs the real servers the tests start (nats-server, PostgreSQL) when
-# missing. As root it runs apt-get; otherwise it says what to install.
+# Installs the real servers the tests start (nats-server, PostgreSQL,
+# mosquitto, dovecot, …) when missing. As root it runs apt-get; otherwise it says what to install.
 deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	@missing=""; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
@@ -39,6 +39,9 @@ deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || missing="$$missing tinyproxy"; \
 	command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || missing="$$missing dante-server"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	[ -x /usr/lib/dovecot/imap-login ] || missing="$$missing dovecot-imapd"; \
+	[ -x /usr/lib/dovecot/pop3-login ] || missing="$$missing dovecot-pop3d"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \
@@ -75,7 +78,8 @@ k8s-monitoring-files:
 	cp grafana/dashboards/*.json $$d/grafana/dashboards/ && \
 	echo "k8s-monitoring-files: copied; list new dashboards in k8s/monitoring/kustomization.yaml"
 
-# aiosmtpd (PyPI), the SMTP server of the notifier's email test, in .venv-smtp
+# aiosmtpd (PyPI), the SMTP server of the notifier's email test and of the
+# collector's mail checks (pantau_testkit::Smtp), in .venv-smtp
 # made with Debian's python3; fails loudly when it cannot be installed.
 deps-smtp:
 	@if .venv-smtp/bin/python -c 'import aiosmtpd' 2>/dev/null; then echo "deps: aiosmtpd present"; exit 0; fi; \

@@ -14,6 +14,12 @@ pub(crate) fn certificate_detail(detail: &Detail) -> Option<Detail> {
             ..Default::default()
         })),
         Detail::Tls(t) if !t.chain.is_empty() => Some(Detail::Tls(t.clone())),
+        Detail::Mail(m) if m.certificate.is_some() => Some(Detail::Mail(v1::MailDetail {
+            protocol: m.protocol.clone(),
+            tls_mode: m.tls_mode.clone(),
+            certificate: m.certificate.clone(),
+            ..Default::default()
+        })),
         _ => None,
     }
 }
@@ -33,6 +39,7 @@ pub(crate) fn last_known(mut detail: Detail, now: SystemTime) -> Detail {
     match &mut detail {
         Detail::Http(h) => h.certificate.iter_mut().for_each(mark),
         Detail::Tls(t) => t.chain.iter_mut().for_each(mark),
+        Detail::Mail(m) => m.certificate.iter_mut().for_each(mark),
         _ => {}
     }
     detail
@@ -43,6 +50,7 @@ pub(crate) fn cert_days(r: &CheckResult) -> Option<i64> {
     match r.detail.as_ref()? {
         Detail::Http(h) => h.certificate.as_ref().map(|c| c.days_to_expiry),
         Detail::Tls(t) => t.chain.first().map(|c| c.days_to_expiry),
+        Detail::Mail(m) => m.certificate.as_ref().map(|c| c.days_to_expiry),
         _ => None,
     }
 }

@@ -74,6 +74,9 @@ pub enum Spec {
     KafkaProducer(Box<pantau_config::KafkaTarget>),
     KafkaConsumer(Box<pantau_config::KafkaTarget>),
     HttpSteps(Box<crate::checks::steps::StepsSpec>),
+    Websocket(Box<crate::checks::websocket::WebSocketSpec>),
+    Mqtt(Box<crate::checks::mqtt::MqttSpec>),
+    Mail(Box<crate::checks::mail::MailSpec>),
 }
 
 /// One target to check.
@@ -215,6 +218,15 @@ impl Target {
             TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
             TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
             TargetSpec::HttpSteps(x) => Spec::HttpSteps(Box::new(crate::checks::steps::StepsSpec::new(x, prefix)?)),
+            TargetSpec::Websocket(x) => Spec::Websocket(Box::new(
+                crate::checks::websocket::WebSocketSpec::new(x).map_err(|(field, why)| bad(&field, "", why))?,
+            )),
+            TargetSpec::Mqtt(x) => Spec::Mqtt(Box::new(
+                crate::checks::mqtt::MqttSpec::new(x).map_err(|(field, why)| bad(field, "", why))?,
+            )),
+            TargetSpec::Mail(x) => Spec::Mail(Box::new(
+                crate::checks::mail::MailSpec::new(x).map_err(|(field, why)| bad(field, "", why))?,
+            )),
         };
         Ok(Self {
             id: t.id.clone(),
@@ -266,6 +278,9 @@ impl Target {
             Spec::Ssh(s) => s.address.clone(),
             Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
             Spec::HttpSteps(s) => s.address.clone(),
+            Spec::Websocket(w) => w.shown_url.clone(),
+            Spec::Mqtt(m) => m.address(),
+            Spec::Mail(m) => m.address.clone(),
         }
     }
 
@@ -328,6 +343,9 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
         CheckType::KafkaProducer => v1::CheckKind::KafkaProducer,
         CheckType::KafkaConsumer => v1::CheckKind::KafkaConsumer,
         CheckType::HttpSteps => v1::CheckKind::HttpSteps,
+        CheckType::Websocket => v1::CheckKind::Websocket,
+        CheckType::Mqtt => v1::CheckKind::Mqtt,
+        CheckType::Mail => v1::CheckKind::Mail,
     }
 }
 

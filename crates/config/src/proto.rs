@@ -57,6 +57,9 @@ fn kind_of_spec(spec: &Spec) -> (CheckType, v1::CheckKind) {
         Spec::KafkaProducer(_) => (CheckType::KafkaProducer, v1::CheckKind::KafkaProducer),
         Spec::KafkaConsumer(_) => (CheckType::KafkaConsumer, v1::CheckKind::KafkaConsumer),
         Spec::HttpSteps(_) => (CheckType::HttpSteps, v1::CheckKind::HttpSteps),
+        Spec::Websocket(_) => (CheckType::Websocket, v1::CheckKind::Websocket),
+        Spec::Mqtt(_) => (CheckType::Mqtt, v1::CheckKind::Mqtt),
+        Spec::Mail(_) => (CheckType::Mail, v1::CheckKind::Mail),
     }
 }
 
@@ -156,7 +159,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
     let spec = t.spec.as_ref().ok_or_else(|| {
         err(
             "spec",
-            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh, kafka_producer, kafka_consumer, http_steps",
+            "is required: one of http, tcp, tls, icmp, dns, push, grpc, redis, postgres, mysql, udp, ssh, kafka_producer, kafka_consumer, http_steps, websocket, mqtt, mail",
         )
     })?;
     let (check, spec_kind) = kind_of_spec(spec);
@@ -285,6 +288,43 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
         }
         Spec::KafkaProducer(x) | Spec::KafkaConsumer(x) => c.kafka = Some(crate::target::kafka_from_proto(x)),
         Spec::HttpSteps(x) => crate::target::steps_from_proto(&mut c, x)?,
+        Spec::Websocket(x) => {
+            c.url = Some(x.url.clone());
+            c.headers = x.headers.clone().into_iter().collect();
+            c.send = nonempty(&x.send);
+            c.expect = nonempty(&x.expect);
+            c.expect_matches = nonempty(&x.expect_matches);
+            c.verify_tls = x.verify_tls;
+            set_tls_files(&mut c, x.tls.as_ref());
+        }
+        Spec::Mqtt(x) => {
+            c.address = Some(x.address.clone());
+            c.username = nonempty(&x.username);
+            c.password = nonempty(&x.password);
+            c.topic = nonempty(&x.topic);
+            c.use_tls = x.use_tls;
+            c.verify_tls = x.verify_tls;
+            set_tls_files(&mut c, x.tls.as_ref());
+        }
+        Spec::Mail(x) => {
+            c.protocol = match x.protocol.as_str() {
+                "" => None,
+                name => Some(crate::MailProtocol::from_name(name).ok_or_else(|| {
+                    err(
+                        "spec.mail.protocol",
+                        format!("`{}` is not one of smtp, imap, pop3", crate::types::quote(name)),
+                    )
+                })?),
+            };
+            c.address = Some(x.address.clone());
+            c.use_tls = x.use_tls;
+            c.starttls = x.starttls;
+            c.expect = nonempty(&x.expect);
+            c.server_name = nonempty(&x.server_name);
+            c.verify_tls = x.verify_tls;
+            c.warn_days = x.warn_days;
+            set_tls_files(&mut c, x.tls.as_ref());
+        }
     }
     Ok(c)
 }
@@ -385,6 +425,39 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
         TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(crate::target::kafka_to_proto(k)),
         TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(crate::target::kafka_to_proto(k)),
         TargetSpec::HttpSteps(x) => Spec::HttpSteps(crate::target::steps_to_proto(x)),
+        TargetSpec::Websocket(x) => Spec::Websocket(v1::WebSocketSpec {
+            url: x.url.as_str().to_owned(),
+            headers: x.headers.clone().into_iter().collect(),
+            send: x.send.clone().unwrap_or_default(),
+            expect: x.expect.clone().unwrap_or_default(),
+            expect_matches: x
+                .expect_matches
+                .as_ref()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default(),
+            verify_tls: x.verify_tls,
+            tls: tls_files_to_proto(&x.tls),
+        }),
+        TargetSpec::Mqtt(x) => Spec::Mqtt(v1::MqttSpec {
+            address: x.address.to_string(),
+            username: x.username.clone().unwrap_or_default(),
+            password: x.password.clone().unwrap_or_default(),
+            topic: x.topic.clone().unwrap_or_default(),
+            use_tls: x.use_tls,
+            verify_tls: x.verify_tls,
+            tls: tls_files_to_proto(&x.tls),
+        }),
+        TargetSpec::Mail(x) => Spec::Mail(v1::MailSpec {
+            protocol: x.protocol.as_str().to_owned(),
+            address: x.address.to_string(),
+            use_tls: x.use_tls,
+            starttls: x.starttls,
+            expect: x.expect.clone().unwrap_or_default(),
+            server_name: x.server_name.clone().unwrap_or_default(),
+            verify_tls: x.verify_tls,
+            warn_days: x.warn_days,
+            tls: tls_files_to_proto(&x.tls),
+        }),
     }
 }
 
@@ -440,6 +513,93 @@ mod tests {
         }));
         let e = target_from_proto(&t).unwrap_err().to_string();
         assert!(e.contains("target.service") && e.contains("target.verify_tls"), "{e}");
+    }
+
+    #[test]
+    fn the_new_probes_travel_in_the_protobuf_and_bad_ones_are_refused_by_name() {
+        let specs = [
+            Spec::Websocket(v1::WebSocketSpec {
+                url: "wss://example.org/live".into(),
+                headers: [("Authorization".to_owned(), "Bearer x".to_owned())].into(),
+                send: "ping".into(),
+                expect_matches: "^pong".into(),
+                verify_tls: Some(false),
+                ..Default::default()
+            }),
+            Spec::Mqtt(v1::MqttSpec {
+                address: "127.0.0.1:1883".into(),
+                username: "probe".into(),
+                password: "pw".into(),
+                topic: "pantau/canary".into(),
+                ..Default::default()
+            }),
+            Spec::Mail(v1::MailSpec {
+                protocol: "imap".into(),
+                address: "127.0.0.1:143".into(),
+                starttls: Some(true),
+                warn_days: Some(30),
+                ..Default::default()
+            }),
+        ];
+        for (spec, check) in specs
+            .into_iter()
+            .zip([CheckType::Websocket, CheckType::Mqtt, CheckType::Mail])
+        {
+            let mut t = tcp(None);
+            t.spec = Some(spec.clone());
+            let c = target_from_proto(&t).unwrap();
+            assert_eq!(c.check(), check);
+            assert_eq!(spec_to_proto(&c), spec);
+        }
+        let bad = [
+            (
+                Spec::Websocket(v1::WebSocketSpec {
+                    url: "http://example.org".into(),
+                    ..Default::default()
+                }),
+                "target.url",
+            ),
+            (
+                Spec::Websocket(v1::WebSocketSpec {
+                    url: "ws://example.org".into(),
+                    expect_matches: "([".into(),
+                    ..Default::default()
+                }),
+                "target.expect_matches",
+            ),
+            (
+                Spec::Mqtt(v1::MqttSpec {
+                    address: "127.0.0.1:1883".into(),
+                    topic: "a/#".into(),
+                    ..Default::default()
+                }),
+                "target.topic",
+            ),
+            (
+                Spec::Mail(v1::MailSpec {
+                    protocol: "smtps".into(),
+                    address: "127.0.0.1:465".into(),
+                    ..Default::default()
+                }),
+                "target.spec.mail.protocol",
+            ),
+            (
+                Spec::Mail(v1::MailSpec {
+                    address: "127.0.0.1:25".into(),
+                    ..Default::default()
+                }),
+                "target.protocol",
+            ),
+        ];
+        for (spec, key) in bad {
+            let mut t = tcp(None);
+            t.spec = Some(spec);
+            let e = target_from_proto(&t).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let mut t = tcp(None);
+        t.kind = v1::CheckKind::Mail.into();
+        assert!(target_from_proto(&t).unwrap_err().to_string().contains("target.kind"));
     }
 
     #[test]

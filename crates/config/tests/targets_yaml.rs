@@ -50,6 +50,10 @@ const FIELDS: &[&str] = &[
     "expected_answers",
     "token",
     "grace",
+    "topic",
+    "protocol",
+    "starttls",
+    "expect_matches",
     "colour",
 ];
 
@@ -124,6 +128,9 @@ fn any_target() -> impl Strategy<Value = Value> {
         Just("mariadb"),
         Just("udp"),
         Just("ssh"),
+        Just("websocket"),
+        Just("mqtt"),
+        Just("mail"),
         Just("carrier-pigeon"),
     ];
     let id = prop_oneof![Just("t-1".to_owned()), "[a-z.]{0,3}", Just("x".repeat(200))];
@@ -320,6 +327,50 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         (
             "{id: a, type: mysql, address: 'h:1', username: {a: b}}",
             "collector.targets.0.username",
+        ),
+        // websocket, mqtt, mail: wrong types, out-of-range and unknown values.
+        ("{id: a, type: websocket, url: 'ftp://h/'}", "collector.targets[0].url"),
+        (
+            "{id: a, type: websocket, url: 'ws://h/', expect_matches: '(['}",
+            "collector.targets[0].expect_matches",
+        ),
+        (
+            "{id: a, type: websocket, url: 'ws://h/', send: [a]}",
+            "collector.targets.0.send",
+        ),
+        (
+            "{id: a, type: websocket, url: 'ws://h/', verify_tls: false}",
+            "collector.targets[0].verify_tls",
+        ),
+        (
+            "{id: a, type: mqtt, address: 'h:1', topic: 'a/#'}",
+            "collector.targets[0].topic",
+        ),
+        (
+            "{id: a, type: mqtt, address: 'h:1', topic: {a: 1}}",
+            "collector.targets.0.topic",
+        ),
+        ("{id: a, type: mqtt}", "collector.targets[0].address"),
+        (
+            "{id: a, type: mqtt, address: 'h:1', password: p}",
+            "collector.targets[0].password",
+        ),
+        (
+            "{id: a, type: mail, address: 'h:25', protocol: smtps}",
+            "collector.targets.0.protocol",
+        ),
+        ("{id: a, type: mail, address: 'h:25'}", "collector.targets[0].protocol"),
+        (
+            "{id: a, type: mail, address: 'h:25', protocol: smtp, starttls: yes-please}",
+            "collector.targets.0.starttls",
+        ),
+        (
+            "{id: a, type: mail, address: 'h:25', protocol: imap, use_tls: true, starttls: true}",
+            "collector.targets[0].starttls",
+        ),
+        (
+            "{id: a, type: mail, address: 'h:25', protocol: pop3, warn_days: -1}",
+            "collector.targets.0.warn_days",
         ),
         // A cycle among targets is refused, naming the first on it.
         (

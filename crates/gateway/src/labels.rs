@@ -117,6 +117,7 @@ labels! {
         Postgres = "postgres", Mysql = "mysql", Udp = "udp", Ssh = "ssh",
         KafkaProducer = "kafka_producer", KafkaConsumer = "kafka_consumer",
         HttpSteps = "http_steps",
+        Websocket = "websocket", Mqtt = "mqtt", Mail = "mail",
     }
     else Unspecified = "unspecified"
 }

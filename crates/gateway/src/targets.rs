@@ -168,6 +168,9 @@ fn target_body(id_required: bool) -> utoipa::openapi::RefOr<utoipa::openapi::Sch
         CheckKind::KafkaProducer,
         CheckKind::KafkaConsumer,
         CheckKind::HttpSteps,
+        CheckKind::Websocket,
+        CheckKind::Mqtt,
+        CheckKind::Mail,
     ];
     let mut b = ObjectBuilder::new()
         .schema_type(Type::Object)

@@ -64,6 +64,9 @@ pub struct DetailView {
     /// An http_steps result: each step run, and the failing one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_steps: Option<HttpStepsDetail>,
+    /// A mail check's (smtp, imap, pop3) greeting and certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<MailDetail>,
 }
 
 /// What an http_steps check did, step by step.
@@ -88,6 +91,25 @@ pub struct StepView {
     /// 0 when no answer came.
     pub status_code: u32,
     pub ok: bool,
+}
+
+/// What a mail check saw: the greeting, the TLS it spoke and the server's
+/// certificate.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct MailDetail {
+    pub peer: String,
+    /// `smtp`, `imap` or `pop3`.
+    pub protocol: String,
+    /// The greeting's first line (at most 256 bytes).
+    pub banner: String,
+    /// `none`, `starttls` or `implicit`.
+    pub tls_mode: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertView>,
+    /// EHLO keywords, CAPABILITY or CAPA (at most 32).
+    pub capabilities: Vec<String>,
 }
 
 /// What a protocol probe learnt: the peer and a few named facts
@@ -246,6 +268,17 @@ fn detail(d: Option<&Detail>) -> DetailView {
                 last_push: when(p.last_push.as_ref()),
                 pushed_status: p.pushed_status.clone(),
                 pushed_message: p.pushed_message.clone(),
+            });
+        }
+        Some(Detail::Mail(m)) => {
+            v.mail = Some(MailDetail {
+                peer: m.peer.clone(),
+                protocol: m.protocol.clone(),
+                banner: m.banner.clone(),
+                tls_mode: m.tls_mode.clone(),
+                tls_version: m.tls_version.clone(),
+                certificate: m.certificate.as_ref().map(cert),
+                capabilities: m.capabilities.clone(),
             });
         }
         Some(Detail::Kafka(k)) => {

@@ -38,6 +38,12 @@
 //! - [`HttpProxy`] and [`SocksProxy`]: Debian's `tinyproxy` (HTTP forward
 //!   proxy and CONNECT) and `danted` (`dante-server`, SOCKS5), on free
 //!   loopback ports, stoppable for outages.
+//! - [`Mosquitto`]: Debian's `mosquitto` MQTT broker on a free loopback port,
+//!   anonymous or with a `mosquitto_passwd` user ([`MQTT_USER`]).
+//! - [`Smtp`]: PyPI's aiosmtpd (in `.venv-smtp`) on a free loopback port,
+//!   plain, offering STARTTLS, or implicit TLS ([`SmtpTls`]).
+//! - [`Dovecot`]: Debian's `dovecot-imapd`/`dovecot-pop3d` with a temporary
+//!   configuration: IMAP, IMAPS, POP3 and POP3S on free loopback ports.
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -49,15 +55,18 @@ mod alertmanager;
 mod binary;
 mod chromedriver;
 mod dnsmasq;
+mod dovecot;
 mod error;
 mod kafka;
 mod mariadb;
+mod mosquitto;
 mod nats;
 mod nats_cluster;
 mod postgres;
 mod proxy;
 mod redis;
 mod routeros;
+mod smtp;
 mod snmpd;
 mod snmpsim;
 mod sshd;
@@ -66,15 +75,18 @@ mod tls;
 pub use alertmanager::Alertmanager;
 pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
+pub use dovecot::Dovecot;
 pub use error::TestkitError;
 pub use kafka::Kafka;
 pub use mariadb::{MARIADB_PASSWORD, MARIADB_USER, Mariadb};
+pub use mosquitto::{MQTT_PASSWORD, MQTT_USER, Mosquitto};
 pub use nats::Nats;
 pub use nats_cluster::NatsCluster;
 pub use postgres::Postgres;
 pub use proxy::{HttpProxy, Proxy, SocksProxy};
 pub use redis::{REDIS_PASSWORD, Redis};
 pub use routeros::{ROUTEROS_PASSWORD, ROUTEROS_USER, RouterOsSim, SimInterface, SimState, format_uptime};
+pub use smtp::{Smtp, SmtpTls};
 pub use snmpd::{
     COMMUNITY as SNMP_COMMUNITY, LINK_COMMUNITY as SNMP_LINK_COMMUNITY, Snmpd, V3_AUTH_PASSWORD, V3_PRIV_PASSWORD,
     V3_USER, default_route_link, free_udp_port,

@@ -9,6 +9,8 @@ pub mod http;
 pub mod http_options;
 pub mod icmp;
 pub mod kafka;
+pub mod mail;
+pub mod mqtt;
 pub mod push;
 pub mod redis;
 pub mod sql;
@@ -18,6 +20,7 @@ pub mod tcp;
 pub mod tls;
 pub mod trust;
 pub mod udp;
+pub mod websocket;
 
 use std::time::Duration;
 
@@ -162,6 +165,9 @@ impl Checker {
                 Spec::KafkaProducer(k) => self.kafka.produce(&target.id, k, target.timeout, started).await,
                 Spec::KafkaConsumer(k) => self.kafka.consume(&target.id, k, started).await,
                 Spec::HttpSteps(s) => steps::check(&self.http, s, started).await,
+                Spec::Websocket(spec) => websocket::check(spec, started).await,
+                Spec::Mqtt(spec) => mqtt::check(spec, &target.id, target.timeout, started).await,
+                Spec::Mail(spec) => mail::check(spec, started).await,
             }
         };
         match tokio::time::timeout(target.timeout, run).await {

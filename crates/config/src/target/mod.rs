@@ -20,6 +20,8 @@ mod depends;
 mod grpc;
 mod http_options;
 mod kafka;
+mod mail;
+mod mqtt;
 mod parse;
 mod raw;
 mod redis;
@@ -28,12 +30,15 @@ mod ssh;
 mod steps;
 mod steps_proto;
 mod udp;
+mod websocket;
 
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
 pub use http_options::{HttpOptions, MAX_RESOLVE, ProxyUrl};
 pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
 pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
+pub use mail::{MailProtocol, MailTarget, MailTls};
+pub use mqtt::MqttTarget;
 pub use redis::RedisTarget;
 pub use sql::{DEFAULT_QUERY as SQL_DEFAULT_QUERY, SqlTarget};
 pub use ssh::SshTarget;
@@ -44,6 +49,7 @@ pub(crate) use steps_proto::{
     from_proto as steps_from_proto, options_from_proto, options_to_proto, to_proto as steps_to_proto,
 };
 pub use udp::UdpTarget;
+pub use websocket::{WebSocketTarget, WsUrl};
 
 pub use parse::TargetError;
 pub(crate) use parse::deserialize_targets;
@@ -85,6 +91,12 @@ pub enum CheckType {
     KafkaConsumer,
     /// Ordered HTTP requests passing variables from one to the next (`steps`).
     HttpSteps,
+    /// A WebSocket opened, optionally a message sent and the answer compared (`url`).
+    Websocket,
+    /// An MQTT broker: connect, optionally a publish/subscribe round trip (`address`).
+    Mqtt,
+    /// An SMTP, IMAP or POP3 greeting, STARTTLS and the certificate (`protocol`, `address`).
+    Mail,
 }
 
 impl CheckType {
@@ -105,6 +117,9 @@ impl CheckType {
             Self::KafkaProducer => "kafka_producer",
             Self::KafkaConsumer => "kafka_consumer",
             Self::HttpSteps => "http_steps",
+            Self::Websocket => "websocket",
+            Self::Mqtt => "mqtt",
+            Self::Mail => "mail",
         }
     }
 }
@@ -214,6 +229,9 @@ pub enum TargetSpec {
     KafkaProducer(Box<KafkaTarget>),
     KafkaConsumer(Box<KafkaTarget>),
     HttpSteps(Box<HttpStepsTarget>),
+    Websocket(Box<WebSocketTarget>),
+    Mqtt(Box<MqttTarget>),
+    Mail(Box<MailTarget>),
 }
 
 /// An HTTP(S) request and what its answer must be.
@@ -320,6 +338,9 @@ impl TargetSpec {
             Self::KafkaProducer(_) => CheckType::KafkaProducer,
             Self::KafkaConsumer(_) => CheckType::KafkaConsumer,
             Self::HttpSteps(_) => CheckType::HttpSteps,
+            Self::Websocket(_) => CheckType::Websocket,
+            Self::Mqtt(_) => CheckType::Mqtt,
+            Self::Mail(_) => CheckType::Mail,
         }
     }
 }
@@ -393,6 +414,15 @@ impl super::CollectorConfig {
                 TargetSpec::Push(p) => "***".clone_into(&mut p.token),
                 TargetSpec::Redis(x) => mask_password(&mut x.password),
                 TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => mask_password(&mut x.password),
+                TargetSpec::Mqtt(x) => mask_password(&mut x.password),
+                TargetSpec::Websocket(w) => {
+                    w.url = w.url.masked();
+                    for (name, value) in &mut w.headers {
+                        if is_secret_header(name) {
+                            "***".clone_into(value);
+                        }
+                    }
+                }
                 _ => {}
             }
         }

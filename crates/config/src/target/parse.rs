@@ -239,6 +239,9 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
         CheckType::Udp => super::udp::parse_udp(r, p),
         CheckType::Ssh => super::ssh::parse(r, p),
         CheckType::HttpSteps => super::steps::parse(r, p),
+        CheckType::Websocket => super::websocket::parse(r, p),
+        CheckType::Mqtt => super::mqtt::parse(r, p),
+        CheckType::Mail => super::mail::parse(r, p),
         CheckType::KafkaProducer | CheckType::KafkaConsumer => {
             let raw = p.required(r.kafka.as_ref(), check, "kafka", ": bootstrap_servers, topic, …")?;
             let k = Box::new(raw.parse(check, &mut |field, value, why| p.add(field, value, why))?);
@@ -363,6 +366,9 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
         CheckType::Ssh => super::ssh::FIELDS,
         CheckType::HttpSteps => super::steps::FIELDS,
         CheckType::KafkaProducer | CheckType::KafkaConsumer => &["kafka"],
+        CheckType::Websocket => super::websocket::FIELDS,
+        CheckType::Mqtt => super::mqtt::FIELDS,
+        CheckType::Mail => super::mail::FIELDS,
     }
 }
 

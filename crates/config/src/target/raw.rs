@@ -23,7 +23,8 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub name: Option<String>,
     /// `http`, `tcp`, `tls`, `icmp`, `dns`, `push`, `grpc`, `redis`, `postgres`,
-    /// `mysql`, `udp`, `ssh`, `kafka_producer`, `kafka_consumer` or `http_steps`.
+    /// `mysql`, `udp`, `ssh`, `kafka_producer`, `kafka_consumer`, `http_steps`,
+    /// `websocket`, `mqtt` or `mail`.
     #[serde(rename = "type")]
     pub check: CheckType,
     /// How often; `collector.interval` when unset.
@@ -45,13 +46,13 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
 
-    /// http: the URL to request.
+    /// http: the URL to request. websocket: the `ws://` or `wss://` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// http: the method (GET, HEAD, POST, …); GET when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// http: request headers.
+    /// http, websocket: request (handshake) headers.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// http: request body.
@@ -79,10 +80,11 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// tcp: text to send after connecting (`\r\n` escapes are honoured).
-    /// udp: the datagram to send.
+    /// udp: the datagram to send. websocket: one text message to send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<String>,
     /// tcp, udp: text the answer must contain. ssh: text the version line must contain.
+    /// websocket: text the first message must contain. mail: text the greeting must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<String>,
     /// tls: the name to ask for (SNI) and verify; the address's host when unset.
@@ -136,7 +138,7 @@ pub struct RawTarget {
     /// grpc: the service whose health is asked; the whole server when unset.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub service: Option<String>,
-    /// grpc: speak TLS; false when unset.
+    /// grpc, mqtt: speak TLS; mail: implicit TLS (465, 993, 995); false when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_tls: Option<bool>,
 
@@ -144,10 +146,10 @@ pub struct RawTarget {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub database: Option<String>,
     /// redis: the user to authenticate as (an ACL user); the default user when
-    /// unset. postgres, mysql: the user to log in as (required).
+    /// unset. postgres, mysql: the user to log in as (required). mqtt: the user name.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub username: Option<String>,
-    /// redis, postgres, mysql: the password (write only: shown as `***`).
+    /// redis, postgres, mysql, mqtt: the password (write only: shown as `***`).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
     pub password: Option<String>,
     /// redis: the command to run (`GET health`); `PING` when unset.
@@ -175,6 +177,21 @@ pub struct RawTarget {
     /// variables it extracts for later steps (`{{name}}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<super::RawStep>,
+    /// mqtt: the topic of a publish/subscribe round trip (no wildcards); the
+    /// check only connects when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub topic: Option<String>,
+    /// mail: `smtp`, `imap` or `pop3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<super::MailProtocol>,
+    /// mail: upgrade the plain connection with STARTTLS (STLS for POP3);
+    /// false when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<bool>,
+    /// websocket: a regular expression (case-insensitive) the first message
+    /// received must match.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "text::option")]
+    pub expect_matches: Option<String>,
 }
 
 impl RawTarget {
@@ -226,6 +243,10 @@ impl RawTarget {
             proxy: None,
             resolve: BTreeMap::new(),
             steps: Vec::new(),
+            topic: None,
+            protocol: None,
+            starttls: None,
+            expect_matches: None,
         }
     }
 
@@ -282,6 +303,10 @@ impl RawTarget {
         mark(self.proxy.is_some(), "proxy");
         mark(!self.resolve.is_empty(), "resolve");
         mark(!self.steps.is_empty(), "steps");
+        mark(self.topic.is_some(), "topic");
+        mark(self.protocol.is_some(), "protocol");
+        mark(self.starttls.is_some(), "starttls");
+        mark(self.expect_matches.is_some(), "expect_matches");
         f
     }
 }
@@ -346,6 +371,9 @@ impl From<TargetConfig> for RawTarget {
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
             TargetSpec::HttpSteps(x) => super::steps::to_raw(*x, &mut r),
             TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),
+            TargetSpec::Websocket(x) => super::websocket::to_raw(*x, &mut r),
+            TargetSpec::Mqtt(x) => super::mqtt::to_raw(*x, &mut r),
+            TargetSpec::Mail(x) => super::mail::to_raw(*x, &mut r),
         }
         r
     }

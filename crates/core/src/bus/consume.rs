@@ -273,8 +273,7 @@ impl Consumer {
         Fut: Future<Output = Result<(), HandleError>> + Send + 'static,
     {
         let missing = (0..self.subscriptions.len()).collect();
-        self.run_with(SelectAll::new(), missing, shutdown, max, handler)
-            .await;
+        self.run_with(SelectAll::new(), missing, shutdown, max, handler).await;
     }
 
     /// Subscription `i`, as a stream of `(i, Some(message))` ending with `(i, None)`.

@@ -391,7 +391,8 @@ async fn batches_take_every_waiting_message_and_a_failed_batch_is_handled_one_by
         }
     };
     let shutdown = CancellationToken::new();
-    let consumer = Consumer::new(Arc::new(bus.clone()), "b", [Subscription::live("pantau.metric.>")]).with_retry(fast());
+    let consumer =
+        Consumer::new(Arc::new(bus.clone()), "b", [Subscription::live("pantau.metric.>")]).with_retry(fast());
     tokio::spawn(consumer.start_batches(shutdown.clone(), 4, handler).await.unwrap());
     crate::bus::publish_proto(&bus, "pantau.metric.first", &metric("first"))
         .await

@@ -302,23 +302,25 @@ async fn clients_over_their_rate_get_429_and_big_bodies_get_413() {
     assert_eq!(code, 413, "{v}");
     assert_eq!(v["error"]["code"], "resource_exhausted");
     assert_eq!(v["error"]["reason"], "body_too_large");
+    // Burst 3 at 1 a second: within a few quick requests one is refused,
+    // with a Retry-After (however slowly a loaded machine sends them).
     let mut codes = Vec::new();
-    for _ in 0..4 {
-        codes.push(
-            call(&g, Method::GET, "/api/v1/results/latest", Some(&admin), None)
-                .await
-                .0
-                .as_u16(),
-        );
+    let mut refused = None;
+    for _ in 0..10 {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/results/latest", g.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+        if r.status() == 429 {
+            refused = Some(r);
+            break;
+        }
     }
-    assert_eq!(codes.last(), Some(&429), "{codes:?}");
-    let r = reqwest::Client::new()
-        .get(format!("{}/api/v1/results/latest", g.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
+    let r = refused.unwrap_or_else(|| panic!("no 429 in {codes:?}"));
+    assert!(codes.len() >= 3, "the burst is allowed first: {codes:?}");
     assert!(r.headers().contains_key("retry-after"));
     // Probes are never limited.
     for _ in 0..5 {

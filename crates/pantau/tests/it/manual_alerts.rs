@@ -181,6 +181,9 @@ async fn a_manual_alert_through_the_gateway_route() {
     let r = api
         .http
         .post(format!("{}/api/v1/monitoring/alerts", api.base))
+        // The server answers before reading the whole body and closes the
+        // connection: not one for the pool to hand the next request.
+        .header("connection", "close")
         .json(&with("message", json!("m".repeat(2 << 20))))
         .send()
         .await
@@ -271,7 +274,9 @@ async fn a_manual_alert_reaches_a_webhook_under_pantau_all() {
                 .json(&backup())
                 .send()
                 .await
-                && r.status() == StatusCode::CREATED
+                // 200: an earlier attempt raised it, though its answer was
+                // lost (a client timeout on a loaded machine): the same alert.
+                && (r.status() == StatusCode::CREATED || r.status() == StatusCode::OK)
             {
                 break r.json::<Value>().await.unwrap();
             }

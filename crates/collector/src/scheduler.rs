@@ -496,7 +496,7 @@ impl Collector {
     /// Whether a maintenance window holds `t` now (see `maintenance::holds`).
     fn maintained(&self, t: &Target, mode: pantau_config::MaintenanceChecks) -> bool {
         let (windows, at) = (&self.config.maintenance, &self.config.instance.location);
-        !windows.is_empty() && maintenance::holds(windows, (&t.id, &t.labels, at), mode, SystemTime::now())
+        !windows.is_empty() && maintenance::holds(windows, (&t.id, t.labels(), at), mode, SystemTime::now())
     }
 
     /// Why `id` is paused, if it is.
@@ -593,7 +593,7 @@ impl Collector {
             latency: Some(to_duration(outcome.latency)),
             reason: outcome.reason.into(),
             message: bounded(&outcome.message),
-            labels: t.labels.clone().into_iter().collect(),
+            labels: t.labels().clone().into_iter().collect(),
             breaker: breaker_state.into(),
             // The trace travels in the bus headers; the sync outbox sets this.
             trace_parent: String::new(),

@@ -85,21 +85,13 @@ pub(super) fn to_raw(g: GrpcTarget, r: &mut RawTarget) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::refused;
     use crate::{CheckType, RawTarget, TargetSpec};
 
     fn grpc() -> RawTarget {
         let mut r = RawTarget::new("g", CheckType::Grpc);
         r.address = Some("127.0.0.1:50051".into());
         r
-    }
-
-    fn refused(r: RawTarget) -> String {
-        r.parse("t")
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 
     #[test]

@@ -158,21 +158,13 @@ fn is_host_name(h: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::refused;
     use crate::{CheckType, RawTarget, TargetSpec};
 
     fn http() -> RawTarget {
         let mut r = RawTarget::new("h", CheckType::Http);
         r.url = Some("https://svc.internal:8443/health".into());
         r
-    }
-
-    fn refused(r: RawTarget) -> String {
-        r.parse("t")
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 
     #[test]

@@ -32,6 +32,17 @@ mod steps_proto;
 mod udp;
 mod websocket;
 
+/// A target's refusals in one line (tests of each type's parser).
+#[cfg(test)]
+fn refused(r: RawTarget) -> String {
+    r.parse("t")
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
 pub use http_options::{HttpOptions, MAX_RESOLVE, ProxyUrl};

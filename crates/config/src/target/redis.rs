@@ -119,21 +119,13 @@ pub(super) fn to_raw(x: RedisTarget, r: &mut RawTarget) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::refused;
     use crate::{CheckType, CollectorConfig, RawTarget, TargetSpec};
 
     fn redis() -> RawTarget {
         let mut r = RawTarget::new("r", CheckType::Redis);
         r.address = Some("127.0.0.1:6379".into());
         r
-    }
-
-    fn refused(r: RawTarget) -> String {
-        r.parse("t")
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 
     #[test]

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::{MAX_STEPS, RawStep, references, render};
 use crate::{CheckType, RawTarget, TargetSpec};
+use crate::target::refused;
 
 fn step(url: &str) -> RawStep {
     RawStep {
@@ -14,15 +15,6 @@ fn target(steps: Vec<RawStep>) -> RawTarget {
     let mut r = RawTarget::new("flow", CheckType::HttpSteps);
     r.steps = steps;
     r
-}
-
-fn refused(r: RawTarget) -> String {
-    r.parse("t")
-        .unwrap_err()
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 #[test]

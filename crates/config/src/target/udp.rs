@@ -52,16 +52,8 @@ pub(super) fn udp_to_raw(x: UdpTarget, r: &mut RawTarget) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::refused;
     use crate::{CheckType, RawTarget};
-
-    fn refused(r: RawTarget) -> String {
-        r.parse("t")
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
 
     #[test]
     fn udp_and_ssh_targets_parse_round_trip_and_refuse_bad_fields_by_name() {

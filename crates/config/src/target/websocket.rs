@@ -199,21 +199,13 @@ pub(super) fn to_raw(x: WebSocketTarget, r: &mut RawTarget) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::refused;
     use crate::{CheckType, CollectorConfig, RawTarget, TargetSpec};
 
     fn ws() -> RawTarget {
         let mut r = RawTarget::new("w", CheckType::Websocket);
         r.url = Some("ws://127.0.0.1:9000/echo".into());
         r
-    }
-
-    fn refused(r: RawTarget) -> String {
-        r.parse("t")
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
     }
 
     #[test]

@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use super::{MAX_STEPS, RawStep, references, render};
-use crate::{CheckType, RawTarget, TargetSpec};
 use crate::target::refused;
+use crate::{CheckType, RawTarget, TargetSpec};
 
 fn step(url: &str) -> RawStep {
     RawStep {

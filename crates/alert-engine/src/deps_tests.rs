@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
+use pantau_proto::v1::CheckResult;
 
 fn t(s: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_900_000_000 + s)

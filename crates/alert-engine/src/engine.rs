@@ -18,7 +18,7 @@ use crate::deps::{Deps, Signal};
 use crate::eval::{At, evaluate, evaluate_one, is_local};
 pub use crate::event::{proto_severity, to_event};
 use crate::facts::Fact;
-use crate::incident::{Grouping, Incidents, Write as IncidentWrite};
+use crate::incident::{Incidents, Write as IncidentWrite};
 use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
@@ -27,7 +27,10 @@ use crate::silence::{Silence, SilenceError, SilenceMatcher};
 use crate::store::AlertStore;
 
 mod admin;
+mod grouping;
 mod manual;
+pub(crate) use grouping::grouping;
+use grouping::shared_agree;
 
 /// What callers of the engine handle.
 #[derive(Debug, thiserror::Error)]
@@ -783,34 +786,4 @@ fn location_facts(changes: Vec<(String, bool)>, now: SystemTime) -> Vec<crate::f
         .into_iter()
         .map(|(l, up)| crate::facts::location_up(&l, up, now))
         .collect()
-}
-
-/// Whether two label sets agree on every label both have.
-fn shared_agree(a: &Labels, b: &Labels) -> bool {
-    a.iter().all(|(k, v)| b.get(k).is_none_or(|w| w == v))
-}
-
-/// Where a firing alert belongs (see [`crate::incident`]): with its
-/// dependency parent's incident when a parent holds it, with its own
-/// children's when it is a parent, else by its labels.
-pub(crate) fn grouping(a: &Alert, deps: &Deps, incs: &Incidents) -> Grouping {
-    if let Some(cause) = a.suppressed_by.strip_prefix("depends:") {
-        // `depends:<parent alert id>`: the parent's incident. (A bare word
-        // would also parse as a target: the alert is looked up first.)
-        if let Some(p) = incs.of_alert(cause) {
-            return Grouping {
-                key: p.group_key.clone(),
-                root_cause: p.root_cause.clone(),
-            };
-        }
-        // `depends:target:<id>` and the like, or a parent alert in no incident.
-        return match cause.parse::<pantau_config::Dependency>() {
-            Ok(d) if cause.contains(':') => Grouping::by_cause(&d.to_string()),
-            _ => Grouping::by_cause(cause),
-        };
-    }
-    if let Some(dep) = deps.as_parent(a) {
-        return Grouping::by_cause(&dep);
-    }
-    Grouping::by_labels(a, incs.group_by())
 }

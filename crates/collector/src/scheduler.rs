@@ -42,46 +42,9 @@ use crate::{history::History, targets};
 /// with an ellipsis.
 pub const MAX_MESSAGE: usize = 1024;
 
-/// `message` cut to [`MAX_MESSAGE`] characters.
-fn bounded(message: &str) -> String {
-    match message.char_indices().nth(MAX_MESSAGE) {
-        None => message.to_owned(),
-        Some((end, _)) => format!("{}…", &message[..end]),
-    }
-}
-
-/// The DOWN result of a target whose breaker is open: the last real
-/// failure's reason, its message quoted once, and the last certificate a
-/// check read (marked `last_known`, its days counted to now), so the expiry
-/// stays known exactly while the service is down. Its message starts with
-/// `circuit open`: the alert engine's dependencies tell it from a check
-/// that ran by that (`alert-engine/src/deps.rs`).
-fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
-    let last = entry
-        .last_failure
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let (reason, last) = last.unwrap_or((FailureReason::Internal, String::new()));
-    let wait = retry_at.saturating_duration_since(Instant::now());
-    let outcome = Outcome::down(
-        Duration::ZERO,
-        reason,
-        format!(
-            "circuit open, not probing for {}s (last failure: {last})",
-            wait.as_secs()
-        ),
-    );
-    let known = entry
-        .last_certificate
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    match known {
-        Some(detail) => outcome.with_detail(last_cert::last_known(detail, SystemTime::now())),
-        None => outcome,
-    }
-}
+#[path = "scheduler_circuit.rs"]
+mod circuit;
+use circuit::{bounded, circuit_open};
 
 /// Longest delay the timer queue is given. Validation bounds intervals far
 /// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past

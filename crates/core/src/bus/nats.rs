@@ -115,10 +115,15 @@ impl NatsBus {
             durable_name: Some(name.to_owned()),
             filter_subject: pattern.to_owned(),
             ack_policy: consumer::AckPolicy::Explicit,
+            // A new durable consumer also takes what was published just
+            // before it existed: services that start together must not lose
+            // each other's first messages (as on the in-process bus).
             deliver_policy: if replay {
                 consumer::DeliverPolicy::All
             } else {
-                consumer::DeliverPolicy::New
+                consumer::DeliverPolicy::ByStartTime {
+                    start_time: time::OffsetDateTime::now_utc() - super::memory::RECENT_AGE,
+                }
             },
             ack_wait: Duration::from_secs(30),
             ..Default::default()

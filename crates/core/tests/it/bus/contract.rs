@@ -291,6 +291,34 @@ pub(super) async fn a_durable_name_follows_its_new_subject(f: &impl BusFixture) 
     assert_quiet(&mut moved).await
 }
 
+/// Services that start together publish before the others subscribe: a
+/// durable name's first subscriber still gets what was published just
+/// before it existed; a live subscriber does not, nor does a later member
+/// of a name that already has one.
+pub(super) async fn a_new_durable_name_gets_what_was_published_just_before(f: &impl BusFixture) -> anyhow::Result<()> {
+    publish(f.bus(), "pantau.alert.firing.a1", "early").await?;
+    let mut live = subscribe(f, Subscription::live("pantau.alert.>")).await?;
+    let mut first = subscribe(f, Subscription::durable("pantau.alert.>", "latecomer")).await?;
+    let m = next(&mut first).await?;
+    ensure!(m.payload == "early", "got {} {:?}", m.subject, m.payload);
+    m.ack().await.context("ack")?;
+    let mut second = subscribe(f, Subscription::durable("pantau.alert.>", "latecomer")).await?;
+    publish(f.bus(), "pantau.alert.firing.a2", "after").await?;
+    let mut got = Vec::new();
+    for sub in [&mut first, &mut second] {
+        if let Ok(Some(m)) = tokio::time::timeout(super::QUIET, futures::StreamExt::next(sub)).await {
+            m.ack().await.context("ack")?;
+            got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        }
+    }
+    ensure!(
+        got == ["after"],
+        "the group gets the new message once and the early one no more: {got:?}"
+    );
+    expect(&mut live, "pantau.alert.firing.a2", "after").await?;
+    assert_quiet(&mut live).await
+}
+
 pub(super) use super::consume::{
     consumer_dead_letters_a_permanent_failure_at_once, consumer_dead_letters_garbage_and_handles_the_next,
     consumer_handles_every_family_it_subscribes_to, consumer_retries_a_transient_failure_then_dead_letters_it,

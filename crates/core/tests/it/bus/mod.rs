@@ -150,6 +150,7 @@ macro_rules! bus_contract {
                 durable_subscription_receives_and_acks,
                 subscribers_sharing_a_durable_name_share_its_messages,
                 a_durable_name_follows_its_new_subject,
+                a_new_durable_name_gets_what_was_published_just_before,
                 consumer_dead_letters_garbage_and_handles_the_next,
                 consumer_retries_a_transient_failure_then_dead_letters_it,
                 consumer_dead_letters_a_permanent_failure_at_once,

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+use bytes::Bytes;
+
 use pantau_proto::prost::Message;
 use pantau_proto::v1::CheckResult;
 use tokio::sync::broadcast;
@@ -14,7 +16,7 @@ const FEED: usize = 1024;
 
 /// Latest results and the feed.
 pub struct Results {
-    latest: RwLock<HashMap<String, Box<[u8]>>>,
+    latest: RwLock<HashMap<String, Bytes>>,
     feed: broadcast::Sender<CheckResult>,
 }
 
@@ -28,12 +30,14 @@ impl Default for Results {
 }
 
 impl Results {
-    /// Keeps `r` as its target's latest and sends it to feed subscribers.
-    pub fn record(&self, r: &CheckResult) {
+    /// Keeps `r`, whose encoding is `encoded`, as its target's latest and
+    /// sends it to feed subscribers.
+    pub fn record(&self, r: &CheckResult, encoded: Bytes) {
+        debug_assert_eq!(encoded.len(), r.encoded_len());
         self.latest
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(r.target_id.clone(), r.encode_to_vec().into_boxed_slice());
+            .insert(r.target_id.clone(), encoded);
         let _ = self.feed.send(r.clone());
     }
 

@@ -63,8 +63,9 @@ pub struct Entry {
     /// quoted while the breaker is open (never a message that itself quotes
     /// an earlier one).
     last_failure: Mutex<Option<(FailureReason, String)>>,
-    /// The certificate part of the last check that read one.
-    last_certificate: Mutex<Option<Detail>>,
+    /// The certificate part of the last check that read one (boxed: a
+    /// `Detail` is a few hundred bytes inline, and most targets have none).
+    last_certificate: Mutex<Option<Box<Detail>>>,
 }
 
 impl Entry {
@@ -515,7 +516,7 @@ impl Collector {
             *entry
                 .last_certificate
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cert);
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(cert));
         }
         if admit == Admit::Probe && !outcome.up {
             *entry
@@ -603,9 +604,13 @@ impl Collector {
         let now = Instant::now();
         self.error_rate.record(outcome.up, now);
         self.progress.record(now);
-        self.results.record(result);
+        // Encoded once: kept as the latest and published, one allocation
+        // (which the in-process bus's subscribers share, the gateway's
+        // latest results among them).
+        let encoded = bytes::Bytes::from(pantau_proto::prost::Message::encode_to_vec(result));
+        self.results.record(result, encoded.clone());
         let subject = subject::check_result(&self.config.instance.location, &t.id);
-        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject, result).await {
+        if let Err(e) = bus::publish_encoded(self.bus.as_ref(), &subject, encoded).await {
             tracing::warn!(target_id = %t.id, error = %e, "cannot publish check result; the next check will publish again");
         }
         if let Some(tr) = self.states.observe(result, at) {

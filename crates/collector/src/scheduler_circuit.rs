@@ -46,7 +46,7 @@ pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     match known {
-        Some(detail) => outcome.with_detail(last_cert::last_known(detail, SystemTime::now())),
+        Some(detail) => outcome.with_detail(last_cert::last_known(*detail, SystemTime::now())),
         None => outcome,
     }
 }

@@ -1,7 +1,6 @@
 //! A target as the collector runs it: a validated [`TargetConfig`] compiled
 //! into what the checks need, and its protobuf form.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -102,7 +101,7 @@ impl Target {
     /// Its labels: the configuration's own map, not a copy (a map of one
     /// label is a 540-byte B-tree leaf; a hundred thousand targets kept a
     /// second 52 MiB of them).
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub fn labels(&self) -> &pantau_config::Labels {
         &self.config.labels
     }
 

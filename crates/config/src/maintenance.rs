@@ -113,7 +113,7 @@ impl MaintenanceWindow {
     }
 
     /// Whether it covers the target `id` with `labels`, checked at `location`.
-    pub fn covers_target(&self, id: &str, labels: &BTreeMap<String, String>, location: &str) -> bool {
+    pub fn covers_target(&self, id: &str, labels: &crate::Labels, location: &str) -> bool {
         self.targets.iter().any(|t| t == id)
             || self.locations.iter().any(|l| l == location)
             || (!self.labels.is_empty() && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v)))
@@ -215,7 +215,7 @@ fn time_text(t: SystemTime) -> String {
 /// pauses its checks (`Continue`: any active window covering it).
 pub fn holds(
     windows: &[MaintenanceWindow],
-    target: (&str, &BTreeMap<String, String>, &str),
+    target: (&str, &crate::Labels, &str),
     mode: MaintenanceChecks,
     now: SystemTime,
 ) -> bool {
@@ -433,21 +433,22 @@ mod tests {
         assert!(w.is_active(at("2026-12-12T03:30:00Z")));
         assert!(!w.is_active(at("2026-12-11T03:30:00Z")));
         let site: BTreeMap<String, String> = [("site".to_owned(), "jkt".to_owned())].into();
-        assert!(w.covers_target("web", &site, "local"));
-        assert!(!w.covers_target("web", &BTreeMap::new(), "local"));
+        let site_labels = crate::Labels::from(site.clone());
+        assert!(w.covers_target("web", &site_labels, "local"));
+        assert!(!w.covers_target("web", &crate::Labels::new(), "local"));
         assert!(w.covers_alert(&site));
         let one = std::slice::from_ref(&w);
         let now = at("2026-12-19T02:01:00Z");
-        assert!(holds(one, ("web", &site, "x"), MaintenanceChecks::Pause, now));
-        assert!(holds(one, ("web", &site, "x"), MaintenanceChecks::Continue, now));
+        assert!(holds(one, ("web", &site_labels, "x"), MaintenanceChecks::Pause, now));
+        assert!(holds(one, ("web", &site_labels, "x"), MaintenanceChecks::Continue, now));
         let mut going_on = w.clone();
         going_on.checks = MaintenanceChecks::Continue;
         let one = std::slice::from_ref(&going_on);
         assert!(
-            !holds(one, ("web", &site, "x"), MaintenanceChecks::Pause, now),
+            !holds(one, ("web", &site_labels, "x"), MaintenanceChecks::Pause, now),
             "checks go on"
         );
-        assert!(holds(one, ("web", &site, "x"), MaintenanceChecks::Continue, now));
+        assert!(holds(one, ("web", &site_labels, "x"), MaintenanceChecks::Continue, now));
     }
 
     #[test]

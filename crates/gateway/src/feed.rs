@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use pantau_core::bus::{self, BusEvent, Consumer, Delivery, HandleError, Subscription, subject};
 use pantau_core::service::Context;
 use pantau_proto::v1::{AlertEvent, CheckResult, IncidentEvent, MetricSample, RouterEvent};
@@ -41,7 +42,8 @@ pub struct Feed {
     /// `location \0 target` → the latest result's time and the result,
     /// encoded (about a fifth of the memory of its view; it is read far
     /// less often than written).
-    latest: RwLock<HashMap<String, (Option<prost_types::Timestamp>, Box<[u8]>)>>,
+    /// On the in-process bus the bytes are the collector's own (shared).
+    latest: RwLock<HashMap<String, (Option<prost_types::Timestamp>, Bytes)>>,
     metrics: RwLock<HashMap<String, MetricView>>,
     hub: Arc<Hub>,
     /// Each router's recent events, for the console's router page.
@@ -154,8 +156,8 @@ impl Feed {
 
     /// Takes in one result: keeps it if it is the newest of its target and
     /// location, and sends it to WebSocket clients.
-    pub fn accept(&self, r: &CheckResult) {
-        self.keep(r);
+    pub fn accept(&self, r: &CheckResult, encoded: Bytes) {
+        self.keep(r, || encoded);
         let view = CheckResultView::from(r);
         self.send("check_result", &view.target_id, "", &view);
     }
@@ -163,18 +165,22 @@ impl Feed {
     /// Keeps the collector's latest results (`ListLatestResults`) where they
     /// are newer than what the bus brought; clients are not sent them again.
     pub fn fill(&self, results: &[CheckResult]) -> usize {
-        results.iter().filter(|r| self.keep(r)).count()
+        use pantau_proto::prost::Message as _;
+        results
+            .iter()
+            .filter(|r| self.keep(r, || Bytes::from(r.encode_to_vec())))
+            .count()
     }
 
-    /// Keeps `r` if it is the newest of its target and location.
-    fn keep(&self, r: &CheckResult) -> bool {
-        use pantau_proto::prost::Message as _;
+    /// Keeps `r` (encoded by `encoded`) if it is the newest of its target
+    /// and location.
+    fn keep(&self, r: &CheckResult, encoded: impl FnOnce() -> Bytes) -> bool {
         let key = format!("{}\u{0}{}", r.location, r.target_id);
         let at = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
         let mut map = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let newer = map.get(&key).is_none_or(|(old, _)| at(old) <= at(&r.checked_at));
         if newer {
-            map.insert(key, (r.checked_at, r.encode_to_vec().into_boxed_slice()));
+            map.insert(key, (r.checked_at, encoded()));
         }
         newer
     }
@@ -202,9 +208,9 @@ impl Feed {
         self.send(view.kind.as_str(), &view.source, view.severity.as_str(), &view);
     }
 
-    fn dispatch(&self, event: BusEvent) {
+    fn dispatch(&self, event: BusEvent, payload: Bytes) {
         match event {
-            BusEvent::CheckResult(r) => self.accept(&r),
+            BusEvent::CheckResult(r) => self.accept(&r, payload),
             BusEvent::Alert { alert, .. } => self.accept_alert(&alert),
             BusEvent::Incident { incident, .. } => self.accept_incident(&incident),
             BusEvent::Consensus(c) => {
@@ -234,7 +240,7 @@ pub async fn start(feed: &Arc<Feed>, ctx: &Context) -> Result<(), bus::BusError>
     let run = consumer
         .start(ctx.shutdown.clone(), move |d: Delivery| {
             let span = tracing::debug_span!("gateway.event", subject = %d.subject);
-            span.in_scope(|| feed.dispatch(d.event));
+            span.in_scope(|| feed.dispatch(d.event, d.payload));
             std::future::ready(Ok::<(), HandleError>(()))
         })
         .await?;

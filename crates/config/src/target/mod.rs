@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::{self, format as fmt_d};
 use super::types::{Grace, HostPort, HttpUrl, Interval, Timeout};
-use super::{Invalid, text};
+use super::{Invalid, Labels, text};
 
 mod depends;
 mod grpc;
@@ -211,7 +211,7 @@ pub struct TargetConfig {
     /// Longest a check may take; `collector.timeout` when unset.
     pub timeout: Option<Timeout>,
     /// Free-form labels carried on every result.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Locations that must see the target down for a DOWN consensus; a
     /// majority when unset.
     pub quorum: Option<NonZeroU32>,
@@ -364,7 +364,7 @@ impl TargetConfig {
             name: None,
             interval: None,
             timeout: None,
-            labels: BTreeMap::new(),
+            labels: Labels::new(),
             quorum: None,
             depends_on: Vec::new(),
             spec,

@@ -79,7 +79,7 @@ impl RawTarget {
                 name: self.name,
                 interval,
                 timeout,
-                labels: self.labels,
+                labels: self.labels.into(),
                 quorum,
                 depends_on,
                 spec,

@@ -318,7 +318,7 @@ impl From<TargetConfig> for RawTarget {
         r.name = t.name;
         r.interval = t.interval.map(Interval::get);
         r.timeout = t.timeout.map(Timeout::get);
-        r.labels = t.labels;
+        r.labels = t.labels.into();
         r.quorum = t.quorum.map(NonZeroU32::get);
         r.depends_on = t.depends_on.iter().map(ToString::to_string).collect();
         match t.spec {

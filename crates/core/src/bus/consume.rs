@@ -133,6 +133,8 @@ pub struct Delivery {
     pub subject: String,
     pub headers: Headers,
     pub event: BusEvent,
+    /// The encoded message `event` was decoded from (shared, not copied).
+    pub payload: bytes::Bytes,
     /// 1 for the first attempt at this message in this process.
     pub attempt: u32,
 }
@@ -401,6 +403,7 @@ impl Consumer {
                         subject: msg.subject.clone(),
                         headers: msg.headers.clone(),
                         event,
+                        payload: msg.payload.clone(),
                         attempt: 1,
                     });
                     taken.push(msg);
@@ -485,6 +488,7 @@ impl Consumer {
                     subject: msg.subject.clone(),
                     headers: msg.headers.clone(),
                     event,
+                    payload: msg.payload.clone(),
                     attempt,
                 };
                 let outcome = AssertUnwindSafe(handler(vec![delivery])).catch_unwind().await;

@@ -285,11 +285,17 @@ pub(crate) fn describe_metrics() {
 
 /// Encodes `msg`, adds the current trace context, publishes, and counts.
 pub async fn publish_proto<M: prost::Message>(bus: &dyn Bus, subject: &str, msg: &M) -> Result<(), BusError> {
+    publish_encoded(bus, subject, Bytes::from(msg.encode_to_vec())).await
+}
+
+/// [`publish_proto`] of a message already encoded (kept by the caller too:
+/// on the in-process bus every subscriber shares the one allocation).
+pub async fn publish_encoded(bus: &dyn Bus, subject: &str, payload: Bytes) -> Result<(), BusError> {
     let mut headers = Headers::new();
     crate::telemetry::inject_context(&mut headers);
     headers.insert("content-type".to_owned(), "application/protobuf".to_owned());
     let family = subject::family(subject);
-    match bus.publish(subject, headers, Bytes::from(msg.encode_to_vec())).await {
+    match bus.publish(subject, headers, payload).await {
         Ok(()) => {
             metrics::counter!(metric::PUBLISHED, "family" => family).increment(1);
             Ok(())

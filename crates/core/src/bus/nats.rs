@@ -238,11 +238,18 @@ impl Acker for JsAcker {
     }
 }
 
+/// A received payload in an allocation of its own: what the client hands
+/// over may be a slice of its read buffer, which a consumer that keeps the
+/// payload (the gateway's latest results) would otherwise pin whole.
+fn own(payload: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(payload)
+}
+
 fn from_jetstream(m: jetstream::Message) -> Message {
     let msg = Message::new(
         m.subject.as_str(),
         from_nats_headers(m.headers.as_ref()),
-        m.payload.clone(),
+        own(&m.payload),
     );
     msg.with_acker(Box::new(JsAcker(m)))
 }
@@ -277,7 +284,11 @@ impl Bus for NatsBus {
             .await
             .map_err(|e| BusError::nats("subscribe", e))?;
         Ok(Box::pin(s.map(|m| {
-            Message::new(m.subject.as_str(), from_nats_headers(m.headers.as_ref()), m.payload)
+            Message::new(
+                m.subject.as_str(),
+                from_nats_headers(m.headers.as_ref()),
+                own(&m.payload),
+            )
         })))
     }
 

@@ -22,17 +22,25 @@ struct Api {
 
 impl Api {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        match self.try_call(method, path, body).await {
+            Ok(answer) => answer,
+            Err(e) => panic!("{path}: no answer at all: {e}"),
+        }
+    }
+
+    async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(StatusCode, Value), reqwest::Error> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
-        match req.send().await {
-            Ok(r) => {
-                let code = r.status();
-                (code, r.json().await.unwrap_or(Value::Null))
-            }
-            Err(e) => panic!("{path}: no answer at all: {e}"),
-        }
+        let r = req.send().await?;
+        let code = r.status();
+        Ok((code, r.json().await.unwrap_or(Value::Null)))
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -46,7 +54,12 @@ impl Api {
         let deadline = Instant::now() + WAIT;
         loop {
             p.assert_running();
-            let (code, v) = self.call(Method::GET, path, None).await;
+            // Not answering yet (the gateway still starting) is "not yet"
+            // here; the calls that must be answered use `call`.
+            let (code, v) = match self.try_call(Method::GET, path, None).await {
+                Ok(answer) => answer,
+                Err(e) => (StatusCode::BAD_GATEWAY, Value::String(e.to_string())),
+            };
             if ok(code, &v) {
                 return v;
             }

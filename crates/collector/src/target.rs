@@ -325,7 +325,9 @@ impl Target {
 /// The key a TLS file error is about (its message starts with the field).
 pub(crate) fn tls_key(message: &str) -> &'static str {
     let m = message.trim_start_matches("cannot set up TLS for checks: ");
-    if m.starts_with("cannot build the HTTP client") {
+    if m.starts_with("cannot set up the dns_server resolver") {
+        "dns_server"
+    } else if m.starts_with("cannot build the HTTP client") {
         // TLS is set up before the builder; what it refuses is the proxy.
         "proxy"
     } else if m.starts_with("client_cert") {

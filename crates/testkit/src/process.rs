@@ -1,7 +1,8 @@
 //! [`Process`]: the spawn-and-wait shape the restartable starters share
-//! (`nats-server`, `tansu`, `stunnel4`): one log file every run appends to,
-//! a child killed on drop, a readiness probe, and a retry on fresh ports
-//! when another process took one between [`crate::free_port`] and the bind.
+//! (`nats-server`, `tansu`, `stunnel4`, `tinyproxy`, `danted`): one log
+//! file every run appends to, a child killed on drop, a readiness probe,
+//! and a retry on fresh ports when another process took one between
+//! [`crate::free_port`] and the bind.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

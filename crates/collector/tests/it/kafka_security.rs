@@ -38,6 +38,14 @@ fn producer(broker: &str, f: impl FnOnce(&mut RawKafka)) -> RawTarget {
     t
 }
 
+/// A consumer mode and its `producer` or `group`.
+fn consumer_mode(mode: &'static str) -> (&'static str, Option<&'static str>, Option<&'static str>) {
+    match mode {
+        "end_to_end" => (mode, Some("p"), None),
+        _ => (mode, None, Some("pantau-lag")),
+    }
+}
+
 async fn check(t: &RawTarget) -> Outcome {
     let target = compile(t).unwrap_or_else(|e| panic!("{e}"));
     Checker::new().unwrap().check(&target).await
@@ -69,6 +77,24 @@ async fn ssl_is_up_with_the_brokers_ca_and_down_tls_otherwise() {
         other => panic!("{other:?}"),
     };
     assert!(first >= 0);
+
+    // Both consumer modes over TLS too: the canary read back (leader
+    // connection), and a group's lag (the coordinator's connection).
+    for (id, mode) in [
+        ("e2e", consumer_mode("end_to_end")),
+        ("lag", consumer_mode("group_lag")),
+    ] {
+        let mut t = producer(&k.bootstrap(), |x| {
+            ssl(x);
+            x.mode = Some(mode.0.into());
+            x.producer = mode.1.map(Into::into);
+            x.group = mode.2.map(Into::into);
+        });
+        t.id = id.into();
+        t.check = CheckType::KafkaConsumer;
+        let o = check(&t).await;
+        assert!(o.up, "{id} over TLS: {o:?}");
+    }
 
     // Plaintext to a TLS port: the broker's answer never comes in Kafka's framing.
     let o = check(&producer(&k.bootstrap(), |_| {})).await;

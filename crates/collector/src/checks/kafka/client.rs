@@ -775,6 +775,42 @@ mod tests {
     }
 
     #[test]
+    fn hostile_sasl_answers_are_malformed_not_panics() {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        // Correlation id 1, then the body.
+        let frame = |body: &[u8]| {
+            let mut b = 1i32.to_be_bytes().to_vec();
+            b.extend_from_slice(body);
+            Bytes::from(b)
+        };
+        // SaslHandshake v1: error 0 and two billion mechanisms.
+        let mut huge = 0i16.to_be_bytes().to_vec();
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        let r = decode_response::<SaslHandshakeRequest>("b:1", 1, 1, frame(&huge));
+        assert!(matches!(r, Err(KafkaError::Malformed { .. })), "{r:?}");
+        // SaslAuthenticate v1: auth_bytes claiming 2 GiB.
+        let mut big = 0i16.to_be_bytes().to_vec();
+        big.extend_from_slice(&(-1i16).to_be_bytes()); // error_message null
+        big.extend_from_slice(&i32::MAX.to_be_bytes());
+        let r = decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&big));
+        assert!(matches!(r, Err(KafkaError::Malformed { .. })), "{r:?}");
+        // A well-formed answer decodes: error 58 with a message and no bytes.
+        let mut ok = 58i16.to_be_bytes().to_vec();
+        ok.extend_from_slice(&3i16.to_be_bytes());
+        ok.extend_from_slice(b"bad");
+        ok.extend_from_slice(&0i32.to_be_bytes());
+        ok.extend_from_slice(&0i64.to_be_bytes());
+        let r = decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&ok)).unwrap();
+        assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some("bad")));
+        for garbage in [vec![], vec![0xff; 3], (0..=255u8).collect::<Vec<_>>()] {
+            assert!(decode_response::<SaslHandshakeRequest>("b:1", 1, 1, frame(&garbage)).is_err());
+            assert!(decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&garbage)).is_err());
+        }
+        // An unguarded version is refused, not decoded.
+        assert!(decode_response::<SaslAuthenticateRequest>("b:1", 1, 2, frame(&ok)).is_err());
+    }
+
+    #[test]
     fn wrong_correlation_id_is_refused() {
         // A header with correlation id 7 and a ListOffsets v1 body with no topics.
         let mut b = BytesMut::new();

@@ -42,6 +42,7 @@ deps: deps-smtp deps-snmpsim deps-deploy deps-kafka
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	[ -x /usr/lib/dovecot/imap-login ] || missing="$$missing dovecot-imapd"; \
 	[ -x /usr/lib/dovecot/pop3-login ] || missing="$$missing dovecot-pop3d"; \
+	command -v stunnel4 >/dev/null 2>&1 || [ -x /usr/bin/stunnel4 ] || missing="$$missing stunnel4"; \
 	if [ -z "$$missing" ]; then echo "deps: test servers present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "deps: missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
 	echo "deps: installing$$missing from Debian's packages"; \

@@ -70,6 +70,8 @@ pub enum CollectorError {
     HttpClient(#[from] reqwest::Error),
     #[error("cannot set up TLS for checks: {0}")]
     Tls(String),
+    #[error("cannot set up the dns_server resolver: {0}")]
+    Resolver(String),
     #[error("invalid targets: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Targets(Vec<Invalid>),
     #[error(transparent)]

@@ -70,8 +70,8 @@ pub enum Spec {
     Sql(Box<crate::checks::sql::SqlSpec>),
     Udp(Box<crate::checks::udp::UdpSpec>),
     Ssh(Box<crate::checks::ssh::SshSpec>),
-    KafkaProducer(Box<pantau_config::KafkaTarget>),
-    KafkaConsumer(Box<pantau_config::KafkaTarget>),
+    KafkaProducer(Box<crate::checks::kafka::KafkaSpec>),
+    KafkaConsumer(Box<crate::checks::kafka::KafkaSpec>),
     HttpSteps(Box<crate::checks::steps::StepsSpec>),
     Websocket(Box<crate::checks::websocket::WebSocketSpec>),
     Mqtt(Box<crate::checks::mqtt::MqttSpec>),
@@ -220,8 +220,14 @@ impl Target {
             ))),
             TargetSpec::Udp(x) => Spec::Udp(Box::new(crate::checks::udp::UdpSpec::new(x))),
             TargetSpec::Ssh(x) => Spec::Ssh(Box::new(crate::checks::ssh::SshSpec::new(x))),
-            TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(k.clone()),
-            TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(k.clone()),
+            TargetSpec::KafkaProducer(k) => Spec::KafkaProducer(Box::new(
+                crate::checks::kafka::KafkaSpec::new(k)
+                    .map_err(|(field, why)| bad(&format!("kafka.{field}"), "", why))?,
+            )),
+            TargetSpec::KafkaConsumer(k) => Spec::KafkaConsumer(Box::new(
+                crate::checks::kafka::KafkaSpec::new(k)
+                    .map_err(|(field, why)| bad(&format!("kafka.{field}"), "", why))?,
+            )),
             TargetSpec::HttpSteps(x) => Spec::HttpSteps(Box::new(crate::checks::steps::StepsSpec::new(x, prefix)?)),
             TargetSpec::Websocket(x) => Spec::Websocket(Box::new(
                 crate::checks::websocket::WebSocketSpec::new(x).map_err(|(field, why)| bad(&field, "", why))?,
@@ -280,7 +286,7 @@ impl Target {
             Spec::Sql(s) => s.address(),
             Spec::Udp(u) => u.address(),
             Spec::Ssh(s) => s.address.clone(),
-            Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.servers(), k.topic),
+            Spec::KafkaProducer(k) | Spec::KafkaConsumer(k) => format!("{}/{}", k.target.servers(), k.target.topic),
             Spec::HttpSteps(s) => s.address.clone(),
             Spec::Websocket(w) => w.shown_url.clone(),
             Spec::Mqtt(m) => m.address(),
@@ -318,7 +324,9 @@ impl Target {
 /// The key a TLS file error is about (its message starts with the field).
 pub(crate) fn tls_key(message: &str) -> &'static str {
     let m = message.trim_start_matches("cannot set up TLS for checks: ");
-    if m.starts_with("cannot build the HTTP client") {
+    if m.starts_with("cannot set up the dns_server resolver") {
+        "dns_server"
+    } else if m.starts_with("cannot build the HTTP client") {
         // TLS is set up before the builder; what it refuses is the proxy.
         "proxy"
     } else if m.starts_with("client_cert") {

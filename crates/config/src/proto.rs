@@ -208,7 +208,7 @@ fn raw_from_proto(t: &v1::Target) -> Result<RawTarget, ConvertError> {
                 .collect::<Result<_, _>>()?;
             c.warn_days = h.warn_days;
             set_tls_files(&mut c, h.tls.as_ref());
-            crate::target::options_from_proto(&mut c, &h.proxy, &h.resolve);
+            crate::target::options_from_proto(&mut c, &h.proxy, &h.resolve, &h.dns_server);
         }
         Spec::Tcp(x) => {
             c.address = Some(x.address.clone());
@@ -365,6 +365,7 @@ pub fn spec_to_proto(t: &TargetConfig) -> Spec {
             tls: tls_files_to_proto(&h.tls),
             proxy: crate::target::options_to_proto(&h.options).0,
             resolve: crate::target::options_to_proto(&h.options).1,
+            dns_server: crate::target::options_to_proto(&h.options).2,
         }),
         TargetSpec::Tcp(x) => Spec::Tcp(v1::TcpSpec {
             address: x.address.to_string(),

@@ -105,10 +105,26 @@ fn hostile() -> Vec<(Value, &'static str)> {
         (with_kafka(producer(), "acks", json!(1e300)), "kafka.acks"),
         (with_kafka(producer(), "acks", json!("leader")), "kafka.acks"),
         (with_kafka(producer(), "security", json!("kerberos")), "kafka.security"),
-        (with_kafka(producer(), "security", json!("ssl")), "kafka.security"),
+        (with_kafka(producer(), "security", json!(["ssl"])), "security"),
         (
             with_kafka(producer(), "security", json!("sasl_plaintext")),
-            "kafka.security",
+            "kafka.sasl_mechanism",
+        ),
+        (
+            with_kafka(producer(), "sasl_password", json!("pw")),
+            "kafka.sasl_password",
+        ),
+        (with_kafka(producer(), "verify_tls", json!("no")), "verify_tls"),
+        (with_kafka(producer(), "ca_file", json!("/ca.pem")), "kafka.ca_file"),
+        (
+            json!({"id": "k", "type": "kafka_producer", "kafka": {"bootstrap_servers": ["h:1"], "topic": "t",
+                "security": "sasl_ssl", "sasl_mechanism": "GSSAPI", "sasl_username": "u", "sasl_password": "p"}}),
+            "kafka.sasl_mechanism",
+        ),
+        (
+            json!({"id": "k", "type": "kafka_producer", "kafka": {"bootstrap_servers": ["h:1"], "topic": "t",
+                "security": "sasl_plaintext", "sasl_mechanism": "SCRAM-SHA-256", "sasl_username": huge, "sasl_password": "p"}}),
+            "kafka.sasl_username",
         ),
         (with_kafka(producer(), "partition", json!(-1)), "kafka.partition"),
         (

@@ -118,6 +118,9 @@ pub struct MailDetail {
 pub struct ProbeDetail {
     pub peer: String,
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// The server's certificate, when the probe spoke TLS (grpc with `use_tls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertView>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -261,6 +264,7 @@ fn detail(d: Option<&Detail>) -> DetailView {
             v.probe = Some(ProbeDetail {
                 peer: p.peer.clone(),
                 metadata: p.metadata.clone().into_iter().collect(),
+                certificate: p.certificate.as_ref().map(cert),
             });
         }
         Some(Detail::Push(p)) => {

@@ -2,18 +2,28 @@
 //! loopback port with in-memory storage, in its own temporary directory.
 //! Ready once it answers an `ApiVersions` request; it can be stopped (a
 //! broker outage) and started again on the same port.
+//!
+//! [`KafkaOptions`] asks for SASL and for TLS:
+//! - `--authentication`: tansu 0.6 (as `make deps` builds it) offers
+//!   SCRAM-SHA-256 and SCRAM-SHA-512 (and OAUTHBEARER, which it then
+//!   refuses); not PLAIN. Its users live in the storage engine, and with
+//!   `memory://` none can be made: `tansu user create` itself needs an
+//!   authenticated connection. So every login is refused — the broker's
+//!   real SCRAM verdict on credentials it does not hold.
+//! - TLS: tansu 0.6 takes `--cert`/`--key` but does not serve TLS with
+//!   them, so TLS is Debian's `stunnel4` in front of it ([`crate::Stunnel`]),
+//!   the broker advertising the TLS port so clients stay on TLS.
 
-use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-use crate::{TestkitError, binary, free_port};
+use crate::process::{Process, on_free_ports};
+use crate::{Stunnel, TestkitError, TlsFiles, binary, free_port};
 
 /// How long `tansu` gets to answer.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -22,20 +32,34 @@ const START_ATTEMPTS: u32 = 3;
 /// The Cargo features `make deps` installs tansu with (`memory://` storage).
 pub const TANSU_FEATURES: &str = " --features dynostore";
 
+/// What a [`Kafka`] requires of its clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KafkaOptions {
+    /// SASL authentication (`--authentication`).
+    pub authentication: bool,
+    /// TLS (stunnel in front; the broker advertises the TLS port).
+    pub tls: bool,
+}
+
 /// A running `tansu broker`, killed when dropped.
 pub struct Kafka {
     binary: PathBuf,
     dir: TempDir,
     port: u16,
-    child: Option<Child>,
+    /// The port clients are told about: the TLS port with TLS.
+    advertised: u16,
+    options: KafkaOptions,
+    process: Process,
+    tls: Option<(TlsFiles, Stunnel)>,
 }
 
 impl std::fmt::Debug for Kafka {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kafka")
             .field("bootstrap", &self.bootstrap())
+            .field("options", &self.options)
             .field("dir", &self.dir.path())
-            .field("running", &self.child.is_some())
+            .field("running", &self.process.is_running())
             .finish_non_exhaustive()
     }
 }
@@ -57,99 +81,106 @@ fn find_tansu() -> Result<PathBuf, TestkitError> {
 }
 
 impl Kafka {
-    /// Starts `tansu broker` with `memory://` storage on a free port and
-    /// waits until it answers.
+    /// Starts `tansu broker` with `memory://` storage on a free port, no
+    /// authentication, no TLS, and waits until it answers.
     pub async fn start() -> Result<Self, TestkitError> {
+        Self::start_with(KafkaOptions::default()).await
+    }
+
+    /// Starts `tansu broker` as `options` say and waits until it answers
+    /// (through TLS too, with TLS).
+    pub async fn start_with(options: KafkaOptions) -> Result<Self, TestkitError> {
         let binary = find_tansu()?;
         let dir = tempfile::Builder::new()
             .prefix("pantau-kafka-")
             .tempdir()
             .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+        let process = Process::new("tansu", dir.path().join("tansu.log"));
+        let port = free_port();
         let mut kafka = Self {
             binary,
+            port,
+            advertised: if options.tls { free_port() } else { port },
+            options,
+            process,
+            tls: None,
             dir,
-            port: free_port(),
-            child: None,
         };
-        let mut attempt = 1;
-        loop {
-            match kafka.start_again().await {
-                Err(e) if attempt < START_ATTEMPTS && e.port_taken() => {
-                    attempt += 1;
-                    kafka.port = free_port();
-                }
-                result => return result.map(|()| kafka),
+        on_free_ports(&mut kafka, START_ATTEMPTS, Self::start_again, |k| {
+            k.port = free_port();
+            if !k.options.tls {
+                k.advertised = k.port;
             }
+        })
+        .await?;
+        if options.tls {
+            let files = TlsFiles::generate(&kafka.dir.path().join("tls"))?;
+            let stunnel = Stunnel::start(kafka.advertised, kafka.port, &files).await?;
+            kafka.tls = Some((files, stunnel));
         }
+        Ok(kafka)
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap_servers`.
+    /// `127.0.0.1:PORT`, for `bootstrap_servers`: the TLS port with TLS.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
     }
 
+    /// The broker's own (plaintext) port.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The CA and server certificate stunnel serves, with TLS.
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref().map(|(f, _)| f)
+    }
+
     /// The broker's log file (every run, appended).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("tansu.log")
+        self.process.log_path().to_owned()
     }
 
     pub fn log_tail(&self) -> String {
-        binary::log_tail(&self.log_path(), 40)
+        self.process.log_tail()
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
-    /// Kills the broker (SIGKILL, like a crash). Its in-memory topics are lost.
+    /// Kills the broker (SIGKILL, like a crash). Its in-memory topics and
+    /// users are lost.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-            let _ = child.wait().await;
-        }
+        self.process.stop().await;
     }
 
     /// Starts the broker on the same port and waits until it answers; does
     /// nothing when it is running.
     pub async fn start_again(&mut self) -> Result<(), TestkitError> {
-        if self.child.is_some() {
+        if self.process.is_running() {
             return Ok(());
         }
-        let log = self.log_path();
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| TestkitError::io("open", &log, e))?;
-        let err = out.try_clone().map_err(|e| TestkitError::io("open", &log, e))?;
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let mut command = Command::new(&self.binary);
         command
             .arg("broker")
             .arg("--listener-url")
             .arg(&url)
             .arg("--advertised-listener-url")
-            .arg(&url)
+            .arg(&advertised)
             .arg("--storage-engine")
             .arg("memory://tansu/")
             .arg("--cluster-id")
             .arg("pantau-test")
             .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .map_err(|e| TestkitError::io("start", self.binary.clone(), e))?;
-        self.child = Some(child);
+            .env("RUST_LOG", "warn");
+        if self.options.authentication {
+            command.arg("--authentication");
+        }
         let port = self.port;
-        binary::wait_until_ready("tansu", &mut self.child, &log, READY_WITHIN, || answers(port)).await
+        self.process.start(command, READY_WITHIN, || answers(port)).await
     }
 
     /// Creates `topic` with `partitions` partitions (`tansu topic create`).
@@ -168,27 +199,26 @@ impl Kafka {
     }
 }
 
-impl Drop for Kafka {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-    }
+/// A request frame: `api_key`, `version`, correlation id 1, client
+/// `pantau-testkit`, then `body`, length-prefixed.
+fn request(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let client = b"pantau-testkit";
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&api_key.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&1i32.to_be_bytes()); // correlation id
+    frame.extend_from_slice(&i16::try_from(client.len()).unwrap_or(0).to_be_bytes());
+    frame.extend_from_slice(client);
+    frame.extend_from_slice(body);
+    let mut out = i32::try_from(frame.len()).unwrap_or(0).to_be_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    out
 }
 
 /// An `ApiVersions` v0 request (correlation id 1, client `pantau-testkit`),
 /// length-prefixed.
 fn api_versions_request() -> Vec<u8> {
-    let client = b"pantau-testkit";
-    let mut body = Vec::new();
-    body.extend_from_slice(&18i16.to_be_bytes()); // ApiVersions
-    body.extend_from_slice(&0i16.to_be_bytes()); // version 0
-    body.extend_from_slice(&1i32.to_be_bytes()); // correlation id
-    body.extend_from_slice(&i16::try_from(client.len()).unwrap_or(0).to_be_bytes());
-    body.extend_from_slice(client);
-    let mut out = i32::try_from(body.len()).unwrap_or(0).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
+    request(18, 0, &[])
 }
 
 /// Whether the broker on 127.0.0.1:`port` answers `ApiVersions` with
@@ -233,6 +263,34 @@ mod tests {
                 .contains("cargo install --locked tansu --features dynostore"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn with_authentication_an_unauthenticated_client_is_refused() {
+        let k = Kafka::start_with(KafkaOptions {
+            authentication: true,
+            tls: false,
+        })
+        .await
+        .expect("tansu starts");
+        // ApiVersions is answered (the readiness probe), anything else is not.
+        assert!(answers(k.port()).await);
+        assert!(k.create_topic("refused", 1).await.is_err(), "{}", k.log_tail());
+    }
+
+    #[tokio::test]
+    async fn with_tls_it_answers_through_stunnel_on_the_advertised_port() {
+        let k = Kafka::start_with(KafkaOptions {
+            authentication: false,
+            tls: true,
+        })
+        .await
+        .expect("tansu and stunnel4 start");
+        assert!(k.tls_files().is_some());
+        assert_ne!(k.bootstrap(), format!("127.0.0.1:{}", k.port()));
+        k.create_topic("over-tls", 1)
+            .await
+            .expect("topic created on the plaintext port");
     }
 
     #[tokio::test]

@@ -34,7 +34,10 @@
 //!   with a host key made for it, for banner checks.
 //! - [`Kafka`]: crates.io's `tansu`, a Kafka-protocol broker, with in-memory
 //!   storage; ready once it answers `ApiVersions`; stoppable for outages.
-//!   Missing, it is an error naming `cargo install --locked tansu`.
+//!   Missing, it is an error naming `cargo install --locked tansu`. With
+//!   [`KafkaOptions`] it requires SASL (SCRAM) and/or TLS (through [`Stunnel`]).
+//! - [`Stunnel`]: Debian's `stunnel4` terminating TLS in front of a
+//!   plaintext server.
 //! - [`HttpProxy`] and [`SocksProxy`]: Debian's `tinyproxy` (HTTP forward
 //!   proxy and CONNECT) and `danted` (`dante-server`, SOCKS5), on free
 //!   loopback ports, stoppable for outages.
@@ -44,6 +47,8 @@
 //!   plain, offering STARTTLS, or implicit TLS ([`SmtpTls`]).
 //! - [`Dovecot`]: Debian's `dovecot-imapd`/`dovecot-pop3d` with a temporary
 //!   configuration: IMAP, IMAPS, POP3 and POP3S on free loopback ports.
+//! - `process`: the spawn-and-wait shape of the restartable starters (a log
+//!   every run appends to, a readiness probe, a retry on fresh ports).
 //! - [`free_port`]: a loopback port nobody listens on right now.
 //! - [`TestkitError`]: why a server could not start. A missing binary is an
 //!   error naming the Debian package to install, never a silent skip.
@@ -63,6 +68,7 @@ mod mosquitto;
 mod nats;
 mod nats_cluster;
 mod postgres;
+mod process;
 mod proxy;
 mod redis;
 mod routeros;
@@ -70,6 +76,7 @@ mod smtp;
 mod snmpd;
 mod snmpsim;
 mod sshd;
+mod stunnel;
 mod tls;
 
 pub use alertmanager::Alertmanager;
@@ -77,7 +84,7 @@ pub use chromedriver::ChromeDriver;
 pub use dnsmasq::{Dnsmasq, Record as DnsRecord};
 pub use dovecot::Dovecot;
 pub use error::TestkitError;
-pub use kafka::Kafka;
+pub use kafka::{Kafka, KafkaOptions};
 pub use mariadb::{MARIADB_PASSWORD, MARIADB_USER, Mariadb};
 pub use mosquitto::{MQTT_PASSWORD, MQTT_USER, Mosquitto};
 pub use nats::Nats;
@@ -96,6 +103,7 @@ pub use snmpsim::{
     MIKROTIK_IPCIDR_COMMUNITY, SnmpSim, snmpsim_data_dir,
 };
 pub use sshd::Sshd;
+pub use stunnel::Stunnel;
 pub use tls::TlsFiles;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago: binds port 0, reads

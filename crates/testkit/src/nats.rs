@@ -1,15 +1,14 @@
 //! [`Nats`]: a real `nats-server` with JetStream on a free loopback port.
 
-use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use crate::process::{Process, on_free_ports};
 use crate::{TestkitError, binary, free_port};
 
 /// How long `nats-server` gets to answer `/healthz` with 200.
@@ -27,7 +26,7 @@ pub struct Nats {
     dir: TempDir,
     port: u16,
     monitor_port: u16,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl std::fmt::Debug for Nats {
@@ -36,7 +35,7 @@ impl std::fmt::Debug for Nats {
             .field("url", &self.url())
             .field("monitor_port", &self.monitor_port)
             .field("dir", &self.dir.path())
-            .field("running", &self.child.is_some())
+            .field("running", &self.process.is_running())
             .finish_non_exhaustive()
     }
 }
@@ -50,24 +49,20 @@ impl Nats {
             .prefix("pantau-nats-")
             .tempdir()
             .map_err(|e| TestkitError::io("create a temporary directory in", std::env::temp_dir(), e))?;
+        let process = Process::new("nats-server", dir.path().join("nats.log"));
         let mut nats = Self {
             binary,
             dir,
             port: free_port(),
             monitor_port: free_port(),
-            child: None,
+            process,
         };
-        let mut attempt = 1;
-        loop {
-            match nats.start_again().await {
-                Err(e) if attempt < START_ATTEMPTS && e.port_taken() => {
-                    attempt += 1;
-                    nats.port = free_port();
-                    nats.monitor_port = free_port();
-                }
-                result => return result.map(|()| nats),
-            }
-        }
+        on_free_ports(&mut nats, START_ATTEMPTS, Self::start_again, |n| {
+            n.port = free_port();
+            n.monitor_port = free_port();
+        })
+        .await?;
+        Ok(nats)
     }
 
     /// `nats://127.0.0.1:PORT`
@@ -92,73 +87,35 @@ impl Nats {
 
     /// The server's log file (stdout and stderr of every run, appended).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("nats.log")
+        self.process.log_path().to_owned()
     }
 
     /// The last lines of the server's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        binary::log_tail(&self.log_path(), 40)
+        self.process.log_tail()
     }
 
     /// Whether the server process is running (it was started and not stopped).
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        self.process.is_running()
     }
 
     /// Kills the server (SIGKILL, like a crash) and waits for it to exit. The
     /// store directory is kept. Does nothing when it is not running.
     pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // An error means it has already exited; `wait` reaps it either way.
-            let _ = child.kill().await;
-            let _ = child.wait().await;
-        }
+        self.process.stop().await;
     }
 
     /// Starts the server again on the same ports with the same store, and
     /// waits until it is healthy. Stops it first if it is running.
     pub async fn start_again(&mut self) -> Result<(), TestkitError> {
-        self.stop().await;
-        let log = self.log_path();
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| TestkitError::io("open", &log, e))?;
-        let err = out.try_clone().map_err(|e| TestkitError::io("open", &log, e))?;
         let mut command = Command::new(&self.binary);
         command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string(), "-js", "-sd"])
-            .arg(self.store_dir())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .map_err(|e| TestkitError::io("start", &self.binary, e))?;
-        self.child = Some(child);
-        if let Err(e) = self.wait_healthy().await {
-            self.stop().await;
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    async fn wait_healthy(&mut self) -> Result<(), TestkitError> {
-        let log = self.log_path();
+            .arg(self.store_dir());
         let port = self.monitor_port;
-        binary::wait_until_ready("nats-server", &mut self.child, &log, READY_WITHIN, || healthz(port)).await
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            // `kill_on_drop` would too; this makes it explicit and immediate.
-            let _ = child.start_kill();
-        }
+        self.process.start(command, READY_WITHIN, || healthz(port)).await
     }
 }
 

@@ -5,12 +5,12 @@
 //! directory and is killed when dropped (or by `stop`, for an outage).
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use crate::process::Process;
 use crate::{TestkitError, binary, free_port};
 
 /// How long start-up may take.
@@ -20,7 +20,7 @@ const READY_WITHIN: Duration = Duration::from_secs(15);
 pub struct Proxy {
     dir: TempDir,
     port: u16,
-    child: Option<Child>,
+    process: Process,
     server: &'static str,
 }
 
@@ -85,30 +85,19 @@ impl Proxy {
         Self::spawn("danted", cmd, dir, port).await
     }
 
-    async fn spawn(server: &'static str, mut cmd: Command, dir: TempDir, port: u16) -> Result<Self, TestkitError> {
-        let out_path = dir.path().join("out");
-        let out = std::fs::File::create(&out_path).map_err(|e| TestkitError::io("create", out_path.clone(), e))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| TestkitError::io("create", out_path.clone(), e))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| TestkitError::io("start", binary::describe(&cmd), e))?;
-        let mut me = Self {
+    async fn spawn(server: &'static str, cmd: Command, dir: TempDir, port: u16) -> Result<Self, TestkitError> {
+        let mut process = Process::new(server, dir.path().join("out"));
+        process
+            .start(cmd, READY_WITHIN, || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+            })
+            .await?;
+        Ok(Self {
             dir,
             port,
-            child: Some(child),
+            process,
             server,
-        };
-        binary::wait_until_ready(server, &mut me.child, &out_path, READY_WITHIN, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
         })
-        .await?;
-        Ok(me)
     }
 
     /// `http://127.0.0.1:PORT` (tinyproxy) or `socks5://127.0.0.1:PORT` (danted).
@@ -128,9 +117,7 @@ impl Proxy {
 
     /// Kills the proxy (its port then refuses connections).
     pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill().await;
-        }
+        self.process.stop().await;
     }
 }
 

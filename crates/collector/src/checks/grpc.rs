@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use pantau_proto::v1::{FailureReason, ProbeDetail, check_result::Detail};
 use rustls::pki_types::ServerName;
@@ -82,10 +83,21 @@ pub async fn check(spec: &GrpcSpec, started: Instant) -> Outcome {
         Err(down) => return down,
     };
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Over TLS, the server's leaf certificate: its expiry goes in every
+    // result's detail, as the http check's does.
+    let mut certificate = None;
     let io: Box<dyn Io> = match &spec.tls {
         None => Box::new(stream),
         Some((connector, name)) => match connector.connect(name.clone(), stream).await {
-            Ok(s) => Box::new(s),
+            Ok(s) => {
+                certificate = s
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(<[_]>::first)
+                    .and_then(|der| super::cert::info(der, SystemTime::now()));
+                Box::new(s)
+            }
             Err(e) => {
                 let why = trust::refusal(&e).unwrap_or_else(|| e.to_string());
                 return Outcome::down(
@@ -148,6 +160,7 @@ pub async fn check(spec: &GrpcSpec, started: Instant) -> Outcome {
         Detail::Probe(ProbeDetail {
             peer: peer.clone(),
             metadata,
+            certificate: certificate.clone(),
         })
     };
     let response = match answer {

@@ -7,11 +7,13 @@
 //!
 //! The wire work is in [`client`]; this module keeps the per-target state
 //! (producer sequence numbers, consumer positions) and turns every failure
-//! into a typed reason: connect, auth, timeout (the caller's bound),
-//! kafka_error with the broker's code, topic_missing.
+//! into a typed reason: connect, tls, auth, timeout (the caller's bound),
+//! kafka_error with the broker's code, topic_missing. Connections speak TLS
+//! and SASL as the target's `security` says ([`client::Connector`], [`sasl`]).
 
 pub mod client;
 pub mod guard;
+pub mod sasl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -24,7 +26,7 @@ use pantau_proto::v1::{FailureReason, KafkaDetail, check_result::Detail};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use self::client::{Conn, KafkaError};
+use self::client::{Conn, Connector, KafkaError};
 use super::Outcome;
 
 pub const PRODUCE_LATENCY: &str = "pantau_collector_kafka_produce_latency_seconds";
@@ -34,7 +36,7 @@ pub const CONSUMER_LAG: &str = "pantau_collector_kafka_consumer_lag_records";
 pub const ERRORS: &str = "pantau_collector_kafka_errors_total";
 
 /// Reasons of [`ERRORS`], each on /metrics from the first scrape.
-const ERROR_REASONS: [&str; 5] = ["connect", "auth", "kafka_error", "topic_missing", "malformed"];
+const ERROR_REASONS: [&str; 6] = ["connect", "tls", "auth", "kafka_error", "topic_missing", "malformed"];
 
 /// Describes the Kafka metrics, and sets the error counters to 0 so the first
 /// scrape has them.
@@ -62,7 +64,7 @@ pub fn describe() {
     describe_counter!(
         ERRORS,
         Unit::Count,
-        "Kafka checks that failed, by reason (connect, auth, kafka_error, topic_missing, malformed)"
+        "Kafka checks that failed, by reason (connect, tls, auth, kafka_error, topic_missing, malformed)"
     );
     for r in ERROR_REASONS {
         metrics::counter!(ERRORS, "reason" => r).increment(0);
@@ -140,7 +142,8 @@ pub fn down(target: &str, e: &KafkaError, started: Instant, mut d: KafkaDetail) 
     let (reason, label) = match e {
         KafkaError::Resolve { .. } => (FailureReason::Dns, "connect"),
         KafkaError::Connect { .. } | KafkaError::Io { .. } => (FailureReason::Connect, "connect"),
-        KafkaError::Auth { .. } => (FailureReason::Auth, "auth"),
+        KafkaError::Auth { .. } | KafkaError::Sasl { .. } => (FailureReason::Auth, "auth"),
+        KafkaError::Tls { .. } => (FailureReason::Tls, "tls"),
         KafkaError::TopicMissing(_) | KafkaError::PartitionMissing { .. } => {
             (FailureReason::TopicMissing, "topic_missing")
         }
@@ -157,15 +160,34 @@ fn servers(k: &KafkaTarget) -> Vec<String> {
     k.bootstrap_servers.iter().map(ToString::to_string).collect()
 }
 
+/// A compiled `kafka_producer` or `kafka_consumer` target: its spec and
+/// how its connections are made.
+#[derive(Debug, Clone)]
+pub struct KafkaSpec {
+    pub target: KafkaTarget,
+    pub connector: Connector,
+}
+
+impl KafkaSpec {
+    /// Compiles `k`; an error names the field under `kafka.`.
+    pub fn new(k: &KafkaTarget) -> Result<Self, (&'static str, String)> {
+        Ok(Self {
+            target: k.clone(),
+            connector: Connector::new(k)?,
+        })
+    }
+}
+
 impl Kafka {
     /// A `kafka_producer` check: one canary record, acknowledged as `acks` says.
-    pub async fn produce(&self, target: &str, k: &KafkaTarget, timeout: Duration, started: Instant) -> Outcome {
+    pub async fn produce(&self, target: &str, spec: &KafkaSpec, timeout: Duration, started: Instant) -> Outcome {
+        let (k, connector) = (&spec.target, &spec.connector);
         let mut d = detail(k);
-        let conn = match Conn::bootstrap(&servers(k)).await {
+        let conn = match connector.bootstrap(&servers(k)).await {
             Ok(c) => c,
             Err(e) => return down(target, &e, started, d),
         };
-        let (mut conn, leader) = match client::leader_conn(conn, &k.topic, k.partition).await {
+        let (mut conn, leader) = match client::leader_conn(connector, conn, &k.topic, k.partition).await {
             Ok(x) => x,
             Err(e) => return down(target, &e, started, d),
         };
@@ -217,10 +239,10 @@ impl Kafka {
     }
 
     /// A `kafka_consumer` check, by its mode.
-    pub async fn consume(&self, target: &str, k: &KafkaTarget, started: Instant) -> Outcome {
-        match &k.mode {
-            Some(ConsumerMode::GroupLag { group, max_lag }) => group_lag(target, k, group, *max_lag, started).await,
-            Some(ConsumerMode::EndToEnd { producer }) => self.end_to_end(target, k, producer, started).await,
+    pub async fn consume(&self, target: &str, spec: &KafkaSpec, started: Instant) -> Outcome {
+        match &spec.target.mode {
+            Some(ConsumerMode::GroupLag { group, max_lag }) => group_lag(target, spec, group, *max_lag, started).await,
+            Some(ConsumerMode::EndToEnd { producer }) => self.end_to_end(target, spec, producer, started).await,
             None => Outcome::down(
                 started.elapsed(),
                 FailureReason::Internal,
@@ -229,13 +251,14 @@ impl Kafka {
         }
     }
 
-    async fn end_to_end(&self, target: &str, k: &KafkaTarget, producer: &str, started: Instant) -> Outcome {
+    async fn end_to_end(&self, target: &str, spec: &KafkaSpec, producer: &str, started: Instant) -> Outcome {
+        let (k, connector) = (&spec.target, &spec.connector);
         let mut d = detail(k);
-        let conn = match Conn::bootstrap(&servers(k)).await {
+        let conn = match connector.bootstrap(&servers(k)).await {
             Ok(c) => c,
             Err(e) => return down(target, &e, started, d),
         };
-        let (mut conn, leader) = match client::leader_conn(conn, &k.topic, k.partition).await {
+        let (mut conn, leader) = match client::leader_conn(connector, conn, &k.topic, k.partition).await {
             Ok(x) => x,
             Err(e) => return down(target, &e, started, d),
         };
@@ -374,11 +397,12 @@ fn gap(last: Option<(u64, u64)>, run: u64, seq: u64) -> u64 {
 
 /// A `kafka_consumer` group_lag check: each partition's end against the
 /// group's committed offset.
-async fn group_lag(target: &str, k: &KafkaTarget, group: &str, max_lag: u64, started: Instant) -> Outcome {
+async fn group_lag(target: &str, spec: &KafkaSpec, group: &str, max_lag: u64, started: Instant) -> Outcome {
+    let k = &spec.target;
     let mut d = detail(k);
     d.group = group.to_owned();
     d.max_lag = max_lag;
-    let lags = match lags(k, group).await {
+    let lags = match lags(spec, group).await {
         Ok(l) => l,
         Err(e) => return down(target, &e, started, d),
     };
@@ -410,8 +434,9 @@ async fn group_lag(target: &str, k: &KafkaTarget, group: &str, max_lag: u64, sta
 
 /// Lag per partition: the partition's end minus the group's committed
 /// offset, or minus its start when the group committed none.
-async fn lags(k: &KafkaTarget, group: &str) -> Result<BTreeMap<i32, u64>, KafkaError> {
-    let mut conn = Conn::bootstrap(&servers(k)).await?;
+async fn lags(spec: &KafkaSpec, group: &str) -> Result<BTreeMap<i32, u64>, KafkaError> {
+    let (k, connector) = (&spec.target, &spec.connector);
+    let mut conn = connector.bootstrap(&servers(k)).await?;
     let leaders = client::partition_leaders(&mut conn, &k.topic).await?;
     let mut ends = BTreeMap::new();
     let mut conns: HashMap<String, Conn> = HashMap::new();
@@ -419,7 +444,7 @@ async fn lags(k: &KafkaTarget, group: &str) -> Result<BTreeMap<i32, u64>, KafkaE
     conns.insert(bootstrap, conn);
     for (p, leader) in &leaders {
         if !conns.contains_key(&leader.address) {
-            conns.insert(leader.address.clone(), Conn::connect(&leader.address).await?);
+            conns.insert(leader.address.clone(), connector.connect(&leader.address).await?);
         }
         let c = conns.get_mut(&leader.address).expect("inserted above");
         let latest = client::offset(c, &k.topic, *p, -1).await?;
@@ -430,7 +455,7 @@ async fn lags(k: &KafkaTarget, group: &str) -> Result<BTreeMap<i32, u64>, KafkaE
     let coordinator = client::coordinator(any, group).await?;
     let mut cc = match conns.remove(&coordinator) {
         Some(c) => c,
-        None => Conn::connect(&coordinator).await?,
+        None => connector.connect(&coordinator).await?,
     };
     let partitions: Vec<i32> = ends.keys().copied().collect();
     let committed: HashMap<i32, i64> = client::committed(&mut cc, group, &k.topic, &partitions)

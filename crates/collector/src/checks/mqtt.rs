@@ -232,7 +232,11 @@ async fn disconnect(client: &AsyncClient, events: &mut EventLoop, deadline: Inst
 }
 
 fn probe(peer: String, metadata: HashMap<String, String>) -> Detail {
-    Detail::Probe(ProbeDetail { peer, metadata })
+    Detail::Probe(ProbeDetail {
+        peer,
+        metadata,
+        certificate: None,
+    })
 }
 
 /// The typed reason of a connection error, and a few words on it.

@@ -150,6 +150,7 @@ pub async fn check(spec: &RedisSpec, started: Instant) -> Outcome {
             ("command".to_owned(), spec.command[0].to_ascii_uppercase()),
             ("reply".to_owned(), shown(&text)),
         ]),
+        certificate: None,
     });
     match &spec.expected {
         Some(want) if *want != text => Outcome::down(

@@ -127,6 +127,7 @@ pub async fn check(spec: &SqlSpec, started: Instant) -> Outcome {
     let detail = Detail::Probe(ProbeDetail {
         peer: peer.to_string(),
         metadata,
+        certificate: None,
     });
     match &spec.expected {
         Some(want) if *want != value => Outcome::down(

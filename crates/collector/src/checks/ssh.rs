@@ -125,6 +125,7 @@ pub async fn check(spec: &SshSpec, started: Instant) -> Outcome {
             ("protocol".to_owned(), shown(proto.as_bytes())),
             ("software".to_owned(), shown(software.as_bytes())),
         ]),
+        certificate: None,
     });
     if proto != "2.0" && proto != "1.99" {
         return Outcome::down(

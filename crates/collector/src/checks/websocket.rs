@@ -264,7 +264,11 @@ pub async fn check(spec: &WebSocketSpec, started: Instant) -> Outcome {
 }
 
 fn probe(peer: String, metadata: HashMap<String, String>) -> Detail {
-    Detail::Probe(ProbeDetail { peer, metadata })
+    Detail::Probe(ProbeDetail {
+        peer,
+        metadata,
+        certificate: None,
+    })
 }
 
 /// The down outcome of a failed upgrade handshake.

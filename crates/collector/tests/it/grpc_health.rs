@@ -180,15 +180,35 @@ async fn tls_trusts_a_private_ca_and_refuses_a_chain_it_does_not() {
     // Not trusted: the system's roots do not know the private CA.
     let o = run(&t).await;
     assert_eq!(o.reason, FailureReason::Tls, "{o:?}");
-    // Trusted through ca_file.
+    // Trusted through ca_file; the certificate's expiry is in the detail.
     t.ca_file = Some(ca_file);
     let o = run(&t).await;
     assert!(o.up, "{o:?}");
-    // Unverified reaches the server whatever the chain.
+    let Some(Detail::Probe(p)) = &o.detail else {
+        panic!("{o:?}")
+    };
+    let c = p.certificate.as_ref().expect("the server's certificate");
+    assert_eq!(c.days_to_expiry, 30, "{c:?}");
+    assert!(c.subject.contains("grpc"), "{c:?}");
+    assert!(c.dns_names.contains(&"localhost".to_owned()), "{c:?}");
+    assert!(c.not_after.is_some());
+    // Unverified reaches the server whatever the chain, and still reports it.
     let mut t = target(a, DOWN);
     t.use_tls = Some(true);
     t.verify_tls = Some(false);
-    assert_eq!(run(&t).await.reason, FailureReason::Assertion);
+    let o = run(&t).await;
+    assert_eq!(o.reason, FailureReason::Assertion);
+    let Some(Detail::Probe(p)) = &o.detail else {
+        panic!("{o:?}")
+    };
+    assert_eq!(p.certificate.as_ref().map(|c| c.days_to_expiry), Some(30));
+    // Without TLS there is no certificate.
+    let plain = health_server(None).await;
+    let o = run(&target(plain, UP)).await;
+    let Some(Detail::Probe(p)) = &o.detail else {
+        panic!("{o:?}")
+    };
+    assert!(p.certificate.is_none());
     // TLS to a plain server fails the handshake.
     let plain = health_server(None).await;
     let mut t = target(plain, UP);

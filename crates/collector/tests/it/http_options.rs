@@ -128,3 +128,56 @@ async fn resolve_maps_a_name_to_an_address_and_tls_still_checks_the_name() {
     let o = run(&other).await;
     assert!(!o.up && o.reason == FailureReason::Tls, "{o:?}");
 }
+
+#[tokio::test]
+async fn dns_server_resolves_through_a_real_dns_server_and_an_unknown_name_is_down_dns() {
+    use pantau_testkit::{DnsRecord, Dnsmasq};
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let dns = Dnsmasq::start(&[DnsRecord::Address("svc.pantau.test".into(), ip)])
+        .await
+        .expect("dnsmasq starts (apt-get install dnsmasq-base)");
+    let port = via_server().await;
+    let mut t = http(format!("http://svc.pantau.test:{port}/via"));
+    // The machine's resolver does not know the name: down with reason dns.
+    let o = run(&t).await;
+    assert!(!o.up && o.reason == FailureReason::Dns, "{o:?}");
+    t.dns_server = Some(dns.addr().to_string());
+    let o = run(&t).await;
+    assert!(o.up, "through dnsmasq: {o:?}");
+
+    // A name the server does not know: down with reason dns, naming the server.
+    let mut u = http(format!("http://nothing.pantau.test:{port}/via"));
+    u.dns_server = Some(dns.addr().to_string());
+    let o = run(&u).await;
+    assert!(!o.up, "{o:?}");
+    assert_eq!(o.reason, FailureReason::Dns, "{o:?}");
+    assert!(o.message.contains("nothing.pantau.test"), "{}", o.message);
+
+    // `resolve` wins over dns_server for its own names.
+    let mut r = http(format!("http://pinned.pantau.test:{port}/via"));
+    r.dns_server = Some(dns.addr().to_string());
+    r.resolve.insert("pinned.pantau.test".into(), "127.0.0.1".into());
+    assert!(run(&r).await.up);
+
+    // A DNS server that does not answer: down with reason dns, not a hang.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut s = http(format!("http://svc.pantau.test:{port}/via"));
+    s.dns_server = Some(silent.local_addr().unwrap().to_string());
+    let o = run(&s).await;
+    assert!(!o.up, "{o:?}");
+    assert!(matches!(o.reason, FailureReason::Dns | FailureReason::Timeout), "{o:?}");
+
+    // A multi-step check resolves through it too.
+    let api_port = api().await;
+    let mut f = flow(api_port);
+    for step in &mut f.steps {
+        if let Some(url) = &mut step.url {
+            *url = url.replace("127.0.0.1", "svc.pantau.test");
+        }
+    }
+    let o = run(&f).await;
+    assert!(!o.up, "without dns_server: {o:?}");
+    f.dns_server = Some(dns.addr().to_string());
+    let o = run(&f).await;
+    assert!(o.up, "steps through dnsmasq: {o:?}");
+}

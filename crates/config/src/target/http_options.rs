@@ -1,9 +1,10 @@
 //! Connection options of `http` and `http_steps` targets: a proxy to go
-//! through (`proxy: http://…` or `socks5://…`) and host names resolved to
-//! fixed addresses (`resolve:`, like curl's `--resolve`).
+//! through (`proxy: http://…` or `socks5://…`), host names resolved to
+//! fixed addresses (`resolve:`, like curl's `--resolve`) and a DNS server to
+//! resolve the others through (`dns_server: ip:port`).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::RawTarget;
 use super::parse::Problems;
@@ -73,11 +74,14 @@ pub struct HttpOptions {
     /// URL's port is kept; TLS still verifies the name); at most
     /// [`MAX_RESOLVE`] entries.
     pub resolve: BTreeMap<String, IpAddr>,
+    /// Host names not in `resolve` are resolved through this DNS server
+    /// (UDP; TCP for a truncated answer) instead of the system's resolver.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl HttpOptions {
     pub fn is_empty(&self) -> bool {
-        self.proxy.is_none() && self.resolve.is_empty()
+        self.proxy.is_none() && self.resolve.is_empty() && self.dns_server.is_none()
     }
 
     /// The same options with the proxy's password replaced by `***`.
@@ -86,6 +90,7 @@ impl HttpOptions {
         Self {
             proxy: self.proxy.as_ref().map(ProxyUrl::masked),
             resolve: self.resolve.clone(),
+            dns_server: self.dns_server,
         }
     }
 }
@@ -140,13 +145,31 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<HttpOptions> 
             ok = false;
         }
     }
-    ok.then_some(HttpOptions { proxy, resolve })
+    let dns_server = r.dns_server.as_deref().and_then(|text| {
+        let addr = super::parse::resolver(text).filter(|a| a.port() != 0 && text.len() <= 64);
+        if addr.is_none() {
+            let shown: String = text.chars().take(64).collect();
+            p.add(
+                "dns_server",
+                &shown,
+                "must be a DNS server's ip:port (or ip, port 53), e.g. 127.0.0.1:5353 or [::1]:53",
+            );
+            ok = false;
+        }
+        addr
+    });
+    ok.then_some(HttpOptions {
+        proxy,
+        resolve,
+        dns_server,
+    })
 }
 
 /// Sets `r`'s `proxy` and `resolve` from `o`.
 pub(super) fn to_raw(o: HttpOptions, r: &mut RawTarget) {
     r.proxy = o.proxy.map(|u| u.to_string());
     r.resolve = o.resolve.into_iter().map(|(h, ip)| (h, ip.to_string())).collect();
+    r.dns_server = o.dns_server.map(|a| a.to_string());
 }
 
 fn is_host_name(h: &str) -> bool {
@@ -225,6 +248,67 @@ mod tests {
             let e = refused(r);
             assert!(e.contains(key), "case {i}: `{e}` lacks {key}");
         }
+    }
+
+    #[test]
+    fn dns_server_parses_travels_back_and_through_protobuf() {
+        for (text, want) in [
+            ("127.0.0.1:5353", "127.0.0.1:5353"),
+            ("10.0.0.53", "10.0.0.53:53"),
+            ("[::1]:53", "[::1]:53"),
+        ] {
+            let mut r = http();
+            r.dns_server = Some(text.into());
+            let t = r.clone().parse("t").unwrap();
+            let TargetSpec::Http(h) = &t.spec else { panic!() };
+            assert_eq!(h.options.dns_server.unwrap().to_string(), want);
+            assert_eq!(RawTarget::from(t.clone()).dns_server.as_deref(), Some(want));
+            assert_eq!(through_proto(&t).spec, t.spec);
+        }
+        let mut s = RawTarget::new("s", CheckType::HttpSteps);
+        s.steps = vec![crate::RawStep {
+            url: Some("http://svc.internal/".into()),
+            ..crate::RawStep::default()
+        }];
+        s.dns_server = Some("127.0.0.1:5353".into());
+        let t = s.parse("t").unwrap();
+        let TargetSpec::HttpSteps(x) = &t.spec else { panic!() };
+        assert_eq!(x.options.dns_server.unwrap().port(), 5353);
+        assert_eq!(through_proto(&t).spec, t.spec);
+    }
+
+    fn through_proto(t: &crate::TargetConfig) -> crate::TargetConfig {
+        let p = pantau_proto::v1::Target {
+            id: t.id.clone(),
+            spec: Some(crate::proto::spec_to_proto(t)),
+            ..pantau_proto::v1::Target::default()
+        };
+        crate::proto::target_from_proto(&p).unwrap()
+    }
+
+    #[test]
+    fn hostile_dns_servers_are_refused_naming_the_key() {
+        let huge = "1".repeat(100_000);
+        for bad in [
+            "dns.internal:53",
+            "127.0.0.1:0",
+            "127.0.0.1:70000",
+            "127.0.0.1:-1",
+            "not an address",
+            "",
+            "999.1.1.1",
+            huge.as_str(),
+        ] {
+            let mut r = http();
+            r.dns_server = Some(bad.into());
+            let e = refused(r);
+            assert!(e.contains("t.dns_server"), "{bad:.40}: `{e}`");
+            assert!(e.len() < 1000, "{e:.200}");
+        }
+        let mut r = RawTarget::new("x", CheckType::Tcp);
+        r.address = Some("127.0.0.1:80".into());
+        r.dns_server = Some("127.0.0.1:53".into());
+        assert!(refused(r).contains("t.dns_server"));
     }
 
     #[test]

@@ -46,7 +46,9 @@ fn refused(r: RawTarget) -> String {
 pub use depends::{Dependency, MAX_DEPENDENCIES, cycles};
 pub use grpc::GrpcTarget;
 pub use http_options::{HttpOptions, MAX_RESOLVE, ProxyUrl};
-pub use kafka::{Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSecurity, KafkaTarget, RawKafka};
+pub use kafka::{
+    Acks, ConsumerMode, DEFAULT_MAX_LAG, KafkaSasl, KafkaSecurity, KafkaTarget, KafkaTls, RawKafka, SaslMechanism,
+};
 pub(crate) use kafka::{from_proto as kafka_from_proto, to_proto as kafka_to_proto};
 pub use mail::{MailProtocol, MailTarget, MailTls};
 pub use mqtt::MqttTarget;
@@ -426,6 +428,11 @@ impl super::CollectorConfig {
                 TargetSpec::Redis(x) => mask_password(&mut x.password),
                 TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => mask_password(&mut x.password),
                 TargetSpec::Mqtt(x) => mask_password(&mut x.password),
+                TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => {
+                    if let Some(s) = &mut k.sasl {
+                        "***".clone_into(&mut s.password);
+                    }
+                }
                 TargetSpec::Websocket(w) => {
                     w.url = w.url.masked();
                     for (name, value) in &mut w.headers {

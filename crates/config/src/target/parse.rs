@@ -275,7 +275,7 @@ pub(super) fn tls_files(r: &RawTarget, p: &mut Problems<'_>) -> Option<TlsFiles>
 }
 
 /// `ip` (port 53) or `ip:port`.
-fn resolver(text: &str) -> Option<std::net::SocketAddr> {
+pub(super) fn resolver(text: &str) -> Option<std::net::SocketAddr> {
     text.parse::<std::net::SocketAddr>()
         .ok()
         .or_else(|| text.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
@@ -345,6 +345,7 @@ fn allowed(check: CheckType) -> &'static [&'static str] {
             "client_key",
             "proxy",
             "resolve",
+            "dns_server",
         ],
         CheckType::Tcp => &["address", "send", "expect"],
         CheckType::Tls => &[

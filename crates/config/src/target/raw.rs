@@ -173,6 +173,14 @@ pub struct RawTarget {
     /// curl's `--resolve`; the URL's port is kept, TLS still checks the name).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resolve: BTreeMap<String, String>,
+    /// http, http_steps: `ip:port` (or `ip`, port 53) of the DNS server the
+    /// URL's host names are resolved through instead of the system's.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::text::option"
+    )]
+    pub dns_server: Option<String>,
     /// http_steps: the requests, in order, each with its assertions and the
     /// variables it extracts for later steps (`{{name}}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -242,6 +250,7 @@ impl RawTarget {
             kafka: None,
             proxy: None,
             resolve: BTreeMap::new(),
+            dns_server: None,
             steps: Vec::new(),
             topic: None,
             protocol: None,
@@ -302,6 +311,7 @@ impl RawTarget {
         mark(self.kafka.is_some(), "kafka");
         mark(self.proxy.is_some(), "proxy");
         mark(!self.resolve.is_empty(), "resolve");
+        mark(self.dns_server.is_some(), "dns_server");
         mark(!self.steps.is_empty(), "steps");
         mark(self.topic.is_some(), "topic");
         mark(self.protocol.is_some(), "protocol");

@@ -36,6 +36,7 @@ pub(super) const FIELDS: &[&str] = &[
     "client_key",
     "proxy",
     "resolve",
+    "dns_server",
 ];
 
 /// One step as YAML and JSON write it.

@@ -10,17 +10,24 @@ fn nonempty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
-/// `proxy` and `resolve` as protobuf sends them, into `c`.
-pub(crate) fn options_from_proto(c: &mut RawTarget, proxy: &str, resolve: &std::collections::HashMap<String, String>) {
+/// `proxy`, `resolve` and `dns_server` as protobuf sends them, into `c`.
+pub(crate) fn options_from_proto(
+    c: &mut RawTarget,
+    proxy: &str,
+    resolve: &std::collections::HashMap<String, String>,
+    dns_server: &str,
+) {
     c.proxy = nonempty(proxy);
     c.resolve = resolve.clone().into_iter().collect();
+    c.dns_server = nonempty(dns_server);
 }
 
-/// `proxy` and `resolve` for protobuf.
-pub(crate) fn options_to_proto(o: &HttpOptions) -> (String, std::collections::HashMap<String, String>) {
+/// `proxy`, `resolve` and `dns_server` for protobuf.
+pub(crate) fn options_to_proto(o: &HttpOptions) -> (String, std::collections::HashMap<String, String>, String) {
     (
         o.proxy.as_ref().map(ToString::to_string).unwrap_or_default(),
         o.resolve.iter().map(|(h, ip)| (h.clone(), ip.to_string())).collect(),
+        o.dns_server.map(|a| a.to_string()).unwrap_or_default(),
     )
 }
 
@@ -33,7 +40,7 @@ pub(crate) fn from_proto(c: &mut RawTarget, x: &v1::HttpStepsSpec) -> Result<(),
     c.verify_tls = x.verify_tls;
     c.reuse_connection = x.reuse_connection;
     crate::proto::set_tls_files(c, x.tls.as_ref());
-    options_from_proto(c, &x.proxy, &x.resolve);
+    options_from_proto(c, &x.proxy, &x.resolve, &x.dns_server);
     // Refuse a hostile count before converting every step.
     if x.steps.len() > super::MAX_STEPS {
         return Err(ConvertError {
@@ -96,7 +103,7 @@ fn step_from_proto(i: usize, s: &v1::HttpStep) -> Result<RawStep, ConvertError> 
 
 /// The protobuf form; secrets as they are (mask the configuration first).
 pub(crate) fn to_proto(x: &HttpStepsTarget) -> v1::HttpStepsSpec {
-    let (proxy, resolve) = options_to_proto(&x.options);
+    let (proxy, resolve, dns_server) = options_to_proto(&x.options);
     v1::HttpStepsSpec {
         steps: x
             .steps
@@ -130,6 +137,7 @@ pub(crate) fn to_proto(x: &HttpStepsTarget) -> v1::HttpStepsSpec {
         tls: crate::proto::tls_files_to_proto(&x.tls),
         proxy,
         resolve,
+        dns_server,
     }
 }
 

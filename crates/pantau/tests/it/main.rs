@@ -20,6 +20,7 @@ mod manual_alerts;
 mod multilocation;
 mod openapi_contract;
 mod outage;
+mod probes_e2e;
 mod resolve_after_silence;
 mod router_dependencies;
 mod routers_snmp;

@@ -1,6 +1,8 @@
 //! A small Kafka client on the `kafka-protocol` crate's message codecs:
 //! one connection, one request at a time, fixed protocol versions that
 //! Apache Kafka 0.11 to 4.x and Kafka-protocol brokers (tansu) all serve.
+//! A [`Connector`] makes each connection as the target's `security` says:
+//! plain TCP or TLS (rustls), then SASL ([`super::sasl`]) when asked.
 //! Every answer is bounded in size and decoded as untrusted input: a reply
 //! that does not decode is a [`KafkaError::Malformed`], never a panic.
 
@@ -22,8 +24,13 @@ use kafka_protocol::records::{
     Compression, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, Record, RecordBatchDecoder,
     RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use pantau_config::{KafkaSasl, KafkaTarget};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::checks::trust;
 
 /// Largest answer read from a broker; a longer length prefix is refused.
 pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
@@ -70,6 +77,10 @@ pub enum KafkaError {
     Auth { code: i16, name: String },
     #[error("partition {partition} of `{topic}` has no leader")]
     NoLeader { topic: String, partition: i32 },
+    #[error("TLS handshake with {address} failed: {why}")]
+    Tls { address: String, why: String },
+    #[error("SASL authentication with {address} failed: {why}")]
+    Sasl { address: String, why: String },
 }
 
 impl KafkaError {
@@ -112,11 +123,137 @@ fn no_answer(address: &str, e: std::io::Error) -> KafkaError {
     }
 }
 
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One connection to one broker.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     address: String,
     correlation: i32,
+}
+
+/// How connections to a target's brokers are made: TLS or not, SASL or
+/// not. Built once per target; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Connector {
+    /// The TLS client and the name to verify (each broker's host when `None`).
+    tls: Option<(TlsConnector, Option<ServerName<'static>>)>,
+    sasl: Option<KafkaSasl>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("tls", &self.tls.is_some())
+            .field("sasl", &self.sasl.as_ref().map(|s| s.mechanism))
+            .finish()
+    }
+}
+
+/// The host of `host:port` or `[v6]:port`.
+fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+impl Connector {
+    /// The connector of `k`; an error names the field under `kafka.`
+    /// (`ca_file`, `client_cert`, `client_key`, `server_name`).
+    pub fn new(k: &KafkaTarget) -> Result<Self, (&'static str, String)> {
+        let tls = match &k.tls {
+            Some(t) if k.security.uses_tls() => {
+                let config = trust::client_config(&t.files, t.verify.unwrap_or(true), false)
+                    .map_err(|e| (crate::target::tls_key(&e), e))?;
+                let name = match &t.server_name {
+                    None => None,
+                    Some(n) => Some(
+                        ServerName::try_from(n.clone())
+                            .map_err(|e| ("server_name", format!("`{n}` is not a TLS server name: {e}")))?,
+                    ),
+                };
+                Some((TlsConnector::from(std::sync::Arc::new(config)), name))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            tls,
+            sasl: k.sasl.clone().filter(|_| k.security.uses_sasl()),
+        })
+    }
+
+    /// Connects to `address` (`host:port`), then speaks TLS and SASL as configured.
+    pub async fn connect(&self, address: &str) -> Result<Conn, KafkaError> {
+        let tcp = tcp_connect(address).await?;
+        let stream: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => {
+                let name = match name {
+                    Some(n) => n.clone(),
+                    None => ServerName::try_from(host_of(address).to_owned()).map_err(|e| KafkaError::Tls {
+                        address: address.to_owned(),
+                        why: format!("`{}` is not a TLS server name: {e}", host_of(address)),
+                    })?,
+                };
+                let tls = connector.connect(name, tcp).await.map_err(|e| KafkaError::Tls {
+                    address: address.to_owned(),
+                    why: trust::refusal(&e).unwrap_or_else(|| e.to_string()),
+                })?;
+                Box::new(tls)
+            }
+        };
+        let mut conn = Conn {
+            stream,
+            address: address.to_owned(),
+            correlation: 0,
+        };
+        if let Some(sasl) = &self.sasl {
+            super::sasl::authenticate(&mut conn, sasl).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Connects to the first of `servers` that answers.
+    pub async fn bootstrap(&self, servers: &[String]) -> Result<Conn, KafkaError> {
+        let mut last = None;
+        for s in servers {
+            match self.connect(s).await {
+                Ok(c) => return Ok(c),
+                // Refused credentials or certificates are not a down broker: say so at once.
+                Err(e @ (KafkaError::Auth { .. } | KafkaError::Sasl { .. } | KafkaError::Tls { .. })) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| KafkaError::Connect {
+            address: String::new(),
+            source: std::io::Error::new(ErrorKind::InvalidInput, "no bootstrap server"),
+        }))
+    }
+}
+
+/// Resolves `address` (`host:port`) and connects to the first address that answers.
+async fn tcp_connect(address: &str) -> Result<TcpStream, KafkaError> {
+    let addrs: Vec<_> = tokio::net::lookup_host(address)
+        .await
+        .map_err(|source| KafkaError::Resolve {
+            address: address.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut last = std::io::Error::new(ErrorKind::NotFound, "resolves to no address");
+    for a in addrs {
+        match TcpStream::connect(a).await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(KafkaError::Connect {
+        address: address.to_owned(),
+        source: last,
+    })
 }
 
 /// A partition's leader as metadata names it.
@@ -129,48 +266,14 @@ pub struct Leader {
 }
 
 impl Conn {
-    /// Resolves `address` (`host:port`) and connects to the first address that answers.
+    /// A plaintext connection to `address` (`host:port`), without SASL.
     pub async fn connect(address: &str) -> Result<Self, KafkaError> {
-        let addrs: Vec<_> = tokio::net::lookup_host(address)
-            .await
-            .map_err(|source| KafkaError::Resolve {
-                address: address.to_owned(),
-                source,
-            })?
-            .collect();
-        let mut last = std::io::Error::new(ErrorKind::NotFound, "resolves to no address");
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    return Ok(Self {
-                        stream,
-                        address: address.to_owned(),
-                        correlation: 0,
-                    });
-                }
-                Err(e) => last = e,
-            }
-        }
-        Err(KafkaError::Connect {
-            address: address.to_owned(),
-            source: last,
-        })
+        Connector::default().connect(address).await
     }
 
-    /// Connects to the first of `servers` that answers.
+    /// A plaintext connection to the first of `servers` that answers.
     pub async fn bootstrap(servers: &[String]) -> Result<Self, KafkaError> {
-        let mut last = None;
-        for s in servers {
-            match Self::connect(s).await {
-                Ok(c) => return Ok(c),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| KafkaError::Connect {
-            address: String::new(),
-            source: std::io::Error::new(ErrorKind::InvalidInput, "no bootstrap server"),
-        }))
+        Connector::default().bootstrap(servers).await
     }
 
     pub fn address(&self) -> &str {
@@ -342,13 +445,19 @@ pub fn find_leader(resp: &MetadataResponse, topic: &str, partition: i32) -> Resu
     })
 }
 
-/// A connection to `partition`'s leader (reusing `conn` when it is the leader).
-pub async fn leader_conn(mut conn: Conn, topic: &str, partition: i32) -> Result<(Conn, Leader), KafkaError> {
+/// A connection to `partition`'s leader (reusing `conn` when it is the
+/// leader), made by `connector`.
+pub async fn leader_conn(
+    connector: &Connector,
+    mut conn: Conn,
+    topic: &str,
+    partition: i32,
+) -> Result<(Conn, Leader), KafkaError> {
     let l = leader(&mut conn, topic, partition).await?;
     if l.address == conn.address {
         return Ok((conn, l));
     }
-    let c = Conn::connect(&l.address).await?;
+    let c = connector.connect(&l.address).await?;
     Ok((c, l))
 }
 
@@ -663,6 +772,42 @@ mod tests {
             let r = decode_response::<ApiVersionsRequest>("b:1", 1, 0, Bytes::from(s));
             assert!(r.is_err());
         }
+    }
+
+    #[test]
+    fn hostile_sasl_answers_are_malformed_not_panics() {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        // Correlation id 1, then the body.
+        let frame = |body: &[u8]| {
+            let mut b = 1i32.to_be_bytes().to_vec();
+            b.extend_from_slice(body);
+            Bytes::from(b)
+        };
+        // SaslHandshake v1: error 0 and two billion mechanisms.
+        let mut huge = 0i16.to_be_bytes().to_vec();
+        huge.extend_from_slice(&i32::MAX.to_be_bytes());
+        let r = decode_response::<SaslHandshakeRequest>("b:1", 1, 1, frame(&huge));
+        assert!(matches!(r, Err(KafkaError::Malformed { .. })), "{r:?}");
+        // SaslAuthenticate v1: auth_bytes claiming 2 GiB.
+        let mut big = 0i16.to_be_bytes().to_vec();
+        big.extend_from_slice(&(-1i16).to_be_bytes()); // error_message null
+        big.extend_from_slice(&i32::MAX.to_be_bytes());
+        let r = decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&big));
+        assert!(matches!(r, Err(KafkaError::Malformed { .. })), "{r:?}");
+        // A well-formed answer decodes: error 58 with a message and no bytes.
+        let mut ok = 58i16.to_be_bytes().to_vec();
+        ok.extend_from_slice(&3i16.to_be_bytes());
+        ok.extend_from_slice(b"bad");
+        ok.extend_from_slice(&0i32.to_be_bytes());
+        ok.extend_from_slice(&0i64.to_be_bytes());
+        let r = decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&ok)).unwrap();
+        assert_eq!((r.error_code, r.error_message.as_deref()), (58, Some("bad")));
+        for garbage in [vec![], vec![0xff; 3], (0..=255u8).collect::<Vec<_>>()] {
+            assert!(decode_response::<SaslHandshakeRequest>("b:1", 1, 1, frame(&garbage)).is_err());
+            assert!(decode_response::<SaslAuthenticateRequest>("b:1", 1, 1, frame(&garbage)).is_err());
+        }
+        // An unguarded version is refused, not decoded.
+        assert!(decode_response::<SaslAuthenticateRequest>("b:1", 1, 2, frame(&ok)).is_err());
     }
 
     #[test]

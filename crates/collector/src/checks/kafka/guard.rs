@@ -46,6 +46,16 @@ const METADATA_V4: &[F] = &[
         Arr(&[I16, I32, I32, Arr(&[I32]), Arr(&[I32])]), // partitions: error, index, leader, replicas, isr
     ]),
 ];
+const SASL_HANDSHAKE_V1: &[F] = &[
+    I16,         // error_code
+    Arr(&[Str]), // mechanisms
+];
+const SASL_AUTHENTICATE_V1: &[F] = &[
+    I16,    // error_code
+    NStr,   // error_message
+    NBytes, // auth_bytes
+    I64,    // session_lifetime_ms
+];
 const PRODUCE_V3: &[F] = &[
     Arr(&[Str, Arr(&[I32, I16, I64, I64])]), // name; index, error_code, base_offset, log_append_time_ms
     I32,                                     // throttle_time_ms
@@ -73,6 +83,8 @@ fn layout(key: i16, version: i16) -> Option<&'static [F]> {
         (ApiKey::FindCoordinator, 1) => FIND_COORDINATOR_V1,
         (ApiKey::OffsetFetch, 1) => OFFSET_FETCH_V1,
         (ApiKey::OffsetCommit, 2) => OFFSET_COMMIT_V2,
+        (ApiKey::SaslHandshake, 1) => SASL_HANDSHAKE_V1,
+        (ApiKey::SaslAuthenticate, 1) => SASL_AUTHENTICATE_V1,
         _ => return None,
     })
 }

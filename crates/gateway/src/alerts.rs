@@ -287,11 +287,19 @@ pub struct ActBody {
     /// instead; with it off, this name (default `anonymous`).
     #[serde(default)]
     pub actor: Option<String>,
+    /// At most 4,096 characters; new lines and tabs are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(schema_with = comment_schema)]
     pub comment: String,
 }
 
-/// The body, if any, and who acts: the authenticated principal wins.
+fn comment_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::text_schema(crate::incidents::MAX_COMMENT, true, false))
+}
+
+/// The body, if any, and who acts: the authenticated principal wins; the
+/// comment checked (a 400 naming it).
 pub(crate) fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
     let text = body.trim_ascii();
     let b: ActBody = if text.is_empty() || text == b"null" {
@@ -308,6 +316,7 @@ pub(crate) fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Resul
     } else {
         principal.subject.clone()
     };
+    crate::incidents::check_text("comment", &b.comment, false)?;
     Ok((actor, b.comment))
 }
 

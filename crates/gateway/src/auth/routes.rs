@@ -504,7 +504,8 @@ impl AuditQuery {
     /// The store's filter, or a 400 naming the first bad field.
     pub fn filter(&self) -> Result<AuditFilter<'_>, ApiError> {
         let ms = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // An empty or padded time is refused (the schema's pattern), not ignored.
+            match v.as_deref() {
                 None => Ok(None),
                 Some(raw) => {
                     let t = input::time(field, raw)?;
@@ -547,4 +548,42 @@ async fn audit(
         .await
         .map_err(|e| store_error(&e))?;
     Ok(Json(AuditResponse { entries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_padded_time_filter_is_refused_by_name() {
+        for (since, until, field) in [
+            ("", "2026-01-01T00:00:00Z", "since"),
+            ("2026-01-01T00:00:00Z", "", "until"),
+            ("2026-01-01T00:00:00Z", " 2026-01-01T00:00:00Z", "until"),
+        ] {
+            let q = AuditQuery {
+                actor: None,
+                action: None,
+                since: Some(since.into()),
+                until: Some(until.into()),
+                limit: None,
+                offset: None,
+            };
+            let e = q
+                .filter()
+                .err()
+                .unwrap_or_else(|| panic!("{since:?} {until:?} accepted"));
+            assert!(e.message.contains(field), "{}", e.message);
+        }
+        let ok = AuditQuery {
+            actor: Some("  ".into()),
+            action: None,
+            since: Some("2026-01-01T00:00:00Z".into()),
+            until: None,
+            limit: None,
+            offset: None,
+        };
+        let f = ok.filter().unwrap();
+        assert!(f.actor.is_none() && f.since_ms.is_some() && f.until_ms.is_none());
+    }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{Pantau, Ports, Sink, config_yaml, http, metric_value, token};
 

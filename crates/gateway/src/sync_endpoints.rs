@@ -225,9 +225,8 @@ pub fn service_view(i: usize, ch: &pb::NotificationChannelRef) -> Result<Service
     if let Some((field, why)) = config.problems().into_iter().next() {
         return Err(bad(format!("at `{field}` {why}")));
     }
-    let mut settings = match serde_json::to_value(&config) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => return Err(bad("does not encode as an object".into())),
+    let Ok(serde_json::Value::Object(mut settings)) = serde_json::to_value(&config) else {
+        return Err(bad("does not encode as an object".into()));
     };
     settings.remove("name");
     settings.remove("type");

@@ -558,27 +558,23 @@ async fn history(
         .location
         .map(|l| input::token("location", l).map_err(|e| bad("invalid_query", e.message)))
         .transpose()?;
-    match location {
-        Some(loc) if loc != s.location => match s.sync {
-            Some(sync) => Ok(Json(
-                fetch_location_history(sync, loc, id, p, q.resolution.as_deref()).await?,
-            )),
-            // No sync: no other location's results reach this instance.
-            None => {
-                let res = resolution_of(q.resolution.as_deref())?;
-                Ok(Json(HistoryView {
-                    target_id: id,
-                    resolution: if res == pb::Resolution::Hour { "hour" } else { "minute" },
-                    checks: 0,
-                    up: 0,
-                    uptime_percent: 0.0,
-                    points: Vec::new(),
-                }))
-            }
-        },
-        _ => {
-            let mut c = s.collector;
-            Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?))
-        }
+    let Some(loc) = location.filter(|l| *l != s.location) else {
+        let mut c = s.collector;
+        return Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?));
+    };
+    if let Some(sync) = s.sync {
+        return Ok(Json(
+            fetch_location_history(sync, loc, id, p, q.resolution.as_deref()).await?,
+        ));
     }
+    // No sync: no other location's results reach this instance.
+    let res = resolution_of(q.resolution.as_deref())?;
+    Ok(Json(HistoryView {
+        target_id: id,
+        resolution: if res == pb::Resolution::Hour { "hour" } else { "minute" },
+        checks: 0,
+        up: 0,
+        uptime_percent: 0.0,
+        points: Vec::new(),
+    }))
 }

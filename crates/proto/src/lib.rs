@@ -46,6 +46,9 @@ pub mod duration {
     }
 }
 
+pub use prost;
+pub use prost_types;
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -60,6 +63,3 @@ mod tests {
         assert!(shown.contains("ops") && shown.contains("<redacted>"), "{shown}");
     }
 }
-
-pub use prost;
-pub use prost_types;

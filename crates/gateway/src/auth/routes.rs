@@ -460,9 +460,11 @@ async fn set_role(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only this actor.
+    /// Only this actor (at most 256 characters, no control characters; blank is none).
+    #[param(schema_with = filter_schema)]
     pub actor: Option<String>,
-    /// Only this action, e.g. `POST /api/v1/users`.
+    /// Only this action, e.g. `POST /api/v1/users` (as `actor`).
+    #[param(schema_with = filter_schema)]
     pub action: Option<String>,
     /// RFC 3339: entries at or after.
     #[param(schema_with = time_schema)]
@@ -482,14 +484,18 @@ fn time_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     input::schema(input::time_schema())
 }
 
-/// Longest actor or action filter, in bytes.
+/// Longest actor or action filter, in characters.
 const MAX_FILTER: usize = 256;
+
+fn filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::text_schema(MAX_FILTER, false, false))
+}
 
 /// A text filter: `None` when absent or blank; refused when too long or
 /// holding control characters.
 fn filter_text<'a>(field: &str, v: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) if s.len() > MAX_FILTER || s.chars().any(char::is_control) => Err(input::bad(
+        Some(s) if s.chars().count() > MAX_FILTER || s.chars().any(char::is_control) => Err(input::bad(
             "invalid_query",
             format!(
                 "{field} `{}` is not allowed: use at most {MAX_FILTER} printable characters",
@@ -585,5 +591,24 @@ mod tests {
         };
         let f = ok.filter().unwrap();
         assert!(f.actor.is_none() && f.since_ms.is_some() && f.until_ms.is_none());
+    }
+
+    #[test]
+    fn text_filters_are_bounded_in_characters_and_refuse_control_characters() {
+        let q = |actor: &str| AuditQuery {
+            actor: Some(actor.into()),
+            action: None,
+            since: None,
+            until: None,
+            limit: None,
+            offset: None,
+        };
+        // 256 characters of two bytes each: allowed, as the schema says.
+        assert!(q(&"é".repeat(256)).filter().is_ok());
+        assert!(q(&"é".repeat(257)).filter().is_err());
+        let e = q("¾\u{7}I\u{11}m").filter().err().unwrap();
+        assert!(e.message.contains("actor"), "{}", e.message);
+        let pattern = regex::Regex::new(&input::text_schema(MAX_FILTER, false, false).pattern.unwrap()).unwrap();
+        assert!(!pattern.is_match("¾\u{7}I"));
     }
 }

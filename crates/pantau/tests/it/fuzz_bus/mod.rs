@@ -160,7 +160,7 @@ async fn every_consumer_goes_on(
         .await
         .unwrap();
     ws.wait_for("check_result", "fuzz-1").await;
-    wait_for(&sink, "fuzz-1", WAIT).await;
+    wait_for(sink, "fuzz-1", WAIT).await;
     // The WAN detector: a decision on wan_detected.
     publish_proto(bus.as_ref(), &subject::router_info("fuzz-gw"), &router("fuzz-gw"))
         .await

@@ -379,6 +379,14 @@ impl NotifierConfig {
 }
 
 impl ChannelConfig {
+    /// Every problem of this channel as (field, what is wrong), the checks
+    /// `notifier.channels[]` gets at start-up (for an entry that came from
+    /// elsewhere, e.g. a primary's sync API). The field's value is never
+    /// quoted: it may be a secret.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        channel_problems(self)
+    }
+
     /// Replaces every secret of the channel with `***`: tokens, keys,
     /// passwords, and the URL of webhook channels (it carries the key).
     pub fn mask(&mut self) {

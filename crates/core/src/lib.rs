@@ -19,6 +19,8 @@
 //! - [`grpc`]: serves a tonic service with `grpc.health.v1`, reflection, TLS
 //!   and the auth guard; builds clients that present credentials.
 //! - [`audit`]: the audit log of gRPC writes, in each service's store.
+//! - [`history`]: the rolled-up history model (minute and hour buckets,
+//!   the p95 histogram) the collector and the sync-api store.
 //! - [`service`]: what a service's `run` receives from its caller.
 //! - [`cluster`]: whether this instance evaluates alerts for the cluster
 //!   (its role, set by the sync-api's election).
@@ -30,6 +32,7 @@ pub mod cluster;
 pub mod error;
 pub mod grpc;
 pub mod health;
+pub mod history;
 pub mod lifecycle;
 pub mod service;
 pub mod shutdown;

@@ -287,15 +287,29 @@ pub struct ActBody {
     /// instead; with it off, this name (default `anonymous`).
     #[serde(default)]
     pub actor: Option<String>,
+    /// At most 4,096 characters; new lines and tabs are the only control
+    /// characters allowed.
     #[serde(default)]
+    #[schema(schema_with = comment_schema)]
     pub comment: String,
 }
 
-/// The body, if any, and who acts: the authenticated principal wins.
+fn comment_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::text_schema(crate::incidents::MAX_COMMENT, true, false))
+}
+
+/// The body, if any, and who acts: the authenticated principal wins; the
+/// comment checked (a 400 naming it).
 pub(crate) fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Result<(String, String), ApiError> {
     let text = body.trim_ascii();
     let b: ActBody = if text.is_empty() || text == b"null" {
         ActBody::default()
+    } else if !text.starts_with(b"{") {
+        // serde would read a struct from an array too (`[]`, `["x"]`).
+        return Err(crate::input::bad(
+            "invalid_body",
+            "the body must be a JSON object such as {\"comment\": \"…\"}, or none",
+        ));
     } else {
         Json::<ActBody>::from_bytes(body)
             .map_err(|e| crate::api::invalid_body(&e))?
@@ -308,6 +322,7 @@ pub(crate) fn act_body(principal: &Principal, body: &axum::body::Bytes) -> Resul
     } else {
         principal.subject.clone()
     };
+    crate::incidents::check_text("comment", &b.comment, false)?;
     Ok((actor, b.comment))
 }
 
@@ -729,4 +744,30 @@ async fn expire_silence(State(mut c): State<Client>, Path(id): Path<String>) -> 
         .map_err(|s| backend(&s))?
         .into_inner();
     Ok(Json(s.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn act(body: &str) -> Result<(String, String), ApiError> {
+        act_body(&anonymous(), &axum::body::Bytes::from(body.to_owned()))
+    }
+
+    #[test]
+    fn an_acknowledge_body_is_an_object_or_none_and_its_comment_is_checked() {
+        assert_eq!(act("").unwrap(), ("anonymous".to_owned(), String::new()));
+        assert_eq!(act(" null ").unwrap().1, "");
+        let (actor, comment) = act(r#"{"actor":"ann","comment":"seen\nlooking"}"#).unwrap();
+        assert_eq!((actor.as_str(), comment.as_str()), ("ann", "seen\nlooking"));
+        // What `make fuzz-api` found: an array was read as the struct.
+        for bad in ["[]", r#"["x", "y"]"#, "1", r#""text""#] {
+            let e = act(bad).expect_err(bad);
+            assert_eq!(e.reason, Some("invalid_body"), "{bad}");
+        }
+        let e = act("{\"comment\":\"a\\u001ab\"}").unwrap_err();
+        assert!(e.message.contains("comment"), "{}", e.message);
+        let long = format!(r#"{{"comment":"{}"}}"#, "x".repeat(5000));
+        assert!(act(&long).unwrap_err().message.contains("comment"));
+    }
 }

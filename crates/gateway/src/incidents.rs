@@ -324,7 +324,6 @@ async fn acknowledge(
 ) -> Result<Json<IncidentView>, ApiError> {
     let id = incident_id(id)?;
     let (actor, comment) = act_body(&principal.map_or_else(anonymous, |e| e.0), &body)?;
-    check_text("comment", &comment, false)?;
     let i = c
         .acknowledge_incident(pb::AcknowledgeIncidentRequest { id, actor, comment })
         .await
@@ -341,14 +340,19 @@ pub struct CommentBody {
     /// recorded instead; with it off, this name (default `anonymous`).
     #[serde(default)]
     pub actor: Option<String>,
-    /// 1 to 4,096 characters; newlines and tabs are the only control characters allowed.
-    #[schema(min_length = 1, max_length = 4096)]
+    /// 1 to 4,096 characters, not all blank; newlines and tabs are the only
+    /// control characters allowed.
+    #[schema(schema_with = text_schema)]
     pub text: String,
+}
+
+fn text_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::text_schema(MAX_COMMENT, true, true))
 }
 
 /// A 400 naming `field` when `text` is too long, holds control characters,
 /// or is empty where it is required.
-fn check_text(field: &str, text: &str, required: bool) -> Result<(), ApiError> {
+pub(crate) fn check_text(field: &str, text: &str, required: bool) -> Result<(), ApiError> {
     if required && text.trim().is_empty() {
         return Err(bad(
             "invalid_body",

@@ -234,6 +234,42 @@ pub fn period_schema() -> Object {
     pattern_schema(PERIOD, "a whole number of m, h or d, e.g. 24h")
 }
 
+/// Control characters (`char::is_control`), as a regex class body.
+const CONTROL: &str = r"\u0000-\u001F\u007F-\u009F";
+/// Control characters but new lines, carriage returns and tabs.
+const CONTROL_BUT_LINES: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F";
+
+/// A text of at most `max` characters without control characters
+/// (`multiline`: but `\n`, `\r` and `\t`); `nonblank`: with at least one
+/// character that is not white space.
+pub fn text_schema(max: usize, multiline: bool, nonblank: bool) -> Object {
+    let class = if multiline { CONTROL_BUT_LINES } else { CONTROL };
+    let pattern = if nonblank {
+        format!(r"^[^{class}]*[^\s{class}][^{class}]*$")
+    } else {
+        format!("^[^{class}]*$")
+    };
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(nonblank.then_some(1))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .build()
+}
+
+/// A map of label names (`[A-Za-z_][A-Za-z0-9_]*`, 1–64) to one-line values
+/// of at most `max_value` characters, at most `most` of them.
+pub fn labels_schema(most: usize, max_value: usize) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property_names(Some(pattern_schema("^[A-Za-z_][A-Za-z0-9_]{0,63}$", "a label name")))
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::RefOr(schema(
+            text_schema(max_value, false, false),
+        ))))
+        .max_properties(Some(most))
+        .build()
+}
+
 /// `o`, or `null`: for an optional field of a body.
 pub fn or_null(mut o: Object) -> Object {
     use utoipa::openapi::schema::SchemaType;
@@ -252,6 +288,30 @@ mod tests {
 
     fn secs(t: SystemTime) -> u64 {
         t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn text_patterns_say_what_the_parsers_take() {
+        let re = |o: Object| regex::Regex::new(&o.pattern.unwrap()).unwrap();
+        let line = re(text_schema(10, false, false));
+        assert!(line.is_match("ok text") && line.is_match(""));
+        for bad in ["a\nb", "\u{1a}", "\u{85}", "\u{7f}"] {
+            assert!(!line.is_match(bad), "{bad:?}");
+        }
+        let multi = re(text_schema(10, true, false));
+        assert!(multi.is_match("a\nb\r\tc") && !multi.is_match("a\u{15}"));
+        let title = re(text_schema(10, false, true));
+        assert!(title.is_match(" x ") && !title.is_match("  ") && !title.is_match(""));
+        // Every character the schema allows, the parsers take (and the reverse).
+        for c in (0u32..0x200).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(line.is_match(&s), !c.is_control(), "{c:?}");
+            assert_eq!(
+                multi.is_match(&s),
+                !c.is_control() || matches!(c, '\n' | '\r' | '\t'),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

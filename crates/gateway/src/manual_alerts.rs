@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use pantau_config::manual_alert::{MAX_LABELS, MAX_MESSAGE, MAX_RESOURCE, MAX_SOURCE, MAX_TITLE};
+use pantau_config::manual_alert::{MAX_LABEL_VALUE, MAX_LABELS, MAX_MESSAGE, MAX_RESOURCE, MAX_SOURCE, MAX_TITLE};
 use pantau_core::error::ApiError;
 use pantau_proto::v1 as pb;
 use serde::Deserialize;
@@ -32,22 +32,43 @@ pub struct CreateAlertBody {
     pub severity: Option<String>,
     /// What raised it (e.g. `backup-job`); `manual` when absent.
     #[serde(default)]
-    #[schema(max_length = 128)]
+    #[schema(schema_with = source_schema)]
     pub source: String,
     /// One line saying what is wrong; the alert's `rule_name`.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(schema_with = title_schema)]
     pub title: String,
     /// Details (new lines allowed); the alert's `summary` (the title when absent).
     #[serde(default)]
-    #[schema(max_length = 4096)]
+    #[schema(schema_with = message_schema)]
     pub message: String,
     /// What it is about (a target, a host).
     #[serde(default)]
-    #[schema(max_length = 256)]
+    #[schema(schema_with = resource_schema)]
     pub resource: String,
     /// At most 32; names are label names (`[A-Za-z_][A-Za-z0-9_]*`), values one line of at most 256 characters.
     #[serde(default)]
+    #[schema(schema_with = labels_schema)]
     pub labels: BTreeMap<String, String>,
+}
+
+fn source_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::text_schema(MAX_SOURCE, false, false))
+}
+
+fn title_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::text_schema(MAX_TITLE, false, true))
+}
+
+fn message_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::text_schema(MAX_MESSAGE, true, false))
+}
+
+fn resource_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::text_schema(MAX_RESOURCE, false, false))
+}
+
+fn labels_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    crate::input::schema(crate::input::labels_schema(MAX_LABELS, MAX_LABEL_VALUE))
 }
 
 fn severity_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {

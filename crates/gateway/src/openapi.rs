@@ -371,4 +371,47 @@ mod tests {
             ("not_found", "no route")
         );
     }
+
+    /// What `make fuzz-api` found (schemathesis, seed 1): each rule the
+    /// handlers apply is in the document, so valid input is accepted and
+    /// invalid input refused as documented.
+    #[test]
+    fn the_fuzzers_findings_are_in_the_document() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let re = |v: &serde_json::Value| regex::Regex::new(v.as_str().expect("a pattern")).unwrap();
+        // Control characters in a comment (`\u001a`) or an incident comment's text.
+        for (schema, field) in [("ActBody", "comment"), ("CommentBody", "text")] {
+            let p = re(&schemas[schema]["properties"][field]["pattern"]);
+            assert!(!p.is_match("a\u{1a}b") && p.is_match("line\nnext"), "{schema}.{field}");
+        }
+        assert!(!re(&schemas["CommentBody"]["properties"]["text"]["pattern"]).is_match("   "));
+        // A manual alert's label names and one-line texts.
+        let alert = &schemas["CreateAlertBody"]["properties"];
+        let names = re(&alert["labels"]["propertyNames"]["pattern"]);
+        assert!(names.is_match("team") && !names.is_match("") && !names.is_match("1x"));
+        assert!(!re(&alert["labels"]["additionalProperties"]["pattern"]).is_match("a\nb"));
+        assert_eq!(alert["labels"]["maxProperties"], 32);
+        assert!(!re(&alert["title"]["pattern"]).is_match(" "));
+        assert!(!re(&alert["source"]["pattern"]).is_match("a\tb"));
+        // The SLA report: CSV documented, group_by bounded.
+        let sla = &doc["paths"]["/api/v1/reports/sla"]["get"];
+        assert!(sla["responses"]["200"]["content"]["text/csv"].is_object(), "{sla}");
+        let group_by = sla["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "group_by")
+            .unwrap();
+        assert_eq!(group_by["schema"]["minLength"], 1, "{group_by}");
+        // A target's history takes a location token.
+        let history = &doc["paths"]["/api/v1/targets/{id}/history"]["get"]["parameters"];
+        let location = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "location")
+            .unwrap();
+        assert!(!re(&location["schema"]["pattern"]).is_match("bad loc"), "{location}");
+    }
 }

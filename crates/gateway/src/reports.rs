@@ -52,7 +52,9 @@ pub struct SlaQuery {
     /// How far back, e.g. `7d`, `30d`, `90d` (default 30d; at most 400d).
     #[param(schema_with = crate::targets::period_schema)]
     pub period: Option<String>,
-    /// A label key: one group per value (targets without it in `(none)`).
+    /// A label key: one group per value (targets without it in `(none)`);
+    /// 1–64 characters, no control characters.
+    #[param(schema_with = group_by_schema)]
     pub group_by: Option<String>,
     /// `json` (default) or `csv`.
     #[param(schema_with = format_schema)]
@@ -99,6 +101,15 @@ pub struct SlaGroup {
     pub totals: SlaTotals,
 }
 
+/// Longest `group_by`, in characters (a label key is at most 64 bytes).
+const GROUP_BY_MAX: usize = pantau_config::types::limits::LABEL_KEY;
+
+fn group_by_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let mut o = crate::input::text_schema(GROUP_BY_MAX, false, false);
+    o.min_length = Some(1);
+    crate::input::schema(o)
+}
+
 /// The report.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SlaReport {
@@ -114,7 +125,8 @@ pub struct SlaReport {
 
 /// The SLA report as JSON, or as CSV (`kind,id,name,targets,checks,up,uptime_percent`).
 #[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports", params(SlaQuery),
-    responses((status = 200, body = SlaReport, description = "JSON, or text/csv with `format=csv`"),
+    responses((status = 200, description = "JSON, or CSV (`kind,id,name,targets,checks,up,uptime_percent`) with `format=csv`",
+            content((SlaReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "a bad parameter, named"), (status = 401), (status = 403),
         (status = 503, description = "the collector is unavailable")))]
 async fn sla(State(r): State<Reports>, q: Result<Query<SlaQuery>, QueryRejection>) -> Result<Response, ApiError> {
@@ -135,11 +147,11 @@ async fn sla(State(r): State<Reports>, q: Result<Query<SlaQuery>, QueryRejection
         }
     };
     if let Some(k) = &q.group_by
-        && (k.is_empty() || k.len() > pantau_config::types::limits::LABEL_KEY)
+        && (k.is_empty() || k.chars().count() > GROUP_BY_MAX || k.chars().any(char::is_control))
     {
         return Err(ApiError::new(
             ErrorCode::InvalidArgument,
-            "`group_by` must be a label key of 1–64 bytes",
+            "`group_by` must be a label key of 1–64 characters without control characters",
         )
         .reason("invalid_query"));
     }

@@ -10,8 +10,10 @@
 //! - `POST   /api/v1/targets/{id}/check`: run the check now;
 //! - `POST   /api/v1/targets/{id}/pause` (optional body `{"reason": "…"}`) and
 //!   `POST /api/v1/targets/{id}/resume`: stop and restart its scheduled checks;
-//! - `GET    /api/v1/targets/{id}/history?period=24h&resolution=minute|hour`:
-//!   the rolled-up history with uptime.
+//! - `GET    /api/v1/targets/{id}/history?period=24h&resolution=minute|hour&location=`:
+//!   the rolled-up history with uptime; with another `location`, at a sync
+//!   primary, that location's history as its instances pushed it (sync-api
+//!   `GetLocationHistory`).
 
 use crate::input::bad;
 use std::time::{Duration, SystemTime};
@@ -67,8 +69,29 @@ pub fn router<S: Clone + Send + Sync + 'static>(ctx: &pantau_core::service::Cont
         .route("/api/v1/targets/{id}/check", post(run_check))
         .route("/api/v1/targets/{id}/pause", post(pause))
         .route("/api/v1/targets/{id}/resume", post(resume))
-        .route("/api/v1/targets/{id}/history", get(history))
-        .with_state(client)
+        .with_state(client.clone())
+        .merge(
+            Router::new()
+                .route("/api/v1/targets/{id}/history", get(history))
+                .with_state(HistoryState {
+                    collector: client,
+                    sync: ctx
+                        .config
+                        .sync
+                        .active()
+                        .then(|| ctx.channel(&ctx.config.gateway.sync_url)),
+                    location: ctx.config.instance.location.clone(),
+                }),
+        )
+}
+
+/// What the history route asks: the collector for this location, the
+/// sync-api (when sync is on) for another.
+#[derive(Clone)]
+struct HistoryState {
+    collector: Client,
+    sync: Option<Channel>,
+    location: String,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -379,6 +402,16 @@ pub struct HistoryQuery {
     /// `minute` or `hour` (default: minutes up to 2 days, hours beyond).
     #[param(schema_with = resolution_schema)]
     pub resolution: Option<String>,
+    /// The history at this location (1–128 letters, digits, `-` or `_`);
+    /// default this instance's. At a sync primary, another location's is
+    /// rolled up from the results its instances pushed; elsewhere another
+    /// location has no history (no checks).
+    #[param(schema_with = location_schema)]
+    pub location: Option<String>,
+}
+
+fn location_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::token_schema())
 }
 
 pub(crate) fn period_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
@@ -421,6 +454,21 @@ pub fn period(raw: Option<&str>) -> Result<Duration, ApiError> {
     Ok(input::period("period", raw, "invalid_query")?.min(Duration::from_secs(400 * 86_400)))
 }
 
+fn resolution_of(resolution: Option<&str>) -> Result<pb::Resolution, ApiError> {
+    match resolution {
+        None => Ok(pb::Resolution::Unspecified),
+        Some("minute") => Ok(pb::Resolution::Minute),
+        Some("hour") => Ok(pb::Resolution::Hour),
+        Some(other) => Err(bad(
+            "invalid_query",
+            format!(
+                "resolution `{}` is not allowed: use minute or hour",
+                pantau_config::types::quote(other)
+            ),
+        )),
+    }
+}
+
 /// The history of one target over `period`.
 pub async fn fetch_history(
     c: &mut Client,
@@ -428,17 +476,7 @@ pub async fn fetch_history(
     period: Duration,
     resolution: Option<&str>,
 ) -> Result<HistoryView, ApiError> {
-    let res = match resolution {
-        None => pb::Resolution::Unspecified,
-        Some("minute") => pb::Resolution::Minute,
-        Some("hour") => pb::Resolution::Hour,
-        Some(other) => {
-            return Err(bad(
-                "invalid_query",
-                format!("resolution `{other}` is not allowed: use minute or hour"),
-            ));
-        }
-    };
+    let res = resolution_of(resolution)?;
     let now = SystemTime::now();
     let h = c
         .get_history(pb::GetHistoryRequest {
@@ -450,7 +488,36 @@ pub async fn fetch_history(
         .await
         .map_err(|s| backend(&s))?
         .into_inner();
-    Ok(HistoryView {
+    Ok(history_view(h))
+}
+
+/// The history of one target at another `location`, as the local sync-api
+/// (a primary) holds it.
+pub async fn fetch_location_history(
+    sync: Channel,
+    location: String,
+    target_id: String,
+    period: Duration,
+    resolution: Option<&str>,
+) -> Result<HistoryView, ApiError> {
+    let res = resolution_of(resolution)?;
+    let now = SystemTime::now();
+    let h = pb::sync_service_client::SyncServiceClient::new(sync)
+        .get_location_history(pb::GetLocationHistoryRequest {
+            location,
+            target_id,
+            from: Some(to_timestamp(now - period)),
+            to: Some(to_timestamp(now)),
+            resolution: res.into(),
+        })
+        .await
+        .map_err(|s| crate::grpc_error(&s, "sync API"))?
+        .into_inner();
+    Ok(history_view(h))
+}
+
+fn history_view(h: pb::GetHistoryResponse) -> HistoryView {
+    HistoryView {
         resolution: if h.resolution == pb::Resolution::Hour as i32 {
             "hour"
         } else {
@@ -473,18 +540,41 @@ pub async fn fetch_history(
                 latency_p95_ms: p.latency_p95_ms,
             })
             .collect(),
-    })
+    }
 }
 
+/// A target's rolled-up history, here or (`location=`) at another location.
 #[utoipa::path(get, path = "/api/v1/targets/{id}/history", tag = "targets", params(("id" = String, Path), HistoryQuery),
-    responses((status = 200, body = HistoryView), (status = 400), (status = 404), (status = 401), (status = 403)))]
+    responses((status = 200, body = HistoryView), (status = 400, description = "bad id or query, naming it"), (status = 404), (status = 401), (status = 403)))]
 async fn history(
-    State(mut c): State<Client>,
+    State(s): State<HistoryState>,
     Path(id): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let id = input::token("target id", id)?;
     let Query(q) = q.map_err(|e| bad_query(&e))?;
     let p = period(q.period.as_deref())?;
-    Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?))
+    let location = q
+        .location
+        .map(|l| input::token("location", l).map_err(|e| bad("invalid_query", e.message)))
+        .transpose()?;
+    let Some(loc) = location.filter(|l| *l != s.location) else {
+        let mut c = s.collector;
+        return Ok(Json(fetch_history(&mut c, id, p, q.resolution.as_deref()).await?));
+    };
+    if let Some(sync) = s.sync {
+        return Ok(Json(
+            fetch_location_history(sync, loc, id, p, q.resolution.as_deref()).await?,
+        ));
+    }
+    // No sync: no other location's results reach this instance.
+    let res = resolution_of(q.resolution.as_deref())?;
+    Ok(Json(HistoryView {
+        target_id: id,
+        resolution: if res == pb::Resolution::Hour { "hour" } else { "minute" },
+        checks: 0,
+        up: 0,
+        uptime_percent: 0.0,
+        points: Vec::new(),
+    }))
 }

@@ -10,6 +10,17 @@
 #[allow(clippy::pedantic, clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("pantau.v1");
+
+    /// Without `entry_json`: it holds the channel's secrets.
+    impl std::fmt::Debug for NotificationChannelRef {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("NotificationChannelRef")
+                .field("id", &self.id)
+                .field("kind", &self.kind)
+                .field("entry_json", &"<redacted>")
+                .finish()
+        }
+    }
 }
 
 /// Encoded `FileDescriptorSet` of every Pantau `.proto`, for gRPC reflection.
@@ -37,3 +48,18 @@ pub mod duration {
 
 pub use prost;
 pub use prost_types;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_channel_ref_never_prints_its_secrets() {
+        let c = super::v1::NotificationChannelRef {
+            id: "ops".into(),
+            kind: "slack".into(),
+            entry_json: r#"{"url":"https://hooks.slack.com/services/T0/B0/very-secret"}"#.into(),
+        };
+        let shown = format!("{c:?} {c:#?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("ops") && shown.contains("<redacted>"), "{shown}");
+    }
+}

@@ -3,7 +3,10 @@
 //! The primary reads its collector's targets over gRPC (`sync.collector_url`;
 //! config-file and API targets alike, push targets excepted: they are bound
 //! to the instance that receives the push), adds the notification channels
-//! (names and kinds only, never their secrets) and global settings, and
+//! (each whole, secrets included, as its `notifier.channels[]` entry in
+//! JSON: a dependent that becomes primary delivers with them; only an
+//! authenticated instance gets them, and their Debug hides them) and the
+//! global settings, and
 //! hashes the encoded result (SHA-256); the version goes up when the hash
 //! changes. A dependent sends the hash it holds and gets the configuration
 //! only when it changed, then applies the targets to its own collector with
@@ -61,10 +64,10 @@ pub fn build(config: &Config, mut targets: Vec<pb::Target>) -> pb::SyncedConfig 
         .iter()
         .map(|c| pb::NotificationChannelRef {
             id: c.name.clone(),
-            kind: serde_json::to_value(c.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            kind: c.kind.as_str().to_owned(),
+            // A validated channel always encodes; the entry is then empty
+            // and the gateway answers 502 naming the channel.
+            entry_json: serde_json::to_string(c).unwrap_or_default(),
         })
         .collect();
     pb::SyncedConfig {
@@ -193,6 +196,27 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_travels_whole_and_its_secret_is_in_the_hash() {
+        let mut config = Config::default();
+        let channel: pantau_config::ChannelConfig = serde_json::from_value(serde_json::json!({
+            "name": "ops", "type": "pagerduty", "routing_key": "R0UTING-KEY-1", "rate_limit": 3
+        }))
+        .unwrap();
+        config.notifier.channels.push(channel.clone());
+        let built = build(&config, vec![]);
+        let c = &built.channels[0];
+        assert_eq!((c.id.as_str(), c.kind.as_str()), ("ops", "pagerduty"));
+        let back: pantau_config::ChannelConfig = serde_json::from_str(&c.entry_json).unwrap();
+        assert_eq!(back, channel, "the entry decodes to the same channel");
+        config.notifier.channels[0].routing_key = Some("R0UTING-KEY-2".into());
+        assert_ne!(
+            hash(&built),
+            hash(&build(&config, vec![])),
+            "a new key is a new configuration"
+        );
+    }
 
     #[test]
     fn hash_changes_with_targets_and_ignores_push_and_output_fields() {

@@ -609,6 +609,18 @@ impl SyncService for Service {
             .collect();
         Ok(Response::new(pb::ListLocationResultsResponse { results }))
     }
+
+    async fn get_location_history(
+        &self,
+        req: Request<pb::GetLocationHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        let q = crate::history::check(req.get_ref(), std::time::SystemTime::now())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let points = crate::history::query(&self.db, &q.location, &q.target_id, q.from, q.to, q.res)
+            .await
+            .map_err(|e| internal(&e))?;
+        Ok(Response::new(crate::history::answer(&q, points)))
+    }
 }
 
 /// At most this many targets in one `ListLocationResults` answer.

@@ -12,6 +12,7 @@
 //!   consensus or the primary; [`dependent`]: the link to the primary.
 //! - [`primary`]: ingesting results and publishing consensus;
 //!   [`consensus`]: the aggregate and UP/DOWN/PARTIAL.
+//! - [`history`]: each location's rolled-up history of results, at the primary.
 //! - [`configsync`]: the configuration dependents apply; [`instances`]:
 //!   heartbeat liveness (active, inactive, failed) and its events.
 //! - [`grpc`]: `pantau.v1.SyncService`; [`store`]: tables; [`metrics`];
@@ -21,6 +22,7 @@ pub mod configsync;
 pub mod consensus;
 pub mod dependent;
 pub mod grpc;
+pub mod history;
 pub mod instances;
 pub mod lease;
 pub mod metrics;

@@ -248,6 +248,12 @@ pub fn start(ctx: &Context, node: Arc<Node>, db: Store, source: Arc<ConfigSource
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "cannot prune consensus windows"),
                     }
+                    match crate::history::prune(&db, &ctx2.config.collector.history, std::time::SystemTime::now()).await
+                    {
+                        Ok(n) if n > 0 => tracing::debug!(rows = n, "pruned location history"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot prune location history"),
+                    }
                 }
             }
         }

@@ -312,7 +312,8 @@ pub async fn config_synced(store: &Store, id: &str, hash: &str, now_ms: i64) -> 
 /// Ingests results of `instance` in one transaction: those at or below its
 /// acknowledged sequence (or `floor`, what any primary acknowledged) are
 /// duplicates; the rest update the per-location latest result of their
-/// window (a newer check wins) and mark the window for (re)publication.
+/// window (a newer check wins), mark the window for (re)publication and
+/// are folded into the location history ([`crate::history`]).
 /// `outbox_upto` also forgets this instance's own outbox up to that sequence
 /// in the same transaction (the primary ingesting its own results).
 pub async fn ingest(
@@ -331,6 +332,7 @@ pub async fn ingest(
             .map_or(0, |r| r.get(0));
         let mut high = (acked as u64).max(floor);
         let mut done = Ingested::default();
+        let mut accepted = Vec::with_capacity(results.len());
         for r in results {
             if r.seq <= high {
                 done.duplicates += 1;
@@ -338,6 +340,7 @@ pub async fn ingest(
             }
             high = r.seq;
             done.accepted += 1;
+            accepted.push(r);
             sqlx::query(
                 "INSERT INTO location_results (target_id, window_ms, location, instance, up, latency_us, checked_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -371,6 +374,9 @@ pub async fn ingest(
         if let Some(upto) = outbox_upto {
             sqlx::query("DELETE FROM outbox WHERE seq <= $1").bind(upto as i64).execute(&mut *tx).await?;
         }
+        // The location history, in the same transaction: a result counts once.
+        let buckets = crate::history::fold(accepted.iter().copied());
+        crate::write_history!(tx, &buckets);
         tx.commit().await?;
         done.acked_seq = high;
         done

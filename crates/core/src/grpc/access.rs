@@ -126,6 +126,7 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.SyncService/GetStatus", read()),
     ("/pantau.v1.SyncService/GetFailoverOrder", read()),
     ("/pantau.v1.SyncService/ListLocationResults", read()),
+    ("/pantau.v1.SyncService/GetLocationHistory", read()),
     ("/pantau.v1.SyncService/RemoveInstance", admin()),
     ("/pantau.v1.SyncService/Promote", admin()),
     ("/pantau.v1.SyncService/Demote", admin()),

@@ -460,9 +460,11 @@ async fn set_role(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only this actor.
+    /// Only this actor (at most 256 characters, no control characters; blank is none).
+    #[param(schema_with = filter_schema)]
     pub actor: Option<String>,
-    /// Only this action, e.g. `POST /api/v1/users`.
+    /// Only this action, e.g. `POST /api/v1/users` (as `actor`).
+    #[param(schema_with = filter_schema)]
     pub action: Option<String>,
     /// RFC 3339: entries at or after.
     #[param(schema_with = time_schema)]
@@ -482,14 +484,18 @@ fn time_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
     input::schema(input::time_schema())
 }
 
-/// Longest actor or action filter, in bytes.
+/// Longest actor or action filter, in characters.
 const MAX_FILTER: usize = 256;
+
+fn filter_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    input::schema(input::text_schema(MAX_FILTER, false, false))
+}
 
 /// A text filter: `None` when absent or blank; refused when too long or
 /// holding control characters.
 fn filter_text<'a>(field: &str, v: Option<&'a str>) -> Result<Option<&'a str>, ApiError> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) if s.len() > MAX_FILTER || s.chars().any(char::is_control) => Err(input::bad(
+        Some(s) if s.chars().count() > MAX_FILTER || s.chars().any(char::is_control) => Err(input::bad(
             "invalid_query",
             format!(
                 "{field} `{}` is not allowed: use at most {MAX_FILTER} printable characters",
@@ -504,7 +510,8 @@ impl AuditQuery {
     /// The store's filter, or a 400 naming the first bad field.
     pub fn filter(&self) -> Result<AuditFilter<'_>, ApiError> {
         let ms = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // An empty or padded time is refused (the schema's pattern), not ignored.
+            match v.as_deref() {
                 None => Ok(None),
                 Some(raw) => {
                     let t = input::time(field, raw)?;
@@ -547,4 +554,61 @@ async fn audit(
         .await
         .map_err(|e| store_error(&e))?;
     Ok(Json(AuditResponse { entries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_or_padded_time_filter_is_refused_by_name() {
+        for (since, until, field) in [
+            ("", "2026-01-01T00:00:00Z", "since"),
+            ("2026-01-01T00:00:00Z", "", "until"),
+            ("2026-01-01T00:00:00Z", " 2026-01-01T00:00:00Z", "until"),
+        ] {
+            let q = AuditQuery {
+                actor: None,
+                action: None,
+                since: Some(since.into()),
+                until: Some(until.into()),
+                limit: None,
+                offset: None,
+            };
+            let e = q
+                .filter()
+                .err()
+                .unwrap_or_else(|| panic!("{since:?} {until:?} accepted"));
+            assert!(e.message.contains(field), "{}", e.message);
+        }
+        let ok = AuditQuery {
+            actor: Some("  ".into()),
+            action: None,
+            since: Some("2026-01-01T00:00:00Z".into()),
+            until: None,
+            limit: None,
+            offset: None,
+        };
+        let f = ok.filter().unwrap();
+        assert!(f.actor.is_none() && f.since_ms.is_some() && f.until_ms.is_none());
+    }
+
+    #[test]
+    fn text_filters_are_bounded_in_characters_and_refuse_control_characters() {
+        let q = |actor: &str| AuditQuery {
+            actor: Some(actor.into()),
+            action: None,
+            since: None,
+            until: None,
+            limit: None,
+            offset: None,
+        };
+        // 256 characters of two bytes each: allowed, as the schema says.
+        assert!(q(&"é".repeat(256)).filter().is_ok());
+        assert!(q(&"é".repeat(257)).filter().is_err());
+        let e = q("¾\u{7}I\u{11}m").filter().err().unwrap();
+        assert!(e.message.contains("actor"), "{}", e.message);
+        let pattern = regex::Regex::new(&input::text_schema(MAX_FILTER, false, false).pattern.unwrap()).unwrap();
+        assert!(!pattern.is_match("¾\u{7}I"));
+    }
 }

@@ -143,19 +143,24 @@ sync:
     /// Sends every notification to the webhook `url` (a channel `sink` and
     /// a route of every alert to it).
     pub fn with_webhook(self, url: &str) -> Self {
-        let yaml = std::fs::read_to_string(&self.cfg).unwrap();
+        self.with_notifier(&format!(
+            "  channels:\n    - {{ name: sink, type: webhook, url: \"{url}\" }}\n  routes:\n    - {{ channels: [sink] }}"
+        ))
+    }
+
+    /// Adds `yaml` (keys of the `notifier` section, indented by two) to the
+    /// notifier section: channels, routes.
+    pub fn with_notifier(self, yaml: &str) -> Self {
+        let text = std::fs::read_to_string(&self.cfg).unwrap();
         let mut out = Vec::new();
         let mut in_notifier = false;
-        for l in yaml.lines() {
+        for l in text.lines() {
             out.push(l.to_owned());
             if l == "notifier:" {
                 in_notifier = true;
             } else if in_notifier && l.starts_with("  admin_port:") {
                 in_notifier = false;
-                out.push(format!(
-                    "  channels:\n    - {{ name: sink, type: webhook, url: \"{url}\" }}"
-                ));
-                out.push("  routes:\n    - { channels: [sink] }".to_owned());
+                out.push(yaml.trim_end().to_owned());
             }
         }
         std::fs::write(&self.cfg, out.join("\n") + "\n").unwrap();

@@ -3,7 +3,7 @@
 //! the WebSocket), and `pantau all` as users run it (the page and its resolve
 //! reach a webhook, the write is audited, the gRPC call is on /metrics).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -12,11 +12,10 @@ use pantau_core::bus::memory::MemoryBus;
 use pantau_core::service::Context;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::gateway_routes::{Api, engine_config, engine_ready, eventually};
-use crate::support::{Pantau, Ports, config_yaml, http, metric_value};
+use crate::support::{Pantau, Ports, Sink, config_yaml, http, metric_value};
 
 fn backup() -> Value {
     json!({
@@ -199,61 +198,23 @@ async fn a_manual_alert_through_the_gateway_route() {
     let _ = tokio::time::timeout(Duration::from_secs(10), engine).await;
 }
 
-/// A webhook receiver on loopback keeping every JSON body it is sent.
-#[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<Value>>>);
-
-impl Hook {
-    async fn start() -> (Self, u16) {
-        let hook = Self::default();
-        let kept = hook.clone();
-        let app = axum::Router::new().fallback(move |body: String| {
-            let kept = kept.clone();
-            async move {
-                kept.0
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                "ok"
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (hook, port)
-    }
-
-    /// The first notification of `status` for a `team: ops` alert.
-    async fn wait_for(&self, status: &str, p: &mut Pantau) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let found = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|b| {
-                    b["notification"]["status"] == status && b["notification"]["alerts"][0]["labels"]["team"] == "ops"
-                })
-                .cloned();
-            if let Some(b) = found {
-                return b;
-            }
-            p.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "no {status} notification within a minute (got {:?}):\n{}",
-                self.0.lock().unwrap(),
-                p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+/// The first notification of `status` for a `team: ops` alert.
+async fn wait_for(sink: &Sink, status: &str, p: &mut Pantau) -> Value {
+    sink.wait(
+        Duration::from_secs(60),
+        |d| {
+            d.body["notification"]["status"] == status && d.body["notification"]["alerts"][0]["labels"]["team"] == "ops"
+        },
+        p,
+    )
+    .await
+    .body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_alert_reaches_a_webhook_under_pantau_all() {
-    let (hook, hook_port) = Hook::start().await;
+    let (hook, hook_addr) = Sink::start().await;
+    let hook_port = hook_addr.port();
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports::free();
     let yaml = config_yaml(ports, &dir.path().join("data"), None).replace(
@@ -287,7 +248,7 @@ async fn a_manual_alert_reaches_a_webhook_under_pantau_all() {
     .unwrap_or_else(|_| panic!("the alert is raised within a minute:\n{}", p.log()));
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let page = hook.wait_for("firing", &mut p).await;
+    let page = wait_for(&hook, "firing", &mut p).await;
     let alert = &page["notification"]["alerts"][0];
     assert_eq!(alert["labels"]["team"], "ops", "{page}");
     assert!(page.to_string().contains("Nightly backup failed"), "{page}");
@@ -299,7 +260,7 @@ async fn a_manual_alert_reaches_a_webhook_under_pantau_all() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    hook.wait_for("resolved", &mut p).await;
+    wait_for(&hook, "resolved", &mut p).await;
 
     // Audited in the gateway's log, as the token's subject.
     let audit: Value = http()

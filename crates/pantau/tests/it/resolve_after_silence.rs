@@ -4,70 +4,40 @@
 //! the port comes back and the resolve still reaches the webhook. Then the
 //! escalation metrics are read from `/metrics`.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::time::Instant;
+use serde_json::json;
 
-use crate::support::{Pantau, Ports, config_yaml, http, metric_value, token};
+use crate::support::{Pantau, Ports, Sink, config_yaml, http, metric_value, token};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A webhook receiver on loopback keeping every JSON body it is sent.
-#[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<Value>>>);
+/// The notification statuses the sink received for alerts of target `svc`, in order.
+fn statuses(sink: &Sink) -> Vec<String> {
+    sink.all()
+        .iter()
+        .filter(|d| d.body["notification"]["alerts"][0]["labels"]["target"] == "svc")
+        .map(|d| d.body["notification"]["status"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
 
-impl Hook {
-    async fn start() -> (Self, u16) {
-        let hook = Self::default();
-        let kept = hook.clone();
-        let app = axum::Router::new().fallback(move |body: String| {
-            let kept = kept.clone();
-            async move {
-                kept.0
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
-                "ok"
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (hook, port)
-    }
-
-    /// The notification statuses received for alerts of target `svc`, in order.
-    fn statuses(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| b["notification"]["alerts"][0]["labels"]["target"] == "svc")
-            .map(|b| b["notification"]["status"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    async fn wait_for(&self, status: &str, p: &mut Pantau) {
-        let deadline = Instant::now() + WAIT;
-        while !self.statuses().iter().any(|s| s == status) {
-            p.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "no {status} notification for svc within {WAIT:?} (got {:?}):\n{}",
-                self.statuses(),
-                p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+async fn wait_for(sink: &Sink, status: &str, p: &mut Pantau) {
+    sink.wait(
+        WAIT,
+        |d| {
+            d.body["notification"]["alerts"][0]["labels"]["target"] == "svc"
+                && d.body["notification"]["status"] == status
+        },
+        p,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolve_after_a_silence_is_delivered() {
     let nats = pantau_testkit::Nats::start().await.expect("nats-server starts");
-    let (hook, hook_port) = Hook::start().await;
+    let (hook, hook_addr) = Sink::start().await;
+    let hook_port = hook_addr.port();
     let svc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let svc_port = svc.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
@@ -94,7 +64,7 @@ async fn a_resolve_after_a_silence_is_delivered() {
 
     // The port closes: the page reaches the webhook.
     drop(svc);
-    hook.wait_for("firing", &mut p).await;
+    wait_for(&hook, "firing", &mut p).await;
     let gw = format!("http://127.0.0.1:{}", ports.gateway);
     let metrics = format!("http://127.0.0.1:{}/metrics", ports.admin);
     let text = http().get(&metrics).send().await.unwrap().text().await.unwrap();
@@ -119,9 +89,9 @@ async fn a_resolve_after_a_silence_is_delivered() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let svc = std::net::TcpListener::bind(("127.0.0.1", svc_port)).expect("the port is free again");
-    hook.wait_for("resolved", &mut p).await;
+    wait_for(&hook, "resolved", &mut p).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hook.statuses(), ["firing", "resolved"], "one page, one resolve");
+    assert_eq!(statuses(&hook), ["firing", "resolved"], "one page, one resolve");
     let text = http().get(&metrics).send().await.unwrap().text().await.unwrap();
     assert_eq!(metric_value(&text, "pantau_notifier_escalations_active", ""), Some(0.0));
     drop(svc);

@@ -336,3 +336,82 @@ pub fn metric_value(text: &str, name: &str, label: &str) -> Option<f64> {
         .filter(|l| l.starts_with(name) && l.contains(label))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// What a webhook receiver got: its `traceparent` header (empty when none)
+/// and its body, as JSON (a JSON string when it is not JSON) and as sent.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub traceparent: String,
+    pub body: serde_json::Value,
+    pub raw: String,
+}
+
+/// A webhook receiver on a free loopback port keeping every request it is
+/// sent, whatever its path and method (`/hook` in most configs).
+#[derive(Clone, Default)]
+pub struct Sink(std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>);
+
+impl Sink {
+    pub async fn start() -> (Self, std::net::SocketAddr) {
+        let sink = Self::default();
+        let s = sink.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, raw: String| {
+            let s = s.clone();
+            async move {
+                let traceparent = headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = serde_json::from_str(&raw).unwrap_or_else(|_| serde_json::Value::String(raw.clone()));
+                s.0.lock().unwrap().push(Delivery { traceparent, body, raw });
+                "ok"
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await });
+        (sink, addr)
+    }
+
+    /// Every delivery so far.
+    pub fn all(&self) -> Vec<Delivery> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits for a delivery that `ok` accepts while `running` keeps running
+    /// (its log is shown if none comes).
+    pub async fn wait(&self, within: Duration, ok: impl Fn(&Delivery) -> bool, running: &mut Pantau) -> Delivery {
+        self.poll(within, ok, || {
+            running.assert_running();
+            running.log()
+        })
+        .await
+    }
+
+    /// Waits for a delivery that `ok` accepts.
+    pub async fn wait_any(&self, within: Duration, ok: impl Fn(&Delivery) -> bool) -> Delivery {
+        self.poll(within, ok, String::new).await
+    }
+
+    async fn poll(
+        &self,
+        within: Duration,
+        ok: impl Fn(&Delivery) -> bool,
+        mut alive: impl FnMut() -> String,
+    ) -> Delivery {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(d) = self.0.lock().unwrap().iter().find(|d| ok(d)) {
+                return d.clone();
+            }
+            let log = alive();
+            assert!(
+                Instant::now() < deadline,
+                "no such delivery within {within:?}; got {:?}\nlog:\n{log}",
+                self.all().iter().map(|d| &d.body).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

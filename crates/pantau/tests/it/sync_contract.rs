@@ -4,7 +4,8 @@
 //! camelCase bodies, `GET /sync/api/endpoints[/{id}]` with each target's
 //! whole configuration, `GET /sync/api/notification-services`, the failover
 //! order an instance gives when it registers, and the dependent's results
-//! visible at the primary with `?location=`.
+//! and history visible at the primary with `?location=`; the channels'
+//! secrets go to instances only and into no log.
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use crate::cluster::{Instance, listening_port, targets};
 use crate::support::{http, wait_json};
 
 const JOIN: &str = "join-token-for-the-tests";
+/// Secrets of the primary's channels: given to instances, never logged.
+const SLACK_URL: &str = "https://hooks.slack.com/services/T0PANTAU/B0PANTAU/slack-secret-4f9d2c";
+const ROUTING_KEY: &str = "pagerduty-routing-key-7a1e55";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::many_single_char_names)] // p and a: the primary and the dependent, as in sync.rs
@@ -30,7 +34,13 @@ async fn the_documented_sync_routes_and_names_at_a_primary() {
         None,
         order,
         &targets(listening_port(), free_port()),
-    );
+    )
+    .with_notifier(&format!(
+        "  channels:
+    - {{ name: ops-slack, type: slack, url: \"{SLACK_URL}\", rate_limit: 5 }}
+    - {{ name: oncall, type: pagerduty, routing_key: \"{ROUTING_KEY}\" }}
+    - {{ name: mail, type: email, to: [ops@example.org], smtp: {{ host: 127.0.0.1, port: 2525, tls: none, from: p@example.org }} }}"
+    ));
     let a = Instance::new(root.path(), "bdg-1", "bdg", &nats.url(), Some(&p.sync_url()), order, "");
     let mut pp = p.start();
     wait_json(
@@ -168,13 +178,58 @@ async fn the_documented_sync_routes_and_names_at_a_primary() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
-    assert!(v["services"].is_array(), "{v}");
     assert!(v["settings"]["check_interval_seconds"].as_f64() > Some(0.0), "{v}");
     assert!(v["settings"]["heartbeat_interval_seconds"].as_f64() > Some(0.0), "{v}");
-    let r = get("notification-services?instance_id=zz-1".into(), None)
+    // Each channel whole, secrets in clear for the instance.
+    let service = |id: &str| {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no service {id}: {v}"))
+            .clone()
+    };
+    let slack = service("ops-slack");
+    assert_eq!(slack["kind"], "slack");
+    assert_eq!(slack["settings"]["url"], SLACK_URL, "{slack}");
+    assert_eq!(slack["settings"]["rate_limit"], 5, "{slack}");
+    assert_eq!(slack["secret_fields"], serde_json::json!(["url"]));
+    let pd = service("oncall");
+    assert_eq!(pd["kind"], "pagerduty");
+    assert_eq!(pd["settings"]["routing_key"], ROUTING_KEY, "{pd}");
+    assert_eq!(pd["secret_fields"], serde_json::json!(["routing_key"]));
+    let mail = service("mail");
+    assert_eq!(mail["settings"]["to"], serde_json::json!(["ops@example.org"]));
+    assert_eq!(mail["settings"]["smtp"]["port"], 2525, "{mail}");
+    assert_eq!(mail["secret_fields"], serde_json::json!([]));
+    // Anyone else is refused: no token, a wrong one, the join token, another
+    // instance's id with zz-1's token.
+    for (query, bearer) in [
+        ("instance_id=zz-1", None),
+        ("instance_id=zz-1", Some("not-a-token")),
+        ("instance_id=zz-1", Some(JOIN)),
+        ("instance_id=bdg-1", Some(token.as_str())),
+    ] {
+        let r = get(format!("notification-services?{query}"), bearer).await.unwrap();
+        assert_eq!(r.status(), 401, "{query} {bearer:?}");
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(ROUTING_KEY) && !text.contains("slack-secret"), "{text}");
+    }
+    // The masked views of the same channels keep hiding them.
+    let channels = c
+        .get(format!("http://127.0.0.1:{}/api/v1/channels", p.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert!(channels.contains("ops-slack"), "{channels}");
+    assert!(
+        !channels.contains(ROUTING_KEY) && !channels.contains("slack-secret"),
+        "{channels}"
+    );
 
     // The dependent's results, at the primary, by location.
     let latest = |loc: &str| format!("http://127.0.0.1:{}/api/v1/results/latest?location={loc}", p.gateway);
@@ -219,5 +274,93 @@ async fn the_documented_sync_routes_and_names_at_a_primary() {
     // The primary's own location still answers from its live feed.
     let v: serde_json::Value = c.get(latest("jkt")).send().await.unwrap().json().await.unwrap();
     assert!(!v["results"].as_array().unwrap().is_empty());
+
+    // The dependent's history, at the primary, by location.
+    let history =
+        |target: &str, query: &str| format!("http://127.0.0.1:{}/api/v1/targets/{target}/history?{query}", p.gateway);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let up = loop {
+        let v: serde_json::Value = c
+            .get(history("web-up", "location=bdg&period=1h"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["checks"].as_u64() >= Some(2) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bdg's history never showed at the primary: {v}"
+        );
+        pa.assert_running();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(up["target_id"], "web-up");
+    assert_eq!(up["resolution"], "minute");
+    assert_eq!(up["up"], up["checks"], "web-up is up from bdg: {up}");
+    let point = &up["points"][0];
+    assert!(
+        point["checks"].as_u64() > Some(0) && point["latency_max_ms"].as_f64() >= Some(0.0),
+        "{up}"
+    );
+    let down: serde_json::Value = c
+        .get(history("web-down", "location=bdg&resolution=hour"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(down["resolution"], "hour");
+    assert!(down["checks"].as_u64() > Some(0), "{down}");
+    assert_eq!(down["up"], 0, "web-down is down from bdg: {down}");
+    // The primary's own location answers from its collector; an unknown
+    // location has no checks; a bad one is refused by name.
+    let own: serde_json::Value = c
+        .get(history("web-up", "location=jkt"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(own["checks"].as_u64() > Some(0), "{own}");
+    let none: serde_json::Value = c
+        .get(history("web-up", "location=nowhere"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["checks"], 0, "{none}");
+    for bad in ["bad%20loc", &"x".repeat(200), "", "%00"] {
+        let r = c
+            .get(history("web-up", &format!("location={bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "location={bad}");
+        assert!(r.text().await.unwrap().contains("location"), "location={bad}");
+    }
+    let r = c
+        .get(history("web-up", "location=bdg&resolution=week"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("resolution"));
+
     pp.assert_running();
+    pa.assert_running();
+    // No log of either process holds a channel secret.
+    for (who, log) in [("primary", pp.log()), ("dependent", pa.log())] {
+        assert!(
+            !log.contains(ROUTING_KEY) && !log.contains("slack-secret"),
+            "the {who}'s log holds a channel secret"
+        );
+    }
 }

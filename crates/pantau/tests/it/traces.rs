@@ -17,6 +17,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use pantau_testkit::free_port;
 
+pub use crate::support::Sink;
 use crate::support::{JWT_SECRET, Pantau, Ports, http};
 
 /// One span as received, with its resource's service and instance.
@@ -137,67 +138,6 @@ impl Receiver {
                 );
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-}
-
-/// What a webhook receiver got: its `traceparent` header and its body.
-#[derive(Debug, Clone)]
-pub struct Hook {
-    pub traceparent: String,
-    pub body: serde_json::Value,
-}
-
-/// A webhook receiver on a free loopback port (`/hook`).
-#[derive(Clone, Default)]
-pub struct Sink(Arc<Mutex<Vec<Hook>>>);
-
-impl Sink {
-    pub async fn start() -> (Self, SocketAddr) {
-        let sink = Self::default();
-        let s = sink.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                let s = s.clone();
-                async move {
-                    let traceparent = headers
-                        .get("traceparent")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body));
-                    s.0.lock().unwrap().push(Hook { traceparent, body });
-                    "ok"
-                }
-            }),
-        );
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await });
-        (sink, addr)
-    }
-
-    /// Every delivery so far.
-    pub fn all(&self) -> Vec<Hook> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// Waits for a delivery that `ok` accepts.
-    pub async fn wait(&self, within: Duration, ok: impl Fn(&Hook) -> bool, running: &mut Pantau) -> Hook {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(h) = self.0.lock().unwrap().iter().find(|h| ok(h)) {
-                return h.clone();
-            }
-            running.assert_running();
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no such delivery; got {:?}\nlog:\n{}",
-                self.0.lock().unwrap(),
-                running.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 }

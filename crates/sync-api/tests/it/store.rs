@@ -1,6 +1,6 @@
 //! The store's contract on SQLite and PostgreSQL alike: the bounded outbox
 //! and its sequence, instances and revocation, ingest with deduplication,
-//! consensus windows and retention.
+//! consensus windows and retention, the location history.
 
 use pantau_config::DatabaseConfig;
 use pantau_core::store::Store;
@@ -151,6 +151,111 @@ async fn contract(db: Store) {
     assert_eq!(store::fact(&db, "k").await.unwrap().as_deref(), Some("v2"));
     store::delete_fact(&db, "k").await.unwrap();
     assert_eq!(store::fact(&db, "k").await.unwrap(), None);
+    location_history(&db).await;
+}
+
+/// Pushed results roll up per location, target, minute and hour, once each
+/// (a repeated push adds nothing), and retention deletes old rows.
+async fn location_history(db: &Store) {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use pantau_core::history::Resolution;
+    use pantau_sync_api::history;
+
+    let reg = Registration {
+        id: "sby-1".into(),
+        name: "sby-1".into(),
+        location: "sby".into(),
+        token_hash: "h".into(),
+        token_expires_ms: i64::MAX,
+        ..Default::default()
+    };
+    store::register(db, &reg, 100).await.unwrap();
+    // A fixed hour, 10:00 on a day in 2026.
+    let hour = 1_780_000_000_000 / 3_600_000 * 3_600_000;
+    let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms as u64);
+    let mut batch = Vec::new();
+    // Minute 0: 3 checks (2 up); minute 1: 1 down; another target, another location.
+    for (seq, target, loc, up, off) in [
+        (1, "api", "sby", true, 1_000),
+        (2, "api", "sby", false, 20_000),
+        (3, "api", "sby", true, 59_000),
+        (4, "api", "sby", false, 61_000),
+        (5, "db", "sby", true, 2_000),
+        (6, "api", "mlg", true, 3_000),
+    ] {
+        batch.push(result(seq, target, loc, up, hour, hour + off));
+    }
+    // Two pushes, the second repeating the first's tail: counted once.
+    store::ingest(db, "sby-1", &batch[..4], 0, None).await.unwrap();
+    let again = store::ingest(db, "sby-1", &batch[2..], 0, None).await.unwrap();
+    assert_eq!((again.accepted, again.duplicates), (2, 2));
+
+    let minutes = history::query(db, "sby", "api", at(hour), at(hour + 3_600_000), Resolution::Minute)
+        .await
+        .unwrap();
+    assert_eq!(minutes.len(), 2, "{minutes:?}");
+    let m0 = &minutes[0];
+    assert_eq!((m0.start, m0.checks, m0.up), (at(hour), 3, 2));
+    // Latencies are seq ms: 1, 2, 3.
+    assert!(
+        (m0.lat_min - 1.0).abs() < 1e-9 && (m0.lat_max - 3.0).abs() < 1e-9,
+        "{m0:?}"
+    );
+    assert!((m0.lat_avg - 2.0).abs() < 1e-9, "{m0:?}");
+    assert!((m0.lat_p95 - 3.0).abs() / 3.0 < 0.06, "{m0:?}");
+    assert_eq!((minutes[1].checks, minutes[1].up), (1, 0));
+    let hours = history::query(db, "sby", "api", at(hour), at(hour + 3_600_000), Resolution::Hour)
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!((hours[0].checks, hours[0].up), (4, 2));
+    assert!((hours[0].lat_p95 - 4.0).abs() / 4.0 < 0.06, "{:?}", hours[0]);
+    // Each location and target apart; a range outside has none.
+    let other = history::query(db, "mlg", "api", at(hour), at(hour + 3_600_000), Resolution::Hour)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].checks, 1);
+    let db_rows = history::query(db, "sby", "db", at(hour), at(hour + 60_000), Resolution::Minute)
+        .await
+        .unwrap();
+    assert_eq!(db_rows.len(), 1);
+    assert!(
+        history::query(
+            db,
+            "sby",
+            "api",
+            at(hour + 3_600_000),
+            at(hour + 7_200_000),
+            Resolution::Hour
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+
+    // Retention: a week of minutes, 400 days of hours (the defaults); the
+    // p95 of an hour whose histogram was dropped stays.
+    let cfg = pantau_config::HistoryConfig::default();
+    // (The contract's earlier results, of 1970, go first.)
+    assert!(history::prune(db, &cfg, at(hour)).await.unwrap() > 0);
+    let later = at(hour) + Duration::from_secs(8 * 86_400);
+    let deleted = history::prune(db, &cfg, later).await.unwrap();
+    assert_eq!(deleted, 4, "the four minute rows go");
+    assert!(
+        history::query(db, "sby", "api", at(hour), at(hour + 3_600_000), Resolution::Minute)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let kept = history::query(db, "sby", "api", at(hour), at(hour + 3_600_000), Resolution::Hour)
+        .await
+        .unwrap();
+    assert_eq!(kept[0].checks, 4);
+    assert!((kept[0].lat_p95 - 4.0).abs() / 4.0 < 0.06, "{:?}", kept[0]);
+    let much_later = at(hour) + Duration::from_secs(401 * 86_400);
+    assert_eq!(history::prune(db, &cfg, much_later).await.unwrap(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ use pantau_core::service::Context;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-use crate::support::{JWT_SECRET, Pantau, Ports, metric_value, token};
+use crate::support::{JWT_SECRET, Pantau, Ports, Sink, metric_value, token};
 
 mod messages;
 
@@ -37,41 +37,9 @@ const WAIT: Duration = Duration::from_secs(60);
 const CONSUMERS: [&str; 4] = ["alert-engine", "notifier", "gateway-feed", "wan-detector"];
 const SYNC_OUTBOX: &str = "sync-outbox";
 
-/// A webhook receiver on loopback keeping every body it is sent.
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<String>>>);
-
-impl Sink {
-    async fn start() -> (Self, u16) {
-        let sink = Self::default();
-        let kept = sink.clone();
-        let app = axum::Router::new().fallback(move |body: String| {
-            let kept = kept.clone();
-            async move {
-                kept.0.lock().unwrap().push(body);
-                "ok"
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (sink, port)
-    }
-
-    /// Waits until a delivery mentions `needle`.
-    async fn wait_for(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.0.lock().unwrap().iter().any(|b| b.contains(needle)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no notification mentioning {needle} reached the webhook within {within:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+/// Waits until a delivery to `sink` mentions `needle`.
+async fn wait_for(sink: &Sink, needle: &str, within: Duration) {
+    sink.wait_any(within, |d| d.raw.contains(needle)).await;
 }
 
 /// The services' configuration: a rule on `fuzz-*` targets, the shipped
@@ -192,7 +160,7 @@ async fn every_consumer_goes_on(
         .await
         .unwrap();
     ws.wait_for("check_result", "fuzz-1").await;
-    sink.wait_for("fuzz-1", WAIT).await;
+    wait_for(sink, "fuzz-1", WAIT).await;
     // The WAN detector: a decision on wan_detected.
     publish_proto(bus.as_ref(), &subject::router_info("fuzz-gw"), &router("fuzz-gw"))
         .await
@@ -233,7 +201,8 @@ async fn every_consumer_goes_on(
 async fn hostile_messages_over_nats_leave_pantau_all_consuming() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let nats = pantau_testkit::Nats::start().await.expect("nats-server starts");
-    let (sink, sink_port) = Sink::start().await;
+    let (sink, sink_addr) = Sink::start().await;
+    let sink_port = sink_addr.port();
     let dir = tempfile::tempdir().unwrap();
     let ports = Ports::free();
     let cfg_path = dir.path().join("pantau.yaml");
@@ -322,7 +291,7 @@ async fn hostile_messages_over_nats_leave_pantau_all_consuming() {
     publish_proto(bus.as_ref(), &subject::check_result("jkt", "fuzz-2"), &down("fuzz-2"))
         .await
         .unwrap();
-    sink.wait_for("fuzz-2", WAIT).await;
+    wait_for(&sink, "fuzz-2", WAIT).await;
     p.assert_running();
     let log = p.log();
     assert!(!log.contains("panicked"), "a panic after the restart:\n{log}");
@@ -404,7 +373,8 @@ impl InProcess {
 async fn hostile_messages_on_the_in_process_bus_leave_every_service_consuming() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let _ = pantau_core::telemetry::render_metrics();
-    let (sink, sink_port) = Sink::start().await;
+    let (sink, sink_addr) = Sink::start().await;
+    let sink_port = sink_addr.port();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg: Config = serde_yaml::from_str(&yaml(sink_port, None, false)).unwrap();
     cfg.data_dir = dir.path().to_owned();
@@ -427,7 +397,7 @@ async fn hostile_messages_on_the_in_process_bus_leave_every_service_consuming() 
     )
     .await
     .unwrap();
-    sink.wait_for("fuzz-2", WAIT).await;
+    wait_for(&sink, "fuzz-2", WAIT).await;
     sys.notifier.shutdown.cancel();
     sys.ctx.shutdown.cancel();
 }

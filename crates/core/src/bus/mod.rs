@@ -113,12 +113,14 @@ pub struct Subscription {
     pub pattern: String,
     /// A durable consumer name: deliveries must be acknowledged, and a
     /// restarted subscriber with the same name resumes after the last one it
-    /// acknowledged (NATS). `None` is a live subscription: what is published
-    /// while nobody listens is not replayed.
+    /// acknowledged (NATS). A name's first subscriber starts a minute back
+    /// (both buses), so services that start together do not miss each
+    /// other's first messages. `None` is a live subscription: what is
+    /// published while nobody listens is not replayed.
     pub durable: Option<String>,
     /// A durable consumer created by this subscription starts at the oldest
-    /// message the stream keeps instead of the next one (NATS; the
-    /// in-process bus keeps nothing to replay).
+    /// message the stream keeps instead of a minute back (NATS; the
+    /// in-process bus keeps only its last minute).
     pub replay: bool,
 }
 

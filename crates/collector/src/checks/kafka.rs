@@ -12,6 +12,7 @@
 //! and SASL as the target's `security` says ([`client::Connector`], [`sasl`]).
 
 pub mod client;
+mod connect;
 pub mod guard;
 pub mod sasl;
 

@@ -189,3 +189,21 @@ impl Checker {
 pub(crate) fn tcp_detail(peer: std::net::SocketAddr) -> Detail {
     Detail::Tcp(v1::TcpDetail { peer: peer.to_string() })
 }
+
+/// The first address `host:port` resolves to, or the down outcome.
+pub(crate) async fn resolve(host: &str, port: u16, started: Instant) -> Result<std::net::SocketAddr, Outcome> {
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(mut a) => a.next().ok_or_else(|| {
+            Outcome::down(
+                started.elapsed(),
+                FailureReason::Dns,
+                format!("{host}:{port} resolves to no address"),
+            )
+        }),
+        Err(e) => Err(Outcome::down(
+            started.elapsed(),
+            FailureReason::Dns,
+            format!("cannot resolve {host}:{port}: {e}"),
+        )),
+    }
+}

@@ -84,26 +84,10 @@ fn nonce() -> String {
 /// round trip gives up a little earlier so its own words are reported).
 pub async fn check(spec: &MqttSpec, target_id: &str, timeout: Duration, started: Instant) -> Outcome {
     let address = spec.address();
-    let ip = match tokio::net::lookup_host((spec.host.as_str(), spec.port)).await {
-        Ok(mut a) => match a.next() {
-            Some(a) => a.ip(),
-            None => {
-                return Outcome::down(
-                    started.elapsed(),
-                    FailureReason::Dns,
-                    format!("{address} resolves to no address"),
-                );
-            }
-        },
-        Err(e) => {
-            return Outcome::down(
-                started.elapsed(),
-                FailureReason::Dns,
-                format!("cannot resolve {address}: {e}"),
-            );
-        }
+    let (ip, peer) = match super::resolve(&spec.host, spec.port, started).await {
+        Ok(a) => (a.ip(), a.to_string()),
+        Err(down) => return down,
     };
-    let peer = std::net::SocketAddr::from((ip, spec.port)).to_string();
     let nonce = nonce();
     // TLS verifies the name, so it connects by name; plain by the address resolved.
     let host = if spec.tls.is_some() {

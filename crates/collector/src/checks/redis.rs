@@ -95,26 +95,10 @@ fn reply_text(v: &Value) -> String {
 /// Runs the check of `spec`; the caller bounds the time.
 pub async fn check(spec: &RedisSpec, started: Instant) -> Outcome {
     let address = spec.address();
-    let ip = match tokio::net::lookup_host((spec.host.as_str(), spec.port)).await {
-        Ok(mut a) => match a.next() {
-            Some(a) => a.ip(),
-            None => {
-                return Outcome::down(
-                    started.elapsed(),
-                    FailureReason::Dns,
-                    format!("{address} resolves to no address"),
-                );
-            }
-        },
-        Err(e) => {
-            return Outcome::down(
-                started.elapsed(),
-                FailureReason::Dns,
-                format!("cannot resolve {address}: {e}"),
-            );
-        }
+    let (ip, peer) = match super::resolve(&spec.host, spec.port, started).await {
+        Ok(a) => (a.ip(), a.to_string()),
+        Err(down) => return down,
     };
-    let peer = std::net::SocketAddr::from((ip, spec.port)).to_string();
     let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
     if let Some(u) = &spec.username {
         settings = settings.set_username(u);

@@ -86,28 +86,10 @@ fn shown(text: &str) -> String {
     }
 }
 
-/// The first address `host:port` resolves to, or the down outcome.
-pub(crate) async fn resolve(host: &str, port: u16, started: Instant) -> Result<SocketAddr, Outcome> {
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(mut a) => a.next().ok_or_else(|| {
-            Outcome::down(
-                started.elapsed(),
-                FailureReason::Dns,
-                format!("{host}:{port} resolves to no address"),
-            )
-        }),
-        Err(e) => Err(Outcome::down(
-            started.elapsed(),
-            FailureReason::Dns,
-            format!("cannot resolve {host}:{port}: {e}"),
-        )),
-    }
-}
-
 /// Runs the check of `spec`; the caller bounds the time.
 pub async fn check(spec: &SqlSpec, started: Instant) -> Outcome {
     let address = spec.address();
-    let peer = match resolve(&spec.host, spec.port, started).await {
+    let peer = match super::resolve(&spec.host, spec.port, started).await {
         Ok(a) => a,
         Err(down) => return down,
     };

@@ -44,7 +44,7 @@ const MAX_ANSWER: usize = 65_535;
 /// Runs the check of `spec`; the caller bounds the time.
 pub async fn check(spec: &UdpSpec, started: Instant) -> Outcome {
     let address = spec.address();
-    let peer = match super::sql::resolve(&spec.host, spec.port, started).await {
+    let peer = match super::resolve(&spec.host, spec.port, started).await {
         Ok(a) => a,
         Err(down) => return down,
     };

@@ -22,7 +22,7 @@ use crate::incident::{Incidents, Write as IncidentWrite};
 use crate::lifecycle::{Alert, Change, Lifecycle, LifecycleError, Snapshot, State};
 use crate::metrics as m;
 use crate::rule::{Origin, Rule, RuleError};
-use crate::series::{Inserted, Labels, Sample, SeriesStore};
+use crate::series::{Inserted, Labels, Sample, SeriesStore, Value};
 use crate::silence::{Silence, SilenceError, SilenceMatcher};
 use crate::store::AlertStore;
 
@@ -104,16 +104,21 @@ impl pantau_core::error::ServiceError for EngineError {
 /// comes from here, not from a timeout that cannot say whether it applied.
 const PERSON_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// A rule reading a metric (see `Inner::readers`).
+struct Reader {
+    id: Arc<str>,
+    local: bool,
+}
+
 pub(crate) struct Inner {
     /// Defaults and configured rules.
     base: BTreeMap<String, Rule>,
     /// Rules from the API; they win over `base`.
     api: BTreeMap<String, Rule>,
-    /// Metric name → ids of the rules reading it.
-    readers: HashMap<String, Vec<String>>,
-    /// Ids of the enabled rules whose condition is local ([`is_local`]): a
-    /// fact re-evaluates them for its own label set only.
-    local: HashSet<String>,
+    /// Metric name → the rules reading it: their id, and whether their
+    /// condition is local ([`is_local`]: a fact re-evaluates them for its own
+    /// label set only). Shared, so a fact borrows it without copying ids.
+    readers: HashMap<String, Arc<[Reader]>>,
     /// Rules over many series that a fact touched since their last full
     /// evaluation; evaluated by [`Engine::evaluate_batched`].
     dirty: HashSet<String>,
@@ -177,17 +182,17 @@ impl Inner {
     }
 
     fn reindex(&mut self) {
-        let mut readers: HashMap<String, Vec<String>> = HashMap::new();
-        let mut local = HashSet::new();
+        let mut readers: HashMap<String, Vec<Reader>> = HashMap::new();
         // Samples are kept as far back as an enabled rule looks (rules
         // added later look back over what has arrived since).
         let mut horizons: HashMap<String, std::time::Duration> = HashMap::new();
         for r in self.effective().filter(|r| r.config.enabled) {
+            let local = is_local(&r.expr.cond);
             for name in r.expr.metric_names() {
-                readers.entry(name).or_default().push(r.id().to_owned());
-            }
-            if is_local(&r.expr.cond) {
-                local.insert(r.id().to_owned());
+                readers.entry(name).or_default().push(Reader {
+                    id: Arc::from(r.id()),
+                    local,
+                });
             }
             for (name, range) in r.expr.ranges() {
                 let h = horizons.entry(name).or_default();
@@ -197,8 +202,7 @@ impl Inner {
         self.series.set_horizons(horizons);
         let any_depends = self.effective().any(|r| !r.config.depends_on.is_empty());
         self.any_depends = any_depends;
-        self.readers = readers;
-        self.local = local;
+        self.readers = readers.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
         metrics::gauge!(m::RULES).set(self.effective().count() as f64);
     }
 
@@ -330,7 +334,6 @@ impl Engine {
             base,
             api,
             readers: HashMap::new(),
-            local: HashSet::new(),
             dirty: HashSet::new(),
             any_depends: false,
             series: SeriesStore::new(cfg.window, cfg.max_series, cfg.max_samples_per_series),
@@ -440,32 +443,37 @@ impl Engine {
                 facts.extend(location_facts(inner.deps.location_changes(now), now));
             }
         }
-        let mut touched: Vec<(String, Labels)> = Vec::new();
-        let mut global: Vec<String> = Vec::new();
-        for f in facts {
+        for f in &mut facts {
             let sample = Sample {
                 at: f.at,
-                value: f.value,
+                value: std::mem::replace(&mut f.value, Value::Num(0.0)),
             };
             if inner.series.insert(&f.name, &f.labels, sample, now) == Inserted::TooManySeries {
                 metrics::counter!(m::SERIES_DROPPED_TOTAL).increment(1);
             }
-            if let Some(readers) = inner.readers.get(&f.name) {
-                for id in readers {
-                    if inner.local.contains(id) {
-                        if !touched.iter().any(|(r, l)| r == id && *l == f.labels) {
-                            touched.push((id.clone(), f.labels.clone()));
-                        }
-                    } else if !global.contains(id) {
-                        global.push(id.clone());
+        }
+        // (rule, index of the fact): a fact's labels are borrowed, not
+        // copied, for each rule it re-evaluates.
+        let mut touched: Vec<(Arc<str>, usize)> = Vec::new();
+        let mut global: Vec<String> = Vec::new();
+        for (i, f) in facts.iter().enumerate() {
+            let Some(readers) = inner.readers.get(&f.name) else {
+                continue;
+            };
+            for r in readers.iter() {
+                if r.local {
+                    if !touched.iter().any(|(id, j)| *id == r.id && facts[*j].labels == f.labels) {
+                        touched.push((Arc::clone(&r.id), i));
                     }
+                } else if !global.iter().any(|g| **g == *r.id) {
+                    global.push(r.id.to_string());
                 }
             }
         }
         let staleness = self.cfg.staleness;
         let mut changes: Vec<Change> = touched
             .iter()
-            .filter_map(|(id, labels)| inner.evaluate_one(id, labels, now, staleness))
+            .filter_map(|(id, i)| inner.evaluate_one(id, &facts[*i].labels, now, staleness))
             .collect();
         let (now_ids, later_ids): (Vec<String>, Vec<String>) = global
             .into_iter()

@@ -66,33 +66,52 @@ fn fact(name: &str, labels: Labels, value: Value, at: SystemTime) -> Fact {
 /// `check_up` and `check_duration_ms` of one check result.
 pub fn from_check(r: &CheckResult, now: SystemTime) -> Vec<Fact> {
     let at = when(r.checked_at.as_ref(), now);
-    let kind = r
-        .kind()
-        .as_str_name()
-        .trim_start_matches("CHECK_KIND_")
-        .to_ascii_lowercase();
+    let kind = kind_token(r.kind());
     let mut l = labels(r.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     l.extend(labels([
         ("target", r.target_id.as_str()),
         ("location", r.location.as_str()),
-        ("kind", kind.as_str()),
+        ("kind", kind),
     ]));
     let up = r.status() == CheckStatus::Up;
-    let mut out = vec![fact("check_up", l.clone(), Value::Num(if up { 1.0 } else { 0.0 }), at)];
-    if let Some(ms) = r.latency.as_ref().and_then(pantau_core::time::from_duration) {
-        out.push(fact(
-            "check_duration_ms",
-            l.clone(),
-            Value::Num(ms.as_secs_f64() * 1000.0),
-            at,
-        ));
-    }
-    if let Some(pantau_proto::v1::check_result::Detail::Kafka(k)) = &r.detail
-        && !k.group.is_empty()
-    {
-        out.extend(kafka_lag(k, l, at));
+    let latency = r.latency.as_ref().and_then(pantau_core::time::from_duration);
+    let lag = match &r.detail {
+        Some(pantau_proto::v1::check_result::Detail::Kafka(k)) if !k.group.is_empty() => Some(k),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(2 + 2 * usize::from(lag.is_some()));
+    // The label set is cloned only for a fact that follows (a result is
+    // turned into facts at every check).
+    let duration_labels = (latency.is_some() || lag.is_some()).then(|| l.clone());
+    out.push(fact("check_up", l, Value::Num(if up { 1.0 } else { 0.0 }), at));
+    if let Some(mut l) = duration_labels {
+        if let Some(ms) = latency {
+            let next = lag.is_some().then(|| l.clone());
+            out.push(fact("check_duration_ms", l, Value::Num(ms.as_secs_f64() * 1000.0), at));
+            let Some(rest) = next else { return out };
+            l = rest;
+        }
+        if let Some(k) = lag {
+            out.extend(kafka_lag(k, l, at));
+        }
     }
     out
+}
+
+/// `http`, `tcp`, … of a check kind, as the `kind` label says it (built
+/// once per kind, not at every result).
+fn kind_token(kind: pantau_proto::v1::CheckKind) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i32, String>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..256)
+            .filter_map(|i| pantau_proto::v1::CheckKind::try_from(i).ok())
+            .map(|k| {
+                let name = k.as_str_name().trim_start_matches("CHECK_KIND_").to_ascii_lowercase();
+                (k as i32, name)
+            })
+            .collect()
+    });
+    names.get(&(kind as i32)).map_or("unspecified", String::as_str)
 }
 
 /// `kafka_consumer_lag{…,group,topic}` (the worst partition's records

@@ -197,11 +197,19 @@ impl Lifecycle {
         held: Option<Element>,
         now: SystemTime,
     ) -> Option<Change> {
+        // Nothing open or pending for this rule: only a holding condition
+        // matters (checked before the fingerprint is built: most results
+        // hold no rule, and this runs for each rule reading each of them).
+        let quiet = self
+            .rules
+            .get(rule.id())
+            .is_none_or(|rs| rs.open.is_empty() && rs.pending.is_empty());
+        if quiet && held.is_none() {
+            return None;
+        }
         let full = with_rule_labels(rule, labels.clone());
         let fp = fingerprint(rule.id(), &full);
         if !self.rules.contains_key(rule.id()) {
-            // Nothing open or pending for this rule: only a holding condition matters.
-            held.as_ref()?;
             self.rules.insert(rule.id().to_owned(), RuleState::default());
         }
         let rs = self.rules.get_mut(rule.id())?;

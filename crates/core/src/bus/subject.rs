@@ -23,22 +23,23 @@ fn validate(s: &str, wildcards: bool) -> Result<(), BusError> {
     if s.is_empty() {
         return Err(bad("it is empty"));
     }
-    let tokens: Vec<&str> = s.split('.').collect();
-    for (i, t) in tokens.iter().enumerate() {
+    // No allocation: every result published is validated.
+    let mut tokens = s.split('.').peekable();
+    while let Some(t) = tokens.next() {
         if t.is_empty() {
             return Err(bad("it has an empty token"));
         }
         if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("it contains whitespace"));
         }
-        let wild = *t == "*" || *t == ">";
+        let wild = t == "*" || t == ">";
         if !wild && (t.contains('*') || t.contains('>')) {
             return Err(bad("a wildcard must be a whole token"));
         }
         if wild && !wildcards {
             return Err(bad("wildcards are only for subscriptions"));
         }
-        if *t == ">" && i + 1 != tokens.len() {
+        if t == ">" && tokens.peek().is_some() {
             return Err(bad("`>` must be the last token"));
         }
     }
@@ -60,14 +61,30 @@ pub fn matches(pattern: &str, subject: &str) -> bool {
 }
 
 /// The bounded "family" of a subject for metric labels: its first three
-/// tokens (`pantau.check.result`), never the ids after them.
-pub fn family(subject: &str) -> String {
+/// tokens (`pantau.check.result`), never the ids after them. The families
+/// published at every check are borrowed, not built: this runs per message.
+pub fn family(subject: &str) -> std::borrow::Cow<'static, str> {
+    const STATIC: [&str; 6] = [
+        "pantau.check.result",
+        "pantau.iface.sample",
+        "pantau.router.info",
+        "pantau.alert.firing",
+        "pantau.alert.acknowledged",
+        "pantau.alert.resolved",
+    ];
+    if let Some(f) = STATIC
+        .iter()
+        .find(|f| subject.strip_prefix(**f).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
+    {
+        return std::borrow::Cow::Borrowed(f);
+    }
     let tokens: Vec<&str> = subject.split('.').take(3).collect();
-    match tokens.as_slice() {
+    let joined = match tokens.as_slice() {
         // The third token of these is a target or a consumer: unbounded.
         [root, kind @ ("consensus" | "deadletter"), ..] => format!("{root}.{kind}"),
         _ => tokens.join("."),
-    }
+    };
+    std::borrow::Cow::Owned(joined)
 }
 
 /// `pantau.check.result.<location>.<target_id>`

@@ -23,7 +23,9 @@
 //! every target has been checked (at most 180 s) and the alert engine has
 //! swept once more (at most 45 s; it sets its series gauge then), prints RSS
 //! and every `/metrics` gauge whose name contains `memory`, `bytes` or `series`
-//! (the machine's `pantau_host_*` left out).
+//! (the machine's `pantau_host_*` left out); then, BENCH_STEADY seconds later
+//! (100; 0 skips it), RSS again, once the burst's idle keep-alive connections
+//! have timed out (90 s).
 //!
 //! Layout: this file (settings, one run, the table); [`servers`] (the
 //! targets' HTTP server child, the webhook receiver, the WebSocket watcher);
@@ -32,7 +34,7 @@
 //!
 //! Environment: BENCH_MODE (throughput|memory), BENCH_TARGETS (1000,10000,50000;
 //! memory: 100000), BENCH_RULES (on|off|both; on), BENCH_INTERVAL (1s; memory:
-//! 300s), BENCH_SECONDS (20, at most 120). Needs `cargo build --release --bin
+//! 300s), BENCH_SECONDS (20, at most 120), BENCH_STEADY (memory: 100, at most 300). Needs `cargo build --release --bin
 //! pantau` first (`make bench-system` does it). Loopback only; every loop is
 //! bounded in count and time.
 
@@ -61,6 +63,8 @@ pub struct Settings {
     rules: Vec<bool>,
     interval: Duration,
     seconds: u64,
+    /// Memory mode: how long after the first reading to read RSS again.
+    steady: Duration,
 }
 
 fn settings() -> Result<Settings, String> {
@@ -104,12 +108,22 @@ fn settings() -> Result<Settings, String> {
             .map_err(|_| format!("BENCH_SECONDS={v}: a number"))?
             .clamp(1, 120),
     };
+    let steady = match var("BENCH_STEADY") {
+        None => Duration::from_secs(if memory { 100 } else { 0 }),
+        Some(v) => Duration::from_secs(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("BENCH_STEADY={v}: a number of seconds (0 to skip, at most 300)"))?
+                .min(300),
+        ),
+    };
     Ok(Settings {
         memory,
         targets,
         rules,
         interval,
         seconds,
+        steady,
     })
 }
 
@@ -276,6 +290,22 @@ async fn measure(
             if gauges.contains(&name) && ["memory", "bytes", "series"].iter().any(|w| name.contains(w)) {
                 println!("    {l}");
             }
+        }
+        // Steady state: the first checks' burst left idle keep-alive
+        // connections (up to the workers' concurrency), closed after the
+        // HTTP pool's 90 s idle timeout; read RSS again once they are gone.
+        if set.steady > Duration::ZERO {
+            let until = Instant::now() + set.steady;
+            while Instant::now() < until {
+                tokio::time::sleep(Duration::from_secs(5).min(until - Instant::now())).await;
+                pantau.alive()?;
+            }
+            let (rss, hwm) = memory_mib(pid);
+            let done = metric_sum(&metrics(http, admin).await?, CHECKS);
+            println!(
+                "  memory, steady: {:.0} s later ({done} checks in all): RSS {rss:.1} MiB (peak {hwm:.1} MiB)",
+                set.steady.as_secs_f64()
+            );
         }
         return Ok(None);
     }

@@ -244,7 +244,7 @@ impl BusEvent {
                 token: clip(tokens[0]),
             })?;
             let delivery: DeliveryEvent = payload_as(subject, payload, "DeliveryEvent")?;
-            decode_delivery(subject, outcome, tokens[1..].join("."), delivery)
+            decode_delivery(subject, outcome, &tokens[1..].join("."), delivery)
         } else if subject.starts_with(CONSENSUS_PREFIX) {
             payload_as(subject, payload, "ConsensusResult").map(Self::Consensus)
         } else if subject.starts_with("pantau.") {
@@ -277,7 +277,7 @@ impl BusEvent {
 fn decode_delivery(
     subject: &str,
     outcome: DeliveryOutcome,
-    id: String,
+    id: &str,
     mut delivery: DeliveryEvent,
 ) -> Result<BusEvent, DecodeError> {
     let mismatch = |what, from_subject: String, from_payload: String| DecodeError::Mismatch {
@@ -299,9 +299,9 @@ fn decode_delivery(
         }
     }
     if delivery.alert_id.is_empty() {
-        delivery.alert_id.clone_from(&id);
+        id.clone_into(&mut delivery.alert_id);
     } else if delivery.alert_id != id {
-        return Err(mismatch("alert id", clip(&id), clip(&delivery.alert_id)));
+        return Err(mismatch("alert id", clip(id), clip(&delivery.alert_id)));
     }
     let unknown = |what, token: i32| DecodeError::UnknownToken {
         subject: clip(subject),

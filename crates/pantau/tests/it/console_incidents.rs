@@ -3,8 +3,9 @@
 //! list gains the incident when its target goes down, without a reload; on
 //! the incident's page a comment made through the REST API and the
 //! notifier's `delivered` entry (the webhook took the firing) appear on the
-//! timeline, and the state turns `resolved` when the target is back — all
-//! from the WebSocket's `incident` events.
+//! timeline, and the state turns `resolved` when the target is back, with
+//! the resolve's own `delivered` entry — all from the WebSocket's
+//! `incident` events.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -146,6 +147,11 @@ async fn the_incident_pages_follow_their_incidents_live() {
     let service = listen(web).await;
     wait_text(&c, "#incident-state", Duration::from_secs(60), |t| t == "resolved").await;
     wait_text(&c, "#incident-open", SOON, |t| t == "0").await;
+    // The resolve's delivery came after the page was loaded: from the hub.
+    wait_text(&c, "#timeline", SOON, |t| {
+        t.contains("its resolve delivered via channel hook (webhook)")
+    })
+    .await;
     assert!(same_document(&c).await, "all of it without a reload");
     shot(&c, "incident-live").await;
     service.abort();

@@ -15,7 +15,7 @@ use pantau_proto::v1::{AlertState, DeliveryErrorClass, DeliveryEvent, DeliveryOu
 use crate::Notifier;
 use crate::dispatch::Settled;
 use crate::metrics as m;
-use crate::notification::SOURCE_ALERT;
+use crate::notification::{Notification, SOURCE_ALERT};
 use crate::store::DELIVERED;
 
 /// The bus message of a recorded final outcome; `None` for what is not an
@@ -32,6 +32,10 @@ pub(crate) fn event_of(s: &Settled, instance: &str) -> Option<DeliveryEvent> {
         _ => return None,
     };
     let delivered = s.record.status == DELIVERED;
+    let escalation = serde_json::from_str::<Notification>(&c.notification)
+        .ok()
+        .and_then(|n| escalation_step(&n.revision).map(str::to_owned))
+        .unwrap_or_default();
     Some(DeliveryEvent {
         alert_id: c.alert_key.clone(),
         delivery_id: c.id.clone(),
@@ -54,7 +58,40 @@ pub(crate) fn event_of(s: &Settled, instance: &str) -> Option<DeliveryEvent> {
         status_code: u32::try_from(s.record.attempt.status_code).unwrap_or(0),
         at: Some(pantau_core::time::to_timestamp(std::time::SystemTime::now())),
         instance: instance.to_owned(),
+        escalation,
     })
+}
+
+/// The escalation step a revision names (`…|escalation:oncall:600000`),
+/// if it is one's.
+pub(crate) fn escalation_step(revision: &str) -> Option<&str> {
+    let last = revision.rsplit('|').next()?;
+    let mut parts = last.splitn(3, ':');
+    let kind = parts.next()?;
+    let _policy = parts.next()?;
+    let ms = parts.next()?;
+    let known = kind == crate::escalation::KIND_ESCALATION || kind == crate::escalation::KIND_REMINDER;
+    (known && !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())).then_some(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escalation_step;
+
+    #[test]
+    fn the_step_is_read_from_the_revision() {
+        assert_eq!(
+            escalation_step("firing|2026-01-01T00:00:00Z||escalation:oncall:600000"),
+            Some("escalation:oncall:600000")
+        );
+        assert_eq!(
+            escalation_step("firing|a|b|reminder:p:14400000"),
+            Some("reminder:p:14400000")
+        );
+        assert_eq!(escalation_step("firing|2026-01-01T00:00:00Z|"), None);
+        assert_eq!(escalation_step("firing|x|escalation:oncall:soon"), None);
+        assert_eq!(escalation_step(""), None);
+    }
 }
 
 impl Notifier {

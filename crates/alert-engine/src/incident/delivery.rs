@@ -46,6 +46,9 @@ pub struct Outcome {
     pub status_code: u32,
     /// When the notifier recorded it, if the event says so sensibly.
     pub at: Option<SystemTime>,
+    /// The escalation step (`escalation:<policy>:<ms>`,
+    /// `reminder:<policy>:<ms>`), empty for the alert event's own notification.
+    pub escalation: String,
 }
 
 /// Why a delivery event cannot be written on a timeline; names the field.
@@ -72,6 +75,30 @@ fn token(field: &'static str, v: &str) -> Result<String, BadDelivery> {
             ),
         ))
     }
+}
+
+/// An escalation step as the notifier names it, checked: `<kind>:<policy>:<ms>`.
+fn escalation(v: &str) -> Result<String, BadDelivery> {
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let wrong = || {
+        bad(
+            "escalation",
+            format!(
+                "`{}` is not `escalation|reminder:<policy>:<milliseconds>`",
+                pantau_config::types::quote(v)
+            ),
+        )
+    };
+    let mut parts = v.splitn(3, ':');
+    let (Some(kind), Some(policy), Some(ms)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(wrong());
+    };
+    if !matches!(kind, "escalation" | "reminder") || !pantau_config::is_token(policy) || ms.parse::<u64>().is_err() {
+        return Err(wrong());
+    }
+    Ok(v.to_owned())
 }
 
 impl Outcome {
@@ -122,7 +149,9 @@ impl Outcome {
         if !delivered && class == pb::DeliveryErrorClass::Unspecified {
             return Err(bad("error_class", "is required for a failed delivery"));
         }
+        let escalation = escalation(&ev.escalation)?;
         Ok(Self {
+            escalation,
             alert_id,
             delivery_id: delivery_id.to_ascii_lowercase(),
             channel,
@@ -155,6 +184,18 @@ impl Outcome {
             "firing" => "its firing",
             "acknowledged" => "its acknowledgement",
             _ => "its resolve",
+        };
+        let step = self.escalation.splitn(3, ':').collect::<Vec<_>>();
+        let what = match step.as_slice() {
+            [kind, policy, ms] => {
+                let after = ms
+                    .parse::<u64>()
+                    .map(|ms| pantau_config::duration::format(Duration::from_millis(ms)))
+                    .unwrap_or_default();
+                let kind = if *kind == "reminder" { "reminder" } else { "escalation" };
+                format!("{what} ({kind} `{policy}` at {after})")
+            }
+            _ => what.to_owned(),
         };
         let attempts = if self.attempts == 1 {
             "1 attempt".to_owned()
@@ -423,6 +464,34 @@ mod tests {
                 "alert_state",
             ),
             (pb::DeliveryEvent { attempts: 0, ..good() }, "attempts"),
+            (
+                pb::DeliveryEvent {
+                    escalation: huge.clone(),
+                    ..good()
+                },
+                "escalation",
+            ),
+            (
+                pb::DeliveryEvent {
+                    escalation: "repeat:oncall:1".into(),
+                    ..good()
+                },
+                "escalation",
+            ),
+            (
+                pb::DeliveryEvent {
+                    escalation: "escalation:a b:1".into(),
+                    ..good()
+                },
+                "escalation",
+            ),
+            (
+                pb::DeliveryEvent {
+                    escalation: "escalation:oncall:-1".into(),
+                    ..good()
+                },
+                "escalation",
+            ),
             (
                 pb::DeliveryEvent {
                     attempts: u32::MAX,

@@ -74,26 +74,6 @@ pub(crate) fn escalation_step(revision: &str) -> Option<&str> {
     (known && !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())).then_some(last)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::escalation_step;
-
-    #[test]
-    fn the_step_is_read_from_the_revision() {
-        assert_eq!(
-            escalation_step("firing|2026-01-01T00:00:00Z||escalation:oncall:600000"),
-            Some("escalation:oncall:600000")
-        );
-        assert_eq!(
-            escalation_step("firing|a|b|reminder:p:14400000"),
-            Some("reminder:p:14400000")
-        );
-        assert_eq!(escalation_step("firing|2026-01-01T00:00:00Z|"), None);
-        assert_eq!(escalation_step("firing|x|escalation:oncall:soon"), None);
-        assert_eq!(escalation_step(""), None);
-    }
-}
-
 impl Notifier {
     /// Publishes the final outcome of a recorded delivery (see the module).
     /// A failure to publish is logged and counted: the delivery itself is
@@ -111,5 +91,25 @@ impl Notifier {
                 tracing::warn!(alert = %ev.alert_id, channel = %ev.channel, error = %e, "cannot publish a delivery outcome; the delivery is recorded");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escalation_step;
+
+    #[test]
+    fn the_step_is_read_from_the_revision() {
+        assert_eq!(
+            escalation_step("firing|2026-01-01T00:00:00Z||escalation:oncall:600000"),
+            Some("escalation:oncall:600000")
+        );
+        assert_eq!(
+            escalation_step("firing|a|b|reminder:p:14400000"),
+            Some("reminder:p:14400000")
+        );
+        assert_eq!(escalation_step("firing|2026-01-01T00:00:00Z|"), None);
+        assert_eq!(escalation_step("firing|x|escalation:oncall:soon"), None);
+        assert_eq!(escalation_step(""), None);
     }
 }

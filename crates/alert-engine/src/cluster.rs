@@ -7,11 +7,14 @@
 //! consensus reach that one engine, so each fault is one alert and one
 //! notification per route across the cluster. Every other engine keeps a
 //! copy of the primary's alerts from its alert events (durable
-//! `alert-engine-mirror-<instance>`), so its API lists the cluster's
-//! alerts, and refuses changes (they are made on the primary). When an
+//! `alert-engine-mirror-<instance>`) and of its incidents from its incident
+//! events (`alert-engine-incident-mirror-<instance>`,
+//! [`crate::incident::mirror`]), so its API lists the cluster's alerts and
+//! incidents, and refuses changes (they are made on the primary). When an
 //! instance becomes primary its engine first [`Engine::adopt`]s those
 //! copies: a DOWN that is still DOWN stays one open alert (no second
-//! page), and nothing resolves before its data has been seen again.
+//! page), nothing resolves before its data has been seen again, and an
+//! open alert that is in no incident joins one by the grouping rules.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,6 +24,7 @@ use pantau_core::cluster::{Cluster, Role};
 use pantau_proto::v1::AlertEvent;
 
 use crate::engine::{Engine, EngineError};
+use crate::incident::mirror::CopyError;
 use crate::lifecycle::{Lifecycle, later};
 
 /// The mirror consumer's name (dead letters on `pantau.deadletter.alert-engine-mirror`).
@@ -68,6 +72,7 @@ impl Engine {
         let inner = &mut *inner;
         inner.deps.rebuild(inner.life.open());
         self.restore_incidents(inner).await?;
+        self.group_open_alerts(inner, now).await?;
         let open = inner.life.open_count();
         metrics::gauge!(crate::metrics::OPEN_ALERTS).set(open as f64);
         tracing::info!(open, "this engine evaluates now: adopted the cluster's open alerts");
@@ -95,32 +100,48 @@ pub enum MirrorError {
     Engine(#[from] EngineError),
 }
 
-/// The consumer of every alert event, durable per instance.
+/// The consumer of every alert event and every incident event, durable
+/// per instance (`alert-engine-mirror-<instance>`,
+/// `alert-engine-incident-mirror-<instance>`).
 pub fn mirror_consumer(bus: &Arc<dyn Bus>, instance: &str) -> Consumer {
+    use pantau_core::bus::subject::{ALL_ALERTS, ALL_INCIDENTS};
     Consumer::new(
         Arc::clone(bus),
         MIRROR,
-        // A new instance copies the alert events the stream still keeps,
-        // so it knows the alerts opened before it started.
-        [Subscription::durable(pantau_core::bus::subject::ALL_ALERTS, format!("{MIRROR}-{instance}")).replaying()],
+        // A new instance copies the events the stream still keeps, so it
+        // knows the alerts and incidents opened before it started.
+        [
+            Subscription::durable(ALL_ALERTS, format!("{MIRROR}-{instance}")).replaying(),
+            Subscription::durable(ALL_INCIDENTS, format!("alert-engine-incident-mirror-{instance}")).replaying(),
+        ],
     )
     .with_retry(RetryPolicy::patient())
 }
 
-/// Copies alert events into `engine`'s store until `shutdown`; a bad event
-/// is dead-lettered, a store failure retried.
+/// Copies alert and incident events into `engine`'s store until
+/// `shutdown`; a bad event is dead-lettered, a store failure retried.
 pub async fn mirror_loop(engine: Arc<Engine>, consumer: Consumer, shutdown: tokio_util::sync::CancellationToken) {
     consumer
         .run(shutdown, move |d: Delivery| {
             let engine = Arc::clone(&engine);
             async move {
-                let BusEvent::Alert { alert, .. } = &d.event else {
-                    return Err(HandleError::permanent(format!("`{}` is not an alert event", d.subject)));
-                };
-                match engine.mirror(alert, SystemTime::now()).await {
-                    Ok(_) => Ok(()),
-                    Err(MirrorError::Bad(e)) => Err(HandleError::permanent(e)),
-                    Err(MirrorError::Engine(e)) => Err(HandleError::transient(e)),
+                match &d.event {
+                    BusEvent::Alert { alert, .. } => match engine.mirror(alert, SystemTime::now()).await {
+                        Ok(_) => Ok(()),
+                        Err(MirrorError::Bad(e)) => Err(HandleError::permanent(e)),
+                        Err(MirrorError::Engine(e)) => Err(HandleError::transient(e)),
+                    },
+                    BusEvent::Incident { incident, .. } => {
+                        match engine.mirror_incident(incident, SystemTime::now()).await {
+                            Ok(_) => Ok(()),
+                            Err(CopyError::Bad(e)) => Err(HandleError::permanent(e)),
+                            Err(CopyError::Engine(e)) => Err(HandleError::transient(e)),
+                        }
+                    }
+                    _ => Err(HandleError::permanent(format!(
+                        "`{}` is not an alert or incident event",
+                        d.subject
+                    ))),
                 }
             }
         })

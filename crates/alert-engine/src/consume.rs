@@ -47,7 +47,9 @@ pub fn facts_of(event: &BusEvent, now: SystemTime, roles: &WanRoles) -> (&'stati
             facts::from_event(event, now)
         }
         BusEvent::InterfaceSample(r) => facts::from_iface(r, now),
-        BusEvent::RouterInfo(_) | BusEvent::Alert { .. } | BusEvent::Incident { .. } => Vec::new(),
+        BusEvent::RouterInfo(_) | BusEvent::Alert { .. } | BusEvent::Incident { .. } | BusEvent::Delivery { .. } => {
+            Vec::new()
+        }
     };
     roles.label(&mut facts);
     (event.family(), facts)

@@ -123,10 +123,18 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
             "resolved open alerts whose rule is gone or disabled"
         );
     }
+    // Restored open alerts that are in no incident join one (a promotion
+    // does the same when it adopts the cluster's alerts).
+    engine.group_restored(std::time::SystemTime::now()).await?;
     let gate = ctx.cluster.gate(consume::CONSUMER);
     ctx.health.register("alert_engine.consumer", gate.readiness());
     let consumer = consume::start(Arc::clone(&engine), &ctx.bus, gate, ctx.shutdown.clone()).await?;
     ctx.spawn_critical("consumer", consumer);
+    // The notifier's delivery outcomes, on the incidents' timelines.
+    let gate = ctx.cluster.gate(incident::delivery::DELIVERIES);
+    ctx.health.register("alert_engine.deliveries", gate.readiness());
+    let deliveries = incident::delivery::start(Arc::clone(&engine), &ctx.bus, gate, ctx.shutdown.clone()).await?;
+    ctx.spawn_critical("deliveries", deliveries);
     if ctx.config.sync.active() {
         let mirror = cluster::mirror_consumer(&ctx.bus, &ctx.config.instance.name);
         ctx.health.register("alert_engine.mirror", mirror.readiness());

@@ -15,6 +15,18 @@ pub const PUBLISH_ERRORS_TOTAL: &str = "pantau_alert_engine_publish_errors_total
 pub const ALERTMANAGER_PUSHES_TOTAL: &str = "pantau_alert_engine_alertmanager_pushes_total";
 pub const LAST_EVALUATION: &str = "pantau_alert_engine_last_evaluation_timestamp_seconds";
 pub const WATCHDOG_HEARTBEATS_TOTAL: &str = "pantau_alert_engine_watchdog_heartbeats_total";
+pub const DELIVERIES_TOTAL: &str = "pantau_alert_engine_deliveries_total";
+pub const INCIDENT_COPIES_TOTAL: &str = "pantau_alert_engine_incident_copies_total";
+
+/// `result` label values of [`DELIVERIES_TOTAL`]: written on a timeline, a
+/// redelivered outcome already there, an alert in no incident (or unknown).
+pub const DELIVERY_RECORDED: &str = "recorded";
+pub const DELIVERY_DUPLICATE: &str = "duplicate";
+pub const DELIVERY_NO_INCIDENT: &str = "no_incident";
+
+/// `result` label values of [`INCIDENT_COPIES_TOTAL`].
+pub const COPY_STORED: &str = "stored";
+pub const COPY_DUPLICATE: &str = "duplicate";
 
 /// `trigger` label values of [`EVALUATION_DURATION`].
 pub const TRIGGER_EVENT: &str = "event";
@@ -31,6 +43,19 @@ pub fn describe() {
         metrics::counter!(FACTS_TOTAL, "family" => family).increment(0);
     }
     metrics::gauge!(SERIES).set(0.0);
+    for result in [DELIVERY_RECORDED, DELIVERY_DUPLICATE, DELIVERY_NO_INCIDENT] {
+        metrics::counter!(DELIVERIES_TOTAL, "result" => result).increment(0);
+    }
+    describe_counter!(
+        DELIVERIES_TOTAL,
+        Unit::Count,
+        "The notifier's delivery outcomes taken from the bus, by result (recorded on an incident's timeline, duplicate of one recorded, no_incident: an alert in no incident or unknown)"
+    );
+    describe_counter!(
+        INCIDENT_COPIES_TOTAL,
+        Unit::Count,
+        "A dependent's copies of the primary's incident events, by result (stored, duplicate)"
+    );
     for state in ["firing", "acknowledged", "resolved"] {
         metrics::counter!(TRANSITIONS_TOTAL, "state" => state).increment(0);
     }

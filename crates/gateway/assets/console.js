@@ -1,5 +1,6 @@
 // Pantau console: writes go to the REST API with the session's CSRF token;
-// the overview and target pages follow their targets over the WebSocket hub.
+// the overview and target pages follow their targets over the WebSocket hub,
+// the incident pages their incidents.
 (function () {
   "use strict";
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -119,6 +120,87 @@
   }
   document.addEventListener("DOMContentLoaded", follow);
   document.body.addEventListener("htmx:afterSwap", follow);
+
+  // Live incidents: the list and one incident's page follow the hub's
+  // `incident` events (the incident after the change, and its new entry).
+  // Everything is written with textContent: an event's text is not markup.
+  let incidentWs = null;
+  function pill(el, s) { el.textContent = s; el.className = "pill " + s; }
+  function cell(text) { const td = document.createElement("td"); td.textContent = text == null ? "" : String(text); return td; }
+  function incidentRow(list, i) {
+    let row = list.querySelector('tr[data-incident="' + CSS.escape(i.id) + '"]');
+    if (!row) {
+      // A new incident shows on the first page when the filter takes it.
+      const filter = list.dataset.stateFilter;
+      if (list.dataset.page !== "1" || (filter && filter !== i.state)) return;
+      list.querySelectorAll("tr.empty").forEach((r) => r.remove());
+      row = document.createElement("tr");
+      row.dataset.incident = i.id;
+      const state = document.createElement("td");
+      const p = document.createElement("span");
+      p.dataset.incidentState = "";
+      state.appendChild(p);
+      const what = document.createElement("td");
+      const a = document.createElement("a");
+      a.href = "/console/incidents/" + encodeURIComponent(i.id);
+      a.dataset.incidentTitle = "";
+      const why = document.createElement("small");
+      why.className = "muted";
+      why.textContent = i.root_cause ? "root cause " + i.root_cause : i.group_key;
+      what.append(a, document.createElement("br"), why);
+      const severity = cell(""); severity.dataset.incidentSeverity = "";
+      const alerts = cell(""); alerts.dataset.incidentAlerts = "";
+      row.append(state, what, severity, alerts, cell(i.opened_at));
+      list.tBodies[0].prepend(row);
+    }
+    row.querySelectorAll("[data-incident-state]").forEach((p) => pill(p, i.state));
+    row.querySelectorAll("[data-incident-title]").forEach((a) => { a.textContent = i.title; });
+    row.querySelectorAll("[data-incident-severity]").forEach((c) => { c.textContent = i.severity; });
+    row.querySelectorAll("[data-incident-alerts]").forEach((c) => { c.textContent = i.open_alerts + " / " + i.alerts; });
+  }
+  function incidentPage(page, i) {
+    if (page.dataset.incident !== i.id) return;
+    const put = (id, text) => { const el = document.getElementById(id); if (el) el.textContent = String(text); };
+    const state = document.getElementById("incident-state");
+    if (state) pill(state, i.state);
+    put("incident-title", i.title);
+    put("incident-open", i.open_alerts);
+    put("incident-alerts", i.alerts);
+    if (i.state !== "open") { const ack = document.getElementById("ack-form"); if (ack) ack.remove(); }
+    const e = i.entry, timeline = document.getElementById("timeline");
+    if (!e || !timeline) return;
+    const tr = document.createElement("tr");
+    tr.className = "entry-" + e.kind;
+    const alert = cell("");
+    if (e.alert_id) {
+      const a = document.createElement("a");
+      a.href = "/console/alerts/" + encodeURIComponent(e.alert_id);
+      a.textContent = e.alert_id;
+      alert.appendChild(a);
+    }
+    tr.append(cell(e.at), cell(e.kind), cell(e.actor || "engine"), alert, cell(e.text));
+    timeline.tBodies[0].appendChild(tr);
+  }
+  function followIncidents() {
+    const list = document.getElementById("incidents"), page = document.getElementById("incident");
+    if (incidentWs) { incidentWs.onclose = null; incidentWs.close(); incidentWs = null; }
+    if (!list && !page) return;
+    const proto = location.protocol === "https:" ? "wss://" : "ws://";
+    let url = proto + location.host + "/api/v1/monitoring/events?types=incident";
+    if (page) url += "&resource=" + encodeURIComponent(page.dataset.incident);
+    incidentWs = new WebSocket(url);
+    incidentWs.onopen = () => { document.body.dataset.incidentsLive = "1"; };
+    incidentWs.onmessage = (m) => {
+      try {
+        const ev = JSON.parse(m.data);
+        if (ev.type !== "incident") return;
+        if (list) incidentRow(list, ev.data);
+        if (page) incidentPage(page, ev.data);
+      } catch (e) { /* not an event */ }
+    };
+    incidentWs.onclose = () => { delete document.body.dataset.incidentsLive; setTimeout(followIncidents, 2000); };
+  }
+  document.addEventListener("DOMContentLoaded", followIncidents);
 
   // The target page's latency chart (uPlot), from the rolled-up history.
   async function chart(range) {

@@ -224,7 +224,7 @@ impl Feed {
             }
             BusEvent::Event { event, .. } => self.accept_event(&event),
             BusEvent::Metric(m) => self.accept_metric(&m),
-            BusEvent::InterfaceSample(_) | BusEvent::RouterInfo(_) => {}
+            BusEvent::InterfaceSample(_) | BusEvent::RouterInfo(_) | BusEvent::Delivery { .. } => {}
         }
     }
 }

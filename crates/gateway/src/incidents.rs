@@ -102,7 +102,8 @@ pub struct IncidentEntryView {
     pub at: Option<String>,
     /// Who acknowledged or commented; empty for the engine.
     pub actor: String,
-    /// The alert that joined, left or was notified.
+    /// The alert that joined, left, was notified or whose notification was
+    /// delivered (`delivered`) or given up (`delivery_failed`) via a channel.
     pub alert_id: String,
     pub text: String,
 }

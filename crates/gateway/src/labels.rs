@@ -106,6 +106,7 @@ labels! {
     IncidentEntryKind from IncidentEntryKind {
         Opened = "opened", Joined = "joined", Left = "left", Acknowledged = "acknowledged",
         Commented = "commented", Notified = "notified", Resolved = "resolved",
+        Delivered = "delivered", DeliveryFailed = "delivery_failed",
     }
     else Unspecified = "unspecified"
 }

@@ -2,7 +2,11 @@
 //! channel's rate limit, render, send, and record the outcome. Failures are
 //! retried with exponential backoff and jitter until `retry.max_attempts`;
 //! then (or at once on a permanent error) the delivery is given up, counted
-//! and reported on the bus (`pantau.event.instance.notifier`).
+//! and reported on the bus (`pantau.event.instance.notifier`). The final
+//! outcome of each delivery of an alert engine's notification — delivered,
+//! or given up — is published as a `DeliveryEvent` on
+//! `pantau.delivery.<delivered|failed>.<alert_id>` once it is recorded (see
+//! [`crate::outcome`]), so the alert's incident says what reached whom.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -10,7 +14,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use pantau_config::RetryConfig;
-use pantau_proto::v1::{EventKind, RouterEvent, Severity};
+use pantau_proto::v1::{DeliveryErrorClass, EventKind, RouterEvent, Severity};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
@@ -33,10 +37,12 @@ pub fn backoff(r: &RetryConfig, attempt: u32) -> Duration {
 }
 
 /// An attempt's result, to record.
-struct Settled {
-    claimed: Claimed,
-    kind: &'static str,
-    record: Record,
+pub(crate) struct Settled {
+    pub(crate) claimed: Claimed,
+    pub(crate) kind: &'static str,
+    pub(crate) record: Record,
+    /// Why it failed, when it did.
+    pub(crate) class: DeliveryErrorClass,
 }
 
 /// Most deliveries sent as one grouped message.
@@ -127,7 +133,7 @@ impl Notifier {
         let Some(ch) = self.channels.get(&first.channel) else {
             let why = format!("channel `{}` is no longer configured", first.channel);
             for c in members {
-                done.push(self.settle(c, "unknown", 0, Err((true, why.clone())), Duration::ZERO));
+                done.push(self.settle(c, "unknown", NOT_SENT, Err((true, why.clone())), Duration::ZERO));
             }
             return done;
         };
@@ -157,7 +163,7 @@ impl Notifier {
                 }
                 Err(e) => {
                     let why = format!("stored notification does not decode: {e}");
-                    done.push(self.settle(c, kind, 0, Err((true, why)), Duration::ZERO));
+                    done.push(self.settle(c, kind, NOT_SENT, Err((true, why)), Duration::ZERO));
                 }
             }
         }
@@ -176,7 +182,7 @@ impl Notifier {
             Ok(t) => t,
             Err(e) => {
                 for c in sent {
-                    done.push(self.settle(c, kind, 0, Err((true, e.to_string())), Duration::ZERO));
+                    done.push(self.settle(c, kind, NOT_SENT, Err((true, e.to_string())), Duration::ZERO));
                 }
                 return done;
             }
@@ -203,20 +209,26 @@ impl Notifier {
         metrics::histogram!(m::DELIVERY_DURATION, "channel_type" => kind).record(latency.as_secs_f64());
         let result = outcome.result.map_err(|e| (e.is_permanent(), e.to_string()));
         for c in sent {
-            done.push(self.settle(c, kind, outcome.status_code, result.clone(), latency));
+            done.push(self.settle(c, kind, Some(outcome.status_code), result.clone(), latency));
         }
         done
     }
 
     /// What an attempt's result means: delivered, retry later, or given up.
+    /// `status_code` is `None` when nothing was sent ([`NOT_SENT`]).
     fn settle(
         &self,
         c: Claimed,
         kind: &'static str,
-        status_code: u16,
+        status_code: Option<u16>,
         result: Result<(), (bool, String)>,
         latency: Duration,
     ) -> Settled {
+        let class = match &result {
+            Ok(()) => DeliveryErrorClass::Unspecified,
+            Err((permanent, _)) => error_class(status_code, *permanent),
+        };
+        let status_code = status_code.unwrap_or(0);
         let attempt_no = c.attempts + 1;
         let max = i64::from(self.cfg.retry.max_attempts);
         let now = now_ms();
@@ -244,6 +256,7 @@ impl Notifier {
             },
             claimed: c,
             kind,
+            class,
         }
     }
 
@@ -268,6 +281,9 @@ impl Notifier {
             if !kept {
                 tracing::warn!(delivery = %c.id, channel = %c.channel, "lost the lease of a delivery while attempting it; another replica owns it now");
                 continue;
+            }
+            if s.record.status != PENDING {
+                self.report_outcome(s).await;
             }
             match s.record.status {
                 DELIVERED => {
@@ -309,9 +325,36 @@ impl Notifier {
     }
 }
 
+/// What [`Notifier::settle`] gets for a delivery that was never sent.
+const NOT_SENT: Option<u16> = None;
+
+/// Why a delivery failed, as a bounded class: never sent (`None`) is a
+/// configuration fault; 429 is a rate limit; no status is no answer; a
+/// permanent error is a refusal; anything else the provider's failure.
+pub fn error_class(status_code: Option<u16>, permanent: bool) -> DeliveryErrorClass {
+    match status_code {
+        None => DeliveryErrorClass::Configuration,
+        Some(429) => DeliveryErrorClass::RateLimited,
+        Some(_) if permanent => DeliveryErrorClass::Rejected,
+        Some(0) => DeliveryErrorClass::NoAnswer,
+        Some(_) => DeliveryErrorClass::ServerError,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_classed_without_their_text() {
+        assert_eq!(error_class(None, true), DeliveryErrorClass::Configuration);
+        assert_eq!(error_class(Some(429), false), DeliveryErrorClass::RateLimited);
+        assert_eq!(error_class(Some(429), true), DeliveryErrorClass::RateLimited);
+        assert_eq!(error_class(Some(0), false), DeliveryErrorClass::NoAnswer);
+        assert_eq!(error_class(Some(0), true), DeliveryErrorClass::Rejected);
+        assert_eq!(error_class(Some(404), true), DeliveryErrorClass::Rejected);
+        assert_eq!(error_class(Some(503), false), DeliveryErrorClass::ServerError);
+    }
 
     #[test]
     fn backoff_grows_caps_and_jitters() {

@@ -16,6 +16,8 @@
 //! - [`channels`]: the [`channels::Channel`] trait and one sender per provider.
 //! - [`store`]: the delivery table, leases and the attempt log.
 //! - [`dispatch`]: attempting deliveries, rate limits, backoff, giving up.
+//! - `outcome`: each delivery's final outcome told back on
+//!   `pantau.delivery.<delivered|failed>.<alert_id>` for the incident timeline.
 //! - [`escalation`]: repeats, steps and reminders of unacknowledged or
 //!   unresolved alerts, on a durable schedule.
 //! - [`alertmanager`]: the webhook payload and route; [`webhooks`]: its late-bound handle.
@@ -30,6 +32,7 @@ pub mod escalation;
 pub mod grpc;
 pub mod metrics;
 pub mod notification;
+mod outcome;
 pub mod routing;
 pub mod store;
 pub mod template;
@@ -95,6 +98,8 @@ pub struct Notifier {
     routes: routing::Routes,
     /// Who holds leases: stable across restarts of one replica.
     owner: String,
+    /// `instance.name`, on the delivery outcomes it publishes.
+    instance: String,
     wake: Notify,
     limits: dispatch::RateLimits,
     bus: Arc<dyn Bus>,
@@ -130,6 +135,7 @@ impl Notifier {
             wake_escalations: Notify::new(),
             store: DeliveryStore::new(store),
             owner: replica_name(&ctx.config.instance.name),
+            instance: ctx.config.instance.name.clone(),
             wake: Notify::new(),
             limits: dispatch::RateLimits::default(),
             bus: Arc::clone(&ctx.bus),

@@ -12,6 +12,10 @@ pub const GIVEN_UP_TOTAL: &str = "pantau_notifier_deliveries_given_up_total";
 pub const RATE_LIMITED_TOTAL: &str = "pantau_notifier_rate_limited_total";
 /// Notifications received, by `source` (`alert`, `alertmanager`).
 pub const NOTIFICATIONS_TOTAL: &str = "pantau_notifier_notifications_total";
+/// Final delivery outcomes told to the alert engine on
+/// `pantau.delivery.>`, by `outcome` (`delivered`, `failed`) and `result`
+/// (`published`, `unpublished`).
+pub const OUTCOMES_TOTAL: &str = "pantau_notifier_delivery_outcomes_total";
 /// Deliveries waiting for an attempt.
 pub const PENDING: &str = "pantau_notifier_deliveries_pending";
 /// Escalation steps sent, by `policy` and `kind` (`escalation`, `reminder`).
@@ -53,6 +57,11 @@ pub fn zero_escalations<'a>(policies: impl IntoIterator<Item = &'a str>) {
 
 /// Describes every notifier metric once.
 pub fn describe() {
+    describe_counter!(
+        OUTCOMES_TOTAL,
+        Unit::Count,
+        "Final delivery outcomes of alert engine notifications published on pantau.delivery.>, by outcome (delivered, failed) and result (published, unpublished)"
+    );
     describe_counter!(
         DELIVERIES_TOTAL,
         Unit::Count,

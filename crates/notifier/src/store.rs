@@ -45,6 +45,11 @@ pub struct Claimed {
     pub recipient: String,
     pub notification: String,
     pub attempts: i64,
+    /// The alert id (or Alertmanager group key) and what is notified
+    /// (`firing`, `acknowledged`, `resolved`), from `source`.
+    pub alert_key: String,
+    pub state: String,
+    pub source: String,
 }
 
 /// One attempt, for the log.
@@ -112,7 +117,7 @@ const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
             AND e.recipient = d.recipient AND e.alert_key = d.alert_key AND e.seq < d.seq) \
         ORDER BY d.seq LIMIT $4) \
      AND status = 'pending' AND lease_until <= $3 \
-     RETURNING seq, id, channel, recipient, notification, attempts";
+     RETURNING seq, id, channel, recipient, notification, attempts, alert_key, state, source";
 
 // The same for one channel and recipient, due or not: a grouping channel's
 // companions ride along with the send that is happening now.
@@ -124,7 +129,7 @@ const CLAIM_FOR: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $
             AND e.recipient = d.recipient AND e.alert_key = d.alert_key AND e.seq < d.seq) \
         ORDER BY d.seq LIMIT $4) \
      AND status = 'pending' AND lease_until <= $3 \
-     RETURNING seq, id, channel, recipient, notification, attempts";
+     RETURNING seq, id, channel, recipient, notification, attempts, alert_key, state, source";
 
 const RECORD: &str = "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, lease_owner = '', lease_until = 0, updated_at = $4 \
      WHERE seq = $5 AND lease_owner = $6";
@@ -360,5 +365,8 @@ where
         recipient: r.try_get("recipient")?,
         notification: r.try_get("notification")?,
         attempts: r.try_get("attempts")?,
+        alert_key: r.try_get("alert_key")?,
+        state: r.try_get("state")?,
+        source: r.try_get("source")?,
     })
 }

@@ -62,6 +62,7 @@ pub async fn ingest(detector: &Detector, subject: &str, event: BusEvent, now: Sy
         | BusEvent::Metric(_)
         | BusEvent::Alert { .. }
         | BusEvent::Incident { .. }
+        | BusEvent::Delivery { .. }
         | BusEvent::Consensus(_) => {}
     }
 }

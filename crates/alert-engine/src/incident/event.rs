@@ -35,6 +35,8 @@ pub fn proto_kind(k: EntryKind) -> pb::IncidentEntryKind {
         EntryKind::Commented => pb::IncidentEntryKind::Commented,
         EntryKind::Notified => pb::IncidentEntryKind::Notified,
         EntryKind::Resolved => pb::IncidentEntryKind::Resolved,
+        EntryKind::Delivered => pb::IncidentEntryKind::Delivered,
+        EntryKind::DeliveryFailed => pb::IncidentEntryKind::DeliveryFailed,
     }
 }
 

@@ -19,10 +19,14 @@
 //! it ([`crate::store::AlertStore::record_all`]).
 //!
 //! Layout: this file (the model and the grouping), [`store`] (SQL),
-//! [`event`] (the bus message and the protobuf views).
+//! [`event`] (the bus message and the protobuf views), [`delivery`] (the
+//! notifier's delivery outcomes on the timeline), [`mirror`] (a dependent's
+//! copies of the primary's incidents).
 
 mod act;
+pub mod delivery;
 pub mod event;
+pub mod mirror;
 pub mod store;
 
 use std::collections::HashMap;
@@ -74,12 +78,17 @@ pub enum EntryKind {
     Left,
     Acknowledged,
     Commented,
+    /// A member's firing or resolve was published to the notifier.
     Notified,
     Resolved,
+    /// The notifier delivered a member's notification to a channel.
+    Delivered,
+    /// The notifier gave up delivering a member's notification to a channel.
+    DeliveryFailed,
 }
 
 impl EntryKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Opened,
         Self::Joined,
         Self::Left,
@@ -87,6 +96,8 @@ impl EntryKind {
         Self::Commented,
         Self::Notified,
         Self::Resolved,
+        Self::Delivered,
+        Self::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +109,8 @@ impl EntryKind {
             Self::Commented => "commented",
             Self::Notified => "notified",
             Self::Resolved => "resolved",
+            Self::Delivered => "delivered",
+            Self::DeliveryFailed => "delivery_failed",
         }
     }
 

@@ -32,6 +32,29 @@ pub(crate) const INCIDENT_COLUMNS: &str = "id, group_key, root_cause, title, sta
 macro_rules! write_incident {
     ($tx:expr, $w:expr) => {{
         let w: &$crate::incident::Write = $w;
+        $crate::incident::store::write_incident_row!($tx, w);
+        for e in &w.entries {
+            sqlx::query(
+                "INSERT INTO incident_entries (incident_id, kind, at_ms, actor, alert_id, text) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&w.incident.id)
+            .bind(e.kind.as_str())
+            .bind($crate::store::ms(e.at))
+            .bind(&e.actor)
+            .bind(&e.alert_id)
+            .bind(&e.text)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use write_incident;
+
+/// Writes one [`Write`]'s incident row and member (not its entries) in the
+/// transaction `$tx`.
+macro_rules! write_incident_row {
+    ($tx:expr, $w:expr) => {{
+        let w: &$crate::incident::Write = $w;
         let i = &w.incident;
         sqlx::query(
             "INSERT INTO incidents (id, group_key, root_cause, title, state, severity, opened_ms, updated_ms, \
@@ -80,22 +103,9 @@ macro_rules! write_incident {
             }
             None => {}
         }
-        for e in &w.entries {
-            sqlx::query(
-                "INSERT INTO incident_entries (incident_id, kind, at_ms, actor, alert_id, text) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&i.id)
-            .bind(e.kind.as_str())
-            .bind($crate::store::ms(e.at))
-            .bind(&e.actor)
-            .bind(&e.alert_id)
-            .bind(&e.text)
-            .execute(&mut *$tx)
-            .await?;
-        }
     }};
 }
-pub(crate) use write_incident;
+pub(crate) use write_incident_row;
 
 macro_rules! incident_from_row {
     ($r:expr) => {{
@@ -124,6 +134,59 @@ impl AlertStore {
     /// Stores incident changes that come with no alert transition (a comment).
     pub async fn write_incidents(&self, writes: &[Write]) -> Result<(), StoreError> {
         self.record_all(&[], writes).await
+    }
+
+    /// Writes `w` whose one entry has the key `key` (unique per incident),
+    /// in one transaction; `false`, and nothing written, when an entry with
+    /// that key is there already.
+    pub async fn write_keyed(&self, w: &Write, key: &str) -> Result<bool, StoreError> {
+        let Some(e) = w.entries.first() else {
+            return Ok(false);
+        };
+        let fresh = with_pool!(self.inner(), pool => {
+            let mut tx = pool.begin().await?;
+            // The row first: the entry refers to it.
+            write_incident_row!(tx, w);
+            let n = sqlx::query(
+                "INSERT INTO incident_entries (incident_id, kind, at_ms, actor, alert_id, text, entry_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(&w.incident.id)
+            .bind(e.kind.as_str())
+            .bind(ms(e.at))
+            .bind(&e.actor)
+            .bind(&e.alert_id)
+            .bind(&e.text)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            n == 1
+        });
+        Ok(fresh)
+    }
+
+    /// The incident alert `alert_id` joined (the latest, if it joined more
+    /// than one), resolved or not.
+    pub async fn incident_of_alert(&self, alert_id: &str) -> Result<Option<String>, StoreError> {
+        let found = with_pool!(self.inner(), pool => {
+            match sqlx::query(
+                "SELECT incident_id FROM incident_alerts WHERE alert_id = $1 ORDER BY joined_ms DESC, incident_id DESC LIMIT 1",
+            )
+            .bind(alert_id)
+            .fetch_optional(pool)
+            .await?
+            {
+                Some(r) => Some(r.try_get::<String, _>(0)?),
+                None => None,
+            }
+        });
+        Ok(found)
     }
 
     /// Incidents not resolved, for a restart.

@@ -2,9 +2,11 @@
 mod alertmanager;
 mod cluster;
 mod defaults;
+mod deliveries;
 mod derived;
 mod engine;
 mod fuzz;
+mod incident_cluster;
 mod incidents;
 mod manual;
 mod nats;

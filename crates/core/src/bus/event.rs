@@ -10,6 +10,7 @@
 //! | `pantau.metric.<name>`                         | [`BusEvent::Metric`]             |
 //! | `pantau.alert.<state>.<alert_id>`              | [`BusEvent::Alert`]              |
 //! | `pantau.incident.<kind>.<incident_id>`         | [`BusEvent::Incident`]           |
+//! | `pantau.delivery.<outcome>.<alert_id>`         | [`BusEvent::Delivery`]           |
 //! | `pantau.consensus.<target_id>`                 | [`BusEvent::Consensus`]          |
 //!
 //! The subject decides the message type; the event kind and alert state come
@@ -18,13 +19,13 @@
 //! excerpt of the payload, never the whole of either.
 
 use pantau_proto::v1::{
-    AlertEvent, AlertState, CheckResult, ConsensusResult, EventKind, IncidentEntryKind, IncidentEvent, IncidentState,
-    InterfaceSample, MetricSample, RouterEvent, RouterInfo,
+    AlertEvent, AlertState, CheckResult, ConsensusResult, DeliveryErrorClass, DeliveryEvent, DeliveryOutcome,
+    EventKind, IncidentEntryKind, IncidentEvent, IncidentState, InterfaceSample, MetricSample, RouterEvent, RouterInfo,
 };
 
 use super::subject::{
-    ALERT_PREFIX, CHECK_RESULT_PREFIX, CONSENSUS_PREFIX, EVENT_PREFIX, IFACE_SAMPLE_PREFIX, INCIDENT_PREFIX,
-    METRIC_PREFIX, ROUTER_INFO_PREFIX,
+    ALERT_PREFIX, CHECK_RESULT_PREFIX, CONSENSUS_PREFIX, DELIVERY_PREFIX, EVENT_PREFIX, IFACE_SAMPLE_PREFIX,
+    INCIDENT_PREFIX, METRIC_PREFIX, ROUTER_INFO_PREFIX,
 };
 use super::{BusError, Message, subject};
 
@@ -53,6 +54,13 @@ pub enum BusEvent {
     Incident {
         kind: IncidentEntryKind,
         incident: IncidentEvent,
+    },
+    /// `pantau.delivery.<outcome>.<alert_id>`; `delivery.outcome` equals
+    /// `outcome`, `delivery.alert_id` the subject's id, and the alert state
+    /// and error class are known values.
+    Delivery {
+        outcome: DeliveryOutcome,
+        delivery: DeliveryEvent,
     },
     /// `pantau.consensus.<target_id>`
     Consensus(ConsensusResult),
@@ -228,6 +236,15 @@ impl BusEvent {
                 });
             }
             Ok(Self::Incident { kind, incident })
+        } else if subject.starts_with(DELIVERY_PREFIX) {
+            let tokens = rest(DELIVERY_PREFIX, 2, "a delivery needs `<outcome>.<alert_id>`")?;
+            let outcome = delivery_outcome(tokens[0]).ok_or_else(|| DecodeError::UnknownToken {
+                subject: clip(subject),
+                what: "delivery outcome",
+                token: clip(tokens[0]),
+            })?;
+            let delivery: DeliveryEvent = payload_as(subject, payload, "DeliveryEvent")?;
+            decode_delivery(subject, outcome, &tokens[1..].join("."), delivery)
         } else if subject.starts_with(CONSENSUS_PREFIX) {
             payload_as(subject, payload, "ConsensusResult").map(Self::Consensus)
         } else if subject.starts_with("pantau.") {
@@ -238,7 +255,7 @@ impl BusEvent {
     }
 
     /// The bounded family name, for metric labels and logs: `check`, `iface`,
-    /// `info`, `event`, `metric`, `alert`, `incident` or `consensus`.
+    /// `info`, `event`, `metric`, `alert`, `incident`, `delivery` or `consensus`.
     pub fn family(&self) -> &'static str {
         match self {
             Self::CheckResult(_) => "check",
@@ -248,9 +265,62 @@ impl BusEvent {
             Self::Metric(_) => "metric",
             Self::Alert { .. } => "alert",
             Self::Incident { .. } => "incident",
+            Self::Delivery { .. } => "delivery",
             Self::Consensus(_) => "consensus",
         }
     }
+}
+
+/// The checks of a `DeliveryEvent` on `subject`: its outcome and alert id
+/// agree with the subject's (or are filled in from it), its alert state and
+/// error class are values this version knows, and a failure has a class.
+fn decode_delivery(
+    subject: &str,
+    outcome: DeliveryOutcome,
+    id: &str,
+    mut delivery: DeliveryEvent,
+) -> Result<BusEvent, DecodeError> {
+    let mismatch = |what, from_subject: String, from_payload: String| DecodeError::Mismatch {
+        subject: clip(subject),
+        message_type: "DeliveryEvent",
+        what,
+        from_subject,
+        from_payload,
+    };
+    match DeliveryOutcome::try_from(delivery.outcome) {
+        Ok(DeliveryOutcome::Unspecified) => delivery.outcome = outcome.into(),
+        Ok(o) if o == outcome => {}
+        other => {
+            return Err(mismatch(
+                "delivery outcome",
+                delivery_outcome_token(outcome),
+                other.map_or_else(|_| delivery.outcome.to_string(), delivery_outcome_token),
+            ));
+        }
+    }
+    if delivery.alert_id.is_empty() {
+        id.clone_into(&mut delivery.alert_id);
+    } else if delivery.alert_id != id {
+        return Err(mismatch("alert id", clip(id), clip(&delivery.alert_id)));
+    }
+    let unknown = |what, token: i32| DecodeError::UnknownToken {
+        subject: clip(subject),
+        what,
+        token: token.to_string(),
+    };
+    if !matches!(
+        AlertState::try_from(delivery.alert_state),
+        Ok(AlertState::Firing | AlertState::Acknowledged | AlertState::Resolved)
+    ) {
+        return Err(unknown("alert state in the DeliveryEvent", delivery.alert_state));
+    }
+    match (outcome, DeliveryErrorClass::try_from(delivery.error_class)) {
+        (_, Err(_)) | (DeliveryOutcome::Failed, Ok(DeliveryErrorClass::Unspecified)) => {
+            return Err(unknown("error class in the DeliveryEvent", delivery.error_class));
+        }
+        _ => {}
+    }
+    Ok(BusEvent::Delivery { outcome, delivery })
 }
 
 fn payload_as<M: prost::Message + Default>(
@@ -314,6 +384,36 @@ pub fn incident_kind_token(kind: IncidentEntryKind) -> String {
     kind.as_str_name()
         .trim_start_matches("INCIDENT_ENTRY_KIND_")
         .to_ascii_lowercase()
+}
+
+/// The outcome a subject's `<outcome>` token names (`delivered`, `failed`),
+/// never `Unspecified`.
+pub fn delivery_outcome(token: &str) -> Option<DeliveryOutcome> {
+    if token.len() > 32 {
+        return None;
+    }
+    DeliveryOutcome::from_str_name(&format!("DELIVERY_OUTCOME_{}", token.to_ascii_uppercase()))
+        .filter(|o| *o != DeliveryOutcome::Unspecified && delivery_outcome_token(*o) == token)
+}
+
+/// The subject token of a delivery outcome.
+pub fn delivery_outcome_token(outcome: DeliveryOutcome) -> String {
+    outcome
+        .as_str_name()
+        .trim_start_matches("DELIVERY_OUTCOME_")
+        .to_ascii_lowercase()
+}
+
+/// The name of a delivery error class (`no_answer`, `rejected`, …; `none`
+/// for unspecified).
+pub fn delivery_error_class_token(class: DeliveryErrorClass) -> String {
+    match class {
+        DeliveryErrorClass::Unspecified => "none".to_owned(),
+        c => c
+            .as_str_name()
+            .trim_start_matches("DELIVERY_ERROR_CLASS_")
+            .to_ascii_lowercase(),
+    }
 }
 
 /// The subject token of an incident state (`open`, `acknowledged`, `resolved`).
@@ -681,11 +781,113 @@ mod tests {
         assert!(matches!(ok(&subject, &huge.encode_to_vec()), BusEvent::Incident { .. }));
     }
 
+    #[test]
+    fn delivery_events_are_strict_about_outcome_id_state_and_class() {
+        let good = DeliveryEvent {
+            alert_id: "a1".into(),
+            delivery_id: "0123456789abcdef0123456789abcdef".into(),
+            channel: "ops".into(),
+            channel_type: "webhook".into(),
+            alert_state: AlertState::Firing.into(),
+            attempts: 1,
+            outcome: DeliveryOutcome::Delivered.into(),
+            ..Default::default()
+        };
+        let subject = subject::delivery("delivered", "a1");
+        assert_eq!(
+            ok(&subject, &good.encode_to_vec()),
+            BusEvent::Delivery {
+                outcome: DeliveryOutcome::Delivered,
+                delivery: good.clone()
+            }
+        );
+        assert_eq!(ok(&subject, &good.encode_to_vec()).family(), "delivery");
+        // The subject fills in what the payload leaves out.
+        let mut bare = good.clone();
+        bare.alert_id.clear();
+        bare.outcome = 0;
+        let BusEvent::Delivery { outcome, delivery } = ok(&subject, &bare.encode_to_vec()) else {
+            panic!("not a delivery")
+        };
+        assert_eq!(
+            (outcome, delivery.outcome()),
+            (DeliveryOutcome::Delivered, DeliveryOutcome::Delivered)
+        );
+        assert_eq!(delivery.alert_id, "a1");
+        // Unknown outcomes, contradictions, unknown states and classes are refused, named.
+        for bad in [
+            "pantau.delivery.exploded.a1",
+            "pantau.delivery.unspecified.a1",
+            "pantau.delivery.DELIVERED.a1",
+        ] {
+            let e = err(bad, &good.encode_to_vec());
+            assert!(e.to_string().contains("delivery outcome"), "{e}");
+        }
+        assert!(
+            err("pantau.delivery.failed", &[])
+                .to_string()
+                .contains("<outcome>.<alert_id>")
+        );
+        let e = err(&subject::delivery("failed", "a1"), &good.encode_to_vec());
+        assert!(
+            matches!(
+                e,
+                DecodeError::Mismatch {
+                    what: "delivery outcome",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(&subject::delivery("delivered", "a2"), &good.encode_to_vec());
+        assert!(matches!(e, DecodeError::Mismatch { what: "alert id", .. }), "{e}");
+        for state in [0, 4, -1, i32::MAX] {
+            let x = DeliveryEvent {
+                alert_state: state,
+                ..good.clone()
+            };
+            let e = err(&subject, &x.encode_to_vec());
+            assert!(e.to_string().contains("alert state"), "{e}");
+        }
+        for class in [6, -1, i32::MIN] {
+            let x = DeliveryEvent {
+                error_class: class,
+                ..good.clone()
+            };
+            let e = err(&subject, &x.encode_to_vec());
+            assert!(e.to_string().contains("error class"), "{e}");
+        }
+        // A failure says why.
+        let failed = DeliveryEvent {
+            outcome: DeliveryOutcome::Failed.into(),
+            ..good.clone()
+        };
+        let e = err(&subject::delivery("failed", "a1"), &failed.encode_to_vec());
+        assert!(e.to_string().contains("error class"), "{e}");
+        let failed = DeliveryEvent {
+            error_class: DeliveryErrorClass::NoAnswer.into(),
+            ..failed
+        };
+        assert!(matches!(
+            ok(&subject::delivery("failed", "a1"), &failed.encode_to_vec()),
+            BusEvent::Delivery {
+                outcome: DeliveryOutcome::Failed,
+                ..
+            }
+        ));
+        let e = err(&subject, b"\xff\xff garbage");
+        assert_eq!(e.message_type(), Some("DeliveryEvent"));
+        assert_eq!(delivery_error_class_token(DeliveryErrorClass::NoAnswer), "no_answer");
+        assert_eq!(delivery_error_class_token(DeliveryErrorClass::Unspecified), "none");
+        assert_eq!(delivery_outcome("failed"), Some(DeliveryOutcome::Failed));
+        assert_eq!(delivery_outcome(&"x".repeat(10_000)), None);
+    }
+
     proptest::proptest! {
         #[test]
         fn decode_never_panics_and_quotes_briefly(
             subject in proptest::prop_oneof![
-                proptest::string::string_regex("pantau\\.(check\\.result|iface\\.sample|router\\.info|event|metric|alert|incident|consensus|deadletter)(\\.[a-z_]{0,12}){0,4}").unwrap(),
+                proptest::string::string_regex("pantau\\.(check\\.result|iface\\.sample|router\\.info|event|metric|alert|incident|delivery|consensus|deadletter)(\\.[a-z_]{0,12}){0,4}").unwrap(),
                 proptest::string::string_regex(".{0,400}").unwrap(),
             ],
             payload in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),

@@ -128,6 +128,12 @@ pub fn incident(kind: &str, incident_id: &str) -> String {
     format!("pantau.incident.{kind}.{incident_id}")
 }
 
+/// `pantau.delivery.<outcome>.<alert_id>`: what became of one delivery of an
+/// alert's notification (`DeliveryEvent`); `outcome` is `delivered` or `failed`.
+pub fn delivery(outcome: &str, alert_id: &str) -> String {
+    format!("pantau.delivery.{outcome}.{alert_id}")
+}
+
 /// `pantau.consensus.<target_id>`: a target's cross-location consensus
 /// (`ConsensusResult`), on a subject of its own so that `pantau.event.>`
 /// carries `RouterEvent`s only.
@@ -150,6 +156,7 @@ pub const EVENT_PREFIX: &str = "pantau.event.";
 pub const METRIC_PREFIX: &str = "pantau.metric.";
 pub const ALERT_PREFIX: &str = "pantau.alert.";
 pub const INCIDENT_PREFIX: &str = "pantau.incident.";
+pub const DELIVERY_PREFIX: &str = "pantau.delivery.";
 pub const CONSENSUS_PREFIX: &str = "pantau.consensus.";
 pub const DEAD_LETTER_PREFIX: &str = "pantau.deadletter.";
 
@@ -165,6 +172,8 @@ pub const ALL_METRICS: &str = "pantau.metric.>";
 pub const ALL_ALERTS: &str = "pantau.alert.>";
 /// Every incident change.
 pub const ALL_INCIDENTS: &str = "pantau.incident.>";
+/// Every delivery outcome.
+pub const ALL_DELIVERIES: &str = "pantau.delivery.>";
 /// Every consensus result.
 pub const ALL_CONSENSUS: &str = "pantau.consensus.>";
 

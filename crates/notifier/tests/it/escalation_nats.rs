@@ -74,6 +74,10 @@ async fn unacknowledged_alert_repeats_escalates_survives_a_restart_and_stops_on_
         }),
     );
     let publisher = bus(&nats.url(), "engine").await;
+    let mut outcomes = publisher
+        .subscribe(pantau_core::bus::Subscription::live("pantau.delivery.>"))
+        .await
+        .unwrap();
     let first = Running::start(cfg.clone(), bus(&nats.url(), "notifier-1").await).await;
     publish(
         publisher.as_ref(),
@@ -96,6 +100,26 @@ async fn unacknowledged_alert_repeats_escalates_survives_a_restart_and_stops_on_
             "{want:?} in {before:?}"
         );
     }
+    // Each step's delivery is told with the step it was.
+    let mut told: Vec<(String, String)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !told.iter().any(|(c, e)| c == "b" && e == "escalation:oncall:2000") {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = tokio::time::timeout(left, futures::StreamExt::next(&mut outcomes))
+            .await
+            .unwrap_or_else(|_| panic!("the 2 s step to b told on pantau.delivery.>: {told:?}"))
+            .unwrap();
+        let pantau_core::bus::BusEvent::Delivery { delivery, .. } = pantau_core::bus::BusEvent::decode(&m).unwrap()
+        else {
+            panic!("{} is not a delivery", m.subject)
+        };
+        assert_eq!(delivery.alert_id, "e2e");
+        told.push((delivery.channel, delivery.escalation));
+    }
+    assert!(
+        told.contains(&("a".to_owned(), String::new())),
+        "the firing itself: {told:?}"
+    );
     assert!(
         !before.contains(&("/b".to_owned(), "1000".to_owned())),
         "b only from 2 s"

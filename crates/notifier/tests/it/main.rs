@@ -1,7 +1,8 @@
 //! The notifier against real servers on loopback: local HTTP sinks that
 //! check each provider's request shape (`providers`, and the channels of
 //! issue #20 in `channels`), a real SMTP server (aiosmtpd),
-//! nats-server with JetStream, and PostgreSQL.
+//! nats-server with JetStream, and PostgreSQL; each delivery's outcome told
+//! on the bus (`outcomes`).
 
 mod alertmanager;
 mod channels;
@@ -13,5 +14,6 @@ mod escalation_nats;
 mod example;
 mod harness;
 mod nats;
+mod outcomes;
 mod providers;
 mod store;

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod console;
 mod console_admin;
+mod console_incidents;
 mod console_net;
 mod contract;
 mod dependencies;

@@ -4,7 +4,8 @@
 //! check carries), and a real webhook sink counts the pages.
 //!
 //! One location failing is PARTIAL and pages nobody; two are DOWN and page
-//! once for the majority rule across the cluster, listed on every gateway;
+//! once for the majority rule across the cluster, listed on every gateway
+//! with its incident (the page's delivery on the timeline);
 //! killing the primary (SIGKILL) during the fault keeps the target's quorum
 //! and the DOWN, with no resolve and no second page; killing a dependent
 //! shows its location stale and the DOWN stays; the recovery resolves once.
@@ -245,6 +246,61 @@ async fn one_page_per_fault_quorum_through_failover_and_stale_locations() {
     let (code, text) = (r.status(), r.text().await.unwrap());
     assert_eq!(code, StatusCode::CONFLICT.as_u16(), "{text}");
     assert!(text.contains("jkt-1"), "names the primary: {text}");
+    // Its incidents too: the primary's incident holding the alert, with the
+    // page's delivery on its timeline, is listed and shown by each dependent.
+    let open = wait_json(
+        &format!("http://127.0.0.1:{}/api/v1/incidents?state=open", jkt.gateway),
+        Duration::from_secs(20),
+        |v| v["incidents"].as_array().is_some_and(|a| !a.is_empty()),
+        &mut pp,
+    )
+    .await;
+    // (A default rule may have opened another: the one holding the alert.)
+    let mut incident = String::new();
+    for i in open["incidents"].as_array().unwrap() {
+        let id = i["id"].as_str().unwrap();
+        let one: serde_json::Value = http()
+            .get(format!("http://127.0.0.1:{}/api/v1/incidents/{id}", jkt.gateway))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if one["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|a| a["id"] == alert_id.as_str()))
+        {
+            id.clone_into(&mut incident);
+        }
+    }
+    assert!(!incident.is_empty(), "an incident holds {alert_id}: {open}");
+    for (i, proc_) in [(&bdg, &mut pa), (&sby, &mut pb_)] {
+        wait_json(
+            &format!("http://127.0.0.1:{}/api/v1/incidents/{incident}", i.gateway),
+            Duration::from_secs(20),
+            |v| {
+                v["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|a| a["id"] == alert_id.as_str()))
+                    && v["timeline"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|e| e["kind"] == "delivered"))
+            },
+            proc_,
+        )
+        .await;
+        let r = http()
+            .post(format!(
+                "http://127.0.0.1:{}/api/v1/incidents/{incident}/comments",
+                i.gateway
+            ))
+            .json(&serde_json::json!({"text": "from a dependent"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), StatusCode::CONFLICT.as_u16(), "{}", i.name);
+    }
 
     // SIGKILL the primary during the fault: bdg-1 takes over with the
     // target's quorum and the DOWN; no resolve, no second page.

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use pantau_core::bus::{Bus, Headers, subject};
 use pantau_proto::v1::{
-    AlertEvent, AlertState, CheckResult, CheckStatus, ConsensusResult, ConsensusStatus, EventKind, IncidentEntry,
-    IncidentEntryKind, IncidentEvent, IncidentState, InterfaceSample, MetricSample, RouterEvent, RouterInfo,
-    RouterInterface, Severity,
+    AlertEvent, AlertState, CheckResult, CheckStatus, ConsensusResult, ConsensusStatus, DeliveryErrorClass,
+    DeliveryEvent, DeliveryOutcome, EventKind, IncidentEntry, IncidentEntryKind, IncidentEvent, IncidentState,
+    InterfaceSample, MetricSample, RouterEvent, RouterInfo, RouterInterface, Severity,
 };
 use prost::Message as _;
 use prost_types::Timestamp;
@@ -407,6 +407,74 @@ fn incidents() -> Vec<(String, IncidentEvent)> {
     out
 }
 
+/// Delivery outcomes: huge strings, unknown outcomes, states and classes,
+/// an outcome or alert id that disagrees with the subject, zero and huge
+/// attempts, extreme times, an alert in no incident, an empty message.
+fn deliveries() -> Vec<(String, DeliveryEvent)> {
+    let good = |alert: &str| DeliveryEvent {
+        alert_id: alert.into(),
+        delivery_id: "0123456789abcdef0123456789abcdef".into(),
+        channel: "sink".into(),
+        channel_type: "webhook".into(),
+        alert_state: AlertState::Firing.into(),
+        attempts: 1,
+        outcome: DeliveryOutcome::Delivered.into(),
+        ..Default::default()
+    };
+    let mut out: Vec<(String, DeliveryEvent)> = extreme_times()
+        .into_iter()
+        .map(|t| {
+            (
+                subject::delivery("delivered", "fuzz-d"),
+                DeliveryEvent {
+                    at: t,
+                    ..good("fuzz-d")
+                },
+            )
+        })
+        .collect();
+    out.push((
+        subject::delivery("failed", "fuzz-d"),
+        DeliveryEvent {
+            channel: huge(256 * 1024),
+            channel_type: huge(64 * 1024),
+            delivery_id: huge(64 * 1024),
+            instance: huge(1024),
+            outcome: DeliveryOutcome::Failed.into(),
+            error_class: DeliveryErrorClass::NoAnswer.into(),
+            attempts: u32::MAX,
+            status_code: u32::MAX,
+            ..good("fuzz-d")
+        },
+    ));
+    out.push((subject::delivery("failed", "fuzz-d"), good("fuzz-d")));
+    out.push((subject::delivery("delivered", "fuzz-e"), good("another")));
+    out.push((
+        subject::delivery("delivered", "fuzz-d"),
+        DeliveryEvent {
+            alert_state: 42,
+            ..good("fuzz-d")
+        },
+    ));
+    out.push((
+        subject::delivery("delivered", "fuzz-d"),
+        DeliveryEvent {
+            error_class: 77,
+            ..good("fuzz-d")
+        },
+    ));
+    out.push((
+        subject::delivery("delivered", "fuzz-d"),
+        DeliveryEvent {
+            attempts: 0,
+            ..good("fuzz-d")
+        },
+    ));
+    out.push(("pantau.delivery.exploded.fuzz-d".into(), good("fuzz-d")));
+    out.push((subject::delivery("delivered", "fuzz-d"), DeliveryEvent::default()));
+    out
+}
+
 fn consensus() -> Vec<ConsensusResult> {
     let mut out: Vec<ConsensusResult> = extreme_times()
         .into_iter()
@@ -446,6 +514,8 @@ fn family_subjects() -> Vec<String> {
         subject::alert("resolved", "fuzz-x"),
         subject::incident("joined", "fuzz-x"),
         subject::incident("resolved", "fuzz-x"),
+        subject::delivery("delivered", "fuzz-x"),
+        subject::delivery("failed", "fuzz-x"),
         subject::consensus("fuzz-x"),
     ]
 }
@@ -503,6 +573,10 @@ pub(super) async fn poison(bus: &dyn Bus) -> usize {
     }
     for (s, i) in incidents() {
         raw(bus, &s, i.encode_to_vec()).await;
+        n += 1;
+    }
+    for (s, d) in deliveries() {
+        raw(bus, &s, d.encode_to_vec()).await;
         n += 1;
     }
     for c in consensus() {

@@ -1,6 +1,6 @@
 //! Hostile messages on the bus: on every subject family a service consumes
 //! (check results, interface samples, router info, events, metrics, alerts,
-//! incidents, consensus), garbage bytes, messages of another type and well-typed
+//! incidents, delivery outcomes, consensus), garbage bytes, messages of another type and well-typed
 //! messages with extreme values (timestamps at year 0 and past 10000,
 //! nanos out of range, NaN and infinities, unknown enum values, strings of
 //! 256 KiB, a NUL byte, ten thousand labels) — through a real nats-server
@@ -34,7 +34,13 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The consumers of `pantau all`; with sync on (the NATS run: a primary)
 /// the sync-api's outbox too.
-const CONSUMERS: [&str; 4] = ["alert-engine", "notifier", "gateway-feed", "wan-detector"];
+const CONSUMERS: [&str; 5] = [
+    "alert-engine",
+    "alert-engine-deliveries",
+    "notifier",
+    "gateway-feed",
+    "wan-detector",
+];
 const SYNC_OUTBOX: &str = "sync-outbox";
 
 /// Waits until a delivery to `sink` mentions `needle`.

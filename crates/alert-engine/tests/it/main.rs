@@ -6,6 +6,7 @@ mod derived;
 mod engine;
 mod fuzz;
 mod incidents;
+mod maintenance;
 mod manual;
 mod nats;
 mod resolve;

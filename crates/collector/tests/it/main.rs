@@ -13,6 +13,7 @@ mod grpc;
 mod grpc_health;
 mod http_options;
 mod kafka;
+mod maintenance;
 mod kafka_security;
 mod mail;
 mod mqtt;

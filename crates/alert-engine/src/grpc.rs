@@ -650,12 +650,8 @@ impl AlertEngineService for Service {
         let r = req.into_inner();
         required(&r.id, "id")?;
         let engine = Arc::clone(&self.engine);
-        let l = detached(async move {
-            engine
-                .delete_maintenance_window(&r.id, &actor, SystemTime::now())
-                .await
-        })
-        .await?;
+        let l =
+            detached(async move { engine.delete_maintenance_window(&r.id, &actor, SystemTime::now()).await }).await?;
         Ok(Response::new(l.to_proto(SystemTime::now())))
     }
 

@@ -152,12 +152,17 @@ impl Windows {
                 updated_at: None,
             })
             .collect();
-        out.extend(self.api.values().filter(|a| !self.is_configured(&a.window.id)).map(|a| Listed {
-            window: a.window.clone(),
-            source: Source::Api,
-            created_by: a.created_by.clone(),
-            updated_at: Some(a.updated_at),
-        }));
+        out.extend(
+            self.api
+                .values()
+                .filter(|a| !self.is_configured(&a.window.id))
+                .map(|a| Listed {
+                    window: a.window.clone(),
+                    source: Source::Api,
+                    created_by: a.created_by.clone(),
+                    updated_at: Some(a.updated_at),
+                }),
+        );
         out
     }
 
@@ -301,12 +306,18 @@ impl Engine {
         drop(inner);
         let kind = if old.is_some() { "replaced" } else { "created" };
         tracing::info!(window = %id, by = %actor, kind, "maintenance window stored");
-        self.publish_windows(&subject::maintenance("changed", &id), &snapshot).await;
+        self.publish_windows(&subject::maintenance("changed", &id), &snapshot)
+            .await;
         listed.ok_or_else(|| WindowError::NotFound(id).into())
     }
 
     /// Deletes an API window; alerts it muted and still open page now.
-    pub async fn delete_maintenance_window(&self, id: &str, actor: &str, now: SystemTime) -> Result<Listed, EngineError> {
+    pub async fn delete_maintenance_window(
+        &self,
+        id: &str,
+        actor: &str,
+        now: SystemTime,
+    ) -> Result<Listed, EngineError> {
         self.must_evaluate()?;
         let mut inner = self.lock_for_person().await?;
         if inner.windows.is_configured(id) {
@@ -325,7 +336,8 @@ impl Engine {
         let snapshot = inner.windows.snapshot(&self.instance);
         drop(inner);
         tracing::info!(window = %id, by = %actor, "maintenance window deleted");
-        self.publish_windows(&subject::maintenance("deleted", id), &snapshot).await;
+        self.publish_windows(&subject::maintenance("deleted", id), &snapshot)
+            .await;
         Ok(Listed {
             window: old.window,
             source: Source::Api,
@@ -379,7 +391,13 @@ pub async fn run(engine: Arc<Engine>, bus: Arc<dyn Bus>, shutdown: CancellationT
 pub fn token(instance: &str) -> String {
     let t: String = instance
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(128)
         .collect();
     if t.is_empty() { "local".to_owned() } else { t }

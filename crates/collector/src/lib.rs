@@ -96,7 +96,7 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
         .register("collector.progress", Arc::new(health::Stall(Arc::clone(&collector))));
     collector.start(&ctx);
     host::start(&ctx);
-    routers::start_with(&ctx, Some(&store), Some(collector.traffic()), collector.maintenance());
+    routers::start_with(&ctx, Some(&store), Some(collector.traffic()), &collector.maintenance());
     let (windows, bus, instance, stop) = (
         collector.maintenance(),
         Arc::clone(&ctx.bus),

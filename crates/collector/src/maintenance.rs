@@ -51,7 +51,13 @@ impl Windows {
 
     /// Every window in force now (cheap: one `Arc`).
     pub fn current(&self) -> Arc<[MaintenanceWindow]> {
-        Arc::clone(&self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).current)
+        Arc::clone(
+            &self
+                .state
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .current,
+        )
     }
 
     /// The revision of the API windows applied (`i64::MIN`: none yet).
@@ -84,7 +90,11 @@ impl Windows {
         state.revision = snap.revision;
         state.current = Arc::from(all);
         drop(state);
-        tracing::debug!(revision = snap.revision, windows = api, "maintenance windows from the API applied");
+        tracing::debug!(
+            revision = snap.revision,
+            windows = api,
+            "maintenance windows from the API applied"
+        );
         true
     }
 }
@@ -130,7 +140,13 @@ pub async fn follow(
 fn token(instance: &str) -> String {
     let t: String = instance
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(128)
         .collect();
     if t.is_empty() { "local".to_owned() } else { t }
@@ -154,7 +170,8 @@ mod tests {
 
     #[test]
     fn the_latest_snapshot_wins_and_configured_ids_stay() {
-        let config = window(r#"{"id":"cfg","start":"2026-12-05T02:00:00Z","end":"2026-12-05T04:00:00Z","targets":["x"]}"#);
+        let config =
+            window(r#"{"id":"cfg","start":"2026-12-05T02:00:00Z","end":"2026-12-05T04:00:00Z","targets":["x"]}"#);
         let api = window(r#"{"id":"api","cron":"0 2 * * *","duration":"1h","targets":["web"]}"#);
         let clash = window(r#"{"id":"cfg","cron":"0 3 * * *","duration":"1h","targets":["other"]}"#);
         let w = Windows::new(vec![config.clone()]);

@@ -87,14 +87,15 @@ fn time_field(field: &str, t: Option<&prost_types::Timestamp>) -> Result<Option<
     if !(0..=MAX_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
         return Err(ConvertError {
             field: field.to_owned(),
-            reason: format!(
-                "{}s {}ns is not a time between 1970 and 9999",
-                t.seconds, t.nanos
-            ),
+            reason: format!("{}s {}ns is not a time between 1970 and 9999", t.seconds, t.nanos),
         });
     }
     Ok(Some(
-        UNIX_EPOCH + Duration::new(u64::try_from(t.seconds).unwrap_or(0), u32::try_from(t.nanos).unwrap_or(0)),
+        UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(t.seconds).unwrap_or(0),
+                u32::try_from(t.nanos).unwrap_or(0),
+            ),
     ))
 }
 
@@ -150,7 +151,11 @@ pub fn from_proto(p: &pb::MaintenanceWindow) -> Result<MaintenanceWindow, Conver
         repeat_every: duration_field("repeat_every", p.repeat_every.as_ref())?,
         repeat_until: time_field("repeat_until", p.repeat_until.as_ref())?,
         targets: p.targets.clone(),
-        labels: p.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+        labels: p
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
         routers: p.routers.clone(),
         locations: p.locations.clone(),
         checks,
@@ -200,8 +205,20 @@ mod tests {
                 .unwrap();
         let base = to_proto(&good);
         let cases: Vec<(pb::MaintenanceWindow, &str)> = vec![
-            (pb::MaintenanceWindow { checks: 7, ..base.clone() }, "checks"),
-            (pb::MaintenanceWindow { checks: -1, ..base.clone() }, "checks"),
+            (
+                pb::MaintenanceWindow {
+                    checks: 7,
+                    ..base.clone()
+                },
+                "checks",
+            ),
+            (
+                pb::MaintenanceWindow {
+                    checks: -1,
+                    ..base.clone()
+                },
+                "checks",
+            ),
             (
                 pb::MaintenanceWindow {
                     start: Some(prost_types::Timestamp { seconds: -5, nanos: 0 }),
@@ -211,14 +228,20 @@ mod tests {
             ),
             (
                 pb::MaintenanceWindow {
-                    end: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+                    end: Some(prost_types::Timestamp {
+                        seconds: i64::MAX,
+                        nanos: 0,
+                    }),
                     ..base.clone()
                 },
                 "end",
             ),
             (
                 pb::MaintenanceWindow {
-                    end: Some(prost_types::Timestamp { seconds: 0, nanos: 2_000_000_000 }),
+                    end: Some(prost_types::Timestamp {
+                        seconds: 0,
+                        nanos: 2_000_000_000,
+                    }),
                     ..base.clone()
                 },
                 "end",
@@ -247,7 +270,10 @@ mod tests {
             (
                 pb::MaintenanceWindow {
                     cron: "0 2 * * *".into(),
-                    duration: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+                    duration: Some(prost_types::Duration {
+                        seconds: 3600,
+                        nanos: 0,
+                    }),
                     ..base.clone()
                 },
                 "end",
@@ -300,22 +326,58 @@ mod tests {
     fn hostile_json_windows_are_refused_naming_the_field() {
         let huge = "y".repeat(1 << 20);
         let cases = [
-            (r#"{"id":"a","start":"2026-12-05T02:00:00Z","end":"2026-12-05T01:00:00Z","targets":["x"]}"#, "end"),
-            (r#"{"id":"a","start":"soon","end":"2026-12-05T01:00:00Z","targets":["x"]}"#, "start"),
-            (r#"{"id":"a","start":5,"end":"2026-12-05T01:00:00Z","targets":["x"]}"#, "start"),
+            (
+                r#"{"id":"a","start":"2026-12-05T02:00:00Z","end":"2026-12-05T01:00:00Z","targets":["x"]}"#,
+                "end",
+            ),
+            (
+                r#"{"id":"a","start":"soon","end":"2026-12-05T01:00:00Z","targets":["x"]}"#,
+                "start",
+            ),
+            (
+                r#"{"id":"a","start":5,"end":"2026-12-05T01:00:00Z","targets":["x"]}"#,
+                "start",
+            ),
             (r#"{"id":"a","cron":"0 2 * *","duration":"1h","targets":["x"]}"#, "cron"),
-            (r#"{"id":"a","cron":"0 0 30 2 *","duration":"1h","targets":["x"]}"#, "cron"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","end":"2026-12-05T01:00:00Z","targets":["x"]}"#, "end"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","repeat_every":"7d","targets":["x"]}"#, "repeat_every"),
+            (
+                r#"{"id":"a","cron":"0 0 30 2 *","duration":"1h","targets":["x"]}"#,
+                "cron",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","end":"2026-12-05T01:00:00Z","targets":["x"]}"#,
+                "end",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","repeat_every":"7d","targets":["x"]}"#,
+                "repeat_every",
+            ),
             (r#"{"id":"a","cron":"0 2 * * *","targets":["x"]}"#, "duration"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"forever","targets":["x"]}"#, "duration"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x","y","z z"]}"#, "targets[2]"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":"x"}"#, "targets"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"checks":"stop"}"#, "checks"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"colour":"red"}"#, "colour"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":[1]}"#, "targets[0]"),
-            (r#"[]"#, "body"),
-            (r#"garbage"#, "body"),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"forever","targets":["x"]}"#,
+                "duration",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x","y","z z"]}"#,
+                "targets[2]",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":"x"}"#,
+                "targets",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"checks":"stop"}"#,
+                "checks",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"colour":"red"}"#,
+                "colour",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":[1]}"#,
+                "targets[0]",
+            ),
+            ("[]", "body"),
+            ("garbage", "body"),
         ];
         let wrong: Vec<String> = cases
             .iter()
@@ -325,11 +387,16 @@ mod tests {
             })
             .collect();
         assert!(wrong.is_empty(), "{wrong:#?}");
-        let e = json(&format!(r#"{{"id":"a","cron":"{huge}","duration":"1h","targets":["x"]}}"#)).unwrap_err();
+        let e = json(&format!(
+            r#"{{"id":"a","cron":"{huge}","duration":"1h","targets":["x"]}}"#
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "cron");
         assert!(e.to_string().len() < 1000, "{}", e.to_string().len());
-        let e = json(&format!(r#"{{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"name":"{huge}"}}"#))
-            .unwrap_err();
+        let e = json(&format!(
+            r#"{{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"name":"{huge}"}}"#
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "name");
         let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
         let body = serde_json::json!({"id": "a", "cron": "0 2 * * *", "duration": "1h", "targets": many}).to_string();

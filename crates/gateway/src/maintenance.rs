@@ -226,7 +226,10 @@ pub fn parse_body(body: &[u8], path_id: Option<&str>) -> Result<pantau_config::M
         )
     })?;
     let Some(object) = value.as_object_mut() else {
-        return Err(bad("invalid_body", "`body`: must be a JSON object (a maintenance window)"));
+        return Err(bad(
+            "invalid_body",
+            "`body`: must be a JSON object (a maintenance window)",
+        ));
     };
     if let Some(path_id) = path_id {
         match object.get("id") {
@@ -252,7 +255,7 @@ async fn put(
     window: &pantau_config::MaintenanceWindow,
     create_only: bool,
 ) -> Result<MaintenanceView, ApiError> {
-    let actor = principal.map(|p| p.0.subject).unwrap_or_else(|| "anonymous".to_owned());
+    let actor = principal.map_or_else(|| "anonymous".to_owned(), |p| p.0.subject);
     let w = c
         .engine
         .put_maintenance_window(pb::PutMaintenanceWindowRequest {
@@ -296,7 +299,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Json<MaintenanceView>, ApiError> {
     let id = input::token("maintenance window id", id)?;
-    let actor = principal.map(|p| p.0.subject).unwrap_or_else(|| "anonymous".to_owned());
+    let actor = principal.map_or_else(|| "anonymous".to_owned(), |p| p.0.subject);
     let w = c
         .engine
         .delete_maintenance_window(pb::DeleteMaintenanceWindowRequest { id, actor })
@@ -372,20 +375,53 @@ mod tests {
     fn hostile_bodies_are_400s_naming_the_field() {
         let huge = "z".repeat(1 << 20);
         let cases: Vec<(String, &str)> = vec![
-            (r#"{"id":"a","start":"2026-12-05T02:00:00Z","end":"2026-12-05T01:00:00Z","targets":["x"]}"#.into(), "`end`"),
-            (r#"{"id":"a","cron":"0 0 30 2 *","duration":"1h","targets":["x"]}"#.into(), "`cron`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","end":"2026-12-05T01:00:00Z","targets":["x"]}"#.into(), "`end`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","repeat_every":"1d","targets":["x"]}"#.into(), "`repeat_every`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x","y","z z"]}"#.into(), "`targets[2]`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"checks":"halt"}"#.into(), "`checks`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"colour":"red"}"#.into(), "colour"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":1,"targets":["x"]}"#.into(), "`duration`"),
-            (r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":{"x":1}}"#.into(), "`targets`"),
-            (format!(r#"{{"id":"a","cron":"{huge}","duration":"1h","targets":["x"]}}"#), "`cron`"),
-            (format!(r#"{{"id":"{huge}","cron":"0 2 * * *","duration":"1h","targets":["x"]}}"#), "`id`"),
+            (
+                r#"{"id":"a","start":"2026-12-05T02:00:00Z","end":"2026-12-05T01:00:00Z","targets":["x"]}"#.into(),
+                "`end`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 0 30 2 *","duration":"1h","targets":["x"]}"#.into(),
+                "`cron`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","end":"2026-12-05T01:00:00Z","targets":["x"]}"#.into(),
+                "`end`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","repeat_every":"1d","targets":["x"]}"#.into(),
+                "`repeat_every`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x","y","z z"]}"#.into(),
+                "`targets[2]`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"checks":"halt"}"#.into(),
+                "`checks`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":["x"],"colour":"red"}"#.into(),
+                "colour",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":1,"targets":["x"]}"#.into(),
+                "`duration`",
+            ),
+            (
+                r#"{"id":"a","cron":"0 2 * * *","duration":"1h","targets":{"x":1}}"#.into(),
+                "`targets`",
+            ),
+            (
+                format!(r#"{{"id":"a","cron":"{huge}","duration":"1h","targets":["x"]}}"#),
+                "`cron`",
+            ),
+            (
+                format!(r#"{{"id":"{huge}","cron":"0 2 * * *","duration":"1h","targets":["x"]}}"#),
+                "`id`",
+            ),
             ("[1,2]".into(), "`body`"),
             ("\u{0}garbage".into(), "not JSON"),
-            ("".into(), "not JSON"),
+            (String::new(), "not JSON"),
         ];
         for (body, names) in cases {
             let e = parse_body(body.as_bytes(), None).expect_err(&body[..body.len().min(60)]);
@@ -397,6 +433,11 @@ mod tests {
         let ok = r#"{"cron":"0 2 * * *","duration":"1h","targets":["x"]}"#;
         assert_eq!(parse_body(ok.as_bytes(), Some("p")).unwrap().id, "p");
         let other = r#"{"id":"q","cron":"0 2 * * *","duration":"1h","targets":["x"]}"#;
-        assert!(parse_body(other.as_bytes(), Some("p")).unwrap_err().message.contains("`id`"));
+        assert!(
+            parse_body(other.as_bytes(), Some("p"))
+                .unwrap_err()
+                .message
+                .contains("`id`")
+        );
     }
 }

@@ -198,12 +198,7 @@ impl NotifierService for Service {
         _: Request<pantau_proto::v1::ListEscalationsRequest>,
     ) -> Result<Response<pantau_proto::v1::ListEscalationsResponse>, Status> {
         let routes = self.0.routes();
-        let mut policies: Vec<_> = self
-            .0
-            .policies()
-            .values()
-            .map(|p| escalation_view(p, routes))
-            .collect();
+        let mut policies: Vec<_> = self.0.policies().values().map(|p| escalation_view(p, routes)).collect();
         policies.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Response::new(pantau_proto::v1::ListEscalationsResponse { policies }))
     }

@@ -83,7 +83,10 @@ async fn contract(db_cfg: DatabaseConfig, bus: Arc<dyn Bus>) {
     let m = next(&mut windows, "pantau.maintenance.changed.swap").await;
     let snap: MaintenanceSnapshot = decode(&m).unwrap();
     assert_eq!(snap.windows.len(), 1, "API windows only: {snap:?}");
-    assert_eq!(pantau_config::maintenance_api::from_proto(&snap.windows[0]).unwrap(), api);
+    assert_eq!(
+        pantau_config::maintenance_api::from_proto(&snap.windows[0]).unwrap(),
+        api
+    );
     let first_revision = snap.revision;
 
     // It mutes what it covers, as a configured window does.
@@ -105,10 +108,16 @@ async fn contract(db_cfg: DatabaseConfig, bus: Arc<dyn Bus>) {
         at(10)
     ));
     let err = e.put_maintenance_window(clash, false, "ana", t(12)).await.unwrap_err();
-    assert!(matches!(err, EngineError::Window(WindowError::Configured(ref id)) if id == "cfg-win"), "{err}");
+    assert!(
+        matches!(err, EngineError::Window(WindowError::Configured(ref id)) if id == "cfg-win"),
+        "{err}"
+    );
     assert_eq!(code(&err), ErrorCode::Conflict);
     assert!(err.to_string().contains("cfg-win"), "{err}");
-    let err = e.put_maintenance_window(api.clone(), true, "ana", t(12)).await.unwrap_err();
+    let err = e
+        .put_maintenance_window(api.clone(), true, "ana", t(12))
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), ErrorCode::Conflict, "{err}");
     let mut bad = api.clone();
     bad.end = bad.start;
@@ -130,7 +139,10 @@ async fn contract(db_cfg: DatabaseConfig, bus: Arc<dyn Bus>) {
     let kept = e.maintenance_window("swap").await.unwrap();
     assert_eq!((kept.window.clone(), kept.created_by.as_str()), (api.clone(), "ana"));
     let restarted = e.maintenance_snapshot().await;
-    assert!(restarted.revision > first_revision, "a restarted engine's revision is later");
+    assert!(
+        restarted.revision > first_revision,
+        "a restarted engine's revision is later"
+    );
 
     // A collector asks: the running engine answers with a snapshot.
     let e = Arc::new(e);
@@ -143,11 +155,19 @@ async fn contract(db_cfg: DatabaseConfig, bus: Arc<dyn Bus>) {
     let m = next(&mut windows, "pantau.maintenance.snapshot.").await;
     assert_eq!(decode::<MaintenanceSnapshot>(&m).unwrap().windows.len(), 1, "at start");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    publish_encoded(bus.as_ref(), "pantau.maintenance.wanted.collector-1", Vec::<u8>::new().into())
-        .await
-        .unwrap();
+    publish_encoded(
+        bus.as_ref(),
+        "pantau.maintenance.wanted.collector-1",
+        Vec::<u8>::new().into(),
+    )
+    .await
+    .unwrap();
     let m = next(&mut windows, "pantau.maintenance.snapshot.").await;
-    assert_eq!(decode::<MaintenanceSnapshot>(&m).unwrap().windows.len(), 1, "when asked");
+    assert_eq!(
+        decode::<MaintenanceSnapshot>(&m).unwrap().windows.len(),
+        1,
+        "when asked"
+    );
 
     // Deleted: the alert it muted, still open, pages now.
     e.ingest(vec![fact("check_up", &[("target", "web")], 0.0, 20)], t(20))
@@ -171,7 +191,7 @@ async fn contract(db_cfg: DatabaseConfig, bus: Arc<dyn Bus>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_the_in_process_bus() {
-    contract(DatabaseConfig::default(), Arc::new(MemoryBus::new())).await;
+    Box::pin(contract(DatabaseConfig::default(), Arc::new(MemoryBus::new()))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,5 +207,5 @@ async fn postgres_and_nats() {
         url: Some(pg.url()),
         ..DatabaseConfig::default()
     };
-    contract(cfg, bus).await;
+    Box::pin(contract(cfg, bus)).await;
 }

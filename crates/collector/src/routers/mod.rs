@@ -58,7 +58,7 @@ use track::{Observed, Tracker};
 /// with `traffic`, every valid rate goes to the traffic history.
 pub fn start(ctx: &Context, store: Option<&Store>, traffic: Option<&Arc<TrafficHistory>>) {
     let windows = crate::maintenance::Windows::new(ctx.config.maintenance.clone());
-    start_with(ctx, store, traffic, windows);
+    start_with(ctx, store, traffic, &windows);
 }
 
 /// [`start`] with the collector's maintenance windows (configured and from
@@ -67,7 +67,7 @@ pub fn start_with(
     ctx: &Context,
     store: Option<&Store>,
     traffic: Option<&Arc<TrafficHistory>>,
-    windows: Arc<crate::maintenance::Windows>,
+    windows: &Arc<crate::maintenance::Windows>,
 ) {
     let routers = &ctx.config.collector.routers;
     if routers.is_empty() {
@@ -81,7 +81,7 @@ pub fn start_with(
             Arc::clone(&ctx.bus),
             ctx.shutdown.clone(),
             store.cloned(),
-            Arc::clone(&windows),
+            Arc::clone(windows),
         );
         let traffic = traffic.cloned();
         // Started again (with a new session) if it panics.

@@ -61,9 +61,13 @@ async fn contract(bus: Arc<dyn Bus>) {
     assert!(seen.contains("svc") && seen.contains("other"), "{seen:?}");
 
     // An API window pausing `svc`, as the alert engine publishes it.
-    publish_proto(bus.as_ref(), "pantau.maintenance.changed.api-swap", &snapshot(100, &["svc"]))
-        .await
-        .unwrap();
+    publish_proto(
+        bus.as_ref(),
+        "pantau.maintenance.changed.api-swap",
+        &snapshot(100, &["svc"]),
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let seen = checked_during(bus.as_ref(), Duration::from_millis(3000)).await;
     assert!(!seen.contains("svc"), "the API window pauses `svc`: {seen:?}");

@@ -209,3 +209,149 @@ async fn postgres_and_nats() {
     };
     Box::pin(contract(cfg, bus)).await;
 }
+
+/// The gRPC face: hostile windows are INVALID_ARGUMENT naming the field, a
+/// configured id ALREADY_EXISTS naming it, and every write is in the
+/// service's gRPC audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_grpc_refused_by_name_and_audited() {
+    use pantau_proto::v1::{
+        DeleteMaintenanceWindowRequest, GetMaintenanceWindowRequest, ListMaintenanceWindowsRequest, MaintenanceSource,
+        PutMaintenanceWindowRequest,
+    };
+    use tonic::Code;
+
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
+    let mut cfg = crate::service::config(dir.path());
+    cfg.maintenance = vec![window(
+        r#"{"id":"cfg-win","start":"2099-01-01T00:00:00Z","end":"2099-01-01T01:00:00Z","targets":["db"]}"#,
+    )];
+    let ctx = pantau_core::service::Context::new(Arc::new(cfg), Arc::clone(&bus));
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = grpc.local_addr().unwrap();
+    let run = tokio::spawn(pantau_alert_engine::run(ctx.clone(), grpc));
+    let mut client = crate::service::ready(&ctx, addr).await;
+
+    let good = pantau_config::maintenance_api::to_proto(&window(
+        r#"{"id":"swap","cron":"0 2 * * SAT","duration":"2h","routers":["core-1"]}"#,
+    ));
+    let put = |window, create_only| PutMaintenanceWindowRequest {
+        window: Some(window),
+        create_only,
+        actor: String::new(),
+    };
+    let made = client
+        .put_maintenance_window(put(good.clone(), true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(made.source(), MaintenanceSource::Api);
+    assert_eq!(made.created_by, "test", "the token's subject");
+    let hostile = [
+        (
+            pantau_proto::v1::MaintenanceWindow {
+                checks: 42,
+                ..good.clone()
+            },
+            "window.`checks`",
+        ),
+        (
+            pantau_proto::v1::MaintenanceWindow {
+                cron: "0 0 31 2 *".into(),
+                ..good.clone()
+            },
+            "window.`cron`",
+        ),
+        (
+            pantau_proto::v1::MaintenanceWindow {
+                routers: vec!["a".into(), "b c".into()],
+                ..good.clone()
+            },
+            "window.`routers[1]`",
+        ),
+        (
+            pantau_proto::v1::MaintenanceWindow {
+                name: "n".repeat(300),
+                ..good.clone()
+            },
+            "window.`name`",
+        ),
+    ];
+    for (w, field) in hostile {
+        let e = client.put_maintenance_window(put(w, false)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+    }
+    let e = client
+        .put_maintenance_window(PutMaintenanceWindowRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let clash = pantau_proto::v1::MaintenanceWindow {
+        id: "cfg-win".into(),
+        ..good.clone()
+    };
+    let e = client.put_maintenance_window(put(clash, false)).await.unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e}");
+    assert!(e.message().contains("cfg-win"), "{}", e.message());
+
+    let list = client
+        .list_maintenance_windows(ListMaintenanceWindowsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .windows;
+    let ids: Vec<(&str, MaintenanceSource)> = list.iter().map(|w| (w.id.as_str(), w.source())).collect();
+    assert_eq!(
+        ids,
+        [("cfg-win", MaintenanceSource::Config), ("swap", MaintenanceSource::Api)]
+    );
+    let got = client
+        .get_maintenance_window(GetMaintenanceWindowRequest { id: "swap".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.cron, "0 2 * * SAT");
+    client
+        .delete_maintenance_window(DeleteMaintenanceWindowRequest {
+            id: "swap".into(),
+            actor: String::new(),
+        })
+        .await
+        .unwrap();
+    let e = client
+        .get_maintenance_window(GetMaintenanceWindowRequest { id: "swap".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    // Every write is in the service's gRPC audit log, refused ones too.
+    let db = Store::connect(
+        &DatabaseConfig::default(),
+        dir.path(),
+        "alert-engine",
+        pantau_alert_engine::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let entries = pantau_core::audit::Audit::open(&db)
+        .await
+        .unwrap()
+        .entries(100)
+        .await
+        .unwrap();
+    let puts = entries
+        .iter()
+        .filter(|e| e.method.ends_with("AlertEngineService/PutMaintenanceWindow"))
+        .count();
+    let deletes: Vec<_> = entries
+        .iter()
+        .filter(|e| e.method.ends_with("AlertEngineService/DeleteMaintenanceWindow"))
+        .collect();
+    assert_eq!(puts, 7, "{entries:#?}");
+    assert_eq!((deletes.len(), deletes[0].actor.as_str()), (1, "test"), "{entries:#?}");
+    db.close().await;
+    ctx.shutdown.cancel();
+    run.await.unwrap().unwrap();
+}

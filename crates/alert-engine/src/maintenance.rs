@@ -15,8 +15,8 @@
 //!   [`run`] publishes it on `pantau.maintenance.snapshot.<instance>` at
 //!   start, every [`SNAPSHOT_EVERY`] and whenever a collector asks on
 //!   `pantau.maintenance.wanted.<instance>` (it does at each subscription).
-//!   A snapshot carries a strictly increasing revision; a consumer keeps
-//!   the highest. So a collector started before, after or long after the
+//!   A snapshot carries a strictly increasing revision (the time it was
+//!   built, in ms, under the engine's lock); a consumer keeps the highest. So a collector started before, after or long after the
 //!   alert engine (beyond the stream's retention) has every window.
 
 use std::collections::BTreeMap;
@@ -170,7 +170,11 @@ impl Windows {
         self.revision = (self.revision + 1).max(ms(SystemTime::now()));
     }
 
-    fn snapshot(&self, instance: &str) -> pb::MaintenanceSnapshot {
+    /// The API windows as published, stamped with a new revision: the
+    /// latest built (under the engine's lock) is the latest state, also
+    /// across a failover to another engine.
+    fn snapshot(&mut self, instance: &str) -> pb::MaintenanceSnapshot {
+        self.bump();
         let now = SystemTime::now();
         pb::MaintenanceSnapshot {
             windows: self
@@ -296,7 +300,6 @@ impl Engine {
         };
         self.store.put_maintenance_window(&stored).await?;
         inner.windows.api.insert(id.clone(), stored);
-        inner.windows.bump();
         inner.apply_windows();
         if let Err(e) = self.release(&mut inner, now).await {
             tracing::warn!(error = %e, "cannot record alerts a changed maintenance window no longer covers; the sweep retries");
@@ -328,7 +331,6 @@ impl Engine {
         };
         self.store.delete_maintenance_window(id).await?;
         inner.windows.api.remove(id);
-        inner.windows.bump();
         inner.apply_windows();
         if let Err(e) = self.release(&mut inner, now).await {
             tracing::warn!(error = %e, "cannot record alerts whose maintenance window was deleted; the sweep retries");

@@ -23,6 +23,9 @@ use pantau_core::bus::{Bus, Subscription, decode, publish_encoded, subject};
 use pantau_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
+/// How far ahead of this clock a snapshot's revision may be (clock skew).
+const MAX_AHEAD_MS: i64 = 86_400_000;
+
 /// The windows in force: the configured ones, then the API's.
 #[derive(Debug)]
 pub struct Windows {
@@ -72,6 +75,22 @@ impl Windows {
     /// was applied; a window that does not parse, or has a configured
     /// window's id, is skipped (logged). Whether it was applied.
     pub fn apply(&self, snap: &pb::MaintenanceSnapshot) -> bool {
+        // A revision is the alert engine's clock (ms); one far ahead of ours
+        // would hold every later snapshot back: refused.
+        let now_ms = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        if snap.revision > now_ms.saturating_add(MAX_AHEAD_MS) {
+            tracing::warn!(
+                revision = snap.revision,
+                "ignoring a maintenance snapshot from more than a day ahead"
+            );
+            return false;
+        }
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if snap.revision <= state.revision {
             return false;
@@ -191,5 +210,9 @@ mod tests {
         s.windows.push(bad);
         assert!(w.apply(&s));
         assert_eq!(w.current().len(), 1);
+        // A revision from far ahead would block every later one: refused.
+        assert!(!w.apply(&snap(i64::MAX, &[api.clone()])));
+        assert!(w.apply(&snap(13, &[api])));
+        assert_eq!(w.current().len(), 2);
     }
 }

@@ -211,7 +211,7 @@ mod tests {
         assert!(w.apply(&s));
         assert_eq!(w.current().len(), 1);
         // A revision from far ahead would block every later one: refused.
-        assert!(!w.apply(&snap(i64::MAX, &[api.clone()])));
+        assert!(!w.apply(&snap(i64::MAX, std::slice::from_ref(&api))));
         assert!(w.apply(&snap(13, &[api])));
         assert_eq!(w.current().len(), 2);
     }

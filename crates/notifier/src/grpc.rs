@@ -271,3 +271,31 @@ pub fn escalation_view(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escalation_policy_is_listed_as_parsed_with_the_routes_naming_it() {
+        let cfg: pantau_config::EscalationConfig = serde_json::from_str(
+            r#"{"name": "page", "repeat_every": "10m", "steps": [{"after": "30m", "channels": ["oncall", "lead"]}], "remind_every": "4h"}"#,
+        )
+        .unwrap();
+        let routes: Vec<pantau_config::RouteConfig> = serde_json::from_str(
+            r#"[{"channels": ["a"]}, {"channels": ["oncall"], "escalation": "page"}, {"channels": ["b"], "escalation": "other"}, {"channels": ["c"], "escalation": "page"}]"#,
+        )
+        .unwrap();
+        let v = escalation_view(&crate::escalation::Policy::new(&cfg), &routes);
+        assert_eq!(v.name, "page");
+        assert_eq!(v.repeat_every.map(|d| d.seconds), Some(600));
+        assert_eq!(v.remind_every.map(|d| d.seconds), Some(4 * 3600));
+        assert_eq!(v.steps.len(), 1);
+        assert_eq!(v.steps[0].after.map(|d| d.seconds), Some(1800));
+        assert_eq!(v.steps[0].channels, ["oncall", "lead"]);
+        assert_eq!(v.routes, [1, 3]);
+        let none: pantau_config::EscalationConfig = serde_json::from_str(r#"{"name": "quiet"}"#).unwrap();
+        let v = escalation_view(&crate::escalation::Policy::new(&none), &routes);
+        assert!(v.repeat_every.is_none() && v.remind_every.is_none() && v.steps.is_empty() && v.routes.is_empty());
+    }
+}

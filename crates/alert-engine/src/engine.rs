@@ -59,6 +59,8 @@ pub enum EngineError {
     Silence(#[from] SilenceError),
     #[error("no silence with id `{0}`")]
     NoSilence(String),
+    #[error(transparent)]
+    Window(#[from] crate::maintenance::WindowError),
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
     #[error("the alert engine is busy storing transitions (its store may be failing); nothing was changed")]
@@ -86,6 +88,14 @@ impl pantau_core::error::ServiceError for EngineError {
             | Self::ConfigRule(..)
             | Self::NotEvaluating(_) => ErrorCode::FailedPrecondition,
             Self::Store(_) | Self::Busy => ErrorCode::Unavailable,
+            Self::Window(e) => {
+                use crate::maintenance::WindowError as W;
+                match e {
+                    W::Invalid(_) | W::TooMany => ErrorCode::InvalidArgument,
+                    W::Configured(_) | W::Exists(_) => ErrorCode::Conflict,
+                    W::NotFound(_) => ErrorCode::NotFound,
+                }
+            }
         }
     }
 
@@ -132,8 +142,11 @@ pub(crate) struct Inner {
     silences: Vec<Silence>,
     /// Dependencies between targets, routers and interfaces.
     pub(crate) deps: Deps,
-    /// `maintenance[]`: alerts they cover are muted while they hold.
+    /// The windows that mute alerts while they hold: `maintenance[]` and
+    /// those made through the API (`windows.effective()`).
     maintenance: Vec<pantau_config::MaintenanceWindow>,
+    /// The configured and API maintenance windows.
+    pub(crate) windows: crate::maintenance::Windows,
     /// Open incidents and their open alerts.
     pub(crate) incidents: Incidents,
     /// What unsaved transitions did to incidents (applied here already).
@@ -141,6 +154,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Mutes by the current configured and API windows.
+    pub(crate) fn apply_windows(&mut self) {
+        self.maintenance = self.windows.effective();
+    }
+
     fn rule(&self, id: &str) -> Option<&Rule> {
         self.api.get(id).or_else(|| self.base.get(id))
     }
@@ -346,6 +364,7 @@ impl Engine {
                     .then(|| cfg.dependencies.site_label.clone()),
             ),
             maintenance: Vec::new(),
+            windows: crate::maintenance::Windows::new(store.maintenance_windows().await?),
             incidents: Incidents::new(cfg.incidents.clone()),
             unsaved_writes: Vec::new(),
         };
@@ -354,6 +373,7 @@ impl Engine {
             .restore(store.open_incidents().await?, store.open_members().await?);
         inner.deps.rebuild(inner.life.open());
         inner.reindex();
+        inner.apply_windows();
         metrics::gauge!(m::OPEN_ALERTS).set(inner.life.open_count() as f64);
         Ok(Self {
             cfg,
@@ -371,7 +391,8 @@ impl Engine {
     #[must_use]
     pub fn with_maintenance(self, windows: Vec<pantau_config::MaintenanceWindow>) -> Self {
         let mut inner = self.inner;
-        inner.get_mut().maintenance = windows;
+        inner.get_mut().windows.set_config(windows);
+        inner.get_mut().apply_windows();
         Self { inner, ..self }
     }
 
@@ -628,6 +649,10 @@ impl Engine {
                 tracing::warn!(incident = %ev.incident_id, error = %e, "cannot publish an incident event; the incident is stored");
             }
         }
+    }
+
+    pub(crate) fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
     }
 
     pub(crate) async fn publish(&self, c: &Change) {

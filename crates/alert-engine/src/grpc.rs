@@ -69,6 +69,17 @@ async fn detached<T: Send + 'static>(
     .map_err(status)
 }
 
+/// Who changes a maintenance window: the user the gateway acts for, else
+/// the request's `actor`, else the token's subject.
+fn window_actor<T>(req: &Request<T>, actor: impl Fn(&T) -> &String) -> String {
+    let caller = req.extensions().get::<pantau_core::auth::Caller>();
+    caller
+        .and_then(|c| c.on_behalf_of.clone())
+        .or_else(|| Some(actor(req.get_ref()).clone()).filter(|a| !a.trim().is_empty()))
+        .or_else(|| caller.map(|c| c.subject.clone()))
+        .unwrap_or_else(|| "anonymous".to_owned())
+}
+
 /// Each engine error as a gRPC status; storage details stay in the log.
 pub fn status(e: impl Into<EngineError>) -> Status {
     pantau_core::error::status(&e.into())
@@ -586,6 +597,62 @@ impl AlertEngineService for Service {
         })
         .await?;
         Ok(Response::new(incident::event::to_proto(&i, &[], &[])))
+    }
+
+    async fn list_maintenance_windows(
+        &self,
+        _req: Request<pb::ListMaintenanceWindowsRequest>,
+    ) -> Result<Response<pb::ListMaintenanceWindowsResponse>, Status> {
+        let now = SystemTime::now();
+        let windows = self.engine.maintenance_windows().await;
+        Ok(Response::new(pb::ListMaintenanceWindowsResponse {
+            windows: windows.iter().map(|l| l.to_proto(now)).collect(),
+        }))
+    }
+
+    async fn get_maintenance_window(
+        &self,
+        req: Request<pb::GetMaintenanceWindowRequest>,
+    ) -> Result<Response<pb::MaintenanceWindow>, Status> {
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        let l = self.engine.maintenance_window(&r.id).await.map_err(status)?;
+        Ok(Response::new(l.to_proto(SystemTime::now())))
+    }
+
+    async fn put_maintenance_window(
+        &self,
+        req: Request<pb::PutMaintenanceWindowRequest>,
+    ) -> Result<Response<pb::MaintenanceWindow>, Status> {
+        let actor = window_actor(&req, |r| &r.actor);
+        let r = req.into_inner();
+        let Some(w) = r.window.as_ref() else {
+            return Err(Status::invalid_argument("`window` is required"));
+        };
+        let window = pantau_config::maintenance_api::from_proto(w)
+            .map_err(|e| Status::invalid_argument(pantau_core::error::quote(&format!("window.{e}"))))?;
+        let engine = Arc::clone(&self.engine);
+        let create_only = r.create_only;
+        let l = detached(async move {
+            engine
+                .put_maintenance_window(window, create_only, &actor, SystemTime::now())
+                .await
+        })
+        .await?;
+        Ok(Response::new(l.to_proto(SystemTime::now())))
+    }
+
+    async fn delete_maintenance_window(
+        &self,
+        req: Request<pb::DeleteMaintenanceWindowRequest>,
+    ) -> Result<Response<pb::MaintenanceWindow>, Status> {
+        let actor = window_actor(&req, |r| &r.actor);
+        let r = req.into_inner();
+        required(&r.id, "id")?;
+        let engine = Arc::clone(&self.engine);
+        let l =
+            detached(async move { engine.delete_maintenance_window(&r.id, &actor, SystemTime::now()).await }).await?;
+        Ok(Response::new(l.to_proto(SystemTime::now())))
     }
 
     type StreamAlertsStream = EventStream;

@@ -26,6 +26,9 @@
 //! - [`watchdog`]: when the engine last evaluated every rule (its dead man's
 //!   switch on `/readyz` and `/metrics`), and the optional heartbeat to an
 //!   external dead man's switch.
+//! - [`maintenance`]: maintenance windows through the API (stored here,
+//!   read-only configured ones beside them), muting alerts, and published
+//!   for the collector on `pantau.maintenance.*`.
 //! - [`metrics`]: metric names and their descriptions.
 
 pub mod alertmanager;
@@ -40,6 +43,7 @@ pub mod grpc;
 pub mod incident;
 pub mod lang;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod metrics;
 mod release;
 pub mod rule;
@@ -143,6 +147,11 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), AlertEngineError
             cluster::mirror_loop(Arc::clone(&engine), mirror, ctx.shutdown.clone()),
         );
     }
+    let (windows, bus, stop) = (Arc::clone(&engine), Arc::clone(&ctx.bus), ctx.shutdown.clone());
+    ctx.spawn_supervised("maintenance", move || {
+        let (engine, bus, stop) = (Arc::clone(&windows), Arc::clone(&bus), stop.clone());
+        async move { maintenance::run(engine, bus, stop).await }
+    });
     let progress = Arc::new(watchdog::Progress::new(sweep));
     ctx.health.register(
         "alert_engine.progress",

@@ -31,6 +31,7 @@ pub mod health;
 pub mod history;
 pub mod host;
 mod last_cert;
+pub mod maintenance;
 pub mod metrics;
 pub mod pause;
 pub mod pool;
@@ -95,7 +96,16 @@ pub async fn run(ctx: Context, grpc: TcpListener) -> Result<(), CollectorError> 
         .register("collector.progress", Arc::new(health::Stall(Arc::clone(&collector))));
     collector.start(&ctx);
     host::start(&ctx);
-    routers::start(&ctx, Some(&store), Some(collector.traffic()));
+    routers::start_with(&ctx, Some(&store), Some(collector.traffic()), &collector.maintenance());
+    let (windows, bus, instance, stop) = (
+        collector.maintenance(),
+        Arc::clone(&ctx.bus),
+        ctx.config.instance.name.clone(),
+        ctx.shutdown.clone(),
+    );
+    ctx.spawn_supervised("maintenance", move || {
+        maintenance::follow(Arc::clone(&windows), Arc::clone(&bus), instance.clone(), stop.clone())
+    });
     let addr = grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(grpc = %addr, targets = collector.entries().len(), "collector running");
     let served = grpc::serve(&ctx, Arc::clone(&collector), grpc, &store).await;

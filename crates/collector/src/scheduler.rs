@@ -114,6 +114,8 @@ pub struct Collector {
     command_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     pool: OnceLock<Pool<(Arc<Entry>, Instant)>>,
     pauses: Pauses,
+    /// `maintenance[]` and the API's windows (`crate::maintenance`).
+    maintenance: Arc<crate::maintenance::Windows>,
 }
 
 impl Collector {
@@ -182,6 +184,7 @@ impl Collector {
             commands: tx,
             command_rx: Mutex::new(Some(rx)),
             pool: OnceLock::new(),
+            maintenance: crate::maintenance::Windows::new(ctx.config.maintenance.clone()),
         })
     }
 
@@ -459,8 +462,13 @@ impl Collector {
 
     /// Whether a maintenance window holds `t` now (see `maintenance::holds`).
     fn maintained(&self, t: &Target, mode: pantau_config::MaintenanceChecks) -> bool {
-        let (windows, at) = (&self.config.maintenance, &self.config.instance.location);
-        !windows.is_empty() && maintenance::holds(windows, (&t.id, t.labels(), at), mode, SystemTime::now())
+        let (windows, at) = (self.maintenance.current(), &self.config.instance.location);
+        !windows.is_empty() && maintenance::holds(&windows, (&t.id, t.labels(), at), mode, SystemTime::now())
+    }
+
+    /// The maintenance windows the schedule and the router pollers apply.
+    pub fn maintenance(&self) -> Arc<crate::maintenance::Windows> {
+        Arc::clone(&self.maintenance)
     }
 
     /// Why `id` is paused, if it is.

@@ -16,6 +16,7 @@ mod grpc;
 mod labels;
 mod load;
 pub mod maintenance;
+pub mod maintenance_api;
 pub mod manual_alert;
 mod notifier;
 mod notifier_channels;

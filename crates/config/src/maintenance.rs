@@ -354,6 +354,9 @@ pub(crate) fn problems(windows: &[MaintenanceWindow]) -> Vec<Invalid> {
                 }
             }
         }
+        if w.labels.len() > MAX_ITEMS {
+            add(i, "labels", "", "must list at most 1000 labels");
+        }
         for (k, v) in &w.labels {
             if k.is_empty() || k.len() > crate::types::limits::LABEL_KEY || v.len() > crate::types::limits::LABEL_VALUE
             {

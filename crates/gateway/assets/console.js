@@ -23,6 +23,7 @@
   // The JSON body of a form: a silence's matchers and times, or its fields.
   function body(form) {
     const data = Object.fromEntries(new FormData(form).entries());
+    if (form.dataset.kind === "maintenance") return maintenance(data);
     if (form.dataset.kind !== "silence") return data;
     const ms = span(data.duration);
     if (ms === null) throw new Error("For: use a number and s, m, h or d, e.g. 2h");
@@ -32,6 +33,24 @@
       comment: data.comment || "",
     };
     if (data.repeat_every) out.repeat_every = data.repeat_every;
+    return out;
+  }
+
+  // A maintenance window from now for the form's span, covering its targets;
+  // the server checks it with the configuration's parser.
+  function maintenance(data) {
+    const ms = span(data.duration);
+    if (ms === null) throw new Error("For: use a number and s, m, h or d, e.g. 2h");
+    const iso = (t) => new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const now = Date.now();
+    const out = {
+      id: data.id,
+      targets: (data.targets || "").split(",").map((t) => t.trim()).filter((t) => t),
+      start: iso(now),
+      end: iso(now + ms),
+      checks: data.checks || "pause",
+    };
+    if (data.name) out.name = data.name;
     return out;
   }
 

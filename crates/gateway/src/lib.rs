@@ -35,6 +35,7 @@ pub mod hub;
 pub mod incidents;
 pub mod input;
 pub mod labels;
+pub mod maintenance;
 pub mod manual_alerts;
 pub mod metrics;
 pub mod monitoring;
@@ -168,6 +169,7 @@ pub fn router(state: &AppState) -> Router {
         .with_state(state.clone())
         .merge(alerts::router(&state.ctx))
         .merge(incidents::router(&state.ctx))
+        .merge(maintenance::router(&state.ctx))
         .merge(targets::router(&state.ctx))
         .merge(reports::router(&state.ctx))
         .merge(notify::router(&state.ctx))

@@ -97,8 +97,10 @@ const INSTANCE_CALLS: [&str; 3] = ["/sync/api/register", "/sync/api/heartbeat", 
 /// Prefixes of the routes answered by a backend over gRPC, or the gateway's
 /// own store: they can answer 409 (the backend refused in its state), 502
 /// (it failed) and 503 (it is unavailable).
-const BACKED: [&str; 12] = [
+const BACKED: [&str; 14] = [
     "/api/v1/monitoring/alerts",
+    "/api/v1/maintenance",
+    "/api/v1/escalations",
     "/api/v1/monitoring/silences",
     "/api/v1/monitoring/performance",
     "/api/v1/targets",
@@ -237,6 +239,7 @@ pub fn document() -> Document {
         crate::api::Doc::openapi(),
         crate::alerts::Doc::openapi(),
         crate::incidents::Doc::openapi(),
+        crate::maintenance::Doc::openapi(),
         crate::auth::routes::Doc::openapi(),
         crate::push::Doc::openapi(),
         crate::ws::Doc::openapi(),

@@ -193,6 +193,16 @@ impl NotifierService for Service {
         Ok(Response::new(ListChannelsResponse { channels, routes }))
     }
 
+    async fn list_escalations(
+        &self,
+        _: Request<pantau_proto::v1::ListEscalationsRequest>,
+    ) -> Result<Response<pantau_proto::v1::ListEscalationsResponse>, Status> {
+        let routes = self.0.routes();
+        let mut policies: Vec<_> = self.0.policies().values().map(|p| escalation_view(p, routes)).collect();
+        policies.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pantau_proto::v1::ListEscalationsResponse { policies }))
+    }
+
     async fn test_channel(&self, req: Request<TestChannelRequest>) -> Result<Response<TestChannelResponse>, Status> {
         let r = req.into_inner();
         if r.channel.is_empty() {
@@ -231,5 +241,61 @@ impl NotifierService for Service {
             error: outcome.result.err().map(|e| e.to_string()).unwrap_or_default(),
             latency: Some(to_duration(started.elapsed())),
         }))
+    }
+}
+
+/// The protobuf view of a parsed escalation policy, with the indexes of the
+/// routes naming it. It holds channel names and times only: no secret.
+pub fn escalation_view(
+    p: &crate::escalation::Policy,
+    routes: &[pantau_config::RouteConfig],
+) -> pantau_proto::v1::EscalationPolicy {
+    let span = |ms: i64| to_duration(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+    pantau_proto::v1::EscalationPolicy {
+        name: p.name.clone(),
+        repeat_every: p.repeat_every.map(span),
+        steps: p
+            .steps
+            .iter()
+            .map(|(after, channels)| pantau_proto::v1::EscalationStep {
+                after: Some(span(*after)),
+                channels: channels.clone(),
+            })
+            .collect(),
+        remind_every: p.remind_every.map(span),
+        routes: routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.escalation.as_deref() == Some(p.name.as_str()))
+            .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_escalation_policy_is_listed_as_parsed_with_the_routes_naming_it() {
+        let cfg: pantau_config::EscalationConfig = serde_json::from_str(
+            r#"{"name": "page", "repeat_every": "10m", "steps": [{"after": "30m", "channels": ["oncall", "lead"]}], "remind_every": "4h"}"#,
+        )
+        .unwrap();
+        let routes: Vec<pantau_config::RouteConfig> = serde_json::from_str(
+            r#"[{"channels": ["a"]}, {"channels": ["oncall"], "escalation": "page"}, {"channels": ["b"], "escalation": "other"}, {"channels": ["c"], "escalation": "page"}]"#,
+        )
+        .unwrap();
+        let v = escalation_view(&crate::escalation::Policy::new(&cfg), &routes);
+        assert_eq!(v.name, "page");
+        assert_eq!(v.repeat_every.map(|d| d.seconds), Some(600));
+        assert_eq!(v.remind_every.map(|d| d.seconds), Some(4 * 3600));
+        assert_eq!(v.steps.len(), 1);
+        assert_eq!(v.steps[0].after.map(|d| d.seconds), Some(1800));
+        assert_eq!(v.steps[0].channels, ["oncall", "lead"]);
+        assert_eq!(v.routes, [1, 3]);
+        let none: pantau_config::EscalationConfig = serde_json::from_str(r#"{"name": "quiet"}"#).unwrap();
+        let v = escalation_view(&crate::escalation::Policy::new(&none), &routes);
+        assert!(v.repeat_every.is_none() && v.remind_every.is_none() && v.steps.is_empty() && v.routes.is_empty());
     }
 }

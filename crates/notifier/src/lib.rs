@@ -158,6 +158,11 @@ impl Notifier {
         &self.cfg.routes
     }
 
+    /// The escalation policies as parsed, by name.
+    pub fn policies(&self) -> &HashMap<String, escalation::Policy> {
+        &self.policies
+    }
+
     /// The escalation table.
     pub fn escalations(&self) -> &escalation::EscalationStore {
         &self.escalations

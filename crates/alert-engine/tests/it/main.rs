@@ -8,6 +8,7 @@ mod engine;
 mod fuzz;
 mod incident_cluster;
 mod incidents;
+mod maintenance;
 mod manual;
 mod nats;
 mod resolve;

@@ -57,24 +57,37 @@ use track::{Observed, Tracker};
 /// with `store`, the interfaces that went down are kept across restarts;
 /// with `traffic`, every valid rate goes to the traffic history.
 pub fn start(ctx: &Context, store: Option<&Store>, traffic: Option<&Arc<TrafficHistory>>) {
+    let windows = crate::maintenance::Windows::new(ctx.config.maintenance.clone());
+    start_with(ctx, store, traffic, &windows);
+}
+
+/// [`start`] with the collector's maintenance windows (configured and from
+/// the API), which pause a router's polling while they cover it.
+pub fn start_with(
+    ctx: &Context,
+    store: Option<&Store>,
+    traffic: Option<&Arc<TrafficHistory>>,
+    windows: &Arc<crate::maintenance::Windows>,
+) {
     let routers = &ctx.config.collector.routers;
     if routers.is_empty() {
         return;
     }
     m::describe();
     for r in routers {
-        let (r, config, bus, stop, store) = (
+        let (r, config, bus, stop, store, windows) = (
             r.clone(),
             Arc::clone(&ctx.config),
             Arc::clone(&ctx.bus),
             ctx.shutdown.clone(),
             store.cloned(),
+            Arc::clone(windows),
         );
         let traffic = traffic.cloned();
         // Started again (with a new session) if it panics.
         ctx.spawn_supervised("router-poller", move || {
             let mut poller = RouterPoller::new(&r, &config.collector, Arc::clone(&bus))
-                .with_maintenance(config.maintenance.clone(), &config.instance.location);
+                .with_windows(Arc::clone(&windows), &config.instance.location);
             if let Some(store) = &store {
                 poller = poller.with_store(store.clone());
             }
@@ -105,9 +118,9 @@ pub struct RouterPoller {
     loaded: bool,
     /// Where each valid rate is rolled up.
     traffic: Option<Arc<TrafficHistory>>,
-    /// `maintenance[]`: a window with `checks: pause` covering the router
-    /// pauses its polling while it holds.
-    maintenance: Vec<pantau_config::MaintenanceWindow>,
+    /// `maintenance[]` and the API's windows: one with `checks: pause`
+    /// covering the router pauses its polling while it holds.
+    maintenance: Arc<crate::maintenance::Windows>,
     /// This instance's location (windows may cover whole locations).
     location: String,
     /// The window pausing it now, logged when it starts and ends.
@@ -141,7 +154,7 @@ impl RouterPoller {
             store: None,
             loaded: false,
             traffic: None,
-            maintenance: Vec::new(),
+            maintenance: crate::maintenance::Windows::new(Vec::new()),
             location: String::new(),
             paused_by: None,
         }
@@ -150,7 +163,13 @@ impl RouterPoller {
     /// Pauses polling while a window of `windows` with `checks: pause`
     /// covers this router (polled from `location`).
     #[must_use]
-    pub fn with_maintenance(mut self, windows: Vec<pantau_config::MaintenanceWindow>, location: &str) -> Self {
+    pub fn with_maintenance(self, windows: Vec<pantau_config::MaintenanceWindow>, location: &str) -> Self {
+        self.with_windows(crate::maintenance::Windows::new(windows), location)
+    }
+
+    /// Like [`Self::with_maintenance`], with windows that change (the API's).
+    #[must_use]
+    pub fn with_windows(mut self, windows: Arc<crate::maintenance::Windows>, location: &str) -> Self {
         self.maintenance = windows;
         location.clone_into(&mut self.location);
         self
@@ -158,12 +177,13 @@ impl RouterPoller {
 
     /// The id of the maintenance window pausing this router's polling at
     /// `now`, if one does.
-    pub fn paused_at(&self, now: SystemTime) -> Option<&str> {
-        if self.maintenance.is_empty() {
+    pub fn paused_at(&self, now: SystemTime) -> Option<String> {
+        let windows = self.maintenance.current();
+        if windows.is_empty() {
             return None;
         }
         let me = (self.cfg.id.as_str(), &self.cfg.labels, self.location.as_str());
-        pantau_config::maintenance::pauses_router(&self.maintenance, me, now).map(|w| w.id.as_str())
+        pantau_config::maintenance::pauses_router(&windows, me, now).map(|w| w.id.clone())
     }
 
     /// Keeps the interfaces that went down in `store` (loaded before the
@@ -212,7 +232,7 @@ impl RouterPoller {
     /// nothing is polled nor published: no samples, no `router_api_up`, no
     /// `target_down`); returns the delay until the next tick.
     pub async fn tick(&mut self) -> Duration {
-        let window = self.paused_at(SystemTime::now()).map(str::to_owned);
+        let window = self.paused_at(SystemTime::now());
         if window != self.paused_by {
             if let Some(w) = &window {
                 tracing::info!(router = %self.cfg.id, window = %w, "router polling paused by a maintenance window");

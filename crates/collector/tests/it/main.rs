@@ -15,6 +15,7 @@ mod http_options;
 mod kafka;
 mod kafka_security;
 mod mail;
+mod maintenance;
 mod mqtt;
 mod panics;
 mod pause;

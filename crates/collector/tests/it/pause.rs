@@ -17,7 +17,7 @@ use tonic::Code;
 use crate::targets::{base_config, start};
 
 /// Target ids with a result on the bus during `span`.
-async fn checked_during(bus: &dyn pantau_core::bus::Bus, span: Duration) -> HashSet<String> {
+pub(crate) async fn checked_during(bus: &dyn pantau_core::bus::Bus, span: Duration) -> HashSet<String> {
     let mut sub = bus
         .subscribe(Subscription::live("pantau.check.result.>"))
         .await
@@ -31,7 +31,7 @@ async fn checked_during(bus: &dyn pantau_core::bus::Bus, span: Duration) -> Hash
     seen
 }
 
-fn tcp(id: &str, address: &str) -> std::sync::Arc<pantau_config::TargetConfig> {
+pub(crate) fn tcp(id: &str, address: &str) -> std::sync::Arc<pantau_config::TargetConfig> {
     let mut t = RawTarget::new(id, CheckType::Tcp);
     t.address = Some(address.to_owned());
     t.parse("t").unwrap().into()

@@ -37,8 +37,12 @@ impl Running {
 }
 
 pub(crate) async fn start(config: Config) -> Running {
+    start_on(config, Arc::new(MemoryBus::new())).await
+}
+
+/// [`start`] on a bus of the test's choice.
+pub(crate) async fn start_on(config: Config, bus: Arc<dyn Bus>) -> Running {
     config.validate().unwrap();
-    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new());
     let ctx = Context::new(Arc::new(config), bus);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();

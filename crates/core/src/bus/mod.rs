@@ -244,6 +244,8 @@ pub fn known_families() -> Vec<String> {
     }
     out.extend(["firing", "acknowledged", "resolved"].map(|s| format!("pantau.alert.{s}")));
     out.extend(["pantau.consensus", "pantau.deadletter"].map(str::to_owned));
+    out.extend(["delivered", "failed"].map(|s| format!("pantau.delivery.{s}")));
+    out.extend(["changed", "deleted", "snapshot", "wanted"].map(|s| format!("pantau.maintenance.{s}")));
     out
 }
 
@@ -342,7 +344,7 @@ mod tests {
         assert!(f.contains(&"pantau.event.target_down".to_owned()), "{f:?}");
         assert!(f.contains(&"pantau.alert.firing".to_owned()), "{f:?}");
         assert!(f.iter().all(|x| subject::family(&format!("{x}.a.b")) == *x), "{f:?}");
-        assert!(f.len() < 30, "{f:?}");
+        assert!(f.len() < 40, "{f:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -141,6 +141,15 @@ pub fn consensus(target_id: &str) -> String {
     format!("pantau.consensus.{target_id}")
 }
 
+/// `pantau.maintenance.<kind>.<token>`: the maintenance windows made through
+/// the API, as a whole `MaintenanceSnapshot`: `changed.<window_id>` and
+/// `deleted.<window_id>` after a change, `snapshot.<instance>` from the
+/// alert engine at its start, every 30 s and when asked; `wanted.<instance>`
+/// (empty payload) is a collector asking for one.
+pub fn maintenance(kind: &str, token: &str) -> String {
+    format!("{MAINTENANCE_PREFIX}{kind}.{token}")
+}
+
 /// `pantau.deadletter.<consumer>`: what the consumer `consumer` could not
 /// decode or handle, with the original subject in the
 /// [`ORIGINAL_SUBJECT`](crate::bus::consume::header::ORIGINAL_SUBJECT) header.
@@ -159,6 +168,7 @@ pub const INCIDENT_PREFIX: &str = "pantau.incident.";
 pub const DELIVERY_PREFIX: &str = "pantau.delivery.";
 pub const CONSENSUS_PREFIX: &str = "pantau.consensus.";
 pub const DEAD_LETTER_PREFIX: &str = "pantau.deadletter.";
+pub const MAINTENANCE_PREFIX: &str = "pantau.maintenance.";
 
 /// Every interface sample.
 pub const ALL_IFACE_SAMPLES: &str = "pantau.iface.sample.>";
@@ -174,6 +184,10 @@ pub const ALL_ALERTS: &str = "pantau.alert.>";
 pub const ALL_INCIDENTS: &str = "pantau.incident.>";
 /// Every delivery outcome.
 pub const ALL_DELIVERIES: &str = "pantau.delivery.>";
+/// Every maintenance snapshot and request.
+pub const ALL_MAINTENANCE: &str = "pantau.maintenance.>";
+/// Every collector's request for a maintenance snapshot.
+pub const MAINTENANCE_WANTED: &str = "pantau.maintenance.wanted.>";
 /// Every consensus result.
 pub const ALL_CONSENSUS: &str = "pantau.consensus.>";
 

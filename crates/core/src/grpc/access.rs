@@ -87,6 +87,10 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.AlertEngineService/CreateSilence", write()),
     ("/pantau.v1.AlertEngineService/ListSilences", read()),
     ("/pantau.v1.AlertEngineService/ExpireSilence", write()),
+    ("/pantau.v1.AlertEngineService/ListMaintenanceWindows", read()),
+    ("/pantau.v1.AlertEngineService/GetMaintenanceWindow", read()),
+    ("/pantau.v1.AlertEngineService/PutMaintenanceWindow", write()),
+    ("/pantau.v1.AlertEngineService/DeleteMaintenanceWindow", write()),
     ("/pantau.v1.AlertEngineService/ListIncidents", read()),
     ("/pantau.v1.AlertEngineService/GetIncident", read()),
     ("/pantau.v1.AlertEngineService/AcknowledgeIncident", write()),
@@ -94,6 +98,7 @@ const RULES: &[(&str, Rule)] = &[
     ("/pantau.v1.NotifierService/ListDeliveries", read()),
     ("/pantau.v1.NotifierService/ListChannels", read()),
     ("/pantau.v1.NotifierService/TestChannel", write()),
+    ("/pantau.v1.NotifierService/ListEscalations", read()),
     (
         "/pantau.v1.SyncService/Register",
         Rule {

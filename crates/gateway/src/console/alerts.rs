@@ -1,5 +1,7 @@
 //! `GET /console/alerts[?state=&severity=&resource=&page=]`: alerts (firing,
-//! acknowledged, resolved) with filters, and the silences; `GET
+//! acknowledged, resolved) with filters, the silences and the maintenance
+//! windows (configured ones read-only; editors create and delete API ones
+//! through `/api/v1/maintenance`); `GET
 //! /console/alerts/{id}`: one alert with its transition history (who, when,
 //! why). Acknowledge and resolve with a comment, and creating and expiring
 //! silences, are the REST routes, offered to editors only.
@@ -20,6 +22,7 @@ use super::page::{SignedIn, fail, render};
 use crate::alerts::SilenceView;
 use crate::input::bad;
 use crate::labels::{AlertState, Severity};
+use crate::maintenance::MaintenanceView;
 use crate::view::AlertView;
 
 /// Alerts per page.
@@ -121,11 +124,21 @@ async fn list(
             return fail(e.status, e.message, Some(&user));
         }
     };
+    let windows: Vec<MaintenanceView> = match client
+        .list_maintenance_windows(pb::ListMaintenanceWindowsRequest {})
+        .await
+    {
+        Ok(w) => w.into_inner().windows.into_iter().map(MaintenanceView::from).collect(),
+        Err(s) => {
+            let e = crate::grpc_error(&s, "alert engine");
+            return fail(e.status, e.message, Some(&user));
+        }
+    };
     let alerts: Vec<AlertView> = answer.alerts.into_iter().map(AlertView::from).collect();
     render(
         "alerts.html",
         minijinja::context! {
-            user, alerts, silences, q, page,
+            user, alerts, silences, windows, q, page,
             more => !answer.next_page_token.is_empty(),
             states => ["firing", "acknowledged", "resolved"],
             severities => ["info", "warning", "critical"],

@@ -298,6 +298,40 @@ async fn the_console_and_status_pages_in_a_real_browser() {
     .await;
     shot(&c, "alerts").await;
 
+    // A maintenance window, created and deleted on the same page.
+    fill(&c, "#maintenance-form input[name=id]", "console-swap").await;
+    fill(&c, "#maintenance-form input[name=targets]", "console-web, other").await;
+    c.find(Locator::Css("#maintenance-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let listed = wait_text(&c, "#maintenance", SOON, |t| t.contains("console-swap")).await;
+    assert!(
+        listed.contains("target=console-web") && listed.contains("target=other") && listed.contains("now"),
+        "{listed}"
+    );
+    let made = api
+        .get(format!("{base}/api/v1/maintenance/console-swap"))
+        .send()
+        .await
+        .unwrap();
+    let made: serde_json::Value = made.json().await.unwrap();
+    assert_eq!(
+        (made["created_by"].as_str(), made["source"].as_str()),
+        (Some("ed"), Some("api")),
+        "{made}"
+    );
+    shot(&c, "alerts-maintenance").await;
+    c.find(Locator::Css("tr[data-window=console-swap] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#maintenance", SOON, |t| !t.contains("console-swap")).await;
+
     // UP again, live.
     c.goto(&format!("{base}/console?q=console")).await.unwrap();
     let _up_again = Service::start(service.addr).await;

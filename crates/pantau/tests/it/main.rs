@@ -17,6 +17,7 @@ mod gateway_routes;
 mod grpc_auth;
 mod incidents;
 mod lifecycle;
+mod maintenance_api;
 mod manual_alerts;
 mod multilocation;
 mod openapi_contract;

@@ -2,7 +2,7 @@
 //! garbage bytes, messages of another type and well-typed messages with
 //! extreme values; and the valid ones that prove a consumer goes on.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use pantau_core::bus::{Bus, Headers, subject};
@@ -517,7 +517,58 @@ fn family_subjects() -> Vec<String> {
         subject::delivery("delivered", "fuzz-x"),
         subject::delivery("failed", "fuzz-x"),
         subject::consensus("fuzz-x"),
+        subject::maintenance("snapshot", "fuzz"),
+        subject::maintenance("changed", "fuzz-w"),
+        subject::maintenance("wanted", "fuzz"),
     ]
+}
+
+/// Maintenance snapshots with hostile windows and revisions: an unknown
+/// `checks`, times out of range, a huge id, a revision from far ahead.
+fn maintenance() -> Vec<pantau_proto::v1::MaintenanceSnapshot> {
+    use pantau_proto::v1::{MaintenanceSnapshot, MaintenanceWindow};
+    let window = |f: &dyn Fn(&mut MaintenanceWindow)| {
+        let mut w = MaintenanceWindow {
+            id: "fuzz-w".into(),
+            start: Some(ts(0, 0)),
+            end: Some(ts(4_102_444_800, 0)),
+            targets: vec!["fuzz-x".into()],
+            ..Default::default()
+        };
+        f(&mut w);
+        w
+    };
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut out: Vec<MaintenanceSnapshot> = [
+        window(&|w| w.checks = 99),
+        window(&|w| w.id = huge(100_000)),
+        window(&|w| w.cron = huge(4096)),
+        window(&|w| w.targets = vec![huge(300); 1000]),
+        window(&|w| w.labels = many_labels()),
+        window(&|w| w.duration = Some(prost_types::Duration { seconds: -1, nanos: -1 })),
+    ]
+    .into_iter()
+    .map(|w| MaintenanceSnapshot {
+        windows: vec![w],
+        revision: now_ms,
+        instance: "fuzz".into(),
+    })
+    .collect();
+    for t in extreme_times() {
+        out.push(MaintenanceSnapshot {
+            windows: vec![window(&|w| w.start = t)],
+            revision: now_ms,
+            instance: "fuzz".into(),
+        });
+    }
+    for revision in [i64::MAX, i64::MIN, -1] {
+        out.push(MaintenanceSnapshot {
+            windows: vec![window(&|_| {})],
+            revision,
+            instance: "fuzz".into(),
+        });
+    }
+    out
 }
 
 async fn raw(bus: &dyn Bus, subject: &str, payload: Vec<u8>) {
@@ -581,6 +632,10 @@ pub(super) async fn poison(bus: &dyn Bus) -> usize {
     }
     for c in consensus() {
         raw(bus, &subject::consensus("fuzz-c"), c.encode_to_vec()).await;
+        n += 1;
+    }
+    for m in maintenance() {
+        raw(bus, &subject::maintenance("snapshot", "fuzz"), m.encode_to_vec()).await;
         n += 1;
     }
     n

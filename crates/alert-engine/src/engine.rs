@@ -483,7 +483,10 @@ impl Engine {
             };
             for r in readers.iter() {
                 if r.local {
-                    if !touched.iter().any(|(id, j)| *id == r.id && facts[*j].labels == f.labels) {
+                    if !touched
+                        .iter()
+                        .any(|(id, j)| *id == r.id && facts[*j].labels == f.labels)
+                    {
                         touched.push((Arc::clone(&r.id), i));
                     }
                 } else if !global.iter().any(|g| **g == *r.id) {

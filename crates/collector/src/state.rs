@@ -26,6 +26,9 @@ pub struct Transition {
     pub current: State,
 }
 
+/// Most state changes written in one transaction (see [`States::write_pending`]).
+pub const WRITE_CHUNK: usize = 1000;
+
 /// States of all targets, backed by the collector's store.
 pub struct States {
     store: Store,
@@ -118,20 +121,39 @@ impl States {
         })
     }
 
-    /// Writes the queued changes in one transaction; on failure they stay
-    /// queued (newer changes of the same target replace them). Returns how
-    /// many were written.
+    /// Writes the queued changes, [`WRITE_CHUNK`] to a transaction; on
+    /// failure what was not written stays queued (newer changes of the same
+    /// target replace it). Returns how many were written.
+    ///
+    /// Chunks keep each transaction short: after 100,000 targets' first
+    /// checks one transaction of every change held SQLite's only write lock
+    /// for seconds, and the collector's other writers (history, traffic)
+    /// timed out on it with "database is locked".
     pub async fn write_pending(&self) -> Result<usize, StoreError> {
         let batch: Vec<(String, Pending)> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
                 .into_iter()
                 .collect();
-        if batch.is_empty() {
-            return Ok(0);
+        let mut written = 0;
+        let mut rest = batch.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<(String, Pending)> = rest.by_ref().take(WRITE_CHUNK).collect();
+            if let Err(e) = self.write_chunk(&chunk).await {
+                let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (id, p) in chunk.into_iter().chain(rest) {
+                    pending.entry(id).or_insert(p);
+                }
+                return Err(e.into());
+            }
+            written += chunk.len();
         }
-        let written: Result<(), sqlx::Error> = with_pool!(&self.store, pool => async {
+        Ok(written)
+    }
+
+    async fn write_chunk(&self, chunk: &[(String, Pending)]) -> Result<(), sqlx::Error> {
+        with_pool!(&self.store, pool => async {
             let mut tx = pool.begin().await?;
-            for (id, p) in &batch {
+            for (id, p) in chunk {
                 sqlx::query(
                     "INSERT INTO target_state (target_id, status, since_ms, reason, message, changed_ms)
                      VALUES ($1, $2, $3, $4, $5, $3)
@@ -147,14 +169,6 @@ impl States {
             }
             tx.commit().await
         }
-        .await);
-        if let Err(e) = written {
-            let mut pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (id, p) in batch {
-                pending.entry(id).or_insert(p);
-            }
-            return Err(e.into());
-        }
-        Ok(batch.len())
+        .await)
     }
 }

@@ -68,3 +68,49 @@ async fn postgres() {
     survives_restart(cfg.clone(), dir.path()).await;
     crate::pause::pauses_survive(&cfg, dir.path()).await;
 }
+
+/// More changes than one transaction takes are written in chunks, every one
+/// of them, while another connection of the same store keeps writing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_changes_are_written_in_chunks_beside_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DatabaseConfig::default();
+    let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let store = Store::connect(&cfg, dir.path(), "collector", MIGRATIONS).await.unwrap();
+    let states = States::load(store.clone()).await.unwrap();
+    let n = pantau_collector::state::WRITE_CHUNK * 2 + 500;
+    for i in 0..n {
+        let r = CheckResult {
+            target_id: format!("t{i}"),
+            ..result(i % 3 != 0)
+        };
+        assert!(states.observe(&r, t0).is_some());
+    }
+    // Another writer on the same file (the history's, in the collector).
+    let pool = match &store {
+        Store::Sqlite(p, _) => p.clone(),
+        Store::Postgres { .. } => unreachable!("SQLite by default"),
+    };
+    let other = tokio::spawn(async move {
+        for i in 0..200 {
+            sqlx::query("INSERT INTO target_state (target_id, status, since_ms, reason, message, changed_ms) VALUES ($1, 'up', 0, '', '', 0)")
+                .bind(format!("other{i}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    });
+    assert_eq!(states.write_pending().await.unwrap(), n);
+    other.await.unwrap();
+    assert_eq!(states.write_pending().await.unwrap(), 0);
+    store.close().await;
+
+    let store = Store::connect(&cfg, dir.path(), "collector", MIGRATIONS).await.unwrap();
+    let states = States::load(store.clone()).await.unwrap();
+    for i in [0, 1, n / 2, n - 1] {
+        let s = states.get(&format!("t{i}")).expect("persisted");
+        assert_eq!(s.up, i % 3 != 0, "t{i}");
+    }
+    assert!(states.get("other199").is_some());
+    store.close().await;
+}

@@ -72,10 +72,11 @@ pub fn family(subject: &str) -> std::borrow::Cow<'static, str> {
         "pantau.alert.acknowledged",
         "pantau.alert.resolved",
     ];
-    if let Some(f) = STATIC
-        .iter()
-        .find(|f| subject.strip_prefix(**f).is_some_and(|rest| rest.is_empty() || rest.starts_with('.')))
-    {
+    if let Some(f) = STATIC.iter().find(|f| {
+        subject
+            .strip_prefix(**f)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    }) {
         return std::borrow::Cow::Borrowed(f);
     }
     let tokens: Vec<&str> = subject.split('.').take(3).collect();

@@ -83,7 +83,10 @@ pub fn log_summary(path: &std::path::Path) -> String {
                 let (level, target) = (v["level"].as_str().unwrap_or("?"), v["target"].as_str().unwrap_or("?"));
                 // The error a warning names, when it does: what went wrong, not only that it did.
                 match v["fields"]["error"].as_str() {
-                    Some(e) => format!("{level} {target}: {msg} (error: {})", e.chars().take(120).collect::<String>()),
+                    Some(e) => format!(
+                        "{level} {target}: {msg} (error: {})",
+                        e.chars().take(120).collect::<String>()
+                    ),
                     None => format!("{level} {target}: {msg}"),
                 }
             }

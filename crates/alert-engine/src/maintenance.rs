@@ -371,7 +371,7 @@ pub async fn run(engine: Arc<Engine>, bus: Arc<dyn Bus>, shutdown: CancellationT
         .await
         .map_err(|e| format!("cannot subscribe to {}: {e}", subject::MAINTENANCE_WANTED))?;
     let mut every = tokio::time::interval(SNAPSHOT_EVERY);
-    let own = subject::maintenance("snapshot", &token(&engine.instance));
+    let own = subject::maintenance("snapshot", &subject::instance_token(&engine.instance));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -387,20 +387,4 @@ pub async fn run(engine: Arc<Engine>, bus: Arc<dyn Bus>, shutdown: CancellationT
             engine.publish_windows(&own, &snapshot).await;
         }
     }
-}
-
-/// A subject token for an instance name (`local` when empty).
-pub fn token(instance: &str) -> String {
-    let t: String = instance
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    if t.is_empty() { "local".to_owned() } else { t }
 }

@@ -132,7 +132,7 @@ pub async fn follow(
         .subscribe(Subscription::live(subject::ALL_MAINTENANCE))
         .await
         .map_err(|e| format!("cannot subscribe to {}: {e}", subject::ALL_MAINTENANCE))?;
-    let wanted = subject::maintenance("wanted", &token(&instance));
+    let wanted = subject::maintenance("wanted", &subject::instance_token(&instance));
     if let Err(e) = publish_encoded(bus.as_ref(), &wanted, bytes::Bytes::new()).await {
         // The alert engine's next periodic snapshot carries them.
         tracing::warn!(error = %e, "cannot ask for the maintenance windows; waiting for the next snapshot");
@@ -153,22 +153,6 @@ pub async fn follow(
             windows.apply(&snap);
         }
     }
-}
-
-/// A subject token for an instance name (`local` when empty).
-fn token(instance: &str) -> String {
-    let t: String = instance
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(128)
-        .collect();
-    if t.is_empty() { "local".to_owned() } else { t }
 }
 
 #[cfg(test)]

@@ -142,6 +142,23 @@ pub fn consensus(target_id: &str) -> String {
     format!("pantau.consensus.{target_id}")
 }
 
+/// A subject token for an instance name: letters, digits, `-` and `_` kept,
+/// anything else `_`, at most 128 characters; `local` when empty.
+pub fn instance_token(instance: &str) -> String {
+    let t: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(128)
+        .collect();
+    if t.is_empty() { "local".to_owned() } else { t }
+}
+
 /// `pantau.maintenance.<kind>.<token>`: the maintenance windows made through
 /// the API, as a whole `MaintenanceSnapshot`: `changed.<window_id>` and
 /// `deleted.<window_id>` after a change, `snapshot.<instance>` from the

@@ -74,27 +74,27 @@ pub fn from_check(r: &CheckResult, now: SystemTime) -> Vec<Fact> {
         ("kind", kind),
     ]));
     let up = r.status() == CheckStatus::Up;
-    let latency = r.latency.as_ref().and_then(pantau_core::time::from_duration);
-    let lag = match &r.detail {
-        Some(pantau_proto::v1::check_result::Detail::Kafka(k)) if !k.group.is_empty() => Some(k),
-        _ => None,
-    };
-    let mut out = Vec::with_capacity(2 + 2 * usize::from(lag.is_some()));
-    // The label set is cloned only for a fact that follows (a result is
-    // turned into facts at every check).
-    let duration_labels = (latency.is_some() || lag.is_some()).then(|| l.clone());
-    out.push(fact("check_up", l, Value::Num(if up { 1.0 } else { 0.0 }), at));
-    if let Some(mut l) = duration_labels {
-        if let Some(ms) = latency {
-            let next = lag.is_some().then(|| l.clone());
-            out.push(fact("check_duration_ms", l, Value::Num(ms.as_secs_f64() * 1000.0), at));
-            let Some(rest) = next else { return out };
-            l = rest;
-        }
-        if let Some(k) = lag {
-            out.extend(kafka_lag(k, l, at));
-        }
+    let mut named = vec![("check_up", Value::Num(if up { 1.0 } else { 0.0 }))];
+    if let Some(ms) = r.latency.as_ref().and_then(pantau_core::time::from_duration) {
+        named.push(("check_duration_ms", Value::Num(ms.as_secs_f64() * 1000.0)));
     }
+    let lag = match &r.detail {
+        Some(pantau_proto::v1::check_result::Detail::Kafka(k)) if !k.group.is_empty() => kafka_lag(k, l.clone(), at),
+        _ => Vec::new(),
+    };
+    // The last fact takes the label set, the others a copy: a result is
+    // turned into facts at every check.
+    let last = named.len() - 1;
+    let mut set = Some(l);
+    let mut out: Vec<Fact> = named
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            let l = if i == last { set.take() } else { set.clone() };
+            fact(name, l.unwrap_or_default(), value, at)
+        })
+        .collect();
+    out.extend(lag);
     out
 }
 

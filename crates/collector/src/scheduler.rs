@@ -66,6 +66,9 @@ pub struct Entry {
     /// The certificate part of the last check that read one (boxed: a
     /// `Detail` is a few hundred bytes inline, and most targets have none).
     last_certificate: Mutex<Option<Box<Detail>>>,
+    /// Its `pantau_collector_check_up` gauge, registered at its first check
+    /// (not before: a gauge reading 0 would say it is down).
+    up_gauge: std::sync::OnceLock<metrics::Gauge>,
 }
 
 impl Entry {
@@ -76,6 +79,7 @@ impl Entry {
             exported: Mutex::new(BreakerState::Closed),
             last_failure: Mutex::new(None),
             last_certificate: Mutex::new(None),
+            up_gauge: std::sync::OnceLock::new(),
         })
     }
 
@@ -107,6 +111,8 @@ pub struct Collector {
     history: Arc<History>,
     traffic: Arc<crate::traffic::TrafficHistory>,
     error_rate: Arc<ErrorRate>,
+    /// Checks counted by type (`pantau_collector_checks_total`, `…_check_duration_seconds`).
+    by_kind: m::ByKind,
     progress: Progress,
     store: Store,
     bus: Arc<dyn Bus>,
@@ -177,6 +183,7 @@ impl Collector {
                 &cfg.collector.history,
             )),
             error_rate: Arc::new(ErrorRate::new(cfg.collector.health.clone())),
+            by_kind: m::ByKind::default(),
             progress: Progress::default(),
             store,
             bus: Arc::clone(&ctx.bus),
@@ -572,6 +579,10 @@ impl Collector {
             depends_on: t.depends_on.clone(),
             detail: outcome.detail.clone(),
         };
+        let up_gauge = entry
+            .up_gauge
+            .get_or_init(|| metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => t.kind_label()));
+        up_gauge.set(if outcome.up { 1.0 } else { 0.0 });
         self.observe(t, &outcome, &result, checked_at).await;
         (result, outcome.latency)
     }
@@ -597,11 +608,7 @@ impl Collector {
     }
 
     async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
-        let kind = t.kind_label();
-        let label = if outcome.up { m::RESULT_UP } else { m::RESULT_DOWN };
-        metrics::counter!(m::CHECKS_TOTAL, "kind" => kind, "result" => label).increment(1);
-        metrics::histogram!(m::CHECK_DURATION, "kind" => kind).record(outcome.latency.as_secs_f64());
-        metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => kind).set(if outcome.up { 1.0 } else { 0.0 });
+        self.by_kind.record(t.config.check(), outcome.up, outcome.latency);
         if let Some(days) = last_cert::cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
         }

@@ -138,10 +138,10 @@ impl Feed {
         &self.hub
     }
 
-    fn send<T: Serialize>(&self, kind: &str, resource: &str, severity: &str, data: &T) {
+    fn send<T: Serialize>(&self, kind: &'static str, resource: &str, severity: &str, data: &T) {
+        ::metrics::counter!(m::EVENTS, "type" => kind).increment(1);
         match serde_json::to_string(&Event { kind, data }) {
             Ok(text) => {
-                ::metrics::counter!(m::EVENTS, "type" => kind.to_owned()).increment(1);
                 self.hub.publish(&Arc::new(HubEvent {
                     kind: kind.to_owned(),
                     resource: resource.to_owned(),
@@ -158,8 +158,14 @@ impl Feed {
     /// location, and sends it to WebSocket clients.
     pub fn accept(&self, r: &CheckResult, encoded: Bytes) {
         self.keep(r, || encoded);
-        let view = CheckResultView::from(r);
-        self.send("check_result", &view.target_id, "", &view);
+        // The view and its JSON only when a client takes it: with no
+        // dashboard open (or none on this target) a result costs neither.
+        if self.hub.wants("check_result", &r.target_id, "") {
+            let view = CheckResultView::from(r);
+            self.send("check_result", &view.target_id, "", &view);
+        } else {
+            ::metrics::counter!(m::EVENTS, "type" => "check_result").increment(1);
+        }
     }
 
     /// Keeps the collector's latest results (`ListLatestResults`) where they

@@ -148,32 +148,66 @@ impl Queue {
 
 struct Slot {
     filter: Filter,
+    /// The filter's types as bits of [`TYPES`] (every bit: every type).
+    types: u32,
     queue: Arc<Queue>,
 }
 
+impl Slot {
+    fn new(filter: Filter, queue: Arc<Queue>) -> Arc<Self> {
+        let types = filter
+            .types
+            .as_ref()
+            .map_or(u32::MAX, |set| set.iter().fold(0, |bits, t| bits | type_bit(t)));
+        Arc::new(Self { filter, types, queue })
+    }
+
+    /// Whether the client takes an event of type bit `kind` and `severity`;
+    /// its resource was matched by the index the slot was found in.
+    fn wants(&self, kind: u32, severity: &str) -> bool {
+        self.types & kind != 0 && self.filter.severities.as_ref().is_none_or(|s| s.contains(severity))
+    }
+}
+
+/// `kind`'s bit among [`TYPES`]; a kind outside them has the last bit, which
+/// no filter's types contain.
+fn type_bit(kind: &str) -> u32 {
+    TYPES.iter().position(|t| *t == kind).map_or(1 << 31, |i| 1 << i)
+}
+
+/// The clients by what they watch. A client is under each resource it names,
+/// or under `every_resource`; the slots are shared, so offering an event costs
+/// no lookup per client.
 #[derive(Default)]
 struct Index {
-    clients: HashMap<u64, Slot>,
-    by_resource: HashMap<String, HashSet<u64>>,
-    every_resource: HashSet<u64>,
+    clients: HashMap<u64, Arc<Slot>>,
+    by_resource: HashMap<String, HashMap<u64, Arc<Slot>>>,
+    every_resource: HashMap<u64, Arc<Slot>>,
 }
 
 impl Index {
-    fn link(&mut self, id: u64, filter: &Filter) {
-        match &filter.resources {
+    fn link(&mut self, id: u64, slot: &Arc<Slot>) {
+        match &slot.filter.resources {
             None => {
-                self.every_resource.insert(id);
+                self.every_resource.insert(id, Arc::clone(slot));
             }
             Some(set) => {
                 for r in set {
-                    self.by_resource.entry(r.clone()).or_default().insert(id);
+                    self.by_resource
+                        .entry(r.clone())
+                        .or_default()
+                        .insert(id, Arc::clone(slot));
                 }
             }
         }
+        self.clients.insert(id, Arc::clone(slot));
     }
 
-    fn unlink(&mut self, id: u64, filter: &Filter) {
-        match &filter.resources {
+    fn unlink(&mut self, id: u64) {
+        let Some(slot) = self.clients.remove(&id) else {
+            return;
+        };
+        match &slot.filter.resources {
             None => {
                 self.every_resource.remove(&id);
             }
@@ -188,6 +222,17 @@ impl Index {
                 }
             }
         }
+    }
+
+    /// The clients that take an event of `kind`, `resource` and `severity`.
+    fn interested<'a>(&'a self, kind: &str, resource: &str, severity: &'a str) -> impl Iterator<Item = &'a Arc<Slot>> {
+        let bit = type_bit(kind);
+        self.by_resource
+            .get(resource)
+            .into_iter()
+            .flat_map(HashMap::values)
+            .chain(self.every_resource.values())
+            .filter(move |slot| slot.wants(bit, severity))
     }
 }
 
@@ -227,27 +272,21 @@ impl Member {
             .index
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(old) = ix.clients.get(&self.id).map(|s| s.filter.clone()) else {
+        if !ix.clients.contains_key(&self.id) {
             return;
-        };
-        ix.unlink(self.id, &old);
-        ix.link(self.id, &filter);
-        if let Some(slot) = ix.clients.get_mut(&self.id) {
-            slot.filter = filter;
         }
+        ix.unlink(self.id);
+        ix.link(self.id, &Slot::new(filter, Arc::clone(&self.queue)));
     }
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let mut ix = self
-            .hub
+        self.hub
             .index
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(slot) = ix.clients.remove(&self.id) {
-            ix.unlink(self.id, &slot.filter);
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unlink(self.id);
     }
 }
 
@@ -265,15 +304,10 @@ impl Hub {
     pub fn join(self: &Arc<Self>, filter: Filter) -> Member {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::new(self.capacity));
-        let mut ix = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        ix.link(id, &filter);
-        ix.clients.insert(
-            id,
-            Slot {
-                filter,
-                queue: Arc::clone(&queue),
-            },
-        );
+        self.index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .link(id, &Slot::new(filter, Arc::clone(&queue)));
         Member {
             id,
             hub: Arc::clone(self),
@@ -281,16 +315,22 @@ impl Hub {
         }
     }
 
+    /// Whether any client takes an event of `kind`, `resource` and
+    /// `severity`: when none does, the event need not be serialised.
+    pub fn wants(&self, kind: &str, resource: &str, severity: &str) -> bool {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .interested(kind, resource, severity)
+            .next()
+            .is_some()
+    }
+
     /// Offers `e` to the clients of its resource and of every resource.
     pub fn publish(&self, e: &Arc<HubEvent>) {
         let ix = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let targeted = ix.by_resource.get(&e.resource).into_iter().flatten();
-        for id in targeted.chain(ix.every_resource.iter()) {
-            if let Some(slot) = ix.clients.get(id)
-                && slot.filter.matches(e)
-            {
-                slot.queue.push(Arc::clone(e));
-            }
+        for slot in ix.interested(&e.kind, &e.resource, &e.severity) {
+            slot.queue.push(Arc::clone(e));
         }
     }
 
@@ -377,5 +417,41 @@ mod tests {
         assert_eq!(kept, ["c", "d"]);
         assert_eq!(m.queue.take_dropped(), 2);
         assert_eq!(m.queue.take_dropped(), 0);
+    }
+
+    #[test]
+    fn types_and_severities_filter_what_the_index_offers() {
+        assert!(TYPES.len() < 31, "a type's bit must not be the unknown kinds' bit 31");
+        let hub = Arc::new(Hub::new(8));
+        let alerts = hub.join(Filter::build(Some(vec!["alert".into()]), None, Some(vec!["critical".into()])).unwrap());
+        let web = hub.join(Filter::build(Some(vec!["check_result".into()]), Some(vec!["web".into()]), None).unwrap());
+        let sev = |kind: &str, resource: &str, severity: &str| {
+            Arc::new(HubEvent {
+                kind: kind.into(),
+                resource: resource.into(),
+                severity: severity.into(),
+                json: "{}".into(),
+                received: std::time::Instant::now(),
+            })
+        };
+        assert!(hub.wants("alert", "db", "critical"));
+        assert!(!hub.wants("alert", "db", "warning"));
+        assert!(hub.wants("check_result", "web", ""));
+        assert!(!hub.wants("check_result", "db", ""));
+        assert!(
+            !hub.wants("no_such_kind", "web", ""),
+            "an unknown kind is nobody's type"
+        );
+        hub.publish(&sev("alert", "db", "warning"));
+        hub.publish(&sev("alert", "db", "critical"));
+        hub.publish(&sev("check_result", "web", ""));
+        hub.publish(&sev("check_result", "db", ""));
+        hub.publish(&sev("reboot", "web", "critical"));
+        assert_eq!((alerts.queue.len(), web.queue.len()), (1, 1));
+        // A new filter takes effect at once, on the same queue.
+        web.set_filter(Filter::build(Some(vec!["reboot".into()]), Some(vec!["web".into()]), None).unwrap());
+        hub.publish(&sev("reboot", "web", "critical"));
+        hub.publish(&sev("check_result", "web", ""));
+        assert_eq!(web.queue.len(), 2);
     }
 }

@@ -5,6 +5,8 @@
 //! runs the services until a signal.
 
 mod admin;
+#[cfg(feature = "jemalloc")]
+mod allocator;
 mod cli;
 mod run;
 

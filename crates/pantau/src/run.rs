@@ -142,6 +142,9 @@ pub async fn run(command: &Command, config: Config) -> ExitCode {
         }
     };
     pantau_core::telemetry::prometheus();
+    // Detached: it ends with the runtime.
+    #[cfg(feature = "jemalloc")]
+    tokio::spawn(crate::allocator::report());
     for notice in config.notices() {
         tracing::warn!("{notice}");
     }

@@ -115,13 +115,21 @@ impl History {
         if done.is_empty() {
             return Ok(0);
         }
-        if let Err(e) = self.write(&done).await {
-            // Put them back so nothing accepted is lost.
-            let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (k, b) in done {
-                open.entry(k).or_default().merge(&b);
+        // A transaction per chunk: one for a hundred thousand targets held
+        // SQLite's write lock for seconds, past the other writers' busy
+        // timeout ("database is locked" for the target states).
+        let mut written = 0;
+        for chunk in done.chunks(crate::state::WRITE_CHUNK) {
+            if let Err(e) = self.write(chunk).await {
+                // Put back what was not written, so nothing accepted is lost
+                // (and nothing written is added twice).
+                let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (k, b) in done.into_iter().skip(written) {
+                    open.entry(k).or_default().merge(&b);
+                }
+                return Err(e);
             }
-            return Err(e);
+            written += chunk.len();
         }
         Ok(done.len())
     }

@@ -26,7 +26,9 @@ pub struct Transition {
     pub current: State,
 }
 
-/// Most state changes written in one transaction (see [`States::write_pending`]).
+/// Most rows written in one transaction: state changes (see
+/// [`States::write_pending`]) and history buckets (`History::flush`), so no
+/// writer holds SQLite's write lock past the others' busy timeout.
 pub const WRITE_CHUNK: usize = 1000;
 
 /// States of all targets, backed by the collector's store.

@@ -11,59 +11,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use pantau_config::{AlertRuleConfig, AlertSeverity, Config};
+use pantau_config::{AlertRuleConfig, AlertSeverity};
 use pantau_core::bus::memory::MemoryBus;
 use pantau_core::bus::{Bus, publish_proto, subject};
 use pantau_core::service::Context;
 use pantau_core::time::to_timestamp;
-use pantau_gateway::auth::{Keys, Scopes};
 use pantau_proto::v1;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+#[path = "../../gateway/benches/support/mod.rs"]
+mod support;
+use support::{config, env, start_gateway, token};
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(rest_bench());
-}
-
-fn config(dir: &std::path::Path) -> Config {
-    let mut c = Config {
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    c.log.level = "warn".into();
-    c.gateway.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret!!".into());
-    // Every client shares one token: the per-client limit would refuse a
-    // dashboard wall connecting at once, so it is off for the benchmark.
-    c.gateway.rate_limit.requests_per_second = 0;
-    c.gateway.dashboard.max_connections = 60_000;
-    c
-}
-
-fn token(c: &Config) -> String {
-    let keys = Keys::load(&c.gateway.auth, &c.data_dir).expect("keys");
-    keys.mint("bench", Scopes::all(), Duration::from_secs(3600))
-        .expect("mint")
-        .0
-}
-
-async fn start_gateway(ctx: &Context) -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    tokio::spawn(pantau_gateway::run(ctx.clone(), l));
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    addr
+    support::runtime().block_on(rest_bench());
 }
 
 async fn rest_bench() {

@@ -114,3 +114,44 @@ async fn many_changes_are_written_in_chunks_beside_another_writer() {
     assert!(states.get("other199").is_some());
     store.close().await;
 }
+
+/// The history of more targets than one transaction takes is written in
+/// chunks, every bucket once, while the states' writer writes beside it; a
+/// second flush finds nothing left to add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_history_flush_is_written_in_chunks_beside_the_states() {
+    use pantau_collector::history::{History, Resolution};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DatabaseConfig::default();
+    let store = Store::connect(&cfg, dir.path(), "collector", MIGRATIONS).await.unwrap();
+    let history = History::new(store.clone(), &pantau_config::HistoryConfig::default());
+    let states = States::load(store.clone()).await.unwrap();
+    let n = pantau_collector::state::WRITE_CHUNK * 2 + 500;
+    let at = SystemTime::now() - Duration::from_secs(120);
+    for i in 0..n {
+        history.record(&format!("t{i}"), i % 2 == 0, Duration::from_millis(10), at);
+        let r = CheckResult {
+            target_id: format!("t{i}"),
+            ..result(true)
+        };
+        assert!(states.observe(&r, at).is_some());
+    }
+    let (flushed, written) = tokio::join!(history.flush(SystemTime::now()), states.write_pending());
+    assert_eq!(flushed.unwrap(), n);
+    assert_eq!(written.unwrap(), n);
+    assert_eq!(history.flush(SystemTime::now()).await.unwrap(), 0);
+    for i in [0, 1, n / 2, n - 1] {
+        let points = history
+            .query(
+                &format!("t{i}"),
+                SystemTime::now() - Duration::from_secs(3600),
+                SystemTime::now(),
+                Resolution::Minute,
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 1, "t{i}");
+        assert_eq!((points[0].checks, points[0].up), (1, u64::from(i % 2 == 0)), "t{i}");
+    }
+    store.close().await;
+}

@@ -125,7 +125,7 @@ impl Feed {
                 map.insert(key, view.clone());
             }
         }
-        self.send("metrics_update", &view.source, "", &view);
+        self.send("metrics_update", &view.source, "", || &view);
     }
 
     /// Each router's recent events.
@@ -138,9 +138,15 @@ impl Feed {
         &self.hub
     }
 
-    fn send<T: Serialize>(&self, kind: &'static str, resource: &str, severity: &str, data: &T) {
+    /// Counts the event, then serialises it (made by `data`) and hands it to
+    /// the hub only when some client takes it: with no dashboard open (or
+    /// none on this resource) an event costs no view and no JSON.
+    fn send<T: Serialize>(&self, kind: &'static str, resource: &str, severity: &str, data: impl FnOnce() -> T) {
         ::metrics::counter!(m::EVENTS, "type" => kind).increment(1);
-        match serde_json::to_string(&Event { kind, data }) {
+        if !self.hub.wants(kind, resource, severity) {
+            return;
+        }
+        match serde_json::to_string(&Event { kind, data: &data() }) {
             Ok(text) => {
                 self.hub.publish(&Arc::new(HubEvent {
                     kind: kind.to_owned(),
@@ -158,14 +164,7 @@ impl Feed {
     /// location, and sends it to WebSocket clients.
     pub fn accept(&self, r: &CheckResult, encoded: Bytes) {
         self.keep(r, || encoded);
-        // The view and its JSON only when a client takes it: with no
-        // dashboard open (or none on this target) a result costs neither.
-        if self.hub.wants("check_result", &r.target_id, "") {
-            let view = CheckResultView::from(r);
-            self.send("check_result", &view.target_id, "", &view);
-        } else {
-            ::metrics::counter!(m::EVENTS, "type" => "check_result").increment(1);
-        }
+        self.send("check_result", &r.target_id, "", || CheckResultView::from(r));
     }
 
     /// Keeps the collector's latest results (`ListLatestResults`) where they
@@ -194,13 +193,13 @@ impl Feed {
     /// Takes in an alert lifecycle event.
     pub fn accept_alert(&self, a: &AlertEvent) {
         let view = AlertView::from(a);
-        self.send("alert", &view.resource, view.severity.as_str(), &view);
+        self.send("alert", &view.resource, view.severity.as_str(), || &view);
     }
 
     /// Takes in an incident's change; its resource is the incident's id.
     pub fn accept_incident(&self, i: &IncidentEvent) {
         let view = IncidentEventView::from(i);
-        self.send("incident", &view.incident.id, view.incident.severity.as_str(), &view);
+        self.send("incident", &view.incident.id, view.incident.severity.as_str(), || &view);
     }
 
     /// Takes in a router, target or instance event.
@@ -211,7 +210,7 @@ impl Feed {
             return;
         }
         self.timeline.keep(e, &view);
-        self.send(view.kind.as_str(), &view.source, view.severity.as_str(), &view);
+        self.send(view.kind.as_str(), &view.source, view.severity.as_str(), || &view);
     }
 
     fn dispatch(&self, event: BusEvent, payload: Bytes) {
@@ -226,7 +225,7 @@ impl Feed {
                     ConsensusStatus::Partial => Severity::Warning,
                     ConsensusStatus::Up | ConsensusStatus::Unknown => Severity::Info,
                 };
-                self.send("consensus", &view.target_id.clone(), severity.as_str(), &view);
+                self.send("consensus", &view.target_id, severity.as_str(), || &view);
             }
             BusEvent::Event { event, .. } => self.accept_event(&event),
             BusEvent::Metric(m) => self.accept_metric(&m),

@@ -7,7 +7,10 @@ pub const CHECK_PANICS: &str = "pantau_collector_check_panics_total";
 pub const CHECKS_SKIPPED: &str = "pantau_collector_checks_skipped_total";
 pub const SCHEDULE_LAG: &str = "pantau_collector_schedule_lag_seconds";
 pub const CHECK_DURATION: &str = "pantau_collector_check_duration_seconds";
+/// Written at scrape time from the schedule's entries (`Collector`'s
+/// `GaugeSource`), one series per target checked at least once.
 pub const CHECK_UP: &str = "pantau_collector_check_up";
+pub const CHECK_UP_HELP: &str = "1 when the target's last check was up, 0 when down";
 pub const CERT_EXPIRY: &str = "pantau_collector_cert_expiry_seconds";
 pub const BREAKER_STATE: &str = "pantau_collector_breaker_state";
 pub const QUEUE_DEPTH: &str = "pantau_collector_queue_depth";
@@ -48,7 +51,6 @@ pub fn describe() {
     );
     describe_histogram!(SCHEDULE_LAG, Unit::Seconds, "How late checks start after they were due");
     describe_histogram!(CHECK_DURATION, Unit::Seconds, "How long checks took, by check type");
-    describe_gauge!(CHECK_UP, "1 when the target's last check was up, 0 when down");
     describe_gauge!(
         CERT_EXPIRY,
         Unit::Seconds,

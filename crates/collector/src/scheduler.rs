@@ -9,6 +9,8 @@
 //! still sees results at once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +19,7 @@ use pantau_config::{Config, maintenance};
 use pantau_core::bus::{self, Bus, subject};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
+use pantau_core::telemetry::scraped::{GaugeSource, Samples};
 use pantau_core::time::{to_duration, to_timestamp};
 use pantau_proto::v1::check_result::Detail;
 use pantau_proto::v1::{self, BreakerState, CheckResult, CheckStatus, FailureReason, TargetSource};
@@ -61,15 +64,22 @@ pub struct Entry {
     exported: Mutex<BreakerState>,
     /// The reason and message of the last check that really ran and failed,
     /// quoted while the breaker is open (never a message that itself quotes
-    /// an earlier one).
-    last_failure: Mutex<Option<(FailureReason, String)>>,
+    /// an earlier one); boxed, as most targets never fail.
+    last_failure: Mutex<Option<Box<(FailureReason, String)>>>,
     /// The certificate part of the last check that read one (boxed: a
     /// `Detail` is a few hundred bytes inline, and most targets have none).
     last_certificate: Mutex<Option<Box<Detail>>>,
-    /// Its `pantau_collector_check_up` gauge, registered at its first check
-    /// (not before: a gauge reading 0 would say it is down).
-    up_gauge: std::sync::OnceLock<metrics::Gauge>,
+    /// What its `pantau_collector_check_up` series says: [`UP_UNKNOWN`]
+    /// until its first check (no series: reading 0 would say it is down),
+    /// then [`UP`] or [`DOWN`]. Written at scrape time by
+    /// [`Collector`]'s [`GaugeSource`], not registered: a registered series
+    /// cost 200 bytes per target.
+    up: AtomicU8,
 }
+
+const UP_UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 impl Entry {
     fn new(target: Target, cfg: &Config) -> Arc<Self> {
@@ -79,7 +89,7 @@ impl Entry {
             exported: Mutex::new(BreakerState::Closed),
             last_failure: Mutex::new(None),
             last_certificate: Mutex::new(None),
-            up_gauge: std::sync::OnceLock::new(),
+            up: AtomicU8::new(UP_UNKNOWN),
         })
     }
 
@@ -122,6 +132,22 @@ pub struct Collector {
     pauses: Pauses,
     /// `maintenance[]` and the API's windows (`crate::maintenance`).
     maintenance: Arc<crate::maintenance::Windows>,
+}
+
+/// `pantau_collector_check_up{target, kind}`: what each target's last check
+/// said, written at scrape time.
+impl GaugeSource for Collector {
+    fn samples(&self, out: &mut Samples<'_>) {
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for e in entries.values() {
+            let value = match e.up.load(Relaxed) {
+                UP => 1.0,
+                DOWN => 0.0,
+                _ => continue,
+            };
+            out.sample(&[("target", &e.target.id), ("kind", e.target.kind_label())], value);
+        }
+    }
 }
 
 impl Collector {
@@ -256,6 +282,8 @@ impl Collector {
     /// history flusher as supervised tasks (started again if they fail);
     /// they stop on `ctx.shutdown` after the checks in hand.
     pub fn start(self: &Arc<Self>, ctx: &Context) {
+        let source: Weak<dyn GaugeSource> = Arc::downgrade(self) as Weak<dyn GaugeSource>;
+        pantau_core::telemetry::scraped::add_gauge_source(m::CHECK_UP, m::CHECK_UP_HELP, source);
         let workers = &self.config.collector.workers;
         let me: Weak<Self> = Arc::downgrade(self);
         let run: Run<(Arc<Entry>, Instant)> = Arc::new(move |(entry, due): (Arc<Entry>, Instant)| {
@@ -537,7 +565,8 @@ impl Collector {
             *entry
                 .last_failure
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((outcome.reason, bounded(&outcome.message)));
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Box::new((outcome.reason, bounded(&outcome.message))));
         }
         if admit == Admit::Probe && !is_push {
             let sooner = entry
@@ -563,7 +592,7 @@ impl Collector {
         }
         let result = CheckResult {
             target_id: t.id.clone(),
-            target_name: t.name.clone(),
+            target_name: t.name().to_owned(),
             kind: t.kind().into(),
             location: self.config.instance.location.clone(),
             instance: self.config.instance.name.clone(),
@@ -579,10 +608,7 @@ impl Collector {
             depends_on: t.depends_on.clone(),
             detail: outcome.detail.clone(),
         };
-        let up_gauge = entry
-            .up_gauge
-            .get_or_init(|| metrics::gauge!(m::CHECK_UP, "target" => t.id.clone(), "kind" => t.kind_label()));
-        up_gauge.set(if outcome.up { 1.0 } else { 0.0 });
+        entry.up.store(if outcome.up { UP } else { DOWN }, Relaxed);
         self.observe(t, &outcome, &result, checked_at).await;
         (result, outcome.latency)
     }
@@ -667,9 +693,9 @@ impl Collector {
             }
             .into(),
             message: if tr.current.up {
-                format!("{} is up", t.name)
+                format!("{} is up", t.name())
             } else {
-                format!("{} is down: {}", t.name, r.message)
+                format!("{} is down: {}", t.name(), r.message)
             },
             attributes: [
                 ("location".to_owned(), r.location.clone()),

@@ -30,7 +30,7 @@ pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let (reason, last) = last.unwrap_or((FailureReason::Internal, String::new()));
+    let (reason, last) = last.map_or((FailureReason::Internal, String::new()), |b| *b);
     let wait = retry_at.saturating_duration_since(Instant::now());
     let outcome = Outcome::down(
         Duration::ZERO,

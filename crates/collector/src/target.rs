@@ -12,21 +12,22 @@ use pantau_proto::v1::{self, TargetSource};
 use crate::checks::conditions::Condition;
 use crate::checks::tcp;
 
-/// HTTP request and what its answer must be.
+/// HTTP request and what its answer must be: what compiling its
+/// configuration made (the method, the headers, the conditions, a client of
+/// its own). The URL, the body and the accepted statuses are read from the
+/// target's configuration ([`Target::http`]), not copied: a hundred thousand
+/// targets kept a second 30 MiB of them.
 #[derive(Debug, Clone)]
 pub struct HttpSpec {
-    pub url: reqwest::Url,
     pub method: reqwest::Method,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Option<String>,
+    /// `None` when the target sets no headers (an empty map is 96 bytes).
+    pub headers: Option<Box<reqwest::header::HeaderMap>>,
     pub follow_redirects: bool,
     pub verify_tls: bool,
     /// Keep-alive between checks; `false` opens a new connection each time.
     pub reuse_connection: bool,
-    /// Accepted status codes; empty means 200–399.
-    pub expected_status: Vec<u16>,
-    pub conditions: Vec<Condition>,
     pub warn_days: u32,
+    pub conditions: Box<[Condition]>,
     /// Its own client, when the target has a `ca_file`, a client
     /// certificate, a proxy or `resolve`.
     pub client: Option<reqwest::Client>,
@@ -82,7 +83,6 @@ pub enum Spec {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub id: String,
-    pub name: String,
     pub spec: Spec,
     pub interval: Duration,
     pub timeout: Duration,
@@ -103,6 +103,20 @@ impl Target {
     /// second 52 MiB of them).
     pub fn labels(&self) -> &pantau_config::Labels {
         &self.config.labels
+    }
+
+    /// Its human name: the configuration's, or its id.
+    pub fn name(&self) -> &str {
+        self.config.name.as_deref().unwrap_or(&self.config.id)
+    }
+
+    /// Its HTTP configuration (URL, body, accepted statuses), when it is an
+    /// `http` target.
+    pub fn http(&self) -> Option<&pantau_config::HttpTarget> {
+        match &self.config.spec {
+            TargetSpec::Http(h) => Some(h),
+            _ => None,
+        }
     }
 
     /// Validates and compiles `t`; errors carry keys under `prefix`.
@@ -136,6 +150,7 @@ impl Target {
                         .map_err(|e| bad(&format!("headers.{k}"), "***", format!("is not a header value: {e}")))?;
                     headers.insert(name, value);
                 }
+                let headers = (!headers.is_empty()).then(|| Box::new(headers));
                 let conditions = h
                     .conditions
                     .iter()
@@ -158,16 +173,13 @@ impl Target {
                     )
                 };
                 Spec::Http(Box::new(HttpSpec {
-                    url: h.url.as_url().clone(),
                     method,
                     headers,
-                    body: h.body.clone(),
-                    follow_redirects: h.follow_redirects.unwrap_or(true),
-                    verify_tls: h.verify_tls.unwrap_or(true),
-                    reuse_connection: h.reuse_connection.unwrap_or(true),
-                    expected_status: h.expected_status.clone(),
-                    conditions,
+                    follow_redirects: follow,
+                    verify_tls: verify,
+                    reuse_connection: reuse,
                     warn_days: h.warn_days.unwrap_or(WARN_DAYS),
+                    conditions,
                     client,
                 }))
             }
@@ -241,7 +253,6 @@ impl Target {
         };
         Ok(Self {
             id: t.id.clone(),
-            name: t.name.clone().unwrap_or_else(|| t.id.clone()),
             spec,
             interval: t.interval.map_or(cfg.interval, Interval::get),
             timeout: t.timeout.map_or(cfg.timeout, Timeout::get),
@@ -276,7 +287,9 @@ impl Target {
     /// The URL, `host:port`, host or name checked; never a secret.
     pub fn address(&self) -> String {
         match &self.spec {
-            Spec::Http(h) => pantau_config::mask_url_password(h.url.as_str()),
+            Spec::Http(_) => self
+                .http()
+                .map_or_else(String::new, |h| pantau_config::mask_url_password(h.url.as_str())),
             Spec::Tcp { address, .. } | Spec::Tls { address, .. } => address.clone(),
             Spec::Icmp { host, .. } => host.clone(),
             Spec::Dns { name, .. } => name.clone(),
@@ -305,7 +318,7 @@ impl Target {
         let spec = pantau_config::proto::spec_to_proto(&masked.targets[0]);
         v1::Target {
             id: self.id.clone(),
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             kind: self.kind().into(),
             address: self.address(),
             interval: Some(to_duration(self.interval)),
@@ -363,3 +376,27 @@ pub fn kind_of(c: CheckType) -> v1::CheckKind {
 
 /// A duration field of a proto target, `None` when unset or negative.
 pub use pantau_config::proto::opt_duration;
+
+#[cfg(test)]
+mod size {
+    /// What every target costs in the schedule: a hundred thousand targets
+    /// multiply each byte (`make bench-system BENCH_MODE=memory`). A field
+    /// that most targets leave empty is boxed, not carried inline.
+    #[test]
+    fn a_scheduled_target_stays_small() {
+        use std::mem::size_of;
+        assert!(
+            size_of::<super::HttpSpec>() <= 64,
+            "HttpSpec: {}",
+            size_of::<super::HttpSpec>()
+        );
+        assert!(
+            size_of::<super::Target>() <= 184,
+            "Target: {}",
+            size_of::<super::Target>()
+        );
+        // With the `Arc`'s two counters, 320 bytes: jemalloc's size class.
+        let entry = size_of::<crate::scheduler::Entry>();
+        assert!(entry <= 304, "Entry: {entry}");
+    }
+}

@@ -342,8 +342,8 @@ pub(crate) fn tls_files_to_proto(f: &crate::TlsFiles) -> Option<v1::TlsFiles> {
     let text = |p: &std::path::Path| p.to_string_lossy().into_owned();
     (!f.is_empty()).then(|| v1::TlsFiles {
         ca_file: f.ca_file.as_deref().map(text).unwrap_or_default(),
-        client_cert: f.client.as_ref().map(|(c, _)| text(c)).unwrap_or_default(),
-        client_key: f.client.as_ref().map(|(_, k)| text(k)).unwrap_or_default(),
+        client_cert: f.client.as_deref().map(|(c, _)| text(c)).unwrap_or_default(),
+        client_key: f.client.as_deref().map(|(_, k)| text(k)).unwrap_or_default(),
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use pantau_proto::v1::{FailureReason, HttpDetail, check_result::Detail};
 use tokio::time::Instant;
 
-use pantau_config::{HttpOptions, TlsFiles};
+use pantau_config::{HttpOptions, HttpTarget, TlsFiles};
 
 use super::{Outcome, cert, trust};
 use crate::CollectorError;
@@ -111,18 +111,19 @@ impl Clients {
     }
 }
 
-/// Runs the request of `spec`; the caller bounds the time.
-pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outcome {
+/// Runs the request of `cfg` as `spec` compiled it; the caller bounds the time.
+pub async fn check(clients: &Clients, cfg: &HttpTarget, spec: &HttpSpec, started: Instant) -> Outcome {
     let client = spec.client.as_ref().unwrap_or_else(|| clients.get(spec));
-    let mut req = client
-        .request(spec.method.clone(), spec.url.clone())
-        .headers(spec.headers.clone());
+    let mut req = client.request(spec.method.clone(), cfg.url.as_url().clone());
+    if let Some(h) = &spec.headers {
+        req = req.headers((**h).clone());
+    }
     if let Some(l) = &clients.location
-        && !spec.headers.contains_key(LOCATION_HEADER)
+        && !spec.headers.as_ref().is_some_and(|h| h.contains_key(LOCATION_HEADER))
     {
         req = req.header(LOCATION_HEADER, l.clone());
     }
-    if let Some(b) = &spec.body {
+    if let Some(b) = &cfg.body {
         req = req.body(b.clone());
     }
     let mut resp = match req.send().await {
@@ -154,16 +155,16 @@ pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outc
         http_version: version,
         certificate: certificate.clone(),
     });
-    let accepted = if spec.expected_status.is_empty() {
+    let accepted = if cfg.expected_status.is_empty() {
         (200..400).contains(&status.as_u16())
     } else {
-        spec.expected_status.contains(&status.as_u16())
+        cfg.expected_status.contains(&status.as_u16())
     };
     if !accepted {
-        let wanted = if spec.expected_status.is_empty() {
+        let wanted = if cfg.expected_status.is_empty() {
             "200–399".to_owned()
         } else {
-            spec.expected_status
+            cfg.expected_status
                 .iter()
                 .map(u16::to_string)
                 .collect::<Vec<_>>()
@@ -172,7 +173,7 @@ pub async fn check(clients: &Clients, spec: &HttpSpec, started: Instant) -> Outc
         return Outcome::down(
             latency,
             FailureReason::HttpStatus,
-            format!("{} answered {status}, expected {wanted}", spec.url),
+            format!("{} answered {status}, expected {wanted}", cfg.url.as_url()),
         )
         .with_detail(detail);
     }

@@ -114,7 +114,18 @@ impl Checker {
                 target.id
             );
             match &target.spec {
-                Spec::Http(spec) => http::check(&self.http, spec, started).await,
+                Spec::Http(spec) => match target.http() {
+                    Some(cfg) => http::check(&self.http, cfg, spec, started).await,
+                    None => Outcome::down(
+                        started.elapsed(),
+                        FailureReason::Internal,
+                        format!(
+                            "target `{}` was compiled as http but is configured as {}",
+                            target.id,
+                            target.kind_label()
+                        ),
+                    ),
+                },
                 Spec::Tcp { address, send, expect } => {
                     tcp::check(address, send.as_deref(), expect.as_deref(), started).await
                 }

@@ -72,7 +72,7 @@ pub fn client_config(files: &TlsFiles, verify: bool, alpn: bool) -> Result<Clien
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
     };
-    let mut config = match &files.client {
+    let mut config = match files.client.as_deref() {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = read_certs(cert, "client_cert")?;

@@ -390,6 +390,12 @@ async fn the_breaker_opens_and_the_target_is_still_reported_down() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(saw_open_result, "the breaker never opened with a DOWN result");
+    // Its gauge is written from the schedule at scrape time: down is 0.
+    let scraped = pantau_core::telemetry::render_metrics();
+    assert!(
+        scraped.contains("pantau_collector_check_up{target=\"closed\",kind=\"tcp\"} 0\n"),
+        "{scraped}"
+    );
     // Rejected checks keep coming while it is open: each quotes the last
     // real failure once, never the previous rejection (which nested without
     // bound before).

@@ -63,14 +63,14 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
     let a = p.required(r.address.as_deref(), CheckType::Grpc, "address", ", as host:port")?;
     let address = a.parse::<HostPort>().map_err(|why| p.add("address", a, why)).ok();
     let tls = tls_files(r, p)?;
-    Some(TargetSpec::Grpc(GrpcTarget {
+    Some(TargetSpec::Grpc(Box::new(GrpcTarget {
         address: address?,
         service,
         use_tls: r.use_tls,
         server_name: r.server_name.clone(),
         verify_tls: r.verify_tls,
         tls,
-    }))
+    })))
 }
 
 /// Sets the raw fields of `g`.

@@ -68,8 +68,10 @@ impl std::str::FromStr for ProxyUrl {
 /// How an HTTP check reaches its server, beyond the system's defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HttpOptions {
-    /// Every request goes through this proxy (for http and https URLs).
-    pub proxy: Option<ProxyUrl>,
+    /// Every request goes through this proxy (for http and https URLs);
+    /// boxed, as most targets have none and every `http` target carries
+    /// these options.
+    pub proxy: Option<Box<ProxyUrl>>,
     /// A host name connects to this address instead of what DNS says (the
     /// URL's port is kept; TLS still verifies the name); at most
     /// [`MAX_RESOLVE`] entries.
@@ -88,7 +90,7 @@ impl HttpOptions {
     #[must_use]
     pub fn masked(&self) -> Self {
         Self {
-            proxy: self.proxy.as_ref().map(ProxyUrl::masked),
+            proxy: self.proxy.as_deref().map(|p| Box::new(p.masked())),
             resolve: self.resolve.clone(),
             dns_server: self.dns_server,
         }
@@ -110,7 +112,7 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<HttpOptions> 
             None
         }
         Some(text) => match text.parse::<ProxyUrl>() {
-            Ok(u) => Some(u),
+            Ok(u) => Some(Box::new(u)),
             Err(why) => {
                 p.add("proxy", &crate::mask_url_password(text), why);
                 ok = false;

@@ -496,7 +496,7 @@ impl RawKafka {
             }
         }
         let client = match (&self.client_cert, &self.client_key) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (Some(c), Some(k)) => Some(Box::new((c.clone(), k.clone()))),
             (None, None) => None,
             (Some(_), None) => {
                 ok = false;
@@ -629,7 +629,10 @@ impl From<&KafkaTarget> for RawKafka {
             ),
         };
         let tls = k.tls.clone().unwrap_or_default();
-        let (cert, key) = tls.files.client.map_or((None, None), |(c, k)| (Some(c), Some(k)));
+        let (cert, key) = tls.files.client.map_or((None, None), |pair| {
+            let (c, k) = *pair;
+            (Some(c), Some(k))
+        });
         Self {
             bootstrap_servers: k.bootstrap_servers.iter().map(ToString::to_string).collect(),
             topic: Some(k.topic.clone()),

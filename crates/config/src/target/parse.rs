@@ -168,13 +168,13 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                     expect: r.expect.clone(),
                 })
             } else {
-                TargetSpec::Tls(TlsTarget {
+                TargetSpec::Tls(Box::new(TlsTarget {
                     address,
                     server_name: r.server_name.clone(),
                     verify_tls: r.verify_tls,
                     warn_days: r.warn_days,
                     tls,
-                })
+                }))
             })
         }
         CheckType::Icmp => {
@@ -257,7 +257,7 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
 /// `ca_file`, `client_cert` and `client_key`: a client certificate needs its key.
 pub(super) fn tls_files(r: &RawTarget, p: &mut Problems<'_>) -> Option<TlsFiles> {
     let client = match (&r.client_cert, &r.client_key) {
-        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (Some(c), Some(k)) => Some(Box::new((c.clone(), k.clone()))),
         (None, None) => None,
         (Some(_), None) => {
             p.add("client_key", "", "is required with client_cert");

@@ -261,7 +261,8 @@ impl RawTarget {
 
     pub(super) fn set_tls(&mut self, tls: TlsFiles) {
         self.ca_file = tls.ca_file;
-        if let Some((cert, key)) = tls.client {
+        if let Some(pair) = tls.client {
+            let (cert, key) = *pair;
             self.client_cert = Some(cert);
             self.client_key = Some(key);
         }
@@ -374,9 +375,9 @@ impl From<TargetConfig> for RawTarget {
                 r.token = Some(x.token);
                 r.grace = x.grace.map(Grace::get);
             }
-            TargetSpec::Grpc(x) => super::grpc::to_raw(x, &mut r),
-            TargetSpec::Redis(x) => super::redis::to_raw(x, &mut r),
-            TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(x, &mut r),
+            TargetSpec::Grpc(x) => super::grpc::to_raw(*x, &mut r),
+            TargetSpec::Redis(x) => super::redis::to_raw(*x, &mut r),
+            TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(*x, &mut r),
             TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
             TargetSpec::HttpSteps(x) => super::steps::to_raw(*x, &mut r),

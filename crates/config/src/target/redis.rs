@@ -99,13 +99,13 @@ pub(super) fn parse(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpec> {
     }
     let a = p.required(r.address.as_deref(), CheckType::Redis, "address", ", as host:port")?;
     let address = a.parse::<HostPort>().map_err(|why| p.add("address", a, why)).ok()?;
-    Some(TargetSpec::Redis(RedisTarget {
+    Some(TargetSpec::Redis(Box::new(RedisTarget {
         address,
         username: r.username.clone(),
         password: r.password.clone(),
         command,
         expected_reply: r.expected_reply.clone(),
-    }))
+    })))
 }
 
 /// Sets the raw fields of `x`.

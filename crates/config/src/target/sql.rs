@@ -73,9 +73,9 @@ pub(super) fn parse(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Op
         expected_reply: r.expected_reply.clone(),
     };
     Some(if check == CheckType::Postgres {
-        TargetSpec::Postgres(t)
+        TargetSpec::Postgres(Box::new(t))
     } else {
-        TargetSpec::Mysql(t)
+        TargetSpec::Mysql(Box::new(t))
     })
 }
 

@@ -8,10 +8,13 @@
 //!   each span is exported under the service that started it, even when
 //!   services share a process ([`by_service`]).
 //! - Metrics: the `metrics` facade recorded by one process-wide Prometheus
-//!   recorder ([`prometheus`]), rendered on the admin port's `/metrics`.
+//!   recorder ([`prometheus`]), rendered on the admin port's `/metrics`;
+//!   gauges with one series per target are written at scrape time from the
+//!   service's own state instead of being registered ([`scraped`]).
 
 pub mod by_service;
 pub mod propagate;
+pub mod scraped;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -180,5 +183,7 @@ pub fn render_metrics() -> String {
     process_metrics().collect();
     crate::store::metrics::collect();
     h.run_upkeep();
-    h.render()
+    let mut out = h.render();
+    scraped::render(&mut out);
+    out
 }

@@ -128,7 +128,8 @@ async fn all_in_one_process_over_the_in_process_bus() {
         metric_value(&metrics, "pantau_collector_checks_total", "result=\"up\"").is_some_and(|v| v >= 1.0),
         "{metrics}"
     );
-    // The per-target gauge and the per-type histogram (handles kept, not looked up per check).
+    // The per-target gauge (written at scrape time from the schedule) and the
+    // per-type histogram (its handle kept, not looked up per check).
     assert_eq!(
         metric_value(&metrics, "pantau_collector_check_up{", "kind=\"http\""),
         Some(1.0),

@@ -6,7 +6,7 @@ CONFIG      ?= examples/pantau.yaml
 DEB_PACKAGES = nats-server postgresql
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-kafka deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc bench-console
+.PHONY: run build test k8s-monitoring-files fuzz-api deps-fuzz deps deps-kafka deps-smtp deps-snmpsim deps-deploy bench-gateway bench-notifier bench-alert-engine bench-collector bench-routers lint fmt clippy unit help bench-wan-detector soak-failover bench-system bench-grpc bench-console bench-memory-parts
 
 help:
 	@echo "make run    build release and start 'pantau all' with $(CONFIG)"
@@ -182,6 +182,13 @@ soak-failover:
 bench-console:
 	$(CARGO) build --release --bin pantau
 	$(CARGO) bench -p pantau --bench console
+
+# What each part of `pantau all` keeps per target: MEM_TARGETS (30,000) HTTP
+# targets under heaptrack (the system-malloc build, profile `heap`), against
+# nginx; one table of bytes per target by part. Needs heaptrack and nginx-light.
+bench-memory-parts:
+	$(CARGO) build --profile heap --bin pantau --no-default-features
+	scripts/memory-parts.sh
 
 bench-system:
 	$(CARGO) build --release --bin pantau

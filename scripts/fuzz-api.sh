@@ -12,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-target}
 BIN=${PANTAU_BIN:-$TARGET/debug/pantau}
+# PANTAU_* would be read as configuration by pantau itself.
+unset PANTAU_BIN
 SCHEMATHESIS=.venv-fuzz/bin/schemathesis
 [ -x "$BIN" ] || { echo "fuzz-api: $BIN is missing: run cargo build --bin pantau"; exit 1; }
 [ -x "$SCHEMATHESIS" ] || { echo "fuzz-api: $SCHEMATHESIS is missing: run make deps-fuzz (PyPI package schemathesis)"; exit 1; }

@@ -63,23 +63,29 @@ fn from_ms(ms: i64) -> SystemTime {
 
 /// One series' recent samples, oldest first, at millisecond precision. A
 /// series of numbers (nearly all) takes 16 bytes a sample; one that has
-/// held a state (`"unhealthy"`) keeps its values as they are.
+/// held a state (`"unhealthy"`) keeps its values as they are. A series
+/// that holds a single number (a metric no rule reads over a range keeps
+/// only its latest) holds it inline: no allocation per series.
 #[derive(Debug)]
 pub enum Series {
-    Num(VecDeque<(i64, f64)>),
-    Any(VecDeque<(i64, Value)>),
+    One(i64, f64),
+    /// Boxed, so every series is 24 bytes, not 40.
+    Num(Box<VecDeque<(i64, f64)>>),
+    Any(Box<VecDeque<(i64, Value)>>),
 }
 
 impl Series {
-    fn new(value: &Value) -> Self {
+    /// A series of its first sample.
+    fn first(at: i64, value: Value) -> Self {
         match value {
-            Value::Num(_) => Series::Num(VecDeque::with_capacity(1)),
-            Value::Str(_) => Series::Any(VecDeque::with_capacity(1)),
+            Value::Num(n) => Series::One(at, n),
+            value @ Value::Str(_) => Series::Any(Box::new(VecDeque::from([(at, value)]))),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
+            Series::One(..) => 1,
             Series::Num(v) => v.len(),
             Series::Any(v) => v.len(),
         }
@@ -89,39 +95,62 @@ impl Series {
         self.len() == 0
     }
 
-    fn front_ms(&self) -> Option<i64> {
+    /// Drops the samples before `cutoff`; whether any is left.
+    fn keep_from(&mut self, cutoff: i64) -> bool {
         match self {
-            Series::Num(v) => v.front().map(|p| p.0),
-            Series::Any(v) => v.front().map(|p| p.0),
-        }
-    }
-
-    fn pop_front(&mut self) {
-        match self {
+            Series::One(t, _) => *t >= cutoff,
             Series::Num(v) => {
-                v.pop_front();
+                while v.front().is_some_and(|p| p.0 < cutoff) {
+                    v.pop_front();
+                }
+                !v.is_empty()
             }
             Series::Any(v) => {
-                v.pop_front();
+                while v.front().is_some_and(|p| p.0 < cutoff) {
+                    v.pop_front();
+                }
+                !v.is_empty()
             }
         }
     }
 
-    /// Inserts in time order (after samples of the same instant).
-    fn insert(&mut self, at: i64, value: Value) {
-        if let (Series::Num(v), Value::Str(_)) = (&*self, &value) {
-            *self = Series::Any(v.iter().map(|&(t, n)| (t, Value::Num(n))).collect());
+    /// Adds a sample in time order (after samples of the same instant), then
+    /// drops the oldest beyond `max` samples and those before `oldest`
+    /// (always keeping the latest).
+    fn add(&mut self, at: i64, value: Value, oldest: i64, max: usize) {
+        if let (Series::One(t, n), Value::Num(new)) = (&mut *self, &value) {
+            // The common case, a newer number replacing an old one, in place.
+            if at >= *t && *t < oldest {
+                (*t, *n) = (at, *new);
+                return;
+            }
+            // An older number no rule looks back to.
+            if at < *t && at < oldest {
+                return;
+            }
         }
-        match (self, value) {
+        if let Series::One(t, n) = *self {
+            *self = Series::Num(Box::new(VecDeque::from([(t, n)])));
+        }
+        if let (Series::Num(v), Value::Str(_)) = (&*self, &value) {
+            *self = Series::Any(Box::new(v.iter().map(|&(t, n)| (t, Value::Num(n))).collect()));
+        }
+        match (&mut *self, value) {
             (Series::Num(v), Value::Num(n)) => {
                 let pos = v.partition_point(|p| p.0 <= at);
                 v.insert(pos, (at, n));
+                while v.len() > max || (v.len() > 1 && v.front().is_some_and(|p| p.0 < oldest)) {
+                    v.pop_front();
+                }
             }
             (Series::Any(v), value) => {
                 let pos = v.partition_point(|p| p.0 <= at);
                 v.insert(pos, (at, value));
+                while v.len() > max || (v.len() > 1 && v.front().is_some_and(|p| p.0 < oldest)) {
+                    v.pop_front();
+                }
             }
-            (Series::Num(_), Value::Str(_)) => unreachable!("converted above"),
+            (Series::One(..), _) | (Series::Num(_), Value::Str(_)) => unreachable!("converted above"),
         }
     }
 
@@ -129,6 +158,10 @@ impl Series {
     pub fn latest(&self, now: SystemTime) -> Option<Sample> {
         let now = to_ms(now);
         match self {
+            Series::One(t, n) => (*t <= now).then(|| Sample {
+                at: from_ms(*t),
+                value: Value::Num(*n),
+            }),
             Series::Num(v) => v.iter().rev().find(|p| p.0 <= now).map(|&(t, n)| Sample {
                 at: from_ms(t),
                 value: Value::Num(n),
@@ -147,6 +180,11 @@ impl Series {
         let (start, end) = (to_ms(start), to_ms(end));
         let num = |n: f64| n.is_finite().then_some(n);
         match self {
+            Series::One(t, n) => {
+                if *t > start && *t <= end {
+                    f(*t, num(*n));
+                }
+            }
             Series::Num(v) => {
                 let from = v.partition_point(|p| p.0 <= start);
                 for &(t, n) in v.range(from..).take_while(|p| p.0 <= end) {
@@ -309,20 +347,16 @@ impl SeriesStore {
             Some(m) => m,
             None => self.by_name.entry(name.to_owned()).or_default(),
         };
-        let samples = match existing.as_ref().and_then(|k| by_labels.get_mut(k).map(|_| k)) {
-            Some(k) => by_labels.get_mut(k).expect("just found"),
+        let oldest = to_ms(now.checked_sub(horizon).unwrap_or(SystemTime::UNIX_EPOCH));
+        let at = to_ms(sample.at);
+        match existing.as_ref().and_then(|k| by_labels.get_mut(k)) {
+            Some(series) => series.add(at, sample.value, oldest, self.max_samples),
             None if full => return Inserted::TooManySeries,
             None => {
                 self.series += 1;
                 let key = self.strings.key(labels);
-                by_labels.entry(key).or_insert_with(|| Series::new(&sample.value))
+                by_labels.insert(key, Series::first(at, sample.value));
             }
-        };
-        samples.insert(to_ms(sample.at), sample.value);
-        let oldest = to_ms(now.checked_sub(horizon).unwrap_or(SystemTime::UNIX_EPOCH));
-        while samples.len() > self.max_samples || (samples.len() > 1 && samples.front_ms().is_some_and(|t| t < oldest))
-        {
-            samples.pop_front();
         }
         Inserted::Stored
     }
@@ -348,10 +382,7 @@ impl SeriesStore {
         let mut removed = 0;
         self.by_name.retain(|_, by_labels| {
             by_labels.retain(|_, samples| {
-                while samples.front_ms().is_some_and(|t| t < cutoff) {
-                    samples.pop_front();
-                }
-                let keep = !samples.is_empty();
+                let keep = samples.keep_from(cutoff);
                 if !keep {
                     removed += 1;
                 }
@@ -478,5 +509,53 @@ mod tests {
         let (_, ranged) = s.series("ranged").next().unwrap();
         assert_eq!(ranged.latest(at(100)).unwrap().value, Value::Str("down".into()));
         assert_eq!(ranged.window(at(98), at(100)), [(at(99), Some(99.0)), (at(100), None)]);
+    }
+
+    #[test]
+    fn a_single_number_is_held_inline_and_grows_when_needed() {
+        let mut s = SeriesStore::new(Duration::from_secs(3600), 10, 100);
+        let put = |s: &mut SeriesStore, t: u64, v: Value, now: u64| {
+            s.insert("m", &labels("a"), Sample { at: at(t), value: v }, at(now))
+        };
+        assert!(
+            std::mem::size_of::<Series>() <= 24,
+            "a series inline in its map: {}",
+            std::mem::size_of::<Series>()
+        );
+        let inline = |s: &SeriesStore| matches!(s.series("m").next().unwrap().1, Series::One(..));
+        put(&mut s, 10, Value::Num(1.0), 10);
+        put(&mut s, 20, Value::Num(2.0), 20);
+        assert!(inline(&s), "a newer number replaces the old one in place");
+        // An older number than the one held is dropped: nothing looks back.
+        put(&mut s, 15, Value::Num(9.0), 20);
+        assert!(inline(&s));
+        let (_, m) = s.series("m").next().unwrap();
+        assert_eq!(
+            m.latest(at(30)).unwrap(),
+            Sample {
+                at: at(20),
+                value: Value::Num(2.0)
+            }
+        );
+        assert_eq!(m.latest(at(19)), None, "nothing at or before 19 s is held");
+        assert_eq!(m.window(at(19), at(20)), [(at(20), Some(2.0))]);
+        assert!(m.window(at(20), at(30)).is_empty(), "(start, end]");
+        // Two samples of the same instant (nothing older than it is kept
+        // with a zero horizon, but the instant itself is).
+        put(&mut s, 20, Value::Num(3.0), 20);
+        let (_, m) = s.series("m").next().unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.latest(at(20)).unwrap().value, Value::Num(3.0));
+        // A state after a number: values as they are.
+        put(&mut s, 30, Value::Str("down".into()), 30);
+        let (_, m) = s.series("m").next().unwrap();
+        assert_eq!(m.latest(at(30)).unwrap().value, Value::Str("down".into()));
+        // Pruned past the window, the series goes.
+        s.prune(at(30) + Duration::from_secs(3601));
+        assert_eq!(s.len(), 0);
+        put(&mut s, 5000, Value::Num(1.0), 5000);
+        assert!(inline(&s));
+        s.prune(at(5000) + Duration::from_secs(3599));
+        assert_eq!(s.len(), 1, "within the window it stays");
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! Time is tokio's, so tests drive it with `tokio::time::pause`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pantau_config::CircuitBreakerConfig;
@@ -33,7 +34,8 @@ pub enum Admit {
 /// One target's breaker.
 #[derive(Debug, Clone)]
 pub struct Breaker {
-    cfg: CircuitBreakerConfig,
+    /// The configuration's, shared by every target.
+    cfg: Arc<CircuitBreakerConfig>,
     state: BreakerState,
     failures: u32,
     opened_at: Option<Instant>,
@@ -41,9 +43,9 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(cfg: CircuitBreakerConfig) -> Self {
+    pub fn new(cfg: impl Into<Arc<CircuitBreakerConfig>>) -> Self {
         Self {
-            cfg,
+            cfg: cfg.into(),
             state: BreakerState::Closed,
             failures: 0,
             opened_at: None,

@@ -71,7 +71,7 @@ impl Service {
     /// `e` as the API shows it: its breaker, and its pause if it is paused.
     fn view(&self, e: &crate::scheduler::Entry) -> Target {
         let mut t = e.target.to_proto(e.breaker_state());
-        t.paused = self.0.paused(&e.target.id).map(|p| p.to_proto());
+        t.paused = self.0.paused(e.target.id()).map(|p| p.to_proto());
         t
     }
 }

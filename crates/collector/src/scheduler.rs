@@ -9,13 +9,13 @@
 //! still sees results at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI32, AtomicU8};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
-use pantau_config::{Config, maintenance};
+use pantau_config::{CircuitBreakerConfig, Config, maintenance};
 use pantau_core::bus::{self, Bus, subject};
 use pantau_core::service::Context;
 use pantau_core::store::Store;
@@ -58,10 +58,11 @@ const MAX_DELAY: Duration = Duration::from_secs(365 * 86_400);
 pub struct Entry {
     pub target: Target,
     pub breaker: Mutex<Breaker>,
-    /// The breaker state last exported as a metric: the gauge is set on
-    /// changes only, so a target whose breaker never left `closed` has no
-    /// series (absent means closed; a hundred thousand targets, no cost).
-    exported: Mutex<BreakerState>,
+    /// The breaker state last exported as a metric (a `BreakerState` as
+    /// `i32`): the gauge is set on changes only, so a target whose breaker
+    /// never left `closed` has no series (absent means closed; a hundred
+    /// thousand targets, no cost).
+    exported: AtomicI32,
     /// The reason and message of the last check that really ran and failed,
     /// quoted while the breaker is open (never a message that itself quotes
     /// an earlier one); boxed, as most targets never fail.
@@ -82,11 +83,12 @@ const UP: u8 = 1;
 const DOWN: u8 = 2;
 
 impl Entry {
-    fn new(target: Target, cfg: &Config) -> Arc<Self> {
+    /// `breaker` is the configuration's, shared by every target.
+    fn new(target: Target, breaker: &Arc<CircuitBreakerConfig>) -> Arc<Self> {
         Arc::new(Self {
             target,
-            breaker: Mutex::new(Breaker::new(cfg.collector.circuit_breaker.clone())),
-            exported: Mutex::new(BreakerState::Closed),
+            breaker: Mutex::new(Breaker::new(Arc::clone(breaker))),
+            exported: AtomicI32::new(BreakerState::Closed as i32),
             last_failure: Mutex::new(None),
             last_certificate: Mutex::new(None),
             up: AtomicU8::new(UP_UNKNOWN),
@@ -132,6 +134,8 @@ pub struct Collector {
     pauses: Pauses,
     /// `maintenance[]` and the API's windows (`crate::maintenance`).
     maintenance: Arc<crate::maintenance::Windows>,
+    /// `collector.circuit_breaker`, shared by every target's breaker.
+    breaker_cfg: Arc<CircuitBreakerConfig>,
 }
 
 /// `pantau_collector_check_up{target, kind}`: what each target's last check
@@ -145,7 +149,7 @@ impl GaugeSource for Collector {
                 DOWN => 0.0,
                 _ => continue,
             };
-            out.sample(&[("target", &e.target.id), ("kind", e.target.kind_label())], value);
+            out.sample(&[("target", e.target.id()), ("kind", e.target.kind_label())], value);
         }
     }
 }
@@ -156,10 +160,11 @@ impl Collector {
         let cfg = Arc::clone(&ctx.config);
         m::describe();
         let mut entries = BTreeMap::new();
+        let breaker_cfg = Arc::new(cfg.collector.circuit_breaker.clone());
         let shard = &cfg.collector.shard;
         for t in Target::from_config(&cfg.collector).map_err(CollectorError::Targets)? {
-            if shard.owns(&t.id) {
-                entries.insert(t.id.clone(), Entry::new(t, &cfg));
+            if shard.owns(t.id()) {
+                entries.insert(t.id().to_owned(), Entry::new(t, &breaker_cfg));
             }
         }
         if shard.count > 1 {
@@ -187,7 +192,7 @@ impl Collector {
                 TargetSource::Api,
             ) {
                 Ok(target) => {
-                    entries.insert(target.id.clone(), Entry::new(target, &cfg));
+                    entries.insert(target.id().to_owned(), Entry::new(target, &breaker_cfg));
                 }
                 Err(problems) => {
                     for p in problems {
@@ -218,6 +223,7 @@ impl Collector {
             command_rx: Mutex::new(Some(rx)),
             pool: OnceLock::new(),
             maintenance: crate::maintenance::Windows::new(ctx.config.maintenance.clone()),
+            breaker_cfg,
         })
     }
 
@@ -263,7 +269,7 @@ impl Collector {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
-            .filter(|e| self.pauses.is_empty() || !self.pauses.is_paused(&e.target.id))
+            .filter(|e| self.pauses.is_empty() || !self.pauses.is_paused(e.target.id()))
             .map(|e| e.target.interval)
             .min()
     }
@@ -381,7 +387,7 @@ impl Collector {
                 TargetSource::Api,
             ) {
                 Ok(target) => {
-                    let entry = Entry::new(target, &self.config);
+                    let entry = Entry::new(target, &self.breaker_cfg);
                     let delay = added_delay(&entry.target);
                     self.entries
                         .write()
@@ -400,8 +406,8 @@ impl Collector {
         let gone: Vec<String> = self
             .entries()
             .into_iter()
-            .filter(|e| e.target.source == TargetSource::Api && !ids.contains(e.target.id.as_str()))
-            .map(|e| e.target.id.clone())
+            .filter(|e| e.target.source == TargetSource::Api && !ids.contains(e.target.id()))
+            .map(|e| e.target.id().to_owned())
             .collect();
         for id in &gone {
             self.entries
@@ -437,30 +443,32 @@ impl Collector {
     }
 
     async fn schedule(&self, rx: &mut mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
-        let mut queue: DelayQueue<String> = DelayQueue::new();
-        let mut keys = HashMap::new();
+        // One shared copy of each id serves the queue and its index.
+        let mut queue: DelayQueue<Arc<str>> = DelayQueue::new();
+        let mut keys: HashMap<Arc<str>, _> = HashMap::new();
         let entries = self.entries();
         let window = spread_window(entries.len());
         for e in entries {
-            let id = e.target.id.clone();
-            keys.insert(
-                id.clone(),
-                queue.insert(id.clone(), start_delay(&e.target, window).min(MAX_DELAY)),
-            );
+            let id: Arc<str> = Arc::from(e.target.id());
+            let key = queue.insert(Arc::clone(&id), start_delay(&e.target, window).min(MAX_DELAY));
+            keys.insert(id, key);
         }
         self.set_target_gauge();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 Some(cmd) = rx.recv() => match cmd {
-                    Command::Schedule(id, after) => match keys.get(&id) {
-                        Some(k) => queue.reset(k, after.min(MAX_DELAY)),
-                        None => {
-                            keys.insert(id.clone(), queue.insert(id, after.min(MAX_DELAY)));
+                    Command::Schedule(id, after) => {
+                        if let Some(k) = keys.get(id.as_str()) {
+                            queue.reset(k, after.min(MAX_DELAY));
+                        } else {
+                            let id: Arc<str> = Arc::from(id);
+                            let key = queue.insert(Arc::clone(&id), after.min(MAX_DELAY));
+                            keys.insert(id, key);
                         }
-                    },
+                    }
                     Command::Unschedule(id) => {
-                        if let Some(k) = keys.remove(&id) {
+                        if let Some(k) = keys.remove(id.as_str()) {
                             queue.remove(&k);
                         }
                     }
@@ -468,9 +476,12 @@ impl Collector {
                 Some(due) = queue.next() => {
                     let deadline = due.deadline();
                     let id = due.into_inner();
-                    keys.remove(&id);
-                    let Some(entry) = self.entry(&id) else { continue };
-                    keys.insert(id.clone(), queue.insert(id.clone(), entry.target.interval.min(MAX_DELAY)));
+                    let Some(entry) = self.entry(&id) else {
+                        keys.remove(&id);
+                        continue;
+                    };
+                    let key = queue.insert(Arc::clone(&id), entry.target.interval.min(MAX_DELAY));
+                    keys.insert(Arc::clone(&id), key);
                     if self.pauses.is_paused(&id) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;
                     }
@@ -498,7 +509,7 @@ impl Collector {
     /// Whether a maintenance window holds `t` now (see `maintenance::holds`).
     fn maintained(&self, t: &Target, mode: pantau_config::MaintenanceChecks) -> bool {
         let (windows, at) = (self.maintenance.current(), &self.config.instance.location);
-        !windows.is_empty() && maintenance::holds(&windows, (&t.id, t.labels(), at), mode, SystemTime::now())
+        !windows.is_empty() && maintenance::holds(&windows, (t.id(), t.labels(), at), mode, SystemTime::now())
     }
 
     /// The maintenance windows the schedule and the router pollers apply.
@@ -535,7 +546,7 @@ impl Collector {
 
     /// Runs `entry`'s check (through its breaker unless `force`), records and
     /// publishes the result; returns it and how long the check took.
-    #[tracing::instrument(name = "collector.check", skip_all, fields(target_id = %entry.target.id, kind = entry.target.kind_label()))]
+    #[tracing::instrument(name = "collector.check", skip_all, fields(target_id = %entry.target.id(), kind = entry.target.kind_label()))]
     pub async fn execute(&self, entry: &Entry, force: bool) -> (CheckResult, Duration) {
         let t = &entry.target;
         let is_push = matches!(t.spec, Spec::Push { .. });
@@ -575,7 +586,7 @@ impl Collector {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .record(outcome.up, Instant::now());
             if let Some(after) = sooner.filter(|d| *d < t.interval) {
-                let _ = self.commands.send(Command::Schedule(t.id.clone(), after));
+                let _ = self.commands.send(Command::Schedule(t.id().to_owned(), after));
             }
         }
         let breaker_state = if is_push {
@@ -583,15 +594,11 @@ impl Collector {
         } else {
             entry.breaker_state()
         };
-        {
-            let mut exported = entry.exported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *exported != breaker_state {
-                *exported = breaker_state;
-                metrics::gauge!(m::BREAKER_STATE, "target" => t.id.clone()).set(breaker::gauge(breaker_state));
-            }
+        if entry.exported.swap(breaker_state as i32, Relaxed) != breaker_state as i32 {
+            metrics::gauge!(m::BREAKER_STATE, "target" => t.id().to_owned()).set(breaker::gauge(breaker_state));
         }
         let result = CheckResult {
-            target_id: t.id.clone(),
+            target_id: t.id().to_owned(),
             target_name: t.name().to_owned(),
             kind: t.kind().into(),
             location: self.config.instance.location.clone(),
@@ -623,7 +630,7 @@ impl Collector {
             Err(payload) => {
                 let cause = pantau_core::lifecycle::panic_message(payload.as_ref());
                 metrics::counter!(m::CHECK_PANICS, "kind" => t.kind_label()).increment(1);
-                tracing::error!(target_id = %t.id, kind = t.kind_label(), cause = %cause, "check panicked");
+                tracing::error!(target_id = %t.id(), kind = t.kind_label(), cause = %cause, "check panicked");
                 Outcome::down(
                     started.elapsed(),
                     FailureReason::Internal,
@@ -636,11 +643,11 @@ impl Collector {
     async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
         self.by_kind.record(t.config.check(), outcome.up, outcome.latency);
         if let Some(days) = last_cert::cert_days(result) {
-            metrics::gauge!(m::CERT_EXPIRY, "target" => t.id.clone()).set(days as f64 * 86_400.0);
+            metrics::gauge!(m::CERT_EXPIRY, "target" => t.id().to_owned()).set(days as f64 * 86_400.0);
         }
         // A maintenance window's time counts neither for nor against uptime.
         if !self.maintained(t, pantau_config::MaintenanceChecks::Continue) {
-            self.history.record(&t.id, outcome.up, outcome.latency, at);
+            self.history.record(t.id(), outcome.up, outcome.latency, at);
         }
         let now = Instant::now();
         self.error_rate.record(outcome.up, now);
@@ -650,9 +657,9 @@ impl Collector {
         // latest results among them).
         let encoded = bytes::Bytes::from(pantau_proto::prost::Message::encode_to_vec(result));
         self.results.record(result, encoded.clone());
-        let subject = subject::check_result(&self.config.instance.location, &t.id);
+        let subject = subject::check_result(&self.config.instance.location, t.id());
         if let Err(e) = bus::publish_encoded(self.bus.as_ref(), &subject, encoded).await {
-            tracing::warn!(target_id = %t.id, error = %e, "cannot publish check result; the next check will publish again");
+            tracing::warn!(target_id = %t.id(), error = %e, "cannot publish check result; the next check will publish again");
         }
         if let Some(tr) = self.states.observe(result, at) {
             self.transition(t, result, tr).await;
@@ -667,24 +674,24 @@ impl Collector {
         });
         let first = tr.previous.is_none();
         let (kind, token) = if tr.current.up {
-            tracing::info!(target_id = %t.id, address = %t.address(), first, after_down_for = %lasted, "target is up");
+            tracing::info!(target_id = %t.id(), address = %t.address(), first, after_down_for = %lasted, "target is up");
             (v1::EventKind::TargetUp, "target_up")
         } else {
-            tracing::warn!(target_id = %t.id, address = %t.address(), first, after_up_for = %lasted,
+            tracing::warn!(target_id = %t.id(), address = %t.address(), first, after_up_for = %lasted,
                 reason = r.reason().as_str_name(), message = %r.message, "target is down");
             (v1::EventKind::TargetDown, "target_down")
         };
         let event = v1::RouterEvent {
             id: format!(
                 "{}-{}",
-                t.id,
+                t.id(),
                 tr.current
                     .since
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis())
             ),
             kind: kind.into(),
-            source: t.id.clone(),
+            source: t.id().to_owned(),
             occurred_at: Some(to_timestamp(tr.current.since)),
             severity: if tr.current.up {
                 v1::Severity::Info
@@ -710,8 +717,8 @@ impl Collector {
             ]
             .into(),
         };
-        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject::event(token, &t.id), &event).await {
-            tracing::warn!(target_id = %t.id, error = %e, "cannot publish the state change");
+        if let Err(e) = bus::publish_proto(self.bus.as_ref(), &subject::event(token, t.id()), &event).await {
+            tracing::warn!(target_id = %t.id(), error = %e, "cannot publish the state change");
         }
     }
 
@@ -728,13 +735,14 @@ impl Collector {
         self.refuse_cycles(&t)?;
         if let Spec::Push { token, .. } = &target.spec
             && self.entries().iter().any(|e| {
-                e.target.id != target.id && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
+                e.target.id() != target.id()
+                    && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
             })
         {
             return Err(ChangeError::TokenTaken);
         }
         targets::save(&self.store, &t).await?;
-        let entry = Entry::new(target, &self.config);
+        let entry = Entry::new(target, &self.breaker_cfg);
         if !self.config.collector.shard.owns(&t.id) {
             tracing::info!(target_id = %t.id, "target saved; another shard checks it");
             return Ok(entry);
@@ -760,8 +768,8 @@ impl Collector {
         let entries = self.entries();
         let others = entries
             .iter()
-            .filter(|e| e.target.id != t.id)
-            .map(|e| (e.target.id.as_str(), e.target.config.depends_on.as_slice()));
+            .filter(|e| e.target.id() != t.id)
+            .map(|e| (e.target.id(), e.target.config.depends_on.as_slice()));
         let found = pantau_config::cycles(others.chain([(t.id.as_str(), t.depends_on.as_slice())]), |_| {
             "target.depends_on".to_owned()
         });
@@ -808,7 +816,7 @@ impl Collector {
             .entries()
             .into_iter()
             .find(|e| matches!(&e.target.spec, Spec::Push { token: t, .. } if constant_time_eq(t.as_bytes(), token.as_bytes())))?;
-        self.checker.push.record(&entry.target.id, p);
+        self.checker.push.record(entry.target.id(), p);
         Some(self.execute(&entry, true).await.0)
     }
 }

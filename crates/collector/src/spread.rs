@@ -28,7 +28,7 @@ pub(crate) fn added_delay(t: &Target) -> Duration {
 pub(crate) fn start_delay(t: &Target, window: Duration) -> Duration {
     match &t.spec {
         Spec::Push { .. } => added_delay(t),
-        _ => first_delay(&t.id, t.interval, window),
+        _ => first_delay(t.id(), t.interval, window),
     }
 }
 

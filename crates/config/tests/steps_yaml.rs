@@ -128,7 +128,7 @@ fn the_probes_example_has_a_flow_and_a_proxied_target() {
         .targets
         .iter()
         .filter(
-            |t| matches!(&t.spec, TargetSpec::Http(h) if h.options.proxy.is_some() && !h.options.resolve.is_empty()),
+            |t| matches!(&t.spec, TargetSpec::Http(h) if h.options().proxy.is_some() && !h.options().resolve.is_empty()),
         )
         .count();
     assert_eq!((flows, proxied), (1, 1));

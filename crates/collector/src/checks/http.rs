@@ -123,8 +123,8 @@ pub async fn check(clients: &Clients, cfg: &HttpTarget, spec: &HttpSpec, started
     {
         req = req.header(LOCATION_HEADER, l.clone());
     }
-    if let Some(b) = &cfg.body {
-        req = req.body(b.clone());
+    if let Some(b) = cfg.body() {
+        req = req.body(b.to_owned());
     }
     let mut resp = match req.send().await {
         Ok(r) => r,

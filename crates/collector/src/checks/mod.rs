@@ -111,7 +111,7 @@ impl Checker {
             assert!(
                 !target.address().contains(PANIC_HOST),
                 "check of `{}` panicked on purpose (test hook)",
-                target.id
+                target.id()
             );
             match &target.spec {
                 Spec::Http(spec) => match target.http() {
@@ -121,23 +121,22 @@ impl Checker {
                         FailureReason::Internal,
                         format!(
                             "target `{}` was compiled as http but is configured as {}",
-                            target.id,
+                            target.id(),
                             target.kind_label()
                         ),
                     ),
                 },
-                Spec::Tcp { address, send, expect } => {
-                    tcp::check(address, send.as_deref(), expect.as_deref(), started).await
-                }
-                Spec::Tls {
-                    address,
-                    server_name,
-                    verify,
-                    warn_days,
-                    connector,
-                } => {
+                Spec::Tcp(t) => tcp::check(&t.address, t.send.as_deref(), t.expect.as_deref(), started).await,
+                Spec::Tls(t) => {
                     self.tls
-                        .check(address, server_name, *verify, *warn_days, connector.as_ref(), started)
+                        .check(
+                            &t.address,
+                            &t.server_name,
+                            t.verify,
+                            t.warn_days,
+                            t.connector.as_ref(),
+                            started,
+                        )
                         .await
                 }
                 Spec::Icmp {
@@ -158,26 +157,25 @@ impl Checker {
                         )
                         .await
                 }
-                Spec::Dns {
-                    name,
-                    record_type,
-                    resolver,
-                    expected,
-                } => self.dns.check(name, *record_type, *resolver, expected, started).await,
+                Spec::Dns(d) => {
+                    self.dns
+                        .check(&d.name, d.record_type, d.resolver, &d.expected, started)
+                        .await
+                }
                 Spec::Push { grace, .. } => {
                     self.push
-                        .evaluate(&target.id, target.interval, *grace, std::time::SystemTime::now())
+                        .evaluate(target.id(), target.interval, *grace, std::time::SystemTime::now())
                 }
                 Spec::Grpc(spec) => grpc::check(spec, started).await,
                 Spec::Redis(spec) => redis::check(spec, started).await,
                 Spec::Sql(spec) => sql::check(spec, started).await,
                 Spec::Udp(spec) => udp::check(spec, started).await,
                 Spec::Ssh(spec) => ssh::check(spec, started).await,
-                Spec::KafkaProducer(k) => self.kafka.produce(&target.id, k, target.timeout, started).await,
-                Spec::KafkaConsumer(k) => self.kafka.consume(&target.id, k, started).await,
+                Spec::KafkaProducer(k) => self.kafka.produce(target.id(), k, target.timeout, started).await,
+                Spec::KafkaConsumer(k) => self.kafka.consume(target.id(), k, started).await,
                 Spec::HttpSteps(s) => steps::check(&self.http, s, started).await,
                 Spec::Websocket(spec) => websocket::check(spec, started).await,
-                Spec::Mqtt(spec) => mqtt::check(spec, &target.id, target.timeout, started).await,
+                Spec::Mqtt(spec) => mqtt::check(spec, target.id(), target.timeout, started).await,
                 Spec::Mail(spec) => mail::check(spec, started).await,
             }
         };

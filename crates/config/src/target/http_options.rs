@@ -199,8 +199,8 @@ mod tests {
         r.resolve.insert("svc.internal".into(), "127.0.0.1".into());
         let t = r.clone().parse("t").unwrap();
         let TargetSpec::Http(h) = &t.spec else { panic!() };
-        assert_eq!(h.options.proxy.as_ref().unwrap().as_url().scheme(), "socks5h");
-        assert_eq!(h.options.resolve["svc.internal"].to_string(), "127.0.0.1");
+        assert_eq!(h.options().proxy.as_ref().unwrap().as_url().scheme(), "socks5h");
+        assert_eq!(h.options().resolve["svc.internal"].to_string(), "127.0.0.1");
         assert_eq!(RawTarget::from(t), r);
     }
 
@@ -263,7 +263,7 @@ mod tests {
             r.dns_server = Some(text.into());
             let t = r.clone().parse("t").unwrap();
             let TargetSpec::Http(h) = &t.spec else { panic!() };
-            assert_eq!(h.options.dns_server.unwrap().to_string(), want);
+            assert_eq!(h.options().dns_server.unwrap().to_string(), want);
             assert_eq!(RawTarget::from(t.clone()).dns_server.as_deref(), Some(want));
             assert_eq!(through_proto(&t).spec, t.spec);
         }
@@ -328,7 +328,7 @@ mod tests {
         let TargetSpec::Http(h) = &c.targets[0].spec else {
             panic!()
         };
-        let shown = h.options.proxy.as_ref().unwrap().to_string();
+        let shown = h.options().proxy.as_ref().unwrap().to_string();
         assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{
-    CheckType, ConditionConfig, DnsTarget, Grace, HostPort, HttpTarget, HttpUrl, IcmpTarget, Interval, PushTarget,
-    RawTarget, TargetConfig, TargetSpec, TcpTarget, Timeout, TlsFiles, TlsTarget,
+    CheckType, ConditionConfig, DnsTarget, Grace, HostPort, HttpMore, HttpTarget, HttpUrl, IcmpTarget, Interval,
+    PushTarget, RawTarget, TargetConfig, TargetSpec, TcpTarget, Timeout, TlsFiles, TlsTarget,
 };
 use crate::Invalid;
 use crate::duration::format as fmt_d;
@@ -142,20 +142,25 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                     p.add(&format!("conditions[{i}]"), &format!("{c:?}"), why);
                 }
             }
-            Some(TargetSpec::Http(Box::new(HttpTarget {
-                url: url?,
+            let more = HttpMore {
                 method: r.method.clone(),
                 headers: r.headers.clone(),
                 body: r.body.clone(),
-                follow_redirects: r.follow_redirects,
-                verify_tls: r.verify_tls,
-                reuse_connection: r.reuse_connection,
-                expected_status: r.expected_status.clone(),
                 conditions: r.conditions.clone(),
-                warn_days: r.warn_days,
                 tls: tls_files(r, p)?,
                 options: super::http_options::parse(r, p)?,
-            })))
+            };
+            Some(TargetSpec::Http(Box::new(
+                HttpTarget {
+                    follow_redirects: r.follow_redirects,
+                    verify_tls: r.verify_tls,
+                    reuse_connection: r.reuse_connection,
+                    expected_status: r.expected_status.clone(),
+                    warn_days: r.warn_days,
+                    ..HttpTarget::new(url?)
+                }
+                .with_more(more),
+            )))
         }
         CheckType::Tcp | CheckType::Tls => {
             let a = p.required(r.address.as_deref(), check, "address", ", as host:port")?;
@@ -207,12 +212,12 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                 "name_to_resolve",
                 "",
             )?;
-            Some(TargetSpec::Dns(DnsTarget {
+            Some(TargetSpec::Dns(Box::new(DnsTarget {
                 name_to_resolve: name,
                 record_type: r.record_type,
                 resolver: resolver.transpose().ok()?,
                 expected_answers: r.expected_answers.clone(),
-            }))
+            })))
         }
         CheckType::Push => {
             let grace = r

@@ -334,19 +334,20 @@ impl From<TargetConfig> for RawTarget {
         r.depends_on = t.depends_on.iter().map(ToString::to_string).collect();
         match t.spec {
             TargetSpec::Http(h) => {
-                let h = *h;
+                let mut h = *h;
+                let more = h.take_more();
                 r.url = Some(h.url.into());
-                r.method = h.method;
-                r.headers = h.headers;
-                r.body = h.body;
+                r.method = more.method;
+                r.headers = more.headers;
+                r.body = more.body;
                 r.follow_redirects = h.follow_redirects;
                 r.verify_tls = h.verify_tls;
                 r.reuse_connection = h.reuse_connection;
                 r.expected_status = h.expected_status;
-                r.conditions = h.conditions;
+                r.conditions = more.conditions;
                 r.warn_days = h.warn_days;
-                r.set_tls(h.tls);
-                super::http_options::to_raw(h.options, &mut r);
+                r.set_tls(more.tls);
+                super::http_options::to_raw(more.options, &mut r);
             }
             TargetSpec::Tcp(x) => {
                 r.address = Some(x.address.to_string());
@@ -378,7 +379,7 @@ impl From<TargetConfig> for RawTarget {
             TargetSpec::Grpc(x) => super::grpc::to_raw(*x, &mut r),
             TargetSpec::Redis(x) => super::redis::to_raw(*x, &mut r),
             TargetSpec::Postgres(x) | TargetSpec::Mysql(x) => super::sql::to_raw(*x, &mut r),
-            TargetSpec::Udp(x) => super::udp::udp_to_raw(x, &mut r),
+            TargetSpec::Udp(x) => super::udp::udp_to_raw(*x, &mut r),
             TargetSpec::Ssh(x) => super::ssh::to_raw(x, &mut r),
             TargetSpec::HttpSteps(x) => super::steps::to_raw(*x, &mut r),
             TargetSpec::KafkaProducer(k) | TargetSpec::KafkaConsumer(k) => r.kafka = Some((&*k).into()),

@@ -37,11 +37,11 @@ pub(super) fn parse_udp(r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetSpe
         p.add("expect", "", "must not be empty: leave it out to accept any answer");
     }
     let address = address(CheckType::Udp, r, p)?;
-    Some(TargetSpec::Udp(UdpTarget {
+    Some(TargetSpec::Udp(Box::new(UdpTarget {
         address,
         send: send?,
         expect: r.expect.clone(),
-    }))
+    })))
 }
 
 pub(super) fn udp_to_raw(x: UdpTarget, r: &mut RawTarget) {

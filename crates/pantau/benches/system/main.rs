@@ -34,7 +34,8 @@
 //!
 //! Environment: BENCH_MODE (throughput|memory), BENCH_TARGETS (1000,10000,50000;
 //! memory: 100000), BENCH_RULES (on|off|both; on), BENCH_INTERVAL (1s; memory:
-//! 300s), BENCH_SECONDS (20, at most 120), BENCH_STEADY (memory: 100, at most 300). Needs `cargo build --release --bin
+//! 300s), BENCH_SECONDS (20, at most 120), BENCH_STEADY (memory: 100, at most 300); `_RJEM_MALLOC_CONF`, jemalloc's
+//! run-time options, is passed on to pantau. Needs `cargo build --release --bin
 //! pantau` first (`make bench-system` does it). Loopback only; every loop is
 //! bounded in count and time.
 
@@ -186,6 +187,7 @@ async fn run_once(c: &Ctx, s: &Settings, n: usize, rules: bool) -> Result<Option
         .arg("all")
         .env_clear() // no RUST_LOG, PANTAU_* or proxy settings from the caller
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(std::env::var_os("_RJEM_MALLOC_CONF").map(|c| ("_RJEM_MALLOC_CONF", c)))
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()

@@ -63,19 +63,27 @@ pub struct Entry {
     /// never left `closed` has no series (absent means closed; a hundred
     /// thousand targets, no cost).
     exported: AtomicI32,
-    /// The reason and message of the last check that really ran and failed,
-    /// quoted while the breaker is open (never a message that itself quotes
-    /// an earlier one); boxed, as most targets never fail.
-    last_failure: Mutex<Option<Box<(FailureReason, String)>>>,
-    /// The certificate part of the last check that read one (boxed: a
-    /// `Detail` is a few hundred bytes inline, and most targets have none).
-    last_certificate: Mutex<Option<Box<Detail>>>,
+    /// What the last checks that really ran left to quote while the breaker
+    /// is open (one lock for both: a hundred thousand entries).
+    pub(crate) last: Mutex<Last>,
     /// What its `pantau_collector_check_up` series says: [`UP_UNKNOWN`]
     /// until its first check (no series: reading 0 would say it is down),
     /// then [`UP`] or [`DOWN`]. Written at scrape time by
     /// [`Collector`]'s [`GaugeSource`], not registered: a registered series
     /// cost 200 bytes per target.
     up: AtomicU8,
+}
+
+/// The last failure and certificate of an [`Entry`]'s real checks.
+#[derive(Debug, Default)]
+pub(crate) struct Last {
+    /// The reason and message of the last check that really ran and failed
+    /// (never a message that itself quotes an earlier one); boxed, as most
+    /// targets never fail.
+    pub(crate) failure: Option<Box<(FailureReason, String)>>,
+    /// The certificate part of the last check that read one (boxed: a
+    /// `Detail` is a few hundred bytes inline, and most targets have none).
+    pub(crate) certificate: Option<Box<Detail>>,
 }
 
 const UP_UNKNOWN: u8 = 0;
@@ -89,8 +97,7 @@ impl Entry {
             target,
             breaker: Mutex::new(Breaker::new(Arc::clone(breaker))),
             exported: AtomicI32::new(BreakerState::Closed as i32),
-            last_failure: Mutex::new(None),
-            last_certificate: Mutex::new(None),
+            last: Mutex::default(),
             up: AtomicU8::new(UP_UNKNOWN),
         })
     }
@@ -564,20 +571,17 @@ impl Collector {
             Admit::Probe => self.checked(t).await,
             Admit::Reject { retry_at } => circuit_open(entry, retry_at),
         };
-        if admit == Admit::Probe
-            && let Some(cert) = outcome.detail.as_ref().and_then(last_cert::certificate_detail)
-        {
-            *entry
-                .last_certificate
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(cert));
-        }
-        if admit == Admit::Probe && !outcome.up {
-            *entry
-                .last_failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(Box::new((outcome.reason, bounded(&outcome.message))));
+        if admit == Admit::Probe {
+            let cert = outcome.detail.as_ref().and_then(last_cert::certificate_detail);
+            if cert.is_some() || !outcome.up {
+                let mut last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(cert) = cert {
+                    last.certificate = Some(Box::new(cert));
+                }
+                if !outcome.up {
+                    last.failure = Some(Box::new((outcome.reason, bounded(&outcome.message))));
+                }
+            }
         }
         if admit == Admit::Probe && !is_push {
             let sooner = entry
@@ -612,7 +616,7 @@ impl Collector {
             breaker: breaker_state.into(),
             // The trace travels in the bus headers; the sync outbox sets this.
             trace_parent: String::new(),
-            depends_on: t.depends_on.clone(),
+            depends_on: t.depends_on(),
             detail: outcome.detail.clone(),
         };
         entry.up.store(if outcome.up { UP } else { DOWN }, Relaxed);
@@ -733,11 +737,11 @@ impl Collector {
         let target =
             Target::compile(&t, "target", &self.config.collector, TargetSource::Api).map_err(ChangeError::Invalid)?;
         self.refuse_cycles(&t)?;
-        if let Spec::Push { token, .. } = &target.spec
-            && self.entries().iter().any(|e| {
-                e.target.id() != target.id()
-                    && matches!(&e.target.spec, Spec::Push { token: other, .. } if other == token)
-            })
+        if let Some(token) = target.config.push_token()
+            && self
+                .entries()
+                .iter()
+                .any(|e| e.target.id() != target.id() && e.target.config.push_token() == Some(token))
         {
             return Err(ChangeError::TokenTaken);
         }
@@ -812,10 +816,12 @@ impl Collector {
     /// Records a push for the push target with `token`, and publishes its
     /// state at once; `None` when no push target has the token.
     pub async fn push(&self, token: &str, p: push::Push) -> Option<CheckResult> {
-        let entry = self
-            .entries()
-            .into_iter()
-            .find(|e| matches!(&e.target.spec, Spec::Push { token: t, .. } if constant_time_eq(t.as_bytes(), token.as_bytes())))?;
+        let entry = self.entries().into_iter().find(|e| {
+            e.target
+                .config
+                .push_token()
+                .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+        })?;
         self.checker.push.record(entry.target.id(), p);
         Some(self.execute(&entry, true).await.0)
     }

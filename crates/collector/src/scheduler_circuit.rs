@@ -25,12 +25,11 @@ pub(super) fn bounded(message: &str) -> String {
 /// `circuit open`: the alert engine's dependencies tell it from a check
 /// that ran by that (`alert-engine/src/deps.rs`).
 pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
-    let last = entry
-        .last_failure
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let (reason, last) = last.map_or((FailureReason::Internal, String::new()), |b| *b);
+    let (failure, known) = {
+        let last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (last.failure.clone(), last.certificate.clone())
+    };
+    let (reason, last) = failure.map_or((FailureReason::Internal, String::new()), |b| *b);
     let wait = retry_at.saturating_duration_since(Instant::now());
     let outcome = Outcome::down(
         Duration::ZERO,
@@ -40,11 +39,6 @@ pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
             wait.as_secs()
         ),
     );
-    let known = entry
-        .last_certificate
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
     match known {
         Some(detail) => outcome.with_detail(last_cert::last_known(*detail, SystemTime::now())),
         None => outcome,

@@ -41,14 +41,10 @@ pub enum Spec {
     /// sets the size of every target's spec.
     Tcp(Box<TcpSpec>),
     Tls(Box<TlsSpec>),
-    Icmp {
-        host: String,
-        count: u16,
-        max_loss_percent: f64,
-    },
+    Icmp(Box<IcmpSpec>),
     Dns(Box<DnsSpec>),
+    /// Its token is read from the configuration.
     Push {
-        token: String,
         grace: Duration,
     },
     Grpc(Box<crate::checks::grpc::GrpcSpec>),
@@ -84,6 +80,14 @@ pub struct TlsSpec {
     pub connector: Option<crate::checks::tls::Connector>,
 }
 
+/// A compiled `icmp` check.
+#[derive(Debug, Clone)]
+pub struct IcmpSpec {
+    pub host: String,
+    pub count: u16,
+    pub max_loss_percent: f64,
+}
+
 /// A compiled `dns` check.
 #[derive(Debug, Clone)]
 pub struct DnsSpec {
@@ -100,8 +104,6 @@ pub struct Target {
     pub interval: Duration,
     pub timeout: Duration,
     pub source: TargetSource,
-    /// Its dependencies in their text form, as every result carries them.
-    pub depends_on: Vec<String>,
     /// What it was built from, for persistence and the API (shared with the
     /// configuration, not copied).
     pub config: std::sync::Arc<TargetConfig>,
@@ -114,6 +116,12 @@ impl Target {
     /// Its id: the configuration's own string, not a copy.
     pub fn id(&self) -> &str {
         &self.config.id
+    }
+
+    /// Its dependencies in their text form, as every result carries them
+    /// (made from the configuration's: most targets have none).
+    pub fn depends_on(&self) -> Vec<String> {
+        self.config.depends_on.iter().map(ToString::to_string).collect()
     }
 
     /// Its labels: the configuration's own map, not a copy (a map of one
@@ -221,11 +229,11 @@ impl Target {
                     connector,
                 }))
             }
-            TargetSpec::Icmp(x) => Spec::Icmp {
+            TargetSpec::Icmp(x) => Spec::Icmp(Box::new(IcmpSpec {
                 host: x.host.clone(),
                 count: x.count.unwrap_or(3),
                 max_loss_percent: x.max_loss_percent.unwrap_or(0.0),
-            },
+            })),
             TargetSpec::Dns(x) => Spec::Dns(Box::new(DnsSpec {
                 name: x.name_to_resolve.clone(),
                 record_type: x.record_type.unwrap_or_default(),
@@ -233,7 +241,6 @@ impl Target {
                 expected: x.expected_answers.clone(),
             })),
             TargetSpec::Push(x) => Spec::Push {
-                token: x.token.clone(),
                 grace: x.grace.map(Grace::get).unwrap_or_default(),
             },
             TargetSpec::Grpc(x) => Spec::Grpc(Box::new(
@@ -274,7 +281,6 @@ impl Target {
             interval: t.interval.map_or(cfg.interval, Interval::get),
             timeout: t.timeout.map_or(cfg.timeout, Timeout::get),
             source,
-            depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
             config: std::sync::Arc::clone(t),
         })
     }
@@ -309,7 +315,7 @@ impl Target {
                 .map_or_else(String::new, |h| pantau_config::mask_url_password(h.url.as_str())),
             Spec::Tcp(t) => t.address.clone(),
             Spec::Tls(t) => t.address.clone(),
-            Spec::Icmp { host, .. } => host.clone(),
+            Spec::Icmp(i) => i.host.clone(),
             Spec::Dns(d) => d.name.clone(),
             Spec::Push { .. } => "push".to_owned(),
             Spec::Grpc(g) => g.address.clone(),
@@ -347,7 +353,7 @@ impl Target {
             spec: Some(spec),
             quorum: self.config.quorum.map(std::num::NonZeroU32::get),
             paused: None,
-            depends_on: self.depends_on.clone(),
+            depends_on: self.depends_on(),
         }
     }
 }
@@ -408,15 +414,16 @@ mod size {
             "HttpSpec: {}",
             size_of::<super::HttpSpec>()
         );
-        assert!(size_of::<super::Spec>() <= 48, "Spec: {}", size_of::<super::Spec>());
+        assert!(size_of::<super::Spec>() <= 16, "Spec: {}", size_of::<super::Spec>());
         assert!(
-            size_of::<super::Target>() <= 120,
+            size_of::<super::Target>() <= 64,
             "Target: {}",
             size_of::<super::Target>()
         );
-        // With the `Arc`'s two counters, 224 bytes: jemalloc's size class
-        // (it was 320, one class up, before the larger specs were boxed).
+        // With the `Arc`'s two counters, 160 bytes: jemalloc's size class
+        // (320 before every larger check type was boxed and the id,
+        // dependencies and push token were read from the configuration).
         let entry = size_of::<crate::scheduler::Entry>();
-        assert!(entry <= 208, "Entry: {entry}");
+        assert!(entry <= 144, "Entry: {entry}");
     }
 }

@@ -43,11 +43,34 @@ pub struct Feed {
     /// encoded (about a fifth of the memory of its view; it is read far
     /// less often than written).
     /// On the in-process bus the bytes are the collector's own (shared).
-    latest: RwLock<HashMap<String, (Option<prost_types::Timestamp>, Bytes)>>,
+    /// Keys boxed and times packed: 64 bytes an entry, not 80.
+    latest: RwLock<HashMap<Box<str>, (Stamp, Bytes)>>,
     metrics: RwLock<HashMap<String, MetricView>>,
     hub: Arc<Hub>,
     /// Each router's recent events, for the console's router page.
     timeline: Timeline,
+}
+
+/// A result's `checked_at`, ordered; an unset time before every set one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp {
+    seconds: i64,
+    nanos: i32,
+}
+
+impl Stamp {
+    fn of(t: Option<&prost_types::Timestamp>) -> Self {
+        t.map_or(
+            Self {
+                seconds: i64::MIN,
+                nanos: i32::MIN,
+            },
+            |t| Self {
+                seconds: t.seconds,
+                nanos: t.nanos,
+            },
+        )
+    }
 }
 
 impl Feed {
@@ -87,7 +110,7 @@ impl Feed {
         let map = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: HashMap<String, Vec<CheckResult>> = HashMap::new();
         for (key, (_, b)) in map.iter() {
-            let target = key.split_once('\u{0}').map_or(key.as_str(), |(_, t)| t);
+            let target = key.split_once('\u{0}').map_or(&**key, |(_, t)| t);
             if !keep(target) {
                 continue;
             }
@@ -181,13 +204,19 @@ impl Feed {
     /// and location.
     fn keep(&self, r: &CheckResult, encoded: impl FnOnce() -> Bytes) -> bool {
         let key = format!("{}\u{0}{}", r.location, r.target_id);
-        let at = |t: &Option<prost_types::Timestamp>| t.as_ref().map(|t| (t.seconds, t.nanos));
+        let at = Stamp::of(r.checked_at.as_ref());
         let mut map = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let newer = map.get(&key).is_none_or(|(old, _)| at(old) <= at(&r.checked_at));
-        if newer {
-            map.insert(key, (r.checked_at, encoded()));
+        match map.get_mut(key.as_str()) {
+            Some((old, _)) if *old > at => false,
+            Some(slot) => {
+                *slot = (at, encoded());
+                true
+            }
+            None => {
+                map.insert(key.into_boxed_str(), (at, encoded()));
+                true
+            }
         }
-        newer
     }
 
     /// Takes in an alert lifecycle event.

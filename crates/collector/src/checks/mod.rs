@@ -139,19 +139,15 @@ impl Checker {
                         )
                         .await
                 }
-                Spec::Icmp {
-                    host,
-                    count,
-                    max_loss_percent,
-                } => {
+                Spec::Icmp(i) => {
                     // Replies are awaited until just before the check's own
                     // timeout, so total loss is reported as such, with its numbers.
                     let margin = (target.timeout / 10).min(Duration::from_millis(100));
                     self.icmp
                         .check(
-                            host,
-                            *count,
-                            *max_loss_percent,
+                            &i.host,
+                            i.count,
+                            i.max_loss_percent,
                             target.timeout.saturating_sub(margin),
                             started,
                         )

@@ -257,8 +257,10 @@ pub struct HttpTarget {
     pub follow_redirects: Option<bool>,
     pub verify_tls: Option<bool>,
     pub reuse_connection: Option<bool>,
-    /// Status codes within 100–599; empty means 200–399.
-    pub expected_status: Vec<u16>,
+    /// Status codes within 100–599; empty means 200–399. A boxed slice, as
+    /// it never grows: with it the target is 128 bytes, jemalloc's class
+    /// (136 bytes, one more word, took the 160 class).
+    pub expected_status: Box<[u16]>,
     pub warn_days: Option<u32>,
     /// What most targets leave unset (method, headers, body, conditions,
     /// TLS files, proxy and resolution), boxed and `None` when all of it is
@@ -425,7 +427,7 @@ impl HttpTarget {
             follow_redirects: None,
             verify_tls: None,
             reuse_connection: None,
-            expected_status: Vec::new(),
+            expected_status: Box::default(),
             warn_days: None,
             more: None,
         }
@@ -586,7 +588,7 @@ mod size {
             size_of::<super::TargetConfig>()
         );
         assert!(
-            size_of::<super::HttpTarget>() <= 136,
+            size_of::<super::HttpTarget>() <= 128,
             "HttpTarget: {}",
             size_of::<super::HttpTarget>()
         );

@@ -155,7 +155,7 @@ fn spec(check: CheckType, r: &RawTarget, p: &mut Problems<'_>) -> Option<TargetS
                     follow_redirects: r.follow_redirects,
                     verify_tls: r.verify_tls,
                     reuse_connection: r.reuse_connection,
-                    expected_status: r.expected_status.clone(),
+                    expected_status: r.expected_status.as_slice().into(),
                     warn_days: r.warn_days,
                     ..HttpTarget::new(url?)
                 }

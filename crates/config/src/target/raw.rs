@@ -343,7 +343,7 @@ impl From<TargetConfig> for RawTarget {
                 r.follow_redirects = h.follow_redirects;
                 r.verify_tls = h.verify_tls;
                 r.reuse_connection = h.reuse_connection;
-                r.expected_status = h.expected_status;
+                r.expected_status = h.expected_status.into_vec();
                 r.conditions = more.conditions;
                 r.warn_days = h.warn_days;
                 r.set_tls(more.tls);

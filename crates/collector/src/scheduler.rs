@@ -766,15 +766,15 @@ impl Collector {
     /// Refuses `t` when its `target:` dependencies close a cycle with the
     /// other targets (the set without it has none: each change is checked).
     fn refuse_cycles(&self, t: &pantau_config::TargetConfig) -> Result<(), ChangeError> {
-        if t.depends_on.is_empty() {
+        if t.depends_on().is_empty() {
             return Ok(());
         }
         let entries = self.entries();
         let others = entries
             .iter()
             .filter(|e| e.target.id() != t.id)
-            .map(|e| (e.target.id(), e.target.config.depends_on.as_slice()));
-        let found = pantau_config::cycles(others.chain([(t.id.as_str(), t.depends_on.as_slice())]), |_| {
+            .map(|e| (e.target.id(), e.target.config.depends_on()));
+        let found = pantau_config::cycles(others.chain([(t.id.as_str(), t.depends_on())]), |_| {
             "target.depends_on".to_owned()
         });
         if found.is_empty() {

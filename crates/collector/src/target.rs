@@ -121,7 +121,7 @@ impl Target {
     /// Its dependencies in their text form, as every result carries them
     /// (made from the configuration's: most targets have none).
     pub fn depends_on(&self) -> Vec<String> {
-        self.config.depends_on.iter().map(ToString::to_string).collect()
+        self.config.depends_on().iter().map(ToString::to_string).collect()
     }
 
     /// Its labels: the configuration's own map, not a copy (a map of one
@@ -133,7 +133,7 @@ impl Target {
 
     /// Its human name: the configuration's, or its id.
     pub fn name(&self) -> &str {
-        self.config.name.as_deref().unwrap_or(&self.config.id)
+        self.config.name().unwrap_or(&self.config.id)
     }
 
     /// Its HTTP configuration (URL, body, accepted statuses), when it is an
@@ -351,7 +351,7 @@ impl Target {
             source: self.source.into(),
             breaker: breaker.into(),
             spec: Some(spec),
-            quorum: self.config.quorum.map(std::num::NonZeroU32::get),
+            quorum: self.config.quorum().map(std::num::NonZeroU32::get),
             paused: None,
             depends_on: self.depends_on(),
         }

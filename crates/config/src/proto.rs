@@ -606,8 +606,8 @@ mod tests {
     #[test]
     fn quorum_travels_in_the_protobuf_and_a_bad_one_is_refused_by_name() {
         let t = target_from_proto(&tcp(Some(2))).unwrap();
-        assert_eq!(t.quorum.map(std::num::NonZeroU32::get), Some(2));
-        assert_eq!(target_from_proto(&tcp(None)).unwrap().quorum, None);
+        assert_eq!(t.quorum().map(std::num::NonZeroU32::get), Some(2));
+        assert_eq!(target_from_proto(&tcp(None)).unwrap().quorum(), None);
         for (q, why) in [(0, "at least 1"), (65, "at most 64"), (u32::MAX, "at most 64")] {
             let e = target_from_proto(&tcp(Some(q))).unwrap_err().to_string();
             assert!(e.contains("target.quorum") && e.contains(why), "{q}: {e}");

@@ -275,7 +275,7 @@ fn collector(c: &Config, p: &mut Problems) {
         .map(|(i, t)| (t.id.as_str(), i))
         .collect();
     p.0.extend(super::target::cycles(
-        col.targets.iter().map(|t| (t.id.as_str(), t.depends_on.as_slice())),
+        col.targets.iter().map(|t| (t.id.as_str(), t.depends_on())),
         |id| {
             format!(
                 "collector.targets[{}].depends_on",

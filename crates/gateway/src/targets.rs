@@ -234,12 +234,12 @@ fn view(t: &pb::Target) -> Result<TargetView, ApiError> {
 fn to_proto(t: &TargetConfig) -> pb::Target {
     pb::Target {
         id: t.id.clone(),
-        name: t.name.clone().unwrap_or_default(),
+        name: t.name().unwrap_or_default().to_owned(),
         interval: t.interval.map(|i| to_duration(i.get())),
         timeout: t.timeout.map(|i| to_duration(i.get())),
         labels: t.labels.clone().into_iter().collect(),
-        quorum: t.quorum.map(std::num::NonZeroU32::get),
-        depends_on: t.depends_on.iter().map(ToString::to_string).collect(),
+        quorum: t.quorum().map(std::num::NonZeroU32::get),
+        depends_on: t.depends_on().iter().map(ToString::to_string).collect(),
         spec: Some(spec_to_proto(t)),
         ..pb::Target::default()
     }

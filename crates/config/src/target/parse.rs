@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     CheckType, ConditionConfig, DnsTarget, Grace, HostPort, HttpMore, HttpTarget, HttpUrl, IcmpTarget, Interval,
-    PushTarget, RawTarget, TargetConfig, TargetSpec, TcpTarget, Timeout, TlsFiles, TlsTarget,
+    PushTarget, RawTarget, TargetConfig, TargetMore, TargetSpec, TcpTarget, Timeout, TlsFiles, TlsTarget,
 };
 use crate::Invalid;
 use crate::duration::format as fmt_d;
@@ -75,15 +75,16 @@ impl RawTarget {
         let spec = spec(self.check, &self, p);
         match spec {
             Some(spec) if problems.out.is_empty() => Ok(TargetConfig {
-                id: self.id,
-                name: self.name,
                 interval,
                 timeout,
                 labels: self.labels.into(),
+                ..TargetConfig::new(self.id, spec)
+            }
+            .with_more(TargetMore {
+                name: self.name,
                 quorum,
                 depends_on,
-                spec,
-            }),
+            })),
             _ => Err(problems.out),
         }
     }

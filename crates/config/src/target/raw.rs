@@ -323,15 +323,16 @@ impl RawTarget {
 }
 
 impl From<TargetConfig> for RawTarget {
-    fn from(t: TargetConfig) -> Self {
+    fn from(mut t: TargetConfig) -> Self {
         let check = t.check();
+        let more = t.take_more();
         let mut r = Self::new(t.id, check);
-        r.name = t.name;
+        r.name = more.name;
         r.interval = t.interval.map(Interval::get);
         r.timeout = t.timeout.map(Timeout::get);
         r.labels = t.labels.into();
-        r.quorum = t.quorum.map(NonZeroU32::get);
-        r.depends_on = t.depends_on.iter().map(ToString::to_string).collect();
+        r.quorum = more.quorum.map(NonZeroU32::get);
+        r.depends_on = more.depends_on.iter().map(ToString::to_string).collect();
         match t.spec {
             TargetSpec::Http(h) => {
                 let mut h = *h;

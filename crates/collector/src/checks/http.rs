@@ -114,7 +114,7 @@ impl Clients {
 /// Runs the request of `cfg` as `spec` compiled it; the caller bounds the time.
 pub async fn check(clients: &Clients, cfg: &HttpTarget, spec: &HttpSpec, started: Instant) -> Outcome {
     let client = spec.client.as_ref().unwrap_or_else(|| clients.get(spec));
-    let mut req = client.request(spec.method.clone(), cfg.url.as_url().clone());
+    let mut req = client.request(spec.method.clone(), cfg.url.as_str());
     if let Some(h) = &spec.headers {
         req = req.headers((**h).clone());
     }
@@ -173,7 +173,10 @@ pub async fn check(clients: &Clients, cfg: &HttpTarget, spec: &HttpSpec, started
         return Outcome::down(
             latency,
             FailureReason::HttpStatus,
-            format!("{} answered {status}, expected {wanted}", cfg.url.as_url()),
+            format!(
+                "{} answered {status}, expected {wanted}",
+                pantau_config::mask_url_password(cfg.url.as_str())
+            ),
         )
         .with_detail(detail);
     }

@@ -279,6 +279,15 @@ async fn http_options_and_conditions() {
     let o = run(&r).await;
     assert_eq!(o.reason, FailureReason::HttpStatus, "{o:?}");
     assert!(o.message.contains("303"), "{}", o.message);
+    // The URL in that message never carries its password.
+    r.url = Some(base.replacen("http://", "http://ops:hunter2@", 1) + "/old");
+    let o = run(&r).await;
+    assert_eq!(o.reason, FailureReason::HttpStatus, "{o:?}");
+    assert!(
+        o.message.contains("ops:***@") && !o.message.contains("hunter2"),
+        "{}",
+        o.message
+    );
 
     // Method, headers and body are sent.
     let mut p = RawTarget::new("echo", CheckType::Http);

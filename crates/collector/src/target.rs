@@ -33,10 +33,37 @@ pub struct HttpSpec {
     pub client: Option<reqwest::Client>,
 }
 
+impl HttpSpec {
+    /// What a target that sets no method, header, condition, TLS file or
+    /// proxy compiles to: made from its configuration at each check (no
+    /// allocation), not kept.
+    pub fn plain(cfg: &pantau_config::HttpTarget) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            headers: None,
+            follow_redirects: cfg.follow_redirects.unwrap_or(true),
+            verify_tls: cfg.verify_tls.unwrap_or(true),
+            reuse_connection: cfg.reuse_connection.unwrap_or(true),
+            warn_days: cfg.warn_days.unwrap_or(WARN_DAYS),
+            conditions: Box::default(),
+            client: None,
+        }
+    }
+
+    /// Whether compiling made more than [`HttpSpec::plain`] would.
+    fn needs_keeping(&self) -> bool {
+        self.method != reqwest::Method::GET
+            || self.headers.is_some()
+            || !self.conditions.is_empty()
+            || self.client.is_some()
+    }
+}
+
 /// What a check does, by type.
 #[derive(Debug, Clone)]
 pub enum Spec {
-    Http(Box<HttpSpec>),
+    /// `None` for a plain target ([`HttpSpec::plain`]): most are.
+    Http(Option<Box<HttpSpec>>),
     /// Boxed, as are the other larger checks: inline, the largest variant
     /// sets the size of every target's spec.
     Tcp(Box<TcpSpec>),
@@ -185,29 +212,24 @@ impl Target {
                         Condition::compile(c).map_err(|e| bad(&format!("conditions[{i}]"), &format!("{c:?}"), e))
                     })
                     .collect::<Result<_, _>>()?;
-                let (verify, follow, reuse) = (
-                    h.verify_tls.unwrap_or(true),
-                    h.follow_redirects.unwrap_or(true),
-                    h.reuse_connection.unwrap_or(true),
-                );
+                let plain = HttpSpec::plain(h);
                 let client = if h.tls().is_empty() && h.options().is_empty() {
                     None
                 } else {
+                    let (verify, follow, reuse) = (plain.verify_tls, plain.follow_redirects, plain.reuse_connection);
                     Some(
                         crate::checks::http::build(h.tls(), verify, follow, reuse, h.options())
                             .map_err(|e| bad(tls_key(&e.to_string()), "", e.to_string()))?,
                     )
                 };
-                Spec::Http(Box::new(HttpSpec {
+                let spec = HttpSpec {
                     method,
                     headers,
-                    follow_redirects: follow,
-                    verify_tls: verify,
-                    reuse_connection: reuse,
-                    warn_days: h.warn_days.unwrap_or(WARN_DAYS),
                     conditions,
                     client,
-                }))
+                    ..plain
+                };
+                Spec::Http(spec.needs_keeping().then(|| Box::new(spec)))
             }
             TargetSpec::Tcp(x) => Spec::Tcp(Box::new(TcpSpec {
                 address: x.address.to_string(),

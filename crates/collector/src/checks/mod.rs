@@ -27,7 +27,7 @@ use std::time::Duration;
 use pantau_proto::v1::{self, FailureReason, check_result::Detail};
 use tokio::time::Instant;
 
-use crate::target::{Spec, Target};
+use crate::target::{HttpSpec, Spec, Target};
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +115,10 @@ impl Checker {
             );
             match &target.spec {
                 Spec::Http(spec) => match target.http() {
-                    Some(cfg) => http::check(&self.http, cfg, spec, started).await,
+                    Some(cfg) => match spec {
+                        Some(spec) => http::check(&self.http, cfg, spec, started).await,
+                        None => http::check(&self.http, cfg, &HttpSpec::plain(cfg), started).await,
+                    },
                     None => Outcome::down(
                         started.elapsed(),
                         FailureReason::Internal,

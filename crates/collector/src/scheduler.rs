@@ -122,7 +122,8 @@ pub use crate::spread::{first_delay, spread_window};
 
 /// Everything the schedule, the workers and the gRPC service share.
 pub struct Collector {
-    entries: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// By id; the key is the one copy of the id the schedule's queue shares.
+    entries: RwLock<BTreeMap<Arc<str>, Arc<Entry>>>,
     config: Arc<Config>,
     checker: Checker,
     results: Results,
@@ -166,12 +167,12 @@ impl Collector {
     pub async fn new(ctx: &Context, store: Store) -> Result<Self, CollectorError> {
         let cfg = Arc::clone(&ctx.config);
         m::describe();
-        let mut entries = BTreeMap::new();
+        let mut entries: BTreeMap<Arc<str>, Arc<Entry>> = BTreeMap::new();
         let breaker_cfg = Arc::new(cfg.collector.circuit_breaker.clone());
         let shard = &cfg.collector.shard;
         for t in Target::from_config(&cfg.collector).map_err(CollectorError::Targets)? {
             if shard.owns(t.id()) {
-                entries.insert(t.id().to_owned(), Entry::new(t, &breaker_cfg));
+                entries.insert(Arc::from(t.id()), Entry::new(t, &breaker_cfg));
             }
         }
         if shard.count > 1 {
@@ -187,7 +188,7 @@ impl Collector {
             tracing::error!(target_id = %u.id, error = %u.error, "a stored target cannot be read; it is not checked");
         }
         for t in stored.into_iter().filter(|t| shard.owns(&t.id)) {
-            if entries.contains_key(&t.id) {
+            if entries.contains_key(t.id.as_str()) {
                 tracing::warn!(target_id = %t.id, "a stored target has the id of a configured one; the configuration wins");
                 continue;
             }
@@ -199,7 +200,7 @@ impl Collector {
                 TargetSource::Api,
             ) {
                 Ok(target) => {
-                    entries.insert(target.id().to_owned(), Entry::new(target, &breaker_cfg));
+                    entries.insert(Arc::from(target.id()), Entry::new(target, &breaker_cfg));
                 }
                 Err(problems) => {
                     for p in problems {
@@ -242,6 +243,15 @@ impl Collector {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// The entries map's own copy of `id`, if it is a target.
+    fn shared_id(&self, id: &str) -> Option<Arc<str>> {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_key_value(id)
+            .map(|(k, _)| Arc::clone(k))
     }
 
     pub fn entry(&self, id: &str) -> Option<Arc<Entry>> {
@@ -399,7 +409,7 @@ impl Collector {
                     self.entries
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(t.id.clone(), entry);
+                        .insert(Arc::from(t.id.as_str()), entry);
                     let _ = self.commands.send(Command::Schedule(t.id.clone(), delay));
                     added += 1;
                 }
@@ -420,7 +430,7 @@ impl Collector {
             self.entries
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(id);
+                .remove(id.as_str());
             let _ = self.commands.send(Command::Unschedule(id.clone()));
             self.checker.push.forget(id);
             self.results.forget(id);
@@ -450,13 +460,18 @@ impl Collector {
     }
 
     async fn schedule(&self, rx: &mut mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
-        // One shared copy of each id serves the queue and its index.
+        // The entries map's copy of each id serves the queue and its index.
         let mut queue: DelayQueue<Arc<str>> = DelayQueue::new();
         let mut keys: HashMap<Arc<str>, _> = HashMap::new();
-        let entries = self.entries();
+        let entries: Vec<(Arc<str>, Arc<Entry>)> = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(id, e)| (Arc::clone(id), Arc::clone(e)))
+            .collect();
         let window = spread_window(entries.len());
-        for e in entries {
-            let id: Arc<str> = Arc::from(e.target.id());
+        for (id, e) in entries {
             let key = queue.insert(Arc::clone(&id), start_delay(&e.target, window).min(MAX_DELAY));
             keys.insert(id, key);
         }
@@ -468,8 +483,7 @@ impl Collector {
                     Command::Schedule(id, after) => {
                         if let Some(k) = keys.get(id.as_str()) {
                             queue.reset(k, after.min(MAX_DELAY));
-                        } else {
-                            let id: Arc<str> = Arc::from(id);
+                        } else if let Some(id) = self.shared_id(&id) {
                             let key = queue.insert(Arc::clone(&id), after.min(MAX_DELAY));
                             keys.insert(id, key);
                         }
@@ -754,7 +768,7 @@ impl Collector {
         self.entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(t.id.clone(), Arc::clone(&entry));
+            .insert(Arc::from(t.id.as_str()), Arc::clone(&entry));
         let _ = self
             .commands
             .send(Command::Schedule(t.id.clone(), added_delay(&entry.target)));

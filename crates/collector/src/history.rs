@@ -27,8 +27,14 @@ use pantau_core::history::{HOUR_MS, MINUTE_MS, ms_of, time_of};
 pub struct History {
     store: Store,
     cfg: HistoryConfig,
-    open: Arc<Mutex<HashMap<(String, i64), Bucket>>>,
+    open: Arc<Mutex<Open>>,
 }
+
+/// The open buckets by minute, then by target. A flush takes whole minutes
+/// and frees their tables with them (one map of every target and minute kept
+/// the capacity the first checks' burst gave it: 12 MiB at 100,000 targets),
+/// and a query looks its target up in each open minute.
+type Open = BTreeMap<i64, HashMap<Box<str>, Bucket>>;
 
 impl History {
     pub fn new(store: Store, cfg: &HistoryConfig) -> Self {
@@ -42,12 +48,17 @@ impl History {
     /// Folds one result into its minute.
     pub fn record(&self, target_id: &str, up: bool, latency: Duration, at: SystemTime) {
         let minute = ms_of(at).div_euclid(MINUTE_MS) * MINUTE_MS;
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry((target_id.to_owned(), minute))
-            .or_default()
-            .add(up, latency.as_secs_f64() * 1e3);
+        let ms = latency.as_secs_f64() * 1e3;
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let targets = open.entry(minute).or_default();
+        match targets.get_mut(target_id) {
+            Some(b) => b.add(up, ms),
+            None => {
+                let mut b = Bucket::default();
+                b.add(up, ms);
+                targets.insert(target_id.into(), b);
+            }
+        }
     }
 
     /// Flushes periodically (a supervised task), and once more at shutdown,
@@ -105,11 +116,12 @@ impl History {
 
     /// Writes every minute starting before `current` (ms); returns how many.
     async fn write_before(&self, current: i64) -> Result<usize, StoreError> {
-        let done: Vec<((String, i64), Bucket)> = {
+        let done: Vec<((Box<str>, i64), Bucket)> = {
             let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let keys: Vec<_> = open.keys().filter(|(_, m)| *m < current).cloned().collect();
-            keys.into_iter()
-                .filter_map(|k| open.remove(&k).map(|b| (k, b)))
+            let later = open.split_off(&current);
+            std::mem::replace(&mut *open, later)
+                .into_iter()
+                .flat_map(|(minute, targets)| targets.into_iter().map(move |(id, b)| ((id, minute), b)))
                 .collect()
         };
         if done.is_empty() {
@@ -124,8 +136,8 @@ impl History {
                 // Put back what was not written, so nothing accepted is lost
                 // (and nothing written is added twice).
                 let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (k, b) in done.into_iter().skip(written) {
-                    open.entry(k).or_default().merge(&b);
+                for ((id, minute), b) in done.into_iter().skip(written) {
+                    open.entry(minute).or_default().entry(id).or_default().merge(&b);
                 }
                 return Err(e);
             }
@@ -134,7 +146,7 @@ impl History {
         Ok(done.len())
     }
 
-    async fn write(&self, done: &[((String, i64), Bucket)]) -> Result<(), StoreError> {
+    async fn write(&self, done: &[((Box<str>, i64), Bucket)]) -> Result<(), StoreError> {
         with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
             for ((id, minute), b) in done {
@@ -148,7 +160,7 @@ impl History {
                        lat_max = CASE WHEN history_minute.lat_max > $7 THEN history_minute.lat_max ELSE $7 END,
                        lat_p95 = $8",
                 )
-                .bind(id)
+                .bind(&**id)
                 .bind(minute)
                 .bind(b.checks as i64)
                 .bind(b.up as i64)
@@ -162,7 +174,7 @@ impl History {
                 let existing = sqlx::query(
                     "SELECT checks, up, lat_min, lat_sum, lat_max, hist FROM history_hour WHERE target_id = $1 AND start_ms = $2",
                 )
-                .bind(id)
+                .bind(&**id)
                 .bind(hour)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -184,7 +196,7 @@ impl History {
                      ON CONFLICT (target_id, start_ms) DO UPDATE SET checks = $3, up = $4, lat_min = $5,
                        lat_sum = $6, lat_max = $7, lat_p95 = $8, hist = $9",
                 )
-                .bind(id)
+                .bind(&**id)
                 .bind(hour)
                 .bind(merged.checks as i64)
                 .bind(merged.up as i64)
@@ -258,9 +270,12 @@ impl History {
         let mut extra: BTreeMap<i64, Bucket> = BTreeMap::new();
         {
             let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ((id, minute), b) in open.iter() {
-                if id == target_id && *minute >= lo && *minute < hi {
-                    extra.entry(minute.div_euclid(step) * step).or_default().merge(b);
+            // `range` panics on a reversed range; an empty one has no rows.
+            if lo < hi {
+                for (minute, targets) in open.range(lo..hi) {
+                    if let Some(b) = targets.get(target_id) {
+                        extra.entry(minute.div_euclid(step) * step).or_default().merge(b);
+                    }
                 }
             }
         }

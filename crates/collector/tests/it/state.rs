@@ -155,3 +155,50 @@ async fn a_large_history_flush_is_written_in_chunks_beside_the_states() {
     }
     store.close().await;
 }
+
+/// A flush takes the finished minutes only; the current one stays open and a
+/// query sees it beside the written ones, for its own target only; a
+/// reversed range has no points (and does not panic).
+#[tokio::test]
+async fn a_flush_takes_finished_minutes_and_a_query_sees_the_open_one() {
+    use pantau_collector::history::{History, Resolution};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&DatabaseConfig::default(), dir.path(), "collector", MIGRATIONS)
+        .await
+        .unwrap();
+    let history = History::new(store, &pantau_config::HistoryConfig::default());
+    let minute = |m: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 / 60 * 60 + m * 60);
+    history.record("a", true, Duration::from_millis(10), minute(0));
+    history.record("b", false, Duration::from_millis(50), minute(0));
+    history.record("a", false, Duration::from_millis(30), minute(1));
+    history.record(
+        "a",
+        true,
+        Duration::from_millis(20),
+        minute(1) + Duration::from_secs(30),
+    );
+    // At minute 1: minute 0 is finished (two targets), minute 1 is open.
+    assert_eq!(history.flush(minute(1) + Duration::from_secs(40)).await.unwrap(), 2);
+    let points = history
+        .query("a", minute(0), minute(5), Resolution::Minute)
+        .await
+        .unwrap();
+    let seen: Vec<_> = points.iter().map(|p| (p.start, p.checks, p.up)).collect();
+    assert_eq!(seen, vec![(minute(0), 1, 1), (minute(1), 2, 1)]);
+    assert!((points[1].lat_avg - 25.0).abs() < 1e-9);
+    let b = history
+        .query("b", minute(0), minute(5), Resolution::Minute)
+        .await
+        .unwrap();
+    assert_eq!(b.iter().map(|p| (p.checks, p.up)).collect::<Vec<_>>(), vec![(1, 0)]);
+    assert!(
+        history
+            .query("a", minute(5), minute(0), Resolution::Minute)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Minute 1 once it is over; nothing is left after.
+    assert_eq!(history.flush(minute(2)).await.unwrap(), 1);
+    assert_eq!(history.flush(minute(3)).await.unwrap(), 0);
+}

@@ -34,7 +34,7 @@
 //!
 //! Environment: BENCH_MODE (throughput|memory), BENCH_TARGETS (1000,10000,50000;
 //! memory: 100000), BENCH_RULES (on|off|both; on), BENCH_INTERVAL (1s; memory:
-//! 300s), BENCH_SECONDS (20, at most 120), BENCH_STEADY (memory: 100, at most 300); `_RJEM_MALLOC_CONF`, jemalloc's
+//! 300s), BENCH_SECONDS (20, at most 120), BENCH_STEADY (memory: 100, at most 300); `MALLOC_CONF`, jemalloc's
 //! run-time options, is passed on to pantau. Needs `cargo build --release --bin
 //! pantau` first (`make bench-system` does it). Loopback only; every loop is
 //! bounded in count and time.
@@ -50,7 +50,9 @@ mod probe;
 mod servers;
 
 use child::{Pantau, Ports, config_yaml, log_summary, pantau_bin, tail};
-use probe::{buckets, clk_tck, cpu_ticks, memory_mib, metric_sum, metrics, ms_between, percentile, quantile};
+use probe::{
+    buckets, clk_tck, cpu_ticks, memory_mib, metric_sum, metrics, ms_between, percentile, quantile, rss_split_mib,
+};
 use servers::{Seen, TargetServer, http_server, start_hook, watch};
 
 pub const CHECKS: &str = "pantau_collector_checks_total";
@@ -187,7 +189,7 @@ async fn run_once(c: &Ctx, s: &Settings, n: usize, rules: bool) -> Result<Option
         .arg("all")
         .env_clear() // no RUST_LOG, PANTAU_* or proxy settings from the caller
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(std::env::var_os("_RJEM_MALLOC_CONF").map(|c| ("_RJEM_MALLOC_CONF", c)))
+        .envs(std::env::var_os("MALLOC_CONF").map(|c| ("MALLOC_CONF", c)))
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -303,10 +305,19 @@ async fn measure(
                 pantau.alive()?;
             }
             let (rss, hwm) = memory_mib(pid);
-            let done = metric_sum(&metrics(http, admin).await?, CHECKS);
+            let (anon, file) = rss_split_mib(pid);
+            let text = metrics(http, admin).await?;
+            let mib = |m: &str| metric_sum(&text, m) / (1024.0 * 1024.0);
             println!(
-                "  memory, steady: {:.0} s later ({done} checks in all): RSS {rss:.1} MiB (peak {hwm:.1} MiB)",
-                set.steady.as_secs_f64()
+                "  memory, steady: {:.0} s later ({} checks in all): RSS {rss:.1} MiB (peak {hwm:.1} MiB): \
+                 anonymous {anon:.1}, file-backed {file:.1}; jemalloc: allocated {:.1}, active {:.1}, \
+                 metadata {:.1}, resident {:.1} MiB",
+                set.steady.as_secs_f64(),
+                metric_sum(&text, CHECKS),
+                mib("pantau_allocator_allocated_bytes"),
+                mib("pantau_allocator_active_bytes"),
+                mib("pantau_allocator_metadata_bytes"),
+                mib("pantau_allocator_resident_bytes"),
             );
         }
         return Ok(None);

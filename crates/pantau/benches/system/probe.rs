@@ -74,6 +74,18 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (kib("VmRSS:"), kib("VmHWM:"))
 }
 
+/// `pid`'s resident memory in MiB by kind: anonymous (the heap, stacks) and
+/// file-backed (mostly the binary's code).
+pub fn rss_split_mib(pid: u32) -> (f64, f64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(f64::NAN, |k| k / 1024.0)
+    };
+    (kib("RssAnon:"), kib("RssFile:"))
+}
+
 pub fn clk_tck() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")

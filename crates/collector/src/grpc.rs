@@ -133,7 +133,7 @@ impl CollectorService for Service {
             return Err(Status::not_found(format!("no target with id `{}`", quote(unknown))));
         }
         Ok(Response::new(ListLatestResultsResponse {
-            results: self.0.results().latest(&ids),
+            results: self.0.latest_results(&ids),
         }))
     }
 

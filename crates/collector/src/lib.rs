@@ -13,7 +13,8 @@
 //!   [`change`]: why a target change was refused; [`pause`]: paused targets.
 //! - [`pool`]: workers and their load-balancing strategies.
 //! - [`breaker`]: the per-target circuit breaker and backoff.
-//! - [`results`]: the latest result per target and a live feed.
+//! - [`results`]: the live feed of results (each target's latest is on its
+//!   schedule entry).
 //! - [`state`]: up/down transitions, persisted.
 //! - [`history`]: per-minute and per-hour aggregates with retention.
 //! - [`traffic`]: the routers' interface rates, per minute and per hour

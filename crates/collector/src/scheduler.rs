@@ -37,7 +37,7 @@ use crate::metrics as m;
 use crate::pause::{self, Pause, Pauses};
 use crate::pool::{Pool, Run};
 use crate::results::Results;
-use crate::state::{States, Transition};
+use crate::state::{StateCell, States, Transition};
 use crate::target::{Spec, Target};
 use crate::{history::History, targets};
 
@@ -63,9 +63,11 @@ pub struct Entry {
     /// never left `closed` has no series (absent means closed; a hundred
     /// thousand targets, no cost).
     exported: AtomicI32,
-    /// What the last checks that really ran left to quote while the breaker
-    /// is open (one lock for both: a hundred thousand entries).
+    /// Its latest result, and what the last checks that really ran left to
+    /// quote while the breaker is open (one lock: a hundred thousand entries).
     pub(crate) last: Mutex<Last>,
+    /// Its up/down state and since when (see [`States`]).
+    pub(crate) state: StateCell,
     /// What its `pantau_collector_check_up` series says: [`UP_UNKNOWN`]
     /// until its first check (no series: reading 0 would say it is down),
     /// then [`UP`] or [`DOWN`]. Written at scrape time by
@@ -74,16 +76,25 @@ pub struct Entry {
     up: AtomicU8,
 }
 
-/// The last failure and certificate of an [`Entry`]'s real checks.
+/// An [`Entry`]'s latest result, and the last failure and certificate of
+/// its real checks.
 #[derive(Debug, Default)]
 pub(crate) struct Last {
+    /// The latest result, encoded: the bytes published on the bus, which its
+    /// in-process subscribers share (the gateway's latest results among them).
+    pub(crate) result: Option<bytes::Bytes>,
+    /// Boxed together: most targets never fail nor read a certificate.
+    pub(crate) rare: Option<Box<Rare>>,
+}
+
+/// What few targets have: a real failure, a certificate.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Rare {
     /// The reason and message of the last check that really ran and failed
-    /// (never a message that itself quotes an earlier one); boxed, as most
-    /// targets never fail.
-    pub(crate) failure: Option<Box<(FailureReason, String)>>,
-    /// The certificate part of the last check that read one (boxed: a
-    /// `Detail` is a few hundred bytes inline, and most targets have none).
-    pub(crate) certificate: Option<Box<Detail>>,
+    /// (never a message that itself quotes an earlier one).
+    pub(crate) failure: Option<(FailureReason, String)>,
+    /// The certificate part of the last check that read one.
+    pub(crate) certificate: Option<Detail>,
 }
 
 const UP_UNKNOWN: u8 = 0;
@@ -98,6 +109,7 @@ impl Entry {
             breaker: Mutex::new(Breaker::new(Arc::clone(breaker))),
             exported: AtomicI32::new(BreakerState::Closed as i32),
             last: Mutex::default(),
+            state: StateCell::default(),
             up: AtomicU8::new(UP_UNKNOWN),
         })
     }
@@ -266,6 +278,32 @@ impl Collector {
         &self.results
     }
 
+    /// The latest results of `ids` (every target when empty), by target id.
+    pub fn latest_results(&self, ids: &[String]) -> Vec<CheckResult> {
+        use pantau_proto::prost::Message;
+        let latest = |e: &Entry| {
+            let encoded = e
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .result
+                .clone();
+            // What was encoded here decodes; a failure would only leave that target out.
+            encoded.and_then(|b| CheckResult::decode(b).ok())
+        };
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.is_empty() {
+            entries.values().filter_map(|e| latest(e)).collect()
+        } else {
+            let mut out: Vec<CheckResult> = ids
+                .iter()
+                .filter_map(|id| entries.get(id.as_str()).and_then(|e| latest(e)))
+                .collect();
+            out.sort_by(|a, b| a.target_id.cmp(&b.target_id));
+            out
+        }
+    }
+
     pub fn history(&self) -> &History {
         &self.history
     }
@@ -427,13 +465,16 @@ impl Collector {
             .map(|e| e.target.id().to_owned())
             .collect();
         for id in &gone {
-            self.entries
+            let removed = self
+                .entries
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(id.as_str());
+            if let Some(e) = removed {
+                self.states.park(id, &e.state);
+            }
             let _ = self.commands.send(Command::Unschedule(id.clone()));
             self.checker.push.forget(id);
-            self.results.forget(id);
         }
         if added + gone.len() > 0 {
             self.set_target_gauge();
@@ -589,11 +630,12 @@ impl Collector {
             let cert = outcome.detail.as_ref().and_then(last_cert::certificate_detail);
             if cert.is_some() || !outcome.up {
                 let mut last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let rare = last.rare.get_or_insert_with(Box::default);
                 if let Some(cert) = cert {
-                    last.certificate = Some(Box::new(cert));
+                    rare.certificate = Some(cert);
                 }
                 if !outcome.up {
-                    last.failure = Some(Box::new((outcome.reason, bounded(&outcome.message))));
+                    rare.failure = Some((outcome.reason, bounded(&outcome.message)));
                 }
             }
         }
@@ -634,7 +676,7 @@ impl Collector {
             detail: outcome.detail.clone(),
         };
         entry.up.store(if outcome.up { UP } else { DOWN }, Relaxed);
-        self.observe(t, &outcome, &result, checked_at).await;
+        self.observe(entry, &outcome, &result, checked_at).await;
         (result, outcome.latency)
     }
 
@@ -658,7 +700,8 @@ impl Collector {
         }
     }
 
-    async fn observe(&self, t: &Target, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
+    async fn observe(&self, entry: &Entry, outcome: &Outcome, result: &CheckResult, at: SystemTime) {
+        let t = &entry.target;
         self.by_kind.record(t.config.check(), outcome.up, outcome.latency);
         if let Some(days) = last_cert::cert_days(result) {
             metrics::gauge!(m::CERT_EXPIRY, "target" => t.id().to_owned()).set(days as f64 * 86_400.0);
@@ -674,12 +717,17 @@ impl Collector {
         // (which the in-process bus's subscribers share, the gateway's
         // latest results among them).
         let encoded = bytes::Bytes::from(pantau_proto::prost::Message::encode_to_vec(result));
-        self.results.record(result, encoded.clone());
+        entry
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .result = Some(encoded.clone());
+        self.results.record(result);
         let subject = subject::check_result(&self.config.instance.location, t.id());
         if let Err(e) = bus::publish_encoded(self.bus.as_ref(), &subject, encoded).await {
             tracing::warn!(target_id = %t.id(), error = %e, "cannot publish check result; the next check will publish again");
         }
-        if let Some(tr) = self.states.observe(result, at) {
+        if let Some(tr) = self.states.observe(&entry.state, result, at) {
             self.transition(t, result, tr).await;
         }
     }
@@ -765,10 +813,15 @@ impl Collector {
             tracing::info!(target_id = %t.id, "target saved; another shard checks it");
             return Ok(entry);
         }
-        self.entries
+        let replaced = self
+            .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(Arc::from(t.id.as_str()), Arc::clone(&entry));
+        // The replaced target's state carries over to its next result.
+        if let Some(old) = replaced {
+            self.states.park(&t.id, &old.state);
+        }
         let _ = self
             .commands
             .send(Command::Schedule(t.id.clone(), added_delay(&entry.target)));
@@ -815,13 +868,16 @@ impl Collector {
         }
         targets::delete(&self.store, id).await?;
         self.pauses.resume(id).await?;
-        self.entries
+        let removed = self
+            .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
+        if let Some(e) = removed {
+            self.states.park(id, &e.state);
+        }
         let _ = self.commands.send(Command::Unschedule(id.to_owned()));
         self.checker.push.forget(id);
-        self.results.forget(id);
         self.set_target_gauge();
         tracing::info!(target_id = %id, "target deleted");
         Ok(())

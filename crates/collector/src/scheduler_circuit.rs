@@ -25,11 +25,16 @@ pub(super) fn bounded(message: &str) -> String {
 /// `circuit open`: the alert engine's dependencies tell it from a check
 /// that ran by that (`alert-engine/src/deps.rs`).
 pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
-    let (failure, known) = {
-        let last = entry.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (last.failure.clone(), last.certificate.clone())
-    };
-    let (reason, last) = failure.map_or((FailureReason::Internal, String::new()), |b| *b);
+    let rare = entry
+        .last
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .rare
+        .as_deref()
+        .cloned()
+        .unwrap_or_default();
+    let (reason, last) = rare.failure.unwrap_or((FailureReason::Internal, String::new()));
+    let known = rare.certificate;
     let wait = retry_at.saturating_duration_since(Instant::now());
     let outcome = Outcome::down(
         Duration::ZERO,
@@ -40,7 +45,7 @@ pub(super) fn circuit_open(entry: &Entry, retry_at: Instant) -> Outcome {
         ),
     );
     match known {
-        Some(detail) => outcome.with_detail(last_cert::last_known(*detail, SystemTime::now())),
+        Some(detail) => outcome.with_detail(last_cert::last_known(detail, SystemTime::now())),
         None => outcome,
     }
 }

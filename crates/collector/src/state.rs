@@ -2,9 +2,15 @@
 //! persisted by [`States::write_pending`] (one row per target, rewritten only
 //! on change, many changes per transaction), so a restarted collector knows
 //! since when a target has been down and checks never wait on the disk.
+//!
+//! A scheduled target keeps its state in its entry (a [`StateCell`], one
+//! word: a map of every target's state by a copy of its id cost about 80
+//! bytes a target). The states loaded at start, and those of targets taken
+//! off the schedule, are parked here by id until the target's next result.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pantau_core::store::{Store, StoreError};
@@ -31,10 +37,37 @@ pub struct Transition {
 /// writer holds SQLite's write lock past the others' busy timeout.
 pub const WRITE_CHUNK: usize = 1000;
 
+/// A scheduled target's state in one word: 0 until its first result since
+/// it was scheduled, else its start in milliseconds and whether it is up.
+#[derive(Debug, Default)]
+pub struct StateCell(AtomicU64);
+
+impl StateCell {
+    fn encode(s: State) -> u64 {
+        // Never 0: the low bit is `up`, the next is always set.
+        (u64::try_from(ms(s.since)).unwrap_or(0) << 2) | 0b10 | u64::from(s.up)
+    }
+
+    fn decode(v: u64) -> Option<State> {
+        (v != 0).then(|| State {
+            up: v & 1 == 1,
+            since: UNIX_EPOCH + std::time::Duration::from_millis(v >> 2),
+        })
+    }
+
+    /// The state, once the target has a result (or a parked state) here.
+    pub fn get(&self) -> Option<State> {
+        Self::decode(self.0.load(Ordering::Acquire))
+    }
+}
+
 /// States of all targets, backed by the collector's store.
 pub struct States {
     store: Store,
-    current: Mutex<HashMap<String, State>>,
+    /// States of targets not on the schedule, or not yet checked since they
+    /// were put on it: loaded at start, parked at removal; taken by the
+    /// target's next result.
+    parked: Mutex<HashMap<String, State>>,
     /// Changes not yet written, by target (the newest wins).
     pending: Mutex<HashMap<String, Pending>>,
 }
@@ -58,7 +91,7 @@ impl States {
             .into_iter()
             .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2)))
             .collect::<Vec<_>>());
-        let current = rows
+        let parked = rows
             .into_iter()
             .map(|(id, status, since)| {
                 let since = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(since).unwrap_or(0));
@@ -73,32 +106,62 @@ impl States {
             .collect();
         Ok(Self {
             store,
-            current: Mutex::new(current),
+            parked: Mutex::new(parked),
             pending: Mutex::default(),
         })
     }
 
-    /// The state of `target_id`, if it was ever checked.
+    /// The parked state of `target_id`: loaded at start or kept when it
+    /// left the schedule, until its next result.
     pub fn get(&self, target_id: &str) -> Option<State> {
-        self.current
+        self.parked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(target_id)
             .copied()
     }
 
-    /// Records `r`; on a change of state, queues it for writing and returns
-    /// the transition.
-    pub fn observe(&self, r: &CheckResult, now: SystemTime) -> Option<Transition> {
+    /// Keeps the state of `target_id`, taken off the schedule (or replaced),
+    /// for its next result.
+    pub fn park(&self, target_id: &str, cell: &StateCell) {
+        if let Some(s) = cell.get() {
+            self.parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(target_id.to_owned(), s);
+        }
+    }
+
+    /// Records `r` in its target's `cell`; on a change of state, queues it
+    /// for writing and returns the transition. A cell's first result starts
+    /// from the target's parked state, if it has one.
+    pub fn observe(&self, cell: &StateCell, r: &CheckResult, now: SystemTime) -> Option<Transition> {
         let up = r.status() == CheckStatus::Up;
-        let previous = {
-            let mut map = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let previous = map.get(&r.target_id).copied();
+        let mut seen = cell.0.load(Ordering::Acquire);
+        if seen == 0 {
+            let parked = self
+                .parked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&r.target_id);
+            if let Some(p) = parked {
+                let p = StateCell::encode(p);
+                seen = match cell.0.compare_exchange(0, p, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => p,
+                    Err(other) => other,
+                };
+            }
+        }
+        let new = StateCell::encode(State { up, since: now });
+        let previous = loop {
+            let previous = StateCell::decode(seen);
             if previous.is_some_and(|p| p.up == up) {
                 return None;
             }
-            map.insert(r.target_id.clone(), State { up, since: now });
-            previous
+            match cell.0.compare_exchange(seen, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break previous,
+                Err(other) => seen = other,
+            }
         };
         let reason = r
             .reason()

@@ -442,10 +442,12 @@ mod size {
             "Target: {}",
             size_of::<super::Target>()
         );
-        // With the `Arc`'s two counters, 160 bytes: jemalloc's size class
+        // With the `Arc`'s two counters, 192 bytes: jemalloc's size class
         // (320 before every larger check type was boxed and the id,
-        // dependencies and push token were read from the configuration).
+        // dependencies and push token were read from the configuration; 160
+        // before the latest result and the state moved here from two maps
+        // keyed by copies of the id, about 170 bytes a target).
         let entry = size_of::<crate::scheduler::Entry>();
-        assert!(entry <= 144, "Entry: {entry}");
+        assert!(entry <= 176, "Entry: {entry}");
     }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pantau_collector::MIGRATIONS;
-use pantau_collector::state::States;
+use pantau_collector::state::{StateCell, States};
 use pantau_config::DatabaseConfig;
 use pantau_core::store::Store;
 use pantau_proto::v1::{CheckResult, CheckStatus, FailureReason};
@@ -27,11 +27,19 @@ async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let store = Store::connect(&cfg, dir, "collector", MIGRATIONS).await.unwrap();
     let states = States::load(store.clone()).await.unwrap();
-    let first = states.observe(&result(true), t0).expect("first sight is a transition");
+    let web = StateCell::default();
+    let first = states
+        .observe(&web, &result(true), t0)
+        .expect("first sight is a transition");
     assert!(first.previous.is_none());
-    assert!(states.observe(&result(true), t0 + Duration::from_secs(1)).is_none());
+    assert!(
+        states
+            .observe(&web, &result(true), t0 + Duration::from_secs(1))
+            .is_none()
+    );
     let down_at = t0 + Duration::from_secs(2);
-    let down = states.observe(&result(false), down_at).expect("up -> down");
+    let down = states.observe(&web, &result(false), down_at).expect("up -> down");
+    assert_eq!(web.get().map(|s| (s.up, s.since)), Some((false, down_at)));
     assert_eq!(down.previous.map(|p| p.up), Some(true));
     // Both changes of the one target are written as its latest state.
     assert_eq!(states.write_pending().await.unwrap(), 1);
@@ -45,7 +53,20 @@ async fn survives_restart(cfg: DatabaseConfig, dir: &std::path::Path) {
     let s = states.get("web").expect("persisted");
     assert!(!s.up);
     assert_eq!(s.since, down_at);
-    assert!(states.observe(&result(false), SystemTime::now()).is_none());
+    // The target's new entry starts from its persisted state, which its
+    // first result takes.
+    let web = StateCell::default();
+    assert!(states.observe(&web, &result(false), SystemTime::now()).is_none());
+    assert_eq!(web.get().map(|s| s.since), Some(down_at));
+    assert!(states.get("web").is_none(), "taken by the entry");
+    // Taken off the schedule and put back (a replaced or re-added target):
+    // its state is parked, not lost, so the next result is no first sight.
+    states.park("web", &web);
+    let again = StateCell::default();
+    let up = states
+        .observe(&again, &result(true), SystemTime::now())
+        .expect("down -> up");
+    assert_eq!(up.previous.map(|p| (p.up, p.since)), Some((false, down_at)));
     store.close().await;
 }
 
@@ -84,7 +105,7 @@ async fn many_changes_are_written_in_chunks_beside_another_writer() {
             target_id: format!("t{i}"),
             ..result(i % 3 != 0)
         };
-        assert!(states.observe(&r, t0).is_some());
+        assert!(states.observe(&StateCell::default(), &r, t0).is_some());
     }
     // Another writer on the same file (the history's, in the collector).
     let pool = match &store {
@@ -134,7 +155,7 @@ async fn a_large_history_flush_is_written_in_chunks_beside_the_states() {
             target_id: format!("t{i}"),
             ..result(true)
         };
-        assert!(states.observe(&r, at).is_some());
+        assert!(states.observe(&StateCell::default(), &r, at).is_some());
     }
     let (flushed, written) = tokio::join!(history.flush(SystemTime::now()), states.write_pending());
     assert_eq!(flushed.unwrap(), n);

@@ -51,13 +51,12 @@ impl History {
         let ms = latency.as_secs_f64() * 1e3;
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let targets = open.entry(minute).or_default();
-        match targets.get_mut(target_id) {
-            Some(b) => b.add(up, ms),
-            None => {
-                let mut b = Bucket::default();
-                b.add(up, ms);
-                targets.insert(target_id.into(), b);
-            }
+        if let Some(b) = targets.get_mut(target_id) {
+            b.add(up, ms);
+        } else {
+            let mut b = Bucket::default();
+            b.add(up, ms);
+            targets.insert(target_id.into(), b);
         }
     }
 

@@ -383,3 +383,33 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         assert!(e.contains(&format!("`{key}`")), "{yaml}: {e}");
     }
 }
+
+/// `collector.targets` itself of the wrong kind is refused by name; in a
+/// list read entry by entry, a bad entry after good ones is keyed by its own
+/// index, and every bad entry is said, not only the first.
+#[test]
+fn a_targets_list_of_the_wrong_kind_or_with_bad_entries_is_refused_by_name() {
+    for targets in [json!("not a list"), json!({"id": "a"}), json!(7)] {
+        let e = load(&json!({"collector": {"targets": targets}})).unwrap_err();
+        assert!(
+            e.contains("collector.targets") && e.contains("a list of targets"),
+            "{e}"
+        );
+    }
+    let good = json!({"id": "ok", "type": "tcp", "address": "127.0.0.1:1"});
+    let doc = json!({"collector": {"targets": [
+        good,
+        {"id": "b", "type": "http", "url": "ftp://x/"},
+        {"id": "c", "type": "tcp", "address": "h:1", "quorum": 0},
+    ]}});
+    let e = load(&doc).unwrap_err();
+    assert!(e.contains("collector.targets[1].url"), "{e}");
+    assert!(e.contains("collector.targets[2].quorum"), "{e}");
+    assert!(!e.contains("collector.targets[0]"), "{e}");
+    let many: Vec<Value> = (0..3000)
+        .map(|i| json!({"id": format!("t{i}"), "type": "tcp", "address": "127.0.0.1:1"}))
+        .collect();
+    let c = load(&json!({"collector": {"targets": many}})).unwrap();
+    assert_eq!(c.collector.targets.len(), 3000);
+    assert_eq!(c.collector.targets[2999].id, "t2999");
+}

@@ -315,21 +315,40 @@ impl std::error::Error for TargetError {}
 
 /// `collector.targets`: each entry parsed with its own key
 /// (`collector.targets[3].url`), every problem of every entry reported.
+///
+/// Each raw target is parsed as soon as it is read and dropped: a list of
+/// every raw target first (about 2 KiB each) was a third of the memory a
+/// configuration of many targets took to load, and the parsed targets took
+/// the slots it left.
 pub(crate) fn deserialize_targets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Arc<TargetConfig>>, D::Error> {
-    let raw = Vec::<RawTarget>::deserialize(d)?;
-    let mut out = Vec::with_capacity(raw.len());
-    let mut problems = Vec::new();
-    for (i, r) in raw.into_iter().enumerate() {
-        match r.parse(&format!("collector.targets[{i}]")) {
-            Ok(t) => out.push(Arc::new(t)),
-            Err(p) => problems.extend(p),
+    struct Targets;
+    impl<'de> serde::de::Visitor<'de> for Targets {
+        type Value = Vec<Arc<TargetConfig>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of targets")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            // A hint is only a hint: never reserve more than a few MiB on it.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            let mut problems = Vec::new();
+            let mut i = 0usize;
+            while let Some(r) = seq.next_element::<RawTarget>()? {
+                match r.parse(&format!("collector.targets[{i}]")) {
+                    Ok(t) => out.push(Arc::new(t)),
+                    Err(p) => problems.extend(p),
+                }
+                i += 1;
+            }
+            if problems.is_empty() {
+                Ok(out)
+            } else {
+                Err(serde::de::Error::custom(TargetError(problems)))
+            }
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(serde::de::Error::custom(TargetError(problems)))
-    }
+    d.deserialize_seq(Targets)
 }
 
 /// Fields each type takes (besides id, name, type, interval, timeout, labels).

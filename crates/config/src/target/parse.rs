@@ -4,8 +4,6 @@
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::{
     CheckType, ConditionConfig, DnsTarget, Grace, HostPort, HttpMore, HttpTarget, HttpUrl, IcmpTarget, Interval,
     PushTarget, RawTarget, TargetConfig, TargetMore, TargetSpec, TcpTarget, Timeout, TlsFiles, TlsTarget,

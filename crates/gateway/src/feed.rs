@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::hub::{Hub, HubEvent};
 use crate::incidents::IncidentEventView;
 use crate::labels::{ConsensusStatus, EventKind, Severity};
+use crate::latest::Latest;
 use crate::metrics as m;
 use crate::timeline::Timeline;
 use crate::view::{AlertView, CheckResultView, ConsensusView, Event, MetricView, RouterEventView};
@@ -39,38 +40,13 @@ pub const MAX_SERIES: usize = 10_000;
 
 /// Latest results and the event fan-out.
 pub struct Feed {
-    /// `location \0 target` → the latest result's time and the result,
-    /// encoded (about a fifth of the memory of its view; it is read far
-    /// less often than written).
-    /// On the in-process bus the bytes are the collector's own (shared).
-    /// Keys boxed and times packed: 64 bytes an entry, not 80.
-    latest: RwLock<HashMap<Box<str>, (Stamp, Bytes)>>,
+    /// The latest result per location and target, encoded (about a fifth
+    /// of the memory of its view; it is read far less often than written).
+    latest: RwLock<Latest>,
     metrics: RwLock<HashMap<String, MetricView>>,
     hub: Arc<Hub>,
     /// Each router's recent events, for the console's router page.
     timeline: Timeline,
-}
-
-/// A result's `checked_at`, ordered; an unset time before every set one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Stamp {
-    seconds: i64,
-    nanos: i32,
-}
-
-impl Stamp {
-    fn of(t: Option<&prost_types::Timestamp>) -> Self {
-        t.map_or(
-            Self {
-                seconds: i64::MIN,
-                nanos: i32::MIN,
-            },
-            |t| Self {
-                seconds: t.seconds,
-                nanos: t.nanos,
-            },
-        )
-    }
 }
 
 impl Feed {
@@ -89,8 +65,8 @@ impl Feed {
         let map = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         // What was encoded here decodes; a failure would only drop that entry.
         let mut v: Vec<CheckResultView> = map
-            .values()
-            .filter_map(|(_, b)| CheckResult::decode(&b[..]).ok())
+            .iter()
+            .filter_map(|b| CheckResult::decode(&b[..]).ok())
             .map(|r| CheckResultView::from(&r))
             .collect();
         drop(map);
@@ -109,9 +85,8 @@ impl Feed {
         use pantau_proto::prost::Message as _;
         let map = self.latest.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: HashMap<String, Vec<CheckResult>> = HashMap::new();
-        for (key, (_, b)) in map.iter() {
-            let target = key.split_once('\u{0}').map_or(&**key, |(_, t)| t);
-            if !keep(target) {
+        for b in map.iter() {
+            if !crate::latest::head(b).is_some_and(|h| keep(h.target)) {
                 continue;
             }
             if let Ok(r) = CheckResult::decode(&b[..]) {
@@ -203,20 +178,10 @@ impl Feed {
     /// Keeps `r` (encoded by `encoded`) if it is the newest of its target
     /// and location.
     fn keep(&self, r: &CheckResult, encoded: impl FnOnce() -> Bytes) -> bool {
-        let key = format!("{}\u{0}{}", r.location, r.target_id);
-        let at = Stamp::of(r.checked_at.as_ref());
-        let mut map = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get_mut(key.as_str()) {
-            Some((old, _)) if *old > at => false,
-            Some(slot) => {
-                *slot = (at, encoded());
-                true
-            }
-            None => {
-                map.insert(key.into_boxed_str(), (at, encoded()));
-                true
-            }
-        }
+        self.latest
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keep(r, encoded)
     }
 
     /// Takes in an alert lifecycle event.

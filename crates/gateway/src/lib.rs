@@ -35,6 +35,7 @@ pub mod hub;
 pub mod incidents;
 pub mod input;
 pub mod labels;
+pub mod latest;
 pub mod maintenance;
 pub mod manual_alerts;
 pub mod metrics;

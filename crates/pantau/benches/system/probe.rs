@@ -63,27 +63,27 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-/// (VmRSS, VmHWM) in MiB.
-pub fn memory_mib(pid: u32) -> (f64, f64) {
+/// Fields of `/proc/<pid>/status` given in kB, in MiB (NaN where missing).
+fn status_mib<const N: usize>(pid: u32, keys: [&str; N]) -> [f64; N] {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
+    keys.map(|key| {
         s.lines()
             .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse::<f64>().ok())
             .map_or(f64::NAN, |k| k / 1024.0)
-    };
-    (kib("VmRSS:"), kib("VmHWM:"))
+    })
+}
+
+/// `pid`'s RSS and its peak, in MiB.
+pub fn memory_mib(pid: u32) -> (f64, f64) {
+    let [rss, hwm] = status_mib(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, hwm)
 }
 
 /// `pid`'s resident memory in MiB by kind: anonymous (the heap, stacks) and
 /// file-backed (mostly the binary's code).
 pub fn rss_split_mib(pid: u32) -> (f64, f64) {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |key: &str| {
-        s.lines()
-            .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse::<f64>().ok())
-            .map_or(f64::NAN, |k| k / 1024.0)
-    };
-    (kib("RssAnon:"), kib("RssFile:"))
+    let [anon, file] = status_mib(pid, ["RssAnon:", "RssFile:"]);
+    (anon, file)
 }
 
 pub fn clk_tck() -> f64 {

@@ -1,3 +1,4 @@
+use super::changes::constant_time_eq;
 use super::*;
 use crate::spread::MAX_FIRST_DELAY;
 

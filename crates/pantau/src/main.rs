@@ -21,8 +21,9 @@ use crate::cli::{Cli, Command, ConfigCommand};
 /// arenas contend on their locks and fragment (malloc and free were about a
 /// sixth of the collector's CPU with a new connection per check). Its
 /// `malloc` is unprefixed, so SQLite and the C library allocate from it too:
-/// glibc's per-thread arenas held 27 MiB for SQLite at 100,000 targets, and
-/// the `pantau_allocator_*` gauges count the whole heap. Its run-time options
+/// glibc's per-thread arenas and main heap had held 26.1 MiB at 100,000
+/// targets outside every gauge; the `pantau_allocator_*` gauges now count
+/// the whole heap. Its run-time options
 /// are read from `MALLOC_CONF`. Off with `--no-default-features`, for heap
 /// profilers that hook malloc.
 #[cfg(feature = "jemalloc")]

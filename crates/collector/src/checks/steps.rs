@@ -208,7 +208,7 @@ async fn run_step(
             ),
         )
     })?;
-    let mut req = client.request(step.method.clone(), url);
+    let mut req = client.request(step.method.clone(), url.clone());
     let mut has_location = false;
     for (name, template) in &step.headers {
         let value = render(template, vars).map_err(undefined)?;
@@ -230,14 +230,14 @@ async fn run_step(
         req = req.body(render(b, vars).map_err(undefined)?);
     }
     let mut resp = req.send().await.map_err(|e| {
-        let (reason, message) = classify(&e);
+        let (reason, message) = classify(&e, url.as_str());
         fail(reason, message)
     })?;
     let status = resp.status();
     result.status_code = u32::from(status.as_u16());
     let headers = resp.headers().clone();
     let body = read_body(&mut resp).await.map_err(|e| {
-        let (reason, message) = classify(&e);
+        let (reason, message) = classify(&e, url.as_str());
         fail(reason, format!("reading the body: {message}"))
     })?;
     let latency: Duration = began.elapsed();

@@ -11,6 +11,7 @@ mod checks;
 mod contract;
 mod grpc;
 mod grpc_health;
+mod http_direct;
 mod http_options;
 mod kafka;
 mod kafka_security;

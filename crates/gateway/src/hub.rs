@@ -3,20 +3,19 @@
 //! those that watch every resource), so 10,000 dashboards each watching a few
 //! targets cost per event what the few interested ones cost, not 10,000 wake-ups.
 //!
-//! Each client has a bounded queue (`gateway.dashboard.client_buffer`): when
-//! it is full the oldest event goes (counted), so a slow client never holds
-//! back the publisher or the other clients.
+//! Each client has an outbox ([`crate::outbox::Queue`]): its socket, written
+//! to at once when it has room, and a bounded queue
+//! (`gateway.dashboard.client_buffer`) for when it has not.
 //!
 //! An event is a [`HubEvent`] (serialised once, shared by every client); a
 //! client's choice is a [`Filter`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-
-use tokio::sync::Notify;
+use std::sync::{Arc, RwLock};
 
 use crate::labels::Severity;
+pub use crate::outbox::Queue;
 
 /// Event types a WebSocket client can subscribe to.
 pub const TYPES: &[&str] = &[
@@ -87,62 +86,6 @@ impl Filter {
             resources: set(resources),
             severities: set(severities),
         })
-    }
-}
-
-/// One client's queue.
-#[derive(Debug)]
-pub struct Queue {
-    items: Mutex<VecDeque<Arc<HubEvent>>>,
-    cap: usize,
-    dropped: AtomicU64,
-    /// Signalled when events arrive (a permit is kept if nobody waits).
-    pub ready: Notify,
-}
-
-impl Queue {
-    fn new(cap: usize) -> Self {
-        Self {
-            items: Mutex::new(VecDeque::with_capacity(cap.min(64))),
-            cap: cap.max(1),
-            dropped: AtomicU64::new(0),
-            ready: Notify::new(),
-        }
-    }
-
-    fn push(&self, e: Arc<HubEvent>) {
-        {
-            let mut q = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if q.len() >= self.cap {
-                q.pop_front();
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            q.push_back(e);
-        }
-        self.ready.notify_one();
-    }
-
-    /// Takes every queued event, oldest first.
-    pub fn drain(&self, into: &mut Vec<Arc<HubEvent>>) {
-        let mut q = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        into.extend(q.drain(..));
-    }
-
-    /// Events lost to a full queue since the last call.
-    pub fn take_dropped(&self) -> u64 {
-        self.dropped.swap(0, Ordering::Relaxed)
-    }
-
-    /// Events waiting.
-    pub fn len(&self) -> usize {
-        self.items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod monitoring;
 pub mod notify;
 pub mod openapi;
+pub mod outbox;
 pub mod push;
 pub mod refill;
 pub mod reports;

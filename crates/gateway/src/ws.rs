@@ -21,7 +21,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::{SinkExt, StreamExt};
 use pantau_core::error::{ApiError, ErrorCode};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
@@ -199,13 +198,13 @@ async fn upgrade(
 async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, filter: Filter) {
     let dash = &s.ctx.config.gateway.dashboard;
     let connected = ::metrics::gauge!(m::WS_CONNECTIONS);
-    let sent = ::metrics::counter!(m::WS_SENT);
     let dropped = ::metrics::counter!(m::WS_DROPPED);
-    let latency = ::metrics::histogram!(m::WS_LATENCY);
-    let mut n_sent: u64 = 0;
     connected.increment(1.0);
-    let (mut tx, mut rx) = socket.split();
     let member = s.feed.hub().join(filter);
+    // From here the publisher writes to the socket itself when it has room;
+    // this task writes what it had not, reads the client, pings and closes.
+    let queue = &member.queue;
+    queue.attach(socket);
     let mut ping = tokio::time::interval_at(Instant::now() + dash.ping_interval, dash.ping_interval);
     let mut last_heard = Instant::now();
     let close = |code, reason: &'static str| {
@@ -214,49 +213,30 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, fil
             reason: reason.into(),
         }))
     };
-    let mut batch = Vec::new();
     // Made once: a `cancelled()` made at every turn of the loop would join
     // and leave the token's waiter list (one lock shared by every client).
     let shutdown = s.ctx.shutdown.cancelled();
     tokio::pin!(shutdown);
     'client: loop {
         tokio::select! {
-            () = member.queue.ready.notified() => {
-                member.queue.drain(&mut batch);
-                let mut fed = 0usize;
-                let write = async {
-                    for e in &batch {
-                        tx.feed(Message::Text(e.json.clone())).await?;
-                        fed += 1;
-                    }
-                    tx.flush().await
-                };
-                // A client whose socket takes no batch within the idle timeout
+            () = queue.ready.notified() => {
+                // A client whose socket takes nothing within the idle timeout
                 // is stuck, not slow: it is closed and what it missed counted.
-                match within(dash.idle_timeout, write).await {
+                match within(dash.idle_timeout, std::future::poll_fn(|cx| queue.pump(cx))).await {
                     Some(Ok(())) => {}
                     Some(Err(_)) => break 'client,
                     None => {
-                        let missed = (batch.len() - fed + member.queue.len()) as u64;
-                        dropped.increment(missed + member.queue.take_dropped());
+                        dropped.increment(queue.len() as u64 + queue.take_dropped());
                         tracing::debug!("closing a websocket client that takes nothing");
                         break 'client;
                     }
                 }
-                sent.increment(fed as u64);
-                for e in batch.drain(..) {
-                    // One send in 16 is timed: enough for the distribution, cheap at 10k clients.
-                    n_sent += 1;
-                    if n_sent % 16 == 1 {
-                        latency.record(e.received.elapsed().as_secs_f64());
-                    }
-                }
-                let lost = member.queue.take_dropped();
+                let lost = queue.take_dropped();
                 if lost > 0 {
                     dropped.increment(lost);
                 }
             },
-            incoming = rx.next() => match incoming {
+            incoming = std::future::poll_fn(|cx| queue.poll_next(cx)) => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 Some(Ok(Message::Text(text))) => {
                     last_heard = Instant::now();
@@ -267,7 +247,7 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, fil
                         }
                         Err(e) => serde_json::json!({"type": "error", "error": {"code": "invalid_subscription", "message": e}}),
                     };
-                    if tx.send(Message::Text(reply.to_string().into())).await.is_err() {
+                    if queue.send(Message::Text(reply.to_string().into())).await.is_err() {
                         break;
                     }
                 }
@@ -276,15 +256,15 @@ async fn client(socket: WebSocket, s: AppState, _slot: OwnedSemaphorePermit, fil
             _ = ping.tick() => {
                 if last_heard.elapsed() > dash.idle_timeout {
                     tracing::debug!("closing a silent websocket client");
-                    let _ = tx.send(close(close_code::POLICY, "no pong within the idle timeout")).await;
+                    let _ = within(dash.idle_timeout, queue.send(close(close_code::POLICY, "no pong within the idle timeout"))).await;
                     break;
                 }
-                if tx.send(Message::Ping(Vec::new().into())).await.is_err() {
+                if within(dash.idle_timeout, queue.send(Message::Ping(Vec::new().into()))).await.is_none_or(|r| r.is_err()) {
                     break;
                 }
             }
             () = &mut shutdown => {
-                let _ = tx.send(close(close_code::AWAY, "server shutting down")).await;
+                let _ = within(dash.idle_timeout, queue.send(close(close_code::AWAY, "server shutting down"))).await;
                 break;
             }
         }

@@ -117,6 +117,55 @@ async fn a_slow_client_loses_its_oldest_events_and_never_slows_the_others() {
     drop(stalled);
 }
 
+/// The publisher writes to a socket with room itself and queues for one
+/// without; a client that reads in bursts (its socket full, then drained,
+/// again and again) still gets every event once, in the order published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_keep_their_order_whether_written_at_once_or_queued() {
+    const N: usize = 1500;
+    let g = start(|c| c.gateway.dashboard.client_buffer = N).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&g.ws).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut seen = Vec::with_capacity(N);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < N {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    let msg = v["data"]["message"].as_str().unwrap_or_default().to_owned();
+                    seen.push(msg.split(' ').next().unwrap_or_default().parse::<usize>().unwrap());
+                    // Bursts: every 100 events the client stops reading for a
+                    // while, so its socket fills and the publisher must queue.
+                    if seen.len() % 100 == 0 {
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        seen
+    });
+    let mut r = result("order", true);
+    let pad = "x".repeat(64 * 1024);
+    for i in 0..N {
+        r.message = format!("{i} {pad}");
+        publish(&g, &r).await;
+        if i % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(seen.len(), N, "every event arrives");
+    let out_of_order = seen.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert_eq!(
+        out_of_order,
+        0,
+        "events arrive in order: {:?}",
+        &seen[..seen.len().min(20)]
+    );
+}
+
 /// A consensus (`pantau.consensus.<target>`, a ConsensusResult) reaches the
 /// clients of its target as `consensus`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,7 @@ mod text;
 pub mod types;
 mod validate;
 mod wan_detector;
+mod yaml_file;
 
 use std::path::PathBuf;
 use std::time::Duration;

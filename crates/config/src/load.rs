@@ -3,7 +3,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use figment::providers::Format;
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 
@@ -99,17 +98,27 @@ const NOT_KEYS: &[&str] = &["PANTAU_CONFIG"];
 
 pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     let mut figment = Figment::new();
+    let mut file_targets = None;
     if let Some(path) = &opts.file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.clone(),
             source,
         })?;
         if !text.trim().is_empty() {
-            figment = figment.merge(figment::providers::Yaml::file_exact(path));
+            let file = crate::yaml_file::parse(&text).map_err(|e| {
+                ConfigError::Parse(vec![format!("  {} (from YAML file {})", bounded(&e), path.display())])
+            })?;
+            drop(text);
+            file_targets = file.targets;
+            figment = figment.merge(YamlFile {
+                path: path.clone(),
+                dict: file.dict,
+            });
         }
     }
     // In the given order, so a later duplicate (a command-line flag) wins.
     let env = &opts.env;
+    let mut env_targets = false;
     for (name, value) in env {
         if let Some(path) = alias_path(name, value) {
             figment = figment.merge(EnvVar::new(name, path, value));
@@ -117,12 +126,35 @@ pub(super) fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     }
     for (name, value) in env {
         if let Some(path) = pantau_path(name) {
+            env_targets |= path.len() >= 2 && path[0] == "collector" && path[1] == "targets";
             figment = figment.merge(EnvVar::new(name, path, value));
         }
     }
-    let config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+    let mut config: Config = figment.extract().map_err(|e| ConfigError::Parse(describe(e)))?;
+    // The file's targets, unless the environment gives its own (which win,
+    // as any key of the environment does).
+    if let Some(targets) = file_targets.filter(|_| !env_targets) {
+        config.collector.targets = targets;
+    }
     config.validate()?;
     Ok(config)
+}
+
+/// The YAML file's sections but `collector.targets` (see `yaml_file`), as a
+/// figment provider so that errors name the file.
+struct YamlFile {
+    path: PathBuf,
+    dict: Dict,
+}
+
+impl Provider for YamlFile {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("YAML file", self.path.as_path())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
 }
 
 fn alias_path(name: &str, value: &str) -> Option<Vec<String>> {

@@ -236,19 +236,19 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         // spells the index with a dot.
         (
             "{id: a, type: tcp, address: 'h:1', quorum: -1}",
-            "collector.targets.0.quorum",
+            "collector.targets[0].quorum",
         ),
         (
             "{id: a, type: tcp, address: 'h:1', quorum: 4294967296}",
-            "collector.targets.0.quorum",
+            "collector.targets[0].quorum",
         ),
         (
             "{id: a, type: tcp, address: 'h:1', quorum: two}",
-            "collector.targets.0.quorum",
+            "collector.targets[0].quorum",
         ),
         (
             "{id: a, type: tcp, address: 'h:1', quorum: [2]}",
-            "collector.targets.0.quorum",
+            "collector.targets[0].quorum",
         ),
         (
             "{id: a, type: tcp, address: 'h:1', depends_on: [b, 'site:x']}",
@@ -264,20 +264,20 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: tcp, address: 'h:1', depends_on: b}",
-            "collector.targets.0.depends_on",
+            "collector.targets[0].depends_on",
         ),
         (
             "{id: a, type: tcp, address: 'h:1', depends_on: [{x: 1}]}",
-            "collector.targets.0.depends_on.0",
+            "collector.targets[0].depends_on[0]",
         ),
         // The probes: wrong types, out-of-range and unknown values.
         (
             "{id: a, type: grpc, address: 'h:1', use_tls: maybe}",
-            "collector.targets.0.use_tls",
+            "collector.targets[0].use_tls",
         ),
         (
             "{id: a, type: grpc, address: 'h:1', service: [a]}",
-            "collector.targets.0.service",
+            "collector.targets[0].service",
         ),
         (
             "{id: a, type: grpc, address: 'h:1', service: 'a b'}",
@@ -293,11 +293,11 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: redis, address: 'h:1', password: [a]}",
-            "collector.targets.0.password",
+            "collector.targets[0].password",
         ),
         (
             "{id: a, type: redis, address: 'h:1', query: {a: 1}}",
-            "collector.targets.0.query",
+            "collector.targets[0].query",
         ),
         (
             "{id: a, type: redis, address: 'h:1', query: ''}",
@@ -326,7 +326,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: mysql, address: 'h:1', username: {a: b}}",
-            "collector.targets.0.username",
+            "collector.targets[0].username",
         ),
         // websocket, mqtt, mail: wrong types, out-of-range and unknown values.
         ("{id: a, type: websocket, url: 'ftp://h/'}", "collector.targets[0].url"),
@@ -336,7 +336,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: websocket, url: 'ws://h/', send: [a]}",
-            "collector.targets.0.send",
+            "collector.targets[0].send",
         ),
         (
             "{id: a, type: websocket, url: 'ws://h/', verify_tls: false}",
@@ -348,7 +348,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: mqtt, address: 'h:1', topic: {a: 1}}",
-            "collector.targets.0.topic",
+            "collector.targets[0].topic",
         ),
         ("{id: a, type: mqtt}", "collector.targets[0].address"),
         (
@@ -357,12 +357,12 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: mail, address: 'h:25', protocol: smtps}",
-            "collector.targets.0.protocol",
+            "collector.targets[0].protocol",
         ),
         ("{id: a, type: mail, address: 'h:25'}", "collector.targets[0].protocol"),
         (
             "{id: a, type: mail, address: 'h:25', protocol: smtp, starttls: yes-please}",
-            "collector.targets.0.starttls",
+            "collector.targets[0].starttls",
         ),
         (
             "{id: a, type: mail, address: 'h:25', protocol: imap, use_tls: true, starttls: true}",
@@ -370,7 +370,7 @@ fn the_same_bad_targets_give_the_same_keys_every_time() {
         ),
         (
             "{id: a, type: mail, address: 'h:25', protocol: pop3, warn_days: -1}",
-            "collector.targets.0.warn_days",
+            "collector.targets[0].warn_days",
         ),
         // A cycle among targets is refused, naming the first on it.
         (

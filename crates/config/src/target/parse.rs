@@ -346,7 +346,9 @@ pub(crate) fn deserialize_targets<'de, D: serde::Deserializer<'de>>(d: D) -> Res
             }
         }
     }
-    d.deserialize_seq(Targets)
+    // Any, so a list of the wrong kind is refused by the visitor, which
+    // says what it expected (a YAML deserializer's own `deserialize_seq` may not).
+    d.deserialize_any(Targets)
 }
 
 /// Fields each type takes (besides id, name, type, interval, timeout, labels).

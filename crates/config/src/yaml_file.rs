@@ -41,7 +41,11 @@ pub(crate) fn parse(text: &str) -> Result<FileData, String> {
     match parsed {
         Ok(dict) => Ok(FileData { dict, targets }),
         Err(e) => {
-            let message = e.to_string();
+            // serde-saphyr's words are for programmers; say it for operators.
+            let message = e.to_string().replace(
+                "multiple YAML documents detected; use from_str_multiple or from_str_multiple_with_options",
+                "the file holds more than one YAML document (a second `---`); the configuration is one document",
+            );
             // The targets' own problems name their keys already.
             Err(match failed_at {
                 Some(key) if !message.starts_with("`collector.targets") => format!("`{key}`: {message}"),
@@ -280,6 +284,29 @@ mod tests {
             assert!(e.contains(want), "{text:?}: {e}");
             assert!(e.len() < 2_000, "{text:?}: {e}");
         }
+    }
+
+    /// Anchors, aliases and merge keys (`<<: *web`) work in targets, so many
+    /// alike targets need not repeat themselves.
+    #[test]
+    fn targets_may_share_their_settings_through_merge_keys() {
+        let c = load(
+            "collector:\n  targets:\n    - &web {id: a, type: http, url: 'http://127.0.0.1:1/', interval: 30s, labels: {team: web}}\n    - <<: *web\n      id: b\n      url: 'http://127.0.0.1:2/'\n",
+        )
+        .unwrap();
+        let b = &c.collector.targets[1];
+        assert_eq!(b.id, "b");
+        assert_eq!(
+            b.interval.map(crate::types::Interval::get),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(b.labels.get("team").map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn a_second_document_is_refused_in_words_an_operator_reads() {
+        let e = load("instance: {name: a}\n---\ninstance: {name: b}\n").unwrap_err();
+        assert!(e.contains("more than one YAML document") && e.contains("line 3"), "{e}");
     }
 
     /// A billion laughs stops at the alias limits, at once, naming them.

@@ -115,34 +115,43 @@ impl History {
 
     /// Writes every minute starting before `current` (ms); returns how many.
     async fn write_before(&self, current: i64) -> Result<usize, StoreError> {
-        let done: Vec<((Box<str>, i64), Bucket)> = {
+        let done: Open = {
             let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let later = open.split_off(&current);
             std::mem::replace(&mut *open, later)
-                .into_iter()
-                .flat_map(|(minute, targets)| targets.into_iter().map(move |(id, b)| ((id, minute), b)))
-                .collect()
         };
         if done.is_empty() {
             return Ok(0);
         }
         // A transaction per chunk: one for a hundred thousand targets held
         // SQLite's write lock for seconds, past the other writers' busy
-        // timeout ("database is locked" for the target states).
+        // timeout ("database is locked" for the target states). Each chunk
+        // is taken from the finished minutes as it is written: gathering
+        // every bucket first made a second copy of them all (at 100,000
+        // targets, jemalloc's allocated figure rose by 32 MiB during the
+        // first minute's flush; 10 MiB taken this way, SQLite's included).
+        let mut rest = done
+            .into_iter()
+            .flat_map(|(minute, targets)| targets.into_iter().map(move |(id, b)| ((id, minute), b)));
+        let mut chunk = Vec::with_capacity(crate::state::WRITE_CHUNK);
         let mut written = 0;
-        for chunk in done.chunks(crate::state::WRITE_CHUNK) {
-            if let Err(e) = self.write(chunk).await {
+        loop {
+            chunk.clear();
+            chunk.extend(rest.by_ref().take(crate::state::WRITE_CHUNK));
+            if chunk.is_empty() {
+                return Ok(written);
+            }
+            if let Err(e) = self.write(&chunk).await {
                 // Put back what was not written, so nothing accepted is lost
                 // (and nothing written is added twice).
                 let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                for ((id, minute), b) in done.into_iter().skip(written) {
+                for ((id, minute), b) in chunk.drain(..).chain(rest) {
                     open.entry(minute).or_default().entry(id).or_default().merge(&b);
                 }
                 return Err(e);
             }
             written += chunk.len();
         }
-        Ok(done.len())
     }
 
     async fn write(&self, done: &[((Box<str>, i64), Bucket)]) -> Result<(), StoreError> {

@@ -223,3 +223,66 @@ async fn a_flush_takes_finished_minutes_and_a_query_sees_the_open_one() {
     assert_eq!(history.flush(minute(2)).await.unwrap(), 1);
     assert_eq!(history.flush(minute(3)).await.unwrap(), 0);
 }
+
+/// A flush whose write fails part way (a chunk refused by the database)
+/// keeps what it had not written: the next flush writes the rest, and every
+/// bucket is stored exactly once.
+#[tokio::test]
+async fn a_flush_that_fails_part_way_keeps_the_rest_for_the_next() {
+    use pantau_collector::history::{History, Resolution};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&DatabaseConfig::default(), dir.path(), "collector", MIGRATIONS)
+        .await
+        .unwrap();
+    let history = History::new(store.clone(), &pantau_config::HistoryConfig::default());
+    let n = pantau_collector::state::WRITE_CHUNK * 3;
+    let at = SystemTime::now() - Duration::from_secs(120);
+    for i in 0..n {
+        history.record(&format!("t{i}"), true, Duration::from_millis(10), at);
+    }
+    let Store::Sqlite(pool, _) = &store else {
+        unreachable!("the default store is SQLite")
+    };
+    // One bucket the database refuses: its chunk fails, and the chunks
+    // before it (in the map's order) are written.
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON history_minute WHEN NEW.target_id = 't1234'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let e = history.flush(SystemTime::now()).await.unwrap_err();
+    assert!(e.to_string().contains("refused by the test"), "{e}");
+    let stored_before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM history_minute")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert!(stored_before < n as i64, "{stored_before}");
+    sqlx::query("DROP TRIGGER refuse").execute(pool).await.unwrap();
+    let written = history.flush(SystemTime::now()).await.unwrap();
+    assert_eq!(stored_before + written as i64, n as i64);
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM history_minute")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, n as i64);
+    let checks: i64 = sqlx::query_scalar("SELECT SUM(checks) FROM history_minute")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(checks, n as i64, "every bucket once, none added twice");
+    for i in [0, 1234, n - 1] {
+        let points = history
+            .query(
+                &format!("t{i}"),
+                SystemTime::now() - Duration::from_secs(3600),
+                SystemTime::now(),
+                Resolution::Minute,
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.iter().map(|p| p.checks).collect::<Vec<_>>(), [1], "t{i}");
+    }
+    store.close().await;
+}

@@ -141,7 +141,7 @@ async fn many_changes_are_written_in_chunks_beside_another_writer() {
 /// second flush finds nothing left to add.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_history_flush_is_written_in_chunks_beside_the_states() {
-    use pantau_collector::history::{History, Resolution};
+    use pantau_collector::history::History;
     let dir = tempfile::tempdir().unwrap();
     let cfg = DatabaseConfig::default();
     let store = Store::connect(&cfg, dir.path(), "collector", MIGRATIONS).await.unwrap();
@@ -162,19 +162,25 @@ async fn a_large_history_flush_is_written_in_chunks_beside_the_states() {
     assert_eq!(written.unwrap(), n);
     assert_eq!(history.flush(SystemTime::now()).await.unwrap(), 0);
     for i in [0, 1, n / 2, n - 1] {
-        let points = history
-            .query(
-                &format!("t{i}"),
-                SystemTime::now() - Duration::from_secs(3600),
-                SystemTime::now(),
-                Resolution::Minute,
-            )
-            .await
-            .unwrap();
+        let points = last_hour(&history, i).await;
         assert_eq!(points.len(), 1, "t{i}");
         assert_eq!((points[0].checks, points[0].up), (1, u64::from(i % 2 == 0)), "t{i}");
     }
     store.close().await;
+}
+
+/// Target `t{i}`'s minutes of the last hour.
+async fn last_hour(history: &pantau_collector::history::History, i: usize) -> Vec<pantau_collector::history::Point> {
+    let now = SystemTime::now();
+    history
+        .query(
+            &format!("t{i}"),
+            now - Duration::from_secs(3600),
+            now,
+            pantau_collector::history::Resolution::Minute,
+        )
+        .await
+        .unwrap()
 }
 
 /// A flush takes the finished minutes only; the current one stays open and a
@@ -229,7 +235,7 @@ async fn a_flush_takes_finished_minutes_and_a_query_sees_the_open_one() {
 /// bucket is stored exactly once.
 #[tokio::test]
 async fn a_flush_that_fails_part_way_keeps_the_rest_for_the_next() {
-    use pantau_collector::history::{History, Resolution};
+    use pantau_collector::history::History;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&DatabaseConfig::default(), dir.path(), "collector", MIGRATIONS)
         .await
@@ -273,15 +279,7 @@ async fn a_flush_that_fails_part_way_keeps_the_rest_for_the_next() {
         .unwrap();
     assert_eq!(checks, n as i64, "every bucket once, none added twice");
     for i in [0, 1234, n - 1] {
-        let points = history
-            .query(
-                &format!("t{i}"),
-                SystemTime::now() - Duration::from_secs(3600),
-                SystemTime::now(),
-                Resolution::Minute,
-            )
-            .await
-            .unwrap();
+        let points = last_hour(&history, i).await;
         assert_eq!(points.iter().map(|p| p.checks).collect::<Vec<_>>(), [1], "t{i}");
     }
     store.close().await;

@@ -21,12 +21,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::net::{TcpSocket, TcpStream};
 use tower::Service;
+
+use super::http_conn::Conn;
 
 use super::http::{Answer, MAX_BODY};
 
@@ -117,7 +115,7 @@ impl Direct {
         *request.headers_mut() = headers;
 
         let io = self.connect(uri).await.map_err(Failure::Request)?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(Closing(io))
+        let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(io)
             .await
             .map_err(|e| Failure::Request(Box::new(e)))?;
         let exchange = async move {
@@ -164,63 +162,17 @@ impl Direct {
 
 impl Direct {
     /// A connection to `uri`'s host: an address in the URL is connected to
-    /// at once (a socket made non-blocking, two `fcntl` calls fewer than the
-    /// connector's); a name goes through the connector, which resolves it.
-    async fn connect(&self, uri: Uri) -> Result<TokioIo<TcpStream>, Box<dyn std::error::Error + Send + Sync>> {
+    /// at once, by [`Conn::eager`] (a socket made non-blocking at creation, two
+    /// `fcntl` calls fewer than the connector's, written before the reactor
+    /// reports it writable); a name goes through the connector, which
+    /// resolves it.
+    async fn connect(&self, uri: Uri) -> Result<Conn, Box<dyn std::error::Error + Send + Sync>> {
         let host = uri.host().unwrap_or_default();
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
         let Ok(ip) = literal else {
-            return Ok(self.connector.clone().call(uri).await?);
+            return Ok(Conn::Resolved(self.connector.clone().call(uri).await?));
         };
-        let addr = SocketAddr::new(ip, uri.port_u16().unwrap_or(80));
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }?;
-        socket.set_nodelay(true)?;
-        Ok(TokioIo::new(socket.connect(addr).await?))
-    }
-}
-
-/// A connection that carries one request and is closed by dropping it: its
-/// `shutdown` does nothing (hyper shuts a `connection: close` exchange's
-/// write side first, one system call for nothing before the `close`).
-struct Closing<T>(T);
-
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Closing<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Closing<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        Ok(Conn::eager(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))?)
     }
 }
 

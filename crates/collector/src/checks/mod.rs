@@ -6,6 +6,7 @@ pub mod conditions;
 pub mod dns;
 pub mod grpc;
 pub mod http;
+mod http_conn;
 pub mod http_direct;
 pub mod http_options;
 pub mod icmp;

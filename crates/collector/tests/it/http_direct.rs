@@ -279,3 +279,56 @@ async fn direct_checks_follow_redirects_through_reqwest_and_send_what_the_target
         assert!(o.up, "{reuse:?}: {}", o.message);
     }
 }
+
+/// The request is written as soon as `connect` returns; when the handshake
+/// is not done by then (here: the server's accept queue is full, so its SYN
+/// is dropped and sent again a second later), the write says so and the
+/// check waits for the connection, then sends its request and reads the
+/// answer as usual.
+#[tokio::test]
+async fn a_direct_check_waits_for_a_handshake_not_done_when_connect_returns() {
+    use tokio::net::{TcpSocket, TcpStream};
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    // An accept queue of two, filled by connections that send nothing.
+    let listener = socket.listen(1).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        fillers.push(tokio::spawn(TcpStream::connect(addr)));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&heads);
+    tokio::spawn(async move {
+        // Accepting starts only once the check has connected and written.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let checker = Checker::new().unwrap();
+    let o = checker
+        .check(&target(&format!("http://{addr}/late"), Some(false)))
+        .await;
+    assert!(o.up, "{}", o.message);
+    // The SYN dropped by the full queue was sent again a second later.
+    assert!(o.latency >= std::time::Duration::from_millis(500), "{o:?}");
+    let heads = heads.lock().unwrap();
+    assert!(heads.iter().any(|h| h.starts_with("GET /late HTTP/1.1\r\n")), "{heads:?}");
+    drop(fillers);
+}

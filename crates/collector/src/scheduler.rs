@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicI32, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -76,6 +76,10 @@ pub struct Entry {
     /// [`Collector`]'s [`GaugeSource`], not registered: a registered series
     /// cost 200 bytes per target.
     up: AtomicU8,
+    /// Set once the entry has left the entries map (its target deleted, or
+    /// replaced by a new entry): the schedule's queue holds entries, and
+    /// looks up a retired one's successor by id when it comes due.
+    retired: AtomicBool,
 }
 
 /// An [`Entry`]'s latest result, and the last failure and certificate of
@@ -113,7 +117,13 @@ impl Entry {
             last: Mutex::default(),
             state: StateCell::default(),
             up: AtomicU8::new(UP_UNKNOWN),
+            retired: AtomicBool::new(false),
         })
+    }
+
+    /// Marks the entry as out of the entries map (see [`Entry::retired`]).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Relaxed);
     }
 
     pub fn breaker_state(&self) -> BreakerState {
@@ -261,11 +271,16 @@ impl Collector {
 
     /// The entries map's own copy of `id`, if it is a target.
     fn shared_id(&self, id: &str) -> Option<Arc<str>> {
+        self.shared_entry(id).map(|(id, _)| id)
+    }
+
+    /// The entries map's own copy of `id` and its entry, if it is a target.
+    fn shared_entry(&self, id: &str) -> Option<(Arc<str>, Arc<Entry>)> {
         self.entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_key_value(id)
-            .map(|(k, _)| Arc::clone(k))
+            .map(|(k, e)| (Arc::clone(k), Arc::clone(e)))
     }
 
     pub fn entry(&self, id: &str) -> Option<Arc<Entry>> {
@@ -446,10 +461,14 @@ impl Collector {
                 Ok(target) => {
                     let entry = Entry::new(target, &self.breaker_cfg);
                     let delay = added_delay(&entry.target);
-                    self.entries
+                    let replaced = self
+                        .entries
                         .write()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .insert(Arc::from(t.id.as_str()), entry);
+                    if let Some(old) = replaced {
+                        old.retire();
+                    }
                     let _ = self.commands.send(Command::Schedule(t.id.clone(), delay));
                     added += 1;
                 }
@@ -473,6 +492,7 @@ impl Collector {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(id.as_str());
             if let Some(e) = removed {
+                e.retire();
                 self.states.park(id, &e.state);
             }
             let _ = self.commands.send(Command::Unschedule(id.clone()));
@@ -503,8 +523,10 @@ impl Collector {
     }
 
     async fn schedule(&self, rx: &mut mpsc::UnboundedReceiver<Command>, stop: CancellationToken) {
-        // The entries map's copy of each id serves the queue and its index.
-        let mut queue: DelayQueue<Arc<str>> = DelayQueue::new();
+        // The queue holds the entries themselves, so a due check needs no
+        // lookup; its index, by the entries map's copy of each id, serves
+        // the commands.
+        let mut queue: DelayQueue<Arc<Entry>> = DelayQueue::new();
         let mut keys: HashMap<Arc<str>, _> = HashMap::new();
         let entries: Vec<(Arc<str>, Arc<Entry>)> = self
             .entries
@@ -515,8 +537,8 @@ impl Collector {
             .collect();
         let window = spread_window(entries.len());
         for (id, e) in entries {
-            let key = queue.insert(Arc::clone(&id), start_delay(&e.target, window).min(MAX_DELAY));
-            keys.insert(id, key);
+            let delay = start_delay(&e.target, window).min(MAX_DELAY);
+            keys.insert(id, queue.insert(e, delay));
         }
         self.set_target_gauge();
         loop {
@@ -525,10 +547,11 @@ impl Collector {
                 Some(cmd) = rx.recv() => match cmd {
                     Command::Schedule(id, after) => {
                         if let Some(k) = keys.get(id.as_str()) {
+                            // A replaced entry still queued is retired: its
+                            // successor is found when it comes due.
                             queue.reset(k, after.min(MAX_DELAY));
-                        } else if let Some(id) = self.shared_id(&id) {
-                            let key = queue.insert(Arc::clone(&id), after.min(MAX_DELAY));
-                            keys.insert(id, key);
+                        } else if let Some((id, e)) = self.shared_entry(&id) {
+                            keys.insert(id, queue.insert(e, after.min(MAX_DELAY)));
                         }
                     }
                     Command::Unschedule(id) => {
@@ -539,21 +562,33 @@ impl Collector {
                 },
                 Some(due) = queue.next() => {
                     let deadline = due.deadline();
-                    let id = due.into_inner();
-                    let Some(entry) = self.entry(&id) else {
-                        keys.remove(&id);
-                        continue;
-                    };
-                    let key = queue.insert(Arc::clone(&id), entry.target.interval.min(MAX_DELAY));
-                    keys.insert(Arc::clone(&id), key);
-                    if self.pauses.is_paused(&id) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
+                    let mut entry = due.into_inner();
+                    if entry.retired.load(Relaxed) {
+                        match self.entry(entry.target.id()) {
+                            Some(successor) => entry = successor,
+                            None => {
+                                keys.remove(entry.target.id());
+                                continue;
+                            }
+                        }
+                    }
+                    let key = queue.insert(Arc::clone(&entry), entry.target.interval.min(MAX_DELAY));
+                    match keys.get_mut(entry.target.id()) {
+                        Some(k) => *k = key,
+                        None => {
+                            if let Some(id) = self.shared_id(entry.target.id()) {
+                                keys.insert(id, key);
+                            }
+                        }
+                    }
+                    if self.pauses.is_paused(entry.target.id()) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;
                     }
                     if let Some(pool) = self.pool.get()
-                        && pool.dispatch((entry, deadline)).is_err()
+                        && let Err((entry, _)) = pool.dispatch((entry, deadline))
                     {
                         metrics::counter!(m::CHECKS_SKIPPED).increment(1);
-                        tracing::warn!(target_id = %id, "every worker queue is full; skipping this check");
+                        tracing::warn!(target_id = %entry.target.id(), "every worker queue is full; skipping this check");
                     }
                 }
             }

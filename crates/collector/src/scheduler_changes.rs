@@ -68,6 +68,7 @@ impl Collector {
             .insert(Arc::from(t.id.as_str()), Arc::clone(&entry));
         // The replaced target's state carries over to its next result.
         if let Some(old) = replaced {
+            old.retire();
             self.states.park(&t.id, &old.state);
         }
         let _ = self
@@ -122,6 +123,7 @@ impl Collector {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
         if let Some(e) = removed {
+            e.retire();
             self.states.park(id, &e.state);
         }
         let _ = self.commands.send(Command::Unschedule(id.to_owned()));

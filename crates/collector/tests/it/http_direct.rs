@@ -329,6 +329,9 @@ async fn a_direct_check_waits_for_a_handshake_not_done_when_connect_returns() {
     // The SYN dropped by the full queue was sent again a second later.
     assert!(o.latency >= std::time::Duration::from_millis(500), "{o:?}");
     let heads = heads.lock().unwrap();
-    assert!(heads.iter().any(|h| h.starts_with("GET /late HTTP/1.1\r\n")), "{heads:?}");
+    assert!(
+        heads.iter().any(|h| h.starts_with("GET /late HTTP/1.1\r\n")),
+        "{heads:?}"
+    );
     drop(fillers);
 }

@@ -351,6 +351,80 @@ async fn upserted_targets_survive_a_restart_and_bad_ones_are_refused() {
     c.stop().await;
 }
 
+/// The status of `id`'s latest result, if it has one.
+async fn latest_status(client: &mut CollectorServiceClient<Channel>, id: &str) -> Option<CheckStatus> {
+    client
+        .list_latest_results(ListLatestResultsRequest {
+            target_ids: vec![id.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .results
+        .first()
+        .map(v1::CheckResult::status)
+}
+
+/// Waits up to 5 s for `id`'s latest result to say `want`.
+async fn wait_for(client: &mut CollectorServiceClient<Channel>, id: &str, want: CheckStatus) {
+    for _ in 0..100 {
+        if latest_status(client, id).await == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`{id}` never became {want:?}");
+}
+
+/// The schedule's queue holds entries: a target replaced while its check is
+/// queued is next checked as it now is, and a deleted one not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_target_is_checked_as_it_now_is_and_a_deleted_one_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = start(base_config(dir.path())).await;
+    c.client
+        .upsert_target(UpsertTargetRequest {
+            target: Some(tcp_target("moving", &closed_port())),
+        })
+        .await
+        .unwrap();
+    wait_for(&mut c.client, "moving", CheckStatus::Down).await;
+
+    // Replaced by a target whose port is open: its checks now connect there.
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap().to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while open.accept().await.is_ok() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    c.client
+        .upsert_target(UpsertTargetRequest {
+            target: Some(tcp_target("moving", &open_addr)),
+        })
+        .await
+        .unwrap();
+    wait_for(&mut c.client, "moving", CheckStatus::Up).await;
+    // Checked again at its interval, still at the new address.
+    let seen = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) > seen);
+    assert_eq!(latest_status(&mut c.client, "moving").await, Some(CheckStatus::Up));
+
+    // Deleted: no check connects any more.
+    c.client
+        .delete_target(DeleteTargetRequest { id: "moving".into() })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_delete = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), after_delete);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_and_the_target_is_still_reported_down() {
     let dir = tempfile::tempdir().unwrap();

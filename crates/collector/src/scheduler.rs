@@ -564,22 +564,17 @@ impl Collector {
                     let deadline = due.deadline();
                     let mut entry = due.into_inner();
                     if entry.retired.load(Relaxed) {
-                        match self.entry(entry.target.id()) {
-                            Some(successor) => entry = successor,
-                            None => {
-                                keys.remove(entry.target.id());
-                                continue;
-                            }
-                        }
+                        let Some(successor) = self.entry(entry.target.id()) else {
+                            keys.remove(entry.target.id());
+                            continue;
+                        };
+                        entry = successor;
                     }
                     let key = queue.insert(Arc::clone(&entry), entry.target.interval.min(MAX_DELAY));
-                    match keys.get_mut(entry.target.id()) {
-                        Some(k) => *k = key,
-                        None => {
-                            if let Some(id) = self.shared_id(entry.target.id()) {
-                                keys.insert(id, key);
-                            }
-                        }
+                    if let Some(k) = keys.get_mut(entry.target.id()) {
+                        *k = key;
+                    } else if let Some(id) = self.shared_id(entry.target.id()) {
+                        keys.insert(id, key);
                     }
                     if self.pauses.is_paused(entry.target.id()) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;

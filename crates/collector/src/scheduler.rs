@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +20,6 @@ use pantau_core::service::Context;
 use pantau_core::store::Store;
 use pantau_core::telemetry::scraped::{GaugeSource, Samples};
 use pantau_core::time::{to_duration, to_timestamp};
-use pantau_proto::v1::check_result::Detail;
 use pantau_proto::v1::{self, BreakerState, CheckResult, CheckStatus, FailureReason, TargetSource};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -29,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::time::DelayQueue;
 
 use crate::CollectorError;
-use crate::breaker::{self, Admit, Breaker};
+use crate::breaker::{self, Admit};
 use crate::checks::{Checker, Outcome};
 use crate::health::{ErrorRate, Progress};
 use crate::last_cert;
@@ -37,7 +35,7 @@ use crate::metrics as m;
 use crate::pause::{Pause, Pauses};
 use crate::pool::{Pool, Run};
 use crate::results::Results;
-use crate::state::{StateCell, States, Transition};
+use crate::state::{States, Transition};
 use crate::target::{Spec, Target};
 use crate::{history::History, targets};
 
@@ -49,90 +47,16 @@ pub const MAX_MESSAGE: usize = 1024;
 mod changes;
 #[path = "scheduler_circuit.rs"]
 mod circuit;
+#[path = "scheduler_entry.rs"]
+mod entry;
 use circuit::{bounded, circuit_open};
+pub use entry::Entry;
+use entry::{DOWN, UP};
 
 /// Longest delay the timer queue is given. Validation bounds intervals far
 /// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past
 /// about 795 days, safe whatever reaches it.
 const MAX_DELAY: Duration = Duration::from_secs(365 * 86_400);
-
-/// A scheduled target and its breaker.
-pub struct Entry {
-    pub target: Target,
-    pub breaker: Mutex<Breaker>,
-    /// The breaker state last exported as a metric (a `BreakerState` as
-    /// `i32`): the gauge is set on changes only, so a target whose breaker
-    /// never left `closed` has no series (absent means closed; a hundred
-    /// thousand targets, no cost).
-    exported: AtomicI32,
-    /// Its latest result, and what the last checks that really ran left to
-    /// quote while the breaker is open (one lock: a hundred thousand entries).
-    pub(crate) last: Mutex<Last>,
-    /// Its up/down state and since when (see [`States`]).
-    pub(crate) state: StateCell,
-    /// What its `pantau_collector_check_up` series says: [`UP_UNKNOWN`]
-    /// until its first check (no series: reading 0 would say it is down),
-    /// then [`UP`] or [`DOWN`]. Written at scrape time by
-    /// [`Collector`]'s [`GaugeSource`], not registered: a registered series
-    /// cost 200 bytes per target.
-    up: AtomicU8,
-    /// Set once the entry has left the entries map (its target deleted, or
-    /// replaced by a new entry): the schedule's queue holds entries, and
-    /// looks up a retired one's successor by id when it comes due.
-    retired: AtomicBool,
-}
-
-/// An [`Entry`]'s latest result, and the last failure and certificate of
-/// its real checks.
-#[derive(Debug, Default)]
-pub(crate) struct Last {
-    /// The latest result, encoded: the bytes published on the bus, which its
-    /// in-process subscribers share (the gateway's latest results among them).
-    pub(crate) result: Option<bytes::Bytes>,
-    /// Boxed together: most targets never fail nor read a certificate.
-    pub(crate) rare: Option<Box<Rare>>,
-}
-
-/// What few targets have: a real failure, a certificate.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Rare {
-    /// The reason and message of the last check that really ran and failed
-    /// (never a message that itself quotes an earlier one).
-    pub(crate) failure: Option<(FailureReason, String)>,
-    /// The certificate part of the last check that read one.
-    pub(crate) certificate: Option<Detail>,
-}
-
-const UP_UNKNOWN: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-
-impl Entry {
-    /// `breaker` is the configuration's, shared by every target.
-    fn new(target: Target, breaker: &Arc<CircuitBreakerConfig>) -> Arc<Self> {
-        Arc::new(Self {
-            target,
-            breaker: Mutex::new(Breaker::new(Arc::clone(breaker))),
-            exported: AtomicI32::new(BreakerState::Closed as i32),
-            last: Mutex::default(),
-            state: StateCell::default(),
-            up: AtomicU8::new(UP_UNKNOWN),
-            retired: AtomicBool::new(false),
-        })
-    }
-
-    /// Marks the entry as out of the entries map (see [`Entry::retired`]).
-    pub(crate) fn retire(&self) {
-        self.retired.store(true, Relaxed);
-    }
-
-    pub fn breaker_state(&self) -> BreakerState {
-        self.breaker
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .state()
-    }
-}
 
 enum Command {
     /// Run `id` after the delay (replacing its queued run).

@@ -47,7 +47,7 @@ pub fn describe() {
     describe_counter!(
         CHECKS_SKIPPED,
         Unit::Count,
-        "Due checks skipped because every worker queue was full"
+        "Due checks skipped: the target's previous check still waited or ran, or every worker queue was full"
     );
     describe_histogram!(SCHEDULE_LAG, Unit::Seconds, "How late checks start after they were due");
     describe_histogram!(CHECK_DURATION, Unit::Seconds, "How long checks took, by check type");

@@ -51,7 +51,7 @@ mod circuit;
 mod entry;
 use circuit::{bounded, circuit_open};
 pub use entry::Entry;
-use entry::{DOWN, UP};
+use entry::{DOWN, Queued, UP};
 
 /// Longest delay the timer queue is given. Validation bounds intervals far
 /// below it (`MAX_INTERVAL`, 30 d); this keeps the queue, which panics past
@@ -86,7 +86,7 @@ pub struct Collector {
     bus: Arc<dyn Bus>,
     commands: mpsc::UnboundedSender<Command>,
     command_rx: Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
-    pool: OnceLock<Pool<(Arc<Entry>, Instant)>>,
+    pool: OnceLock<Pool<(Queued, Instant)>>,
     pauses: Pauses,
     /// `maintenance[]` and the API's windows (`crate::maintenance`).
     maintenance: Arc<crate::maintenance::Windows>,
@@ -288,13 +288,15 @@ impl Collector {
         pantau_core::telemetry::scraped::add_gauge_source(m::CHECK_UP, m::CHECK_UP_HELP, source);
         let workers = &self.config.collector.workers;
         let me: Weak<Self> = Arc::downgrade(self);
-        let run: Run<(Arc<Entry>, Instant)> = Arc::new(move |(entry, due): (Arc<Entry>, Instant)| {
+        let run: Run<(Queued, Instant)> = Arc::new(move |(queued, due): (Queued, Instant)| {
             let me = me.clone();
             Box::pin(async move {
                 metrics::histogram!(m::SCHEDULE_LAG)
                     .record(Instant::now().saturating_duration_since(due).as_secs_f64());
+                // `queued` drops when the check is done: its target may be
+                // queued again.
                 match me.upgrade() {
-                    Some(c) => c.execute(&entry, false).await.1,
+                    Some(c) => c.execute(queued.entry(), false).await.1,
                     None => Duration::ZERO,
                 }
             })
@@ -503,11 +505,19 @@ impl Collector {
                     if self.pauses.is_paused(entry.target.id()) || self.maintained(&entry.target, pantau_config::MaintenanceChecks::Pause) {
                         continue;
                     }
-                    if let Some(pool) = self.pool.get()
-                        && let Err((entry, _)) = pool.dispatch((entry, deadline))
-                    {
+                    let Some(pool) = self.pool.get() else { continue };
+                    // One check of a target waits or runs at a time: when the
+                    // workers are behind, a target due again is skipped rather
+                    // than queued twice, so the backlog stays under one check
+                    // per target.
+                    let Some(queued) = entry.queue_one() else {
                         metrics::counter!(m::CHECKS_SKIPPED).increment(1);
-                        tracing::warn!(target_id = %entry.target.id(), "every worker queue is full; skipping this check");
+                        tracing::debug!(target_id = %entry.target.id(), "its previous check still waits or runs; skipping this one");
+                        continue;
+                    };
+                    if let Err((queued, _)) = pool.dispatch((queued, deadline)) {
+                        metrics::counter!(m::CHECKS_SKIPPED).increment(1);
+                        tracing::warn!(target_id = %queued.entry().target.id(), "every worker queue is full; skipping this check");
                     }
                 }
             }

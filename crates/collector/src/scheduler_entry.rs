@@ -37,6 +37,10 @@ pub struct Entry {
     /// replaced by a new entry): the schedule's queue holds entries, and
     /// looks up a retired one's successor by id when it comes due.
     pub(super) retired: AtomicBool,
+    /// Set while a check of it waits in a worker's queue or runs: the
+    /// schedule does not queue a second one behind it (see
+    /// [`Entry::queue_one`]).
+    queued: AtomicBool,
 }
 
 /// An [`Entry`]'s latest result, and the last failure and certificate of
@@ -75,7 +79,15 @@ impl Entry {
             state: StateCell::default(),
             up: AtomicU8::new(UP_UNKNOWN),
             retired: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
         })
+    }
+
+    /// Marks a check of this entry as queued; `None` when one already
+    /// waits or runs. The mark is cleared when the returned guard drops
+    /// (the check done, or never run).
+    pub(super) fn queue_one(self: &Arc<Self>) -> Option<Queued> {
+        (!self.queued.swap(true, Relaxed)).then(|| Queued(Arc::clone(self)))
     }
 
     /// Marks the entry as out of the entries map (see [`Entry::retired`]).
@@ -88,5 +100,21 @@ impl Entry {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .state()
+    }
+}
+
+/// A queued check of an entry: the entry is free for the next when this
+/// drops, whether the check ran, panicked or was dropped unrun.
+pub(super) struct Queued(Arc<Entry>);
+
+impl Queued {
+    pub(super) fn entry(&self) -> &Arc<Entry> {
+        &self.0
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.queued.store(false, Relaxed);
     }
 }

@@ -7,6 +7,7 @@
     clippy::assigning_clones
 )]
 
+mod backlog;
 mod checks;
 mod contract;
 mod grpc;

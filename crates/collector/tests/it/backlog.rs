@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebugValue;
 use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::Bus;
 use pantau_core::bus::memory::MemoryBus;
@@ -15,13 +15,7 @@ const TARGETS: usize = 6;
 
 #[test]
 fn a_target_is_never_queued_twice_when_the_workers_fall_behind() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || rt.block_on(run_behind()));
+    let ((), snapshotter) = crate::recorded(run_behind());
 
     let (mut skipped, mut depth) = (None, None);
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {

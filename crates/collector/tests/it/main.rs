@@ -33,3 +33,16 @@ mod traffic;
 mod trust;
 mod udp_ssh;
 mod websocket;
+
+/// Runs `f` to its end on a runtime of this thread, with a metrics recorder
+/// local to it; returns what `f` returned and what it recorded.
+pub(crate) fn recorded<T>(f: impl std::future::Future<Output = T>) -> (T, metrics_util::debugging::Snapshotter) {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = metrics::with_local_recorder(&recorder, || rt.block_on(f));
+    (out, snapshotter)
+}

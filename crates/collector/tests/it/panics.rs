@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebugValue;
 use pantau_collector::checks::PANIC_HOST;
 use pantau_config::{CheckType, Config, RawTarget};
 use pantau_core::bus::memory::MemoryBus;
@@ -24,13 +24,7 @@ fn target(id: &str, check: CheckType, url: Option<String>, address: Option<Strin
 
 #[test]
 fn a_panicking_check_fails_its_target_and_spares_the_others() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (results, report) = metrics::with_local_recorder(&recorder, || rt.block_on(run_three_targets()));
+    let ((results, report), snapshotter) = crate::recorded(run_three_targets());
 
     let up = |id: &str| {
         results

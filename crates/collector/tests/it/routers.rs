@@ -255,27 +255,19 @@ async fn the_example_file_polls_through_start() {
 /// back from a recorder local to this test's thread.
 #[test]
 fn router_up_and_interface_rates_are_exported() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        rt.block_on(async {
-            let (agent, bus, _stream) = start().await;
-            let col = CollectorConfig::default();
-            let mut good = RouterPoller::new(&router("mgood", &agent), &col, bus.clone());
-            assert!(good.poll_once().await.0.up, "{}", agent.log_tail());
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            assert!(good.poll_once().await.0.up);
-            let mut bad = router("mbad", &agent);
-            bad.snmp.community = Some("wrong-community".into());
-            bad.timeout = Some(Duration::from_millis(200));
-            bad.retries = Some(0);
-            assert!(!RouterPoller::new(&bad, &col, bus).poll_once().await.0.up);
-        });
+    use metrics_util::debugging::DebugValue;
+    let ((), snapshotter) = crate::recorded(async {
+        let (agent, bus, _stream) = start().await;
+        let col = CollectorConfig::default();
+        let mut good = RouterPoller::new(&router("mgood", &agent), &col, bus.clone());
+        assert!(good.poll_once().await.0.up, "{}", agent.log_tail());
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(good.poll_once().await.0.up);
+        let mut bad = router("mbad", &agent);
+        bad.snmp.community = Some("wrong-community".into());
+        bad.timeout = Some(Duration::from_millis(200));
+        bad.retries = Some(0);
+        assert!(!RouterPoller::new(&bad, &col, bus).poll_once().await.0.up);
     });
     let mut up = std::collections::BTreeMap::new();
     let mut lo_rates = Vec::new();

@@ -67,10 +67,5 @@ async fn run_behind() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let run = tokio::spawn(pantau_collector::run(ctx.clone(), grpc));
     tokio::time::sleep(Duration::from_secs(6)).await;
-    ctx.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), run)
-        .await
-        .expect("the collector stops")
-        .unwrap()
-        .expect("the collector stops without error");
+    crate::stop_collector(&ctx, run).await;
 }

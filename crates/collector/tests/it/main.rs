@@ -46,3 +46,17 @@ pub(crate) fn recorded<T>(f: impl std::future::Future<Output = T>) -> (T, metric
     let out = metrics::with_local_recorder(&recorder, || rt.block_on(f));
     (out, snapshotter)
 }
+
+/// Shuts the collector of `ctx` down and waits up to 5 s for `run` (its
+/// `pantau_collector::run`) to end without error.
+pub(crate) async fn stop_collector(
+    ctx: &pantau_core::service::Context,
+    run: tokio::task::JoinHandle<Result<(), pantau_collector::CollectorError>>,
+) {
+    ctx.shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), run)
+        .await
+        .expect("the collector stops")
+        .unwrap()
+        .expect("the collector stops without error");
+}

@@ -129,11 +129,6 @@ async fn run_three_targets() -> (Vec<CheckResult>, pantau_core::health::Report) 
         results.push(decode::<CheckResult>(&msg).expect("a CheckResult"));
     }
     let report = ctx.health.report().await;
-    ctx.shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), run)
-        .await
-        .expect("the collector stops")
-        .unwrap()
-        .expect("the collector stops without error");
+    crate::stop_collector(&ctx, run).await;
     (results, report)
 }

@@ -183,17 +183,23 @@ async fn last_hour(history: &pantau_collector::history::History, i: usize) -> Ve
         .unwrap()
 }
 
+/// A collector store in `dir` and a history with the default settings on it.
+async fn history_in(dir: &std::path::Path) -> (Store, pantau_collector::history::History) {
+    let store = Store::connect(&DatabaseConfig::default(), dir, "collector", MIGRATIONS)
+        .await
+        .unwrap();
+    let history = pantau_collector::history::History::new(store.clone(), &pantau_config::HistoryConfig::default());
+    (store, history)
+}
+
 /// A flush takes the finished minutes only; the current one stays open and a
 /// query sees it beside the written ones, for its own target only; a
 /// reversed range has no points (and does not panic).
 #[tokio::test]
 async fn a_flush_takes_finished_minutes_and_a_query_sees_the_open_one() {
-    use pantau_collector::history::{History, Resolution};
+    use pantau_collector::history::Resolution;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&DatabaseConfig::default(), dir.path(), "collector", MIGRATIONS)
-        .await
-        .unwrap();
-    let history = History::new(store, &pantau_config::HistoryConfig::default());
+    let (_, history) = history_in(dir.path()).await;
     let minute = |m: u64| UNIX_EPOCH + Duration::from_secs(1_800_000_000 / 60 * 60 + m * 60);
     history.record("a", true, Duration::from_millis(10), minute(0));
     history.record("b", false, Duration::from_millis(50), minute(0));
@@ -235,12 +241,8 @@ async fn a_flush_takes_finished_minutes_and_a_query_sees_the_open_one() {
 /// bucket is stored exactly once.
 #[tokio::test]
 async fn a_flush_that_fails_part_way_keeps_the_rest_for_the_next() {
-    use pantau_collector::history::History;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&DatabaseConfig::default(), dir.path(), "collector", MIGRATIONS)
-        .await
-        .unwrap();
-    let history = History::new(store.clone(), &pantau_config::HistoryConfig::default());
+    let (store, history) = history_in(dir.path()).await;
     let n = pantau_collector::state::WRITE_CHUNK * 3;
     let at = SystemTime::now() - Duration::from_secs(120);
     for i in 0..n {

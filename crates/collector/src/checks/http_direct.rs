@@ -170,7 +170,9 @@ impl Direct {
         let host = uri.host().unwrap_or_default();
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
         let Ok(ip) = literal else {
-            return Ok(Conn::Resolved(self.connector.clone().call(uri).await?));
+            let io = self.connector.clone().call(uri).await?;
+            socket2::SockRef::from(io.inner()).set_linger(Some(std::time::Duration::ZERO))?;
+            return Ok(Conn::Resolved(io));
         };
         Ok(Conn::eager(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))?)
     }

@@ -335,3 +335,47 @@ async fn a_direct_check_waits_for_a_handshake_not_done_when_connect_returns() {
     );
     drop(fillers);
 }
+
+/// A direct check closes its connection with a reset once the answer is read,
+/// to an address and to a name alike: the server, still reading after its
+/// answer, sees `ECONNRESET`, not the end of a stream (a `FIN`, which would
+/// leave one side in `TIME_WAIT`).
+#[tokio::test]
+async fn a_direct_check_closes_its_connection_with_a_reset() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                // Answered, but not closed: what the check does next is what
+                // this read sees.
+                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                let after = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+                let _ = tx.send(after.map(|r| r.map_err(|e| e.kind())));
+            });
+        }
+    });
+    let checker = Checker::new().unwrap();
+    for url in [format!("http://127.0.0.1:{port}/"), format!("http://localhost:{port}/")] {
+        let o = checker.check(&target(&url, Some(false))).await;
+        assert!(o.up, "{url}: {}", o.message);
+        let after = rx.recv().await.unwrap();
+        assert_eq!(
+            after,
+            Ok(Err(std::io::ErrorKind::ConnectionReset)),
+            "{url}: what the server read after its answer"
+        );
+    }
+}

@@ -2,6 +2,14 @@
 //! configured strategy; each worker runs up to its share of
 //! `workers.concurrency` checks at once.
 //!
+//! A worker is one task, and its checks run inside it, polled together: a
+//! task spawned per check cost, at saturation on new connections, a sixth of
+//! the checks per second (`make bench-collector`, see the README), most of it
+//! in waking idle runtime threads for each new task. The runtime's threads
+//! share the workers, so `workers.count` (default 4) should be at least the
+//! cores the checks are to use. A panic that escapes a check is caught here,
+//! so a worker is never lost.
+//!
 //! Strategies (`WORKER_LOAD_BALANCING_STRATEGY`):
 //! - `round_robin`: each worker in turn;
 //! - `least_connections`: the worker with the fewest checks in flight;
@@ -16,8 +24,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::{FutureExt, StreamExt};
 use pantau_config::LoadBalancingStrategy;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -120,14 +129,60 @@ pub type Run<J> = Arc<dyn Fn(J) -> Pin<Box<dyn Future<Output = Duration> + Send>
 pub struct Pool<J> {
     senders: Vec<mpsc::Sender<J>>,
     balancer: Arc<Balancer>,
+    depth: metrics::Gauge,
+}
+
+/// One worker: takes jobs from its queue while it runs fewer than
+/// its `share` of the concurrency, and runs them within its own task.
+struct Worker<J> {
+    index: usize,
+    share: usize,
+    run: Run<J>,
+    balancer: Arc<Balancer>,
+    depth: metrics::Gauge,
+    busy: metrics::Gauge,
+}
+
+impl<J: Send + 'static> Worker<J> {
+    async fn work(self, mut rx: mpsc::Receiver<J>, stop: CancellationToken) {
+        let mut running = futures::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                Some(latency) = running.next(), if !running.is_empty() => self.finished(latency),
+                job = rx.recv(), if running.len() < self.share => {
+                    let Some(job) = job else { break };
+                    self.depth.decrement(1.0);
+                    self.balancer.started(self.index);
+                    self.busy.increment(1.0);
+                    running.push(std::panic::AssertUnwindSafe((self.run)(job)).catch_unwind());
+                }
+            }
+        }
+        // The checks in hand end; the queued ones are dropped.
+        while let Some(latency) = running.next().await {
+            self.finished(latency);
+        }
+    }
+
+    fn finished(&self, latency: std::thread::Result<Duration>) {
+        let latency = latency.unwrap_or_else(|payload| {
+            let cause = pantau_core::lifecycle::panic_message(payload.as_ref());
+            tracing::error!(worker = self.index, cause = %cause, "a check's job panicked outside its check");
+            Duration::ZERO
+        });
+        self.balancer.finished(self.index, latency);
+        self.busy.decrement(1.0);
+    }
 }
 
 /// Jobs a worker may hold queued before the pool tries another.
 const QUEUE: usize = 65_536;
 
 impl<J: Send + 'static> Pool<J> {
-    /// Starts `workers` workers on `tasks`, sharing `concurrency` permits
-    /// evenly; they stop at `stop` after their running checks.
+    /// Starts `workers` workers on `tasks`, sharing `concurrency` evenly;
+    /// they stop at `stop` after their running checks.
     #[allow(clippy::needless_pass_by_value)]
     pub fn start(
         strategy: LoadBalancingStrategy,
@@ -139,40 +194,29 @@ impl<J: Send + 'static> Pool<J> {
     ) -> Self {
         let balancer = Arc::new(Balancer::new(strategy, workers));
         let per_worker = concurrency.div_ceil(balancer.workers()).max(1);
+        let depth = metrics::gauge!(m::QUEUE_DEPTH);
         let mut senders = Vec::new();
         for w in 0..balancer.workers() {
-            let (tx, mut rx) = mpsc::channel::<J>(QUEUE);
+            let (tx, rx) = mpsc::channel::<J>(QUEUE);
             senders.push(tx);
-            let run = Arc::clone(&run);
-            let balancer = Arc::clone(&balancer);
-            let stop = stop.clone();
-            let inner = tasks.clone();
-            let permits = Arc::new(Semaphore::new(per_worker));
+            let worker = Worker {
+                index: w,
+                share: per_worker,
+                run: Arc::clone(&run),
+                balancer: Arc::clone(&balancer),
+                depth: depth.clone(),
+                busy: metrics::gauge!(m::CHECKS_IN_FLIGHT),
+            };
             // Checks are the collector's spans wherever the pool runs them.
-            tasks.spawn(pantau_core::telemetry::in_current_service(async move {
-                loop {
-                    let job = tokio::select! {
-                        () = stop.cancelled() => return,
-                        job = rx.recv() => match job { Some(j) => j, None => return },
-                    };
-                    metrics::gauge!(m::QUEUE_DEPTH).decrement(1.0);
-                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                        return;
-                    };
-                    balancer.started(w);
-                    metrics::gauge!(m::CHECKS_IN_FLIGHT).increment(1.0);
-                    let fut = run(job);
-                    let balancer = Arc::clone(&balancer);
-                    inner.spawn(pantau_core::telemetry::in_current_service(async move {
-                        let latency = fut.await;
-                        balancer.finished(w, latency);
-                        metrics::gauge!(m::CHECKS_IN_FLIGHT).decrement(1.0);
-                        drop(permit);
-                    }));
-                }
-            }));
+            tasks.spawn(pantau_core::telemetry::in_current_service(
+                worker.work(rx, stop.clone()),
+            ));
         }
-        Self { senders, balancer }
+        Self {
+            senders,
+            balancer,
+            depth,
+        }
     }
 
     /// Queues `job` on the strategy's worker (or, if its queue is full, the
@@ -184,7 +228,7 @@ impl<J: Send + 'static> Pool<J> {
         for k in 0..n {
             match self.senders[(first + k) % n].try_send(job) {
                 Ok(()) => {
-                    metrics::gauge!(m::QUEUE_DEPTH).increment(1.0);
+                    self.depth.increment(1.0);
                     return Ok(());
                 }
                 Err(mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j)) => job = j,
@@ -251,6 +295,41 @@ mod tests {
         }
         let ratio = counts[0] as f64 / counts[1] as f64;
         assert!((3.5..4.5).contains(&ratio), "{counts:?}");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_does_not_lose_its_worker() {
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = Arc::clone(&done);
+        let run: Run<u32> = Arc::new(move |job| {
+            let d = Arc::clone(&d);
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                assert_ne!(job % 3, 0, "job {job} panics");
+                d.fetch_add(1, Ordering::SeqCst);
+                Duration::from_millis(1)
+            })
+        });
+        // One worker running two at a time: the panics happen beside the
+        // jobs that must still end, and before the ones queued after them.
+        let pool = Pool::start(LoadBalancingStrategy::RoundRobin, 1, 2, run, &tasks, &stop);
+        for j in 0..30 {
+            pool.dispatch(j).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while done.load(Ordering::SeqCst) < 20 || pool.balancer().in_flight(0) > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the twenty jobs that do not panic all end");
+        stop.cancel();
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .expect("the worker stops");
     }
 
     #[tokio::test]

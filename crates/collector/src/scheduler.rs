@@ -288,11 +288,11 @@ impl Collector {
         pantau_core::telemetry::scraped::add_gauge_source(m::CHECK_UP, m::CHECK_UP_HELP, source);
         let workers = &self.config.collector.workers;
         let me: Weak<Self> = Arc::downgrade(self);
+        let lag = metrics::histogram!(m::SCHEDULE_LAG);
         let run: Run<(Queued, Instant)> = Arc::new(move |(queued, due): (Queued, Instant)| {
             let me = me.clone();
+            lag.record(Instant::now().saturating_duration_since(due).as_secs_f64());
             Box::pin(async move {
-                metrics::histogram!(m::SCHEDULE_LAG)
-                    .record(Instant::now().saturating_duration_since(due).as_secs_f64());
                 // `queued` drops when the check is done: its target may be
                 // queued again.
                 match me.upgrade() {

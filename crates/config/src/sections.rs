@@ -178,7 +178,9 @@ pub enum LoadBalancingStrategy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
-    /// Workers the due checks are spread over.
+    /// Workers the due checks are spread over. Each is one task running its
+    /// checks together, so this is also how many of the runtime's threads
+    /// the checks can keep busy: keep it at least the number of cores.
     pub count: usize,
     /// Most checks in flight at once, across all workers.
     pub concurrency: usize,

@@ -34,6 +34,20 @@ fn compile(t: RawTarget) -> pantau_collector::target::Target {
     .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+/// What a client sent up to the end of its request's head (or until it
+/// stopped sending, or 64 KiB).
+async fn read_head(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    head
+}
+
 /// A server that reads each request's head (kept in `heads`), answers
 /// `answer` and closes the connection.
 async fn canned(answer: Vec<u8>, heads: Arc<Mutex<Vec<String>>>) -> String {
@@ -43,14 +57,7 @@ async fn canned(answer: Vec<u8>, heads: Arc<Mutex<Vec<String>>>) -> String {
         while let Ok((mut s, _)) = l.accept().await {
             let (answer, heads) = (answer.clone(), Arc::clone(&heads));
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
+                let head = read_head(&mut s).await;
                 heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
                 let _ = s.write_all(&answer).await;
                 let _ = s.shutdown().await;
@@ -306,13 +313,9 @@ async fn a_direct_check_waits_for_a_handshake_not_done_when_connect_returns() {
         while let Ok((mut s, _)) = listener.accept().await {
             let seen = Arc::clone(&seen);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                let head = read_head(&mut s).await;
+                if !head.ends_with(b"\r\n\r\n") {
+                    return;
                 }
                 seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
                 let _ = s
@@ -349,20 +352,16 @@ async fn a_direct_check_closes_its_connection_with_a_reset() {
         while let Ok((mut s, _)) = listener.accept().await {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                let head = read_head(&mut s).await;
+                if !head.ends_with(b"\r\n\r\n") {
+                    return;
                 }
                 // Answered, but not closed: what the check does next is what
                 // this read sees.
                 s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     .await
                     .unwrap();
-                let after = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+                let after = tokio::time::timeout(Duration::from_secs(5), s.read(&mut [0u8; 64])).await;
                 let _ = tx.send(after.map(|r| r.map_err(|e| e.kind())));
             });
         }

@@ -193,16 +193,15 @@ impl<J: Send + 'static> Pool<J> {
         stop: &CancellationToken,
     ) -> Self {
         let balancer = Arc::new(Balancer::new(strategy, workers));
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        if balancer.workers() < cores {
-            tracing::warn!(
-                workers = balancer.workers(),
-                cores,
-                "collector.workers.count is below the cores: each worker is one task, so checks use at most {} of the {cores} cores",
-                balancer.workers()
-            );
-        }
         let per_worker = concurrency.div_ceil(balancer.workers()).max(1);
+        // Each worker is one task: the number of workers bounds the cores
+        // the checks can keep busy.
+        tracing::info!(
+            workers = balancer.workers(),
+            checks_per_worker = per_worker,
+            cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            "worker pool started; each worker is one task running its checks"
+        );
         let depth = metrics::gauge!(m::QUEUE_DEPTH);
         let mut senders = Vec::new();
         for w in 0..balancer.workers() {

@@ -35,6 +35,8 @@ struct Args {
     targets: usize,
     seconds: u64,
     concurrency: usize,
+    /// `collector.workers.count`.
+    workers: usize,
     /// HTTP: `reuse_connection: false` (a new connection every check).
     new_connections: bool,
     /// HTTP: a loopback server of one's own (e.g. nginx) instead of the
@@ -48,6 +50,7 @@ fn args() -> Args {
         targets: 0,
         seconds: 10,
         concurrency: 512,
+        workers: pantau_config::WorkersConfig::default().count,
         new_connections: false,
         url: None,
     };
@@ -58,6 +61,7 @@ fn args() -> Args {
             "--targets" => a.targets = it.next().and_then(|v| v.parse().ok()).expect("--targets N"),
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).expect("--seconds N"),
             "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).expect("--concurrency N"),
+            "--workers" => a.workers = it.next().and_then(|v| v.parse().ok()).expect("--workers N"),
             "--new-connections" => a.new_connections = true,
             "--url" => {
                 let url = it.next().expect("--url http://127.0.0.1:PORT/PATH");
@@ -72,7 +76,7 @@ fn args() -> Args {
             "--bench" => {}
             other => {
                 panic!(
-                    "unknown argument {other}; use --mode tcp|http|idle --targets N --seconds N --concurrency N [--new-connections] [--url http://127.0.0.1:PORT/]"
+                    "unknown argument {other}; use --mode tcp|http|idle --targets N --seconds N --concurrency N [--workers N] [--new-connections] [--url http://127.0.0.1:PORT/]"
                 )
             }
         }
@@ -276,6 +280,7 @@ async fn run(a: Args, snap: Snapshotter) {
     };
     config.metrics.enabled = false;
     config.collector.workers.concurrency = a.concurrency;
+    config.collector.workers.count = a.workers;
     config.collector.timeout = Duration::from_secs(1);
     config.collector.interval = if a.mode == "idle" {
         Duration::from_secs(3600)
@@ -328,7 +333,7 @@ async fn run(a: Args, snap: Snapshotter) {
     let window = pantau_collector::scheduler::spread_window(a.targets).min(ctx.config.collector.interval);
     let warmup = window + Duration::from_secs(2);
     println!(
-        "collector bench: mode={}{} targets={} concurrency={} warm-up={}s measure={}s",
+        "collector bench: mode={}{} targets={} concurrency={} workers={} warm-up={}s measure={}s",
         a.mode,
         if a.new_connections {
             " (a new connection every check)"
@@ -337,6 +342,7 @@ async fn run(a: Args, snap: Snapshotter) {
         },
         a.targets,
         a.concurrency,
+        a.workers,
         warmup.as_secs(),
         a.seconds
     );

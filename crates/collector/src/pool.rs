@@ -146,10 +146,15 @@ struct Worker<J> {
 impl<J: Send + 'static> Worker<J> {
     async fn work(self, mut rx: mpsc::Receiver<J>, stop: CancellationToken) {
         let mut running = futures::stream::FuturesUnordered::new();
+        // Made once: a new `cancelled()` at each turn would register with
+        // the token (a lock shared with every other task of the service)
+        // and leave it again, twice per check.
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             tokio::select! {
                 biased;
-                () = stop.cancelled() => break,
+                () = &mut stopped => break,
                 Some(latency) = running.next(), if !running.is_empty() => self.finished(latency),
                 job = rx.recv(), if running.len() < self.share => {
                     let Some(job) = job else { break };

@@ -23,6 +23,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
@@ -47,13 +48,20 @@ impl Conn {
             Some(Protocol::TCP),
         )?;
         socket.set_tcp_nodelay(true)?;
-        socket.set_linger(Some(std::time::Duration::ZERO))?;
+        socket.set_linger(Some(Duration::ZERO))?;
         match socket.connect(&SockAddr::from(addr)) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
         Ok(Self::Eager(TokioIo::new(TcpStream::from_std(socket.into())?)))
+    }
+
+    /// A connection the connector made to a name, set to close with a
+    /// reset as [`Conn::eager`]'s does.
+    pub(super) fn resolved(io: TokioIo<TcpStream>) -> io::Result<Self> {
+        SockRef::from(io.inner()).set_linger(Some(Duration::ZERO))?;
+        Ok(Self::Resolved(io))
     }
 
     fn io(&mut self) -> &mut TokioIo<TcpStream> {

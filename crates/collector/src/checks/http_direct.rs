@@ -170,9 +170,7 @@ impl Direct {
         let host = uri.host().unwrap_or_default();
         let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
         let Ok(ip) = literal else {
-            let io = self.connector.clone().call(uri).await?;
-            socket2::SockRef::from(io.inner()).set_linger(Some(std::time::Duration::ZERO))?;
-            return Ok(Conn::Resolved(io));
+            return Ok(Conn::resolved(self.connector.clone().call(uri).await?)?);
         };
         Ok(Conn::eager(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)))?)
     }
